@@ -1,0 +1,229 @@
+"""Typed records the harness writes: one :class:`Observation` per planned request, run metadata.
+
+Every file carries ``schema_version``; readers refuse versions they do not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import HarnessError
+
+OBSERVATION_SCHEMA_VERSION = 1
+META_SCHEMA_VERSION = 1
+
+Api = Literal["chat", "responses"]
+Finish = Literal["completed", "incomplete", "failed", "error", "length", "tool_calls", "stop",
+                 "content_filter"]
+
+
+class Usage(BaseModel):
+    """Token usage normalised across APIs. ``cached_tokens`` is a subset of ``input_tokens``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class Attempt(BaseModel):
+    """One HTTP attempt of a request (retries add attempts; the last one is the result)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    retry_after_ms: float | None = None
+    waited_ms: float = 0.0
+    total_ms: float | None = None
+
+
+class ToolCallRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    arguments: str
+
+
+class Observation(BaseModel):
+    """One planned request's outcome. Timings are wire-clock ms unless prefixed ``sdk_``.
+
+    Null means "cannot exist" (a non-streaming request has no TTFT), never "zero".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = OBSERVATION_SCHEMA_VERSION
+    run_id: str
+    scenario: str
+    prompt_id: str
+    arm: str
+    api: Api
+    turn: int
+    repeat: int
+    conversation: str
+    cold: bool
+    model: str
+    stream: bool
+    order: int = Field(description="position in the run's send order")
+    started_at: float = Field(description="unix time the first attempt was sent")
+
+    status: int | None = None
+    ok: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    finish: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+
+    ttfb_ms: float | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    sdk_ttfb_ms: float | None = None
+    sdk_ttft_ms: float | None = None
+    sdk_total_ms: float | None = None
+    connect_ms: float | None = None
+    new_connection: bool | None = None
+    events: int | None = None
+
+    request_id: str | None = None
+    processing_ms: float | None = None
+    service_tier: str | None = None
+    response_id: str | None = None
+    previous_response_id: str | None = None
+
+    usage: Usage | None = None
+    output_text: str | None = None
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    replayed: bool = False
+    client: Literal["sdk", "raw"] = "sdk"
+    request_bytes: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, int, int]:
+        """Identity of the planned request (run-independent)."""
+        return (self.scenario, self.prompt_id, self.arm, self.repeat, self.turn)
+
+
+class RunMeta(BaseModel):
+    """``runs/<run-id>/meta.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = META_SCHEMA_VERSION
+    run_id: str
+    created_at: float
+    finished_at: float | None = None
+    seed: int
+    target: str
+    target_url: str | None = None
+    is_emulator: bool
+    emulator_profile: str | None = None
+    emulator_seed: int | None = None
+    scenarios: list[dict[str, Any]] = Field(
+        default_factory=list, description="name, path, sha256 of each scenario file"
+    )
+    cache_nonces: dict[str, str] = Field(default_factory=dict)
+    client: Literal["sdk", "raw"] = "sdk"
+    concurrency: int = 1
+    planned_requests: int = 0
+    stored_responses_deleted: int | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+    machine: dict[str, Any] = Field(default_factory=dict)
+    replayed_from: str | None = None
+    recorded_to: str | None = None
+
+    @property
+    def target_label(self) -> str:
+        from harness import NOT_OPENAI_LABEL
+
+        return f"{self.target} ({NOT_OPENAI_LABEL})" if self.is_emulator else self.target
+
+
+class ObservationWriter:
+    """Appends observations as JSONL, fsync'ing every ``group`` records (and on close).
+
+    A crash loses at most the records of the current, not yet synced group; ``--resume``
+    redoes their conversations.
+    """
+
+    def __init__(self, path: Path, group: int = 16) -> None:
+        self._path = path
+        self._group = group
+        self._pending = 0
+        self._fh = path.open("a", encoding="utf-8")
+
+    def write(self, obs: Observation) -> None:
+        self._fh.write(obs.model_dump_json() + "\n")
+        self._pending += 1
+        if self._pending >= self._group:
+            self.sync()
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._pending = 0
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.sync()
+            self._fh.close()
+
+    def __enter__(self) -> ObservationWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_observations(path: Path) -> Iterator[Observation]:
+    """Yield observations; a torn last line (crash mid-write) is skipped, anything else raises."""
+    with path.open(encoding="utf-8") as fh:
+        lines = fh.readlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if lineno == len(lines) and not line.endswith("\n"):
+                return  # torn final write: the resume redoes it
+            raise HarnessError(f"{path}:{lineno}: not valid JSON ({exc.msg}) — "
+                               "delete the line or rerun with --resume") from exc
+        version = data.get("schema_version")
+        if version != OBSERVATION_SCHEMA_VERSION:
+            raise HarnessError(f"{path}:{lineno}: schema_version {version!r} is not supported "
+                               f"(this harness reads {OBSERVATION_SCHEMA_VERSION}) — "
+                               "re-run `harness analyze` with a matching harness version")
+        yield Observation.model_validate(data)
+
+
+def write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None:
+    """Write JSON atomically (temp file + rename) so readers never see half a file."""
+    text = data.model_dump_json(indent=2) if isinstance(data, BaseModel) else json.dumps(
+        data, indent=2, sort_keys=False)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_meta(run_dir: Path) -> RunMeta:
+    path = run_dir / "meta.json"
+    if not path.is_file():
+        raise HarnessError(f"{run_dir}: no meta.json — is this a run directory (runs/<run-id>/)?")
+    return RunMeta.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def iter_lines(items: Iterable[BaseModel]) -> Iterator[str]:
+    for item in items:
+        yield item.model_dump_json()
