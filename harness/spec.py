@@ -48,7 +48,11 @@ def _rewrite(node: Any) -> Any:
         for key, value in node.items():
             if key == "discriminator":
                 continue
-            out["anyOf" if key == "oneOf" else key] = _rewrite(value)
+            if key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
+                # names of properties are data, not keywords: rewrite only their schemas
+                out[key] = {name: _rewrite(sub) for name, sub in value.items()}
+            else:
+                out["anyOf" if key == "oneOf" else key] = _rewrite(value)
         if out.pop("nullable", False):
             out = {"anyOf": [out, {"type": "null"}]}
         return out
