@@ -74,6 +74,7 @@ class Observation(BaseModel):
     repeat: int
     conversation: str
     cold: bool
+    warmup: bool = False
     model: str
     stream: bool
     order: int = Field(description="position in the run's send order")
