@@ -106,12 +106,128 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- run ---------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run scenarios against both APIs and record observations",
+        description="Send every planned request of SCENARIO(s) to the target and record one "
+        "observation per request in runs/<run-id>/observations.jsonl. Default target: the "
+        "built-in emulator (not OpenAI) with the 'parity' profile, in its own process. "
+        "Exit 0 when the run completed (failed requests are data), 2 for bad input, "
+        "130 when interrupted (what was recorded is kept; continue with --resume).",
+    )
+    p.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
+    p.add_argument("--target", default="emulator",
+                   help="emulator (default), openai (needs OPENAI_API_KEY; OPENAI_BASE_URL "
+                   "optional), or a base URL of any compatible server")
+    p.add_argument("--emulator-profile", default="parity", metavar="NAME|FILE",
+                   help="latency/fault profile of the built-in emulator (default parity)")
+    p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
+    p.add_argument("--emulator-time-scale", type=float, default=1.0, metavar="X",
+                   help="scale the emulator's delays (0.1 = ten times faster; for demos/tests)")
+    p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory (runs/)")
+    p.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
+                   help="conversations in flight at once (default 1: most accurate timing)")
+    p.add_argument("--repeats", type=_positive_int, default=None, metavar="N",
+                   help="override the scenario's repeats")
+    p.add_argument("--rps", type=float, default=None, metavar="R",
+                   help="at most R requests per second")
+    p.add_argument("--client", choices=["sdk", "raw"], default="sdk",
+                   help="sdk: the official openai SDK (default); raw: lean httpx2 + SSE "
+                   "parser for high-rate load tests")
+    p.add_argument("--max-requests", type=_positive_int, default=None, metavar="N",
+                   help="refuse to start if the plan has more requests")
+    p.add_argument("--max-cost-usd", type=float, default=None, metavar="X",
+                   help="refuse to start a live run whose estimated cost is higher")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="complete an interrupted run (unfinished conversations restart at "
+                   "turn 1)")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="run seed: cache nonces and arm order (default: random, recorded)")
+    p.add_argument("--max-attempts", type=_positive_int, default=4, metavar="N",
+                   help="attempts per request including retries (default 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.client import RetryPolicy
+    from harness.runner import RunOptions, finish_run, run
+
+    options = RunOptions(
+        target=args.target, emulator_profile=args.emulator_profile,
+        emulator_seed=args.emulator_seed, emulator_time_scale=args.emulator_time_scale,
+        out=args.out, concurrency=args.concurrency, repeats=args.repeats, rps=args.rps,
+        client=args.client, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
+        resume=args.resume, seed=args.seed, progress=not args.quiet,
+        retry=RetryPolicy(max_attempts=args.max_attempts),
+    )
+    result = run(args.scenarios, options)
+    return finish_run(result)
+
+
+# --- analyze -----------------------------------------------------------------------------------
+
+
+def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="turn a run's observations into summary.json",
+        description="Analyse RUN_DIR (meta.json + observations.jsonl): latency percentiles with "
+        "bootstrap CIs, cold vs warm, caching, cost, output similarity against the A/A noise "
+        "floor, and the migration guide's claims. Writes RUN_DIR/summary.json, prints its path "
+        "and a short table. Exit 0, or 2 for bad input.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--prices", type=Path, default=None, metavar="FILE",
+                   help="YAML/JSON price overrides: {models: {NAME: {input_mtok, "
+                   "cached_input_mtok, cache_write_mtok, output_mtok}}} (USD per 1M tokens)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
+    p.add_argument("--resamples", type=_positive_int, default=None, metavar="N",
+                   help="bootstrap resamples (default 2000)")
+    p.add_argument("--quiet", action="store_true", help="print only the summary path")
+    p.set_defaults(handler=_cmd_analyze)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from harness.analyze import analyze_run, write_summary
+    from harness.stats import DEFAULT_RESAMPLES
+
+    summary = analyze_run(args.run_dir, price_overrides=args.prices, seed=args.seed,
+                          resamples=args.resamples or DEFAULT_RESAMPLES)
+    path = write_summary(args.run_dir, summary)
+    for warning in summary.warnings:
+        print(f"harness: warning: {warning}", file=sys.stderr)
+    print(path)
+    if not args.quiet:
+        from rich.console import Console
+
+        from harness.summary import summary_tables
+
+        console = Console()
+        for table in summary_tables(summary):
+            console.print(table)
+    return 0
+
+
 # --- main --------------------------------------------------------------------------------------
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_validate,
     _add_plan,
     _add_emulator,
+    _add_run,
+    _add_analyze,
 ]
 
 

@@ -141,6 +141,8 @@ class RunMeta(BaseModel):
     stored_responses_deleted: int | None = None
     versions: dict[str, str] = Field(default_factory=dict)
     machine: dict[str, Any] = Field(default_factory=dict)
+    sdk_warmup_ms: float | None = Field(
+        default=None, description="one-off SDK model building, done before timing starts")
     replayed_from: str | None = None
     recorded_to: str | None = None
 

@@ -1,0 +1,140 @@
+"""Test the migration guide's claims on one scenario's comparisons.
+
+Verdict rule: **supported** when the 95 % interval lies inside the claimed range,
+**contradicted** when it lies wholly outside, otherwise **inconclusive**. On an emulator run the
+numbers were put there by the emulator's profile, and every note says so.
+
+The three claims, all on ``responses_vs_chat`` (or ``responses_chained_vs_chat``):
+
+- ``first_request_slower``: cold (turn 1) TTFT ratio in [2, 3] (cold total latency when not
+  streaming).
+- ``cache_utilization_better``: relative improvement of the cache hit ratio in [0.40, 0.80]; when
+  Chat cached nothing the improvement is undefined and the absolute difference is reported in
+  percentage points (verdict inconclusive).
+- ``cost``: "better caching … means lower costs" at "the same per-token pricing": the measured
+  cost-per-request ratio must lie below 1 (the range [0, 1) is open at 1, so an unchanged bill
+  contradicts it). The note says whether, and by how much, the bill changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.summary import Claim, ClaimUnit, Comparison, Effect, Interval, Verdict
+
+FIRST_REQUEST_QUOTE = ("The Responses API typically requires 2-3x longer on the first request")
+CACHE_QUOTE = "improved caching (40-80% better than Chat Completions)"
+COST_QUOTE = ("Better caching - 40-80% improvement over Chat Completions means lower costs; "
+              "Model costs: Same per-token pricing as Chat Completions")
+
+
+def verdict(ci: Interval | None, claimed: Interval | None, *, open_upper: bool = False,
+            ) -> Verdict:
+    """supported: CI ⊂ claimed range; contradicted: CI ∩ range = ∅; else inconclusive.
+
+    ``open_upper`` excludes the upper bound itself from the range ([lo, hi)).
+    """
+    if ci is None or claimed is None:
+        return "inconclusive"
+    lo, hi = ci
+    below_top = hi < claimed[1] if open_upper else hi <= claimed[1]
+    above_top = lo >= claimed[1] if open_upper else lo > claimed[1]
+    if lo >= claimed[0] and below_top:
+        return "supported"
+    if hi < claimed[0] or above_top:
+        return "contradicted"
+    return "inconclusive"
+
+
+def _pick(comparisons: Mapping[str, Comparison]) -> tuple[str, Comparison] | None:
+    for key in ("responses_vs_chat", "responses_chained_vs_chat"):
+        if key in comparisons:
+            return key, comparisons[key]
+    return None
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:+.0f} %"
+
+
+CLAIMED_TEXT = {"first_request_slower": "2–3× slower", "cache_utilization_better": "+40–80 %",
+                "cost": "< 1 (cheaper)"}
+
+
+def _claim(claim: str, quote: str, metric: str | None, unit: ClaimUnit, e: Effect | None,
+           claimed: Interval | None, note: str, profile: str | None, *,
+           scale: float = 1.0, force: Verdict | None = None, open_upper: bool = False) -> Claim:
+    value = e.value * scale if e is not None and e.value is not None else None
+    ci = (e.ci95[0] * scale, e.ci95[1] * scale) if e is not None and e.ci95 else None
+    v = force or verdict(ci, claimed, open_upper=open_upper)
+    if profile is not None:
+        note = f"injected by profile {profile} (emulator, not OpenAI): {note}"
+    return Claim(claim=claim, quote=quote, metric=metric, unit=unit, value=value, ci95=ci,
+                 claimed_range=claimed, claimed=CLAIMED_TEXT[claim], verdict=v, note=note,
+                 injected_by_profile=profile)
+
+
+def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
+    e, name = c.cold_ttft_ratio, "cold_ttft_ratio"
+    if e is None:
+        e, name = c.cold_total_ratio, "cold_total_ratio"
+    if e is None:
+        note = "no cold requests measured in both arms"
+    else:
+        what = "time to first token" if name == "cold_ttft_ratio" else "total latency"
+        note = f"first (cold) request {what} on {c.a} is {e.value or 0.0:.2f}× {c.b}'s"
+    return _claim("first_request_slower", FIRST_REQUEST_QUOTE, f"{key}.{name}", "ratio", e,
+                  (2.0, 3.0), note, profile)
+
+
+def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
+    rel, delta = c.cache_hit_improvement, c.cache_hit_ratio_delta
+    if rel is not None:
+        note = f"{c.a} cache hit ratio is {_pct(rel.value or 0.0)} relative to {c.b}'s"
+        return _claim("cache_utilization_better", CACHE_QUOTE, f"{key}.cache_hit_improvement",
+                      "relative", rel, (0.40, 0.80), note, profile)
+    if delta is None:
+        return _claim("cache_utilization_better", CACHE_QUOTE, None, "relative", None,
+                      (0.40, 0.80), "no token usage reported by both arms", profile)
+    # Chat cached nothing: a relative improvement is undefined, report absolute points.
+    if (delta.value or 0.0) == 0.0:
+        note = "neither arm had a cache hit (prompts under 1,024 tokens, or caching off)"
+    else:
+        note = (f"{c.b} cached nothing, so a relative improvement is undefined; {c.a} cached "
+                f"{(delta.value or 0.0) * 100:.1f} points more of its input")
+    return _claim("cache_utilization_better", CACHE_QUOTE, f"{key}.cache_hit_ratio_delta",
+                  "points", delta, None, note, profile, scale=100.0, force="inconclusive")
+
+
+def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
+    e = c.cost_ratio
+    if e is None or e.value is None:
+        note = "cost unknown (a model has no price: add it with --prices FILE)"
+    else:
+        change = ("changes" if e.significant else "does not change significantly")
+        note = (f"per-token prices are the same for one model; the bill {change}: "
+                f"{c.a} costs {_pct(e.value - 1.0)} per request vs {c.b}"
+                + (f" (95 % CI {_pct(e.ci95[0] - 1.0)} to {_pct(e.ci95[1] - 1.0)})"
+                   if e.ci95 else ""))
+    return _claim("cost", COST_QUOTE, f"{key}.cost_ratio", "ratio", e, (0.0, 1.0), note,
+                  profile, open_upper=True)
+
+
+def evaluate_claims(comparisons: Mapping[str, Comparison], *,
+                    emulator_profile: str | None = None) -> dict[str, Claim]:
+    """The guide's claims tested on ``responses_vs_chat`` (or the chained arm if alone)."""
+    picked = _pick(comparisons)
+    if picked is None:
+        missing: tuple[tuple[str, str, ClaimUnit, Interval], ...] = (
+            ("first_request_slower", FIRST_REQUEST_QUOTE, "ratio", (2.0, 3.0)),
+            ("cache_utilization_better", CACHE_QUOTE, "relative", (0.40, 0.80)),
+            ("cost", COST_QUOTE, "ratio", (0.0, 1.0)))
+        return {name: _claim(name, quote, None, unit, None, rng,
+                             "needs a chat arm and a responses arm", emulator_profile)
+                for name, quote, unit, rng in missing}
+    key, c = picked
+    return {
+        "first_request_slower": _first_request(key, c, emulator_profile),
+        "cache_utilization_better": _cache(key, c, emulator_profile),
+        "cost": _cost(key, c, emulator_profile),
+    }

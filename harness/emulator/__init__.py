@@ -1,0 +1,16 @@
+"""An OpenAI-compatible emulator (not OpenAI) of Chat Completions and the Responses API.
+
+It serves the endpoints the harness uses with OpenAI's shapes, SSE event order, prompt-caching
+rules, stored responses, and configurable latency/fault profiles, so the harness can be shown,
+tested and benchmarked offline. Ground truth of every request (delays applied, server-observed
+times) goes to a truth log only, never into replies.
+
+Entry points: :func:`harness.emulator.app.create_app`, :func:`harness.emulator.server.serve`,
+:class:`harness.emulator.server.EmulatorThread`, :class:`harness.emulator.server.EmulatorProcess`
+and :func:`harness.emulator.profiles.load_profile`.
+"""
+
+from harness import __version__
+
+#: Value of the ``x-emulator`` header on every reply.
+EMULATOR_ID = f"shadow-harness/{__version__}"

@@ -1,0 +1,109 @@
+"""The ASGI app: Starlette routes over :class:`harness.emulator.engine.Emulator`.
+
+Routes: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``GET``/``DELETE
+/v1/responses/{id}``, ``GET /v1/models`` (and ``/v1/models/{id}``); anything else is OpenAI's
+404 ``Invalid URL``. Requests without an ``Authorization`` header get OpenAI's 401. The request
+path is kept lean (no middleware, bodies pre-encoded) because benchmarks compare it with a
+minimal JSON endpoint on the same stack.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+
+from harness.emulator.engine import Emulator
+from harness.emulator.errors import ApiError
+from harness.emulator.profiles import EmulatorConfig
+from harness.emulator.streaming import (
+    Receive,
+    Scope,
+    Send,
+    TimedResponse,
+    hide_stream_cut_logs,
+)
+
+_ARRIVAL = "emulator.t0"
+_NO_KEY = ApiError(401, "You didn't provide an API key. You need to provide your API key in an "
+                   "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                   "YOUR_KEY).")
+
+
+class EmulatorApp:
+    """The ASGI callable; ``.emulator`` exposes state (cache, store) to tests."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.emulator = Emulator(config)
+        self._app = Starlette(routes=_routes(self.emulator))
+        hide_stream_cut_logs()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stamp the arrival time (the zero of every server-observed time), then route."""
+        if scope["type"] == "http":
+            scope[_ARRIVAL] = time.perf_counter()
+        await self._app(scope, receive, send)
+
+    def close(self) -> None:
+        """Flush the truth log."""
+        self.emulator.close()
+
+
+def create_app(config: EmulatorConfig) -> EmulatorApp:
+    """An emulator ASGI app for ``config`` (serve it with uvicorn, see :mod:`.server`)."""
+    return EmulatorApp(config)
+
+
+def _t0(request: Request) -> float:
+    t0: float = request.scope.get(_ARRIVAL) or time.perf_counter()
+    return t0
+
+
+def _authorized(request: Request) -> bool:
+    return any(name == b"authorization" for name, _ in request.scope["headers"])
+
+
+def _routes(emu: Emulator) -> list[Route]:
+    truth = emu.truth
+
+    async def chat_completions(request: Request) -> TimedResponse:
+        t0 = _t0(request)
+        raw = await request.body()
+        if not _authorized(request):
+            return TimedResponse(emu.error_plan(t0, _NO_KEY, api="chat"), truth)
+        return TimedResponse(emu.create("chat", raw, t0), truth)
+
+    async def responses(request: Request) -> TimedResponse:
+        t0 = _t0(request)
+        raw = await request.body()
+        if not _authorized(request):
+            return TimedResponse(emu.error_plan(t0, _NO_KEY, api="responses"), truth)
+        return TimedResponse(emu.create("responses", raw, t0), truth)
+
+    async def response_get(request: Request) -> TimedResponse:
+        return TimedResponse(emu.get_response(request.path_params["response_id"],
+                                              _t0(request)), truth)
+
+    async def response_delete(request: Request) -> TimedResponse:
+        return TimedResponse(emu.delete_response(request.path_params["response_id"],
+                                                 _t0(request)), truth)
+
+    async def models(request: Request) -> TimedResponse:
+        return TimedResponse(emu.models(_t0(request), request.path_params.get("model")), truth)
+
+    async def not_found(request: Request) -> TimedResponse:
+        err = ApiError(404, f"Invalid URL ({request.method} {request.url.path})")
+        return TimedResponse(emu.error_plan(_t0(request), err, api="-"), truth)
+
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
+        Route("/v1/responses/{response_id}", response_get, methods=["GET"]),
+        Route("/v1/responses/{response_id}", response_delete, methods=["DELETE"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model:path}", models, methods=["GET"]),
+        Route("/{path:path}", not_found, methods=every),
+    ]

@@ -1,0 +1,345 @@
+"""Deterministic reply content from (seed, request).
+
+The *content key* hashes the seed, model, last user message, tool outputs answered now, output
+format, tool names and turn number — not the system prompt or earlier history, so a harness's
+cache-isolation nonce (at the start of the prompt) does not change the reply, and Chat and
+Responses get the same base reply for the same neutral request.
+
+- Length: natural replies draw ``content.reply_tokens`` and stay under the token cap; a prompt
+  asking for long output ("in detail", "essay", "at least 500 words"…) draws
+  ``long_reply_tokens`` and is cut at the cap (``finish_reason: length`` /
+  ``response.incomplete``); "briefly", "in one word"… draw ``short_reply_tokens``.
+- ``temperature > 0``: a share of words (``0.12 × temperature``, at most half) is redrawn and
+  the length jitters by ±10 % × temperature, from a stream seeded by the key, the API and how
+  many times this exact request was seen — so A/A replicates differ, reproducibly.
+- ``divergence`` (profile): on Responses, exactly ``round(d × words)`` words are replaced, so
+  similarity metrics can be checked against a known truth (exact at ``temperature: 0``).
+- Structured outputs: JSON valid against the schema (:mod:`harness.emulator.schema_values`).
+- Tools: called when ``tool_choice`` requires it, or on ``auto`` when a word of a tool's name
+  (``get_weather`` → "weather") is in the last user message and no tool output is pending;
+  arguments are schema-valid JSON. Pending tool outputs are answered in text that quotes them.
+- Reasoning models: reasoning tokens per effort (``content.reasoning_tokens`` ±40 %), counted in
+  the output tokens and the cap; encrypted reasoning content records its token count.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from harness.emulator.profiles import ContentProfile
+from harness.emulator.prompt import GenRequest, Segment, ToolSpec, count, decode_pieces, encode
+from harness.emulator.schema_values import Hints, value_for
+
+WORDS = (
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be",
+    "by", "this", "are", "or", "from", "at", "an", "not", "have", "has", "but", "all", "can",
+    "will", "more", "one", "about", "which", "their", "they", "we", "you", "your", "our", "its",
+    "also", "other", "time", "new", "some", "these", "may", "like", "into", "than", "only", "any",
+    "most", "over", "such", "through", "when", "where", "after", "first", "use", "data", "system",
+    "service", "support", "team", "customer", "order", "account", "policy", "help", "request",
+    "process", "information", "report", "value", "result", "change", "level", "model", "test",
+    "quality", "product", "price", "cost", "plan", "review", "update", "issue", "answer",
+    "question", "example", "response", "number", "part", "place", "case", "point", "group",
+    "problem", "fact", "hand", "week", "day", "year", "people", "work", "life", "world", "state",
+    "program", "market", "business", "company", "project", "option", "feature", "detail", "step",
+    "list", "note", "rule", "guide", "check", "simple", "clear", "short", "direct", "quick",
+    "good", "best", "high", "low", "early", "late", "open", "close", "full", "free", "real",
+    "main", "key", "common", "general", "specific", "current", "recent", "final", "total",
+    "average", "local", "global", "public", "private", "standard", "basic", "safe", "secure",
+    "stable", "fast", "slow", "better", "easy", "hard", "small", "large", "long", "wide", "strong",
+    "light", "dark", "warm", "cool", "fresh", "clean", "ready", "able", "possible", "available",
+    "important", "useful", "helpful", "relevant", "similar", "different", "regular", "typical",
+    "normal", "special", "certain", "exact", "whole", "entire", "single", "double", "every",
+    "each", "both", "either", "neither", "many", "much", "few", "several", "enough", "another",
+    "same", "own", "next", "last", "previous", "following", "above", "below", "within", "without",
+    "between", "during", "before", "under", "along", "across", "around", "against", "upon",
+    "while", "because", "although", "though", "since", "unless", "until", "whether", "however",
+    "therefore", "instead", "otherwise", "usually", "often", "always", "never", "sometimes",
+    "generally", "typically", "especially", "mostly", "simply", "clearly", "finally", "recently",
+    "currently", "already", "still", "again", "even", "just", "then", "there", "here", "now",
+    "today", "tomorrow", "yesterday", "soon", "later"
+)
+"""Words that are one ``o200k_base`` token each, with a leading space and capitalised."""
+
+_LONG = re.compile(r"\b(in (great )?detail|detailed|essay|elaborate|comprehensive|"
+                   r"thorough(ly)?|in depth|in-depth|at length|long (answer|reply|response|text|"
+                   r"story|essay|explanation)|at least \d+ words|\d{3,} words|"
+                   r"write a (story|report|article))\b", re.IGNORECASE)
+_SHORT = re.compile(r"\b(one word|single word|in a word|briefly|brief answer|short answer|"
+                    r"yes or no|one sentence|in a sentence|tl;?dr)\b", re.IGNORECASE)
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_STOP = {"get", "set", "fetch", "list", "find", "search", "lookup", "look", "create", "update",
+         "delete", "do", "run", "make", "call", "the", "a", "an", "for", "of", "to", "in", "on",
+         "by", "info", "data", "current", "tool", "api"}
+
+
+@dataclass(slots=True)
+class ToolCallOut:
+    """A function call in the reply."""
+
+    call_id: str
+    name: str
+    arguments: str
+    pieces: list[str]
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the model "said": text or tool calls, token counts and how it finished."""
+
+    text: str = ""
+    pieces: list[str] = field(default_factory=list)
+    tool_calls: list[ToolCallOut] = field(default_factory=list)
+    reasoning_tokens: int = 0
+    output_tokens: int = 0
+    finish: str = "stop"
+    key: int = 0
+    divergence_words: float | None = None
+    variation_words: float | None = None
+
+
+def content_key(req: GenRequest, seed: int) -> int:
+    """The hash that fixes the base reply of a request (see the module docstring)."""
+    parts = [str(seed), req.model.id, req.last_user_text(), str(req.user_turns())]
+    parts += [f"{s.name}:{s.text}" for s in req.pending_tool_outputs()]
+    if req.output is not None:
+        parts.append(json.dumps([req.output.kind, req.output.schema], sort_keys=True))
+    parts += [t.name for t in req.tools]
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest)
+
+
+def _rng(*parts: int) -> random.Random:
+    # hash() of a tuple of ints is stable across processes (no hash randomisation for ints).
+    return random.Random(hash(parts))
+
+
+_CAPS = {w: w.capitalize() for w in WORDS}
+_SPACED = {w: " " + w for w in WORDS}
+_SPACED_CAPS = {w: " " + w.capitalize() for w in WORDS}
+
+
+def _words(rng: random.Random, target: int) -> tuple[list[str], list[int]]:
+    """Words and sentence lengths; words + one '.' per sentence = ``target`` tokens."""
+    rand = rng.random
+    lengths: list[int] = []
+    left = max(1, target)
+    while left > 0:
+        n = 1 if left <= 2 else min(left - 1, 6 + int(rand() * 9))
+        lengths.append(n)
+        left -= n + 1
+    return rng.choices(WORDS, k=sum(lengths)), lengths
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Text as one string per token — every word of :data:`WORDS` is one token, as is each
+    '.' — with where each word sits, so words can be swapped without re-tokenizing."""
+
+    words: tuple[str, ...]
+    pieces: tuple[str, ...]
+    piece_of: tuple[int, ...]
+    starts: frozenset[int]
+    sentence_ends: tuple[tuple[int, int], ...]
+
+
+def _layout(words: list[str], lengths: list[int], *, spaced: bool) -> _Layout:
+    pieces: list[str] = []
+    piece_of: list[int] = []
+    starts: set[int] = set()
+    ends: list[tuple[int, int]] = []
+    i = 0
+    for n in lengths:
+        starts.add(i)
+        piece_of.append(len(pieces))
+        pieces.append(_SPACED_CAPS[words[i]] if spaced or pieces else _CAPS[words[i]])
+        for w in words[i + 1:i + n]:
+            piece_of.append(len(pieces))
+            pieces.append(_SPACED[w])
+        pieces.append(".")
+        i += n
+        ends.append((i, len(pieces)))
+    return _Layout(tuple(words), tuple(pieces), tuple(piece_of), frozenset(starts), tuple(ends))
+
+
+@lru_cache(maxsize=4096)
+def _base_layout(key: int, target: int, spaced: bool) -> _Layout:
+    # Repeated prompts (the usual load) reuse their base reply instead of redrawing it.
+    return _layout(*_words(random.Random(hash((key, target))), target), spaced=spaced)
+
+
+@lru_cache(maxsize=4096)
+def _base_draws(key: int) -> tuple[float, float]:
+    rng = random.Random(key)
+    return rng.random(), rng.random()
+
+
+@lru_cache(maxsize=1024)
+def _intent(question: str) -> tuple[bool, bool]:
+    return bool(_LONG.search(question)), bool(_SHORT.search(question))
+
+
+def _text_pieces(base: _Layout, variation: random.Random | None, temperature: float,
+                 new_target: int, divergence: float, div_rng: random.Random | None,
+                 spaced: bool) -> tuple[list[str], float | None, float | None]:
+    """Pieces of the base text, varied (temperature) and diverged (responses) as asked."""
+    words = list(base.words)
+    pieces = list(base.pieces)
+    piece_of = list(base.piece_of)
+    starts = set(base.starts)
+    if variation is not None and new_target < len(pieces):
+        keep = [(w, p) for w, p in base.sentence_ends if p <= new_target] or [
+            base.sentence_ends[0]]
+        del words[keep[-1][0]:], pieces[keep[-1][1]:], piece_of[keep[-1][0]:]
+    elif variation is not None and new_target > len(pieces):
+        extra = _layout(*_words(variation, new_target - len(pieces)), spaced=True)
+        starts |= {len(words) + i for i in extra.starts}
+        piece_of += [len(pieces) + i for i in extra.piece_of]
+        words += extra.words
+        pieces += extra.pieces
+
+    def swap(rng: random.Random, share: float) -> float:
+        k = min(len(words), round(share * len(words)))
+        rand = rng.random
+        for i in rng.sample(range(len(words)), k):
+            new = WORDS[int(rand() * len(WORDS))]
+            while new == words[i]:
+                new = WORDS[int(rand() * len(WORDS))]
+            words[i] = new
+            first_piece = i == 0 and not spaced
+            pieces[piece_of[i]] = (_CAPS[new] if first_piece else _SPACED_CAPS[new]
+                                   if i in starts else _SPACED[new])
+        return k / len(words)
+
+    varied = swap(variation, min(0.5, 0.12 * temperature)) if variation is not None else None
+    diverged = swap(div_rng, divergence) if div_rng is not None else None
+    return pieces, varied, diverged
+
+
+def _tool_words(tool: ToolSpec) -> set[str]:
+    parts = re.split(r"[_\-\s.]+|(?<=[a-z])(?=[A-Z])", tool.name)
+    return {p.lower() for p in parts if len(p) >= 3 and p.lower() not in _STOP}
+
+
+def _chosen_tools(req: GenRequest, question: str) -> list[ToolSpec]:
+    if not req.tools or req.tool_choice == "none" or req.pending_tool_outputs():
+        return []
+    if req.forced_tool is not None:
+        return [t for t in req.tools if t.name == req.forced_tool][:1]
+    words = {w.lower() for w in re.findall(r"[A-Za-z]+", question)}
+    words |= {w[:-1] for w in words if w.endswith("s")}
+    matched = [t for t in req.tools if _tool_words(t) & words]
+    if not matched and req.tool_choice == "required":
+        matched = req.tools[:1]
+    return matched if req.parallel_tool_calls else matched[:1]
+
+
+def _summarise(output: Segment) -> str:
+    try:
+        data = json.loads(output.text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data:
+        facts = ", ".join(f"{k} {json.dumps(v) if not isinstance(v, str) else v}"
+                          for k, v in list(data.items())[:4])
+    else:
+        facts = " ".join(output.text.split()[:20])
+    return f"From {output.name or 'the tool'}: {facts}."
+
+
+def encrypted_reasoning(tokens: int, key: int) -> str:
+    """Opaque ``encrypted_content`` that tells this emulator how many tokens the item holds."""
+    payload = json.dumps({"v": 1, "n": tokens, "k": f"{key:016x}"}).encode()
+    return "gAAAAA" + base64.urlsafe_b64encode(payload).decode()
+
+
+def reasoning_tokens_of(encrypted: str) -> int | None:
+    """Token count inside :func:`encrypted_reasoning` content, or None if it is not ours."""
+    if not encrypted.startswith("gAAAAA"):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(encrypted[6:].encode()))
+        return int(data["n"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def generate(req: GenRequest, *, key: int, occurrence: int, content: ContentProfile,
+             divergence: float) -> Reply:
+    """The reply to ``req`` (``key`` from :func:`content_key`; ``occurrence`` counts earlier
+    identical requests to this API, for temperature variation)."""
+    question = req.last_user_text()
+    cap = req.max_output_tokens or req.model.max_output_tokens
+    long_wanted, short_wanted = _intent(question)
+    u_reasoning, u_length = _base_draws(key)
+
+    reasoning = 0
+    if req.model.reasoning:
+        median = content.reasoning_tokens.get(req.effort or "medium", 0)
+        reasoning = int(median * (0.6 + 0.8 * u_reasoning))
+        if not long_wanted:
+            reasoning = min(reasoning, max(0, (cap - 1) // 2))
+    reply = Reply(reasoning_tokens=reasoning, key=key)
+    budget = max(0, cap - reasoning)
+
+    calls = _chosen_tools(req, question)
+    if calls:
+        rng = random.Random(key)
+        hints = Hints.from_text(question)
+        used = 0
+        for tool in calls:
+            args = json.dumps(value_for(tool.parameters, rng, hints))
+            call_id = "call_" + "".join(rng.choices(_ALNUM, k=24))
+            pieces = decode_pieces(encode(args))
+            used += len(pieces) + count(tool.name) + 4
+            reply.tool_calls.append(ToolCallOut(call_id, tool.name, args, pieces))
+        reply.finish = "tool_calls"
+        reply.output_tokens = reasoning + used
+        if used > budget:
+            reply.finish = "length"
+            reply.output_tokens = cap
+        return reply
+
+    if req.output is not None:
+        rng = random.Random(key)
+        hints = Hints.from_text(question)
+        if req.output.kind == "json_schema":
+            text = json.dumps(value_for(req.output.schema, rng, hints))
+        else:
+            text = json.dumps({"answer": "".join(_layout(*_words(rng, 12), spaced=False).pieces)})
+        pieces = decode_pieces(encode(text))
+    else:
+        if long_wanted:
+            target = content.long_reply_tokens
+        else:
+            span = content.short_reply_tokens if short_wanted else content.reply_tokens
+            target = span.min + int(u_length * (span.max - span.min + 1))
+        lead = " ".join(_summarise(s) for s in req.pending_tool_outputs())
+        lead_pieces = decode_pieces(encode(lead)) if lead else []
+        if not long_wanted:
+            target = min(target, max(1, int((budget - len(lead_pieces)) * 0.85)))
+        api_code = 0 if req.api == "chat" else 1
+        variation = _rng(key, api_code, occurrence) if req.temperature > 0 else None
+        new_target = target
+        if variation is not None:
+            new_target = max(1, round(target * (1 + variation.uniform(-0.1, 0.1)
+                                                * min(req.temperature, 2.0))))
+        div_rng = _rng(key, 7919) if req.api == "responses" and divergence > 0 else None
+        body, reply.variation_words, reply.divergence_words = _text_pieces(
+            _base_layout(key, target, bool(lead)), variation, req.temperature, new_target,
+            divergence, div_rng, bool(lead))
+        pieces = lead_pieces + body
+
+    if len(pieces) > budget:
+        pieces = pieces[:budget]
+        reply.finish = "length"
+    reply.text = "".join(pieces)
+    reply.pieces = pieces
+    reply.output_tokens = reasoning + len(pieces)
+    return reply

@@ -1,0 +1,352 @@
+"""The emulator's request pipeline, shared by both endpoints.
+
+parse (chat / responses adapter) → fault draw → render prompt tokens → prompt-cache lookup →
+reply content → delays → cache write (visible when the first token is due) → usage → body or
+SSE events (with any stream fault applied) → store (Responses, ``store: true``) → a
+:class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+from harness.emulator import chat, jsonio, responses_in, responses_out
+from harness.emulator.cache import PromptCache
+from harness.emulator.content import Reply, content_key, generate
+from harness.emulator.errors import ApiError, invalid
+from harness.emulator.headers import JSON, SSE, RateLimiter, base_headers, request_id
+from harness.emulator.latency import Timing, choose_fault, plan_timing, stream_rng
+from harness.emulator.models import find_model, model_list
+from harness.emulator.profiles import EmulatorConfig
+from harness.emulator.prompt import (
+    GenRequest,
+    Rendered,
+    Segment,
+    decode_pieces,
+    encode,
+    render,
+)
+from harness.emulator.store import ResponseStore, StoredResponse
+from harness.emulator.streaming import Plan
+from harness.emulator.truth import TruthLog
+
+_BAD_JSON = ("We could not parse the JSON body of your request. (HINT: This likely means you "
+             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+             "but what was sent was not valid JSON.)")
+_FAULT_ERRORS = {
+    "server_error": (500, "The server had an error processing your request. Sorry about that! "
+                          "You can retry your request, or contact us through our help center at "
+                          "help.openai.com if you keep seeing this error.", "server_error"),
+    "overloaded": (503, "The server is overloaded or not ready yet.", "server_error"),
+}
+_STREAM_ERROR = "An error occurred while processing your request. You can retry your request."
+_MAX_SIDE_ENTRIES = 200_000
+_MAX_PARSED = 4096
+
+
+def _bounded_put(d: dict[Any, Any], key: Any, value: Any) -> None:
+    d[key] = value
+    if len(d) > _MAX_SIDE_ENTRIES:
+        for old in list(d)[: _MAX_SIDE_ENTRIES // 10]:
+            del d[old]
+
+
+class Emulator:
+    """State of one emulator: prompt cache, stored responses, counters, truth log."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.cache = PromptCache(config.max_cache_entries)
+        self.store = ResponseStore(config.max_stored_responses)
+        self.truth = TruthLog(config.truth_log)
+        self.limiter = RateLimiter(self.profile.rate_limits)
+        self._reasoning_items: dict[str, Segment] = {}
+        self._counters = {"chat": 0, "responses": 0}
+        # One draw stream per API and purpose: the n-th request to an API gets the n-th draws
+        # under every profile (seeding a generator per request would cost more than a reply).
+        self._latency_rngs = {api: stream_rng(config.seed, api, "latency")
+                              for api in ("chat", "responses")}
+        self._fault_rngs = {api: stream_rng(config.seed, api, "fault")
+                            for api in ("chat", "responses")}
+        self._occurrences: dict[tuple[int, str], int] = {}
+        self._parsed: dict[tuple[str, bytes], tuple[GenRequest, Rendered, int]] = {}
+        # Load the tokenizer now: its ~0.5 s first use would otherwise pose as a cold start.
+        decode_pieces(encode("Warm up the tokenizer."))
+
+    def close(self) -> None:
+        """Flush and close the truth log."""
+        self.truth.close()
+
+    # --- plans -----------------------------------------------------------------------------
+
+    def _truth(self, req_id: str, api: str, model: str | None, stream: bool,
+               status: int) -> dict[str, Any] | None:
+        if not self.truth.enabled:
+            return None
+        return {"request_id": req_id, "api": api, "model": model, "stream": stream,
+                "status": status, "t_unix": round(time.time(), 6), "profile": self.profile.name,
+                "time_scale": self.config.time_scale}
+
+    def error_plan(self, t0: float, err: ApiError, *, api: str, model: str | None = None,
+                   at_s: float = 0.0, fault: str | None = None, exhausted: float | None = None,
+                   req_id: str | None = None) -> Plan:
+        """A plan that sends an OpenAI-shaped error."""
+        req_id = req_id or request_id()
+        headers = [*base_headers(req_id, JSON), *self.limiter.headers(
+            model or "-", 0, exhausted=exhausted), *err.headers]
+        truth = self._truth(req_id, api, model, False, err.status)
+        if truth is not None:
+            truth.update(fault=fault, error_code=err.code, error_message=err.message)
+        return Plan(t0, err.status, headers, headers_at=at_s, body=err.body(), truth=truth)
+
+    def plan_json(self, t0: float, obj: dict[str, Any], *, api: str) -> Plan:
+        """A plan that sends a JSON object right away (GET/DELETE, model list)."""
+        req_id = request_id()
+        headers = [*base_headers(req_id, JSON), *self.limiter.headers("-", 0)]
+        return Plan(t0, 200, headers, body=jsonio.dumps(obj),
+                    truth=self._truth(req_id, api, None, False, 200))
+
+    # --- endpoints -------------------------------------------------------------------------
+
+    def create(self, api: str, raw: bytes, t0: float) -> Plan:
+        """``POST /v1/chat/completions`` (api ``chat``) or ``POST /v1/responses``."""
+        req_id = request_id()
+        memo = self._parsed.get((api, raw))
+        if memo is not None:
+            return self._generate(*memo, t0, req_id)
+        body: Any = None
+        try:
+            try:
+                body = jsonio.loads(raw)
+            except ValueError:
+                raise invalid(_BAD_JSON) from None
+            if not isinstance(body, dict):
+                raise invalid(_BAD_JSON)
+            req = chat.parse(body) if api == "chat" else responses_in.parse(
+                body, self.store, self._reasoning_items)
+            prompt = render(req.prefix + req.conversation)
+            if prompt.n_tokens > req.model.context_window:
+                raise invalid(f"This model's maximum context length is "
+                              f"{req.model.context_window} tokens. However, your messages "
+                              f"resulted in {prompt.n_tokens} tokens.",
+                              param="messages" if api == "chat" else "input",
+                              code="context_length_exceeded")
+        except ApiError as err:
+            model = body.get("model") if isinstance(body, dict) else None
+            return self.error_plan(t0, err, api=api, req_id=req_id,
+                                   model=model if isinstance(model, str) else None)
+        key = content_key(req, self.config.seed)
+        # Identical bodies parse identically unless they depend on stored state; harness
+        # load repeats prompts, so skip re-parsing them.
+        if req.previous_response_id is None and not any(
+                s.role == "reasoning" for s in req.conversation):
+            if len(self._parsed) >= _MAX_PARSED:
+                self._parsed.clear()
+            self._parsed[(api, raw)] = (req, prompt, key)
+        return self._generate(req, prompt, key, t0, req_id)
+
+    def get_response(self, response_id: str, t0: float) -> Plan:
+        """``GET /v1/responses/{id}``."""
+        stored = self.store.get(response_id)
+        if stored is None:
+            return self.error_plan(t0, _no_response(response_id), api="responses")
+        return self.plan_json(t0, stored.body, api="responses")
+
+    def delete_response(self, response_id: str, t0: float) -> Plan:
+        """``DELETE /v1/responses/{id}``."""
+        if not self.store.delete(response_id):
+            return self.error_plan(t0, _no_response(response_id), api="responses")
+        return self.plan_json(t0, {"id": response_id, "object": "response.deleted",
+                                   "deleted": True}, api="responses")
+
+    def models(self, t0: float, model: str | None = None) -> Plan:
+        """``GET /v1/models`` and ``GET /v1/models/{model}``."""
+        if model is None:
+            return self.plan_json(t0, {"object": "list", "data": model_list()}, api="models")
+        info = find_model(model)
+        if info is None:
+            from harness.emulator.errors import model_not_found
+
+            return self.error_plan(t0, model_not_found(model), api="models")
+        return self.plan_json(t0, {"id": model, "object": "model", "created": info.created,
+                                   "owned_by": "system"}, api="models")
+
+    # --- generation ------------------------------------------------------------------------
+
+    def _generate(self, req: GenRequest, prompt: Rendered, key: int, t0: float,
+                  req_id: str) -> Plan:
+        api, model = req.api, req.model
+        prof = self.profile.api(api)
+        n = self._counters[api]
+        self._counters[api] = n + 1
+        fault = choose_fault(prof, self._fault_rngs[api], stream=req.stream)
+        lat_rng = self._latency_rngs[api]
+
+        n_in = prompt.n_tokens
+        scale = self.config.time_scale
+        if fault in ("rate_limit", "server_error", "overloaded"):
+            timing = plan_timing(prof, lat_rng, cold=False, uncached_tokens=0,
+                                 reasoning_tokens=0, slow_headers=False, time_scale=scale)
+            return self._fault_reply(req, t0, req_id, fault, timing, lat_rng)
+
+        now = time.perf_counter()
+        cache, digests = self.cache.lookup(
+            model.id, prompt, now=now, hit_share=prof.cache_hit_share,
+            hit_probability=prof.cache_hit_probability, rng=lat_rng)
+        occurrence = 0
+        if req.temperature > 0:
+            occurrence = self._occurrences.get((key, api), 0)
+            _bounded_put(self._occurrences, (key, api), occurrence + 1)
+        reply = generate(req, key=key, occurrence=occurrence, content=self.profile.content,
+                         divergence=self.profile.divergence)
+        timing = plan_timing(prof, lat_rng, cold=cache.cold,
+                             uncached_tokens=n_in - cache.cached_tokens,
+                             reasoning_tokens=reply.reasoning_tokens,
+                             slow_headers=fault == "slow_headers", time_scale=scale)
+        ttl = req.cache_ttl_s if req.cache_ttl_s is not None else prof.cache_ttl_s
+        self.cache.write(digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0))
+
+        n_ticks = len(reply.pieces) + sum(len(c.pieces) for c in reply.tool_calls)
+        last_tick = max(0, n_ticks - 1)
+        if api == "chat":
+            use = chat.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply)
+        else:
+            use = responses_out.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply)
+        est_tokens = n_in + (req.max_output_tokens or reply.output_tokens)
+        headers = [*base_headers(req_id, SSE if req.stream else JSON),
+                   *self.limiter.headers(model.id, est_tokens)]
+        truth = self._truth(req_id, api, model.id, req.stream, 200)
+        plan = Plan(t0, 200, headers, headers_at=timing.offset_s(-1 if req.stream else last_tick),
+                    truth=truth)
+
+        response_id: str | None = None
+        if api == "chat":
+            if req.stream:
+                self._chat_stream(plan, req, reply, use, timing, fault, lat_rng)
+            else:
+                plan.body = jsonio.dumps(chat.body(req, reply, use))
+        else:
+            built = responses_out.build(req, reply, use)
+            response_id = built.response_id
+            final = responses_out.response_object(req, built, built.status)
+            if req.stream:
+                self._responses_stream(plan, req, reply, built, timing, fault, lat_rng)
+            else:
+                plan.body = jsonio.dumps(final)
+            if req.store:
+                self._store(req, built, final)
+
+        if truth is not None:
+            truth.update(
+                endpoint="/v1/chat/completions" if api == "chat" else "/v1/responses",
+                cold_prefix=cache.cold, input_tokens=n_in, cached_tokens=cache.cached_tokens,
+                cache_write_tokens=cache.cache_write_tokens, seen_prefix_tokens=cache.seen_tokens,
+                output_tokens=reply.output_tokens, reasoning_tokens=reply.reasoning_tokens,
+                finish=reply.finish, fault=fault, delays_ms=timing.as_truth(),
+                planned_headers_ms=round(timing.tick_ms(-1 if req.stream else last_tick)
+                                         * scale, 3),
+                planned_first_delta_ms=round(timing.tick_ms(0) * scale, 3)
+                if req.stream and n_ticks else None,
+                planned_total_ms=round(timing.tick_ms(last_tick) * scale, 3),
+                api_request_index=n, response_id=response_id,
+                previous_response_id=req.previous_response_id,
+                prompt_cache_key=req.prompt_cache_key, divergence_words=reply.divergence_words,
+                variation_words=reply.variation_words, temperature=req.temperature)
+        return plan
+
+    def _store(self, req: GenRequest, built: responses_out.Built, final: dict[str, Any]) -> None:
+        own_input = req.conversation
+        self.store.put(built.response_id, StoredResponse(final, [*own_input, *built.segments]))
+        for item, seg in zip(built.output, built.segments, strict=False):
+            if item["type"] == "reasoning":
+                _bounded_put(self._reasoning_items, item["id"], seg)
+
+    def _fault_reply(self, req: GenRequest, t0: float, req_id: str, fault: str, timing: Timing,
+                     rng: random.Random) -> Plan:
+        at = timing.offset_s(-1)
+        if fault == "rate_limit":
+            wait_ms = max(1, round(self.profile.api(req.api).faults.retry_after_ms.sample(rng)))
+            err = ApiError(
+                429, f"Rate limit reached for {req.model.id} in organization org-emulator on "
+                f"requests per min (RPM): Limit {self.profile.rate_limits.requests_per_min}, "
+                f"Used {self.profile.rate_limits.requests_per_min}, Requested 1. Please try "
+                f"again in {wait_ms}ms.", type="requests", code="rate_limit_exceeded",
+                headers=((b"retry-after", str(math.ceil(wait_ms / 1000)).encode()),
+                         (b"retry-after-ms", str(wait_ms).encode())))
+            return self.error_plan(t0, err, api=req.api, model=req.model.id, at_s=at,
+                                   fault=fault, exhausted=wait_ms / 1000, req_id=req_id)
+        status, message, kind = _FAULT_ERRORS[fault]
+        return self.error_plan(t0, ApiError(status, message, type=kind), api=req.api,
+                               model=req.model.id, at_s=at, fault=fault, req_id=req_id)
+
+    def _cut_index(self, deltas: list[int], n_frames: int, rng: random.Random) -> int:
+        """Frame index a stream fault happens before: a delta in the middle of the reply."""
+        if len(deltas) >= 3:
+            return deltas[rng.randint(1, len(deltas) - 2)]
+        return deltas[-1] if deltas else max(0, n_frames - 1)
+
+    def _chat_stream(self, plan: Plan, req: GenRequest, reply: Reply, use: dict[str, Any],
+                     timing: Timing, fault: str | None, rng: random.Random) -> None:
+        frames = chat.stream_frames(req, reply, use)
+        ticked: list[tuple[int, bytes, bool]] = list(frames)
+        if fault in ("stream_cut", "response_failed", "error_event"):
+            deltas = [i for i, f in enumerate(frames) if f[2]]
+            cut = self._cut_index(deltas, len(frames), rng)
+            tick = frames[cut][0]
+            ticked = ticked[:cut]
+            if fault == "stream_cut":
+                plan.cut = True
+            else:
+                ticked.append((tick, chat.error_frame(_STREAM_ERROR), False))
+        else:
+            ticked.append((frames[-1][0], chat.DONE, False))
+        _group(plan, ticked, timing)
+
+    def _responses_stream(self, plan: Plan, req: GenRequest, reply: Reply,
+                          built: responses_out.Built, timing: Timing, fault: str | None,
+                          rng: random.Random) -> None:
+        events = responses_out.events(req, reply, built)
+        if fault in ("stream_cut", "response_failed", "error_event"):
+            deltas = [i for i, e in enumerate(events) if e[2]]
+            cut = self._cut_index(deltas, len(events), rng)
+            tick = events[cut][0]
+            events = events[:cut]
+            if fault == "response_failed":
+                events.append((tick, responses_out.failed_event(req, built, _STREAM_ERROR),
+                               False))
+            elif fault == "error_event":
+                events.append((tick, responses_out.error_event(_STREAM_ERROR), False))
+            else:
+                plan.cut = True
+        data = responses_out.serialize([e[1] for e in events])
+        _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing)
+
+
+def _group(plan: Plan, frames: list[tuple[int, bytes, bool]], timing: Timing) -> None:
+    """Coalesce frames due at the same tick into one write; mark the first delta's write."""
+    groups: list[tuple[float, bytes]] = []
+    first: int | None = None
+    buf: list[bytes] = []
+    current: int | None = None
+    for tick, data, is_delta in frames:
+        if tick != current and buf:
+            groups.append((timing.offset_s(current if current is not None else -1),
+                           b"".join(buf)))
+            buf = []
+        current = tick
+        buf.append(data)
+        if is_delta and first is None:
+            first = len(groups)
+    if buf:
+        groups.append((timing.offset_s(current if current is not None else -1), b"".join(buf)))
+    plan.groups = groups
+    plan.first_group = first
+
+
+def _no_response(response_id: str) -> ApiError:
+    return ApiError(404, f"Response with id '{response_id}' not found.", param="response_id",
+                    code="not_found")

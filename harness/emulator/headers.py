@@ -1,0 +1,91 @@
+"""Reply headers: identity, request id, processing time and OpenAI's rate-limit headers.
+
+Rate limits are token buckets refilled continuously over a minute (``rate_limits`` in the
+profile), per model, like OpenAI's. They are reported, not enforced: throttling is injected
+only by the ``rate_limit`` fault, so benchmarks are never limited by the emulator's own
+accounting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+from harness.emulator import EMULATOR_ID
+from harness.emulator.profiles import RateLimits
+
+Headers = list[tuple[bytes, bytes]]
+
+_STATIC: Headers = [(b"x-emulator", EMULATOR_ID.encode()), (b"openai-version", b"2020-10-01")]
+JSON = (b"content-type", b"application/json")
+SSE = (b"content-type", b"text/event-stream; charset=utf-8")
+
+
+def request_id() -> str:
+    """A fresh ``req_…`` id (32 hex digits, as OpenAI's)."""
+    return "req_" + os.urandom(16).hex()
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: ``20ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:.0f}s"
+
+
+@dataclass(slots=True)
+class _Bucket:
+    limit: int
+    level: float
+    at: float
+
+    def take(self, amount: float, now: float) -> tuple[int, float]:
+        """Refill, take ``amount``; (remaining, seconds until full)."""
+        rate = self.limit / 60.0
+        self.level = min(self.limit, self.level + (now - self.at) * rate)
+        self.at = now
+        self.level = max(0.0, self.level - amount)
+        return math.floor(self.level), (self.limit - self.level) / rate
+
+
+class RateLimiter:
+    """Per-model request and token buckets."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self._limits = limits
+        self._buckets: dict[str, tuple[_Bucket, _Bucket]] = {}
+
+    def headers(self, model: str, tokens: int, *, exhausted: float | None = None) -> Headers:
+        """The six ``x-ratelimit-*`` headers after charging one request of ``tokens``.
+
+        ``exhausted`` (seconds) reports the request limit as used up for that long (a 429).
+        """
+        now = time.monotonic()
+        pair = self._buckets.get(model)
+        if pair is None:
+            lim = self._limits
+            pair = (_Bucket(lim.requests_per_min, lim.requests_per_min, now),
+                    _Bucket(lim.tokens_per_min, lim.tokens_per_min, now))
+            self._buckets[model] = pair
+        req_left, req_reset = pair[0].take(1, now)
+        tok_left, tok_reset = pair[1].take(tokens, now)
+        if exhausted is not None:
+            req_left, req_reset = 0, exhausted
+        return [
+            (b"x-ratelimit-limit-requests", str(pair[0].limit).encode()),
+            (b"x-ratelimit-limit-tokens", str(pair[1].limit).encode()),
+            (b"x-ratelimit-remaining-requests", str(req_left).encode()),
+            (b"x-ratelimit-remaining-tokens", str(tok_left).encode()),
+            (b"x-ratelimit-reset-requests", duration(req_reset).encode()),
+            (b"x-ratelimit-reset-tokens", duration(tok_reset).encode()),
+        ]
+
+
+def base_headers(req_id: str, content_type: tuple[bytes, bytes]) -> Headers:
+    """Headers every reply carries (``openai-processing-ms`` is added when it is sent)."""
+    return [*_STATIC, (b"x-request-id", req_id.encode()), content_type]

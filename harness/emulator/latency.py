@@ -1,0 +1,117 @@
+"""Per-request delays and faults drawn from a profile, and precise sleeping.
+
+Delays are drawn from one stream per API seeded by (seed, API), separate from the fault stream,
+and every request makes the same draws, so the same request sequence gets the same draws under
+every profile with the same distributions — ``regressed`` is then exactly 1.25× ``parity`` on
+every Responses request.
+
+Time to the first token, from request arrival::
+
+    queue + slow_headers + (ttft + cold_penalty + prefill) × cold_factor + thinking
+
+(``cold_penalty``/``cold_factor`` only on cold requests; ``prefill`` per uncached input token;
+``thinking`` = reasoning tokens × per-token delay). Output token k is due ``k × per_token``
+later. Every term is multiplied by the API's ``speed_factor`` and, on the clock only, by the
+run's ``time_scale``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.emulator.profiles import ApiProfile
+
+# asyncio wakes up to ~1 ms late (epoll rounds its timeout up to whole ms); sleep to this much
+# before a deadline, then yield in a tight loop, so writes leave within a few µs of it.
+_SPIN_S = 0.0015
+
+
+async def sleep_until(deadline: float) -> None:
+    """Sleep until ``time.perf_counter() >= deadline`` (absolute, so delays never accumulate)."""
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        return
+    if remaining > _SPIN_S:
+        await asyncio.sleep(remaining - _SPIN_S)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0)
+
+
+def stream_rng(*parts: object) -> random.Random:
+    """A random stream seeded by ``parts`` (stable across runs and Python versions)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return random.Random(int.from_bytes(digest))
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Delays applied to one request, in ms (speed factor applied, time scale not)."""
+
+    queue_ms: float
+    slow_headers_ms: float
+    ttft_ms: float
+    cold_penalty_ms: float
+    cold_factor: float
+    prefill_ms: float
+    thinking_ms: float
+    per_token_ms: float
+    time_scale: float
+
+    @property
+    def headers_ms(self) -> float:
+        """Planned time of the response headers (streams) from arrival."""
+        return self.queue_ms + self.slow_headers_ms
+
+    @property
+    def first_token_ms(self) -> float:
+        """Planned time of output token 0 from arrival."""
+        return (self.headers_ms + (self.ttft_ms + self.cold_penalty_ms + self.prefill_ms)
+                * self.cold_factor + self.thinking_ms)
+
+    def tick_ms(self, tick: int) -> float:
+        """Planned time of output token ``tick`` (-1: the headers) from arrival."""
+        return self.headers_ms if tick < 0 else self.first_token_ms + tick * self.per_token_ms
+
+    def offset_s(self, tick: int) -> float:
+        """Clock offset of ``tick`` from arrival, in seconds (time scale applied)."""
+        return self.tick_ms(tick) * self.time_scale / 1000.0
+
+    def as_truth(self) -> dict[str, Any]:
+        """The configured delays, for the truth log."""
+        return {k: round(v, 3) for k, v in asdict(self).items()}
+
+
+def plan_timing(api: ApiProfile, rng: random.Random, *, cold: bool, uncached_tokens: int,
+                reasoning_tokens: int, slow_headers: bool, time_scale: float) -> Timing:
+    """Draw one request's delays (always the same number of draws, so streams stay aligned)."""
+    f = api.speed_factor
+    queue = api.queue_ms.sample(rng)
+    ttft = api.ttft_ms.sample(rng)
+    cold_penalty = api.cold_penalty_ms.sample(rng)
+    per_token = api.per_token_ms.sample(rng)
+    slow = api.faults.slow_headers_ms.sample(rng)
+    return Timing(
+        queue_ms=queue * f, slow_headers_ms=slow * f if slow_headers else 0.0, ttft_ms=ttft * f,
+        cold_penalty_ms=cold_penalty * f if cold else 0.0,
+        cold_factor=api.cold_ttft_factor if cold else 1.0,
+        prefill_ms=api.prefill_ms_per_1k_tokens * uncached_tokens / 1000.0 * f,
+        thinking_ms=reasoning_tokens * per_token * f, per_token_ms=per_token * f,
+        time_scale=time_scale)
+
+
+def choose_fault(api: ApiProfile, rng: random.Random, *, stream: bool) -> str | None:
+    """At most one fault for this request, by the profile's rates."""
+    if not api.faults.any:
+        return None
+    u = rng.random()
+    acc = 0.0
+    for name, rate in api.faults.rates(stream=stream).items():
+        acc += rate
+        if u < acc:
+            return name
+    return None

@@ -1,0 +1,227 @@
+"""Responses API requests → :class:`GenRequest`: input items, instructions, chains.
+
+``instructions`` go into the prompt prefix and are *not* part of the stored conversation, so
+they are not carried over ``previous_response_id`` (OpenAI's rule). A chained request's
+conversation is the stored chain (earlier inputs and outputs, reasoning included) plus its new
+input; an unknown or unstored previous response is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.emulator.content import reasoning_tokens_of
+from harness.emulator.errors import ApiError, invalid, not_emulated, unsupported_parameter
+from harness.emulator.prompt import (
+    GenRequest,
+    OutputFormat,
+    Segment,
+    ToolSpec,
+    format_segment,
+    tool_segment,
+)
+from harness.emulator.store import ResponseStore
+from harness.emulator.validate import (
+    cache_ttl,
+    check_keys,
+    function_tool,
+    json_schema_format,
+    model_of,
+    opt_bool,
+    opt_int,
+    sampling,
+    text_of_parts,
+    tool_choice,
+    type_error,
+)
+from harness.tokens import IMAGE_TOKENS
+
+_PARTS = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
+_INCLUDABLE = frozenset({
+    "reasoning.encrypted_content", "message.output_text.logprobs", "message.input_image.image_url",
+    "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+    "computer_call_output.output.image_url", "code_interpreter_call.outputs",
+})
+MIN_OUTPUT_TOKENS = 16
+
+
+def _message(item: dict[str, Any], where: str) -> list[Segment]:
+    role = item.get("role")
+    if role not in ("user", "system", "developer", "assistant"):
+        raise invalid(f"Invalid value: '{role}'. Supported values are: 'assistant', 'system', "
+                      "'developer', and 'user'.", param=f"{where}.role", code="invalid_value")
+    if "content" not in item:
+        raise invalid(f"Missing required parameter: '{where}.content'.",
+                      param=f"{where}.content", code="missing_required_parameter")
+    text, images = text_of_parts(item["content"], f"{where}.content", allowed=_PARTS)
+    seg_role = "system" if role in ("system", "developer") else str(role)
+    out: list[Segment] = []
+    if (text or not images) and (text or role != "assistant"):
+        out.append(Segment(seg_role, text))
+    for ident in images:
+        detail = ident.split("\x1f", 1)[0]
+        out.append(Segment(seg_role, ident, placeholder_tokens=IMAGE_TOKENS.get(
+            detail, IMAGE_TOKENS["auto"])))
+    return out
+
+
+def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> list[Segment]:
+    if isinstance(raw, str):
+        return [Segment("user", raw)]
+    if not isinstance(raw, list):
+        raise type_error("input", "a string or an array", raw)
+    segments: list[Segment] = []
+    for i, item in enumerate(raw):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise type_error(where, "an object", item)
+        kind = item.get("type", "message")
+        if kind == "message":
+            segments += _message(item, where)
+        elif kind == "function_call":
+            call_id, name = item.get("call_id"), item.get("name")
+            if not isinstance(call_id, str) or not isinstance(name, str):
+                raise invalid(f"Missing required parameter: '{where}.call_id'.",
+                              param=f"{where}.call_id", code="missing_required_parameter")
+            names[call_id] = name
+            segments.append(Segment("function_call", str(item.get("arguments", "")),
+                                    name=name, call_id=call_id))
+        elif kind == "function_call_output":
+            call_id = item.get("call_id")
+            if not isinstance(call_id, str):
+                raise invalid(f"Missing required parameter: '{where}.call_id'.",
+                              param=f"{where}.call_id", code="missing_required_parameter")
+            output, _ = text_of_parts(item.get("output", ""), f"{where}.output", allowed=_PARTS)
+            segments.append(Segment("tool", output, name=names.get(call_id, ""),
+                                    call_id=call_id))
+        elif kind == "reasoning":
+            segments.append(_reasoning(item, where, reasoning))
+        else:
+            raise not_emulated(f"Input items of type '{kind}'", param=f"{where}.type")
+    return segments
+
+
+def _reasoning(item: dict[str, Any], where: str, known: dict[str, Segment]) -> Segment:
+    encrypted = item.get("encrypted_content")
+    if isinstance(encrypted, str):
+        tokens = reasoning_tokens_of(encrypted)
+        if tokens is None:
+            raise invalid("The encrypted content for item could not be verified.",
+                          param=f"{where}.encrypted_content", code="invalid_encrypted_content")
+        return Segment("reasoning", encrypted, placeholder_tokens=tokens)
+    item_id = str(item.get("id", ""))
+    if item_id in known:
+        return known[item_id]
+    raise ApiError(404, f"Item with id '{item_id}' not found. Items are not persisted when "
+                   "`store` is set to false. Try again with `store` set to true, or remove this "
+                   "item from your input.", param="input", code="item_not_found")
+
+
+def _text_format(raw: Any) -> OutputFormat | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise type_error("text", "an object", raw)
+    fmt = raw.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise type_error("text.format", "an object", fmt)
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return OutputFormat("json_object")
+    if kind == "json_schema":
+        return json_schema_format(fmt, "text.format")
+    raise invalid(f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
+                  "'json_schema'.", param="text.format.type", code="invalid_value")
+
+
+def _early_rejections(body: dict[str, Any]) -> None:
+    # The mistakes migration guides make, answered the way OpenAI answers them.
+    if "response_format" in body:
+        raise invalid("Unsupported parameter: 'response_format'. In the Responses API, this "
+                      "parameter has moved to 'text.format'. Try again with the new parameter.",
+                      param="response_format", code="unsupported_parameter")
+    if "messages" in body:
+        raise invalid("Unsupported parameter: 'messages'. In the Responses API, this parameter "
+                      "is called 'input'.", param="messages", code="unsupported_parameter")
+    if "max_tokens" in body or "max_completion_tokens" in body:
+        key = "max_tokens" if "max_tokens" in body else "max_completion_tokens"
+        raise invalid(f"Unsupported parameter: '{key}'. In the Responses API, this parameter "
+                      "has moved to 'max_output_tokens'. Try again with the new parameter.",
+                      param=key, code="unsupported_parameter")
+    for key in ("conversation", "prompt", "context_management"):
+        if body.get(key) is not None:
+            raise not_emulated(f"'{key}'", param=key)
+    if body.get("background"):
+        raise not_emulated("Background responses", param="background")
+
+
+def parse(body: dict[str, Any], store: ResponseStore,
+          reasoning_items: dict[str, Segment]) -> GenRequest:
+    """Validate a ``POST /v1/responses`` body (raises :class:`ApiError`)."""
+    _early_rejections(body)
+    check_keys(body, "responses")
+    model = model_of(body)
+    temperature = sampling(body, model, "responses")
+    cap = opt_int(body, "max_output_tokens", MIN_OUTPUT_TOKENS)
+    reasoning = body.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    if effort is not None and not model.reasoning:
+        raise unsupported_parameter("reasoning.effort")
+    include = body.get("include") or []
+    if not isinstance(include, list):
+        raise type_error("include", "an array", include)
+    for value in include:
+        if value not in _INCLUDABLE:
+            raise invalid(f"Invalid value: '{value}'. Supported values are: "
+                          + ", ".join(f"'{v}'" for v in sorted(_INCLUDABLE)) + ".",
+                          param="include", code="invalid_value")
+    stream = opt_bool(body, "stream", False)
+    if body.get("stream_options") is not None and not stream:
+        raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                      param="stream_options")
+
+    names: dict[str, str] = {}
+    conversation: list[Segment] = []
+    previous = body.get("previous_response_id")
+    if previous is not None:
+        if not isinstance(previous, str):
+            raise type_error("previous_response_id", "a string", previous)
+        stored = store.get(previous)
+        if stored is None:
+            raise ApiError(404, f"Previous response with id '{previous}' not found.",
+                           param="previous_response_id", code="previous_response_not_found")
+        conversation = list(stored.conversation)
+        names = {s.call_id: s.name for s in conversation if s.role == "function_call"}
+    if body.get("input") is None and previous is None:
+        raise invalid("Missing required parameter: 'input'.", param="input",
+                      code="missing_required_parameter")
+    conversation += _items(body.get("input", []), names, reasoning_items)
+
+    raw_tools = body.get("tools") or []
+    if not isinstance(raw_tools, list):
+        raise type_error("tools", "an array", raw_tools)
+    tools: list[ToolSpec] = [function_tool(t, f"tools[{i}]", nested=False)
+                             for i, t in enumerate(raw_tools)]
+    mode, forced = tool_choice(body.get("tool_choice"), tools, nested=False)
+    output = _text_format(body.get("text"))
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise not_emulated("'instructions' as a list of items", param="instructions")
+    prefix = ([tool_segment(tools)] if tools else []) + (
+        [format_segment(output)] if output is not None and output.kind == "json_schema" else [])
+    if instructions:
+        prefix.append(Segment("system", instructions))
+    return GenRequest(
+        api="responses", model=model, body=body, prefix=prefix, conversation=conversation,
+        tools=tools, tool_choice=mode, forced_tool=forced,
+        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True), output=output,
+        max_output_tokens=cap, temperature=temperature,
+        effort=effort if isinstance(effort, str) else None, stream=stream,
+        store=opt_bool(body, "store", True),
+        include_encrypted="reasoning.encrypted_content" in include,
+        previous_response_id=previous, prompt_cache_key=body.get("prompt_cache_key"),
+        cache_ttl_s=cache_ttl(body))

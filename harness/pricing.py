@@ -1,0 +1,233 @@
+"""Cost of requests in USD: genai-prices' tables, a user override file, projections.
+
+Cached tokens and cache-write tokens are *subsets* of input tokens (DESIGN §4). A request costs
+
+    (input − cached − cache_write) · input_rate + cached · cached_input_rate
+    + cache_write · cache_write_rate + output · output_rate
+
+so no token is ever charged twice. Reasoning tokens are part of output tokens. Models without a
+separate cache-write price (OpenAI's) charge writes as ordinary input, as genai-prices does.
+
+Rates are resolved once per (model, service tier) and applied to whole arrays; a model whose
+price is tiered by prompt size is priced request by request through ``genai_prices.calc_price``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+PROVIDER_ID = "openai"
+_MTOK = 1_000_000
+
+
+class PriceOverride(BaseModel):
+    """One model's prices in an override file, USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_mtok: float = Field(ge=0)
+    cached_input_mtok: float | None = Field(default=None, ge=0,
+                                            description="default: input_mtok (no discount)")
+    cache_write_mtok: float | None = Field(default=None, ge=0,
+                                           description="default: input_mtok")
+    output_mtok: float = Field(ge=0)
+    note: str | None = None
+
+
+class PriceOverrideFile(BaseModel):
+    """``{models: {name: {input_mtok, cached_input_mtok, cache_write_mtok, output_mtok}}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, PriceOverride]
+
+
+@dataclass(frozen=True)
+class ModelPrices:
+    """Resolved prices of one model (USD per million tokens) and where they came from."""
+
+    model: str
+    input_mtok: float
+    cached_input_mtok: float
+    cache_write_mtok: float
+    output_mtok: float
+    source: str
+    price_date: str
+    service_tier: str | None = None
+    matched_model: str | None = None
+    tiered: bool = False
+
+    def cost_usd(self, input_tokens: IntArray, cached_tokens: IntArray,
+                 cache_write_tokens: IntArray, output_tokens: IntArray) -> FloatArray:
+        """Vectorized per-request cost; cached and written tokens are carved out of input."""
+        uncached = np.maximum(input_tokens - cached_tokens - cache_write_tokens, 0)
+        micro = (uncached * self.input_mtok + cached_tokens * self.cached_input_mtok
+                 + cache_write_tokens * self.cache_write_mtok + output_tokens * self.output_mtok)
+        return np.asarray(micro / _MTOK, dtype=np.float64)
+
+
+def genai_prices_version() -> str:
+    import genai_prices
+
+    return str(genai_prices.__version__)
+
+
+def load_price_overrides(path: Path) -> dict[str, PriceOverride]:
+    """Read a YAML or JSON override file; errors name the file and the bad field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read price file ({exc.strerror})") from exc
+    try:
+        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise HarnessError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}"
+                           f" ({exc})") from exc
+    try:
+        parsed = PriceOverrideFile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise HarnessError(f"{path}: {where}: {err['msg']} — expected "
+                           "{models: {NAME: {input_mtok, cached_input_mtok, cache_write_mtok, "
+                           "output_mtok}}} in USD per million tokens") from exc
+    return {name.lower(): model for name, model in parsed.models.items()}
+
+
+def _as_float(value: object) -> float | None:
+    return float(value) if isinstance(value, Decimal | int | float) else None
+
+
+class PriceBook:
+    """Resolves and caches model prices: user overrides first, then genai-prices."""
+
+    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None, *,
+                 override_file: Path | None = None, when: datetime | None = None) -> None:
+        self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+        self.override_file = override_file
+        self.when = when or datetime.now(tz=UTC)
+        self._cache: dict[tuple[str, str | None], ModelPrices | None] = {}
+        self.warnings: list[str] = []
+
+    @property
+    def source(self) -> str:
+        base = f"genai-prices {genai_prices_version()} (bundled data)"
+        return f"{self.override_file} overriding {base}" if self.override_file else base
+
+    def prices(self, model: str, service_tier: str | None = None) -> ModelPrices | None:
+        """Prices for a model (None, with a warning recorded, when nobody knows them)."""
+        key = (model, service_tier)
+        if key not in self._cache:
+            self._cache[key] = self._resolve(model, service_tier)
+        return self._cache[key]
+
+    def resolved(self) -> list[ModelPrices]:
+        """Every price looked up so far (for the summary's record of prices and sources)."""
+        return [p for p in self._cache.values() if p is not None]
+
+    def _resolve(self, model: str, service_tier: str | None) -> ModelPrices | None:
+        date = self.when.date().isoformat()
+        override = self._overrides.get(model.lower())
+        if override is not None:
+            return ModelPrices(
+                model=model, input_mtok=override.input_mtok,
+                cached_input_mtok=(override.cached_input_mtok if override.cached_input_mtok
+                                   is not None else override.input_mtok),
+                cache_write_mtok=(override.cache_write_mtok if override.cache_write_mtok
+                                  is not None else override.input_mtok),
+                output_mtok=override.output_mtok,
+                source=f"override file {self.override_file}" if self.override_file
+                else "override", price_date=date, service_tier=service_tier, matched_model=model)
+        from genai_prices import Usage, calc_price
+        from genai_prices.types import TieredPrices
+
+        context = {"service_tier": service_tier} if service_tier else None
+        try:
+            calc = calc_price(Usage(input_tokens=0, output_tokens=0), model,
+                              provider_id=PROVIDER_ID, genai_request_timestamp=self.when,
+                              price_context=context)
+        except LookupError:
+            self.warnings.append(
+                f"no price known for model {model!r} (genai-prices {genai_prices_version()}):"
+                " its cost is null — add it to a price file (--prices FILE)")
+            return None
+        mp = calc.model_price
+        raw = {k: getattr(mp, k) for k in ("input_mtok", "cache_read_mtok", "cache_write_mtok",
+                                           "output_mtok")}
+        tiered = any(isinstance(v, TieredPrices) for v in raw.values())
+        rates = {k: (_as_float(v.base) if isinstance(v, TieredPrices) else _as_float(v))
+                 for k, v in raw.items()}
+        input_rate, output_rate = rates["input_mtok"], rates["output_mtok"]
+        if input_rate is None or output_rate is None:
+            self.warnings.append(f"genai-prices has no token prices for {model!r}: cost is null")
+            return None
+        return ModelPrices(
+            model=model, input_mtok=input_rate,
+            cached_input_mtok=(rates["cache_read_mtok"] if rates["cache_read_mtok"] is not None
+                               else input_rate),
+            cache_write_mtok=(rates["cache_write_mtok"] if rates["cache_write_mtok"] is not None
+                              else input_rate),
+            output_mtok=output_rate, source=f"genai-prices {genai_prices_version()}",
+            price_date=date, service_tier=service_tier, matched_model=calc.model.id,
+            tiered=tiered)
+
+    def cost_usd(self, model: str, service_tier: str | None, input_tokens: IntArray,
+                 cached_tokens: IntArray, cache_write_tokens: IntArray,
+                 output_tokens: IntArray) -> FloatArray | None:
+        """Per-request costs for requests of one model and tier; None if its price is unknown."""
+        prices = self.prices(model, service_tier)
+        if prices is None:
+            return None
+        if not prices.tiered:
+            return prices.cost_usd(input_tokens, cached_tokens, cache_write_tokens, output_tokens)
+        return np.array([
+            exact_cost_usd(model, int(i), int(c), int(w), int(o), when=self.when,
+                           service_tier=service_tier)
+            for i, c, w, o in zip(input_tokens, cached_tokens, cache_write_tokens, output_tokens,
+                                  strict=True)], dtype=np.float64)
+
+
+def exact_cost_usd(model: str, input_tokens: int, cached_tokens: int, cache_write_tokens: int,
+                   output_tokens: int, *, when: datetime | None = None,
+                   service_tier: str | None = None) -> float:
+    """One request's cost straight from ``genai_prices.calc_price`` (slow; the reference)."""
+    from genai_prices import Usage, calc_price
+
+    usage = Usage(input_tokens=input_tokens, cache_read_tokens=cached_tokens,
+                  cache_write_tokens=cache_write_tokens, output_tokens=output_tokens)
+    calc = calc_price(usage, model, provider_id=PROVIDER_ID,
+                      genai_request_timestamp=when or datetime.now(tz=UTC),
+                      price_context={"service_tier": service_tier} if service_tier else None)
+    return float(calc.total_price)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Cost projected from a mean per-request cost."""
+
+    per_request_usd: float
+    per_1k_requests_usd: float
+    per_1m_requests_usd: float
+
+
+def project(mean_cost_usd: float) -> Projection | None:
+    if not math.isfinite(mean_cost_usd):
+        return None
+    return Projection(mean_cost_usd, mean_cost_usd * 1_000, mean_cost_usd * 1_000_000)

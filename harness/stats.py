@@ -1,0 +1,269 @@
+"""Statistics for the analysis: percentiles, a vectorized bootstrap, significance and power.
+
+Everything here is a pure function of numpy arrays; nothing reads files or the clock.
+
+The bootstrap resamples *units* (for a within-run comparison: the pairing key prompt × repeat ×
+turn, shared by every arm, so arms are paired) and draws one multinomial weight matrix per
+scenario that every statistic reuses. Medians are found from the weights without copying the
+data: values are sorted once, sums of weights below a narrow band around the middle rank come
+from one matrix product, and only the band is scanned per resample (rows whose median falls
+outside the band — vanishingly rare — are redone in full).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+CONFIDENCE = 0.95
+ALPHA = 0.05
+DEFAULT_RESAMPLES = 2000
+#: Cells (resamples × units) per block of weights; bounds memory to ~100 MB.
+_BLOCK_CELLS = 2_000_000
+#: Half-width of the scanned band around the middle rank, in binomial standard deviations.
+_BAND_SDS = 6.0
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    """Percentiles and mean of a sample (linear interpolation, like ``numpy.percentile``)."""
+
+    n: int
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+
+
+def quantiles(values: FloatArray) -> Quantiles | None:
+    """p50/p95/p99/mean of the finite values, or None when there are none."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None
+    p50, p95, p99 = np.percentile(v, [50.0, 95.0, 99.0])
+    return Quantiles(n=int(v.size), p50=float(p50), p95=float(p95), p99=float(p99),
+                     mean=float(v.mean()))
+
+
+def interval(samples: FloatArray, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Percentile interval of bootstrap replicates; None when too few are defined.
+
+    Replicates are undefined (NaN/inf) when a resample left one side empty or a denominator 0;
+    if more than half the resamples are undefined, there is no honest interval to give.
+    """
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0 or finite.size < 0.5 * samples.size:
+        return None
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(finite, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
+def excludes(ci: tuple[float, float] | None, null: float) -> bool | None:
+    """The significance decision: the interval lies wholly on one side of ``null``."""
+    if ci is None:
+        return None
+    return bool(ci[0] > null or ci[1] < null)
+
+
+def safe_ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing or b is 0 (a ratio that cannot exist)."""
+    if a is None or b is None or b == 0 or not (math.isfinite(a) and math.isfinite(b)):
+        return None
+    return a / b
+
+
+def ratio_replicates(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Element-wise a / b with undefined results (b == 0) as NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a / b
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+@dataclass
+class _Median:
+    units_sorted: IntArray
+    values_sorted: FloatArray
+    lo: int
+    hi: int
+    col_below: int
+    col_all: int
+
+
+@dataclass
+class Bootstrap:
+    """Vectorized bootstrap of many statistics over one set of resampling units.
+
+    Register statistics with :meth:`median` and :meth:`total` (each returns a handle), then
+    :meth:`run` returns one array of ``resamples`` replicates per handle. Every statistic sees
+    the same resamples, so differences and ratios between them are paired.
+    """
+
+    n_units: int
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int | tuple[int, ...] = 0
+    _columns: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    _index: dict[int, int] = field(default_factory=dict)
+    _medians: list[tuple[int, _Median | None]] = field(default_factory=list)
+    _totals: list[tuple[int, int]] = field(default_factory=list)
+    _count: int = 0
+
+    def _column(self, units: IntArray, weights: FloatArray | None = None) -> int:
+        col = np.bincount(units, weights=weights, minlength=self.n_units).astype(np.float32)
+        # Statistics over the same rows (TTFT and total of the same requests) share columns.
+        digest = hash(col.tobytes())
+        found = self._index.get(digest)
+        if found is not None and np.array_equal(self._columns[found], col):
+            return found
+        self._columns.append(col)
+        self._index[digest] = len(self._columns) - 1
+        return len(self._columns) - 1
+
+    def median(self, units: IntArray, values: FloatArray) -> int:
+        """Register the median of ``values`` (one per entry of ``units``; NaN entries dropped)."""
+        handle = self._count
+        self._count += 1
+        keep = np.isfinite(values)
+        units, values = units[keep], values[keep]
+        if values.size == 0:
+            self._medians.append((handle, None))
+            return handle
+        order = np.argsort(values, kind="stable")
+        us, vs = units[order].astype(np.int64), values[order]
+        n = vs.size
+        per_unit = int(np.bincount(us).max())
+        half_width = int(_BAND_SDS * math.sqrt(n * per_unit) / 2.0) + 2
+        lo, hi = max(0, n // 2 - half_width), min(n, n // 2 + half_width + 1)
+        col_below = self._column(us[:lo])
+        col_all = self._column(us)
+        self._medians.append((handle, _Median(us, vs, lo, hi, col_below, col_all)))
+        return handle
+
+    def total(self, units: IntArray, values: FloatArray) -> int:
+        """Register the weighted sum of ``values`` (NaN entries count as 0)."""
+        handle = self._count
+        self._count += 1
+        vals = np.where(np.isfinite(values), values, 0.0)
+        self._totals.append((handle, self._column(units, vals)))
+        return handle
+
+    def run(self) -> list[FloatArray]:
+        """Replicates for every registered statistic, indexed by handle."""
+        out = [np.full(self.resamples, np.nan) for _ in range(self._count)]
+        if self.n_units == 0 or self._count == 0:
+            return out
+        matrix = (np.stack(self._columns, axis=1) if self._columns
+                  else np.zeros((self.n_units, 0), dtype=np.float32))
+        rng = np.random.default_rng(self.seed)
+        block = max(1, min(self.resamples, _BLOCK_CELLS // max(1, self.n_units)))
+        for start in range(0, self.resamples, block):
+            rows = min(block, self.resamples - start)
+            weights = _multinomial_counts(rng, rows, self.n_units)
+            # float32 halves the cost of the product; weights and counts stay exact integers.
+            sums = (weights @ matrix).astype(np.float64)
+            for handle, col in self._totals:
+                out[handle][start:start + rows] = sums[:, col]
+            for handle, med in self._medians:
+                if med is not None:
+                    out[handle][start:start + rows] = _weighted_medians(weights, sums, med)
+        return out
+
+
+def _multinomial_counts(rng: np.random.Generator, rows: int, n: int,
+                        ) -> npt.NDArray[np.float32]:
+    """``rows`` bootstrap weight vectors: how often each of ``n`` units is drawn in n draws."""
+    draws = rng.integers(0, n, size=(rows, n), dtype=np.int64)
+    draws += (np.arange(rows, dtype=np.int64) * n)[:, None]
+    counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)
+    return counts.astype(np.float32)
+
+
+def _first_at_least(cumulative: npt.NDArray[np.floating[Any]], target: FloatArray) -> IntArray:
+    """Per row, the first column whose cumulative weight reaches ``target``."""
+    return np.asarray((cumulative < target[:, None]).sum(axis=1), dtype=np.int64)
+
+
+def _weighted_medians(weights: npt.NDArray[np.float32], sums: FloatArray,
+                      med: _Median) -> FloatArray:
+    """Median of each weighted resample, identical to ``numpy.median`` of the expanded data."""
+    total = sums[:, med.col_all]
+    below = sums[:, med.col_below]
+    half = total / 2.0
+    band = np.cumsum(weights[:, med.units_sorted[med.lo:med.hi]], axis=1) + below[:, None]
+    n = med.values_sorted.size
+    # The middle of an even-sized resample averages the two central values: the first rank
+    # reaching half the weight, and the first rank exceeding it.
+    lower = _first_at_least(band, half) + med.lo
+    upper = np.asarray((band <= half[:, None]).sum(axis=1), dtype=np.int64) + med.lo
+    outside = ((below >= half) & (med.lo > 0)) | ((band[:, -1] <= half) & (med.hi < n))
+    if outside.any():
+        full = np.cumsum(weights[outside][:, med.units_sorted], axis=1)
+        lower[outside] = _first_at_least(full, half[outside])
+        upper[outside] = np.asarray((full <= half[outside][:, None]).sum(axis=1), dtype=np.int64)
+    lower = np.minimum(lower, n - 1)
+    upper = np.minimum(upper, n - 1)
+    result = (med.values_sorted[lower] + med.values_sorted[upper]) / 2.0
+    result[total <= 0] = np.nan
+    return np.asarray(result, dtype=np.float64)
+
+
+# --- power ------------------------------------------------------------------------------------
+
+
+def _z(p: float) -> float:
+    return NormalDist().inv_cdf(p)
+
+
+def robust_sigma_log(values: FloatArray) -> float | None:
+    """Spread of log(values) as a normal-consistent MAD (robust to a few outliers)."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size < 3:
+        return None
+    logs = np.log(v)
+    return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
+
+
+def required_samples(effect: float, sigma_log: float, *, alpha: float = ALPHA,
+                     power: float = 0.95) -> int:
+    """Samples per arm for a two-sided test to detect a ratio of medians of ``1 + effect``.
+
+    Latencies are taken as lognormal with log-spread ``sigma_log``. The log of a sample median
+    has variance ≈ (π/2)·σ²/n (the median's efficiency on normal data is 2/π), and the two arms'
+    medians are treated as independent (pairing can only help), so
+    n = (z₁₋α/₂ + z_power)² · π σ² / ln(1 + effect)².
+    """
+    if effect <= -1 or effect == 0:
+        raise ValueError("effect must be a non-zero relative change greater than -100 %")
+    if sigma_log <= 0:
+        return 2
+    n = (_z(1 - alpha / 2) + _z(power)) ** 2 * math.pi * sigma_log**2 / math.log1p(effect) ** 2
+    return max(2, math.ceil(n - 1e-9))  # float noise must not add a sample
+
+
+def repeats_for_power(effect: float, sigma_log: float, *, samples_per_repeat: int = 1,
+                      alpha: float = ALPHA, power: float = 0.95) -> int:
+    """Repeats per arm for :func:`required_samples`, when each repeat yields several samples
+    (prompts × turns)."""
+    need = required_samples(effect, sigma_log, alpha=alpha, power=power)
+    return max(1, math.ceil(need / max(1, samples_per_repeat)))
+
+
+def scale_for_power(se_log: float, n_now: int, effect: float, *, alpha: float = ALPHA,
+                    power: float = 0.95) -> int | None:
+    """Samples needed, scaled from the standard error ``se_log`` of a log ratio seen with
+    ``n_now`` samples (the observed spread, including pairing, prompt mix and drift)."""
+    if not math.isfinite(se_log) or se_log < 0 or n_now <= 0 or effect == 0:
+        return None
+    if se_log == 0:  # no spread at all: any sample detects any effect
+        return 2
+    target_se = abs(math.log1p(effect)) / (_z(1 - alpha / 2) + _z(power))
+    return max(2, math.ceil(n_now * (se_log / target_se) ** 2 - 1e-9))

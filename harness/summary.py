@@ -1,0 +1,335 @@
+"""The ``summary.json`` schema: pydantic records with units in their names.
+
+Null means "cannot exist" (no streaming → no TTFT; unknown price → no cost), never zero.
+Ratios ``<a>_vs_<b>`` are a / b. ``ci95`` is a 95 % percentile bootstrap interval.
+See docs/summary-schema.md for the field list.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+SUMMARY_SCHEMA_VERSION = 1
+
+Interval = tuple[float, float]
+Verdict = Literal["supported", "contradicted", "inconclusive"]
+ClaimUnit = Literal["ratio", "relative", "points"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class LatencyStats(_Record):
+    """Distribution of one latency over an arm's successful requests, in ms."""
+
+    n: int
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+    ci95: Interval | None = Field(description="95 % bootstrap interval of p50")
+
+
+class Estimate(_Record):
+    """A value with its 95 % interval."""
+
+    value: float | None
+    ci95: Interval | None = None
+
+
+class Effect(_Record):
+    """A comparison: ratio a/b (null hypothesis 1) or delta a−b (null hypothesis 0)."""
+
+    value: float | None
+    ci95: Interval | None
+    significant: bool | None = Field(description="the interval excludes 1 (ratio) or 0 (delta)")
+    n_pairs: int = Field(description="pairing keys with a value in both arms")
+
+
+class TokenStats(_Record):
+    total: int
+    mean: float
+    requests: int = Field(description="requests that reported usage")
+
+
+class CacheStats(_Record):
+    """Prompt caching: OpenAI caches prompts of ≥ 1,024 tokens."""
+
+    eligible_requests: int = Field(description="requests with ≥ 1,024 input tokens")
+    eligible_input_tokens: int
+    eligible_hit_ratio: float | None = Field(description="cached / eligible input tokens")
+    hit_requests: int = Field(description="requests with any cached tokens")
+    cache_write_tokens: int
+
+
+class CostStats(_Record):
+    total_usd: float
+    per_request_usd: Estimate
+    per_1k_requests_usd: float
+    per_1m_requests_usd: float
+    priced_requests: int
+
+
+class TurnStats(_Record):
+    """One turn of every conversation of an arm (turn 1 is cold)."""
+
+    turn: int
+    requests: int
+    errors: int
+    ttft_ms_p50: float | None
+    total_ms_p50: float | None
+    input_tokens_mean: float | None
+    cached_tokens_mean: float | None
+    cache_hit_ratio: float | None
+    cost_usd_mean: float | None
+
+
+class ArmSummary(_Record):
+    api: str | None
+    model: str | None
+    requests: int = Field(description="measured requests (warm-up excluded)")
+    errors: int
+    error_rate: float | None
+    warmup_excluded: int
+    ttft_ms: LatencyStats | None
+    ttfb_ms: LatencyStats | None
+    total_ms: LatencyStats | None
+    sdk_ttft_ms: LatencyStats | None
+    sdk_ttfb_ms: LatencyStats | None
+    sdk_total_ms: LatencyStats | None
+    cold_ttft_ms: LatencyStats | None
+    warm_ttft_ms: LatencyStats | None
+    cold_total_ms: LatencyStats | None
+    warm_total_ms: LatencyStats | None
+    input_tokens: TokenStats | None
+    cached_tokens: TokenStats | None
+    cache_write_tokens: TokenStats | None
+    output_tokens: TokenStats | None
+    reasoning_tokens: TokenStats | None
+    cache_hit_ratio: Estimate | None = Field(description="Σ cached / Σ input tokens")
+    cache: CacheStats | None
+    cost_usd: CostStats | None
+    per_turn: list[TurnStats]
+    finish: dict[str, int]
+    error_types: dict[str, int]
+
+
+class SimilarityStats(_Record):
+    """One kind of similarity over the pairs where it applies (0 = nothing alike, 1 = same)."""
+
+    n_pairs: int
+    mean: float | None
+    min: float | None
+    noise_floor: float | None = Field(description="mean of the same kind on an A/A comparison")
+    noise_floor_from: str | None
+    below_noise_floor: Effect | None = Field(
+        description="noise_floor − mean over keys both comparisons have (delta, paired)")
+
+
+class JsonStats(SimilarityStats):
+    a_parse_rate: float | None
+    b_parse_rate: float | None
+    a_schema_valid_rate: float | None
+    b_schema_valid_rate: float | None
+
+
+class ToolCallStats(SimilarityStats):
+    name_agreement: float | None
+
+
+class Similarity(_Record):
+    text: SimilarityStats | None
+    json_: JsonStats | None = Field(alias="json")
+    tool_calls: ToolCallStats | None
+    semantic: SimilarityStats | None
+
+
+class Power(_Record):
+    """How many repeats would detect ``effect`` on ``metric`` at the given power."""
+
+    metric: str
+    effect: float
+    power: float
+    alpha: float
+    sigma_log: float | None = Field(description="robust spread of log latency, both arms pooled")
+    n_pairs: int
+    repeats: int
+    samples_needed: int | None
+    repeats_needed: int | None
+
+
+class Comparison(_Record):
+    a: str
+    b: str
+    replicate: bool = Field(description="an A/A comparison (the noise floor)")
+    n_pairs: int
+    ttft_p50_ratio: Effect | None
+    ttfb_p50_ratio: Effect | None
+    total_p50_ratio: Effect | None
+    sdk_ttft_p50_ratio: Effect | None
+    sdk_total_p50_ratio: Effect | None
+    cold_ttft_ratio: Effect | None
+    warm_ttft_ratio: Effect | None
+    cold_total_ratio: Effect | None
+    cache_hit_ratio_delta: Effect | None
+    cache_hit_improvement: Effect | None = Field(
+        description="relative: a's hit ratio / b's − 1; null when b cached nothing")
+    cost_ratio: Effect | None = Field(description="mean cost per request, a / b")
+    output_tokens_ratio: Effect | None
+    error_rate_delta: Effect | None
+    similarity: Similarity
+    power: Power | None
+
+
+class Claim(_Record):
+    """One migration-guide claim tested on this run."""
+
+    claim: str
+    quote: str
+    metric: str | None
+    unit: ClaimUnit
+    value: float | None
+    ci95: Interval | None
+    claimed_range: Interval | None
+    claimed: str = Field(description="the claim in words, e.g. '2–3× slower'")
+    verdict: Verdict
+    note: str
+    injected_by_profile: str | None
+
+
+class ScenarioSummary(_Record):
+    name: str
+    observations: int
+    arms: dict[str, ArmSummary]
+    comparisons: dict[str, Comparison]
+    claims: dict[str, Claim]
+
+
+class ModelPriceInfo(_Record):
+    model: str
+    service_tier: str | None
+    matched_model: str | None
+    input_mtok: float
+    cached_input_mtok: float
+    cache_write_mtok: float
+    output_mtok: float
+    tiered: bool
+    source: str
+    price_date: str
+
+
+class PricingInfo(_Record):
+    source: str
+    genai_prices_version: str
+    override_file: str | None
+    models: list[ModelPriceInfo]
+
+
+class BootstrapInfo(_Record):
+    seed: int
+    resamples: int
+    confidence: float
+    unit: str
+    method: str
+
+
+class Summary(_Record):
+    schema_version: int = SUMMARY_SCHEMA_VERSION
+    harness_version: str
+    run_id: str
+    target: str
+    target_label: str
+    is_emulator: bool
+    emulator_profile: str | None
+    observations: int = Field(description="records read (after de-duplicating resumed keys)")
+    warmup_excluded: int
+    bootstrap: BootstrapInfo
+    pricing: PricingInfo
+    warnings: list[str]
+    scenarios: list[ScenarioSummary]
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The JSON form written to summary.json (``json`` key spelled as such)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class RunArmComparison(_Record):
+    """One arm across two runs (a = candidate, b = baseline; ratios a/b, independent samples).
+
+    ``n_pairs`` is the smaller of the two sample sizes here.
+    """
+
+    ttft_p50_ratio: Effect | None = None
+    ttfb_p50_ratio: Effect | None = None
+    total_p50_ratio: Effect | None = None
+    sdk_ttft_p50_ratio: Effect | None = None
+    sdk_total_p50_ratio: Effect | None = None
+    cold_ttft_ratio: Effect | None = None
+    warm_ttft_ratio: Effect | None = None
+    cold_total_ratio: Effect | None = None
+    cache_hit_ratio_delta: Effect | None = None
+    cache_hit_improvement: Effect | None = None
+    cost_ratio: Effect | None = None
+    output_tokens_ratio: Effect | None = None
+    error_rate_delta: Effect | None = None
+
+
+class RunComparison(_Record):
+    """``compare_runs(a, b)``: the same scenarios and arms in two runs."""
+
+    schema_version: int = SUMMARY_SCHEMA_VERSION
+    a_run_id: str
+    b_run_id: str
+    intervals: bool = Field(description="false when compared from summaries (no samples)")
+    bootstrap: BootstrapInfo | None
+    scenarios: dict[str, dict[str, RunArmComparison]]
+
+
+# --- terminal rendering -----------------------------------------------------------------------
+
+
+def _fmt_effect(e: Effect | None, digits: int = 2) -> str:
+    if e is None or e.value is None:
+        return "—"
+    mark = "*" if e.significant else ""
+    ci = f" ({e.ci95[0]:.{digits}f}–{e.ci95[1]:.{digits}f})" if e.ci95 else ""
+    return f"{e.value:.{digits}f}{mark}{ci}"
+
+
+def summary_tables(summary: Summary) -> list[Table]:
+    """Short rich tables: per scenario, each comparison's headline ratios and the claims."""
+    from rich.table import Table
+
+    tables = []
+    for sc in summary.scenarios:
+        t = Table(title=f"{sc.name} — {summary.target_label}",
+                  caption="ratios a/b (95 % CI); * = significant")
+        t.add_column("comparison", no_wrap=True)
+        for col in ("TTFT p50", "cold TTFT", "total p50", "cache hit Δ", "cost",
+                    "text sim (A/A)"):
+            t.add_column(col)
+        for key, c in sc.comparisons.items():
+            text = c.similarity.text
+            sim = (f"{text.mean:.3f} ({text.noise_floor:.3f})" if text and text.mean is not None
+                   and text.noise_floor is not None
+                   else f"{text.mean:.3f}" if text and text.mean is not None else "—")
+            t.add_row(key, _fmt_effect(c.ttft_p50_ratio), _fmt_effect(c.cold_ttft_ratio),
+                      _fmt_effect(c.total_p50_ratio), _fmt_effect(c.cache_hit_ratio_delta),
+                      _fmt_effect(c.cost_ratio), sim)
+        tables.append(t)
+        claims = Table(title=f"{sc.name} — migration guide claims")
+        claims.add_column("claim", no_wrap=True)
+        for col in ("value (95 % CI)", "claimed", "verdict"):
+            claims.add_column(col)
+        for cl in sc.claims.values():
+            value = "—" if cl.value is None else f"{cl.value:.2f}" + (
+                f" ({cl.ci95[0]:.2f}–{cl.ci95[1]:.2f})" if cl.ci95 else "")
+            claims.add_row(cl.claim, f"{value} {cl.unit}", cl.claimed, cl.verdict)
+        tables.append(claims)
+    return tables

@@ -1,0 +1,220 @@
+"""harness run: every planned request exactly once, faults as data, resume after SIGKILL, timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.plan import build_plan, dry_run
+from harness.records import read_meta, read_observations
+from harness.runner import RunOptions, run
+from harness.scenario import load_scenario
+
+QUICK_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+QUICK = QUICK_DIR / "quickstart.yaml"
+
+
+def _planned_keys(path: Path, repeats: int, seed: int) -> Counter[tuple[str, str, str, int, int]]:
+    plan = build_plan(load_scenario(path), repeats=repeats, seed=seed)
+    return Counter((p.conversation.scenario, p.conversation.prompt_id, p.conversation.arm,
+                    p.conversation.repeat, p.turn) for p in dry_run(plan))
+
+
+def _observed_keys(run_dir: Path) -> Counter[tuple[str, str, str, int, int]]:
+    return Counter(o.key for o in read_observations(run_dir / "observations.jsonl"))
+
+
+def _write_profile(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "profile.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
+    result = run([QUICK], RunOptions(out=tmp_path, repeats=2, seed=7, progress=False,
+                                     emulator_profile="zero"))
+    assert _observed_keys(result.run_dir) == _planned_keys(QUICK, 2, 7)
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert all(o.ok and o.finish == "completed" for o in observations)
+    assert {o.cold for o in observations if o.turn == 1} == {True}
+    assert {o.cold for o in observations if o.turn > 1} == {False}
+    # turn 1 is cold (fresh nonce): nothing cached; later turns reuse the 1,024+ token prefix
+    assert all(o.usage and o.usage.cached_tokens == 0 for o in observations if o.turn == 1)
+    assert all(o.usage and o.usage.cached_tokens >= 1024 for o in observations if o.turn > 1)
+    assert all(o.ttft_ms is not None and o.ttfb_ms is not None and o.total_ms is not None
+               and o.ttfb_ms <= o.ttft_ms <= o.total_ms for o in observations)
+    assert all(o.request_id and o.request_id.startswith("req_") for o in observations)
+    meta = read_meta(result.run_dir)
+    assert meta.is_emulator and meta.finished_at is not None and meta.seed == 7
+    assert meta.planned_requests == len(observations)
+    assert "not OpenAI" in meta.target_label
+
+
+def test_chained_arm_uses_previous_response_and_deletes_stored(tmp_path: Path) -> None:
+    scenario = tmp_path / "chained.yaml"
+    scenario.write_text(
+        "version: 1\nname: chained\nmodel: gpt-4.1-mini\n"
+        "arms: [chat, responses, responses_chained]\nrepeats: 2\n"
+        "system: You are terse.\n"
+        "prompts:\n  - id: t\n    turns: [Hello there, And again?, One more time]\n",
+        encoding="utf-8")
+    result = run([scenario], RunOptions(out=tmp_path, seed=3, progress=False,
+                                        emulator_profile="zero"))
+    obs = list(read_observations(result.run_dir / "observations.jsonl"))
+    chained = sorted((o for o in obs if o.arm == "responses_chained"),
+                     key=lambda o: (o.repeat, o.turn))
+    assert len(chained) == 6
+    by_turn = {(o.repeat, o.turn): o for o in chained}
+    for (rep, turn), o in by_turn.items():
+        if turn == 1:
+            assert o.previous_response_id is None
+        else:
+            assert o.previous_response_id == by_turn[(rep, turn - 1)].response_id
+    stateless = {(o.repeat, o.turn): o for o in obs if o.arm == "responses"}
+    # chained turn k is billed for the whole chain (DESIGN §3): at least everything before it
+    for (rep, turn), o in by_turn.items():
+        if turn == 1:
+            continue
+        prev = by_turn[(rep, turn - 1)]
+        assert o.usage and prev.usage
+        assert o.usage.input_tokens > prev.usage.input_tokens + prev.usage.output_tokens
+        # ... while sending fewer bytes than the stateless arm, which resends the history
+        assert o.request_bytes is not None and stateless[(rep, turn)].request_bytes is not None
+        assert o.request_bytes < stateless[(rep, turn)].request_bytes
+    assert read_meta(result.run_dir).stored_responses_deleted == 6
+
+
+def test_fault_profile_every_request_ends_as_one_record(tmp_path: Path) -> None:
+    profile = _write_profile(tmp_path, """
+extends: zero
+both:
+  faults:
+    rate_limit: 0.15
+    server_error: 0.1
+    overloaded: 0.05
+    stream_cut: 0.1
+    response_failed: 0.05
+    retry_after_ms: 5
+""")
+    result = run([QUICK], RunOptions(out=tmp_path, repeats=4, seed=11, progress=False,
+                                     emulator_profile=str(profile),
+                                     retry=__import__("harness.client", fromlist=["x"])
+                                     .RetryPolicy(max_attempts=3, base_s=0.001)))
+    observed = _observed_keys(result.run_dir)
+    assert observed == _planned_keys(QUICK, 4, 11)
+    obs = list(read_observations(result.run_dir / "observations.jsonl"))
+    retried = [o for o in obs if len(o.attempts) > 1]
+    assert retried, "a 15 % 429 rate over 120 requests must cause retries"
+    for o in retried:
+        assert all(a.status in (429, 500, 503) or a.error_type == "stream_interrupted"
+                   for a in o.attempts[:-1])
+    assert any(a.status == 429 and a.retry_after_ms == pytest.approx(5, abs=1)
+               for o in obs for a in o.attempts)
+    errors = {o.error_type for o in obs if not o.ok}
+    assert errors & {"response_failed", "server_error", "skipped", "stream_interrupted",
+                     "rate_limit_exceeded", "http_500"} or not errors
+    # failed turns leave later turns recorded as skipped, never missing
+    for o in obs:
+        if o.error_type == "skipped":
+            assert o.turn > 1 and not o.attempts
+
+
+def test_missing_openai_key_is_one_clean_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(QUICK), "--target", "openai", "--quiet", "--out", "/nonexistent"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "OPENAI_API_KEY" in err[0]
+
+
+def test_max_requests_guard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", str(QUICK), "--repeats", "3", "--max-requests", "10", "--quiet",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--max-requests 10" in err and "36 requests" in err
+    assert not any(tmp_path.iterdir()), "nothing may be started"
+
+
+def test_bad_target_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(QUICK), "--target", "ftp://x", "--quiet"]) == 2
+    assert "not 'emulator', 'openai' or an http(s) URL" in capsys.readouterr().err
+
+
+def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
+    """Kill a run mid-way with SIGKILL, resume it, and find every planned request once."""
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness", "run", str(QUICK), "--repeats", "6", "--seed", "5",
+           "--out", str(out), "--quiet", "--emulator-time-scale", "0.05"]
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    obs_file: Path | None = None
+    while time.monotonic() < deadline:
+        files = list(out.glob("*/observations.jsonl"))
+        if files and files[0].stat().st_size > 0 and len(files[0].read_bytes().splitlines()) > 20:
+            obs_file = files[0]
+            break
+        time.sleep(0.05)
+    assert obs_file is not None, log.read_text()
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its emulator process
+    proc.wait()
+    run_dir = obs_file.parent
+    before = len(obs_file.read_bytes().splitlines())
+    planned = _planned_keys(QUICK, 6, 5)
+    assert 0 < before < sum(planned.values())
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale",
+                 "0.05"]) == 0
+    assert _observed_keys(run_dir) == planned
+    obs = list(read_observations(run_dir / "observations.jsonl"))
+    by_conv: dict[str, list[int]] = {}
+    for o in obs:
+        by_conv.setdefault(o.conversation, []).append(o.turn)
+    assert all(sorted(t) == list(range(1, len(t) + 1)) for t in by_conv.values())
+    assert read_meta(run_dir).finished_at is not None
+
+
+@pytest.mark.timing
+def test_wire_timing_matches_truth_log(tmp_path: Path) -> None:
+    """At concurrency 1 with the emulator in its own process, wire TTFT and total agree with
+    the emulator's ground truth within 1 ms at p50 and 3 ms at p95."""
+    profile = _write_profile(tmp_path, """
+extends: zero
+both:
+  queue_ms: 2
+  ttft_ms: {median: 40, sigma: 0.2}
+  per_token_ms: 2
+content:
+  reply_tokens: {min: 10, max: 30}
+""")
+    truth = tmp_path / "truth.jsonl"
+    result = run([QUICK], RunOptions(out=tmp_path, repeats=4, seed=2, progress=False,
+                                     emulator_profile=str(profile), truth_log=truth))
+    obs = {o.request_id: o for o in read_observations(result.run_dir / "observations.jsonl")}
+    rows = [json.loads(line) for line in truth.read_text().splitlines()]
+    pairs = [(obs[r["request_id"]], r) for r in rows if r["request_id"] in obs]
+    assert len(pairs) == len(obs) == 48
+    ttft_err = np.array([o.ttft_ms - r["first_delta_ms"] for o, r in pairs])
+    total_err = np.array([o.total_ms - r["total_ms"] for o, r in pairs])
+    for err in (ttft_err, total_err):
+        assert abs(np.percentile(err, 50)) <= 1.0, err
+        assert np.percentile(np.abs(err), 95) <= 3.0, err
+
+
+def test_harness_never_reads_the_truth_log() -> None:
+    """The ground truth is for tests only: no harness module outside the emulator opens it."""
+    root = Path(__file__).resolve().parents[1] / "harness"
+    offenders = [p for p in root.rglob("*.py")
+                 if "emulator" not in p.parts and "first_delta_ms" in p.read_text()]
+    assert offenders == []
