@@ -220,6 +220,35 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- probe -------------------------------------------------------------------------------------
+
+
+def _add_probe(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "probe",
+        help="measure target behaviour a shadow run depends on",
+        description="cache-sharing: send a fresh 1,024+-token prompt to one API, then the same "
+        "prompt to the other (both orders), and report whether the second API found it cached "
+        "— i.e. whether the target keeps one prompt cache for both APIs.",
+    )
+    p.add_argument("what", choices=["cache-sharing"])
+    p.add_argument("--target", default="emulator", help="emulator (default), openai, or a URL")
+    p.add_argument("--model", default="gpt-4.1-mini")
+    p.set_defaults(handler=_cmd_probe)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from harness.probe import probe_cache_sharing
+    from harness.target import open_target
+
+    with open_target(args.target, emulator_profile="zero") as target:
+        result = asyncio.run(probe_cache_sharing(target, args.model))
+        print(f"{target.label}: prompt cache {result.explain()}")
+    return 0
+
+
 # --- main --------------------------------------------------------------------------------------
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
@@ -227,6 +256,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_plan,
     _add_emulator,
     _add_run,
+    _add_probe,
     _add_analyze,
 ]
 
