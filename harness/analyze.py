@@ -218,6 +218,9 @@ def analyze_table(table: ObservationTable, meta: RunMeta | None = None, *,
                   resamples: int = stats.DEFAULT_RESAMPLES, schemas: Schemas | None = None,
                   embedder: Embedder | None = None, power_effect: float = 0.10) -> Summary:
     """Analyse observations already in columns (pure apart from price lookups)."""
+    if seed < 0 or resamples < 1:
+        raise HarnessError(f"bootstrap seed must be ≥ 0 and resamples ≥ 1 (got {seed}, "
+                           f"{resamples})")
     with _gc_paused():
         return _analyze_table(table, meta, book=book, seed=seed, resamples=resamples,
                               schemas=schemas, embedder=embedder, power_effect=power_effect)
@@ -227,9 +230,12 @@ def _analyze_table(table: ObservationTable, meta: RunMeta | None, *, book: Price
                    seed: int, resamples: int, schemas: Schemas | None, embedder: Embedder | None,
                    power_effect: float) -> Summary:
     table = table.latest_per_key()
+    # planned tool-result turns that were not needed (no tool call) were never requests
+    table = table.take(np.flatnonzero(np.array([e != "not_sent" for e in table.error_type],
+                                               dtype=np.bool_)))
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
     book = book or PriceBook(when=when)
-    profile = meta.emulator_profile or "unnamed" if meta and meta.is_emulator else None
+    profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
     scenarios = []
     warmup_total = int(table.warmup.sum())
     for name, rows in sorted(_scenario_rows(table).items()):
@@ -268,7 +274,10 @@ def analyze_run(run_dir: Path, *, price_overrides: Path | None = None, seed: int
                 resamples: int = stats.DEFAULT_RESAMPLES, schemas: Schemas | None = None,
                 embedder: Embedder | None = None) -> Summary:
     """Analyse ``runs/<run-id>/`` (meta.json + observations.jsonl) into a Summary."""
+    from harness.shadow_store import merge_if_sharded
+
     meta = read_meta(run_dir)
+    merge_if_sharded(run_dir)  # a shadow run's per-process shards → observations.jsonl
     obs_path = run_dir / OBSERVATIONS_FILE
     if not obs_path.is_file():
         raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — did the run start?")
@@ -462,7 +471,7 @@ def _synthetic_one(pr: SyntheticProfile, rng: np.random.Generator, words: list[s
     base: dict[str, Any] = dict(
         run_id=run_id, scenario=scenario, prompt_id=f"p{prompt}", arm=arm, api=api, turn=turn,
         repeat=max(repeat, 0), conversation=f"p{prompt}/{arm}/{repeat}", cold=cold,
-        warmup=repeat < 0, model=pr.model, stream=True, order=order, started_at=1.7e9 + order)
+        warmup=repeat < 0, model=pr.model, stream=True, order=order, started_at=1.78e9 + order)
     if failed:
         return Observation(**base, status=500, ok=False, error_type="server_error",
                            finish="error")

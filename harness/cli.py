@@ -64,13 +64,20 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="run seed (cache nonces, arm order)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per request (JSON Lines) instead of a table")
+    p.add_argument("--power", default=None, metavar="EFFECT",
+                   help="also say how many repeats detect a change of EFFECT (e.g. 10%%) in a "
+                   "p50 ratio at 95 %% power")
+    p.add_argument("--sigma", type=float, default=0.3, metavar="S",
+                   help="log-spread of latencies for --power (default 0.3; a previous "
+                   "summary.json reports the observed one as power.sigma_log)")
     p.set_defaults(handler=_cmd_plan)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from harness.plan import print_plan
 
-    print_plan(args.scenario, repeats=args.repeats, seed=args.seed, as_json=args.json)
+    print_plan(args.scenario, repeats=args.repeats, seed=args.seed, as_json=args.json,
+               power=args.power, sigma_log=args.sigma)
     return 0
 
 
@@ -157,6 +164,20 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-attempts", type=_positive_int, default=4, metavar="N",
                    help="attempts per request including retries (default 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cassettes = p.add_mutually_exclusive_group()
+    cassettes.add_argument("--record", type=Path, default=None, metavar="DIR",
+                           help="record every interaction into DIR/<scenario name>.yaml "
+                           "(scrubbed of keys and cookies, with wire timing)")
+    cassettes.add_argument("--replay", type=Path, default=None, metavar="DIR",
+                           help="replay from DIR/<scenario name>.yaml with no network and no "
+                           "key; seed and repeats come from the cassettes; a request with no "
+                           "recorded interaction fails (cassette_miss)")
+    p.add_argument("--gate", action="store_true",
+                   help="after the run, analyse it and apply its gates like 'harness gate' "
+                   "(exit 1 when a gate fails)")
+    p.add_argument("--baseline", default=None, metavar="NAME|FILE|RUN_DIR",
+                   help="with --gate: also check for regressions against this baseline "
+                   "(implies --gate; checked before the run starts)")
     p.set_defaults(handler=_cmd_run)
 
 
@@ -171,9 +192,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         client=args.client, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
         resume=args.resume, seed=args.seed, progress=not args.quiet,
         retry=RetryPolicy(max_attempts=args.max_attempts),
+        record=args.record, replay=args.replay,
     )
+    if args.baseline is not None:
+        from harness.baseline import resolve_baseline
+
+        resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
     result = run(args.scenarios, options)
-    return finish_run(result)
+    code = finish_run(result)
+    if code != 0 or not (args.gate or args.baseline is not None):
+        return code
+    return _gate(result.run_dir, baseline=args.baseline, as_json=False)
 
 
 # --- analyze -----------------------------------------------------------------------------------
@@ -249,6 +278,231 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- cassettes ---------------------------------------------------------------------------------
+
+
+def _add_cassettes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "cassettes",
+        help="inspect recorded cassettes",
+        description="Commands on cassettes recorded with 'harness run --record DIR'.",
+    )
+    commands = p.add_subparsers(dest="cassettes_command", metavar="COMMAND", required=True)
+    check = commands.add_parser(
+        "check",
+        help="list unused, missing and stale interactions",
+        description="Replay every scenario of --scenarios offline against its cassette in DIR "
+        "and list, per cassette: missing interactions (requests with no recording, or no "
+        "cassette), unused ones (recorded, never asked for) and staleness (the scenario "
+        "changed since recording). Exit 0 when all are clean, 1 if anything is listed, 2 for "
+        "bad input.",
+    )
+    check.add_argument("directory", nargs="?", type=Path, default=Path("cassettes"),
+                       metavar="DIR", help="cassette directory (default cassettes/)")
+    check.add_argument("--scenarios", type=Path, default=Path("scenarios"), metavar="DIR",
+                       help="scenario directory (default scenarios/)")
+    check.set_defaults(handler=_cmd_cassettes_check)
+
+
+def _cmd_cassettes_check(args: argparse.Namespace) -> int:
+    from harness.cassette_check import check_cassettes, format_reports
+
+    reports = check_cassettes(args.directory, args.scenarios)
+    for line in format_reports(reports):
+        print(line)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+# --- gate --------------------------------------------------------------------------------------
+
+
+def _add_gate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="pass/fail a run on its gates and against a baseline (for CI)",
+        description="Decide RUN_DIR's gates (the scenario files' gates:, or --config) and, with "
+        "--baseline, its regressions against a baseline run, using the analysis' 95 % "
+        "intervals: a gate fails only when the interval is wholly on the wrong side of its "
+        "threshold; straddling is 'inconclusive' (passes, with a warning). Against a baseline, "
+        "an arm's TTFT/total p50, cost or cache-hit ratio fails when it is significantly worse "
+        "and worse by more than the tolerance (default 10 %). Appends gate cases to "
+        "reports/<run-id>/junit.xml; under GitHub Actions also prints ::error annotations and "
+        "writes the step summary. Exit 0 pass, 1 a gate failed, 2 bad input (e.g. no such "
+        "baseline). See docs/ci.md.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--baseline", default=None, metavar="NAME|FILE|RUN_DIR",
+                   help="baselines/NAME.json, a baseline file, or another run directory")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="gates file (YAML): {version: 1, gates: {KEY: N}, scenarios: {NAME: "
+                   "{KEY: N}}, regression_pct: N}; replaces the scenarios' gates")
+    p.add_argument("--regression-pct", type=float, default=None, metavar="PCT",
+                   help="tolerance for baseline regressions of arms without their own "
+                   "<arm>.regression_pct_max gate (default 10)")
+    p.add_argument("--baselines", type=Path, default=None, metavar="DIR",
+                   help="where baseline names are looked up (default baselines/)")
+    p.add_argument("--prices", type=Path, default=None, metavar="FILE",
+                   help="price overrides, as for 'harness analyze'")
+    p.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
+                   help="reports directory; gate cases go to DIR/<run-id>/junit.xml")
+    p.add_argument("--json", action="store_true", help="print the gate report as JSON")
+    p.set_defaults(handler=_cmd_gate)
+
+
+def _gate(run_dir: Path, *, baseline: str | None, as_json: bool, config: Path | None = None,
+          regression_pct: float | None = None, baselines: Path | None = None,
+          prices: Path | None = None, reports: Path = Path("reports")) -> int:
+    from harness.gate import format_report, gate_run, publish
+
+    report = gate_run(run_dir, baseline=baseline, config=config, regression_pct=regression_pct,
+                      baselines_dir=baselines, prices=prices)
+    print(report.model_dump_json(indent=2) if as_json else format_report(report))
+    # GitHub annotations go to stderr with --json, so stdout stays one JSON document
+    junit = publish(report, reports_dir=reports, stream=sys.stderr if as_json else None)
+    if junit is not None and not as_json:
+        print(f"junit: {junit}")
+    return report.exit_code
+
+
+def _cmd_gate(args: argparse.Namespace) -> int:
+    return _gate(args.run_dir, baseline=args.baseline, as_json=args.json, config=args.config,
+                 regression_pct=args.regression_pct, baselines=args.baselines,
+                 prices=args.prices, reports=args.reports)
+
+
+# --- baseline ----------------------------------------------------------------------------------
+
+
+def _add_baseline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="save a run as a named baseline for 'harness gate --baseline'",
+        description="Baselines are runs that later runs are compared with: a copy of "
+        "summary.json plus the latency samples a between-run bootstrap needs, in "
+        "baselines/NAME.json (small enough to commit).",
+    )
+    commands = p.add_subparsers(dest="baseline_command", metavar="COMMAND", required=True)
+    save = commands.add_parser(
+        "save",
+        help="write baselines/NAME.json from a run",
+        description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
+        "name); prints its path. Exit 0, or 2 for bad input.",
+    )
+    save.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    save.add_argument("--name", required=True, help="baseline name, e.g. main")
+    save.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR",
+                      help="directory of baselines (default baselines/)")
+    save.set_defaults(handler=_cmd_baseline_save)
+
+
+def _cmd_baseline_save(args: argparse.Namespace) -> int:
+    from harness.baseline import save_baseline
+
+    print(save_baseline(args.run_dir, args.name, baselines_dir=args.baselines))
+    return 0
+
+
+# --- shadow ------------------------------------------------------------------------------------
+
+
+def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "shadow",
+        help="production shadow runs (harness.shadow.ShadowClient)",
+        description="Work with the run directory of a production shadow run: live processes "
+        "write one shard each (observations-<host>-<pid>-<n>.jsonl). 'merge' concatenates them "
+        "into observations.jsonl (atomically; only when they changed) and sums the per-process "
+        "counters into shadow_stats.json. 'harness analyze' merges by itself. Exit 0, or 2.",
+    )
+    actions = p.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
+    merge = actions.add_parser("merge", help="merge shard files into observations.jsonl")
+    merge.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    merge.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
+    merge.set_defaults(handler=_cmd_shadow_merge)
+
+
+def _cmd_shadow_merge(args: argparse.Namespace) -> int:
+    from harness.shadow_store import merge_shards
+
+    if not args.run_dir.is_dir():
+        raise HarnessError(f"{args.run_dir}: no such run directory — give runs/<run-id>/")
+    result = merge_shards(args.run_dir, force=args.force)
+    for problem in result.problems:
+        print(f"harness: warning: {problem}", file=sys.stderr)
+    state = "merged" if result.merged else "unchanged"
+    print(f"{result.path}: {result.records} records from {result.shards} shard(s), {state}"
+          + (f", {result.skipped_lines} incomplete line(s) skipped" if result.skipped_lines
+             else ""))
+    stats = result.stats
+    if stats:
+        done, sampled = stats.get("pairs_written", 0), stats.get("sampled", 0)
+        share = f" ({done / sampled:.1%})" if sampled else ""
+        print(f"calls {stats.get('calls', 0)}, mirrored {sampled}, pairs written {done}{share}, "
+              f"dropped {stats.get('dropped_queue_full', 0) + stats.get('dropped_closed', 0)}, "
+              f"shadow errors {stats.get('shadow_errors', 0)}, canary served "
+              f"{stats.get('canary_served', 0)} (fallbacks {stats.get('canary_fallbacks', 0)})")
+    return 0
+
+
+# --- report / compare -------------------------------------------------------------------------
+
+
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="render report.html, summary.md and junit.xml for a run",
+        description="Render RUN_DIR's saved observations and summary into one self-contained "
+        "report.html (verdict, arms, charts, claims, per-prompt diffs, errors), summary.md (for "
+        "PR comments and $GITHUB_STEP_SUMMARY) and junit.xml (one case per scenario × "
+        "comparison). Never sends a request; analyses the run first if it has no summary.json. "
+        "Prints the three paths. Exit 0, or 2 for bad input.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output directory (default: reports/<run-id>/)")
+    p.add_argument("--detail", type=_positive_int, default=10, metavar="N",
+                   help="prompts shown in full per scenario, most divergent first (default 10; "
+                   "5 slowest are added)")
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import render_report
+
+    if not args.run_dir.is_dir():
+        raise HarnessError(f"{args.run_dir}: no such run directory — give runs/<run-id>/")
+    paths = render_report(args.run_dir, args.out, divergent=args.detail)
+    print(paths.html)
+    print(paths.markdown)
+    print(paths.junit)
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare two runs (before/after a change, or against a baseline run)",
+        description="Compare RUN_A (candidate) with RUN_B (baseline), arm by arm: latency, "
+        "cost, caching and error ratios A/B with 95 % intervals (each run resampled on its "
+        "own). Writes compare.html and compare.md and prints the HTML path. Exit 0, or 2.",
+    )
+    p.add_argument("run_a", type=Path, metavar="RUN_A")
+    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output directory (default: reports/compare-<a>-vs-<b>/)")
+    p.set_defaults(handler=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.report import render_compare
+
+    for run_dir in (args.run_a, args.run_b):
+        if not run_dir.is_dir():
+            raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")
+    print(render_compare(args.run_a, args.run_b, args.out))
+    return 0
+
+
 # --- main --------------------------------------------------------------------------------------
 
 _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
@@ -258,6 +512,12 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_run,
     _add_probe,
     _add_analyze,
+    _add_report,
+    _add_compare,
+    _add_cassettes,
+    _add_gate,
+    _add_baseline,
+    _add_shadow,
 ]
 
 

@@ -23,6 +23,7 @@ import openai
 from harness.records import Attempt, ToolCallRecord, Usage
 from harness.wire import (
     CURRENT_RECORDER,
+    RecordedTiming,
     TimedAsyncTransport,
     WireRecorder,
     WireTiming,
@@ -67,6 +68,8 @@ class CallResult:
     sdk_total_ms: float | None = None
     events: int | None = None
     request_bytes: int | None = None
+    #: answered from a cassette: the timings are the ones recorded with the interaction
+    replayed: bool = False
 
     @property
     def retryable(self) -> bool:
@@ -351,9 +354,21 @@ class Transport:
                 result = await self._send_raw(api, kwargs, stream)
         finally:
             CURRENT_RECORDER.reset(token)
-        result.wire = analyze_wire(rec, stream=stream)
+        if rec.replayed is not None:  # from a cassette: the recorded clocks, not replay's
+            replayed = rec.replayed
+            result.replayed = True
+            result.wire = replayed.wire
+            result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms = (
+                replayed.sdk_ttfb_ms, replayed.sdk_ttft_ms, replayed.sdk_total_ms)
+        else:
+            result.wire = analyze_wire(rec, stream=stream)
+        if rec.miss is not None:
+            result.ok, result.error_type, result.error_message = False, "cassette_miss", rec.miss
         if result.events is None:
             result.events = result.wire.events
+        if rec.recording is not None:
+            rec.recording(RecordedTiming(result.wire, result.sdk_ttfb_ms, result.sdk_ttft_ms,
+                                         result.sdk_total_ms))
         return result
 
     async def delete_response(self, response_id: str) -> bool:

@@ -1,8 +1,10 @@
 """Observations → per-arm metrics and arm-vs-arm comparisons, as columns.
 
 :class:`ObservationTable` holds one run's observations as numpy columns (null → NaN), so 100,000
-records are analysed without building 100,000 pydantic models. :func:`scenario_summary` turns
-one scenario's rows into an :class:`harness.summary.ScenarioSummary`; everything is pure.
+records are analysed without building 100,000 pydantic models. The functions here register an
+arm's statistics with a scenario's shared :class:`harness.stats.Bootstrap`, then turn the
+replicates into :class:`harness.summary.ArmSummary` and comparison effects; all are pure.
+``harness.analyze.scenario_summary`` orchestrates them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ _STRING_FIELDS = ("run_id", "scenario", "prompt_id", "arm", "api", "model", "ser
 _GET_FIELDS = itemgetter(*_FIELDS)
 _GET_TOKENS = itemgetter(*TOKENS)
 _NO_TOKENS = (0,) * len(TOKENS)
+_EMPTY_ROW: dict[str, Any] = {k: _DEFAULTS.get(k, "" if k in _REQUIRED else None)
+                              for k in _FIELDS} | {"turn": 1, "repeat": 0, "cold": True}
 
 
 @dataclass
@@ -92,6 +96,8 @@ class ObservationTable:
     cache_write_tokens: IntArray
     output_tokens: IntArray
     reasoning_tokens: IntArray
+    #: text similarity stored with a shadow pair (computed before redaction), NaN elsewhere
+    similarity: FloatArray
 
     def __len__(self) -> int:
         return len(self.arm)
@@ -116,14 +122,14 @@ class ObservationTable:
     @classmethod
     def _from_dicts(cls, rows: Sequence[Mapping[str, Any]]) -> ObservationTable:
         # One C-level itemgetter per row and a zip transpose: ~10x faster than per-field loops.
+        if not rows:
+            return cls._from_dicts([_EMPTY_ROW]).take(np.zeros(0, dtype=np.int64))
         try:
             cols = dict(zip(_FIELDS, zip(*map(_GET_FIELDS, rows), strict=True), strict=True))
         except KeyError:  # records written by another tool may omit defaulted fields
             cols = dict(zip(_FIELDS, zip(*(tuple(r[k] if k in _REQUIRED else
                                                  r.get(k, _DEFAULTS.get(k)) for k in _FIELDS)
                                            for r in rows), strict=True), strict=True))
-        if not rows:
-            cols = {k: () for k in _FIELDS}
         usages = cols["usage"]
         try:
             tokens = list(zip(*(_GET_TOKENS(u) if u else _NO_TOKENS for u in usages),
@@ -131,8 +137,6 @@ class ObservationTable:
         except KeyError:
             tokens = list(zip(*(tuple(u.get(k, 0) for k in TOKENS) if u else _NO_TOKENS
                                 for u in usages), strict=True))
-        if not rows:
-            tokens = [() for _ in TOKENS]
         strings: dict[str, Any] = {k: list(cols[k]) for k in _STRING_FIELDS}
         return cls(
             **strings,
@@ -145,6 +149,7 @@ class ObservationTable:
             warmup=np.array(cols["warmup"], dtype=np.bool_),
             ok=np.array(cols["ok"], dtype=np.bool_),
             has_usage=np.array([u is not None for u in usages], dtype=np.bool_),
+            similarity=np.array([r.get("similarity") for r in rows], dtype=np.float64),
             **_arrays(cols, tokens),
         )
 
@@ -154,7 +159,11 @@ class ObservationTable:
         return cls.from_dicts([o.model_dump() for o in observations])
 
     def latest_per_key(self) -> ObservationTable:
-        """Drop earlier records of a key that a resumed run recorded again (last one wins)."""
+        """Drop earlier records of a key that a resumed run recorded again (last one wins).
+
+        The key is (scenario, prompt, arm, repeat, turn, warm-up): a warm-up request never
+        replaces a measured one.
+        """
         n = len(self)
         if n == 0:
             return self
@@ -162,7 +171,7 @@ class ObservationTable:
         for col in (self.scenario, self.prompt_id, self.arm):
             codes = _factorize(col)
             key = key * (int(codes.max()) + 1) + codes
-        for num in (self.repeat, self.turn):
+        for num in (self.repeat, self.turn, self.warmup.astype(np.int64)):
             key = key * (int(num.max() - num.min()) + 1) + (num - num.min())
         _, first_from_end = np.unique(key[::-1], return_index=True)
         if first_from_end.size == n:

@@ -431,10 +431,52 @@ def translation_problems(scenario: Scenario) -> list[str]:
 # --- output -------------------------------------------------------------------------------------
 
 
+def parse_effect(text: str) -> float:
+    """``"10%"`` or ``"0.1"`` → 0.1 (a relative change to detect)."""
+    value = text.strip()
+    try:
+        effect = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise HarnessError(f"--power {text!r}: not a relative effect — write e.g. 10% or "
+                           "0.1") from None
+    if effect <= 0 or effect >= 10:
+        raise HarnessError(f"--power {text!r}: the effect must be above 0 % and below "
+                           "1,000 % — e.g. 10%")
+    return effect
+
+
+def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float) -> list[str]:
+    """How many repeats detect a ``effect`` change of a p50 ratio at 95 % power (α = 0.05)."""
+    from harness.stats import repeats_for_power
+
+    by_arm: dict[str, int] = {}
+    cold: dict[str, int] = {}
+    for conv in plan.conversations:
+        if conv.warmup or conv.repeat != 1:
+            continue
+        by_arm[conv.arm] = by_arm.get(conv.arm, 0) + sum(
+            1 for step in conv.steps if step.kind == "user")
+        cold[conv.arm] = cold.get(conv.arm, 0) + 1
+    per_repeat = min(by_arm.values(), default=1)
+    cold_per_repeat = min(cold.values(), default=1)
+    need_all = repeats_for_power(effect, sigma_log, samples_per_repeat=per_repeat)
+    need_cold = repeats_for_power(effect, sigma_log, samples_per_repeat=cold_per_repeat)
+    return [
+        f"power: to detect a {effect:.0%} change of a p50 ratio at 95 % power (α 0.05), "
+        f"assuming log-spread σ = {sigma_log:g}:",
+        f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
+        f"repeats ≥ {need_all} (scenario has {plan.repeats})",
+        f"  cold (turn 1) TTFT ({cold_per_repeat} per arm per repeat): repeats ≥ {need_cold}",
+        "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
+    ]
+
+
 def print_plan(path: Path | str, *, repeats: int | None = None, seed: int = 0,
-               as_json: bool = False) -> None:
+               as_json: bool = False, power: str | None = None,
+               sigma_log: float = 0.3) -> None:
     """``harness plan``: JSON Lines (one object per request) or a table with counts and
     estimated input tokens. Raises ScenarioError for an invalid file."""
+    effect = parse_effect(power) if power is not None else None
     scenario = load_scenario(path)
     problems = translation_problems(scenario)
     if problems:
@@ -449,6 +491,9 @@ def print_plan(path: Path | str, *, repeats: int | None = None, seed: int = 0,
             sys.stdout.flush()
         else:
             _print_table(scenario, plan)
+        if effect is not None:
+            for line in power_lines(scenario, plan, effect, sigma_log):
+                print(line, file=sys.stderr if as_json else sys.stdout)
     except BrokenPipeError:
         # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from
         # complaining when it flushes stdout at exit.

@@ -110,6 +110,21 @@ class Observation(BaseModel):
     client: Literal["sdk", "raw"] = "sdk"
     request_bytes: int | None = None
 
+    # Production traffic (harness.shadow); defaults describe a scenario run.
+    origin: Literal["scenario", "shadow", "canary"] = Field(
+        default="scenario", description="scenario run, either side of a shadow pair, or a "
+        "call served from Responses in canary mode")
+    contaminated_cache: bool = Field(
+        default=False, description="cache figures are not clean: the paired call sent the "
+        "same prefix moments before (shadow pairs cannot carry a cache nonce)")
+    similarity: float | None = Field(
+        default=None, description="text similarity to the other side of the shadow pair, "
+        "computed before redaction")
+    output_sha256: str | None = Field(
+        default=None, description="SHA-256 of output_text, kept when the text is redacted")
+    output_chars: int | None = Field(
+        default=None, description="length of output_text, kept when the text is redacted")
+
     @property
     def key(self) -> tuple[str, str, str, int, int]:
         """Identity of the planned request (run-independent)."""
@@ -145,6 +160,9 @@ class RunMeta(BaseModel):
         default=None, description="one-off SDK model building, done before timing starts")
     replayed_from: str | None = None
     recorded_to: str | None = None
+    shadow: dict[str, Any] | None = Field(
+        default=None, description="shadow/canary settings of a production-traffic run "
+        "(harness.shadow); null for scenario runs")
 
     @property
     def target_label(self) -> str:

@@ -18,11 +18,12 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -61,7 +62,13 @@ from harness.scenario import Scenario, load_scenario
 from harness.target import Target, open_target
 from harness.translate import to_chat_kwargs, to_responses_kwargs
 
+if TYPE_CHECKING:
+    from harness.cassettes import ReplaySetup
+
 FSYNC_GROUP = 16
+#: error_type of a planned tool-result turn that was not needed (the reply called no tool):
+#: recorded so every planned request has a record, but not a request and not an error.
+NOT_SENT = "not_sent"
 OBSERVATIONS = "observations.jsonl"
 META = "meta.json"
 
@@ -86,6 +93,10 @@ class RunOptions:
     seed: int | None = None
     progress: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: record every interaction into one cassette per scenario in this directory
+    record: Path | None = None
+    #: replay from the cassettes in this directory (no target is contacted)
+    replay: Path | None = None
 
 
 @dataclass
@@ -95,6 +106,8 @@ class RunResult:
     recorded: int
     errors: int
     interrupted: bool = False
+    #: for --replay: the cassettes, with what was played (``unplayed()``) and ``misses``
+    replay: ReplaySetup | None = None
 
 
 def scenario_digest(scenario: Scenario) -> str:
@@ -204,7 +217,8 @@ def _assistant_message(result: CallResult) -> Message:
 def _observation(conv: PlannedConversation, step: int, shared: _Shared, started: float,
                  model: str, stream: bool, result: CallResult | None,
                  attempts: list[Attempt], previous_id: str | None,
-                 request_bytes: int | None, skipped: str | None = None) -> Observation:
+                 request_bytes: int | None, skipped: str | None = None,
+                 error_type: str = "skipped") -> Observation:
     base: dict[str, Any] = dict(
         run_id=shared.run_id, scenario=conv.scenario, prompt_id=conv.prompt_id, arm=conv.arm,
         api=conv.api, turn=step + 1, repeat=conv.repeat, conversation=conv.conversation,
@@ -214,8 +228,8 @@ def _observation(conv: PlannedConversation, step: int, shared: _Shared, started:
     )
     shared.order += 1
     if result is None:
-        return Observation(**base, ok=False, error_type="skipped",
-                           error_message=skipped or "skipped", attempts=[])
+        return Observation(**base, ok=False, error_type=error_type,
+                           error_message=skipped or error_type, attempts=[])
     wire = result.wire
     headers = result.headers
     processing = headers.get("openai-processing-ms")
@@ -231,7 +245,7 @@ def _observation(conv: PlannedConversation, step: int, shared: _Shared, started:
         processing_ms=float(processing) if processing and processing.replace(".", "", 1)
         .isdigit() else None,
         service_tier=result.service_tier, response_id=result.response_id, usage=result.usage,
-        output_text=result.output_text, tool_calls=result.tool_calls,
+        output_text=result.output_text, tool_calls=result.tool_calls, replayed=result.replayed,
     )
 
 
@@ -246,7 +260,8 @@ async def _run_conversation(conv: PlannedConversation, transport: Transport,
         if failure is None and not conv.should_send(step, history):
             shared.record(_observation(
                 conv, step, shared, time.time(), model, stream, None, [], None, None,
-                skipped="the model made no tool call, so the canned tool results were not sent"))
+                skipped="the model made no tool call, so the canned tool results were not sent",
+                error_type=NOT_SENT))
             continue
         if failure is not None:
             shared.record(_observation(conv, step, shared, time.time(), model, stream, None, [],
@@ -349,6 +364,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
     if prior is not None and not paths:
         paths = [Path(s["path"]) for s in prior.scenarios]
     loaded = _load(paths)
+    replay = _prepare_replay(options, loaded, prior)
     seed = prior.seed if prior else (options.seed if options.seed is not None
                                      else secrets.randbelow(2**31))
     if prior is not None:
@@ -357,9 +373,9 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                 raise HarnessError(f"{path}: scenario changed since run {prior.run_id} started "
                                    "— resume needs the same file; start a new run instead")
         options.repeats = prior.scenarios[0].get("repeats", options.repeats)
-    plans = [build_plan(s, repeats=options.repeats, seed=seed) for _, s in loaded]
+    plans = [build_plan(s, repeats=_repeats(options, replay, s), seed=seed) for _, s in loaded]
     conversations = [c for plan in plans for c in plan.conversations]
-    _budget_check(plans, options, live=options.target != "emulator")
+    _budget_check(plans, options, live=options.target != "emulator" and replay is None)
 
     if prior is not None and options.resume is not None:
         run_dir = options.resume
@@ -381,18 +397,28 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
             client=options.client, concurrency=options.concurrency,
             planned_requests=sum(len(c.steps) for c in conversations),
             versions=_versions(), machine=_machine(),
+            recorded_to=str(options.record) if options.record else None,
         )
+        if replay is not None:
+            meta.target, meta.is_emulator = replay.target, replay.is_emulator
+            meta.emulator_profile, meta.emulator_seed = (replay.emulator_profile,
+                                                         replay.emulator_seed)
+            meta.replayed_from = str(replay.directory)
     write_json(run_dir / META, meta)
     todo = [c for c in conversations if c.conversation not in done]
 
     interrupted = False
     shared: _Shared | None = None
-    with open_target(options.target, emulator_profile=options.emulator_profile,
-                     emulator_seed=options.emulator_seed,
-                     emulator_time_scale=options.emulator_time_scale,
-                     truth_log=options.truth_log) as target, \
+    target_cm = (open_target(options.target, emulator_profile=options.emulator_profile,
+                             emulator_seed=options.emulator_seed,
+                             emulator_time_scale=options.emulator_time_scale,
+                             truth_log=options.truth_log) if replay is None
+                 else nullcontext(replay_target(replay)))
+    with target_cm as target, \
             ObservationWriter(run_dir / OBSERVATIONS, group=FSYNC_GROUP) as writer:
         meta.target_url = target.base_url if not target.is_emulator else None
+        if replay is not None:
+            meta.target_url = replay.recorded_url
         progress = _progress(console) if options.progress else None
         shared = _Shared(run_id=meta.run_id, writer=writer, pacer=Pacer(options.rps),
                          policy=options.retry, client=options.client,
@@ -402,7 +428,8 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                 progress.start()
                 shared.task = progress.add_task(
                     f"{target.label}", total=sum(len(c.steps) for c in todo), errors=0)
-            asyncio.run(_execute(todo, target, options, shared, meta))
+            with _cassettes(options, replay, loaded, plans, meta, target):
+                asyncio.run(_execute(todo, target, options, shared, meta))
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -410,7 +437,75 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                 progress.stop()
     meta.finished_at = None if interrupted else time.time()
     write_json(run_dir / META, meta)
-    return RunResult(run_dir, meta, shared.recorded, shared.errors, interrupted)
+    return RunResult(run_dir, meta, shared.recorded, shared.errors, interrupted, replay)
+
+
+# --- cassettes (harness.cassettes is imported only by runs that record or replay) ----------
+
+
+def _prepare_replay(options: RunOptions, loaded: list[tuple[Path, Scenario]],
+                    prior: RunMeta | None) -> ReplaySetup | None:
+    """Check --record/--replay and, for a replay, take seed and repeats from the cassettes."""
+    if options.record is not None and options.replay is not None:
+        raise HarnessError("--record and --replay exclude each other — pick one")
+    if prior is not None and (options.record is not None or options.replay is not None):
+        raise HarnessError("--resume cannot record or replay cassettes — start a new run")
+    if options.replay is None:
+        return None
+    from harness.cassettes import prepare_replay
+
+    setup = prepare_replay(options.replay, [(s.name, scenario_digest(s)) for _, s in loaded],
+                           seed=options.seed)
+    options.seed = setup.seed
+    return setup
+
+
+def _repeats(options: RunOptions, replay: ReplaySetup | None, scenario: Scenario) -> int | None:
+    """--repeats, else (replaying) the recording run's --repeats for this scenario."""
+    if options.repeats is not None or replay is None:
+        return options.repeats
+    return replay.metas[scenario.name].repeats
+
+
+def replay_target(setup: ReplaySetup) -> Target:
+    """A target that cannot be reached: every request is answered by the cassettes."""
+    from harness.target import NO_KEY
+
+    return Target(setup.target, setup.base_url, NO_KEY, setup.is_emulator,
+                  setup.emulator_profile, setup.emulator_seed)
+
+
+def _cassettes(options: RunOptions, replay: ReplaySetup | None,
+               loaded: list[tuple[Path, Scenario]], plans: list[Plan], meta: RunMeta,
+               target: Target) -> AbstractContextManager[object]:
+    if replay is not None:
+        from harness.cassettes import replaying
+
+        return replaying(replay)
+    if options.record is None:
+        return nullcontext()
+    from harness.cassettes import RecordingInfo, ScenarioInfo, recording
+
+    infos = [ScenarioInfo(name=s.name, path=p, sha256=scenario_digest(s),
+                          nonces={c.conversation: c.nonce for c in plan.conversations
+                                  if c.nonce})
+             for (p, s), plan in zip(loaded, plans, strict=True)]
+    def info() -> RecordingInfo:  # at the end: _execute learns whether it is an emulator
+        return RecordingInfo(target=options.target, is_emulator=target.is_emulator,
+                             emulator_profile=target.emulator_profile,
+                             emulator_seed=target.emulator_seed, base_url=target.base_url,
+                             seed=meta.seed, repeats=options.repeats, client=options.client,
+                             run_id=meta.run_id)
+
+    return recording(options.record, infos, info)
+
+
+def _scenario_scope(options: RunOptions) -> Callable[[str], AbstractContextManager[object]]:
+    if options.record is None and options.replay is None:
+        return lambda _name: nullcontext()
+    from harness.cassettes import scenario_scope
+
+    return scenario_scope
 
 
 def _progress(console: Console) -> Progress:
@@ -441,10 +536,13 @@ async def _execute(todo: list[PlannedConversation], target: Target, options: Run
         for conv in todo:
             queue.put_nowait(conv)
 
+        scope = _scenario_scope(options)
+
         async def worker() -> None:
             while not queue.empty():
                 conv = queue.get_nowait()
-                await _run_conversation(conv, transports[conv.arm], shared)
+                with scope(conv.scenario):
+                    await _run_conversation(conv, transports[conv.arm], shared)
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, options.concurrency))]
         try:
@@ -480,7 +578,7 @@ def arm_table(run_dir: Path) -> Any:
     meta = read_meta(run_dir)
     rows: dict[tuple[str, str], list[Observation]] = defaultdict(list)
     for obs in read_observations(run_dir / OBSERVATIONS):
-        if not obs.warmup:
+        if not obs.warmup and obs.error_type != NOT_SENT:
             rows[(obs.scenario, obs.arm)].append(obs)
     table = Table(title=f"run {meta.run_id} — target {meta.target_label}")
     for col in ("scenario", "arm", "n", "errors", "cold TTFT p50/p95 ms",
@@ -505,12 +603,21 @@ def arm_table(run_dir: Path) -> Any:
     return table
 
 
-def finish_run(result: RunResult, console: Console | None = None) -> int:
+def finish_run(result: RunResult, console: Console | None = None,
+               report_dir: Path | None = None) -> int:
     """Print the end-of-run summary and where files are; return the exit status."""
     console = console or Console()
     if result.recorded or (result.run_dir / OBSERVATIONS).exists():
         console.print(arm_table(result.run_dir))
     console.print(f"observations: {result.run_dir / OBSERVATIONS}")
+    if not result.interrupted and result.recorded:
+        from harness.analyze import analyze_run, write_summary
+
+        from harness.report import render_report
+
+        console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")
+        paths = render_report(result.run_dir, report_dir)
+        console.print(f"report: {paths.html}")
     if result.interrupted:
         console.print(f"interrupted after {result.recorded} request(s) — continue with: "
                       f"harness run --resume {result.run_dir}")

@@ -50,8 +50,8 @@ GATE_METRICS: dict[str, Literal["pair", "arm"]] = {
     "cost_ratio": "pair",
     "cache_hit_ratio_delta": "pair",
     "similarity_mean": "pair",
-    "regression_pct": "pair",
     "error_rate": "arm",
+    "regression_pct": "arm",  # vs a baseline run: TTFT/total p50, cost, cache hits (harness gate)
     "ttft_p50_ms": "arm",
     "ttft_p95_ms": "arm",
     "total_p50_ms": "arm",

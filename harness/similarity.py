@@ -277,6 +277,10 @@ def pair_scores(t: ObservationTable, a: ArmData, b: ArmData,
                                                            cached_words(ib, xb)))
             if embedder is not None:
                 sem_pairs.append((unit, xa, xb))
+        elif math.isfinite(stored := float(np.fmax(t.similarity[ia], t.similarity[ib]))):
+            # a redacted shadow pair: the score computed before the text was dropped
+            tu.append(unit)
+            ts.append(stored)
         if xa[:1] in _JSON_START or xb[:1] in _JSON_START or t.prompt_id[ia] in schemas:
             jp = compare_json(xa, xb, schemas.get(t.prompt_id[ia]))
             if jp is not None:

@@ -7,7 +7,7 @@ See docs/summary-schema.md for the field list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -254,7 +254,7 @@ class Summary(_Record):
     warnings: list[str]
     scenarios: list[ScenarioSummary]
 
-    def to_json_dict(self) -> dict[str, object]:
+    def to_json_dict(self) -> dict[str, Any]:
         """The JSON form written to summary.json (``json`` key spelled as such)."""
         return self.model_dump(mode="json", by_alias=True)
 
@@ -297,9 +297,7 @@ class RunComparison(_Record):
 def _fmt_effect(e: Effect | None, digits: int = 2) -> str:
     if e is None or e.value is None:
         return "—"
-    mark = "*" if e.significant else ""
-    ci = f" ({e.ci95[0]:.{digits}f}–{e.ci95[1]:.{digits}f})" if e.ci95 else ""
-    return f"{e.value:.{digits}f}{mark}{ci}"
+    return f"{e.value:.{digits}f}{'*' if e.significant else ''}"
 
 
 def summary_tables(summary: Summary) -> list[Table]:
@@ -309,19 +307,26 @@ def summary_tables(summary: Summary) -> list[Table]:
     tables = []
     for sc in summary.scenarios:
         t = Table(title=f"{sc.name} — {summary.target_label}",
-                  caption="ratios a/b (95 % CI); * = significant")
-        t.add_column("comparison", no_wrap=True)
-        for col in ("TTFT p50", "cold TTFT", "total p50", "cache hit Δ", "cost",
-                    "text sim (A/A)"):
-            t.add_column(col)
-        for key, c in sc.comparisons.items():
+                  caption="ratios a/b; * = the 95 % CI excludes no change (intervals in "
+                  "summary.json)")
+        t.add_column("a vs b", no_wrap=True)
+        comps = list(sc.comparisons.values())
+        for c in comps:
+            t.add_column(f"{c.a} vs {c.b}", justify="right", overflow="fold")
+
+        def sim(c: Comparison) -> str:
             text = c.similarity.text
-            sim = (f"{text.mean:.3f} ({text.noise_floor:.3f})" if text and text.mean is not None
-                   and text.noise_floor is not None
-                   else f"{text.mean:.3f}" if text and text.mean is not None else "—")
-            t.add_row(key, _fmt_effect(c.ttft_p50_ratio), _fmt_effect(c.cold_ttft_ratio),
-                      _fmt_effect(c.total_p50_ratio), _fmt_effect(c.cache_hit_ratio_delta),
-                      _fmt_effect(c.cost_ratio), sim)
+            if text is None or text.mean is None:
+                return "—"
+            floor = f" ({text.noise_floor:.2f})" if text.noise_floor is not None else ""
+            return f"{text.mean:.2f}{floor}"
+
+        t.add_row("TTFT p50", *(_fmt_effect(c.ttft_p50_ratio) for c in comps))
+        t.add_row("cold TTFT", *(_fmt_effect(c.cold_ttft_ratio) for c in comps))
+        t.add_row("total p50", *(_fmt_effect(c.total_p50_ratio) for c in comps))
+        t.add_row("cache hit Δ", *(_fmt_effect(c.cache_hit_ratio_delta) for c in comps))
+        t.add_row("cost", *(_fmt_effect(c.cost_ratio) for c in comps))
+        t.add_row("text (A/A)", *(sim(c) for c in comps))
         tables.append(t)
         claims = Table(title=f"{sc.name} — migration guide claims")
         claims.add_column("claim", no_wrap=True)

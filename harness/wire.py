@@ -17,7 +17,7 @@ import json
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,13 @@ class WireRecorder:
     connect_end_ns: int | None = None
     first_write_ns: int | None = None
     reads: list[tuple[int, bytes]] = field(default_factory=list)
+    #: set by a replaying cassette (:mod:`harness.cassettes`): the timing stored with the
+    #: interaction it played; no socket was read
+    replayed: RecordedTiming | None = None
+    #: set by a replaying cassette when no recorded interaction matched (the message)
+    miss: str | None = None
+    #: set by a recording cassette: receives this attempt's timing once it is known
+    recording: Callable[[RecordedTiming], None] | None = None
 
     @property
     def new_connection(self) -> bool:
@@ -132,6 +139,16 @@ class WireTiming:
     events: int | None = None
     #: ms of each SSE event's arrival (for cassettes: replay re-emits them on this schedule)
     event_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RecordedTiming:
+    """Both clocks of one attempt as a cassette stores them with its interaction."""
+
+    wire: WireTiming
+    sdk_ttfb_ms: float | None = None
+    sdk_ttft_ms: float | None = None
+    sdk_total_ms: float | None = None
 
 
 def _dechunk(raw: bytes, start: int) -> tuple[bytes, list[tuple[int, int]]]:

@@ -330,3 +330,31 @@ def test_plan_refuses_what_the_translator_rejects(tmp_path: Path,
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == f"{path.as_posix()}:5: prompts[0]: responses: x: cannot map — fix it\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [("10%", 0.10), ("0.25", 0.25), (" 5% ", 0.05)])
+def test_parse_effect(text: str, expected: float) -> None:
+    from harness.plan import parse_effect
+
+    assert parse_effect(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-5%", "2000%"])
+def test_parse_effect_rejects(text: str) -> None:
+    from harness.errors import HarnessError
+    from harness.plan import parse_effect
+
+    with pytest.raises(HarnessError, match="--power"):
+        parse_effect(text)
+
+
+def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]) -> None:
+    """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.3, 10 %."""
+    from harness.cli import main
+    from harness.stats import required_samples
+
+    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "10%"]) == 0
+    out = capsys.readouterr().out
+    need = required_samples(0.10, 0.3)
+    assert f"repeats ≥ {-(-need // 4)} (scenario has 5)" in out
+    assert f"cold (turn 1) TTFT (2 per arm per repeat): repeats ≥ {-(-need // 2)}" in out

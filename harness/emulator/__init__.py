@@ -8,6 +8,13 @@ times) goes to a truth log only, never into replies.
 Entry points: :func:`harness.emulator.app.create_app`, :func:`harness.emulator.server.serve`,
 :class:`harness.emulator.server.EmulatorThread`, :class:`harness.emulator.server.EmulatorProcess`
 and :func:`harness.emulator.profiles.load_profile`.
+
+Modules, in request order: ``app`` (routes) → ``engine`` (pipeline) → ``chat`` /
+``responses_in`` (+ ``validate``, ``models``, ``errors``) parse into the neutral ``prompt``
+model → ``cache`` (prompt caching) → ``content`` (+ ``schema_values``) writes the reply →
+``latency`` draws delays and faults from ``profiles`` → ``chat`` / ``responses_out`` build
+bodies and SSE events → ``store`` keeps responses → ``streaming`` sends on time and writes
+``truth``; ``headers``, ``jsonio`` and ``testing`` (helpers for tests) support them.
 """
 
 from harness import __version__

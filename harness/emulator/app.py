@@ -9,7 +9,9 @@ minimal JSON endpoint on the same stack.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,6 +21,7 @@ from harness.emulator.engine import Emulator
 from harness.emulator.errors import ApiError
 from harness.emulator.profiles import EmulatorConfig
 from harness.emulator.streaming import (
+    Plan,
     Receive,
     Scope,
     Send,
@@ -26,7 +29,10 @@ from harness.emulator.streaming import (
     hide_stream_cut_logs,
 )
 
-_ARRIVAL = "emulator.t0"
+#: Scope key of the request arrival time (``time.perf_counter()``), set by the server's
+#: protocol when the request's first bytes are parsed, else when the app is called.
+ARRIVAL_KEY = "emulator.t0"
+_log = logging.getLogger("harness.emulator")
 _NO_KEY = ApiError(401, "You didn't provide an API key. You need to provide your API key in an "
                    "Authorization header using Bearer auth (i.e. Authorization: Bearer "
                    "YOUR_KEY).")
@@ -42,8 +48,8 @@ class EmulatorApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stamp the arrival time (the zero of every server-observed time), then route."""
-        if scope["type"] == "http":
-            scope[_ARRIVAL] = time.perf_counter()
+        if scope["type"] == "http" and ARRIVAL_KEY not in scope:
+            scope[ARRIVAL_KEY] = time.perf_counter()
         await self._app(scope, receive, send)
 
     def close(self) -> None:
@@ -57,12 +63,26 @@ def create_app(config: EmulatorConfig) -> EmulatorApp:
 
 
 def _t0(request: Request) -> float:
-    t0: float = request.scope.get(_ARRIVAL) or time.perf_counter()
+    t0: float = request.scope.get(ARRIVAL_KEY) or time.perf_counter()
     return t0
 
 
 def _authorized(request: Request) -> bool:
     return any(name == b"authorization" for name, _ in request.scope["headers"])
+
+
+def _guarded(emu: Emulator, t0: float, api: str, make: Callable[[], Plan]) -> Plan:
+    """The plan ``make`` builds, or — if the emulator itself fails — an OpenAI-shaped 500.
+
+    The traceback goes to the log; the client sees what OpenAI would send on a server error.
+    """
+    try:
+        return make()
+    except Exception:
+        _log.exception("emulator failed on a %s request", api)
+        return emu.error_plan(t0, ApiError(500, "The emulator (not OpenAI) failed on this "
+                                           "request; see its log.", type="server_error"),
+                              api=api)
 
 
 def _routes(emu: Emulator) -> list[Route]:
@@ -73,14 +93,16 @@ def _routes(emu: Emulator) -> list[Route]:
         raw = await request.body()
         if not _authorized(request):
             return TimedResponse(emu.error_plan(t0, _NO_KEY, api="chat"), truth)
-        return TimedResponse(emu.create("chat", raw, t0), truth)
+        return TimedResponse(_guarded(emu, t0, "chat", lambda: emu.create("chat", raw, t0)),
+                             truth)
 
     async def responses(request: Request) -> TimedResponse:
         t0 = _t0(request)
         raw = await request.body()
         if not _authorized(request):
             return TimedResponse(emu.error_plan(t0, _NO_KEY, api="responses"), truth)
-        return TimedResponse(emu.create("responses", raw, t0), truth)
+        return TimedResponse(_guarded(emu, t0, "responses",
+                                      lambda: emu.create("responses", raw, t0)), truth)
 
     async def response_get(request: Request) -> TimedResponse:
         return TimedResponse(emu.get_response(request.path_params["response_id"],

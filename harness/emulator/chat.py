@@ -214,7 +214,8 @@ def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
         "model": req.model.snapshot,
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": reply.finish}],
-        "usage": use, "service_tier": "default", "system_fingerprint": fingerprint(req.model),
+        "usage": use, "service_tier": req.service_tier,
+        "system_fingerprint": fingerprint(req.model),
     }
 
 
@@ -225,7 +226,7 @@ def _data(obj: dict[str, Any]) -> bytes:
 def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
     """Chunks tagged with the output-token tick they wait for (-1: right after the headers)."""
     head = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": req.model.snapshot, "service_tier": "default",
+            "model": req.model.snapshot, "service_tier": req.service_tier,
             "system_fingerprint": fingerprint(req.model)}
     if req.include_usage:
         head["usage"] = None

@@ -185,40 +185,89 @@ def _intent(question: str) -> tuple[bool, bool]:
     return bool(_LONG.search(question)), bool(_SHORT.search(question))
 
 
-def _text_pieces(base: _Layout, variation: random.Random | None, temperature: float,
-                 new_target: int, divergence: float, div_rng: random.Random | None,
+@dataclass(frozen=True, slots=True)
+class _Variation:
+    """Draws shared by every sample of one base reply; sample ``n`` reads them from offset
+    ``n`` — a different, reproducible variation each time, without seeding a generator per
+    request (which would cost more than building the reply)."""
+
+    order: tuple[int, ...]
+    words: tuple[str, ...]
+    jitters: tuple[float, ...]
+    extension: _Layout
+
+
+@lru_cache(maxsize=4096)
+def _variation(key: int, n_words: int, n_pieces: int) -> _Variation:
+    rng = random.Random(hash((key, n_words, 104729)))
+    # enough extra sentences for the longest jitter (+20 %), so a longer sample just adds some
+    extension = _layout(*_words(rng, n_pieces // 5 + 16), spaced=True)
+    return _Variation(tuple(rng.sample(range(n_words), n_words)),
+                      tuple(rng.choices(WORDS, k=97)),
+                      tuple(rng.uniform(-1.0, 1.0) for _ in range(31)), extension)
+
+
+def _swap(words: list[str], pieces: list[str], piece_of: tuple[int, ...] | list[int],
+          starts: frozenset[int] | set[int], spaced: bool, positions: list[int],
+          replacements: list[str]) -> None:
+    """Put ``replacements`` at word ``positions`` (each differs from the word it replaces)."""
+    for i, new in zip(positions, replacements, strict=True):
+        if new == words[i]:
+            new = WORDS[(WORDS.index(new) + 1) % len(WORDS)]
+        words[i] = new
+        first_piece = i == 0 and not spaced
+        pieces[piece_of[i]] = (_CAPS[new] if first_piece else _SPACED_CAPS[new]
+                               if i in starts else _SPACED[new])
+
+
+def _text_pieces(base: _Layout, sample: int | None, temperature: float, target: int,
+                 key: int, divergence: float, div_rng: random.Random | None,
                  spaced: bool) -> tuple[list[str], float | None, float | None]:
-    """Pieces of the base text, varied (temperature) and diverged (responses) as asked."""
+    """Pieces of the base text, varied (``sample`` of a temperature > 0 request) and diverged
+    (Responses, ``div_rng``) as asked; returns the shares of words changed by each."""
     words = list(base.words)
     pieces = list(base.pieces)
-    piece_of = list(base.piece_of)
-    starts = set(base.starts)
-    if variation is not None and new_target < len(pieces):
-        keep = [(w, p) for w, p in base.sentence_ends if p <= new_target] or [
-            base.sentence_ends[0]]
-        del words[keep[-1][0]:], pieces[keep[-1][1]:], piece_of[keep[-1][0]:]
-    elif variation is not None and new_target > len(pieces):
-        extra = _layout(*_words(variation, new_target - len(pieces)), spaced=True)
-        starts |= {len(words) + i for i in extra.starts}
-        piece_of += [len(pieces) + i for i in extra.piece_of]
-        words += extra.words
-        pieces += extra.pieces
-
-    def swap(rng: random.Random, share: float) -> float:
-        k = min(len(words), round(share * len(words)))
-        rand = rng.random
-        for i in rng.sample(range(len(words)), k):
-            new = WORDS[int(rand() * len(WORDS))]
-            while new == words[i]:
-                new = WORDS[int(rand() * len(WORDS))]
-            words[i] = new
-            first_piece = i == 0 and not spaced
-            pieces[piece_of[i]] = (_CAPS[new] if first_piece else _SPACED_CAPS[new]
-                                   if i in starts else _SPACED[new])
-        return k / len(words)
-
-    varied = swap(variation, min(0.5, 0.12 * temperature)) if variation is not None else None
-    diverged = swap(div_rng, divergence) if div_rng is not None else None
+    piece_of: tuple[int, ...] | list[int] = base.piece_of
+    starts: frozenset[int] | set[int] = base.starts
+    varied: float | None = None
+    if sample is not None:
+        draws = _variation(key, len(words), len(pieces))
+        jitter = draws.jitters[sample % len(draws.jitters)]
+        new_target = round(target * (1 + 0.1 * jitter * min(temperature, 2.0)))
+        if new_target < len(pieces):
+            keep = [(w, p) for w, p in base.sentence_ends if p <= new_target] or [
+                base.sentence_ends[0]]
+            del words[keep[-1][0]:], pieces[keep[-1][1]:]
+        elif new_target > len(pieces):
+            extra = draws.extension
+            want = new_target - len(pieces)
+            # whole sentences, never past the length asked for (it may sit just under a cap)
+            n_w, n_p = max(((w, p) for w, p in extra.sentence_ends if p <= want),
+                           default=(0, 0))
+            starts = starts | {len(words) + i for i in extra.starts if i < n_w}
+            piece_of = [*piece_of, *(len(pieces) + i for i in extra.piece_of[:n_w])]
+            words += extra.words[:n_w]
+            pieces += extra.pieces[:n_p]
+        n_now = len(words)
+        k = min(n_now, round(min(0.5, 0.12 * temperature) * n_now))
+        order = draws.order
+        n_order = len(order)
+        at = sample * (k + 1) % n_order
+        # walk the shared order from this sample's offset, skipping words cut off above
+        positions = [i for i in order[at:] + order[:at] if i < n_now][:k]
+        if len(positions) < k:
+            positions += list(range(n_order, n_now))[:k - len(positions)]
+        n_bank = len(draws.words)
+        _swap(words, pieces, piece_of, starts, spaced, positions,
+              [draws.words[(sample * 7 + j) % n_bank] for j in range(len(positions))])
+        varied = len(positions) / len(words)
+    diverged: float | None = None
+    if div_rng is not None:
+        k = min(len(words), round(divergence * len(words)))
+        positions = div_rng.sample(range(len(words)), k)
+        _swap(words, pieces, piece_of, starts, spaced, positions,
+              [WORDS[int(div_rng.random() * len(WORDS))] for _ in positions])
+        diverged = k / len(words)
     return pieces, varied, diverged
 
 
@@ -324,15 +373,12 @@ def generate(req: GenRequest, *, key: int, occurrence: int, content: ContentProf
         lead_pieces = decode_pieces(encode(lead)) if lead else []
         if not long_wanted:
             target = min(target, max(1, int((budget - len(lead_pieces)) * 0.85)))
-        api_code = 0 if req.api == "chat" else 1
-        variation = _rng(key, api_code, occurrence) if req.temperature > 0 else None
-        new_target = target
-        if variation is not None:
-            new_target = max(1, round(target * (1 + variation.uniform(-0.1, 0.1)
-                                                * min(req.temperature, 2.0))))
+        # Samples of the same request alternate between APIs' draws, so Chat and Responses
+        # replies differ like two A/A samples do.
+        sample = 2 * occurrence + (req.api == "responses") if req.temperature > 0 else None
         div_rng = _rng(key, 7919) if req.api == "responses" and divergence > 0 else None
         body, reply.variation_words, reply.divergence_words = _text_pieces(
-            _base_layout(key, target, bool(lead)), variation, req.temperature, new_target,
+            _base_layout(key, target, bool(lead)), sample, req.temperature, target, key,
             divergence, div_rng, bool(lead))
         pieces = lead_pieces + body
 

@@ -16,11 +16,11 @@ from typing import Any
 from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.cache import PromptCache
 from harness.emulator.content import Reply, content_key, generate
-from harness.emulator.errors import ApiError, invalid
+from harness.emulator.errors import ApiError, invalid, model_not_found
 from harness.emulator.headers import JSON, SSE, RateLimiter, base_headers, request_id
 from harness.emulator.latency import Timing, choose_fault, plan_timing, stream_rng
 from harness.emulator.models import find_model, model_list
-from harness.emulator.profiles import EmulatorConfig
+from harness.emulator.profiles import ApiProfile, EmulatorConfig
 from harness.emulator.prompt import (
     GenRequest,
     Rendered,
@@ -42,9 +42,11 @@ _FAULT_ERRORS = {
                           "help.openai.com if you keep seeing this error.", "server_error"),
     "overloaded": (503, "The server is overloaded or not ready yet.", "server_error"),
 }
+_STREAM_FAULTS = ("stream_cut", "response_failed", "error_event")
 _STREAM_ERROR = "An error occurred while processing your request. You can retry your request."
 _MAX_SIDE_ENTRIES = 200_000
 _MAX_PARSED = 4096
+_MAX_PARSED_BYTES = 64 * 1024
 
 
 def _bounded_put(d: dict[Any, Any], key: Any, value: Any) -> None:
@@ -66,12 +68,18 @@ class Emulator:
         self.limiter = RateLimiter(self.profile.rate_limits)
         self._reasoning_items: dict[str, Segment] = {}
         self._counters = {"chat": 0, "responses": 0}
-        # One draw stream per API and purpose: the n-th request to an API gets the n-th draws
-        # under every profile (seeding a generator per request would cost more than a reply).
+        # One draw stream per API and purpose: the n-th request to an API gets the n-th delay
+        # draws under every profile (seeding a generator per request would cost more than a
+        # reply). Draws that happen only sometimes (faults, cache misses, cut points) use the
+        # second stream, so they never shift the delays of later requests.
         self._latency_rngs = {api: stream_rng(config.seed, api, "latency")
                               for api in ("chat", "responses")}
         self._fault_rngs = {api: stream_rng(config.seed, api, "fault")
                             for api in ("chat", "responses")}
+        self._faulty = {api: self.profile.api(api).faults.any for api in ("chat", "responses")}
+        # APIs whose profile has no delay and no fault at all skip drawing (``zero``).
+        self._instant = {api: _instant(self.profile.api(api), config.time_scale)
+                         for api in ("chat", "responses")}
         self._occurrences: dict[tuple[int, str], int] = {}
         self._parsed: dict[tuple[str, bytes], tuple[GenRequest, Rendered, int]] = {}
         # Load the tokenizer now: its ~0.5 s first use would otherwise pose as a cold start.
@@ -142,7 +150,7 @@ class Emulator:
         key = content_key(req, self.config.seed)
         # Identical bodies parse identically unless they depend on stored state; harness
         # load repeats prompts, so skip re-parsing them.
-        if req.previous_response_id is None and not any(
+        if len(raw) <= _MAX_PARSED_BYTES and req.previous_response_id is None and not any(
                 s.role == "reasoning" for s in req.conversation):
             if len(self._parsed) >= _MAX_PARSED:
                 self._parsed.clear()
@@ -169,8 +177,6 @@ class Emulator:
             return self.plan_json(t0, {"object": "list", "data": model_list()}, api="models")
         info = find_model(model)
         if info is None:
-            from harness.emulator.errors import model_not_found
-
             return self.error_plan(t0, model_not_found(model), api="models")
         return self.plan_json(t0, {"id": model, "object": "model", "created": info.created,
                                    "owned_by": "system"}, api="models")
@@ -183,7 +189,8 @@ class Emulator:
         prof = self.profile.api(api)
         n = self._counters[api]
         self._counters[api] = n + 1
-        fault = choose_fault(prof, self._fault_rngs[api], stream=req.stream)
+        chance = self._fault_rngs[api]
+        fault = choose_fault(prof, chance, stream=req.stream) if self._faulty[api] else None
         lat_rng = self._latency_rngs[api]
 
         n_in = prompt.n_tokens
@@ -191,22 +198,22 @@ class Emulator:
         if fault in ("rate_limit", "server_error", "overloaded"):
             timing = plan_timing(prof, lat_rng, cold=False, uncached_tokens=0,
                                  reasoning_tokens=0, slow_headers=False, time_scale=scale)
-            return self._fault_reply(req, t0, req_id, fault, timing, lat_rng)
+            return self._fault_reply(req, t0, req_id, fault, timing, chance)
 
         now = time.perf_counter()
         cache, digests = self.cache.lookup(
             model.id, prompt, now=now, hit_share=prof.cache_hit_share,
-            hit_probability=prof.cache_hit_probability, rng=lat_rng)
+            hit_probability=prof.cache_hit_probability, rng=chance)
         occurrence = 0
         if req.temperature > 0:
             occurrence = self._occurrences.get((key, api), 0)
             _bounded_put(self._occurrences, (key, api), occurrence + 1)
         reply = generate(req, key=key, occurrence=occurrence, content=self.profile.content,
                          divergence=self.profile.divergence)
-        timing = plan_timing(prof, lat_rng, cold=cache.cold,
-                             uncached_tokens=n_in - cache.cached_tokens,
-                             reasoning_tokens=reply.reasoning_tokens,
-                             slow_headers=fault == "slow_headers", time_scale=scale)
+        timing = self._instant[api] or plan_timing(
+            prof, lat_rng, cold=cache.cold, uncached_tokens=n_in - cache.cached_tokens,
+            reasoning_tokens=reply.reasoning_tokens, slow_headers=fault == "slow_headers",
+            time_scale=scale)
         ttl = req.cache_ttl_s if req.cache_ttl_s is not None else prof.cache_ttl_s
         self.cache.write(digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0))
 
@@ -226,7 +233,7 @@ class Emulator:
         response_id: str | None = None
         if api == "chat":
             if req.stream:
-                self._chat_stream(plan, req, reply, use, timing, fault, lat_rng)
+                self._chat_stream(plan, req, reply, use, timing, fault, chance)
             else:
                 plan.body = jsonio.dumps(chat.body(req, reply, use))
         else:
@@ -234,10 +241,15 @@ class Emulator:
             response_id = built.response_id
             final = responses_out.response_object(req, built, built.status)
             if req.stream:
-                self._responses_stream(plan, req, reply, built, timing, fault, lat_rng)
+                self._responses_stream(plan, req, reply, built, timing, fault, chance)
             else:
                 plan.body = jsonio.dumps(final)
-            if req.store:
+            if req.store and fault in _STREAM_FAULTS and req.stream:
+                # a failed stream is stored as failed, and there is no output to continue from
+                failed = responses_out.response_object(
+                    req, built, "failed", error={"code": "server_error", "message": _STREAM_ERROR})
+                self.store.put(built.response_id, StoredResponse(failed, list(req.conversation)))
+            elif req.store:
                 self._store(req, built, final)
 
         if truth is not None:
@@ -247,11 +259,11 @@ class Emulator:
                 cache_write_tokens=cache.cache_write_tokens, seen_prefix_tokens=cache.seen_tokens,
                 output_tokens=reply.output_tokens, reasoning_tokens=reply.reasoning_tokens,
                 finish=reply.finish, fault=fault, delays_ms=timing.as_truth(),
-                planned_headers_ms=round(timing.tick_ms(-1 if req.stream else last_tick)
-                                         * scale, 3),
-                planned_first_delta_ms=round(timing.tick_ms(0) * scale, 3)
+                # the profile's timeline; the wall clock runs it × time_scale
+                planned_headers_ms=round(timing.tick_ms(-1 if req.stream else last_tick), 3),
+                planned_first_delta_ms=round(timing.tick_ms(0), 3)
                 if req.stream and n_ticks else None,
-                planned_total_ms=round(timing.tick_ms(last_tick) * scale, 3),
+                planned_total_ms=round(timing.tick_ms(last_tick), 3),
                 api_request_index=n, response_id=response_id,
                 previous_response_id=req.previous_response_id,
                 prompt_cache_key=req.prompt_cache_key, divergence_words=reply.divergence_words,
@@ -293,7 +305,7 @@ class Emulator:
                      timing: Timing, fault: str | None, rng: random.Random) -> None:
         frames = chat.stream_frames(req, reply, use)
         ticked: list[tuple[int, bytes, bool]] = list(frames)
-        if fault in ("stream_cut", "response_failed", "error_event"):
+        if fault in _STREAM_FAULTS:
             deltas = [i for i, f in enumerate(frames) if f[2]]
             cut = self._cut_index(deltas, len(frames), rng)
             tick = frames[cut][0]
@@ -310,7 +322,7 @@ class Emulator:
                           built: responses_out.Built, timing: Timing, fault: str | None,
                           rng: random.Random) -> None:
         events = responses_out.events(req, reply, built)
-        if fault in ("stream_cut", "response_failed", "error_event"):
+        if fault in _STREAM_FAULTS:
             deltas = [i for i, e in enumerate(events) if e[2]]
             cut = self._cut_index(deltas, len(events), rng)
             tick = events[cut][0]
@@ -324,6 +336,14 @@ class Emulator:
                 plan.cut = True
         data = responses_out.serialize([e[1] for e in events])
         _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing)
+
+
+def _instant(api: ApiProfile, time_scale: float) -> Timing | None:
+    """The all-zero timing of an API whose profile cannot delay or fail, else None."""
+    delays = (api.queue_ms, api.ttft_ms, api.cold_penalty_ms, api.per_token_ms)
+    if any(d.median > 0 for d in delays) or api.prefill_ms_per_1k_tokens or api.faults.any:
+        return None
+    return Timing(0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, time_scale)
 
 
 def _group(plan: Plan, frames: list[tuple[int, bytes, bool]], timing: Timing) -> None:

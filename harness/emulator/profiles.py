@@ -28,7 +28,8 @@ a bare number for a constant. All delays are in ms and multiplied by the run's `
 Named profiles ship as ``harness/emulator/profiles/<name>.yaml`` (each documents its numbers):
 ``parity`` (default; both APIs identical), ``guide-claims``, ``regressed``, ``zero``. A profile
 file may start from another with ``extends: NAME`` (default ``parity``), and may set keys for
-both APIs at once under ``both:``; ``chat:``/``responses:`` then override those.
+both APIs at once under ``both:``; ``chat:``/``responses:`` then override those. Mappings are
+merged key by key, except distributions, which a new ``{median: ...}`` replaces whole.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class ApiProfile(_Strict):
 
 
 class TokenRange(_Strict):
+    """An inclusive range of token counts, drawn uniformly."""
+
     min: int = Field(ge=1)
     max: int = Field(ge=1)
 
@@ -175,6 +178,18 @@ class Profile(_Strict):
         """The parameters of ``chat`` or ``responses``."""
         return self.chat if api == "chat" else self.responses
 
+    def derive(self, overrides: dict[str, Any]) -> Profile:
+        """A copy with ``overrides`` deep-merged in (``both:`` sets keys of both APIs).
+
+        Raises :class:`HarnessError` naming the offending key.
+        """
+        data = self.model_dump()
+        over = dict(overrides)
+        both = over.pop("both", None) or {}
+        for api in ("chat", "responses"):
+            data[api] = _deep_merge(data[api], both)
+        return _validate(_deep_merge(data, over), "overrides")
+
 
 class EmulatorConfig(BaseModel):
     """How one emulator instance runs: profile, content seed, truth log and time scale."""
@@ -195,7 +210,9 @@ class EmulatorConfig(BaseModel):
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        # A distribution ({median: ...}) is replaced whole: keeping an inherited sigma
+        # would surprise whoever wrote ``{median: 50}``.
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and "median" not in value:
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value
@@ -256,6 +273,10 @@ def load_profile(name_or_path: str | Path) -> Profile:
     Raises :class:`HarnessError` with one line naming the file and the offending key.
     """
     raw, source = _raw(str(name_or_path), ())
+    return _validate(raw, source)
+
+
+def _validate(raw: dict[str, Any], source: str) -> Profile:
     try:
         return Profile.model_validate(raw)
     except ValidationError as exc:

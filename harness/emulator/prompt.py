@@ -96,6 +96,12 @@ class GenRequest:
     prompt_cache_key: str | None = None
     cache_ttl_s: float | None = None
 
+    @property
+    def service_tier(self) -> str:
+        """The tier a reply reports: the one requested, ``default`` for ``auto`` or none."""
+        tier = self.body.get("service_tier")
+        return tier if tier in ("flex", "scale", "priority") else "default"
+
     def last_user_text(self) -> str:
         """Text of the last user message (the question the reply answers)."""
         for seg in reversed(self.conversation):

@@ -101,7 +101,7 @@ def response_object(req: GenRequest, built: Built, status: str, *,
                "strict": bool(raw.get("strict", False))}
         if raw.get("description") is not None:
             fmt["description"] = raw["description"]
-    return {
+    obj: dict[str, Any] = {
         "id": built.response_id, "object": "response", "created_at": built.created_at,
         "status": status, "background": False,
         "completed_at": int(time.time()) if status == "completed" else None,
@@ -117,7 +117,7 @@ def response_object(req: GenRequest, built: Built, status: str, *,
         "prompt_cache_retention": body.get("prompt_cache_retention"),
         "reasoning": {"effort": (reasoning.get("effort") or "medium")
                       if req.model.reasoning else None, "summary": reasoning.get("summary")},
-        "safety_identifier": body.get("safety_identifier"), "service_tier": "default",
+        "safety_identifier": body.get("safety_identifier"), "service_tier": req.service_tier,
         "store": req.store, "temperature": body.get("temperature", 1.0),
         "text": {"format": fmt, "verbosity": text_cfg.get("verbosity") or "medium"},
         "tool_choice": body.get("tool_choice", "auto"),
@@ -126,9 +126,14 @@ def response_object(req: GenRequest, built: Built, status: str, *,
                   for t in req.tools],
         "top_logprobs": body.get("top_logprobs", 0), "top_p": body.get("top_p", 1.0),
         "truncation": body.get("truncation", "disabled"),
-        "usage": built.usage if finished else None, "user": body.get("user"),
         "metadata": body.get("metadata") or {},
     }
+    # The spec does not let these be null: leave them out until they have a value.
+    if finished:
+        obj["usage"] = built.usage
+    if isinstance(body.get("user"), str):
+        obj["user"] = body["user"]
+    return obj
 
 
 def events(req: GenRequest, reply: Reply, built: Built) -> Events:

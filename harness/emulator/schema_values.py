@@ -41,12 +41,14 @@ class Hints:
         return cls(names=names, numbers=numbers)
 
     def name(self) -> str | None:
+        """The next unused word, or None."""
         if self._name_i < len(self.names):
             self._name_i += 1
             return self.names[self._name_i - 1]
         return None
 
     def number(self, lo: float, hi: float) -> float | None:
+        """The next unused number within [lo, hi], or None."""
         while self._num_i < len(self.numbers):
             self._num_i += 1
             value = self.numbers[self._num_i - 1]

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -28,8 +29,9 @@ from typing import Any
 
 import uvicorn
 import yaml
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from harness.emulator.app import EmulatorApp, create_app
+from harness.emulator.app import ARRIVAL_KEY, create_app
 from harness.emulator.profiles import EmulatorConfig, Profile, load_profile
 from harness.errors import HarnessError
 
@@ -42,7 +44,15 @@ def _profile(profile: ProfileArg) -> Profile:
     return profile if isinstance(profile, Profile) else load_profile(profile)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _config(profile: Profile, seed: int, truth_log: Path | None,
+            time_scale: float) -> EmulatorConfig:
+    if not time_scale >= 0:  # also rejects NaN
+        raise HarnessError(f"--time-scale must be 0 or more (got {time_scale})")
+    return EmulatorConfig(profile=profile, seed=seed, truth_log=truth_log, time_scale=time_scale)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0: any free port), ready to hand to uvicorn."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets that say so,
     # and without it Nagle holds the body write behind the headers for a delayed ACK (~40 ms).
@@ -59,8 +69,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: EmulatorApp) -> uvicorn.Config:
-    return uvicorn.Config(app, http="httptools", loop="asyncio", lifespan="off",
+class _ArrivalStampingProtocol(HttpToolsProtocol):
+    """httptools protocol that notes when a request's first bytes were parsed.
+
+    The truth log measures from this moment (``scope["emulator.t0"]``) rather than from when the
+    app task first runs, so queueing inside the server counts as server time, as a client sees.
+    """
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[ARRIVAL_KEY] = time.perf_counter()  # type: ignore[literal-required]
+
+
+def uvicorn_config(app: Any) -> uvicorn.Config:
+    """The uvicorn settings every emulator server uses (benchmarks reuse them as a baseline)."""
+    return uvicorn.Config(app, http=_ArrivalStampingProtocol, loop="asyncio", lifespan="off",
                           access_log=False, log_level="warning", timeout_keep_alive=30,
                           server_header=False)
 
@@ -75,13 +98,15 @@ def serve(host: str = "127.0.0.1", port: int = 8787, profile: ProfileArg = "pari
           seed: int = 0, truth_log: Path | None = None, time_scale: float = 1.0) -> None:
     """Serve the emulator until interrupted; prints one line with its URL and profile."""
     prof = _profile(profile)
-    config = EmulatorConfig(profile=prof, seed=seed, truth_log=truth_log,
-                            time_scale=time_scale)
-    sock = _bind(host, port)
-    app = create_app(config)
+    app = create_app(_config(prof, seed, truth_log, time_scale))
+    try:
+        sock = bind_socket(host, port)
+    except HarnessError:
+        app.close()
+        raise
     print(f"emulator (not OpenAI) listening on {_url(sock)} — profile {prof.name}", flush=True)
     try:
-        uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
+        uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])
     finally:
         app.close()
         sock.close()
@@ -95,12 +120,10 @@ class EmulatorThread:
 
     def __init__(self, profile: ProfileArg = "parity", seed: int = 0,
                  truth_log: Path | None = None, time_scale: float = 1.0) -> None:
-        config = EmulatorConfig(profile=_profile(profile), seed=seed, truth_log=truth_log,
-                                time_scale=time_scale)
-        self.app = create_app(config)
-        self._sock = _bind("127.0.0.1", 0)
+        self.app = create_app(_config(_profile(profile), seed, truth_log, time_scale))
+        self._sock = bind_socket("127.0.0.1", 0)
         self.base_url = _url(self._sock)
-        self._server = uvicorn.Server(_uvicorn_config(self.app))
+        self._server = uvicorn.Server(uvicorn_config(self.app))
         self._thread = threading.Thread(target=self._run, name="emulator", daemon=True)
         self._error: BaseException | None = None
 
@@ -143,7 +166,13 @@ class EmulatorProcess:
         self._time_scale = time_scale
         self._proc: subprocess.Popen[str] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._drain: threading.Thread | None = None
         self.base_url = ""
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
 
     def _profile_arg(self) -> str:
         if not isinstance(self._profile, Profile):
@@ -187,7 +216,8 @@ class EmulatorProcess:
                                + (f" (exit status {code})" if code is not None else
                                   f" within {_START_TIMEOUT_S:.0f} s"))
         # Keep draining stdout so the child can never block on a full pipe.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        self._drain = threading.Thread(target=proc.stdout.read, daemon=True)
+        self._drain.start()
         return match.group(1)
 
     def _stop(self) -> None:
@@ -201,6 +231,8 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+        if self._drain is not None:
+            self._drain.join(5)
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):

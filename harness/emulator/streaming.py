@@ -136,6 +136,9 @@ class TimedResponse:
                 writes: int, disconnected: bool) -> None:
         record = self.plan.truth
         assert record is not None
+        # t0_monotonic: CLOCK_MONOTONIC seconds, comparable with perf_counter() of other
+        # processes on this machine (lets a test split a client's latency into legs).
         record.update(headers_ms=headers_ms, first_delta_ms=first_delta_ms, total_ms=total_ms,
-                      writes=writes, client_disconnected=disconnected)
+                      writes=writes, client_disconnected=disconnected,
+                      t0_monotonic=round(self.plan.t0, 7))
         self.truth_log.write(record)

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from harness.errors import HarnessError
+
 
 class TruthLog:
     """Appends records to a JSONL file (``None``: records are dropped)."""
@@ -17,8 +19,11 @@ class TruthLog:
     def __init__(self, path: Path | None) -> None:
         self._fh: TextIO | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = path.open("a", encoding="utf-8")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise HarnessError(f"cannot write the truth log {path}: {exc.strerror}") from None
 
     @property
     def enabled(self) -> bool:

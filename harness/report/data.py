@@ -1,0 +1,214 @@
+"""Everything a report reads from a run directory, read once: meta, summary, observations.
+
+Observations are parsed into columns (:class:`~harness.metrics.ObservationTable`, the same fast
+path the analysis uses); the few fields the table does not keep — HTTP status, error message and
+the attempts of failed or retried requests — are kept on the side, keyed like the table.
+Nothing here sends a request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.analyze import OBSERVATIONS_FILE, SUMMARY_FILE, analyze_run, read_summary
+from harness.analyze import write_summary as write_summary_file
+from harness.errors import HarnessError, ScenarioError
+from harness.metrics import ObservationTable
+from harness.records import OBSERVATION_SCHEMA_VERSION, RunMeta, read_meta
+from harness.summary import Summary
+
+#: (scenario, prompt_id, arm, repeat, turn, warmup): one planned request.
+RowKey = tuple[str, str, str, int, int, bool]
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    status: int | None
+    error_type: str | None
+    error_message: str | None
+    retry_after_ms: float | None
+    waited_ms: float
+
+
+@dataclass(frozen=True)
+class RowExtra:
+    """What the table drops, for failed or retried requests only."""
+
+    ok: bool
+    error_type: str | None
+    status: int | None
+    error_message: str | None
+    attempts: tuple[AttemptView, ...]
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    """A prompt as written in the scenario file (for the per-prompt detail).
+
+    ``steps[k]`` is what request ``turn = k + 1`` sent: ``("user", text)``, or
+    ``("tool results", names)`` for the follow-up that answers the previous reply's tool calls.
+    """
+
+    steps: tuple[tuple[str, str], ...]
+    tools: tuple[str, ...]
+    output_schema: str | None
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    meta: RunMeta
+    summary: Summary
+    table: ObservationTable
+    extras: dict[RowKey, RowExtra]
+    not_sent: set[RowKey] = field(default_factory=set)
+    prompts: dict[tuple[str, str], PromptInfo] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    summary_computed: bool = False
+
+
+def parse_observations(path: Path) -> list[dict[str, Any]]:
+    """Parsed JSONL records; a torn final line is skipped, any other bad line raises."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read observations ({exc.strerror})") from exc
+    lines = data.split(b"\n")
+    torn_ok = not data.endswith(b"\n")
+    rows: list[dict[str, Any]] = []
+    loads = orjson.loads
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads(line)
+        except orjson.JSONDecodeError as exc:
+            if torn_ok and lineno == len(lines):
+                break
+            raise HarnessError(f"{path}:{lineno}: not valid JSON ({exc.msg}) — delete the "
+                               "line or rerun with --resume") from exc
+        if not isinstance(row, dict) or row.get("schema_version") != OBSERVATION_SCHEMA_VERSION:
+            raise HarnessError(f"{path}:{lineno}: not an observation of schema version "
+                               f"{OBSERVATION_SCHEMA_VERSION}")
+        rows.append(row)
+    return rows
+
+
+def _key(r: dict[str, Any], turn: int | None = None) -> RowKey:
+    return (r["scenario"], r["prompt_id"], r["arm"], int(r["repeat"]),
+            int(r["turn"]) if turn is None else turn, bool(r.get("warmup", False)))
+
+
+def _not_sent(rows: list[dict[str, Any]]) -> set[RowKey]:
+    """Tool-result follow-ups the runner did not send because the reply before called no tool.
+
+    The runner records them as ``not_sent`` (older runs: ``skipped``); they are not errors.
+    """
+    replied_without_tools = {_key(r) for r in rows if r.get("ok") and not r.get("tool_calls")}
+    return {_key(r) for r in rows
+            if r.get("error_type") == "not_sent"
+            or (r.get("error_type") == "skipped" and not r.get("attempts")
+                and _key(r, int(r["turn"]) - 1) in replied_without_tools)}
+
+
+def _extras(rows: list[dict[str, Any]]) -> dict[RowKey, RowExtra]:
+    out: dict[RowKey, RowExtra] = {}
+    for r in rows:
+        attempts = r.get("attempts") or []
+        if r.get("ok") and len(attempts) <= 1:
+            continue
+        key = _key(r)
+        out[key] = RowExtra(
+            ok=bool(r.get("ok")), error_type=r.get("error_type"), status=r.get("status"),
+            error_message=r.get("error_message"),
+            attempts=tuple(AttemptView(a.get("status"), a.get("error_type"),
+                                       a.get("error_message"), a.get("retry_after_ms"),
+                                       float(a.get("waited_ms") or 0.0)) for a in attempts))
+    return out
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        text = getattr(part, "text", None)
+        parts.append(text if text is not None
+                     else f"[image, detail {getattr(part, 'detail', 'auto')}]")
+    return "\n".join(parts)
+
+
+def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], PromptInfo]:
+    out: dict[tuple[str, str], PromptInfo] = {}
+    if not meta.scenarios:
+        return out
+    # The runner's digest is the authority on "same scenario"; importing it costs ~1 s (SDK).
+    from harness.plan import build_plan
+    from harness.runner import scenario_digest
+    from harness.scenario import load_scenario
+
+    for entry in meta.scenarios:
+        path = Path(str(entry.get("path", "")))
+        if not path.is_file():
+            notes.append(f"scenario file {path} not found from {Path.cwd()}: prompt texts are "
+                         "not shown")
+            continue
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            notes.append(f"scenario file {path} is no longer valid ({len(exc.problems)} "
+                         "problem(s)): prompt texts are not shown")
+            continue
+        if entry.get("sha256") and entry["sha256"] != scenario_digest(scenario):
+            notes.append(f"scenario file {path} changed since the run: prompt texts are from "
+                         "the current file")
+        plan = build_plan(scenario, repeats=1)
+        kinds: dict[str, list[str]] = {}
+        for conv in plan.conversations:
+            if not conv.warmup:
+                kinds.setdefault(conv.prompt_id, [step.kind for step in conv.steps])
+        for p in scenario.prompts:
+            users = iter(p.user_turns)
+            tools = ", ".join(t.name for t in p.tools or ())
+            steps = tuple(("user", _content_text(next(users))) if kind == "user"
+                          else ("tool results", f"canned results of the tools called ({tools})")
+                          for kind in kinds.get(p.id, []))
+            out[(scenario.name, p.id)] = PromptInfo(
+                steps=steps,
+                tools=tuple(t.name for t in p.tools or ()),
+                output_schema=p.output_schema.name if p.output_schema else
+                ("json_object" if p.output else None))
+    return out
+
+
+def load_run(run_dir: Path, *, save_summary: bool = True) -> RunData:
+    """Read a run directory; analyse it (and save ``summary.json``) if it has no summary."""
+    from harness.shadow_store import merge_if_sharded
+
+    meta = read_meta(run_dir)
+    merge_if_sharded(run_dir)  # a shadow run's per-process shards → observations.jsonl
+    obs_path = run_dir / OBSERVATIONS_FILE
+    if not obs_path.is_file():
+        raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — did the run start?")
+    rows = parse_observations(obs_path)
+    extras = _extras(rows)
+    not_sent = _not_sent(rows)
+    table = ObservationTable.from_dicts(rows)
+    del rows
+    computed = False
+    if (run_dir / SUMMARY_FILE).is_file():
+        summary = read_summary(run_dir)
+    else:
+        summary = analyze_run(run_dir)
+        computed = True
+        if save_summary:
+            write_summary_file(run_dir, summary)
+    notes: list[str] = []
+    prompts = _scenario_prompts(meta, notes)
+    return RunData(run_dir=run_dir, meta=meta, summary=summary, table=table.latest_per_key(),
+                   extras=extras, not_sent=not_sent, prompts=prompts, notes=notes,
+                   summary_computed=computed)

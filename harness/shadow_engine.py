@@ -1,0 +1,510 @@
+"""The shadow side: a background thread with its own event loop, HTTP client and writer.
+
+The application's thread only calls :meth:`ShadowEngine.submit`, which counts, checks the bound
+and appends the captured call to a deque the loop polls — no translation, no system call.
+On the loop, each job is translated (:func:`harness.shadow_translate.shadow_responses_kwargs`),
+sent to Responses through :class:`harness.client.Transport` (own connections, own
+concurrency limit and timeout, no retries, wire clock) and turned into observations; a
+second thread computes similarity on the unredacted text, runs the redaction hook and appends
+to this process's shard (fsync in small groups, so disk latency never stalls the loop).
+Every failure on this side is caught and recorded as data or counted; nothing is raised to the
+application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import platform
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness import __version__
+from harness.client import CallResult, Transport, warm_sdk
+from harness.errors import TranslationError
+from harness.records import Observation, RunMeta
+from harness.shadow_capture import Capture, read_capture
+from harness.shadow_store import (
+    Redactor,
+    ShardWriter,
+    ensure_meta,
+    fingerprint,
+    mark_finished,
+    redact_text,
+    write_stats,
+)
+from harness.shadow_translate import shadow_responses_kwargs
+from harness.similarity import text_similarity
+
+ClientKind = Literal["sdk", "raw"]
+_STOP = object()
+_log = logging.getLogger("harness.shadow")
+#: how often the shadow loop picks up new jobs (s)
+POLL_S = 0.002
+#: how often each process rewrites its shadow-stats file (s)
+STATS_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """How a :class:`~harness.shadow.ShadowClient` samples, sends, limits and records.
+
+    Rates are shares of all calls: a call goes to the canary if its sampling point is below
+    ``canary_rate``, is mirrored if it falls in the next ``sample_rate``, else passes through
+    untouched (so the two never overlap and each share is exact).
+    """
+
+    run_dir: Path | None = None
+    #: where the run directory goes when ``run_dir`` is not given (``runs/<run_id>/``)
+    runs_dir: Path = Path("runs")
+    #: default: ``<UTC date>-shadow-<scenario>``, the same in every process started that day
+    run_id: str | None = None
+    scenario: str = "shadow"
+    sample_rate: float = 0.10
+    canary_rate: float = 0.0
+    #: salt of the sampling hash and seed of the fallback RNG (calls without a key)
+    seed: int = 0
+    #: ``metadata`` field holding the sampling key (else ``shadow_key=``, safety_identifier,
+    #: user, then a seeded random draw)
+    key_metadata_field: str | None = None
+    #: Responses target of the shadow calls; default: the wrapped client's base URL and key
+    shadow_base_url: str | None = None
+    shadow_api_key: str | None = None
+    #: "raw" (default): lean httpx2 + SSE client, about a fifth of the SDK's CPU per call;
+    #: "sdk": the official SDK, so sdk_* timings compare SDK with SDK
+    shadow_client: ClientKind = "raw"
+    max_queue: int = 1000
+    max_concurrency: int = 8
+    timeout_s: float = 30.0
+    redact: Redactor = redact_text
+    #: chat parameters the shadow call drops instead of rejecting (e.g. {"seed"})
+    ignore_params: frozenset[str] = frozenset()
+    max_shard_bytes: int = 64 * 1024 * 1024
+    max_shard_age_s: float = 3600.0
+    fsync_every: int = 16
+    fsync_interval_s: float = 1.0
+    drain_timeout_s: float = 10.0
+    #: time the application's calls on the wire too (wraps its pool's network backend)
+    wire_clock: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "canary_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        if self.sample_rate + self.canary_rate > 1.0 + 1e-12:
+            raise ValueError("sample_rate + canary_rate must not exceed 1")
+        if self.max_queue < 0 or self.max_concurrency < 1 or self.timeout_s <= 0:
+            raise ValueError("max_queue ≥ 0, max_concurrency ≥ 1 and timeout_s > 0 required")
+
+    def resolved_run_dir(self) -> Path:
+        if self.run_dir is not None:
+            return self.run_dir
+        run_id = self.run_id or f"{time.strftime('%Y%m%d', time.gmtime())}-shadow-{self.scenario}"
+        return self.runs_dir / run_id
+
+    def describe(self) -> dict[str, Any]:
+        """The settings recorded in ``meta.json`` (no credentials)."""
+        return {"scenario": self.scenario, "sample_rate": self.sample_rate,
+                "canary_rate": self.canary_rate, "seed": self.seed,
+                "key_metadata_field": self.key_metadata_field,
+                "shadow_client": self.shadow_client, "max_queue": self.max_queue,
+                "max_concurrency": self.max_concurrency, "timeout_s": self.timeout_s,
+                "redact": getattr(self.redact, "__name__", repr(self.redact)),
+                "ignore_params": sorted(self.ignore_params), "wire_clock": self.wire_clock}
+
+
+@dataclass
+class ShadowStats:
+    """Counters of one process (``shadow-stats-*.json``; summed by the merge)."""
+
+    calls: int = 0
+    sampled: int = 0
+    canary: int = 0
+    enqueued: int = 0
+    dropped_queue_full: int = 0
+    dropped_closed: int = 0
+    abandoned_streams: int = 0
+    pairs_written: int = 0
+    shadow_ok: int = 0
+    shadow_errors: int = 0
+    untranslatable: int = 0
+    timeouts: int = 0
+    internal_errors: int = 0
+    cancelled_at_close: int = 0
+    canary_served: int = 0
+    canary_fallbacks: int = 0
+    write_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Job:
+    kind: Literal["pair", "canary"]
+    capture: Capture
+    order: int
+    pair_id: str
+
+
+@dataclass
+class _Written:
+    observations: list[Observation]
+    is_emulator: bool | None = None
+    pair: bool = False
+    done: threading.Event | None = field(default=None)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"harness": __version__, "python": platform.python_version()}
+    for dist in ("openai", "httpx2", "pydantic"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def target_name(base_url: str) -> str:
+    return "openai" if "api.openai.com" in base_url else base_url
+
+
+class ShadowEngine:
+    """Background shadow work of one process. Start once; ``submit`` from any thread."""
+
+    def __init__(self, config: ShadowConfig, base_url: str, api_key: str,
+                 calls: Callable[[], int] | None = None) -> None:
+        self.config = config
+        self._calls = calls
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.run_dir = config.resolved_run_dir()
+        self.stats = ShadowStats()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._capacity = config.max_queue + config.max_concurrency
+        self._order = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sem: asyncio.Semaphore | None = None
+        self._transport: Transport | None = None
+        self._writes: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox: collections.deque[_Job] = collections.deque()
+        self._shard: ShardWriter | None = None
+        self._stats_path: Path | None = None
+        self._closed = False
+        self._meta_done = False
+        self._stats_saved = time.monotonic()
+        self._idle = threading.Condition(self._lock)
+        self._loop_thread = threading.Thread(target=self._loop_main, name="harness-shadow",
+                                             daemon=True)
+        self._writer_thread = threading.Thread(target=self._writer_main,
+                                               name="harness-shadow-writer", daemon=True)
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._shard = ShardWriter(self.run_dir, max_bytes=self.config.max_shard_bytes,
+                                  max_age_s=self.config.max_shard_age_s,
+                                  fsync_every=self.config.fsync_every)
+        self._stats_path = (self.run_dir /
+                            f"shadow-stats-{self._shard.prefix}-{self._shard.first_index}.json")
+        self._writer_thread.start()
+        self._loop_thread.start()
+        self._ready.wait(30)
+        if self._start_error is not None:
+            raise self._start_error
+
+    def _loop_main(self) -> None:
+        try:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._sem = asyncio.Semaphore(self.config.max_concurrency)
+            if self.config.shadow_client == "sdk":
+                warm_sdk()
+            self._transport = Transport(self.base_url, self.api_key,
+                                        kind=self.config.shadow_client,
+                                        timeout_s=self.config.timeout_s,
+                                        max_connections=self.config.max_concurrency)
+            self._loop = loop
+        except BaseException as exc:  # reported by start(), never swallowed
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            poller = loop.create_task(self._poll())
+            loop.run_forever()
+            poller.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(self._transport.aclose())
+            loop.close()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop taking jobs, wait up to ``timeout_s`` for queued ones, flush, write stats."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.flush(self.config.drain_timeout_s if timeout_s is None else timeout_s)
+        loop = self._loop
+        if loop is not None and self._loop_thread.is_alive():
+            fut = asyncio.run_coroutine_threadsafe(self._cancel_all(), loop)
+            with contextlib.suppress(Exception):
+                fut.result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            self._loop_thread.join(10)
+        self._writes.put(_STOP)
+        self._writer_thread.join(30)
+        self._save_stats()
+        if self._meta_done:
+            mark_finished(self.run_dir)
+
+    async def _cancel_all(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every accepted job is written (True) or ``timeout_s`` passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        done = threading.Event()
+        self._writes.put(_Written([], done=done))
+        return done.wait(max(0.0, deadline - time.monotonic()))
+
+    # --- the application's thread ----------------------------------------------------------
+
+    def submit(self, kind: Literal["pair", "canary"], capture: Capture) -> bool:
+        """Hand one captured call to the shadow loop; False (and counted) when it is full."""
+        loop = self._loop
+        with self._lock:
+            if self._closed or loop is None:
+                self.stats.dropped_closed += 1
+                return False
+            if self._pending >= self._capacity:
+                self.stats.dropped_queue_full += 1
+                return False
+            self._pending += 1
+            self._order += 1
+            order = self._order
+            if kind == "pair":
+                self.stats.enqueued += 1
+        prefix = self._shard.prefix if self._shard else "p"
+        first = self._shard.first_index if self._shard else 0
+        # deque.append is atomic and makes no system call: a wake-up (call_soon_threadsafe)
+        # would write to the loop's self-pipe, release the GIL and let the shadow thread run
+        # first. The loop polls instead (every poll_s).
+        self._inbox.append(_Job(kind, capture, order, f"{prefix}-{first}-{order}"))
+        return True
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    # --- the shadow loop -------------------------------------------------------------------
+
+    def _job_done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if not self._pending:
+                self._idle.notify_all()
+
+    async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbox = self._inbox
+        while True:
+            while inbox:
+                task = loop.create_task(self._run(inbox.popleft()))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            await asyncio.sleep(POLL_S)
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            if job.kind == "canary":
+                self._writes.put(self._canary(job))
+                return
+            assert self._sem is not None
+            async with self._sem:
+                self._writes.put(await self._pair(job))
+        except asyncio.CancelledError:
+            self.count("cancelled_at_close")
+        except Exception:  # a bug here must never reach the application; count and log it
+            self.count("internal_errors")
+            _log.exception("harness.shadow: internal error on the shadow side (counted)")
+        finally:
+            self._job_done()
+
+    async def _shadow_call(self, kwargs: dict[str, Any]) -> CallResult:
+        try:
+            rkw = shadow_responses_kwargs(kwargs, ignore=self.config.ignore_params)
+        except TranslationError as exc:
+            self.count("untranslatable")
+            return CallResult(error_type="untranslatable", error_message=str(exc))
+        await asyncio.sleep(0)
+        assert self._transport is not None
+        try:
+            return await asyncio.wait_for(self._transport.send("responses", rkw),
+                                          self.config.timeout_s)
+        except TimeoutError:
+            self.count("timeouts")
+            return CallResult(error_type="shadow_timeout",
+                              error_message=f"no complete reply within {self.config.timeout_s} s")
+
+    async def _pair(self, job: _Job) -> _Written:
+        capture = job.capture
+        started = time.time()
+        shadow = await self._shadow_call(capture.kwargs)
+        # Yield between CPU steps: each return to the loop's select releases the GIL, so the
+        # application's threads never wait long for it.
+        await asyncio.sleep(0)
+        primary = read_capture(capture)
+        await asyncio.sleep(0)
+        self.count("shadow_ok" if shadow.ok else "shadow_errors")
+        emulator = shadow.headers.get("x-emulator") or primary.headers.get("x-emulator")
+        is_emulator = None if not (shadow.headers or primary.headers) else bool(emulator)
+        return _Written([self._observation(job, "chat", capture.started_at, primary, "sdk"),
+                         self._observation(job, "responses", started, shadow,
+                                           self.config.shadow_client)],
+                        is_emulator=is_emulator, pair=True)
+
+    def _canary(self, job: _Job) -> _Written:
+        capture = job.capture
+        if capture.fallback == "untranslatable":
+            result = CallResult(error_type="untranslatable",
+                                error_message=str(capture.error) if capture.error else None)
+        else:
+            result = read_capture(capture)
+        if capture.fallback is not None:
+            result.ok = False
+            result.error_type = result.error_type or capture.fallback
+            result.error_message = f"served by chat instead: {result.error_message or ''}".strip()
+        obs = self._observation(job, "responses", capture.started_at, result, "sdk",
+                                origin="canary")
+        return _Written([obs], is_emulator=("x-emulator" in result.headers
+                                            if result.headers else None))
+
+    def _observation(self, job: _Job, api: Literal["chat", "responses"], started: float,
+                     result: CallResult, client: ClientKind,
+                     origin: Literal["shadow", "canary"] = "shadow") -> Observation:
+        capture = job.capture
+        wire, headers = result.wire, result.headers
+        processing = headers.get("openai-processing-ms")
+        try:
+            processing_ms = float(processing) if processing else None
+        except ValueError:
+            processing_ms = None
+        scenario = self.config.scenario if origin == "shadow" else f"{self.config.scenario}-canary"
+        return Observation(
+            run_id=self.run_dir.name, scenario=scenario, prompt_id=job.pair_id, arm=api,
+            api=api, turn=1, repeat=0, conversation=job.pair_id, cold=False,
+            model=str(capture.kwargs.get("model", "")), stream=capture.stream,
+            order=job.order, started_at=started, status=result.status, ok=result.ok,
+            error_type=result.error_type, error_message=result.error_message,
+            finish=result.finish,
+            ttfb_ms=wire.ttfb_ms, ttft_ms=wire.ttft_ms if capture.stream else None,
+            total_ms=wire.total_ms, sdk_ttfb_ms=result.sdk_ttfb_ms,
+            sdk_ttft_ms=result.sdk_ttft_ms if capture.stream else None,
+            sdk_total_ms=result.sdk_total_ms, connect_ms=wire.connect_ms,
+            new_connection=wire.new_connection if wire.ttfb_ms is not None else None,
+            events=result.events, request_id=headers.get("x-request-id"),
+            processing_ms=processing_ms, service_tier=result.service_tier,
+            response_id=result.response_id, usage=result.usage,
+            output_text=result.output_text, tool_calls=result.tool_calls, client=client,
+            request_bytes=result.request_bytes, origin=origin,
+            contaminated_cache=origin == "shadow")
+
+    # --- the writer thread -----------------------------------------------------------------
+
+    def _writer_main(self) -> None:
+        shard = self._shard
+        assert shard is not None
+        while True:
+            if time.monotonic() - self._stats_saved >= STATS_INTERVAL_S:
+                self._guard(self._save_stats)
+            try:
+                item = self._writes.get(timeout=self.config.fsync_interval_s)
+            except queue.Empty:
+                self._guard(shard.sync)
+                continue
+            if item is _STOP:
+                if not self._meta_done and shard.shards:
+                    self._guard(lambda: self._write_meta(None))
+                break
+            if item.observations:
+                self._guard(lambda item=item: self._write(shard, item))
+            if item.done is not None:
+                self._guard(shard.sync)
+                self._guard(self._save_stats)
+                item.done.set()
+        self._guard(shard.close)
+
+    def _guard(self, action: Any) -> None:
+        try:
+            action()
+        except Exception:  # disk full, permissions…: counted, never raised to the app
+            self.count("write_errors")
+            if self.stats.write_errors == 1:
+                _log.exception("harness.shadow: cannot write to %s (counted as write_errors; "
+                               "logged once)", self.run_dir)
+
+    def _write(self, shard: ShardWriter, item: _Written) -> None:
+        observations = [fingerprint(o) for o in item.observations]
+        if item.pair and len(observations) == 2:
+            a, b = observations
+            if a.ok and b.ok and (a.output_text or b.output_text):
+                score = text_similarity(a.output_text or "", b.output_text or "")
+                observations = [o.model_copy(update={"similarity": score})
+                                for o in observations]
+        observations = [self.config.redact(o) for o in observations]
+        if not self._meta_done and item.is_emulator is not None:
+            self._write_meta(item.is_emulator)
+        shard.write(observations)
+        if item.pair:
+            self.count("pairs_written")
+
+    def _write_meta(self, is_emulator: bool | None) -> None:
+        config = self.config
+        meta = RunMeta(
+            run_id=self.run_dir.name, created_at=time.time(), seed=config.seed,
+            target=target_name(self.base_url), target_url=self.base_url,
+            is_emulator=bool(is_emulator), client=config.shadow_client,
+            concurrency=config.max_concurrency, versions=_versions(),
+            machine={"platform": platform.platform(), "cpus": os.cpu_count(),
+                     "python_implementation": platform.python_implementation()},
+            shadow=config.describe())
+        ensure_meta(self.run_dir, meta)
+        self._meta_done = True
+
+    def _save_stats(self) -> None:
+        if self._stats_path is not None:
+            with self._lock:
+                if self._calls is not None:
+                    self.stats.calls = self._calls()
+                stats = self.stats.as_dict()
+            write_stats(self._stats_path, stats)
+            self._stats_saved = time.monotonic()
+

@@ -1,0 +1,364 @@
+"""harness.report: report.html / summary.md / junit.xml / compare.html from runs.
+
+One real emulator run (two scenarios, divergent answers, injected faults) is shared by the
+integration tests; the rest use synthetic runs or pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.analyze import (
+    SyntheticProfile,
+    analyze_run,
+    synthetic_observations,
+    write_summary,
+    write_synthetic_run,
+)
+from harness.cli import main
+from harness.client import RetryPolicy
+from harness.report import JUnitCase, append_cases, render_compare, render_report
+from harness.report.diff import tokens, tool_calls_text, word_diff
+from harness.report.fmt import effect, interval, ms, usd
+from harness.report.junit import SUITE_NAME
+from harness.report.markdown import cell, summary_markdown
+from harness.report.verdict import judge_ratio, output_finding
+from harness.runner import RunOptions, run
+from harness.similarity import ToolCall
+from harness.summary import Effect
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+PROFILE = """
+extends: guide-claims
+name: report-test
+divergence: 0.25
+both:
+  faults:
+    server_error: 0.06
+    stream_cut: 0.04
+    retry_after_ms: 5
+"""
+HOSTILE = ('<script>alert("x")</script> and <img src=x onerror=alert(1)> and '
+           '<a href="javascript:alert(2)">click</a> "quotes" & ampersands')
+
+
+def emulator_run(out: Path) -> Path:
+    """A small real run on the built-in emulator: quickstart + function_calling."""
+    profile = out / "profile.yaml"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    profile.write_text(PROFILE, encoding="utf-8")
+    result = run([SCENARIOS / "quickstart.yaml", SCENARIOS / "function_calling.yaml"],
+                 RunOptions(out=out, repeats=3, seed=5, progress=False,
+                            emulator_profile=str(profile), emulator_time_scale=0.02,
+                            retry=RetryPolicy(max_attempts=3, base_s=0.001)))
+    write_summary(result.run_dir, analyze_run(result.run_dir, resamples=400))
+    return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return emulator_run(tmp_path_factory.mktemp("report-run"))
+
+
+@pytest.fixture(scope="module")
+def real_report(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    paths = render_report(real_run, tmp_path_factory.mktemp("report-out"))
+    return paths.out_dir, paths.html.read_text(encoding="utf-8")
+
+
+class _Tags(HTMLParser):
+    """Every start tag and its attributes, as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def _assert_offline(html: str) -> None:
+    tags = _tags(html)
+    for tag, attrs in tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), f"event handler attribute on <{tag}>"
+            if name in ("src", "href", "xlink:href", "action", "poster", "data") and value:
+                assert value.startswith(("#", "data:")), f"<{tag} {name}={value!r}>"
+    assert sum(1 for tag, _ in tags if tag == "script") == 1
+    assert not {tag for tag, _ in tags} & {"img", "iframe", "object", "embed", "link"} - {"link"}
+    assert [a.get("rel") for t, a in tags if t == "link"] == ["icon"]
+    assert "@import" not in html and "url(http" not in html
+    csp = next(a["content"] for t, a in tags
+               if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert csp is not None and "default-src 'none'" in csp and "script-src 'sha256-" in csp
+
+
+# --- the real emulator run ----------------------------------------------------------------------
+
+
+def test_report_files_from_real_run(real_run: Path, real_report: tuple[Path, str]) -> None:
+    out, html = real_report
+    assert {p.name for p in out.iterdir()} >= {"report.html", "summary.md", "junit.xml"}
+    for anchor in ("verdict", "run", "sc-quickstart-arms", "sc-quickstart-charts",
+                   "sc-quickstart-claims", "sc-quickstart-prompts", "sc-quickstart-errors",
+                   "sc-function-calling-prompts"):
+        assert f'id="{anchor}"' in html
+    assert "Emulator — not OpenAI." in html and "emulator — not OpenAI" in html
+    assert html.count("<svg") >= 8  # 2 scenarios × (TTFT, total, cost, similarity, …)
+    assert "<ins>" in html and "<del>" in html  # divergence 0.25 shows in the diffs
+    assert "get_order_status(" in html  # tool calls side by side
+    assert "Compared with Chat Completions, Responses" in html
+    assert "Errors and retries" in html
+    _assert_offline(html)
+    assert len(html) < 2_000_000
+
+
+def test_summary_markdown_and_junit_from_real_run(real_run: Path,
+                                                  real_report: tuple[Path, str]) -> None:
+    out, _ = real_report
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    assert md.startswith("## Shadow Harness")
+    assert "emulator — not OpenAI" in md and "[!WARNING]" in md
+    assert "### quickstart" in md and "### function-calling" in md
+    assert "Migration-guide claims" in md and "| first request slower |" in md
+    assert "<" not in md.replace("&lt;", "")
+    root = ET.parse(out / "junit.xml").getroot()
+    suite = root.find(f"testsuite[@name='{SUITE_NAME}']")
+    assert suite is not None
+    summary = json.loads((real_run / "summary.json").read_text(encoding="utf-8"))
+    expected = {(s["name"], k) for s in summary["scenarios"] for k in s["comparisons"]}
+    got = {(c.get("classname"), c.get("name")) for c in suite.findall("testcase")}
+    assert got == expected
+    assert ("quickstart", "responses_vs_chat") in got
+    assert suite.get("tests") == str(len(expected)) == root.get("tests")
+    case = suite.find("testcase[@name='responses_vs_chat']")
+    assert case is not None
+    text = case.findtext("system-out") or (case.find("failure").text or "")  # type: ignore[union-attr]
+    assert "TTFT p50" in text and "text similarity" in text
+
+
+def test_rerender_sends_no_request(real_run: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rendering tried to open a connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    first = render_report(real_run, tmp_path / "a").html.read_text(encoding="utf-8")
+    second = render_report(real_run, tmp_path / "b").html.read_text(encoding="utf-8")
+    assert first == second  # deterministic: same charts, same ids
+
+
+def test_untrusted_output_is_escaped(real_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "hostile"
+    run_dir.mkdir()
+    (run_dir / "meta.json").write_text((real_run / "meta.json").read_text(encoding="utf-8"),
+                                       encoding="utf-8")
+    lines = []
+    for line in (real_run / "observations.jsonl").read_text(encoding="utf-8").splitlines():
+        obs = json.loads(line)
+        if obs["arm"] == "responses" and obs["ok"]:
+            obs["output_text"] = HOSTILE + " " + (obs["output_text"] or "")
+            for call in obs["tool_calls"]:
+                call["arguments"] = json.dumps({"q": HOSTILE})
+        if not obs["ok"]:
+            obs["error_message"] = HOSTILE
+        lines.append(json.dumps(obs))
+    (run_dir / "observations.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    paths = render_report(run_dir, tmp_path / "out")
+    html = paths.html.read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<script>alert" not in html and "<img" not in html
+    assert 'href="javascript:' not in html
+    assert all((a.get("href") or "").startswith("#") for t, a in _tags(html) if t == "a")
+    _assert_offline(html)
+    assert (run_dir / "summary.json").is_file()  # analysed on the way, and saved
+    md = paths.markdown.read_text(encoding="utf-8")
+    assert "<script" not in md and "javascript:" not in md
+
+
+def test_cli_report_and_compare(real_run: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(real_run), "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == [str(tmp_path / "r" / n) for n in ("report.html", "summary.md", "junit.xml")]
+    assert main(["compare", str(real_run), str(real_run), "--out", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "c" / "compare.html")
+    html = (tmp_path / "c" / "compare.html").read_text(encoding="utf-8")
+    assert "Run comparison" in html and "Emulator — not OpenAI." in html
+    _assert_offline(html)
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_default_out_dir_is_reports_run_id(real_run: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    paths = render_report(real_run)
+    assert paths.out_dir == Path("reports") / real_run.name
+    assert (tmp_path / "reports" / real_run.name / "report.html").is_file()
+
+
+# --- synthetic runs -----------------------------------------------------------------------------
+
+
+def _synthetic(tmp_path: Path, name: str, profile: SyntheticProfile, **kw: int) -> Path:
+    obs = synthetic_observations(profile, run_id=name, **kw)  # type: ignore[arg-type]
+    run_dir = write_synthetic_run(tmp_path / name, obs, emulator_profile="synthetic")
+    write_summary(run_dir, analyze_run(run_dir, resamples=300))
+    return run_dir
+
+
+def test_large_run_detail_and_size_stay_bounded(tmp_path: Path) -> None:
+    run_dir = _synthetic(tmp_path, "many", SyntheticProfile(divergence=0.1, error_rate=0.02),
+                         prompts=120, turns=2, repeats=2)
+    paths = render_report(run_dir, tmp_path / "out", divergent=4, slowest=2, max_rows=50)
+    html = paths.html.read_text(encoding="utf-8")
+    assert html.count('<details class="prompt"') <= 6
+    table = html.split('id="sc-synthetic-ptable"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 1 + 50  # header + capped rows
+    assert "more prompts are not listed" in html
+    assert "most divergent" in html and "slowest" in html
+
+
+def test_compare_flags_a_regression(tmp_path: Path) -> None:
+    base = _synthetic(tmp_path, "base", SyntheticProfile(), prompts=3, turns=2, repeats=20)
+    slow = _synthetic(tmp_path, "slow", SyntheticProfile(ttft_ms=450.0, sigma=0.1),
+                      prompts=3, turns=2, repeats=20)
+    html = render_compare(slow, base, tmp_path / "cmp").read_text(encoding="utf-8")
+    assert "TTFT p50 1.5" in html and "worse" in html
+    md = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
+    assert "| `chat` |" in md and "*" in md
+    _assert_offline(html)
+
+
+# --- pure functions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("the cat sat", "the cat sat"),
+    ("the cat sat on the mat", "the dog sat on a mat"),
+    ("", "all new"),
+    ("all gone", ""),
+    ("a  b\n\nc", "a b c d"),
+])
+def test_word_diff_rebuilds_both_texts(old: str, new: str) -> None:
+    d = word_diff(old, new)
+    assert "".join(t for _, t in d.left) == old
+    assert "".join(t for _, t in d.right) == new
+    assert {op for op, _ in d.left} <= {"", "del"} and {op for op, _ in d.right} <= {"", "ins"}
+    assert d.changed == (old.split() != new.split())
+    # a marked change never carries the space after it
+    assert all(not t[-1].isspace() for op, t in d.left + d.right if op)
+
+
+def test_word_diff_marks_the_changed_words() -> None:
+    d = word_diff("the cat sat on the mat", "the dog sat on a mat")
+    assert [t for op, t in d.left if op] == ["cat", "the"]
+    assert [t for op, t in d.right if op] == ["dog", "a"]
+    assert "".join(tokens("a b  c")) == "a b  c"
+
+
+def test_tool_calls_text_sorts_argument_keys() -> None:
+    calls = [ToolCall("f", '{"b": 1, "a": 2}'), ToolCall("g", "not json")]
+    assert tool_calls_text(calls) == 'f({"a": 2, "b": 1})\ng(not json)'
+
+
+def _e(value: float, lo: float, hi: float) -> Effect:
+    return Effect(value=value, ci95=(lo, hi), significant=hi < 1 or lo > 1, n_pairs=10)
+
+
+@pytest.mark.parametrize(("effect_", "kind"), [
+    (_e(0.8, 0.7, 0.9), "better"),
+    (_e(1.3, 1.1, 1.5), "worse"),
+    (_e(1.0, 0.95, 1.08), "same"),
+    (_e(1.04, 1.02, 1.06), "same"),  # significant, but inside the ±10 % margin
+    (_e(1.0, 0.6, 1.4), "unclear"),
+    (None, "unknown"),
+    (Effect(value=None, ci95=None, significant=None, n_pairs=0), "unknown"),
+])
+def test_judge_ratio(effect_: Effect | None, kind: str) -> None:
+    assert judge_ratio(effect_, 0.10) == kind
+
+
+def test_formatting() -> None:
+    assert ms(41.93) == "41.9 ms" and ms(1234.4) == "1,234 ms" and ms(None) == "—"
+    assert usd(0.00043) == "$0.00043" and usd(435.0) == "$435" and usd(0) == "$0"
+    assert interval((0.7, 1.17), "ratio") == "0.70–1.17"
+    assert interval((-0.133, -0.017), "points") == "-13.3 to -1.7"
+    assert interval((20.9, 29.0), "ms") == "20.9–29.0 ms"
+    assert effect(_e(0.82, 0.75, 0.9)) == "0.82× (0.75–0.90) *"
+    assert effect(Effect(value=0.365, ci95=(0.16, 0.56), significant=True, n_pairs=3),
+                  "points") == "+36.5 pts (16.0–56.0) *"
+
+
+def test_markdown_cells_cannot_break_the_table() -> None:
+    assert cell("a|b\nc<script>") == "a\\|b c&lt;script&gt;"
+
+
+def test_markdown_of_a_real_target_has_no_emulator_warning(tmp_path: Path) -> None:
+    run_dir = _synthetic(tmp_path, "real", SyntheticProfile(), prompts=2, turns=2, repeats=5)
+    summary = analyze_run(run_dir, resamples=200).model_copy(
+        update={"is_emulator": False, "target_label": "openai", "emulator_profile": None})
+    md = summary_markdown(summary)
+    assert "not OpenAI" not in md and "Target: **openai**" in md
+
+
+def test_identical_answers_without_floor_are_same(tmp_path: Path) -> None:
+    run_dir = _synthetic(tmp_path, "aa", SyntheticProfile(), prompts=2, turns=1, repeats=5)
+    summary = analyze_run(run_dir, resamples=200)
+    c = summary.scenarios[0].comparisons["responses_vs_chat"]
+    f = output_finding(c)
+    assert f.kind == "same" and f.headline == "Identical answers"
+
+
+def test_junit_append_cases_adds_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    append_cases(path, "harness.gate", [
+        JUnitCase("responses_vs_chat.ttft_p50_ratio_max", "quickstart", None, "1.02 ≤ 1.5"),
+        JUnitCase("chat.error_rate_max", "quickstart", "0.2 > 0.05 <&>", "details <b>")])
+    append_cases(path, "harness.gate", [
+        JUnitCase("chat.error_rate_max", "quickstart", None, "0.01 ≤ 0.05")])
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite[@name='harness.gate']")
+    assert suite is not None
+    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    assert root.get("tests") == "2" and root.get("failures") == "0"
+    assert len(suite.findall("testcase[@name='chat.error_rate_max']")) == 1
+
+
+def test_junit_gate_cases_join_the_report_file(real_report: tuple[Path, str],
+                                               tmp_path: Path) -> None:
+    out, _ = real_report
+    path = tmp_path / "junit.xml"
+    path.write_bytes((out / "junit.xml").read_bytes())
+    before = int(ET.parse(path).getroot().get("tests") or 0)
+    append_cases(path, "harness.gate", [JUnitCase("x", "quickstart", "over <limit>", "d")])
+    root = ET.parse(path).getroot()
+    assert int(root.get("tests") or 0) == before + 1
+    assert int(root.get("failures") or 0) >= 1
+    assert {s.get("name") for s in root.findall("testsuite")} == {SUITE_NAME, "harness.gate"}
+    failure = root.find(".//testcase[@name='x']/failure")
+    assert failure is not None and failure.get("message") == "over <limit>"
+
+
+def test_no_html_is_built_by_string_concatenation() -> None:
+    """STYLE.md: markup comes from templates; Python only hands them values."""
+    source = "".join(p.read_text(encoding="utf-8")
+                     for p in (Path(__file__).resolve().parents[1] / "harness" / "report")
+                     .glob("*.py"))
+    assert not re.search(r"""["']<(?:div|span|td|tr|table|p|pre|ins|del|a)\b""", source)
