@@ -616,7 +616,9 @@ def finish_run(result: RunResult, console: Console | None = None,
         from harness.report import render_report
 
         console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")
-        paths = render_report(result.run_dir, report_dir)
+        # reports/ sits beside the runs directory (./runs → ./reports, DESIGN §1)
+        paths = render_report(result.run_dir, report_dir or result.run_dir.parent.parent
+                              / "reports" / result.meta.run_id)
         console.print(f"report: {paths.html}")
     if result.interrupted:
         console.print(f"interrupted after {result.recorded} request(s) — continue with: "
