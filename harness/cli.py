@@ -343,22 +343,25 @@ def _add_gate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="where baseline names are looked up (default baselines/)")
     p.add_argument("--prices", type=Path, default=None, metavar="FILE",
                    help="price overrides, as for 'harness analyze'")
-    p.add_argument("--reports", type=Path, default=Path("reports"), metavar="DIR",
-                   help="reports directory; gate cases go to DIR/<run-id>/junit.xml")
+    p.add_argument("--reports", type=Path, default=None, metavar="DIR",
+                   help="reports directory; gate cases go to DIR/<run-id>/junit.xml (default: "
+                   "reports/ beside the runs directory, where 'harness run' put the report)")
     p.add_argument("--json", action="store_true", help="print the gate report as JSON")
     p.set_defaults(handler=_cmd_gate)
 
 
 def _gate(run_dir: Path, *, baseline: str | None, as_json: bool, config: Path | None = None,
           regression_pct: float | None = None, baselines: Path | None = None,
-          prices: Path | None = None, reports: Path = Path("reports")) -> int:
-    from harness.gate import format_report, gate_run, publish
+          prices: Path | None = None, reports: Path | None = None) -> int:
+    from harness.gate import gate_run
+    from harness.gate_output import default_reports_dir, format_report, publish
 
     report = gate_run(run_dir, baseline=baseline, config=config, regression_pct=regression_pct,
                       baselines_dir=baselines, prices=prices)
     print(report.model_dump_json(indent=2) if as_json else format_report(report))
     # GitHub annotations go to stderr with --json, so stdout stays one JSON document
-    junit = publish(report, reports_dir=reports, stream=sys.stderr if as_json else None)
+    junit = publish(report, reports_dir=reports or default_reports_dir(run_dir),
+                    stream=sys.stderr if as_json else None)
     if junit is not None and not as_json:
         print(f"junit: {junit}")
     return report.exit_code

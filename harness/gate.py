@@ -22,23 +22,30 @@ A value that cannot be computed (no price → no cost, no streaming → no TTFT,
 is *unknown*: for a gate someone configured that fails the gate (it is never silently passed);
 for a default regression check it is reported as *skipped*. Exit status of ``harness gate``: 0
 when nothing failed, 1 when a gate failed, 2 for bad input (e.g. a missing baseline).
+
+Gate keys and gates files: :mod:`harness.gate_config`; text, JUnit and GitHub Actions output:
+:mod:`harness.gate_output`; baselines: :mod:`harness.baseline`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import HarnessError
-from harness.scenario_models import GATE_KEY_RE, GATE_METRICS
+from harness.gate_config import (
+    Bound,
+    GateConfig,
+    GateSpec,
+    load_gates_file,
+    parse_gate,
+    scenario_gates,
+)
 from harness.summary import (
     ArmSummary,
     Comparison,
@@ -52,14 +59,17 @@ from harness.summary import (
 
 if TYPE_CHECKING:
     from harness.baseline import Baseline
-    from harness.report.junit import JUnitCase
+
+__all__ = [
+    "DEFAULT_REGRESSION_PCT", "FAILING", "GateConfig", "GateReport", "GateResult", "GateSpec",
+    "decide", "evaluate", "gate_run", "load_gates_file", "parse_gate", "scenario_gates",
+    "wilson_interval",
+]
 
 GATE_REPORT_SCHEMA_VERSION = 1
 DEFAULT_REGRESSION_PCT = 10.0
-JUNIT_SUITE = "harness gates"
 
 Status = Literal["pass", "fail", "inconclusive", "unknown", "skipped"]
-Bound = Literal["max", "min"]
 Unit = Literal["ratio", "ms", "fraction", "points", "score", "pct"]
 #: Statuses that fail the build.
 FAILING: frozenset[str] = frozenset({"fail", "unknown"})
@@ -72,136 +82,6 @@ REGRESSION_METRICS: tuple[tuple[str, str, Literal["up", "down"]], ...] = (
     ("cost", "cost_ratio", "up"),
     ("cache_hit_ratio", "cache_hit_improvement", "down"),
 )
-
-
-# --- gate specifications -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    """One configured gate: ``key`` split into its parts, with where it was written."""
-
-    key: str
-    arms: tuple[str, ...]
-    metric: str
-    bound: Bound
-    threshold: float
-    source: str
-    line: int | None = None
-
-    @property
-    def subject(self) -> str:
-        return "_vs_".join(self.arms)
-
-
-def parse_gate(key: str, threshold: float, source: str, line: int | None = None) -> GateSpec:
-    """Check a gate key (same grammar as the scenario's ``gates:``) and its value."""
-    where = f"{source}: gate {key!r}"
-    match = GATE_KEY_RE.match(key)
-    if match is None:
-        raise HarnessError(f"{where} is not <arm>_vs_<arm>.<metric>_max|_min or "
-                           "<arm>.<metric>_max|_min — e.g. responses_vs_chat.ttft_p50_ratio_max")
-    arms = tuple(match["subject"].split("_vs_"))
-    metric, bound = match["metric"], match["bound"]
-    if metric not in GATE_METRICS:
-        known = ", ".join(sorted(GATE_METRICS))
-        raise HarnessError(f"{where}: unknown metric {metric!r} — use one of: {known}")
-    scope = "pair" if len(arms) == 2 else "arm"
-    if len(arms) > 2 or GATE_METRICS[metric] != scope:
-        right = "<arm>" if GATE_METRICS[metric] == "arm" else "<arm>_vs_<arm>"
-        raise HarnessError(f"{where}: {metric} is written {right}.{metric}_{bound}")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
-            or not math.isfinite(threshold):
-        raise HarnessError(f"{where}: the threshold must be a number, not {threshold!r}")
-    if metric == "regression_pct" and (bound != "max" or threshold < 0):
-        raise HarnessError(f"{where}: write <arm>.regression_pct_max with a tolerance ≥ 0 in %, "
-                           "e.g. responses.regression_pct_max: 10")
-    if metric.endswith("_ratio") and threshold <= 0:
-        raise HarnessError(f"{where}: a ratio threshold must be above 0, e.g. 1.5")
-    return GateSpec(key, arms, metric, "max" if bound == "max" else "min", float(threshold),
-                    source, line)
-
-
-class GatesFile(BaseModel):
-    """``--config gates.yaml``. Replaces the scenarios' own ``gates:`` when given."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    version: Literal[1] = 1
-    regression_pct: float | None = Field(None, ge=0, description="default tolerance vs baseline")
-    gates: dict[str, float] = Field(default_factory=dict, description="for every scenario")
-    scenarios: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="per scenario name; override `gates` key by key")
-
-
-@dataclass
-class GateConfig:
-    """Gates per scenario name, and the default regression tolerance."""
-
-    by_scenario: dict[str, list[GateSpec]] = field(default_factory=dict)
-    for_all: list[GateSpec] = field(default_factory=list)
-    regression_pct: float | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def for_scenario(self, name: str) -> list[GateSpec]:
-        own = self.by_scenario.get(name, [])
-        keys = {g.key for g in own}
-        return [g for g in self.for_all if g.key not in keys] + own
-
-    def overridden(self, gates: Sequence[GateSpec]) -> GateConfig:
-        """This config with ``gates`` added to every scenario, replacing same-key gates."""
-        keys = {g.key for g in gates}
-        return GateConfig(
-            by_scenario={name: [g for g in specs if g.key not in keys]
-                         for name, specs in self.by_scenario.items()},
-            for_all=[g for g in self.for_all if g.key not in keys] + list(gates),
-            regression_pct=self.regression_pct, warnings=list(self.warnings))
-
-
-def load_gates_file(path: Path) -> GateConfig:
-    """Read and check a gates file (YAML or JSON)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise HarnessError(f"{path}: cannot read gates file ({exc})") from exc
-    try:
-        parsed = GatesFile.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise HarnessError(f"{path}: {where}: {first['msg']} — write {{version: 1, gates: "
-                           "{KEY: NUMBER}, scenarios: {NAME: {KEY: NUMBER}}}, regression_pct: "
-                           "NUMBER} (see docs/ci.md)") from exc
-    src = str(path)
-    return GateConfig(
-        by_scenario={name: [parse_gate(k, v, src) for k, v in gates.items()]
-                     for name, gates in parsed.scenarios.items()},
-        for_all=[parse_gate(k, v, src) for k, v in parsed.gates.items()],
-        regression_pct=parsed.regression_pct)
-
-
-def scenario_gates(run_dir: Path) -> GateConfig:
-    """The ``gates:`` of each scenario file a run used (paths as recorded in meta.json)."""
-    from harness.records import read_meta
-    from harness.runner import scenario_digest
-    from harness.scenario import load_scenario
-
-    meta = read_meta(run_dir)
-    config = GateConfig()
-    for entry in meta.scenarios:
-        path = Path(str(entry.get("path", "")))
-        if not path.is_file():
-            raise HarnessError(f"scenario file {path} (recorded in {run_dir}/meta.json) not "
-                               "found — run `harness gate` from the directory the run started "
-                               "in, or pass --config gates.yaml")
-        sc = load_scenario(path)
-        if entry.get("sha256") and entry["sha256"] != scenario_digest(sc):
-            config.warnings.append(f"{path} changed since run {meta.run_id}; using the gates it "
-                                   "has now")
-        config.by_scenario[str(entry.get("name", sc.name))] = [
-            parse_gate(key, value, str(path), sc.location(("gates", key)).line)
-            for key, value in sc.gates.items()]
-    return config
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -236,7 +116,7 @@ class GateResult(BaseModel):
     def limit(self) -> str:
         op = "≤" if self.bound == "max" else "≥"
         if self.unit == "pct":
-            return f"{op} +{_num(self.threshold)} %"
+            return f"{op} +{num(self.threshold)} %"
         return f"{op} {_fmt(self.threshold, self.unit)}"
 
 
@@ -274,7 +154,8 @@ class GateReport(BaseModel):
 # --- formatting --------------------------------------------------------------------------------
 
 
-def _num(x: float) -> str:
+def num(x: float) -> str:
+    """A threshold as written (1.5, 0.05, 10)."""
     return f"{x:g}"
 
 
@@ -483,14 +364,14 @@ def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) ->
     op, worse = ("≤", "above") if bound == "max" else ("≥", "below")
     if ci is None:
         bad = value > threshold if bound == "max" else value < threshold
-        return ("fail", f"the value is {worse} {_num(threshold)} (decided on the point value)") \
-            if bad else ("pass", f"the value is {op} {_num(threshold)} (point value)")
+        return ("fail", f"the value is {worse} {num(threshold)} (decided on the point value)") \
+            if bad else ("pass", f"the value is {op} {num(threshold)} (point value)")
     lo, hi = ci
     if (bound == "max" and lo > threshold) or (bound == "min" and hi < threshold):
-        return "fail", f"the whole 95 % interval is {worse} {_num(threshold)}: significantly worse"
+        return "fail", f"the whole 95 % interval is {worse} {num(threshold)}: significantly worse"
     if (bound == "max" and hi <= threshold) or (bound == "min" and lo >= threshold):
-        return "pass", f"the whole 95 % interval is {op} {_num(threshold)}"
-    return "inconclusive", (f"the 95 % interval straddles {_num(threshold)}: not significantly "
+        return "pass", f"the whole 95 % interval is {op} {num(threshold)}"
+    return "inconclusive", (f"the 95 % interval straddles {num(threshold)}: not significantly "
                             "worse (passes); more repeats would settle it")
 
 
@@ -587,7 +468,7 @@ def _regression_results(sc: ScenarioSummary, specs: Sequence[GateSpec], baseline
     return out
 
 
-_NOTHING_TO_REGRESS_FROM = "the baseline has no value for it, so there is nothing to regress from"
+NOTHING_TO_REGRESS_FROM = "the baseline has no value for it, so there is nothing to regress from"
 
 
 def _regression_result(scenario: str, arm: str, metric: str,
@@ -598,11 +479,11 @@ def _regression_result(scenario: str, arm: str, metric: str,
     common = dict(scenario=scenario, name=f"{key} ({metric})", key=key,
                   source=spec.source if spec else "default", line=spec.line if spec else None,
                   bound="max", threshold=pct, unit="pct", context=context)
-    limit = f"+{_num(pct)} %"
+    limit = f"+{num(pct)} %"
     if value is None:
         if not in_baseline and in_run:
             return GateResult(**common, status="skipped", value=None, ci95=None,
-                              measured="unknown", rule=_NOTHING_TO_REGRESS_FROM)
+                              measured="unknown", rule=NOTHING_TO_REGRESS_FROM)
         reason = ("the run lacks this arm" if not in_run else
                   "this run has no value for it although the baseline has one")
         status: Status = "unknown" if spec is not None else "skipped"
@@ -731,141 +612,3 @@ def gate_run(run_dir: Path, *, baseline: str | None = None,
     if ref is not None:
         report.baseline_path = str(ref.path)
     return report
-
-
-# --- output: terminal, JUnit, GitHub Actions ---------------------------------------------------
-
-_LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "unknown": "UNKNOWN",
-          "skipped": "SKIPPED"}
-
-
-def explain(r: GateResult) -> list[str]:
-    """A few lines on one gate: what was measured, the rule, where it is set, what to do."""
-    where = r.source if r.line is None else f"{r.source}:{r.line}"
-    lines = [f"{_LABEL[r.status]} {r.scenario}: {r.name} {r.limit()}",
-             f"    measured: {r.measured}"]
-    if r.context:
-        lines.append(f"    {r.context}")
-    lines.append(f"    rule: {r.rule}")
-    lines.append(f"    set in: {where}" if r.source != "default" else
-                 "    set in: default regression check (no <arm>.regression_pct_max gate)")
-    if r.fix:
-        lines.append(f"    next: {r.fix}")
-    return lines
-
-
-def format_report(report: GateReport) -> str:
-    """The text ``harness gate`` prints: one line per gate, then each failure explained."""
-    head = f"gate {report.run_dir or report.run_id} — {report.target}"
-    if report.baseline:
-        head += f" vs baseline {report.baseline}, tolerance +{_num(report.regression_pct)} %"
-    out = [head]
-    if report.results:
-        width = max(len(f"{r.scenario}: {r.name}") for r in report.results)
-        for r in report.results:
-            label = f"{r.scenario}: {r.name}"
-            out.append(f"{_LABEL[r.status]:<12} {label:<{width}}  {r.measured}  {r.limit()}")
-    for r in report.results:
-        if r.failed:
-            out.append("")
-            out.extend(explain(r))
-    notes = [r for r in report.results if r.status == "inconclusive"]
-    if notes:
-        out.append("")
-        out.extend(f"warning: {r.scenario}: {r.name} is inconclusive ({r.measured} vs limit "
-                   f"{r.limit()}) — passes; more repeats would decide it" for r in notes)
-    skipped = [r for r in report.results if r.status == "skipped" and r.value is None]
-    if skipped:
-        out.append("")
-    absent: dict[str, list[str]] = {}
-    for r in skipped:
-        if r.rule == _NOTHING_TO_REGRESS_FROM:  # one line per scenario: these are many and alike
-            absent.setdefault(r.scenario, []).append(r.name.replace(".regression_pct_max", ""))
-        else:
-            out.append(f"warning: {r.scenario}: {r.name} skipped: {r.rule}")
-    out.extend(f"warning: {scenario}: not compared with the baseline, which has no value for: "
-               f"{', '.join(names)}" for scenario, names in absent.items())
-    out.extend(f"warning: {w}" for w in report.warnings)
-    failed = len(report.failed)
-    tally = (f"{len(report.results)} checks: {report.count('pass')} passed, "
-             f"{report.count('inconclusive')} inconclusive, {report.count('fail')} failed, "
-             f"{report.count('unknown')} unknown, {report.count('skipped')} skipped")
-    out.append("")
-    out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
-    return "\n".join(out)
-
-
-def junit_cases(report: GateReport) -> list[JUnitCase]:
-    """One JUnit test case per gate (failing statuses carry a failure message)."""
-    from harness.report.junit import JUnitCase
-
-    return [JUnitCase(name=f"{r.name} {r.limit()}", classname=f"harness.gate.{r.scenario}",
-                      failure_message=f"{r.status}: {r.measured}; {r.rule}" if r.failed else None,
-                      details="\n".join(explain(r)))
-            for r in report.results]
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def github_annotations(report: GateReport) -> list[str]:
-    """``::error``/``::warning`` workflow commands (file and line when the gate is in a file)."""
-    lines = []
-    for r in report.results:
-        if r.failed:
-            level = "error"
-        elif r.status == "inconclusive" or (r.status == "skipped" and r.value is None):
-            level = "warning"
-        else:
-            continue
-        props = [f"title={_escape_property(f'Shadow gate {r.status}: {r.scenario} {r.name}')}"]
-        if r.line is not None and r.source != "default":
-            props.insert(0, f"file={_escape_property(r.source)},line={r.line}")
-        message = "\n".join(explain(r)[1:]).replace("    ", "")
-        lines.append(f"::{level} {','.join(props)}::{_escape_data(message)}")
-    return lines
-
-
-def step_summary(report: GateReport) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``."""
-    verdict = "✅ passed" if report.passed else f"❌ {len(report.failed)} gate(s) failed"
-    out = [f"### Shadow Harness gates: {verdict}", "",
-           f"Run `{report.run_id}` on {report.target}"
-           + (f", baseline {report.baseline}" if report.baseline else ""), "",
-           "| status | scenario | gate | measured | limit |", "|---|---|---|---|---|"]
-    for r in report.results:
-        cells = [_LABEL[r.status], r.scenario, f"`{r.name}`", r.measured, r.limit()]
-        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    for r in report.failed:
-        out += ["", "<details><summary>" + f"{r.scenario}: {r.name}" + "</summary>", "", "```",
-                *explain(r), "```", "</details>"]
-    out += [f"- warning: {w}" for w in report.warnings]
-    return "\n".join(out) + "\n"
-
-
-def publish(report: GateReport, *, reports_dir: Path | None = None,
-            env: Mapping[str, str] | None = None, stream: TextIO | None = None) -> Path | None:
-    """Append gate cases to ``reports_dir/<run-id>/junit.xml`` and, under GitHub Actions, write
-    annotations to ``stream`` and the step summary. Returns the JUnit path (if written)."""
-    env = os.environ if env is None else env
-    stream = stream or sys.stdout
-    junit = None
-    if reports_dir is not None and report.results:
-        from harness.report.junit import append_cases
-
-        junit = reports_dir / report.run_id / "junit.xml"
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        append_cases(junit, JUNIT_SUITE, junit_cases(report))
-    if env.get("GITHUB_ACTIONS") == "true":
-        for line in github_annotations(report):
-            print(line, file=stream)
-        summary_path = env.get("GITHUB_STEP_SUMMARY")
-        if summary_path:
-            with open(summary_path, "a", encoding="utf-8") as fh:
-                fh.write(step_summary(report))
-    return junit

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from harness.gate import GateConfig, GateReport
+    from harness.gate import GateReport
+    from harness.gate_config import GateConfig
     from harness.summary import ArmSummary, Comparison, ScenarioSummary, Summary
 
 MODES = ("live", "replay", "record")
@@ -129,7 +130,7 @@ class ShadowRun:
 
     def explain(self) -> str:
         """The gate report as ``harness gate`` prints it."""
-        from harness.gate import format_report
+        from harness.gate_output import format_report
 
         return format_report(self.report)
 
@@ -189,9 +190,10 @@ def _spec(marker: pytest.Mark, request: pytest.FixtureRequest) -> _Spec:
     if scenario is None:
         pytest.fail("@pytest.mark.shadow needs scenario=PATH", pytrace=False)
     gates = kw.get("gates") or {}
-    if not isinstance(gates, dict):
+    if not isinstance(gates, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in gates.values()):
         pytest.fail("@pytest.mark.shadow(gates=...) takes a mapping of gate keys to "
-                    "thresholds", pytrace=False)
+                    "numbers, e.g. {'responses_vs_chat.ttft_p50_ratio_max': 1.5}", pytrace=False)
     baseline = kw.get("baseline", opt("harness_baseline"))
     if baseline is not None and _resolve(baseline, request).exists():
         baseline = str(_resolve(baseline, request))  # a file or run directory, not a name
@@ -241,7 +243,7 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
 
 
 def _gate_config(spec: _Spec, run_dir: Path) -> GateConfig:
-    from harness.gate import load_gates_file, parse_gate, scenario_gates
+    from harness.gate_config import load_gates_file, parse_gate, scenario_gates
 
     config = load_gates_file(spec.config) if spec.config else scenario_gates(run_dir)
     if spec.gates:
@@ -281,7 +283,7 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         # Bad input (scenario, baseline, cassette): one clean line, reported as a test error.
         pytest.fail(f"harness: {exc}", pytrace=False)
     if reports_dir is not None:
-        from harness.gate import publish
+        from harness.gate_output import publish
 
         # No GitHub annotations from here: pytest captures stdout, and a failing gate is
         # already a failing test (use pytest's --junitxml, or the gate cases in junit.xml).

@@ -612,13 +612,10 @@ def finish_run(result: RunResult, console: Console | None = None,
     console.print(f"observations: {result.run_dir / OBSERVATIONS}")
     if not result.interrupted and result.recorded:
         from harness.analyze import analyze_run, write_summary
-
         from harness.report import render_report
 
         console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")
-        # reports/ sits beside the runs directory (./runs → ./reports, DESIGN §1)
-        paths = render_report(result.run_dir, report_dir or result.run_dir.parent.parent
-                              / "reports" / result.meta.run_id)
+        paths = render_report(result.run_dir, report_dir)
         console.print(f"report: {paths.html}")
     if result.interrupted:
         console.print(f"interrupted after {result.recorded} request(s) — continue with: "

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 class _Encoding(Protocol):
     name: str
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode_ordinary(self, text: str) -> list[int]: ...
 
     def decode(self, tokens: list[int]) -> str: ...
 
@@ -42,8 +42,8 @@ def get_encoding(model: str) -> _Encoding:
 
 
 def count_text_tokens(text: str, model: str) -> int:
-    """Tokens in a plain string."""
-    return len(get_encoding(model).encode(text)) if text else 0
+    """Tokens in a plain string (special-token text such as ``<|endoftext|>`` counts as text)."""
+    return len(get_encoding(model).encode_ordinary(text)) if text else 0
 
 
 #: Per-message framing tokens of the chat format (role markers), per OpenAI's cookbook.

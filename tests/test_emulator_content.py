@@ -106,6 +106,19 @@ def test_system_prompt_nonce_does_not_change_the_reply(client: openai.OpenAI) ->
     assert len(replies) == 1
 
 
+def test_harness_run_marker_in_the_user_message_does_not_change_the_reply(
+        client: openai.OpenAI) -> None:
+    """Without a system prompt the harness's cache nonce starts the user message."""
+    from harness.plan import cache_nonce, nonce_prefix
+
+    replies = {_chat_text(client, nonce_prefix(cache_nonce(0, "s", "p", arm, 1))
+                          + "Opening hours?", temperature=0)
+               for arm in ("chat", "chat#2", "responses")}
+    assert len(replies) == 1
+    other = _chat_text(client, "[run zzzz] Opening hours?", temperature=0)
+    assert other not in replies  # only the harness's exact marker is ignored
+
+
 def test_temperature_varies_replicates_reproducibly(client: openai.OpenAI) -> None:
     question = f"{nonce()} Describe the loyalty programme."
     a, b = (_chat_text(client, question, temperature=1.0) for _ in range(2))

@@ -11,7 +11,7 @@ import pytest
 # The inner pytest runs are in-process; pytester forgets modules first imported inside them, and
 # numpy cannot be imported twice in one process, so the harness is imported here first.
 import harness.analyze
-import harness.gate
+import harness.gate_output
 import harness.report.render
 import harness.runner  # noqa: F401
 
@@ -60,6 +60,12 @@ def test_divergent_replies(shadow):
     # the body passes; the failed similarity gate fails the test afterwards
     assert shadow.summary.scenarios[0].name == "equivalence"
 
+@pytest.mark.shadow(scenario="equivalence.yaml", profile="divergent.yaml",
+                    gates={"responses_vs_chat.similarity_mean_min": 0.01})
+def test_marker_gates_replace_the_scenarios_same_keys(shadow):
+    (gate,) = [r for r in shadow.report.results if r.key.endswith("similarity_mean_min")]
+    assert gate.threshold == 0.01 and gate.status == "pass"
+
 @pytest.mark.shadow(scenario="equivalence.yaml", profile="divergent.yaml", check=False)
 def test_reads_the_numbers(shadow):
     assert not shadow.passed
@@ -68,7 +74,7 @@ def test_reads_the_numbers(shadow):
     assert shadow.arm("chat").requests == 6
 """)
     result = project.runpytest("--harness-emulator-profile", "zero", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
         "*test_divergent_replies*",
         "*FAIL equivalence: responses_vs_chat.similarity_mean_min ≥ 0.900",
@@ -77,7 +83,10 @@ def test_reads_the_numbers(shadow):
         "*    set in: *equivalence.yaml:*",
         "*FAILED: 1 gate(s) failed*",
     ])
-    result.stdout.fnmatch_lines(["*shadow harness*", "*emulator*"])  # terminal summary
+    # terminal summary: two runs (the divergent one is shared by three tests)
+    result.stdout.fnmatch_lines(["*shadow harness*", "*emulator*", "*emulator*"])
+    summary = result.stdout.str().split("shadow harness")[-1]
+    assert summary.count("harness-runs/") == 2
     assert "Traceback" not in result.stdout.str()
 
 

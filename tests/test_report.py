@@ -205,12 +205,15 @@ def test_cli_report_and_compare(real_run: Path, tmp_path: Path,
     assert "no such run directory" in capsys.readouterr().err
 
 
-def test_default_out_dir_is_reports_run_id(real_run: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_out_dir_is_reports_beside_the_runs_dir(real_run: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """runs/<id> → reports/<id> (DESIGN §1), whatever the working directory."""
     monkeypatch.chdir(tmp_path)
     paths = render_report(real_run)
-    assert paths.out_dir == Path("reports") / real_run.name
-    assert (tmp_path / "reports" / real_run.name / "report.html").is_file()
+    expected = real_run.resolve().parent.parent / "reports" / real_run.name
+    assert paths.out_dir == expected
+    assert (expected / "report.html").is_file()
+    assert not (tmp_path / "reports").exists()
 
 
 # --- synthetic runs -----------------------------------------------------------------------------

@@ -104,9 +104,16 @@ class Reply:
     variation_words: float | None = None
 
 
+#: The harness's cache-isolation marker (``[run 1a2b3c4d] ``). Without a system prompt it starts
+#: the first user message; a real model would answer the same question the same way, so the
+#: emulator ignores it too (else every arm's reply would differ and similarity would be noise).
+_RUN_MARKER = re.compile(r"^\[run [0-9a-f]{8}\] ")
+
+
 def content_key(req: GenRequest, seed: int) -> int:
     """The hash that fixes the base reply of a request (see the module docstring)."""
-    parts = [str(seed), req.model.id, req.last_user_text(), str(req.user_turns())]
+    question = _RUN_MARKER.sub("", req.last_user_text(), count=1)
+    parts = [str(seed), req.model.id, question, str(req.user_turns())]
     parts += [f"{s.name}:{s.text}" for s in req.pending_tool_outputs()]
     if req.output is not None:
         parts.append(json.dumps([req.output.kind, req.output.schema], sort_keys=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,10 @@ _XML_HEAD = re.compile(r"^.*?(?=<svg\b)", re.S)
 def _svg(fig: Figure, salt: str) -> str:
     FigureCanvasAgg(fig)
     buf = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}):
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": salt}), warnings.catch_warnings():
+        # constrained layout gives up on very small charts with a warning; the chart is still
+        # drawn, just not re-spaced — not worth failing a report over
+        warnings.filterwarnings("ignore", message=".*constrained.*layout.*", category=UserWarning)
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
                     bbox_inches="tight")
     svg = _XML_HEAD.sub("", buf.getvalue(), count=1)
@@ -189,9 +193,11 @@ def cost_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | N
     order = [a for a, _ in rows]
     ys = list(range(len(rows)))[::-1]
     vals = [(c.per_request_usd.value or 0.0) * 1000 for _, c in rows]
-    lo = [v - (c.per_request_usd.ci95[0] * 1000 if c.per_request_usd.ci95 else v)
+    # max(0, …): with identical costs the interval can sit a rounding error off the value,
+    # and matplotlib rejects negative error bars
+    lo = [max(0.0, v - (c.per_request_usd.ci95[0] * 1000 if c.per_request_usd.ci95 else v))
           for v, (_, c) in zip(vals, rows, strict=True)]
-    hi = [(c.per_request_usd.ci95[1] * 1000 if c.per_request_usd.ci95 else v) - v
+    hi = [max(0.0, (c.per_request_usd.ci95[1] * 1000 if c.per_request_usd.ci95 else v) - v)
           for v, (_, c) in zip(vals, rows, strict=True)]
     ax.barh(ys, vals, 0.6, color=[arm_color(a, order) for a in order],
             xerr=[lo, hi], error_kw={"ecolor": _TEXT, "capsize": 3, "linewidth": 1})

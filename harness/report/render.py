@@ -26,7 +26,7 @@ from harness.report import charts, fmt
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT, ScenarioDetail, scenario_detail
 from harness.report.verdict import Finding, findings, headline_comparisons, sentence
-from harness.summary import ArmSummary, Claim, Comparison, ScenarioSummary, Summary
+from harness.summary import ArmSummary, Claim, Comparison, ScenarioSummary
 
 REPORTS_DIR = Path("reports")
 #: Failed requests listed one by one per scenario (the rest are counted).
@@ -258,8 +258,10 @@ def scenario_view(data: RunData, s: ScenarioSummary, anchor: str, *, divergent: 
                           for a in s.arms.values()))
 
 
-def _default_out(summary: Summary) -> Path:
-    return REPORTS_DIR / summary.run_id
+def default_report_dir(run_dir: Path, run_id: str) -> Path:
+    """``reports/<run-id>/`` beside the runs directory: ``runs/<id>`` → ``reports/<id>``
+    (DESIGN §1). ``harness run``, ``report`` and ``gate`` all use this one rule."""
+    return Path(run_dir).resolve().parent.parent / REPORTS_DIR / run_id
 
 
 def render_html(data: RunData, *, divergent: int = 10, slowest: int = 5,
@@ -282,7 +284,7 @@ def render_report(run_dir: Path, out_dir: Path | None = None, *, divergent: int 
                   slowest: int = 5, max_rows: int = 300) -> ReportPaths:
     """Write ``report.html``, ``summary.md`` and ``junit.xml`` for ``run_dir``.
 
-    ``out_dir`` defaults to ``reports/<run-id>/`` (relative to the working directory). When the
+    ``out_dir`` defaults to ``reports/<run-id>/`` beside the runs directory. When the
     run has no ``summary.json`` it is analysed first (and the summary saved). Per-prompt detail
     is kept for the ``divergent`` most divergent and ``slowest`` slowest prompts of each
     scenario; ``max_rows`` more are summarised in a table.
@@ -291,7 +293,8 @@ def render_report(run_dir: Path, out_dir: Path | None = None, *, divergent: int 
     from harness.report.markdown import summary_markdown
 
     data = load_run(Path(run_dir))
-    out = Path(out_dir) if out_dir is not None else _default_out(data.summary)
+    out = Path(out_dir) if out_dir is not None else default_report_dir(Path(run_dir),
+                                                                       data.summary.run_id)
     out.mkdir(parents=True, exist_ok=True)
     html = out / "report.html"
     _write(html, render_html(data, divergent=divergent, slowest=slowest, max_rows=max_rows))

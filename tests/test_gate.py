@@ -1,0 +1,435 @@
+"""harness gate: thresholds and baseline regressions decided with CIs; exit codes; CI output.
+
+The first part is pure (decision rule, keys, reports on synthetic summaries). The second runs
+the emulator: two independent parity runs pass against each other, a 5 % TTFT regression passes
+the default 10 % tolerance, a ``regressed`` (25 %) run fails against a parity baseline, and a
+missing baseline exits 2 — as subprocesses, asserting exit codes and output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
+
+from harness.analyze import (
+    SyntheticProfile,
+    analyze_table,
+    compare_runs,
+    synthetic_observations,
+    write_synthetic_run,
+)
+from harness.baseline import from_run
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.gate import GateReport, decide, evaluate, gate_run, wilson_interval
+from harness.gate_config import GateConfig, load_gates_file, parse_gate
+from harness.gate_output import explain, format_report, github_annotations, publish, step_summary
+from harness.metrics import ObservationTable
+from harness.summary import Summary
+
+# --- the decision rule -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "ci", "bound", "status"), [
+    (1.8, (1.6, 2.0), "max", "fail"),          # whole interval above 1.5
+    (1.2, (1.1, 1.3), "max", "pass"),          # whole interval below
+    (1.45, (1.3, 1.6), "max", "inconclusive"),  # straddles: point below
+    (1.55, (1.4, 1.7), "max", "inconclusive"),  # straddles: point above — not significant
+    (1.5, (1.4, 1.5), "max", "pass"),          # at the threshold is allowed
+    (1.6, None, "max", "fail"),                # no interval: the point decides
+    (1.4, None, "max", "pass"),
+    (1.2, (1.1, 1.3), "min", "fail"),          # mirror for _min
+    (1.8, (1.6, 2.0), "min", "pass"),
+    (1.55, (1.4, 1.7), "min", "inconclusive"),
+    (1.4, None, "min", "fail"),
+])
+def test_decide(value: float, ci: tuple[float, float] | None, bound: str, status: str) -> None:
+    got, rule = decide(value, ci, bound, 1.5)  # type: ignore[arg-type]
+    assert got == status
+    assert rule
+
+
+def test_wilson_interval_is_sound_at_zero() -> None:
+    lo, hi = wilson_interval(0, 20)
+    assert lo == 0.0 and 0.15 < hi < 0.17  # 0 of 20 does not prove a rate below 5 %
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.404, abs=1e-3) and hi == pytest.approx(0.596, abs=1e-3)
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("ttft", 1.0, "is not <arm>_vs_<arm>"),
+    ("responses_vs_chat.ttft_median_ratio_max", 1.0, "unknown metric 'ttft_median_ratio'"),
+    ("chat.cost_ratio_max", 1.0, "written <arm>_vs_<arm>.cost_ratio_max"),
+    ("responses_vs_chat.error_rate_max", 0.1, "written <arm>.error_rate_max"),
+    ("responses.regression_pct_min", 5, "regression_pct_max"),
+    ("responses.regression_pct_max", -1, "tolerance ≥ 0"),
+    ("responses_vs_chat.ttft_p50_ratio_max", 0, "above 0"),
+    ("responses_vs_chat.ttft_p50_ratio_max", "soon", "must be a number"),
+])
+def test_parse_gate_rejects(key: str, value: float, words: str) -> None:
+    with pytest.raises(HarnessError, match=words):
+        parse_gate(key, value, "gates.yaml")
+
+
+def test_parse_gate() -> None:
+    g = parse_gate('chat#2_vs_chat.similarity_mean_min', 0.9, "x.yaml", 7)
+    assert (g.arms, g.metric, g.bound, g.threshold, g.line) == (("chat#2", "chat"),
+                                                                "similarity_mean", "min", 0.9, 7)
+
+
+def test_gates_file(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text("version: 1\nregression_pct: 5\ngates:\n  chat.error_rate_max: 0.05\n"
+                    "  responses_vs_chat.ttft_p50_ratio_max: 1.5\n"
+                    "scenarios:\n  synthetic:\n    responses_vs_chat.ttft_p50_ratio_max: 2\n",
+                    encoding="utf-8")
+    config = load_gates_file(path)
+    assert config.regression_pct == 5
+    got = {g.key: g.threshold for g in config.for_scenario("synthetic")}
+    assert got == {"chat.error_rate_max": 0.05, "responses_vs_chat.ttft_p50_ratio_max": 2.0}
+    assert {g.key: g.threshold for g in config.for_scenario("other")}[
+        "responses_vs_chat.ttft_p50_ratio_max"] == 1.5
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("gates: [1]", "gates: Input should be a valid dictionary"),
+    ("gate: {}", "gate: Extra inputs"),
+    ("gates: {ttft: 1}", "is not <arm>_vs_<arm>"),
+    ("version: 2", "version"),
+])
+def test_bad_gates_file(tmp_path: Path, text: str, words: str) -> None:
+    path = tmp_path / "gates.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(HarnessError, match=words):
+        load_gates_file(path)
+
+
+# --- evaluation on synthetic runs ---------------------------------------------------------------
+
+
+def _summary(profile: SyntheticProfile, *, seed: int = 0, run_id: str = "r",
+             repeats: int = 30) -> tuple[Summary, ObservationTable]:
+    obs = synthetic_observations(profile, repeats=repeats, seed=seed, run_id=run_id)
+    table = ObservationTable.from_observations(obs)
+    return analyze_table(table, resamples=500), table
+
+
+def _config(**gates: float) -> GateConfig:
+    return GateConfig(for_all=[parse_gate(k, v, "gates.yaml", 3) for k, v in gates.items()])
+
+
+def test_threshold_gates_fail_pass_and_explain() -> None:
+    summary, _ = _summary(SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0,
+                                          divergence=0.5))
+    report = evaluate(summary, _config(**{
+        "responses_vs_chat.ttft_p50_ratio_max": 1.5, "chat.error_rate_max": 0.5,
+        "responses_vs_chat.similarity_mean_min": 0.9, "chat_vs_responses.ttft_p50_ratio_max": 1.0,
+    }))
+    status = {r.key: r.status for r in report.results}
+    assert status == {"responses_vs_chat.ttft_p50_ratio_max": "fail",
+                      "chat.error_rate_max": "pass",
+                      "responses_vs_chat.similarity_mean_min": "fail",
+                      # written the other way round: read as the inverted comparison
+                      "chat_vs_responses.ttft_p50_ratio_max": "pass"}
+    assert report.exit_code == 1
+    ttft = next(r for r in report.results if r.key == "responses_vs_chat.ttft_p50_ratio_max")
+    lines = explain(ttft)
+    assert lines[0] == "FAIL synthetic: responses_vs_chat.ttft_p50_ratio_max ≤ 1.500"
+    assert lines[1].startswith("    measured: 2.") and "95 % CI" in lines[1]
+    assert "responses p50" in lines[2] and "vs chat" in lines[2]
+    assert "whole 95 % interval is above 1.5" in lines[3]
+    assert lines[4] == "    set in: gates.yaml:3"
+    assert len(lines) <= 6  # one screen per failing gate
+    inverted = next(r for r in report.results if r.key.startswith("chat_vs"))
+    assert inverted.value is not None and inverted.value < 0.7
+    text = format_report(report)
+    assert text.splitlines()[-1].startswith("FAILED: 2 gate(s) failed")
+    assert "decided on the point value" in text  # similarity has no interval
+
+
+def test_unknown_values_fail_configured_gates() -> None:
+    summary, _ = _summary(SyntheticProfile(model="no-such-model-priced"))
+    report = evaluate(summary, _config(**{"responses_vs_chat.cost_ratio_max": 1.0,
+                                          "responses_chained.error_rate_max": 0.1}))
+    by_key = {r.key: r for r in report.results}
+    cost = by_key["responses_vs_chat.cost_ratio_max"]
+    assert cost.status == "unknown" and cost.failed
+    assert "cost unknown: no price for no-such-model-priced" in cost.rule
+    assert "not in the run" in by_key["responses_chained.error_rate_max"].rule
+    assert report.exit_code == 1
+
+
+def test_no_gates_is_a_warning_not_a_silent_pass() -> None:
+    summary, _ = _summary(SyntheticProfile())
+    report = evaluate(summary, GateConfig())
+    assert report.exit_code == 0 and not report.results
+    assert "nothing was checked" in format_report(report)
+
+
+def test_regression_rule_on_synthetic_runs(tmp_path: Path) -> None:
+    base_dir = write_synthetic_run(tmp_path / "base", synthetic_observations(
+        SyntheticProfile(), repeats=40, seed=1, run_id="base"))
+    baseline = from_run(base_dir, "main")
+
+    def gate(profile: SyntheticProfile, seed: int, **config: float) -> GateReport:
+        summary, table = _summary(profile, seed=seed, run_id=f"c{seed}", repeats=40)
+        comparison = compare_runs(table, baseline.samples.table(), resamples=500)
+        return evaluate(summary, _config(**config), baseline=baseline, comparison=comparison)
+
+    same = gate(SyntheticProfile(), 2)
+    assert same.exit_code == 0 and {r.status for r in same.results} <= {"pass", "inconclusive"}
+    assert len(same.results) == 3 * 4  # chat, responses, chat#2 × ttft, total, cost, cache
+    slow = gate(SyntheticProfile(responses_ttft_factor=1.6, responses_cold_ratio=1.6), 3)
+    failed = {r.name for r in slow.failed}
+    assert "responses.regression_pct_max (ttft_p50)" in failed
+    assert not any(n.startswith("chat") for n in failed)
+    first = next(r for r in slow.failed if r.name.endswith("(ttft_p50)"))
+    assert first.source == "default" and first.value is not None and first.value > 10
+    assert "significantly worse" in first.rule
+    assert "harness baseline save RUN_DIR --name main" in (first.fix or "")
+    # a configured tolerance wins over the default for that arm only
+    tolerant = gate(SyntheticProfile(responses_ttft_factor=1.6, responses_cold_ratio=1.6), 3,
+                    **{"responses.regression_pct_max": 200})
+    assert tolerant.exit_code == 0
+    assert any(r.source == "gates.yaml" for r in tolerant.results)
+    # cache hits: relative drop beyond the tolerance fails (direction: down is worse)
+    cache = gate(SyntheticProfile(chat_cache_fraction=0.2), 4)
+    assert "chat.regression_pct_max (cache_hit_ratio)" in {r.name for r in cache.failed}
+
+
+def test_regression_gate_without_baseline_is_skipped_with_a_warning() -> None:
+    summary, _ = _summary(SyntheticProfile())
+    report = evaluate(summary, _config(**{"responses.regression_pct_max": 10}))
+    (r,) = report.results
+    assert r.status == "skipped" and report.exit_code == 0
+    assert "warning: synthetic: responses.regression_pct_max skipped: no --baseline" \
+        in format_report(report)
+
+
+def test_github_output(tmp_path: Path) -> None:
+    summary, _ = _summary(SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0))
+    report = evaluate(summary, _config(**{"responses_vs_chat.ttft_p50_ratio_max": 1.5,
+                                          "chat.error_rate_max": 0.01}))
+    (line, *rest) = github_annotations(report)
+    assert line.startswith("::error file=gates.yaml,line=3,title=Shadow gate fail%3A synthetic "
+                           "responses_vs_chat.ttft_p50_ratio_max::measured: ")
+    assert "\n" not in line and "%0A" in line
+    assert rest and rest[0].startswith("::warning ")  # 0 of n errors vs 1 %: inconclusive
+    md = step_summary(report)
+    assert md.startswith("### Shadow Harness gates: ❌ 1 gate(s) failed")
+    assert "| FAIL | synthetic | `responses_vs_chat.ttft_p50_ratio_max` |" in md
+    out = tmp_path / "out.txt"
+    summary_file = tmp_path / "summary.md"
+    with out.open("w", encoding="utf-8") as fh:
+        junit = publish(report, reports_dir=tmp_path / "reports", stream=fh,
+                        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)})
+    assert out.read_text(encoding="utf-8").startswith("::error ")
+    assert summary_file.read_text(encoding="utf-8") == md
+    assert junit == tmp_path / "reports" / "r" / "junit.xml"
+    suite = ET.parse(junit).getroot().find("testsuite[@name='harness gates']")
+    assert suite is not None
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    # appending again replaces the cases rather than duplicating them
+    publish(report, reports_dir=tmp_path / "reports", env={})
+    suite = ET.parse(junit).getroot().find("testsuite[@name='harness gates']")
+    assert suite is not None and suite.get("tests") == "2"
+
+
+def test_gate_run_reads_scenario_gates_and_needs_them(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = write_synthetic_run(tmp_path / "run", synthetic_observations(
+        SyntheticProfile(), repeats=5, run_id="run"))
+    meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
+    meta["scenarios"] = [{"name": "synthetic", "path": str(tmp_path / "gone.yaml")}]
+    (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(HarnessError, match=r"gone\.yaml .*not found .*--config"):
+        gate_run(run_dir)
+    monkeypatch.chdir(tmp_path)
+    assert main(["gate", str(run_dir), "--baseline", "nope"]) == 2  # baseline first
+
+
+# --- the emulator, end to end (subprocesses) ---------------------------------------------------
+
+SCENARIO = """\
+version: 1
+name: gatecheck
+model: gpt-4.1-mini
+defaults: {temperature: 0, max_output_tokens: 16}
+arms: [chat, responses]
+repeats: 1
+system: You answer questions about train tickets.
+prompts:
+  - id: offpeak
+    input: "Explain in detail: is an off-peak ticket valid at 08:15 on a weekday?"
+  - id: refund
+    input: "Explain in detail: can I get money back for a 47 minute delay?"
+"""
+# Parity with little noise, for the 5 % test: with parity's lognormal noise a 5 % change cannot
+# be told from 10 % at an affordable sample size, so both runs of that pair use this profile and
+# the candidate adds a 5 % slowdown; the test then checks the tolerance, not a noise accident.
+CALM = """\
+extends: parity
+name: calm
+both:
+  queue_ms: 2
+  ttft_ms: {median: 250, sigma: 0.03}
+  cold_penalty_ms: {median: 150, sigma: 0.03}
+  per_token_ms: {median: 12, sigma: 0.03}
+"""
+HARNESS = [sys.executable, "-m", "harness"]
+# Why the scenario looks like this: independent runs need different emulator seeds (the seed
+# drives the latency draws), but the seed also picks reply lengths, which would make cost and
+# total time differ between runs for reasons that are not noise. "In detail" replies are cut at
+# max_output_tokens (16), so every reply has the same length whatever the seed. Single-turn
+# prompts make every request cold (one mode, so the median is stable); 240 requests per arm
+# give the parity runs a between-run p50 ratio with a standard error of about 3 %. Seeds are
+# fixed, so each test sees the same draws and only machine noise varies (about ±1 % here). That
+# these seeds are not lucky was checked with a sweep at these settings: 28 pairs of parity runs
+# (seeds 11–18) all passed, the largest point regression 7.3 %; 32 regressed-vs-parity pairs all
+# failed, the smallest Responses regression 22.3 %.
+PARITY_REPEATS, CALM_REPEATS, TIME_SCALE = 120, 30, 1.0
+
+
+def _harness(*args: str, cwd: Path, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HARNESS, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})}, check=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Five runs, started together so machine load hits baseline and candidate alike."""
+    root = tmp_path_factory.mktemp("gate-runs")
+    (root / "gatecheck.yaml").write_text(SCENARIO, encoding="utf-8")
+    (root / "calm.yaml").write_text(CALM, encoding="utf-8")
+    (root / "calm5.yaml").write_text(CALM.replace("name: calm", "name: calm5")
+                                     + "responses: {speed_factor: 1.05}\n", encoding="utf-8")
+    plan = {  # name: (profile, seed, repeats, concurrency)
+        "base": ("parity", 1, PARITY_REPEATS, 16),
+        "aa": ("parity", 2, PARITY_REPEATS, 16),
+        "regressed": ("regressed", 3, PARITY_REPEATS, 16),
+        "calm": ("calm.yaml", 4, CALM_REPEATS, 8),
+        "calm5": ("calm5.yaml", 5, CALM_REPEATS, 8),
+    }
+    procs = {name: subprocess.Popen(
+        [*HARNESS, "run", "gatecheck.yaml", "--quiet", "--client", "raw", "--out",
+         f"runs/{name}", "--emulator-profile", profile, "--seed", str(seed), "--emulator-seed",
+         str(seed), "--repeats", str(repeats), "--concurrency", str(conc),
+         "--emulator-time-scale", str(TIME_SCALE)],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for name, (profile, seed, repeats, conc) in plan.items()}
+    out = {}
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name}: {err}"
+        (run_dir,) = (root / "runs" / name).iterdir()
+        out[name] = run_dir
+    return out
+
+
+@pytest.mark.slow
+def test_two_parity_runs_pass_against_each_other(runs: dict[str, Path]) -> None:
+    root = runs["base"].parents[2]
+    done = _harness("gate", str(runs["aa"]), "--baseline", str(runs["base"]), cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"gate {runs['aa']} — emulator")
+    assert f"vs baseline run {runs['base'].name}" in lines[0] and "tolerance +10 %" in lines[0]
+    checks = {ln.split()[2]: ln.split()[0] for ln in lines[1:9]}
+    # 2 arms × TTFT p50, total p50, cost, cache-hit ratio (skipped: cold prompts cache nothing)
+    assert checks == {f"{arm}.regression_pct_max": ANY for arm in ("chat", "responses")}
+    assert [ln.split()[0] for ln in lines[1:9]] == ["PASS"] * 3 + ["SKIPPED"] + ["PASS"] * 3 \
+        + ["SKIPPED"], done.stdout
+    assert ("warning: gatecheck: not compared with the baseline, which has no value for: "
+            "chat (cache_hit_ratio), responses (cache_hit_ratio)") in done.stdout
+    assert lines[-2].startswith("PASSED — 8 checks: 6 passed")
+    assert lines[-1].startswith("junit: ")
+    # appended to the junit.xml of the run's own report (reports/ beside the runs directory)
+    junit = runs["aa"].parents[1] / "reports" / runs["aa"].name / "junit.xml"
+    names = {s.get("name") for s in ET.parse(junit).getroot()}
+    assert names == {"harness.comparisons", "harness gates"}
+
+
+@pytest.mark.slow
+def test_five_percent_regression_passes_the_default_gate(runs: dict[str, Path]) -> None:
+    root = runs["base"].parents[2]
+    saved = _harness("baseline", "save", str(runs["calm"]), "--name", "calm", cwd=root)
+    assert saved.returncode == 0 and saved.stdout.strip() == "baselines/calm.json"
+    done = _harness("gate", str(runs["calm5"]), "--baseline", "calm", "--json", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = GateReport.model_validate_json(done.stdout)
+    assert report.baseline and report.baseline.startswith("'calm'")
+    ttft = next(r for r in report.results if r.name == "responses.regression_pct_max (ttft_p50)")
+    # about +5 % (measured), and it passes because it is within +10 %, not for lack of data
+    assert ttft.status == "pass" and ttft.value is not None and 1 < ttft.value < 10
+    assert all(r.status != "fail" for r in report.results)
+
+
+@pytest.mark.slow
+def test_regressed_run_fails_against_parity_baseline(runs: dict[str, Path],
+                                                     tmp_path: Path) -> None:
+    root = runs["base"].parents[2]
+    summary_file = tmp_path / "step-summary.md"
+    done = _harness("gate", str(runs["regressed"]), "--baseline", str(runs["base"]), cwd=root,
+                    env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    failed = [ln for ln in lines if ln.startswith("FAIL ")]
+    assert failed and all("responses.regression_pct_max" in ln for ln in failed)
+    assert any("(ttft_p50)" in ln for ln in failed)
+    assert not any(ln.startswith("FAIL") and "chat." in ln for ln in lines)
+    explanation = lines[lines.index(next(ln for ln in lines if ln.startswith("FAIL responses")
+                                         or ln.startswith("FAIL gatecheck"))):]
+    assert explanation[1].startswith("    measured: +")
+    assert "now vs" in explanation[2] and f"in baseline run {runs['base'].name}" in explanation[2]
+    assert "significantly worse" in explanation[3]
+    assert any(ln.startswith("FAILED: ") for ln in lines)
+    annotations = [ln for ln in lines if ln.startswith("::error title=Shadow gate fail%3A")]
+    assert annotations, done.stdout
+    assert "❌" in summary_file.read_text(encoding="utf-8")
+    junit = runs["regressed"].parents[1] / "reports" / runs["regressed"].name / "junit.xml"
+    suite = ET.parse(junit).getroot().find("testsuite[@name='harness gates']")
+    assert suite is not None and int(suite.get("failures", "0")) >= 1
+
+
+@pytest.mark.slow
+def test_missing_baseline_exits_2(runs: dict[str, Path]) -> None:
+    root = runs["base"].parents[2]
+    done = _harness("gate", str(runs["aa"]), "--baseline", "nightly", cwd=root)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().startswith("harness: error: baseline 'nightly' not found: no "
+                                          "baselines/nightly.json")
+    before = set((root / "runs").iterdir())
+    run = _harness("run", "gatecheck.yaml", "--gate", "--baseline", "nightly", "--quiet",
+                   "--emulator-profile", "zero", cwd=root)
+    assert run.returncode == 2 and "baseline 'nightly' not found" in run.stderr
+    assert set((root / "runs").iterdir()) == before  # refused before anything ran
+
+
+def test_run_with_gate(tmp_path: Path) -> None:
+    """``harness run --gate`` runs, analyses and applies the scenario's gates in one command."""
+    (tmp_path / "s.yaml").write_text(
+        SCENARIO.replace("repeats: 1", "repeats: 3")
+        + "gates:\n  responses_vs_chat.similarity_mean_min: 0.9\n  chat.error_rate_max: 0.5\n",
+        encoding="utf-8")
+    (tmp_path / "diverge.yaml").write_text("extends: zero\ndivergence: 0.5\n", encoding="utf-8")
+    bad = _harness("run", "s.yaml", "--gate", "--quiet", "--emulator-profile", "diverge.yaml",
+                   "--seed", "1", cwd=tmp_path)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAIL gatecheck: responses_vs_chat.similarity_mean_min ≥ 0.900" in bad.stdout
+    assert f"set in: {tmp_path / 's.yaml'}:" in bad.stdout or "set in: s.yaml:" in bad.stdout
+    good = _harness("run", "s.yaml", "--gate", "--quiet", "--emulator-profile", "zero",
+                    "--seed", "1", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "PASSED" in good.stdout
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir()
+                  if (p / "summary.json").is_file() and p.name not in bad.stdout]
+    assert (tmp_path / "reports" / run_dir.name / "junit.xml").is_file()
