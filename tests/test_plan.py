@@ -358,3 +358,18 @@ def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]
     need = required_samples(0.10, 0.3)
     assert f"repeats ≥ {-(-need // 4)} (scenario has 5)" in out
     assert f"cold (turn 1) TTFT (2 per arm per repeat): repeats ≥ {-(-need // 2)}" in out
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_request_passes_the_openapi_spec(path: Path) -> None:
+    """Every request of every example, every arm and turn: spec schema + top-level keys."""
+    from harness.spec import request_problems
+
+    plan = build_plan(load_scenario(path), repeats=1, seed=0)
+    checked = 0
+    for planned in dry_run(plan):
+        endpoint = "/chat/completions" if planned.conversation.api == "chat" else "/responses"
+        assert request_problems(endpoint, planned.kwargs()) == [], (
+            planned.conversation.conversation, planned.turn)
+        checked += 1
+    assert checked >= len(plan.conversations)

@@ -225,3 +225,30 @@ def test_harness_never_reads_the_truth_log() -> None:
     offenders = [p for p in root.rglob("*.py")
                  if "emulator" not in p.parts and "first_delta_ms" in p.read_text()]
     assert offenders == []
+
+
+def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness", "run", str(QUICK), "--repeats", "6", "--seed", "5",
+           "--out", str(out), "--quiet", "--emulator-time-scale", "0.05"]
+    log = tmp_path / "stdout.txt"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            files = list(out.glob("*/observations.jsonl"))
+            if files and len(files[0].read_bytes().splitlines()) > 10:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+    text = log.read_text()
+    assert code == 130, text
+    assert "interrupted after" in text and "--resume" in text
+    run_dir = next(out.iterdir())
+    kept = list(read_observations(run_dir / "observations.jsonl"))
+    assert 10 < len(kept) < sum(_planned_keys(QUICK, 6, 5).values())
+    assert read_meta(run_dir).finished_at is None
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale",
+                 "0.05"]) == 0
+    assert _observed_keys(run_dir) == _planned_keys(QUICK, 6, 5)
