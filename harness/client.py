@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import httpx2
 import openai
+import orjson
 
 from harness.records import Attempt, ToolCallRecord, Usage
 from harness.wire import (
@@ -40,6 +41,8 @@ RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 def _g(obj: Any, name: str) -> Any:
     """Field of an SDK model or of a plain dict (the raw client), None when absent."""
+    if type(obj) is dict:  # the raw client's events: skip the slower ABC check
+        return obj.get(name)
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
@@ -477,10 +480,10 @@ class Transport:
             consumed = 0
             for end, _name, payload in iter_sse(buffer):
                 consumed = end
-                if payload.startswith("[DONE]"):
+                if payload.startswith(b"[DONE]"):
                     continue
                 events += 1
-                if on_event(json.loads(payload)) and res.sdk_ttft_ms is None:
+                if on_event(orjson.loads(payload)) and res.sdk_ttft_ms is None:
                     res.sdk_ttft_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
             buffer = buffer[consumed:]
         res.events = events

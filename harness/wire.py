@@ -13,16 +13,16 @@ TTFB, TTFT and total afterwards by parsing the recorded bytes.
 from __future__ import annotations
 
 import contextvars
-import json
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore2
 import httpx2
+import orjson
 from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
 
 _NS_PER_MS = 1_000_000
@@ -192,21 +192,28 @@ def _is_content_event(data: dict[str, Any]) -> bool:
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
-def iter_sse(body: bytes) -> Iterable[tuple[int, str | None, str]]:
-    """Yield ``(end_offset, event_name, data)`` for each complete SSE event in ``body``."""
+def iter_sse(body: bytes) -> Iterator[tuple[int, str | None, bytes]]:
+    """Yield ``(end_offset, event_name, data)`` for each complete SSE event in ``body``.
+
+    Works on bytes and only splits lines when a block is not the common single
+    ``data: …`` line: this runs once per streamed event, on the client's hot path.
+    """
     pos = 0
     for match in _EVENT_END.finditer(body):
-        block = body[pos:match.start()].decode("utf-8", "replace")
+        block = body[pos:match.start()]
         pos = match.end()
+        if block.startswith(b"data: ") and b"\n" not in block and b"\r" not in block:
+            yield pos, None, block[6:]
+            continue
         name: str | None = None
         data_lines = []
         for line in block.splitlines():
-            if line.startswith("data:"):
-                data_lines.append(line[5:].removeprefix(" "))
-            elif line.startswith("event:"):
-                name = line[6:].strip()
+            if line.startswith(b"data:"):
+                data_lines.append(line[5:].removeprefix(b" "))
+            elif line.startswith(b"event:"):
+                name = line[6:].strip().decode("utf-8", "replace")
         if data_lines:
-            yield pos, name, "\n".join(data_lines)
+            yield pos, name, b"\n".join(data_lines)
 
 
 def analyze_wire(rec: WireRecorder, *, stream: bool) -> WireTiming:
@@ -250,15 +257,15 @@ def analyze_wire(rec: WireRecorder, *, stream: bool) -> WireTiming:
 
     events = 0
     for end, _name, payload in iter_sse(body):
-        if payload.startswith("[DONE]"):
+        if payload.startswith(b"[DONE]"):
             continue
         events += 1
         at = ms_at(raw_offset(end - 1) + 1)  # the read holding the last byte
         timing.event_ms.append(at)
         if timing.ttft_ms is None:
             try:
-                parsed = json.loads(payload)
-            except ValueError:
+                parsed = orjson.loads(payload)
+            except orjson.JSONDecodeError:
                 continue
             if isinstance(parsed, dict) and _is_content_event(parsed):
                 timing.ttft_ms = at
