@@ -250,7 +250,10 @@ def _observation(conv: PlannedConversation, step: int, shared: _Shared, started:
 
 
 async def _run_conversation(conv: PlannedConversation, transport: Transport,
-                            shared: _Shared) -> None:
+                            shared: _Shared,
+                            fresh: Callable[[], Transport] | None = None) -> None:
+    """Send a conversation's turns in order; ``fresh`` gives turn 1 its own new connection
+    (scenario ``cold: new-connection``)."""
     history: tuple[Message, ...] = ()
     previous_id: str | None = None
     failure: str | None = None
@@ -272,8 +275,13 @@ async def _run_conversation(conv: PlannedConversation, transport: Transport,
         request_bytes = len(json.dumps(kwargs, separators=(",", ":")))
         await shared.pacer.wait()
         started = time.time()
-        result, attempts = await send_with_retries(
-            partial(transport.send, conv.api, kwargs), shared.policy, shared.rng)
+        sender = fresh() if fresh is not None and step == 0 else transport
+        try:
+            result, attempts = await send_with_retries(
+                partial(sender.send, conv.api, kwargs), shared.policy, shared.rng)
+        finally:
+            if sender is not transport:
+                await sender.aclose()
         shared.pacer.observe(result.headers)
         shared.record(_observation(conv, step, shared, started, model, stream, result, attempts,
                                    prev, request_bytes))
@@ -376,6 +384,12 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
     plans = [build_plan(s, repeats=_repeats(options, replay, s), seed=seed) for _, s in loaded]
     conversations = [c for plan in plans for c in plan.conversations]
     _budget_check(plans, options, live=options.target != "emulator" and replay is None)
+    for plan in plans:
+        if plan.cold == "process-start":
+            raise HarnessError(f"scenario {plan.scenario}: cold: process-start is not "
+                               "implemented yet — use new-prompt-prefix (default) or "
+                               "new-connection")
+    new_connection = frozenset(p.scenario for p in plans if p.cold == "new-connection")
 
     if prior is not None and options.resume is not None:
         run_dir = options.resume
@@ -429,7 +443,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                 shared.task = progress.add_task(
                     f"{target.label}", total=sum(len(c.steps) for c in todo), errors=0)
             with _cassettes(options, replay, loaded, plans, meta, target):
-                asyncio.run(_execute(todo, target, options, shared, meta))
+                asyncio.run(_execute(todo, target, options, shared, meta, new_connection))
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -517,7 +531,9 @@ def _progress(console: Console) -> Progress:
 
 
 async def _execute(todo: list[PlannedConversation], target: Target, options: RunOptions,
-                   shared: _Shared, meta: RunMeta) -> None:
+                   shared: _Shared, meta: RunMeta,
+                   new_connection: frozenset[str] = frozenset()) -> None:
+    """Run the conversations; scenarios in ``new_connection`` send turn 1 on a new connection."""
     arms = sorted({c.arm for c in todo})
     if options.client == "sdk":
         meta.sdk_warmup_ms = warm_sdk() or meta.sdk_warmup_ms
@@ -541,8 +557,11 @@ async def _execute(todo: list[PlannedConversation], target: Target, options: Run
         async def worker() -> None:
             while not queue.empty():
                 conv = queue.get_nowait()
+                fresh = (partial(Transport, target.base_url, target.api_key,
+                                 kind=options.client, max_connections=2)
+                         if conv.scenario in new_connection else None)
                 with scope(conv.scenario):
-                    await _run_conversation(conv, transports[conv.arm], shared)
+                    await _run_conversation(conv, transports[conv.arm], shared, fresh)
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, options.concurrency))]
         try:

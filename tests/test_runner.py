@@ -252,3 +252,29 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale",
                  "0.05"]) == 0
     assert _observed_keys(run_dir) == _planned_keys(QUICK, 6, 5)
+
+
+def test_cold_new_connection_sends_turn_one_on_a_fresh_connection(tmp_path: Path) -> None:
+    scenario = tmp_path / "conn.yaml"
+    scenario.write_text(
+        "version: 1\nname: conn\nmodel: gpt-4.1-mini\ncold: new-connection\nrepeats: 3\n"
+        "prompts:\n  - id: t\n    turns: [Hello there, And again?]\n", encoding="utf-8")
+    result = run([scenario], RunOptions(out=tmp_path, seed=1, progress=False,
+                                        emulator_profile="zero"))
+    obs = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert len(obs) == 12 and all(o.ok for o in obs)
+    for o in obs:
+        if o.turn == 1:
+            assert o.new_connection and o.connect_ms is not None and o.connect_ms >= 0
+        else:  # the arm's warmed, shared connection
+            assert not o.new_connection and o.connect_ms is None
+
+
+def test_cold_process_start_is_refused_clearly(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "proc.yaml"
+    scenario.write_text(
+        "version: 1\nname: proc\nmodel: gpt-4.1-mini\ncold: process-start\n"
+        "prompts:\n  - id: t\n    input: Hello\n", encoding="utf-8")
+    assert main(["run", str(scenario), "--quiet", "--out", str(tmp_path)]) == 2
+    assert "process-start is not implemented" in capsys.readouterr().err
