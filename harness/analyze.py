@@ -270,6 +270,29 @@ def _analyze_table(table: ObservationTable, meta: RunMeta | None, *, book: Price
         warnings=list(book.warnings), scenarios=scenarios)
 
 
+def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """Output schemas of the run's scenario files, for schema-validity of structured outputs.
+
+    Only files that still load and hash as they did at run time count (an edited scenario's
+    schema may not be the one the run asked for); anything else is skipped, not an error.
+    """
+    from harness.runner import scenario_digest
+    from harness.scenario import load_scenario
+
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for entry in meta.scenarios:
+        try:
+            scenario = load_scenario(Path(entry["path"]))
+        except (HarnessError, OSError, KeyError):
+            continue
+        if entry.get("sha256") != scenario_digest(scenario):
+            continue
+        for prompt in scenario.prompts:
+            if prompt.output_schema is not None:
+                out[(scenario.name, prompt.id)] = prompt.output_schema.json_schema
+    return out
+
+
 def analyze_run(run_dir: Path, *, price_overrides: Path | None = None, seed: int = 0,
                 resamples: int = stats.DEFAULT_RESAMPLES, schemas: Schemas | None = None,
                 embedder: Embedder | None = None) -> Summary:
@@ -281,6 +304,8 @@ def analyze_run(run_dir: Path, *, price_overrides: Path | None = None, seed: int
     obs_path = run_dir / OBSERVATIONS_FILE
     if not obs_path.is_file():
         raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — did the run start?")
+    if schemas is None:
+        schemas = scenario_schemas(meta)
     overrides = load_price_overrides(price_overrides) if price_overrides else None
     book = PriceBook(overrides, override_file=price_overrides,
                      when=datetime.fromtimestamp(meta.created_at, tz=UTC))

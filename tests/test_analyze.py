@@ -329,3 +329,17 @@ def test_redacted_shadow_pairs_use_the_similarity_stored_before_redaction() -> N
     text = s.scenarios[0].comparisons["responses_vs_chat"].similarity.text
     assert text is not None and text.n_pairs == 4
     assert text.mean == pytest.approx(0.75) and text.min == pytest.approx(0.6)
+
+
+def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> None:
+    """analyze_run finds each prompt's output schema in the scenario file the run used."""
+    from harness.runner import RunOptions, run
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "structured_extraction.yaml"
+    result = run([scenario], RunOptions(out=tmp_path, repeats=1, seed=3, progress=False,
+                                        emulator_profile="zero"))
+    (s,) = analyze_run(result.run_dir, resamples=RESAMPLES).scenarios
+    sim = s.comparisons["responses_vs_chat"].similarity.json_
+    assert sim is not None and sim.n_pairs > 0
+    # the emulator writes schema-valid JSON for strict schemas on both APIs
+    assert sim.a_schema_valid_rate == 1.0 and sim.b_schema_valid_rate == 1.0
