@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import ValidationError
 
 from harness import __version__, stats
 from harness.claims import evaluate_claims
@@ -229,10 +230,7 @@ def analyze_table(table: ObservationTable, meta: RunMeta | None = None, *,
 def _analyze_table(table: ObservationTable, meta: RunMeta | None, *, book: PriceBook | None,
                    seed: int, resamples: int, schemas: Schemas | None, embedder: Embedder | None,
                    power_effect: float) -> Summary:
-    table = table.latest_per_key()
-    # planned tool-result turns that were not needed (no tool call) were never requests
-    table = table.take(np.flatnonzero(np.array([e != "not_sent" for e in table.error_type],
-                                               dtype=np.bool_)))
+    table = table.measured()
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
     book = book or PriceBook(when=when)
     profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
@@ -332,11 +330,19 @@ def read_summary(path: Path) -> Summary:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise HarnessError(f"{path}: cannot read summary ({exc})") from exc
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: not a summary (a JSON object is expected) — re-run "
+                           "`harness analyze`")
     if data.get("schema_version") != SUMMARY_SCHEMA_VERSION:
         raise HarnessError(f"{path}: summary schema_version {data.get('schema_version')!r} is not"
                            f" supported (this harness reads {SUMMARY_SCHEMA_VERSION}) — "
                            "re-run `harness analyze`")
-    return Summary.model_validate(data)
+    try:
+        return Summary.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise HarnessError(f"{path}: {where}: {err['msg']} — re-run `harness analyze`") from None
 
 
 # --- between runs -----------------------------------------------------------------------------
@@ -353,7 +359,7 @@ def _as_table(run: ObservationTable | Path) -> ObservationTable:
 
 def _run_views(t: ObservationTable, *, seed: int, resamples: int, book: PriceBook,
                ) -> dict[str, dict[str, ArmView]]:
-    t = t.latest_per_key()
+    t = t.measured()
     out = {}
     for name, rows in _scenario_rows(t).items():
         prep = _prepare(t.take(rows[~t.warmup[rows]]), book, name=name, seed=seed,

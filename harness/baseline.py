@@ -100,7 +100,7 @@ class Samples(_Record):
 
     @classmethod
     def from_table(cls, t: ObservationTable) -> Samples:
-        t = t.latest_per_key()
+        t = t.measured()
         rows = [i for i in range(len(t)) if not t.warmup[i]]
         t = t.take(np.array(rows, dtype=np.int64))
 

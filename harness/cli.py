@@ -136,7 +136,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
     p.add_argument("--target", default="emulator",
                    help="emulator (default), openai (needs OPENAI_API_KEY; OPENAI_BASE_URL "
-                   "optional), or a base URL of any compatible server")
+                   "optional), or a base URL of any compatible server (key from "
+                   "HARNESS_TARGET_API_KEY; OPENAI_API_KEY is only sent to OpenAI's hosts)")
     p.add_argument("--emulator-profile", default="parity", metavar="NAME|FILE",
                    help="latency/fault profile of the built-in emulator (default parity)")
     p.add_argument("--emulator-seed", type=int, default=0, metavar="N")

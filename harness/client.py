@@ -211,6 +211,8 @@ def _chat_usage(usage: Any) -> Usage:
     return Usage(
         input_tokens=_g(usage, "prompt_tokens") or 0,
         cached_tokens=(_g(details, "cached_tokens") if details is not None else 0) or 0,
+        cache_write_tokens=(_g(details, "cache_write_tokens") if details is not None
+                            else 0) or 0,
         output_tokens=_g(usage, "completion_tokens") or 0,
         reasoning_tokens=(_g(out_details, "reasoning_tokens") if out_details is not None
                           else 0) or 0,
@@ -382,7 +384,7 @@ class Transport:
             else:
                 reply = await self._raw.delete(f"/responses/{response_id}")
                 return reply.status_code < 300
-        except openai.APIError:
+        except (openai.APIError, httpx2.HTTPError):
             return False
         return True
 
@@ -428,6 +430,8 @@ class Transport:
             res.error_type, res.error_message = kind, _one_line(str(exc))
         except (httpx2.TransportError, httpx2.StreamError) as exc:  # cut mid-stream
             res.error_type, res.error_message = "stream_interrupted", _one_line(repr(exc))
+        except ValueError as exc:  # a body or event that is not JSON: the server's fault, data
+            res.error_type, res.error_message = "bad_response", _one_line(repr(exc))
         res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
         return reply.finish()
 
@@ -466,6 +470,8 @@ class Transport:
         except (httpx2.TransportError, httpx2.StreamError) as exc:
             res.error_type = ("stream_interrupted" if res.status else "connection_error")
             res.error_message = _one_line(repr(exc))
+        except ValueError as exc:  # orjson/json errors: a body or event that is not JSON
+            res.error_type, res.error_message = "bad_response", _one_line(repr(exc))
         res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
         return reply.finish()
 

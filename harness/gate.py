@@ -531,8 +531,15 @@ def evaluate(summary: Summary, config: GateConfig, *, baseline: Baseline | None 
     results: list[GateResult] = []
     names = {sc.name for sc in summary.scenarios}
     for name in sorted(config.by_scenario.keys() - names):
-        warnings.append(f"gates for scenario {name!r}, which is not in this run (it has: "
-                        f"{', '.join(sorted(names))})")
+        # a configured gate is never passed silently: a scenario the run lacks is unknown
+        results.extend(GateResult(
+            scenario=name, name=spec.key, key=spec.key, source=spec.source, line=spec.line,
+            status="unknown", bound=spec.bound, threshold=spec.threshold,
+            unit="pct" if spec.metric == "regression_pct" else "ratio", value=None, ci95=None,
+            measured="unknown",
+            rule=f"scenario {name!r} is not in this run (it has: {', '.join(sorted(names))})",
+            fix="fix the scenario name in the gates file, or run that scenario")
+            for spec in config.by_scenario[name])
     for sc in summary.scenarios:
         specs = config.for_scenario(sc.name)
         results.extend(_threshold_result(sc, s) for s in specs if s.metric != "regression_pct")

@@ -158,6 +158,13 @@ class ObservationTable:
         """Columns from typed records (library callers and tests)."""
         return cls.from_dicts([o.model_dump() for o in observations])
 
+    def measured(self) -> ObservationTable:
+        """The rows analysis counts: the latest record per key, without planned tool-result
+        turns that were not needed (``not_sent``: never requests, so never errors)."""
+        t = self.latest_per_key()
+        keep = np.array([e != "not_sent" for e in t.error_type], dtype=np.bool_)
+        return t if keep.all() else t.take(np.flatnonzero(keep))
+
     def latest_per_key(self) -> ObservationTable:
         """Drop earlier records of a key that a resumed run recorded again (last one wins).
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
 
@@ -242,7 +242,20 @@ def read_meta(run_dir: Path) -> RunMeta:
     path = run_dir / "meta.json"
     if not path.is_file():
         raise HarnessError(f"{run_dir}: no meta.json — is this a run directory (runs/<run-id>/)?")
-    return RunMeta.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{path}: cannot read run metadata ({exc})") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != META_SCHEMA_VERSION:
+        raise HarnessError(f"{path}: schema_version {version!r} is not supported (this harness "
+                           f"reads {META_SCHEMA_VERSION}) — use a matching harness version")
+    try:
+        return RunMeta.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise HarnessError(f"{path}: {where}: {err['msg']} — not a valid run meta.json") from None
 
 
 def iter_lines(items: Iterable[BaseModel]) -> Iterator[str]:

@@ -25,6 +25,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx2
+import openai
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -46,7 +48,7 @@ from harness.client import (
     send_with_retries,
     warm_sdk,
 )
-from harness.errors import HarnessError, TargetError
+from harness.errors import HarnessError, TargetError, TranslationError
 from harness.plan import Plan, PlannedConversation, build_plan, dry_run, estimate_input_tokens
 from harness.records import (
     Attempt,
@@ -189,7 +191,7 @@ class _Shared:
     def record(self, obs: Observation) -> None:
         self.writer.write(obs)
         self.recorded += 1
-        if not obs.ok:
+        if not obs.ok and obs.error_type != NOT_SENT:
             self.errors += 1
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, advance=1, errors=self.errors)
@@ -205,9 +207,11 @@ def _kwargs(conv: PlannedConversation, step: int, request: NeutralRequest, new_f
 
 
 def _assistant_message(result: CallResult) -> Message:
+    # An empty reply (e.g. a reasoning model that spent max_output_tokens on reasoning) is
+    # still an assistant turn: send it back as "" — None is only valid beside tool calls.
     return Message(
         role="assistant",
-        content=result.output_text or None,
+        content=result.output_text or (None if result.tool_calls else ""),
         tool_calls=tuple(ToolCall(id=c.id, name=c.name, arguments=c.arguments)
                          for c in result.tool_calls),
         reasoning_items=tuple(result.reasoning_items),
@@ -271,7 +275,14 @@ async def _run_conversation(conv: PlannedConversation, transport: Transport,
                                        None, None, skipped=failure))
             continue
         request, new_from = conv.request_for(step, history)
-        kwargs, prev = _kwargs(conv, step, request, new_from, previous_id)
+        try:
+            kwargs, prev = _kwargs(conv, step, request, new_from, previous_id)
+        except TranslationError as exc:  # run-time history the scenario check could not see
+            shared.record(_observation(conv, step, shared, time.time(), model, stream, None, [],
+                                       None, None, skipped=str(exc),
+                                       error_type="translation_error"))
+            failure = f"turn {step + 1} could not be translated; later turns cannot be sent"
+            continue
         request_bytes = len(json.dumps(kwargs, separators=(",", ":")))
         await shared.pacer.wait()
         started = time.time()
@@ -304,11 +315,21 @@ def _load(paths: Sequence[Path]) -> list[tuple[Path, Scenario]]:
     return [(p, load_scenario(p)) for p in paths]
 
 
-def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> set[str]:
-    """Keep only complete conversations in the observations file; return their ids."""
+@dataclass
+class _Resume:
+    """What a resumed run keeps: complete conversations, the next send-order number, and the
+    responses of discarded (incomplete) conversations, which may still be stored."""
+
+    done: set[str] = field(default_factory=set)
+    next_order: int = 0
+    orphans: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> _Resume:
+    """Keep only complete conversations in the observations file (atomically rewritten)."""
     path = run_dir / OBSERVATIONS
     if not path.exists():
-        return set()
+        return _Resume()
     steps = {c.conversation: len(c.steps) for c in conversations}
     by_conv: dict[str, list[Observation]] = defaultdict(list)
     for obs in read_observations(path):
@@ -316,6 +337,8 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
     complete = {conv for conv, items in by_conv.items()
                 if conv in steps and len({o.turn for o in items}) == steps[conv]}
     keep = [o for conv in complete for o in sorted(by_conv[conv], key=lambda o: o.turn)]
+    orphans = [(o.arm, o.response_id) for conv, items in by_conv.items() if conv not in complete
+               for o in items if o.api == "responses" and o.response_id]
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for obs in keep:
@@ -323,7 +346,24 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return complete
+    next_order = 1 + max((o.order for items in by_conv.values() for o in items), default=-1)
+    return _Resume(complete, next_order, orphans)
+
+
+def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
+    """A resumed run goes on where it started: same target, profile, client and concurrency."""
+    if prior.replayed_from:
+        options.replay = Path(prior.replayed_from)
+    elif prior.target != "emulator" and options.target == "emulator":
+        options.target = prior.target
+    elif options.target != prior.target:
+        raise HarnessError(f"--resume: run {prior.run_id} was sent to {prior.target}, not "
+                           f"{options.target} — drop --target to continue it there")
+    if prior.emulator_profile is not None:
+        options.emulator_profile = prior.emulator_profile
+    if prior.emulator_seed is not None:
+        options.emulator_seed = prior.emulator_seed
+    options.client, options.concurrency = prior.client, prior.concurrency
 
 
 #: Output tokens assumed per request when a scenario sets no max_output_tokens (for estimates).
@@ -369,8 +409,10 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
     """Run scenarios (or resume a run) and return where the observations are."""
     console = console or Console(stderr=True)
     prior: RunMeta | None = read_meta(options.resume) if options.resume else None
-    if prior is not None and not paths:
-        paths = [Path(s["path"]) for s in prior.scenarios]
+    if prior is not None:
+        _resume_settings(options, prior)
+        if not paths:
+            paths = [Path(s["path"]) for s in prior.scenarios]
     loaded = _load(paths)
     replay = _prepare_replay(options, loaded, prior)
     seed = prior.seed if prior else (options.seed if options.seed is not None
@@ -393,13 +435,13 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
 
     if prior is not None and options.resume is not None:
         run_dir = options.resume
-        done = _prepare_resume(run_dir, conversations)
+        resumed = _prepare_resume(run_dir, conversations)
         meta = prior
     else:
         run_id = _new_run_id([s.name for _, s in loaded])
         run_dir = options.out / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
-        done = set()
+        resumed = _Resume()
         meta = RunMeta(
             run_id=run_id, created_at=time.time(), seed=seed, target=options.target,
             is_emulator=options.target == "emulator",
@@ -419,7 +461,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                                                          replay.emulator_seed)
             meta.replayed_from = str(replay.directory)
     write_json(run_dir / META, meta)
-    todo = [c for c in conversations if c.conversation not in done]
+    todo = [c for c in conversations if c.conversation not in resumed.done]
 
     interrupted = False
     shared: _Shared | None = None
@@ -436,7 +478,8 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
         progress = _progress(console) if options.progress else None
         shared = _Shared(run_id=meta.run_id, writer=writer, pacer=Pacer(options.rps),
                          policy=options.retry, client=options.client,
-                         rng=random.Random(seed), progress=progress, task=None)
+                         rng=random.Random(seed), progress=progress, task=None,
+                         order=resumed.next_order, stored_ids=list(resumed.orphans))
         try:
             if progress is not None:
                 progress.start()
@@ -534,7 +577,8 @@ async def _execute(todo: list[PlannedConversation], target: Target, options: Run
                    shared: _Shared, meta: RunMeta,
                    new_connection: frozenset[str] = frozenset()) -> None:
     """Run the conversations; scenarios in ``new_connection`` send turn 1 on a new connection."""
-    arms = sorted({c.arm for c in todo})
+    # orphans: stored responses of conversations a resume discarded, deleted with the rest
+    arms = sorted({c.arm for c in todo} | {arm for arm, _ in shared.stored_ids})
     if options.client == "sdk":
         meta.sdk_warmup_ms = warm_sdk() or meta.sdk_warmup_ms
     transports = {arm: Transport(target.base_url, target.api_key, kind=options.client,
@@ -544,7 +588,12 @@ async def _execute(todo: list[PlannedConversation], target: Target, options: Run
         # Warm each arm's own connection so no arm's first request pays TCP/TLS setup
         # (DESIGN §4), and learn whether the target is an emulator.
         for transport in transports.values():
-            headers = await transport.list_models()
+            try:
+                headers = await transport.list_models()
+            except (openai.APIError, httpx2.HTTPError) as exc:
+                raise TargetError(f"cannot reach {target.base_url} (GET /models: "
+                                  f"{type(exc).__name__}) — check --target and that the "
+                                  "server is up") from None
             if "x-emulator" in headers:
                 target.is_emulator = True
         meta.is_emulator = target.is_emulator
@@ -570,7 +619,9 @@ async def _execute(todo: list[PlannedConversation], target: Target, options: Run
             for task in workers:
                 task.cancel()
             shared.writer.sync()
-        meta.stored_responses_deleted = await _delete_stored(shared.stored_ids, transports)
+            # also on Ctrl-C or a crash: the provider would keep stored responses otherwise
+            meta.stored_responses_deleted = (meta.stored_responses_deleted or 0) + \
+                await asyncio.shield(_delete_stored(shared.stored_ids, transports))
     finally:
         for transport in transports.values():
             await transport.aclose()

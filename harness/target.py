@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from harness.errors import TargetError
 
@@ -66,4 +67,17 @@ def open_target(
         yield Target("openai", _check_url(os.environ.get("OPENAI_BASE_URL") or OPENAI_URL),
                      key, False)
         return
-    yield Target(target, _check_url(target), os.environ.get("OPENAI_API_KEY") or NO_KEY, False)
+    url = _check_url(target)
+    yield Target(target, url, url_key(url), False)
+
+
+def url_key(url: str) -> str:
+    """The key for a URL target: ``HARNESS_TARGET_API_KEY``; ``OPENAI_API_KEY`` only for
+    OpenAI's and Azure OpenAI's own hosts (never sent to a third-party server); else none."""
+    explicit = os.environ.get("HARNESS_TARGET_API_KEY")
+    if explicit:
+        return explicit
+    host = urlsplit(url).hostname or ""
+    if url.startswith("https://") and host.endswith(("openai.com", "openai.azure.com")):
+        return os.environ.get("OPENAI_API_KEY") or NO_KEY
+    return NO_KEY

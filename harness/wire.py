@@ -78,7 +78,11 @@ class _TimedStream(AsyncNetworkStream):
 
     async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
                         timeout: float | None = None) -> AsyncNetworkStream:
-        return _TimedStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+        stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        rec = CURRENT_RECORDER.get()
+        if rec is not None and rec.connect_start_ns is not None:
+            rec.connect_end_ns = time.perf_counter_ns()  # connection setup includes TLS
+        return _TimedStream(stream)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)

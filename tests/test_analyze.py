@@ -343,3 +343,29 @@ def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> Non
     assert sim is not None and sim.n_pairs > 0
     # the emulator writes schema-valid JSON for strict schemas on both APIs
     assert sim.a_schema_valid_rate == 1.0 and sim.b_schema_valid_rate == 1.0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[1]", "not a summary"),
+    ('{"schema_version": %d}' % SUMMARY_SCHEMA_VERSION, "re-run `harness analyze`"),
+])
+def test_bad_summary_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "summary.json").write_text(text, encoding="utf-8")
+    with pytest.raises(HarnessError, match=message) as info:
+        read_summary(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_not_sent_turns_are_not_errors_between_runs_either() -> None:
+    """compare_runs (baselines, harness compare) drops not_sent rows like analyze does."""
+    base = synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=10)
+    extra = [o.model_copy(update={"turn": o.turn + 10, "ok": False, "error_type": "not_sent",
+                                  "attempts": [], "ttft_ms": None, "total_ms": None})
+             for o in base if o.arm == "responses" and not o.warmup]
+    with_not_sent = ObservationTable.from_observations([*base, *extra])
+    without = ObservationTable.from_observations(base)
+    (scenario,) = analyze_table(with_not_sent, resamples=RESAMPLES).scenarios
+    assert scenario.arms["responses"].errors == 0
+    comparison = compare_runs(with_not_sent, without, resamples=RESAMPLES)
+    delta = comparison.scenarios[0].arms["responses"].error_rate_delta
+    assert delta.value == 0

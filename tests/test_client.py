@@ -146,3 +146,44 @@ def test_pacer_spaces_requests_at_the_requested_rate() -> None:
         return time.monotonic() - start
 
     assert asyncio.run(scenario()) >= 5 / 50 - 0.005
+
+
+def test_bad_json_from_a_server_is_a_failed_request_not_a_crash() -> None:
+    """A compatible server that sends an event that is not JSON: the request fails as data."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from harness.client import Transport
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b"data: {not json\n\n")
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+    async def both() -> list[CallResult]:
+        out = []
+        for kind in ("sdk", "raw"):
+            transport = Transport(base, "sk-x", kind=kind)  # type: ignore[arg-type]
+            try:
+                out.append(await transport.send("chat", body))
+            finally:
+                await transport.aclose()
+        return out
+
+    try:
+        for result in asyncio.run(both()):
+            assert not result.ok and result.error_type == "bad_response"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -433,3 +433,14 @@ def test_run_with_gate(tmp_path: Path) -> None:
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir()
                   if (p / "summary.json").is_file() and p.name not in bad.stdout]
     assert (tmp_path / "reports" / run_dir.name / "junit.xml").is_file()
+
+
+def test_gates_for_a_scenario_the_run_lacks_are_unknown_and_fail() -> None:
+    summary, _ = _summary(SyntheticProfile())
+    config = GateConfig(by_scenario={"typo": [
+        parse_gate("responses_vs_chat.ttft_p50_ratio_max", 1.5, "gates.yaml", 3)]})
+    report = evaluate(summary, config)
+    (result,) = report.results
+    assert result.status == "unknown" and result.scenario == "typo"
+    assert "not in this run" in result.rule
+    assert report.exit_code == 1

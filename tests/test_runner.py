@@ -278,3 +278,69 @@ def test_cold_process_start_is_refused_clearly(tmp_path: Path,
         "prompts:\n  - id: t\n    input: Hello\n", encoding="utf-8")
     assert main(["run", str(scenario), "--quiet", "--out", str(tmp_path)]) == 2
     assert "process-start is not implemented" in capsys.readouterr().err
+
+
+def test_an_empty_reply_does_not_stop_the_conversation(tmp_path: Path) -> None:
+    """A reasoning model that spends its token cap on reasoning answers with no text; the next
+    turn must still be sent (with the empty assistant turn in its history)."""
+    scenario = tmp_path / "empty.yaml"
+    scenario.write_text(
+        "version: 1\nname: empty-reply\nmodel: o4-mini\n"
+        "defaults: {max_output_tokens: 16, stream: false}\n"
+        "arms: [chat, responses, responses_chained]\nrepeats: 1\n"
+        "prompts:\n  - id: two\n    turns: ['Explain in detail how TCP works, step by step.',"
+        " 'And UDP?']\n", encoding="utf-8")
+    result = run([scenario], RunOptions(out=tmp_path, seed=1, progress=False,
+                                        emulator_profile="zero"))
+    obs = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert len(obs) == 6
+    assert all(o.status == 200 and o.error_type is None for o in obs), [
+        (o.arm, o.turn, o.error_type, o.error_message) for o in obs]
+    assert any(o.turn == 1 and not o.output_text for o in obs)  # the case under test
+
+
+def test_unreachable_target_is_one_clean_line(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:
+    code = main(["run", str(QUICK), "--target", "http://127.0.0.1:9/v1", "--quiet",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot reach http://127.0.0.1:9/v1" in err[0]
+
+
+def test_resume_goes_on_against_the_original_target(tmp_path: Path) -> None:
+    """A run against a URL, resumed without --target, must not switch to the built-in
+    emulator; the send order keeps counting."""
+    from harness.emulator.server import EmulatorThread
+
+    with EmulatorThread(profile="zero") as emu:
+        first = run([QUICK], RunOptions(target=emu.base_url, out=tmp_path, repeats=2, seed=3,
+                                        progress=False))
+        path = first.run_dir / "observations.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[: len(lines) // 2]))
+        resumed = run([], RunOptions(resume=first.run_dir, progress=False))
+    meta = read_meta(resumed.run_dir)
+    assert meta.target == emu.base_url and meta.emulator_profile is None
+    obs = list(read_observations(path))
+    assert _observed_keys(first.run_dir) == _planned_keys(QUICK, 2, 3)
+    assert len({o.order for o in obs}) == len(obs)
+
+
+def test_bad_meta_json_on_resume_is_one_line(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "meta.json").write_text('{"run_id": 1}', encoding="utf-8")
+    assert main(["run", "--resume", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "schema_version" in err[0]
+
+
+def test_openai_key_is_never_sent_to_a_third_party_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.target import NO_KEY, url_key
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET123")
+    assert url_key("http://127.0.0.1:8000/v1") == NO_KEY
+    assert url_key("https://llm.example.com/v1") == NO_KEY
+    assert url_key("https://api.openai.com/v1") == "sk-test-SECRET123"
+    assert url_key("https://myres.openai.azure.com/openai/v1") == "sk-test-SECRET123"
+    monkeypatch.setenv("HARNESS_TARGET_API_KEY", "sk-local")
+    assert url_key("http://127.0.0.1:8000/v1") == "sk-local"

@@ -25,6 +25,7 @@ from harness.emulator.prompt import (
     Segment,
     ToolSpec,
     format_segment,
+    leading_instructions,
     tool_segment,
 )
 from harness.emulator.validate import (
@@ -135,7 +136,7 @@ def parse(body: dict[str, Any]) -> GenRequest:
                              for i, t in enumerate(raw_tools)]
     mode, forced = tool_choice(body.get("tool_choice"), tools, nested=True)
     output = _response_format(body.get("response_format"), conversation)
-    prefix = ([tool_segment(tools)] if tools else []) + (
+    prefix = leading_instructions(conversation) + ([tool_segment(tools)] if tools else []) + (
         [format_segment(output)] if output is not None and output.kind == "json_schema" else [])
     return GenRequest(
         api="chat", model=model, body=body, prefix=prefix, conversation=conversation,

@@ -216,3 +216,17 @@ def render(segments: list[Segment]) -> Rendered:
         bounds.append(total)
     parts.append(PRIMING)
     return Rendered(b"".join(parts), tuple(bounds))
+
+
+def leading_instructions(conversation: list[Segment]) -> list[Segment]:
+    """Remove and return the system/developer segments that open a conversation.
+
+    The prompt is rendered instructions first, then tool definitions and the output schema,
+    then the conversation (the order of OpenAI's own rendering as far as it is documented):
+    so a cache-isolation nonce at the start of the instructions isolates the whole prefix, even
+    when tools and schemas alone pass 1,024 tokens.
+    """
+    lead: list[Segment] = []
+    while conversation and conversation[0].role == "system":
+        lead.append(conversation.pop(0))
+    return lead

@@ -18,6 +18,7 @@ from harness.emulator.prompt import (
     Segment,
     ToolSpec,
     format_segment,
+    leading_instructions,
     tool_segment,
 )
 from harness.emulator.store import ResponseStore
@@ -211,10 +212,10 @@ def parse(body: dict[str, Any], store: ResponseStore,
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise not_emulated("'instructions' as a list of items", param="instructions")
-    prefix = ([tool_segment(tools)] if tools else []) + (
+    lead = ([Segment("system", instructions)] if instructions else []) + \
+        leading_instructions(conversation)
+    prefix = lead + ([tool_segment(tools)] if tools else []) + (
         [format_segment(output)] if output is not None and output.kind == "json_schema" else [])
-    if instructions:
-        prefix.append(Segment("system", instructions))
     return GenRequest(
         api="responses", model=model, body=body, prefix=prefix, conversation=conversation,
         tools=tools, tool_choice=mode, forced_tool=forced,
