@@ -141,6 +141,9 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--emulator-profile", default="parity", metavar="NAME|FILE",
                    help="latency/fault profile of the built-in emulator (default parity)")
     p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
+    p.add_argument("--emulator-truth-log", type=Path, default=None, metavar="FILE",
+                   help="the built-in emulator writes the delays it applied and when it sent "
+                   "each byte here (JSONL), to check the harness's timing; never read by it")
     p.add_argument("--emulator-time-scale", type=float, default=1.0, metavar="X",
                    help="scale the emulator's delays (0.1 = ten times faster; for demos/tests)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory (runs/)")
@@ -189,6 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         target=args.target, emulator_profile=args.emulator_profile,
         emulator_seed=args.emulator_seed, emulator_time_scale=args.emulator_time_scale,
+        truth_log=args.emulator_truth_log,
         out=args.out, concurrency=args.concurrency, repeats=args.repeats, rps=args.rps,
         client=args.client, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
         resume=args.resume, seed=args.seed, progress=not args.quiet,

@@ -10,6 +10,7 @@ chains and cold flags stay true.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -486,7 +487,13 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                 shared.task = progress.add_task(
                     f"{target.label}", total=sum(len(c.steps) for c in todo), errors=0)
             with _cassettes(options, replay, loaded, plans, meta, target):
-                asyncio.run(_execute(todo, target, options, shared, meta, new_connection))
+                # Everything allocated so far (plans, scenarios, modules) is long-lived: keep
+                # it out of the collector's scans, so GC pauses during requests stay short.
+                gc.freeze()
+                try:
+                    asyncio.run(_execute(todo, target, options, shared, meta, new_connection))
+                finally:
+                    gc.unfreeze()
         except KeyboardInterrupt:
             interrupted = True
         finally:

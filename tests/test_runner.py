@@ -202,10 +202,14 @@ content:
     failures = []
     for attempt in range(2):
         truth = tmp_path / f"truth-{attempt}.jsonl"
-        result = run([QUICK], RunOptions(out=tmp_path, repeats=4, seed=2, progress=False,
-                                         emulator_profile=str(profile), truth_log=truth))
-        obs = {o.request_id: o
-               for o in read_observations(result.run_dir / "observations.jsonl")}
+        out = tmp_path / f"runs-{attempt}"
+        # the CLI in its own process, as a user runs it (not this long-lived test process)
+        subprocess.run([sys.executable, "-m", "harness", "run", str(QUICK), "--repeats", "4",
+                        "--seed", "2", "--quiet", "--out", str(out), "--emulator-profile",
+                        str(profile), "--emulator-truth-log", str(truth)],
+                       check=True, stdout=subprocess.DEVNULL)
+        (run_dir,) = out.iterdir()
+        obs = {o.request_id: o for o in read_observations(run_dir / "observations.jsonl")}
         rows = [json.loads(line) for line in truth.read_text().splitlines()]
         pairs = [(obs[r["request_id"]], r) for r in rows if r["request_id"] in obs]
         assert len(pairs) == len(obs) == 48
