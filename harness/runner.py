@@ -354,8 +354,10 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
 def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
     """A resumed run goes on where it started: same target, profile, client and concurrency."""
     if prior.replayed_from:
-        options.replay = Path(prior.replayed_from)
-    elif prior.target != "emulator" and options.target == "emulator":
+        raise HarnessError(f"--resume: run {prior.run_id} replayed cassettes from "
+                           f"{prior.replayed_from}; a replay is offline and quick — start a new "
+                           "one instead")
+    if prior.target != "emulator" and options.target == "emulator":
         options.target = prior.target
     elif options.target != prior.target:
         raise HarnessError(f"--resume: run {prior.run_id} was sent to {prior.target}, not "
