@@ -205,32 +205,30 @@ def _chat_finish(reason: str) -> str:
     return {"length": "incomplete", "content_filter": "incomplete"}.get(reason, "completed")
 
 
-def _chat_usage(usage: Any) -> Usage:
-    details = _g(usage, "prompt_tokens_details")
-    out_details = _g(usage, "completion_tokens_details")
+def _usage(usage: Any, input_: str, output: str) -> Usage:
+    """Normalise usage; the APIs differ only in names (``prompt``/``completion`` for chat,
+    ``input``/``output`` for responses). Cached tokens stay a subset of input tokens."""
+    details = _g(usage, f"{input_}_tokens_details")
+    out_details = _g(usage, f"{output}_tokens_details")
+
+    def detail(obj: Any, name: str) -> int:
+        return (_g(obj, name) if obj is not None else 0) or 0
+
     return Usage(
-        input_tokens=_g(usage, "prompt_tokens") or 0,
-        cached_tokens=(_g(details, "cached_tokens") if details is not None else 0) or 0,
-        cache_write_tokens=(_g(details, "cache_write_tokens") if details is not None
-                            else 0) or 0,
-        output_tokens=_g(usage, "completion_tokens") or 0,
-        reasoning_tokens=(_g(out_details, "reasoning_tokens") if out_details is not None
-                          else 0) or 0,
+        input_tokens=_g(usage, f"{input_}_tokens") or 0,
+        cached_tokens=detail(details, "cached_tokens"),
+        cache_write_tokens=detail(details, "cache_write_tokens"),
+        output_tokens=_g(usage, f"{output}_tokens") or 0,
+        reasoning_tokens=detail(out_details, "reasoning_tokens"),
     )
+
+
+def _chat_usage(usage: Any) -> Usage:
+    return _usage(usage, "prompt", "completion")
 
 
 def _responses_usage(usage: Any) -> Usage:
-    details = _g(usage, "input_tokens_details")
-    out_details = _g(usage, "output_tokens_details")
-    return Usage(
-        input_tokens=_g(usage, "input_tokens") or 0,
-        cached_tokens=(_g(details, "cached_tokens") if details is not None else 0) or 0,
-        cache_write_tokens=(_g(details, "cache_write_tokens") if details is not None
-                            else 0) or 0,
-        output_tokens=_g(usage, "output_tokens") or 0,
-        reasoning_tokens=(_g(out_details, "reasoning_tokens") if out_details is not None
-                          else 0) or 0,
-    )
+    return _usage(usage, "input", "output")
 
 
 # --- headers -----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from harness import stats
 from harness.errors import HarnessError
 from harness.pricing import PriceBook, project
-from harness.records import Observation
+from harness.records import NOT_SENT, Observation
 from harness.similarity import ToolCall, replicate_base
 from harness.summary import (
     ArmSummary,
@@ -162,7 +162,7 @@ class ObservationTable:
         """The rows analysis counts: the latest record per key, without planned tool-result
         turns that were not needed (``not_sent``: never requests, so never errors)."""
         t = self.latest_per_key()
-        keep = np.array([e != "not_sent" for e in t.error_type], dtype=np.bool_)
+        keep = np.array([e != NOT_SENT for e in t.error_type], dtype=np.bool_)
         return t if keep.all() else t.take(np.flatnonzero(keep))
 
     def latest_per_key(self) -> ObservationTable:

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import HarnessError
 
 OBSERVATION_SCHEMA_VERSION = 1
+
+#: ``error_type`` of a planned tool-result turn that was not needed (the reply called no
+#: tool): recorded so every planned request has a record, but neither a request nor an error.
+NOT_SENT = "not_sent"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]

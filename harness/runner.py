@@ -52,6 +52,7 @@ from harness.client import (
 from harness.errors import HarnessError, TargetError, TranslationError
 from harness.plan import Plan, PlannedConversation, build_plan, dry_run, estimate_input_tokens
 from harness.records import (
+    NOT_SENT,
     Attempt,
     Observation,
     ObservationWriter,
@@ -69,9 +70,6 @@ if TYPE_CHECKING:
     from harness.cassettes import ReplaySetup
 
 FSYNC_GROUP = 16
-#: error_type of a planned tool-result turn that was not needed (the reply called no tool):
-#: recorded so every planned request has a record, but not a request and not an error.
-NOT_SENT = "not_sent"
 OBSERVATIONS = "observations.jsonl"
 META = "meta.json"
 

@@ -18,7 +18,7 @@ from harness.analyze import OBSERVATIONS_FILE, SUMMARY_FILE, analyze_run, read_s
 from harness.analyze import write_summary as write_summary_file
 from harness.errors import HarnessError, ScenarioError
 from harness.metrics import ObservationTable
-from harness.records import OBSERVATION_SCHEMA_VERSION, RunMeta, read_meta
+from harness.records import NOT_SENT, OBSERVATION_SCHEMA_VERSION, RunMeta, read_meta
 from harness.summary import Summary
 
 #: (scenario, prompt_id, arm, repeat, turn, warmup): one planned request.
@@ -110,7 +110,7 @@ def _not_sent(rows: list[dict[str, Any]]) -> set[RowKey]:
     """
     replied_without_tools = {_key(r) for r in rows if r.get("ok") and not r.get("tool_calls")}
     return {_key(r) for r in rows
-            if r.get("error_type") == "not_sent"
+            if r.get("error_type") == NOT_SENT
             or (r.get("error_type") == "skipped" and not r.get("attempts")
                 and _key(r, int(r["turn"]) - 1) in replied_without_tools)}
 

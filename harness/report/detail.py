@@ -154,7 +154,7 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
-NOT_SENT = "not sent: the reply before called no tool"
+NOT_SENT_LABEL = "not sent: the reply before called no tool"
 
 
 def _row_key(t: ObservationTable, i: int) -> RowKey:
@@ -166,7 +166,7 @@ def _side(t: ObservationTable, i: int | None, arm: str, not_sent: set[RowKey]) -
     if i is None:
         return Side(arm, False, "", 0, "", None, "missing", None, None, 0, 0, 0)
     if _row_key(t, i) in not_sent:
-        return Side(arm, False, "", 0, "", None, NOT_SENT, None, None, 0, 0, 0)
+        return Side(arm, False, "", 0, "", None, NOT_SENT_LABEL, None, None, 0, 0, 0)
     text = t.output_text[i] or ""
     return Side(arm=arm, ok=bool(t.ok[i]), text=text[:MAX_REPLY_CHARS],
                 hidden_chars=max(0, len(text) - MAX_REPLY_CHARS),
@@ -179,7 +179,7 @@ def _side(t: ObservationTable, i: int | None, arm: str, not_sent: set[RowKey]) -
 def _turn(t: ObservationTable, i: int | None, j: int | None, a: str, b: str, turn: int,
           info: PromptInfo | None, not_sent: set[RowKey]) -> TurnDetail:
     left, right = _side(t, j, b, not_sent), _side(t, i, a, not_sent)
-    if NOT_SENT in (left.error_type, right.error_type):
+    if NOT_SENT_LABEL in (left.error_type, right.error_type):
         score, kind = None, "not sent"
     elif i is not None and j is not None:
         score, kind = pair_score(t, i, j)

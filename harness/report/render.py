@@ -24,7 +24,7 @@ from markupsafe import Markup
 from harness import NOT_OPENAI_LABEL, __version__
 from harness.report import charts, fmt
 from harness.report.data import RowExtra, RunData, load_run
-from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT, ScenarioDetail, scenario_detail
+from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
 from harness.report.verdict import Finding, findings, headline_comparisons, sentence
 from harness.summary import ArmSummary, Claim, Comparison, ScenarioSummary
 
@@ -277,7 +277,7 @@ def render_html(data: RunData, *, divergent: int = 10, slowest: int = 5,
                            summary_computed=data.summary_computed,
                            arm_counts=dict(counts), run_dir=str(data.run_dir),
                            max_points=charts.MAX_POINTS, max_reply_chars=MAX_REPLY_CHARS,
-                           not_sent_label=NOT_SENT)
+                           not_sent_label=NOT_SENT_LABEL)
 
 
 def render_report(run_dir: Path, out_dir: Path | None = None, *, divergent: int = 10,
