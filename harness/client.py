@@ -13,7 +13,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ from harness.wire import (
     WireRecorder,
     WireTiming,
     analyze_wire,
-    iter_sse,
+    split_sse,
 )
 
 Api = Literal["chat", "responses"]
@@ -241,8 +241,12 @@ KEPT_HEADERS = (
 )
 
 
+_KEPT = frozenset(KEPT_HEADERS)
+
+
 def _keep_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    # one pass over the reply's headers: httpx2 looks each name up by a linear scan
+    return {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT}
 
 
 def retry_after_ms(headers: Mapping[str, str]) -> float | None:
@@ -279,6 +283,46 @@ def _http_client(timeout_s: float, headers: Mapping[str, str] | None = None,
                              max_keepalive_connections=max_connections))
     return httpx2.AsyncClient(transport=transport, timeout=httpx2.Timeout(timeout_s),
                               headers=dict(headers or {}), base_url=base_url)
+
+
+def request_body(kwargs: Mapping[str, Any]) -> bytes:
+    """The JSON body of a request, compact UTF-8 (what the raw client sends and the runner
+    counts as ``request_bytes``)."""
+    return orjson.dumps(kwargs, option=orjson.OPT_NON_STR_KEYS)
+
+
+class _RawPost:
+    """The raw client's hot path: POST a prebuilt request straight to the transport.
+
+    ``httpx2.AsyncClient.send`` would merge URLs, headers, cookies and auth and wrap the reply
+    stream in three more layers for every request; this builds the URL and headers once (the
+    same ones the client would send) and reads the transport's stream itself. The transport is
+    still an ``httpx2.AsyncHTTPTransport`` (wire clock, and vcrpy's patch for cassettes).
+    """
+
+    def __init__(self, client: httpx2.AsyncClient, path: str) -> None:
+        template = client.build_request("POST", path, content=b"")
+        self.url = template.url
+        self.headers = [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
+        self.extensions = template.extensions
+        self.transport = client._transport  # ours: built by _http_client
+
+    async def __call__(self, body: bytes) -> httpx2.Response:
+        request = httpx2.Request("POST", self.url, headers=self.headers, content=body,
+                                 extensions=self.extensions)
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
+
+
+async def _body_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The reply body as it arrives, decoded only when the server compressed it."""
+    if response.headers.get("content-encoding", "identity") == "identity":
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            yield chunk
+    else:
+        async for chunk in response.aiter_bytes():
+            yield chunk
 
 
 _WARM_DONE = False
@@ -338,6 +382,7 @@ class Transport:
                 timeout_s, {"authorization": f"Bearer {api_key}",
                             "content-type": "application/json"},
                 base_url=self.base_url, max_connections=max_connections)
+            self._post = {api: _RawPost(self._raw, path) for api, path in _PATHS.items()}
 
     async def aclose(self) -> None:
         if self.kind == "sdk":
@@ -345,16 +390,21 @@ class Transport:
         else:
             await self._raw.aclose()
 
-    async def send(self, api: Api, kwargs: dict[str, Any]) -> CallResult:
-        """One attempt. Never raises for HTTP or stream failures: they are data."""
-        rec = WireRecorder()
+    async def send(self, api: Api, kwargs: dict[str, Any], body: bytes | None = None
+                   ) -> CallResult:
+        """One attempt. Never raises for HTTP or stream failures: they are data.
+
+        ``body``: ``kwargs`` already serialised (:func:`request_body`), which the raw client
+        sends as is; the SDK serialises ``kwargs`` itself.
+        """
+        rec = WireRecorder(coalesce=self.kind == "raw")
         token = CURRENT_RECORDER.set(rec)
         stream = bool(kwargs.get("stream"))
         try:
             if self.kind == "sdk":
                 result = await self._send_sdk(api, kwargs, stream)
             else:
-                result = await self._send_raw(api, kwargs, stream)
+                result = await self._send_raw(api, body or request_body(kwargs), stream)
         finally:
             CURRENT_RECORDER.reset(token)
         if rec.replayed is not None:  # from a cassette: the recorded clocks, not replay's
@@ -364,7 +414,8 @@ class Transport:
             result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms = (
                 replayed.sdk_ttfb_ms, replayed.sdk_ttft_ms, replayed.sdk_total_ms)
         else:
-            result.wire = analyze_wire(rec, stream=stream)
+            result.wire = analyze_wire(rec, stream=stream,
+                                       all_events=rec.recording is not None)
         if rec.miss is not None:
             result.ok, result.error_type, result.error_message = False, "cassette_miss", rec.miss
         if result.events is None:
@@ -433,15 +484,13 @@ class Transport:
         res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
         return reply.finish()
 
-    async def _send_raw(self, api: Api, kwargs: dict[str, Any], stream: bool) -> CallResult:
+    async def _send_raw(self, api: Api, body: bytes, stream: bool) -> CallResult:
         reply = _Reply(api)
         res = reply.result
-        body = json.dumps(kwargs, separators=(",", ":")).encode()
         res.request_bytes = len(body)
         t0 = time.perf_counter_ns()
         try:
-            request = self._raw.build_request("POST", _PATHS[api], content=body)
-            response = await self._raw.send(request, stream=True)
+            response = await self._post[api](body)
             try:
                 res.sdk_ttfb_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
                 res.status = response.status_code
@@ -457,9 +506,9 @@ class Transport:
                                              err_body, dict) else None,
                                          content[:200].decode("utf-8", "replace"), t0)
                 if stream:
-                    await self._read_sse(api, response, reply, t0)
+                    await self._read_sse(api, _body_chunks(response), reply, t0)
                 else:
-                    data = json.loads(await response.aread())
+                    data = orjson.loads(await response.aread())
                     (reply.chat_final if api == "chat" else reply.responses_final)(data)
             finally:
                 await response.aclose()
@@ -474,22 +523,22 @@ class Transport:
         return reply.finish()
 
     @staticmethod
-    async def _read_sse(api: Api, response: httpx2.Response, reply: _Reply, t0: int) -> None:
+    async def _read_sse(api: Api, chunks: AsyncIterator[bytes], reply: _Reply, t0: int
+                        ) -> None:
         res = reply.result
         on_event = reply.chat_chunk if api == "chat" else reply.responses_event
         buffer = b""
         events = 0
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            consumed = 0
-            for end, _name, payload in iter_sse(buffer):
-                consumed = end
+        async for chunk in chunks:
+            buffer = buffer + chunk if buffer else chunk
+            payloads, consumed = split_sse(buffer)
+            buffer = buffer[consumed:]
+            for payload in payloads:
                 if payload.startswith(b"[DONE]"):
                     continue
                 events += 1
                 if on_event(orjson.loads(payload)) and res.sdk_ttft_ms is None:
                     res.sdk_ttft_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
-            buffer = buffer[consumed:]
         res.events = events
 
 

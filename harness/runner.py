@@ -2,7 +2,7 @@
 
 Every planned request ends as exactly one :class:`~harness.records.Observation` — successful,
 failed with its error, or ``skipped`` because an earlier turn of its conversation failed.
-Observations are appended and fsync'd in groups of :data:`FSYNC_GROUP`; a crash loses at most
+Observations are appended in groups of :data:`FSYNC_GROUP` (and fsync'd); a crash loses at most
 that group, and ``--resume`` redoes every conversation that is not complete from turn 1, so
 chains and cold flags stay true.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
-import json
 import os
 import platform
 import random
@@ -46,6 +45,7 @@ from harness.client import (
     RetryPolicy,
     Transport,
     parse_reset,
+    request_body,
     send_with_retries,
     warm_sdk,
 )
@@ -282,19 +282,19 @@ async def _run_conversation(conv: PlannedConversation, transport: Transport,
                                        error_type="translation_error"))
             failure = f"turn {step + 1} could not be translated; later turns cannot be sent"
             continue
-        request_bytes = len(json.dumps(kwargs, separators=(",", ":")))
+        body = request_body(kwargs)
         await shared.pacer.wait()
         started = time.time()
         sender = fresh() if fresh is not None and step == 0 else transport
         try:
             result, attempts = await send_with_retries(
-                partial(sender.send, conv.api, kwargs), shared.policy, shared.rng)
+                partial(sender.send, conv.api, kwargs, body), shared.policy, shared.rng)
         finally:
             if sender is not transport:
                 await sender.aclose()
         shared.pacer.observe(result.headers)
         shared.record(_observation(conv, step, shared, started, model, stream, result, attempts,
-                                   prev, request_bytes))
+                                   prev, len(body)))
         if result.response_id and conv.api == "responses" and kwargs.get("store"):
             shared.stored_ids.append((conv.arm, result.response_id))
         if not result.ok:

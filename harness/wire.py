@@ -43,6 +43,8 @@ class WireRecorder:
     miss: str | None = None
     #: set by a recording cassette: receives this attempt's timing once it is known
     recording: Callable[[RecordedTiming], None] | None = None
+    #: send a request's head and body in one socket write (the raw client) instead of two
+    coalesce: bool = False
 
     @property
     def new_connection(self) -> bool:
@@ -55,10 +57,11 @@ CURRENT_RECORDER: contextvars.ContextVar[WireRecorder | None] = contextvars.Cont
 
 
 class _TimedStream(AsyncNetworkStream):
-    __slots__ = ("_inner",)
+    __slots__ = ("_held", "_inner")
 
     def __init__(self, inner: AsyncNetworkStream) -> None:
         self._inner = inner
+        self._held = b""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = await self._inner.read(max_bytes, timeout)
@@ -69,8 +72,14 @@ class _TimedStream(AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         rec = CURRENT_RECORDER.get()
-        if rec is not None and rec.first_write_ns is None:
-            rec.first_write_ns = time.perf_counter_ns()
+        if rec is not None:
+            if rec.first_write_ns is None:
+                rec.first_write_ns = time.perf_counter_ns()
+                if rec.coalesce and _head_with_body(buffer):
+                    self._held = buffer  # sent with the body, which h11 writes next
+                    return
+        if self._held:
+            buffer, self._held = self._held + buffer, b""
         await self._inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
@@ -86,6 +95,15 @@ class _TimedStream(AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
+
+
+def _head_with_body(buffer: bytes) -> bool:
+    """A complete HTTP/1.1 request head announcing a non-empty, fixed-length body."""
+    if not buffer.endswith(b"\r\n\r\n"):
+        return False
+    head = buffer.lower()
+    at = head.find(b"\r\ncontent-length:")
+    return at >= 0 and head[at + 17:head.find(b"\r\n", at + 2)].strip() not in (b"", b"0")
 
 
 class _TimedBackend(AsyncNetworkBackend):
@@ -220,8 +238,32 @@ def iter_sse(body: bytes) -> Iterator[tuple[int, str | None, bytes]]:
             yield pos, name, b"\n".join(data_lines)
 
 
-def analyze_wire(rec: WireRecorder, *, stream: bool) -> WireTiming:
-    """Work out wire timings from a recorder (empty timing if nothing went over a socket)."""
+def split_sse(buffer: bytes) -> tuple[list[bytes], int]:
+    """Data payloads of the complete SSE events in ``buffer``, and how many bytes they used.
+
+    The common chunk — exactly one ``data: …`` line and its blank line — skips the general
+    parser: the raw client calls this once per chunk received.
+    """
+    end = len(buffer) - 2
+    if (buffer.startswith(b"data: ") and buffer.find(b"\n") == end
+            and buffer.endswith(b"\n\n") and b"\r" not in buffer):
+        return [buffer[6:end]], len(buffer)
+    payloads: list[bytes] = []
+    consumed = 0
+    for end, _name, payload in iter_sse(buffer):
+        payloads.append(payload)
+        consumed = end
+    return payloads, consumed
+
+
+def analyze_wire(rec: WireRecorder, *, stream: bool, all_events: bool = True) -> WireTiming:
+    """Work out wire timings from a recorder (empty timing if nothing went over a socket).
+
+    With ``all_events=False`` the stream is read only up to the first content event: TTFT,
+    TTFB and total are the same, but ``events`` and ``event_ms`` stay empty (the reader counts
+    events itself; only a recording cassette needs every event's time). This runs once per
+    request on the client's hot path.
+    """
     timing = WireTiming(new_connection=rec.new_connection)
     if rec.connect_start_ns is not None and rec.connect_end_ns is not None:
         timing.connect_ms = (rec.connect_end_ns - rec.connect_start_ns) / _NS_PER_MS
@@ -264,14 +306,20 @@ def analyze_wire(rec: WireRecorder, *, stream: bool) -> WireTiming:
         if payload.startswith(b"[DONE]"):
             continue
         events += 1
-        at = ms_at(raw_offset(end - 1) + 1)  # the read holding the last byte
-        timing.event_ms.append(at)
-        if timing.ttft_ms is None:
-            try:
-                parsed = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(parsed, dict) and _is_content_event(parsed):
-                timing.ttft_ms = at
-    timing.events = events
+        if all_events:  # the time of the read holding the event's last byte
+            timing.event_ms.append(ms_at(raw_offset(end - 1) + 1))
+        if timing.ttft_ms is None and _payload_is_content(payload):
+            timing.ttft_ms = ms_at(raw_offset(end - 1) + 1)
+            if not all_events:
+                return timing
+    if all_events:
+        timing.events = events
     return timing
+
+
+def _payload_is_content(payload: bytes) -> bool:
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and _is_content_event(parsed)

@@ -12,7 +12,7 @@ import pytest
 from harness.client import CallResult, RetryPolicy, parse_reset, retry_after_ms, \
     send_with_retries
 from harness.runner import Pacer
-from harness.wire import WireRecorder, analyze_wire
+from harness.wire import WireRecorder, _TimedStream, analyze_wire, split_sse
 
 MS = 1_000_000
 
@@ -70,6 +70,70 @@ def test_wire_timing_responses_and_non_stream() -> None:
     plain = analyze_wire(rec, stream=False)
     assert plain.ttft_ms is None and plain.total_ms == 7.0
     assert analyze_wire(WireRecorder(), stream=True).ttfb_ms is None  # nothing on the wire
+
+
+def test_wire_timing_up_to_first_content_gives_the_same_clocks() -> None:
+    """The hot path reads only up to the first content event: same TTFB, TTFT and total."""
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    rec = WireRecorder(first_write_ns=0, reads=[
+        (2 * MS, head), (5 * MS, _chunk(_sse(_chat("", role="assistant")))),
+        (9 * MS, _chunk(_sse(_chat("Hello")))), (12 * MS, _chunk(_sse(_chat(" world")))),
+        (15 * MS, _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")])
+    full, short = analyze_wire(rec, stream=True), analyze_wire(rec, stream=True,
+                                                               all_events=False)
+    assert (short.ttfb_ms, short.ttft_ms, short.total_ms) == (2.0, 9.0, 15.0)
+    assert (full.ttfb_ms, full.ttft_ms, full.total_ms) == (2.0, 9.0, 15.0)
+    assert short.events is None and short.event_ms == []  # not counted on this path
+    assert full.events == 3
+
+
+@pytest.mark.parametrize(("buffer", "payloads", "rest"), [
+    (b'data: {"a":1}\n\n', [b'{"a":1}'], b""),                       # the fast path
+    (b'data: {"a":1}\n\ndata: [DONE]\n\n', [b'{"a":1}', b"[DONE]"], b""),
+    (b'event: x\ndata: {"a":1}\n\ndata: {"b"', [b'{"a":1}'], b'data: {"b"'),
+    (b'data: {"a":1}\n', [], b'data: {"a":1}\n'),                       # incomplete
+    (b'data: {"a":1}\r\n\r\n', [b'{"a":1}'], b""),
+    (b"data: line one\ndata: line two\n\n", [b"line one\nline two"], b""),
+    (b"", [], b""),
+])
+def test_split_sse(buffer: bytes, payloads: list[bytes], rest: bytes) -> None:
+    got, used = split_sse(buffer)
+    assert got == payloads and buffer[used:] == rest
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.writes.append(buffer)
+
+
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_raw_client_sends_head_and_body_in_one_write(coalesce: bool) -> None:
+    """The raw client coalesces a request's head and body into one socket write; the SDK
+    client's writes are left as h11 makes them. Bytes on the wire are the same either way."""
+    from harness.wire import CURRENT_RECORDER
+
+    sink = _Sink()
+    stream = _TimedStream(sink)  # type: ignore[arg-type]
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
+    get = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def send() -> None:
+        for request in ((head, b"{}"), (get,)):
+            rec = WireRecorder(coalesce=coalesce)
+            token = CURRENT_RECORDER.set(rec)
+            try:
+                for part in request:
+                    await stream.write(part)
+            finally:
+                CURRENT_RECORDER.reset(token)
+            assert rec.first_write_ns is not None
+
+    asyncio.run(send())
+    assert b"".join(sink.writes) == head + b"{}" + get
+    assert sink.writes == ([head + b"{}", get] if coalesce else [head, b"{}", get])
 
 
 @pytest.mark.parametrize(("value", "seconds"), [
