@@ -10,7 +10,10 @@ TTFT), at concurrency 1 and 32:
 
 Goals: harness-sdk ≤ 1.1× sdk time per request at c=1 and ≥ 90 % of its throughput at c=32;
 harness-raw ≥ 80 % of httpx2 throughput at c=32; harness wire TTFT p50 within 0.5 ms of the
-bare httpx2 loop's. Run: ``python -m pytest benchmarks/bench_runner.py --benchmark-only -s``.
+bare httpx2 loop's. The four run interleaved, ``ROUNDS`` times; wall figures are each one's
+best round. Client CPU per request (this process's ``process_time``) is reported beside them:
+on a shared 2-CPU machine it is the steadier figure, and at c=32 the client is the bottleneck.
+Run: ``python -m pytest benchmarks/bench_runner.py --benchmark-only -s``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ both:
 content:
   reply_tokens: {min: 20, max: 20}
 """
+ROUNDS = 3
 BODY = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello."}],
         "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 64}
 
@@ -124,16 +128,19 @@ def test_runner_overhead(benchmark: Any, tmp_path: Path, concurrency: int, n: in
         "prompts:\n  - id: hello\n    input: Say hello.\n", encoding="utf-8")
     warm_sdk()
     results: dict[str, list[tuple[float, list[float]]]] = {}
+    cpu: dict[str, list[float]] = {}
     with EmulatorProcess(profile=profile) as emu:
         base = emu.base_url
-        for _round in range(2):  # interleave to spread drift over all four
+        for _round in range(ROUNDS):  # interleave to spread drift over all four
             for name, fn in (
                 ("httpx2", lambda: asyncio.run(_bare_httpx2(base, n, concurrency))),
                 ("sdk", lambda: asyncio.run(_bare_sdk(base, n, concurrency))),
                 ("harness-sdk", lambda: _harness(base, scenario, tmp_path, concurrency, "sdk")),
                 ("harness-raw", lambda: _harness(base, scenario, tmp_path, concurrency, "raw")),
             ):
+                cpu0 = time.process_time()
                 results.setdefault(name, []).append(fn())
+                cpu.setdefault(name, []).append(time.process_time() - cpu0)
         benchmark.pedantic(lambda: asyncio.run(_bare_httpx2(base, 50, concurrency)),
                            rounds=1, iterations=1)
 
@@ -141,11 +148,17 @@ def test_runner_overhead(benchmark: Any, tmp_path: Path, concurrency: int, n: in
     ttft = {name: float(np.median([t for _, ts in runs for t in ts]))
             for name, runs in results.items()}
     per_req_ms = {name: 1000 * w / n for name, w in best.items()}
+    # client CPU per request (this process; the emulator has its own): steadier than wall
+    # time on a shared machine, and what decides throughput when the client is the bottleneck
+    cpu_ms = {name: 1000 * min(v) / n for name, v in cpu.items()}
     figures = {
         "n": n, "concurrency": concurrency,
         "ms_per_request": {k: round(v, 3) for k, v in per_req_ms.items()},
         "throughput_rps": {k: round(n / w, 1) for k, w in best.items()},
         "ttft_p50_ms": {k: round(v, 3) for k, v in ttft.items()},
+        "client_cpu_ms_per_request": {k: round(v, 3) for k, v in cpu_ms.items()},
+        "harness_raw_cpu_vs_httpx2": round(cpu_ms["httpx2"] / cpu_ms["harness-raw"], 3),
+        "harness_sdk_cpu_vs_sdk": round(cpu_ms["sdk"] / cpu_ms["harness-sdk"], 3),
         "harness_sdk_time_vs_sdk": round(best["harness-sdk"] / best["sdk"], 3),
         "harness_sdk_throughput_vs_sdk": round(best["sdk"] / best["harness-sdk"], 3),
         "harness_raw_throughput_vs_httpx2": round(best["httpx2"] / best["harness-raw"], 3),

@@ -8,6 +8,7 @@ local server accept arbitrary names and the server's own answer is then the auth
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -97,6 +98,7 @@ def _base_name(model: str) -> str:
     return model
 
 
+@functools.lru_cache(maxsize=512)  # asked for every request a run translates
 def model_info(model: str) -> ModelInfo:
     """Capabilities of ``model``; unknown names get a permissive entry with ``known=False``."""
     name = _base_name(model).lower()

@@ -153,6 +153,8 @@ class Pacer:
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
+        if not self._interval and time.monotonic() >= self._paused_until:
+            return  # no rate set and no server pause: nothing to wait for
         async with self._lock:
             now = time.monotonic()
             start = max(now, self._next, self._paused_until)
