@@ -43,8 +43,6 @@ class WireRecorder:
     miss: str | None = None
     #: set by a recording cassette: receives this attempt's timing once it is known
     recording: Callable[[RecordedTiming], None] | None = None
-    #: send a request's head and body in one socket write (the raw client) instead of two
-    coalesce: bool = False
 
     @property
     def new_connection(self) -> bool:
@@ -57,11 +55,10 @@ CURRENT_RECORDER: contextvars.ContextVar[WireRecorder | None] = contextvars.Cont
 
 
 class _TimedStream(AsyncNetworkStream):
-    __slots__ = ("_held", "_inner")
+    __slots__ = ("_inner",)
 
     def __init__(self, inner: AsyncNetworkStream) -> None:
         self._inner = inner
-        self._held = b""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         data = await self._inner.read(max_bytes, timeout)
@@ -72,14 +69,8 @@ class _TimedStream(AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         rec = CURRENT_RECORDER.get()
-        if rec is not None:
-            if rec.first_write_ns is None:
-                rec.first_write_ns = time.perf_counter_ns()
-                if rec.coalesce and _head_with_body(buffer):
-                    self._held = buffer  # sent with the body, which h11 writes next
-                    return
-        if self._held:
-            buffer, self._held = self._held + buffer, b""
+        if rec is not None and rec.first_write_ns is None:
+            rec.first_write_ns = time.perf_counter_ns()
         await self._inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
@@ -95,15 +86,6 @@ class _TimedStream(AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
-
-
-def _head_with_body(buffer: bytes) -> bool:
-    """A complete HTTP/1.1 request head announcing a non-empty, fixed-length body."""
-    if not buffer.endswith(b"\r\n\r\n"):
-        return False
-    head = buffer.lower()
-    at = head.find(b"\r\ncontent-length:")
-    return at >= 0 and head[at + 17:head.find(b"\r\n", at + 2)].strip() not in (b"", b"0")
 
 
 class _TimedBackend(AsyncNetworkBackend):

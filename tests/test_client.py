@@ -12,7 +12,7 @@ import pytest
 from harness.client import CallResult, RetryPolicy, parse_reset, retry_after_ms, \
     send_with_retries
 from harness.runner import Pacer
-from harness.wire import WireRecorder, _TimedStream, analyze_wire, split_sse
+from harness.wire import WireRecorder, analyze_wire, split_sse
 
 MS = 1_000_000
 
@@ -99,41 +99,6 @@ def test_wire_timing_up_to_first_content_gives_the_same_clocks() -> None:
 def test_split_sse(buffer: bytes, payloads: list[bytes], rest: bytes) -> None:
     got, used = split_sse(buffer)
     assert got == payloads and buffer[used:] == rest
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.writes.append(buffer)
-
-
-@pytest.mark.parametrize("coalesce", [True, False])
-def test_raw_client_sends_head_and_body_in_one_write(coalesce: bool) -> None:
-    """The raw client coalesces a request's head and body into one socket write; the SDK
-    client's writes are left as h11 makes them. Bytes on the wire are the same either way."""
-    from harness.wire import CURRENT_RECORDER
-
-    sink = _Sink()
-    stream = _TimedStream(sink)  # type: ignore[arg-type]
-    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
-    get = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
-
-    async def send() -> None:
-        for request in ((head, b"{}"), (get,)):
-            rec = WireRecorder(coalesce=coalesce)
-            token = CURRENT_RECORDER.set(rec)
-            try:
-                for part in request:
-                    await stream.write(part)
-            finally:
-                CURRENT_RECORDER.reset(token)
-            assert rec.first_write_ns is not None
-
-    asyncio.run(send())
-    assert b"".join(sink.writes) == head + b"{}" + get
-    assert sink.writes == ([head + b"{}", get] if coalesce else [head, b"{}", get])
 
 
 @pytest.mark.parametrize(("value", "seconds"), [
