@@ -3,8 +3,11 @@
 1. Throughput: the emulator (own process, ``zero`` profile, non-streaming chat completions)
    against a minimal JSON endpoint on the same stack (Starlette + uvicorn + httptools, same
    uvicorn settings and socket options), driven by the same raw keep-alive HTTP/1.1 load
-   generator, in alternating rounds. Goal: ratio ≥ 0.5. Server CPU per request is reported
-   too (Linux), since a client-bound baseline would flatter the ratio.
+   generator, in alternating rounds. Goal: ratio ≥ 0.5, checked on server CPU per request
+   where ``/proc`` gives it (Linux), else on requests per second. The servers are
+   single-threaded and CPU-bound, so CPU per request is the inverse of their capacity; the
+   wall-clock rates share the cores with the load generator and anything else running, so
+   they measure the machine as much as the server (both are reported).
 2. Timing accuracy: a 50 ms TTFT profile, emulator in its own process, a bare httpx2 client at
    concurrency 1 reads the first delta; its TTFT p50 on the wire clock (from the request
    leaving, httpcore2 trace) is within 1 ms of the truth log's. The call clock (from before
@@ -153,7 +156,9 @@ def test_throughput_zero_profile_vs_minimal_endpoint(benchmark: Any, minimal: _M
 
         results = benchmark.pedantic(measure, rounds=1, iterations=1)
     # Other load on the machine only ever slows a round down, so compare each server's best
-    # round (medians are reported too); CPU per request is the load-independent cross-check.
+    # round (medians are reported too). CPU per request (each server's least) is the gate:
+    # that load moves both servers' figures alike, while a busy moment can sink one server's
+    # best round alone.
     best = {k: max(r for r, _ in v) for k, v in results.items()}
     median = {k: statistics.median(r for r, _ in v) for k, v in results.items()}
     cpu = {k: min(c for _, c in v if c is not None) if all(
@@ -170,7 +175,7 @@ def test_throughput_zero_profile_vs_minimal_endpoint(benchmark: Any, minimal: _M
                  "cpu_ratio": round(cpu["minimal"] / cpu["emulator"], 3)}
     benchmark.extra_info.update(info)
     print("\nthroughput:", json.dumps(info))
-    assert ratio >= 0.5
+    assert info.get("cpu_ratio", ratio) >= 0.5, info
 
 
 # --- timing accuracy ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.emulator.prompt import Rendered
@@ -40,7 +41,7 @@ def block_floor(tokens: float) -> int:
                                                         // CACHE_BLOCK_TOKENS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per request, and a frozen init costs twice as much
 class CacheResult:
     """What the cache did for one request (token counts are subsets of the input tokens)."""
 
@@ -49,6 +50,38 @@ class CacheResult:
     present_tokens: int
     seen_tokens: int
     cold: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Prefixes:
+    """A prompt's checkpoints (message and cache-block boundaries) and their prefix hashes.
+
+    They depend only on the model and the prompt, so identical requests (the usual load) hash
+    them once and only look them up afterwards.
+    """
+
+    n_tokens: int
+    checkpoints: tuple[int, ...]
+    digests: tuple[bytes, ...]
+    is_block: tuple[bool, ...]
+    longest_block: int
+
+
+def prefixes(model: str, prompt: Rendered) -> Prefixes:
+    """Hash every checkpoint prefix of ``prompt`` (keyed by ``model``, not the endpoint)."""
+    n = prompt.n_tokens
+    blocks = set(range(MIN_CACHE_TOKENS, n, CACHE_BLOCK_TOKENS))
+    checkpoints = sorted(blocks.union(prompt.boundaries))
+    view = memoryview(prompt.data)
+    h = hashlib.blake2b(model.encode(), digest_size=16)
+    digests: list[bytes] = []
+    pos = 0
+    for cp in checkpoints:
+        h.update(view[pos * 4:cp * 4])
+        pos = cp
+        digests.append(h.digest())
+    return Prefixes(n, tuple(checkpoints), tuple(digests),
+                    tuple(cp in blocks for cp in checkpoints), max(blocks, default=0))
 
 
 class PromptCache:
@@ -65,41 +98,30 @@ class PromptCache:
         """Forget every prefix."""
         self._entries.clear()
 
-    def lookup(self, model: str, prompt: Rendered, *, now: float, hit_share: float = 1.0,
-               hit_probability: float = 1.0,
-               rng: random.Random | None = None) -> tuple[CacheResult, list[bytes]]:
-        """Look the prompt's prefixes up; returns the counts for usage and the prefix hashes
-        to pass to :meth:`write` once the request's prefill is scheduled."""
-        n = prompt.n_tokens
-        blocks = set(range(MIN_CACHE_TOKENS, n, CACHE_BLOCK_TOKENS))
-        checkpoints = sorted(blocks.union(prompt.boundaries))
-        view = memoryview(prompt.data)
-        h = hashlib.blake2b(model.encode(), digest_size=16)
-        digests: list[bytes] = []
+    def lookup(self, keys: Prefixes, *, now: float, hit_share: float = 1.0,
+               hit_probability: float = 1.0, rng: random.Random | None = None) -> CacheResult:
+        """The counts for usage; pass ``keys.digests`` to :meth:`write` once the request's
+        prefill is scheduled."""
         entries = self._entries
         present = seen = 0
-        pos = 0
-        for cp in checkpoints:
-            h.update(view[pos * 4:cp * 4])
-            pos = cp
-            digest = h.digest()
-            digests.append(digest)
+        for cp, digest, is_block in zip(keys.checkpoints, keys.digests, keys.is_block,
+                                        strict=True):
             entry = entries.get(digest)
             if entry is not None and entry[0] <= now < entry[1]:
                 seen = cp
-                if cp in blocks:
+                if is_block:
                     present = cp
         cached = present
         if cached and hit_probability < 1.0 and (rng or random).random() >= hit_probability:
             cached = 0
         if cached and hit_share < 1.0:
             cached = block_floor(cached * hit_share)
-        longest = max(blocks) if blocks else 0
-        result = CacheResult(cached_tokens=cached, cache_write_tokens=max(0, longest - present),
-                             present_tokens=present, seen_tokens=seen, cold=seen * 2 < n)
-        return result, digests
+        return CacheResult(cached_tokens=cached,
+                           cache_write_tokens=max(0, keys.longest_block - present),
+                           present_tokens=present, seen_tokens=seen,
+                           cold=seen * 2 < keys.n_tokens)
 
-    def write(self, digests: list[bytes], *, now: float, ttl_s: float,
+    def write(self, digests: Iterable[bytes], *, now: float, ttl_s: float,
               visible_at: float | None = None) -> None:
         """Store prefix hashes, visible from ``visible_at`` and kept ``ttl_s`` from ``now``."""
         entries = self._entries

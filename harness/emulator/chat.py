@@ -18,7 +18,6 @@ from typing import Any
 from harness.emulator import jsonio
 from harness.emulator.content import Reply
 from harness.emulator.errors import invalid, not_emulated, unsupported_parameter
-from harness.emulator.models import ModelInfo
 from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
@@ -180,9 +179,9 @@ def completion_id() -> str:
 
 
 @lru_cache(maxsize=64)
-def fingerprint(model: ModelInfo) -> str:
+def fingerprint(snapshot: str) -> str:
     """A stable ``system_fingerprint`` per model snapshot."""
-    return "fp_" + hashlib.blake2b(model.snapshot.encode(), digest_size=5).hexdigest()
+    return "fp_" + hashlib.blake2b(snapshot.encode(), digest_size=5).hexdigest()
 
 
 def usage(input_tokens: int, cached: int, written: int, reply: Reply) -> dict[str, Any]:
@@ -216,7 +215,7 @@ def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": reply.finish}],
         "usage": use, "service_tier": req.service_tier,
-        "system_fingerprint": fingerprint(req.model),
+        "system_fingerprint": fingerprint(req.model.snapshot),
     }
 
 
@@ -228,7 +227,7 @@ def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
     """Chunks tagged with the output-token tick they wait for (-1: right after the headers)."""
     head = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
             "model": req.model.snapshot, "service_tier": req.service_tier,
-            "system_fingerprint": fingerprint(req.model)}
+            "system_fingerprint": fingerprint(req.model.snapshot)}
     if req.include_usage:
         head["usage"] = None
 

@@ -214,10 +214,66 @@ def _variation(key: int, n_words: int, n_pieces: int) -> _Variation:
                       tuple(rng.uniform(-1.0, 1.0) for _ in range(31)), extension)
 
 
-def _swap(words: list[str], pieces: list[str], piece_of: tuple[int, ...] | list[int],
-          starts: frozenset[int] | set[int], spaced: bool, positions: list[int],
-          replacements: list[str]) -> None:
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """One length jitter of a base text: its layout and how many words a sample swaps."""
+
+    layout: _Layout
+    swaps: int
+
+
+@lru_cache(maxsize=1024)
+def _shape(key: int, target: int, spaced: bool, temperature: float, jitter: int) -> _Shape:
+    """The base text resized by the variation's ``jitter``-th draw (±10 % × temperature)."""
+    base = _base_layout(key, target, spaced)
+    draws = _variation(key, len(base.words), len(base.pieces))
+    new_target = round(target * (1 + 0.1 * draws.jitters[jitter] * min(temperature, 2.0)))
+    layout = _resized(base, draws.extension, new_target)
+    n_words = len(layout.words)
+    return _Shape(layout, min(n_words, round(min(0.5, 0.12 * temperature) * n_words)))
+
+
+def _resized(base: _Layout, extension: _Layout, new_target: int) -> _Layout:
+    """``base`` cut to its sentences within ``new_target`` tokens (at least one), or extended
+    by whole sentences of ``extension`` up to it."""
+    n_words, n_pieces = len(base.words), len(base.pieces)
+    if new_target < n_pieces:
+        ends = tuple((w, p) for w, p in base.sentence_ends if p <= new_target) or (
+            base.sentence_ends[0],)
+        n_w, n_p = ends[-1]
+        return _Layout(base.words[:n_w], base.pieces[:n_p], base.piece_of[:n_w],
+                       frozenset(i for i in base.starts if i < n_w), ends)
+    if new_target == n_pieces:
+        return base
+    want = new_target - n_pieces
+    # whole sentences, never past the length asked for (it may sit just under a cap)
+    added = tuple((w, p) for w, p in extension.sentence_ends if p <= want)
+    n_w, n_p = added[-1] if added else (0, 0)
+    return _Layout(base.words + extension.words[:n_w], base.pieces + extension.pieces[:n_p],
+                   base.piece_of + tuple(n_pieces + i for i in extension.piece_of[:n_w]),
+                   base.starts | {n_words + i for i in extension.starts if i < n_w},
+                   base.sentence_ends + tuple((n_words + w, n_pieces + p) for w, p in added))
+
+
+def _sample_positions(order: tuple[int, ...], sample_index: int, n_words: int,
+                      k: int) -> list[int]:
+    """``k`` word positions for a sample: the shared order walked from the sample's offset,
+    skipping words a shorter sample does not have."""
+    n_order = len(order)
+    at = sample_index * (k + 1) % n_order
+    if n_words < n_order:
+        return [i for i in order[at:] + order[:at] if i < n_words][:k]
+    head = order[at:at + k]
+    positions = [*head, *order[:min(at, k - len(head))]]
+    # the words a longer sample adds come after every word of the order
+    positions += range(n_order, n_order + k - len(positions))
+    return positions
+
+
+def _swap(words: list[str], pieces: list[str], layout: _Layout, spaced: bool,
+          positions: list[int], replacements: list[str]) -> None:
     """Put ``replacements`` at word ``positions`` (each differs from the word it replaces)."""
+    piece_of, starts = layout.piece_of, layout.starts
     for i, new in zip(positions, replacements, strict=True):
         if new == words[i]:
             new = WORDS[(WORDS.index(new) + 1) % len(WORDS)]
@@ -227,55 +283,41 @@ def _swap(words: list[str], pieces: list[str], piece_of: tuple[int, ...] | list[
                                if i in starts else _SPACED[new])
 
 
-def _text_pieces(base: _Layout, sample: int | None, temperature: float, target: int,
-                 key: int, divergence: float, div_rng: random.Random | None,
-                 spaced: bool) -> tuple[list[str], float | None, float | None]:
-    """Pieces of the base text, varied (``sample`` of a temperature > 0 request) and diverged
-    (Responses, ``div_rng``) as asked; returns the shares of words changed by each."""
-    words = list(base.words)
-    pieces = list(base.pieces)
-    piece_of: tuple[int, ...] | list[int] = base.piece_of
-    starts: frozenset[int] | set[int] = base.starts
+def _text_pieces(d: Draft, sample_index: int | None,
+                 div_rng: random.Random | None) -> tuple[list[str], float | None, float | None]:
+    """Pieces of the draft's base text, varied (sample ``sample_index`` of a temperature > 0
+    request) and diverged (Responses, ``div_rng``) as asked; returns the shares of words
+    changed by each."""
+    spaced = bool(d.lead)
+    layout = _base_layout(d.key, d.target, spaced)
     varied: float | None = None
-    if sample is not None:
-        draws = _variation(key, len(words), len(pieces))
-        jitter = draws.jitters[sample % len(draws.jitters)]
-        new_target = round(target * (1 + 0.1 * jitter * min(temperature, 2.0)))
-        if new_target < len(pieces):
-            keep = [(w, p) for w, p in base.sentence_ends if p <= new_target] or [
-                base.sentence_ends[0]]
-            del words[keep[-1][0]:], pieces[keep[-1][1]:]
-        elif new_target > len(pieces):
-            extra = draws.extension
-            want = new_target - len(pieces)
-            # whole sentences, never past the length asked for (it may sit just under a cap)
-            n_w, n_p = max(((w, p) for w, p in extra.sentence_ends if p <= want),
-                           default=(0, 0))
-            starts = starts | {len(words) + i for i in extra.starts if i < n_w}
-            piece_of = [*piece_of, *(len(pieces) + i for i in extra.piece_of[:n_w])]
-            words += extra.words[:n_w]
-            pieces += extra.pieces[:n_p]
-        n_now = len(words)
-        k = min(n_now, round(min(0.5, 0.12 * temperature) * n_now))
-        order = draws.order
-        n_order = len(order)
-        at = sample * (k + 1) % n_order
-        # walk the shared order from this sample's offset, skipping words cut off above
-        positions = [i for i in order[at:] + order[:at] if i < n_now][:k]
-        if len(positions) < k:
-            positions += list(range(n_order, n_now))[:k - len(positions)]
-        n_bank = len(draws.words)
-        _swap(words, pieces, piece_of, starts, spaced, positions,
-              [draws.words[(sample * 7 + j) % n_bank] for j in range(len(positions))])
-        varied = len(positions) / len(words)
+    if sample_index is None:
+        words, pieces = list(layout.words), list(layout.pieces)
+    else:
+        layout, words, pieces, varied = _vary(d, layout, sample_index, spaced)
     diverged: float | None = None
     if div_rng is not None:
-        k = min(len(words), round(divergence * len(words)))
+        k = min(len(words), round(d.divergence * len(words)))
         positions = div_rng.sample(range(len(words)), k)
-        _swap(words, pieces, piece_of, starts, spaced, positions,
+        _swap(words, pieces, layout, spaced, positions,
               [WORDS[int(div_rng.random() * len(WORDS))] for _ in positions])
         diverged = k / len(words)
     return pieces, varied, diverged
+
+
+def _vary(d: Draft, base: _Layout, sample_index: int,
+          spaced: bool) -> tuple[_Layout, list[str], list[str], float]:
+    """Sample ``sample_index`` of the base text: its length jittered by whole sentences, then a
+    share of its words swapped; returns its layout, words, pieces and the share swapped."""
+    draws = _variation(d.key, len(base.words), len(base.pieces))
+    shape = _shape(d.key, d.target, spaced, d.temperature, sample_index % len(draws.jitters))
+    layout = shape.layout
+    words, pieces = list(layout.words), list(layout.pieces)
+    positions = _sample_positions(draws.order, sample_index, len(words), shape.swaps)
+    n_bank = len(draws.words)
+    _swap(words, pieces, layout, spaced, positions,
+          [draws.words[(sample_index * 7 + j) % n_bank] for j in range(len(positions))])
+    return layout, words, pieces, len(positions) / len(words)
 
 
 def _tool_words(tool: ToolSpec) -> set[str]:
@@ -326,10 +368,28 @@ def reasoning_tokens_of(encrypted: str) -> int | None:
         return None
 
 
-def generate(req: GenRequest, *, key: int, occurrence: int, content: ContentProfile,
-             divergence: float) -> Reply:
-    """The reply to ``req`` (``key`` from :func:`content_key`; ``occurrence`` counts earlier
-    identical requests to this API, for temperature variation)."""
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a request fixes about its reply; :func:`sample` makes each reply from it.
+
+    Identical requests (the usual load) share one draft, so only the temperature variation is
+    drawn per request. ``fixed`` is the reply itself when samples cannot differ (tool calls,
+    structured output, ``temperature: 0``) and is then shared: replies are read-only.
+    """
+
+    key: int
+    reasoning_tokens: int
+    budget: int
+    fixed: Reply | None = None
+    lead: tuple[str, ...] = ()
+    target: int = 0
+    temperature: float = 0.0
+    api_offset: int = 0
+    divergence: float = 0.0
+
+
+def draft(req: GenRequest, *, key: int, content: ContentProfile, divergence: float) -> Draft:
+    """The draft of the reply to ``req`` (``key`` from :func:`content_key`)."""
     question = req.last_user_text()
     cap = req.max_output_tokens or req.model.max_output_tokens
     long_wanted, short_wanted = _intent(question)
@@ -341,27 +401,12 @@ def generate(req: GenRequest, *, key: int, occurrence: int, content: ContentProf
         reasoning = int(median * (0.6 + 0.8 * u_reasoning))
         if not long_wanted:
             reasoning = min(reasoning, max(0, (cap - 1) // 2))
-    reply = Reply(reasoning_tokens=reasoning, key=key)
     budget = max(0, cap - reasoning)
 
     calls = _chosen_tools(req, question)
     if calls:
-        rng = random.Random(key)
-        hints = Hints.from_text(question)
-        used = 0
-        for tool in calls:
-            args = json.dumps(value_for(tool.parameters, rng, hints))
-            call_id = "call_" + "".join(rng.choices(_ALNUM, k=24))
-            pieces = decode_pieces(encode(args))
-            used += len(pieces) + count(tool.name) + 4
-            reply.tool_calls.append(ToolCallOut(call_id, tool.name, args, pieces))
-        reply.finish = "tool_calls"
-        reply.output_tokens = reasoning + used
-        if used > budget:
-            reply.finish = "length"
-            reply.output_tokens = cap
-        return reply
-
+        return Draft(key, reasoning, budget, fixed=_tool_reply(
+            calls, question, key=key, reasoning=reasoning, budget=budget, cap=cap))
     if req.output is not None:
         rng = random.Random(key)
         hints = Hints.from_text(question)
@@ -369,30 +414,68 @@ def generate(req: GenRequest, *, key: int, occurrence: int, content: ContentProf
             text = json.dumps(value_for(req.output.schema, rng, hints))
         else:
             text = json.dumps({"answer": "".join(_layout(*_words(rng, 12), spaced=False).pieces)})
-        pieces = decode_pieces(encode(text))
-    else:
-        if long_wanted:
-            target = content.long_reply_tokens
-        else:
-            span = content.short_reply_tokens if short_wanted else content.reply_tokens
-            target = span.min + int(u_length * (span.max - span.min + 1))
-        lead = " ".join(_summarise(s) for s in req.pending_tool_outputs())
-        lead_pieces = decode_pieces(encode(lead)) if lead else []
-        if not long_wanted:
-            target = min(target, max(1, int((budget - len(lead_pieces)) * 0.85)))
-        # Samples of the same request alternate between APIs' draws, so Chat and Responses
-        # replies differ like two A/A samples do.
-        sample = 2 * occurrence + (req.api == "responses") if req.temperature > 0 else None
-        div_rng = _rng(key, 7919) if req.api == "responses" and divergence > 0 else None
-        body, reply.variation_words, reply.divergence_words = _text_pieces(
-            _base_layout(key, target, bool(lead)), sample, req.temperature, target, key,
-            divergence, div_rng, bool(lead))
-        pieces = lead_pieces + body
+        return Draft(key, reasoning, budget,
+                     fixed=_finished(decode_pieces(encode(text)), key, reasoning, budget))
 
+    if long_wanted:
+        target = content.long_reply_tokens
+    else:
+        span = content.short_reply_tokens if short_wanted else content.reply_tokens
+        target = span.min + int(u_length * (span.max - span.min + 1))
+    lead = " ".join(_summarise(s) for s in req.pending_tool_outputs())
+    lead_pieces = tuple(decode_pieces(encode(lead))) if lead else ()
+    if not long_wanted:
+        target = min(target, max(1, int((budget - len(lead_pieces)) * 0.85)))
+    # Samples of the same request alternate between APIs' draws, so Chat and Responses
+    # replies differ like two A/A samples do.
+    varied = Draft(key, reasoning, budget, lead=lead_pieces, target=target,
+                   temperature=req.temperature, api_offset=int(req.api == "responses"),
+                   divergence=divergence if req.api == "responses" else 0.0)
+    if req.temperature > 0:
+        return varied
+    return Draft(key, reasoning, budget, fixed=_text_reply(varied, None))
+
+
+def sample(d: Draft, occurrence: int) -> Reply:
+    """The reply to the ``occurrence``-th identical request to this API (counted from 0)."""
+    if d.fixed is not None:
+        return d.fixed
+    return _text_reply(d, 2 * occurrence + d.api_offset)
+
+
+def _tool_reply(calls: list[ToolSpec], question: str, *, key: int, reasoning: int, budget: int,
+                cap: int) -> Reply:
+    rng = random.Random(key)
+    hints = Hints.from_text(question)
+    reply = Reply(reasoning_tokens=reasoning, key=key, finish="tool_calls")
+    used = 0
+    for tool in calls:
+        args = json.dumps(value_for(tool.parameters, rng, hints))
+        call_id = "call_" + "".join(rng.choices(_ALNUM, k=24))
+        pieces = decode_pieces(encode(args))
+        used += len(pieces) + count(tool.name) + 4
+        reply.tool_calls.append(ToolCallOut(call_id, tool.name, args, pieces))
+    reply.output_tokens = reasoning + used
+    if used > budget:
+        reply.finish = "length"
+        reply.output_tokens = cap
+    return reply
+
+
+def _text_reply(d: Draft, sample_index: int | None) -> Reply:
+    div_rng = _rng(d.key, 7919) if d.divergence > 0 else None
+    body, varied, diverged = _text_pieces(d, sample_index, div_rng)
+    return _finished([*d.lead, *body] if d.lead else body, d.key, d.reasoning_tokens, d.budget,
+                     varied=varied, diverged=diverged)
+
+
+def _finished(pieces: list[str], key: int, reasoning: int, budget: int, *,
+              varied: float | None = None, diverged: float | None = None) -> Reply:
+    """The reply of these output pieces, cut at the token budget."""
+    finish = "stop"
     if len(pieces) > budget:
         pieces = pieces[:budget]
-        reply.finish = "length"
-    reply.text = "".join(pieces)
-    reply.pieces = pieces
-    reply.output_tokens = reasoning + len(pieces)
-    return reply
+        finish = "length"
+    return Reply(text="".join(pieces), pieces=pieces, reasoning_tokens=reasoning,
+                 output_tokens=reasoning + len(pieces), finish=finish, key=key,
+                 divergence_words=diverged, variation_words=varied)

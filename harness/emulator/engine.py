@@ -4,6 +4,10 @@ parse (chat / responses adapter) → fault draw → render prompt tokens → pro
 reply content → delays → cache write (visible when the first token is due) → usage → body or
 SSE events (with any stream fault applied) → store (Responses, ``store: true``) → a
 :class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record.
+
+What a body alone decides — the parsed request, its prompt's prefix hashes and the draft of its
+reply (:class:`~harness.emulator.content.Draft`) — is kept per distinct body: harness load
+repeats prompts, and a repeat then only draws, looks the cache up and builds its reply.
 """
 
 from __future__ import annotations
@@ -11,24 +15,18 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator import chat, jsonio, responses_in, responses_out
-from harness.emulator.cache import PromptCache
-from harness.emulator.content import Reply, content_key, generate
+from harness.emulator.cache import Prefixes, PromptCache, prefixes
+from harness.emulator.content import Draft, Reply, content_key, draft, sample
 from harness.emulator.errors import ApiError, invalid, model_not_found
 from harness.emulator.headers import JSON, SSE, RateLimiter, base_headers, request_id
 from harness.emulator.latency import Timing, choose_fault, plan_timing, stream_rng
 from harness.emulator.models import find_model, model_list
 from harness.emulator.profiles import ApiProfile, EmulatorConfig
-from harness.emulator.prompt import (
-    GenRequest,
-    Rendered,
-    Segment,
-    decode_pieces,
-    encode,
-    render,
-)
+from harness.emulator.prompt import GenRequest, Segment, decode_pieces, encode, render
 from harness.emulator.store import ResponseStore, StoredResponse
 from harness.emulator.streaming import Plan
 from harness.emulator.truth import TruthLog
@@ -49,6 +47,42 @@ _MAX_PARSED = 4096
 _MAX_PARSED_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a request body alone decides: parsed, rendered and hashed, its reply drafted."""
+
+    req: GenRequest
+    key: int
+    prefixes: Prefixes
+    draft: Draft
+
+
+@dataclass(slots=True)
+class _ApiState:
+    """One API's profile, draw streams and request counter.
+
+    One draw stream per API and purpose: the n-th request to an API gets the n-th delay draws
+    under every profile (seeding a generator per request would cost more than a reply). Draws
+    that happen only sometimes (faults, cache misses, cut points) use the second stream, so
+    they never shift the delays of later requests.
+    """
+
+    profile: ApiProfile
+    latency_rng: random.Random
+    fault_rng: random.Random
+    faulty: bool
+    #: the all-zero timing when the profile cannot delay or fail (``zero``): no draws
+    instant: Timing | None
+    requests: int = 0
+
+    @classmethod
+    def of(cls, config: EmulatorConfig, api: str) -> _ApiState:
+        prof = config.profile.api(api)
+        return cls(prof, stream_rng(config.seed, api, "latency"),
+                   stream_rng(config.seed, api, "fault"), prof.faults.any,
+                   _instant(prof, config.time_scale))
+
+
 def _bounded_put(d: dict[Any, Any], key: Any, value: Any) -> None:
     d[key] = value
     if len(d) > _MAX_SIDE_ENTRIES:
@@ -67,21 +101,9 @@ class Emulator:
         self.truth = TruthLog(config.truth_log)
         self.limiter = RateLimiter(self.profile.rate_limits)
         self._reasoning_items: dict[str, Segment] = {}
-        self._counters = {"chat": 0, "responses": 0}
-        # One draw stream per API and purpose: the n-th request to an API gets the n-th delay
-        # draws under every profile (seeding a generator per request would cost more than a
-        # reply). Draws that happen only sometimes (faults, cache misses, cut points) use the
-        # second stream, so they never shift the delays of later requests.
-        self._latency_rngs = {api: stream_rng(config.seed, api, "latency")
-                              for api in ("chat", "responses")}
-        self._fault_rngs = {api: stream_rng(config.seed, api, "fault")
-                            for api in ("chat", "responses")}
-        self._faulty = {api: self.profile.api(api).faults.any for api in ("chat", "responses")}
-        # APIs whose profile has no delay and no fault at all skip drawing (``zero``).
-        self._instant = {api: _instant(self.profile.api(api), config.time_scale)
-                         for api in ("chat", "responses")}
+        self._apis = {api: _ApiState.of(config, api) for api in ("chat", "responses")}
         self._occurrences: dict[tuple[int, str], int] = {}
-        self._parsed: dict[tuple[str, bytes], tuple[GenRequest, Rendered, int]] = {}
+        self._prepared: dict[tuple[str, bytes], _Prepared] = {}
         # Load the tokenizer now: its ~0.5 s first use would otherwise pose as a cold start.
         decode_pieces(encode("Warm up the tokenizer."))
 
@@ -123,39 +145,45 @@ class Emulator:
     def create(self, api: str, raw: bytes, t0: float) -> Plan:
         """``POST /v1/chat/completions`` (api ``chat``) or ``POST /v1/responses``."""
         req_id = request_id()
-        memo = self._parsed.get((api, raw))
-        if memo is not None:
-            return self._generate(*memo, t0, req_id)
-        body: Any = None
-        try:
+        prepared = self._prepared.get((api, raw))
+        if prepared is None:
+            body: Any = None
             try:
-                body = jsonio.loads(raw)
-            except ValueError:
-                raise invalid(_BAD_JSON) from None
-            if not isinstance(body, dict):
-                raise invalid(_BAD_JSON)
-            req = chat.parse(body) if api == "chat" else responses_in.parse(
-                body, self.store, self._reasoning_items)
-            prompt = render(req.prefix + req.conversation)
-            if prompt.n_tokens > req.model.context_window:
-                raise invalid(f"This model's maximum context length is "
-                              f"{req.model.context_window} tokens. However, your messages "
-                              f"resulted in {prompt.n_tokens} tokens.",
-                              param="messages" if api == "chat" else "input",
-                              code="context_length_exceeded")
-        except ApiError as err:
-            model = body.get("model") if isinstance(body, dict) else None
-            return self.error_plan(t0, err, api=api, req_id=req_id,
-                                   model=model if isinstance(model, str) else None)
+                body = _json_object(raw)
+                prepared = self._prepare(api, body)
+            except ApiError as err:
+                model = body.get("model") if isinstance(body, dict) else None
+                return self.error_plan(t0, err, api=api, req_id=req_id,
+                                       model=model if isinstance(model, str) else None)
+            self._remember(api, raw, prepared)
+        return self._generate(prepared, t0, req_id)
+
+    def _prepare(self, api: str, body: dict[str, Any]) -> _Prepared:
+        """Parse, render, hash and draft a request body (raises :class:`ApiError`)."""
+        req = chat.parse(body) if api == "chat" else responses_in.parse(
+            body, self.store, self._reasoning_items)
+        prompt = render(req.prefix + req.conversation)
+        if prompt.n_tokens > req.model.context_window:
+            raise invalid(f"This model's maximum context length is "
+                          f"{req.model.context_window} tokens. However, your messages "
+                          f"resulted in {prompt.n_tokens} tokens.",
+                          param="messages" if api == "chat" else "input",
+                          code="context_length_exceeded")
         key = content_key(req, self.config.seed)
-        # Identical bodies parse identically unless they depend on stored state; harness
-        # load repeats prompts, so skip re-parsing them.
-        if len(raw) <= _MAX_PARSED_BYTES and req.previous_response_id is None and not any(
+        return _Prepared(req, key, prefixes(req.model.id, prompt),
+                         draft(req, key=key, content=self.profile.content,
+                               divergence=self.profile.divergence))
+
+    def _remember(self, api: str, raw: bytes, prepared: _Prepared) -> None:
+        # Identical bodies prepare identically unless they depend on stored state; harness
+        # load repeats prompts, so skip re-preparing them.
+        req = prepared.req
+        if len(raw) > _MAX_PARSED_BYTES or req.previous_response_id is not None or any(
                 s.role == "reasoning" for s in req.conversation):
-            if len(self._parsed) >= _MAX_PARSED:
-                self._parsed.clear()
-            self._parsed[(api, raw)] = (req, prompt, key)
-        return self._generate(req, prompt, key, t0, req_id)
+            return
+        if len(self._prepared) >= _MAX_PARSED:
+            self._prepared.clear()
+        self._prepared[(api, raw)] = prepared
 
     def get_response(self, response_id: str, t0: float) -> Plan:
         """``GET /v1/responses/{id}``."""
@@ -183,17 +211,18 @@ class Emulator:
 
     # --- generation ------------------------------------------------------------------------
 
-    def _generate(self, req: GenRequest, prompt: Rendered, key: int, t0: float,
-                  req_id: str) -> Plan:
+    def _generate(self, prepared: _Prepared, t0: float, req_id: str) -> Plan:
+        req = prepared.req
         api, model = req.api, req.model
-        prof = self.profile.api(api)
-        n = self._counters[api]
-        self._counters[api] = n + 1
-        chance = self._fault_rngs[api]
-        fault = choose_fault(prof, chance, stream=req.stream) if self._faulty[api] else None
-        lat_rng = self._latency_rngs[api]
+        state = self._apis[api]
+        prof = state.profile
+        n = state.requests
+        state.requests = n + 1
+        chance = state.fault_rng
+        fault = choose_fault(prof, chance, stream=req.stream) if state.faulty else None
+        lat_rng = state.latency_rng
 
-        n_in = prompt.n_tokens
+        n_in = prepared.prefixes.n_tokens
         scale = self.config.time_scale
         if fault in ("rate_limit", "server_error", "overloaded"):
             timing = plan_timing(prof, lat_rng, cold=False, uncached_tokens=0,
@@ -201,21 +230,21 @@ class Emulator:
             return self._fault_reply(req, t0, req_id, fault, timing, chance)
 
         now = time.perf_counter()
-        cache, digests = self.cache.lookup(
-            model.id, prompt, now=now, hit_share=prof.cache_hit_share,
-            hit_probability=prof.cache_hit_probability, rng=chance)
+        cache = self.cache.lookup(prepared.prefixes, now=now, hit_share=prof.cache_hit_share,
+                                  hit_probability=prof.cache_hit_probability, rng=chance)
         occurrence = 0
         if req.temperature > 0:
-            occurrence = self._occurrences.get((key, api), 0)
-            _bounded_put(self._occurrences, (key, api), occurrence + 1)
-        reply = generate(req, key=key, occurrence=occurrence, content=self.profile.content,
-                         divergence=self.profile.divergence)
-        timing = self._instant[api] or plan_timing(
+            seen = (prepared.key, api)
+            occurrence = self._occurrences.get(seen, 0)
+            _bounded_put(self._occurrences, seen, occurrence + 1)
+        reply = sample(prepared.draft, occurrence)
+        timing = state.instant or plan_timing(
             prof, lat_rng, cold=cache.cold, uncached_tokens=n_in - cache.cached_tokens,
             reasoning_tokens=reply.reasoning_tokens, slow_headers=fault == "slow_headers",
             time_scale=scale)
         ttl = req.cache_ttl_s if req.cache_ttl_s is not None else prof.cache_ttl_s
-        self.cache.write(digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0))
+        self.cache.write(prepared.prefixes.digests, now=now, ttl_s=ttl,
+                         visible_at=t0 + timing.offset_s(0))
 
         n_ticks = len(reply.pieces) + sum(len(c.pieces) for c in reply.tool_calls)
         last_tick = max(0, n_ticks - 1)
@@ -224,8 +253,8 @@ class Emulator:
         else:
             use = responses_out.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply)
         est_tokens = n_in + (req.max_output_tokens or reply.output_tokens)
-        headers = [*base_headers(req_id, SSE if req.stream else JSON),
-                   *self.limiter.headers(model.id, est_tokens)]
+        headers = base_headers(req_id, SSE if req.stream else JSON)
+        headers += self.limiter.headers(model.id, est_tokens)
         truth = self._truth(req_id, api, model.id, req.stream, 200)
         plan = Plan(t0, 200, headers, headers_at=timing.offset_s(-1 if req.stream else last_tick),
                     truth=truth)
@@ -336,6 +365,16 @@ class Emulator:
                 plan.cut = True
         data = responses_out.serialize([e[1] for e in events])
         _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = jsonio.loads(raw)
+    except ValueError:
+        raise invalid(_BAD_JSON) from None
+    if not isinstance(body, dict):
+        raise invalid(_BAD_JSON)
+    return body
 
 
 def _instant(api: ApiProfile, time_scale: float) -> Timing | None:

@@ -53,12 +53,27 @@ class _Bucket:
         return math.floor(self.level), (self.limit - self.level) / rate
 
 
+@dataclass(slots=True)
+class _ModelBuckets:
+    requests: _Bucket
+    tokens: _Bucket
+    #: the two ``x-ratelimit-limit-*`` headers, which never change
+    limit_headers: tuple[tuple[bytes, bytes], tuple[bytes, bytes]]
+
+    @classmethod
+    def full(cls, limits: RateLimits, now: float) -> _ModelBuckets:
+        return cls(_Bucket(limits.requests_per_min, limits.requests_per_min, now),
+                   _Bucket(limits.tokens_per_min, limits.tokens_per_min, now),
+                   ((b"x-ratelimit-limit-requests", b"%d" % limits.requests_per_min),
+                    (b"x-ratelimit-limit-tokens", b"%d" % limits.tokens_per_min)))
+
+
 class RateLimiter:
     """Per-model request and token buckets."""
 
     def __init__(self, limits: RateLimits) -> None:
         self._limits = limits
-        self._buckets: dict[str, tuple[_Bucket, _Bucket]] = {}
+        self._buckets: dict[str, _ModelBuckets] = {}
 
     def headers(self, model: str, tokens: int, *, exhausted: float | None = None) -> Headers:
         """The six ``x-ratelimit-*`` headers after charging one request of ``tokens``.
@@ -66,21 +81,17 @@ class RateLimiter:
         ``exhausted`` (seconds) reports the request limit as used up for that long (a 429).
         """
         now = time.monotonic()
-        pair = self._buckets.get(model)
-        if pair is None:
-            lim = self._limits
-            pair = (_Bucket(lim.requests_per_min, lim.requests_per_min, now),
-                    _Bucket(lim.tokens_per_min, lim.tokens_per_min, now))
-            self._buckets[model] = pair
-        req_left, req_reset = pair[0].take(1, now)
-        tok_left, tok_reset = pair[1].take(tokens, now)
+        buckets = self._buckets.get(model)
+        if buckets is None:
+            buckets = self._buckets[model] = _ModelBuckets.full(self._limits, now)
+        req_left, req_reset = buckets.requests.take(1, now)
+        tok_left, tok_reset = buckets.tokens.take(tokens, now)
         if exhausted is not None:
             req_left, req_reset = 0, exhausted
         return [
-            (b"x-ratelimit-limit-requests", str(pair[0].limit).encode()),
-            (b"x-ratelimit-limit-tokens", str(pair[1].limit).encode()),
-            (b"x-ratelimit-remaining-requests", str(req_left).encode()),
-            (b"x-ratelimit-remaining-tokens", str(tok_left).encode()),
+            *buckets.limit_headers,
+            (b"x-ratelimit-remaining-requests", b"%d" % req_left),
+            (b"x-ratelimit-remaining-tokens", b"%d" % tok_left),
             (b"x-ratelimit-reset-requests", duration(req_reset).encode()),
             (b"x-ratelimit-reset-tokens", duration(tok_reset).encode()),
         ]

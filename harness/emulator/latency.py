@@ -80,17 +80,21 @@ class Timing:
     @property
     def headers_ms(self) -> float:
         """Planned time of the response headers (streams) from arrival."""
-        return self.queue_ms + self.slow_headers_ms
+        return self.tick_ms(-1)
 
     @property
     def first_token_ms(self) -> float:
         """Planned time of output token 0 from arrival."""
-        return (self.headers_ms + (self.ttft_ms + self.cold_penalty_ms + self.prefill_ms)
-                * self.cold_factor + self.thinking_ms)
+        return self.tick_ms(0)
 
     def tick_ms(self, tick: int) -> float:
         """Planned time of output token ``tick`` (-1: the headers) from arrival."""
-        return self.headers_ms if tick < 0 else self.first_token_ms + tick * self.per_token_ms
+        # one flat expression: every request and every stream write asks for a tick
+        headers = self.queue_ms + self.slow_headers_ms
+        if tick < 0:
+            return headers
+        return (headers + (self.ttft_ms + self.cold_penalty_ms + self.prefill_ms)
+                * self.cold_factor + self.thinking_ms + tick * self.per_token_ms)
 
     def offset_s(self, tick: int) -> float:
         """Clock offset of ``tick`` from arrival, in seconds (time scale applied)."""
