@@ -264,7 +264,8 @@ def _conversation(scenario: Scenario, prompt: PromptSpec, arm: str, *, repeat: i
 
 def _shuffled(arms: list[str], seed: int, *key: str | int) -> list[str]:
     order = list(arms)
-    random.Random(":".join(str(k) for k in (seed, *key))).shuffle(order)
+    if len(order) > 1:  # seeding a generator costs more than the rest of a conversation's plan
+        random.Random(":".join(str(k) for k in (seed, *key))).shuffle(order)
     return order
 
 

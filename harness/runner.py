@@ -303,8 +303,9 @@ async def _run_conversation(conv: PlannedConversation, transport: Transport,
             failure = (f"turn {step + 1} failed ({result.error_type}); later turns of this "
                        "conversation cannot be sent")
             continue
-        history = conv.history_after(request, _assistant_message(result))
-        previous_id = result.response_id
+        if step + 1 < len(conv.steps):  # the next turn needs the history; the last does not
+            history = conv.history_after(request, _assistant_message(result))
+            previous_id = result.response_id
 
 
 # --- the run -----------------------------------------------------------------------------------
