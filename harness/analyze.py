@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,6 +92,11 @@ def _gc_paused() -> Iterator[None]:
 def load_table(path: Path) -> ObservationTable:
     """Read observations.jsonl into columns (fast path); same rules as ``read_observations``:
     a torn final line is skipped, any other bad line or unknown schema version raises."""
+    return _load(path)[0]
+
+
+def _load(path: Path) -> tuple[ObservationTable, frozenset[str]]:
+    """:func:`load_table`, and the scenarios with rows flagged ``contaminated_cache``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -99,8 +104,9 @@ def load_table(path: Path) -> ObservationTable:
     with _gc_paused():
         rows = _parse_lines(path, data)
         table = ObservationTable.from_dicts(rows)
+        contaminated = frozenset(r["scenario"] for r in rows if r.get("contaminated_cache"))
         del rows  # freed by reference counting before the collector is back on
-    return table
+    return table, contaminated
 
 
 def _parse_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
@@ -182,8 +188,13 @@ def scenario_summary(t: ObservationTable, name: str, *, book: PriceBook, seed: i
                      resamples: int = stats.DEFAULT_RESAMPLES,
                      warmups: Mapping[str, int] | None = None, schemas: Schemas | None = None,
                      embedder: Embedder | None = None, emulator_profile: str | None = None,
-                     power_effect: float = 0.10, power: float = 0.95) -> ScenarioSummary:
-    """One scenario's arms, comparisons and claims (``t`` holds only its measured rows)."""
+                     power_effect: float = 0.10, power: float = 0.95,
+                     contaminated_cache: bool = False) -> ScenarioSummary:
+    """One scenario's arms, comparisons and claims (``t`` holds only its measured rows).
+
+    ``contaminated_cache``: the rows are shadow pairs (see :mod:`harness.claims`): cache-hit
+    comparisons are left out and the caching and cost claims are not assessed.
+    """
     prep = _prepare(t, book, name=name, seed=seed, resamples=resamples)
     pairs = comparison_pairs(prep.arms)
     prompt_schemas = {p: s for (sc, p), s in (schemas or {}).items() if sc == name}
@@ -200,6 +211,8 @@ def scenario_summary(t: ObservationTable, name: str, *, book: PriceBook, seed: i
         key = comparison_key(a, b)
         x, y = views[a], views[b]
         metrics = comparison_metrics(x, y, paired=True)
+        if contaminated_cache:
+            metrics["cache_hit_ratio_delta"] = metrics["cache_hit_improvement"] = None
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
         comparisons[key] = Comparison(
             a=a, b=b, replicate=scores[key].replicate,
@@ -207,7 +220,8 @@ def scenario_summary(t: ObservationTable, name: str, *, book: PriceBook, seed: i
             **metrics,
             similarity=similarity_summary(key, scores, reps, gaps[key]),
             power=power_info(x, y, metrics[f"{latency}_p50_ratio"], f"{latency}_p50_ratio",
-                             f"{latency}_ms", effect_size=power_effect, power=power))
+                             f"{latency}_ms", effect_size=power_effect, power=power),
+            cache_contaminated=contaminated_cache)
     return ScenarioSummary(
         name=name, observations=len(t), arms={a: v.summary for a, v in views.items()},
         comparisons=comparisons,
@@ -217,24 +231,33 @@ def scenario_summary(t: ObservationTable, name: str, *, book: PriceBook, seed: i
 def analyze_table(table: ObservationTable, meta: RunMeta | None = None, *,
                   book: PriceBook | None = None, seed: int = 0,
                   resamples: int = stats.DEFAULT_RESAMPLES, schemas: Schemas | None = None,
-                  embedder: Embedder | None = None, power_effect: float = 0.10) -> Summary:
-    """Analyse observations already in columns (pure apart from price lookups)."""
+                  embedder: Embedder | None = None, power_effect: float = 0.10,
+                  contaminated_cache: Collection[str] | None = None) -> Summary:
+    """Analyse observations already in columns (pure apart from price lookups).
+
+    ``contaminated_cache``: scenarios whose cache figures are not clean (shadow pairs); by
+    default every scenario of a shadow run (``meta.shadow``), none otherwise.
+    """
     if seed < 0 or resamples < 1:
         raise HarnessError(f"bootstrap seed must be ≥ 0 and resamples ≥ 1 (got {seed}, "
                            f"{resamples})")
+    if contaminated_cache is None:
+        contaminated_cache = set(table.scenario) if meta and meta.shadow is not None else ()
     with _gc_paused():
         return _analyze_table(table, meta, book=book, seed=seed, resamples=resamples,
-                              schemas=schemas, embedder=embedder, power_effect=power_effect)
+                              schemas=schemas, embedder=embedder, power_effect=power_effect,
+                              contaminated=frozenset(contaminated_cache))
 
 
 def _analyze_table(table: ObservationTable, meta: RunMeta | None, *, book: PriceBook | None,
                    seed: int, resamples: int, schemas: Schemas | None, embedder: Embedder | None,
-                   power_effect: float) -> Summary:
+                   power_effect: float, contaminated: frozenset[str]) -> Summary:
     table = table.measured()
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
     book = book or PriceBook(when=when)
     profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
     scenarios = []
+    warnings: list[str] = []
     warmup_total = int(table.warmup.sum())
     for name, rows in sorted(_scenario_rows(table).items()):
         warm = rows[table.warmup[rows]]
@@ -245,7 +268,14 @@ def _analyze_table(table: ObservationTable, meta: RunMeta | None, *, book: Price
         scenarios.append(scenario_summary(
             measured, name, book=book, seed=seed, resamples=resamples, warmups=warmups,
             schemas=schemas, embedder=embedder, emulator_profile=profile,
-            power_effect=power_effect))
+            power_effect=power_effect, contaminated_cache=name in contaminated))
+        if name in contaminated and scenarios[-1].comparisons:
+            warnings.append(
+                f"scenario {name}: cache figures are contaminated (shadow pairs: the mirrored "
+                "call follows the live one with the same prompt prefix, and production prompts "
+                "carry no cache nonce) — cache-hit comparisons and the caching and cost claims "
+                "are not assessed; with prompts of 1,024 tokens or more, latency ratios also "
+                "favour the mirrored side")
     run_ids = sorted(set(table.run_id))
     priced = [ModelPriceInfo(model=p.model, service_tier=p.service_tier,
                              matched_model=p.matched_model, input_mtok=p.input_mtok,
@@ -265,7 +295,7 @@ def _analyze_table(table: ObservationTable, meta: RunMeta | None, *, book: Price
         pricing=PricingInfo(source=book.source, genai_prices_version=genai_prices_version(),
                             override_file=str(book.override_file) if book.override_file else None,
                             models=priced),
-        warnings=list(book.warnings), scenarios=scenarios)
+        warnings=[*book.warnings, *warnings], scenarios=scenarios)
 
 
 def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
@@ -308,9 +338,12 @@ def analyze_run(run_dir: Path, *, price_overrides: Path | None = None, seed: int
     book = PriceBook(overrides, override_file=price_overrides,
                      when=datetime.fromtimestamp(meta.created_at, tz=UTC))
     with _gc_paused():
-        table = load_table(obs_path)
+        table, contaminated = _load(obs_path)
+        if meta.shadow is not None:  # older shadow records may lack the flag
+            contaminated = frozenset(table.scenario)
         summary = analyze_table(table, meta, book=book, seed=seed, resamples=resamples,
-                                schemas=schemas, embedder=embedder)
+                                schemas=schemas, embedder=embedder,
+                                contaminated_cache=contaminated)
         del table
     return summary
 

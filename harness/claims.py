@@ -14,6 +14,11 @@ The three claims, all on ``responses_vs_chat`` (or ``responses_chained_vs_chat``
 - ``cost``: "better caching … means lower costs" at "the same per-token pricing": the measured
   cost-per-request ratio must lie below 1 (the range [0, 1) is open at 1, so an unchanged bill
   contradicts it). The note says whether, and by how much, the bill changes.
+
+On a shadow run (``contaminated_cache``) the second call of each pair found the prefix the
+first one had just cached, and production prompts cannot carry a cache nonce: the caching claim
+is **not assessable** (no figure, verdict inconclusive, ``contaminated``), and so is the cost
+claim, whose bill rests on those cache hits (its measured ratio is still shown).
 """
 
 from __future__ import annotations
@@ -61,17 +66,29 @@ CLAIMED_TEXT = {"first_request_slower": "2–3× slower", "cache_utilization_bet
                 "cost": "< 1 (cheaper)"}
 
 
+CONTAMINATED_NOTE = (
+    "not assessable: the cache figures of a shadow run are contaminated — each mirrored call "
+    "was sent right after the live one with the same prompt prefix, and production prompts "
+    "carry no cache nonce, so the second call's cache hits are the first call's doing")
+
+
 def _claim(claim: str, quote: str, metric: str | None, unit: ClaimUnit, e: Effect | None,
            claimed: Interval | None, note: str, profile: str | None, *,
-           scale: float = 1.0, force: Verdict | None = None, open_upper: bool = False) -> Claim:
+           scale: float = 1.0, force: Verdict | None = None, open_upper: bool = False,
+           contaminated: bool = False) -> Claim:
     value = e.value * scale if e is not None and e.value is not None else None
     ci = (e.ci95[0] * scale, e.ci95[1] * scale) if e is not None and e.ci95 else None
-    v = force or verdict(ci, claimed, open_upper=open_upper)
+    v = "inconclusive" if contaminated else force or verdict(ci, claimed, open_upper=open_upper)
     if profile is not None:
         note = f"injected by profile {profile} (emulator, not OpenAI): {note}"
     return Claim(claim=claim, quote=quote, metric=metric, unit=unit, value=value, ci95=ci,
                  claimed_range=claimed, claimed=CLAIMED_TEXT[claim], verdict=v, note=note,
-                 injected_by_profile=profile)
+                 injected_by_profile=profile, contaminated=contaminated)
+
+
+def _cache_contaminated(profile: str | None) -> Claim:
+    return _claim("cache_utilization_better", CACHE_QUOTE, None, "relative", None,
+                  (0.40, 0.80), CONTAMINATED_NOTE, profile, contaminated=True)
 
 
 def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
@@ -116,8 +133,11 @@ def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
                 f"{c.a} costs {_pct(e.value - 1.0)} per request vs {c.b}"
                 + (f" (95 % CI {_pct(e.ci95[0] - 1.0)} to {_pct(e.ci95[1] - 1.0)})"
                    if e.ci95 else ""))
+    if c.cache_contaminated:
+        note = (f"{CONTAMINATED_NOTE}; the bill rests on those cache hits (measured: "
+                f"{note})")
     return _claim("cost", COST_QUOTE, f"{key}.cost_ratio", "ratio", e, (0.0, 1.0), note,
-                  profile, open_upper=True)
+                  profile, open_upper=True, contaminated=c.cache_contaminated)
 
 
 def evaluate_claims(comparisons: Mapping[str, Comparison], *,
@@ -135,6 +155,8 @@ def evaluate_claims(comparisons: Mapping[str, Comparison], *,
     key, c = picked
     return {
         "first_request_slower": _first_request(key, c, emulator_profile),
-        "cache_utilization_better": _cache(key, c, emulator_profile),
+        "cache_utilization_better": (_cache_contaminated(emulator_profile)
+                                     if c.cache_contaminated else
+                                     _cache(key, c, emulator_profile)),
         "cost": _cost(key, c, emulator_profile),
     }

@@ -408,19 +408,23 @@ class Transport:
     """One API client per arm (so no arm pays another's connection setup), SDK or raw."""
 
     def __init__(self, base_url: str, api_key: str, *, kind: ClientKind = "sdk",
-                 timeout_s: float = 120.0, max_connections: int = 100) -> None:
+                 timeout_s: float = 120.0, max_connections: int = 100,
+                 headers: Mapping[str, str] | None = None) -> None:
+        """``headers``: sent with every request besides the key (e.g. ``OpenAI-Organization``,
+        ``OpenAI-Project``, a gateway's own headers); they cannot replace the key's."""
         self.kind = kind
         self.base_url = base_url.rstrip("/")
+        extra = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
         if kind == "sdk":
             self._sdk = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=api_key, max_retries=0,
+                base_url=self.base_url, api_key=api_key, max_retries=0, default_headers=extra,
                 http_client=_http_client(timeout_s, max_connections=max_connections))
             # resolve the lazily-built resource objects now, not inside a timed request
             _ = (self._sdk.chat.completions.with_raw_response,
                  self._sdk.responses.with_raw_response, self._sdk.models.with_raw_response)
         else:
             self._lanes = _Lanes(max_connections, timeout_s,
-                                 {"authorization": f"Bearer {api_key}",
+                                 {**extra, "authorization": f"Bearer {api_key}",
                                   "content-type": "application/json"}, self.base_url)
 
     async def aclose(self) -> None:

@@ -9,10 +9,13 @@ gradually, roll back on problems") as a library::
 ``client.chat.completions.create`` returns the application's own Chat Completions result —
 same object, same type, same exceptions; a stream is the SDK's own stream object, passed
 through chunk by chunk. For a deterministic sample of calls (a hash of the key, else a seeded
-draw) the same request is translated with the harness translator and sent to Responses on a
-background thread with its own HTTP client, bounded queue, concurrency limit and timeout
-(:mod:`harness.shadow_engine`). Each pair becomes two observations (arm ``chat`` = the live
-call, arm ``responses`` = the shadow) in this process's shard of ``runs/<run-id>/``;
+draw) the same request is translated with the harness translator and sent to Responses with
+its own HTTP client, bounded queue, concurrency limit and timeout
+(:mod:`harness.shadow_engine`) — by default in a sidecar process at lower CPU priority
+(:mod:`harness.shadow_sidecar`), so the shadow work never holds this process's GIL;
+``mode="thread"`` runs it on background threads of this process instead. Each pair becomes
+two observations (arm ``chat`` = the live call, arm ``responses`` = the shadow) in a shard of
+``runs/<run-id>/``;
 ``harness analyze`` merges the shards, and ``harness report`` / ``harness gate`` then work as
 on scenario runs. With ``canary_rate`` a share of calls is *served* from Responses
 (:mod:`harness.canary`), falling back to Chat on any error.
@@ -46,7 +49,8 @@ from harness.shadow_capture import (
     snapshot_kwargs,
     tap_stream,
 )
-from harness.shadow_engine import ShadowConfig, ShadowEngine, ShadowStats
+from harness.shadow_engine import ShadowConfig, ShadowEngine, ShadowStats, ShadowTarget
+from harness.shadow_sidecar import Sidecar, in_sidecar
 from harness.shadow_store import (
     MergeResult,
     Redactor,
@@ -65,6 +69,7 @@ __all__ = [
     "ShadowClient",
     "ShadowConfig",
     "ShadowStats",
+    "ShadowTarget",
     "drop_text",
     "keep_text",
     "merge_shards",
@@ -72,6 +77,7 @@ __all__ = [
     "redact_text",
     "sample_point",
     "shadow_responses_kwargs",
+    "shadow_target",
 ]
 
 Route = Literal["shadow", "canary"] | None
@@ -86,17 +92,50 @@ def sample_point(key: str, salt: bytes) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
+def shadow_target(client: openai.OpenAI | openai.AsyncOpenAI,
+                  config: ShadowConfig) -> ShadowTarget:
+    """Where the mirror sends, built from the wrapped client (and ``shadow_*`` overrides).
+
+    The wrapped client's organization, project and default headers go with the mirror only
+    when it goes to the same base URL: they belong to that target. Its timeout applies,
+    capped at ``timeout_s``.
+    """
+    own = str(client.base_url).rstrip("/")
+    base_url = (config.shadow_base_url or own).rstrip("/")
+    headers: dict[str, str] = {}
+    if base_url == own:
+        if client.organization:
+            headers["OpenAI-Organization"] = client.organization
+        if client.project:
+            headers["OpenAI-Project"] = client.project
+        custom = getattr(client, "_custom_headers", None) or {}
+        headers.update({k: v for k, v in custom.items() if isinstance(v, str)})
+    timeout = client.timeout
+    seconds = timeout if isinstance(timeout, int | float) else getattr(timeout, "read", None)
+    timeout_s = config.timeout_s
+    if isinstance(seconds, int | float) and seconds > 0:
+        timeout_s = min(timeout_s, float(seconds))
+    return ShadowTarget(base_url=base_url, api_key=config.shadow_api_key or client.api_key,
+                        headers=headers, timeout_s=timeout_s)
+
+
 class Shadow:
     """Sampling and the shadow engine of one wrapped client (``client.shadow``)."""
 
     def __init__(self, client: openai.OpenAI | openai.AsyncOpenAI, config: ShadowConfig) -> None:
+        if in_sidecar():
+            raise RuntimeError(
+                "harness.shadow: a ShadowClient was created while the shadow sidecar imported "
+                "the application's main module. Guard the script's entry point with "
+                "`if __name__ == \"__main__\":` (as for any multiprocessing code), or pass "
+                "mode='thread'.")
         self.client = client
         self.config = config
         self._salt = hashlib.sha256(f"harness-shadow:{config.seed}".encode()).digest()[:16]
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
         self._calls = 0
-        self._engine: ShadowEngine | None = None
+        self._engine: ShadowEngine | Sidecar | None = None
         self._closed = False
         self.wire_clock = config.wire_clock and instrument_client(client)
         self._active = config.sample_rate > 0 or config.canary_rate > 0
@@ -106,16 +145,22 @@ class Shadow:
         atexit.register(_close_ref, ref)
         os.register_at_fork(after_in_child=lambda: _forget_engine(ref))
 
-    def _new_engine(self) -> ShadowEngine:
-        engine = ShadowEngine(self.config,
-                              self.config.shadow_base_url or str(self.client.base_url),
-                              self.config.shadow_api_key or self.client.api_key,
-                              calls=lambda: self._calls)
+    def _new_engine(self) -> ShadowEngine | Sidecar:
+        target = shadow_target(self.client, self.config)
+        if self.config.mode == "process":
+            try:
+                return Sidecar(self.config, target, calls=lambda: self._calls)
+            except ValueError:
+                raise  # settings that cannot go to a process: the message says what to do
+            except Exception:  # e.g. inside a daemonic process, which may not have children
+                _log.warning("harness.shadow: cannot start the shadow sidecar; the shadow side "
+                             "runs in this process instead (mode='thread')", exc_info=True)
+        engine = ShadowEngine(self.config, target, calls=lambda: self._calls)
         engine.start()
         return engine
 
     @property
-    def engine(self) -> ShadowEngine | None:
+    def engine(self) -> ShadowEngine | Sidecar | None:
         engine = self._engine
         if engine is None and self._active and not self._closed:
             # A forked web worker: threads do not survive fork, start this process's own.
@@ -180,9 +225,9 @@ class Shadow:
     # --- control ---------------------------------------------------------------------------
 
     def stats(self) -> ShadowStats:
-        """This process's counters so far."""
+        """This process's counters so far (its sidecar's included)."""
         engine = self._engine
-        stats = dataclasses.replace(engine.stats) if engine else ShadowStats()
+        stats = engine.snapshot() if engine else ShadowStats()
         stats.calls = self._calls
         return stats
 
@@ -224,6 +269,8 @@ def _close_ref(ref: weakref.ref[Shadow]) -> None:
 def _forget_engine(ref: weakref.ref[Shadow]) -> None:
     shadow = ref()
     if shadow is not None:  # in a forked child: the parent's threads (and lock holders) are gone
+        if isinstance(shadow._engine, Sidecar):
+            shadow._engine.abandon_after_fork()
         shadow._lock = threading.Lock()
         shadow._calls = 0
         shadow._engine = None
@@ -363,8 +410,8 @@ class _AsyncChat:
 
 
 class AsyncShadowClient:
-    """Drop-in wrapper of ``openai.AsyncOpenAI`` (the shadow side still runs on its own thread
-    and loop, so mirrored calls never compete with the application's event loop)."""
+    """Drop-in wrapper of ``openai.AsyncOpenAI`` (the shadow side runs in its sidecar process,
+    or with ``mode="thread"`` on its own thread and loop, never on the application's loop)."""
 
     def __init__(self, client: openai.AsyncOpenAI, config: ShadowConfig | None = None,
                  **options: Any) -> None:

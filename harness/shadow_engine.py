@@ -1,7 +1,11 @@
 """The shadow side: a background thread with its own event loop, HTTP client and writer.
 
-The application's thread only calls :meth:`ShadowEngine.submit`, which counts, checks the bound
-and appends the captured call to a deque the loop polls — no translation, no system call.
+With ``mode="thread"`` the engine runs in the application's process and the application's
+thread only calls :meth:`ShadowEngine.submit`, which counts, checks the bound and appends the
+captured call to a deque the loop polls — no translation, no system call. With
+``mode="process"`` (the default) the same engine runs in a sidecar process
+(:mod:`harness.shadow_sidecar`) and is fed from a pipe.
+
 On the loop, each job is translated (:func:`harness.shadow_translate.shadow_responses_kwargs`),
 sent to Responses through :class:`harness.client.Transport` (own connections, own
 concurrency limit and timeout, no retries, wire clock) and turned into observations; a
@@ -23,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,120 +36,33 @@ from harness.client import CallResult, Transport, warm_sdk
 from harness.errors import TranslationError
 from harness.records import Observation, RunMeta
 from harness.shadow_capture import Capture, read_capture
+from harness.shadow_config import (
+    STAT_FIELDS,
+    ClientKind,
+    Mode,
+    ShadowConfig,
+    ShadowStats,
+    ShadowTarget,
+)
 from harness.shadow_store import (
-    Redactor,
     ShardWriter,
     ensure_meta,
     fingerprint,
     mark_finished,
-    redact_text,
     write_stats,
 )
 from harness.shadow_translate import shadow_responses_kwargs
 from harness.similarity import text_similarity
 
-ClientKind = Literal["sdk", "raw"]
+__all__ = ["STAT_FIELDS", "ClientKind", "Mode", "ShadowConfig", "ShadowEngine", "ShadowStats",
+           "ShadowTarget", "target_name"]
+
 _STOP = object()
 _log = logging.getLogger("harness.shadow")
 #: how often the shadow loop picks up new jobs (s)
 POLL_S = 0.002
 #: how often each process rewrites its shadow-stats file (s)
 STATS_INTERVAL_S = 10.0
-
-
-@dataclass(frozen=True)
-class ShadowConfig:
-    """How a :class:`~harness.shadow.ShadowClient` samples, sends, limits and records.
-
-    Rates are shares of all calls: a call goes to the canary if its sampling point is below
-    ``canary_rate``, is mirrored if it falls in the next ``sample_rate``, else passes through
-    untouched (so the two never overlap and each share is exact).
-    """
-
-    run_dir: Path | None = None
-    #: where the run directory goes when ``run_dir`` is not given (``runs/<run_id>/``)
-    runs_dir: Path = Path("runs")
-    #: default: ``<UTC date>-shadow-<scenario>``, the same in every process started that day
-    run_id: str | None = None
-    scenario: str = "shadow"
-    sample_rate: float = 0.10
-    canary_rate: float = 0.0
-    #: salt of the sampling hash and seed of the fallback RNG (calls without a key)
-    seed: int = 0
-    #: ``metadata`` field holding the sampling key (else ``shadow_key=``, safety_identifier,
-    #: user, then a seeded random draw)
-    key_metadata_field: str | None = None
-    #: Responses target of the shadow calls; default: the wrapped client's base URL and key
-    shadow_base_url: str | None = None
-    shadow_api_key: str | None = None
-    #: "raw" (default): lean httpx2 + SSE client, about a fifth of the SDK's CPU per call;
-    #: "sdk": the official SDK, so sdk_* timings compare SDK with SDK
-    shadow_client: ClientKind = "raw"
-    max_queue: int = 1000
-    max_concurrency: int = 8
-    timeout_s: float = 30.0
-    redact: Redactor = redact_text
-    #: chat parameters the shadow call drops instead of rejecting (e.g. {"seed"})
-    ignore_params: frozenset[str] = frozenset()
-    max_shard_bytes: int = 64 * 1024 * 1024
-    max_shard_age_s: float = 3600.0
-    fsync_every: int = 16
-    fsync_interval_s: float = 1.0
-    drain_timeout_s: float = 10.0
-    #: time the application's calls on the wire too (wraps its pool's network backend)
-    wire_clock: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("sample_rate", "canary_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1, not {value}")
-        if self.sample_rate + self.canary_rate > 1.0 + 1e-12:
-            raise ValueError("sample_rate + canary_rate must not exceed 1")
-        if self.max_queue < 0 or self.max_concurrency < 1 or self.timeout_s <= 0:
-            raise ValueError("max_queue ≥ 0, max_concurrency ≥ 1 and timeout_s > 0 required")
-
-    def resolved_run_dir(self) -> Path:
-        if self.run_dir is not None:
-            return self.run_dir
-        run_id = self.run_id or f"{time.strftime('%Y%m%d', time.gmtime())}-shadow-{self.scenario}"
-        return self.runs_dir / run_id
-
-    def describe(self) -> dict[str, Any]:
-        """The settings recorded in ``meta.json`` (no credentials)."""
-        return {"scenario": self.scenario, "sample_rate": self.sample_rate,
-                "canary_rate": self.canary_rate, "seed": self.seed,
-                "key_metadata_field": self.key_metadata_field,
-                "shadow_client": self.shadow_client, "max_queue": self.max_queue,
-                "max_concurrency": self.max_concurrency, "timeout_s": self.timeout_s,
-                "redact": getattr(self.redact, "__name__", repr(self.redact)),
-                "ignore_params": sorted(self.ignore_params), "wire_clock": self.wire_clock}
-
-
-@dataclass
-class ShadowStats:
-    """Counters of one process (``shadow-stats-*.json``; summed by the merge)."""
-
-    calls: int = 0
-    sampled: int = 0
-    canary: int = 0
-    enqueued: int = 0
-    dropped_queue_full: int = 0
-    dropped_closed: int = 0
-    abandoned_streams: int = 0
-    pairs_written: int = 0
-    shadow_ok: int = 0
-    shadow_errors: int = 0
-    untranslatable: int = 0
-    timeouts: int = 0
-    internal_errors: int = 0
-    cancelled_at_close: int = 0
-    canary_served: int = 0
-    canary_fallbacks: int = 0
-    write_errors: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(slots=True)
@@ -183,12 +100,20 @@ def target_name(base_url: str) -> str:
 class ShadowEngine:
     """Background shadow work of one process. Start once; ``submit`` from any thread."""
 
-    def __init__(self, config: ShadowConfig, base_url: str, api_key: str,
-                 calls: Callable[[], int] | None = None) -> None:
+    def __init__(self, config: ShadowConfig, target: ShadowTarget, *,
+                 calls: Callable[[], int] | None = None,
+                 publish: Callable[[str, int], None] | None = None,
+                 stats_file: bool = True, poll: bool = True) -> None:
+        """``publish(name, value)`` sees every counter change (the sidecar shares them with
+        the application's process); ``stats_file=False``: that process writes the file;
+        ``poll=False``: ``submit`` wakes the loop (fine off the application's process)."""
+        self._poll_inbox = poll
         self.config = config
         self._calls = calls
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        self._publish = publish
+        self._stats_file = stats_file
+        self.target = target
+        self.base_url = target.base_url.rstrip("/")
         self.run_dir = config.resolved_run_dir()
         self.stats = ShadowStats()
         self._lock = threading.Lock()
@@ -221,8 +146,9 @@ class ShadowEngine:
         self._shard = ShardWriter(self.run_dir, max_bytes=self.config.max_shard_bytes,
                                   max_age_s=self.config.max_shard_age_s,
                                   fsync_every=self.config.fsync_every)
-        self._stats_path = (self.run_dir /
-                            f"shadow-stats-{self._shard.prefix}-{self._shard.first_index}.json")
+        if self._stats_file:
+            self._stats_path = (self.run_dir / f"shadow-stats-{self._shard.prefix}-"
+                                f"{self._shard.first_index}.json")
         self._writer_thread.start()
         self._loop_thread.start()
         self._ready.wait(30)
@@ -236,10 +162,12 @@ class ShadowEngine:
             self._sem = asyncio.Semaphore(self.config.max_concurrency)
             if self.config.shadow_client == "sdk":
                 warm_sdk()
-            self._transport = Transport(self.base_url, self.api_key,
+            self._transport = Transport(self.base_url, self.target.api_key,
                                         kind=self.config.shadow_client,
-                                        timeout_s=self.config.timeout_s,
-                                        max_connections=self.config.max_concurrency)
+                                        timeout_s=min(self.target.timeout_s,
+                                                      self.config.timeout_s),
+                                        max_connections=self.config.max_concurrency,
+                                        headers=self.target.headers)
             self._loop = loop
         except BaseException as exc:  # reported by start(), never swallowed
             self._start_error = exc
@@ -247,9 +175,10 @@ class ShadowEngine:
             return
         self._ready.set()
         try:
-            poller = loop.create_task(self._poll())
+            poller = loop.create_task(self._poll()) if self._poll_inbox else None
             loop.run_forever()
-            poller.cancel()
+            if poller is not None:
+                poller.cancel()
         finally:
             with contextlib.suppress(Exception):
                 loop.run_until_complete(self._transport.aclose())
@@ -276,6 +205,8 @@ class ShadowEngine:
             mark_finished(self.run_dir)
 
     async def _cancel_all(self) -> None:
+        self._take()  # jobs still in the inbox become tasks too …
+        await asyncio.sleep(0)  # … and every task starts, so its cancel is counted in _run
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -302,44 +233,70 @@ class ShadowEngine:
         loop = self._loop
         with self._lock:
             if self._closed or loop is None:
-                self.stats.dropped_closed += 1
+                self._bump("dropped_closed" if kind == "pair" else "canary_dropped")
                 return False
             if self._pending >= self._capacity:
-                self.stats.dropped_queue_full += 1
+                self._bump("dropped_queue_full" if kind == "pair" else "canary_dropped")
                 return False
             self._pending += 1
             self._order += 1
             order = self._order
             if kind == "pair":
-                self.stats.enqueued += 1
+                self._bump("enqueued")
         prefix = self._shard.prefix if self._shard else "p"
         first = self._shard.first_index if self._shard else 0
         # deque.append is atomic and makes no system call: a wake-up (call_soon_threadsafe)
         # would write to the loop's self-pipe, release the GIL and let the shadow thread run
-        # first. The loop polls instead (every poll_s).
+        # first. In the application's process the loop polls instead (every POLL_S).
         self._inbox.append(_Job(kind, capture, order, f"{prefix}-{first}-{order}"))
+        if not self._poll_inbox:
+            loop.call_soon_threadsafe(self._take)
         return True
 
     def count(self, name: str) -> None:
         with self._lock:
-            setattr(self.stats, name, getattr(self.stats, name) + 1)
+            self._bump(name)
+
+    def _bump(self, name: str) -> None:
+        # with self._lock held
+        value = getattr(self.stats, name) + 1
+        setattr(self.stats, name, value)
+        if self._publish is not None:
+            self._publish(name, value)
+
+    def snapshot(self) -> ShadowStats:
+        """A consistent copy of the counters."""
+        with self._lock:
+            return ShadowStats(**self.stats.as_dict())
+
+    @property
+    def pending(self) -> int:
+        """Jobs accepted and not yet handed to the writer."""
+        return self._pending
+
+    def wait_for_room(self, limit: int, timeout_s: float) -> bool:
+        """Wait until fewer than ``limit`` jobs are pending (the sidecar's back-pressure)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending < limit, timeout_s)
 
     # --- the shadow loop -------------------------------------------------------------------
 
     def _job_done(self) -> None:
         with self._idle:
             self._pending -= 1
-            if not self._pending:
-                self._idle.notify_all()
+            self._idle.notify_all()
 
-    async def _poll(self) -> None:
+    def _take(self) -> None:
         loop = asyncio.get_running_loop()
         inbox = self._inbox
+        while inbox:
+            task = loop.create_task(self._run(inbox.popleft()))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self) -> None:
         while True:
-            while inbox:
-                task = loop.create_task(self._run(inbox.popleft()))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            self._take()
             await asyncio.sleep(POLL_S)
 
     async def _run(self, job: _Job) -> None:
@@ -354,6 +311,8 @@ class ShadowEngine:
             self.count("cancelled_at_close")
         except Exception:  # a bug here must never reach the application; count and log it
             self.count("internal_errors")
+            if job.kind == "pair":
+                self.count("pairs_failed")
             _log.exception("harness.shadow: internal error on the shadow side (counted)")
         finally:
             self._job_done()
@@ -454,15 +413,15 @@ class ShadowEngine:
                 if not self._meta_done and shard.shards:
                     self._guard(lambda: self._write_meta(None))
                 break
-            if item.observations:
-                self._guard(lambda item=item: self._write(shard, item))
+            if item.observations and not self._guard(lambda item=item: self._write(shard, item)):
+                self.count("pairs_failed" if item.pair else "canary_dropped")
             if item.done is not None:
                 self._guard(shard.sync)
                 self._guard(self._save_stats)
                 item.done.set()
         self._guard(shard.close)
 
-    def _guard(self, action: Any) -> None:
+    def _guard(self, action: Any) -> bool:
         try:
             action()
         except Exception:  # disk full, permissions…: counted, never raised to the app
@@ -470,6 +429,8 @@ class ShadowEngine:
             if self.stats.write_errors == 1:
                 _log.exception("harness.shadow: cannot write to %s (counted as write_errors; "
                                "logged once)", self.run_dir)
+            return False
+        return True
 
     def _write(self, shard: ShardWriter, item: _Written) -> None:
         observations = [fingerprint(o) for o in item.observations]
@@ -483,8 +444,7 @@ class ShadowEngine:
         if not self._meta_done and item.is_emulator is not None:
             self._write_meta(item.is_emulator)
         shard.write(observations)
-        if item.pair:
-            self.count("pairs_written")
+        self.count("pairs_written" if item.pair else "canary_written")
 
     def _write_meta(self, is_emulator: bool | None) -> None:
         config = self.config
@@ -501,10 +461,9 @@ class ShadowEngine:
 
     def _save_stats(self) -> None:
         if self._stats_path is not None:
-            with self._lock:
-                if self._calls is not None:
-                    self.stats.calls = self._calls()
-                stats = self.stats.as_dict()
-            write_stats(self._stats_path, stats)
+            stats = self.snapshot()
+            if self._calls is not None:
+                stats.calls = self._calls()
+            write_stats(self._stats_path, stats.as_dict())
             self._stats_saved = time.monotonic()
 

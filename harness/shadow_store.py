@@ -207,6 +207,14 @@ def mark_finished(run_dir: Path) -> None:
     _atomic_write(path, meta.model_dump_json(indent=2) + "\n")
 
 
+def next_stats_path(run_dir: Path) -> Path:
+    """A stats file name of this process no earlier process (with the same pid) used."""
+    prefix = f"shadow-stats-{host_label()}-{os.getpid()}-"
+    used = [int(p.name[len(prefix):-5]) for p in run_dir.glob(f"{prefix}*.json")
+            if p.name[len(prefix):-5].isdigit()]
+    return run_dir / f"{prefix}{max(used, default=-1) + 1}.json"
+
+
 def write_stats(path: Path, stats: dict[str, Any]) -> None:
     _atomic_write(path, json.dumps(stats, indent=2, sort_keys=True) + "\n")
 

@@ -185,6 +185,10 @@ class Comparison(_Record):
     error_rate_delta: Effect | None
     similarity: Similarity
     power: Power | None
+    cache_contaminated: bool = Field(
+        default=False, description="shadow pairs: one side was sent right after the other "
+        "with the same prompt prefix and no cache nonce, so its cache hits are not its own; "
+        "cache_hit_ratio_delta and cache_hit_improvement are null (not assessable)")
 
 
 class Claim(_Record):
@@ -201,6 +205,9 @@ class Claim(_Record):
     verdict: Verdict
     note: str
     injected_by_profile: str | None
+    contaminated: bool = Field(
+        default=False, description="the figures behind the claim are not clean (cache of a "
+        "shadow run): not assessable, the verdict is inconclusive whatever the numbers")
 
 
 class ScenarioSummary(_Record):
@@ -324,7 +331,8 @@ def summary_tables(summary: Summary) -> list[Table]:
         t.add_row("TTFT p50", *(_fmt_effect(c.ttft_p50_ratio) for c in comps))
         t.add_row("cold TTFT", *(_fmt_effect(c.cold_ttft_ratio) for c in comps))
         t.add_row("total p50", *(_fmt_effect(c.total_p50_ratio) for c in comps))
-        t.add_row("cache hit Δ", *(_fmt_effect(c.cache_hit_ratio_delta) for c in comps))
+        t.add_row("cache hit Δ", *("contaminated" if c.cache_contaminated
+                                   else _fmt_effect(c.cache_hit_ratio_delta) for c in comps))
         t.add_row("cost", *(_fmt_effect(c.cost_ratio) for c in comps))
         t.add_row("text (A/A)", *(sim(c) for c in comps))
         tables.append(t)

@@ -61,6 +61,24 @@ def test_claims_from_a_crafted_comparison() -> None:
     assert all(cl.injected_by_profile is None for cl in claims.values())
 
 
+def test_contaminated_cache_makes_the_caching_and_cost_claims_not_assessable() -> None:
+    metrics = {"cache_hit_improvement": _effect(0.6, 0.5, 0.7),
+               "cache_hit_ratio_delta": _effect(0.2, 0.15, 0.25),
+               "cost_ratio": _effect(0.9, 0.85, 0.95)}
+    clean = evaluate_claims({"responses_vs_chat": _comparison(**metrics)})
+    assert clean["cache_utilization_better"].verdict == clean["cost"].verdict == "supported"
+    shadow = _comparison(**metrics).model_copy(update={"cache_contaminated": True})
+    claims = evaluate_claims({"responses_vs_chat": shadow}, emulator_profile="parity")
+    cache, cost = claims["cache_utilization_better"], claims["cost"]
+    assert cache.verdict == cost.verdict == "inconclusive" and cache.contaminated and \
+        cost.contaminated
+    assert cache.value is None and cache.metric is None
+    assert cost.value == pytest.approx(0.9)  # the bill is still shown
+    for claim in (cache, cost):
+        assert "not assessable: the cache figures of a shadow run are contaminated" in claim.note
+    assert not claims["first_request_slower"].contaminated
+
+
 def test_non_streaming_falls_back_to_cold_total_latency() -> None:
     c = _comparison(cold_total_ratio=_effect(4.0, 3.5, 4.5))
     claim = evaluate_claims({"responses_vs_chat": c})["first_request_slower"]

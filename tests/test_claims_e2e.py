@@ -6,12 +6,18 @@ the emulator's truth log) and judge the claims by their 95 % intervals.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import openai
 import pytest
 
-from harness.analyze import analyze_run
+from harness.analyze import analyze_run, analyze_table, load_table
+from harness.cli import main
+from harness.emulator.server import EmulatorThread
 from harness.runner import RunOptions, run
+from harness.shadow import ShadowClient, keep_text
 from harness.summary import Claim
 
 SYSTEM = " ".join(f"Policy {i}: refunds within 30 days, escalate billing disputes, keep replies "
@@ -65,3 +71,53 @@ def test_values_outside_the_claimed_ranges_are_contradicted(tmp_path: Path) -> N
 def test_parity_never_supports_a_claim(tmp_path: Path) -> None:
     claims = _claims(tmp_path, "parity", repeats=30)
     assert {c.verdict for c in claims.values()} <= {"contradicted", "inconclusive"}
+
+
+def test_shadow_run_cache_claims_are_not_assessable(tmp_path: Path, capsys: Any) -> None:
+    """A shadow run on a target where Responses does cache ~67 % better: the data would seem to
+    support the guide, but each mirror found the prefix its live call had just cached."""
+    profile = tmp_path / "fast-guide.yaml"
+    profile.write_text("extends: guide-claims\nname: fast-guide\nboth: {ttft_ms: 0, "
+                       "cold_penalty_ms: 0, prefill_ms_per_1k_tokens: 0, per_token_ms: 0}\n",
+                       encoding="utf-8")
+    run_dir = tmp_path / "run"
+
+    def ask(client: Any, i: int) -> None:
+        client.chat.completions.create(
+            model="gpt-4.1-mini", temperature=0, max_tokens=24,
+            messages=[{"role": "system", "content": SYSTEM},
+                      {"role": "user", "content": f"Question {i}: can I get a refund?"}])
+
+    with EmulatorThread(profile=str(profile)) as emu, ShadowClient(
+            openai.OpenAI(base_url=emu.base_url, api_key="test", max_retries=0),
+            sample_rate=1.0, run_dir=run_dir, redact=keep_text, mode="thread") as client:
+        ask(client.wrapped, -1)  # production traffic: the shared prefix is warm already
+        for i in range(30):
+            ask(client, i)
+        assert client.shadow.flush(20)
+    assert main(["analyze", str(run_dir), "--quiet", "--resamples", "400"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (scenario,) = summary["scenarios"]
+    arms = scenario["arms"]
+    assert arms["responses"]["cache_hit_ratio"]["value"] > arms["chat"]["cache_hit_ratio"]["value"]
+    comparison = scenario["comparisons"]["responses_vs_chat"]
+    assert comparison["cache_contaminated"] is True
+    assert comparison["cache_hit_ratio_delta"] is comparison["cache_hit_improvement"] is None
+    cache, cost = scenario["claims"]["cache_utilization_better"], scenario["claims"]["cost"]
+    assert cache["verdict"] == cost["verdict"] == "inconclusive"
+    assert cache["contaminated"] and cost["contaminated"] and cache["value"] is None
+    assert "not assessable" in cache["note"] and "not assessable" in cost["note"]
+    assert any("cache figures are contaminated" in w for w in summary["warnings"])
+    # the same rows read as if they were clean would have "supported" the guide's claim
+    clean = analyze_table(load_table(run_dir / "observations.jsonl"), None, resamples=400,
+                          contaminated_cache=())
+    assert clean.scenarios[0].claims["cache_utilization_better"].verdict == "supported"
+
+    reports = tmp_path / "reports"
+    assert main(["report", str(run_dir), "--out", str(reports)]) == 0
+    capsys.readouterr()
+    markdown = next(reports.rglob("summary.md")).read_text(encoding="utf-8")
+    html = next(reports.rglob("report.html")).read_text(encoding="utf-8")
+    assert "cache figures are contaminated" in markdown
+    assert "✅ supported" not in markdown
+    assert "not assessable: the cache figures of a shadow run are contaminated" in html

@@ -3,13 +3,21 @@
 Against the emulator (in-process, ``zero`` profile unless a test needs faults or divergence)
 and, where results must be byte-for-byte comparable, a mocked primary (``httpx2.MockTransport``
 serving canned bytes) with the shadow side on the emulator.
+
+Where the shadow side runs changes how calls reach it, how it is counted, flushed and closed:
+tests of that (sampling end to end, faults, drops, redaction in files, flush/close, canary
+records, async) run in both modes (the ``mode`` fixture). The rest use ``mode="thread"``: a
+sidecar process costs about a second of start-up per client. Sidecar-only behaviour (crashes,
+restarts, pickling) is in ``test_shadow_sidecar.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -58,6 +66,16 @@ def emulator() -> Iterator[EmulatorThread]:
         yield emu
 
 
+@pytest.fixture(params=["process", "thread"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def scrub(obs: Any) -> Any:
+    """A custom redactor (module level, so a sidecar process can import it)."""
+    return obs.model_copy(update={"output_text": "[scrubbed]", "request_id": None})
+
+
 def _profile(tmp_path: Path, name: str, body: str) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"extends: zero\nname: {name}\n{body}", encoding="utf-8")
@@ -65,6 +83,7 @@ def _profile(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def _client(url: str, run_dir: Path, **options: Any) -> ShadowClient:
+    options.setdefault("mode", "thread")
     return ShadowClient(openai.OpenAI(base_url=url, api_key="test", max_retries=0),
                         run_dir=run_dir, **options)
 
@@ -122,8 +141,18 @@ def _mock_openai() -> openai.OpenAI:
 
 
 def _mock_shadow(emu: EmulatorThread, run_dir: Path, **options: Any) -> ShadowClient:
+    options.setdefault("mode", "thread")
     return ShadowClient(_mock_openai(), run_dir=run_dir, shadow_base_url=emu.base_url,
                         shadow_api_key="test", **options)
+
+
+def _settled(stats: Any) -> None:
+    """Every mirrored call ended in exactly one counted state."""
+    assert stats.unsettled == 0, stats
+    assert stats.sampled == (stats.pairs_written + stats.pairs_failed
+                             + stats.dropped_queue_full + stats.dropped_closed
+                             + stats.dropped_sidecar_down + stats.abandoned_streams
+                             + stats.cancelled_at_close + stats.lost_in_crash)
 
 
 # --- translation of live kwargs --------------------------------------------------------------
@@ -207,10 +236,11 @@ def test_sampling_share_within_two_points_over_5000_keys(rate: float) -> None:
     assert points == [sample_point(f"user-{i}", salt) for i in range(5000)]  # deterministic
 
 
-def test_sampled_share_end_to_end_over_5000_calls(emulator: EmulatorThread,
-                                                  tmp_path: Path) -> None:
+def test_sampled_share_end_to_end_over_5000_calls(emulator: EmulatorThread, tmp_path: Path,
+                                                  mode: str) -> None:
     run_dir = tmp_path / "run"
-    with _mock_shadow(emulator, run_dir, sample_rate=0.10, seed=7, max_queue=10_000) as client:
+    with _mock_shadow(emulator, run_dir, sample_rate=0.10, seed=7, max_queue=10_000,
+                      mode=mode) as client:
         for i in range(5000):
             client.chat.completions.create(model=MODEL, messages=HELLO, shadow_key=f"u{i}")
         assert client.shadow.flush(30)
@@ -218,6 +248,7 @@ def test_sampled_share_end_to_end_over_5000_calls(emulator: EmulatorThread,
     pairs = _pairs(run_dir)
     assert abs(len(pairs) / 5000 - 0.10) <= 0.02
     assert stats.calls == 5000 and stats.sampled == len(pairs) == stats.pairs_written
+    _settled(stats)
     assert all(set(p) == {"chat", "responses"} and p["responses"].ok for p in pairs.values())
     # the same keys are sampled again in a second process with the same seed
     expected = {i for i in range(5000)
@@ -252,9 +283,9 @@ def test_key_sources(emulator: EmulatorThread, tmp_path: Path) -> None:
 
 
 def test_primary_results_identical_with_and_without_wrapper(emulator: EmulatorThread,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path, mode: str) -> None:
     plain = _mock_openai()
-    with _mock_shadow(emulator, tmp_path / "run", sample_rate=1.0) as client:
+    with _mock_shadow(emulator, tmp_path / "run", sample_rate=1.0, mode=mode) as client:
         a = plain.chat.completions.create(model=MODEL, messages=HELLO)
         b = client.chat.completions.create(model=MODEL, messages=HELLO)
         assert type(a) is type(b) is ChatCompletion
@@ -320,7 +351,8 @@ def test_primary_identical_against_emulator_and_timed(emulator: EmulatorThread,
     assert meta.shadow is not None and meta.shadow["sample_rate"] == 1.0
 
 
-def test_shadow_faults_leave_primary_untouched(emulator: EmulatorThread, tmp_path: Path) -> None:
+def test_shadow_faults_leave_primary_untouched(emulator: EmulatorThread, tmp_path: Path,
+                                               mode: str) -> None:
     faults = _profile(tmp_path, "faulty", "responses:\n  faults: {server_error: 0.3, "
                       "overloaded: 0.2, stream_cut: 0.2, response_failed: 0.15, "
                       "error_event: 0.15}\n")
@@ -328,7 +360,7 @@ def test_shadow_faults_leave_primary_untouched(emulator: EmulatorThread, tmp_pat
     kw: dict[str, Any] = {"model": MODEL, "messages": HELLO, "temperature": 0}
     expected = plain.chat.completions.create(**kw).choices[0].message.content
     with EmulatorThread(profile=str(faults)) as shadow_emu, \
-            _client(emulator.base_url, tmp_path / "run", sample_rate=1.0,
+            _client(emulator.base_url, tmp_path / "run", sample_rate=1.0, mode=mode,
                     shadow_base_url=shadow_emu.base_url) as client:
         for i in range(40):
             if i % 2:
@@ -345,15 +377,17 @@ def test_shadow_faults_leave_primary_untouched(emulator: EmulatorThread, tmp_pat
     errors = {p["responses"].error_type for p in pairs.values() if not p["responses"].ok}
     assert stats.shadow_errors == sum(not p["responses"].ok for p in pairs.values()) >= 10
     assert {"server_error", "stream_interrupted"} <= errors or len(errors) >= 3
+    assert stats.pairs_written == 40
+    _settled(stats)
 
 
 def test_slow_or_dead_shadow_never_slows_the_primary(emulator: EmulatorThread,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, mode: str) -> None:
     slow = _profile(tmp_path, "slow", "responses:\n  faults: {slow_headers: 1.0, "
                     "slow_headers_ms: 2000}\n")
     with EmulatorThread(profile=str(slow)) as shadow_emu, \
             _client(emulator.base_url, tmp_path / "run", sample_rate=1.0, timeout_s=0.3,
-                    max_queue=2, max_concurrency=2,
+                    max_queue=2, max_concurrency=2, mode=mode,
                     shadow_base_url=shadow_emu.base_url) as client:
         durations = []
         for _ in range(12):
@@ -364,13 +398,12 @@ def test_slow_or_dead_shadow_never_slows_the_primary(emulator: EmulatorThread,
         client.shadow.flush(10)
         stats = client.shadow.stats()
     assert stats.dropped_queue_full >= 1 and stats.timeouts >= 1
-    assert stats.sampled == (stats.pairs_written + stats.dropped_queue_full
-                             + stats.dropped_closed + stats.cancelled_at_close)
+    _settled(stats)
     timed_out = [p["responses"] for p in _pairs(tmp_path / "run").values()
                  if p["responses"].error_type == "shadow_timeout"]
     assert timed_out and all(p.ok is False for p in timed_out)
     # a shadow target that refuses connections: errors recorded, primary fine
-    with _client(emulator.base_url, tmp_path / "dead", sample_rate=1.0,
+    with _client(emulator.base_url, tmp_path / "dead", sample_rate=1.0, mode=mode,
                  shadow_base_url="http://127.0.0.1:9/v1") as client:
         assert client.chat.completions.create(model=MODEL, messages=HELLO).choices
         client.shadow.flush(10)
@@ -397,19 +430,53 @@ def test_abandoned_stream_is_counted_not_compared(emulator: EmulatorThread,
         next(iter(stream))
         stream.close()
         del stream
+        gc.collect()  # the SDK's stream and its iterators form a cycle
         client.chat.completions.create(model=MODEL, messages=HELLO)
         client.shadow.flush(10)
         stats = client.shadow.stats()
     assert stats.abandoned_streams == 1 and stats.pairs_written == 1
 
 
+def test_flush_and_close_account_for_every_call(emulator: EmulatorThread, tmp_path: Path,
+                                                mode: str) -> None:
+    slow = _profile(tmp_path, "slow", "responses:\n  faults: {slow_headers: 1.0, "
+                    "slow_headers_ms: {median: 1500}}\n")
+    run_dir = tmp_path / "run"
+    with EmulatorThread(profile=str(slow)) as shadow_emu:
+        client = _client(emulator.base_url, run_dir, sample_rate=1.0, mode=mode,
+                         max_concurrency=2, shadow_base_url=shadow_emu.base_url)
+        assert client.shadow.flush(10)  # nothing accepted yet
+        for _ in range(6):
+            client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert not client.shadow.flush(0.2)  # each mirror takes 1.5 s
+        t0 = time.perf_counter()
+        client.shadow.close(timeout_s=0.5)  # what is not done by then is cancelled
+        assert time.perf_counter() - t0 < 5
+        stats = client.shadow.stats()
+        assert stats.cancelled_at_close >= 1
+        assert stats.pairs_written + stats.cancelled_at_close == 6
+        _settled(stats)
+        on_disk = merge_shards(run_dir).stats
+        assert {k: on_disk[k] for k in ("sampled", "pairs_written", "cancelled_at_close")} == {
+            "sampled": 6, "pairs_written": stats.pairs_written,
+            "cancelled_at_close": stats.cancelled_at_close}
+        # closed: the application's calls are still served, and no longer mirrored
+        assert client.chat.completions.create(model=MODEL, messages=HELLO).choices
+        client.shadow.close()  # idempotent
+        after = client.shadow.stats()
+        assert (after.calls, after.sampled) == (7, 6)
+        _settled(after)
+        client.close()
+    assert merge_shards(run_dir).records == 2 * stats.pairs_written
+
+
 # --- files: redaction, shards, merge, analysis -----------------------------------------------
 
 
 def test_default_redaction_keeps_hashes_and_lengths_only(emulator: EmulatorThread,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, mode: str) -> None:
     run_dir = tmp_path / "run"
-    with _client(emulator.base_url, run_dir, sample_rate=1.0) as client:
+    with _client(emulator.base_url, run_dir, sample_rate=1.0, mode=mode) as client:
         text = client.chat.completions.create(model=MODEL, messages=HELLO,
                                               temperature=0).choices[0].message.content
         call = client.chat.completions.create(model=MODEL, messages=WEATHER,
@@ -420,6 +487,8 @@ def test_default_redaction_keeps_hashes_and_lengths_only(emulator: EmulatorThrea
     raw = b"".join(p.read_bytes() for p in shard_paths(run_dir))
     assert text.encode() not in raw and text[:25].encode() not in raw
     assert b"Paris" not in raw and args.encode() not in raw
+    every_file = b"".join(p.read_bytes() for p in run_dir.iterdir() if p.is_file())
+    assert b"test" not in every_file.replace(b"tests", b"")  # the API key, nowhere
     by_kind = {("tool" if o.tool_calls else "text", o.arm): o for o in _observations(run_dir)}
     chat = by_kind[("text", "chat")]
     assert chat.output_text is None and chat.output_chars == len(text)
@@ -444,11 +513,8 @@ def test_redaction_choices(emulator: EmulatorThread, tmp_path: Path, redact: Any
 
 
 def test_custom_redactor_runs_before_anything_is_written(emulator: EmulatorThread,
-                                                         tmp_path: Path) -> None:
-    def scrub(obs: Any) -> Any:
-        return obs.model_copy(update={"output_text": "[scrubbed]", "request_id": None})
-
-    with _client(emulator.base_url, tmp_path / "run", sample_rate=1.0,
+                                                         tmp_path: Path, mode: str) -> None:
+    with _client(emulator.base_url, tmp_path / "run", sample_rate=1.0, mode=mode,
                  redact=scrub) as client:
         client.chat.completions.create(model=MODEL, messages=HELLO)
         client.shadow.flush(10)
@@ -605,10 +671,11 @@ def _tool_args(chunks: list[ChatCompletionChunk]) -> list[tuple[str, str]]:
     return [(n, json.dumps(json.loads(a), sort_keys=True)) for n, a in calls.values()]
 
 
-def test_canary_falls_back_to_chat(emulator: EmulatorThread, tmp_path: Path) -> None:
+def test_canary_falls_back_to_chat(emulator: EmulatorThread, tmp_path: Path, mode: str) -> None:
     broken = _profile(tmp_path, "broken", "responses:\n  faults: {server_error: 1.0}\n")
     with EmulatorThread(profile=str(broken)) as emu, \
-            _client(emu.base_url, tmp_path / "run", sample_rate=0.0, canary_rate=1.0) as client:
+            _client(emu.base_url, tmp_path / "run", sample_rate=0.0, canary_rate=1.0,
+                    mode=mode) as client:
         reply = client.chat.completions.create(model=MODEL, messages=HELLO)
         assert type(reply) is ChatCompletion and reply.id.startswith("chatcmpl")
         stream = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
@@ -617,7 +684,8 @@ def test_canary_falls_back_to_chat(emulator: EmulatorThread, tmp_path: Path) -> 
         seeded = client.chat.completions.create(model=MODEL, messages=HELLO, seed=1)
         assert seeded.id.startswith("chatcmpl")  # untranslatable: straight to chat
         client.shadow.flush(10)
-        assert client.shadow.stats().canary_fallbacks == 3
+        stats = client.shadow.stats()
+        assert stats.canary_fallbacks == 3 and stats.canary_written == 3
     obs = _observations(tmp_path / "run")
     assert sorted(o.error_type or "" for o in obs) == ["server_error", "server_error",
                                                        "untranslatable"]
@@ -754,12 +822,14 @@ def test_chunk_translator_holds_the_role_until_output_and_raises_on_failure() ->
 # --- async ------------------------------------------------------------------------------------
 
 
-def test_async_client_mirrors_and_canaries(emulator: EmulatorThread, tmp_path: Path) -> None:
+def test_async_client_mirrors_and_canaries(emulator: EmulatorThread, tmp_path: Path,
+                                           mode: str) -> None:
     async def scenario() -> list[tuple[str, str]]:
         plain = openai.AsyncOpenAI(base_url=emulator.base_url, api_key="test", max_retries=0)
         client = AsyncShadowClient(
             openai.AsyncOpenAI(base_url=emulator.base_url, api_key="test", max_retries=0),
-            run_dir=tmp_path / "run", sample_rate=0.5, canary_rate=0.5, redact=keep_text)
+            run_dir=tmp_path / "run", sample_rate=0.5, canary_rate=0.5, redact=keep_text,
+            mode=mode)
         texts = []
         try:
             for i in range(8):
@@ -792,11 +862,12 @@ def test_async_client_mirrors_and_canaries(emulator: EmulatorThread, tmp_path: P
 
 
 def test_forked_worker_starts_its_own_shadow_side(emulator: EmulatorThread,
-                                                  tmp_path: Path) -> None:
+                                                  tmp_path: Path, mode: str) -> None:
     run_dir = tmp_path / "run"
-    with _client(emulator.base_url, run_dir, sample_rate=1.0) as client:
+    with _client(emulator.base_url, run_dir, sample_rate=1.0, mode=mode) as client:
         client.chat.completions.create(model=MODEL, messages=HELLO)
         client.shadow.flush(10)
+        parent_sidecar = getattr(client.shadow.engine, "pid", None)
         with warnings.catch_warnings():  # 3.12+ warns about fork with threads; we handle it
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
@@ -806,6 +877,9 @@ def test_forked_worker_starts_its_own_shadow_side(emulator: EmulatorThread,
                 client.chat.completions.create(model=MODEL, messages=HELLO)
                 client.shadow.close()
                 code = 0 if client.shadow.stats().pairs_written == 1 else 3
+                # the parent's sidecar is not this worker's to stop or join at exit
+                if parent_sidecar in {p.pid for p in multiprocessing.active_children()}:
+                    code = 4
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
