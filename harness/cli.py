@@ -429,6 +429,11 @@ def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     merge.set_defaults(handler=_cmd_shadow_merge)
 
 
+#: the ways a mirrored call ends without a pair written (harness.shadow_config.ShadowStats)
+_UNWRITTEN = ("pairs_failed", "dropped_queue_full", "dropped_closed", "dropped_sidecar_down",
+              "abandoned_streams", "cancelled_at_close", "lost_in_crash")
+
+
 def _cmd_shadow_merge(args: argparse.Namespace) -> int:
     from harness.shadow_store import merge_shards
 
@@ -445,8 +450,10 @@ def _cmd_shadow_merge(args: argparse.Namespace) -> int:
     if stats:
         done, sampled = stats.get("pairs_written", 0), stats.get("sampled", 0)
         share = f" ({done / sampled:.1%})" if sampled else ""
+        unwritten = {name: stats.get(name, 0) for name in _UNWRITTEN}
+        why = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in unwritten.items() if n)
         print(f"calls {stats.get('calls', 0)}, mirrored {sampled}, pairs written {done}{share}, "
-              f"dropped {stats.get('dropped_queue_full', 0) + stats.get('dropped_closed', 0)}, "
+              f"not written {sum(unwritten.values())}{f' ({why})' if why else ''}, "
               f"shadow errors {stats.get('shadow_errors', 0)}, canary served "
               f"{stats.get('canary_served', 0)} (fallbacks {stats.get('canary_fallbacks', 0)})")
     return 0

@@ -121,3 +121,4 @@ def test_shadow_run_cache_claims_are_not_assessable(tmp_path: Path, capsys: Any)
     assert "cache figures are contaminated" in markdown
     assert "✅ supported" not in markdown
     assert "not assessable: the cache figures of a shadow run are contaminated" in html
+    assert "Not assessable on shadow traffic" in html  # the verdict card, not "no usage"

@@ -545,7 +545,13 @@ def test_shards_rotate_merge_is_idempotent_and_skips_torn_lines(emulator: Emulat
     assert main(["shadow", "merge", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "6 records from 3 shard(s), unchanged, 1 incomplete line(s) skipped" in out
-    assert "mirrored 3, pairs written 3 (100.0%), dropped 0" in out
+    assert "mirrored 3, pairs written 3 (100.0%), not written 0," in out
+    # another process's counters: every way a mirrored call can end unwritten is summed
+    (run_dir / "shadow-stats-elsewhere-1-0.json").write_text(json.dumps(
+        {"sampled": 3, "dropped_queue_full": 2, "lost_in_crash": 1}))
+    assert main(["shadow", "merge", str(run_dir)]) == 0
+    assert ("mirrored 6, pairs written 3 (50.0%), not written 3 (dropped queue full 2, "
+            "lost in crash 1)") in capsys.readouterr().out
     assert json.loads((run_dir / "shadow_stats.json").read_text())["pairs_written"] == 3
 
 

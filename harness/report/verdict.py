@@ -150,6 +150,9 @@ def _cache_finding(c: Comparison, arms: dict[str, ArmSummary]) -> Finding:
     ra, rb = (arms[x].cache_hit_ratio if x in arms else None for x in (c.a, c.b))
     share = (f"{a} {pct(ra.value if ra else None, 1)} of input tokens cached, "
              f"{b} {pct(rb.value if rb else None, 1)}")
+    if c.cache_contaminated:
+        return Finding("Caching", "unknown", "Not assessable on shadow traffic: each mirrored "
+                       "call reuses the prefix its live call had just cached", share)
     if d is None or d.value is None:
         return Finding("Caching", "unknown", "No token usage reported", share)
     if (ra is None or not ra.value) and (rb is None or not rb.value):
