@@ -10,7 +10,7 @@ TTFT), at concurrency 1 and 32:
 
 Goals: harness-sdk ≤ 1.1× sdk time per request at c=1 and ≥ 90 % of its throughput at c=32;
 harness-raw ≥ 80 % of httpx2 throughput at c=32; harness wire TTFT p50 within 0.5 ms of the
-bare httpx2 loop's. The four run interleaved, ``ROUNDS`` times; wall figures are each one's
+bare httpx2 loop's. The four run interleaved, ``ROUNDS`` (5) times; wall figures are each one's
 best round. Client CPU per request (this process's ``process_time``) is reported beside them:
 on a shared 2-CPU machine it is the steadier figure, and at c=32 the client is the bottleneck.
 Run: ``python -m pytest benchmarks/bench_runner.py --benchmark-only -s``.
@@ -43,7 +43,7 @@ both:
 content:
   reply_tokens: {min: 20, max: 20}
 """
-ROUNDS = 3
+ROUNDS = 5
 BODY = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello."}],
         "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 64}
 
