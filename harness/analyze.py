@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ValidationError
 
 from harness import __version__, stats
 from harness.claims import evaluate_claims
@@ -48,6 +47,7 @@ from harness.records import (
     RunMeta,
     Usage,
     read_meta,
+    read_record_file,
     write_json,
 )
 from harness.similarity import (
@@ -359,23 +359,8 @@ def read_summary(path: Path) -> Summary:
     """Load a summary.json (a run directory or the file itself)."""
     if path.is_dir():
         path = path / SUMMARY_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{path}: cannot read summary ({exc})") from exc
-    if not isinstance(data, dict):
-        raise HarnessError(f"{path}: not a summary (a JSON object is expected) — re-run "
-                           "`harness analyze`")
-    if data.get("schema_version") != SUMMARY_SCHEMA_VERSION:
-        raise HarnessError(f"{path}: summary schema_version {data.get('schema_version')!r} is not"
-                           f" supported (this harness reads {SUMMARY_SCHEMA_VERSION}) — "
-                           "re-run `harness analyze`")
-    try:
-        return Summary.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise HarnessError(f"{path}: {where}: {err['msg']} — re-run `harness analyze`") from None
+    return read_record_file(path, Summary, what="summary", version=SUMMARY_SCHEMA_VERSION,
+                            fix="re-run `harness analyze`")
 
 
 # --- between runs -----------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness import __version__
 from harness.errors import HarnessError
 from harness.metrics import LATENCIES, TOKENS, ObservationTable
+from harness.records import read_record_file
 from harness.summary import Summary
 
 BASELINE_SCHEMA_VERSION = 1
@@ -199,24 +200,9 @@ def save_baseline(run_dir: Path, name: str, *,
 
 def load_baseline(path: Path) -> Baseline:
     """Read a baseline file; unknown schema versions and malformed files are one-line errors."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HarnessError(f"{path}: cannot read baseline ({exc})") from exc
-    if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
-        raise HarnessError(f"{path}: not a baseline file — save one with `harness baseline save "
-                           "RUN_DIR --name NAME`")
-    if data.get("schema_version") != BASELINE_SCHEMA_VERSION:
-        raise HarnessError(f"{path}: baseline schema_version {data.get('schema_version')!r} is "
-                           f"not supported (this harness reads {BASELINE_SCHEMA_VERSION}) — save "
-                           "the baseline again with this version")
-    try:
-        return Baseline.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise HarnessError(f"{path}: malformed baseline ({where}: {first['msg']}) — save it "
-                           "again with `harness baseline save`") from exc
+    return read_record_file(path, Baseline, what="baseline", version=BASELINE_SCHEMA_VERSION,
+                            kind=BASELINE_KIND, fix="save it again with `harness baseline save "
+                            "RUN_DIR --name NAME`")
 
 
 def resolve_baseline(ref: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -> BaselineRef:

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,6 +25,7 @@ NOT_SENT = "not_sent"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
+M = TypeVar("M", bound=BaseModel)
 Finish = Literal["completed", "incomplete", "failed", "error", "length", "tool_calls", "stop",
                  "content_filter"]
 
@@ -276,24 +277,35 @@ def write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None
     os.replace(tmp, path)
 
 
+def read_record_file(path: Path, model: type[M], *, what: str, version: int, fix: str,
+                     kind: str | None = None) -> M:
+    """Read one JSON file of ``model`` (run meta, summary, baseline) carrying
+    ``schema_version`` (and ``kind``, when given); every problem is one line naming the file,
+    the field where there is one, and ``fix``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{path}: cannot read {what} ({exc})") from None
+    if not isinstance(data, dict) or (kind is not None and data.get("kind") != kind):
+        raise HarnessError(f"{path}: not a {what} file — {fix}")
+    found = data.get("schema_version")
+    if found != version:
+        raise HarnessError(f"{path}: {what} schema_version {found!r} is not supported (this "
+                           f"harness reads {version}) — {fix}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise HarnessError(f"{path}: malformed {what} ({where}: {err['msg']}) — {fix}") from None
+
+
 def read_meta(run_dir: Path) -> RunMeta:
     path = run_dir / "meta.json"
     if not path.is_file():
         raise HarnessError(f"{run_dir}: no meta.json — is this a run directory (runs/<run-id>/)?")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"{path}: cannot read run metadata ({exc})") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
-    if version != META_SCHEMA_VERSION:
-        raise HarnessError(f"{path}: schema_version {version!r} is not supported (this harness "
-                           f"reads {META_SCHEMA_VERSION}) — use a matching harness version")
-    try:
-        return RunMeta.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise HarnessError(f"{path}: {where}: {err['msg']} — not a valid run meta.json") from None
+    return read_record_file(path, RunMeta, what="run meta.json", version=META_SCHEMA_VERSION,
+                            fix="a run directory written by a matching harness version")
 
 
 def iter_lines(items: Iterable[BaseModel]) -> Iterator[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_each_group_reaches_the_os_and_is_fsynced_in_the_background(
     writer.close()  # the partial group is written and fsync'd before close returns
     assert _lines(path) == 6
     assert [o.repeat for o in read_observations(path)] == list(range(6))
-    assert not any(t.name == "harness-fsync" for t in __import__("threading").enumerate())
+    assert not any(t.name == "harness-fsync" for t in threading.enumerate())
 
 
 def test_fsyncs_are_coalesced_at_high_rates(tmp_path: Path,
@@ -56,3 +57,20 @@ def test_fsyncs_are_coalesced_at_high_rates(tmp_path: Path,
             writer.write(_obs(i))
         assert _lines(path) == 100
     assert 1 <= len(calls) <= 3  # the first group's, maybe one racing it, and close's
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("{", "cannot read run meta.json"),
+    ("[1]", "not a run meta.json file"),
+    ('{"schema_version": 99}', "run meta.json schema_version 99 is not supported"),
+    ('{"schema_version": 1, "run_id": 5}', "malformed run meta.json (run_id: "),
+])
+def test_bad_meta_files_are_one_line_errors(tmp_path: Path, content: str, words: str) -> None:
+    from harness.errors import HarnessError
+    from harness.records import read_meta
+
+    (tmp_path / "meta.json").write_text(content, encoding="utf-8")
+    with pytest.raises(HarnessError) as info:
+        read_meta(tmp_path)
+    assert words in str(info.value) and "\n" not in str(info.value)
+    assert str(tmp_path / "meta.json") in str(info.value)
