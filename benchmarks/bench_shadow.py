@@ -21,7 +21,7 @@ back to back, **100 % sampled**.
      process, which separates the shadow side's own cost from the doubled load on the one
      (single-threaded) emulator process both sides share otherwise — a real provider is a
      fleet, not one event loop, so these are the figures to hold against the goal;
-   - ``process_own_server_idle``: the same with ``sidecar_priority="idle"`` (Linux
+   - ``process_idle`` / ``process_own_server_idle``: with ``sidecar_priority="idle"`` (Linux
      ``SCHED_IDLE``: the sidecar runs only on CPUs nothing else wants);
    - ``process_no_mirror``: the sidecar mirroring to a port nobody listens on, so it does
      little (translate, a refused connection, the records): what is left is the application
@@ -35,6 +35,9 @@ back to back, **100 % sampled**.
 3. **Shadow completion** (goal: ≥ 95 % of mirrored calls written, none silently dropped): the
    counters — sampled = written + failed + dropped + abandoned + cancelled + lost, i.e.
    ``unsettled == 0`` after the drain — for every wrapped client.
+4. **The mirror's own timing error** (``mirror_timing``): both sides get the same steady
+   server delays, so mirrored − primary wire TTFT and total, pair by pair, show what the shadow
+   side's client and scheduling add to the figures it records (reported, not asserted).
 
 Run: ``python -m pytest benchmarks/bench_shadow.py --benchmark-only -s`` (about 3 minutes), or
 ``python benchmarks/bench_shadow.py``. Figures land in pytest-benchmark's ``extra_info``. On a
@@ -58,13 +61,15 @@ import numpy as np
 import openai
 
 from harness.emulator.server import EmulatorProcess
+from harness.records import Observation, read_observations
 from harness.shadow import ShadowClient
+from harness.shadow_store import shard_paths
 
 TIME_SCALE = 0.05
 CALLS = 400          # direct measurement: wrapped calls (half streaming), as many for the control
 BLOCKS = 16          # end to end: shuffled rounds of …
 BLOCK = 30           # … this many calls per side
-WRAPPED = ("process", "thread", "process_own_server", "thread_own_server",
+WRAPPED = ("process", "process_idle", "thread", "process_own_server", "thread_own_server",
            "process_own_server_idle", "process_no_mirror")
 #: a port nothing listens on: the mirror fails at once (connection refused)
 NOWHERE = "http://127.0.0.1:9/v1"
@@ -227,6 +232,32 @@ def _end_to_end(clients: dict[str, Any], wrapped: dict[str, ShadowClient],
     return out
 
 
+def _fidelity(run_dir: Path) -> dict[str, Any]:
+    """How the mirror's own timings compare with the primary's, pair by pair.
+
+    With the steady profile both sides get the same server-side delays, so the mirrored
+    (Responses) call's wire TTFT and total minus the primary (Chat) call's are the shadow
+    side's own timing error (its client, its scheduling) plus the two APIs' small differences
+    in framing, with the primary's own noise beside it.
+    """
+    by_pair: dict[str, dict[str, Observation]] = {}
+    for path in shard_paths(run_dir):
+        for obs in read_observations(path):
+            if obs.ok:
+                by_pair.setdefault(obs.prompt_id, {})[obs.api] = obs
+    diffs: dict[str, list[float]] = {"ttft_ms": [], "total_ms": []}
+    for pair in by_pair.values():
+        chat, resp = pair.get("chat"), pair.get("responses")
+        if chat is None or resp is None:
+            continue
+        for name in diffs:
+            a, b = getattr(resp, name), getattr(chat, name)
+            if a is not None and b is not None:
+                diffs[name].append(a - b)
+    return {f"mirror_minus_primary_{name}": _pcts(values) if values else None
+            for name, values in diffs.items()}
+
+
 def measure(run_root: Path) -> dict[str, Any]:
     load_before = os.getloadavg()
     profile = run_root / "steady.yaml"
@@ -245,6 +276,8 @@ def measure(run_root: Path) -> dict[str, Any]:
                                                   shadow_api_key="x",
                                                   run_dir=run_root / f"{mode}_own_server")
                for mode in ("process", "thread")},
+            "process_idle": ShadowClient(sdk(), sample_rate=1.0, sidecar_priority="idle",
+                                         run_dir=run_root / "process_idle"),
             "process_own_server_idle": ShadowClient(
                 sdk(), sample_rate=1.0, sidecar_priority="idle", shadow_base_url=other.base_url,
                 shadow_api_key="x", run_dir=run_root / "process_own_server_idle"),
@@ -267,8 +300,7 @@ def measure(run_root: Path) -> dict[str, Any]:
         pids: dict[str, int | None] = {
             "emulator": emu.pid, "other_emulator": other.pid,
             **{f"sidecar_{m}": wrapped[m].shadow.engine.pid  # type: ignore[union-attr]
-               for m in ("process", "process_own_server", "process_own_server_idle",
-                         "process_no_mirror")}}
+               for m in WRAPPED if m.startswith("process")}}
 
         # 1. end to end (the headline)
         e2e = _end_to_end(clients, wrapped, pids)
@@ -295,6 +327,8 @@ def measure(run_root: Path) -> dict[str, Any]:
     load_after = os.getloadavg()
     wall_all = {s: wall[s]["stream"] + wall[s]["non-stream"] for s in wall}
     completion = {name: _completion(c) for name, c in [*wrapped.items(), ("direct", direct)]}
+    fidelity = {name: _fidelity(run_root / name) for name in WRAPPED
+                if name != "process_no_mirror"}
     info: dict[str, Any] = {
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
@@ -306,6 +340,7 @@ def measure(run_root: Path) -> dict[str, Any]:
         "control_wall_ms": _summary(wall["control"]),
         "wall_p99_vs_control_ms": _delta(wall_all["wrapped"], wall_all["control"], 99),
         "completion": completion,
+        "mirror_timing": fidelity,
         "drained": drained,
     }
     info["goals"] = {

@@ -143,3 +143,66 @@ def test_time_scale_drives_the_clock(tmp_path: Path) -> None:
     assert r["delays_ms"]["ttft_ms"] == 60 and r["planned_first_delta_ms"] == 60
     assert 30 <= r["first_delta_ms"] < 40  # the wall clock runs the plan at half speed
     assert r["total_ms"] >= r["planned_total_ms"] * 0.5
+
+
+# --- precise sleeping (emulator.latency) ---------------------------------------------------------
+
+
+def _lateness_ms(loop_factory: Any) -> list[float]:
+    """How late 64 concurrent ``sleep_until`` waits wake, each due 0.1 ms past a whole ms (where
+    epoll's whole-ms timeouts are furthest off)."""
+    import asyncio
+    import time
+
+    from harness.emulator.latency import sleep_until
+
+    async def one(deadline: float) -> float:
+        await sleep_until(deadline)
+        return (time.perf_counter() - deadline) * 1e3
+
+    async def main() -> list[float]:
+        now = time.perf_counter()
+        return list(await asyncio.gather(*[one(now + (1 + i % 16) / 1e3 + 0.0001)
+                                           for i in range(64)]))
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
+
+
+def test_the_emulators_loop_wakes_waiters_on_time_never_early() -> None:
+    from harness.emulator.latency import precise_loop
+
+    lateness = _lateness_ms(precise_loop)
+    assert min(lateness) >= 0
+    # epoll's own whole-ms timeouts make these ~0.9 ms late; the machine's timer slack ~0.1
+    assert sorted(lateness)[len(lateness) // 2] < 0.5, sorted(lateness)
+
+
+def test_a_wait_never_holds_up_another_on_the_loop() -> None:
+    """A second stream's short waits keep ending right up to the first one's deadline.
+
+    The emulator once finished every wait with a blocking ``time.sleep`` on the loop, so in the
+    last ~1.2 ms before one stream's deadline the other stood still (no wake-ups at all).
+    """
+    import asyncio
+    import time
+
+    from harness.emulator.latency import precise_loop, sleep_until
+
+    async def window_ticks(deadline: float) -> int:
+        ticks = 0
+        waiter = asyncio.ensure_future(sleep_until(deadline))
+        await asyncio.sleep(0)  # the waiter starts waiting
+        while not waiter.done():
+            await sleep_until(time.perf_counter() + 0.0002)  # another stream's next token
+            if deadline - 0.001 <= time.perf_counter() < deadline - 0.0001:
+                ticks += 1
+        return ticks
+
+    async def main() -> list[int]:
+        return [await window_ticks(time.perf_counter() + 0.01) for _ in range(5)]
+
+    with asyncio.Runner(loop_factory=precise_loop) as runner:
+        ticks = runner.run(main())
+    # a descheduled process can miss one window; the blocking design missed every one
+    assert sum(1 for t in ticks if t > 0) >= 3, ticks

@@ -6,7 +6,8 @@
   same process would delay the server through the GIL and the shared event loop).
 
 All bind the socket before announcing the address, so a client may connect as soon as it has
-the URL. uvicorn runs with httptools, the asyncio loop, no access log and no lifespan.
+the URL. uvicorn runs with httptools, an asyncio loop with µs-resolution timers
+(:func:`~harness.emulator.latency.precise_loop`), no access log and no lifespan.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import yaml
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from harness.emulator.app import ARRIVAL_KEY, create_app
+from harness.emulator.latency import precise_loop
 from harness.emulator.profiles import EmulatorConfig, Profile, load_profile
 from harness.errors import HarnessError
 
@@ -81,9 +83,13 @@ class _ArrivalStampingProtocol(HttpToolsProtocol):
         self.scope[ARRIVAL_KEY] = time.perf_counter()  # type: ignore[literal-required]
 
 
+#: the asyncio loop with µs-resolution timers (see :mod:`harness.emulator.latency`)
+_LOOP = "harness.emulator.latency:precise_loop"
+
+
 def uvicorn_config(app: Any) -> uvicorn.Config:
     """The uvicorn settings every emulator server uses (benchmarks reuse them as a baseline)."""
-    return uvicorn.Config(app, http=_ArrivalStampingProtocol, loop="asyncio", lifespan="off",
+    return uvicorn.Config(app, http=_ArrivalStampingProtocol, loop=_LOOP, lifespan="off",
                           access_log=False, log_level="warning", timeout_keep_alive=30,
                           server_header=False)
 
@@ -129,7 +135,8 @@ class EmulatorThread:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            with asyncio.Runner(loop_factory=precise_loop) as runner:
+                runner.run(self._server.serve(sockets=[self._sock]))
         except BaseException as exc:  # surfaced by __enter__/__exit__, never swallowed
             self._error = exc
 
