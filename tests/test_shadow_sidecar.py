@@ -123,6 +123,17 @@ def test_compact_stream_with_tool_calls_reads_like_the_original() -> None:
     assert read["usage"].cached_tokens == 2 and read["headers"]["x-request-id"] == "req_9"
 
 
+def test_compact_pauses_between_slices_of_a_long_stream() -> None:
+    from harness.shadow_capture import PAUSE_EVERY
+
+    chunks = [_chunk({"content": f"w{i} "}) for i in range(3 * PAUSE_EVERY + 2)]
+    capture = _capture(items=[(3_000_000 + i, c) for i, c in enumerate(chunks)])
+    pauses: list[int] = []
+    copy = compact(capture, pause=lambda: pauses.append(1))
+    assert len(pauses) == 3  # the sender thread lets the application have the GIL there
+    assert _result(copy) == _result(compact(capture)) == _result(capture)
+
+
 def test_compact_completion_and_error_read_like_the_original() -> None:
     completion = ChatCompletion.model_validate({
         "id": "chatcmpl-2", "object": "chat.completion", "created": 1, "model": MODEL,
