@@ -23,6 +23,7 @@ import httpx2
 import openai
 import orjson
 
+from harness.netio import AsyncioBackend
 from harness.records import Attempt, ToolCallRecord, Usage
 from harness.wire import (
     CURRENT_RECORDER,
@@ -285,8 +286,11 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _http_client(timeout_s: float, headers: Mapping[str, str] | None = None,
-                 base_url: str = "", max_connections: int = 100) -> httpx2.AsyncClient:
+                 base_url: str = "", max_connections: int = 100,
+                 native: bool = False) -> httpx2.AsyncClient:
+    """``native``: sockets on asyncio's transports (:mod:`harness.netio`), not anyio's."""
     transport = TimedAsyncTransport(
+        network_backend=AsyncioBackend() if native else None,
         verify=_tls_context(),
         limits=httpx2.Limits(max_connections=max_connections,
                              max_keepalive_connections=max_connections))
@@ -336,7 +340,8 @@ class _Lanes:
 
     def __init__(self, count: int, timeout_s: float, headers: Mapping[str, str],
                  base_url: str) -> None:
-        self.clients = [_http_client(timeout_s, headers, base_url=base_url, max_connections=1)
+        self.clients = [_http_client(timeout_s, headers, base_url=base_url, max_connections=1,
+                                     native=True)
                         for _ in range(count)]
         self.posts = [{api: _RawPost(c, path) for api, path in _PATHS.items()}
                       for c in self.clients]

@@ -120,12 +120,14 @@ class TimedAsyncTransport(httpx2.AsyncHTTPTransport):
     would go live.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, network_backend: AsyncNetworkBackend | None = None,
+                 **kwargs: Any) -> None:
+        """``network_backend``: the sockets under the wire clock (default httpcore's own)."""
         super().__init__(**kwargs)
         pool = self._pool
         if not isinstance(pool, httpcore2.AsyncConnectionPool):  # pragma: no cover - proxies
             raise TypeError("TimedAsyncTransport supports direct connections only")
-        pool._network_backend = _TimedBackend(pool._network_backend)
+        pool._network_backend = _TimedBackend(network_backend or pool._network_backend)
 
 
 # --- post-hoc analysis -------------------------------------------------------------------------
