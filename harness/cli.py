@@ -154,8 +154,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rps", type=float, default=None, metavar="R",
                    help="at most R requests per second")
     p.add_argument("--client", choices=["sdk", "raw"], default="sdk",
-                   help="sdk: the official openai SDK (default); raw: lean httpx2 + SSE "
-                   "parser for high-rate load tests")
+                   help="sdk: the official openai SDK (default); raw: lean httpx2 on asyncio's "
+                   "own sockets + SSE parser, for high-rate load tests")
     p.add_argument("--max-requests", type=_positive_int, default=None, metavar="N",
                    help="refuse to start if the plan has more requests")
     p.add_argument("--max-cost-usd", type=float, default=None, metavar="X",

@@ -1,6 +1,6 @@
 """The shadow side in its own process (``mode="process"``, the default).
 
-Why a process: the shadow side's work is ~5 ms of CPU per mirrored stream (the mirror's HTTP
+Why a process: the shadow side's work is ~4-6 ms of CPU per mirrored stream (the mirror's HTTP
 client and SSE parsing, similarity, records). In the application's process it holds the GIL — a
 live call whose socket read returns while a shadow thread holds it waits for it — and it is the
 application's CPU. Here the :class:`~harness.shadow_engine.ShadowEngine` runs in a sidecar
