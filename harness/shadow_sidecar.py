@@ -11,7 +11,9 @@ lower CPU priority (``os.nice(10)``, best effort; with ``sidecar_priority="idle"
 - on the application's thread, per mirrored call: a bound check, counters under a short lock
   and a ``deque.append`` + notify (:meth:`Sidecar.submit`);
 - a sender thread: :func:`~harness.shadow_capture.compact` (the SDK objects → plain data,
-  ~60 µs for a 40-chunk stream), ``pickle`` and a write to the pipe;
+  ~60 µs for a 40-chunk stream, pausing every few items to let the application have the GIL),
+  ``pickle`` and a write to the pipe, :data:`SEND_DELAY_S` after the call ended (the moments
+  right after a call are often the application's busiest);
 - a supervisor thread that sleeps on the sidecar's exit and rewrites this process's stats file
   every 10 s.
 
@@ -65,6 +67,8 @@ SIDECAR_NAME = "harness-shadow-sidecar"
 MAX_RESTARTS = 3
 #: the sidecar's niceness increment: shadow work is background work
 NICE = 10
+#: how long the sender thread lets a captured call wait before converting and sending it (s)
+SEND_DELAY_S = 0.005
 _log = logging.getLogger("harness.shadow")
 _CTX = multiprocessing.get_context("spawn")
 _INDEX = {name: i for i, name in enumerate(STAT_FIELDS)}
@@ -185,26 +189,41 @@ class _Generation:
             with self._ready:
                 while not self._buffer:
                     self._ready.wait()
-                message = self._buffer.popleft()
-            if message is None:
-                return
-            try:
-                if message[0] == "job":
-                    # Pauses (time.sleep(0) releases the GIL) keep each stretch this thread
-                    # holds the GIL short: a live call whose socket read returns meanwhile
-                    # would otherwise wait for all of it (~0.1 ms for a 40-chunk stream).
-                    job = compact(message[2], pause=_yield_gil)
-                    _yield_gil()
-                    data = pickle.dumps(("job", message[1], job), protocol=5)
-                else:
-                    data = pickle.dumps(message, protocol=5)
-            except Exception as exc:  # a request that does not pickle: counted, never raised
-                self._on_unsendable(self, message[1], exc)
-                continue
-            try:
-                self.jobs.send_bytes(data)
-            except OSError:  # the sidecar is gone; the supervisor accounts for what it held
-                return
+                first = self._buffer[0]
+            if first is not None and first[0] == "job":
+                # The moments right after a live call are often the application's busiest
+                # (the reply is handled, the next call built), and work done then competes
+                # with it for the GIL. Waiting a little moves this work, and whatever arrives
+                # meanwhile, into the application's next wait on the network.
+                time.sleep(SEND_DELAY_S)
+            while True:
+                with self._ready:
+                    if not self._buffer:
+                        break
+                    message = self._buffer.popleft()
+                if message is None or not self._send(message):
+                    return
+
+    def _send(self, message: tuple[Any, ...]) -> bool:
+        """Pickle and write one message to the sidecar; False once the sidecar is gone."""
+        try:
+            if message[0] == "job":
+                # Pauses (time.sleep(0) releases the GIL) keep each stretch this thread holds
+                # the GIL short: a live call whose socket read returns meanwhile would
+                # otherwise wait for all of it (~0.1 ms for a 40-chunk stream).
+                job = compact(message[2], pause=_yield_gil)
+                _yield_gil()
+                data = pickle.dumps(("job", message[1], job), protocol=5)
+            else:
+                data = pickle.dumps(message, protocol=5)
+        except Exception as exc:  # a request that does not pickle: counted, never raised
+            self._on_unsendable(self, message[1], exc)
+            return True
+        try:
+            self.jobs.send_bytes(data)
+        except OSError:  # the sidecar is gone; the supervisor accounts for what it held
+            return False
+        return True
 
     def counters(self) -> dict[str, int]:
         shared = self.shared
