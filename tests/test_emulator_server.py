@@ -178,3 +178,41 @@ def test_concurrent_streams_keep_their_schedule(tmp_path: Path) -> None:
     # ~0.2 ms (timer slack) on a free loop; the blocking design gave tails of 13-35 ms
     assert statistics.median(late) < 0.5, sorted(late)
     assert sorted(late)[-3] < 5, sorted(late)  # two hiccups of a busy machine are tolerated
+
+
+@pytest.mark.timing
+def test_a_request_arriving_mid_stream_is_served_at_once(tmp_path: Path) -> None:
+    """A stream whose token waits are short must not keep its loop from reading new requests.
+
+    The emulator once finished such waits with a blocking sleep and never returned to its loop
+    for the whole stream, so a request arriving meanwhile was read only after the stream ended.
+    """
+    import threading
+
+    truth = tmp_path / "truth.jsonl"
+    profile = load_profile("zero").derive({"both": {"ttft_ms": 2, "per_token_ms": 0.5},
+                                           "content": {"reply_tokens": {"min": 300,
+                                                                        "max": 300}}})
+    with EmulatorProcess(profile=profile, truth_log=truth) as emu, httpx2.Client() as client:
+        client.get(f"{emu.base_url}/models", headers={"authorization": "Bearer k"})
+        def stream_long() -> None:
+            with httpx2.Client() as other:
+                _stream_ttft_ms(other, emu.base_url, f"{nonce()} long")
+
+        long_stream = threading.Thread(target=stream_long)
+        long_stream.start()
+        time.sleep(0.05)  # the long stream is ~150 ms of tokens; we are in the middle of it
+        started = time.perf_counter()
+        r = client.post(f"{emu.base_url}/chat/completions",
+                        headers={"authorization": "Bearer k"},
+                        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+                              "max_completion_tokens": 1})
+        short_ms = (time.perf_counter() - started) * 1000
+        long_stream.join()
+    assert r.status_code == 200
+    records = {rec["request_id"]: rec for rec in read_truth(truth)}
+    short = records[r.headers["x-request-id"]]
+    long = next(rec for rec in records.values() if rec["stream"])
+    assert long["total_ms"] > 100  # it was still streaming when the short request came
+    # served in about its own planned time, not after the long stream's end (~100 ms later)
+    assert short_ms < short["planned_total_ms"] + 30, (short_ms, short["planned_total_ms"])

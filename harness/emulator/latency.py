@@ -32,12 +32,14 @@ from harness.emulator.profiles import ApiProfile
 # Python rounds it up, so a token due in 0.6 ms leaves at 1 ms. The emulator's loop therefore
 # uses a selector whose timed waits end within tens of µs (PreciseEpollSelector, below).
 #
-# A wait whose loop has nothing else to do before its deadline still finishes with a short
-# blocking time.sleep (it releases the GIL and burns no CPU): the most precise finish measured
-# on these machines. With anything else due sooner it never blocks: this module once finished
-# waits with a blocking sleep whenever at most two were pending, so two concurrent streams stood
-# still for each other and their events left up to a millisecond late (+3 ms at p99 on a
-# 40-token stream with a second one beside it; tails of 13-35 ms in the truth log). On another
+# A wait whose loop has nothing else to do before its deadline finishes by blocking the loop
+# in select() on its own epoll descriptor (it releases the GIL and burns no CPU): the most
+# precise finish measured on these machines, and it ends early, handing back to the loop, as
+# soon as a request or data arrives. This module once finished waits with a blocking
+# time.sleep whenever at most two were pending: two concurrent streams then stood still for
+# each other (+3 ms at p99 on a 40-token stream with a second one beside it; tails of 13-35 ms
+# in the truth log), and since a stream whose waits all took that path never returned to the
+# loop, a request arriving meanwhile went unread until the stream ended (~20 ms in one case). On another
 # loop (uvloop, the application's own) a wait is a plain asyncio sleep, at most ~1 ms late.
 _FINE_S = 0.0012
 
@@ -63,7 +65,7 @@ class PreciseEpollSelector(selectors.EpollSelector):
             if timeout <= 0:
                 return super().select(0)
         try:
-            select.select([self._selector.fileno()], [], [], timeout)  # type: ignore[attr-defined]
+            select.select([self.fileno()], [], [], timeout)
         except ValueError:  # descriptor ≥ FD_SETSIZE: fall back to epoll's ms resolution
             return super().select(timeout)
         return super().select(0)
@@ -77,13 +79,25 @@ class PreciseLoop(asyncio.SelectorEventLoop):
                          else None)  # kqueue and IOCP already take finer timeouts
 
     def free_until(self, when: float) -> bool:
-        """Nothing is ready to run and no timer is due before ``when`` (loop time).
-
-        (A request may still arrive meanwhile; it then waits at most one fine stretch.)"""
+        """Nothing is ready to run and no timer is due before ``when`` (loop time)."""
         if self._ready:  # type: ignore[attr-defined]
             return False
         scheduled = self._scheduled  # type: ignore[attr-defined]
         return not scheduled or scheduled[0].when() >= when
+
+    def block_until_io(self, timeout: float) -> bool:
+        """Block the loop for ``timeout`` s or until a descriptor it watches is ready (True).
+
+        A caller that gets True must let the loop run: a request has arrived, or data, or a
+        call from another thread."""
+        fileno = getattr(self._selector, "fileno", None)  # type: ignore[attr-defined]
+        if fileno is None:
+            return True
+        try:
+            ready, _, _ = select.select([fileno()], [], [], timeout)
+        except ValueError:  # descriptor ≥ FD_SETSIZE
+            return True
+        return bool(ready)
 
 
 def precise_loop() -> asyncio.AbstractEventLoop:
@@ -102,9 +116,11 @@ async def sleep_until(deadline: float) -> None:
     if remaining <= 0:
         return
     loop = asyncio.get_running_loop()
-    if isinstance(loop, PreciseLoop) and loop.free_until(loop.time() + remaining):
-        time.sleep(remaining)
-    else:
+    if (isinstance(loop, PreciseLoop) and loop.free_until(loop.time() + remaining)
+            and not loop.block_until_io(remaining)):
+        return
+    remaining = deadline - time.perf_counter()
+    if remaining > 0:
         await asyncio.sleep(remaining)
 
 
