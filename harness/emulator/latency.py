@@ -44,6 +44,16 @@ from harness.emulator.profiles import ApiProfile
 _FINE_S = 0.0012
 
 
+def _wait_readable(fd: int, timeout: float) -> bool | None:
+    """Block in ``select()`` (µs timeout) until ``fd`` is readable (True) or ``timeout`` s
+    passed (False); None when ``select()`` cannot take ``fd`` (≥ FD_SETSIZE)."""
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+    except ValueError:
+        return None
+    return bool(ready)
+
+
 class PreciseEpollSelector(selectors.EpollSelector):
     """An epoll selector whose timed waits end within tens of µs of their timeout.
 
@@ -64,9 +74,7 @@ class PreciseEpollSelector(selectors.EpollSelector):
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return super().select(0)
-        try:
-            select.select([self.fileno()], [], [], timeout)
-        except ValueError:  # descriptor ≥ FD_SETSIZE: fall back to epoll's ms resolution
+        if _wait_readable(self.fileno(), timeout) is None:  # fall back to epoll's ms resolution
             return super().select(timeout)
         return super().select(0)
 
@@ -91,13 +99,7 @@ class PreciseLoop(asyncio.SelectorEventLoop):
         A caller that gets True must let the loop run: a request has arrived, or data, or a
         call from another thread."""
         fileno = getattr(self._selector, "fileno", None)  # type: ignore[attr-defined]
-        if fileno is None:
-            return True
-        try:
-            ready, _, _ = select.select([fileno()], [], [], timeout)
-        except ValueError:  # descriptor ≥ FD_SETSIZE
-            return True
-        return bool(ready)
+        return fileno is None or _wait_readable(fileno(), timeout) is not False
 
 
 def precise_loop() -> asyncio.AbstractEventLoop:
