@@ -32,13 +32,16 @@ MAX_RATIO = 3.0
 @pytest.fixture(scope="module")
 def big_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     obs = synthetic_observations(
-        SyntheticProfile(responses_cold_ratio=2.5, responses_cache_advantage=0.6,
-                         divergence=0.2),
-        arms=("chat", "responses", "responses_chained", "chat#2"), prompts=5, turns=2,
-        repeats=N_REPEATS)
+        SyntheticProfile(responses_cold_ratio=2.5, responses_cache_advantage=0.6, divergence=0.2),
+        arms=("chat", "responses", "responses_chained", "chat#2"),
+        prompts=5,
+        turns=2,
+        repeats=N_REPEATS,
+    )
     assert len(obs) == 100_000
-    return write_synthetic_run(tmp_path_factory.mktemp("bench") / "run", obs,
-                               emulator_profile="guide-claims")
+    return write_synthetic_run(
+        tmp_path_factory.mktemp("bench") / "run", obs, emulator_profile="guide-claims"
+    )
 
 
 def parse_only(path: Path) -> list[Any]:
@@ -54,8 +57,9 @@ def _seconds(fn: Any, *args: Any) -> float:
 
 
 def test_parse_jsonl_100k(benchmark: Any, big_run: Path) -> None:
-    rows = benchmark.pedantic(parse_only, args=(big_run / "observations.jsonl",),
-                              rounds=ROUNDS, iterations=1)
+    rows = benchmark.pedantic(
+        parse_only, args=(big_run / "observations.jsonl",), rounds=ROUNDS, iterations=1
+    )
     assert len(rows) == 100_000
 
 
@@ -71,7 +75,9 @@ def test_analyze_100k_within_3x_parse(benchmark: Any, big_run: Path) -> None:
     analyze_best = benchmark.stats.stats.min
     ratio = analyze_best / min(parse_s)
     benchmark.extra_info.update(parse_s=min(parse_s), analyze_s=analyze_best, ratio=ratio)
-    print(f"\n100,000 observations: parse {min(parse_s):.2f} s, analyze {analyze_best:.2f} s, "
-          f"ratio {ratio:.2f}× (goal ≤ {MAX_RATIO}×)")
+    print(
+        f"\n100,000 observations: parse {min(parse_s):.2f} s, analyze {analyze_best:.2f} s, "
+        f"ratio {ratio:.2f}× (goal ≤ {MAX_RATIO}×)"
+    )
     assert summary.scenarios[0].claims["first_request_slower"].verdict == "supported"
     assert ratio <= MAX_RATIO

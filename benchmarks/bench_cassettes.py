@@ -50,11 +50,20 @@ RESULTS: dict[str, float] = {}
 
 def _request(i: int) -> tuple[Api, dict[str, Any]]:
     if i % 2:
-        return "responses", {"model": "gpt-4.1-mini", "input": f"Question {i}: say hello.",
-                             "max_output_tokens": 32, "stream": True, "store": False}
-    return "chat", {"model": "gpt-4.1-mini", "stream": True, "max_completion_tokens": 32,
-                    "messages": [{"role": "user", "content": f"Question {i}: say hello."}],
-                    "stream_options": {"include_usage": True}}
+        return "responses", {
+            "model": "gpt-4.1-mini",
+            "input": f"Question {i}: say hello.",
+            "max_output_tokens": 32,
+            "stream": True,
+            "store": False,
+        }
+    return "chat", {
+        "model": "gpt-4.1-mini",
+        "stream": True,
+        "max_completion_tokens": 32,
+        "messages": [{"role": "user", "content": f"Question {i}: say hello."}],
+        "stream_options": {"include_usage": True},
+    }
 
 
 async def _send_all(base_url: str, n: int, kind: ClientKind = "sdk") -> int:
@@ -77,11 +86,18 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     warm_sdk()
     directory = tmp_path_factory.mktemp("cassettes")
     with EmulatorProcess(profile="zero") as emu:
-        info = RecordingInfo(target="emulator", is_emulator=True, emulator_profile="zero",
-                             emulator_seed=0, base_url=emu.base_url, seed=0, repeats=None,
-                             client="sdk", run_id="bench")
-        with recording(directory, [ScenarioInfo(SCENARIO, Path("bench.yaml"), "-")],
-                       lambda: info):
+        info = RecordingInfo(
+            target="emulator",
+            is_emulator=True,
+            emulator_profile="zero",
+            emulator_seed=0,
+            base_url=emu.base_url,
+            seed=0,
+            repeats=None,
+            client="sdk",
+            run_id="bench",
+        )
+        with recording(directory, [ScenarioInfo(SCENARIO, Path("bench.yaml"), "-")], lambda: info):
             assert asyncio.run(_send_all(emu.base_url, N_LIVE)) == N_LIVE
     return directory
 
@@ -94,13 +110,13 @@ def _synthetic(recorded: Path, n: int, tmp: Path) -> Path:
     items = list(warmup)
     for i in range(n):
         request, response = posts[i % len(posts)]
-        clone = vcr.request.Request("POST", request.uri, json.dumps(_request(i)[1]),
-                                    request.headers)
+        clone = vcr.request.Request(
+            "POST", request.uri, json.dumps(_request(i)[1]), request.headers
+        )
         items.append((clone, response))
     directory = tmp / f"n{n}"
     directory.mkdir()
-    cassette_path(directory, SCENARIO).write_text(dump_cassette(metadata, items),
-                                                  encoding="utf-8")
+    cassette_path(directory, SCENARIO).write_text(dump_cassette(metadata, items), encoding="utf-8")
     return directory
 
 
@@ -115,8 +131,9 @@ def _replay_seconds(directory: Path, n: int, kind: ClientKind) -> float:
 def _once(benchmark: Any, name: str, fn: Callable[[], float], n: int) -> None:
     seconds = benchmark.pedantic(fn, rounds=1, iterations=1)
     RESULTS[name] = seconds
-    benchmark.extra_info.update(seconds=round(seconds, 3), per_request_ms=round(
-        seconds / n * 1000, 3), n=n)
+    benchmark.extra_info.update(
+        seconds=round(seconds, 3), per_request_ms=round(seconds / n * 1000, 3), n=n
+    )
     print(f"\n{name}: {seconds:.2f} s for {n} ({seconds / n * 1000:.2f} ms/request)")
 
 
@@ -142,8 +159,12 @@ def test_replay_raw(benchmark: Any, recorded: Path, tmp_path: Path, n: int) -> N
 
 def test_indexed_raw_small(benchmark: Any, recorded: Path, tmp_path: Path) -> None:
     directory = _synthetic(recorded, N_PLAIN, tmp_path)
-    _once(benchmark, f"indexed-raw-{N_PLAIN}",
-          lambda: _replay_seconds(directory, N_PLAIN, "raw"), N_PLAIN)
+    _once(
+        benchmark,
+        f"indexed-raw-{N_PLAIN}",
+        lambda: _replay_seconds(directory, N_PLAIN, "raw"),
+        N_PLAIN,
+    )
 
 
 def test_plain_vcrpy_raw_small(benchmark: Any, recorded: Path, tmp_path: Path) -> None:
@@ -152,12 +173,17 @@ def test_plain_vcrpy_raw_small(benchmark: Any, recorded: Path, tmp_path: Path) -
     def plain() -> float:
         start = time.perf_counter()
         context: AbstractContextManager[Any] = vcr.VCR().use_cassette(
-            str(cassette_path(directory, SCENARIO)), record_mode="none",
-            match_on=["method", "path", "body"], persister=HarnessPersister,
-            allow_playback_repeats=True)  # the shared GET /models
+            str(cassette_path(directory, SCENARIO)),
+            record_mode="none",
+            match_on=["method", "path", "body"],
+            persister=HarnessPersister,
+            allow_playback_repeats=True,
+        )  # the shared GET /models
         with context:
-            assert asyncio.run(_send_all("http://cassette-replay.invalid/v1", N_PLAIN,
-                                         "raw")) == N_PLAIN
+            assert (
+                asyncio.run(_send_all("http://cassette-replay.invalid/v1", N_PLAIN, "raw"))
+                == N_PLAIN
+            )
         return time.perf_counter() - start
 
     _once(benchmark, f"plain-vcrpy-raw-{N_PLAIN}", plain, N_PLAIN)
@@ -171,15 +197,19 @@ def test_goals(benchmark: Any) -> None:
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     replay_ratio = RESULTS["replay-sdk"] / RESULTS["live-sdk"]
     linear_ratio = RESULTS[f"replay-raw-{N_LARGE}"] / RESULTS[f"replay-raw-{N_SMALL}"]
-    benchmark.extra_info.update(replay_vs_live=round(replay_ratio, 3),
-                                large_vs_small=round(linear_ratio, 2), **{
-                                    k: round(v, 3) for k, v in RESULTS.items()})
+    benchmark.extra_info.update(
+        replay_vs_live=round(replay_ratio, 3),
+        large_vs_small=round(linear_ratio, 2),
+        **{k: round(v, 3) for k, v in RESULTS.items()},
+    )
     print(f"\nreplay/live (sdk, {N_LIVE}): {replay_ratio:.2f}× (goal ≤ 1.2×)")
     print(f"replay {N_LARGE}/{N_SMALL} (raw): {linear_ratio:.2f}× (goal ≤ 12×)")
     plain = RESULTS.get(f"plain-vcrpy-raw-{N_PLAIN}")
     indexed = RESULTS.get(f"indexed-raw-{N_PLAIN}")
     if plain and indexed:
-        print(f"plain vcrpy at {N_PLAIN}: {plain:.2f} s vs indexed {indexed:.2f} s "
-              f"({plain / indexed:.1f}×)")
+        print(
+            f"plain vcrpy at {N_PLAIN}: {plain:.2f} s vs indexed {indexed:.2f} s "
+            f"({plain / indexed:.1f}×)"
+        )
     assert replay_ratio <= 1.2
     assert linear_ratio <= 12

@@ -38,8 +38,12 @@ from harness.emulator.profiles import load_profile
 from harness.emulator.server import EmulatorProcess
 from harness.emulator.truth import read_truth
 
-CHAT_BODY = json.dumps({"model": "gpt-4.1-mini", "messages": [
-    {"role": "user", "content": "Hello there, what are your support hours?"}]}).encode()
+CHAT_BODY = json.dumps(
+    {
+        "model": "gpt-4.1-mini",
+        "messages": [{"role": "user", "content": "Hello there, what are your support hours?"}],
+    }
+).encode()
 CONCURRENCY = 16
 ROUND_S = 2.0
 ROUNDS = 4
@@ -69,8 +73,9 @@ def _serve_minimal() -> None:
 
 class _Minimal:
     def __enter__(self) -> _Minimal:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--minimal"],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--minimal"], stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.base_url = line.split()[-1]
@@ -98,9 +103,11 @@ def minimal() -> Iterator[_Minimal]:
 async def _load(url: str, seconds: float, concurrency: int) -> int:
     """Requests completed by ``concurrency`` keep-alive connections in ``seconds``."""
     host, port = url.split("//")[1].split("/")[0].split(":")
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\n"
-               b"authorization: Bearer sk-test\r\ncontent-type: application/json\r\n"
-               b"content-length: " + str(len(CHAT_BODY)).encode() + b"\r\n\r\n" + CHAT_BODY)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\n"
+        b"authorization: Bearer sk-test\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(CHAT_BODY)).encode() + b"\r\n\r\n" + CHAT_BODY
+    )
     stop = time.perf_counter() + seconds
 
     async def worker() -> int:
@@ -109,8 +116,11 @@ async def _load(url: str, seconds: float, concurrency: int) -> int:
         while time.perf_counter() < stop:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length"))
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
             body = await reader.readexactly(length)
             if not head.startswith(b"HTTP/1.1 200"):
                 raise AssertionError(body[:200])
@@ -142,8 +152,10 @@ def _round(url: str, pid: int | None) -> tuple[float, float | None]:
 def test_throughput_zero_profile_vs_minimal_endpoint(benchmark: Any, minimal: _Minimal) -> None:
     with EmulatorProcess(profile="zero") as emu:
         assert emu.pid is not None
-        targets = {"minimal": (minimal.base_url, minimal.proc.pid),
-                   "emulator": (emu.base_url, emu.pid)}
+        targets = {
+            "minimal": (minimal.base_url, minimal.proc.pid),
+            "emulator": (emu.base_url, emu.pid),
+        }
         for url, _ in targets.values():  # warm up both (imports, caches, connections)
             asyncio.run(_load(url, 0.5, CONCURRENCY))
 
@@ -161,18 +173,27 @@ def test_throughput_zero_profile_vs_minimal_endpoint(benchmark: Any, minimal: _M
     # best round alone.
     best = {k: max(r for r, _ in v) for k, v in results.items()}
     median = {k: statistics.median(r for r, _ in v) for k, v in results.items()}
-    cpu = {k: min(c for _, c in v if c is not None) if all(
-        c is not None for _, c in v) else None for k, v in results.items()}
+    cpu = {
+        k: min(c for _, c in v if c is not None) if all(c is not None for _, c in v) else None
+        for k, v in results.items()
+    }
     ratio = best["emulator"] / best["minimal"]
-    info = {"minimal_rps": round(best["minimal"]), "emulator_rps": round(best["emulator"]),
-            "throughput_ratio": round(ratio, 3),
-            "median_round_ratio": round(median["emulator"] / median["minimal"], 3),
-            "concurrency": CONCURRENCY, "rounds": ROUNDS, "round_s": ROUND_S,
-            "load_average_1m": round(os.getloadavg()[0], 2)}
+    info = {
+        "minimal_rps": round(best["minimal"]),
+        "emulator_rps": round(best["emulator"]),
+        "throughput_ratio": round(ratio, 3),
+        "median_round_ratio": round(median["emulator"] / median["minimal"], 3),
+        "concurrency": CONCURRENCY,
+        "rounds": ROUNDS,
+        "round_s": ROUND_S,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
     if cpu["minimal"] and cpu["emulator"]:
-        info |= {"minimal_cpu_us_per_req": round(cpu["minimal"]),
-                 "emulator_cpu_us_per_req": round(cpu["emulator"]),
-                 "cpu_ratio": round(cpu["minimal"] / cpu["emulator"], 3)}
+        info |= {
+            "minimal_cpu_us_per_req": round(cpu["minimal"]),
+            "emulator_cpu_us_per_req": round(cpu["emulator"]),
+            "cpu_ratio": round(cpu["minimal"] / cpu["emulator"], 3),
+        }
     benchmark.extra_info.update(info)
     print("\nthroughput:", json.dumps(info))
     assert info.get("cpu_ratio", ratio) >= 0.5, info
@@ -189,12 +210,21 @@ def _ttft(client: httpx2.Client, url: str, api: str, i: int) -> tuple[str, float
     just before ``client.stream()``, so it also counts httpx2 building the request.
     """
     if api == "chat":
-        body: dict[str, Any] = {"model": "gpt-4.1-mini", "stream": True, "temperature": 0,
-                                "messages": [{"role": "user", "content": f"q{i} hello"}]}
+        body: dict[str, Any] = {
+            "model": "gpt-4.1-mini",
+            "stream": True,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": f"q{i} hello"}],
+        }
         marker, path = b'"content":"', "/chat/completions"
     else:
-        body = {"model": "gpt-4.1-mini", "stream": True, "temperature": 0, "store": False,
-                "input": f"q{i} hello"}
+        body = {
+            "model": "gpt-4.1-mini",
+            "stream": True,
+            "temperature": 0,
+            "store": False,
+            "input": f"q{i} hello",
+        }
         marker, path = b"response.output_text.delta", "/responses"
     sent: list[float] = []
 
@@ -204,8 +234,13 @@ def _ttft(client: httpx2.Client, url: str, api: str, i: int) -> tuple[str, float
 
     start = time.perf_counter()
     first = None
-    with client.stream("POST", url + path, json=body, extensions={"trace": trace},
-                       headers={"authorization": "Bearer sk-test"}) as r:
+    with client.stream(
+        "POST",
+        url + path,
+        json=body,
+        extensions={"trace": trace},
+        headers={"authorization": "Bearer sk-test"},
+    ) as r:
         for chunk in r.iter_raw():
             if first is None and marker in chunk.replace(b'"content":""', b""):
                 first = time.perf_counter()
@@ -216,21 +251,27 @@ def _ttft(client: httpx2.Client, url: str, api: str, i: int) -> tuple[str, float
 
 def test_ttft_accuracy_50ms(benchmark: Any, tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
-    profile = load_profile("zero").derive({"both": {"ttft_ms": {"median": 50},
-                                                    "per_token_ms": {"median": 0.2}}})
+    profile = load_profile("zero").derive(
+        {"both": {"ttft_ms": {"median": 50}, "per_token_ms": {"median": 0.2}}}
+    )
     n = 40
     with EmulatorProcess(profile=profile, truth_log=truth) as emu, httpx2.Client() as client:
         for i in range(3):  # connection + first-request warm-up, not measured
             _ttft(client, emu.base_url, "chat", -i)
 
         def measure() -> dict[str, list[tuple[str, float]]]:
-            return {api: [_ttft(client, emu.base_url, api, i) for i in range(n)]
-                    for api in ("chat", "responses")}
+            return {
+                api: [_ttft(client, emu.base_url, api, i) for i in range(n)]
+                for api in ("chat", "responses")
+            }
 
         seen = benchmark.pedantic(measure, rounds=1, iterations=1)
     records = {r["request_id"]: r for r in read_truth(truth)}
-    info: dict[str, Any] = {"requests_per_api": n, "configured_ttft_ms": 50,
-                            "load_average_1m": round(os.getloadavg()[0], 2)}
+    info: dict[str, Any] = {
+        "requests_per_api": n,
+        "configured_ttft_ms": 50,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
     for api, seen_api in seen.items():
         wire = [w for _, w, _ in seen_api]
         call = [c for _, _, c in seen_api]
@@ -239,12 +280,14 @@ def test_ttft_accuracy_50ms(benchmark: Any, tmp_path: Path) -> None:
         info[api] = {
             "truth_ttft_p50_ms": round(statistics.median(truth_ms), 3),
             "wire_ttft_p50_ms": round(statistics.median(wire), 3),
-            "wire_minus_truth_p50_ms": round(statistics.median(wire)
-                                             - statistics.median(truth_ms), 3),
+            "wire_minus_truth_p50_ms": round(
+                statistics.median(wire) - statistics.median(truth_ms), 3
+            ),
             "wire_gap_per_request_p95_ms": round(gaps[int(0.95 * len(gaps)) - 1], 3),
             "call_ttft_p50_ms": round(statistics.median(call), 3),
-            "call_minus_truth_p50_ms": round(statistics.median(call)
-                                             - statistics.median(truth_ms), 3),
+            "call_minus_truth_p50_ms": round(
+                statistics.median(call) - statistics.median(truth_ms), 3
+            ),
         }
     benchmark.extra_info.update(info)
     print("\nttft accuracy:", json.dumps(info))

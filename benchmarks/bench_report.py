@@ -33,17 +33,22 @@ SHAPES = {"few-prompts": (5, 2_500), "many-prompts": (500, 25)}  # prompts, repe
 
 
 @pytest.fixture(scope="module", params=sorted(SHAPES))
-def big_run(request: pytest.FixtureRequest,
-            tmp_path_factory: pytest.TempPathFactory) -> Path:
+def big_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     prompts, repeats = SHAPES[request.param]
     obs = synthetic_observations(
-        SyntheticProfile(responses_cold_ratio=2.5, responses_cache_advantage=0.6,
-                         divergence=0.2, error_rate=0.01),
-        arms=("chat", "responses", "responses_chained", "chat#2"), prompts=prompts, turns=2,
-        repeats=repeats, run_id=f"bench-{request.param}")
+        SyntheticProfile(
+            responses_cold_ratio=2.5, responses_cache_advantage=0.6, divergence=0.2, error_rate=0.01
+        ),
+        arms=("chat", "responses", "responses_chained", "chat#2"),
+        prompts=prompts,
+        turns=2,
+        repeats=repeats,
+        run_id=f"bench-{request.param}",
+    )
     assert len(obs) == 100_000
-    return write_synthetic_run(tmp_path_factory.mktemp("bench") / request.param, obs,
-                               emulator_profile="guide-claims")
+    return write_synthetic_run(
+        tmp_path_factory.mktemp("bench") / request.param, obs, emulator_profile="guide-claims"
+    )
 
 
 def _seconds(fn: Any, *args: Any) -> float:
@@ -64,12 +69,15 @@ def test_report_100k_within_5x_analyze(benchmark: Any, big_run: Path, tmp_path: 
     render_best = benchmark.stats.stats.min
     ratio = render_best / min(analyze_s)
     size = paths.html.stat().st_size
-    benchmark.extra_info.update(analyze_s=min(analyze_s), render_s=render_best, ratio=ratio,
-                                html_bytes=size)
-    print(f"\n{big_run.name}: 100,000 observations: analyze {min(analyze_s):.2f} s, render "
-          f"{render_best:.2f} s, ratio {ratio:.2f}× (goal ≤ {MAX_RATIO}×); report.html "
-          f"{size / 1e6:.2f} MB (goal ≤ {MAX_HTML_BYTES / 1e6:.1f} MB), summary.md "
-          f"{paths.markdown.stat().st_size / 1e3:.1f} kB, junit.xml "
-          f"{paths.junit.stat().st_size / 1e3:.1f} kB")
+    benchmark.extra_info.update(
+        analyze_s=min(analyze_s), render_s=render_best, ratio=ratio, html_bytes=size
+    )
+    print(
+        f"\n{big_run.name}: 100,000 observations: analyze {min(analyze_s):.2f} s, render "
+        f"{render_best:.2f} s, ratio {ratio:.2f}× (goal ≤ {MAX_RATIO}×); report.html "
+        f"{size / 1e6:.2f} MB (goal ≤ {MAX_HTML_BYTES / 1e6:.1f} MB), summary.md "
+        f"{paths.markdown.stat().st_size / 1e3:.1f} kB, junit.xml "
+        f"{paths.junit.stat().st_size / 1e3:.1f} kB"
+    )
     assert ratio <= MAX_RATIO
     assert size <= MAX_HTML_BYTES

@@ -44,12 +44,18 @@ content:
   reply_tokens: {min: 20, max: 20}
 """
 ROUNDS = 5
-BODY = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "Say hello."}],
-        "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 64}
+BODY = {
+    "model": "gpt-4.1-mini",
+    "messages": [{"role": "user", "content": "Say hello."}],
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "max_completion_tokens": 64,
+}
 
 
-async def _pool(n: int, concurrency: int, one: Callable[[], Awaitable[float | None]]
-                ) -> tuple[float, list[float]]:
+async def _pool(
+    n: int, concurrency: int, one: Callable[[], Awaitable[float | None]]
+) -> tuple[float, list[float]]:
     """Run ``one`` n times with bounded concurrency; return wall seconds and TTFTs (ms)."""
     ttfts: list[float] = []
     queue = list(range(n))
@@ -67,17 +73,24 @@ async def _pool(n: int, concurrency: int, one: Callable[[], Awaitable[float | No
 
 
 async def _bare_httpx2(base: str, n: int, c: int) -> tuple[float, list[float]]:
-    async with httpx2.AsyncClient(base_url=base, timeout=30,
-                                  headers={"authorization": "Bearer sk-bench"},
-                                  limits=httpx2.Limits(max_connections=c + 1)) as client:
+    async with httpx2.AsyncClient(
+        base_url=base,
+        timeout=30,
+        headers={"authorization": "Bearer sk-bench"},
+        limits=httpx2.Limits(max_connections=c + 1),
+    ) as client:
         await client.get("/models")
         payload = json.dumps(BODY).encode()
 
         async def one() -> float | None:
             t0 = time.perf_counter_ns()
             ttft = None
-            async with client.stream("POST", "/chat/completions", content=payload,
-                                     headers={"content-type": "application/json"}) as r:
+            async with client.stream(
+                "POST",
+                "/chat/completions",
+                content=payload,
+                headers={"content-type": "application/json"},
+            ) as r:
                 async for chunk in r.aiter_bytes():
                     if ttft is None and b'"content":"' in chunk:
                         ttft = (time.perf_counter_ns() - t0) / 1e6
@@ -105,10 +118,10 @@ async def _bare_sdk(base: str, n: int, c: int) -> tuple[float, list[float]]:
         await client.close()
 
 
-def _harness(base: str, scenario: Path, out: Path, c: int, client: str
-             ) -> tuple[float, list[float]]:
-    options = RunOptions(target=base, out=out, concurrency=c, seed=1, progress=False,
-                         client=client)  # type: ignore[arg-type]
+def _harness(
+    base: str, scenario: Path, out: Path, c: int, client: str
+) -> tuple[float, list[float]]:
+    options = RunOptions(target=base, out=out, concurrency=c, seed=1, progress=False, client=client)  # type: ignore[arg-type]
     start = time.perf_counter()
     result = run([scenario], options)
     wall = time.perf_counter() - start
@@ -125,7 +138,9 @@ def test_runner_overhead(benchmark: Any, tmp_path: Path, concurrency: int, n: in
     scenario.write_text(
         "version: 1\nname: bench\nmodel: gpt-4.1-mini\narms: [chat]\ncache_isolation: none\n"
         f"repeats: {n}\ndefaults: {{max_output_tokens: 64}}\n"
-        "prompts:\n  - id: hello\n    input: Say hello.\n", encoding="utf-8")
+        "prompts:\n  - id: hello\n    input: Say hello.\n",
+        encoding="utf-8",
+    )
     warm_sdk()
     results: dict[str, list[tuple[float, list[float]]]] = {}
     cpu: dict[str, list[float]] = {}
@@ -141,18 +156,21 @@ def test_runner_overhead(benchmark: Any, tmp_path: Path, concurrency: int, n: in
                 cpu0 = time.process_time()
                 results.setdefault(name, []).append(fn())
                 cpu.setdefault(name, []).append(time.process_time() - cpu0)
-        benchmark.pedantic(lambda: asyncio.run(_bare_httpx2(base, 50, concurrency)),
-                           rounds=1, iterations=1)
+        benchmark.pedantic(
+            lambda: asyncio.run(_bare_httpx2(base, 50, concurrency)), rounds=1, iterations=1
+        )
 
     best = {name: min(w for w, _ in runs) for name, runs in results.items()}
-    ttft = {name: float(np.median([t for _, ts in runs for t in ts]))
-            for name, runs in results.items()}
+    ttft = {
+        name: float(np.median([t for _, ts in runs for t in ts])) for name, runs in results.items()
+    }
     per_req_ms = {name: 1000 * w / n for name, w in best.items()}
     # client CPU per request (this process; the emulator has its own): steadier than wall
     # time on a shared machine, and what decides throughput when the client is the bottleneck
     cpu_ms = {name: 1000 * min(v) / n for name, v in cpu.items()}
     figures = {
-        "n": n, "concurrency": concurrency,
+        "n": n,
+        "concurrency": concurrency,
         "ms_per_request": {k: round(v, 3) for k, v in per_req_ms.items()},
         "throughput_rps": {k: round(n / w, 1) for k, w in best.items()},
         "ttft_p50_ms": {k: round(v, 3) for k, v in ttft.items()},
@@ -162,8 +180,9 @@ def test_runner_overhead(benchmark: Any, tmp_path: Path, concurrency: int, n: in
         "harness_sdk_time_vs_sdk": round(best["harness-sdk"] / best["sdk"], 3),
         "harness_sdk_throughput_vs_sdk": round(best["sdk"] / best["harness-sdk"], 3),
         "harness_raw_throughput_vs_httpx2": round(best["httpx2"] / best["harness-raw"], 3),
-        "wire_ttft_p50_minus_httpx2_ms": {k: round(ttft[k] - ttft["httpx2"], 3)
-                                          for k in ("harness-sdk", "harness-raw")},
+        "wire_ttft_p50_minus_httpx2_ms": {
+            k: round(ttft[k] - ttft["httpx2"], 3) for k in ("harness-sdk", "harness-raw")
+        },
     }
     benchmark.extra_info.update(figures)
     print(json.dumps(figures, indent=1))

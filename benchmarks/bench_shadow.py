@@ -66,11 +66,18 @@ from harness.shadow import ShadowClient
 from harness.shadow_store import shard_paths
 
 TIME_SCALE = 0.05
-CALLS = 400          # direct measurement: wrapped calls (half streaming), as many for the control
-BLOCKS = 16          # end to end: shuffled rounds of …
-BLOCK = 30           # … this many calls per side
-WRAPPED = ("process", "process_idle", "thread", "process_own_server", "thread_own_server",
-           "process_own_server_idle", "process_no_mirror")
+CALLS = 400  # direct measurement: wrapped calls (half streaming), as many for the control
+BLOCKS = 16  # end to end: shuffled rounds of …
+BLOCK = 30  # … this many calls per side
+WRAPPED = (
+    "process",
+    "process_idle",
+    "thread",
+    "process_own_server",
+    "thread_own_server",
+    "process_own_server_idle",
+    "process_no_mirror",
+)
 #: a port nothing listens on: the mirror fails at once (connection refused)
 NOWHERE = "http://127.0.0.1:9/v1"
 STEADY = """\
@@ -86,15 +93,24 @@ content:
   reply_tokens: {min: 40, max: 40}
 """
 SYSTEM = "You are the support assistant of a small online shop. Answer in two sentences."
-QUESTIONS = ["What are your support hours?", "How do I return an item?",
-             "Do you ship to Canada?", "Can I change my delivery address?"]
+QUESTIONS = [
+    "What are your support hours?",
+    "How do I return an item?",
+    "Do you ship to Canada?",
+    "Can I change my delivery address?",
+]
 
 
 def _request(i: int, stream: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"model": "gpt-4.1-mini", "temperature": 0,
-                           "messages": [{"role": "system", "content": SYSTEM},
-                                        {"role": "user", "content": QUESTIONS[i % 4]}],
-                           "shadow_key": f"user-{i}"}
+    out: dict[str, Any] = {
+        "model": "gpt-4.1-mini",
+        "temperature": 0,
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": QUESTIONS[i % 4]},
+        ],
+        "shadow_key": f"user-{i}",
+    }
     if stream:
         out["stream"] = True
     return out
@@ -144,9 +160,12 @@ def _call(client: Any, request: dict[str, Any]) -> tuple[int, int, str]:
 
 def _pcts(values_ms: list[float]) -> dict[str, float]:
     a = np.asarray(values_ms)
-    return {"p50": round(float(np.percentile(a, 50)), 3),
-            "p99": round(float(np.percentile(a, 99)), 3),
-            "max": round(float(a.max()), 3), "n": int(a.size)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 3),
+        "p99": round(float(np.percentile(a, 99)), 3),
+        "max": round(float(a.max()), 3),
+        "n": int(a.size),
+    }
 
 
 def _delta(a: list[float], b: list[float], q: float) -> float:
@@ -164,8 +183,14 @@ def _cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _direct(client: ShadowClient, inner: _Inner, start: int, n: int,
-            wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+def _direct(
+    client: ShadowClient,
+    inner: _Inner,
+    start: int,
+    n: int,
+    wall: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+) -> None:
     for i in range(start, start + n):
         stream = i % 2 == 0
         inner.ns = inner.cpu_ns = 0
@@ -176,19 +201,24 @@ def _direct(client: ShadowClient, inner: _Inner, start: int, n: int,
 
 
 def _summary(values: dict[str, list[float]]) -> dict[str, Any]:
-    return {"all": _pcts(values["stream"] + values["non-stream"]),
-            **{k: _pcts(v) for k, v in values.items()}}
+    return {
+        "all": _pcts(values["stream"] + values["non-stream"]),
+        **{k: _pcts(v) for k, v in values.items()},
+    }
 
 
 def _completion(client: ShadowClient) -> dict[str, Any]:
     stats = client.shadow.stats()
-    return {"counters": stats.as_dict(),
-            "completed_share": stats.pairs_written / stats.sampled if stats.sampled else None,
-            "all_accounted": stats.unsettled == 0}
+    return {
+        "counters": stats.as_dict(),
+        "completed_share": stats.pairs_written / stats.sampled if stats.sampled else None,
+        "all_accounted": stats.unsettled == 0,
+    }
 
 
-def _end_to_end(clients: dict[str, Any], wrapped: dict[str, ShadowClient],
-                pids: dict[str, int | None]) -> dict[str, Any]:
+def _end_to_end(
+    clients: dict[str, Any], wrapped: dict[str, ShadowClient], pids: dict[str, int | None]
+) -> dict[str, Any]:
     """Blocks of calls per side in shuffled order; each wrapped block's shadow side drained."""
     e2e: dict[str, list[float]] = {side: [] for side in clients}
     cpu_ms: dict[str, dict[str, float]] = {side: {} for side in clients}
@@ -211,16 +241,19 @@ def _end_to_end(clients: dict[str, Any], wrapped: dict[str, ShadowClient],
             for name, pid in pids.items():
                 used[name] = used.get(name, 0.0) + (_cpu_s(pid) - before[name]) * 1e3
     calls = BLOCKS * BLOCK
-    per_call = {side: {k: round(v / calls, 2) for k, v in used.items()}
-                for side, used in cpu_ms.items()}
+    per_call = {
+        side: {k: round(v / calls, 2) for k, v in used.items()} for side, used in cpu_ms.items()
+    }
 
     def paired(side: str) -> float:
         # median of call-by-call differences (the same request, the same round)
         return round(float(np.median(np.subtract(e2e[side], e2e["plain"]))), 3)
 
     def deltas(side: str) -> dict[str, float]:
-        return {**{f"p{q}_delta_ms": _delta(e2e[side], e2e["plain"], q) for q in (50, 90, 99)},
-                "paired_p50_delta_ms": paired(side)}
+        return {
+            **{f"p{q}_delta_ms": _delta(e2e[side], e2e["plain"], q) for q in (50, 90, 99)},
+            "paired_p50_delta_ms": paired(side),
+        }
 
     out: dict[str, Any] = {
         "ms": {k: _pcts(v) for k, v in e2e.items()},
@@ -254,36 +287,58 @@ def _fidelity(run_dir: Path) -> dict[str, Any]:
             a, b = getattr(resp, name), getattr(chat, name)
             if a is not None and b is not None:
                 diffs[name].append(a - b)
-    return {f"mirror_minus_primary_{name}": _pcts(values) if values else None
-            for name, values in diffs.items()}
+    return {
+        f"mirror_minus_primary_{name}": _pcts(values) if values else None
+        for name, values in diffs.items()
+    }
 
 
 def measure(run_root: Path) -> dict[str, Any]:
     load_before = os.getloadavg()
     profile = run_root / "steady.yaml"
     profile.write_text(STEADY, encoding="utf-8")
-    with EmulatorProcess(profile=str(profile), time_scale=TIME_SCALE) as emu, \
-            EmulatorProcess(profile=str(profile), time_scale=TIME_SCALE) as other:
+    with (
+        EmulatorProcess(profile=str(profile), time_scale=TIME_SCALE) as emu,
+        EmulatorProcess(profile=str(profile), time_scale=TIME_SCALE) as other,
+    ):
+
         def sdk() -> openai.OpenAI:
             return openai.OpenAI(base_url=emu.base_url, api_key="x", max_retries=0)
 
         wrapped = {
             "process": ShadowClient(sdk(), sample_rate=1.0, run_dir=run_root / "process"),
-            "thread": ShadowClient(sdk(), sample_rate=1.0, mode="thread",
-                                   run_dir=run_root / "thread"),
-            **{f"{mode}_own_server": ShadowClient(sdk(), sample_rate=1.0, mode=mode,
-                                                  shadow_base_url=other.base_url,
-                                                  shadow_api_key="x",
-                                                  run_dir=run_root / f"{mode}_own_server")
-               for mode in ("process", "thread")},
-            "process_idle": ShadowClient(sdk(), sample_rate=1.0, sidecar_priority="idle",
-                                         run_dir=run_root / "process_idle"),
+            "thread": ShadowClient(
+                sdk(), sample_rate=1.0, mode="thread", run_dir=run_root / "thread"
+            ),
+            **{
+                f"{mode}_own_server": ShadowClient(
+                    sdk(),
+                    sample_rate=1.0,
+                    mode=mode,
+                    shadow_base_url=other.base_url,
+                    shadow_api_key="x",
+                    run_dir=run_root / f"{mode}_own_server",
+                )
+                for mode in ("process", "thread")
+            },
+            "process_idle": ShadowClient(
+                sdk(), sample_rate=1.0, sidecar_priority="idle", run_dir=run_root / "process_idle"
+            ),
             "process_own_server_idle": ShadowClient(
-                sdk(), sample_rate=1.0, sidecar_priority="idle", shadow_base_url=other.base_url,
-                shadow_api_key="x", run_dir=run_root / "process_own_server_idle"),
-            "process_no_mirror": ShadowClient(sdk(), sample_rate=1.0, shadow_base_url=NOWHERE,
-                                              shadow_api_key="x",
-                                              run_dir=run_root / "process_no_mirror"),
+                sdk(),
+                sample_rate=1.0,
+                sidecar_priority="idle",
+                shadow_base_url=other.base_url,
+                shadow_api_key="x",
+                run_dir=run_root / "process_own_server_idle",
+            ),
+            "process_no_mirror": ShadowClient(
+                sdk(),
+                sample_rate=1.0,
+                shadow_base_url=NOWHERE,
+                shadow_api_key="x",
+                run_dir=run_root / "process_no_mirror",
+            ),
         }
         clients: dict[str, Any] = {"plain": sdk(), "plain_again": sdk(), **wrapped}
         # the direct measurement: the same wrapper and timing shim, nothing sampled
@@ -298,9 +353,14 @@ def measure(run_root: Path) -> dict[str, Any]:
         for c in (*wrapped.values(), direct):
             c.shadow.flush(60)
         pids: dict[str, int | None] = {
-            "emulator": emu.pid, "other_emulator": other.pid,
-            **{f"sidecar_{m}": wrapped[m].shadow.engine.pid  # type: ignore[union-attr]
-               for m in WRAPPED if m.startswith("process")}}
+            "emulator": emu.pid,
+            "other_emulator": other.pid,
+            **{
+                f"sidecar_{m}": wrapped[m].shadow.engine.pid  # type: ignore[union-attr]
+                for m in WRAPPED
+                if m.startswith("process")
+            },
+        }
 
         # 1. end to end (the headline)
         e2e = _end_to_end(clients, wrapped, pids)
@@ -311,12 +371,14 @@ def measure(run_root: Path) -> dict[str, Any]:
         control_inner = _Inner(control.chat.completions._inner)
         control.chat.completions._inner = control_inner
         wall: dict[str, dict[str, list[float]]] = {
-            side: {"stream": [], "non-stream": []} for side in ("wrapped", "control")}
+            side: {"stream": [], "non-stream": []} for side in ("wrapped", "control")
+        }
         cpu: dict[str, dict[str, list[float]]] = {
-            side: {"stream": [], "non-stream": []} for side in ("wrapped", "control")}
+            side: {"stream": [], "non-stream": []} for side in ("wrapped", "control")
+        }
         per_block = CALLS // 8
         for b in range(8):
-            for side in (("wrapped", "control") if b % 2 == 0 else ("control", "wrapped")):
+            for side in ("wrapped", "control") if b % 2 == 0 else ("control", "wrapped"):
                 c, i = (direct, inner) if side == "wrapped" else (control, control_inner)
                 _direct(c, i, b * per_block, per_block, wall[side], cpu[side])
                 direct.shadow.flush(60)
@@ -327,8 +389,7 @@ def measure(run_root: Path) -> dict[str, Any]:
     load_after = os.getloadavg()
     wall_all = {s: wall[s]["stream"] + wall[s]["non-stream"] for s in wall}
     completion = {name: _completion(c) for name, c in [*wrapped.items(), ("direct", direct)]}
-    fidelity = {name: _fidelity(run_root / name) for name in WRAPPED
-                if name != "process_no_mirror"}
+    fidelity = {name: _fidelity(run_root / name) for name in WRAPPED if name != "process_no_mirror"}
     info: dict[str, Any] = {
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
@@ -344,8 +405,9 @@ def measure(run_root: Path) -> dict[str, Any]:
         "drained": drained,
     }
     info["goals"] = {
-        "completed_ge_95pct": all((c["completed_share"] or 0.0) >= 0.95
-                                  for c in completion.values()),
+        "completed_ge_95pct": all(
+            (c["completed_share"] or 0.0) >= 0.95 for c in completion.values()
+        ),
         "none_silently_dropped": all(c["all_accounted"] for c in completion.values()),
         "overhead_cpu_p99_le_1ms": info["overhead_cpu_ms"]["all"]["p99"] <= 1.0,
     }

@@ -73,9 +73,16 @@ class Samples(_Record):
 
     @model_validator(mode="after")
     def _same_length(self) -> Samples:
-        columns: list[Sequence[Any]] = [self.turn, self.repeat, self.order, self.cold, self.ok,
-                                        self.usage, *(c.codes for c in self.strings.values()),
-                                        *self.latencies_ms.values()]
+        columns: list[Sequence[Any]] = [
+            self.turn,
+            self.repeat,
+            self.order,
+            self.cold,
+            self.ok,
+            self.usage,
+            *(c.codes for c in self.strings.values()),
+            *self.latencies_ms.values(),
+        ]
         if any(len(c) != self.rows for c in columns):
             raise ValueError(f"every column must have {self.rows} rows")
         missing = set(_CODED) - self.strings.keys() or set(LATENCIES) - self.latencies_ms.keys()
@@ -90,11 +97,18 @@ class Samples(_Record):
         for i in range(self.rows):
             usage = self.usage[i]
             row: dict[str, Any] = {k: strings[k][i] for k in _CODED}
-            row.update(run_id=self.run_id, output_text=None, tool_calls=[], turn=self.turn[i],
-                       repeat=self.repeat[i], order=self.order[i], cold=self.cold[i],
-                       warmup=False, ok=self.ok[i],
-                       usage=dict(zip(TOKENS, usage, strict=True)) if usage is not None
-                       else None)
+            row.update(
+                run_id=self.run_id,
+                output_text=None,
+                tool_calls=[],
+                turn=self.turn[i],
+                repeat=self.repeat[i],
+                order=self.order[i],
+                cold=self.cold[i],
+                warmup=False,
+                ok=self.ok[i],
+                usage=dict(zip(TOKENS, usage, strict=True)) if usage is not None else None,
+            )
             row.update({k: self.latencies_ms[k][i] for k in LATENCIES})
             rows.append(row)
         return ObservationTable.from_dicts(rows)
@@ -115,11 +129,17 @@ class Samples(_Record):
             usage.append([int(c[i]) for c in token_cols] if t.has_usage[i] else None)
         run_ids = sorted(set(t.run_id))
         return cls(
-            rows=len(t), run_id=",".join(run_ids) or "unknown",
+            rows=len(t),
+            run_id=",".join(run_ids) or "unknown",
             strings={k: Coded.encode(getattr(t, k)) for k in _CODED},
-            turn=t.turn.tolist(), repeat=t.repeat.tolist(), order=t.order.tolist(),
-            cold=t.cold.tolist(), ok=t.ok.tolist(), usage=usage,
-            latencies_ms={k: rounded(k) for k in LATENCIES})
+            turn=t.turn.tolist(),
+            repeat=t.repeat.tolist(),
+            order=t.order.tolist(),
+            cold=t.cold.tolist(),
+            ok=t.ok.tolist(),
+            usage=usage,
+            latencies_ms={k: rounded(k) for k in LATENCIES},
+        )
 
 
 class Baseline(_Record):
@@ -156,8 +176,10 @@ class BaselineRef:
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
-        raise HarnessError(f"baseline name {name!r} is not a slug — use letters, digits, '.', "
-                           "'_' or '-' (at most 64, no '/'), e.g. main")
+        raise HarnessError(
+            f"baseline name {name!r} is not a slug — use letters, digits, '.', "
+            "'_' or '-' (at most 64, no '/'), e.g. main"
+        )
     return name
 
 
@@ -175,16 +197,21 @@ def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Bas
 
     obs = run_dir / OBSERVATIONS_FILE
     if not obs.is_file():
-        raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — is this a run directory "
-                           "(runs/<run-id>/)?")
+        raise HarnessError(
+            f"{run_dir}: no {OBSERVATIONS_FILE} — is this a run directory (runs/<run-id>/)?"
+        )
     summary = summary or _run_summary(run_dir)
-    return Baseline(name=name, saved_at=time.time(), harness_version=__version__,
-                    source_run_dir=str(run_dir), summary=summary,
-                    samples=Samples.from_table(load_table(obs)))
+    return Baseline(
+        name=name,
+        saved_at=time.time(),
+        harness_version=__version__,
+        source_run_dir=str(run_dir),
+        summary=summary,
+        samples=Samples.from_table(load_table(obs)),
+    )
 
 
-def save_baseline(run_dir: Path, name: str, *,
-                  baselines_dir: Path = DEFAULT_BASELINES_DIR) -> Path:
+def save_baseline(run_dir: Path, name: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -> Path:
     """Write ``baselines_dir/NAME.json`` from a run (replacing an older one); return its path."""
     baseline = from_run(run_dir, check_name(name))
     baselines_dir.mkdir(parents=True, exist_ok=True)
@@ -192,17 +219,23 @@ def save_baseline(run_dir: Path, name: str, *,
     data = baseline.model_dump(mode="json", by_alias=True)
     tmp = path.with_suffix(".json.tmp")
     # Compact: the samples are machine data; one line keeps the file small.
-    tmp.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(
+        json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)
     return path
 
 
 def load_baseline(path: Path) -> Baseline:
     """Read a baseline file; unknown schema versions and malformed files are one-line errors."""
-    return read_record_file(path, Baseline, what="baseline", version=BASELINE_SCHEMA_VERSION,
-                            kind=BASELINE_KIND, fix="save it again with `harness baseline save "
-                            "RUN_DIR --name NAME`")
+    return read_record_file(
+        path,
+        Baseline,
+        what="baseline",
+        version=BASELINE_SCHEMA_VERSION,
+        kind=BASELINE_KIND,
+        fix="save it again with `harness baseline save RUN_DIR --name NAME`",
+    )
 
 
 def resolve_baseline(ref: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -> BaselineRef:
@@ -216,10 +249,15 @@ def resolve_baseline(ref: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -
         named = baselines_dir / f"{ref}.json"
         if named.is_file():
             return BaselineRef(ref, named, load_baseline(named))
-        known = sorted(p.stem for p in baselines_dir.glob("*.json")) if baselines_dir.is_dir() \
-            else []
+        known = (
+            sorted(p.stem for p in baselines_dir.glob("*.json")) if baselines_dir.is_dir() else []
+        )
         have = f" (have: {', '.join(known)})" if known else ""
-        raise HarnessError(f"baseline {ref!r} not found: no {named}{have} — save one with "
-                           f"`harness baseline save RUN_DIR --name {ref}`")
-    raise HarnessError(f"baseline {ref!r} not found: no such file or run directory — give a "
-                       f"name in {baselines_dir}/, a baseline .json file, or runs/<run-id>/")
+        raise HarnessError(
+            f"baseline {ref!r} not found: no {named}{have} — save one with "
+            f"`harness baseline save RUN_DIR --name {ref}`"
+        )
+    raise HarnessError(
+        f"baseline {ref!r} not found: no such file or run directory — give a "
+        f"name in {baselines_dir}/, a baseline .json file, or runs/<run-id>/"
+    )

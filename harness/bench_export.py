@@ -36,8 +36,10 @@ def _stats_class() -> Any:
     try:
         from pytest_benchmark.stats import Stats
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise HarnessError("exporting to pytest-benchmark needs it installed — pip install "
-                           "pytest-benchmark (or the harness 'test' extra)") from exc
+        raise HarnessError(
+            "exporting to pytest-benchmark needs it installed — pip install "
+            "pytest-benchmark (or the harness 'test' extra)"
+        ) from exc
     return Stats
 
 
@@ -52,12 +54,15 @@ def _version() -> str:
 
 def machine_id() -> str:
     """pytest-benchmark's storage subdirectory name for this interpreter."""
-    return (f"{platform.system()}-{platform.python_implementation()}-"
-            f"{'.'.join(platform.python_version_tuple()[:2])}-{platform.architecture()[0]}")
+    return (
+        f"{platform.system()}-{platform.python_implementation()}-"
+        f"{'.'.join(platform.python_version_tuple()[:2])}-{platform.architecture()[0]}"
+    )
 
 
-def benchmark_json(run_dir: Path, *, metrics: Sequence[str] = DEFAULT_METRICS,
-                   include_data: bool = True) -> dict[str, Any]:
+def benchmark_json(
+    run_dir: Path, *, metrics: Sequence[str] = DEFAULT_METRICS, include_data: bool = True
+) -> dict[str, Any]:
     """The pytest-benchmark JSON document for ``run_dir`` (warm-up and failed requests out)."""
     from harness.analyze import OBSERVATIONS_FILE, load_table
     from harness.records import read_meta
@@ -87,32 +92,52 @@ def benchmark_json(run_dir: Path, *, metrics: Sequence[str] = DEFAULT_METRICS,
             body["iterations"] = 1
             if include_data:
                 body["data"] = seconds
-            benchmarks.append({
-                "group": f"{scenario}: {metric}",
-                "name": f"{metric}[{scenario}-{arm}]",
-                "fullname": f"{scenario}::{arm}::{metric}",
-                "params": {"scenario": scenario, "arm": arm, "metric": metric},
-                "param": f"{scenario}-{arm}",
-                "extra_info": {"run_id": meta.run_id, "target": meta.target_label,
-                               "emulator_profile": meta.emulator_profile, "unit": "s",
-                               "clock": "sdk" if metric.startswith("sdk_") else "wire",
-                               "source": "shadow-harness"},
-                "options": {"disable_gc": False, "timer": "time.perf_counter_ns",
-                            "min_rounds": 1, "max_time": 0.0, "min_time": 0.0,
-                            "warmup": False},
-                "stats": body,
-            })
+            benchmarks.append(
+                {
+                    "group": f"{scenario}: {metric}",
+                    "name": f"{metric}[{scenario}-{arm}]",
+                    "fullname": f"{scenario}::{arm}::{metric}",
+                    "params": {"scenario": scenario, "arm": arm, "metric": metric},
+                    "param": f"{scenario}-{arm}",
+                    "extra_info": {
+                        "run_id": meta.run_id,
+                        "target": meta.target_label,
+                        "emulator_profile": meta.emulator_profile,
+                        "unit": "s",
+                        "clock": "sdk" if metric.startswith("sdk_") else "wire",
+                        "source": "shadow-harness",
+                    },
+                    "options": {
+                        "disable_gc": False,
+                        "timer": "time.perf_counter_ns",
+                        "min_rounds": 1,
+                        "max_time": 0.0,
+                        "min_time": 0.0,
+                        "warmup": False,
+                    },
+                    "stats": body,
+                }
+            )
     if not benchmarks:
         raise HarnessError(f"{run_dir}: no successful measured request to export")
     return {
-        "machine_info": {"node": platform.node(), "processor": platform.processor(),
-                         "machine": platform.machine(), "python_version":
-                         platform.python_version(), "python_implementation":
-                         platform.python_implementation(), "release": platform.release(),
-                         "system": platform.system(), "harness_machine": meta.machine},
-        "commit_info": {"id": meta.run_id, "time": datetime.fromtimestamp(
-            meta.created_at, tz=UTC).isoformat(), "dirty": False, "project": "shadow-harness",
-                        "branch": "(run)"},
+        "machine_info": {
+            "node": platform.node(),
+            "processor": platform.processor(),
+            "machine": platform.machine(),
+            "python_version": platform.python_version(),
+            "python_implementation": platform.python_implementation(),
+            "release": platform.release(),
+            "system": platform.system(),
+            "harness_machine": meta.machine,
+        },
+        "commit_info": {
+            "id": meta.run_id,
+            "time": datetime.fromtimestamp(meta.created_at, tz=UTC).isoformat(),
+            "dirty": False,
+            "project": "shadow-harness",
+            "branch": "(run)",
+        },
         "benchmarks": benchmarks,
         "datetime": datetime.fromtimestamp(meta.created_at, tz=UTC).isoformat(),
         "version": _version(),
@@ -124,8 +149,13 @@ def _next_number(directory: Path) -> str:
     return f"{max(numbers, default=0) + 1:04d}"
 
 
-def export_benchmark(run_dir: Path, *, out: Path | None = None, storage: Path | None = None,
-                     metrics: Sequence[str] = DEFAULT_METRICS) -> Path:
+def export_benchmark(
+    run_dir: Path,
+    *,
+    out: Path | None = None,
+    storage: Path | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> Path:
     """Write the JSON to ``out``, or as the next numbered run in a pytest-benchmark storage
     directory (``storage/<machine-id>/NNNN_<run-id>.json``); return the path."""
     import json
@@ -148,18 +178,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harness.bench_export",
         description="Export a run's latencies as pytest-benchmark JSON (one benchmark per "
-        "scenario × arm × latency, rounds = requests, seconds). Exit 0, or 2 for bad input.")
+        "scenario × arm × latency, rounds = requests, seconds). Exit 0, or 2 for bad input.",
+    )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--out", type=Path, metavar="FILE", help="write this file")
-    where.add_argument("--storage", type=Path, metavar="DIR",
-                       help="pytest-benchmark storage (e.g. .benchmarks): next numbered run")
-    parser.add_argument("--metric", action="append", choices=EXPORTABLE, default=None,
-                        help="latency to export (repeatable; default ttft_ms and total_ms)")
+    where.add_argument(
+        "--storage",
+        type=Path,
+        metavar="DIR",
+        help="pytest-benchmark storage (e.g. .benchmarks): next numbered run",
+    )
+    parser.add_argument(
+        "--metric",
+        action="append",
+        choices=EXPORTABLE,
+        default=None,
+        help="latency to export (repeatable; default ttft_ms and total_ms)",
+    )
     args = parser.parse_args(argv)
     try:
-        path = export_benchmark(args.run_dir, out=args.out, storage=args.storage,
-                                metrics=args.metric or DEFAULT_METRICS)
+        path = export_benchmark(
+            args.run_dir, out=args.out, storage=args.storage, metrics=args.metric or DEFAULT_METRICS
+        )
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -68,8 +68,7 @@ class ChunkTranslator:
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         chunk = dict(self.head)
-        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}]
+        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         if self.include_usage:
             chunk["usage"] = None
         return chunk
@@ -78,8 +77,12 @@ class ChunkTranslator:
         # Chat's first chunk carries the role; merge it into the first output like Chat does.
         if not self.started:
             self.started = True
-            delta = {"role": "assistant", "content": delta.pop("content", None),
-                     "refusal": None, **delta}
+            delta = {
+                "role": "assistant",
+                "content": delta.pop("content", None),
+                "refusal": None,
+                **delta,
+            }
         return self._chunk(delta)
 
     def feed(self, event: Any) -> list[dict[str, Any]]:
@@ -87,11 +90,14 @@ class ChunkTranslator:
         kind = _get(event, "type")
         if kind == "response.created":
             response = _get(event, "response")
-            self.head = {"id": _get(response, "id"), "object": "chat.completion.chunk",
-                         "created": int(_get(response, "created_at") or time.time()),
-                         "model": _get(response, "model"),
-                         "service_tier": _get(response, "service_tier"),
-                         "system_fingerprint": None}
+            self.head = {
+                "id": _get(response, "id"),
+                "object": "chat.completion.chunk",
+                "created": int(_get(response, "created_at") or time.time()),
+                "model": _get(response, "model"),
+                "service_tier": _get(response, "service_tier"),
+                "system_fingerprint": None,
+            }
             return []
         if kind == "response.output_text.delta":
             return [self._open({"content": _get(event, "delta") or ""})]
@@ -102,32 +108,49 @@ class ChunkTranslator:
             if _get(item, "type") != "function_call":
                 return []
             index = self._tool_index.setdefault(str(_get(item, "id")), len(self._tool_index))
-            call = {"index": index, "id": _get(item, "call_id"), "type": "function",
-                    "function": {"name": _get(item, "name"), "arguments": ""}}
+            call = {
+                "index": index,
+                "id": _get(item, "call_id"),
+                "type": "function",
+                "function": {"name": _get(item, "name"), "arguments": ""},
+            }
             return [self._open({"content": None, "tool_calls": [call]})]
         if kind == "response.function_call_arguments.delta":
             index = self._tool_index.get(str(_get(event, "item_id")), 0)
-            return [self._chunk({"tool_calls": [
-                {"index": index, "function": {"arguments": _get(event, "delta") or ""}}]})]
+            return [
+                self._chunk(
+                    {
+                        "tool_calls": [
+                            {"index": index, "function": {"arguments": _get(event, "delta") or ""}}
+                        ]
+                    }
+                )
+            ]
         if kind in ("response.completed", "response.incomplete"):
             return self._finish(_as_dict(_get(event, "response")))
         if kind == "response.failed":
             error = _get(_get(event, "response"), "error")
-            raise CanaryStreamError(str(_get(error, "message") or "response.failed"),
-                                    {"code": _get(error, "code") or "response_failed",
-                                     "message": _get(error, "message")})
+            raise CanaryStreamError(
+                str(_get(error, "message") or "response.failed"),
+                {
+                    "code": _get(error, "code") or "response_failed",
+                    "message": _get(error, "message"),
+                },
+            )
         if kind == "error":
-            raise CanaryStreamError(str(_get(event, "message") or "error event"),
-                                    {"code": _get(event, "code") or "stream_error",
-                                     "message": _get(event, "message")})
+            raise CanaryStreamError(
+                str(_get(event, "message") or "error event"),
+                {"code": _get(event, "code") or "stream_error", "message": _get(event, "message")},
+            )
         return []
 
     def _finish(self, response: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             completion = responses_to_chat_completion(response)
         except TranslationError as exc:
-            raise CanaryStreamError(str(exc), {"code": "untranslatable",
-                                               "message": str(exc)}) from None
+            raise CanaryStreamError(
+                str(exc), {"code": "untranslatable", "message": str(exc)}
+            ) from None
         self.finished = True
         out = []
         if not self.started:
@@ -166,8 +189,9 @@ def canary_kwargs(kwargs: Mapping[str, Any], ignore: Collection[str]) -> dict[st
 def _as_stream_error(exc: Exception) -> CanaryStreamError:
     if isinstance(exc, CanaryStreamError):
         return exc
-    return CanaryStreamError(f"canary: {type(exc).__name__}: {exc}",
-                             {"code": "canary_error", "message": str(exc)})
+    return CanaryStreamError(
+        f"canary: {type(exc).__name__}: {exc}", {"code": "canary_error", "message": str(exc)}
+    )
 
 
 def _stream_error(exc: CanaryStreamError, response: Any) -> openai.APIError:
@@ -178,8 +202,13 @@ def _stream_error(exc: CanaryStreamError, response: Any) -> openai.APIError:
 # --- sync ----------------------------------------------------------------------------------------
 
 
-def serve_sync(client: openai.OpenAI, kwargs: dict[str, Any], capture: Capture,
-               ignore: Collection[str], on_done: OnDone) -> Any:
+def serve_sync(
+    client: openai.OpenAI,
+    kwargs: dict[str, Any],
+    capture: Capture,
+    ignore: Collection[str],
+    on_done: OnDone,
+) -> Any:
     """Serve one chat call from Responses (fallback to Chat); records into ``capture``."""
     completions = client.chat.completions
     try:
@@ -211,13 +240,15 @@ def serve_sync(client: openai.OpenAI, kwargs: dict[str, Any], capture: Capture,
         on_done(capture)
         return completion
     out: openai.Stream[ChatCompletionChunk] = openai.Stream(
-        cast_to=ChatCompletionChunk, response=result.response, client=client)
+        cast_to=ChatCompletionChunk, response=result.response, client=client
+    )
     out._iterator = _chunks_sync(result, capture, kwargs, completions, on_done)
     return out
 
 
-def _chunks_sync(events: Any, capture: Capture, kwargs: dict[str, Any],
-                 completions: Any, on_done: OnDone) -> Iterator[ChatCompletionChunk]:
+def _chunks_sync(
+    events: Any, capture: Capture, kwargs: dict[str, Any], completions: Any, on_done: OnDone
+) -> Iterator[ChatCompletionChunk]:
     translator = ChunkTranslator(include_usage=_include_usage(kwargs))
     inner = iter(events)
     delivered = False
@@ -263,8 +294,13 @@ def _chunks_sync(events: Any, capture: Capture, kwargs: dict[str, Any],
 # --- async ---------------------------------------------------------------------------------------
 
 
-async def serve_async(client: openai.AsyncOpenAI, kwargs: dict[str, Any], capture: Capture,
-                      ignore: Collection[str], on_done: OnDone) -> Any:
+async def serve_async(
+    client: openai.AsyncOpenAI,
+    kwargs: dict[str, Any],
+    capture: Capture,
+    ignore: Collection[str],
+    on_done: OnDone,
+) -> Any:
     """:func:`serve_sync` for ``openai.AsyncOpenAI``."""
     completions = client.chat.completions
     try:
@@ -296,13 +332,15 @@ async def serve_async(client: openai.AsyncOpenAI, kwargs: dict[str, Any], captur
         on_done(capture)
         return completion
     out: openai.AsyncStream[ChatCompletionChunk] = openai.AsyncStream(
-        cast_to=ChatCompletionChunk, response=result.response, client=client)
+        cast_to=ChatCompletionChunk, response=result.response, client=client
+    )
     out._iterator = _chunks_async(result, capture, kwargs, completions, on_done)
     return out
 
 
-async def _chunks_async(events: Any, capture: Capture, kwargs: dict[str, Any],
-                        completions: Any, on_done: OnDone) -> AsyncIterator[ChatCompletionChunk]:
+async def _chunks_async(
+    events: Any, capture: Capture, kwargs: dict[str, Any], completions: Any, on_done: OnDone
+) -> AsyncIterator[ChatCompletionChunk]:
     translator = ChunkTranslator(include_usage=_include_usage(kwargs))
     inner = events.__aiter__()
     delivered = False

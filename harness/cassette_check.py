@@ -59,10 +59,12 @@ def _replay(directory: Path, path: Path, report: CassetteReport) -> None:
         report.missing.extend(
             f"{o.conversation} turn {o.turn}: {o.error_message}"
             for o in read_observations(result.run_dir / OBSERVATIONS)
-            if o.error_type == "cassette_miss")
+            if o.error_type == "cassette_miss"
+        )
         report.unused.extend(describe(e.request) for e in cassette.unplayed(report.scenario))
-        report.played = sum(1 for e in cassette.entries
-                            if e.scenario == report.scenario and e.played)
+        report.played = sum(
+            1 for e in cassette.entries if e.scenario == report.scenario and e.played
+        )
 
 
 def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport]:
@@ -78,8 +80,10 @@ def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport
         report = CassetteReport(cassette, name)
         reports.append(report)
         if not cassette.is_file():
-            report.missing.append(f"no cassette for scenario {name} ({path}) — record it with "
-                                  f"harness run {path} --record {directory}")
+            report.missing.append(
+                f"no cassette for scenario {name} ({path}) — record it with "
+                f"harness run {path} --record {directory}"
+            )
             continue
         metadata, interactions = load_cassette(cassette)
         meta = read_meta(cassette, metadata)
@@ -91,10 +95,17 @@ def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport
             continue
         metadata, interactions = load_cassette(cassette)
         name = str(metadata.get("scenario") or cassette.stem)
-        note = (f"scenario {name} replays from {cassette_path(directory, name)}, not this file"
-                if name in scenarios else f"no scenario named {name!r} in {scenarios_dir}")
-        report = CassetteReport(cassette, name, note=note, interactions=sum(
-            1 for _, r in interactions if not r.get("shared")))
+        note = (
+            f"scenario {name} replays from {cassette_path(directory, name)}, not this file"
+            if name in scenarios
+            else f"no scenario named {name!r} in {scenarios_dir}"
+        )
+        report = CassetteReport(
+            cassette,
+            name,
+            note=note,
+            interactions=sum(1 for _, r in interactions if not r.get("shared")),
+        )
         report.unused.extend(describe(r) for r, resp in interactions if not resp.get("shared"))
         reports.append(report)
     return reports
@@ -105,10 +116,12 @@ def format_reports(reports: list[CassetteReport], *, limit: int = 10) -> list[st
     lines: list[str] = []
     for report in reports:
         status = "ok" if report.ok else "PROBLEMS"
-        lines.append(f"{report.cassette}: {status} — scenario {report.scenario}, "
-                     f"{report.played}/{report.interactions} interactions played, "
-                     f"{len(report.missing)} missing, {len(report.unused)} unused"
-                     + (", stale" if report.stale else ""))
+        lines.append(
+            f"{report.cassette}: {status} — scenario {report.scenario}, "
+            f"{report.played}/{report.interactions} interactions played, "
+            f"{len(report.missing)} missing, {len(report.unused)} unused"
+            + (", stale" if report.stale else "")
+        )
         if report.note:
             lines.append(f"  note: {report.note}")
         if report.stale:

@@ -18,8 +18,11 @@ from vcr.cassette import Cassette
 from vcr.request import Request
 
 #: The unpatched method (vcrpy keeps it; fall back to the class attribute outside a cassette).
-_REAL_HANDLE: Any = getattr(vcr_patch, "_Httpx2AsyncHttpTransport_handle_async_request",
-                            httpx2.AsyncHTTPTransport.handle_async_request)
+_REAL_HANDLE: Any = getattr(
+    vcr_patch,
+    "_Httpx2AsyncHttpTransport_handle_async_request",
+    httpx2.AsyncHTTPTransport.handle_async_request,
+)
 
 
 class _TeeStream(httpx2.AsyncByteStream):
@@ -63,18 +66,21 @@ def recording_handler(cassette: Cassette) -> Callable[..., Any]:
     the body has been read, so both clocks of a recorded run are true.
     """
 
-    async def handle(self: httpx2.AsyncHTTPTransport, request: httpx2.Request
-                     ) -> httpx2.Response:
+    async def handle(self: httpx2.AsyncHTTPTransport, request: httpx2.Request) -> httpx2.Response:
         body = b"".join([part async for part in cast(httpx2.AsyncByteStream, request.stream)])
         request.stream = httpx2.ByteStream(body)
         vcr_request = Request(request.method, str(request.url), body, request.headers)
         response: httpx2.Response = await _REAL_HANDLE(self, request)
 
         def done(content: bytes) -> None:
-            cassette.append(vcr_request, {
-                "status": {"code": response.status_code, "message": response.reason_phrase},
-                "headers": {k: response.headers.get_list(k) for k in response.headers},
-                "body": {"string": content}})
+            cassette.append(
+                vcr_request,
+                {
+                    "status": {"code": response.status_code, "message": response.reason_phrase},
+                    "headers": {k: response.headers.get_list(k) for k in response.headers},
+                    "body": {"string": content},
+                },
+            )
 
         response.stream = _TeeStream(cast(httpx2.AsyncByteStream, response.stream), done)
         return response

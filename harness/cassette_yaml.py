@@ -38,8 +38,9 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
-    numbers = bool(data) and all(isinstance(x, int | float) and not isinstance(x, bool)
-                                 for x in data)
+    numbers = bool(data) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in data
+    )
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=numbers)
 
 
@@ -53,12 +54,14 @@ def _text(value: bytes | str | None) -> str | None:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HarnessError(f"a body is not UTF-8 text ({exc}); cassettes store text "
-                           "bodies only") from None
+        raise HarnessError(
+            f"a body is not UTF-8 text ({exc}); cassettes store text bodies only"
+        ) from None
 
 
-def dump_cassette(metadata: dict[str, Any] | None,
-                  interactions: Iterable[tuple[Request, dict[str, Any]]]) -> str:
+def dump_cassette(
+    metadata: dict[str, Any] | None, interactions: Iterable[tuple[Request, dict[str, Any]]]
+) -> str:
     """YAML text of a cassette: metadata first, then each request/response pair."""
     items = []
     for request, response in interactions:
@@ -71,8 +74,7 @@ def dump_cassette(metadata: dict[str, Any] | None,
     if metadata:
         data["metadata"] = metadata
     data["interactions"] = items
-    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                         width=120))
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120))
 
 
 def load_cassette(path: Path) -> tuple[dict[str, Any], list[tuple[Request, dict[str, Any]]]]:
@@ -98,8 +100,9 @@ class HarnessPersister:
     """vcrpy persister writing :func:`dump_cassette`'s readable YAML (for ``vcr_config``)."""
 
     @classmethod
-    def load_cassette(cls, cassette_path: str | os.PathLike[str], serializer: Any
-                      ) -> tuple[Any, ...]:
+    def load_cassette(
+        cls, cassette_path: str | os.PathLike[str], serializer: Any
+    ) -> tuple[Any, ...]:
         from vcr.persisters.filesystem import CassetteNotFoundError
 
         path = Path(cassette_path)
@@ -111,8 +114,9 @@ class HarnessPersister:
         return (requests, responses, metadata) if metadata else (requests, responses)
 
     @staticmethod
-    def save_cassette(cassette_path: str | os.PathLike[str], cassette_dict: dict[str, Any],
-                      serializer: Any) -> None:
+    def save_cassette(
+        cassette_path: str | os.PathLike[str], cassette_dict: dict[str, Any], serializer: Any
+    ) -> None:
         path = Path(cassette_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         pairs = zip(cassette_dict["requests"], cassette_dict["responses"], strict=True)
@@ -140,9 +144,11 @@ class CassetteMeta(BaseModel):
     is_emulator: bool
     emulator_profile: str | None = None
     emulator_seed: int | None = None
-    base_url: str | None = Field(default=None,
-                                 description="recorded base URL (an emulator's port changes "
-                                 "every run: replay matches on the path only)")
+    base_url: str | None = Field(
+        default=None,
+        description="recorded base URL (an emulator's port changes "
+        "every run: replay matches on the path only)",
+    )
     seed: int
     repeats: int | None = Field(default=None, description="--repeats of the recording run")
     client: str = "sdk"
@@ -163,8 +169,10 @@ def cassette_path(directory: Path, scenario_name: str) -> Path:
 
 def read_meta(path: Path, metadata: dict[str, Any]) -> CassetteMeta:
     if not metadata:
-        raise HarnessError(f"{path}: the cassette has no harness metadata (seed, scenario) — "
-                           "record it with harness run --record")
+        raise HarnessError(
+            f"{path}: the cassette has no harness metadata (seed, scenario) — "
+            "record it with harness run --record"
+        )
     try:
         return CassetteMeta.model_validate(metadata)
     except ValueError as exc:
@@ -174,6 +182,8 @@ def read_meta(path: Path, metadata: dict[str, Any]) -> CassetteMeta:
 
 def stale_reason(meta: CassetteMeta, sha256: str) -> str | None:
     if meta.scenario_sha256 != sha256:
-        return (f"scenario changed since recording (sha256 {meta.scenario_sha256[:12]} "
-                f"recorded, {sha256[:12]} now)")
+        return (
+            f"scenario changed since recording (sha256 {meta.scenario_sha256[:12]} "
+            f"recorded, {sha256[:12]} now)"
+        )
     return None

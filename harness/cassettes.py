@@ -71,8 +71,14 @@ from harness.errors import HarnessError
 from harness.wire import CURRENT_RECORDER, RecordedTiming, WireTiming
 
 #: Never written to a cassette, on requests or responses.
-SCRUBBED_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project",
-                    "cookie", "set-cookie")
+SCRUBBED_HEADERS = (
+    "authorization",
+    "api-key",
+    "openai-organization",
+    "openai-project",
+    "cookie",
+    "set-cookie",
+)
 #: SDK telemetry (OS, arch, runtime versions): noise in a cassette, never matched on.
 _DROPPED_PREFIXES = ("x-stainless-",)
 #: Replays go here: a reserved name that can never resolve (RFC 6761), so nothing goes live.
@@ -159,8 +165,11 @@ def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
 
 def _store_timing(response: dict[str, Any], timing: RecordedTiming) -> None:
     data = asdict(timing.wire)
-    data.update(sdk_ttfb_ms=timing.sdk_ttfb_ms, sdk_ttft_ms=timing.sdk_ttft_ms,
-                sdk_total_ms=timing.sdk_total_ms)
+    data.update(
+        sdk_ttfb_ms=timing.sdk_ttfb_ms,
+        sdk_ttft_ms=timing.sdk_ttft_ms,
+        sdk_total_ms=timing.sdk_total_ms,
+    )
     response["timing"] = data
 
 
@@ -211,13 +220,19 @@ class RunCassette(Cassette):  # type: ignore[misc]
 
     def __init__(self, directory: Path, *, record: bool) -> None:
         # recording goes through recording_handler (applied after vcrpy's own patch)
-        patches = ((httpx2.AsyncHTTPTransport, "handle_async_request",
-                    recording_handler(self)),) if record else ()
+        patches = (
+            ((httpx2.AsyncHTTPTransport, "handle_async_request", recording_handler(self)),)
+            if record
+            else ()
+        )
         super().__init__(
-            path=str(directory), record_mode=RecordMode.ALL if record else RecordMode.NONE,
+            path=str(directory),
+            record_mode=RecordMode.ALL if record else RecordMode.NONE,
             before_record_request=scrub_request,
             before_record_response=lambda r: before_record_response(decode_response(r)),
-            skip_patchers=_SKIP_PATCHERS, custom_patches=patches)
+            skip_patchers=_SKIP_PATCHERS,
+            custom_patches=patches,
+        )
         self.directory = directory
         self.entries: list[_Entry] = []
         self.files: dict[str, Path] = {}
@@ -228,8 +243,9 @@ class RunCassette(Cassette):  # type: ignore[misc]
 
     # loading and recording
 
-    def add(self, scenario: str, path: Path,
-            interactions: Iterable[tuple[Request, dict[str, Any]]]) -> None:
+    def add(
+        self, scenario: str, path: Path, interactions: Iterable[tuple[Request, dict[str, Any]]]
+    ) -> None:
         """Index one scenario's recorded interactions (replay)."""
         self.files[scenario] = path
         for request, response in interactions:
@@ -279,11 +295,16 @@ class RunCassette(Cassette):  # type: ignore[misc]
         entry = self._find(request)
         if entry is None:
             scenario = CURRENT_SCENARIO.get()
-            where = (str(self.files.get(scenario, cassette_path(self.directory, scenario)))
-                     if scenario else f"the cassettes in {self.directory}")
-            message = (f"cassette miss: {where} has no unplayed interaction for "
-                       f"{describe(request)} — re-record with harness run --record "
-                       f"{self.directory}")
+            where = (
+                str(self.files.get(scenario, cassette_path(self.directory, scenario)))
+                if scenario
+                else f"the cassettes in {self.directory}"
+            )
+            message = (
+                f"cassette miss: {where} has no unplayed interaction for "
+                f"{describe(request)} — re-record with harness run --record "
+                f"{self.directory}"
+            )
             self.misses.append(message)
             rec = CURRENT_RECORDER.get()
             if rec is not None:
@@ -358,8 +379,9 @@ class RecordingInfo:
 
 
 @contextmanager
-def recording(directory: Path, scenarios: Sequence[ScenarioInfo],
-              info: Callable[[], RecordingInfo]) -> Iterator[RunCassette]:
+def recording(
+    directory: Path, scenarios: Sequence[ScenarioInfo], info: Callable[[], RecordingInfo]
+) -> Iterator[RunCassette]:
     """Record every interaction of the block; on a clean exit write one cassette per scenario
     (an interrupted recording writes nothing: a partial cassette would only make misses).
 
@@ -371,8 +393,9 @@ def recording(directory: Path, scenarios: Sequence[ScenarioInfo],
     save_recording(cassette, scenarios, info())
 
 
-def save_recording(cassette: RunCassette, scenarios: Sequence[ScenarioInfo],
-                   info: RecordingInfo) -> list[Path]:
+def save_recording(
+    cassette: RunCassette, scenarios: Sequence[ScenarioInfo], info: RecordingInfo
+) -> list[Path]:
     directory = cassette.directory
     directory.mkdir(parents=True, exist_ok=True)
     shared = [e for e in cassette.entries if e.scenario is None]
@@ -383,15 +406,28 @@ def save_recording(cassette: RunCassette, scenarios: Sequence[ScenarioInfo],
         items = [(e.request, e.response) for e in shared + own]
         meta = CassetteMeta(
             recorded_from=f"{info.target} (not OpenAI)" if info.is_emulator else info.target,
-            label=(f"{NOT_OPENAI_LABEL} (profile {info.emulator_profile or 'unknown'})"
-                   if info.is_emulator else info.target),
-            target=info.target, is_emulator=info.is_emulator,
-            emulator_profile=info.emulator_profile, emulator_seed=info.emulator_seed,
-            base_url=info.base_url, seed=info.seed, repeats=info.repeats, client=info.client,
-            harness_version=__version__, recorded_at=stamp, run_id=info.run_id,
-            scenario=scenario.name, scenario_path=str(scenario.path),
-            scenario_sha256=scenario.sha256, cache_nonces=scenario.nonces,
-            interactions=len(items))
+            label=(
+                f"{NOT_OPENAI_LABEL} (profile {info.emulator_profile or 'unknown'})"
+                if info.is_emulator
+                else info.target
+            ),
+            target=info.target,
+            is_emulator=info.is_emulator,
+            emulator_profile=info.emulator_profile,
+            emulator_seed=info.emulator_seed,
+            base_url=info.base_url,
+            seed=info.seed,
+            repeats=info.repeats,
+            client=info.client,
+            harness_version=__version__,
+            recorded_at=stamp,
+            run_id=info.run_id,
+            scenario=scenario.name,
+            scenario_path=str(scenario.path),
+            scenario_sha256=scenario.sha256,
+            cache_nonces=scenario.nonces,
+            interactions=len(items),
+        )
         path = cassette_path(directory, scenario.name)
         write_atomic(path, dump_cassette(meta.model_dump(), items))
         written.append(path)
@@ -417,8 +453,9 @@ class ReplaySetup:
     cassette: RunCassette
 
 
-def prepare_replay(directory: Path, scenarios: Sequence[tuple[str, str]], *,
-                   seed: int | None = None) -> ReplaySetup:
+def prepare_replay(
+    directory: Path, scenarios: Sequence[tuple[str, str]], *, seed: int | None = None
+) -> ReplaySetup:
     """Load the cassettes of ``scenarios`` (name, sha256) from ``directory`` for a replay.
 
     The seed (and so every cache nonce) and each scenario's ``--repeats`` come from the
@@ -431,34 +468,45 @@ def prepare_replay(directory: Path, scenarios: Sequence[tuple[str, str]], *,
     for name, _sha in scenarios:
         path = cassette_path(directory, name)
         if not path.is_file():
-            raise HarnessError(f"--replay {directory}: no cassette for scenario {name!r} "
-                               f"(expected {path}) — record one with harness run SCENARIO "
-                               f"--record {directory}")
+            raise HarnessError(
+                f"--replay {directory}: no cassette for scenario {name!r} "
+                f"(expected {path}) — record one with harness run SCENARIO "
+                f"--record {directory}"
+            )
         metadata, interactions = load_cassette(path)
         metas[name] = read_meta(path, metadata)
         cassette.add(name, path, interactions)
-        if not any(r.method == "GET" and _path(r.uri).endswith("/models")
-                   for r, _ in interactions):
-            raise HarnessError(f"{path}: no recorded GET /models warm-up — re-record it with "
-                               "harness run --record")
+        if not any(r.method == "GET" and _path(r.uri).endswith("/models") for r, _ in interactions):
+            raise HarnessError(
+                f"{path}: no recorded GET /models warm-up — re-record it with harness run --record"
+            )
     first = next(iter(metas.values()))
     for field_name in ("seed", "target", "is_emulator"):
         values = {getattr(m, field_name) for m in metas.values()}
         if len(values) > 1:
-            raise HarnessError(f"--replay {directory}: these cassettes were recorded with "
-                               f"different {field_name} values ({sorted(map(str, values))}) — "
-                               "replay them one scenario at a time")
+            raise HarnessError(
+                f"--replay {directory}: these cassettes were recorded with "
+                f"different {field_name} values ({sorted(map(str, values))}) — "
+                "replay them one scenario at a time"
+            )
     if seed is not None and seed != first.seed:
-        raise HarnessError(f"--seed {seed}: the cassettes were recorded with seed {first.seed} "
-                           "and replay needs the same requests — drop --seed")
+        raise HarnessError(
+            f"--seed {seed}: the cassettes were recorded with seed {first.seed} "
+            "and replay needs the same requests — drop --seed"
+        )
     recorded = first.base_url or ""
     return ReplaySetup(
-        directory=directory, seed=first.seed, target=first.target,
-        is_emulator=first.is_emulator, emulator_profile=first.emulator_profile,
+        directory=directory,
+        seed=first.seed,
+        target=first.target,
+        is_emulator=first.is_emulator,
+        emulator_profile=first.emulator_profile,
         emulator_seed=first.emulator_seed,
         recorded_url=None if first.is_emulator else first.base_url,
         base_url=REPLAY_HOST + (urlsplit(recorded).path.rstrip("/") or "/v1"),
-        metas=metas, cassette=cassette)
+        metas=metas,
+        cassette=cassette,
+    )
 
 
 @contextmanager

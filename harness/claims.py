@@ -27,14 +27,20 @@ from collections.abc import Mapping
 
 from harness.summary import Claim, ClaimUnit, Comparison, Effect, Interval, Verdict
 
-FIRST_REQUEST_QUOTE = ("The Responses API typically requires 2-3x longer on the first request")
+FIRST_REQUEST_QUOTE = "The Responses API typically requires 2-3x longer on the first request"
 CACHE_QUOTE = "improved caching (40-80% better than Chat Completions)"
-COST_QUOTE = ("Better caching - 40-80% improvement over Chat Completions means lower costs; "
-              "Model costs: Same per-token pricing as Chat Completions")
+COST_QUOTE = (
+    "Better caching - 40-80% improvement over Chat Completions means lower costs; "
+    "Model costs: Same per-token pricing as Chat Completions"
+)
 
 
-def verdict(ci: Interval | None, claimed: Interval | None, *, open_upper: bool = False,
-            ) -> Verdict:
+def verdict(
+    ci: Interval | None,
+    claimed: Interval | None,
+    *,
+    open_upper: bool = False,
+) -> Verdict:
     """supported: CI ⊂ claimed range; contradicted: CI ∩ range = ∅; else inconclusive.
 
     ``open_upper`` excludes the upper bound itself from the range ([lo, hi)).
@@ -62,33 +68,68 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.0f} %"
 
 
-CLAIMED_TEXT = {"first_request_slower": "2–3× slower", "cache_utilization_better": "+40–80 %",
-                "cost": "< 1 (cheaper)"}
+CLAIMED_TEXT = {
+    "first_request_slower": "2–3× slower",
+    "cache_utilization_better": "+40–80 %",
+    "cost": "< 1 (cheaper)",
+}
 
 
 CONTAMINATED_NOTE = (
     "not assessable: the cache figures of a shadow run are contaminated — each mirrored call "
     "was sent right after the live one with the same prompt prefix, and production prompts "
-    "carry no cache nonce, so the second call's cache hits are the first call's doing")
+    "carry no cache nonce, so the second call's cache hits are the first call's doing"
+)
 
 
-def _claim(claim: str, quote: str, metric: str | None, unit: ClaimUnit, e: Effect | None,
-           claimed: Interval | None, note: str, profile: str | None, *,
-           scale: float = 1.0, force: Verdict | None = None, open_upper: bool = False,
-           contaminated: bool = False) -> Claim:
+def _claim(
+    claim: str,
+    quote: str,
+    metric: str | None,
+    unit: ClaimUnit,
+    e: Effect | None,
+    claimed: Interval | None,
+    note: str,
+    profile: str | None,
+    *,
+    scale: float = 1.0,
+    force: Verdict | None = None,
+    open_upper: bool = False,
+    contaminated: bool = False,
+) -> Claim:
     value = e.value * scale if e is not None and e.value is not None else None
     ci = (e.ci95[0] * scale, e.ci95[1] * scale) if e is not None and e.ci95 else None
     v = "inconclusive" if contaminated else force or verdict(ci, claimed, open_upper=open_upper)
     if profile is not None:
         note = f"injected by profile {profile} (emulator, not OpenAI): {note}"
-    return Claim(claim=claim, quote=quote, metric=metric, unit=unit, value=value, ci95=ci,
-                 claimed_range=claimed, claimed=CLAIMED_TEXT[claim], verdict=v, note=note,
-                 injected_by_profile=profile, contaminated=contaminated)
+    return Claim(
+        claim=claim,
+        quote=quote,
+        metric=metric,
+        unit=unit,
+        value=value,
+        ci95=ci,
+        claimed_range=claimed,
+        claimed=CLAIMED_TEXT[claim],
+        verdict=v,
+        note=note,
+        injected_by_profile=profile,
+        contaminated=contaminated,
+    )
 
 
 def _cache_contaminated(profile: str | None) -> Claim:
-    return _claim("cache_utilization_better", CACHE_QUOTE, None, "relative", None,
-                  (0.40, 0.80), CONTAMINATED_NOTE, profile, contaminated=True)
+    return _claim(
+        "cache_utilization_better",
+        CACHE_QUOTE,
+        None,
+        "relative",
+        None,
+        (0.40, 0.80),
+        CONTAMINATED_NOTE,
+        profile,
+        contaminated=True,
+    )
 
 
 def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
@@ -100,27 +141,63 @@ def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
     else:
         what = "time to first token" if name == "cold_ttft_ratio" else "total latency"
         note = f"first (cold) request {what} on {c.a} is {e.value or 0.0:.2f}× {c.b}'s"
-    return _claim("first_request_slower", FIRST_REQUEST_QUOTE, f"{key}.{name}", "ratio", e,
-                  (2.0, 3.0), note, profile)
+    return _claim(
+        "first_request_slower",
+        FIRST_REQUEST_QUOTE,
+        f"{key}.{name}",
+        "ratio",
+        e,
+        (2.0, 3.0),
+        note,
+        profile,
+    )
 
 
 def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
     rel, delta = c.cache_hit_improvement, c.cache_hit_ratio_delta
     if rel is not None:
         note = f"{c.a} cache hit ratio is {_pct(rel.value or 0.0)} relative to {c.b}'s"
-        return _claim("cache_utilization_better", CACHE_QUOTE, f"{key}.cache_hit_improvement",
-                      "relative", rel, (0.40, 0.80), note, profile)
+        return _claim(
+            "cache_utilization_better",
+            CACHE_QUOTE,
+            f"{key}.cache_hit_improvement",
+            "relative",
+            rel,
+            (0.40, 0.80),
+            note,
+            profile,
+        )
     if delta is None:
-        return _claim("cache_utilization_better", CACHE_QUOTE, None, "relative", None,
-                      (0.40, 0.80), "no token usage reported by both arms", profile)
+        return _claim(
+            "cache_utilization_better",
+            CACHE_QUOTE,
+            None,
+            "relative",
+            None,
+            (0.40, 0.80),
+            "no token usage reported by both arms",
+            profile,
+        )
     # Chat cached nothing: a relative improvement is undefined, report absolute points.
     if (delta.value or 0.0) == 0.0:
         note = "neither arm had a cache hit (prompts under 1,024 tokens, or caching off)"
     else:
-        note = (f"{c.b} cached nothing, so a relative improvement is undefined; {c.a} cached "
-                f"{(delta.value or 0.0) * 100:.1f} points more of its input")
-    return _claim("cache_utilization_better", CACHE_QUOTE, f"{key}.cache_hit_ratio_delta",
-                  "points", delta, None, note, profile, scale=100.0, force="inconclusive")
+        note = (
+            f"{c.b} cached nothing, so a relative improvement is undefined; {c.a} cached "
+            f"{(delta.value or 0.0) * 100:.1f} points more of its input"
+        )
+    return _claim(
+        "cache_utilization_better",
+        CACHE_QUOTE,
+        f"{key}.cache_hit_ratio_delta",
+        "points",
+        delta,
+        None,
+        note,
+        profile,
+        scale=100.0,
+        force="inconclusive",
+    )
 
 
 def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
@@ -128,35 +205,59 @@ def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
     if e is None or e.value is None:
         note = "cost unknown (a model has no price: add it with --prices FILE)"
     else:
-        change = ("changes" if e.significant else "does not change significantly")
-        note = (f"per-token prices are the same for one model; the bill {change}: "
-                f"{c.a} costs {_pct(e.value - 1.0)} per request vs {c.b}"
-                + (f" (95 % CI {_pct(e.ci95[0] - 1.0)} to {_pct(e.ci95[1] - 1.0)})"
-                   if e.ci95 else ""))
+        change = "changes" if e.significant else "does not change significantly"
+        note = (
+            f"per-token prices are the same for one model; the bill {change}: "
+            f"{c.a} costs {_pct(e.value - 1.0)} per request vs {c.b}"
+            + (f" (95 % CI {_pct(e.ci95[0] - 1.0)} to {_pct(e.ci95[1] - 1.0)})" if e.ci95 else "")
+        )
     if c.cache_contaminated:
-        note = (f"{CONTAMINATED_NOTE}; the bill rests on those cache hits (measured: "
-                f"{note})")
-    return _claim("cost", COST_QUOTE, f"{key}.cost_ratio", "ratio", e, (0.0, 1.0), note,
-                  profile, open_upper=True, contaminated=c.cache_contaminated)
+        note = f"{CONTAMINATED_NOTE}; the bill rests on those cache hits (measured: {note})"
+    return _claim(
+        "cost",
+        COST_QUOTE,
+        f"{key}.cost_ratio",
+        "ratio",
+        e,
+        (0.0, 1.0),
+        note,
+        profile,
+        open_upper=True,
+        contaminated=c.cache_contaminated,
+    )
 
 
-def evaluate_claims(comparisons: Mapping[str, Comparison], *,
-                    emulator_profile: str | None = None) -> dict[str, Claim]:
+def evaluate_claims(
+    comparisons: Mapping[str, Comparison], *, emulator_profile: str | None = None
+) -> dict[str, Claim]:
     """The guide's claims tested on ``responses_vs_chat`` (or the chained arm if alone)."""
     picked = _pick(comparisons)
     if picked is None:
         missing: tuple[tuple[str, str, ClaimUnit, Interval], ...] = (
             ("first_request_slower", FIRST_REQUEST_QUOTE, "ratio", (2.0, 3.0)),
             ("cache_utilization_better", CACHE_QUOTE, "relative", (0.40, 0.80)),
-            ("cost", COST_QUOTE, "ratio", (0.0, 1.0)))
-        return {name: _claim(name, quote, None, unit, None, rng,
-                             "needs a chat arm and a responses arm", emulator_profile)
-                for name, quote, unit, rng in missing}
+            ("cost", COST_QUOTE, "ratio", (0.0, 1.0)),
+        )
+        return {
+            name: _claim(
+                name,
+                quote,
+                None,
+                unit,
+                None,
+                rng,
+                "needs a chat arm and a responses arm",
+                emulator_profile,
+            )
+            for name, quote, unit, rng in missing
+        }
     key, c = picked
     return {
         "first_request_slower": _first_request(key, c, emulator_profile),
-        "cache_utilization_better": (_cache_contaminated(emulator_profile)
-                                     if c.cache_contaminated else
-                                     _cache(key, c, emulator_profile)),
+        "cache_utilization_better": (
+            _cache_contaminated(emulator_profile)
+            if c.cache_contaminated
+            else _cache(key, c, emulator_profile)
+        ),
         "cost": _cost(key, c, emulator_profile),
     }

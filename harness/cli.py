@@ -57,27 +57,45 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="show the requests a run would send (dry run)",
         description="Dry run: list every request a run of SCENARIO would send, in send order. "
         "Run-time values (assistant replies, tool call ids, previous_response_id) are shown as "
-        "placeholders such as \"<response of turn 1>\". Nothing is sent.",
+        'placeholders such as "<response of turn 1>". Nothing is sent.',
     )
     p.add_argument("scenario", type=Path, metavar="SCENARIO")
     p.add_argument("--repeats", type=int, default=None, help="override the scenario's repeats")
     p.add_argument("--seed", type=int, default=0, help="run seed (cache nonces, arm order)")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON object per request (JSON Lines) instead of a table")
-    p.add_argument("--power", default=None, metavar="EFFECT",
-                   help="also say how many repeats detect a change of EFFECT (e.g. 10%%) in a "
-                   "p50 ratio at 95 %% power")
-    p.add_argument("--sigma", type=float, default=0.3, metavar="S",
-                   help="log-spread of latencies for --power (default 0.3; a previous "
-                   "summary.json reports the observed one as power.sigma_log)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per request (JSON Lines) instead of a table",
+    )
+    p.add_argument(
+        "--power",
+        default=None,
+        metavar="EFFECT",
+        help="also say how many repeats detect a change of EFFECT (e.g. 10%%) in a "
+        "p50 ratio at 95 %% power",
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=0.3,
+        metavar="S",
+        help="log-spread of latencies for --power (default 0.3; a previous "
+        "summary.json reports the observed one as power.sigma_log)",
+    )
     p.set_defaults(handler=_cmd_plan)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from harness.plan import print_plan
 
-    print_plan(args.scenario, repeats=args.repeats, seed=args.seed, as_json=args.json,
-               power=args.power, sigma_log=args.sigma)
+    print_plan(
+        args.scenario,
+        repeats=args.repeats,
+        seed=args.seed,
+        as_json=args.json,
+        power=args.power,
+        sigma_log=args.sigma,
+    )
     return 0
 
 
@@ -94,22 +112,39 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8787)
-    p.add_argument("--profile", default="parity",
-                   help="latency/fault profile: parity, guide-claims, regressed, zero, or a "
-                   "YAML file (default: parity)")
+    p.add_argument(
+        "--profile",
+        default="parity",
+        help="latency/fault profile: parity, guide-claims, regressed, zero, or a "
+        "YAML file (default: parity)",
+    )
     p.add_argument("--seed", type=int, default=0, help="content seed (default 0)")
-    p.add_argument("--truth-log", type=Path, default=None,
-                   help="JSONL file receiving the delays applied to each request")
-    p.add_argument("--time-scale", type=float, default=1.0,
-                   help="multiply every profile delay by X (0.1 = ten times faster)")
+    p.add_argument(
+        "--truth-log",
+        type=Path,
+        default=None,
+        help="JSONL file receiving the delays applied to each request",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="multiply every profile delay by X (0.1 = ten times faster)",
+    )
     p.set_defaults(handler=_cmd_emulator)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from harness.emulator.server import serve
 
-    serve(host=args.host, port=args.port, profile=args.profile, seed=args.seed,
-          truth_log=args.truth_log, time_scale=args.time_scale)
+    serve(
+        host=args.host,
+        port=args.port,
+        profile=args.profile,
+        seed=args.seed,
+        truth_log=args.truth_log,
+        time_scale=args.time_scale,
+    )
     return 0
 
 
@@ -134,54 +169,127 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "130 when interrupted (what was recorded is kept; continue with --resume).",
     )
     p.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
-    p.add_argument("--target", default="emulator",
-                   help="emulator (default), openai (needs OPENAI_API_KEY; OPENAI_BASE_URL "
-                   "optional), or a base URL of any compatible server (key from "
-                   "HARNESS_TARGET_API_KEY; OPENAI_API_KEY is only sent to OpenAI's hosts)")
-    p.add_argument("--emulator-profile", default="parity", metavar="NAME|FILE",
-                   help="latency/fault profile of the built-in emulator (default parity)")
+    p.add_argument(
+        "--target",
+        default="emulator",
+        help="emulator (default), openai (needs OPENAI_API_KEY; OPENAI_BASE_URL "
+        "optional), or a base URL of any compatible server (key from "
+        "HARNESS_TARGET_API_KEY; OPENAI_API_KEY is only sent to OpenAI's hosts)",
+    )
+    p.add_argument(
+        "--emulator-profile",
+        default="parity",
+        metavar="NAME|FILE",
+        help="latency/fault profile of the built-in emulator (default parity)",
+    )
     p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
-    p.add_argument("--emulator-truth-log", type=Path, default=None, metavar="FILE",
-                   help="the built-in emulator writes the delays it applied and when it sent "
-                   "each byte here (JSONL), to check the harness's timing; never read by it")
-    p.add_argument("--emulator-time-scale", type=float, default=1.0, metavar="X",
-                   help="scale the emulator's delays (0.1 = ten times faster; for demos/tests)")
+    p.add_argument(
+        "--emulator-truth-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the built-in emulator writes the delays it applied and when it sent "
+        "each byte here (JSONL), to check the harness's timing; never read by it",
+    )
+    p.add_argument(
+        "--emulator-time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="scale the emulator's delays (0.1 = ten times faster; for demos/tests)",
+    )
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory (runs/)")
-    p.add_argument("--concurrency", type=_positive_int, default=1, metavar="N",
-                   help="conversations in flight at once (default 1: most accurate timing)")
-    p.add_argument("--repeats", type=_positive_int, default=None, metavar="N",
-                   help="override the scenario's repeats")
-    p.add_argument("--rps", type=float, default=None, metavar="R",
-                   help="at most R requests per second")
-    p.add_argument("--client", choices=["sdk", "raw"], default="sdk",
-                   help="sdk: the official openai SDK (default); raw: lean httpx2 on asyncio's "
-                   "own sockets + SSE parser, for high-rate load tests")
-    p.add_argument("--max-requests", type=_positive_int, default=None, metavar="N",
-                   help="refuse to start if the plan has more requests")
-    p.add_argument("--max-cost-usd", type=float, default=None, metavar="X",
-                   help="refuse to start a live run whose estimated cost is higher")
-    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="complete an interrupted run (unfinished conversations restart at "
-                   "turn 1)")
-    p.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="run seed: cache nonces and arm order (default: random, recorded)")
-    p.add_argument("--max-attempts", type=_positive_int, default=4, metavar="N",
-                   help="attempts per request including retries (default 4)")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="conversations in flight at once (default 1: most accurate timing)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="override the scenario's repeats",
+    )
+    p.add_argument(
+        "--rps", type=float, default=None, metavar="R", help="at most R requests per second"
+    )
+    p.add_argument(
+        "--client",
+        choices=["sdk", "raw"],
+        default="sdk",
+        help="sdk: the official openai SDK (default); raw: lean httpx2 on asyncio's "
+        "own sockets + SSE parser, for high-rate load tests",
+    )
+    p.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="refuse to start if the plan has more requests",
+    )
+    p.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        metavar="X",
+        help="refuse to start a live run whose estimated cost is higher",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="complete an interrupted run (unfinished conversations restart at turn 1)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run seed: cache nonces and arm order (default: random, recorded)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="attempts per request including retries (default 4)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     cassettes = p.add_mutually_exclusive_group()
-    cassettes.add_argument("--record", type=Path, default=None, metavar="DIR",
-                           help="record every interaction into DIR/<scenario name>.yaml "
-                           "(scrubbed of keys and cookies, with wire timing)")
-    cassettes.add_argument("--replay", type=Path, default=None, metavar="DIR",
-                           help="replay from DIR/<scenario name>.yaml with no network and no "
-                           "key; seed and repeats come from the cassettes; a request with no "
-                           "recorded interaction fails (cassette_miss)")
-    p.add_argument("--gate", action="store_true",
-                   help="after the run, analyse it and apply its gates like 'harness gate' "
-                   "(exit 1 when a gate fails)")
-    p.add_argument("--baseline", default=None, metavar="NAME|FILE|RUN_DIR",
-                   help="with --gate: also check for regressions against this baseline "
-                   "(implies --gate; checked before the run starts)")
+    cassettes.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record every interaction into DIR/<scenario name>.yaml "
+        "(scrubbed of keys and cookies, with wire timing)",
+    )
+    cassettes.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="replay from DIR/<scenario name>.yaml with no network and no "
+        "key; seed and repeats come from the cassettes; a request with no "
+        "recorded interaction fails (cassette_miss)",
+    )
+    p.add_argument(
+        "--gate",
+        action="store_true",
+        help="after the run, analyse it and apply its gates like 'harness gate' "
+        "(exit 1 when a gate fails)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME|FILE|RUN_DIR",
+        help="with --gate: also check for regressions against this baseline "
+        "(implies --gate; checked before the run starts)",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -190,14 +298,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunOptions, finish_run, run
 
     options = RunOptions(
-        target=args.target, emulator_profile=args.emulator_profile,
-        emulator_seed=args.emulator_seed, emulator_time_scale=args.emulator_time_scale,
+        target=args.target,
+        emulator_profile=args.emulator_profile,
+        emulator_seed=args.emulator_seed,
+        emulator_time_scale=args.emulator_time_scale,
         truth_log=args.emulator_truth_log,
-        out=args.out, concurrency=args.concurrency, repeats=args.repeats, rps=args.rps,
-        client=args.client, max_requests=args.max_requests, max_cost_usd=args.max_cost_usd,
-        resume=args.resume, seed=args.seed, progress=not args.quiet,
+        out=args.out,
+        concurrency=args.concurrency,
+        repeats=args.repeats,
+        rps=args.rps,
+        client=args.client,
+        max_requests=args.max_requests,
+        max_cost_usd=args.max_cost_usd,
+        resume=args.resume,
+        seed=args.seed,
+        progress=not args.quiet,
         retry=RetryPolicy(max_attempts=args.max_attempts),
-        record=args.record, replay=args.replay,
+        record=args.record,
+        replay=args.replay,
     )
     if args.baseline is not None:
         from harness.baseline import resolve_baseline
@@ -223,12 +341,22 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "and a short table. Exit 0, or 2 for bad input.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    p.add_argument("--prices", type=Path, default=None, metavar="FILE",
-                   help="YAML/JSON price overrides: {models: {NAME: {input_mtok, "
-                   "cached_input_mtok, cache_write_mtok, output_mtok}}} (USD per 1M tokens)")
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON price overrides: {models: {NAME: {input_mtok, "
+        "cached_input_mtok, cache_write_mtok, output_mtok}}} (USD per 1M tokens)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
-    p.add_argument("--resamples", type=_positive_int, default=None, metavar="N",
-                   help="bootstrap resamples (default 2000)")
+    p.add_argument(
+        "--resamples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="bootstrap resamples (default 2000)",
+    )
     p.add_argument("--quiet", action="store_true", help="print only the summary path")
     p.set_defaults(handler=_cmd_analyze)
 
@@ -237,8 +365,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from harness.analyze import analyze_run, write_summary
     from harness.stats import DEFAULT_RESAMPLES
 
-    summary = analyze_run(args.run_dir, price_overrides=args.prices, seed=args.seed,
-                          resamples=args.resamples or DEFAULT_RESAMPLES)
+    summary = analyze_run(
+        args.run_dir,
+        price_overrides=args.prices,
+        seed=args.seed,
+        resamples=args.resamples or DEFAULT_RESAMPLES,
+    )
     path = write_summary(args.run_dir, summary)
     for warning in summary.warnings:
         print(f"harness: warning: {warning}", file=sys.stderr)
@@ -302,10 +434,21 @@ def _add_cassettes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "changed since recording). Exit 0 when all are clean, 1 if anything is listed, 2 for "
         "bad input.",
     )
-    check.add_argument("directory", nargs="?", type=Path, default=Path("cassettes"),
-                       metavar="DIR", help="cassette directory (default cassettes/)")
-    check.add_argument("--scenarios", type=Path, default=Path("scenarios"), metavar="DIR",
-                       help="scenario directory (default scenarios/)")
+    check.add_argument(
+        "directory",
+        nargs="?",
+        type=Path,
+        default=Path("cassettes"),
+        metavar="DIR",
+        help="cassette directory (default cassettes/)",
+    )
+    check.add_argument(
+        "--scenarios",
+        type=Path,
+        default=Path("scenarios"),
+        metavar="DIR",
+        help="scenario directory (default scenarios/)",
+    )
     check.set_defaults(handler=_cmd_cassettes_check)
 
 
@@ -336,46 +479,99 @@ def _add_gate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "baseline). See docs/ci.md.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    p.add_argument("--baseline", default=None, metavar="NAME|FILE|RUN_DIR",
-                   help="baselines/NAME.json, a baseline file, or another run directory")
-    p.add_argument("--config", type=Path, default=None, metavar="FILE",
-                   help="gates file (YAML): {version: 1, gates: {KEY: N}, scenarios: {NAME: "
-                   "{KEY: N}}, regression_pct: N}; replaces the scenarios' gates")
-    p.add_argument("--regression-pct", type=float, default=None, metavar="PCT",
-                   help="tolerance for baseline regressions of arms without their own "
-                   "<arm>.regression_pct_max gate (default 10)")
-    p.add_argument("--baselines", type=Path, default=None, metavar="DIR",
-                   help="where baseline names are looked up (default baselines/)")
-    p.add_argument("--prices", type=Path, default=None, metavar="FILE",
-                   help="price overrides, as for 'harness analyze'")
-    p.add_argument("--reports", type=Path, default=None, metavar="DIR",
-                   help="reports directory; gate cases go to DIR/<run-id>/junit.xml (default: "
-                   "reports/ beside the runs directory, where 'harness run' put the report)")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME|FILE|RUN_DIR",
+        help="baselines/NAME.json, a baseline file, or another run directory",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="gates file (YAML): {version: 1, gates: {KEY: N}, scenarios: {NAME: "
+        "{KEY: N}}, regression_pct: N}; replaces the scenarios' gates",
+    )
+    p.add_argument(
+        "--regression-pct",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="tolerance for baseline regressions of arms without their own "
+        "<arm>.regression_pct_max gate (default 10)",
+    )
+    p.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where baseline names are looked up (default baselines/)",
+    )
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="price overrides, as for 'harness analyze'",
+    )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="reports directory; gate cases go to DIR/<run-id>/junit.xml (default: "
+        "reports/ beside the runs directory, where 'harness run' put the report)",
+    )
     p.add_argument("--json", action="store_true", help="print the gate report as JSON")
     p.set_defaults(handler=_cmd_gate)
 
 
-def _gate(run_dir: Path, *, baseline: str | None, as_json: bool, config: Path | None = None,
-          regression_pct: float | None = None, baselines: Path | None = None,
-          prices: Path | None = None, reports: Path | None = None) -> int:
+def _gate(
+    run_dir: Path,
+    *,
+    baseline: str | None,
+    as_json: bool,
+    config: Path | None = None,
+    regression_pct: float | None = None,
+    baselines: Path | None = None,
+    prices: Path | None = None,
+    reports: Path | None = None,
+) -> int:
     from harness.gate import gate_run
     from harness.gate_output import default_reports_dir, format_report, publish
 
-    report = gate_run(run_dir, baseline=baseline, config=config, regression_pct=regression_pct,
-                      baselines_dir=baselines, prices=prices)
+    report = gate_run(
+        run_dir,
+        baseline=baseline,
+        config=config,
+        regression_pct=regression_pct,
+        baselines_dir=baselines,
+        prices=prices,
+    )
     print(report.model_dump_json(indent=2) if as_json else format_report(report))
     # GitHub annotations go to stderr with --json, so stdout stays one JSON document
-    junit = publish(report, reports_dir=reports or default_reports_dir(run_dir),
-                    stream=sys.stderr if as_json else None)
+    junit = publish(
+        report,
+        reports_dir=reports or default_reports_dir(run_dir),
+        stream=sys.stderr if as_json else None,
+    )
     if junit is not None and not as_json:
         print(f"junit: {junit}")
     return report.exit_code
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    return _gate(args.run_dir, baseline=args.baseline, as_json=args.json, config=args.config,
-                 regression_pct=args.regression_pct, baselines=args.baselines,
-                 prices=args.prices, reports=args.reports)
+    return _gate(
+        args.run_dir,
+        baseline=args.baseline,
+        as_json=args.json,
+        config=args.config,
+        regression_pct=args.regression_pct,
+        baselines=args.baselines,
+        prices=args.prices,
+        reports=args.reports,
+    )
 
 
 # --- baseline ----------------------------------------------------------------------------------
@@ -398,8 +594,13 @@ def _add_baseline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     save.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     save.add_argument("--name", required=True, help="baseline name, e.g. main")
-    save.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR",
-                      help="directory of baselines (default baselines/)")
+    save.add_argument(
+        "--baselines",
+        type=Path,
+        default=Path("baselines"),
+        metavar="DIR",
+        help="directory of baselines (default baselines/)",
+    )
     save.set_defaults(handler=_cmd_baseline_save)
 
 
@@ -430,8 +631,15 @@ def _add_shadow(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 #: the ways a mirrored call ends without a pair written (harness.shadow_config.ShadowStats)
-_UNWRITTEN = ("pairs_failed", "dropped_queue_full", "dropped_closed", "dropped_sidecar_down",
-              "abandoned_streams", "cancelled_at_close", "lost_in_crash")
+_UNWRITTEN = (
+    "pairs_failed",
+    "dropped_queue_full",
+    "dropped_closed",
+    "dropped_sidecar_down",
+    "abandoned_streams",
+    "cancelled_at_close",
+    "lost_in_crash",
+)
 
 
 def _cmd_shadow_merge(args: argparse.Namespace) -> int:
@@ -443,19 +651,22 @@ def _cmd_shadow_merge(args: argparse.Namespace) -> int:
     for problem in result.problems:
         print(f"harness: warning: {problem}", file=sys.stderr)
     state = "merged" if result.merged else "unchanged"
-    print(f"{result.path}: {result.records} records from {result.shards} shard(s), {state}"
-          + (f", {result.skipped_lines} incomplete line(s) skipped" if result.skipped_lines
-             else ""))
+    print(
+        f"{result.path}: {result.records} records from {result.shards} shard(s), {state}"
+        + (f", {result.skipped_lines} incomplete line(s) skipped" if result.skipped_lines else "")
+    )
     stats = result.stats
     if stats:
         done, sampled = stats.get("pairs_written", 0), stats.get("sampled", 0)
         share = f" ({done / sampled:.1%})" if sampled else ""
         unwritten = {name: stats.get(name, 0) for name in _UNWRITTEN}
         why = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in unwritten.items() if n)
-        print(f"calls {stats.get('calls', 0)}, mirrored {sampled}, pairs written {done}{share}, "
-              f"not written {sum(unwritten.values())}{f' ({why})' if why else ''}, "
-              f"shadow errors {stats.get('shadow_errors', 0)}, canary served "
-              f"{stats.get('canary_served', 0)} (fallbacks {stats.get('canary_fallbacks', 0)})")
+        print(
+            f"calls {stats.get('calls', 0)}, mirrored {sampled}, pairs written {done}{share}, "
+            f"not written {sum(unwritten.values())}{f' ({why})' if why else ''}, "
+            f"shadow errors {stats.get('shadow_errors', 0)}, canary served "
+            f"{stats.get('canary_served', 0)} (fallbacks {stats.get('canary_fallbacks', 0)})"
+        )
     return 0
 
 
@@ -473,11 +684,21 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "Prints the three paths. Exit 0, or 2 for bad input.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="output directory (default: reports/<run-id>/)")
-    p.add_argument("--detail", type=_positive_int, default=10, metavar="N",
-                   help="prompts shown in full per scenario, most divergent first (default 10; "
-                   "5 slowest are added)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output directory (default: reports/<run-id>/)",
+    )
+    p.add_argument(
+        "--detail",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="prompts shown in full per scenario, most divergent first (default 10; "
+        "5 slowest are added)",
+    )
     p.set_defaults(handler=_cmd_report)
 
 
@@ -503,8 +724,13 @@ def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("run_a", type=Path, metavar="RUN_A")
     p.add_argument("run_b", type=Path, metavar="RUN_B")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="output directory (default: reports/compare-<a>-vs-<b>/)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output directory (default: reports/compare-<a>-vs-<b>/)",
+    )
     p.set_defaults(handler=_cmd_compare)
 
 

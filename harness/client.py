@@ -115,8 +115,9 @@ class _Reply:
                 self.text.append(content)
                 visible = True
             for call in (_g(delta, "tool_calls") if delta is not None else None) or ():
-                slot = self.calls.setdefault(_g(call, "index") or 0,
-                                             {"id": "", "name": "", "arguments": ""})
+                slot = self.calls.setdefault(
+                    _g(call, "index") or 0, {"id": "", "name": "", "arguments": ""}
+                )
                 fn = _g(call, "function")
                 slot["id"] = _g(call, "id") or slot["id"]
                 if fn is not None:
@@ -142,8 +143,11 @@ class _Reply:
                 self.text.append(content)
             for i, call in enumerate(_g(message, "tool_calls") or ()):
                 fn = _g(call, "function")
-                self.calls[i] = {"id": _g(call, "id") or "", "name": _g(fn, "name") or "",
-                                 "arguments": _g(fn, "arguments") or ""}
+                self.calls[i] = {
+                    "id": _g(call, "id") or "",
+                    "name": _g(fn, "name") or "",
+                    "arguments": _g(fn, "arguments") or "",
+                }
             self.result.finish = _chat_finish(_g(choice, "finish_reason") or "stop")
 
     def responses_event(self, event: Any) -> bool:
@@ -171,8 +175,11 @@ class _Reply:
         self.result.response_id = _g(response, "id")
         self.result.service_tier = _g(response, "service_tier")
         status = _g(response, "status")
-        self.result.finish = {"completed": "completed", "incomplete": "incomplete",
-                              "failed": "failed"}.get(status or "", status)
+        self.result.finish = {
+            "completed": "completed",
+            "incomplete": "incomplete",
+            "failed": "failed",
+        }.get(status or "", status)
         if status == "failed":
             error = _g(response, "error")
             self.result.error_type = str(_g(error, "code") or "response_failed")
@@ -186,9 +193,11 @@ class _Reply:
                     if _g(part, "type") == "output_text":
                         self.text.append(_g(part, "text") or "")
             elif kind == "function_call":
-                self.calls[len(self.calls)] = {"id": _g(item, "call_id") or "",
-                                               "name": _g(item, "name") or "",
-                                               "arguments": _g(item, "arguments") or ""}
+                self.calls[len(self.calls)] = {
+                    "id": _g(item, "call_id") or "",
+                    "name": _g(item, "name") or "",
+                    "arguments": _g(item, "arguments") or "",
+                }
             elif kind == "reasoning":
                 dumped = item if isinstance(item, dict) else item.model_dump(exclude_none=True)
                 self.result.reasoning_items.append(dumped)
@@ -237,10 +246,19 @@ def _responses_usage(usage: Any) -> Usage:
 # --- headers -----------------------------------------------------------------------------------
 
 KEPT_HEADERS = (
-    "x-request-id", "openai-processing-ms", "x-emulator", "retry-after", "retry-after-ms",
-    "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
-    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
-    "openai-version", "openai-model",
+    "x-request-id",
+    "openai-processing-ms",
+    "x-emulator",
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "openai-version",
+    "openai-model",
 )
 
 
@@ -285,17 +303,27 @@ def _tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-def _http_client(timeout_s: float, headers: Mapping[str, str] | None = None,
-                 base_url: str = "", max_connections: int = 100,
-                 native: bool = False) -> httpx2.AsyncClient:
+def _http_client(
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+    base_url: str = "",
+    max_connections: int = 100,
+    native: bool = False,
+) -> httpx2.AsyncClient:
     """``native``: sockets on asyncio's transports (:mod:`harness.netio`), not anyio's."""
     transport = TimedAsyncTransport(
         network_backend=AsyncioBackend() if native else None,
         verify=_tls_context(),
-        limits=httpx2.Limits(max_connections=max_connections,
-                             max_keepalive_connections=max_connections))
-    return httpx2.AsyncClient(transport=transport, timeout=httpx2.Timeout(timeout_s),
-                              headers=dict(headers or {}), base_url=base_url)
+        limits=httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+    )
+    return httpx2.AsyncClient(
+        transport=transport,
+        timeout=httpx2.Timeout(timeout_s),
+        headers=dict(headers or {}),
+        base_url=base_url,
+    )
 
 
 def request_body(kwargs: Mapping[str, Any]) -> bytes:
@@ -321,8 +349,9 @@ class _RawPost:
         self.transport = client._transport  # ours: built by _http_client
 
     async def __call__(self, body: bytes) -> httpx2.Response:
-        request = httpx2.Request("POST", self.url, headers=self.headers, content=body,
-                                 extensions=self.extensions)
+        request = httpx2.Request(
+            "POST", self.url, headers=self.headers, content=body, extensions=self.extensions
+        )
         response = await self.transport.handle_async_request(request)
         response.request = request
         return response
@@ -338,13 +367,16 @@ class _Lanes:
     run keeps reusing its warmest connection.
     """
 
-    def __init__(self, count: int, timeout_s: float, headers: Mapping[str, str],
-                 base_url: str) -> None:
-        self.clients = [_http_client(timeout_s, headers, base_url=base_url, max_connections=1,
-                                     native=True)
-                        for _ in range(count)]
-        self.posts = [{api: _RawPost(c, path) for api, path in _PATHS.items()}
-                      for c in self.clients]
+    def __init__(
+        self, count: int, timeout_s: float, headers: Mapping[str, str], base_url: str
+    ) -> None:
+        self.clients = [
+            _http_client(timeout_s, headers, base_url=base_url, max_connections=1, native=True)
+            for _ in range(count)
+        ]
+        self.posts = [
+            {api: _RawPost(c, path) for api, path in _PATHS.items()} for c in self.clients
+        ]
         self._free = list(range(count - 1, -1, -1))
         self._available = asyncio.Semaphore(count)
 
@@ -389,20 +421,49 @@ def warm_sdk() -> float:
     from openai.types.responses import Response, ResponseStreamEvent
 
     start = time.perf_counter_ns()
-    response = {"id": "resp_warm", "object": "response", "created_at": 0, "model": "m",
-                "status": "completed", "output": [], "parallel_tool_calls": True,
-                "tool_choice": "auto", "tools": []}
+    response = {
+        "id": "resp_warm",
+        "object": "response",
+        "created_at": 0,
+        "model": "m",
+        "status": "completed",
+        "output": [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
     for type_, value in (
-        (ResponseStreamEvent, {"type": "response.created", "sequence_number": 0,
-                               "response": response}),
-        (ResponseStreamEvent, {"type": "response.output_text.delta", "delta": "x",
-                               "item_id": "m", "output_index": 0, "content_index": 0,
-                               "sequence_number": 1, "logprobs": []}),
+        (
+            ResponseStreamEvent,
+            {"type": "response.created", "sequence_number": 0, "response": response},
+        ),
+        (
+            ResponseStreamEvent,
+            {
+                "type": "response.output_text.delta",
+                "delta": "x",
+                "item_id": "m",
+                "output_index": 0,
+                "content_index": 0,
+                "sequence_number": 1,
+                "logprobs": [],
+            },
+        ),
         (Response, response),
-        (ChatCompletionChunk, {"id": "c", "object": "chat.completion.chunk", "created": 0,
-                               "model": "m", "choices": []}),
-        (ChatCompletion, {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
-                          "choices": []}),
+        (
+            ChatCompletionChunk,
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "m",
+                "choices": [],
+            },
+        ),
+        (
+            ChatCompletion,
+            {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": []},
+        ),
     ):
         construct_type(type_=type_, value=value)
     _WARM_DONE = True
@@ -412,9 +473,16 @@ def warm_sdk() -> float:
 class Transport:
     """One API client per arm (so no arm pays another's connection setup), SDK or raw."""
 
-    def __init__(self, base_url: str, api_key: str, *, kind: ClientKind = "sdk",
-                 timeout_s: float = 120.0, max_connections: int = 100,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        kind: ClientKind = "sdk",
+        timeout_s: float = 120.0,
+        max_connections: int = 100,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """``headers``: sent with every request besides the key (e.g. ``OpenAI-Organization``,
         ``OpenAI-Project``, a gateway's own headers); they cannot replace the key's."""
         self.kind = kind
@@ -422,15 +490,25 @@ class Transport:
         extra = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
         if kind == "sdk":
             self._sdk = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=api_key, max_retries=0, default_headers=extra,
-                http_client=_http_client(timeout_s, max_connections=max_connections))
+                base_url=self.base_url,
+                api_key=api_key,
+                max_retries=0,
+                default_headers=extra,
+                http_client=_http_client(timeout_s, max_connections=max_connections),
+            )
             # resolve the lazily-built resource objects now, not inside a timed request
-            _ = (self._sdk.chat.completions.with_raw_response,
-                 self._sdk.responses.with_raw_response, self._sdk.models.with_raw_response)
+            _ = (
+                self._sdk.chat.completions.with_raw_response,
+                self._sdk.responses.with_raw_response,
+                self._sdk.models.with_raw_response,
+            )
         else:
-            self._lanes = _Lanes(max_connections, timeout_s,
-                                 {**extra, "authorization": f"Bearer {api_key}",
-                                  "content-type": "application/json"}, self.base_url)
+            self._lanes = _Lanes(
+                max_connections,
+                timeout_s,
+                {**extra, "authorization": f"Bearer {api_key}", "content-type": "application/json"},
+                self.base_url,
+            )
 
     async def aclose(self) -> None:
         if self.kind == "sdk":
@@ -445,8 +523,7 @@ class Transport:
         finally:
             self._lanes.release(lane)
 
-    async def send(self, api: Api, kwargs: dict[str, Any], body: bytes | None = None
-                   ) -> CallResult:
+    async def send(self, api: Api, kwargs: dict[str, Any], body: bytes | None = None) -> CallResult:
         """One attempt. Never raises for HTTP or stream failures: they are data.
 
         ``body``: ``kwargs`` already serialised (:func:`request_body`), which the raw client
@@ -467,17 +544,22 @@ class Transport:
             result.replayed = True
             result.wire = replayed.wire
             result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms = (
-                replayed.sdk_ttfb_ms, replayed.sdk_ttft_ms, replayed.sdk_total_ms)
+                replayed.sdk_ttfb_ms,
+                replayed.sdk_ttft_ms,
+                replayed.sdk_total_ms,
+            )
         else:
-            result.wire = analyze_wire(rec, stream=stream,
-                                       all_events=rec.recording is not None)
+            result.wire = analyze_wire(rec, stream=stream, all_events=rec.recording is not None)
         if rec.miss is not None:
             result.ok, result.error_type, result.error_message = False, "cassette_miss", rec.miss
         if result.events is None:
             result.events = result.wire.events
         if rec.recording is not None:
-            rec.recording(RecordedTiming(result.wire, result.sdk_ttfb_ms, result.sdk_ttft_ms,
-                                         result.sdk_total_ms))
+            rec.recording(
+                RecordedTiming(
+                    result.wire, result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms
+                )
+            )
         return result
 
     async def delete_response(self, response_id: str) -> bool:
@@ -505,8 +587,11 @@ class Transport:
         res = reply.result
         t0 = time.perf_counter_ns()
         try:
-            create = (self._sdk.chat.completions.with_raw_response.create if api == "chat"
-                      else self._sdk.responses.with_raw_response.create)
+            create = (
+                self._sdk.chat.completions.with_raw_response.create
+                if api == "chat"
+                else self._sdk.responses.with_raw_response.create
+            )
             raw = await create(**kwargs)
             res.sdk_ttfb_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
             res.status = raw.status_code
@@ -525,12 +610,17 @@ class Transport:
             else:
                 reply.responses_final(parsed)
         except openai.APIStatusError as exc:
-            return _status_error(res, exc.status_code, exc.response.headers, exc.body,
-                                 exc.message, t0)
+            return _status_error(
+                res, exc.status_code, exc.response.headers, exc.body, exc.message, t0
+            )
         except openai.APIError as exc:  # error event in stream, connection, timeout
-            kind = ("timeout" if isinstance(exc, openai.APITimeoutError) else
-                    "connection_error" if isinstance(exc, openai.APIConnectionError) else
-                    "stream_error")
+            kind = (
+                "timeout"
+                if isinstance(exc, openai.APITimeoutError)
+                else "connection_error"
+                if isinstance(exc, openai.APIConnectionError)
+                else "stream_error"
+            )
             res.error_type, res.error_message = kind, _one_line(str(exc))
         except (httpx2.TransportError, httpx2.StreamError) as exc:  # cut mid-stream
             res.error_type, res.error_message = "stream_interrupted", _one_line(repr(exc))
@@ -557,10 +647,14 @@ class Transport:
                         err_body = json.loads(content)
                     except ValueError:
                         err_body = None
-                    return _status_error(res, response.status_code, response.headers,
-                                         (err_body or {}).get("error") if isinstance(
-                                             err_body, dict) else None,
-                                         content[:200].decode("utf-8", "replace"), t0)
+                    return _status_error(
+                        res,
+                        response.status_code,
+                        response.headers,
+                        (err_body or {}).get("error") if isinstance(err_body, dict) else None,
+                        content[:200].decode("utf-8", "replace"),
+                        t0,
+                    )
                 if stream:
                     await self._read_sse(api, _body_chunks(response), reply, t0)
                 else:
@@ -571,7 +665,7 @@ class Transport:
         except httpx2.TimeoutException as exc:
             res.error_type, res.error_message = "timeout", _one_line(repr(exc))
         except (httpx2.TransportError, httpx2.StreamError) as exc:
-            res.error_type = ("stream_interrupted" if res.status else "connection_error")
+            res.error_type = "stream_interrupted" if res.status else "connection_error"
             res.error_message = _one_line(repr(exc))
         except ValueError as exc:  # orjson/json errors: a body or event that is not JSON
             res.error_type, res.error_message = "bad_response", _one_line(repr(exc))
@@ -581,8 +675,7 @@ class Transport:
         return reply.finish()
 
     @staticmethod
-    async def _read_sse(api: Api, chunks: AsyncIterator[bytes], reply: _Reply, t0: int
-                        ) -> None:
+    async def _read_sse(api: Api, chunks: AsyncIterator[bytes], reply: _Reply, t0: int) -> None:
         res = reply.result
         on_event = reply.chat_chunk if api == "chat" else reply.responses_event
         buffer = b""
@@ -604,16 +697,18 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _status_error(res: CallResult, status: int, headers: Mapping[str, str], body: Any,
-                  message: str, t0: int) -> CallResult:
+def _status_error(
+    res: CallResult, status: int, headers: Mapping[str, str], body: Any, message: str, t0: int
+) -> CallResult:
     res.status = status
     res.headers = _keep_headers(headers)
     res.retry_after_ms = retry_after_ms(headers)
     code = _g(body, "code") if isinstance(body, Mapping) else None
     kind = _g(body, "type") if isinstance(body, Mapping) else None
     res.error_type = str(code or kind or f"http_{status}")
-    res.error_message = _one_line(str(_g(body, "message") if isinstance(body, Mapping)
-                                      and _g(body, "message") else message))
+    res.error_message = _one_line(
+        str(_g(body, "message") if isinstance(body, Mapping) and _g(body, "message") else message)
+    )
     res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
     return res
 
@@ -647,10 +742,16 @@ async def send_with_retries(
     waited = 0.0
     while True:
         result = await send()
-        attempts.append(Attempt(status=result.status, error_type=result.error_type,
-                                error_message=result.error_message,
-                                retry_after_ms=result.retry_after_ms, waited_ms=waited,
-                                total_ms=result.wire.total_ms or result.sdk_total_ms))
+        attempts.append(
+            Attempt(
+                status=result.status,
+                error_type=result.error_type,
+                error_message=result.error_message,
+                retry_after_ms=result.retry_after_ms,
+                waited_ms=waited,
+                total_ms=result.wire.total_ms or result.sdk_total_ms,
+            )
+        )
         if not result.retryable or len(attempts) >= policy.max_attempts:
             return result, attempts
         delay = policy.delay_s(len(attempts), result.retry_after_ms, rng)

@@ -49,8 +49,10 @@ def parse_gate(key: str, threshold: float, source: str, line: int | None = None)
     where = f"{source}: gate {key!r}"
     match = GATE_KEY_RE.match(key)
     if match is None:
-        raise HarnessError(f"{where} is not <arm>_vs_<arm>.<metric>_max|_min or "
-                           "<arm>.<metric>_max|_min — e.g. responses_vs_chat.ttft_p50_ratio_max")
+        raise HarnessError(
+            f"{where} is not <arm>_vs_<arm>.<metric>_max|_min or "
+            "<arm>.<metric>_max|_min — e.g. responses_vs_chat.ttft_p50_ratio_max"
+        )
     arms = tuple(match["subject"].split("_vs_"))
     metric, bound = match["metric"], match["bound"]
     if metric not in GATE_METRICS:
@@ -60,16 +62,22 @@ def parse_gate(key: str, threshold: float, source: str, line: int | None = None)
     if len(arms) > 2 or GATE_METRICS[metric] != scope:
         right = "<arm>" if GATE_METRICS[metric] == "arm" else "<arm>_vs_<arm>"
         raise HarnessError(f"{where}: {metric} is written {right}.{metric}_{bound}")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
-            or not math.isfinite(threshold):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+    ):
         raise HarnessError(f"{where}: the threshold must be a number, not {threshold!r}")
     if metric == "regression_pct" and (bound != "max" or threshold < 0):
-        raise HarnessError(f"{where}: write <arm>.regression_pct_max with a tolerance ≥ 0 in %, "
-                           "e.g. responses.regression_pct_max: 10")
+        raise HarnessError(
+            f"{where}: write <arm>.regression_pct_max with a tolerance ≥ 0 in %, "
+            "e.g. responses.regression_pct_max: 10"
+        )
     if metric.endswith("_ratio") and threshold <= 0:
         raise HarnessError(f"{where}: a ratio threshold must be above 0, e.g. 1.5")
-    return GateSpec(key, arms, metric, "max" if bound == "max" else "min", float(threshold),
-                    source, line)
+    return GateSpec(
+        key, arms, metric, "max" if bound == "max" else "min", float(threshold), source, line
+    )
 
 
 class GatesFile(BaseModel):
@@ -81,7 +89,8 @@ class GatesFile(BaseModel):
     regression_pct: float | None = Field(None, ge=0, description="default tolerance vs baseline")
     gates: dict[str, float] = Field(default_factory=dict, description="for every scenario")
     scenarios: dict[str, dict[str, float]] = Field(
-        default_factory=dict, description="per scenario name; override `gates` key by key")
+        default_factory=dict, description="per scenario name; override `gates` key by key"
+    )
 
 
 @dataclass
@@ -102,10 +111,14 @@ class GateConfig:
         """This config with ``gates`` added to every scenario, replacing same-key gates."""
         keys = {g.key for g in gates}
         return GateConfig(
-            by_scenario={name: [g for g in specs if g.key not in keys]
-                         for name, specs in self.by_scenario.items()},
+            by_scenario={
+                name: [g for g in specs if g.key not in keys]
+                for name, specs in self.by_scenario.items()
+            },
             for_all=[g for g in self.for_all if g.key not in keys] + list(gates),
-            regression_pct=self.regression_pct, warnings=list(self.warnings))
+            regression_pct=self.regression_pct,
+            warnings=list(self.warnings),
+        )
 
 
 def load_gates_file(path: Path) -> GateConfig:
@@ -119,15 +132,20 @@ def load_gates_file(path: Path) -> GateConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise HarnessError(f"{path}: {where}: {first['msg']} — write {{version: 1, gates: "
-                           "{KEY: NUMBER}, scenarios: {NAME: {KEY: NUMBER}}}, regression_pct: "
-                           "NUMBER} (see docs/ci.md)") from exc
+        raise HarnessError(
+            f"{path}: {where}: {first['msg']} — write {{version: 1, gates: "
+            "{KEY: NUMBER}, scenarios: {NAME: {KEY: NUMBER}}}, regression_pct: "
+            "NUMBER} (see docs/ci.md)"
+        ) from exc
     src = str(path)
     return GateConfig(
-        by_scenario={name: [parse_gate(k, v, src) for k, v in gates.items()]
-                     for name, gates in parsed.scenarios.items()},
+        by_scenario={
+            name: [parse_gate(k, v, src) for k, v in gates.items()]
+            for name, gates in parsed.scenarios.items()
+        },
         for_all=[parse_gate(k, v, src) for k, v in parsed.gates.items()],
-        regression_pct=parsed.regression_pct)
+        regression_pct=parsed.regression_pct,
+    )
 
 
 def scenario_gates(run_dir: Path) -> GateConfig:
@@ -141,14 +159,18 @@ def scenario_gates(run_dir: Path) -> GateConfig:
     for entry in meta.scenarios:
         path = Path(str(entry.get("path", "")))
         if not path.is_file():
-            raise HarnessError(f"scenario file {path} (recorded in {run_dir}/meta.json) not "
-                               "found — run `harness gate` from the directory the run started "
-                               "in, or pass --config gates.yaml")
+            raise HarnessError(
+                f"scenario file {path} (recorded in {run_dir}/meta.json) not "
+                "found — run `harness gate` from the directory the run started "
+                "in, or pass --config gates.yaml"
+            )
         sc = load_scenario(path)
         if entry.get("sha256") and entry["sha256"] != scenario_digest(sc):
-            config.warnings.append(f"{path} changed since run {meta.run_id}; using the gates it "
-                                   "has now")
+            config.warnings.append(
+                f"{path} changed since run {meta.run_id}; using the gates it has now"
+            )
         config.by_scenario[str(entry.get("name", sc.name))] = [
             parse_gate(key, value, str(path), sc.location(("gates", key)).line)
-            for key, value in sc.gates.items()]
+            for key, value in sc.gates.items()
+        ]
     return config

@@ -23,20 +23,30 @@ def default_reports_dir(run_dir: Path) -> Path:
     return run_dir.parent.parent / "reports"
 
 
-_LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE", "unknown": "UNKNOWN",
-          "skipped": "SKIPPED"}
+_LABEL = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "inconclusive": "INCONCLUSIVE",
+    "unknown": "UNKNOWN",
+    "skipped": "SKIPPED",
+}
 
 
 def explain(r: GateResult) -> list[str]:
     """A few lines on one gate: what was measured, the rule, where it is set, what to do."""
     where = r.source if r.line is None else f"{r.source}:{r.line}"
-    lines = [f"{_LABEL[r.status]} {r.scenario}: {r.name} {r.limit()}",
-             f"    measured: {r.measured}"]
+    lines = [
+        f"{_LABEL[r.status]} {r.scenario}: {r.name} {r.limit()}",
+        f"    measured: {r.measured}",
+    ]
     if r.context:
         lines.append(f"    {r.context}")
     lines.append(f"    rule: {r.rule}")
-    lines.append(f"    set in: {where}" if r.source != "default" else
-                 "    set in: default regression check (no <arm>.regression_pct_max gate)")
+    lines.append(
+        f"    set in: {where}"
+        if r.source != "default"
+        else "    set in: default regression check (no <arm>.regression_pct_max gate)"
+    )
     if r.fix:
         lines.append(f"    next: {r.fix}")
     return lines
@@ -60,8 +70,11 @@ def format_report(report: GateReport) -> str:
     notes = [r for r in report.results if r.status == "inconclusive"]
     if notes:
         out.append("")
-        out.extend(f"warning: {r.scenario}: {r.name} is inconclusive ({r.measured} vs limit "
-                   f"{r.limit()}) — passes; more repeats would decide it" for r in notes)
+        out.extend(
+            f"warning: {r.scenario}: {r.name} is inconclusive ({r.measured} vs limit "
+            f"{r.limit()}) — passes; more repeats would decide it"
+            for r in notes
+        )
     skipped = [r for r in report.results if r.status == "skipped" and r.value is None]
     if skipped:
         out.append("")
@@ -71,13 +84,18 @@ def format_report(report: GateReport) -> str:
             absent.setdefault(r.scenario, []).append(r.name.replace(".regression_pct_max", ""))
         else:
             out.append(f"warning: {r.scenario}: {r.name} skipped: {r.rule}")
-    out.extend(f"warning: {scenario}: not compared with the baseline, which has no value for: "
-               f"{', '.join(names)}" for scenario, names in absent.items())
+    out.extend(
+        f"warning: {scenario}: not compared with the baseline, which has no value for: "
+        f"{', '.join(names)}"
+        for scenario, names in absent.items()
+    )
     out.extend(f"warning: {w}" for w in report.warnings)
     failed = len(report.failed)
-    tally = (f"{len(report.results)} checks: {report.count('pass')} passed, "
-             f"{report.count('inconclusive')} inconclusive, {report.count('fail')} failed, "
-             f"{report.count('unknown')} unknown, {report.count('skipped')} skipped")
+    tally = (
+        f"{len(report.results)} checks: {report.count('pass')} passed, "
+        f"{report.count('inconclusive')} inconclusive, {report.count('fail')} failed, "
+        f"{report.count('unknown')} unknown, {report.count('skipped')} skipped"
+    )
     out.append("")
     out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
     return "\n".join(out)
@@ -87,10 +105,15 @@ def junit_cases(report: GateReport) -> list[JUnitCase]:
     """One JUnit test case per gate (failing statuses carry a failure message)."""
     from harness.report.junit import JUnitCase
 
-    return [JUnitCase(name=f"{r.name} {r.limit()}", classname=f"harness.gate.{r.scenario}",
-                      failure_message=f"{r.status}: {r.measured}; {r.rule}" if r.failed else None,
-                      details="\n".join(explain(r)))
-            for r in report.results]
+    return [
+        JUnitCase(
+            name=f"{r.name} {r.limit()}",
+            classname=f"harness.gate.{r.scenario}",
+            failure_message=f"{r.status}: {r.measured}; {r.rule}" if r.failed else None,
+            details="\n".join(explain(r)),
+        )
+        for r in report.results
+    ]
 
 
 def _escape_data(text: str) -> str:
@@ -122,22 +145,39 @@ def github_annotations(report: GateReport) -> list[str]:
 def step_summary(report: GateReport) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``."""
     verdict = "✅ passed" if report.passed else f"❌ {len(report.failed)} gate(s) failed"
-    out = [f"### Shadow Harness gates: {verdict}", "",
-           f"Run `{report.run_id}` on {report.target}"
-           + (f", baseline {report.baseline}" if report.baseline else ""), "",
-           "| status | scenario | gate | measured | limit |", "|---|---|---|---|---|"]
+    out = [
+        f"### Shadow Harness gates: {verdict}",
+        "",
+        f"Run `{report.run_id}` on {report.target}"
+        + (f", baseline {report.baseline}" if report.baseline else ""),
+        "",
+        "| status | scenario | gate | measured | limit |",
+        "|---|---|---|---|---|",
+    ]
     for r in report.results:
         cells = [_LABEL[r.status], r.scenario, f"`{r.name}`", r.measured, r.limit()]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for r in report.failed:
-        out += ["", "<details><summary>" + f"{r.scenario}: {r.name}" + "</summary>", "", "```",
-                *explain(r), "```", "</details>"]
+        out += [
+            "",
+            "<details><summary>" + f"{r.scenario}: {r.name}" + "</summary>",
+            "",
+            "```",
+            *explain(r),
+            "```",
+            "</details>",
+        ]
     out += [f"- warning: {w}" for w in report.warnings]
     return "\n".join(out) + "\n"
 
 
-def publish(report: GateReport, *, reports_dir: Path | None = None,
-            env: Mapping[str, str] | None = None, stream: TextIO | None = None) -> Path | None:
+def publish(
+    report: GateReport,
+    *,
+    reports_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> Path | None:
     """Append gate cases to ``reports_dir/<run-id>/junit.xml`` and, under GitHub Actions, write
     annotations to ``stream`` and the step summary. Returns the JUnit path (if written)."""
     env = os.environ if env is None else env

@@ -44,23 +44,58 @@ BoolArray = npt.NDArray[np.bool_]
 #: OpenAI caches prompts of at least this many tokens.
 CACHE_MIN_TOKENS = 1024
 LATENCIES = ("ttft_ms", "ttfb_ms", "total_ms", "sdk_ttft_ms", "sdk_ttfb_ms", "sdk_total_ms")
-TOKENS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens",
-          "reasoning_tokens")
+TOKENS = (
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
 BASE_ARMS = ("chat", "responses", "responses_chained")
 
-_FIELDS = ("run_id", "scenario", "prompt_id", "arm", "api", "model", "service_tier", "finish",
-           "error_type", "output_text", "tool_calls", "turn", "repeat", "order", "cold", "warmup",
-           "ok", "usage", *LATENCIES)
-_REQUIRED = frozenset({"run_id", "scenario", "prompt_id", "arm", "api", "model", "turn",
-                       "repeat", "cold"})
+_FIELDS = (
+    "run_id",
+    "scenario",
+    "prompt_id",
+    "arm",
+    "api",
+    "model",
+    "service_tier",
+    "finish",
+    "error_type",
+    "output_text",
+    "tool_calls",
+    "turn",
+    "repeat",
+    "order",
+    "cold",
+    "warmup",
+    "ok",
+    "usage",
+    *LATENCIES,
+)
+_REQUIRED = frozenset(
+    {"run_id", "scenario", "prompt_id", "arm", "api", "model", "turn", "repeat", "cold"}
+)
 _DEFAULTS: dict[str, Any] = {"order": 0, "warmup": False, "ok": False, "tool_calls": []}
-_STRING_FIELDS = ("run_id", "scenario", "prompt_id", "arm", "api", "model", "service_tier",
-                  "finish", "error_type", "output_text")
+_STRING_FIELDS = (
+    "run_id",
+    "scenario",
+    "prompt_id",
+    "arm",
+    "api",
+    "model",
+    "service_tier",
+    "finish",
+    "error_type",
+    "output_text",
+)
 _GET_FIELDS = itemgetter(*_FIELDS)
 _GET_TOKENS = itemgetter(*TOKENS)
 _NO_TOKENS = (0,) * len(TOKENS)
-_EMPTY_ROW: dict[str, Any] = {k: _DEFAULTS.get(k, "" if k in _REQUIRED else None)
-                              for k in _FIELDS} | {"turn": 1, "repeat": 0, "cold": True}
+_EMPTY_ROW: dict[str, Any] = {
+    k: _DEFAULTS.get(k, "" if k in _REQUIRED else None) for k in _FIELDS
+} | {"turn": 1, "repeat": 0, "cold": True}
 
 
 @dataclass
@@ -116,8 +151,10 @@ class ObservationTable:
         try:
             return cls._from_dicts(rows)
         except (KeyError, TypeError, ValueError) as exc:
-            raise HarnessError(f"observation records are malformed ({type(exc).__name__}: "
-                               f"{exc}) — re-run `harness run` or fix the JSONL") from exc
+            raise HarnessError(
+                f"observation records are malformed ({type(exc).__name__}: "
+                f"{exc}) — re-run `harness run` or fix the JSONL"
+            ) from exc
 
     @classmethod
     def _from_dicts(cls, rows: Sequence[Mapping[str, Any]]) -> ObservationTable:
@@ -127,21 +164,39 @@ class ObservationTable:
         try:
             cols = dict(zip(_FIELDS, zip(*map(_GET_FIELDS, rows), strict=True), strict=True))
         except KeyError:  # records written by another tool may omit defaulted fields
-            cols = dict(zip(_FIELDS, zip(*(tuple(r[k] if k in _REQUIRED else
-                                                 r.get(k, _DEFAULTS.get(k)) for k in _FIELDS)
-                                           for r in rows), strict=True), strict=True))
+            cols = dict(
+                zip(
+                    _FIELDS,
+                    zip(
+                        *(
+                            tuple(
+                                r[k] if k in _REQUIRED else r.get(k, _DEFAULTS.get(k))
+                                for k in _FIELDS
+                            )
+                            for r in rows
+                        ),
+                        strict=True,
+                    ),
+                    strict=True,
+                )
+            )
         usages = cols["usage"]
         try:
-            tokens = list(zip(*(_GET_TOKENS(u) if u else _NO_TOKENS for u in usages),
-                              strict=True))
+            tokens = list(zip(*(_GET_TOKENS(u) if u else _NO_TOKENS for u in usages), strict=True))
         except KeyError:
-            tokens = list(zip(*(tuple(u.get(k, 0) for k in TOKENS) if u else _NO_TOKENS
-                                for u in usages), strict=True))
+            tokens = list(
+                zip(
+                    *(tuple(u.get(k, 0) for k in TOKENS) if u else _NO_TOKENS for u in usages),
+                    strict=True,
+                )
+            )
         strings: dict[str, Any] = {k: list(cols[k]) for k in _STRING_FIELDS}
         return cls(
             **strings,
-            tool_calls=[[ToolCall(str(t["name"]), str(t["arguments"])) for t in tc] if tc else ()
-                        for tc in cols["tool_calls"]],
+            tool_calls=[
+                [ToolCall(str(t["name"]), str(t["arguments"])) for t in tc] if tc else ()
+                for tc in cols["tool_calls"]
+            ],
             turn=np.array(cols["turn"], dtype=np.int64),
             repeat=np.array(cols["repeat"], dtype=np.int64),
             order=np.array(cols["order"], dtype=np.int64),
@@ -186,8 +241,10 @@ class ObservationTable:
         return self.take(np.sort(n - 1 - first_from_end))
 
 
-def _arrays(cols: Mapping[str, Sequence[Any]], tokens: Sequence[Sequence[int]],
-            ) -> dict[str, Any]:
+def _arrays(
+    cols: Mapping[str, Sequence[Any]],
+    tokens: Sequence[Sequence[int]],
+) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.array(cols[k], dtype=np.float64) for k in LATENCIES}  # None→NaN
     out.update({k: np.array(v, dtype=np.int64) for k, v in zip(TOKENS, tokens, strict=True)})
     return out
@@ -278,8 +335,13 @@ def latency_columns(t: ObservationTable) -> dict[str, FloatArray]:
     return cols
 
 
-def register_arm(boot: stats.Bootstrap, t: ObservationTable, arm: ArmData,
-                 lat: Mapping[str, FloatArray], cost: FloatArray) -> Handles:
+def register_arm(
+    boot: stats.Bootstrap,
+    t: ObservationTable,
+    arm: ArmData,
+    lat: Mapping[str, FloatArray],
+    cost: FloatArray,
+) -> Handles:
     """Register one arm's statistics with the scenario's shared bootstrap."""
     r, u = arm.rows, arm.units
     ok = t.ok[r]
@@ -309,13 +371,19 @@ def _per_turn(t: ObservationTable, rows: IntArray, cost: FloatArray) -> list[Tur
         ttft = stats.quantiles(t.ttft_ms[r][ok])
         total = stats.quantiles(t.total_ms[r][ok])
         c = cost[r][use]
-        out.append(TurnStats(
-            turn=int(turn), requests=int(r.size), errors=int((~ok).sum()),
-            ttft_ms_p50=ttft.p50 if ttft else None, total_ms_p50=total.p50 if total else None,
-            input_tokens_mean=float(t.input_tokens[r][use].mean()) if use.any() else None,
-            cached_tokens_mean=float(t.cached_tokens[r][use].mean()) if use.any() else None,
-            cache_hit_ratio=_ratio_of_sums(t.cached_tokens[r][use], t.input_tokens[r][use]),
-            cost_usd_mean=float(c.mean()) if c.size and np.isfinite(c).all() else None))
+        out.append(
+            TurnStats(
+                turn=int(turn),
+                requests=int(r.size),
+                errors=int((~ok).sum()),
+                ttft_ms_p50=ttft.p50 if ttft else None,
+                total_ms_p50=total.p50 if total else None,
+                input_tokens_mean=float(t.input_tokens[r][use].mean()) if use.any() else None,
+                cached_tokens_mean=float(t.cached_tokens[r][use].mean()) if use.any() else None,
+                cache_hit_ratio=_ratio_of_sums(t.cached_tokens[r][use], t.input_tokens[r][use]),
+                cost_usd_mean=float(c.mean()) if c.size and np.isfinite(c).all() else None,
+            )
+        )
     return out
 
 
@@ -324,24 +392,35 @@ def _mode(values: Iterable[str | None]) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
-def arm_summary(t: ObservationTable, arm: ArmData, h: Handles, reps: Sequence[FloatArray],
-                lat: Mapping[str, FloatArray], cost: FloatArray, warmup_excluded: int,
-                ) -> ArmSummary:
+def arm_summary(
+    t: ObservationTable,
+    arm: ArmData,
+    h: Handles,
+    reps: Sequence[FloatArray],
+    lat: Mapping[str, FloatArray],
+    cost: FloatArray,
+    warmup_excluded: int,
+) -> ArmSummary:
     """An arm's summary from its rows and its bootstrap replicates."""
     r = arm.rows
     ok, use = t.ok[r], t.has_usage[r]
-    latency = {name: _latency_stats(col[r][ok], reps[h.medians[name]])
-               for name, col in lat.items()}
+    latency = {name: _latency_stats(col[r][ok], reps[h.medians[name]]) for name, col in lat.items()}
     tokens = {name: _token_stats(getattr(t, name)[r][use]) for name in TOKENS}
     inp, cached = t.input_tokens[r][use], t.cached_tokens[r][use]
     hit = _ratio_of_sums(cached, inp)
     hit_reps = stats.ratio_replicates(reps[h.totals["cached"]], reps[h.totals["input"]])
     eligible = inp >= CACHE_MIN_TOKENS
-    cache = CacheStats(
-        eligible_requests=int(eligible.sum()), eligible_input_tokens=int(inp[eligible].sum()),
-        eligible_hit_ratio=_ratio_of_sums(cached[eligible], inp[eligible]),
-        hit_requests=int((cached > 0).sum()),
-        cache_write_tokens=int(t.cache_write_tokens[r][use].sum())) if use.any() else None
+    cache = (
+        CacheStats(
+            eligible_requests=int(eligible.sum()),
+            eligible_input_tokens=int(inp[eligible].sum()),
+            eligible_hit_ratio=_ratio_of_sums(cached[eligible], inp[eligible]),
+            hit_requests=int((cached > 0).sum()),
+            cache_write_tokens=int(t.cache_write_tokens[r][use].sum()),
+        )
+        if use.any()
+        else None
+    )
     costs = cost[r][use]
     cost_stats = None
     projection = project(float(costs.mean())) if costs.size else None
@@ -349,24 +428,33 @@ def arm_summary(t: ObservationTable, arm: ArmData, h: Handles, reps: Sequence[Fl
         mean_reps = stats.ratio_replicates(reps[h.totals["cost"]], reps[h.totals["cost_n"]])
         cost_stats = CostStats(
             total_usd=float(costs.sum()),
-            per_request_usd=Estimate(value=projection.per_request_usd,
-                                     ci95=stats.interval(mean_reps)),
+            per_request_usd=Estimate(
+                value=projection.per_request_usd, ci95=stats.interval(mean_reps)
+            ),
             per_1k_requests_usd=projection.per_1k_requests_usd,
             per_1m_requests_usd=projection.per_1m_requests_usd,
-            priced_requests=int(costs.size))
+            priced_requests=int(costs.size),
+        )
     idx = r.tolist()
     finish = Counter(f for f in map(t.finish.__getitem__, idx) if f)
     errors = Counter(e for e in map(t.error_type.__getitem__, idx) if e)
     return ArmSummary(
-        api=_mode(map(t.api.__getitem__, idx)), model=_mode(map(t.model.__getitem__, idx)),
-        requests=int(r.size), errors=int((~ok).sum()),
-        error_rate=float((~ok).mean()) if r.size else None, warmup_excluded=warmup_excluded,
+        api=_mode(map(t.api.__getitem__, idx)),
+        model=_mode(map(t.model.__getitem__, idx)),
+        requests=int(r.size),
+        errors=int((~ok).sum()),
+        error_rate=float((~ok).mean()) if r.size else None,
+        warmup_excluded=warmup_excluded,
         **latency,
         **tokens,
-        cache_hit_ratio=(Estimate(value=hit, ci95=stats.interval(hit_reps))
-                         if hit is not None else None),
-        cache=cache, cost_usd=cost_stats, per_turn=_per_turn(t, r, cost),
-        finish=dict(sorted(finish.items())), error_types=dict(sorted(errors.items())),
+        cache_hit_ratio=(
+            Estimate(value=hit, ci95=stats.interval(hit_reps)) if hit is not None else None
+        ),
+        cache=cache,
+        cost_usd=cost_stats,
+        per_turn=_per_turn(t, r, cost),
+        finish=dict(sorted(finish.items())),
+        error_types=dict(sorted(errors.items())),
     )
 
 
@@ -397,8 +485,9 @@ class ArmView:
         return self.reps[self.handles.medians[col]]
 
     def sum_ratio(self, num: str, den: str) -> FloatArray:
-        return stats.ratio_replicates(self.reps[self.handles.totals[num]],
-                                      self.reps[self.handles.totals[den]])
+        return stats.ratio_replicates(
+            self.reps[self.handles.totals[num]], self.reps[self.handles.totals[den]]
+        )
 
 
 def effect(value: float | None, replicates: FloatArray, null: float, n_pairs: int) -> Effect | None:
@@ -409,10 +498,16 @@ def effect(value: float | None, replicates: FloatArray, null: float, n_pairs: in
     return Effect(value=value, ci95=ci, significant=stats.excludes(ci, null), n_pairs=n_pairs)
 
 
-MEDIAN_RATIOS = (("ttft_p50_ratio", "ttft_ms"), ("ttfb_p50_ratio", "ttfb_ms"),
-                 ("total_p50_ratio", "total_ms"), ("sdk_ttft_p50_ratio", "sdk_ttft_ms"),
-                 ("sdk_total_p50_ratio", "sdk_total_ms"), ("cold_ttft_ratio", "cold_ttft_ms"),
-                 ("warm_ttft_ratio", "warm_ttft_ms"), ("cold_total_ratio", "cold_total_ms"))
+MEDIAN_RATIOS = (
+    ("ttft_p50_ratio", "ttft_ms"),
+    ("ttfb_p50_ratio", "ttfb_ms"),
+    ("total_p50_ratio", "total_ms"),
+    ("sdk_ttft_p50_ratio", "sdk_ttft_ms"),
+    ("sdk_total_p50_ratio", "sdk_total_ms"),
+    ("cold_ttft_ratio", "cold_ttft_ms"),
+    ("warm_ttft_ratio", "warm_ttft_ms"),
+    ("cold_total_ratio", "cold_total_ms"),
+)
 
 
 def comparison_metrics(x: ArmView, y: ArmView, *, paired: bool) -> dict[str, Effect | None]:
@@ -422,6 +517,7 @@ def comparison_metrics(x: ArmView, y: ArmView, *, paired: bool) -> dict[str, Eff
     ``n_pairs`` counts keys present in both; otherwise the samples are independent (two runs)
     and ``n_pairs`` is the smaller sample.
     """
+
     def n_common(ux: set[int], uy: set[int]) -> int:
         return len(ux & uy) if paired else min(len(ux), len(uy))
 
@@ -439,25 +535,48 @@ def comparison_metrics(x: ArmView, y: ArmView, *, paired: bool) -> dict[str, Eff
     delta = vx - vy if vx is not None and vy is not None else None
     out["cache_hit_ratio_delta"] = effect(delta, hit_x - hit_y, 0.0, shared)
     rel = stats.safe_ratio(vx, vy)
-    out["cache_hit_improvement"] = effect(rel - 1.0 if rel is not None else None,
-                                          stats.ratio_replicates(hit_x, hit_y) - 1.0, 0.0, shared)
+    out["cache_hit_improvement"] = effect(
+        rel - 1.0 if rel is not None else None,
+        stats.ratio_replicates(hit_x, hit_y) - 1.0,
+        0.0,
+        shared,
+    )
     cx = sx.cost_usd.per_request_usd.value if sx.cost_usd else None
     cy = sy.cost_usd.per_request_usd.value if sy.cost_usd else None
-    out["cost_ratio"] = effect(stats.safe_ratio(cx, cy), stats.ratio_replicates(
-        x.sum_ratio("cost", "cost_n"), y.sum_ratio("cost", "cost_n")), 1.0, shared)
+    out["cost_ratio"] = effect(
+        stats.safe_ratio(cx, cy),
+        stats.ratio_replicates(x.sum_ratio("cost", "cost_n"), y.sum_ratio("cost", "cost_n")),
+        1.0,
+        shared,
+    )
     ox = sx.output_tokens.mean if sx.output_tokens else None
     oy = sy.output_tokens.mean if sy.output_tokens else None
-    out["output_tokens_ratio"] = effect(stats.safe_ratio(ox, oy), stats.ratio_replicates(
-        x.sum_ratio("output", "usage_n"), y.sum_ratio("output", "usage_n")), 1.0, shared)
+    out["output_tokens_ratio"] = effect(
+        stats.safe_ratio(ox, oy),
+        stats.ratio_replicates(x.sum_ratio("output", "usage_n"), y.sum_ratio("output", "usage_n")),
+        1.0,
+        shared,
+    )
     ex, ey = sx.error_rate, sy.error_rate
-    out["error_rate_delta"] = effect(ex - ey if ex is not None and ey is not None else None,
-                                     x.sum_ratio("errors", "n") - y.sum_ratio("errors", "n"),
-                                     0.0, shared)
+    out["error_rate_delta"] = effect(
+        ex - ey if ex is not None and ey is not None else None,
+        x.sum_ratio("errors", "n") - y.sum_ratio("errors", "n"),
+        0.0,
+        shared,
+    )
     return out
 
 
-def power_info(x: ArmView, y: ArmView, metric: Effect | None, metric_name: str, col: str, *,
-               effect_size: float, power: float) -> Power | None:
+def power_info(
+    x: ArmView,
+    y: ArmView,
+    metric: Effect | None,
+    metric_name: str,
+    col: str,
+    *,
+    effect_size: float,
+    power: float,
+) -> Power | None:
     """Repeats needed to detect ``effect_size`` on a latency ratio, from the observed spread
     (the bootstrap standard error of the log ratio, which includes pairing, prompt mix and
     drift)."""
@@ -472,19 +591,28 @@ def power_info(x: ArmView, y: ArmView, metric: Effect | None, metric_name: str, 
     needed = stats.scale_for_power(se, n_pairs, effect_size, power=power)
     per_repeat = n_pairs / repeats if repeats else 0.0
     return Power(
-        metric=metric_name, effect=effect_size, power=power, alpha=stats.ALPHA,
+        metric=metric_name,
+        effect=effect_size,
+        power=power,
+        alpha=stats.ALPHA,
         sigma_log=stats.robust_sigma_log(np.concatenate([x.values(col), y.values(col)])),
-        n_pairs=n_pairs, repeats=repeats, samples_needed=needed,
-        repeats_needed=(math.ceil(needed / per_repeat) if needed is not None and per_repeat > 0
-                        else None))
+        n_pairs=n_pairs,
+        repeats=repeats,
+        samples_needed=needed,
+        repeats_needed=(
+            math.ceil(needed / per_repeat) if needed is not None and per_repeat > 0 else None
+        ),
+    )
 
 
 def unit_ids(t: ObservationTable, rows: IntArray) -> tuple[IntArray, int]:
     """Pairing unit (prompt × repeat × turn) of each row, numbered 0..K-1."""
     ids: dict[tuple[str, int, int], int] = {}
     prompts = [t.prompt_id[i] for i in rows]
-    units = [ids.setdefault(k, len(ids)) for k in zip(prompts, t.repeat[rows].tolist(),
-                                                       t.turn[rows].tolist(), strict=True)]
+    units = [
+        ids.setdefault(k, len(ids))
+        for k in zip(prompts, t.repeat[rows].tolist(), t.turn[rows].tolist(), strict=True)
+    ]
     return np.array(units, dtype=np.int64), len(ids)
 
 
@@ -492,14 +620,22 @@ def costs_per_row(t: ObservationTable, book: PriceBook) -> FloatArray:
     """Cost of every row with usage (NaN without usage or without a known price)."""
     out = np.full(len(t), np.nan)
     codes: dict[tuple[str, str | None], int] = {}
-    group = np.array([codes.setdefault(k, len(codes))
-                      for k in zip(t.model, t.service_tier, strict=True)], dtype=np.int64)
+    group = np.array(
+        [codes.setdefault(k, len(codes)) for k in zip(t.model, t.service_tier, strict=True)],
+        dtype=np.int64,
+    )
     for (m, tier), code in codes.items():
         idx = np.flatnonzero((group == code) & t.has_usage)
         if idx.size == 0:
             continue
-        c = book.cost_usd(m, tier, t.input_tokens[idx], t.cached_tokens[idx],
-                          t.cache_write_tokens[idx], t.output_tokens[idx])
+        c = book.cost_usd(
+            m,
+            tier,
+            t.input_tokens[idx],
+            t.cached_tokens[idx],
+            t.cache_write_tokens[idx],
+            t.output_tokens[idx],
+        )
         if c is not None:
             out[idx] = c
     return out

@@ -118,21 +118,42 @@ def unsupported_params(model: str, params: Params) -> list[tuple[str, str]]:
     info = model_info(model)
     problems: list[tuple[str, str]] = []
     if params.temperature is not None and not info.supports_temperature:
-        problems.append(("temperature", f"{model} is a reasoning model and rejects temperature "
-                         "on both APIs; remove temperature (steer it with reasoning_effort)"))
+        problems.append(
+            (
+                "temperature",
+                f"{model} is a reasoning model and rejects temperature "
+                "on both APIs; remove temperature (steer it with reasoning_effort)",
+            )
+        )
     if params.top_p is not None and not info.supports_top_p:
-        problems.append(("top_p", f"{model} is a reasoning model and rejects top_p on both "
-                         "APIs; remove top_p"))
+        problems.append(
+            ("top_p", f"{model} is a reasoning model and rejects top_p on both APIs; remove top_p")
+        )
     if params.reasoning_effort is not None:
         if not info.supports_reasoning_effort:
-            problems.append(("reasoning_effort", f"{model} does not accept reasoning_effort "
-                             "(chat reasoning_effort / responses reasoning.effort); remove it "
-                             "or use a reasoning model such as o4-mini or gpt-5"))
+            problems.append(
+                (
+                    "reasoning_effort",
+                    f"{model} does not accept reasoning_effort "
+                    "(chat reasoning_effort / responses reasoning.effort); remove it "
+                    "or use a reasoning model such as o4-mini or gpt-5",
+                )
+            )
         elif params.reasoning_effort not in info.reasoning_efforts:
             allowed = ", ".join(sorted(info.reasoning_efforts))
-            problems.append(("reasoning_effort", f"{model} does not accept reasoning_effort "
-                             f"{params.reasoning_effort!r}; use one of: {allowed}"))
+            problems.append(
+                (
+                    "reasoning_effort",
+                    f"{model} does not accept reasoning_effort "
+                    f"{params.reasoning_effort!r}; use one of: {allowed}",
+                )
+            )
     if params.verbosity is not None and not info.supports_verbosity:
-        problems.append(("verbosity", f"{model} does not accept verbosity (chat verbosity / "
-                         "responses text.verbosity); remove it or use a gpt-5 model"))
+        problems.append(
+            (
+                "verbosity",
+                f"{model} does not accept verbosity (chat verbosity / "
+                "responses text.verbosity); remove it or use a gpt-5 model",
+            )
+        )
     return problems

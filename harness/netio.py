@@ -136,14 +136,19 @@ class AsyncioStream(AsyncNetworkStream):
         if transport is not None and not transport.is_closing():
             transport.close()
 
-    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                        timeout: float | None = None) -> AsyncNetworkStream:
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
         p = self._protocol
         loop = asyncio.get_running_loop()
         try:
             p.transport = await asyncio.wait_for(
                 loop.start_tls(p.transport, p, ssl_context, server_hostname=server_hostname),
-                timeout)
+                timeout,
+            )
         except TimeoutError:
             raise httpcore2.ConnectTimeout(f"TLS handshake not done within {timeout} s") from None
         except (OSError, ssl.SSLError) as exc:
@@ -156,26 +161,37 @@ class AsyncioStream(AsyncNetworkStream):
         if info == "is_readable":  # httpcore: is this idle connection still usable?
             sock = transport.get_extra_info("socket")
             return bool(p.chunks) or p.eof or (sock is not None and is_socket_readable(sock))
-        name = {"ssl_object": "ssl_object", "client_addr": "sockname",
-                "server_addr": "peername", "socket": "socket"}.get(info)
+        name = {
+            "ssl_object": "ssl_object",
+            "client_addr": "sockname",
+            "server_addr": "peername",
+            "socket": "socket",
+        }.get(info)
         return None if name is None else transport.get_extra_info(name)
 
 
 class AsyncioBackend(AsyncNetworkBackend):
     """TCP connections on the running asyncio loop (see the module docstring)."""
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         protocol = _Protocol()
         local = (local_address, 0) if local_address else None
         try:
             transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: protocol, host, port, local_addr=local), timeout)
+                loop.create_connection(lambda: protocol, host, port, local_addr=local), timeout
+            )
         except TimeoutError:
-            raise httpcore2.ConnectTimeout(f"no connection to {host}:{port} within {timeout} s"
-                                           ) from None
+            raise httpcore2.ConnectTimeout(
+                f"no connection to {host}:{port} within {timeout} s"
+            ) from None
         except OSError as exc:
             raise httpcore2.ConnectError(str(exc)) from exc
         sock = transport.get_extra_info("socket")
@@ -183,9 +199,9 @@ class AsyncioBackend(AsyncNetworkBackend):
             sock.setsockopt(*option)
         return AsyncioStream(protocol)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None
-                                  ) -> AsyncNetworkStream:  # pragma: no cover - not used
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> AsyncNetworkStream:  # pragma: no cover - not used
         raise httpcore2.ConnectError("unix sockets are not supported by the raw client")
 
     async def sleep(self, seconds: float) -> None:

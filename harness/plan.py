@@ -117,8 +117,10 @@ class PlannedConversation(BaseModel):
     warmup: bool
     conversation: str = Field(description="<scenario>/<prompt_id>/<arm>/r<repeat> (w<n>: warm-up)")
     nonce: str | None
-    base: NeutralRequest = Field(description="model, params, tools, output format; messages = "
-                                             "the system/developer message only (nonce applied)")
+    base: NeutralRequest = Field(
+        description="model, params, tools, output format; messages = "
+        "the system/developer message only (nonce applied)"
+    )
     steps: tuple[Step, ...]
 
     def should_send(self, step_index: int, history: tuple[Message, ...]) -> bool:
@@ -126,8 +128,9 @@ class PlannedConversation(BaseModel):
         step = self.steps[step_index]
         return step.kind == "user" or bool(_pending_calls(history))
 
-    def request_for(self, step_index: int,
-                    history: tuple[Message, ...]) -> tuple[NeutralRequest, int]:
+    def request_for(
+        self, step_index: int, history: tuple[Message, ...]
+    ) -> tuple[NeutralRequest, int]:
         """The full request of a step, and the index of its first new message.
 
         ``history`` is every message after ``base.messages`` so far (as returned by
@@ -139,30 +142,40 @@ class PlannedConversation(BaseModel):
         step = self.steps[step_index]
         results = step.tool_results or self._tool_results()
         new: list[Message] = [
-            Message(role="tool", tool_call_id=call.id,
-                    content=results.get(call.name, _unknown_tool_output(call.name)))
+            Message(
+                role="tool",
+                tool_call_id=call.id,
+                content=results.get(call.name, _unknown_tool_output(call.name)),
+            )
             for call in _pending_calls(history)
         ]
         if step.kind == "user":
             content = step.content
-            new.append(Message(role="user", content=list(content)
-                               if isinstance(content, tuple) else content))
+            new.append(
+                Message(
+                    role="user", content=list(content) if isinstance(content, tuple) else content
+                )
+            )
         elif not new:
-            raise HarnessError(f"{self.conversation}: step {step_index + 1} answers tool calls, "
-                               "but the last reply made none — skip it (see should_send)")
+            raise HarnessError(
+                f"{self.conversation}: step {step_index + 1} answers tool calls, "
+                "but the last reply made none — skip it (see should_send)"
+            )
         tool_choice = self.base.tool_choice
         if step.kind == "tool_results" and tool_choice not in (None, "auto", "none"):
             # A forced call would force another call after the results: let the model answer.
             tool_choice = "auto"
-        request = self.base.model_copy(update={
-            "messages": (*self.base.messages, *history, *new),
-            "tool_choice": tool_choice,
-        })
+        request = self.base.model_copy(
+            update={
+                "messages": (*self.base.messages, *history, *new),
+                "tool_choice": tool_choice,
+            }
+        )
         return request, len(self.base.messages) + len(history)
 
     def history_after(self, request: NeutralRequest, reply: Message) -> tuple[Message, ...]:
         """The history for the next step: this request's messages after the base, plus reply."""
-        return (*request.messages[len(self.base.messages):], reply)
+        return (*request.messages[len(self.base.messages) :], reply)
 
     def _tool_results(self) -> dict[str, str]:
         for step in self.steps:
@@ -193,8 +206,12 @@ class Plan(BaseModel):
 def _parts(content: str | list[TextPartSpec | ImagePartSpec]) -> str | tuple[Part, ...]:
     if isinstance(content, str):
         return content
-    return tuple(TextPart(text=p.text) if isinstance(p, TextPartSpec)
-                 else ImagePart(url=p.image_url, detail=p.detail) for p in content)
+    return tuple(
+        TextPart(text=p.text)
+        if isinstance(p, TextPartSpec)
+        else ImagePart(url=p.image_url, detail=p.detail)
+        for p in content
+    )
 
 
 def _prefixed(content: str | tuple[Part, ...], prefix: str) -> str | tuple[Part, ...]:
@@ -208,16 +225,28 @@ def _prefixed(content: str | tuple[Part, ...], prefix: str) -> str | tuple[Part,
 def _output_format(prompt: PromptSpec) -> OutputFormat | None:
     if prompt.output_schema is not None:
         spec = prompt.output_schema
-        return JsonSchemaFormat.model_validate({
-            "name": spec.name, "schema": spec.json_schema, "strict": spec.strict,
-            "description": spec.description})
+        return JsonSchemaFormat.model_validate(
+            {
+                "name": spec.name,
+                "schema": spec.json_schema,
+                "strict": spec.strict,
+                "description": spec.description,
+            }
+        )
     if prompt.output == "json_object":
         return JsonObjectFormat()
     return None
 
 
-def _conversation(scenario: Scenario, prompt: PromptSpec, arm: str, *, repeat: int,
-                  warmup: bool, nonce: str | None) -> PlannedConversation:
+def _conversation(
+    scenario: Scenario,
+    prompt: PromptSpec,
+    arm: str,
+    *,
+    repeat: int,
+    warmup: bool,
+    nonce: str | None,
+) -> PlannedConversation:
     chained = arm_chained(arm)
     params = scenario.params_for(prompt)
     # DESIGN §3: store false everywhere except the chained arm (validation rejects chained +
@@ -249,17 +278,29 @@ def _conversation(scenario: Scenario, prompt: PromptSpec, arm: str, *, repeat: i
         model=scenario.model_for(prompt),
         messages=messages,
         params=Params(**params),
-        tools=tuple(FunctionTool(name=t.name, description=t.description,
-                                 parameters=t.parameters, strict=t.strict)
-                    for t in prompt.tools or []),
+        tools=tuple(
+            FunctionTool(
+                name=t.name, description=t.description, parameters=t.parameters, strict=t.strict
+            )
+            for t in prompt.tools or []
+        ),
         tool_choice=prompt.tool_choice,
         output_format=_output_format(prompt),
     )
     label = f"w{repeat}" if warmup else f"r{repeat}"
     return PlannedConversation(
-        scenario=scenario.name, prompt_id=prompt.id, arm=arm, api=arm_api(arm), chained=chained,
-        repeat=repeat, warmup=warmup, conversation=f"{scenario.name}/{prompt.id}/{arm}/{label}",
-        nonce=nonce, base=base, steps=tuple(steps))
+        scenario=scenario.name,
+        prompt_id=prompt.id,
+        arm=arm,
+        api=arm_api(arm),
+        chained=chained,
+        repeat=repeat,
+        warmup=warmup,
+        conversation=f"{scenario.name}/{prompt.id}/{arm}/{label}",
+        nonce=nonce,
+        base=base,
+        steps=tuple(steps),
+    )
 
 
 def _shuffled(arms: list[str], seed: int, *key: str | int) -> list[str]:
@@ -289,17 +330,39 @@ def build_plan(scenario: Scenario, *, repeats: int | None = None, seed: int = 0)
     first = scenario.prompts[0]
     for w in range(1, scenario.warmup + 1):
         for arm in _shuffled(arms, seed, name, "warmup", w):
-            conversations.append(_conversation(scenario, first, arm, repeat=w, warmup=True,
-                                               nonce=nonce(arm, first.id, f"warmup{w}")))
+            conversations.append(
+                _conversation(
+                    scenario,
+                    first,
+                    arm,
+                    repeat=w,
+                    warmup=True,
+                    nonce=nonce(arm, first.id, f"warmup{w}"),
+                )
+            )
     for r in range(1, count + 1):
         for prompt in scenario.prompts:
             for arm in _shuffled(arms, seed, name, prompt.id, r):
-                conversations.append(_conversation(scenario, prompt, arm, repeat=r,
-                                                   warmup=False,
-                                                   nonce=nonce(arm, prompt.id, str(r))))
-    return Plan(scenario=name, seed=seed, repeats=count, warmup=scenario.warmup,
-                cache_isolation=isolation, cold=scenario.cold, arms=tuple(arms),
-                conversations=conversations)
+                conversations.append(
+                    _conversation(
+                        scenario,
+                        prompt,
+                        arm,
+                        repeat=r,
+                        warmup=False,
+                        nonce=nonce(arm, prompt.id, str(r)),
+                    )
+                )
+    return Plan(
+        scenario=name,
+        seed=seed,
+        repeats=count,
+        warmup=scenario.warmup,
+        cache_isolation=isolation,
+        cold=scenario.cold,
+        arms=tuple(arms),
+        conversations=conversations,
+    )
 
 
 # --- dry run ------------------------------------------------------------------------------------
@@ -333,16 +396,28 @@ class PlannedRequest(BaseModel):
         if conv.api == "chat":
             return to_chat_kwargs(self.request)
         return to_responses_kwargs(
-            self.request, chained=conv.chained, previous_response_id=self.previous_response_id,
-            new_from=self.new_from if self.previous_response_id else 0)
+            self.request,
+            chained=conv.chained,
+            previous_response_id=self.previous_response_id,
+            new_from=self.new_from if self.previous_response_id else 0,
+        )
 
     def summary(self) -> dict[str, Any]:
         conv = self.conversation
         return {
-            "order": self.order, "scenario": conv.scenario, "prompt_id": conv.prompt_id,
-            "arm": conv.arm, "api": conv.api, "chained": conv.chained, "turn": self.turn,
-            "kind": self.kind, "repeat": conv.repeat, "conversation": conv.conversation,
-            "cold": self.cold, "warmup": conv.warmup, "nonce": conv.nonce,
+            "order": self.order,
+            "scenario": conv.scenario,
+            "prompt_id": conv.prompt_id,
+            "arm": conv.arm,
+            "api": conv.api,
+            "chained": conv.chained,
+            "turn": self.turn,
+            "kind": self.kind,
+            "repeat": conv.repeat,
+            "conversation": conv.conversation,
+            "cold": self.cold,
+            "warmup": conv.warmup,
+            "nonce": conv.nonce,
             "est_input_tokens": estimate_input_tokens(self.request),
         }
 
@@ -360,10 +435,15 @@ def _placeholder_reply(conv: PlannedConversation, step_index: int) -> Message:
     elif following.tool_results:
         names = [n for n in names if n in following.tool_results] or names
     calls = tuple(
-        ToolCall(id=f"<call_id from turn {turn}>" if len(names) == 1
-                 else f"<call_id {i} from turn {turn}>",
-                 name=name, arguments=f"<arguments from turn {turn}>")
-        for i, name in enumerate(names, 1))
+        ToolCall(
+            id=f"<call_id from turn {turn}>"
+            if len(names) == 1
+            else f"<call_id {i} from turn {turn}>",
+            name=name,
+            arguments=f"<arguments from turn {turn}>",
+        )
+        for i, name in enumerate(names, 1)
+    )
     return Message(role="assistant", tool_calls=calls)
 
 
@@ -376,9 +456,15 @@ def dry_run(plan: Plan) -> Iterator[PlannedRequest]:
             request, new_from = conv.request_for(index, history)
             order += 1
             previous = f"<response of turn {index}>" if conv.chained and index > 0 else None
-            yield PlannedRequest(order=order, conversation=conv, turn=index + 1, kind=step.kind,
-                                 request=request, new_from=new_from,
-                                 previous_response_id=previous)
+            yield PlannedRequest(
+                order=order,
+                conversation=conv,
+                turn=index + 1,
+                kind=step.kind,
+                request=request,
+                new_from=new_from,
+                previous_response_id=previous,
+            )
             history = conv.history_after(request, _placeholder_reply(conv, index))
 
 
@@ -401,8 +487,7 @@ def estimate_input_tokens(request: NeutralRequest) -> int:
     for tool in request.tools:
         total += count_text_tokens(json.dumps(tool.model_dump(), sort_keys=True), model)
     if isinstance(request.output_format, JsonSchemaFormat):
-        total += count_text_tokens(json.dumps(request.output_format.schema_, sort_keys=True),
-                                   model)
+        total += count_text_tokens(json.dumps(request.output_format.schema_, sort_keys=True), model)
     return total
 
 
@@ -438,11 +523,13 @@ def parse_effect(text: str) -> float:
     try:
         effect = float(value[:-1]) / 100 if value.endswith("%") else float(value)
     except ValueError:
-        raise HarnessError(f"--power {text!r}: not a relative effect — write e.g. 10% or "
-                           "0.1") from None
+        raise HarnessError(
+            f"--power {text!r}: not a relative effect — write e.g. 10% or 0.1"
+        ) from None
     if effect <= 0 or effect >= 10:
-        raise HarnessError(f"--power {text!r}: the effect must be above 0 % and below "
-                           "1,000 % — e.g. 10%")
+        raise HarnessError(
+            f"--power {text!r}: the effect must be above 0 % and below 1,000 % — e.g. 10%"
+        )
     return effect
 
 
@@ -456,7 +543,8 @@ def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float)
         if conv.warmup or conv.repeat != 1:
             continue
         by_arm[conv.arm] = by_arm.get(conv.arm, 0) + sum(
-            1 for step in conv.steps if step.kind == "user")
+            1 for step in conv.steps if step.kind == "user"
+        )
         cold[conv.arm] = cold.get(conv.arm, 0) + 1
     per_repeat = min(by_arm.values(), default=1)
     cold_per_repeat = min(cold.values(), default=1)
@@ -472,9 +560,15 @@ def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float)
     ]
 
 
-def print_plan(path: Path | str, *, repeats: int | None = None, seed: int = 0,
-               as_json: bool = False, power: str | None = None,
-               sigma_log: float = 0.3) -> None:
+def print_plan(
+    path: Path | str,
+    *,
+    repeats: int | None = None,
+    seed: int = 0,
+    as_json: bool = False,
+    power: str | None = None,
+    sigma_log: float = 0.3,
+) -> None:
     """``harness plan``: JSON Lines (one object per request) or a table with counts and
     estimated input tokens. Raises ScenarioError for an invalid file."""
     effect = parse_effect(power) if power is not None else None
@@ -528,32 +622,56 @@ def _print_table(scenario: Scenario, plan: Plan) -> None:
     total = sum(per_arm.values()) + sum(warm_arm.values())
     models = sorted({scenario.model_for(p) for p in scenario.prompts})
     console.print(f"[bold]Plan for {scenario.name}[/bold] — dry run, nothing is sent")
-    console.print(f"model {', '.join(models)} · arms {', '.join(plan.arms)} · "
-                  f"repeats {plan.repeats} · warm-up {plan.warmup} · cache isolation "
-                  f"{plan.cache_isolation} · cold {plan.cold} · seed {plan.seed}")
+    console.print(
+        f"model {', '.join(models)} · arms {', '.join(plan.arms)} · "
+        f"repeats {plan.repeats} · warm-up {plan.warmup} · cache isolation "
+        f"{plan.cache_isolation} · cold {plan.cold} · seed {plan.seed}"
+    )
 
     table = Table(title="Requests per prompt, arm and turn")
-    for name in ("prompt", "arm", "api", "turn", "step", "requests", "est. input tokens",
-                 "cacheable (≥1024)"):
-        table.add_column(name, justify="left" if name in ("prompt", "arm", "api", "step")
-                         else "right", no_wrap=name != "prompt")
+    for name in (
+        "prompt",
+        "arm",
+        "api",
+        "turn",
+        "step",
+        "requests",
+        "est. input tokens",
+        "cacheable (≥1024)",
+    ):
+        table.add_column(
+            name,
+            justify="left" if name in ("prompt", "arm", "api", "step") else "right",
+            no_wrap=name != "prompt",
+        )
     prompt_order = {p.id: i for i, p in enumerate(scenario.prompts)}
     arm_order = {a: i for i, a in enumerate(plan.arms)}
     for key in sorted(rows, key=lambda k: (prompt_order[k[0]], arm_order[k[1]], k[2])):
         first, count = rows[key]
         tokens = estimate_input_tokens(first.request)
         step = "user" if first.kind == "user" else "tool results*"
-        table.add_row(key[0], key[1], first.conversation.api, str(first.turn), step,
-                      str(count), f"{tokens:,}", "yes" if tokens >= CACHE_MIN_TOKENS else "no")
+        table.add_row(
+            key[0],
+            key[1],
+            first.conversation.api,
+            str(first.turn),
+            step,
+            str(count),
+            f"{tokens:,}",
+            "yes" if tokens >= CACHE_MIN_TOKENS else "no",
+        )
     console.print(table)
 
     arms = Table(title="Requests per arm")
     for name in ("arm", "api", "conversations", "requests", "warm-up requests"):
         arms.add_column(name, justify="left" if name in ("arm", "api") else "right")
     for arm in plan.arms:
-        arms.add_row(arm, arm_api(arm), str(conversations[arm]), str(per_arm[arm]),
-                     str(warm_arm[arm]))
+        arms.add_row(
+            arm, arm_api(arm), str(conversations[arm]), str(per_arm[arm]), str(warm_arm[arm])
+        )
     console.print(arms)
-    console.print(f"{total:,} requests in total (at most: * tool-result steps are sent only "
-                  "when the reply calls a tool). Input tokens are offline estimates without "
-                  "earlier replies; OpenAI caches prompts of 1,024+ tokens.")
+    console.print(
+        f"{total:,} requests in total (at most: * tool-result steps are sent only "
+        "when the reply calls a tool). Input tokens are offline estimates without "
+        "earlier replies; OpenAI caches prompts of 1,024+ tokens."
+    )

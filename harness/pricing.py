@@ -43,10 +43,10 @@ class PriceOverride(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input_mtok: float = Field(ge=0)
-    cached_input_mtok: float | None = Field(default=None, ge=0,
-                                            description="default: input_mtok (no discount)")
-    cache_write_mtok: float | None = Field(default=None, ge=0,
-                                           description="default: input_mtok")
+    cached_input_mtok: float | None = Field(
+        default=None, ge=0, description="default: input_mtok (no discount)"
+    )
+    cache_write_mtok: float | None = Field(default=None, ge=0, description="default: input_mtok")
     output_mtok: float = Field(ge=0)
     note: str | None = None
 
@@ -74,12 +74,21 @@ class ModelPrices:
     matched_model: str | None = None
     tiered: bool = False
 
-    def cost_usd(self, input_tokens: IntArray, cached_tokens: IntArray,
-                 cache_write_tokens: IntArray, output_tokens: IntArray) -> FloatArray:
+    def cost_usd(
+        self,
+        input_tokens: IntArray,
+        cached_tokens: IntArray,
+        cache_write_tokens: IntArray,
+        output_tokens: IntArray,
+    ) -> FloatArray:
         """Vectorized per-request cost; cached and written tokens are carved out of input."""
         uncached = np.maximum(input_tokens - cached_tokens - cache_write_tokens, 0)
-        micro = (uncached * self.input_mtok + cached_tokens * self.cached_input_mtok
-                 + cache_write_tokens * self.cache_write_mtok + output_tokens * self.output_mtok)
+        micro = (
+            uncached * self.input_mtok
+            + cached_tokens * self.cached_input_mtok
+            + cache_write_tokens * self.cache_write_mtok
+            + output_tokens * self.output_mtok
+        )
         return np.asarray(micro / _MTOK, dtype=np.float64)
 
 
@@ -98,16 +107,19 @@ def load_price_overrides(path: Path) -> dict[str, PriceOverride]:
     try:
         data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise HarnessError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}"
-                           f" ({exc})") from exc
+        raise HarnessError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})"
+        ) from exc
     try:
         parsed = PriceOverrideFile.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise HarnessError(f"{path}: {where}: {err['msg']} — expected "
-                           "{models: {NAME: {input_mtok, cached_input_mtok, cache_write_mtok, "
-                           "output_mtok}}} in USD per million tokens") from exc
+        raise HarnessError(
+            f"{path}: {where}: {err['msg']} — expected "
+            "{models: {NAME: {input_mtok, cached_input_mtok, cache_write_mtok, "
+            "output_mtok}}} in USD per million tokens"
+        ) from exc
     return {name.lower(): model for name, model in parsed.models.items()}
 
 
@@ -118,8 +130,13 @@ def _as_float(value: object) -> float | None:
 class PriceBook:
     """Resolves and caches model prices: user overrides first, then genai-prices."""
 
-    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None, *,
-                 override_file: Path | None = None, when: datetime | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, PriceOverride] | None = None,
+        *,
+        override_file: Path | None = None,
+        when: datetime | None = None,
+    ) -> None:
         self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
         self.override_file = override_file
         self.when = when or datetime.now(tz=UTC)
@@ -147,74 +164,127 @@ class PriceBook:
         override = self._overrides.get(model.lower())
         if override is not None:
             return ModelPrices(
-                model=model, input_mtok=override.input_mtok,
-                cached_input_mtok=(override.cached_input_mtok if override.cached_input_mtok
-                                   is not None else override.input_mtok),
-                cache_write_mtok=(override.cache_write_mtok if override.cache_write_mtok
-                                  is not None else override.input_mtok),
+                model=model,
+                input_mtok=override.input_mtok,
+                cached_input_mtok=(
+                    override.cached_input_mtok
+                    if override.cached_input_mtok is not None
+                    else override.input_mtok
+                ),
+                cache_write_mtok=(
+                    override.cache_write_mtok
+                    if override.cache_write_mtok is not None
+                    else override.input_mtok
+                ),
                 output_mtok=override.output_mtok,
-                source=f"override file {self.override_file}" if self.override_file
-                else "override", price_date=date, service_tier=service_tier, matched_model=model)
+                source=f"override file {self.override_file}" if self.override_file else "override",
+                price_date=date,
+                service_tier=service_tier,
+                matched_model=model,
+            )
         from genai_prices import Usage, calc_price
         from genai_prices.types import TieredPrices
 
         context = {"service_tier": service_tier} if service_tier else None
         try:
-            calc = calc_price(Usage(input_tokens=0, output_tokens=0), model,
-                              provider_id=PROVIDER_ID, genai_request_timestamp=self.when,
-                              price_context=context)
+            calc = calc_price(
+                Usage(input_tokens=0, output_tokens=0),
+                model,
+                provider_id=PROVIDER_ID,
+                genai_request_timestamp=self.when,
+                price_context=context,
+            )
         except LookupError:
             self.warnings.append(
                 f"no price known for model {model!r} (genai-prices {genai_prices_version()}):"
-                " its cost is null — add it to a price file (--prices FILE)")
+                " its cost is null — add it to a price file (--prices FILE)"
+            )
             return None
         mp = calc.model_price
-        raw = {k: getattr(mp, k) for k in ("input_mtok", "cache_read_mtok", "cache_write_mtok",
-                                           "output_mtok")}
+        raw = {
+            k: getattr(mp, k)
+            for k in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+        }
         tiered = any(isinstance(v, TieredPrices) for v in raw.values())
-        rates = {k: (_as_float(v.base) if isinstance(v, TieredPrices) else _as_float(v))
-                 for k, v in raw.items()}
+        rates = {
+            k: (_as_float(v.base) if isinstance(v, TieredPrices) else _as_float(v))
+            for k, v in raw.items()
+        }
         input_rate, output_rate = rates["input_mtok"], rates["output_mtok"]
         if input_rate is None or output_rate is None:
             self.warnings.append(f"genai-prices has no token prices for {model!r}: cost is null")
             return None
         return ModelPrices(
-            model=model, input_mtok=input_rate,
-            cached_input_mtok=(rates["cache_read_mtok"] if rates["cache_read_mtok"] is not None
-                               else input_rate),
-            cache_write_mtok=(rates["cache_write_mtok"] if rates["cache_write_mtok"] is not None
-                              else input_rate),
-            output_mtok=output_rate, source=f"genai-prices {genai_prices_version()}",
-            price_date=date, service_tier=service_tier, matched_model=calc.model.id,
-            tiered=tiered)
+            model=model,
+            input_mtok=input_rate,
+            cached_input_mtok=(
+                rates["cache_read_mtok"] if rates["cache_read_mtok"] is not None else input_rate
+            ),
+            cache_write_mtok=(
+                rates["cache_write_mtok"] if rates["cache_write_mtok"] is not None else input_rate
+            ),
+            output_mtok=output_rate,
+            source=f"genai-prices {genai_prices_version()}",
+            price_date=date,
+            service_tier=service_tier,
+            matched_model=calc.model.id,
+            tiered=tiered,
+        )
 
-    def cost_usd(self, model: str, service_tier: str | None, input_tokens: IntArray,
-                 cached_tokens: IntArray, cache_write_tokens: IntArray,
-                 output_tokens: IntArray) -> FloatArray | None:
+    def cost_usd(
+        self,
+        model: str,
+        service_tier: str | None,
+        input_tokens: IntArray,
+        cached_tokens: IntArray,
+        cache_write_tokens: IntArray,
+        output_tokens: IntArray,
+    ) -> FloatArray | None:
         """Per-request costs for requests of one model and tier; None if its price is unknown."""
         prices = self.prices(model, service_tier)
         if prices is None:
             return None
         if not prices.tiered:
             return prices.cost_usd(input_tokens, cached_tokens, cache_write_tokens, output_tokens)
-        return np.array([
-            exact_cost_usd(model, int(i), int(c), int(w), int(o), when=self.when,
-                           service_tier=service_tier)
-            for i, c, w, o in zip(input_tokens, cached_tokens, cache_write_tokens, output_tokens,
-                                  strict=True)], dtype=np.float64)
+        return np.array(
+            [
+                exact_cost_usd(
+                    model, int(i), int(c), int(w), int(o), when=self.when, service_tier=service_tier
+                )
+                for i, c, w, o in zip(
+                    input_tokens, cached_tokens, cache_write_tokens, output_tokens, strict=True
+                )
+            ],
+            dtype=np.float64,
+        )
 
 
-def exact_cost_usd(model: str, input_tokens: int, cached_tokens: int, cache_write_tokens: int,
-                   output_tokens: int, *, when: datetime | None = None,
-                   service_tier: str | None = None) -> float:
+def exact_cost_usd(
+    model: str,
+    input_tokens: int,
+    cached_tokens: int,
+    cache_write_tokens: int,
+    output_tokens: int,
+    *,
+    when: datetime | None = None,
+    service_tier: str | None = None,
+) -> float:
     """One request's cost straight from ``genai_prices.calc_price`` (slow; the reference)."""
     from genai_prices import Usage, calc_price
 
-    usage = Usage(input_tokens=input_tokens, cache_read_tokens=cached_tokens,
-                  cache_write_tokens=cache_write_tokens, output_tokens=output_tokens)
-    calc = calc_price(usage, model, provider_id=PROVIDER_ID,
-                      genai_request_timestamp=when or datetime.now(tz=UTC),
-                      price_context={"service_tier": service_tier} if service_tier else None)
+    usage = Usage(
+        input_tokens=input_tokens,
+        cache_read_tokens=cached_tokens,
+        cache_write_tokens=cache_write_tokens,
+        output_tokens=output_tokens,
+    )
+    calc = calc_price(
+        usage,
+        model,
+        provider_id=PROVIDER_ID,
+        genai_request_timestamp=when or datetime.now(tz=UTC),
+        price_context={"service_tier": service_tier} if service_tier else None,
+    )
     return float(calc.total_price)
 
 

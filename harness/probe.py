@@ -17,8 +17,9 @@ from harness.target import Target
 from harness.translate import to_chat_kwargs, to_responses_kwargs
 
 #: Filler long enough to be cacheable (OpenAI caches prompts of ≥ 1,024 tokens).
-_FILLER = " ".join(f"Rule {i}: answer politely, cite the policy section, and keep it short."
-                   for i in range(1, 121))
+_FILLER = " ".join(
+    f"Rule {i}: answer politely, cite the policy section, and keep it short." for i in range(1, 121)
+)
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,27 @@ class CacheSharingResult:
 
     def explain(self) -> str:
         if self.shared:
-            return (f"shared: Responses found {self.chat_then_responses} of ~"
-                    f"{self.input_tokens} tokens cached after Chat saw the prompt, Chat found "
-                    f"{self.responses_then_chat} after Responses — keep cache_isolation on "
-                    "(the default), or the second arm is measured warm")
-        return ("not shared: neither API found the other's prompt cached — cross-arm "
-                "contamination is not a concern on this target")
+            return (
+                f"shared: Responses found {self.chat_then_responses} of ~"
+                f"{self.input_tokens} tokens cached after Chat saw the prompt, Chat found "
+                f"{self.responses_then_chat} after Responses — keep cache_isolation on "
+                "(the default), or the second arm is measured warm"
+            )
+        return (
+            "not shared: neither API found the other's prompt cached — cross-arm "
+            "contamination is not a concern on this target"
+        )
 
 
 def _request(model: str, nonce: str) -> NeutralRequest:
-    return NeutralRequest(model=model, params=Params(stream=False, max_output_tokens=16),
-                          messages=(Message(role="system", content=f"[probe {nonce}] {_FILLER}"),
-                                    Message(role="user", content="Reply with OK.")))
+    return NeutralRequest(
+        model=model,
+        params=Params(stream=False, max_output_tokens=16),
+        messages=(
+            Message(role="system", content=f"[probe {nonce}] {_FILLER}"),
+            Message(role="user", content="Reply with OK."),
+        ),
+    )
 
 
 async def _send(transport: Transport, api: str, request: NeutralRequest) -> CallResult:
@@ -55,8 +65,9 @@ async def _send(transport: Transport, api: str, request: NeutralRequest) -> Call
     return await transport.send("responses", to_responses_kwargs(request))
 
 
-async def probe_cache_sharing(target: Target, model: str = "gpt-4.1-mini",
-                              settle_s: float = 1.0) -> CacheSharingResult:
+async def probe_cache_sharing(
+    target: Target, model: str = "gpt-4.1-mini", settle_s: float = 1.0
+) -> CacheSharingResult:
     """Send a fresh ≥1,024-token prompt to one API, then the same to the other (both orders)."""
     transport = Transport(target.base_url, target.api_key, kind="raw")
     try:

@@ -34,41 +34,99 @@ if TYPE_CHECKING:
     from harness.summary import ArmSummary, Comparison, ScenarioSummary, Summary
 
 MODES = ("live", "replay", "record")
-_MARKER_KEYS = frozenset({"scenario", "baseline", "gates", "config", "repeats", "profile",
-                          "time_scale", "seed", "concurrency", "client", "check"})
-_MARKER_DOC = ("shadow(scenario, *, baseline=None, gates=None, config=None, repeats=None, "
-               "profile=None, time_scale=None, seed=None, concurrency=None, client=None, "
-               "check=True): run a Shadow Harness scenario for the `shadow` fixture and fail "
-               "the test when a gate fails")
+_MARKER_KEYS = frozenset(
+    {
+        "scenario",
+        "baseline",
+        "gates",
+        "config",
+        "repeats",
+        "profile",
+        "time_scale",
+        "seed",
+        "concurrency",
+        "client",
+        "check",
+    }
+)
+_MARKER_DOC = (
+    "shadow(scenario, *, baseline=None, gates=None, config=None, repeats=None, "
+    "profile=None, time_scale=None, seed=None, concurrency=None, client=None, "
+    "check=True): run a Shadow Harness scenario for the `shadow` fixture and fail "
+    "the test when a gate fails"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "Shadow Harness (Chat Completions vs Responses)")
-    group.addoption("--harness-target", default="emulator", metavar="TARGET",
-                    help="emulator (default: built-in, not OpenAI), openai (needs "
-                    "OPENAI_API_KEY), or a base URL")
-    group.addoption("--harness-mode", choices=MODES, default="live",
-                    help="live: send to the target (default); replay: play cassettes, no "
-                    "network; record: send and record cassettes")
-    group.addoption("--harness-cassettes", default="cassettes", metavar="DIR",
-                    help="cassette directory for replay/record (default cassettes/)")
-    group.addoption("--harness-report", default=None, metavar="DIR",
-                    help="keep runs in DIR/runs and write reports (report.html, summary.md, "
-                    "junit.xml with gate cases) to DIR/reports (default: a temporary directory, "
-                    "no reports)")
-    group.addoption("--harness-baseline", default=None, metavar="NAME|FILE|RUN_DIR",
-                    help="baseline for regression checks when the marker names none")
-    group.addoption("--harness-baselines", default="baselines", metavar="DIR",
-                    help="where baseline names are looked up (default baselines/)")
-    group.addoption("--harness-emulator-profile", default="parity", metavar="NAME|FILE",
-                    help="emulator profile (default parity)")
-    group.addoption("--harness-time-scale", type=float, default=1.0, metavar="X",
-                    help="scale the emulator's delays (0.1 = ten times faster)")
-    group.addoption("--harness-repeats", type=int, default=None, metavar="N",
-                    help="override every scenario's repeats")
-    group.addoption("--harness-seed", type=int, default=None, metavar="N",
-                    help="run seed: cache nonces and arm order (default: random and recorded; "
-                    "a replay takes the cassette's)")
+    group.addoption(
+        "--harness-target",
+        default="emulator",
+        metavar="TARGET",
+        help="emulator (default: built-in, not OpenAI), openai (needs "
+        "OPENAI_API_KEY), or a base URL",
+    )
+    group.addoption(
+        "--harness-mode",
+        choices=MODES,
+        default="live",
+        help="live: send to the target (default); replay: play cassettes, no "
+        "network; record: send and record cassettes",
+    )
+    group.addoption(
+        "--harness-cassettes",
+        default="cassettes",
+        metavar="DIR",
+        help="cassette directory for replay/record (default cassettes/)",
+    )
+    group.addoption(
+        "--harness-report",
+        default=None,
+        metavar="DIR",
+        help="keep runs in DIR/runs and write reports (report.html, summary.md, "
+        "junit.xml with gate cases) to DIR/reports (default: a temporary directory, "
+        "no reports)",
+    )
+    group.addoption(
+        "--harness-baseline",
+        default=None,
+        metavar="NAME|FILE|RUN_DIR",
+        help="baseline for regression checks when the marker names none",
+    )
+    group.addoption(
+        "--harness-baselines",
+        default="baselines",
+        metavar="DIR",
+        help="where baseline names are looked up (default baselines/)",
+    )
+    group.addoption(
+        "--harness-emulator-profile",
+        default="parity",
+        metavar="NAME|FILE",
+        help="emulator profile (default parity)",
+    )
+    group.addoption(
+        "--harness-time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="scale the emulator's delays (0.1 = ten times faster)",
+    )
+    group.addoption(
+        "--harness-repeats",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override every scenario's repeats",
+    )
+    group.addoption(
+        "--harness-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run seed: cache nonces and arm order (default: random and recorded; "
+        "a replay takes the cassette's)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,8 +156,18 @@ class _Spec:
 
     def run_key(self) -> str:
         """Runs are shared by tests that differ only in how they gate."""
-        parts = (self.scenario, self.target, self.mode, self.cassettes, self.profile,
-                 self.time_scale, self.repeats, self.seed, self.concurrency, self.client)
+        parts = (
+            self.scenario,
+            self.target,
+            self.mode,
+            self.cassettes,
+            self.profile,
+            self.time_scale,
+            self.repeats,
+            self.seed,
+            self.concurrency,
+            self.client,
+        )
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
@@ -153,8 +221,7 @@ class ShadowRun:
                 return sc
         raise LookupError(f"no scenario {name!r} (have: {', '.join(s.name for s in scenarios)})")
 
-    def comparison(self, key: str = "responses_vs_chat", scenario: str | None = None
-                   ) -> Comparison:
+    def comparison(self, key: str = "responses_vs_chat", scenario: str | None = None) -> Comparison:
         """A comparison such as ``responses_vs_chat`` (ratios a/b with 95 % CIs)."""
         comparisons = self.scenario(scenario).comparisons
         if key not in comparisons:
@@ -183,17 +250,24 @@ def _spec(marker: pytest.Mark, request: pytest.FixtureRequest) -> _Spec:
     opt = request.config.getoption
     unknown = set(marker.kwargs) - _MARKER_KEYS
     if unknown:
-        pytest.fail(f"@pytest.mark.shadow: unknown option(s) {', '.join(sorted(unknown))}; "
-                    f"known: {', '.join(sorted(_MARKER_KEYS))}", pytrace=False)
+        pytest.fail(
+            f"@pytest.mark.shadow: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_MARKER_KEYS))}",
+            pytrace=False,
+        )
     kw: dict[str, Any] = dict(marker.kwargs)
     scenario = kw.get("scenario", marker.args[0] if marker.args else None)
     if scenario is None:
         pytest.fail("@pytest.mark.shadow needs scenario=PATH", pytrace=False)
     gates = kw.get("gates") or {}
     if not isinstance(gates, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in gates.values()):
-        pytest.fail("@pytest.mark.shadow(gates=...) takes a mapping of gate keys to "
-                    "numbers, e.g. {'responses_vs_chat.ttft_p50_ratio_max': 1.5}", pytrace=False)
+        isinstance(v, int | float) and not isinstance(v, bool) for v in gates.values()
+    ):
+        pytest.fail(
+            "@pytest.mark.shadow(gates=...) takes a mapping of gate keys to "
+            "numbers, e.g. {'responses_vs_chat.ttft_p50_ratio_max': 1.5}",
+            pytrace=False,
+        )
     baseline = kw.get("baseline", opt("harness_baseline"))
     if baseline is not None and _resolve(baseline, request).exists():
         baseline = str(_resolve(baseline, request))  # a file or run directory, not a name
@@ -202,15 +276,21 @@ def _spec(marker: pytest.Mark, request: pytest.FixtureRequest) -> _Spec:
         profile = str(_resolve(profile, request))
     config = kw.get("config")
     return _Spec(
-        scenario=_resolve(scenario, request), target=opt("harness_target"),
-        mode=opt("harness_mode"), cassettes=_resolve(opt("harness_cassettes"), request),
-        profile=profile, time_scale=float(kw.get("time_scale") or opt("harness_time_scale")),
+        scenario=_resolve(scenario, request),
+        target=opt("harness_target"),
+        mode=opt("harness_mode"),
+        cassettes=_resolve(opt("harness_cassettes"), request),
+        profile=profile,
+        time_scale=float(kw.get("time_scale") or opt("harness_time_scale")),
         repeats=kw.get("repeats") or opt("harness_repeats"),
         seed=int(kw["seed"]) if kw.get("seed") is not None else opt("harness_seed"),
-        concurrency=int(kw.get("concurrency") or 1), client=str(kw.get("client") or "sdk"),
-        baseline=baseline, baselines=_resolve(opt("harness_baselines"), request),
+        concurrency=int(kw.get("concurrency") or 1),
+        client=str(kw.get("client") or "sdk"),
+        baseline=baseline,
+        baselines=_resolve(opt("harness_baselines"), request),
         gates=tuple(sorted((str(k), float(v)) for k, v in gates.items())),
-        config=_resolve(config, request) if config else None)
+        config=_resolve(config, request) if config else None,
+    )
 
 
 def _out(config: pytest.Config, tmp: pytest.TempPathFactory) -> tuple[Path, Path | None]:
@@ -228,11 +308,18 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
     from harness.runner import RunOptions, run
 
     options = RunOptions(
-        target=spec.target, emulator_profile=spec.profile, emulator_time_scale=spec.time_scale,
-        out=runs_dir, repeats=spec.repeats, seed=spec.seed, progress=False,
-        concurrency=spec.concurrency, client="raw" if spec.client == "raw" else "sdk",
+        target=spec.target,
+        emulator_profile=spec.profile,
+        emulator_time_scale=spec.time_scale,
+        out=runs_dir,
+        repeats=spec.repeats,
+        seed=spec.seed,
+        progress=False,
+        concurrency=spec.concurrency,
+        client="raw" if spec.client == "raw" else "sdk",
         record=spec.cassettes if spec.mode == "record" else None,
-        replay=spec.cassettes if spec.mode == "replay" else None)
+        replay=spec.cassettes if spec.mode == "replay" else None,
+    )
     runs_dir.mkdir(parents=True, exist_ok=True)
     result = run([spec.scenario], options, console=Console(file=io.StringIO()))
     if result.interrupted:
@@ -253,15 +340,15 @@ def _gate_config(spec: _Spec, run_dir: Path) -> GateConfig:
 
 
 @pytest.fixture
-def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> ShadowRun:
+def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ShadowRun:
     """Run the scenario of ``@pytest.mark.shadow(scenario=...)`` and gate it (see module doc)."""
     from harness.errors import HarnessError
 
     marker = request.node.get_closest_marker("shadow")
     if marker is None:
-        pytest.fail("the shadow fixture needs @pytest.mark.shadow(scenario=PATH) on the test",
-                    pytrace=False)
+        pytest.fail(
+            "the shadow fixture needs @pytest.mark.shadow(scenario=PATH) on the test", pytrace=False
+        )
     spec = _spec(marker, request)
     runs_dir, reports_dir = _out(request.config, tmp_path_factory)
     cache = request.config.stash[_RUNS]
@@ -297,8 +384,12 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def _gate(spec: _Spec, done: _Done) -> GateReport:
     from harness.gate import gate_run
 
-    return gate_run(done.run_dir, baseline=spec.baseline, config=_gate_config(spec, done.run_dir),
-                    baselines_dir=spec.baselines)
+    return gate_run(
+        done.run_dir,
+        baseline=spec.baseline,
+        config=_gate_config(spec, done.run_dir),
+        baselines_dir=spec.baselines,
+    )
 
 
 @pytest.hookimpl(wrapper=True)

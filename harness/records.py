@@ -26,8 +26,9 @@ META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
 M = TypeVar("M", bound=BaseModel)
-Finish = Literal["completed", "incomplete", "failed", "error", "length", "tool_calls", "stop",
-                 "content_filter"]
+Finish = Literal[
+    "completed", "incomplete", "failed", "error", "length", "tool_calls", "stop", "content_filter"
+]
 
 
 class Usage(BaseModel):
@@ -119,18 +120,26 @@ class Observation(BaseModel):
 
     # Production traffic (harness.shadow); defaults describe a scenario run.
     origin: Literal["scenario", "shadow", "canary"] = Field(
-        default="scenario", description="scenario run, either side of a shadow pair, or a "
-        "call served from Responses in canary mode")
+        default="scenario",
+        description="scenario run, either side of a shadow pair, or a "
+        "call served from Responses in canary mode",
+    )
     contaminated_cache: bool = Field(
-        default=False, description="cache figures are not clean: the paired call sent the "
-        "same prefix moments before (shadow pairs cannot carry a cache nonce)")
+        default=False,
+        description="cache figures are not clean: the paired call sent the "
+        "same prefix moments before (shadow pairs cannot carry a cache nonce)",
+    )
     similarity: float | None = Field(
-        default=None, description="text similarity to the other side of the shadow pair, "
-        "computed before redaction")
+        default=None,
+        description="text similarity to the other side of the shadow pair, "
+        "computed before redaction",
+    )
     output_sha256: str | None = Field(
-        default=None, description="SHA-256 of output_text, kept when the text is redacted")
+        default=None, description="SHA-256 of output_text, kept when the text is redacted"
+    )
     output_chars: int | None = Field(
-        default=None, description="length of output_text, kept when the text is redacted")
+        default=None, description="length of output_text, kept when the text is redacted"
+    )
 
     @property
     def key(self) -> tuple[str, str, str, int, int]:
@@ -164,12 +173,15 @@ class RunMeta(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict)
     machine: dict[str, Any] = Field(default_factory=dict)
     sdk_warmup_ms: float | None = Field(
-        default=None, description="one-off SDK model building, done before timing starts")
+        default=None, description="one-off SDK model building, done before timing starts"
+    )
     replayed_from: str | None = None
     recorded_to: str | None = None
     shadow: dict[str, Any] | None = Field(
-        default=None, description="shadow/canary settings of a production-traffic run "
-        "(harness.shadow); null for scenario runs")
+        default=None,
+        description="shadow/canary settings of a production-traffic run "
+        "(harness.shadow); null for scenario runs",
+    )
 
     @property
     def target_label(self) -> str:
@@ -207,8 +219,9 @@ class ObservationWriter:
             self._fh.flush()
             self._pending = 0
             if self._syncer is None:
-                self._syncer = threading.Thread(target=self._sync_loop, daemon=True,
-                                                name="harness-fsync")
+                self._syncer = threading.Thread(
+                    target=self._sync_loop, daemon=True, name="harness-fsync"
+                )
                 self._syncer.start()
             self._wanted.set()
 
@@ -258,27 +271,35 @@ def read_observations(path: Path) -> Iterator[Observation]:
         except json.JSONDecodeError as exc:
             if lineno == len(lines) and not line.endswith("\n"):
                 return  # torn final write: the resume redoes it
-            raise HarnessError(f"{path}:{lineno}: not valid JSON ({exc.msg}) — "
-                               "delete the line or rerun with --resume") from exc
+            raise HarnessError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg}) — "
+                "delete the line or rerun with --resume"
+            ) from exc
         version = data.get("schema_version")
         if version != OBSERVATION_SCHEMA_VERSION:
-            raise HarnessError(f"{path}:{lineno}: schema_version {version!r} is not supported "
-                               f"(this harness reads {OBSERVATION_SCHEMA_VERSION}) — "
-                               "re-run `harness analyze` with a matching harness version")
+            raise HarnessError(
+                f"{path}:{lineno}: schema_version {version!r} is not supported "
+                f"(this harness reads {OBSERVATION_SCHEMA_VERSION}) — "
+                "re-run `harness analyze` with a matching harness version"
+            )
         yield Observation.model_validate(data)
 
 
 def write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None:
     """Write JSON atomically (temp file + rename) so readers never see half a file."""
-    text = data.model_dump_json(indent=2) if isinstance(data, BaseModel) else json.dumps(
-        data, indent=2, sort_keys=False)
+    text = (
+        data.model_dump_json(indent=2)
+        if isinstance(data, BaseModel)
+        else json.dumps(data, indent=2, sort_keys=False)
+    )
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
-def read_record_file(path: Path, model: type[M], *, what: str, version: int, fix: str,
-                     kind: str | None = None) -> M:
+def read_record_file(
+    path: Path, model: type[M], *, what: str, version: int, fix: str, kind: str | None = None
+) -> M:
     """Read one JSON file of ``model`` (run meta, summary, baseline) carrying
     ``schema_version`` (and ``kind``, when given); every problem is one line naming the file,
     the field where there is one, and ``fix``."""
@@ -290,8 +311,10 @@ def read_record_file(path: Path, model: type[M], *, what: str, version: int, fix
         raise HarnessError(f"{path}: not a {what} file — {fix}")
     found = data.get("schema_version")
     if found != version:
-        raise HarnessError(f"{path}: {what} schema_version {found!r} is not supported (this "
-                           f"harness reads {version}) — {fix}")
+        raise HarnessError(
+            f"{path}: {what} schema_version {found!r} is not supported (this "
+            f"harness reads {version}) — {fix}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -304,8 +327,13 @@ def read_meta(run_dir: Path) -> RunMeta:
     path = run_dir / "meta.json"
     if not path.is_file():
         raise HarnessError(f"{run_dir}: no meta.json — is this a run directory (runs/<run-id>/)?")
-    return read_record_file(path, RunMeta, what="run meta.json", version=META_SCHEMA_VERSION,
-                            fix="a run directory written by a matching harness version")
+    return read_record_file(
+        path,
+        RunMeta,
+        what="run meta.json",
+        version=META_SCHEMA_VERSION,
+        fix="a run directory written by a matching harness version",
+    )
 
 
 def iter_lines(items: Iterable[BaseModel]) -> Iterator[str]:

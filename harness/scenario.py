@@ -86,14 +86,33 @@ def _load(path: Path) -> tuple[Scenario | None, list[Problem], list[Path]]:
         return None, [exc.problem], []
     display = path.as_posix()
     if loaded.data is None:
-        return None, [Problem(display, 1, "(top level)", "the file is empty",
-                              "start with version: 1, name, model and prompts "
-                              "(see scenarios/README.md)")], loaded.files
+        return (
+            None,
+            [
+                Problem(
+                    display,
+                    1,
+                    "(top level)",
+                    "the file is empty",
+                    "start with version: 1, name, model and prompts (see scenarios/README.md)",
+                )
+            ],
+            loaded.files,
+        )
     if not isinstance(loaded.data, dict):
-        return None, [Problem(display, loaded.location(()).line, "(top level)",
-                              f"a scenario is a mapping of keys, got {type_name(loaded.data)}",
-                              "start with version: 1, name, model and prompts "
-                              "(see scenarios/README.md)")], loaded.files
+        return (
+            None,
+            [
+                Problem(
+                    display,
+                    loaded.location(()).line,
+                    "(top level)",
+                    f"a scenario is a mapping of keys, got {type_name(loaded.data)}",
+                    "start with version: 1, name, model and prompts (see scenarios/README.md)",
+                )
+            ],
+            loaded.files,
+        )
     try:
         scenario = Scenario.model_validate(loaded.data)
     except ValidationError as exc:
@@ -119,8 +138,9 @@ def _order(problem: Problem) -> tuple[str, int]:
 
 
 def _scenario_files(directory: Path) -> list[Path]:
-    return sorted(p for pattern in ("*.yaml", "*.yml") for p in directory.rglob(pattern)
-                  if p.is_file())
+    return sorted(
+        p for pattern in ("*.yaml", "*.yml") for p in directory.rglob(pattern) if p.is_file()
+    )
 
 
 def validate_paths(paths: Sequence[Path | str]) -> tuple[list[str], int]:
@@ -140,9 +160,22 @@ def validate_paths(paths: Sequence[Path | str]) -> tuple[list[str], int]:
         if path.is_dir():
             files = _scenario_files(path)
             if not files:
-                results.append((None, [str(Problem(
-                    path.as_posix(), 1, "(file)", "no *.yaml or *.yml files in this directory",
-                    "name scenario files or a directory holding them"))]))
+                results.append(
+                    (
+                        None,
+                        [
+                            str(
+                                Problem(
+                                    path.as_posix(),
+                                    1,
+                                    "(file)",
+                                    "no *.yaml or *.yml files in this directory",
+                                    "name scenario files or a directory holding them",
+                                )
+                            )
+                        ],
+                    )
+                )
         else:
             files = [path]
         for file in files:

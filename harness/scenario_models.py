@@ -73,9 +73,9 @@ _DATA_URL_RE = re.compile(r"^data:image/(png|jpeg|jpg|gif|webp);base64,(.*)$", r
 #: Fix hints for keys people carry over from one of the two APIs.
 _PARAM_HINTS: dict[str, str] = {
     "max_tokens": "write max_output_tokens (sent as max_completion_tokens to chat and "
-                  "max_output_tokens to responses)",
+    "max_output_tokens to responses)",
     "max_completion_tokens": "write max_output_tokens (sent as max_completion_tokens to chat "
-                             "and max_output_tokens to responses)",
+    "and max_output_tokens to responses)",
     "response_format": "use output_schema or output: json_object on the prompt",
     "text": "use verbosity in params, or output_schema / output on the prompt",
     "reasoning": "write reasoning_effort: low|medium|high",
@@ -152,8 +152,10 @@ class ScenarioParams(_Model):
     @classmethod
     def _min_tokens(cls, value: int | None) -> int | None:
         if value is not None and value < 16:
-            raise _problem(f"max_output_tokens {value} is below 16, the Responses API minimum",
-                           "use 16 or more")
+            raise _problem(
+                f"max_output_tokens {value} is below 16, the Responses API minimum",
+                "use 16 or more",
+            )
         return value
 
     @field_validator("metadata")
@@ -162,12 +164,16 @@ class ScenarioParams(_Model):
         if value is None:
             return value
         if len(value) > 16:
-            raise _problem(f"metadata has {len(value)} keys; both APIs allow at most 16",
-                           "keep 16 keys or fewer")
+            raise _problem(
+                f"metadata has {len(value)} keys; both APIs allow at most 16",
+                "keep 16 keys or fewer",
+            )
         for key, item in value.items():
             if len(key) > 64 or len(item) > 512:
-                raise _problem(f"metadata {show(key)} is too long (keys ≤ 64, values ≤ 512 "
-                               "characters)", "shorten it")
+                raise _problem(
+                    f"metadata {show(key)} is too long (keys ≤ 64, values ≤ 512 characters)",
+                    "shorten it",
+                )
         return value
 
 
@@ -191,13 +197,16 @@ class ImagePartSpec(_Model):
             return value
         match = _DATA_URL_RE.match(value)
         if match is None:
-            raise _problem(f"image_url {show(value)} is not an http(s) URL or an image data URL",
-                           "use https://… or data:image/png;base64,…")
+            raise _problem(
+                f"image_url {show(value)} is not an http(s) URL or an image data URL",
+                "use https://… or data:image/png;base64,…",
+            )
         try:
             base64.b64decode(match.group(2), validate=True)
         except (binascii.Error, ValueError):
-            raise _problem("image_url data URL is not valid base64",
-                           "re-encode the image with base64") from None
+            raise _problem(
+                "image_url data URL is not valid base64", "re-encode the image with base64"
+            ) from None
         return value
 
 
@@ -212,10 +221,14 @@ def _part_kind(value: Any) -> str:
 
 def _bad_part(value: Any) -> Any:
     if isinstance(value, str):
-        raise _problem("a list of content parts holds a plain string",
-                       "write {text: ...}; for several user turns use turns: instead of input:")
-    raise _problem(f"{show(value)} is not a content part",
-                   "write {text: ...} or {image_url: ..., detail: low|high|auto}")
+        raise _problem(
+            "a list of content parts holds a plain string",
+            "write {text: ...}; for several user turns use turns: instead of input:",
+        )
+    raise _problem(
+        f"{show(value)} is not a content part",
+        "write {text: ...} or {image_url: ..., detail: low|high|auto}",
+    )
 
 
 PartSpec = Annotated[
@@ -235,8 +248,10 @@ def _content_kind(value: Any) -> str:
 
 
 def _bad_content(value: Any) -> Any:
-    raise _problem(f"expected text or a list of parts, got {type_name(value)}",
-                   "write a string, or a list of {text: ...} / {image_url: ...} parts")
+    raise _problem(
+        f"expected text or a list of parts, got {type_name(value)}",
+        "write a string, or a list of {text: ...} / {image_url: ...} parts",
+    )
 
 
 def _nonempty_text(value: str) -> str:
@@ -267,9 +282,9 @@ class ToolSpec(_Model):
 
     _hints: ClassVar[dict[str, str]] = {
         "type": "remove it: tools are functions, written flat {name, description, parameters, "
-                "strict}",
+        "strict}",
         "function": "write name, description, parameters and strict directly on the tool "
-                    "(flat), not under function:",
+        "(flat), not under function:",
     }
 
     name: str
@@ -281,8 +296,9 @@ class ToolSpec(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _TOOL_NAME_RE.match(value):
-            raise _problem(f"tool name {show(value)} is not allowed",
-                           "use 1–64 letters, digits, _ or -")
+            raise _problem(
+                f"tool name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
+            )
         return value
 
 
@@ -291,7 +307,7 @@ class OutputSchemaSpec(_Model):
 
     _hints: ClassVar[dict[str, str]] = {
         "type": "remove it: output_schema is always a json_schema format; for JSON mode write "
-                "output: json_object on the prompt instead",
+        "output: json_object on the prompt instead",
         "json_schema": "write name, schema and strict directly under output_schema (flat)",
     }
 
@@ -304,8 +320,9 @@ class OutputSchemaSpec(_Model):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _TOOL_NAME_RE.match(value):
-            raise _problem(f"schema name {show(value)} is not allowed",
-                           "use 1–64 letters, digits, _ or -")
+            raise _problem(
+                f"schema name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
+            )
         return value
 
 
@@ -324,8 +341,7 @@ class PromptSpec(_Model):
     """One prompt: a single ``input`` or several ``turns``, sent to every arm."""
 
     _hints: ClassVar[dict[str, str]] = {
-        "messages": "write input: (one user turn) or turns: (several); system text goes in "
-                    "system:",
+        "messages": "write input: (one user turn) or turns: (several); system text goes in system:",
         "prompt": "write input: (one user turn) or turns: (several)",
         "text": "write input: (one user turn) or turns: (several)",
         "user": "write input: (one user turn) or turns: (several)",
@@ -355,8 +371,10 @@ class PromptSpec(_Model):
     @classmethod
     def _id(cls, value: str) -> str:
         if not _ID_RE.match(value):
-            raise _problem(f"prompt id {show(value)} is not a slug",
-                           "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')")
+            raise _problem(
+                f"prompt id {show(value)} is not a slug",
+                "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
+            )
         return value
 
     @field_validator("tool_results", mode="before")
@@ -364,8 +382,12 @@ class PromptSpec(_Model):
     def _dump_results(cls, value: Any) -> Any:
         # A canned result may be written as YAML; the tool output sent is its JSON text.
         if isinstance(value, dict):
-            return {k: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
-                    if isinstance(v, dict | list) else v for k, v in value.items()}
+            return {
+                k: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+                if isinstance(v, dict | list)
+                else v
+                for k, v in value.items()
+            }
         return value
 
     @property
@@ -389,13 +411,16 @@ def _arm(value: str) -> str:
         return value
     base, _, replica = value.partition("#")
     if base in BASE_ARMS and replica == "1":
-        raise _problem(f"arm {show(value)}: replicates start at #2 ({base} itself is #1)",
-                       f"write {base} or {base}#2")
+        raise _problem(
+            f"arm {show(value)}: replicates start at #2 ({base} itself is #1)",
+            f"write {base} or {base}#2",
+        )
     close = difflib.get_close_matches(base, BASE_ARMS, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]}? " if close else ""
-    raise _problem(f"unknown arm {show(value)}",
-                   f"{hint}use chat, responses, responses_chained, or an A/A replicate such "
-                   "as chat#2")
+    raise _problem(
+        f"unknown arm {show(value)}",
+        f"{hint}use chat, responses, responses_chained, or an A/A replicate such as chat#2",
+    )
 
 
 class Scenario(_Model):
@@ -408,7 +433,7 @@ class Scenario(_Model):
         "arm": "write arms: (a list)",
         "gate": "write gates: (a mapping)",
         "seed": "pass --seed to harness run/plan (the seed is a run setting, and the "
-                "Responses API has no seed parameter)",
+        "Responses API has no seed parameter)",
     }
 
     version: int
@@ -417,7 +442,8 @@ class Scenario(_Model):
     model: str = Field(min_length=1)
     defaults: ScenarioParams = Field(default_factory=ScenarioParams)
     arms: list[Annotated[str, AfterValidator(_arm)]] = Field(
-        default_factory=lambda: ["chat", "responses"], min_length=1)
+        default_factory=lambda: ["chat", "responses"], min_length=1
+    )
     cache_isolation: CacheIsolation = "conversation"
     repeats: int = Field(5, ge=1, le=10_000)
     warmup: int = Field(0, ge=0, le=100)
@@ -443,17 +469,20 @@ class Scenario(_Model):
     @classmethod
     def _version(cls, value: int) -> int:
         if value != SCENARIO_VERSION:
-            raise _problem(f"unsupported scenario version {value}",
-                           f"write version: {SCENARIO_VERSION} (the only version this harness "
-                           "reads)")
+            raise _problem(
+                f"unsupported scenario version {value}",
+                f"write version: {SCENARIO_VERSION} (the only version this harness reads)",
+            )
         return value
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not _ID_RE.match(value):
-            raise _problem(f"name {show(value)} is not a slug",
-                           "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')")
+            raise _problem(
+                f"name {show(value)} is not a slug",
+                "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
+            )
         return value
 
     @property
@@ -488,8 +517,9 @@ class Scenario(_Model):
         merged.setdefault("stream", True)
         return merged
 
-    def instructions_for(self, prompt: PromptSpec) -> tuple[Literal["system", "developer"],
-                                                            str] | None:
+    def instructions_for(
+        self, prompt: PromptSpec
+    ) -> tuple[Literal["system", "developer"], str] | None:
         """The leading system/developer message of a prompt (the prompt's own wins)."""
         for owner in (prompt, self):
             if owner.system is not None:

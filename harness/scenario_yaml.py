@@ -142,8 +142,7 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers
-            if tag not in (_BOOL, "tag:yaml.org,2002:timestamp")]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, "tag:yaml.org,2002:timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -170,27 +169,37 @@ def read_text(path: Path, display: str, *, line: int = 1, budget: list[int] | No
     if not stat.S_ISREG(info.st_mode):
         raise fail("not a regular file", "name a regular text file")
     if info.st_size > MAX_FILE_BYTES:
-        raise fail(f"file is {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit",
-                   "split it or move long text into smaller !include files")
+        raise fail(
+            f"file is {info.st_size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit",
+            "split it or move long text into smaller !include files",
+        )
     if budget is not None:
         budget[0] += info.st_size
         if budget[0] > MAX_TOTAL_BYTES:
-            raise fail(f"included files total over {MAX_TOTAL_BYTES:,} bytes",
-                       "include fewer or smaller files")
+            raise fail(
+                f"included files total over {MAX_TOTAL_BYTES:,} bytes",
+                "include fewer or smaller files",
+            )
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise fail(f"cannot read: {exc.strerror}", "check the path and permissions") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise fail(f"file is over the {MAX_FILE_BYTES:,}-byte limit",
-                   "split it or move long text into smaller !include files")
+        raise fail(
+            f"file is over the {MAX_FILE_BYTES:,}-byte limit",
+            "split it or move long text into smaller !include files",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad_line = raw[: exc.start].count(b"\n") + 1
-        raise fail(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                   "save the file as UTF-8", at=bad_line, where=path.as_posix()) from None
+        raise fail(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            "save the file as UTF-8",
+            at=bad_line,
+            where=path.as_posix(),
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -210,9 +219,15 @@ def _yaml_error(exc: yaml.YAMLError, file: str, text: str) -> YamlProblem:
     if isinstance(exc, yaml.reader.ReaderError):
         line = text[: max(exc.position, 0)].count("\n") + 1
         char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "?")
-        return YamlProblem(Problem(file, line, "(yaml)",
-                                   f"invalid YAML: unacceptable character U+{char:04X}",
-                                   "remove control characters from the file"))
+        return YamlProblem(
+            Problem(
+                file,
+                line,
+                "(yaml)",
+                f"invalid YAML: unacceptable character U+{char:04X}",
+                "remove control characters from the file",
+            )
+        )
     return YamlProblem(Problem(file, 1, "(yaml)", f"invalid YAML: {exc}", _SYNTAX_FIX))
 
 
@@ -234,9 +249,15 @@ def _prescan(text: str, file: str) -> None:
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
-                    raise YamlProblem(Problem(file, line, "(yaml)",
-                                              "more than one YAML document in the file",
-                                              "keep one document per file (remove '---')"))
+                    raise YamlProblem(
+                        Problem(
+                            file,
+                            line,
+                            "(yaml)",
+                            "more than one YAML document in the file",
+                            "keep one document per file (remove '---')",
+                        )
+                    )
             elif isinstance(event, yaml.ScalarEvent):
                 stack[-1][0] += 1
                 if event.anchor is not None:
@@ -244,24 +265,48 @@ def _prescan(text: str, file: str) -> None:
             elif isinstance(event, yaml.AliasEvent):
                 aliases += 1
                 if aliases > MAX_ALIASES:
-                    raise YamlProblem(Problem(file, line, "(yaml)",
-                                              f"more than {MAX_ALIASES} aliases",
-                                              "write the values out instead of *aliases"))
+                    raise YamlProblem(
+                        Problem(
+                            file,
+                            line,
+                            "(yaml)",
+                            f"more than {MAX_ALIASES} aliases",
+                            "write the values out instead of *aliases",
+                        )
+                    )
                 if event.anchor in open_anchors:
-                    raise YamlProblem(Problem(file, line, "(yaml)",
-                                              f"alias *{event.anchor} refers to itself",
-                                              "remove the recursive alias"))
+                    raise YamlProblem(
+                        Problem(
+                            file,
+                            line,
+                            "(yaml)",
+                            f"alias *{event.anchor} refers to itself",
+                            "remove the recursive alias",
+                        )
+                    )
                 size = sizes.get(event.anchor or "")
                 if size is None:
-                    raise YamlProblem(Problem(file, line, "(yaml)",
-                                              f"undefined alias *{event.anchor}",
-                                              "define the anchor (&name) before using *name"))
+                    raise YamlProblem(
+                        Problem(
+                            file,
+                            line,
+                            "(yaml)",
+                            f"undefined alias *{event.anchor}",
+                            "define the anchor (&name) before using *name",
+                        )
+                    )
                 stack[-1][0] += size
             elif isinstance(event, yaml.CollectionStartEvent):
                 if len(stack) > MAX_DEPTH:
-                    raise YamlProblem(Problem(file, line, "(yaml)",
-                                              f"nesting deeper than {MAX_DEPTH} levels",
-                                              "flatten the structure"))
+                    raise YamlProblem(
+                        Problem(
+                            file,
+                            line,
+                            "(yaml)",
+                            f"nesting deeper than {MAX_DEPTH} levels",
+                            "flatten the structure",
+                        )
+                    )
                 stack.append([0, event.anchor])
                 if event.anchor is not None:
                     open_anchors.add(event.anchor)
@@ -272,10 +317,15 @@ def _prescan(text: str, file: str) -> None:
                     sizes[anchor] = count + 1
                     open_anchors.discard(anchor)
             if stack[0][0] + sum(frame[0] for frame in stack[1:]) > MAX_NODES:
-                raise YamlProblem(Problem(file, line, "(yaml)",
-                                          f"more than {MAX_NODES:,} values (aliases count "
-                                          "once per use)",
-                                          "split the file, or avoid nesting *aliases"))
+                raise YamlProblem(
+                    Problem(
+                        file,
+                        line,
+                        "(yaml)",
+                        f"more than {MAX_NODES:,} values (aliases count once per use)",
+                        "split the file, or avoid nesting *aliases",
+                    )
+                )
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, file, text) from None
     finally:
@@ -313,26 +363,36 @@ class _Builder:
         self.chain = chain  # the files including this one, outermost first, then this one
 
     def fail(self, node: Node, where: Path_, message: str, fix: str) -> YamlProblem:
-        return YamlProblem(Problem(self.file, node.start_mark.line + 1, format_path(where),
-                                   message, fix))
+        return YamlProblem(
+            Problem(self.file, node.start_mark.line + 1, format_path(where), message, fix)
+        )
 
     def build(self, node: Node, where: Path_) -> Any:
         if isinstance(node, ScalarNode):
             return self.scalar(node, where)
         if isinstance(node, SequenceNode):
             if node.tag not in ("tag:yaml.org,2002:seq",):
-                raise self.fail(node, where, f"unsupported tag {_short_tag(node.tag)}",
-                                "remove the tag (only !include is supported)")
+                raise self.fail(
+                    node,
+                    where,
+                    f"unsupported tag {_short_tag(node.tag)}",
+                    "remove the tag (only !include is supported)",
+                )
             items = []
             for index, child in enumerate(node.value):
-                self.ctx.lines.setdefault((*where, index),
-                                          Location(self.file, child.start_mark.line + 1))
+                self.ctx.lines.setdefault(
+                    (*where, index), Location(self.file, child.start_mark.line + 1)
+                )
                 items.append(self.build(child, (*where, index)))
             return items
         if isinstance(node, MappingNode):
             if node.tag not in ("tag:yaml.org,2002:map",):
-                raise self.fail(node, where, f"unsupported tag {_short_tag(node.tag)}",
-                                "remove the tag (only !include is supported)")
+                raise self.fail(
+                    node,
+                    where,
+                    f"unsupported tag {_short_tag(node.tag)}",
+                    "remove the tag (only !include is supported)",
+                )
             result: dict[str, Any] = {}
             explicit, merged = self.pairs(node, where)
             for key_node, value_node, is_explicit in [(k, v, True) for k, v in explicit] + [
@@ -342,27 +402,36 @@ class _Builder:
                 if key in result:
                     if not is_explicit:
                         continue  # merged keys never override explicit (or earlier merged) ones
-                    raise self.fail(key_node, (*where, key), f"duplicate key {show(key)}",
-                                    "keep one of the two entries")
-                self.ctx.lines.setdefault((*where, key),
-                                          Location(self.file, key_node.start_mark.line + 1))
+                    raise self.fail(
+                        key_node,
+                        (*where, key),
+                        f"duplicate key {show(key)}",
+                        "keep one of the two entries",
+                    )
+                self.ctx.lines.setdefault(
+                    (*where, key), Location(self.file, key_node.start_mark.line + 1)
+                )
                 result[key] = self.build(value_node, (*where, key))
             return result
         raise self.fail(node, where, "unsupported YAML node", "use plain mappings, lists, values")
 
-    def pairs(self, node: MappingNode, where: Path_) -> tuple[list[tuple[Node, Node]],
-                                                               list[tuple[Node, Node]]]:
+    def pairs(
+        self, node: MappingNode, where: Path_
+    ) -> tuple[list[tuple[Node, Node]], list[tuple[Node, Node]]]:
         """Explicit pairs, and pairs brought in by ``<<`` merge keys (in priority order)."""
         explicit: list[tuple[Node, Node]] = []
         merged: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                sources = value_node.value if isinstance(value_node, SequenceNode) else [
-                    value_node]
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for source in sources:
                     if not isinstance(source, MappingNode):
-                        raise self.fail(source, where, "'<<' merges only mappings",
-                                        "merge a mapping such as <<: *defaults")
+                        raise self.fail(
+                            source,
+                            where,
+                            "'<<' merges only mappings",
+                            "merge a mapping such as <<: *defaults",
+                        )
                     inner_explicit, inner_merged = self.pairs(source, where)
                     merged.extend(inner_explicit + inner_merged)
             else:
@@ -371,12 +440,14 @@ class _Builder:
 
     def key(self, node: Node, where: Path_) -> str:
         if not isinstance(node, ScalarNode) or node.tag == _INCLUDE:
-            raise self.fail(node, where, "mapping keys must be plain strings",
-                            "use a simple word as the key")
+            raise self.fail(
+                node, where, "mapping keys must be plain strings", "use a simple word as the key"
+            )
         value = self.scalar(node, where)
         if not isinstance(value, str):
-            raise self.fail(node, where, f"key {show(node.value)} is not a string",
-                            f'quote it: "{node.value}"')
+            raise self.fail(
+                node, where, f"key {show(node.value)} is not a string", f'quote it: "{node.value}"'
+            )
         return value
 
     def scalar(self, node: ScalarNode, where: Path_) -> Any:
@@ -393,50 +464,82 @@ class _Builder:
             return _CONSTRUCTOR.construct_yaml_bool(node)
         if tag == _NULL:
             return None
-        raise self.fail(node, where, f"unsupported tag {_short_tag(tag)}",
-                        "remove the tag (only !include is supported)")
+        raise self.fail(
+            node,
+            where,
+            f"unsupported tag {_short_tag(tag)}",
+            "remove the tag (only !include is supported)",
+        )
 
     def include(self, node: ScalarNode, where: Path_) -> Any:
         name = node.value.strip()
         line = node.start_mark.line + 1
         self.ctx.includes += 1
         if self.ctx.includes > MAX_INCLUDES:
-            raise self.fail(node, where, f"more than {MAX_INCLUDES} !include tags",
-                            "include fewer files")
+            raise self.fail(
+                node, where, f"more than {MAX_INCLUDES} !include tags", "include fewer files"
+            )
         if not name:
-            raise self.fail(node, where, "!include needs a file name",
-                            "write !include prompts/name.md")
+            raise self.fail(
+                node, where, "!include needs a file name", "write !include prompts/name.md"
+            )
         if Path(name).is_absolute():
-            raise self.fail(node, where, f"absolute !include path {show(name)}",
-                            "use a path relative to this file so the scenario stays portable")
+            raise self.fail(
+                node,
+                where,
+                f"absolute !include path {show(name)}",
+                "use a path relative to this file so the scenario stays portable",
+            )
         target = self.path.parent / name
         display = target.as_posix()
         if target.resolve() in {p.resolve() for p in self.chain}:
-            raise self.fail(node, where, f"!include {show(name)} includes itself",
-                            "remove the circular !include")
+            raise self.fail(
+                node,
+                where,
+                f"!include {show(name)} includes itself",
+                "remove the circular !include",
+            )
         try:
             text = read_text(target, self.file, line=line, budget=self.ctx.budget)
         except YamlProblem as exc:
             p = exc.problem
             if p.file == self.file:  # a problem with the include itself: point at the tag
-                raise YamlProblem(Problem(p.file, p.line, format_path(where),
-                                          f"!include {show(name)}: {p.message}",
-                                          p.fix)) from None
+                raise YamlProblem(
+                    Problem(
+                        p.file,
+                        p.line,
+                        format_path(where),
+                        f"!include {show(name)}: {p.message}",
+                        p.fix,
+                    )
+                ) from None
             raise
         self.ctx.files.append(target)
         self.ctx.digest.update(text.encode())
         if target.suffix.lower() not in YAML_SUFFIXES:
             if not text.strip():
-                raise self.fail(node, where, f"!include {show(name)} is empty",
-                                "write the text into the file or remove the !include")
+                raise self.fail(
+                    node,
+                    where,
+                    f"!include {show(name)} is empty",
+                    "write the text into the file or remove the !include",
+                )
             return text.rstrip("\n")
         if len(self.chain) > MAX_INCLUDE_DEPTH:
-            raise self.fail(node, where, f"!include nested deeper than {MAX_INCLUDE_DEPTH}",
-                            "include fewer levels of YAML files")
+            raise self.fail(
+                node,
+                where,
+                f"!include nested deeper than {MAX_INCLUDE_DEPTH}",
+                "include fewer levels of YAML files",
+            )
         root = _compose(text, display)
         if root is None:
-            raise self.fail(node, where, f"!include {show(name)} has no YAML content",
-                            "write a value into the file or remove the !include")
+            raise self.fail(
+                node,
+                where,
+                f"!include {show(name)} has no YAML content",
+                "write a value into the file or remove the !include",
+            )
         child = _Builder(self.ctx, target, display, (*self.chain, target))
         return child.build(root, where)
 

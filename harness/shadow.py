@@ -92,8 +92,7 @@ def sample_point(key: str, salt: bytes) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def shadow_target(client: openai.OpenAI | openai.AsyncOpenAI,
-                  config: ShadowConfig) -> ShadowTarget:
+def shadow_target(client: openai.OpenAI | openai.AsyncOpenAI, config: ShadowConfig) -> ShadowTarget:
     """Where the mirror sends, built from the wrapped client (and ``shadow_*`` overrides).
 
     The wrapped client's organization, project and default headers go with the mirror only
@@ -115,8 +114,12 @@ def shadow_target(client: openai.OpenAI | openai.AsyncOpenAI,
     timeout_s = config.timeout_s
     if isinstance(seconds, int | float) and seconds > 0:
         timeout_s = min(timeout_s, float(seconds))
-    return ShadowTarget(base_url=base_url, api_key=config.shadow_api_key or client.api_key,
-                        headers=headers, timeout_s=timeout_s)
+    return ShadowTarget(
+        base_url=base_url,
+        api_key=config.shadow_api_key or client.api_key,
+        headers=headers,
+        timeout_s=timeout_s,
+    )
 
 
 class Shadow:
@@ -127,8 +130,9 @@ class Shadow:
             raise RuntimeError(
                 "harness.shadow: a ShadowClient was created while the shadow sidecar imported "
                 "the application's main module. Guard the script's entry point with "
-                "`if __name__ == \"__main__\":` (as for any multiprocessing code), or pass "
-                "mode='thread'.")
+                '`if __name__ == "__main__":` (as for any multiprocessing code), or pass '
+                "mode='thread'."
+            )
         self.client = client
         self.config = config
         self._salt = hashlib.sha256(f"harness-shadow:{config.seed}".encode()).digest()[:16]
@@ -153,8 +157,11 @@ class Shadow:
             except ValueError:
                 raise  # settings that cannot go to a process: the message says what to do
             except Exception:  # e.g. inside a daemonic process, which may not have children
-                _log.warning("harness.shadow: cannot start the shadow sidecar; the shadow side "
-                             "runs in this process instead (mode='thread')", exc_info=True)
+                _log.warning(
+                    "harness.shadow: cannot start the shadow sidecar; the shadow side "
+                    "runs in this process instead (mode='thread')",
+                    exc_info=True,
+                )
         engine = ShadowEngine(self.config, target, calls=lambda: self._calls)
         engine.start()
         return engine
@@ -169,8 +176,11 @@ class Shadow:
                     try:
                         self._engine = self._new_engine()
                     except Exception:  # never the application's problem: stop mirroring
-                        _log.exception("harness.shadow: cannot start the shadow side in "
-                                       "process %d; mirroring is off", os.getpid())
+                        _log.exception(
+                            "harness.shadow: cannot start the shadow side in "
+                            "process %d; mirroring is off",
+                            os.getpid(),
+                        )
                         self._active = False
                 engine = self._engine
         return engine
@@ -199,9 +209,14 @@ class Shadow:
         return None
 
     def capture(self, api: Literal["chat", "responses"], kwargs: dict[str, Any]) -> Capture:
-        return Capture(api=api, kwargs=snapshot_kwargs(kwargs), stream=kwargs.get("stream") is True,
-                       started_at=time.time(), t0_ns=time.perf_counter_ns(),
-                       recorder=WireRecorder() if self.wire_clock else None)
+        return Capture(
+            api=api,
+            kwargs=snapshot_kwargs(kwargs),
+            stream=kwargs.get("stream") is True,
+            started_at=time.time(),
+            t0_ns=time.perf_counter_ns(),
+            recorder=WireRecorder() if self.wire_clock else None,
+        )
 
     def pair_done(self, capture: Capture) -> None:
         engine = self.engine
@@ -304,8 +319,13 @@ class _Completions:
             return self._inner.create(**kwargs)
         if route == "canary":
             capture = shadow.capture("responses", kwargs)
-            return serve_sync(shadow.client, kwargs, capture,  # type: ignore[arg-type]
-                              shadow.config.ignore_params, shadow.canary_done)
+            return serve_sync(
+                shadow.client,
+                kwargs,
+                capture,  # type: ignore[arg-type]
+                shadow.config.ignore_params,
+                shadow.canary_done,
+            )
         capture = shadow.capture("chat", kwargs)
         token = CURRENT_RECORDER.set(capture.recorder)
         try:
@@ -340,8 +360,9 @@ class ShadowClient:
     :class:`ShadowConfig` field may be given as a keyword (or pass ``config=``).
     """
 
-    def __init__(self, client: openai.OpenAI, config: ShadowConfig | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, client: openai.OpenAI, config: ShadowConfig | None = None, **options: Any
+    ) -> None:
         self.wrapped = client
         self.shadow = Shadow(client, _config(config, options))
         self.chat = _Chat(client.chat, self.shadow)
@@ -380,8 +401,13 @@ class _AsyncCompletions:
             return await self._inner.create(**kwargs)
         if route == "canary":
             capture = shadow.capture("responses", kwargs)
-            return await serve_async(shadow.client, kwargs, capture,  # type: ignore[arg-type]
-                                     shadow.config.ignore_params, shadow.canary_done)
+            return await serve_async(
+                shadow.client,
+                kwargs,
+                capture,  # type: ignore[arg-type]
+                shadow.config.ignore_params,
+                shadow.canary_done,
+            )
         capture = shadow.capture("chat", kwargs)
         token = CURRENT_RECORDER.set(capture.recorder)
         try:
@@ -413,8 +439,9 @@ class AsyncShadowClient:
     """Drop-in wrapper of ``openai.AsyncOpenAI`` (the shadow side runs in its sidecar process,
     or with ``mode="thread"`` on its own thread and loop, never on the application's loop)."""
 
-    def __init__(self, client: openai.AsyncOpenAI, config: ShadowConfig | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self, client: openai.AsyncOpenAI, config: ShadowConfig | None = None, **options: Any
+    ) -> None:
         self.wrapped = client
         self.shadow = Shadow(client, _config(config, options))
         self.chat = _AsyncChat(client.chat, self.shadow)

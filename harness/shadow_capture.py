@@ -66,8 +66,9 @@ class _SyncTimedStream(httpcore2.NetworkStream):
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore2.NetworkStream:
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
         return _SyncTimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
@@ -78,9 +79,14 @@ class _SyncTimedBackend(httpcore2.NetworkBackend):
     def __init__(self, inner: httpcore2.NetworkBackend) -> None:
         self._inner = inner
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore2.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
         rec = CURRENT_RECORDER.get()
         start = time.perf_counter_ns()
         stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
@@ -88,9 +94,9 @@ class _SyncTimedBackend(httpcore2.NetworkBackend):
             rec.connect_start_ns, rec.connect_end_ns = start, time.perf_counter_ns()
         return _SyncTimedStream(stream)
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None
-                            ) -> httpcore2.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
         return _SyncTimedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -215,8 +221,9 @@ def tap_stream(inner: Iterator[Any], capture: Capture, on_done: Any) -> Iterator
         on_done(capture)
 
 
-async def atap_stream(inner: AsyncIterator[Any], capture: Capture,
-                      on_done: Any) -> AsyncIterator[Any]:
+async def atap_stream(
+    inner: AsyncIterator[Any], capture: Capture, on_done: Any
+) -> AsyncIterator[Any]:
     """:func:`tap_stream` for async streams."""
     rec = capture.recorder
     items = capture.items
@@ -253,9 +260,15 @@ class CapturedError(Exception):
     """A live call's exception reduced to what the records keep (no response objects, so it
     pickles); :func:`read_capture` reads it like the original."""
 
-    def __init__(self, message: str, status: int | None = None,
-                 headers: dict[str, str] | None = None, retry_after_ms: float | None = None,
-                 error_type: str | None = None, error_message: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        retry_after_ms: float | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
@@ -264,8 +277,17 @@ class CapturedError(Exception):
         self.error_message = error_message
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (CapturedError, (str(self), self.status, self.headers, self.retry_after_ms,
-                                self.error_type, self.error_message))
+        return (
+            CapturedError,
+            (
+                str(self),
+                self.status,
+                self.headers,
+                self.retry_after_ms,
+                self.error_type,
+                self.error_message,
+            ),
+        )
 
 
 #: SDK request options: not part of the request, never forwarded, and may not pickle.
@@ -287,12 +309,24 @@ def _chat_chunk_data(chunk: Any) -> Any:
         for choice in chunk.choices:
             delta = choice.delta
             calls = delta.tool_calls
-            choices.append({"finish_reason": choice.finish_reason, "delta": {
-                "content": delta.content,
-                "tool_calls": [c.model_dump(warnings=False) for c in calls] if calls else None}})
+            choices.append(
+                {
+                    "finish_reason": choice.finish_reason,
+                    "delta": {
+                        "content": delta.content,
+                        "tool_calls": [c.model_dump(warnings=False) for c in calls]
+                        if calls
+                        else None,
+                    },
+                }
+            )
         usage = chunk.usage
-        return {"id": chunk.id, "service_tier": chunk.service_tier, "choices": choices,
-                "usage": usage.model_dump(warnings=False) if usage is not None else None}
+        return {
+            "id": chunk.id,
+            "service_tier": chunk.service_tier,
+            "choices": choices,
+            "usage": usage.model_dump(warnings=False) if usage is not None else None,
+        }
     except AttributeError:  # a chunk built without some field: take all of it
         return _plain(chunk)
 
@@ -319,13 +353,22 @@ def compact(capture: Capture, pause: Callable[[], None] | None = None) -> Captur
     if error is not None:
         res = CallResult()
         _error_into(res, error)
-        error = CapturedError(str(error), res.status, res.headers, res.retry_after_ms,
-                              res.error_type, res.error_message)
+        error = CapturedError(
+            str(error),
+            res.status,
+            res.headers,
+            res.retry_after_ms,
+            res.error_type,
+            res.error_message,
+        )
     rec = capture.recorder
     if rec is not None:
-        rec = WireRecorder(connect_start_ns=rec.connect_start_ns,
-                           connect_end_ns=rec.connect_end_ns,
-                           first_write_ns=rec.first_write_ns, reads=list(rec.reads))
+        rec = WireRecorder(
+            connect_start_ns=rec.connect_start_ns,
+            connect_end_ns=rec.connect_end_ns,
+            first_write_ns=rec.first_write_ns,
+            reads=list(rec.reads),
+        )
     convert = _chat_chunk_data if capture.api == "chat" else _plain
     items = []
     for n, (ts, item) in enumerate(capture.items, 1):
@@ -336,12 +379,21 @@ def compact(capture: Capture, pause: Callable[[], None] | None = None) -> Captur
     return Capture(
         api=capture.api,
         kwargs={k: v for k, v in capture.kwargs.items() if k not in _SDK_OPTIONS},
-        stream=capture.stream, started_at=capture.started_at, t0_ns=capture.t0_ns,
-        recorder=rec, model=capture.model, ttfb_ns=capture.ttfb_ns, end_ns=capture.end_ns,
-        items=items, final=_plain(capture.final), error=error,
+        stream=capture.stream,
+        started_at=capture.started_at,
+        t0_ns=capture.t0_ns,
+        recorder=rec,
+        model=capture.model,
+        ttfb_ns=capture.ttfb_ns,
+        end_ns=capture.end_ns,
+        items=items,
+        final=_plain(capture.final),
+        error=error,
         headers=None if capture.headers is None else _kept(capture.headers),
-        abandoned=capture.abandoned, fallback=capture.fallback,
-        request_id=request_id if isinstance(request_id, str) else None)
+        abandoned=capture.abandoned,
+        fallback=capture.fallback,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
 
 
 # --- reading a capture (shadow side) -----------------------------------------------------------
@@ -355,7 +407,7 @@ def _headers_from_wire(rec: WireRecorder) -> dict[str, str]:
     raw = b"".join(data for _, data in rec.reads[:4])
     end = raw.find(b"\r\n\r\n")
     out: dict[str, str] = {}
-    for line in raw[:max(end, 0)].decode("latin-1").split("\r\n")[1:]:
+    for line in raw[: max(end, 0)].decode("latin-1").split("\r\n")[1:]:
         name, sep, value = line.partition(":")
         if sep:
             out[name.strip().lower()] = value.strip()

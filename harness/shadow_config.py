@@ -83,8 +83,9 @@ class ShadowConfig:
         if self.mode not in ("process", "thread"):
             raise ValueError(f"mode must be 'process' or 'thread', not {self.mode!r}")
         if self.sidecar_priority not in ("nice", "idle"):
-            raise ValueError("sidecar_priority must be 'nice' or 'idle', not "
-                             f"{self.sidecar_priority!r}")
+            raise ValueError(
+                f"sidecar_priority must be 'nice' or 'idle', not {self.sidecar_priority!r}"
+            )
 
     def resolved_run_dir(self) -> Path:
         if self.run_dir is not None:
@@ -94,14 +95,22 @@ class ShadowConfig:
 
     def describe(self) -> dict[str, Any]:
         """The settings recorded in ``meta.json`` (no credentials)."""
-        return {"mode": self.mode, "sidecar_priority": self.sidecar_priority,
-                "scenario": self.scenario, "sample_rate": self.sample_rate,
-                "canary_rate": self.canary_rate, "seed": self.seed,
-                "key_metadata_field": self.key_metadata_field,
-                "shadow_client": self.shadow_client, "max_queue": self.max_queue,
-                "max_concurrency": self.max_concurrency, "timeout_s": self.timeout_s,
-                "redact": getattr(self.redact, "__name__", repr(self.redact)),
-                "ignore_params": sorted(self.ignore_params), "wire_clock": self.wire_clock}
+        return {
+            "mode": self.mode,
+            "sidecar_priority": self.sidecar_priority,
+            "scenario": self.scenario,
+            "sample_rate": self.sample_rate,
+            "canary_rate": self.canary_rate,
+            "seed": self.seed,
+            "key_metadata_field": self.key_metadata_field,
+            "shadow_client": self.shadow_client,
+            "max_queue": self.max_queue,
+            "max_concurrency": self.max_concurrency,
+            "timeout_s": self.timeout_s,
+            "redact": getattr(self.redact, "__name__", repr(self.redact)),
+            "ignore_params": sorted(self.ignore_params),
+            "wire_clock": self.wire_clock,
+        }
 
 
 @dataclass
@@ -153,10 +162,16 @@ class ShadowStats:
     @property
     def unsettled(self) -> int:
         """Mirrored calls still queued or in flight (0 after a successful flush or close)."""
-        return self.sampled - (self.pairs_written + self.pairs_failed + self.dropped_queue_full
-                               + self.dropped_closed + self.dropped_sidecar_down
-                               + self.abandoned_streams + self.cancelled_at_close
-                               + self.lost_in_crash)
+        return self.sampled - (
+            self.pairs_written
+            + self.pairs_failed
+            + self.dropped_queue_full
+            + self.dropped_closed
+            + self.dropped_sidecar_down
+            + self.abandoned_streams
+            + self.cancelled_at_close
+            + self.lost_in_crash
+        )
 
 
 STAT_FIELDS = tuple(f.name for f in fields(ShadowStats))

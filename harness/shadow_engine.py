@@ -54,8 +54,16 @@ from harness.shadow_store import (
 from harness.shadow_translate import shadow_responses_kwargs
 from harness.similarity import text_similarity
 
-__all__ = ["STAT_FIELDS", "ClientKind", "Mode", "ShadowConfig", "ShadowEngine", "ShadowStats",
-           "ShadowTarget", "target_name"]
+__all__ = [
+    "STAT_FIELDS",
+    "ClientKind",
+    "Mode",
+    "ShadowConfig",
+    "ShadowEngine",
+    "ShadowStats",
+    "ShadowTarget",
+    "target_name",
+]
 
 _STOP = object()
 _log = logging.getLogger("harness.shadow")
@@ -100,10 +108,16 @@ def target_name(base_url: str) -> str:
 class ShadowEngine:
     """Background shadow work of one process. Start once; ``submit`` from any thread."""
 
-    def __init__(self, config: ShadowConfig, target: ShadowTarget, *,
-                 calls: Callable[[], int] | None = None,
-                 publish: Callable[[str, int], None] | None = None,
-                 stats_file: bool = True, poll: bool = True) -> None:
+    def __init__(
+        self,
+        config: ShadowConfig,
+        target: ShadowTarget,
+        *,
+        calls: Callable[[], int] | None = None,
+        publish: Callable[[str, int], None] | None = None,
+        stats_file: bool = True,
+        poll: bool = True,
+    ) -> None:
         """``publish(name, value)`` sees every counter change (the sidecar shares them with
         the application's process); ``stats_file=False``: that process writes the file;
         ``poll=False``: ``submit`` wakes the loop (fine off the application's process)."""
@@ -132,10 +146,12 @@ class ShadowEngine:
         self._meta_done = False
         self._stats_saved = time.monotonic()
         self._idle = threading.Condition(self._lock)
-        self._loop_thread = threading.Thread(target=self._loop_main, name="harness-shadow",
-                                             daemon=True)
-        self._writer_thread = threading.Thread(target=self._writer_main,
-                                               name="harness-shadow-writer", daemon=True)
+        self._loop_thread = threading.Thread(
+            target=self._loop_main, name="harness-shadow", daemon=True
+        )
+        self._writer_thread = threading.Thread(
+            target=self._writer_main, name="harness-shadow-writer", daemon=True
+        )
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
 
@@ -143,12 +159,16 @@ class ShadowEngine:
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._shard = ShardWriter(self.run_dir, max_bytes=self.config.max_shard_bytes,
-                                  max_age_s=self.config.max_shard_age_s,
-                                  fsync_every=self.config.fsync_every)
+        self._shard = ShardWriter(
+            self.run_dir,
+            max_bytes=self.config.max_shard_bytes,
+            max_age_s=self.config.max_shard_age_s,
+            fsync_every=self.config.fsync_every,
+        )
         if self._stats_file:
-            self._stats_path = (self.run_dir / f"shadow-stats-{self._shard.prefix}-"
-                                f"{self._shard.first_index}.json")
+            self._stats_path = (
+                self.run_dir / f"shadow-stats-{self._shard.prefix}-{self._shard.first_index}.json"
+            )
         self._writer_thread.start()
         self._loop_thread.start()
         self._ready.wait(30)
@@ -162,12 +182,14 @@ class ShadowEngine:
             self._sem = asyncio.Semaphore(self.config.max_concurrency)
             if self.config.shadow_client == "sdk":
                 warm_sdk()
-            self._transport = Transport(self.base_url, self.target.api_key,
-                                        kind=self.config.shadow_client,
-                                        timeout_s=min(self.target.timeout_s,
-                                                      self.config.timeout_s),
-                                        max_connections=self.config.max_concurrency,
-                                        headers=self.target.headers)
+            self._transport = Transport(
+                self.base_url,
+                self.target.api_key,
+                kind=self.config.shadow_client,
+                timeout_s=min(self.target.timeout_s, self.config.timeout_s),
+                max_connections=self.config.max_concurrency,
+                headers=self.target.headers,
+            )
             self._loop = loop
         except BaseException as exc:  # reported by start(), never swallowed
             self._start_error = exc
@@ -326,12 +348,15 @@ class ShadowEngine:
         await asyncio.sleep(0)
         assert self._transport is not None
         try:
-            return await asyncio.wait_for(self._transport.send("responses", rkw),
-                                          self.config.timeout_s)
+            return await asyncio.wait_for(
+                self._transport.send("responses", rkw), self.config.timeout_s
+            )
         except TimeoutError:
             self.count("timeouts")
-            return CallResult(error_type="shadow_timeout",
-                              error_message=f"no complete reply within {self.config.timeout_s} s")
+            return CallResult(
+                error_type="shadow_timeout",
+                error_message=f"no complete reply within {self.config.timeout_s} s",
+            )
 
     async def _pair(self, job: _Job) -> _Written:
         capture = job.capture
@@ -345,30 +370,44 @@ class ShadowEngine:
         self.count("shadow_ok" if shadow.ok else "shadow_errors")
         emulator = shadow.headers.get("x-emulator") or primary.headers.get("x-emulator")
         is_emulator = None if not (shadow.headers or primary.headers) else bool(emulator)
-        return _Written([self._observation(job, "chat", capture.started_at, primary, "sdk"),
-                         self._observation(job, "responses", started, shadow,
-                                           self.config.shadow_client)],
-                        is_emulator=is_emulator, pair=True)
+        return _Written(
+            [
+                self._observation(job, "chat", capture.started_at, primary, "sdk"),
+                self._observation(job, "responses", started, shadow, self.config.shadow_client),
+            ],
+            is_emulator=is_emulator,
+            pair=True,
+        )
 
     def _canary(self, job: _Job) -> _Written:
         capture = job.capture
         if capture.fallback == "untranslatable":
-            result = CallResult(error_type="untranslatable",
-                                error_message=str(capture.error) if capture.error else None)
+            result = CallResult(
+                error_type="untranslatable",
+                error_message=str(capture.error) if capture.error else None,
+            )
         else:
             result = read_capture(capture)
         if capture.fallback is not None:
             result.ok = False
             result.error_type = result.error_type or capture.fallback
             result.error_message = f"served by chat instead: {result.error_message or ''}".strip()
-        obs = self._observation(job, "responses", capture.started_at, result, "sdk",
-                                origin="canary")
-        return _Written([obs], is_emulator=("x-emulator" in result.headers
-                                            if result.headers else None))
+        obs = self._observation(
+            job, "responses", capture.started_at, result, "sdk", origin="canary"
+        )
+        return _Written(
+            [obs], is_emulator=("x-emulator" in result.headers if result.headers else None)
+        )
 
-    def _observation(self, job: _Job, api: Literal["chat", "responses"], started: float,
-                     result: CallResult, client: ClientKind,
-                     origin: Literal["shadow", "canary"] = "shadow") -> Observation:
+    def _observation(
+        self,
+        job: _Job,
+        api: Literal["chat", "responses"],
+        started: float,
+        result: CallResult,
+        client: ClientKind,
+        origin: Literal["shadow", "canary"] = "shadow",
+    ) -> Observation:
         capture = job.capture
         wire, headers = result.wire, result.headers
         processing = headers.get("openai-processing-ms")
@@ -378,23 +417,45 @@ class ShadowEngine:
             processing_ms = None
         scenario = self.config.scenario if origin == "shadow" else f"{self.config.scenario}-canary"
         return Observation(
-            run_id=self.run_dir.name, scenario=scenario, prompt_id=job.pair_id, arm=api,
-            api=api, turn=1, repeat=0, conversation=job.pair_id, cold=False,
-            model=str(capture.kwargs.get("model", "")), stream=capture.stream,
-            order=job.order, started_at=started, status=result.status, ok=result.ok,
-            error_type=result.error_type, error_message=result.error_message,
+            run_id=self.run_dir.name,
+            scenario=scenario,
+            prompt_id=job.pair_id,
+            arm=api,
+            api=api,
+            turn=1,
+            repeat=0,
+            conversation=job.pair_id,
+            cold=False,
+            model=str(capture.kwargs.get("model", "")),
+            stream=capture.stream,
+            order=job.order,
+            started_at=started,
+            status=result.status,
+            ok=result.ok,
+            error_type=result.error_type,
+            error_message=result.error_message,
             finish=result.finish,
-            ttfb_ms=wire.ttfb_ms, ttft_ms=wire.ttft_ms if capture.stream else None,
-            total_ms=wire.total_ms, sdk_ttfb_ms=result.sdk_ttfb_ms,
+            ttfb_ms=wire.ttfb_ms,
+            ttft_ms=wire.ttft_ms if capture.stream else None,
+            total_ms=wire.total_ms,
+            sdk_ttfb_ms=result.sdk_ttfb_ms,
             sdk_ttft_ms=result.sdk_ttft_ms if capture.stream else None,
-            sdk_total_ms=result.sdk_total_ms, connect_ms=wire.connect_ms,
+            sdk_total_ms=result.sdk_total_ms,
+            connect_ms=wire.connect_ms,
             new_connection=wire.new_connection if wire.ttfb_ms is not None else None,
-            events=result.events, request_id=headers.get("x-request-id"),
-            processing_ms=processing_ms, service_tier=result.service_tier,
-            response_id=result.response_id, usage=result.usage,
-            output_text=result.output_text, tool_calls=result.tool_calls, client=client,
-            request_bytes=result.request_bytes, origin=origin,
-            contaminated_cache=origin == "shadow")
+            events=result.events,
+            request_id=headers.get("x-request-id"),
+            processing_ms=processing_ms,
+            service_tier=result.service_tier,
+            response_id=result.response_id,
+            usage=result.usage,
+            output_text=result.output_text,
+            tool_calls=result.tool_calls,
+            client=client,
+            request_bytes=result.request_bytes,
+            origin=origin,
+            contaminated_cache=origin == "shadow",
+        )
 
     # --- the writer thread -----------------------------------------------------------------
 
@@ -427,8 +488,10 @@ class ShadowEngine:
         except Exception:  # disk full, permissions…: counted, never raised to the app
             self.count("write_errors")
             if self.stats.write_errors == 1:
-                _log.exception("harness.shadow: cannot write to %s (counted as write_errors; "
-                               "logged once)", self.run_dir)
+                _log.exception(
+                    "harness.shadow: cannot write to %s (counted as write_errors; logged once)",
+                    self.run_dir,
+                )
             return False
         return True
 
@@ -438,8 +501,7 @@ class ShadowEngine:
             a, b = observations
             if a.ok and b.ok and (a.output_text or b.output_text):
                 score = text_similarity(a.output_text or "", b.output_text or "")
-                observations = [o.model_copy(update={"similarity": score})
-                                for o in observations]
+                observations = [o.model_copy(update={"similarity": score}) for o in observations]
         observations = [self.config.redact(o) for o in observations]
         if not self._meta_done and item.is_emulator is not None:
             self._write_meta(item.is_emulator)
@@ -449,13 +511,22 @@ class ShadowEngine:
     def _write_meta(self, is_emulator: bool | None) -> None:
         config = self.config
         meta = RunMeta(
-            run_id=self.run_dir.name, created_at=time.time(), seed=config.seed,
-            target=target_name(self.base_url), target_url=self.base_url,
-            is_emulator=bool(is_emulator), client=config.shadow_client,
-            concurrency=config.max_concurrency, versions=_versions(),
-            machine={"platform": platform.platform(), "cpus": os.cpu_count(),
-                     "python_implementation": platform.python_implementation()},
-            shadow=config.describe())
+            run_id=self.run_dir.name,
+            created_at=time.time(),
+            seed=config.seed,
+            target=target_name(self.base_url),
+            target_url=self.base_url,
+            is_emulator=bool(is_emulator),
+            client=config.shadow_client,
+            concurrency=config.max_concurrency,
+            versions=_versions(),
+            machine={
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "python_implementation": platform.python_implementation(),
+            },
+            shadow=config.describe(),
+        )
         ensure_meta(self.run_dir, meta)
         self._meta_done = True
 
@@ -466,4 +537,3 @@ class ShadowEngine:
                 stats.calls = self._calls()
             write_stats(self._stats_path, stats.as_dict())
             self._stats_saved = time.monotonic()
-

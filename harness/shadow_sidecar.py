@@ -73,13 +73,22 @@ _log = logging.getLogger("harness.shadow")
 _CTX = multiprocessing.get_context("spawn")
 _INDEX = {name: i for i, name in enumerate(STAT_FIELDS)}
 # shared slots after the counters
-_RECEIVED = len(STAT_FIELDS)       # jobs the sidecar took from the pipe
-_READY = _RECEIVED + 1             # 1 once the sidecar's engine is running
-_DEADLINE = _READY + 1             # close(): monotonic ns after which queued jobs are cancelled
+_RECEIVED = len(STAT_FIELDS)  # jobs the sidecar took from the pipe
+_READY = _RECEIVED + 1  # 1 once the sidecar's engine is running
+_DEADLINE = _READY + 1  # close(): monotonic ns after which queued jobs are cancelled
 _SLOTS = _DEADLINE + 1
 #: counted by the application's process only (the engine's own copies are not added)
-_PARENT_OWNED = frozenset({"calls", "sampled", "canary", "canary_served", "canary_fallbacks",
-                           "abandoned_streams", "enqueued"})
+_PARENT_OWNED = frozenset(
+    {
+        "calls",
+        "sampled",
+        "canary",
+        "canary_served",
+        "canary_fallbacks",
+        "abandoned_streams",
+        "enqueued",
+    }
+)
 Kind = Literal["pair", "canary"]
 
 
@@ -113,8 +122,14 @@ def _lower_priority(priority: str, nice: int) -> None:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-def sidecar_main(config: ShadowConfig, target: ShadowTarget, jobs: Connection, acks: Connection,
-                 shared: Any, nice: int = NICE) -> None:
+def sidecar_main(
+    config: ShadowConfig,
+    target: ShadowTarget,
+    jobs: Connection,
+    acks: Connection,
+    shared: Any,
+    nice: int = NICE,
+) -> None:
     """The sidecar's entry point: run the engine on what arrives until told to close."""
     # Ctrl-C and a service manager's SIGTERM reach the whole process group: the sidecar stops
     # when the application closes it, or drains and exits when the application is gone.
@@ -157,13 +172,16 @@ def sidecar_main(config: ShadowConfig, target: ShadowTarget, jobs: Connection, a
 class _Generation:
     """One sidecar process: its pipes, shared counters, sender thread and what it accepted."""
 
-    def __init__(self, config: ShadowConfig, target: ShadowTarget,
-                 on_unsendable: Any) -> None:
+    def __init__(self, config: ShadowConfig, target: ShadowTarget, on_unsendable: Any) -> None:
         self.shared = _CTX.RawArray("q", _SLOTS)
         jobs_r, self.jobs = _CTX.Pipe(duplex=False)
         self.acks, acks_w = _CTX.Pipe(duplex=False)
-        self.process = _CTX.Process(target=sidecar_main, name=SIDECAR_NAME, daemon=True,
-                                    args=(config, target, jobs_r, acks_w, self.shared))
+        self.process = _CTX.Process(
+            target=sidecar_main,
+            name=SIDECAR_NAME,
+            daemon=True,
+            args=(config, target, jobs_r, acks_w, self.shared),
+        )
         try:
             self.process.start()
         finally:  # the sidecar's ends: once it is gone, writes fail and reads see EOF
@@ -175,8 +193,9 @@ class _Generation:
         self._on_unsendable = on_unsendable
         self._buffer: deque[tuple[Any, ...] | None] = deque()
         self._ready = threading.Condition(threading.Lock())
-        self._sender = threading.Thread(target=self._send_loop, name="harness-shadow-sender",
-                                        daemon=True)
+        self._sender = threading.Thread(
+            target=self._send_loop, name="harness-shadow-sender", daemon=True
+        )
         self._sender.start()
 
     def put(self, message: tuple[Any, ...] | None) -> None:
@@ -244,8 +263,7 @@ class _Generation:
 class Sidecar:
     """The application's handle on its shadow sidecar; the same interface as the engine's."""
 
-    def __init__(self, config: ShadowConfig, target: ShadowTarget, *,
-                 calls: Any = None) -> None:
+    def __init__(self, config: ShadowConfig, target: ShadowTarget, *, calls: Any = None) -> None:
         run_dir = config.resolved_run_dir().absolute()  # one run dir, even across midnight
         self.config = config = dataclasses.replace(config, run_dir=run_dir)
         self.target = target
@@ -256,7 +274,8 @@ class Sidecar:
             raise ValueError(
                 "harness.shadow: mode='process' sends the settings to a sidecar process, and "
                 f"they do not pickle ({type(exc).__name__}: {exc}). Define the redact hook at "
-                "module level in an importable module, or pass mode='thread'.") from None
+                "module level in an importable module, or pass mode='thread'."
+            ) from None
         self._calls = calls
         self._lock = threading.Lock()
         self._control = threading.Lock()
@@ -270,8 +289,9 @@ class Sidecar:
         self._stats_path = next_stats_path(run_dir)
         self._generations = [_Generation(config, target, self._unsendable)]
         self._gen: _Generation | None = self._generations[0]
-        self._supervisor = threading.Thread(target=self._supervise, daemon=True,
-                                            name="harness-shadow-supervisor")
+        self._supervisor = threading.Thread(
+            target=self._supervise, daemon=True, name="harness-shadow-supervisor"
+        )
         self._supervisor.start()
 
     @property
@@ -296,8 +316,11 @@ class Sidecar:
         with self._lock:
             gen = self._gen
             if self._closed or gen is None:
-                self._bump(("dropped_closed" if self._closed else "dropped_sidecar_down")
-                           if pair else "canary_dropped")
+                self._bump(
+                    ("dropped_closed" if self._closed else "dropped_sidecar_down")
+                    if pair
+                    else "canary_dropped"
+                )
                 return False
             if gen.outstanding >= self.config.max_queue:
                 self._bump("dropped_queue_full" if pair else "canary_dropped")
@@ -321,8 +344,12 @@ class Sidecar:
             first = not self._unsendable_logged
             self._unsendable_logged = True
         if first:
-            _log.error("harness.shadow: a captured call cannot be sent to the sidecar "
-                       "(%s: %s); counted as pairs_failed, logged once", type(exc).__name__, exc)
+            _log.error(
+                "harness.shadow: a captured call cannot be sent to the sidecar "
+                "(%s: %s); counted as pairs_failed, logged once",
+                type(exc).__name__,
+                exc,
+            )
 
     # --- counters --------------------------------------------------------------------------
 
@@ -366,10 +393,19 @@ class Sidecar:
     def _settle_lost(self, gen: _Generation) -> int:
         # with self._lock held, the sidecar gone: what it accepted and did not finish is lost
         child = gen.counters()
-        lost = (gen.accepted_pairs - gen.unsent_pairs - child["pairs_written"]
-                - child["pairs_failed"] - child["cancelled_at_close"])
-        canary = ((gen.accepted - gen.accepted_pairs) - (gen.unsent - gen.unsent_pairs)
-                  - child["canary_written"] - child["canary_dropped"])
+        lost = (
+            gen.accepted_pairs
+            - gen.unsent_pairs
+            - child["pairs_written"]
+            - child["pairs_failed"]
+            - child["cancelled_at_close"]
+        )
+        canary = (
+            (gen.accepted - gen.accepted_pairs)
+            - (gen.unsent - gen.unsent_pairs)
+            - child["canary_written"]
+            - child["canary_dropped"]
+        )
         self._bump("lost_in_crash", max(0, lost))
         self._bump("canary_dropped", max(0, canary))
         return max(0, lost)
@@ -407,9 +443,14 @@ class Sidecar:
             why = f"restarted ({self._restarts} of {MAX_RESTARTS})"
         else:
             why = "mirroring is off for this process"
-        _log.error("harness.shadow: the shadow sidecar (pid %s) exited with code %s; %d "
-                   "mirrored call(s) lost; %s. The application's calls are not affected.",
-                   gen.process.pid, gen.process.exitcode, lost, why)
+        _log.error(
+            "harness.shadow: the shadow sidecar (pid %s) exited with code %s; %d "
+            "mirrored call(s) lost; %s. The application's calls are not affected.",
+            gen.process.pid,
+            gen.process.exitcode,
+            lost,
+            why,
+        )
         self._save_stats()
 
     # --- control ---------------------------------------------------------------------------
@@ -471,8 +512,11 @@ class Sidecar:
                     self._gen = None
                     if answered is None:
                         lost = self._settle_lost(gen)
-                        _log.error("harness.shadow: the shadow sidecar did not finish closing; "
-                                   "%d mirrored call(s) lost", lost)
+                        _log.error(
+                            "harness.shadow: the shadow sidecar did not finish closing; "
+                            "%d mirrored call(s) lost",
+                            lost,
+                        )
                 gen.stop()
             self._stopping.set()
         self._save_stats()

@@ -62,8 +62,9 @@ def fingerprint(obs: Observation) -> Observation:
     """Set ``output_sha256`` and ``output_chars`` from ``output_text`` (before redaction)."""
     if obs.output_text is None:
         return obs
-    return obs.model_copy(update={"output_sha256": _sha256(obs.output_text),
-                                  "output_chars": len(obs.output_text)})
+    return obs.model_copy(
+        update={"output_sha256": _sha256(obs.output_text), "output_chars": len(obs.output_text)}
+    )
 
 
 def redact_text(obs: Observation) -> Observation:
@@ -73,17 +74,19 @@ def redact_text(obs: Observation) -> Observation:
     SHA-256 of a short reply ("Yes.") can be guessed by trying candidates; use
     :func:`drop_text` when even that is too much.
     """
-    calls = [ToolCallRecord(id=c.id, name=c.name,
-                            arguments="sha256:" + _sha256(_canonical_arguments(c.arguments)))
-             for c in obs.tool_calls]
+    calls = [
+        ToolCallRecord(
+            id=c.id, name=c.name, arguments="sha256:" + _sha256(_canonical_arguments(c.arguments))
+        )
+        for c in obs.tool_calls
+    ]
     return obs.model_copy(update={"output_text": None, "tool_calls": calls})
 
 
 def drop_text(obs: Observation) -> Observation:
     """Store lengths only: no text, no hashes of text, tool-call names without arguments."""
     calls = [ToolCallRecord(id=c.id, name=c.name, arguments="") for c in obs.tool_calls]
-    return obs.model_copy(update={"output_text": None, "output_sha256": None,
-                                  "tool_calls": calls})
+    return obs.model_copy(update={"output_text": None, "output_sha256": None, "tool_calls": calls})
 
 
 def keep_text(obs: Observation) -> Observation:
@@ -112,8 +115,9 @@ class ShardWriter:
     Used from one thread only (the shadow writer thread).
     """
 
-    def __init__(self, run_dir: Path, *, max_bytes: int, max_age_s: float,
-                 fsync_every: int) -> None:
+    def __init__(
+        self, run_dir: Path, *, max_bytes: int, max_age_s: float, fsync_every: int
+    ) -> None:
         self.run_dir = run_dir
         self.prefix = f"{host_label()}-{os.getpid()}"
         self._max_bytes = max_bytes
@@ -129,8 +133,11 @@ class ShardWriter:
 
     def _next_index(self) -> int:
         # Never append to a shard an earlier process with the same pid left behind.
-        used = [int(m["n"]) for p in self.run_dir.glob(f"observations-{self.prefix}-*.jsonl")
-                if (m := SHARD_RE.match(p.name)) and f"{m['host']}-{m['pid']}" == self.prefix]
+        used = [
+            int(m["n"])
+            for p in self.run_dir.glob(f"observations-{self.prefix}-*.jsonl")
+            if (m := SHARD_RE.match(p.name)) and f"{m['host']}-{m['pid']}" == self.prefix
+        ]
         return max(used, default=-1) + 1
 
     @property
@@ -210,8 +217,11 @@ def mark_finished(run_dir: Path) -> None:
 def next_stats_path(run_dir: Path) -> Path:
     """A stats file name of this process no earlier process (with the same pid) used."""
     prefix = f"shadow-stats-{host_label()}-{os.getpid()}-"
-    used = [int(p.name[len(prefix):-5]) for p in run_dir.glob(f"{prefix}*.json")
-            if p.name[len(prefix):-5].isdigit()]
+    used = [
+        int(p.name[len(prefix) : -5])
+        for p in run_dir.glob(f"{prefix}*.json")
+        if p.name[len(prefix) : -5].isdigit()
+    ]
     return run_dir / f"{prefix}{max(used, default=-1) + 1}.json"
 
 
@@ -243,8 +253,9 @@ def _shard_key(path: Path) -> tuple[str, int, int]:
 
 def shard_paths(run_dir: Path) -> list[Path]:
     """The shard files of a run directory, in (host, pid, n) order."""
-    return sorted((p for p in run_dir.glob("observations-*.jsonl") if SHARD_RE.match(p.name)),
-                  key=_shard_key)
+    return sorted(
+        (p for p in run_dir.glob("observations-*.jsonl") if SHARD_RE.match(p.name)), key=_shard_key
+    )
 
 
 def _sum_stats(run_dir: Path) -> dict[str, int]:
@@ -284,13 +295,19 @@ def merge_shards(run_dir: Path, *, force: bool = False) -> MergeResult:
         except (OSError, json.JSONDecodeError):
             previous = None
         if isinstance(previous, dict) and previous.get("shards") == sizes:
-            return MergeResult(out, len(shards), int(previous.get("records", 0)),
-                               int(previous.get("skipped_lines", 0)), merged=False, stats=stats)
+            return MergeResult(
+                out,
+                len(shards),
+                int(previous.get("records", 0)),
+                int(previous.get("skipped_lines", 0)),
+                merged=False,
+                stats=stats,
+            )
     lines: list[bytes] = []
     skipped = 0
     problems: list[str] = []
     for path in shards:
-        data = path.read_bytes()[:sizes[path.name]]
+        data = path.read_bytes()[: sizes[path.name]]
         parts = data.split(b"\n")
         for lineno, line in enumerate(parts, 1):
             if not line.strip():
@@ -298,8 +315,11 @@ def merge_shards(run_dir: Path, *, force: bool = False) -> MergeResult:
             torn = lineno == len(parts)  # no newline after it: not completely written
             try:
                 record = json.loads(line)
-                ok = (not torn and isinstance(record, dict)
-                      and record.get("schema_version") == OBSERVATION_SCHEMA_VERSION)
+                ok = (
+                    not torn
+                    and isinstance(record, dict)
+                    and record.get("schema_version") == OBSERVATION_SCHEMA_VERSION
+                )
             except json.JSONDecodeError:
                 ok = False
             if ok:
@@ -315,10 +335,13 @@ def merge_shards(run_dir: Path, *, force: bool = False) -> MergeResult:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, out)
-    _atomic_write(manifest, json.dumps({"shards": sizes, "records": len(lines),
-                                        "skipped_lines": skipped}) + "\n")
-    return MergeResult(out, len(shards), len(lines), skipped, merged=True, stats=stats,
-                       problems=problems)
+    _atomic_write(
+        manifest,
+        json.dumps({"shards": sizes, "records": len(lines), "skipped_lines": skipped}) + "\n",
+    )
+    return MergeResult(
+        out, len(shards), len(lines), skipped, merged=True, stats=stats, problems=problems
+    )
 
 
 def merge_if_sharded(run_dir: Path) -> None:

@@ -48,22 +48,43 @@ from harness.request import (
 from harness.translate import UNMAPPABLE_CHAT_PARAMS, to_responses_kwargs
 
 #: Parameters copied unchanged to the Responses call (same name and shape on both APIs).
-SAME_NAME_PARAMS = frozenset({"safety_identifier", "prompt_cache_retention",
-                              "prompt_cache_options", "moderation"})
+SAME_NAME_PARAMS = frozenset(
+    {"safety_identifier", "prompt_cache_retention", "prompt_cache_options", "moderation"}
+)
 #: SDK request options that are not part of the request body.
 _SDK_OPTIONS = frozenset({"extra_headers", "extra_query", "timeout"})
 #: Chat parameters the shadow call deliberately does not forward (see the module docstring).
 _IGNORED = frozenset({"store", "stream_options"})
-_PARAMS = {"temperature": "temperature", "top_p": "top_p",
-           "max_completion_tokens": "max_output_tokens", "max_tokens": "max_output_tokens",
-           "reasoning_effort": "reasoning_effort", "verbosity": "verbosity",
-           "prompt_cache_key": "prompt_cache_key", "metadata": "metadata", "stream": "stream",
-           "parallel_tool_calls": "parallel_tool_calls", "service_tier": "service_tier",
-           "user": "user"}
-_STRUCTURAL = frozenset({"model", "messages", "tools", "tool_choice", "response_format", "n",
-                         "extra_body"})
-_MESSAGE_KEYS = frozenset({"role", "content", "tool_calls", "tool_call_id", "annotations",
-                           "refusal", "audio", "function_call", "name"})
+_PARAMS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_completion_tokens": "max_output_tokens",
+    "max_tokens": "max_output_tokens",
+    "reasoning_effort": "reasoning_effort",
+    "verbosity": "verbosity",
+    "prompt_cache_key": "prompt_cache_key",
+    "metadata": "metadata",
+    "stream": "stream",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "service_tier": "service_tier",
+    "user": "user",
+}
+_STRUCTURAL = frozenset(
+    {"model", "messages", "tools", "tool_choice", "response_format", "n", "extra_body"}
+)
+_MESSAGE_KEYS = frozenset(
+    {
+        "role",
+        "content",
+        "tool_calls",
+        "tool_call_id",
+        "annotations",
+        "refusal",
+        "audio",
+        "function_call",
+        "name",
+    }
+)
 
 
 def _fail(param: str, message: str) -> TranslationError:
@@ -98,14 +119,23 @@ def _part(where: str, raw: Any) -> Part:
             raise _fail(where, "image_url needs {url, detail}; give the image URL")
         return ImagePart(url=str(image["url"]), detail=image.get("detail") or "auto")
     if kind == "input_audio":
-        raise _fail(where, "audio input is not translated to Responses by the harness; shadow "
-                    "only text and image calls")
+        raise _fail(
+            where,
+            "audio input is not translated to Responses by the harness; shadow "
+            "only text and image calls",
+        )
     if kind == "file":
-        raise _fail(where, "file parts are not translated to Responses by the harness (the "
-                    "input_file shape differs); shadow only text and image calls")
+        raise _fail(
+            where,
+            "file parts are not translated to Responses by the harness (the "
+            "input_file shape differs); shadow only text and image calls",
+        )
     if kind == "refusal":
-        raise _fail(where, "an assistant refusal part has no Responses input form; drop the "
-                    "refused turn from the history")
+        raise _fail(
+            where,
+            "an assistant refusal part has no Responses input form; drop the "
+            "refused turn from the history",
+        )
     raise _fail(where, f"content part type {kind!r} is not translated; use text or image_url")
 
 
@@ -122,11 +152,17 @@ def _content(where: str, raw: Any) -> str | list[Part] | None:
 def _tool_call(where: str, raw: Any) -> ToolCall:
     call = _plain(raw)
     if not isinstance(call, Mapping) or call.get("type", "function") != "function":
-        raise _fail(where, "only function tool calls are translated; custom tool calls have a "
-                    "different Responses item")
+        raise _fail(
+            where,
+            "only function tool calls are translated; custom tool calls have a "
+            "different Responses item",
+        )
     fn = _plain(call.get("function")) or {}
-    return ToolCall(id=str(call.get("id", "")), name=str(fn.get("name", "")),
-                    arguments=str(fn.get("arguments", "")))
+    return ToolCall(
+        id=str(call.get("id", "")),
+        name=str(fn.get("name", "")),
+        arguments=str(fn.get("arguments", "")),
+    )
 
 
 def _message(i: int, raw: Any) -> Message:
@@ -136,27 +172,39 @@ def _message(i: int, raw: Any) -> Message:
         raise _fail(where, f"a message must be an object, not {type(msg).__name__}")
     unknown = sorted(set(msg) - _MESSAGE_KEYS)
     if unknown:
-        raise _fail(f"{where}.{unknown[0]}", "is not a Chat Completions message field the "
-                    "harness translates; remove it")
+        raise _fail(
+            f"{where}.{unknown[0]}",
+            "is not a Chat Completions message field the harness translates; remove it",
+        )
     role = msg.get("role")
     if role == "function":
         raise _fail(f"{where}.role", "function messages are deprecated; use tool messages")
     if role not in ("system", "developer", "user", "assistant", "tool"):
         raise _fail(f"{where}.role", f"{role!r} is not a chat role")
     if _given(msg.get("name")):
-        raise _fail(f"{where}.name", "Responses input messages have no participant name; "
-                    "remove name (or put it in the text)")
+        raise _fail(
+            f"{where}.name",
+            "Responses input messages have no participant name; "
+            "remove name (or put it in the text)",
+        )
     for key in ("audio", "function_call", "refusal"):
         if _given(msg.get(key)):
-            raise _fail(f"{where}.{key}", f"an assistant {key} has no Responses input "
-                        "equivalent here; remove it from the history")
-    calls = tuple(_tool_call(f"{where}.tool_calls[{j}]", c)
-                  for j, c in enumerate(msg.get("tool_calls") or ()))
+            raise _fail(
+                f"{where}.{key}",
+                f"an assistant {key} has no Responses input "
+                "equivalent here; remove it from the history",
+            )
+    calls = tuple(
+        _tool_call(f"{where}.tool_calls[{j}]", c) for j, c in enumerate(msg.get("tool_calls") or ())
+    )
     tool_call_id = msg.get("tool_call_id")
     # Citations of an earlier reply are output metadata; chat does not read them back either.
-    return Message(role=role, content=_content(f"{where}.content", msg.get("content")),
-                   tool_calls=calls,
-                   tool_call_id=str(tool_call_id) if _given(tool_call_id) else None)
+    return Message(
+        role=role,
+        content=_content(f"{where}.content", msg.get("content")),
+        tool_calls=calls,
+        tool_call_id=str(tool_call_id) if _given(tool_call_id) else None,
+    )
 
 
 # --------------------------------------------------------------------------- tools and formats
@@ -167,11 +215,12 @@ def _tools(raw: Any) -> tuple[FunctionTool, ...]:
     for i, item in enumerate(raw or ()):
         tool = _plain(item)
         if not isinstance(tool, Mapping) or tool.get("type") != "function":
-            raise _fail(f"tools[{i}]", "only function tools are translated; custom tools have "
-                        "a different Responses shape")
+            raise _fail(
+                f"tools[{i}]",
+                "only function tools are translated; custom tools have a different Responses shape",
+            )
         fn = _plain(tool.get("function")) or {}
-        values: dict[str, Any] = {"name": fn.get("name"),
-                                  "strict": bool(fn.get("strict") or False)}
+        values: dict[str, Any] = {"name": fn.get("name"), "strict": bool(fn.get("strict") or False)}
         if _given(fn.get("description")):
             values["description"] = fn["description"]
         if _given(fn.get("parameters")):
@@ -188,8 +237,11 @@ def _tool_choice(raw: Any) -> str | None:
     choice = _plain(raw)
     if isinstance(choice, Mapping) and choice.get("type") == "function":
         return str((_plain(choice.get("function")) or {}).get("name", ""))
-    raise _fail("tool_choice", "only auto, none, required or one function are translated "
-                "(allowed_tools and custom choices are not)")
+    raise _fail(
+        "tool_choice",
+        "only auto, none, required or one function are translated "
+        "(allowed_tools and custom choices are not)",
+    )
 
 
 def _output_format(raw: Any) -> OutputFormat | None:
@@ -203,21 +255,26 @@ def _output_format(raw: Any) -> OutputFormat | None:
         return JsonObjectFormat()
     if kind == "json_schema":
         spec = _plain(fmt.get("json_schema")) or {}
-        values: dict[str, Any] = {"name": spec.get("name"), "schema": spec.get("schema") or {},
-                                  # chat's json_schema defaults to strict false
-                                  "strict": bool(spec.get("strict") or False)}
+        values: dict[str, Any] = {
+            "name": spec.get("name"),
+            "schema": spec.get("schema") or {},
+            # chat's json_schema defaults to strict false
+            "strict": bool(spec.get("strict") or False),
+        }
         if _given(spec.get("description")):
             values["description"] = spec["description"]
         return JsonSchemaFormat(**values)
-    raise _fail("response_format", f"type {kind!r} is not translated; use text, json_object "
-                "or json_schema")
+    raise _fail(
+        "response_format", f"type {kind!r} is not translated; use text, json_object or json_schema"
+    )
 
 
 # --------------------------------------------------------------------------- entry points
 
 
-def neutral_from_chat_kwargs(kwargs: Mapping[str, Any], *,
-                             ignore: Collection[str] = ()) -> NeutralRequest:
+def neutral_from_chat_kwargs(
+    kwargs: Mapping[str, Any], *, ignore: Collection[str] = ()
+) -> NeutralRequest:
     """Parse ``chat.completions.create`` kwargs into a :class:`NeutralRequest`.
 
     ``ignore`` names parameters to drop instead of rejecting (for example ``seed`` when a team
@@ -231,21 +288,29 @@ def neutral_from_chat_kwargs(kwargs: Mapping[str, Any], *,
         if name in _PARAMS:
             target = _PARAMS[name]
             if target in params:
-                raise _fail(name, "max_tokens and max_completion_tokens are both set; keep "
-                            "max_completion_tokens")
+                raise _fail(
+                    name,
+                    "max_tokens and max_completion_tokens are both set; keep max_completion_tokens",
+                )
             params[target] = dict(value) if name == "metadata" else value
         elif name in _STRUCTURAL or name in SAME_NAME_PARAMS:
             continue
         elif name in UNMAPPABLE_CHAT_PARAMS:
             raise _fail(name, UNMAPPABLE_CHAT_PARAMS[name])
         else:
-            raise _fail(name, "is not a Chat Completions parameter the harness translates; "
-                        "remove it or list it in the shadow client's ignore_params")
+            raise _fail(
+                name,
+                "is not a Chat Completions parameter the harness translates; "
+                "remove it or list it in the shadow client's ignore_params",
+            )
     if "n" not in ignore and _given(kwargs.get("n")) and kwargs["n"] != 1:
         raise _fail("n", UNMAPPABLE_CHAT_PARAMS["n"])
     if "extra_body" not in ignore and _given(kwargs.get("extra_body")) and kwargs["extra_body"]:
-        raise _fail("extra_body", "carries parameters the harness cannot see into; pass them "
-                    "as keyword arguments or list extra_body in ignore_params")
+        raise _fail(
+            "extra_body",
+            "carries parameters the harness cannot see into; pass them "
+            "as keyword arguments or list extra_body in ignore_params",
+        )
     # Params default to streaming; a mirrored call streams exactly when the real one does.
     params["stream"] = bool(params.get("stream", False))
     model = kwargs.get("model")
@@ -260,10 +325,12 @@ def neutral_from_chat_kwargs(kwargs: Mapping[str, Any], *,
             messages=tuple(_message(i, m) for i, m in enumerate(messages)),
             params=Params(**params),
             tools=_tools(kwargs.get("tools") if "tools" not in ignore else None),
-            tool_choice=_tool_choice(kwargs.get("tool_choice")
-                                     if "tool_choice" not in ignore else None),
-            output_format=_output_format(kwargs.get("response_format")
-                                         if "response_format" not in ignore else None),
+            tool_choice=_tool_choice(
+                kwargs.get("tool_choice") if "tool_choice" not in ignore else None
+            ),
+            output_format=_output_format(
+                kwargs.get("response_format") if "response_format" not in ignore else None
+            ),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -271,15 +338,17 @@ def neutral_from_chat_kwargs(kwargs: Mapping[str, Any], *,
         raise _fail(path, f"{first['msg']}; fix the value") from None
 
 
-def shadow_responses_kwargs(kwargs: Mapping[str, Any], *,
-                            ignore: Collection[str] = ()) -> dict[str, Any]:
+def shadow_responses_kwargs(
+    kwargs: Mapping[str, Any], *, ignore: Collection[str] = ()
+) -> dict[str, Any]:
     """The ``responses.create`` kwargs that mirror a ``chat.completions.create`` call.
 
     Always ``store: false`` (see the module docstring). Raises TranslationError.
     """
     neutral = neutral_from_chat_kwargs(kwargs, ignore=ignore)
-    neutral = neutral.model_copy(update={"params": neutral.params.model_copy(
-        update={"store": False})})
+    neutral = neutral.model_copy(
+        update={"params": neutral.params.model_copy(update={"store": False})}
+    )
     out = to_responses_kwargs(neutral)
     for name in sorted(SAME_NAME_PARAMS - set(ignore)):
         value = kwargs.get(name)

@@ -107,8 +107,7 @@ def json_agreement(a: Any, b: Any) -> float:
     paths = fa.keys() | fb.keys()
     if not paths:
         return 1.0
-    same = sum(1 for p in paths
-               if p in fa and p in fb and _same_leaf(fa[p], fb[p]))
+    same = sum(1 for p in paths if p in fa and p in fb and _same_leaf(fa[p], fb[p]))
     return same / len(paths)
 
 
@@ -131,8 +130,9 @@ class JsonPair:
     agreement: float
 
 
-def compare_json(a_text: str | None, b_text: str | None,
-                 schema: Mapping[str, Any] | None = None) -> JsonPair | None:
+def compare_json(
+    a_text: str | None, b_text: str | None, schema: Mapping[str, Any] | None = None
+) -> JsonPair | None:
     """Parse both replies, check them against ``schema`` and compare field by field.
 
     None when neither reply is JSON and no schema says it should be (not a structured pair).
@@ -184,16 +184,21 @@ def compare_tool_calls(a: Sequence[ToolCall], b: Sequence[ToolCall]) -> ToolPair
         return None
     longest = max(len(a), len(b))
     names = sum((Counter(c.name for c in a) & Counter(c.name for c in b)).values())
-    full = sum((Counter((c.name, _canonical_arguments(c.arguments)) for c in a)
-                & Counter((c.name, _canonical_arguments(c.arguments)) for c in b)).values())
+    full = sum(
+        (
+            Counter((c.name, _canonical_arguments(c.arguments)) for c in a)
+            & Counter((c.name, _canonical_arguments(c.arguments)) for c in b)
+        ).values()
+    )
     return ToolPair(names / longest, full / longest)
 
 
 # --- semantic (optional backend) --------------------------------------------------------------
 
 
-def semantic_similarity(a_texts: Sequence[str], b_texts: Sequence[str],
-                        embed: Embedder) -> FloatArray:
+def semantic_similarity(
+    a_texts: Sequence[str], b_texts: Sequence[str], embed: Embedder
+) -> FloatArray:
     """Cosine similarity of embeddings, pair by pair, from a caller-supplied embedder."""
     if len(a_texts) != len(b_texts):
         raise ValueError("a_texts and b_texts must pair up")
@@ -236,14 +241,21 @@ class PairScores:
 
 
 def _kind(units: list[int], scores: list[float], **extras: list[float]) -> KindScores:
-    return KindScores(np.array(units, dtype=np.int64), np.array(scores, dtype=np.float64),
-                      {k: np.array(v, dtype=np.float64) for k, v in extras.items()})
+    return KindScores(
+        np.array(units, dtype=np.int64),
+        np.array(scores, dtype=np.float64),
+        {k: np.array(v, dtype=np.float64) for k, v in extras.items()},
+    )
 
 
-def pair_scores(t: ObservationTable, a: ArmData, b: ArmData,
-                schemas: Mapping[str, Mapping[str, Any]] | None = None,
-                embedder: Embedder | None = None,
-                word_cache: dict[int, list[str]] | None = None) -> PairScores:
+def pair_scores(
+    t: ObservationTable,
+    a: ArmData,
+    b: ArmData,
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
+    embedder: Embedder | None = None,
+    word_cache: dict[int, list[str]] | None = None,
+) -> PairScores:
     """Score every key both arms answered successfully, for each kind that applies."""
     cache = word_cache if word_cache is not None else {}
     schemas = schemas or {}
@@ -273,8 +285,9 @@ def pair_scores(t: ObservationTable, a: ArmData, b: ArmData,
         xa, xb = t.output_text[ia] or "", t.output_text[ib] or ""
         if xa or xb:
             tu.append(unit)
-            ts.append(1.0 if xa == xb else word_similarity(cached_words(ia, xa),
-                                                           cached_words(ib, xb)))
+            ts.append(
+                1.0 if xa == xb else word_similarity(cached_words(ia, xa), cached_words(ib, xb))
+            )
             if embedder is not None:
                 sem_pairs.append((unit, xa, xb))
         elif math.isfinite(stored := float(np.fmax(t.similarity[ia], t.similarity[ib]))):
@@ -296,12 +309,14 @@ def pair_scores(t: ObservationTable, a: ArmData, b: ArmData,
                 cu.append(unit)
                 cs.append(tp.arguments_agreement)
                 cn.append(tp.name_agreement)
-    kinds = {"text": _kind(tu, ts), "json": _kind(ju, js, **jx),
-             "tool_calls": _kind(cu, cs, name_agreement=cn)}
+    kinds = {
+        "text": _kind(tu, ts),
+        "json": _kind(ju, js, **jx),
+        "tool_calls": _kind(cu, cs, name_agreement=cn),
+    }
     if embedder is not None:
         sem = semantic_similarity([p[1] for p in sem_pairs], [p[2] for p in sem_pairs], embedder)
-        kinds["semantic"] = KindScores(np.array([p[0] for p in sem_pairs], dtype=np.int64),
-                                       sem, {})
+        kinds["semantic"] = KindScores(np.array([p[0] for p in sem_pairs], dtype=np.int64), sem, {})
     return PairScores(a.name, b.name, replicate_base(a.name) == b.name, kinds)
 
 
@@ -350,13 +365,18 @@ def register_gaps(boot: Bootstrap, key: str, scores: Mapping[str, PairScores]) -
         if shared.size == 0:
             continue
         diff = fk.scores[ib] - ks.scores[ia]
-        gaps[kind] = Gap(float(diff.mean()), int(shared.size), boot.total(shared, diff),
-                         boot.total(shared, np.ones(shared.size)))
+        gaps[kind] = Gap(
+            float(diff.mean()),
+            int(shared.size),
+            boot.total(shared, diff),
+            boot.total(shared, np.ones(shared.size)),
+        )
     return gaps
 
 
-def similarity_summary(key: str, scores: Mapping[str, PairScores],
-                       reps: Sequence[FloatArray], gaps: Mapping[str, Gap]) -> Similarity:
+def similarity_summary(
+    key: str, scores: Mapping[str, PairScores], reps: Sequence[FloatArray], gaps: Mapping[str, Gap]
+) -> Similarity:
     """Mean/min per kind, the A/A noise floor, and the paired gap to it with a 95 % CI."""
     this = scores[key]
     floor_key = noise_floor_key(key, scores)
@@ -372,24 +392,32 @@ def similarity_summary(key: str, scores: Mapping[str, PairScores],
         if kind in gaps:
             g = gaps[kind]
             ci = interval(ratio_replicates(reps[g.sum_handle], reps[g.count_handle]))
-            below = Effect(value=g.value, ci95=ci, significant=excludes(ci, 0.0),
-                           n_pairs=g.n_pairs)
+            below = Effect(value=g.value, ci95=ci, significant=excludes(ci, 0.0), n_pairs=g.n_pairs)
         common: dict[str, Any] = {
-            "n_pairs": int(ks.units.size), "mean": float(ks.scores.mean()),
+            "n_pairs": int(ks.units.size),
+            "mean": float(ks.scores.mean()),
             "min": float(ks.scores.min()),
             "noise_floor": float(fk.scores.mean()) if fk is not None and has_floor else None,
             "noise_floor_from": floor_key if has_floor else None,
-            "below_noise_floor": below}
+            "below_noise_floor": below,
+        }
         if kind == "json":
             out[kind] = JsonStats(
-                **common, a_parse_rate=_rate(ks.extras["a_parses"]),
+                **common,
+                a_parse_rate=_rate(ks.extras["a_parses"]),
                 b_parse_rate=_rate(ks.extras["b_parses"]),
                 a_schema_valid_rate=_rate(ks.extras["a_valid"]),
-                b_schema_valid_rate=_rate(ks.extras["b_valid"]))
+                b_schema_valid_rate=_rate(ks.extras["b_valid"]),
+            )
         elif kind == "tool_calls":
             out[kind] = ToolCallStats(**common, name_agreement=_rate(ks.extras["name_agreement"]))
         else:
             out[kind] = SimilarityStats(**common)
-    return Similarity.model_validate({"text": out.get("text"), "json": out.get("json"),
-                                      "tool_calls": out.get("tool_calls"),
-                                      "semantic": out.get("semantic")})
+    return Similarity.model_validate(
+        {
+            "text": out.get("text"),
+            "json": out.get("json"),
+            "tool_calls": out.get("tool_calls"),
+            "semantic": out.get("semantic"),
+        }
+    )

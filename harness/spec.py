@@ -37,9 +37,7 @@ def spec_path() -> Path:
     for cand in _CANDIDATES:
         if cand.is_file():
             return cand
-    raise FileNotFoundError(
-        "openai-openapi.yaml not found — set HARNESS_OPENAPI_SPEC to its path"
-    )
+    raise FileNotFoundError("openai-openapi.yaml not found — set HARNESS_OPENAPI_SPEC to its path")
 
 
 def _rewrite(node: Any) -> Any:
@@ -110,6 +108,5 @@ def request_problems(endpoint: str, body: dict[str, Any]) -> list[str]:
     """Problems of a request body for ``/chat/completions`` or ``/responses``: schema + keys."""
     name = REQUEST_SCHEMAS[endpoint]
     known = top_level_properties(name)
-    problems = [f"{name}: {key}: not a parameter of {endpoint}" for key in body
-                if key not in known]
+    problems = [f"{name}: {key}: not a parameter of {endpoint}" for key in body if key not in known]
     return problems + schema_problems(name, body)

@@ -49,8 +49,9 @@ def quantiles(values: FloatArray) -> Quantiles | None:
     if v.size == 0:
         return None
     p50, p95, p99 = np.percentile(v, [50.0, 95.0, 99.0])
-    return Quantiles(n=int(v.size), p50=float(p50), p95=float(p95), p99=float(p99),
-                     mean=float(v.mean()))
+    return Quantiles(
+        n=int(v.size), p50=float(p50), p95=float(p95), p99=float(p99), mean=float(v.mean())
+    )
 
 
 def interval(samples: FloatArray, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
@@ -161,8 +162,11 @@ class Bootstrap:
         out = [np.full(self.resamples, np.nan) for _ in range(self._count)]
         if self.n_units == 0 or self._count == 0:
             return out
-        matrix = (np.stack(self._columns, axis=1) if self._columns
-                  else np.zeros((self.n_units, 0), dtype=np.float32))
+        matrix = (
+            np.stack(self._columns, axis=1)
+            if self._columns
+            else np.zeros((self.n_units, 0), dtype=np.float32)
+        )
         rng = np.random.default_rng(self.seed)
         block = max(1, min(self.resamples, _BLOCK_CELLS // max(1, self.n_units)))
         for start in range(0, self.resamples, block):
@@ -171,15 +175,18 @@ class Bootstrap:
             # float32 halves the cost of the product; weights and counts stay exact integers.
             sums = (weights @ matrix).astype(np.float64)
             for handle, col in self._totals:
-                out[handle][start:start + rows] = sums[:, col]
+                out[handle][start : start + rows] = sums[:, col]
             for handle, med in self._medians:
                 if med is not None:
-                    out[handle][start:start + rows] = _weighted_medians(weights, sums, med)
+                    out[handle][start : start + rows] = _weighted_medians(weights, sums, med)
         return out
 
 
-def _multinomial_counts(rng: np.random.Generator, rows: int, n: int,
-                        ) -> npt.NDArray[np.float32]:
+def _multinomial_counts(
+    rng: np.random.Generator,
+    rows: int,
+    n: int,
+) -> npt.NDArray[np.float32]:
     """``rows`` bootstrap weight vectors: how often each of ``n`` units is drawn in n draws."""
     draws = rng.integers(0, n, size=(rows, n), dtype=np.int64)
     draws += (np.arange(rows, dtype=np.int64) * n)[:, None]
@@ -192,13 +199,14 @@ def _first_at_least(cumulative: npt.NDArray[np.floating[Any]], target: FloatArra
     return np.asarray((cumulative < target[:, None]).sum(axis=1), dtype=np.int64)
 
 
-def _weighted_medians(weights: npt.NDArray[np.float32], sums: FloatArray,
-                      med: _Median) -> FloatArray:
+def _weighted_medians(
+    weights: npt.NDArray[np.float32], sums: FloatArray, med: _Median
+) -> FloatArray:
     """Median of each weighted resample, identical to ``numpy.median`` of the expanded data."""
     total = sums[:, med.col_all]
     below = sums[:, med.col_below]
     half = total / 2.0
-    band = np.cumsum(weights[:, med.units_sorted[med.lo:med.hi]], axis=1) + below[:, None]
+    band = np.cumsum(weights[:, med.units_sorted[med.lo : med.hi]], axis=1) + below[:, None]
     n = med.values_sorted.size
     # The middle of an even-sized resample averages the two central values: the first rank
     # reaching half the weight, and the first rank exceeding it.
@@ -232,8 +240,9 @@ def robust_sigma_log(values: FloatArray) -> float | None:
     return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
-def required_samples(effect: float, sigma_log: float, *, alpha: float = ALPHA,
-                     power: float = 0.95) -> int:
+def required_samples(
+    effect: float, sigma_log: float, *, alpha: float = ALPHA, power: float = 0.95
+) -> int:
     """Samples per arm for a two-sided test to detect a ratio of medians of ``1 + effect``.
 
     Latencies are taken as lognormal with log-spread ``sigma_log``. The log of a sample median
@@ -249,16 +258,23 @@ def required_samples(effect: float, sigma_log: float, *, alpha: float = ALPHA,
     return max(2, math.ceil(n - 1e-9))  # float noise must not add a sample
 
 
-def repeats_for_power(effect: float, sigma_log: float, *, samples_per_repeat: int = 1,
-                      alpha: float = ALPHA, power: float = 0.95) -> int:
+def repeats_for_power(
+    effect: float,
+    sigma_log: float,
+    *,
+    samples_per_repeat: int = 1,
+    alpha: float = ALPHA,
+    power: float = 0.95,
+) -> int:
     """Repeats per arm for :func:`required_samples`, when each repeat yields several samples
     (prompts × turns)."""
     need = required_samples(effect, sigma_log, alpha=alpha, power=power)
     return max(1, math.ceil(need / max(1, samples_per_repeat)))
 
 
-def scale_for_power(se_log: float, n_now: int, effect: float, *, alpha: float = ALPHA,
-                    power: float = 0.95) -> int | None:
+def scale_for_power(
+    se_log: float, n_now: int, effect: float, *, alpha: float = ALPHA, power: float = 0.95
+) -> int | None:
     """Samples needed, scaled from the standard error ``se_log`` of a log ratio seen with
     ``n_now`` samples (the observed spread, including pairing, prompt mix and drift)."""
     if not math.isfinite(se_log) or se_log < 0 or n_now <= 0 or effect == 0:

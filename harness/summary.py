@@ -129,7 +129,8 @@ class SimilarityStats(_Record):
     noise_floor: float | None = Field(description="mean of the same kind on an A/A comparison")
     noise_floor_from: str | None
     below_noise_floor: Effect | None = Field(
-        description="noise_floor − mean over keys both comparisons have (delta, paired)")
+        description="noise_floor − mean over keys both comparisons have (delta, paired)"
+    )
 
 
 class JsonStats(SimilarityStats):
@@ -179,16 +180,19 @@ class Comparison(_Record):
     cold_total_ratio: Effect | None
     cache_hit_ratio_delta: Effect | None
     cache_hit_improvement: Effect | None = Field(
-        description="relative: a's hit ratio / b's − 1; null when b cached nothing")
+        description="relative: a's hit ratio / b's − 1; null when b cached nothing"
+    )
     cost_ratio: Effect | None = Field(description="mean cost per request, a / b")
     output_tokens_ratio: Effect | None
     error_rate_delta: Effect | None
     similarity: Similarity
     power: Power | None
     cache_contaminated: bool = Field(
-        default=False, description="shadow pairs: one side was sent right after the other "
+        default=False,
+        description="shadow pairs: one side was sent right after the other "
         "with the same prompt prefix and no cache nonce, so its cache hits are not its own; "
-        "cache_hit_ratio_delta and cache_hit_improvement are null (not assessable)")
+        "cache_hit_ratio_delta and cache_hit_improvement are null (not assessable)",
+    )
 
 
 class Claim(_Record):
@@ -206,8 +210,10 @@ class Claim(_Record):
     note: str
     injected_by_profile: str | None
     contaminated: bool = Field(
-        default=False, description="the figures behind the claim are not clean (cache of a "
-        "shadow run): not assessable, the verdict is inconclusive whatever the numbers")
+        default=False,
+        description="the figures behind the claim are not clean (cache of a "
+        "shadow run): not assessable, the verdict is inconclusive whatever the numbers",
+    )
 
 
 class ScenarioSummary(_Record):
@@ -313,9 +319,10 @@ def summary_tables(summary: Summary) -> list[Table]:
 
     tables = []
     for sc in summary.scenarios:
-        t = Table(title=f"{sc.name} — {summary.target_label}",
-                  caption="ratios a/b; * = the 95 % CI excludes no change (intervals in "
-                  "summary.json)")
+        t = Table(
+            title=f"{sc.name} — {summary.target_label}",
+            caption="ratios a/b; * = the 95 % CI excludes no change (intervals in summary.json)",
+        )
         t.add_column("a vs b", no_wrap=True)
         comps = list(sc.comparisons.values())
         for c in comps:
@@ -331,8 +338,13 @@ def summary_tables(summary: Summary) -> list[Table]:
         t.add_row("TTFT p50", *(_fmt_effect(c.ttft_p50_ratio) for c in comps))
         t.add_row("cold TTFT", *(_fmt_effect(c.cold_ttft_ratio) for c in comps))
         t.add_row("total p50", *(_fmt_effect(c.total_p50_ratio) for c in comps))
-        t.add_row("cache hit Δ", *("contaminated" if c.cache_contaminated
-                                   else _fmt_effect(c.cache_hit_ratio_delta) for c in comps))
+        t.add_row(
+            "cache hit Δ",
+            *(
+                "contaminated" if c.cache_contaminated else _fmt_effect(c.cache_hit_ratio_delta)
+                for c in comps
+            ),
+        )
         t.add_row("cost", *(_fmt_effect(c.cost_ratio) for c in comps))
         t.add_row("text (A/A)", *(sim(c) for c in comps))
         tables.append(t)
@@ -341,8 +353,12 @@ def summary_tables(summary: Summary) -> list[Table]:
         for col in ("value (95 % CI)", "claimed", "verdict"):
             claims.add_column(col)
         for cl in sc.claims.values():
-            value = "—" if cl.value is None else f"{cl.value:.2f}" + (
-                f" ({cl.ci95[0]:.2f}–{cl.ci95[1]:.2f})" if cl.ci95 else "")
+            value = (
+                "—"
+                if cl.value is None
+                else f"{cl.value:.2f}"
+                + (f" ({cl.ci95[0]:.2f}–{cl.ci95[1]:.2f})" if cl.ci95 else "")
+            )
             claims.add_row(cl.claim, f"{value} {cl.unit}", cl.claimed, cl.verdict)
         tables.append(claims)
     return tables

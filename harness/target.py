@@ -36,8 +36,10 @@ class Target:
 
 def _check_url(url: str) -> str:
     if not url.startswith(("http://", "https://")):
-        raise TargetError(f"--target {url!r}: not 'emulator', 'openai' or an http(s) URL — "
-                          "use e.g. --target http://127.0.0.1:8000/v1")
+        raise TargetError(
+            f"--target {url!r}: not 'emulator', 'openai' or an http(s) URL — "
+            "use e.g. --target http://127.0.0.1:8000/v1"
+        )
     return url.rstrip("/")
 
 
@@ -54,18 +56,24 @@ def open_target(
     if target == "emulator":
         from harness.emulator.server import EmulatorProcess
 
-        with EmulatorProcess(profile=emulator_profile, seed=emulator_seed,
-                             truth_log=truth_log, time_scale=emulator_time_scale) as emu:
-            yield Target("emulator", emu.base_url, NO_KEY, True, emulator_profile,
-                         emulator_seed)
+        with EmulatorProcess(
+            profile=emulator_profile,
+            seed=emulator_seed,
+            truth_log=truth_log,
+            time_scale=emulator_time_scale,
+        ) as emu:
+            yield Target("emulator", emu.base_url, NO_KEY, True, emulator_profile, emulator_seed)
         return
     if target == "openai":
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
-            raise TargetError("--target openai needs OPENAI_API_KEY in the environment — "
-                              "export it, or use --target emulator / --replay DIR offline")
-        yield Target("openai", _check_url(os.environ.get("OPENAI_BASE_URL") or OPENAI_URL),
-                     key, False)
+            raise TargetError(
+                "--target openai needs OPENAI_API_KEY in the environment — "
+                "export it, or use --target emulator / --replay DIR offline"
+            )
+        yield Target(
+            "openai", _check_url(os.environ.get("OPENAI_BASE_URL") or OPENAI_URL), key, False
+        )
         return
     url = _check_url(target)
     yield Target(target, url, url_key(url), False)

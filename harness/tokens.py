@@ -67,8 +67,11 @@ def count_content_tokens(content: Any, model: str) -> int:
             total += count_text_tokens(text, model)
         elif part.get("type") in ("image", "image_url", "input_image"):
             image = part.get("image_url")
-            detail = (image.get("detail") if isinstance(image, dict) else None) or part.get(
-                "detail") or "auto"
+            detail = (
+                (image.get("detail") if isinstance(image, dict) else None)
+                or part.get("detail")
+                or "auto"
+            )
             total += IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"])
         else:
             total += count_text_tokens(json.dumps(part, sort_keys=True), model)

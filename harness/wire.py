@@ -76,8 +76,9 @@ class _TimedStream(AsyncNetworkStream):
     async def aclose(self) -> None:
         await self._inner.aclose()
 
-    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                        timeout: float | None = None) -> AsyncNetworkStream:
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> AsyncNetworkStream:
         stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
         rec = CURRENT_RECORDER.get()
         if rec is not None and rec.connect_start_ns is not None:
@@ -92,20 +93,24 @@ class _TimedBackend(AsyncNetworkBackend):
     def __init__(self, inner: AsyncNetworkBackend) -> None:
         self._inner = inner
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncNetworkStream:
         rec = CURRENT_RECORDER.get()
         start = time.perf_counter_ns()
-        stream = await self._inner.connect_tcp(host, port, timeout, local_address,
-                                               socket_options)
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         if rec is not None:
             rec.connect_start_ns, rec.connect_end_ns = start, time.perf_counter_ns()
         return _TimedStream(stream)
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None
-                                  ) -> AsyncNetworkStream:
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> AsyncNetworkStream:
         return _TimedStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
 
     async def sleep(self, seconds: float) -> None:
@@ -120,8 +125,9 @@ class TimedAsyncTransport(httpx2.AsyncHTTPTransport):
     would go live.
     """
 
-    def __init__(self, *, network_backend: AsyncNetworkBackend | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, network_backend: AsyncNetworkBackend | None = None, **kwargs: Any
+    ) -> None:
         """``network_backend``: the sockets under the wire clock (default httpcore's own)."""
         super().__init__(**kwargs)
         pool = self._pool
@@ -174,7 +180,7 @@ def _dechunk(raw: bytes, start: int) -> tuple[bytes, list[tuple[int, int]]]:
             break
         data_start = eol + 2
         segments.append((len(body), data_start))
-        body += raw[data_start:data_start + size]
+        body += raw[data_start : data_start + size]
         pos = data_start + size + 2
     return bytes(body), segments
 
@@ -183,8 +189,10 @@ def _is_content_event(data: dict[str, Any]) -> bool:
     """First visible output: a text delta, or a tool-call argument delta (DESIGN §4)."""
     kind = data.get("type")
     if kind is not None:
-        return kind in ("response.output_text.delta",
-                        "response.function_call_arguments.delta") and bool(data.get("delta"))
+        return kind in (
+            "response.output_text.delta",
+            "response.function_call_arguments.delta",
+        ) and bool(data.get("delta"))
     for choice in data.get("choices") or ():
         delta = choice.get("delta") or {}
         if delta.get("content"):
@@ -206,7 +214,7 @@ def iter_sse(body: bytes) -> Iterator[tuple[int, str | None, bytes]]:
     """
     pos = 0
     for match in _EVENT_END.finditer(body):
-        block = body[pos:match.start()]
+        block = body[pos : match.start()]
         pos = match.end()
         if block.startswith(b"data: ") and b"\n" not in block and b"\r" not in block:
             yield pos, None, block[6:]
@@ -229,8 +237,12 @@ def split_sse(buffer: bytes) -> tuple[list[bytes], int]:
     parser: the raw client calls this once per chunk received.
     """
     end = len(buffer) - 2
-    if (buffer.startswith(b"data: ") and buffer.find(b"\n") == end
-            and buffer.endswith(b"\n\n") and b"\r" not in buffer):
+    if (
+        buffer.startswith(b"data: ")
+        and buffer.find(b"\n") == end
+        and buffer.endswith(b"\n\n")
+        and b"\r" not in buffer
+    ):
         return [buffer[6:end]], len(buffer)
     payloads: list[bytes] = []
     consumed = 0

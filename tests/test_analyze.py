@@ -32,10 +32,16 @@ RESAMPLES = 300
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    obs = synthetic_observations(SyntheticProfile(responses_cold_ratio=2.5, divergence=0.2),
-                                 arms=ARMS, repeats=12, warmup=1, seed=4)
-    return write_synthetic_run(tmp_path_factory.mktemp("run") / "r1", obs,
-                               emulator_profile="guide-claims")
+    obs = synthetic_observations(
+        SyntheticProfile(responses_cold_ratio=2.5, divergence=0.2),
+        arms=ARMS,
+        repeats=12,
+        warmup=1,
+        seed=4,
+    )
+    return write_synthetic_run(
+        tmp_path_factory.mktemp("run") / "r1", obs, emulator_profile="guide-claims"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +55,9 @@ def summary_json(run_dir: Path) -> dict[str, Any]:
 def test_summary_has_the_documented_shape(summary_json: dict[str, Any]) -> None:
     s = summary_json
     assert s["schema_version"] == SUMMARY_SCHEMA_VERSION
-    assert s["run_id"] == "synthetic" and s["is_emulator"] and s["emulator_profile"] == \
-        "guide-claims"
+    assert (
+        s["run_id"] == "synthetic" and s["is_emulator"] and s["emulator_profile"] == "guide-claims"
+    )
     assert "not OpenAI" in s["target_label"]
     assert s["bootstrap"]["seed"] == 0 and s["bootstrap"]["resamples"] == RESAMPLES
     assert s["pricing"]["source"].startswith("genai-prices")
@@ -59,24 +66,47 @@ def test_summary_has_the_documented_shape(summary_json: dict[str, Any]) -> None:
     assert scenario["name"] == "synthetic"
     assert list(scenario["arms"]) == ["chat", "chat#2", "responses", "responses_chained"]
     arm = scenario["arms"]["chat"]
-    for key in ("requests", "errors", "ttft_ms", "ttfb_ms", "total_ms", "sdk_ttft_ms",
-                "sdk_ttfb_ms", "sdk_total_ms", "cold_ttft_ms", "warm_ttft_ms", "input_tokens",
-                "cached_tokens", "cache_hit_ratio", "output_tokens", "cost_usd", "per_turn"):
+    for key in (
+        "requests",
+        "errors",
+        "ttft_ms",
+        "ttfb_ms",
+        "total_ms",
+        "sdk_ttft_ms",
+        "sdk_ttfb_ms",
+        "sdk_total_ms",
+        "cold_ttft_ms",
+        "warm_ttft_ms",
+        "input_tokens",
+        "cached_tokens",
+        "cache_hit_ratio",
+        "output_tokens",
+        "cost_usd",
+        "per_turn",
+    ):
         assert key in arm, key
     assert set(arm["ttft_ms"]) == {"n", "p50", "p95", "p99", "mean", "ci95"}
-    assert set(scenario["comparisons"]) == {"responses_vs_chat", "responses_chained_vs_chat",
-                                            "chat#2_vs_chat", "responses_chained_vs_responses"}
+    assert set(scenario["comparisons"]) == {
+        "responses_vs_chat",
+        "responses_chained_vs_chat",
+        "chat#2_vs_chat",
+        "responses_chained_vs_responses",
+    }
     c = scenario["comparisons"]["responses_vs_chat"]
-    for key in ("ttft_p50_ratio", "cold_ttft_ratio", "total_p50_ratio", "cache_hit_ratio_delta",
-                "cost_ratio"):
+    for key in (
+        "ttft_p50_ratio",
+        "cold_ttft_ratio",
+        "total_p50_ratio",
+        "cache_hit_ratio_delta",
+        "cost_ratio",
+    ):
         assert set(c[key]) == {"value", "ci95", "significant", "n_pairs"}, key
     assert set(c["similarity"]) == {"text", "json", "tool_calls", "semantic"}
-    assert set(scenario["claims"]) == {"first_request_slower", "cache_utilization_better",
-                                       "cost"}
+    assert set(scenario["claims"]) == {"first_request_slower", "cache_utilization_better", "cost"}
 
 
 def test_warmup_requests_are_excluded(summary_json: dict[str, Any]) -> None:
-    assert summary_json["warmup_excluded"] == 6 * len(ARMS)   # 1 warm-up × 3 prompts × 2 turns
+    assert summary_json["warmup_excluded"] == 6 * len(ARMS)  # 1 warm-up × 3 prompts × 2 turns
     arm = summary_json["scenarios"][0]["arms"]["chat"]
     assert arm["requests"] == 12 * 6 and arm["warmup_excluded"] == 6
 
@@ -96,8 +126,9 @@ def test_analysis_is_reproducible_for_a_seed(run_dir: Path, summary_json: dict[s
 
 @pytest.mark.parametrize("divergence", [0.0, 0.1, 0.25, 0.5])
 def test_text_similarity_matches_injected_divergence(divergence: float) -> None:
-    obs = synthetic_observations(SyntheticProfile(divergence=divergence), arms=ARMS,
-                                 repeats=8, seed=int(divergence * 100))
+    obs = synthetic_observations(
+        SyntheticProfile(divergence=divergence), arms=ARMS, repeats=8, seed=int(divergence * 100)
+    )
     s = analyze_table(ObservationTable.from_observations(obs), resamples=RESAMPLES)
     comps = s.scenarios[0].comparisons
     text = comps["responses_vs_chat"].similarity.text
@@ -111,22 +142,45 @@ def test_text_similarity_matches_injected_divergence(divergence: float) -> None:
     assert aa is not None and aa.mean == 1.0 and aa.below_noise_floor is None
 
 
-def _structured(arm: str, repeat: int, text: str | None = None,
-                calls: list[tuple[str, str]] | None = None, **kw: Any) -> Observation:
+def _structured(
+    arm: str,
+    repeat: int,
+    text: str | None = None,
+    calls: list[tuple[str, str]] | None = None,
+    **kw: Any,
+) -> Observation:
     return Observation(
-        run_id="r", scenario="s", prompt_id="weather" if calls else "extract", arm=arm,
-        api="chat" if arm.startswith("chat") else "responses", turn=1, repeat=repeat,
-        conversation=f"{arm}/{repeat}", cold=True, model="gpt-4.1-mini", stream=True, order=0,
-        started_at=0.0, ok=True, ttft_ms=100.0, total_ms=200.0, output_text=text,
+        run_id="r",
+        scenario="s",
+        prompt_id="weather" if calls else "extract",
+        arm=arm,
+        api="chat" if arm.startswith("chat") else "responses",
+        turn=1,
+        repeat=repeat,
+        conversation=f"{arm}/{repeat}",
+        cold=True,
+        model="gpt-4.1-mini",
+        stream=True,
+        order=0,
+        started_at=0.0,
+        ok=True,
+        ttft_ms=100.0,
+        total_ms=200.0,
+        output_text=text,
         usage=Usage(input_tokens=100, output_tokens=10),
-        tool_calls=[ToolCallRecord(id=f"c{i}", name=n, arguments=a)
-                    for i, (n, a) in enumerate(calls or [])], **kw)
+        tool_calls=[
+            ToolCallRecord(id=f"c{i}", name=n, arguments=a) for i, (n, a) in enumerate(calls or [])
+        ],
+        **kw,
+    )
 
 
 def test_json_and_tool_call_agreement_through_the_analysis() -> None:
-    schema = {"type": "object", "properties": {"name": {"type": "string"},
-                                               "age": {"type": "integer"}},
-              "required": ["name", "age"]}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
     obs = []
     for r in range(4):
         obs.append(_structured("chat", r, '{"name": "John", "age": 30}'))
@@ -140,8 +194,11 @@ def test_json_and_tool_call_agreement_through_the_analysis() -> None:
         obs.append(_structured("chat#2", r, "", call))
         other = '{"city": "Lyon"}' if r == 4 else '{ "city":"Paris" }'
         obs.append(_structured("responses", r, "", [("get_weather", other)]))
-    s = analyze_table(ObservationTable.from_observations(obs), resamples=RESAMPLES,
-                      schemas={("s", "extract"): schema})
+    s = analyze_table(
+        ObservationTable.from_observations(obs),
+        resamples=RESAMPLES,
+        schemas={("s", "extract"): schema},
+    )
     sim = s.scenarios[0].comparisons["responses_vs_chat"].similarity
     assert sim.json_ is not None and sim.json_.n_pairs == 4
     assert sim.json_.mean == pytest.approx((0.5 + 0.5 + 1 + 1) / 4)
@@ -155,8 +212,9 @@ def test_json_and_tool_call_agreement_through_the_analysis() -> None:
 
 
 def test_semantic_kind_appears_with_an_embedder() -> None:
-    obs = synthetic_observations(SyntheticProfile(divergence=0.3), arms=("chat", "responses"),
-                                 repeats=3)
+    obs = synthetic_observations(
+        SyntheticProfile(divergence=0.3), arms=("chat", "responses"), repeats=3
+    )
 
     def embed(texts: Any) -> np.ndarray:
         return np.array([[len(t), t.count("x")] for t in texts], dtype=float)
@@ -167,9 +225,10 @@ def test_semantic_kind_appears_with_an_embedder() -> None:
 
 
 def test_no_streaming_means_null_ttft_and_claims_use_total(tmp_path: Path) -> None:
-    obs = [o.model_copy(update={"stream": False, "ttft_ms": None, "sdk_ttft_ms": None})
-           for o in synthetic_observations(SyntheticProfile(), arms=("chat", "responses"),
-                                           repeats=6)]
+    obs = [
+        o.model_copy(update={"stream": False, "ttft_ms": None, "sdk_ttft_ms": None})
+        for o in synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=6)
+    ]
     s = analyze_table(ObservationTable.from_observations(obs), resamples=RESAMPLES)
     sc = s.scenarios[0]
     assert sc.arms["chat"].ttft_ms is None and sc.arms["chat"].cold_ttft_ms is None
@@ -199,8 +258,11 @@ def _jsonl(tmp_path: Path, text: str) -> Path:
 
 
 def _line(**kw: Any) -> str:
-    return synthetic_observations(SyntheticProfile(), arms=("chat",), repeats=1, prompts=1,
-                                  turns=1)[0].model_copy(update=kw).model_dump_json()
+    return (
+        synthetic_observations(SyntheticProfile(), arms=("chat",), repeats=1, prompts=1, turns=1)[0]
+        .model_copy(update=kw)
+        .model_dump_json()
+    )
 
 
 def test_torn_final_line_is_skipped(tmp_path: Path) -> None:
@@ -208,11 +270,14 @@ def test_torn_final_line_is_skipped(tmp_path: Path) -> None:
     assert len(load_table(path)) == 1
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('{"broken": \n{}\n', r"observations.jsonl:1: not valid JSON"),
-    ("[1, 2]\n", r":1: not an observation"),
-    ('{"schema_version": 99}\n', r":1: schema_version 99 is not supported"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"broken": \n{}\n', r"observations.jsonl:1: not valid JSON"),
+        ("[1, 2]\n", r":1: not an observation"),
+        ('{"schema_version": 99}\n', r":1: schema_version 99 is not supported"),
+    ],
+)
 def test_bad_lines_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(HarnessError, match=message):
         load_table(_jsonl(tmp_path, text))
@@ -230,12 +295,13 @@ def test_missing_files_are_harness_errors(tmp_path: Path) -> None:
 
 def _run(profile: SyntheticProfile, seed: int) -> ObservationTable:
     return ObservationTable.from_observations(
-        synthetic_observations(profile, arms=("chat", "responses"), repeats=40, seed=seed))
+        synthetic_observations(profile, arms=("chat", "responses"), repeats=40, seed=seed)
+    )
 
 
 def test_compare_runs_flags_a_regression_between_independent_runs() -> None:
     base = _run(SyntheticProfile(sigma=0.2), seed=1)
-    slower = _run(SyntheticProfile(sigma=0.2, ttft_ms=390.0), seed=2)   # +30 %
+    slower = _run(SyntheticProfile(sigma=0.2, ttft_ms=390.0), seed=2)  # +30 %
     same = _run(SyntheticProfile(sigma=0.2), seed=3)
     regressed = compare_runs(slower, base, resamples=RESAMPLES)
     assert regressed.intervals and regressed.bootstrap is not None
@@ -264,7 +330,8 @@ def test_compare_runs_from_run_dirs_and_from_summaries(run_dir: Path) -> None:
 
 
 def test_cli_analyze_writes_summary_and_prints_its_path(
-        run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["analyze", str(run_dir), "--resamples", "100"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == str(run_dir / "summary.json")
@@ -272,10 +339,12 @@ def test_cli_analyze_writes_summary_and_prints_its_path(
     assert "not OpenAI" in out
 
 
-def test_cli_analyze_quiet_and_price_overrides(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    obs = synthetic_observations(SyntheticProfile(model="acme-llm-9"), arms=("chat", "responses"),
-                                 repeats=3)
+def test_cli_analyze_quiet_and_price_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    obs = synthetic_observations(
+        SyntheticProfile(model="acme-llm-9"), arms=("chat", "responses"), repeats=3
+    )
     run = write_synthetic_run(tmp_path / "run", obs)
     assert main(["analyze", str(run), "--resamples", "50", "--quiet"]) == 0
     captured = capsys.readouterr()
@@ -285,16 +354,16 @@ def test_cli_analyze_quiet_and_price_overrides(tmp_path: Path,
     assert arm["cost_usd"] is None
     prices = tmp_path / "prices.yaml"
     prices.write_text("models:\n  acme-llm-9: {input_mtok: 1.0, output_mtok: 2.0}\n")
-    assert main(["analyze", str(run), "--resamples", "50", "--quiet", "--prices",
-                 str(prices)]) == 0
+    assert main(["analyze", str(run), "--resamples", "50", "--quiet", "--prices", str(prices)]) == 0
     data = json.loads((run / "summary.json").read_text())
     assert data["pricing"]["override_file"] == str(prices) and not data["warnings"]
     cost = data["scenarios"][0]["arms"]["chat"]["cost_usd"]
     assert cost["per_request_usd"]["value"] > 0
 
 
-def test_cli_analyze_bad_input_is_one_line_exit_2(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_analyze_bad_input_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["analyze", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("harness: error: ") and len(err.splitlines()) == 1
@@ -323,8 +392,17 @@ def test_redacted_shadow_pairs_use_the_similarity_stored_before_redaction() -> N
     obs = []
     for r, score in enumerate([0.6, 0.8, 0.7, 0.9]):
         for arm in ("chat", "responses"):
-            obs.append(_structured(arm, r, None, origin="shadow", similarity=score,
-                                   output_sha256="0" * 64, output_chars=40))
+            obs.append(
+                _structured(
+                    arm,
+                    r,
+                    None,
+                    origin="shadow",
+                    similarity=score,
+                    output_sha256="0" * 64,
+                    output_chars=40,
+                )
+            )
     s = analyze_table(ObservationTable.from_observations(obs), resamples=RESAMPLES)
     text = s.scenarios[0].comparisons["responses_vs_chat"].similarity.text
     assert text is not None and text.n_pairs == 4
@@ -336,8 +414,10 @@ def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> Non
     from harness.runner import RunOptions, run
 
     scenario = Path(__file__).resolve().parents[1] / "scenarios" / "structured_extraction.yaml"
-    result = run([scenario], RunOptions(out=tmp_path, repeats=1, seed=3, progress=False,
-                                        emulator_profile="zero"))
+    result = run(
+        [scenario],
+        RunOptions(out=tmp_path, repeats=1, seed=3, progress=False, emulator_profile="zero"),
+    )
     (s,) = analyze_run(result.run_dir, resamples=RESAMPLES).scenarios
     sim = s.comparisons["responses_vs_chat"].similarity.json_
     assert sim is not None and sim.n_pairs > 0
@@ -345,10 +425,13 @@ def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> Non
     assert sim.a_schema_valid_rate == 1.0 and sim.b_schema_valid_rate == 1.0
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[1]", "not a summary"),
-    ('{"schema_version": %d}' % SUMMARY_SCHEMA_VERSION, "re-run `harness analyze`"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1]", "not a summary"),
+        ('{"schema_version": %d}' % SUMMARY_SCHEMA_VERSION, "re-run `harness analyze`"),
+    ],
+)
 def test_bad_summary_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "summary.json").write_text(text, encoding="utf-8")
     with pytest.raises(HarnessError, match=message) as info:
@@ -359,9 +442,20 @@ def test_bad_summary_files_are_one_line_errors(tmp_path: Path, text: str, messag
 def test_not_sent_turns_are_not_errors_between_runs_either() -> None:
     """compare_runs (baselines, harness compare) drops not_sent rows like analyze does."""
     base = synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=10)
-    extra = [o.model_copy(update={"turn": o.turn + 10, "ok": False, "error_type": "not_sent",
-                                  "attempts": [], "ttft_ms": None, "total_ms": None})
-             for o in base if o.arm == "responses" and not o.warmup]
+    extra = [
+        o.model_copy(
+            update={
+                "turn": o.turn + 10,
+                "ok": False,
+                "error_type": "not_sent",
+                "attempts": [],
+                "ttft_ms": None,
+                "total_ms": None,
+            }
+        )
+        for o in base
+        if o.arm == "responses" and not o.warmup
+    ]
     with_not_sent = ObservationTable.from_observations([*base, *extra])
     without = ObservationTable.from_observations(base)
     (scenario,) = analyze_table(with_not_sent, resamples=RESAMPLES).scenarios

@@ -29,10 +29,12 @@ from harness.metrics import LATENCIES
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    obs = synthetic_observations(SyntheticProfile(error_rate=0.05), repeats=12, warmup=1,
-                                 run_id="base-run", seed=3)
-    return write_synthetic_run(tmp_path_factory.mktemp("base") / "base-run", obs,
-                               emulator_profile="parity")
+    obs = synthetic_observations(
+        SyntheticProfile(error_rate=0.05), repeats=12, warmup=1, run_id="base-run", seed=3
+    )
+    return write_synthetic_run(
+        tmp_path_factory.mktemp("base") / "base-run", obs, emulator_profile="parity"
+    )
 
 
 def test_save_writes_summary_and_compact_samples(run_dir: Path, tmp_path: Path) -> None:
@@ -67,14 +69,20 @@ def test_samples_round_trip_to_the_same_columns(run_dir: Path, tmp_path: Path) -
         assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=5e-4)
 
 
-def test_compare_against_baseline_matches_compare_against_run(run_dir: Path,
-                                                              tmp_path: Path) -> None:
-    candidate = write_synthetic_run(tmp_path / "cand", synthetic_observations(
-        SyntheticProfile(responses_ttft_factor=1.3), repeats=12, run_id="cand", seed=4))
+def test_compare_against_baseline_matches_compare_against_run(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    candidate = write_synthetic_run(
+        tmp_path / "cand",
+        synthetic_observations(
+            SyntheticProfile(responses_ttft_factor=1.3), repeats=12, run_id="cand", seed=4
+        ),
+    )
     baseline = load_baseline(save_baseline(run_dir, "b", baselines_dir=tmp_path))
     via_run = compare_runs(candidate, run_dir, resamples=400)
-    via_file = compare_runs(load_table(candidate / "observations.jsonl"),
-                            baseline.samples.table(), resamples=400)
+    via_file = compare_runs(
+        load_table(candidate / "observations.jsonl"), baseline.samples.table(), resamples=400
+    )
     for arm in ("chat", "responses"):
         a = via_run.scenarios["synthetic"][arm]
         b = via_file.scenarios["synthetic"][arm]
@@ -102,21 +110,29 @@ def test_resolve_name_file_and_run_dir(run_dir: Path, tmp_path: Path) -> None:
 
 def test_missing_baseline_names_what_exists(run_dir: Path, tmp_path: Path) -> None:
     save_baseline(run_dir, "main", baselines_dir=tmp_path)
-    with pytest.raises(HarnessError, match=r"baseline 'nightly' not found: no .*nightly\.json "
-                       r"\(have: main\) — save one with `harness baseline save RUN_DIR "
-                       r"--name nightly`"):
+    with pytest.raises(
+        HarnessError,
+        match=r"baseline 'nightly' not found: no .*nightly\.json "
+        r"\(have: main\) — save one with `harness baseline save RUN_DIR "
+        r"--name nightly`",
+    ):
         resolve_baseline("nightly", baselines_dir=tmp_path)
     with pytest.raises(HarnessError, match="no such file or run directory"):
         resolve_baseline(str(tmp_path / "gone.json"), baselines_dir=tmp_path)
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ("{", "cannot read baseline"),
-    ('{"kind": "other"}', "not a baseline file"),
-    ('{"kind": "shadow-harness-baseline", "schema_version": 99}', "schema_version 99"),
-    ('{"kind": "shadow-harness-baseline", "schema_version": 1, "name": "x"}',
-     "malformed baseline"),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{", "cannot read baseline"),
+        ('{"kind": "other"}', "not a baseline file"),
+        ('{"kind": "shadow-harness-baseline", "schema_version": 99}', "schema_version 99"),
+        (
+            '{"kind": "shadow-harness-baseline", "schema_version": 1, "name": "x"}',
+            "malformed baseline",
+        ),
+    ],
+)
 def test_bad_baseline_files(tmp_path: Path, content: str, words: str) -> None:
     path = tmp_path / "b.json"
     path.write_text(content, encoding="utf-8")
@@ -130,10 +146,12 @@ def test_bad_names(run_dir: Path, tmp_path: Path, name: str) -> None:
         save_baseline(run_dir, name, baselines_dir=tmp_path)
 
 
-def test_cli_baseline_save(run_dir: Path, tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["baseline", "save", str(run_dir), "--name", "main", "--baselines",
-                 str(tmp_path / "bl")])
+def test_cli_baseline_save(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["baseline", "save", str(run_dir), "--name", "main", "--baselines", str(tmp_path / "bl")]
+    )
     assert code == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "bl" / "main.json")
     assert main(["baseline", "save", str(tmp_path / "nope"), "--name", "x"]) == 2

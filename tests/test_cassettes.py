@@ -51,9 +51,17 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunResult]
     root = tmp_path_factory.mktemp("recorded")
     profile = root / "profile.yaml"
     profile.write_text(PROFILE, encoding="utf-8")
-    result = run([QUICK], RunOptions(out=root / "runs", repeats=2, seed=7, progress=False,
-                                     emulator_profile=str(profile),
-                                     record=root / "cassettes"))
+    result = run(
+        [QUICK],
+        RunOptions(
+            out=root / "runs",
+            repeats=2,
+            seed=7,
+            progress=False,
+            emulator_profile=str(profile),
+            record=root / "cassettes",
+        ),
+    )
     return root / "cassettes", result
 
 
@@ -80,31 +88,37 @@ def no_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _replay(cassettes: Path, tmp_path: Path, **kw: Any) -> RunResult:
-    return run([QUICK], RunOptions(out=tmp_path / "replay", progress=False, replay=cassettes,
-                                   **kw))
+    return run([QUICK], RunOptions(out=tmp_path / "replay", progress=False, replay=cassettes, **kw))
 
 
 # --- the done criterion ------------------------------------------------------------------------
 
 
 def test_replay_gives_identical_observations_and_summary(
-        recorded: tuple[Path, RunResult], tmp_path: Path, no_sockets: list[object],
-        no_emulator: None) -> None:
+    recorded: tuple[Path, RunResult], tmp_path: Path, no_sockets: list[object], no_emulator: None
+) -> None:
     cassettes, live = recorded
     replayed = _replay(cassettes, tmp_path)
     a, b = _obs(live), _obs(replayed)
     assert len(a) == len(b) == 24 and all(o.ok for o in a)
     # recording did not buffer replies: the SDK saw the first token long before the last byte
     # (vcrpy's own stub would put the SDK's TTFT after the wire total)
-    early = [o.sdk_ttft_ms < o.total_ms for o in a
-             if o.sdk_ttft_ms is not None and o.total_ms is not None]
+    early = [
+        o.sdk_ttft_ms < o.total_ms
+        for o in a
+        if o.sdk_ttft_ms is not None and o.total_ms is not None
+    ]
     assert len(early) == 24 and sum(early) >= 20
     assert [_comparable(o) for o in a] == [_comparable(o) for o in b]
     assert all(o.replayed for o in b) and not any(o.replayed for o in a)
     # the figures that matter, spelled out: timings are the recorded wire clock, not replay's
     for x, y in zip(a, b, strict=True):
         assert (x.ttfb_ms, x.ttft_ms, x.total_ms, x.events) == (
-            y.ttfb_ms, y.ttft_ms, y.total_ms, y.events)
+            y.ttfb_ms,
+            y.ttft_ms,
+            y.total_ms,
+            y.events,
+        )
         assert x.usage == y.usage and x.output_text == y.output_text
         assert x.request_id == y.request_id and x.processing_ms == y.processing_ms
     assert no_sockets == []
@@ -120,14 +134,18 @@ def test_replay_gives_identical_observations_and_summary(
     s2 = analyze.analyze_run(replayed.run_dir, resamples=200).model_dump(mode="json")
 
     def strip(s: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in s.items()
-                if k not in ("run_id", "created_at", "analyzed_at", "generated_at")}
+        return {
+            k: v
+            for k, v in s.items()
+            if k not in ("run_id", "created_at", "analyzed_at", "generated_at")
+        }
 
     assert strip(s1) == strip(s2)
 
 
 def test_raw_client_and_concurrency_replay_the_same_cassette(
-        recorded: tuple[Path, RunResult], tmp_path: Path, no_sockets: list[object]) -> None:
+    recorded: tuple[Path, RunResult], tmp_path: Path, no_sockets: list[object]
+) -> None:
     cassettes, live = recorded
     replayed = _replay(cassettes, tmp_path, client="raw", concurrency=6)
     by_key = {o.key: o for o in _obs(live)}
@@ -136,7 +154,12 @@ def test_raw_client_and_concurrency_replay_the_same_cassette(
     for o in got:
         ref = by_key[o.key]
         assert (o.output_text, o.usage, o.ttft_ms, o.total_ms, o.request_id) == (
-            ref.output_text, ref.usage, ref.ttft_ms, ref.total_ms, ref.request_id)
+            ref.output_text,
+            ref.usage,
+            ref.ttft_ms,
+            ref.total_ms,
+            ref.request_id,
+        )
 
 
 # --- cassette contents -------------------------------------------------------------------------
@@ -168,41 +191,68 @@ def test_cassette_is_readable_yaml_with_metadata(recorded: tuple[Path, RunResult
     assert {i["request"]["uri"].rsplit("/", 1)[1] for i in shared} == {"models"}
 
 
-def test_no_secret_reaches_cassettes_runs_or_reports(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_reaches_cassettes_runs_or_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness.emulator.server import EmulatorThread
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("OPENAI_ORG_ID", "org-SECRET123")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-SECRET123")
     with EmulatorThread(profile="zero") as emu:
-        result = run([QUICK], RunOptions(target=emu.base_url, out=tmp_path / "runs", repeats=1,
-                                         seed=3, progress=False,
-                                         record=tmp_path / "cassettes"))
+        result = run(
+            [QUICK],
+            RunOptions(
+                target=emu.base_url,
+                out=tmp_path / "runs",
+                repeats=1,
+                seed=3,
+                progress=False,
+                record=tmp_path / "cassettes",
+            ),
+        )
     assert result.errors == 0
+
     # responses: a server that sets cookies and names the organisation (vcrpy's filter_headers
     # scrubs requests only)
     def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, json={"ok": True}, headers={
-            "set-cookie": f"session={SECRET}", "openai-organization": "org-SECRET123",
-            "openai-project": "proj-SECRET123", "x-request-id": "req_1"})
+        return httpx2.Response(
+            200,
+            json={"ok": True},
+            headers={
+                "set-cookie": f"session={SECRET}",
+                "openai-organization": "org-SECRET123",
+                "openai-project": "proj-SECRET123",
+                "x-request-id": "req_1",
+            },
+        )
 
     async def call() -> None:
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as client:
-            await client.post("https://api.openai.com/v1/responses", json={"input": "x"},
-                              headers={"authorization": f"Bearer {SECRET}",
-                                       "cookie": f"k={SECRET}", "api-key": SECRET})
+            await client.post(
+                "https://api.openai.com/v1/responses",
+                json={"input": "x"},
+                headers={
+                    "authorization": f"Bearer {SECRET}",
+                    "cookie": f"k={SECRET}",
+                    "api-key": SECRET,
+                },
+            )
 
     import asyncio
 
-    with vcr.VCR().use_cassette(str(tmp_path / "cassettes" / "mock.yaml"),
-                                **cas.vcr_config()):
+    with vcr.VCR().use_cassette(str(tmp_path / "cassettes" / "mock.yaml"), **cas.vcr_config()):
         asyncio.run(call())
     mock = (tmp_path / "cassettes" / "mock.yaml").read_text(encoding="utf-8")
     assert "req_1" in mock and "set-cookie" not in mock.lower()
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    files += [p for d in ("cassettes", "runs", "reports") if (REPO / d).is_dir()
-              for p in (REPO / d).rglob("*") if p.is_file()]
+    files += [
+        p
+        for d in ("cassettes", "runs", "reports")
+        if (REPO / d).is_dir()
+        for p in (REPO / d).rglob("*")
+        if p.is_file()
+    ]
     assert any(p.suffix == ".yaml" for p in files) and any(p.suffix == ".jsonl" for p in files)
     for path in files:
         data = path.read_bytes()
@@ -218,17 +268,25 @@ def _req(body: str, method: str = "POST", host: str = "http://127.0.0.1:1") -> v
 
 
 def _resp(text: str) -> dict[str, Any]:
-    return {"status": {"code": 200, "message": "OK"}, "headers": {},
-            "body": {"string": text.encode()}, "timing": {"ttfb_ms": 1.5, "total_ms": 2.0}}
+    return {
+        "status": {"code": 200, "message": "OK"},
+        "headers": {},
+        "body": {"string": text.encode()},
+        "timing": {"ttfb_ms": 1.5, "total_ms": 2.0},
+    }
 
 
 def test_matching_is_canonical_indexed_and_replays_repeats_in_order(tmp_path: Path) -> None:
     cassette = cas.RunCassette(tmp_path, record=False)
-    cassette.add("s", tmp_path / "s.yaml", [
-        (_req('{"a": 1, "b": [1, 2]}'), _resp("first")),
-        (_req('{"b":[1,2],"a":1}'), _resp("second")),
-        (_req('{"a": 2}'), _resp("other")),
-    ])
+    cassette.add(
+        "s",
+        tmp_path / "s.yaml",
+        [
+            (_req('{"a": 1, "b": [1, 2]}'), _resp("first")),
+            (_req('{"b":[1,2],"a":1}'), _resp("second")),
+            (_req('{"a": 2}'), _resp("other")),
+        ],
+    )
     # other host and port (an emulator's port changes), other key order and whitespace
     same = _req('{\n  "b": [1, 2],\n  "a": 1\n}', host="https://api.openai.com")
     with cas.scenario_scope("s"):
@@ -237,8 +295,11 @@ def test_matching_is_canonical_indexed_and_replays_repeats_in_order(tmp_path: Pa
             assert cassette.can_play_response_for(same)
             played.append(cassette.play_response(same)["body"]["string"])
         assert played == [b"first", b"second"]
-        with pytest.raises(cas.CassetteMiss, match=r"s\.yaml has no unplayed interaction for "
-                                                   r"POST /v1/responses body sha256:[0-9a-f]{12}"):
+        with pytest.raises(
+            cas.CassetteMiss,
+            match=r"s\.yaml has no unplayed interaction for "
+            r"POST /v1/responses body sha256:[0-9a-f]{12}",
+        ):
             cassette.can_play_response_for(same)
         with pytest.raises(cas.CassetteMiss):  # method is part of the key
             cassette.can_play_response_for(_req('{"a": 2}', method="PUT"))
@@ -246,13 +307,15 @@ def test_matching_is_canonical_indexed_and_replays_repeats_in_order(tmp_path: Pa
     with cas.scenario_scope("another"), pytest.raises(cas.CassetteMiss):
         cassette.can_play_response_for(_req('{"a": 2}'))
     assert [e.played for e in cassette.entries] == [1, 1, 0]
-    assert cas.canonical_body('{"b": 1, "a": [1, {"d": 0, "c": 1}]}') == \
-        b'{"a":[1,{"c":1,"d":0}],"b":1}'
+    assert (
+        cas.canonical_body('{"b": 1, "a": [1, {"d": 0, "c": 1}]}')
+        == b'{"a":[1,{"c":1,"d":0}],"b":1}'
+    )
 
 
-def test_missing_interaction_fails_only_that_request(recorded: tuple[Path, RunResult],
-                                                     tmp_path: Path,
-                                                     no_sockets: list[object]) -> None:
+def test_missing_interaction_fails_only_that_request(
+    recorded: tuple[Path, RunResult], tmp_path: Path, no_sockets: list[object]
+) -> None:
     cassettes, live = recorded
     broken = tmp_path / "broken"
     shutil.copytree(cassettes, broken)
@@ -260,8 +323,11 @@ def test_missing_interaction_fails_only_that_request(recorded: tuple[Path, RunRe
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     victim = next(o for o in _obs(live) if o.turn == 1 and o.api == "responses")
     items = data["interactions"]
-    drop = next(i for i, it in enumerate(items)
-                if victim.request_id in str(it["response"]["headers"].get("x-request-id")))
+    drop = next(
+        i
+        for i, it in enumerate(items)
+        if victim.request_id in str(it["response"]["headers"].get("x-request-id"))
+    )
     del items[drop]
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
@@ -282,10 +348,12 @@ def test_missing_interaction_fails_only_that_request(recorded: tuple[Path, RunRe
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def test_shipped_cassettes_replay_quickstart_offline(tmp_path: Path, no_sockets: list[object],
-                                                     no_emulator: None) -> None:
-    code = main(["run", str(QUICK), "--replay", str(REPO / "cassettes"), "--quiet",
-                 "--out", str(tmp_path)])
+def test_shipped_cassettes_replay_quickstart_offline(
+    tmp_path: Path, no_sockets: list[object], no_emulator: None
+) -> None:
+    code = main(
+        ["run", str(QUICK), "--replay", str(REPO / "cassettes"), "--quiet", "--out", str(tmp_path)]
+    )
     assert code == 0
     (run_dir,) = tmp_path.iterdir()
     obs = list(read_observations(run_dir / "observations.jsonl"))
@@ -295,30 +363,55 @@ def test_shipped_cassettes_replay_quickstart_offline(tmp_path: Path, no_sockets:
     assert meta.seed == recorded["seed"] and meta.is_emulator
 
 
-def test_shipped_cassettes_are_clean(capsys: pytest.CaptureFixture[str],
-                                     no_sockets: list[object]) -> None:
-    code = main(["cassettes", "check", str(REPO / "cassettes"), "--scenarios",
-                 str(REPO / "scenarios")])
+def test_shipped_cassettes_are_clean(
+    capsys: pytest.CaptureFixture[str], no_sockets: list[object]
+) -> None:
+    code = main(
+        ["cassettes", "check", str(REPO / "cassettes"), "--scenarios", str(REPO / "scenarios")]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     names = {load_scenario(p).name for p in (REPO / "scenarios").glob("*.yaml")}
-    assert {line.split(":")[0].rsplit("/", 1)[1][:-5] for line in out.splitlines()
-            if line.startswith(str(REPO))} == names
+    assert {
+        line.split(":")[0].rsplit("/", 1)[1][:-5]
+        for line in out.splitlines()
+        if line.startswith(str(REPO))
+    } == names
     total = sum(p.stat().st_size for p in (REPO / "cassettes").glob("*.yaml"))
     assert total < 5_000_000
 
 
-def test_check_reports_stale_missing_and_unused(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_stale_missing_and_unused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
     scenario = scenarios / "tiny.yaml"
-    scenario.write_text("version: 1\nname: tiny\nmodel: gpt-4.1-mini\narms: [chat, responses]\n"
-                        "repeats: 2\nsystem: You are terse.\n"
-                        "prompts:\n  - id: a\n    input: Hello there\n", encoding="utf-8")
+    scenario.write_text(
+        "version: 1\nname: tiny\nmodel: gpt-4.1-mini\narms: [chat, responses]\n"
+        "repeats: 2\nsystem: You are terse.\n"
+        "prompts:\n  - id: a\n    input: Hello there\n",
+        encoding="utf-8",
+    )
     cassettes = tmp_path / "cassettes"
-    assert main(["run", str(scenario), "--record", str(cassettes), "--seed", "4", "--quiet",
-                 "--emulator-profile", "zero", "--out", str(tmp_path / "runs")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(scenario),
+                "--record",
+                str(cassettes),
+                "--seed",
+                "4",
+                "--quiet",
+                "--emulator-profile",
+                "zero",
+                "--out",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["cassettes", "check", str(cassettes), "--scenarios", str(scenarios)]) == 0
     assert "ok — scenario tiny, 4/4 interactions played" in capsys.readouterr().out
@@ -332,19 +425,35 @@ def test_check_reports_stale_missing_and_unused(tmp_path: Path,
     assert out.count("unused: POST /v1/") == 4 + 4  # tiny.yaml's and the orphan's
     assert "scenario tiny replays from" in out and "orphan.yaml: PROBLEMS" in out
 
-    assert main(["cassettes", "check", str(tmp_path / "nope"), "--scenarios",
-                 str(scenarios)]) == 2
+    assert main(["cassettes", "check", str(tmp_path / "nope"), "--scenarios", str(scenarios)]) == 2
 
 
-def test_replay_refuses_bad_input(recorded: tuple[Path, RunResult], tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_refuses_bad_input(
+    recorded: tuple[Path, RunResult], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cassettes, _ = recorded
-    assert main(["run", str(QUICK), "--replay", str(cassettes), "--seed", "8", "--quiet",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(QUICK),
+                "--replay",
+                str(cassettes),
+                "--seed",
+                "8",
+                "--quiet",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "recorded with seed 7" in capsys.readouterr().err
     other = REPO / "scenarios" / "image_question.yaml"
-    assert main(["run", str(other), "--replay", str(cassettes), "--quiet",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(["run", str(other), "--replay", str(cassettes), "--quiet", "--out", str(tmp_path)])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no cassette for scenario 'image-question'" in err[0]
     with pytest.raises(SystemExit):
@@ -366,8 +475,10 @@ def test_vcr_config_works_for_a_users_own_vcr_fixture(tmp_path: Path) -> None:
         return reply.output_text
 
     body = {"model": "gpt-4.1-mini", "input": "Say hi", "max_output_tokens": 32}
-    with EmulatorThread(profile="zero") as emu, \
-            vcr.VCR(record_mode="once").use_cassette(path, **cas.vcr_config()):
+    with (
+        EmulatorThread(profile="zero") as emu,
+        vcr.VCR(record_mode="once").use_cassette(path, **cas.vcr_config()),
+    ):
         first = ask(emu.base_url, body)
     text = Path(path).read_text(encoding="utf-8")
     assert SECRET not in text and "x-stainless" not in text
@@ -376,5 +487,6 @@ def test_vcr_config_works_for_a_users_own_vcr_fixture(tmp_path: Path) -> None:
     with vcr.VCR(record_mode="none").use_cassette(path, **cas.vcr_config()) as cassette:
         assert ask("http://127.0.0.1:9/v1", reordered) == first
         assert cassette.all_played
-    assert json.loads(yaml.safe_load(text)["interactions"][0]["request"]["body"])["input"] == \
-        "Say hi"
+    assert (
+        json.loads(yaml.safe_load(text)["interactions"][0]["request"]["body"])["input"] == "Say hi"
+    )

@@ -13,20 +13,24 @@ from harness.records import RunMeta
 from harness.summary import Claim, Comparison, Effect, Similarity
 
 
-@pytest.mark.parametrize(("ci", "claimed", "open_upper", "expected"), [
-    ((2.2, 2.8), (2.0, 3.0), False, "supported"),
-    ((2.0, 3.0), (2.0, 3.0), False, "supported"),       # touching the bounds is inside
-    ((3.1, 3.5), (2.0, 3.0), False, "contradicted"),
-    ((0.9, 1.1), (2.0, 3.0), False, "contradicted"),
-    ((1.8, 2.4), (2.0, 3.0), False, "inconclusive"),    # straddles a bound
-    ((1.5, 3.5), (2.0, 3.0), False, "inconclusive"),    # contains the whole range
-    (None, (2.0, 3.0), False, "inconclusive"),
-    ((0.8, 0.9), (0.0, 1.0), True, "supported"),
-    ((1.0, 1.0), (0.0, 1.0), True, "contradicted"),     # an unchanged bill is not "lower"
-    ((0.95, 1.02), (0.0, 1.0), True, "inconclusive"),
-])
-def test_verdict_rule(ci: tuple[float, float] | None, claimed: tuple[float, float],
-                      open_upper: bool, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("ci", "claimed", "open_upper", "expected"),
+    [
+        ((2.2, 2.8), (2.0, 3.0), False, "supported"),
+        ((2.0, 3.0), (2.0, 3.0), False, "supported"),  # touching the bounds is inside
+        ((3.1, 3.5), (2.0, 3.0), False, "contradicted"),
+        ((0.9, 1.1), (2.0, 3.0), False, "contradicted"),
+        ((1.8, 2.4), (2.0, 3.0), False, "inconclusive"),  # straddles a bound
+        ((1.5, 3.5), (2.0, 3.0), False, "inconclusive"),  # contains the whole range
+        (None, (2.0, 3.0), False, "inconclusive"),
+        ((0.8, 0.9), (0.0, 1.0), True, "supported"),
+        ((1.0, 1.0), (0.0, 1.0), True, "contradicted"),  # an unchanged bill is not "lower"
+        ((0.95, 1.02), (0.0, 1.0), True, "inconclusive"),
+    ],
+)
+def test_verdict_rule(
+    ci: tuple[float, float] | None, claimed: tuple[float, float], open_upper: bool, expected: str
+) -> None:
     assert verdict(ci, claimed, open_upper=open_upper) == expected
 
 
@@ -35,26 +39,49 @@ def _effect(value: float, lo: float, hi: float) -> Effect:
 
 
 def _comparison(**metrics: Effect | None) -> Comparison:
-    fields: dict[str, Any] = {name: None for name in (
-        "ttft_p50_ratio", "ttfb_p50_ratio", "total_p50_ratio", "sdk_ttft_p50_ratio",
-        "sdk_total_p50_ratio", "cold_ttft_ratio", "warm_ttft_ratio", "cold_total_ratio",
-        "cache_hit_ratio_delta", "cache_hit_improvement", "cost_ratio", "output_tokens_ratio",
-        "error_rate_delta")}
+    fields: dict[str, Any] = {
+        name: None
+        for name in (
+            "ttft_p50_ratio",
+            "ttfb_p50_ratio",
+            "total_p50_ratio",
+            "sdk_ttft_p50_ratio",
+            "sdk_total_p50_ratio",
+            "cold_ttft_ratio",
+            "warm_ttft_ratio",
+            "cold_total_ratio",
+            "cache_hit_ratio_delta",
+            "cache_hit_improvement",
+            "cost_ratio",
+            "output_tokens_ratio",
+            "error_rate_delta",
+        )
+    }
     fields.update(metrics)
-    return Comparison(a="responses", b="chat", replicate=False, n_pairs=30, **fields,
-                      similarity=Similarity(text=None, json_=None, tool_calls=None,
-                                            semantic=None), power=None)
+    return Comparison(
+        a="responses",
+        b="chat",
+        replicate=False,
+        n_pairs=30,
+        **fields,
+        similarity=Similarity(text=None, json_=None, tool_calls=None, semantic=None),
+        power=None,
+    )
 
 
 def test_claims_from_a_crafted_comparison() -> None:
-    c = _comparison(cold_ttft_ratio=_effect(2.5, 2.3, 2.7),
-                    cache_hit_improvement=_effect(0.6, 0.5, 0.7),
-                    cache_hit_ratio_delta=_effect(0.2, 0.15, 0.25),
-                    cost_ratio=_effect(0.9, 0.85, 0.95))
+    c = _comparison(
+        cold_ttft_ratio=_effect(2.5, 2.3, 2.7),
+        cache_hit_improvement=_effect(0.6, 0.5, 0.7),
+        cache_hit_ratio_delta=_effect(0.2, 0.15, 0.25),
+        cost_ratio=_effect(0.9, 0.85, 0.95),
+    )
     claims = evaluate_claims({"responses_vs_chat": c})
     assert {k: v.verdict for k, v in claims.items()} == {
-        "first_request_slower": "supported", "cache_utilization_better": "supported",
-        "cost": "supported"}
+        "first_request_slower": "supported",
+        "cache_utilization_better": "supported",
+        "cost": "supported",
+    }
     assert claims["first_request_slower"].metric == "responses_vs_chat.cold_ttft_ratio"
     assert claims["cost"].note.startswith("per-token prices are the same")
     assert "-10 %" in claims["cost"].note and "changes" in claims["cost"].note
@@ -62,16 +89,19 @@ def test_claims_from_a_crafted_comparison() -> None:
 
 
 def test_contaminated_cache_makes_the_caching_and_cost_claims_not_assessable() -> None:
-    metrics = {"cache_hit_improvement": _effect(0.6, 0.5, 0.7),
-               "cache_hit_ratio_delta": _effect(0.2, 0.15, 0.25),
-               "cost_ratio": _effect(0.9, 0.85, 0.95)}
+    metrics = {
+        "cache_hit_improvement": _effect(0.6, 0.5, 0.7),
+        "cache_hit_ratio_delta": _effect(0.2, 0.15, 0.25),
+        "cost_ratio": _effect(0.9, 0.85, 0.95),
+    }
     clean = evaluate_claims({"responses_vs_chat": _comparison(**metrics)})
     assert clean["cache_utilization_better"].verdict == clean["cost"].verdict == "supported"
     shadow = _comparison(**metrics).model_copy(update={"cache_contaminated": True})
     claims = evaluate_claims({"responses_vs_chat": shadow}, emulator_profile="parity")
     cache, cost = claims["cache_utilization_better"], claims["cost"]
-    assert cache.verdict == cost.verdict == "inconclusive" and cache.contaminated and \
-        cost.contaminated
+    assert (
+        cache.verdict == cost.verdict == "inconclusive" and cache.contaminated and cost.contaminated
+    )
     assert cache.value is None and cache.metric is None
     assert cost.value == pytest.approx(0.9)  # the bill is still shown
     for claim in (cache, cost):
@@ -86,8 +116,9 @@ def test_non_streaming_falls_back_to_cold_total_latency() -> None:
     assert claim.verdict == "contradicted" and "total latency" in claim.note
 
 
-@pytest.mark.parametrize(("delta", "note"), [
-    (0.35, "chat cached nothing"), (0.0, "neither arm had a cache hit")])
+@pytest.mark.parametrize(
+    ("delta", "note"), [(0.35, "chat cached nothing"), (0.0, "neither arm had a cache hit")]
+)
 def test_zero_baseline_cache_is_reported_in_points(delta: float, note: str) -> None:
     c = _comparison(cache_hit_ratio_delta=_effect(delta, delta - 0.05, delta + 0.05))
     claim = evaluate_claims({"responses_vs_chat": c})["cache_utilization_better"]
@@ -120,8 +151,7 @@ def test_chained_arm_stands_in_when_responses_is_absent() -> None:
 
 # Lognormal jitter σ = 0.2 with 40 repeats × 3 prompts = 120 cold pairs: the log ratio of
 # medians has a standard error of ~0.04, so "within 10 %" is a 2.4-sigma band.
-GUIDE_CLAIMS = SyntheticProfile(responses_cold_ratio=2.5, responses_cache_advantage=0.6,
-                                sigma=0.2)
+GUIDE_CLAIMS = SyntheticProfile(responses_cold_ratio=2.5, responses_cache_advantage=0.6, sigma=0.2)
 ABOVE = SyntheticProfile(responses_cold_ratio=4.0, responses_cache_advantage=1.2, sigma=0.2)
 BELOW = SyntheticProfile(responses_cold_ratio=1.3, responses_cache_advantage=0.1, sigma=0.2)
 PARITY = SyntheticProfile(sigma=0.2)
@@ -129,9 +159,16 @@ PARITY = SyntheticProfile(sigma=0.2)
 
 def _claims(profile: SyntheticProfile, name: str, seed: int = 0) -> dict[str, Claim]:
     table = ObservationTable.from_observations(
-        synthetic_observations(profile, repeats=40, prompts=3, turns=2, seed=seed))
-    meta = RunMeta(run_id="synthetic", created_at=1.78e9, seed=seed, target="emulator",
-                   is_emulator=True, emulator_profile=name)
+        synthetic_observations(profile, repeats=40, prompts=3, turns=2, seed=seed)
+    )
+    meta = RunMeta(
+        run_id="synthetic",
+        created_at=1.78e9,
+        seed=seed,
+        target="emulator",
+        is_emulator=True,
+        emulator_profile=name,
+    )
     summary = analyze_table(table, meta, resamples=1000, seed=seed)
     return summary.scenarios[0].claims
 
@@ -148,8 +185,9 @@ def test_guide_claims_profile_is_recovered_and_supported(seed: int) -> None:
 
 
 @pytest.mark.parametrize(("profile", "name"), [(ABOVE, "above"), (BELOW, "below")])
-def test_values_outside_the_claimed_ranges_are_contradicted(profile: SyntheticProfile,
-                                                           name: str) -> None:
+def test_values_outside_the_claimed_ranges_are_contradicted(
+    profile: SyntheticProfile, name: str
+) -> None:
     claims = _claims(profile, name)
     assert claims["first_request_slower"].verdict == "contradicted"
     assert claims["cache_utilization_better"].verdict == "contradicted"
@@ -159,4 +197,5 @@ def test_values_outside_the_claimed_ranges_are_contradicted(profile: SyntheticPr
 def test_parity_never_supports_a_claim(seed: int) -> None:
     claims = _claims(PARITY, "parity", seed)
     assert all(cl.verdict != "supported" for cl in claims.values()), {
-        k: (v.value, v.ci95, v.verdict) for k, v in claims.items()}
+        k: (v.value, v.ci95, v.verdict) for k, v in claims.items()
+    }

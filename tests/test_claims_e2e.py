@@ -20,8 +20,11 @@ from harness.runner import RunOptions, run
 from harness.shadow import ShadowClient, keep_text
 from harness.summary import Claim
 
-SYSTEM = " ".join(f"Policy {i}: refunds within 30 days, escalate billing disputes, keep replies "
-                  "short and friendly." for i in range(1, 100))  # ~2,000 tokens: cacheable
+SYSTEM = " ".join(
+    f"Policy {i}: refunds within 30 days, escalate billing disputes, keep replies "
+    "short and friendly."
+    for i in range(1, 100)
+)  # ~2,000 tokens: cacheable
 
 
 def _scenario(tmp_path: Path, repeats: int) -> Path:
@@ -29,16 +32,24 @@ def _scenario(tmp_path: Path, repeats: int) -> Path:
     path.write_text(
         "version: 1\nname: claims\nmodel: gpt-4.1-mini\narms: [chat, responses]\n"
         f"repeats: {repeats}\ndefaults: {{temperature: 0, max_output_tokens: 24}}\n"
-        f"system: \"{SYSTEM}\"\n"
+        f'system: "{SYSTEM}"\n'
         "prompts:\n  - id: refund\n    turns: [Can I get a refund?, And after 40 days?]\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
 def _claims(tmp_path: Path, profile: str, repeats: int = 60) -> dict[str, Claim]:
-    result = run([_scenario(tmp_path, repeats)],
-                 RunOptions(out=tmp_path / "runs", seed=4, progress=False,
-                            emulator_profile=profile, emulator_time_scale=0.05))
+    result = run(
+        [_scenario(tmp_path, repeats)],
+        RunOptions(
+            out=tmp_path / "runs",
+            seed=4,
+            progress=False,
+            emulator_profile=profile,
+            emulator_time_scale=0.05,
+        ),
+    )
     summary = analyze_run(result.run_dir)
     (scenario,) = summary.scenarios
     return scenario.claims
@@ -61,8 +72,11 @@ def test_guide_claims_profile_is_recovered_and_supported(tmp_path: Path) -> None
 
 def test_values_outside_the_claimed_ranges_are_contradicted(tmp_path: Path) -> None:
     profile = tmp_path / "outside.yaml"
-    profile.write_text("extends: guide-claims\nresponses: {cold_ttft_factor: 4.0}\n"
-                       "chat: {cache_hit_share: 1.0, cache_ttl_s: 3600}\n", encoding="utf-8")
+    profile.write_text(
+        "extends: guide-claims\nresponses: {cold_ttft_factor: 4.0}\n"
+        "chat: {cache_hit_share: 1.0, cache_ttl_s: 3600}\n",
+        encoding="utf-8",
+    )
     claims = _claims(tmp_path, str(profile), repeats=40)
     assert claims["first_request_slower"].verdict == "contradicted"
     assert claims["cache_utilization_better"].verdict == "contradicted"
@@ -77,20 +91,34 @@ def test_shadow_run_cache_claims_are_not_assessable(tmp_path: Path, capsys: Any)
     """A shadow run on a target where Responses does cache ~67 % better: the data would seem to
     support the guide, but each mirror found the prefix its live call had just cached."""
     profile = tmp_path / "fast-guide.yaml"
-    profile.write_text("extends: guide-claims\nname: fast-guide\nboth: {ttft_ms: 0, "
-                       "cold_penalty_ms: 0, prefill_ms_per_1k_tokens: 0, per_token_ms: 0}\n",
-                       encoding="utf-8")
+    profile.write_text(
+        "extends: guide-claims\nname: fast-guide\nboth: {ttft_ms: 0, "
+        "cold_penalty_ms: 0, prefill_ms_per_1k_tokens: 0, per_token_ms: 0}\n",
+        encoding="utf-8",
+    )
     run_dir = tmp_path / "run"
 
     def ask(client: Any, i: int) -> None:
         client.chat.completions.create(
-            model="gpt-4.1-mini", temperature=0, max_tokens=24,
-            messages=[{"role": "system", "content": SYSTEM},
-                      {"role": "user", "content": f"Question {i}: can I get a refund?"}])
+            model="gpt-4.1-mini",
+            temperature=0,
+            max_tokens=24,
+            messages=[
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Question {i}: can I get a refund?"},
+            ],
+        )
 
-    with EmulatorThread(profile=str(profile)) as emu, ShadowClient(
+    with (
+        EmulatorThread(profile=str(profile)) as emu,
+        ShadowClient(
             openai.OpenAI(base_url=emu.base_url, api_key="test", max_retries=0),
-            sample_rate=1.0, run_dir=run_dir, redact=keep_text, mode="thread") as client:
+            sample_rate=1.0,
+            run_dir=run_dir,
+            redact=keep_text,
+            mode="thread",
+        ) as client,
+    ):
         ask(client.wrapped, -1)  # production traffic: the shared prefix is warm already
         for i in range(30):
             ask(client, i)
@@ -109,8 +137,9 @@ def test_shadow_run_cache_claims_are_not_assessable(tmp_path: Path, capsys: Any)
     assert "not assessable" in cache["note"] and "not assessable" in cost["note"]
     assert any("cache figures are contaminated" in w for w in summary["warnings"])
     # the same rows read as if they were clean would have "supported" the guide's claim
-    clean = analyze_table(load_table(run_dir / "observations.jsonl"), None, resamples=400,
-                          contaminated_cache=())
+    clean = analyze_table(
+        load_table(run_dir / "observations.jsonl"), None, resamples=400, contaminated_cache=()
+    )
     assert clean.scenarios[0].claims["cache_utilization_better"].verdict == "supported"
 
     reports = tmp_path / "reports"

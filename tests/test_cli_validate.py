@@ -16,8 +16,10 @@ from harness.scenario_yaml import MAX_FILE_BYTES
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
 BAD = REPO / "tests" / "fixtures" / "bad_scenarios"
-LINE_RE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>[^:]+?): (?P<message>.+) — "
-                     r"(?P<fix>.+)$")
+LINE_RE = re.compile(
+    r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>[^:]+?): (?P<message>.+) — "
+    r"(?P<fix>.+)$"
+)
 
 # fixture → (line, field, words the message or fix must contain)
 CASES: dict[str, tuple[int, str, str]] = {
@@ -74,28 +76,37 @@ CASES: dict[str, tuple[int, str, str]] = {
     "tool_result_missing.yaml": (8, "prompts[0].tool_results", "no canned result for get_time"),
     "tool_choice_unknown.yaml": (8, "prompts[0].tool_choice", "not a tool of this prompt"),
     "tool_nested_form.yaml": (8, "prompts[0].tools[0].type", "written flat"),
-    "schema_strict_not_required.yaml": (9, "prompts[0].output_schema.schema",
-                                        "missing: age"),
-    "schema_invalid.yaml": (13, "prompts[0].output_schema.schema.properties.name.type",
-                            "not a valid JSON Schema"),
+    "schema_strict_not_required.yaml": (9, "prompts[0].output_schema.schema", "missing: age"),
+    "schema_invalid.yaml": (
+        13,
+        "prompts[0].output_schema.schema.properties.name.type",
+        "not a valid JSON Schema",
+    ),
     "output_both.yaml": (7, "prompts[0].output", "both output_schema and output"),
     "json_object_no_json_word.yaml": (7, "prompts[0].output", "word JSON"),
-    "gate_unknown_metric.yaml": (8, 'gates["responses_vs_chat.ttft_median_ratio_max"]',
-                                 "unknown gate metric"),
-    "gate_arm_absent.yaml": (8, 'gates["responses_chained_vs_chat.ttft_p50_ratio_max"]',
-                             "not in arms"),
+    "gate_unknown_metric.yaml": (
+        8,
+        'gates["responses_vs_chat.ttft_median_ratio_max"]',
+        "unknown gate metric",
+    ),
+    "gate_arm_absent.yaml": (
+        8,
+        'gates["responses_chained_vs_chat.ttft_p50_ratio_max"]',
+        "not in arms",
+    ),
     "gate_bad_key.yaml": (8, "gates.ttft", "is not <arm>_vs_<arm>"),
-    "gate_wrong_scope.yaml": (8, 'gates["responses_vs_chat.error_rate_max"]',
-                              "write <arm>.error_rate_max"),
-    "gate_value_type.yaml": (8, 'gates["responses_vs_chat.cost_ratio_max"]',
-                             "expected a number"),
+    "gate_wrong_scope.yaml": (
+        8,
+        'gates["responses_vs_chat.error_rate_max"]',
+        "write <arm>.error_rate_max",
+    ),
+    "gate_value_type.yaml": (8, 'gates["responses_vs_chat.cost_ratio_max"]', "expected a number"),
     "cache_isolation_bad.yaml": (4, "cache_isolation", "use one of: conversation, arm"),
     "similarity_bad_method.yaml": (4, "similarity.method[1]", "bleu is not allowed"),
 }
 
 #: Problems reported in a file other than the one validated (the included file).
-OTHER_FILE = {"include_not_utf8.yaml": (BAD / "prompts" / "latin1.md", 1, "(file)",
-                                        "not UTF-8")}
+OTHER_FILE = {"include_not_utf8.yaml": (BAD / "prompts" / "latin1.md", 1, "(file)", "not UTF-8")}
 
 
 def _run(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, list[str], str]:
@@ -111,8 +122,7 @@ def test_every_fixture_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_fixture_gives_one_clean_line(name: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_fixture_gives_one_clean_line(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     line_no, field, words = CASES[name]
     path = BAD / name
     started = time.perf_counter()
@@ -133,16 +143,16 @@ def test_bad_fixture_gives_one_clean_line(name: str,
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_FILE))
-def test_problem_in_included_file_names_that_file(name: str,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_problem_in_included_file_names_that_file(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     where, line_no, field, words = OTHER_FILE[name]
     code, lines, _ = _run(capsys, BAD / name)
     assert code == 2
     assert len(lines) == 1
     match = LINE_RE.match(lines[0])
     assert match, lines[0]
-    assert (match["file"], int(match["line"]), match["field"]) == (where.as_posix(), line_no,
-                                                                   field)
+    assert (match["file"], int(match["line"]), match["field"]) == (where.as_posix(), line_no, field)
     assert words in match["message"]
 
 
@@ -158,12 +168,15 @@ def test_mixed_paths_report_only_the_bad_file(capsys: pytest.CaptureFixture[str]
     assert len(lines) == 1 and lines[0].startswith(f"{(BAD / 'repeats_zero.yaml').as_posix()}:4:")
 
 
-def test_several_problems_one_line_each_in_line_order(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_several_problems_one_line_each_in_line_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "many.yaml"
-    path.write_text("version: 1\nname: many\nmodel: gpt-4.1-mini\nrepeats: 0\n"
-                    "cache_isolation: prompt\nprompts:\n  - id: p\n    input: Hi\n"
-                    "gates:\n  responses_vs_chat.ttft_p50_ratio_max: soon\n")
+    path.write_text(
+        "version: 1\nname: many\nmodel: gpt-4.1-mini\nrepeats: 0\n"
+        "cache_isolation: prompt\nprompts:\n  - id: p\n    input: Hi\n"
+        "gates:\n  responses_vs_chat.ttft_p50_ratio_max: soon\n"
+    )
     code, lines, _ = _run(capsys, path)
     assert code == 2
     assert [int(LINE_RE.match(line)["line"]) for line in lines] == [4, 5, 10]  # type: ignore[index]
@@ -188,8 +201,9 @@ def test_many_aliases_fail_fast(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 2 and len(lines) == 1 and "more than 100 aliases" in lines[0]
 
 
-def test_missing_path_and_empty_directory(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_path_and_empty_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, lines, _ = _run(capsys, tmp_path / "nope.yaml", tmp_path)
     assert code == 2
     assert lines == [
@@ -199,26 +213,37 @@ def test_missing_path_and_empty_directory(tmp_path: Path,
     ]
 
 
-def test_included_yaml_is_not_validated_as_a_scenario(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_included_yaml_is_not_validated_as_a_scenario(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "schema.yaml").write_text(
         "type: object\nproperties: {a: {type: string}}\nrequired: [a]\n"
-        "additionalProperties: false\n")
+        "additionalProperties: false\n"
+    )
     (tmp_path / "s.yaml").write_text(
         "version: 1\nname: s\nmodel: gpt-4.1-mini\nprompts:\n  - id: p\n    input: Hi\n"
-        "    output_schema: {name: a, schema: !include schema.yaml}\n")
+        "    output_schema: {name: a, schema: !include schema.yaml}\n"
+    )
     code, lines, _ = _run(capsys, tmp_path)
     assert (code, lines) == (0, ["1 scenario file(s) valid"])
 
 
-@pytest.mark.parametrize(("args", "code", "expect"), [
-    (["scenarios"], 0, "scenario file(s) valid"),
-    (["tests/fixtures/bad_scenarios/alias_bomb.yaml"], 2, "alias_bomb.yaml:6: (yaml): "),
-    (["tests/fixtures/bad_scenarios/not_utf8.yaml"], 2, "not_utf8.yaml:4: (file): not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "expect"),
+    [
+        (["scenarios"], 0, "scenario file(s) valid"),
+        (["tests/fixtures/bad_scenarios/alias_bomb.yaml"], 2, "alias_bomb.yaml:6: (yaml): "),
+        (["tests/fixtures/bad_scenarios/not_utf8.yaml"], 2, "not_utf8.yaml:4: (file): not UTF-8"),
+    ],
+)
 def test_subprocess(args: list[str], code: int, expect: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "harness", "validate", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "validate", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == code
     assert expect in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr

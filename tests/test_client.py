@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from harness.client import CallResult, RetryPolicy, parse_reset, retry_after_ms, \
-    send_with_retries
+from harness.client import CallResult, RetryPolicy, parse_reset, retry_after_ms, send_with_retries
 from harness.runner import Pacer
 from harness.wire import WireRecorder, analyze_wire, split_sse
 
@@ -31,22 +30,28 @@ def _chat(content: str | None, role: str | None = None) -> dict[str, object]:
         delta["role"] = role
     if content is not None:
         delta["content"] = content
-    return {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0,
-                                                                       "delta": delta}]}
+    return {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
 
 
 def test_wire_timing_from_chunked_stream() -> None:
     """Headers at 2 ms, an empty role delta at 5 ms, first text at 9 ms, end at 15 ms."""
-    head = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"transfer-encoding: chunked\r\n\r\n")
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
     role = _chunk(_sse(_chat("", role="assistant")))
     first = _chunk(_sse(_chat("Hello")))
     # the first text event arrives split over two reads: it counts when its last byte lands
-    rec = WireRecorder(first_write_ns=0, reads=[
-        (2 * MS, head), (5 * MS, role), (7 * MS, first[:10]), (9 * MS, first[10:]),
-        (12 * MS, _chunk(_sse(_chat(" world")))),
-        (15 * MS, _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"),
-    ])
+    rec = WireRecorder(
+        first_write_ns=0,
+        reads=[
+            (2 * MS, head),
+            (5 * MS, role),
+            (7 * MS, first[:10]),
+            (9 * MS, first[10:]),
+            (12 * MS, _chunk(_sse(_chat(" world")))),
+            (15 * MS, _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"),
+        ],
+    )
     timing = analyze_wire(rec, stream=True)
     assert timing.ttfb_ms == 2.0
     assert timing.ttft_ms == 9.0
@@ -57,13 +62,21 @@ def test_wire_timing_from_chunked_stream() -> None:
 
 
 def test_wire_timing_responses_and_non_stream() -> None:
-    body = (b"event: response.created\ndata: " + json.dumps(
-        {"type": "response.created"}).encode() + b"\n\nevent: response.output_text.delta\n"
-        b"data: " + json.dumps({"type": "response.output_text.delta", "delta": "Hi"}).encode()
-        + b"\n\n")
+    body = (
+        b"event: response.created\ndata: "
+        + json.dumps({"type": "response.created"}).encode()
+        + b"\n\nevent: response.output_text.delta\n"
+        b"data: "
+        + json.dumps({"type": "response.output_text.delta", "delta": "Hi"}).encode()
+        + b"\n\n"
+    )
     head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
-    rec = WireRecorder(connect_start_ns=0, connect_end_ns=MS, first_write_ns=MS,
-                       reads=[(3 * MS, head + body[:40]), (8 * MS, body[40:])])
+    rec = WireRecorder(
+        connect_start_ns=0,
+        connect_end_ns=MS,
+        first_write_ns=MS,
+        reads=[(3 * MS, head + body[:40]), (8 * MS, body[40:])],
+    )
     timing = analyze_wire(rec, stream=True)
     assert (timing.ttfb_ms, timing.ttft_ms, timing.total_ms) == (2.0, 7.0, 7.0)
     assert timing.connect_ms == 1.0 and timing.new_connection
@@ -75,50 +88,75 @@ def test_wire_timing_responses_and_non_stream() -> None:
 def test_wire_timing_up_to_first_content_gives_the_same_clocks() -> None:
     """The hot path reads only up to the first content event: same TTFB, TTFT and total."""
     head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-    rec = WireRecorder(first_write_ns=0, reads=[
-        (2 * MS, head), (5 * MS, _chunk(_sse(_chat("", role="assistant")))),
-        (9 * MS, _chunk(_sse(_chat("Hello")))), (12 * MS, _chunk(_sse(_chat(" world")))),
-        (15 * MS, _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")])
-    full, short = analyze_wire(rec, stream=True), analyze_wire(rec, stream=True,
-                                                               all_events=False)
+    rec = WireRecorder(
+        first_write_ns=0,
+        reads=[
+            (2 * MS, head),
+            (5 * MS, _chunk(_sse(_chat("", role="assistant")))),
+            (9 * MS, _chunk(_sse(_chat("Hello")))),
+            (12 * MS, _chunk(_sse(_chat(" world")))),
+            (15 * MS, _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"),
+        ],
+    )
+    full, short = analyze_wire(rec, stream=True), analyze_wire(rec, stream=True, all_events=False)
     assert (short.ttfb_ms, short.ttft_ms, short.total_ms) == (2.0, 9.0, 15.0)
     assert (full.ttfb_ms, full.ttft_ms, full.total_ms) == (2.0, 9.0, 15.0)
     assert short.events is None and short.event_ms == []  # not counted on this path
     assert full.events == 3
 
 
-@pytest.mark.parametrize(("buffer", "payloads", "rest"), [
-    (b'data: {"a":1}\n\n', [b'{"a":1}'], b""),                       # the fast path
-    (b'data: {"a":1}\n\ndata: [DONE]\n\n', [b'{"a":1}', b"[DONE]"], b""),
-    (b'event: x\ndata: {"a":1}\n\ndata: {"b"', [b'{"a":1}'], b'data: {"b"'),
-    (b'data: {"a":1}\n', [], b'data: {"a":1}\n'),                       # incomplete
-    (b'data: {"a":1}\r\n\r\n', [b'{"a":1}'], b""),
-    (b"data: line one\ndata: line two\n\n", [b"line one\nline two"], b""),
-    (b"", [], b""),
-])
+@pytest.mark.parametrize(
+    ("buffer", "payloads", "rest"),
+    [
+        (b'data: {"a":1}\n\n', [b'{"a":1}'], b""),  # the fast path
+        (b'data: {"a":1}\n\ndata: [DONE]\n\n', [b'{"a":1}', b"[DONE]"], b""),
+        (b'event: x\ndata: {"a":1}\n\ndata: {"b"', [b'{"a":1}'], b'data: {"b"'),
+        (b'data: {"a":1}\n', [], b'data: {"a":1}\n'),  # incomplete
+        (b'data: {"a":1}\r\n\r\n', [b'{"a":1}'], b""),
+        (b"data: line one\ndata: line two\n\n", [b"line one\nline two"], b""),
+        (b"", [], b""),
+    ],
+)
 def test_split_sse(buffer: bytes, payloads: list[bytes], rest: bytes) -> None:
     got, used = split_sse(buffer)
     assert got == payloads and buffer[used:] == rest
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("", None),
-    (None, None), ("soon", None)])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1h2m3.5s", 3723.5),
+        ("", None),
+        (None, None),
+        ("soon", None),
+    ],
+)
 def test_parse_reset(value: str | None, seconds: float | None) -> None:
     assert parse_reset(value) == seconds
 
 
-@pytest.mark.parametrize(("headers", "ms"), [
-    ({"retry-after-ms": "250"}, 250.0), ({"retry-after": "2"}, 2000.0),
-    ({"retry-after-ms": "x", "retry-after": "1"}, 1000.0), ({}, None)])
+@pytest.mark.parametrize(
+    ("headers", "ms"),
+    [
+        ({"retry-after-ms": "250"}, 250.0),
+        ({"retry-after": "2"}, 2000.0),
+        ({"retry-after-ms": "x", "retry-after": "1"}, 1000.0),
+        ({}, None),
+    ],
+)
 def test_retry_after(headers: dict[str, str], ms: float | None) -> None:
     assert retry_after_ms(headers) == ms
 
 
 def test_retries_honour_server_hints_and_keep_every_attempt() -> None:
-    replies = [CallResult(status=429, error_type="rate_limit_exceeded", retry_after_ms=120.0),
-               CallResult(status=503, error_type="overloaded"),
-               CallResult(status=200, ok=True)]
+    replies = [
+        CallResult(status=429, error_type="rate_limit_exceeded", retry_after_ms=120.0),
+        CallResult(status=503, error_type="overloaded"),
+        CallResult(status=200, ok=True),
+    ]
     slept: list[float] = []
 
     async def send() -> CallResult:
@@ -127,11 +165,12 @@ def test_retries_honour_server_hints_and_keep_every_attempt() -> None:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    result, attempts = asyncio.run(send_with_retries(
-        send, RetryPolicy(max_attempts=4, base_s=0.5), random.Random(1), sleep))
+    result, attempts = asyncio.run(
+        send_with_retries(send, RetryPolicy(max_attempts=4, base_s=0.5), random.Random(1), sleep)
+    )
     assert result.ok and [a.status for a in attempts] == [429, 503, 200]
-    assert slept[0] == pytest.approx(0.12)          # the server's hint, not backoff
-    assert 0 <= slept[1] <= 1.0                     # jittered backoff for attempt 2
+    assert slept[0] == pytest.approx(0.12)  # the server's hint, not backoff
+    assert 0 <= slept[1] <= 1.0  # jittered backoff for attempt 2
     assert attempts[1].waited_ms == pytest.approx(120.0)
 
 
@@ -145,11 +184,13 @@ def test_retries_stop_at_max_attempts_and_on_client_errors() -> None:
     async def no_sleep(_: float) -> None:
         return None
 
-    _, attempts = asyncio.run(send_with_retries(always_500, RetryPolicy(max_attempts=3),
-                                                random.Random(0), no_sleep))
+    _, attempts = asyncio.run(
+        send_with_retries(always_500, RetryPolicy(max_attempts=3), random.Random(0), no_sleep)
+    )
     assert len(attempts) == 3
-    _, attempts = asyncio.run(send_with_retries(bad_request, RetryPolicy(max_attempts=3),
-                                                random.Random(0), no_sleep))
+    _, attempts = asyncio.run(
+        send_with_retries(bad_request, RetryPolicy(max_attempts=3), random.Random(0), no_sleep)
+    )
     assert len(attempts) == 1
 
 
@@ -157,8 +198,9 @@ def test_pacer_waits_for_an_exhausted_rate_limit_window() -> None:
     async def scenario() -> float:
         pacer = Pacer(rps=None)
         await pacer.wait()
-        pacer.observe({"x-ratelimit-remaining-requests": "0",
-                       "x-ratelimit-reset-requests": "150ms"})
+        pacer.observe(
+            {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "150ms"}
+        )
         start = time.monotonic()
         await pacer.wait()
         return time.monotonic() - start

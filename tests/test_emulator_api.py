@@ -17,13 +17,21 @@ from harness.tokens import count_text_tokens
 
 MODEL = "gpt-4.1-mini"
 RESPONSE_EVENT_ORDER = [
-    "response.created", "response.in_progress", "response.output_item.added",
-    "response.content_part.added", "response.output_text.delta",
-    "response.output_text.done", "response.content_part.done", "response.output_item.done",
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
     "response.completed",
 ]
-RATE_HEADERS = [f"x-ratelimit-{kind}-{what}" for kind in ("limit", "remaining", "reset")
-                for what in ("requests", "tokens")]
+RATE_HEADERS = [
+    f"x-ratelimit-{kind}-{what}"
+    for kind in ("limit", "remaining", "reset")
+    for what in ("requests", "tokens")
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +66,8 @@ def _collapse(types: list[str]) -> list[str]:
 def test_chat_completion_shape_and_usage(client: openai.OpenAI) -> None:
     question = f"{nonce()} What are your support hours?"
     completion = client.chat.completions.create(
-        model=MODEL, temperature=0, messages=[{"role": "user", "content": question}])
+        model=MODEL, temperature=0, messages=[{"role": "user", "content": question}]
+    )
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-")
     assert completion.model == "gpt-4.1-mini-2025-04-14"
@@ -78,17 +87,20 @@ def test_chat_completion_shape_and_usage(client: openai.OpenAI) -> None:
 
 
 def test_chat_stream_chunks_usage_and_done(client: openai.OpenAI) -> None:
-    kwargs = {"model": MODEL, "temperature": 0, "stream": True,
-              "stream_options": {"include_usage": True},
-              "messages": [{"role": "user", "content": f"{nonce()} Tell me about refunds."}]}
+    kwargs = {
+        "model": MODEL,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": f"{nonce()} Tell me about refunds."}],
+    }
     with client.chat.completions.with_streaming_response.create(**kwargs) as raw:
         data = sse_data(raw.iter_lines())
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert len({c["id"] for c in chunks}) == 1
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "",
-                                                "refusal": None}
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
     finish = chunks[-2]["choices"][0]
     assert finish["finish_reason"] == "stop" and finish["delta"] == {}
     usage_chunk = chunks[-1]
@@ -102,7 +114,8 @@ def test_chat_stream_chunks_usage_and_done(client: openai.OpenAI) -> None:
 
 def test_chat_stream_without_include_usage_has_no_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model=MODEL, stream=True, messages=[{"role": "user", "content": "hello"}])
+        model=MODEL, stream=True, messages=[{"role": "user", "content": "hello"}]
+    )
     chunks = list(stream)
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert all(c.usage is None for c in chunks)
@@ -113,8 +126,7 @@ def test_chat_stream_without_include_usage_has_no_usage(client: openai.OpenAI) -
 
 def test_response_shape_and_usage(client: openai.OpenAI) -> None:
     question = f"{nonce()} What are your support hours?"
-    response = client.responses.create(model=MODEL, input=question, temperature=0,
-                                       store=False)
+    response = client.responses.create(model=MODEL, input=question, temperature=0, store=False)
     assert response.object == "response" and response.status == "completed"
     assert response.id.startswith("resp_")
     assert response.output[0].type == "message"
@@ -130,7 +142,8 @@ def test_response_shape_and_usage(client: openai.OpenAI) -> None:
 
 def test_response_stream_event_order_and_sequence(client: openai.OpenAI) -> None:
     with client.responses.with_streaming_response.create(
-            model=MODEL, input=f"{nonce()} hello", stream=True, store=False) as raw:
+        model=MODEL, input=f"{nonce()} hello", stream=True, store=False
+    ) as raw:
         events = sse_events(raw.iter_lines())
     assert _collapse([e["type"] for e in events]) == RESPONSE_EVENT_ORDER
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
@@ -139,7 +152,8 @@ def test_response_stream_event_order_and_sequence(client: openai.OpenAI) -> None
     final = events[-1]["response"]
     assert deltas == done["text"] == final["output"][0]["content"][0]["text"]
     assert final["usage"]["output_tokens"] == sum(
-        e["type"] == "response.output_text.delta" for e in events)
+        e["type"] == "response.output_text.delta" for e in events
+    )
     assert events[0]["response"]["status"] == "in_progress"
     assert events[0]["response"]["id"] == final["id"]
 
@@ -155,7 +169,8 @@ def test_responses_stream_helper(client: openai.OpenAI) -> None:
 
 def test_with_raw_response_headers(client: openai.OpenAI, truth_path: Path) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        model=MODEL, messages=[{"role": "user", "content": "hi"}]
+    )
     headers = raw.headers
     assert headers["x-emulator"] == EMULATOR_ID
     assert headers["x-request-id"].startswith("req_") and len(headers["x-request-id"]) == 36
@@ -163,7 +178,8 @@ def test_with_raw_response_headers(client: openai.OpenAI, truth_path: Path) -> N
     for name in RATE_HEADERS:
         assert headers[name], name
     assert int(headers["x-ratelimit-remaining-requests"]) < int(
-        headers["x-ratelimit-limit-requests"])
+        headers["x-ratelimit-limit-requests"]
+    )
     assert raw.parse().choices[0].message.content
     record = truth_record(truth_path, raw.request_id)
     assert record["api"] == "chat" and record["status"] == 200
@@ -185,8 +201,19 @@ def test_errors_carry_identity_and_rate_limit_headers(client: openai.OpenAI) -> 
 
 def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
-    assert {"gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gpt-5",
-            "gpt-5-mini", "gpt-5-nano", "o3", "o3-mini", "o4-mini"} <= ids
+    assert {
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5-nano",
+        "o3",
+        "o3-mini",
+        "o4-mini",
+    } <= ids
     assert client.models.retrieve("o3").id == "o3"
 
 
@@ -196,14 +223,20 @@ def test_store_retrieve_delete(client: openai.OpenAI) -> None:
     fetched = client.responses.retrieve(created.id)
     assert fetched.id == created.id and fetched.output_text == created.output_text
     deleted = client.responses.with_raw_response.delete(created.id)
-    assert deleted.http_response.json() == {"id": created.id, "object": "response.deleted",
-                                             "deleted": True}
+    assert deleted.http_response.json() == {
+        "id": created.id,
+        "object": "response.deleted",
+        "deleted": True,
+    }
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(created.id)
     with pytest.raises(openai.NotFoundError):
         deleted = client.responses.with_raw_response.delete(created.id)
-    assert deleted.http_response.json() == {"id": created.id, "object": "response.deleted",
-                                             "deleted": True}
+    assert deleted.http_response.json() == {
+        "id": created.id,
+        "object": "response.deleted",
+        "deleted": True,
+    }
     unstored = client.responses.create(model=MODEL, input="not kept", store=False)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(unstored.id)
@@ -215,8 +248,12 @@ def test_store_retrieve_delete(client: openai.OpenAI) -> None:
 def test_natural_length_stays_under_the_cap(client: openai.OpenAI) -> None:
     for cap in (16, 40, 300):
         for _ in range(6):  # fresh prompts, default temperature: lengths vary around the cap
-            r = client.responses.create(model=MODEL, input=f"{nonce()} Summarise our policy.",
-                                        max_output_tokens=cap, store=False)
+            r = client.responses.create(
+                model=MODEL,
+                input=f"{nonce()} Summarise our policy.",
+                max_output_tokens=cap,
+                store=False,
+            )
             assert r.status == "completed", cap
             assert r.usage is not None and r.usage.output_tokens < cap
     short = client.responses.create(model=MODEL, input="Answer in one word: ready?", store=False)
@@ -231,8 +268,9 @@ def test_long_output_hits_the_cap_on_both_apis(client: openai.OpenAI) -> None:
     assert r.incomplete_details.reason == "max_output_tokens"
     assert r.usage is not None and r.usage.output_tokens == 64
     assert r.output[0].status == "incomplete"
-    c = client.chat.completions.create(model=MODEL, max_completion_tokens=64,
-                                       messages=[{"role": "user", "content": prompt}])
+    c = client.chat.completions.create(
+        model=MODEL, max_completion_tokens=64, messages=[{"role": "user", "content": prompt}]
+    )
     assert c.choices[0].finish_reason == "length"
     assert c.usage is not None and c.usage.completion_tokens == 64
     uncapped = client.responses.create(model=MODEL, input=prompt, store=False)
@@ -242,8 +280,12 @@ def test_long_output_hits_the_cap_on_both_apis(client: openai.OpenAI) -> None:
 
 def test_truncated_stream_ends_with_response_incomplete(client: openai.OpenAI) -> None:
     with client.responses.with_streaming_response.create(
-            model=MODEL, input="Write a long essay about shipping.", max_output_tokens=20,
-            stream=True, store=False) as raw:
+        model=MODEL,
+        input="Write a long essay about shipping.",
+        max_output_tokens=20,
+        stream=True,
+        store=False,
+    ) as raw:
         events = sse_events(raw.iter_lines())
     assert events[-1]["type"] == "response.incomplete"
     assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
@@ -255,26 +297,35 @@ def test_truncated_stream_ends_with_response_incomplete(client: openai.OpenAI) -
 
 
 def test_reasoning_model_usage_items_and_encrypted_content(client: openai.OpenAI) -> None:
-    r = client.responses.create(model="o4-mini", input=f"{nonce()} Plan a trip.",
-                                store=False, include=["reasoning.encrypted_content"],
-                                reasoning={"effort": "low"})
+    r = client.responses.create(
+        model="o4-mini",
+        input=f"{nonce()} Plan a trip.",
+        store=False,
+        include=["reasoning.encrypted_content"],
+        reasoning={"effort": "low"},
+    )
     assert r.output[0].type == "reasoning"
     reasoning = r.output[0]
     assert reasoning.encrypted_content
     assert r.usage is not None and r.usage.output_tokens_details.reasoning_tokens > 0
     assert r.usage.output_tokens == r.usage.output_tokens_details.reasoning_tokens + (
-        count_text_tokens(r.output_text, "o4-mini"))
+        count_text_tokens(r.output_text, "o4-mini")
+    )
     # a stateless follow-up sends the reasoning item back and is billed for it
-    history = [{"role": "user", "content": "Plan a trip."},
-               reasoning.model_dump(exclude_none=True),
-               {"role": "assistant", "content": r.output_text},
-               {"role": "user", "content": "And the budget?"}]
+    history = [
+        {"role": "user", "content": "Plan a trip."},
+        reasoning.model_dump(exclude_none=True),
+        {"role": "assistant", "content": r.output_text},
+        {"role": "user", "content": "And the budget?"},
+    ]
     without = [h for h in history if h.get("type") != "reasoning"]
     with_items = client.responses.create(model="o4-mini", input=history, store=False)
     plain = client.responses.create(model="o4-mini", input=without, store=False)
     assert with_items.usage is not None and plain.usage is not None
-    assert (with_items.usage.input_tokens - plain.usage.input_tokens
-            == r.usage.output_tokens_details.reasoning_tokens + 3)
+    assert (
+        with_items.usage.input_tokens - plain.usage.input_tokens
+        == r.usage.output_tokens_details.reasoning_tokens + 3
+    )
 
 
 def test_reasoning_stream_has_reasoning_item_first(client: openai.OpenAI) -> None:
@@ -287,8 +338,9 @@ def test_reasoning_stream_has_reasoning_item_first(client: openai.OpenAI) -> Non
 
 
 def test_reasoning_tokens_in_chat_usage(client: openai.OpenAI) -> None:
-    c = client.chat.completions.create(model="o3", reasoning_effort="high",
-                                       messages=[{"role": "user", "content": "Think."}])
+    c = client.chat.completions.create(
+        model="o3", reasoning_effort="high", messages=[{"role": "user", "content": "Think."}]
+    )
     assert c.usage is not None and c.usage.completion_tokens_details is not None
     assert c.usage.completion_tokens_details.reasoning_tokens > 0
 
@@ -298,15 +350,19 @@ def test_reasoning_tokens_in_chat_usage(client: openai.OpenAI) -> None:
 
 def test_async_client_stream_and_non_stream(emu: EmulatorThread) -> None:
     async def run() -> tuple[str, str, str]:
-        async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="sk-test",
-                                      max_retries=0) as aclient:
+        async with openai.AsyncOpenAI(
+            base_url=emu.base_url, api_key="sk-test", max_retries=0
+        ) as aclient:
             chat = await aclient.chat.completions.create(
-                model=MODEL, temperature=0,
-                messages=[{"role": "user", "content": "async hello"}])
+                model=MODEL, temperature=0, messages=[{"role": "user", "content": "async hello"}]
+            )
             parts = []
             stream = await aclient.chat.completions.create(
-                model=MODEL, temperature=0, stream=True,
-                messages=[{"role": "user", "content": "async hello"}])
+                model=MODEL,
+                temperature=0,
+                stream=True,
+                messages=[{"role": "user", "content": "async hello"}],
+            )
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
                     parts.append(chunk.choices[0].delta.content)
@@ -322,13 +378,24 @@ def test_async_client_stream_and_non_stream(emu: EmulatorThread) -> None:
 
 
 def test_chat_stream_and_parse_helpers(client: openai.OpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "strict": True,
-                                               "parameters": {
-                                                   "type": "object", "required": ["city"],
-                                                   "additionalProperties": False,
-                                                   "properties": {"city": {"type": "string"}}}}}]
-    with client.chat.completions.stream(model=MODEL, tools=tools, messages=[
-            {"role": "user", "content": "Weather in Paris?"}]) as stream:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "strict": True,
+                "parameters": {
+                    "type": "object",
+                    "required": ["city"],
+                    "additionalProperties": False,
+                    "properties": {"city": {"type": "string"}},
+                },
+            },
+        }
+    ]
+    with client.chat.completions.stream(
+        model=MODEL, tools=tools, messages=[{"role": "user", "content": "Weather in Paris?"}]
+    ) as stream:
         for _ in stream:
             pass
         final = stream.get_final_completion()
@@ -342,6 +409,8 @@ def test_chat_stream_and_parse_helpers(client: openai.OpenAI) -> None:
         age: int
 
     parsed = client.chat.completions.parse(
-        model=MODEL, response_format=Person,
-        messages=[{"role": "user", "content": "Extract: Bo is 9"}])
+        model=MODEL,
+        response_format=Person,
+        messages=[{"role": "user", "content": "Extract: Bo is 9"}],
+    )
     assert parsed.choices[0].message.parsed == Person(name="Bo", age=9)

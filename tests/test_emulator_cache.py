@@ -21,8 +21,10 @@ MODEL = "gpt-4.1-mini"
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[openai.OpenAI]:
-    with EmulatorThread(profile="zero") as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile="zero") as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         yield c
 
 
@@ -32,8 +34,9 @@ def _prompt(total_tokens: int) -> str:
 
 
 def _chat(client: openai.OpenAI, text: str, **kw: Any) -> tuple[int, int, int]:
-    c = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}],
-                                       **kw)
+    c = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": text}], **kw
+    )
     assert c.usage is not None and c.usage.prompt_tokens_details is not None
     details = c.usage.prompt_tokens_details
     return c.usage.prompt_tokens, details.cached_tokens or 0, details.cache_write_tokens or 0
@@ -46,10 +49,11 @@ def _resp(client: openai.OpenAI, text: str, **kw: Any) -> tuple[int, int, int]:
     return r.usage.input_tokens, d.cached_tokens, d.cache_write_tokens
 
 
-@pytest.mark.parametrize("first,second", [("chat", "chat"), ("responses", "responses"),
-                                          ("chat", "responses"), ("responses", "chat")])
-def test_identical_2000_token_prompt_twice(client: openai.OpenAI, first: str,
-                                           second: str) -> None:
+@pytest.mark.parametrize(
+    "first,second",
+    [("chat", "chat"), ("responses", "responses"), ("chat", "responses"), ("responses", "chat")],
+)
+def test_identical_2000_token_prompt_twice(client: openai.OpenAI, first: str, second: str) -> None:
     text = _prompt(2000)
     call = {"chat": _chat, "responses": _resp}
     assert call[first](client, text) == (2000, 0, 1920)
@@ -58,7 +62,14 @@ def test_identical_2000_token_prompt_twice(client: openai.OpenAI, first: str,
 
 def test_block_grid() -> None:
     assert [block_floor(n) for n in (0, 1023, 1024, 1151, 1152, 1999, 2000)] == [
-        0, 0, 1024, 1024, 1152, 1920, 1920]
+        0,
+        0,
+        1024,
+        1024,
+        1152,
+        1920,
+        1920,
+    ]
 
 
 def test_short_prompts_are_never_cached(client: openai.OpenAI) -> None:
@@ -100,8 +111,10 @@ def test_models_do_not_share_a_cache(client: openai.OpenAI) -> None:
 
 def test_ttl_expiry() -> None:
     profile = load_profile("zero").derive({"chat": {"cache_ttl_s": 0.15}})
-    with EmulatorThread(profile=profile) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile=profile) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         text = _prompt(1200)
         _chat(c, text)
         assert _chat(c, text)[1] == 1152
@@ -113,8 +126,10 @@ def test_ttl_expiry() -> None:
 
 
 def test_guide_claims_responses_cache_better() -> None:
-    with EmulatorThread(profile="guide-claims", time_scale=0.0) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile="guide-claims", time_scale=0.0) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         text = _prompt(2000)
         _resp(c, text)
         assert _resp(c, text)[1] == 1920
@@ -126,14 +141,20 @@ def test_guide_claims_responses_cache_better() -> None:
 def test_write_becomes_visible_when_prefill_is_done() -> None:
     profile = load_profile("zero").derive({"chat": {"ttft_ms": 150}})
     with EmulatorThread(profile=profile) as emu:
+
         async def both(text: str) -> list[int]:
-            async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="sk-test",
-                                          max_retries=0) as ac:
-                replies = await asyncio.gather(*[ac.chat.completions.create(
-                    model=MODEL, messages=[{"role": "user", "content": text}])
-                    for _ in range(2)])
-            return [r.usage.prompt_tokens_details.cached_tokens
-                    for r in replies]
+            async with openai.AsyncOpenAI(
+                base_url=emu.base_url, api_key="sk-test", max_retries=0
+            ) as ac:
+                replies = await asyncio.gather(
+                    *[
+                        ac.chat.completions.create(
+                            model=MODEL, messages=[{"role": "user", "content": text}]
+                        )
+                        for _ in range(2)
+                    ]
+                )
+            return [r.usage.prompt_tokens_details.cached_tokens for r in replies]
 
         text = _prompt(2000)
         assert asyncio.run(both(text)) == [0, 0]  # sent together: neither sees the other
@@ -149,8 +170,13 @@ def test_chained_turns_bill_like_stateless_turns(client: openai.OpenAI) -> None:
     chained: list[tuple[int, int]] = []
     previous: str | None = None
     for turn in turns:
-        r = client.responses.create(model=MODEL, instructions=system, input=turn,
-                                    previous_response_id=previous, temperature=0)
+        r = client.responses.create(
+            model=MODEL,
+            instructions=system,
+            input=turn,
+            previous_response_id=previous,
+            temperature=0,
+        )
         assert r.usage is not None
         chained.append((r.usage.input_tokens, r.usage.input_tokens_details.cached_tokens))
         previous = r.id
@@ -160,11 +186,12 @@ def test_chained_turns_bill_like_stateless_turns(client: openai.OpenAI) -> None:
     history: list[dict[str, str]] = []
     for turn in turns:
         history.append({"role": "user", "content": turn})
-        r = client.responses.create(model=MODEL, instructions=system, input=history,
-                                    temperature=0, store=False)
+        r = client.responses.create(
+            model=MODEL, instructions=system, input=history, temperature=0, store=False
+        )
         c = client.chat.completions.create(
-            model=MODEL, temperature=0,
-            messages=[{"role": "system", "content": system}, *history])
+            model=MODEL, temperature=0, messages=[{"role": "system", "content": system}, *history]
+        )
         assert r.usage is not None and c.usage is not None
         assert c.choices[0].message.content == r.output_text  # parity: same reply
         stateless.append((r.usage.input_tokens, r.usage.input_tokens_details.cached_tokens))
@@ -180,12 +207,15 @@ def test_chained_turns_bill_like_stateless_turns(client: openai.OpenAI) -> None:
 def test_instructions_are_not_carried_over(client: openai.OpenAI) -> None:
     first = client.responses.create(model=MODEL, instructions="Be terse. " * 20, input="Hi")
     again = client.responses.create(model=MODEL, input="More", previous_response_id=first.id)
-    resent = client.responses.create(model=MODEL, input="More", previous_response_id=first.id,
-                                     instructions="Be terse. " * 20)
+    resent = client.responses.create(
+        model=MODEL, input="More", previous_response_id=first.id, instructions="Be terse. " * 20
+    )
     assert again.usage is not None and resent.usage is not None
     # the resent instructions are one more framed segment; the chain did not carry them
-    assert resent.usage.input_tokens - again.usage.input_tokens == count_text_tokens(
-        "Be terse. " * 20, MODEL) + 3
+    assert (
+        resent.usage.input_tokens - again.usage.input_tokens
+        == count_text_tokens("Be terse. " * 20, MODEL) + 3
+    )
 
 
 def test_unknown_previous_response_is_404(client: openai.OpenAI) -> None:
@@ -199,23 +229,43 @@ def test_unknown_previous_response_is_404(client: openai.OpenAI) -> None:
 
 
 def test_chain_with_tool_call_bills_the_call_and_output(client: openai.OpenAI) -> None:
-    tools = [{"type": "function", "name": "get_weather", "description": "Weather for a city",
-              "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                             "required": ["city"], "additionalProperties": False},
-              "strict": True}]
-    first = client.responses.create(model=MODEL, input="What is the weather in Paris?",
-                                    tools=tools)
+    tools = [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+                "additionalProperties": False,
+            },
+            "strict": True,
+        }
+    ]
+    first = client.responses.create(model=MODEL, input="What is the weather in Paris?", tools=tools)
     call = first.output[0]
     assert call.type == "function_call"
-    output = {"type": "function_call_output", "call_id": call.call_id,
-              "output": '{"temp_c": 18}'}
-    chained = client.responses.create(model=MODEL, tools=tools, temperature=0,
-                                      previous_response_id=first.id, input=[output])
+    output = {"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 18}'}
+    chained = client.responses.create(
+        model=MODEL, tools=tools, temperature=0, previous_response_id=first.id, input=[output]
+    )
     stateless = client.responses.create(
-        model=MODEL, tools=tools, store=False, temperature=0,
-        input=[{"role": "user", "content": "What is the weather in Paris?"},
-               {"type": "function_call", "call_id": call.call_id, "name": call.name,
-                "arguments": call.arguments}, output])
+        model=MODEL,
+        tools=tools,
+        store=False,
+        temperature=0,
+        input=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": call.arguments,
+            },
+            output,
+        ],
+    )
     assert chained.usage is not None and stateless.usage is not None
     assert chained.usage.input_tokens == stateless.usage.input_tokens
     assert chained.output_text == stateless.output_text
@@ -224,11 +274,16 @@ def test_chain_with_tool_call_bills_the_call_and_output(client: openai.OpenAI) -
 
 def test_system_message_and_instructions_share_a_prefix(client: openai.OpenAI) -> None:
     system = text_of_tokens(1900, nonce())
-    c = client.chat.completions.create(model=MODEL, messages=[
-        {"role": "system", "content": system}, {"role": "user", "content": "Hours?"}])
+    c = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": "Hours?"}],
+    )
     r = client.responses.create(model=MODEL, instructions=system, input="Hours?", store=False)
-    d = client.responses.create(model=MODEL, store=False, input=[
-        {"role": "developer", "content": system}, {"role": "user", "content": "Hours?"}])
+    d = client.responses.create(
+        model=MODEL,
+        store=False,
+        input=[{"role": "developer", "content": system}, {"role": "user", "content": "Hours?"}],
+    )
     assert c.usage is not None and r.usage is not None and d.usage is not None
     assert c.usage.prompt_tokens == r.usage.input_tokens == d.usage.input_tokens
     assert r.usage.input_tokens_details.cached_tokens == block_floor(r.usage.input_tokens - 1)

@@ -20,44 +20,69 @@ from harness.emulator.truth import read_truth
 from harness.tokens import count_text_tokens
 
 MODEL = "gpt-4.1-mini"
-WEATHER = {"type": "object", "properties": {
-    "city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
-    "required": ["city", "unit"], "additionalProperties": False}
-PERSON = {"type": "object", "properties": {
-    "name": {"type": "string"}, "age": {"type": "integer", "minimum": 0},
-    "city": {"type": "string"}}, "required": ["name", "age", "city"],
-    "additionalProperties": False}
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+    "required": ["city", "unit"],
+    "additionalProperties": False,
+}
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "age": {"type": "integer", "minimum": 0},
+        "city": {"type": "string"},
+    },
+    "required": ["name", "age", "city"],
+    "additionalProperties": False,
+}
 NESTED = {
     "type": "object",
-    "$defs": {"item": {"type": "object", "properties": {
-        "sku": {"type": "string", "minLength": 3, "maxLength": 8},
-        "qty": {"type": "integer", "minimum": 1, "maximum": 9},
-        "price": {"type": "number", "exclusiveMinimum": 0},
-        "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b", "c"]},
-                 "minItems": 1, "maxItems": 2, "uniqueItems": True}},
-        "required": ["sku", "qty", "price", "tags"], "additionalProperties": False}},
+    "$defs": {
+        "item": {
+            "type": "object",
+            "properties": {
+                "sku": {"type": "string", "minLength": 3, "maxLength": 8},
+                "qty": {"type": "integer", "minimum": 1, "maximum": 9},
+                "price": {"type": "number", "exclusiveMinimum": 0},
+                "tags": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["a", "b", "c"]},
+                    "minItems": 1,
+                    "maxItems": 2,
+                    "uniqueItems": True,
+                },
+            },
+            "required": ["sku", "qty", "price", "tags"],
+            "additionalProperties": False,
+        }
+    },
     "properties": {
         "order_id": {"type": "string", "format": "uuid"},
         "placed": {"type": "string", "format": "date-time"},
-        "status": {"anyOf": [{"type": "string", "enum": ["open", "shipped"]},
-                             {"type": "null"}]},
+        "status": {"anyOf": [{"type": "string", "enum": ["open", "shipped"]}, {"type": "null"}]},
         "items": {"type": "array", "items": {"$ref": "#/$defs/item"}, "minItems": 2},
         "gift": {"type": ["boolean", "null"]},
-        "note": {"const": "fixed"}},
+        "note": {"const": "fixed"},
+    },
     "required": ["order_id", "placed", "status", "items", "gift", "note"],
-    "additionalProperties": False}
+    "additionalProperties": False,
+}
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[openai.OpenAI]:
-    with EmulatorThread(profile="zero", seed=7) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile="zero", seed=7) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         yield c
 
 
 def _chat_text(client: openai.OpenAI, text: str, **kw: Any) -> str:
-    c = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": text}],
-                                       **kw)
+    c = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": text}], **kw
+    )
     return c.choices[0].message.content or ""
 
 
@@ -69,8 +94,9 @@ def _differing_words(a: str, b: str) -> float:
 
 def test_word_bank_is_one_token_per_word() -> None:
     for word in WORDS:
-        assert count(" " + word) == count(" " + word.capitalize()) == count(
-            word.capitalize()) == 1, word
+        assert (
+            count(" " + word) == count(" " + word.capitalize()) == count(word.capitalize()) == 1
+        ), word
 
 
 def test_output_tokens_are_real_bpe_counts(client: openai.OpenAI) -> None:
@@ -84,11 +110,15 @@ def test_same_seed_same_reply_other_seed_other_reply(client: openai.OpenAI) -> N
     question = "What is the return window for shoes?"
     first = _chat_text(client, question, temperature=0)
     assert _chat_text(client, question, temperature=0) == first
-    with EmulatorThread(profile="zero", seed=7) as same, openai.OpenAI(
-            base_url=same.base_url, api_key="sk-test", max_retries=0) as c2:
+    with (
+        EmulatorThread(profile="zero", seed=7) as same,
+        openai.OpenAI(base_url=same.base_url, api_key="sk-test", max_retries=0) as c2,
+    ):
         assert _chat_text(c2, question, temperature=0) == first
-    with EmulatorThread(profile="zero", seed=8) as other, openai.OpenAI(
-            base_url=other.base_url, api_key="sk-test", max_retries=0) as c3:
+    with (
+        EmulatorThread(profile="zero", seed=8) as other,
+        openai.OpenAI(base_url=other.base_url, api_key="sk-test", max_retries=0) as c3,
+    ):
         assert _chat_text(c3, question, temperature=0) != first
 
 
@@ -99,21 +129,34 @@ def test_parity_chat_and_responses_say_the_same(client: openai.OpenAI) -> None:
 
 
 def test_system_prompt_nonce_does_not_change_the_reply(client: openai.OpenAI) -> None:
-    replies = {client.chat.completions.create(
-        model=MODEL, temperature=0, messages=[{"role": "system", "content": f"[{nonce()}] Be nice"},
-                                              {"role": "user", "content": "Opening hours?"}],
-    ).choices[0].message.content for _ in range(3)}
+    replies = {
+        client.chat.completions.create(
+            model=MODEL,
+            temperature=0,
+            messages=[
+                {"role": "system", "content": f"[{nonce()}] Be nice"},
+                {"role": "user", "content": "Opening hours?"},
+            ],
+        )
+        .choices[0]
+        .message.content
+        for _ in range(3)
+    }
     assert len(replies) == 1
 
 
 def test_harness_run_marker_in_the_user_message_does_not_change_the_reply(
-        client: openai.OpenAI) -> None:
+    client: openai.OpenAI,
+) -> None:
     """Without a system prompt the harness's cache nonce starts the user message."""
     from harness.plan import cache_nonce, nonce_prefix
 
-    replies = {_chat_text(client, nonce_prefix(cache_nonce(0, "s", "p", arm, 1))
-                          + "Opening hours?", temperature=0)
-               for arm in ("chat", "chat#2", "responses")}
+    replies = {
+        _chat_text(
+            client, nonce_prefix(cache_nonce(0, "s", "p", arm, 1)) + "Opening hours?", temperature=0
+        )
+        for arm in ("chat", "chat#2", "responses")
+    }
     assert len(replies) == 1
     other = _chat_text(client, "[run zzzz] Opening hours?", temperature=0)
     assert other not in replies  # only the harness's exact marker is ignored
@@ -125,8 +168,10 @@ def test_temperature_varies_replicates_reproducibly(client: openai.OpenAI) -> No
     assert a != b
     words_a, words_b = set(a.split()), set(b.split())
     assert len(words_a & words_b) / len(words_a | words_b) > 0.4  # similar, not identical
-    with EmulatorThread(profile="zero", seed=7) as again, openai.OpenAI(
-            base_url=again.base_url, api_key="sk-test", max_retries=0) as c2:
+    with (
+        EmulatorThread(profile="zero", seed=7) as again,
+        openai.OpenAI(base_url=again.base_url, api_key="sk-test", max_retries=0) as c2,
+    ):
         assert [_chat_text(c2, question, temperature=1.0) for _ in range(2)] == [a, b]
 
 
@@ -134,8 +179,10 @@ def test_temperature_varies_replicates_reproducibly(client: openai.OpenAI) -> No
 def test_divergence_is_the_known_share_of_words(tmp_path: Path, divergence: float) -> None:
     truth = tmp_path / "truth.jsonl"
     profile = load_profile("zero").derive({"divergence": divergence})
-    with EmulatorThread(profile=profile, truth_log=truth) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile=profile, truth_log=truth) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         for i in range(5):
             question = f"Tell me about topic {i}."
             chat = _chat_text(c, question, temperature=0)
@@ -151,30 +198,49 @@ def test_divergence_is_the_known_share_of_words(tmp_path: Path, divergence: floa
 
 def test_json_schema_on_both_apis_with_prompt_hints(client: openai.OpenAI) -> None:
     prompt = "Extract: John is 30 and lives in NYC"
-    r = client.responses.create(model=MODEL, input=prompt, store=False, text={"format": {
-        "type": "json_schema", "name": "person", "schema": PERSON, "strict": True}})
+    r = client.responses.create(
+        model=MODEL,
+        input=prompt,
+        store=False,
+        text={
+            "format": {"type": "json_schema", "name": "person", "schema": PERSON, "strict": True}
+        },
+    )
     data = json.loads(r.output_text)
     jsonschema.validate(data, PERSON)
     assert data == {"name": "John", "age": 30, "city": "NYC"}
-    c = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": prompt}],
-                                       response_format={"type": "json_schema", "json_schema": {
-                                           "name": "person", "schema": PERSON, "strict": True}})
+    c = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": prompt}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": PERSON, "strict": True},
+        },
+    )
     assert json.loads(c.choices[0].message.content or "") == data
 
 
 def test_json_schema_keywords(client: openai.OpenAI) -> None:
     for i in range(8):
-        r = client.responses.create(model=MODEL, input=f"order {i} {nonce()}", store=False,
-                                    text={"format": {"type": "json_schema", "name": "order",
-                                                     "schema": NESTED, "strict": True}})
-        jsonschema.validate(json.loads(r.output_text), NESTED,
-                            format_checker=jsonschema.FormatChecker())
+        r = client.responses.create(
+            model=MODEL,
+            input=f"order {i} {nonce()}",
+            store=False,
+            text={
+                "format": {"type": "json_schema", "name": "order", "schema": NESTED, "strict": True}
+            },
+        )
+        jsonschema.validate(
+            json.loads(r.output_text), NESTED, format_checker=jsonschema.FormatChecker()
+        )
 
 
 def test_json_object_mode(client: openai.OpenAI) -> None:
     c = client.chat.completions.create(
-        model=MODEL, response_format={"type": "json_object"},
-        messages=[{"role": "user", "content": "Reply in JSON please"}])
+        model=MODEL,
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Reply in JSON please"}],
+    )
     assert isinstance(json.loads(c.choices[0].message.content or ""), dict)
 
 
@@ -186,8 +252,9 @@ def test_responses_parse_helper(client: openai.OpenAI) -> None:
         age: int
         city: str
 
-    parsed = client.responses.parse(model=MODEL, input="Extract: Ana is 41 and lives in Lisbon",
-                                    text_format=Person, store=False)
+    parsed = client.responses.parse(
+        model=MODEL, input="Extract: Ana is 41 and lives in Lisbon", text_format=Person, store=False
+    )
     assert parsed.output_parsed == Person(name="Ana", age=41, city="Lisbon")
 
 
@@ -195,22 +262,34 @@ def test_responses_parse_helper(client: openai.OpenAI) -> None:
 
 
 def _tools_chat() -> list[dict[str, Any]]:
-    return [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                                              "parameters": WEATHER, "strict": True}},
-            {"type": "function", "function": {"name": "lookup_order", "description": "Orders",
-                                              "parameters": {"type": "object", "properties": {
-                                                  "order_id": {"type": "string"}}}}}]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather",
+                "parameters": WEATHER,
+                "strict": True,
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Orders",
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            },
+        },
+    ]
 
 
 def _tools_responses() -> list[dict[str, Any]]:
     return [{"type": "function", **t["function"]} for t in _tools_chat()]
 
 
-def test_tool_call_when_the_prompt_asks_and_answer_from_its_output(
-        client: openai.OpenAI) -> None:
+def test_tool_call_when_the_prompt_asks_and_answer_from_its_output(client: openai.OpenAI) -> None:
     messages: list[dict[str, Any]] = [{"role": "user", "content": "What's the weather in Paris?"}]
-    first = client.chat.completions.create(model=MODEL, messages=messages,
-                                           tools=_tools_chat())
+    first = client.chat.completions.create(model=MODEL, messages=messages, tools=_tools_chat())
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     call = choice.message.tool_calls[0]
@@ -218,41 +297,49 @@ def test_tool_call_when_the_prompt_asks_and_answer_from_its_output(
     args = json.loads(call.function.arguments)
     jsonschema.validate(args, WEATHER)
     assert args["city"] == "Paris"
-    messages += [choice.message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'}]
-    second = client.chat.completions.create(model=MODEL, messages=messages,
-                                            tools=_tools_chat())
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 18}'},
+    ]
+    second = client.chat.completions.create(model=MODEL, messages=messages, tools=_tools_chat())
     assert second.choices[0].finish_reason == "stop"
     assert "get_weather: temp_c 18" in (second.choices[0].message.content or "")
 
 
 def test_tool_choice_modes(client: openai.OpenAI) -> None:
     tools = _tools_responses()
-    plain = client.responses.create(model=MODEL, input="Tell me a joke", tools=tools,
-                                    store=False)
+    plain = client.responses.create(model=MODEL, input="Tell me a joke", tools=tools, store=False)
     assert [o.type for o in plain.output] == ["message"]
-    none = client.responses.create(model=MODEL, input="Weather in Rome?", tools=tools,
-                                   tool_choice="none", store=False)
+    none = client.responses.create(
+        model=MODEL, input="Weather in Rome?", tools=tools, tool_choice="none", store=False
+    )
     assert [o.type for o in none.output] == ["message"]
-    required = client.responses.create(model=MODEL, input="Tell me a joke", tools=tools,
-                                       tool_choice="required", store=False)
+    required = client.responses.create(
+        model=MODEL, input="Tell me a joke", tools=tools, tool_choice="required", store=False
+    )
     assert [o.type for o in required.output] == ["function_call"]
-    forced = client.responses.create(model=MODEL, input="Weather in Rome?", tools=tools,
-                                     tool_choice={"type": "function", "name": "lookup_order"},
-                                     store=False)
+    forced = client.responses.create(
+        model=MODEL,
+        input="Weather in Rome?",
+        tools=tools,
+        tool_choice={"type": "function", "name": "lookup_order"},
+        store=False,
+    )
     assert [o.name for o in forced.output] == ["lookup_order"]
 
 
 def test_tool_call_stream_events(client: openai.OpenAI) -> None:
     with client.responses.with_streaming_response.create(
-            model=MODEL, input="Weather in Oslo?", tools=_tools_responses(),
-            stream=True, store=False) as raw:
+        model=MODEL, input="Weather in Oslo?", tools=_tools_responses(), stream=True, store=False
+    ) as raw:
         events = sse_events(raw.iter_lines())
     types = [e["type"] for e in events]
-    assert types[:3] == ["response.created", "response.in_progress",
-                         "response.output_item.added"]
-    assert types[-3:] == ["response.function_call_arguments.done",
-                          "response.output_item.done", "response.completed"]
+    assert types[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert types[-3:] == [
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
     done = events[-3]
     assert "".join(deltas) == done["arguments"] and done["name"] == "get_weather"
@@ -260,22 +347,26 @@ def test_tool_call_stream_events(client: openai.OpenAI) -> None:
     assert events[2]["item"]["arguments"] == "" and events[2]["item"]["status"] == "in_progress"
 
     with client.chat.completions.with_streaming_response.create(
-            model=MODEL, messages=[{"role": "user", "content": "Weather in Oslo?"}],
-            tools=_tools_chat(), stream=True) as raw_chat:
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=_tools_chat(),
+        stream=True,
+    ) as raw_chat:
         chunks = [json.loads(d) for d in sse_data(raw_chat.iter_lines())[:-1]]
     opener = chunks[0]["choices"][0]["delta"]["tool_calls"][0]
     assert opener["function"] == {"name": "get_weather", "arguments": ""}
-    args = "".join(c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
-                   for c in chunks[1:-1])
+    args = "".join(
+        c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for c in chunks[1:-1]
+    )
     assert args == done["arguments"]
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
 def test_parallel_tool_calls(client: openai.OpenAI) -> None:
     prompt = "Check the weather in Paris and look up my order 42"
-    both = client.responses.create(model=MODEL, input=prompt, tools=_tools_responses(),
-                                   store=False)
+    both = client.responses.create(model=MODEL, input=prompt, tools=_tools_responses(), store=False)
     assert [o.name for o in both.output] == ["get_weather", "lookup_order"]
-    one = client.responses.create(model=MODEL, input=prompt, tools=_tools_responses(),
-                                  parallel_tool_calls=False, store=False)
+    one = client.responses.create(
+        model=MODEL, input=prompt, tools=_tools_responses(), parallel_tool_calls=False, store=False
+    )
     assert len(one.output) == 1

@@ -23,8 +23,11 @@ def _replies(api: str, raws: list[bytes]) -> list[tuple[Any, ...]]:
     for raw in raws:
         plan = emu.create(api, raw, time.perf_counter())
         body = json.loads(plan.body)
-        text = (body["choices"][0]["message"]["content"] if api == "chat"
-                else body["output"][0]["content"][0]["text"])
+        text = (
+            body["choices"][0]["message"]["content"]
+            if api == "chat"
+            else body["output"][0]["content"][0]["text"]
+        )
         out.append((text, body["usage"], body.get("status")))
     emu.close()
     return out
@@ -37,11 +40,22 @@ def test_a_repeated_body_replies_as_if_prepared_afresh(api: str, temperature: fl
     only in JSON whitespace are prepared anew. Both must get the same replies and cache
     counts, request by request (temperature samples, cache hits included)."""
     if api == "chat":
-        body: dict[str, Any] = {"model": MODEL, "temperature": temperature, "messages": [
-            {"role": "system", "content": LONG}, {"role": "user", "content": "Describe it."}]}
+        body: dict[str, Any] = {
+            "model": MODEL,
+            "temperature": temperature,
+            "messages": [
+                {"role": "system", "content": LONG},
+                {"role": "user", "content": "Describe it."},
+            ],
+        }
     else:
-        body = {"model": MODEL, "temperature": temperature, "store": False,
-                "instructions": LONG, "input": "Describe it."}
+        body = {
+            "model": MODEL,
+            "temperature": temperature,
+            "store": False,
+            "instructions": LONG,
+            "input": "Describe it.",
+        }
     same = json.dumps(body).encode()
     respaced = [json.dumps(body, indent=n).encode() for n in range(1, 4)]
     repeated = _replies(api, [same] * 4)

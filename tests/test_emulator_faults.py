@@ -38,8 +38,11 @@ def client() -> Iterator[openai.OpenAI]:
 def test_rate_limit_429_with_retry_headers(tmp_path: Path) -> None:
     truth = tmp_path / "t.jsonl"
     profile = _faulty("rate_limit", retry_after_ms={"median": 1500})
-    with EmulatorThread(profile=profile, truth_log=truth) as emu, _client(emu) as c, \
-            pytest.raises(openai.RateLimitError) as info:
+    with (
+        EmulatorThread(profile=profile, truth_log=truth) as emu,
+        _client(emu) as c,
+        pytest.raises(openai.RateLimitError) as info,
+    ):
         c.chat.completions.create(model=MODEL, messages=USER)
     err = info.value
     assert err.status_code == 429 and err.code == "rate_limit_exceeded"
@@ -52,12 +55,19 @@ def test_rate_limit_429_with_retry_headers(tmp_path: Path) -> None:
     assert record["fault"] == "rate_limit" and record["request_id"] == err.request_id
 
 
-@pytest.mark.parametrize("fault,status,exc", [
-    ("server_error", 500, openai.InternalServerError),
-    ("overloaded", 503, openai.InternalServerError)])
+@pytest.mark.parametrize(
+    "fault,status,exc",
+    [
+        ("server_error", 500, openai.InternalServerError),
+        ("overloaded", 503, openai.InternalServerError),
+    ],
+)
 def test_server_errors(fault: str, status: int, exc: type[Exception]) -> None:
-    with EmulatorThread(profile=_faulty(fault)) as emu, _client(emu) as c, \
-            pytest.raises(exc) as info:
+    with (
+        EmulatorThread(profile=_faulty(fault)) as emu,
+        _client(emu) as c,
+        pytest.raises(exc) as info,
+    ):
         c.responses.create(model=MODEL, input="hi")
     assert info.value.status_code == status
     body = info.value.body
@@ -67,16 +77,17 @@ def test_server_errors(fault: str, status: int, exc: type[Exception]) -> None:
 def test_stream_cut_mid_way() -> None:
     with EmulatorThread(profile=_faulty("stream_cut")) as emu, _client(emu) as c:
         seen: list[str] = []
-        with pytest.raises((openai.APIConnectionError, httpx2.RemoteProtocolError)), \
-                c.responses.stream(model=MODEL, input="hello") as stream:
+        with (
+            pytest.raises((openai.APIConnectionError, httpx2.RemoteProtocolError)),
+            c.responses.stream(model=MODEL, input="hello") as stream,
+        ):
             for event in stream:
                 seen.append(event.type)
         assert "response.output_text.delta" in seen
         assert "response.completed" not in seen
         chunks: list[Any] = []
         with pytest.raises((openai.APIConnectionError, httpx2.RemoteProtocolError)):
-            for chunk in c.chat.completions.create(model=MODEL, messages=USER,
-                                                   stream=True):
+            for chunk in c.chat.completions.create(model=MODEL, messages=USER, stream=True):
                 chunks.append(chunk)
         assert len(chunks) > 1
         # the server survives its own cuts
@@ -85,8 +96,9 @@ def test_stream_cut_mid_way() -> None:
 
 def test_response_failed_event() -> None:
     with EmulatorThread(profile=_faulty("response_failed")) as emu, _client(emu) as c:
-        with c.responses.with_streaming_response.create(model=MODEL, input="hello",
-                                                        stream=True) as raw:
+        with c.responses.with_streaming_response.create(
+            model=MODEL, input="hello", stream=True
+        ) as raw:
             events = sse_events(raw.iter_lines())
         assert events[-1]["type"] == "response.failed"
         failed = events[-1]["response"]
@@ -107,7 +119,8 @@ def test_error_event() -> None:
         assert events[-1].type == "error"
         assert events[-1].code == "server_error"
         with c.chat.completions.with_streaming_response.create(
-                model=MODEL, messages=USER, stream=True) as raw:
+            model=MODEL, messages=USER, stream=True
+        ) as raw:
             data = sse_data(raw.iter_lines())
         assert json.loads(data[-1])["error"]["type"] == "server_error"
         assert "[DONE]" not in data
@@ -143,8 +156,9 @@ def test_fault_rates_are_applied_at_the_configured_rate(tmp_path: Path) -> None:
 # --- errors -------------------------------------------------------------------------------------
 
 
-def _bad(call: Any, status: type[Exception], param: str | None, code: str | None = None,
-         match: str = "") -> None:
+def _bad(
+    call: Any, status: type[Exception], param: str | None, code: str | None = None, match: str = ""
+) -> None:
     with pytest.raises(status) as info:
         call()
     err = info.value
@@ -159,41 +173,95 @@ def _bad(call: Any, status: type[Exception], param: str | None, code: str | None
 def test_invalid_requests(client: openai.OpenAI) -> None:
     r, chat = client.responses, client.chat.completions
     bad = openai.BadRequestError
-    _bad(lambda: r.create(model=MODEL, input="x", extra_body={"response_format": {
-        "type": "json_object"}}), bad, "response_format", match="text.format")
-    _bad(lambda: r.create(model=MODEL, extra_body={"messages": USER}), bad, "messages",
-         match="'input'")
-    _bad(lambda: r.create(model=MODEL, input="x", max_output_tokens=15), bad,
-         "max_output_tokens", "integer_below_min_value", ">= 16")
-    _bad(lambda: r.create(model="o3", input="x", temperature=0.2), bad, "temperature",
-         "unsupported_parameter")
-    _bad(lambda: r.create(model="gpt-5", input="x", top_p=0.5), bad, "top_p",
-         "unsupported_parameter")
-    _bad(lambda: chat.create(model="o4-mini", messages=USER, temperature=0),
-         bad, "temperature", "unsupported_value")
-    _bad(lambda: chat.create(model="o3", messages=USER, max_tokens=10),
-         bad, "max_tokens", match="max_completion_tokens")
-    _bad(lambda: r.create(model=MODEL, input="x", extra_body={"frobnicate": 1}), bad,
-         "frobnicate", "unknown_parameter")
-    _bad(lambda: chat.create(model=MODEL, messages=USER, extra_body={"input": "x"}),
-         bad, "input", match="Unrecognized request argument supplied: input")
+    _bad(
+        lambda: r.create(
+            model=MODEL, input="x", extra_body={"response_format": {"type": "json_object"}}
+        ),
+        bad,
+        "response_format",
+        match="text.format",
+    )
+    _bad(
+        lambda: r.create(model=MODEL, extra_body={"messages": USER}),
+        bad,
+        "messages",
+        match="'input'",
+    )
+    _bad(
+        lambda: r.create(model=MODEL, input="x", max_output_tokens=15),
+        bad,
+        "max_output_tokens",
+        "integer_below_min_value",
+        ">= 16",
+    )
+    _bad(
+        lambda: r.create(model="o3", input="x", temperature=0.2),
+        bad,
+        "temperature",
+        "unsupported_parameter",
+    )
+    _bad(
+        lambda: r.create(model="gpt-5", input="x", top_p=0.5), bad, "top_p", "unsupported_parameter"
+    )
+    _bad(
+        lambda: chat.create(model="o4-mini", messages=USER, temperature=0),
+        bad,
+        "temperature",
+        "unsupported_value",
+    )
+    _bad(
+        lambda: chat.create(model="o3", messages=USER, max_tokens=10),
+        bad,
+        "max_tokens",
+        match="max_completion_tokens",
+    )
+    _bad(
+        lambda: r.create(model=MODEL, input="x", extra_body={"frobnicate": 1}),
+        bad,
+        "frobnicate",
+        "unknown_parameter",
+    )
+    _bad(
+        lambda: chat.create(model=MODEL, messages=USER, extra_body={"input": "x"}),
+        bad,
+        "input",
+        match="Unrecognized request argument supplied: input",
+    )
     _bad(lambda: chat.create(model=MODEL, messages=[]), bad, "messages")
-    _bad(lambda: chat.create(model=MODEL, messages=USER, stream_options={
-        "include_usage": True}), bad, "stream_options")
-    _bad(lambda: chat.create(model=MODEL, messages=USER,
-                             response_format={"type": "json_object"}), bad, "messages",
-         match="json")
-    _bad(lambda: r.create(model=MODEL, input="x", temperature=3), bad, "temperature",
-         "decimal_above_max_value")
+    _bad(
+        lambda: chat.create(model=MODEL, messages=USER, stream_options={"include_usage": True}),
+        bad,
+        "stream_options",
+    )
+    _bad(
+        lambda: chat.create(model=MODEL, messages=USER, response_format={"type": "json_object"}),
+        bad,
+        "messages",
+        match="json",
+    )
+    _bad(
+        lambda: r.create(model=MODEL, input="x", temperature=3),
+        bad,
+        "temperature",
+        "decimal_above_max_value",
+    )
     _bad(lambda: r.create(model=MODEL, input="x", tool_choice="required"), bad, "tool_choice")
-    _bad(lambda: r.create(model=MODEL, input=[{"type": "reasoning", "id": "rs_1",
-                                               "summary": []}]),
-         openai.NotFoundError, "input", "item_not_found")
+    _bad(
+        lambda: r.create(model=MODEL, input=[{"type": "reasoning", "id": "rs_1", "summary": []}]),
+        openai.NotFoundError,
+        "input",
+        "item_not_found",
+    )
 
 
 def test_unknown_model_is_404(client: openai.OpenAI) -> None:
-    _bad(lambda: client.responses.create(model="gpt-9", input="x"), openai.NotFoundError,
-         "model", "model_not_found", "`gpt-9` does not exist")
+    _bad(
+        lambda: client.responses.create(model="gpt-9", input="x"),
+        openai.NotFoundError,
+        "model",
+        "model_not_found",
+        "`gpt-9` does not exist",
+    )
 
 
 def test_missing_key_bad_json_and_unknown_route(client: openai.OpenAI) -> None:

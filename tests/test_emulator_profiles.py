@@ -18,20 +18,31 @@ from harness.errors import HarnessError
 MODEL = "gpt-4.1-mini"
 
 
-def _run(profile: str | Profile, truth: Path, requests: list[tuple[str, str]],
-         time_scale: float = 0.0, stream: bool = True) -> list[dict[str, Any]]:
+def _run(
+    profile: str | Profile,
+    truth: Path,
+    requests: list[tuple[str, str]],
+    time_scale: float = 0.0,
+    stream: bool = True,
+) -> list[dict[str, Any]]:
     """Send (api, prompt) pairs; return the truth records. time_scale 0: plan, don't wait."""
-    with EmulatorThread(profile=profile, truth_log=truth, time_scale=time_scale) as emu, \
-            openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile=profile, truth_log=truth, time_scale=time_scale) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         for api, prompt in requests:
             if api == "chat":
                 for _ in c.chat.completions.create(
-                        model=MODEL, stream=stream, temperature=0,
-                        messages=[{"role": "user", "content": prompt}]):
+                    model=MODEL,
+                    stream=stream,
+                    temperature=0,
+                    messages=[{"role": "user", "content": prompt}],
+                ):
                     pass
             else:
-                for _ in c.responses.create(model=MODEL, input=prompt, stream=stream,
-                                            temperature=0, store=False):
+                for _ in c.responses.create(
+                    model=MODEL, input=prompt, stream=stream, temperature=0, store=False
+                ):
                     pass
     return read_truth(truth)
 
@@ -58,8 +69,10 @@ def test_named_profiles_load_and_ship_as_yaml() -> None:
 
 def test_profile_file_extends_and_both(tmp_path: Path) -> None:
     path = tmp_path / "fast.yaml"
-    path.write_text("extends: regressed\nboth:\n  ttft_ms: {median: 50}\n"
-                    "chat:\n  per_token_ms: 2\ndivergence: 0.1\n")
+    path.write_text(
+        "extends: regressed\nboth:\n  ttft_ms: {median: 50}\n"
+        "chat:\n  per_token_ms: 2\ndivergence: 0.1\n"
+    )
     prof = load_profile(str(path))
     assert prof.name == "fast"
     assert prof.chat.ttft_ms.median == prof.responses.ttft_ms.median == 50
@@ -69,15 +82,18 @@ def test_profile_file_extends_and_both(tmp_path: Path) -> None:
     assert prof.responses.speed_factor == 1.25 and prof.divergence == 0.1
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("responses:\n  ttft: 5\n", "responses.ttft: unknown key"),
-    ("chat:\n  faults:\n    rate_limit: 2\n", "chat.faults.rate_limit: Input should be less"),
-    ("divergence: lots\n", "divergence: Input should be a valid number"),
-    ("both: 3\n", "both: expected a mapping"),
-    ("chat: [unclosed\n", "not valid YAML"),
-    ("- a list\n", "expected a mapping"),
-    ("extends: nowhere.yaml\n", "no such profile"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("responses:\n  ttft: 5\n", "responses.ttft: unknown key"),
+        ("chat:\n  faults:\n    rate_limit: 2\n", "chat.faults.rate_limit: Input should be less"),
+        ("divergence: lots\n", "divergence: Input should be a valid number"),
+        ("both: 3\n", "both: expected a mapping"),
+        ("chat: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping"),
+        ("extends: nowhere.yaml\n", "no such profile"),
+    ],
+)
 def test_profile_file_errors_are_one_line(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -102,8 +118,9 @@ def test_regressed_is_25_percent_slower_on_every_request(tmp_path: Path) -> None
         factor = 1.25 if p["api"] == "responses" else 1.0
         for key in ("planned_first_delta_ms", "planned_total_ms"):
             assert r[key] == pytest.approx(p[key] * factor, abs=0.003), key  # 3 decimals kept
-        assert r["delays_ms"]["ttft_ms"] == pytest.approx(p["delays_ms"]["ttft_ms"] * factor,
-                                                          abs=0.003)
+        assert r["delays_ms"]["ttft_ms"] == pytest.approx(
+            p["delays_ms"]["ttft_ms"] * factor, abs=0.003
+        )
 
 
 def test_guide_claims_cold_ttft_is_2_5x_chat(tmp_path: Path) -> None:
@@ -111,8 +128,10 @@ def test_guide_claims_cold_ttft_is_2_5x_chat(tmp_path: Path) -> None:
     requests = [(api, f"{nonce()} q{i}") for i in range(60) for api in ("chat", "responses")]
     records = _run("guide-claims", tmp_path / "g.jsonl", requests)
     assert all(r["cold_prefix"] for r in records)
-    ttft = {api: statistics.median(r["planned_first_delta_ms"] for r in records
-                                   if r["api"] == api) for api in ("chat", "responses")}
+    ttft = {
+        api: statistics.median(r["planned_first_delta_ms"] for r in records if r["api"] == api)
+        for api in ("chat", "responses")
+    }
     assert 2.0 <= ttft["responses"] / ttft["chat"] <= 3.0
     cold = [r for r in records if r["api"] == "responses"]
     assert all(r["delays_ms"]["cold_factor"] == 2.5 for r in cold)
@@ -129,16 +148,20 @@ def test_warm_turns_skip_the_cold_penalty(tmp_path: Path) -> None:
 def test_planned_delays_compose(tmp_path: Path) -> None:
     (r,) = _run("parity", tmp_path / "c.jsonl", [("responses", f"{nonce()} hi")])
     d = r["delays_ms"]
-    first = d["queue_ms"] + d["slow_headers_ms"] + (
-        d["ttft_ms"] + d["cold_penalty_ms"] + d["prefill_ms"]) * d["cold_factor"]
+    first = (
+        d["queue_ms"]
+        + d["slow_headers_ms"]
+        + (d["ttft_ms"] + d["cold_penalty_ms"] + d["prefill_ms"]) * d["cold_factor"]
+    )
     assert r["planned_first_delta_ms"] == pytest.approx(first, abs=0.01)  # 3-decimal rounding
     n = r["output_tokens"]
     assert r["planned_total_ms"] == pytest.approx(first + (n - 1) * d["per_token_ms"], rel=1e-4)
 
 
 def test_time_scale_drives_the_clock(tmp_path: Path) -> None:
-    profile = load_profile("zero").derive({"both": {"ttft_ms": {"median": 60},
-                                                    "per_token_ms": {"median": 1}}})
+    profile = load_profile("zero").derive(
+        {"both": {"ttft_ms": {"median": 60}, "per_token_ms": {"median": 1}}}
+    )
     (r,) = _run(profile, tmp_path / "s.jsonl", [("chat", f"{nonce()} hi")], time_scale=0.5)
     assert r["delays_ms"]["ttft_ms"] == 60 and r["planned_first_delta_ms"] == 60
     assert 30 <= r["first_delta_ms"] < 40  # the wall clock runs the plan at half speed
@@ -162,8 +185,9 @@ def _lateness_ms(loop_factory: Any) -> list[float]:
 
     async def main() -> list[float]:
         now = time.perf_counter()
-        return list(await asyncio.gather(*[one(now + (1 + i % 16) / 1e3 + 0.0001)
-                                           for i in range(64)]))
+        return list(
+            await asyncio.gather(*[one(now + (1 + i % 16) / 1e3 + 0.0001) for i in range(64)])
+        )
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main())

@@ -25,8 +25,12 @@ MODEL = "gpt-4.1-mini"
 
 def _stream_ttft_ms(client: httpx2.Client, url: str, prompt: str) -> tuple[str, float, float]:
     """(request id, TTFT, total) read by a bare httpx2 client: first content delta bytes."""
-    body = {"model": MODEL, "stream": True, "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}]}
+    body = {
+        "model": MODEL,
+        "stream": True,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": prompt}],
+    }
     headers = {"authorization": "Bearer sk-test"}
     start = time.perf_counter()
     first: float | None = None
@@ -66,17 +70,36 @@ def test_process_stops_cleanly_and_on_errors() -> None:
         assert proc is not None and proc.poll() is None
         raise RuntimeError("boom")
     assert proc.poll() is not None
-    with pytest.raises(HarnessError, match="did not start"), EmulatorProcess(
-            profile="no-such-profile"):
+    with (
+        pytest.raises(HarnessError, match="did not start"),
+        EmulatorProcess(profile="no-such-profile"),
+    ):
         pass
 
 
 def test_cli_prints_the_address_and_serves(tmp_path: Path) -> None:
     truth = tmp_path / "t.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "emulator", "--port", "0", "--profile", "zero",
-         "--truth-log", str(truth), "--time-scale", "0.5", "--seed", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "emulator",
+            "--port",
+            "0",
+            "--profile",
+            "zero",
+            "--truth-log",
+            str(truth),
+            "--time-scale",
+            "0.5",
+            "--seed",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -95,8 +118,12 @@ def test_cli_prints_the_address_and_serves(tmp_path: Path) -> None:
 def test_cli_reports_a_bad_profile_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text("chat:\n  ttft: 1\n")
-    done = subprocess.run([sys.executable, "-m", "harness", "emulator", "--port", "0",
-                           "--profile", str(bad)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "emulator", "--port", "0", "--profile", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == f"harness: error: profile {bad}: chat.ttft: unknown key"
 
@@ -106,8 +133,12 @@ def test_cli_reports_a_busy_port_in_one_line() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "harness", "emulator", "--port", str(port)],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "harness", "emulator", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2
     assert done.stderr.startswith(f"harness: error: cannot listen on 127.0.0.1:{port}: ")
     assert done.stderr.count("\n") == 1
@@ -115,8 +146,10 @@ def test_cli_reports_a_busy_port_in_one_line() -> None:
 
 def test_truth_log_records_every_request(tmp_path: Path) -> None:
     truth = tmp_path / "t.jsonl"
-    with EmulatorThread(profile="parity", truth_log=truth, time_scale=0.01) as emu, \
-            openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile="parity", truth_log=truth, time_scale=0.01) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         raw = c.responses.with_raw_response.create(model=MODEL, input="hello", stream=True)
         for _ in raw.parse():
             pass
@@ -125,9 +158,19 @@ def test_truth_log_records_every_request(tmp_path: Path) -> None:
     ok, bad = read_truth(truth)
     assert ok["request_id"] == raw.request_id
     assert ok["stream"] is True and ok["status"] == 200 and ok["fault"] is None
-    for key in ("cold_prefix", "input_tokens", "cached_tokens", "cache_write_tokens",
-                "output_tokens", "delays_ms", "headers_ms", "first_delta_ms", "total_ms",
-                "response_id", "model"):
+    for key in (
+        "cold_prefix",
+        "input_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "output_tokens",
+        "delays_ms",
+        "headers_ms",
+        "first_delta_ms",
+        "total_ms",
+        "response_id",
+        "model",
+    ):
         assert key in ok, key
     assert ok["headers_ms"] <= ok["first_delta_ms"] <= ok["total_ms"]
     assert bad["status"] == 400 and bad["error_code"] == "integer_below_min_value"
@@ -138,10 +181,15 @@ def test_truth_log_records_every_request(tmp_path: Path) -> None:
 def test_client_disconnect_stops_the_stream(tmp_path: Path) -> None:
     truth = tmp_path / "t.jsonl"
     profile = load_profile("zero").derive({"both": {"per_token_ms": 10}})
-    with EmulatorThread(profile=profile, truth_log=truth) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
-        stream = c.chat.completions.create(model=MODEL, stream=True, messages=[
-            {"role": "user", "content": "Write a detailed essay on tides."}])
+    with (
+        EmulatorThread(profile=profile, truth_log=truth) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
+        stream = c.chat.completions.create(
+            model=MODEL,
+            stream=True,
+            messages=[{"role": "user", "content": "Write a detailed essay on tides."}],
+        )
         next(iter(stream))
         stream.close()
     (record,) = read_truth(truth)
@@ -161,6 +209,7 @@ def test_concurrent_streams_keep_their_schedule(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     profile = load_profile("zero").derive({"both": {"ttft_ms": 5, "per_token_ms": 0.7}})
     with EmulatorProcess(profile=profile, truth_log=truth) as emu:
+
         def streams(n: int) -> None:
             with httpx2.Client() as client:
                 for i in range(n):
@@ -190,11 +239,15 @@ def test_a_request_arriving_mid_stream_is_served_at_once(tmp_path: Path) -> None
     import threading
 
     truth = tmp_path / "truth.jsonl"
-    profile = load_profile("zero").derive({"both": {"ttft_ms": 2, "per_token_ms": 0.5},
-                                           "content": {"reply_tokens": {"min": 300,
-                                                                        "max": 300}}})
+    profile = load_profile("zero").derive(
+        {
+            "both": {"ttft_ms": 2, "per_token_ms": 0.5},
+            "content": {"reply_tokens": {"min": 300, "max": 300}},
+        }
+    )
     with EmulatorProcess(profile=profile, truth_log=truth) as emu, httpx2.Client() as client:
         client.get(f"{emu.base_url}/models", headers={"authorization": "Bearer k"})
+
         def stream_long() -> None:
             with httpx2.Client() as other:
                 _stream_ttft_ms(other, emu.base_url, f"{nonce()} long")
@@ -203,10 +256,15 @@ def test_a_request_arriving_mid_stream_is_served_at_once(tmp_path: Path) -> None
         long_stream.start()
         time.sleep(0.05)  # the long stream is ~150 ms of tokens; we are in the middle of it
         started = time.perf_counter()
-        r = client.post(f"{emu.base_url}/chat/completions",
-                        headers={"authorization": "Bearer k"},
-                        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
-                              "max_completion_tokens": 1})
+        r = client.post(
+            f"{emu.base_url}/chat/completions",
+            headers={"authorization": "Bearer k"},
+            json={
+                "model": MODEL,
+                "messages": [{"role": "user", "content": "hi"}],
+                "max_completion_tokens": 1,
+            },
+        )
         short_ms = (time.perf_counter() - started) * 1000
         long_stream.join()
     assert r.status_code == 200

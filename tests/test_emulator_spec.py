@@ -28,42 +28,100 @@ from harness.spec import (
 )
 
 MODEL = "gpt-4.1-mini"
-SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {
-    "type": "integer"}}, "required": ["name", "age"], "additionalProperties": False}
-TOOL = {"name": "get_weather", "description": "Weather for a city", "strict": True,
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"], "additionalProperties": False}}
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+TOOL = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "strict": True,
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
 USER = [{"role": "user", "content": "What's the weather in Paris?"}]
 
 CHAT_CASES: dict[str, dict[str, Any]] = {
-    "text": {"messages": [{"role": "system", "content": "Be brief."},
-                          {"role": "user", "content": "Hello"}], "temperature": 0.3},
+    "text": {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello"},
+        ],
+        "temperature": 0.3,
+    },
     "tool_call": {"messages": USER, "tools": [{"type": "function", "function": TOOL}]},
-    "json_schema": {"messages": [{"role": "user", "content": "Extract: Bo is 9"}],
-                    "response_format": {"type": "json_schema", "json_schema": {
-                        "name": "p", "schema": SCHEMA, "strict": True}}},
-    "length": {"messages": [{"role": "user", "content": "Write a detailed essay."}],
-               "max_completion_tokens": 20},
-    "reasoning": {"model": "o4-mini", "reasoning_effort": "low",
-                  "messages": [{"role": "user", "content": "Think hard."}]},
-    "image": {"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "What is this?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=",
-                                            "detail": "low"}}]}]},
+    "json_schema": {
+        "messages": [{"role": "user", "content": "Extract: Bo is 9"}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "p", "schema": SCHEMA, "strict": True},
+        },
+    },
+    "length": {
+        "messages": [{"role": "user", "content": "Write a detailed essay."}],
+        "max_completion_tokens": 20,
+    },
+    "reasoning": {
+        "model": "o4-mini",
+        "reasoning_effort": "low",
+        "messages": [{"role": "user", "content": "Think hard."}],
+    },
+    "image": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+                    },
+                ],
+            }
+        ]
+    },
 }
 RESPONSE_CASES: dict[str, dict[str, Any]] = {
-    "text": {"input": "Hello", "instructions": "Be brief.", "temperature": 0.3,
-             "metadata": {"k": "v"}},
+    "text": {
+        "input": "Hello",
+        "instructions": "Be brief.",
+        "temperature": 0.3,
+        "metadata": {"k": "v"},
+    },
     "tool_call": {"input": USER, "tools": [{"type": "function", **TOOL}]},
-    "json_schema": {"input": "Extract: Bo is 9", "text": {"format": {
-        "type": "json_schema", "name": "p", "schema": SCHEMA, "strict": True}}},
+    "json_schema": {
+        "input": "Extract: Bo is 9",
+        "text": {"format": {"type": "json_schema", "name": "p", "schema": SCHEMA, "strict": True}},
+    },
     "incomplete": {"input": "Write a detailed essay.", "max_output_tokens": 20},
-    "reasoning": {"model": "o3", "input": "Think hard.", "store": False,
-                  "include": ["reasoning.encrypted_content"], "reasoning": {"effort": "low"}},
-    "image": {"input": [{"role": "user", "content": [
-        {"type": "input_text", "text": "What is this?"},
-        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=",
-         "detail": "low"}]}]},
+    "reasoning": {
+        "model": "o3",
+        "input": "Think hard.",
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+        "reasoning": {"effort": "low"},
+    },
+    "image": {
+        "input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "What is this?"},
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64,iVBORw0KGgo=",
+                        "detail": "low",
+                    },
+                ],
+            }
+        ]
+    },
 }
 
 
@@ -97,8 +155,10 @@ def _check_response_events(events: list[dict[str, Any]]) -> None:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[openai.OpenAI]:
-    with EmulatorThread(profile="zero") as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(profile="zero") as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         yield c
 
 
@@ -112,8 +172,9 @@ def test_chat_bodies_and_chunks(client: openai.OpenAI, case: str) -> None:
     body = _request("/chat/completions", CHAT_CASES[case])
     raw = client.chat.completions.with_raw_response.create(**body)
     _valid("CreateChatCompletionResponse", raw.http_response.json())
-    streamed = _request("/chat/completions", {**body, "stream": True,
-                                              "stream_options": {"include_usage": True}})
+    streamed = _request(
+        "/chat/completions", {**body, "stream": True, "stream_options": {"include_usage": True}}
+    )
     with client.chat.completions.with_streaming_response.create(**streamed) as resp:
         data = sse_data(resp.iter_lines())
     assert data[-1] == "[DONE]"
@@ -128,7 +189,8 @@ def test_response_bodies_and_events(client: openai.OpenAI, case: str) -> None:
     created = raw.http_response.json()
     _valid("Response", created)
     with client.responses.with_streaming_response.create(
-            **_request("/responses", {**body, "stream": True})) as resp:
+        **_request("/responses", {**body, "stream": True})
+    ) as resp:
         events = sse_events(resp.iter_lines())
     _check_response_events(events)
     if created["store"]:
@@ -138,8 +200,12 @@ def test_response_bodies_and_events(client: openai.OpenAI, case: str) -> None:
 
 def test_chained_request_and_reply(client: openai.OpenAI) -> None:
     first = client.responses.create(**_request("/responses", {"input": "Hi"}))
-    raw = client.responses.with_raw_response.create(**_request("/responses", {
-        "input": [{"role": "user", "content": "And then?"}], "previous_response_id": first.id}))
+    raw = client.responses.with_raw_response.create(
+        **_request(
+            "/responses",
+            {"input": [{"role": "user", "content": "And then?"}], "previous_response_id": first.id},
+        )
+    )
     _valid("Response", raw.http_response.json())
 
 
@@ -157,21 +223,28 @@ def test_models_and_errors(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("fault", ["response_failed", "error_event"])
 def test_fault_events(fault: str) -> None:
     profile = load_profile("zero").derive({"both": {"faults": {fault: 1.0}}})
-    with EmulatorThread(profile=profile) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
-        with c.responses.with_streaming_response.create(model=MODEL, input="hi",
-                                                        stream=True) as resp:
+    with (
+        EmulatorThread(profile=profile) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
+        with c.responses.with_streaming_response.create(
+            model=MODEL, input="hi", stream=True
+        ) as resp:
             events = sse_events(resp.iter_lines())
         _check_response_events(events)
         with c.chat.completions.with_streaming_response.create(
-                model=MODEL, messages=USER, stream=True) as chat:
+            model=MODEL, messages=USER, stream=True
+        ) as chat:
             data = sse_data(chat.iter_lines())
         for chunk in data[:-1]:
             _valid("CreateChatCompletionStreamResponse", json.loads(chunk))
         _valid("ErrorResponse", json.loads(data[-1]))
-    with EmulatorThread(profile=load_profile("zero").derive(
-            {"both": {"faults": {"rate_limit": 1.0}}})) as emu, openai.OpenAI(
-            base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
+    with (
+        EmulatorThread(
+            profile=load_profile("zero").derive({"both": {"faults": {"rate_limit": 1.0}}})
+        ) as emu,
+        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+    ):
         with pytest.raises(openai.RateLimitError) as limited:
             c.responses.create(model=MODEL, input="hi")
         _valid("ErrorResponse", limited.value.response.json())

@@ -37,19 +37,22 @@ from harness.summary import Summary
 # --- the decision rule -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "ci", "bound", "status"), [
-    (1.8, (1.6, 2.0), "max", "fail"),          # whole interval above 1.5
-    (1.2, (1.1, 1.3), "max", "pass"),          # whole interval below
-    (1.45, (1.3, 1.6), "max", "inconclusive"),  # straddles: point below
-    (1.55, (1.4, 1.7), "max", "inconclusive"),  # straddles: point above — not significant
-    (1.5, (1.4, 1.5), "max", "pass"),          # at the threshold is allowed
-    (1.6, None, "max", "fail"),                # no interval: the point decides
-    (1.4, None, "max", "pass"),
-    (1.2, (1.1, 1.3), "min", "fail"),          # mirror for _min
-    (1.8, (1.6, 2.0), "min", "pass"),
-    (1.55, (1.4, 1.7), "min", "inconclusive"),
-    (1.4, None, "min", "fail"),
-])
+@pytest.mark.parametrize(
+    ("value", "ci", "bound", "status"),
+    [
+        (1.8, (1.6, 2.0), "max", "fail"),  # whole interval above 1.5
+        (1.2, (1.1, 1.3), "max", "pass"),  # whole interval below
+        (1.45, (1.3, 1.6), "max", "inconclusive"),  # straddles: point below
+        (1.55, (1.4, 1.7), "max", "inconclusive"),  # straddles: point above — not significant
+        (1.5, (1.4, 1.5), "max", "pass"),  # at the threshold is allowed
+        (1.6, None, "max", "fail"),  # no interval: the point decides
+        (1.4, None, "max", "pass"),
+        (1.2, (1.1, 1.3), "min", "fail"),  # mirror for _min
+        (1.8, (1.6, 2.0), "min", "pass"),
+        (1.55, (1.4, 1.7), "min", "inconclusive"),
+        (1.4, None, "min", "fail"),
+    ],
+)
 def test_decide(value: float, ci: tuple[float, float] | None, bound: str, status: str) -> None:
     got, rule = decide(value, ci, bound, 1.5)  # type: ignore[arg-type]
     assert got == status
@@ -63,47 +66,61 @@ def test_wilson_interval_is_sound_at_zero() -> None:
     assert lo == pytest.approx(0.404, abs=1e-3) and hi == pytest.approx(0.596, abs=1e-3)
 
 
-@pytest.mark.parametrize(("key", "value", "words"), [
-    ("ttft", 1.0, "is not <arm>_vs_<arm>"),
-    ("responses_vs_chat.ttft_median_ratio_max", 1.0, "unknown metric 'ttft_median_ratio'"),
-    ("chat.cost_ratio_max", 1.0, "written <arm>_vs_<arm>.cost_ratio_max"),
-    ("responses_vs_chat.error_rate_max", 0.1, "written <arm>.error_rate_max"),
-    ("responses.regression_pct_min", 5, "regression_pct_max"),
-    ("responses.regression_pct_max", -1, "tolerance ≥ 0"),
-    ("responses_vs_chat.ttft_p50_ratio_max", 0, "above 0"),
-    ("responses_vs_chat.ttft_p50_ratio_max", "soon", "must be a number"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("ttft", 1.0, "is not <arm>_vs_<arm>"),
+        ("responses_vs_chat.ttft_median_ratio_max", 1.0, "unknown metric 'ttft_median_ratio'"),
+        ("chat.cost_ratio_max", 1.0, "written <arm>_vs_<arm>.cost_ratio_max"),
+        ("responses_vs_chat.error_rate_max", 0.1, "written <arm>.error_rate_max"),
+        ("responses.regression_pct_min", 5, "regression_pct_max"),
+        ("responses.regression_pct_max", -1, "tolerance ≥ 0"),
+        ("responses_vs_chat.ttft_p50_ratio_max", 0, "above 0"),
+        ("responses_vs_chat.ttft_p50_ratio_max", "soon", "must be a number"),
+    ],
+)
 def test_parse_gate_rejects(key: str, value: float, words: str) -> None:
     with pytest.raises(HarnessError, match=words):
         parse_gate(key, value, "gates.yaml")
 
 
 def test_parse_gate() -> None:
-    g = parse_gate('chat#2_vs_chat.similarity_mean_min', 0.9, "x.yaml", 7)
-    assert (g.arms, g.metric, g.bound, g.threshold, g.line) == (("chat#2", "chat"),
-                                                                "similarity_mean", "min", 0.9, 7)
+    g = parse_gate("chat#2_vs_chat.similarity_mean_min", 0.9, "x.yaml", 7)
+    assert (g.arms, g.metric, g.bound, g.threshold, g.line) == (
+        ("chat#2", "chat"),
+        "similarity_mean",
+        "min",
+        0.9,
+        7,
+    )
 
 
 def test_gates_file(tmp_path: Path) -> None:
     path = tmp_path / "gates.yaml"
-    path.write_text("version: 1\nregression_pct: 5\ngates:\n  chat.error_rate_max: 0.05\n"
-                    "  responses_vs_chat.ttft_p50_ratio_max: 1.5\n"
-                    "scenarios:\n  synthetic:\n    responses_vs_chat.ttft_p50_ratio_max: 2\n",
-                    encoding="utf-8")
+    path.write_text(
+        "version: 1\nregression_pct: 5\ngates:\n  chat.error_rate_max: 0.05\n"
+        "  responses_vs_chat.ttft_p50_ratio_max: 1.5\n"
+        "scenarios:\n  synthetic:\n    responses_vs_chat.ttft_p50_ratio_max: 2\n",
+        encoding="utf-8",
+    )
     config = load_gates_file(path)
     assert config.regression_pct == 5
     got = {g.key: g.threshold for g in config.for_scenario("synthetic")}
     assert got == {"chat.error_rate_max": 0.05, "responses_vs_chat.ttft_p50_ratio_max": 2.0}
     assert {g.key: g.threshold for g in config.for_scenario("other")}[
-        "responses_vs_chat.ttft_p50_ratio_max"] == 1.5
+        "responses_vs_chat.ttft_p50_ratio_max"
+    ] == 1.5
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("gates: [1]", "gates: Input should be a valid dictionary"),
-    ("gate: {}", "gate: Extra inputs"),
-    ("gates: {ttft: 1}", "is not <arm>_vs_<arm>"),
-    ("version: 2", "version"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("gates: [1]", "gates: Input should be a valid dictionary"),
+        ("gate: {}", "gate: Extra inputs"),
+        ("gates: {ttft: 1}", "is not <arm>_vs_<arm>"),
+        ("version: 2", "version"),
+    ],
+)
 def test_bad_gates_file(tmp_path: Path, text: str, words: str) -> None:
     path = tmp_path / "gates.yaml"
     path.write_text(text, encoding="utf-8")
@@ -114,8 +131,9 @@ def test_bad_gates_file(tmp_path: Path, text: str, words: str) -> None:
 # --- evaluation on synthetic runs ---------------------------------------------------------------
 
 
-def _summary(profile: SyntheticProfile, *, seed: int = 0, run_id: str = "r",
-             repeats: int = 30) -> tuple[Summary, ObservationTable]:
+def _summary(
+    profile: SyntheticProfile, *, seed: int = 0, run_id: str = "r", repeats: int = 30
+) -> tuple[Summary, ObservationTable]:
     obs = synthetic_observations(profile, repeats=repeats, seed=seed, run_id=run_id)
     table = ObservationTable.from_observations(obs)
     return analyze_table(table, resamples=500), table
@@ -126,18 +144,28 @@ def _config(**gates: float) -> GateConfig:
 
 
 def test_threshold_gates_fail_pass_and_explain() -> None:
-    summary, _ = _summary(SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0,
-                                          divergence=0.5))
-    report = evaluate(summary, _config(**{
-        "responses_vs_chat.ttft_p50_ratio_max": 1.5, "chat.error_rate_max": 0.5,
-        "responses_vs_chat.similarity_mean_min": 0.9, "chat_vs_responses.ttft_p50_ratio_max": 1.0,
-    }))
+    summary, _ = _summary(
+        SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0, divergence=0.5)
+    )
+    report = evaluate(
+        summary,
+        _config(
+            **{
+                "responses_vs_chat.ttft_p50_ratio_max": 1.5,
+                "chat.error_rate_max": 0.5,
+                "responses_vs_chat.similarity_mean_min": 0.9,
+                "chat_vs_responses.ttft_p50_ratio_max": 1.0,
+            }
+        ),
+    )
     status = {r.key: r.status for r in report.results}
-    assert status == {"responses_vs_chat.ttft_p50_ratio_max": "fail",
-                      "chat.error_rate_max": "pass",
-                      "responses_vs_chat.similarity_mean_min": "fail",
-                      # written the other way round: read as the inverted comparison
-                      "chat_vs_responses.ttft_p50_ratio_max": "pass"}
+    assert status == {
+        "responses_vs_chat.ttft_p50_ratio_max": "fail",
+        "chat.error_rate_max": "pass",
+        "responses_vs_chat.similarity_mean_min": "fail",
+        # written the other way round: read as the inverted comparison
+        "chat_vs_responses.ttft_p50_ratio_max": "pass",
+    }
     assert report.exit_code == 1
     ttft = next(r for r in report.results if r.key == "responses_vs_chat.ttft_p50_ratio_max")
     lines = explain(ttft)
@@ -156,8 +184,12 @@ def test_threshold_gates_fail_pass_and_explain() -> None:
 
 def test_unknown_values_fail_configured_gates() -> None:
     summary, _ = _summary(SyntheticProfile(model="no-such-model-priced"))
-    report = evaluate(summary, _config(**{"responses_vs_chat.cost_ratio_max": 1.0,
-                                          "responses_chained.error_rate_max": 0.1}))
+    report = evaluate(
+        summary,
+        _config(
+            **{"responses_vs_chat.cost_ratio_max": 1.0, "responses_chained.error_rate_max": 0.1}
+        ),
+    )
     by_key = {r.key: r for r in report.results}
     cost = by_key["responses_vs_chat.cost_ratio_max"]
     assert cost.status == "unknown" and cost.failed
@@ -174,8 +206,10 @@ def test_no_gates_is_a_warning_not_a_silent_pass() -> None:
 
 
 def test_regression_rule_on_synthetic_runs(tmp_path: Path) -> None:
-    base_dir = write_synthetic_run(tmp_path / "base", synthetic_observations(
-        SyntheticProfile(), repeats=40, seed=1, run_id="base"))
+    base_dir = write_synthetic_run(
+        tmp_path / "base",
+        synthetic_observations(SyntheticProfile(), repeats=40, seed=1, run_id="base"),
+    )
     baseline = from_run(base_dir, "main")
 
     def gate(profile: SyntheticProfile, seed: int, **config: float) -> GateReport:
@@ -195,8 +229,11 @@ def test_regression_rule_on_synthetic_runs(tmp_path: Path) -> None:
     assert "significantly worse" in first.rule
     assert "harness baseline save RUN_DIR --name main" in (first.fix or "")
     # a configured tolerance wins over the default for that arm only
-    tolerant = gate(SyntheticProfile(responses_ttft_factor=1.6, responses_cold_ratio=1.6), 3,
-                    **{"responses.regression_pct_max": 200})
+    tolerant = gate(
+        SyntheticProfile(responses_ttft_factor=1.6, responses_cold_ratio=1.6),
+        3,
+        **{"responses.regression_pct_max": 200},
+    )
     assert tolerant.exit_code == 0
     assert any(r.source == "gates.yaml" for r in tolerant.results)
     # cache hits: relative drop beyond the tolerance fails (direction: down is worse)
@@ -209,17 +246,23 @@ def test_regression_gate_without_baseline_is_skipped_with_a_warning() -> None:
     report = evaluate(summary, _config(**{"responses.regression_pct_max": 10}))
     (r,) = report.results
     assert r.status == "skipped" and report.exit_code == 0
-    assert "warning: synthetic: responses.regression_pct_max skipped: no --baseline" \
+    assert (
+        "warning: synthetic: responses.regression_pct_max skipped: no --baseline"
         in format_report(report)
+    )
 
 
 def test_github_output(tmp_path: Path) -> None:
     summary, _ = _summary(SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0))
-    report = evaluate(summary, _config(**{"responses_vs_chat.ttft_p50_ratio_max": 1.5,
-                                          "chat.error_rate_max": 0.01}))
+    report = evaluate(
+        summary,
+        _config(**{"responses_vs_chat.ttft_p50_ratio_max": 1.5, "chat.error_rate_max": 0.01}),
+    )
     (line, *rest) = github_annotations(report)
-    assert line.startswith("::error file=gates.yaml,line=3,title=Shadow gate fail%3A synthetic "
-                           "responses_vs_chat.ttft_p50_ratio_max::measured: ")
+    assert line.startswith(
+        "::error file=gates.yaml,line=3,title=Shadow gate fail%3A synthetic "
+        "responses_vs_chat.ttft_p50_ratio_max::measured: "
+    )
     assert "\n" not in line and "%0A" in line
     assert rest and rest[0].startswith("::warning ")  # 0 of n errors vs 1 %: inconclusive
     md = step_summary(report)
@@ -228,8 +271,12 @@ def test_github_output(tmp_path: Path) -> None:
     out = tmp_path / "out.txt"
     summary_file = tmp_path / "summary.md"
     with out.open("w", encoding="utf-8") as fh:
-        junit = publish(report, reports_dir=tmp_path / "reports", stream=fh,
-                        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)})
+        junit = publish(
+            report,
+            reports_dir=tmp_path / "reports",
+            stream=fh,
+            env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)},
+        )
     assert out.read_text(encoding="utf-8").startswith("::error ")
     assert summary_file.read_text(encoding="utf-8") == md
     assert junit == tmp_path / "reports" / "r" / "junit.xml"
@@ -242,10 +289,12 @@ def test_github_output(tmp_path: Path) -> None:
     assert suite is not None and suite.get("tests") == "2"
 
 
-def test_gate_run_reads_scenario_gates_and_needs_them(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    run_dir = write_synthetic_run(tmp_path / "run", synthetic_observations(
-        SyntheticProfile(), repeats=5, run_id="run"))
+def test_gate_run_reads_scenario_gates_and_needs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = write_synthetic_run(
+        tmp_path / "run", synthetic_observations(SyntheticProfile(), repeats=5, run_id="run")
+    )
     meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
     meta["scenarios"] = [{"name": "synthetic", "path": str(tmp_path / "gone.yaml")}]
     (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -297,10 +346,18 @@ HARNESS = [sys.executable, "-m", "harness"]
 PARITY_REPEATS, CALM_REPEATS, TIME_SCALE = 120, 30, 1.0
 
 
-def _harness(*args: str, cwd: Path, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HARNESS, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})}, check=False)
+def _harness(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HARNESS, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -309,8 +366,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gate-runs")
     (root / "gatecheck.yaml").write_text(SCENARIO, encoding="utf-8")
     (root / "calm.yaml").write_text(CALM, encoding="utf-8")
-    (root / "calm5.yaml").write_text(CALM.replace("name: calm", "name: calm5")
-                                     + "responses: {speed_factor: 1.05}\n", encoding="utf-8")
+    (root / "calm5.yaml").write_text(
+        CALM.replace("name: calm", "name: calm5") + "responses: {speed_factor: 1.05}\n",
+        encoding="utf-8",
+    )
     plan = {  # name: (profile, seed, repeats, concurrency)
         "base": ("parity", 1, PARITY_REPEATS, 16),
         "aa": ("parity", 2, PARITY_REPEATS, 16),
@@ -318,13 +377,37 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "calm": ("calm.yaml", 4, CALM_REPEATS, 8),
         "calm5": ("calm5.yaml", 5, CALM_REPEATS, 8),
     }
-    procs = {name: subprocess.Popen(
-        [*HARNESS, "run", "gatecheck.yaml", "--quiet", "--client", "raw", "--out",
-         f"runs/{name}", "--emulator-profile", profile, "--seed", str(seed), "--emulator-seed",
-         str(seed), "--repeats", str(repeats), "--concurrency", str(conc),
-         "--emulator-time-scale", str(TIME_SCALE)],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for name, (profile, seed, repeats, conc) in plan.items()}
+    procs = {
+        name: subprocess.Popen(
+            [
+                *HARNESS,
+                "run",
+                "gatecheck.yaml",
+                "--quiet",
+                "--client",
+                "raw",
+                "--out",
+                f"runs/{name}",
+                "--emulator-profile",
+                profile,
+                "--seed",
+                str(seed),
+                "--emulator-seed",
+                str(seed),
+                "--repeats",
+                str(repeats),
+                "--concurrency",
+                str(conc),
+                "--emulator-time-scale",
+                str(TIME_SCALE),
+            ],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (profile, seed, repeats, conc) in plan.items()
+    }
     out = {}
     for name, proc in procs.items():
         _, err = proc.communicate(timeout=300)
@@ -345,10 +428,13 @@ def test_two_parity_runs_pass_against_each_other(runs: dict[str, Path]) -> None:
     checks = {ln.split()[2]: ln.split()[0] for ln in lines[1:9]}
     # 2 arms × TTFT p50, total p50, cost, cache-hit ratio (skipped: cold prompts cache nothing)
     assert checks == {f"{arm}.regression_pct_max": ANY for arm in ("chat", "responses")}
-    assert [ln.split()[0] for ln in lines[1:9]] == ["PASS"] * 3 + ["SKIPPED"] + ["PASS"] * 3 \
-        + ["SKIPPED"], done.stdout
-    assert ("warning: gatecheck: not compared with the baseline, which has no value for: "
-            "chat (cache_hit_ratio), responses (cache_hit_ratio)") in done.stdout
+    assert [ln.split()[0] for ln in lines[1:9]] == ["PASS"] * 3 + ["SKIPPED"] + ["PASS"] * 3 + [
+        "SKIPPED"
+    ], done.stdout
+    assert (
+        "warning: gatecheck: not compared with the baseline, which has no value for: "
+        "chat (cache_hit_ratio), responses (cache_hit_ratio)"
+    ) in done.stdout
     assert lines[-2].startswith("PASSED — 8 checks: 6 passed")
     assert lines[-1].startswith("junit: ")
     # appended to the junit.xml of the run's own report (reports/ beside the runs directory)
@@ -373,20 +459,32 @@ def test_five_percent_regression_passes_the_default_gate(runs: dict[str, Path]) 
 
 
 @pytest.mark.slow
-def test_regressed_run_fails_against_parity_baseline(runs: dict[str, Path],
-                                                     tmp_path: Path) -> None:
+def test_regressed_run_fails_against_parity_baseline(runs: dict[str, Path], tmp_path: Path) -> None:
     root = runs["base"].parents[2]
     summary_file = tmp_path / "step-summary.md"
-    done = _harness("gate", str(runs["regressed"]), "--baseline", str(runs["base"]), cwd=root,
-                    env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)})
+    done = _harness(
+        "gate",
+        str(runs["regressed"]),
+        "--baseline",
+        str(runs["base"]),
+        cwd=root,
+        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_file)},
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     failed = [ln for ln in lines if ln.startswith("FAIL ")]
     assert failed and all("responses.regression_pct_max" in ln for ln in failed)
     assert any("(ttft_p50)" in ln for ln in failed)
     assert not any(ln.startswith("FAIL") and "chat." in ln for ln in lines)
-    explanation = lines[lines.index(next(ln for ln in lines if ln.startswith("FAIL responses")
-                                         or ln.startswith("FAIL gatecheck"))):]
+    explanation = lines[
+        lines.index(
+            next(
+                ln
+                for ln in lines
+                if ln.startswith("FAIL responses") or ln.startswith("FAIL gatecheck")
+            )
+        ) :
+    ]
     assert explanation[1].startswith("    measured: +")
     assert "now vs" in explanation[2] and f"in baseline run {runs['base'].name}" in explanation[2]
     assert "significantly worse" in explanation[3]
@@ -405,11 +503,21 @@ def test_missing_baseline_exits_2(runs: dict[str, Path]) -> None:
     done = _harness("gate", str(runs["aa"]), "--baseline", "nightly", cwd=root)
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr.strip().startswith("harness: error: baseline 'nightly' not found: no "
-                                          "baselines/nightly.json")
+    assert done.stderr.strip().startswith(
+        "harness: error: baseline 'nightly' not found: no baselines/nightly.json"
+    )
     before = set((root / "runs").iterdir())
-    run = _harness("run", "gatecheck.yaml", "--gate", "--baseline", "nightly", "--quiet",
-                   "--emulator-profile", "zero", cwd=root)
+    run = _harness(
+        "run",
+        "gatecheck.yaml",
+        "--gate",
+        "--baseline",
+        "nightly",
+        "--quiet",
+        "--emulator-profile",
+        "zero",
+        cwd=root,
+    )
     assert run.returncode == 2 and "baseline 'nightly' not found" in run.stderr
     assert set((root / "runs").iterdir()) == before  # refused before anything ran
 
@@ -419,26 +527,51 @@ def test_run_with_gate(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(
         SCENARIO.replace("repeats: 1", "repeats: 3")
         + "gates:\n  responses_vs_chat.similarity_mean_min: 0.9\n  chat.error_rate_max: 0.5\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (tmp_path / "diverge.yaml").write_text("extends: zero\ndivergence: 0.5\n", encoding="utf-8")
-    bad = _harness("run", "s.yaml", "--gate", "--quiet", "--emulator-profile", "diverge.yaml",
-                   "--seed", "1", cwd=tmp_path)
+    bad = _harness(
+        "run",
+        "s.yaml",
+        "--gate",
+        "--quiet",
+        "--emulator-profile",
+        "diverge.yaml",
+        "--seed",
+        "1",
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "FAIL gatecheck: responses_vs_chat.similarity_mean_min ≥ 0.900" in bad.stdout
     assert f"set in: {tmp_path / 's.yaml'}:" in bad.stdout or "set in: s.yaml:" in bad.stdout
-    good = _harness("run", "s.yaml", "--gate", "--quiet", "--emulator-profile", "zero",
-                    "--seed", "1", cwd=tmp_path)
+    good = _harness(
+        "run",
+        "s.yaml",
+        "--gate",
+        "--quiet",
+        "--emulator-profile",
+        "zero",
+        "--seed",
+        "1",
+        cwd=tmp_path,
+    )
     assert good.returncode == 0, good.stdout + good.stderr
     assert "PASSED" in good.stdout
-    (run_dir,) = [p for p in (tmp_path / "runs").iterdir()
-                  if (p / "summary.json").is_file() and p.name not in bad.stdout]
+    (run_dir,) = [
+        p
+        for p in (tmp_path / "runs").iterdir()
+        if (p / "summary.json").is_file() and p.name not in bad.stdout
+    ]
     assert (tmp_path / "reports" / run_dir.name / "junit.xml").is_file()
 
 
 def test_gates_for_a_scenario_the_run_lacks_are_unknown_and_fail() -> None:
     summary, _ = _summary(SyntheticProfile())
-    config = GateConfig(by_scenario={"typo": [
-        parse_gate("responses_vs_chat.ttft_p50_ratio_max", 1.5, "gates.yaml", 3)]})
+    config = GateConfig(
+        by_scenario={
+            "typo": [parse_gate("responses_vs_chat.ttft_p50_ratio_max", 1.5, "gates.yaml", 3)]
+        }
+    )
     report = evaluate(summary, config)
     (result,) = report.results
     assert result.status == "unknown" and result.scenario == "typo"

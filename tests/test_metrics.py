@@ -16,15 +16,31 @@ from harness.records import Observation, ToolCallRecord, Usage
 BOOK_DATE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def obs(arm: str = "chat", *, prompt: str = "p", repeat: int = 0, turn: int = 1,
-        **kw: Any) -> Observation:
+def obs(
+    arm: str = "chat", *, prompt: str = "p", repeat: int = 0, turn: int = 1, **kw: Any
+) -> Observation:
     api = "chat" if arm.startswith("chat") else "responses"
     base: dict[str, Any] = dict(
-        run_id="r", scenario="s", prompt_id=prompt, arm=arm, api=api, turn=turn, repeat=repeat,
-        conversation=f"{prompt}/{arm}/{repeat}", cold=turn == 1, model="gpt-4.1-mini",
-        stream=True, order=0, started_at=0.0, ok=True, status=200, ttft_ms=100.0,
-        ttfb_ms=50.0, total_ms=300.0,
-        usage=Usage(input_tokens=2000, cached_tokens=0, output_tokens=10))
+        run_id="r",
+        scenario="s",
+        prompt_id=prompt,
+        arm=arm,
+        api=api,
+        turn=turn,
+        repeat=repeat,
+        conversation=f"{prompt}/{arm}/{repeat}",
+        cold=turn == 1,
+        model="gpt-4.1-mini",
+        stream=True,
+        order=0,
+        started_at=0.0,
+        ok=True,
+        status=200,
+        ttft_ms=100.0,
+        ttfb_ms=50.0,
+        total_ms=300.0,
+        usage=Usage(input_tokens=2000, cached_tokens=0, output_tokens=10),
+    )
     base.update(kw)
     return Observation(**base)
 
@@ -36,8 +52,9 @@ def summarise(observations: list[Observation], **kw: Any) -> Any:
 
 def test_table_from_observations_and_from_dicts_agree() -> None:
     records = [obs(repeat=r, ttft_ms=None if r == 1 else 10.0 * r) for r in range(3)]
-    records[2] = records[2].model_copy(update={"usage": None, "tool_calls": [
-        ToolCallRecord(id="c1", name="f", arguments="{}")]})
+    records[2] = records[2].model_copy(
+        update={"usage": None, "tool_calls": [ToolCallRecord(id="c1", name="f", arguments="{}")]}
+    )
     a = ObservationTable.from_observations(records)
     b = ObservationTable.from_dicts([r.model_dump(mode="json") for r in records])
     np.testing.assert_array_equal(a.ttft_ms, [0.0, np.nan, 20.0])
@@ -50,9 +67,22 @@ def test_table_from_observations_and_from_dicts_agree() -> None:
 
 
 def test_from_dicts_fills_defaults_for_sparse_records() -> None:
-    t = ObservationTable.from_dicts([{"run_id": "r", "scenario": "s", "prompt_id": "p",
-                                      "arm": "chat", "api": "chat", "model": "m", "turn": 1,
-                                      "repeat": 0, "cold": True, "usage": {"input_tokens": 5}}])
+    t = ObservationTable.from_dicts(
+        [
+            {
+                "run_id": "r",
+                "scenario": "s",
+                "prompt_id": "p",
+                "arm": "chat",
+                "api": "chat",
+                "model": "m",
+                "turn": 1,
+                "repeat": 0,
+                "cold": True,
+                "usage": {"input_tokens": 5},
+            }
+        ]
+    )
     assert not t.ok[0] and np.isnan(t.total_ms[0]) and t.input_tokens[0] == 5
     assert t.cached_tokens[0] == 0
 
@@ -65,24 +95,40 @@ def test_malformed_records_raise_a_harness_error() -> None:
 
 
 def test_a_resumed_key_keeps_its_last_record() -> None:
-    t = ObservationTable.from_observations([
-        obs(repeat=0, ttft_ms=1.0), obs(repeat=1, ttft_ms=2.0), obs(repeat=0, ttft_ms=3.0),
-        obs("responses", repeat=0, ttft_ms=4.0)])
+    t = ObservationTable.from_observations(
+        [
+            obs(repeat=0, ttft_ms=1.0),
+            obs(repeat=1, ttft_ms=2.0),
+            obs(repeat=0, ttft_ms=3.0),
+            obs("responses", repeat=0, ttft_ms=4.0),
+        ]
+    )
     latest = t.latest_per_key()
     assert latest.ttft_ms.tolist() == [2.0, 3.0, 4.0]
     assert t.take(np.array([0, 1])).latest_per_key().ttft_ms.tolist() == [1.0, 2.0]
 
 
-@pytest.mark.parametrize(("arms", "expected"), [
-    (["chat", "responses"], ["responses_vs_chat"]),
-    (["responses", "chat#2", "chat", "responses_chained"],
-     ["chat#2_vs_chat", "responses_vs_chat", "responses_chained_vs_chat",
-      "responses_chained_vs_responses"]),
-    (["chat", "responses", "responses#2"],
-     ["responses_vs_chat", "responses#2_vs_chat", "responses#2_vs_responses"]),
-    (["responses", "responses_chained"], ["responses_chained_vs_responses"]),
-    (["chat"], []),
-])
+@pytest.mark.parametrize(
+    ("arms", "expected"),
+    [
+        (["chat", "responses"], ["responses_vs_chat"]),
+        (
+            ["responses", "chat#2", "chat", "responses_chained"],
+            [
+                "chat#2_vs_chat",
+                "responses_vs_chat",
+                "responses_chained_vs_chat",
+                "responses_chained_vs_responses",
+            ],
+        ),
+        (
+            ["chat", "responses", "responses#2"],
+            ["responses_vs_chat", "responses#2_vs_chat", "responses#2_vs_responses"],
+        ),
+        (["responses", "responses_chained"], ["responses_chained_vs_responses"]),
+        (["chat"], []),
+    ],
+)
 def test_comparison_pairs(arms: list[str], expected: list[str]) -> None:
     assert [f"{a}_vs_{b}" for a, b in comparison_pairs(arms)] == expected
 
@@ -90,10 +136,19 @@ def test_comparison_pairs(arms: list[str], expected: list[str]) -> None:
 def test_latency_percentiles_cold_warm_and_errors() -> None:
     records = []
     for r in range(20):
-        records.append(obs(repeat=r, turn=1, ttft_ms=200.0 + r))   # cold
-        records.append(obs(repeat=r, turn=2, ttft_ms=100.0 + r))   # warm
-    records.append(obs(repeat=99, ok=False, status=500, ttft_ms=None, total_ms=None,
-                       usage=None, error_type="server_error"))
+        records.append(obs(repeat=r, turn=1, ttft_ms=200.0 + r))  # cold
+        records.append(obs(repeat=r, turn=2, ttft_ms=100.0 + r))  # warm
+    records.append(
+        obs(
+            repeat=99,
+            ok=False,
+            status=500,
+            ttft_ms=None,
+            total_ms=None,
+            usage=None,
+            error_type="server_error",
+        )
+    )
     arm = summarise(records).arms["chat"]
     assert arm.requests == 41 and arm.errors == 1 and arm.error_rate == pytest.approx(1 / 41)
     assert arm.error_types == {"server_error": 1}
@@ -111,7 +166,7 @@ def test_nulls_where_values_cannot_exist() -> None:
     arm = s.arms["chat"]
     assert arm.ttft_ms is None and arm.cold_ttft_ms is None  # no streaming → no TTFT
     assert arm.total_ms is not None
-    assert arm.cost_usd is None                             # unknown price → no cost
+    assert arm.cost_usd is None  # unknown price → no cost
     assert arm.per_turn[0].cost_usd_mean is None
 
 
@@ -125,27 +180,43 @@ def test_cache_metrics_per_arm_and_turn_growth() -> None:
     records = []
     for r in range(10):
         records += [
-            obs(repeat=r, turn=1, usage=Usage(input_tokens=1500, cached_tokens=0,
-                                              output_tokens=10)),
-            obs(repeat=r, turn=2, usage=Usage(input_tokens=1800, cached_tokens=1408,
-                                              output_tokens=10)),
-            obs(repeat=r, turn=3, usage=Usage(input_tokens=2100, cached_tokens=1792,
-                                              output_tokens=10)),
-            obs(repeat=r, turn=4, usage=Usage(input_tokens=900, cached_tokens=0,
-                                              cache_write_tokens=0, output_tokens=10))]
+            obs(
+                repeat=r, turn=1, usage=Usage(input_tokens=1500, cached_tokens=0, output_tokens=10)
+            ),
+            obs(
+                repeat=r,
+                turn=2,
+                usage=Usage(input_tokens=1800, cached_tokens=1408, output_tokens=10),
+            ),
+            obs(
+                repeat=r,
+                turn=3,
+                usage=Usage(input_tokens=2100, cached_tokens=1792, output_tokens=10),
+            ),
+            obs(
+                repeat=r,
+                turn=4,
+                usage=Usage(
+                    input_tokens=900, cached_tokens=0, cache_write_tokens=0, output_tokens=10
+                ),
+            ),
+        ]
     arm = summarise(records).arms["chat"]
     assert arm.cache_hit_ratio.value == pytest.approx((1408 + 1792) / (1500 + 1800 + 2100 + 900))
-    assert arm.cache.eligible_requests == 30                # the 900-token turn is too short
+    assert arm.cache.eligible_requests == 30  # the 900-token turn is too short
     assert arm.cache.eligible_hit_ratio == pytest.approx(3200 / 5400)
     assert arm.cache.hit_requests == 20
     assert [t.cache_hit_ratio for t in arm.per_turn] == pytest.approx(
-        [0.0, 1408 / 1800, 1792 / 2100, 0.0])
+        [0.0, 1408 / 1800, 1792 / 2100, 0.0]
+    )
     assert arm.cached_tokens.total == 32_000
 
 
 def test_cost_per_arm_with_projection() -> None:
-    records = [obs(repeat=r, usage=Usage(input_tokens=2000, cached_tokens=1920,
-                                         output_tokens=100)) for r in range(4)]
+    records = [
+        obs(repeat=r, usage=Usage(input_tokens=2000, cached_tokens=1920, output_tokens=100))
+        for r in range(4)
+    ]
     cost = summarise(records).arms["chat"].cost_usd
     per_request = (80 * 0.40 + 1920 * 0.10 + 100 * 1.60) / 1e6
     assert cost.per_request_usd.value == pytest.approx(per_request)
@@ -162,8 +233,9 @@ def _paired(ratio: float, n: int = 40, noise: float = 0.0, **kw: Any) -> list[Ob
         base = float(rng.lognormal(5.0, 0.1))
         jitter = float(rng.lognormal(0.0, noise)) if noise else 1.0
         out.append(obs("chat", repeat=r, ttft_ms=base, total_ms=3 * base, **kw))
-        out.append(obs("responses", repeat=r, ttft_ms=base * ratio * jitter, total_ms=3 * base,
-                       **kw))
+        out.append(
+            obs("responses", repeat=r, ttft_ms=base * ratio * jitter, total_ms=3 * base, **kw)
+        )
     return out
 
 
@@ -183,9 +255,13 @@ def test_cache_improvement_is_null_when_the_baseline_cached_nothing() -> None:
     records = []
     for r in range(10):
         records.append(obs("chat", repeat=r, usage=Usage(input_tokens=2000, output_tokens=5)))
-        records.append(obs("responses", repeat=r, usage=Usage(input_tokens=2000,
-                                                              cached_tokens=1024,
-                                                              output_tokens=5)))
+        records.append(
+            obs(
+                "responses",
+                repeat=r,
+                usage=Usage(input_tokens=2000, cached_tokens=1024, output_tokens=5),
+            )
+        )
     c = summarise(records).comparisons["responses_vs_chat"]
     assert c.cache_hit_improvement is None
     assert c.cache_hit_ratio_delta.value == pytest.approx(0.512)

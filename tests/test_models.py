@@ -54,15 +54,32 @@ FAMILIES = [
 
 @pytest.mark.parametrize(
     ("model", "family", "reasoning", "sampling", "verbosity", "efforts", "chat", "known"),
-    FAMILIES, ids=[row[0] for row in FAMILIES])
-def test_model_info(model: str, family: str, reasoning: bool, sampling: bool, verbosity: bool,
-                    efforts: set[str], chat: bool, known: bool) -> None:
+    FAMILIES,
+    ids=[row[0] for row in FAMILIES],
+)
+def test_model_info(
+    model: str,
+    family: str,
+    reasoning: bool,
+    sampling: bool,
+    verbosity: bool,
+    efforts: set[str],
+    chat: bool,
+    known: bool,
+) -> None:
     info = model_info(model)
     assert info == ModelInfo(
-        family=family, known=known, reasoning=reasoning, supports_temperature=sampling,
-        supports_top_p=sampling, supports_verbosity=verbosity,
-        reasoning_efforts=frozenset(efforts), supports_chat=chat, supports_responses=True,
-        min_output_tokens=RESPONSES_MIN_OUTPUT_TOKENS)
+        family=family,
+        known=known,
+        reasoning=reasoning,
+        supports_temperature=sampling,
+        supports_top_p=sampling,
+        supports_verbosity=verbosity,
+        reasoning_efforts=frozenset(efforts),
+        supports_chat=chat,
+        supports_responses=True,
+        min_output_tokens=RESPONSES_MIN_OUTPUT_TOKENS,
+    )
     assert info.supports_reasoning_effort == bool(efforts)
     assert is_reasoning_model(model) is reasoning
 
@@ -78,12 +95,18 @@ UNSUPPORTED = [
     ("gpt-4.1", Params(temperature=0, top_p=1, max_output_tokens=16), []),
     ("o3", Params(temperature=0), [("temperature", "remove temperature")]),
     ("gpt-5", Params(top_p=0.5), [("top_p", "remove top_p")]),
-    ("o4-mini", Params(temperature=1, top_p=1),
-     [("temperature", "remove temperature"), ("top_p", "remove top_p")]),
+    (
+        "o4-mini",
+        Params(temperature=1, top_p=1),
+        [("temperature", "remove temperature"), ("top_p", "remove top_p")],
+    ),
     ("gpt-4o", Params(reasoning_effort="low"), [("reasoning_effort", "use a reasoning model")]),
     ("o1-mini", Params(reasoning_effort="low"), [("reasoning_effort", "remove it")]),
-    ("o3", Params(reasoning_effort="minimal"),
-     [("reasoning_effort", "use one of: high, low, medium")]),
+    (
+        "o3",
+        Params(reasoning_effort="minimal"),
+        [("reasoning_effort", "use one of: high, low, medium")],
+    ),
     ("gpt-5", Params(reasoning_effort="minimal"), []),
     ("gpt-5.1", Params(reasoning_effort="minimal"), [("reasoning_effort", "use one of")]),
     ("gpt-4.1-mini", Params(verbosity="low"), [("verbosity", "use a gpt-5 model")]),
@@ -93,10 +116,12 @@ UNSUPPORTED = [
 ]
 
 
-@pytest.mark.parametrize(("model", "params", "expected"), UNSUPPORTED,
-                         ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(UNSUPPORTED)])
-def test_unsupported_params(model: str, params: Params,
-                            expected: list[tuple[str, str]]) -> None:
+@pytest.mark.parametrize(
+    ("model", "params", "expected"),
+    UNSUPPORTED,
+    ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(UNSUPPORTED)],
+)
+def test_unsupported_params(model: str, params: Params, expected: list[tuple[str, str]]) -> None:
     problems = unsupported_params(model, params)
     assert [name for name, _ in problems] == [name for name, _ in expected]
     for (_, reason), (_, fix) in zip(problems, expected, strict=True):

@@ -37,13 +37,17 @@ def scenario(tmp_path: Path, body: str) -> Scenario:
     return load_scenario(path)
 
 
-TWO_TURNS = ("arms: [chat, responses, responses_chained]\nrepeats: 3\nwarmup: 1\n"
-             "system: Be brief.\nprompts:\n  - id: a\n    turns: [Hi, Again]\n"
-             "  - id: b\n    input: Bye\n")
-TOOLS = ("arms: [chat, responses_chained]\nrepeats: 1\nprompts:\n  - id: w\n"
-         "    turns: [Weather?, Tomorrow?]\n    tools: [{name: get_weather}, {name: get_time}]\n"
-         "    tool_choice: get_weather\n"
-         "    tool_results: {get_weather: sunny, get_time: noon}\n")
+TWO_TURNS = (
+    "arms: [chat, responses, responses_chained]\nrepeats: 3\nwarmup: 1\n"
+    "system: Be brief.\nprompts:\n  - id: a\n    turns: [Hi, Again]\n"
+    "  - id: b\n    input: Bye\n"
+)
+TOOLS = (
+    "arms: [chat, responses_chained]\nrepeats: 1\nprompts:\n  - id: w\n"
+    "    turns: [Weather?, Tomorrow?]\n    tools: [{name: get_weather}, {name: get_time}]\n"
+    "    tool_choice: get_weather\n"
+    "    tool_results: {get_weather: sunny, get_time: noon}\n"
+)
 
 
 # --- conversations and order ---------------------------------------------------------------------
@@ -57,26 +61,31 @@ def test_counts_and_warmups_first(tmp_path: Path) -> None:
     assert not any(c.warmup for c in convs[3:])
     assert {c.prompt_id for c in convs[:3]} == {"a"}
     assert all(len(c.steps) == 1 for c in convs[:3])  # a warm-up is one request
-    assert Counter(c.arm for c in convs[3:]) == {"chat": 6, "responses": 6,
-                                                 "responses_chained": 6}
+    assert Counter(c.arm for c in convs[3:]) == {"chat": 6, "responses": 6, "responses_chained": 6}
 
 
 def test_order_is_blocked_by_repeat_and_prompt_and_shuffled_by_seed(tmp_path: Path) -> None:
     sc = scenario(tmp_path, TWO_TURNS.replace("repeats: 3", "repeats: 12"))
     plan = build_plan(sc, seed=1)
     measured = [c for c in plan.conversations if not c.warmup]
-    blocks = [measured[i:i + 3] for i in range(0, len(measured), 3)]
-    assert [(b[0].repeat, b[0].prompt_id) for b in blocks[:4]] == [(1, "a"), (1, "b"), (2, "a"),
-                                                                   (2, "b")]
-    assert all({c.arm for c in b} == set(sc.arms) and len({c.repeat for c in b}) == 1
-               for b in blocks)
+    blocks = [measured[i : i + 3] for i in range(0, len(measured), 3)]
+    assert [(b[0].repeat, b[0].prompt_id) for b in blocks[:4]] == [
+        (1, "a"),
+        (1, "b"),
+        (2, "a"),
+        (2, "b"),
+    ]
+    assert all(
+        {c.arm for c in b} == set(sc.arms) and len({c.repeat for c in b}) == 1 for b in blocks
+    )
     orders = {tuple(c.arm for c in b) for b in blocks}
     assert len(orders) > 1  # not always the same arm first
     firsts = Counter(b[0].arm for b in blocks)
     assert len(firsts) > 1
     assert build_plan(sc, seed=1) == plan  # deterministic
-    assert [c.arm for c in build_plan(sc, seed=2).conversations] != [c.arm for c in
-                                                                     plan.conversations]
+    assert [c.arm for c in build_plan(sc, seed=2).conversations] != [
+        c.arm for c in plan.conversations
+    ]
 
 
 def test_repeats_override_and_validation(tmp_path: Path) -> None:
@@ -89,8 +98,11 @@ def test_repeats_override_and_validation(tmp_path: Path) -> None:
 
 def test_conversation_fields(tmp_path: Path) -> None:
     plan = build_plan(scenario(tmp_path, TWO_TURNS))
-    conv = next(c for c in plan.conversations
-                if c.arm == "responses_chained" and c.repeat == 2 and c.prompt_id == "a")
+    conv = next(
+        c
+        for c in plan.conversations
+        if c.arm == "responses_chained" and c.repeat == 2 and c.prompt_id == "a"
+    )
     assert conv.conversation == "t/a/responses_chained/r2"
     assert (conv.api, conv.chained, conv.warmup) == ("responses", True, False)
     assert [s.kind for s in conv.steps] == ["user", "user"]
@@ -118,8 +130,9 @@ def test_nonces(tmp_path: Path, isolation: str) -> None:
         assert set(nonces) == {None}
         assert all(c.base.messages[0].content == "Be brief." for c in plan.conversations)
         return
-    assert all(c.base.messages[0].content == f"[run {c.nonce}] Be brief."
-               for c in plan.conversations)
+    assert all(
+        c.base.messages[0].content == f"[run {c.nonce}] Be brief." for c in plan.conversations
+    )
     assert not {c.nonce for c in warm} & set(nonces)  # warm-ups never warm a measured prefix
     if isolation == "conversation":
         assert len(set(nonces)) == len(measured)
@@ -140,8 +153,11 @@ def test_nonces_depend_on_seed_only_through_the_hash(tmp_path: Path) -> None:
 
 
 def test_nonce_goes_into_first_user_message_without_system(tmp_path: Path) -> None:
-    sc = scenario(tmp_path, "prompts:\n  - id: t\n    turns: [Hi, Again]\n"
-                  "  - id: img\n    input: [{image_url: 'https://x.test/a.png'}, {text: Hi}]\n")
+    sc = scenario(
+        tmp_path,
+        "prompts:\n  - id: t\n    turns: [Hi, Again]\n"
+        "  - id: img\n    input: [{image_url: 'https://x.test/a.png'}, {text: Hi}]\n",
+    )
     plan = build_plan(sc, repeats=1)
     text = next(c for c in plan.conversations if c.prompt_id == "t")
     assert text.base.messages == ()
@@ -158,8 +174,9 @@ def test_nonce_goes_into_first_user_message_without_system(tmp_path: Path) -> No
 
 
 def _conv(plan: Plan, arm: str, prompt: str = "a") -> PlannedConversation:
-    return next(c for c in plan.conversations
-                if c.arm == arm and c.prompt_id == prompt and not c.warmup)
+    return next(
+        c for c in plan.conversations if c.arm == arm and c.prompt_id == prompt and not c.warmup
+    )
 
 
 def test_request_for_builds_the_full_history(tmp_path: Path) -> None:
@@ -179,15 +196,18 @@ def test_tool_round_trip(tmp_path: Path) -> None:
     assert [s.kind for s in conv.steps] == ["user", "tool_results", "user", "tool_results"]
     request, _ = conv.request_for(0, ())
     assert request.tool_choice == "get_weather"
-    calls = (ToolCall(id="c1", name="get_weather", arguments='{"city":"Paris"}'),
-             ToolCall(id="c2", name="lookup", arguments="{}"))
+    calls = (
+        ToolCall(id="c1", name="get_weather", arguments='{"city":"Paris"}'),
+        ToolCall(id="c2", name="lookup", arguments="{}"),
+    )
     history = conv.history_after(request, Message(role="assistant", tool_calls=calls))
     assert conv.should_send(1, history)
     follow_up, new_from = conv.request_for(1, history)
     tool_messages = follow_up.messages[new_from:]
     assert [(m.role, m.tool_call_id, m.content) for m in tool_messages] == [
         ("tool", "c1", "sunny"),
-        ("tool", "c2", json.dumps({"error": "no canned result for tool 'lookup'"}))]
+        ("tool", "c2", json.dumps({"error": "no canned result for tool 'lookup'"})),
+    ]
     assert follow_up.tool_choice == "auto"  # a forced call would force another one
 
     # No tool call in the reply: the tool step is skipped, and asking for it is an error.
@@ -200,11 +220,15 @@ def test_tool_round_trip(tmp_path: Path) -> None:
 def test_unanswered_calls_are_answered_before_the_next_user_turn(tmp_path: Path) -> None:
     conv = _conv(build_plan(scenario(tmp_path, TOOLS)), "chat", "w")
     request, _ = conv.request_for(0, ())
-    history = conv.history_after(request, Message(role="assistant", tool_calls=(
-        ToolCall(id="c9", name="get_time", arguments="{}"),)))
+    history = conv.history_after(
+        request,
+        Message(role="assistant", tool_calls=(ToolCall(id="c9", name="get_time", arguments="{}"),)),
+    )
     next_turn, new_from = conv.request_for(2, history)
     assert [(m.role, m.content) for m in next_turn.messages[new_from:]] == [
-        ("tool", "noon"), ("user", "Tomorrow?")]
+        ("tool", "noon"),
+        ("user", "Tomorrow?"),
+    ]
 
 
 # --- dry run -------------------------------------------------------------------------------------
@@ -215,12 +239,17 @@ def test_dry_run_placeholders_and_chaining(tmp_path: Path) -> None:
     planned = [p for p in dry_run(plan) if p.conversation.arm == "responses_chained"]
     assert [p.turn for p in planned] == [1, 2, 3, 4]
     assert [p.previous_response_id for p in planned] == [
-        None, "<response of turn 1>", "<response of turn 2>", "<response of turn 3>"]
+        None,
+        "<response of turn 1>",
+        "<response of turn 2>",
+        "<response of turn 3>",
+    ]
     assert [p.cold for p in planned] == [True, False, False, False]
     kwargs = planned[1].kwargs()
     assert kwargs["previous_response_id"] == "<response of turn 1>"
-    assert kwargs["input"] == [{"type": "function_call_output", "call_id":
-                                "<call_id from turn 1>", "output": "sunny"}]
+    assert kwargs["input"] == [
+        {"type": "function_call_output", "call_id": "<call_id from turn 1>", "output": "sunny"}
+    ]
     assert kwargs["store"] is True
     chat = [p for p in dry_run(plan) if p.conversation.arm == "chat"]
     messages = chat[2].kwargs()["messages"]
@@ -246,21 +275,35 @@ def test_examples_translate_for_every_arm(path: Path) -> None:
 
 
 def test_plan_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["plan", str(SCENARIOS / "quickstart.yaml"), "--repeats", "2", "--json",
-                 "--seed", "9"])
+    code = main(
+        ["plan", str(SCENARIOS / "quickstart.yaml"), "--repeats", "2", "--json", "--seed", "9"]
+    )
     out = capsys.readouterr().out
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 0
     assert len(records) == 2 * 2 * 3 * 2  # repeats × prompts × arms × turns
-    required = {"scenario", "prompt_id", "arm", "api", "chained", "turn", "repeat",
-                "conversation", "cold", "warmup", "kwargs"}
+    required = {
+        "scenario",
+        "prompt_id",
+        "arm",
+        "api",
+        "chained",
+        "turn",
+        "repeat",
+        "conversation",
+        "cold",
+        "warmup",
+        "kwargs",
+    }
     assert all(required <= set(r) for r in records)
     assert {r["api"] for r in records} == {"chat", "responses"}
     chat = next(r for r in records if r["api"] == "chat")
     assert chat["kwargs"]["messages"][0]["content"].startswith(f"[run {chat['nonce']}] ")
     responses = next(r for r in records if r["api"] == "responses" and r["turn"] == 2)
-    assert responses["kwargs"]["input"][1] == {"role": "assistant",
-                                               "content": "<assistant reply of turn 1>"}
+    assert responses["kwargs"]["input"][1] == {
+        "role": "assistant",
+        "content": "<assistant reply of turn 1>",
+    }
     assert [r["cold"] for r in records] == [r["turn"] == 1 for r in records]
 
 
@@ -293,18 +336,22 @@ def test_plan_bad_repeats_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err == "harness: error: repeats must be at least 1, got 0\n"
 
 
-@pytest.mark.parametrize(("fails", "expected"), [
-    ({"chat"}, "prompts[0]: chat: x: cannot map — fix it"),
-    ({"chat", "responses"}, "prompts[0]: x: cannot map — fix it"),
-])
-def test_validate_reports_what_the_translator_rejects(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch,
-                                                      fails: set[str], expected: str) -> None:
+@pytest.mark.parametrize(
+    ("fails", "expected"),
+    [
+        ({"chat"}, "prompts[0]: chat: x: cannot map — fix it"),
+        ({"chat", "responses"}, "prompts[0]: x: cannot map — fix it"),
+    ],
+)
+def test_validate_reports_what_the_translator_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: set[str], expected: str
+) -> None:
     import harness.translate as translate
     from harness.errors import TranslationError
     from harness.scenario import validate_paths
 
     for api in fails:
+
         def reject(*args: object, api: str = api, **kwargs: object) -> dict[str, object]:
             raise TranslationError(f"{api}: x: cannot map; fix it")
 
@@ -314,9 +361,9 @@ def test_validate_reports_what_the_translator_rejects(tmp_path: Path,
     assert validate_paths([path]) == ([f"{path.as_posix()}:5: {expected}"], 1)
 
 
-def test_plan_refuses_what_the_translator_rejects(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_refuses_what_the_translator_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import harness.translate as translate
     from harness.errors import TranslationError
 
@@ -370,6 +417,8 @@ def test_every_example_request_passes_the_openapi_spec(path: Path) -> None:
     for planned in dry_run(plan):
         endpoint = "/chat/completions" if planned.conversation.api == "chat" else "/responses"
         assert request_problems(endpoint, planned.kwargs()) == [], (
-            planned.conversation.conversation, planned.turn)
+            planned.conversation.conversation,
+            planned.turn,
+        )
         checked += 1
     assert checked >= len(plan.conversations)

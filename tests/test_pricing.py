@@ -34,26 +34,42 @@ def test_resolved_rates_match_published_prices(model: str) -> None:
     p = PriceBook(when=WHEN).prices(model)
     assert p is not None
     inp, cached, out = PUBLISHED[model]
-    assert (p.input_mtok, p.cached_input_mtok, p.cache_write_mtok, p.output_mtok) == \
-        pytest.approx((inp, cached, inp, out))
+    assert (p.input_mtok, p.cached_input_mtok, p.cache_write_mtok, p.output_mtok) == pytest.approx(
+        (inp, cached, inp, out)
+    )
     assert p.source.startswith("genai-prices ")
     assert p.price_date == "2026-11-01"
 
 
-@pytest.mark.parametrize(("model", "usage", "expected_usd"), [
-    # input 10,000 of which 4,096 cached and 1,024 written; 500 output.
-    # uncached 10,000 − 4,096 − 1,024 = 4,880
-    ("gpt-4.1-mini", (10_000, 4_096, 1_024, 500),
-     (4_880 * 0.40 + 4_096 * 0.10 + 1_024 * 0.40 + 500 * 1.60) / MTOK),   # 0.0035712
-    ("gpt-4o", (10_000, 4_096, 1_024, 500),
-     (4_880 * 2.50 + 4_096 * 1.25 + 1_024 * 2.50 + 500 * 10.00) / MTOK),  # 0.02488
-    ("gpt-5-mini", (10_000, 4_096, 1_024, 500),
-     (4_880 * 0.25 + 4_096 * 0.025 + 1_024 * 0.25 + 500 * 2.00) / MTOK),  # 0.0026784
-    # the DESIGN's example: an identical 2,000-token prompt, 1,920 cached
-    ("gpt-4.1-mini", (2_000, 1_920, 0, 100),
-     (80 * 0.40 + 1_920 * 0.10 + 100 * 1.60) / MTOK),                     # 0.000384
-    ("gpt-4o", (800, 0, 0, 0), 800 * 2.50 / MTOK),
-])
+@pytest.mark.parametrize(
+    ("model", "usage", "expected_usd"),
+    [
+        # input 10,000 of which 4,096 cached and 1,024 written; 500 output.
+        # uncached 10,000 − 4,096 − 1,024 = 4,880
+        (
+            "gpt-4.1-mini",
+            (10_000, 4_096, 1_024, 500),
+            (4_880 * 0.40 + 4_096 * 0.10 + 1_024 * 0.40 + 500 * 1.60) / MTOK,
+        ),  # 0.0035712
+        (
+            "gpt-4o",
+            (10_000, 4_096, 1_024, 500),
+            (4_880 * 2.50 + 4_096 * 1.25 + 1_024 * 2.50 + 500 * 10.00) / MTOK,
+        ),  # 0.02488
+        (
+            "gpt-5-mini",
+            (10_000, 4_096, 1_024, 500),
+            (4_880 * 0.25 + 4_096 * 0.025 + 1_024 * 0.25 + 500 * 2.00) / MTOK,
+        ),  # 0.0026784
+        # the DESIGN's example: an identical 2,000-token prompt, 1,920 cached
+        (
+            "gpt-4.1-mini",
+            (2_000, 1_920, 0, 100),
+            (80 * 0.40 + 1_920 * 0.10 + 100 * 1.60) / MTOK,
+        ),  # 0.000384
+        ("gpt-4o", (800, 0, 0, 0), 800 * 2.50 / MTOK),
+    ],
+)
 def test_cost_by_hand(model: str, usage: tuple[int, int, int, int], expected_usd: float) -> None:
     book = PriceBook(when=WHEN)
     got = book.cost_usd(model, None, *(_arr(u) for u in usage))
@@ -74,8 +90,10 @@ def test_cached_tokens_are_never_counted_twice() -> None:
 
 def test_service_tier_selects_its_price_variant() -> None:
     book = PriceBook(when=WHEN)
-    default, priority = book.prices("gpt-4.1-mini", "default"), book.prices("gpt-4.1-mini",
-                                                                            "priority")
+    default, priority = (
+        book.prices("gpt-4.1-mini", "default"),
+        book.prices("gpt-4.1-mini", "priority"),
+    )
     assert default is not None and priority is not None
     assert priority.input_mtok > default.input_mtok
 
@@ -90,9 +108,11 @@ def test_unknown_model_is_a_warning_and_null_cost() -> None:
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_override_file_prices_models_genai_prices_lacks(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"prices{suffix}"
-    body = ('{"models": {"acme-llm-9": {"input_mtok": 3, "cached_input_mtok": 0.3, '
-            '"cache_write_mtok": 3.75, "output_mtok": 15}, "gpt-4o": {"input_mtok": 1, '
-            '"output_mtok": 2}}}')
+    body = (
+        '{"models": {"acme-llm-9": {"input_mtok": 3, "cached_input_mtok": 0.3, '
+        '"cache_write_mtok": 3.75, "output_mtok": 15}, "gpt-4o": {"input_mtok": 1, '
+        '"output_mtok": 2}}}'
+    )
     path.write_text(body if suffix == ".json" else body.replace('{"models"', "{models"))
     book = PriceBook(load_price_overrides(path), override_file=path, when=WHEN)
     got = book.cost_usd("acme-llm-9", None, _arr(10_000), _arr(4_000), _arr(2_000), _arr(1_000))
@@ -104,12 +124,15 @@ def test_override_file_prices_models_genai_prices_lacks(tmp_path: Path, suffix: 
     assert str(path) in gpt.source and str(path) in book.source
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("models: {m: {input_mtok: 1}}", "models.m.output_mtok"),
-    ("models: {m: {input_mtok: -1, output_mtok: 1}}", "models.m.input_mtok"),
-    ("prices: {}", "models"),
-    ("models: [", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("models: {m: {input_mtok: 1}}", "models.m.output_mtok"),
+        ("models: {m: {input_mtok: -1, output_mtok: 1}}", "models.m.input_mtok"),
+        ("prices: {}", "models"),
+        ("models: [", "not valid YAML"),
+    ],
+)
 def test_bad_override_file_names_the_problem(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "prices.yaml"
     path.write_text(body)

@@ -46,13 +46,16 @@ def test_api_equivalence(shadow):
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makefile(".yaml", equivalence=SCENARIO,
-                      divergent="extends: zero\nname: divergent\ndivergence: 0.5\n")
+    pytester.makefile(
+        ".yaml", equivalence=SCENARIO, divergent="extends: zero\nname: divergent\ndivergence: 0.5\n"
+    )
     return pytester
 
 
 def test_passing_and_failing_scenario_tests(project: pytest.Pytester) -> None:
-    project.makepyfile(test_guide=GUIDE_TEST, test_more="""
+    project.makepyfile(
+        test_guide=GUIDE_TEST,
+        test_more="""
 import pytest
 
 @pytest.mark.shadow(scenario="equivalence.yaml", profile="divergent.yaml")
@@ -72,23 +75,29 @@ def test_reads_the_numbers(shadow):
     text = shadow.comparison("responses_vs_chat").similarity.text
     assert text is not None and text.mean < 0.9
     assert shadow.arm("chat").requests == 6
-""")
+""",
+    )
     result = project.runpytest("--harness-emulator-profile", "zero", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines([
-        "*test_divergent_replies*",
-        "*FAIL equivalence: responses_vs_chat.similarity_mean_min ≥ 0.900",
-        "*    measured: 0.* (mean over pairs, no interval)",
-        "*    rule: the value is below 0.9 (decided on the point value)",
-        "*    set in: *equivalence.yaml:*",
-        "*FAILED: 1 gate(s) failed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_divergent_replies*",
+            "*FAIL equivalence: responses_vs_chat.similarity_mean_min ≥ 0.900",
+            "*    measured: 0.* (mean over pairs, no interval)",
+            "*    rule: the value is below 0.9 (decided on the point value)",
+            "*    set in: *equivalence.yaml:*",
+            "*FAILED: 1 gate(s) failed*",
+        ]
+    )
     # terminal summary: two runs (the divergent one is shared by three tests)
     result.stdout.fnmatch_lines(["*shadow harness*", "*emulator*", "*emulator*"])
     summary = result.stdout.str().split("shadow harness")[-1]
     # one line per run (pytest may repeat a path in its short summary, e.g. under CI=true)
-    runs = {line.split("harness-runs/")[1].split()[0] for line in summary.splitlines()
-            if line.startswith("emulator (") and "harness-runs/" in line}
+    runs = {
+        line.split("harness-runs/")[1].split()[0]
+        for line in summary.splitlines()
+        if line.startswith("emulator (") and "harness-runs/" in line
+    }
     assert len(runs) == 2
     assert "Traceback" not in result.stdout.str()
 
@@ -96,8 +105,16 @@ def test_reads_the_numbers(shadow):
 def test_report_dir_gets_runs_reports_and_gate_cases(project: pytest.Pytester) -> None:
     project.makepyfile(test_guide=GUIDE_TEST)
     # (-W: matplotlib may warn about tight layouts of tiny charts; that is the report's business)
-    result = project.runpytest("--harness-emulator-profile", "zero", "--harness-report", "out",
-                               "-p", "no:cacheprovider", "-W", "default::UserWarning")
+    result = project.runpytest(
+        "--harness-emulator-profile",
+        "zero",
+        "--harness-report",
+        "out",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "default::UserWarning",
+    )
     result.assert_outcomes(passed=1)
     (run_dir,) = (project.path / "out" / "runs").iterdir()
     assert (run_dir / "summary.json").is_file()
@@ -123,19 +140,26 @@ def test_fixture_without_marker(shadow):
     result.assert_outcomes(errors=2)
     assert "Traceback" not in result.stdout.str() and "raise " not in result.stdout.str()
     assert "shadow harness" not in result.stdout.str()  # nothing ran: the baseline is checked first
-    result.stdout.fnmatch_lines([
-        "*harness: baseline 'nightly' not found: no */baselines/nightly.json*",
-        "*the shadow fixture needs @pytest.mark.shadow(scenario=PATH)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*harness: baseline 'nightly' not found: no */baselines/nightly.json*",
+            "*the shadow fixture needs @pytest.mark.shadow(scenario=PATH)*",
+        ]
+    )
 
 
 def test_options_have_their_own_group_in_help(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     text = result.stdout.str()
     start = text.index("Shadow Harness (Chat Completions vs Responses):")
-    group = text[start:text.index("\n\n", start)]
-    for option in ("--harness-target", "--harness-mode={live,replay,record}",
-                   "--harness-report=DIR", "--harness-cassettes", "--harness-baseline"):
+    group = text[start : text.index("\n\n", start)]
+    for option in (
+        "--harness-target",
+        "--harness-mode={live,replay,record}",
+        "--harness-report=DIR",
+        "--harness-cassettes",
+        "--harness-baseline",
+    ):
         assert option in group
     markers = pytester.runpytest("--markers").stdout.str()
     assert "@pytest.mark.shadow(scenario, *, baseline=None" in markers
@@ -146,20 +170,43 @@ def test_no_clash_with_pytest_recording(project: pytest.Pytester) -> None:
     help_text = project.runpytest("-p", "pytest_recording", "--help").stdout.str()
     assert "--record-mode" in help_text and "--harness-mode" in help_text
     project.makepyfile(test_guide=GUIDE_TEST)
-    result = project.runpytest("-p", "pytest_recording", "--record-mode", "none",
-                               "--harness-emulator-profile", "zero", "-p", "no:cacheprovider")
+    result = project.runpytest(
+        "-p",
+        "pytest_recording",
+        "--record-mode",
+        "none",
+        "--harness-emulator-profile",
+        "zero",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=1)
 
 
 def test_replay_mode_uses_cassettes(project: pytest.Pytester) -> None:
     project.makepyfile(test_guide=GUIDE_TEST)
-    record = project.runpytest("--harness-mode", "record", "--harness-cassettes", "tapes",
-                               "--harness-emulator-profile", "zero", "-p", "no:cacheprovider")
+    record = project.runpytest(
+        "--harness-mode",
+        "record",
+        "--harness-cassettes",
+        "tapes",
+        "--harness-emulator-profile",
+        "zero",
+        "-p",
+        "no:cacheprovider",
+    )
     record.assert_outcomes(passed=1)
     assert (project.path / "tapes" / "equivalence.yaml").is_file()
-    replay = project.runpytest("--harness-mode", "replay", "--harness-cassettes", "tapes",
-                               "--harness-target", "http://127.0.0.1:9/v1",
-                               "-p", "no:cacheprovider")
+    replay = project.runpytest(
+        "--harness-mode",
+        "replay",
+        "--harness-cassettes",
+        "tapes",
+        "--harness-target",
+        "http://127.0.0.1:9/v1",
+        "-p",
+        "no:cacheprovider",
+    )
     replay.assert_outcomes(passed=1)  # nothing listens on port 9: every answer came from tape
 
 
@@ -190,5 +237,5 @@ def test_plugin_is_registered_by_entry_point() -> None:
 
 def test_module_imports_no_harness_at_startup() -> None:
     text = (Path(__file__).parents[1] / "harness" / "pytest_plugin.py").read_text("utf-8")
-    top = text[:text.index("def pytest_addoption")]
+    top = text[: text.index("def pytest_addoption")]
     assert "from harness" not in top.replace("    from harness", "")

@@ -13,9 +13,22 @@ from harness.records import Observation, ObservationWriter, read_observations
 
 
 def _obs(i: int) -> Observation:
-    return Observation(run_id="r", scenario="s", prompt_id="p", arm="chat", api="chat",
-                       turn=1, repeat=i, conversation=f"c{i}", cold=True, model="m",
-                       stream=True, order=i, started_at=0.0, ok=True)
+    return Observation(
+        run_id="r",
+        scenario="s",
+        prompt_id="p",
+        arm="chat",
+        api="chat",
+        turn=1,
+        repeat=i,
+        conversation=f"c{i}",
+        cold=True,
+        model="m",
+        stream=True,
+        order=i,
+        started_at=0.0,
+        ok=True,
+    )
 
 
 def _lines(path: Path) -> int:
@@ -23,7 +36,8 @@ def _lines(path: Path) -> int:
 
 
 def test_each_group_reaches_the_os_and_is_fsynced_in_the_background(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
@@ -46,8 +60,9 @@ def test_each_group_reaches_the_os_and_is_fsynced_in_the_background(
     assert not any(t.name == "harness-fsync" for t in threading.enumerate())
 
 
-def test_fsyncs_are_coalesced_at_high_rates(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fsyncs_are_coalesced_at_high_rates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """100 groups written in a burst cost a few fsyncs, not 100; close syncs the rest."""
     calls: list[float] = []
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(time.monotonic()))
@@ -59,12 +74,15 @@ def test_fsyncs_are_coalesced_at_high_rates(tmp_path: Path,
     assert 1 <= len(calls) <= 3  # the first group's, maybe one racing it, and close's
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ("{", "cannot read run meta.json"),
-    ("[1]", "not a run meta.json file"),
-    ('{"schema_version": 99}', "run meta.json schema_version 99 is not supported"),
-    ('{"schema_version": 1, "run_id": 5}', "malformed run meta.json (run_id: "),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{", "cannot read run meta.json"),
+        ("[1]", "not a run meta.json file"),
+        ('{"schema_version": 99}', "run meta.json schema_version 99 is not supported"),
+        ('{"schema_version": 1, "run_id": 5}', "malformed run meta.json (run_id: "),
+    ],
+)
 def test_bad_meta_files_are_one_line_errors(tmp_path: Path, content: str, words: str) -> None:
     from harness.errors import HarnessError
     from harness.records import read_meta

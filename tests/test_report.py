@@ -45,8 +45,10 @@ both:
     stream_cut: 0.04
     retry_after_ms: 5
 """
-HOSTILE = ('<script>alert("x")</script> and <img src=x onerror=alert(1)> and '
-           '<a href="javascript:alert(2)">click</a> "quotes" & ampersands')
+HOSTILE = (
+    '<script>alert("x")</script> and <img src=x onerror=alert(1)> and '
+    '<a href="javascript:alert(2)">click</a> "quotes" & ampersands'
+)
 
 
 def emulator_run(out: Path) -> Path:
@@ -54,10 +56,18 @@ def emulator_run(out: Path) -> Path:
     profile = out / "profile.yaml"
     profile.parent.mkdir(parents=True, exist_ok=True)
     profile.write_text(PROFILE, encoding="utf-8")
-    result = run([SCENARIOS / "quickstart.yaml", SCENARIOS / "function_calling.yaml"],
-                 RunOptions(out=out, repeats=3, seed=5, progress=False,
-                            emulator_profile=str(profile), emulator_time_scale=0.02,
-                            retry=RetryPolicy(max_attempts=3, base_s=0.001)))
+    result = run(
+        [SCENARIOS / "quickstart.yaml", SCENARIOS / "function_calling.yaml"],
+        RunOptions(
+            out=out,
+            repeats=3,
+            seed=5,
+            progress=False,
+            emulator_profile=str(profile),
+            emulator_time_scale=0.02,
+            retry=RetryPolicy(max_attempts=3, base_s=0.001),
+        ),
+    )
     write_summary(result.run_dir, analyze_run(result.run_dir, resamples=400))
     return result.run_dir
 
@@ -101,8 +111,11 @@ def _assert_offline(html: str) -> None:
     assert not {tag for tag, _ in tags} & {"img", "iframe", "object", "embed", "link"} - {"link"}
     assert [a.get("rel") for t, a in tags if t == "link"] == ["icon"]
     assert "@import" not in html and "url(http" not in html
-    csp = next(a["content"] for t, a in tags
-               if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    csp = next(
+        a["content"]
+        for t, a in tags
+        if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    )
     assert csp is not None and "default-src 'none'" in csp and "script-src 'sha256-" in csp
 
 
@@ -112,9 +125,16 @@ def _assert_offline(html: str) -> None:
 def test_report_files_from_real_run(real_run: Path, real_report: tuple[Path, str]) -> None:
     out, html = real_report
     assert {p.name for p in out.iterdir()} >= {"report.html", "summary.md", "junit.xml"}
-    for anchor in ("verdict", "run", "sc-quickstart-arms", "sc-quickstart-charts",
-                   "sc-quickstart-claims", "sc-quickstart-prompts", "sc-quickstart-errors",
-                   "sc-function-calling-prompts"):
+    for anchor in (
+        "verdict",
+        "run",
+        "sc-quickstart-arms",
+        "sc-quickstart-charts",
+        "sc-quickstart-claims",
+        "sc-quickstart-prompts",
+        "sc-quickstart-errors",
+        "sc-function-calling-prompts",
+    ):
         assert f'id="{anchor}"' in html
     assert "Emulator — not OpenAI." in html and "emulator — not OpenAI" in html
     assert html.count("<svg") >= 8  # 2 scenarios × (TTFT, total, cost, similarity, …)
@@ -126,8 +146,9 @@ def test_report_files_from_real_run(real_run: Path, real_report: tuple[Path, str
     assert len(html) < 2_000_000
 
 
-def test_summary_markdown_and_junit_from_real_run(real_run: Path,
-                                                  real_report: tuple[Path, str]) -> None:
+def test_summary_markdown_and_junit_from_real_run(
+    real_run: Path, real_report: tuple[Path, str]
+) -> None:
     out, _ = real_report
     md = (out / "summary.md").read_text(encoding="utf-8")
     assert md.startswith("## Shadow Harness")
@@ -150,8 +171,9 @@ def test_summary_markdown_and_junit_from_real_run(real_run: Path,
     assert "TTFT p50" in text and "text similarity" in text
 
 
-def test_rerender_sends_no_request(real_run: Path, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerender_sends_no_request(
+    real_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("rendering tried to open a connection")
 
@@ -166,8 +188,9 @@ def test_rerender_sends_no_request(real_run: Path, tmp_path: Path,
 def test_untrusted_output_is_escaped(real_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "hostile"
     run_dir.mkdir()
-    (run_dir / "meta.json").write_text((real_run / "meta.json").read_text(encoding="utf-8"),
-                                       encoding="utf-8")
+    (run_dir / "meta.json").write_text(
+        (real_run / "meta.json").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     lines = []
     for line in (real_run / "observations.jsonl").read_text(encoding="utf-8").splitlines():
         obs = json.loads(line)
@@ -191,8 +214,9 @@ def test_untrusted_output_is_escaped(real_run: Path, tmp_path: Path) -> None:
     assert "<script" not in md and "javascript:" not in md
 
 
-def test_cli_report_and_compare(real_run: Path, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_report_and_compare(
+    real_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["report", str(real_run), "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out.split()
     assert out == [str(tmp_path / "r" / n) for n in ("report.html", "summary.md", "junit.xml")]
@@ -205,8 +229,9 @@ def test_cli_report_and_compare(real_run: Path, tmp_path: Path,
     assert "no such run directory" in capsys.readouterr().err
 
 
-def test_default_out_dir_is_reports_beside_the_runs_dir(real_run: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_out_dir_is_reports_beside_the_runs_dir(
+    real_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """runs/<id> → reports/<id> (DESIGN §1), whatever the working directory."""
     monkeypatch.chdir(tmp_path)
     paths = render_report(real_run)
@@ -227,8 +252,14 @@ def _synthetic(tmp_path: Path, name: str, profile: SyntheticProfile, **kw: int) 
 
 
 def test_large_run_detail_and_size_stay_bounded(tmp_path: Path) -> None:
-    run_dir = _synthetic(tmp_path, "many", SyntheticProfile(divergence=0.1, error_rate=0.02),
-                         prompts=120, turns=2, repeats=2)
+    run_dir = _synthetic(
+        tmp_path,
+        "many",
+        SyntheticProfile(divergence=0.1, error_rate=0.02),
+        prompts=120,
+        turns=2,
+        repeats=2,
+    )
     paths = render_report(run_dir, tmp_path / "out", divergent=4, slowest=2, max_rows=50)
     html = paths.html.read_text(encoding="utf-8")
     assert html.count('<details class="prompt"') <= 6
@@ -240,8 +271,9 @@ def test_large_run_detail_and_size_stay_bounded(tmp_path: Path) -> None:
 
 def test_compare_flags_a_regression(tmp_path: Path) -> None:
     base = _synthetic(tmp_path, "base", SyntheticProfile(), prompts=3, turns=2, repeats=20)
-    slow = _synthetic(tmp_path, "slow", SyntheticProfile(ttft_ms=450.0, sigma=0.1),
-                      prompts=3, turns=2, repeats=20)
+    slow = _synthetic(
+        tmp_path, "slow", SyntheticProfile(ttft_ms=450.0, sigma=0.1), prompts=3, turns=2, repeats=20
+    )
     html = render_compare(slow, base, tmp_path / "cmp").read_text(encoding="utf-8")
     assert "TTFT p50 1.5" in html and "worse" in html
     md = (tmp_path / "cmp" / "compare.md").read_text(encoding="utf-8")
@@ -252,13 +284,16 @@ def test_compare_flags_a_regression(tmp_path: Path) -> None:
 # --- pure functions -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("the cat sat", "the cat sat"),
-    ("the cat sat on the mat", "the dog sat on a mat"),
-    ("", "all new"),
-    ("all gone", ""),
-    ("a  b\n\nc", "a b c d"),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("the cat sat", "the cat sat"),
+        ("the cat sat on the mat", "the dog sat on a mat"),
+        ("", "all new"),
+        ("all gone", ""),
+        ("a  b\n\nc", "a b c d"),
+    ],
+)
 def test_word_diff_rebuilds_both_texts(old: str, new: str) -> None:
     d = word_diff(old, new)
     assert "".join(t for _, t in d.left) == old
@@ -285,15 +320,18 @@ def _e(value: float, lo: float, hi: float) -> Effect:
     return Effect(value=value, ci95=(lo, hi), significant=hi < 1 or lo > 1, n_pairs=10)
 
 
-@pytest.mark.parametrize(("effect_", "kind"), [
-    (_e(0.8, 0.7, 0.9), "better"),
-    (_e(1.3, 1.1, 1.5), "worse"),
-    (_e(1.0, 0.95, 1.08), "same"),
-    (_e(1.04, 1.02, 1.06), "same"),  # significant, but inside the ±10 % margin
-    (_e(1.0, 0.6, 1.4), "unclear"),
-    (None, "unknown"),
-    (Effect(value=None, ci95=None, significant=None, n_pairs=0), "unknown"),
-])
+@pytest.mark.parametrize(
+    ("effect_", "kind"),
+    [
+        (_e(0.8, 0.7, 0.9), "better"),
+        (_e(1.3, 1.1, 1.5), "worse"),
+        (_e(1.0, 0.95, 1.08), "same"),
+        (_e(1.04, 1.02, 1.06), "same"),  # significant, but inside the ±10 % margin
+        (_e(1.0, 0.6, 1.4), "unclear"),
+        (None, "unknown"),
+        (Effect(value=None, ci95=None, significant=None, n_pairs=0), "unknown"),
+    ],
+)
 def test_judge_ratio(effect_: Effect | None, kind: str) -> None:
     assert judge_ratio(effect_, 0.10) == kind
 
@@ -305,8 +343,10 @@ def test_formatting() -> None:
     assert interval((-0.133, -0.017), "points") == "-13.3 to -1.7"
     assert interval((20.9, 29.0), "ms") == "20.9–29.0 ms"
     assert effect(_e(0.82, 0.75, 0.9)) == "0.82× (0.75–0.90) *"
-    assert effect(Effect(value=0.365, ci95=(0.16, 0.56), significant=True, n_pairs=3),
-                  "points") == "+36.5 pts (16.0–56.0) *"
+    assert (
+        effect(Effect(value=0.365, ci95=(0.16, 0.56), significant=True, n_pairs=3), "points")
+        == "+36.5 pts (16.0–56.0) *"
+    )
 
 
 def test_markdown_cells_cannot_break_the_table() -> None:
@@ -316,7 +356,8 @@ def test_markdown_cells_cannot_break_the_table() -> None:
 def test_markdown_of_a_real_target_has_no_emulator_warning(tmp_path: Path) -> None:
     run_dir = _synthetic(tmp_path, "real", SyntheticProfile(), prompts=2, turns=2, repeats=5)
     summary = analyze_run(run_dir, resamples=200).model_copy(
-        update={"is_emulator": False, "target_label": "openai", "emulator_profile": None})
+        update={"is_emulator": False, "target_label": "openai", "emulator_profile": None}
+    )
     md = summary_markdown(summary)
     assert "not OpenAI" not in md and "Target: **openai**" in md
 
@@ -331,11 +372,17 @@ def test_identical_answers_without_floor_are_same(tmp_path: Path) -> None:
 
 def test_junit_append_cases_adds_and_replaces(tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
-    append_cases(path, "harness.gate", [
-        JUnitCase("responses_vs_chat.ttft_p50_ratio_max", "quickstart", None, "1.02 ≤ 1.5"),
-        JUnitCase("chat.error_rate_max", "quickstart", "0.2 > 0.05 <&>", "details <b>")])
-    append_cases(path, "harness.gate", [
-        JUnitCase("chat.error_rate_max", "quickstart", None, "0.01 ≤ 0.05")])
+    append_cases(
+        path,
+        "harness.gate",
+        [
+            JUnitCase("responses_vs_chat.ttft_p50_ratio_max", "quickstart", None, "1.02 ≤ 1.5"),
+            JUnitCase("chat.error_rate_max", "quickstart", "0.2 > 0.05 <&>", "details <b>"),
+        ],
+    )
+    append_cases(
+        path, "harness.gate", [JUnitCase("chat.error_rate_max", "quickstart", None, "0.01 ≤ 0.05")]
+    )
     root = ET.parse(path).getroot()
     suite = root.find("testsuite[@name='harness.gate']")
     assert suite is not None
@@ -344,8 +391,9 @@ def test_junit_append_cases_adds_and_replaces(tmp_path: Path) -> None:
     assert len(suite.findall("testcase[@name='chat.error_rate_max']")) == 1
 
 
-def test_junit_gate_cases_join_the_report_file(real_report: tuple[Path, str],
-                                               tmp_path: Path) -> None:
+def test_junit_gate_cases_join_the_report_file(
+    real_report: tuple[Path, str], tmp_path: Path
+) -> None:
     out, _ = real_report
     path = tmp_path / "junit.xml"
     path.write_bytes((out / "junit.xml").read_bytes())
@@ -361,7 +409,8 @@ def test_junit_gate_cases_join_the_report_file(real_report: tuple[Path, str],
 
 def test_no_html_is_built_by_string_concatenation() -> None:
     """STYLE.md: markup comes from templates; Python only hands them values."""
-    source = "".join(p.read_text(encoding="utf-8")
-                     for p in (Path(__file__).resolve().parents[1] / "harness" / "report")
-                     .glob("*.py"))
+    source = "".join(
+        p.read_text(encoding="utf-8")
+        for p in (Path(__file__).resolve().parents[1] / "harness" / "report").glob("*.py")
+    )
     assert not re.search(r"""["']<(?:div|span|td|tr|table|p|pre|ins|del|a)\b""", source)

@@ -20,9 +20,16 @@ from test_report import emulator_run  # tests/ is on sys.path (rootdir-relative 
 
 from harness.report import render_report
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str | None:
@@ -36,8 +43,9 @@ def _chromium() -> str | None:
 CHROMIUM = _chromium()
 if CHROMIUM is None:
     print("test_report_browser: no chromium executable (apt-get install chromium) — skipped")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                                "(Debian: apt-get install -y chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)"
+)
 
 
 def test_report_in_headless_chromium(tmp_path: Path) -> None:
@@ -50,24 +58,37 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
     requests: list[str] = []
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 900})
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900},
+        )
         try:
             page = context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning")
-                    else None)
+            page.on(
+                "console",
+                lambda m: errors.append(m.text) if m.type in ("error", "warning") else None,
+            )
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(url, wait_until="load")
             page.screenshot(path=str(shots / "report-top.png"))
             page.screenshot(path=str(shots / "report-full.png"), full_page=True)
 
-            for selector in ("#target-banner", "#verdict .sentence", "#verdict table.glance",
-                             "#run",
-                             "#sc-quickstart-arms", "#sc-quickstart .charts figure svg",
-                             "#sc-quickstart-claims", "#sc-quickstart-prompts",
-                             "details.prompt[open] ins", "#sc-quickstart-errors",
-                             "#sc-function-calling-prompts"):
+            for selector in (
+                "#target-banner",
+                "#verdict .sentence",
+                "#verdict table.glance",
+                "#run",
+                "#sc-quickstart-arms",
+                "#sc-quickstart .charts figure svg",
+                "#sc-quickstart-claims",
+                "#sc-quickstart-prompts",
+                "details.prompt[open] ins",
+                "#sc-quickstart-errors",
+                "#sc-function-calling-prompts",
+            ):
                 assert page.locator(selector).first.is_visible(), selector
             assert "not OpenAI" in page.locator("#target-banner").inner_text()
             assert page.locator("#verdict table.glance tbody tr").count() == 3
@@ -76,8 +97,10 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
             # TTFT, total, cold, cost, caching, answers, errors
             assert why.locator(".card").count() == 7
             assert why.locator(".card").first.is_visible()
-            for box in (page.locator(f"#{s} .charts figure svg").first.bounding_box()
-                        for s in ("sc-quickstart", "sc-function-calling")):
+            for box in (
+                page.locator(f"#{s} .charts figure svg").first.bounding_box()
+                for s in ("sc-quickstart", "sc-function-calling")
+            ):
                 assert box is not None and box["width"] > 300 and box["height"] > 100
             # the page must fit the viewport width (no sideways scrolling of the whole page)
             assert page.evaluate("document.documentElement.scrollWidth") <= 1280
@@ -90,8 +113,7 @@ def test_report_in_headless_chromium(tmp_path: Path) -> None:
             page.screenshot(path=str(shots / "report-prompts.png"))
 
             # ... and the page reads the same without JavaScript
-            no_js = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                       args=CHROMIUM_FLAGS)
+            no_js = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             try:
                 plain = no_js.new_page(java_script_enabled=False)
                 plain.on("request", lambda r: requests.append(r.url))

@@ -27,8 +27,16 @@ QUICK = QUICK_DIR / "quickstart.yaml"
 
 def _planned_keys(path: Path, repeats: int, seed: int) -> Counter[tuple[str, str, str, int, int]]:
     plan = build_plan(load_scenario(path), repeats=repeats, seed=seed)
-    return Counter((p.conversation.scenario, p.conversation.prompt_id, p.conversation.arm,
-                    p.conversation.repeat, p.turn) for p in dry_run(plan))
+    return Counter(
+        (
+            p.conversation.scenario,
+            p.conversation.prompt_id,
+            p.conversation.arm,
+            p.conversation.repeat,
+            p.turn,
+        )
+        for p in dry_run(plan)
+    )
 
 
 def _observed_keys(run_dir: Path) -> Counter[tuple[str, str, str, int, int]]:
@@ -42,8 +50,10 @@ def _write_profile(tmp_path: Path, body: str) -> Path:
 
 
 def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
-    result = run([QUICK], RunOptions(out=tmp_path, repeats=2, seed=7, progress=False,
-                                     emulator_profile="zero"))
+    result = run(
+        [QUICK],
+        RunOptions(out=tmp_path, repeats=2, seed=7, progress=False, emulator_profile="zero"),
+    )
     assert _observed_keys(result.run_dir) == _planned_keys(QUICK, 2, 7)
     observations = list(read_observations(result.run_dir / "observations.jsonl"))
     assert all(o.ok and o.finish == "completed" for o in observations)
@@ -52,8 +62,13 @@ def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
     # turn 1 is cold (fresh nonce): nothing cached; later turns reuse the 1,024+ token prefix
     assert all(o.usage and o.usage.cached_tokens == 0 for o in observations if o.turn == 1)
     assert all(o.usage and o.usage.cached_tokens >= 1024 for o in observations if o.turn > 1)
-    assert all(o.ttft_ms is not None and o.ttfb_ms is not None and o.total_ms is not None
-               and o.ttfb_ms <= o.ttft_ms <= o.total_ms for o in observations)
+    assert all(
+        o.ttft_ms is not None
+        and o.ttfb_ms is not None
+        and o.total_ms is not None
+        and o.ttfb_ms <= o.ttft_ms <= o.total_ms
+        for o in observations
+    )
     assert all(o.request_id and o.request_id.startswith("req_") for o in observations)
     meta = read_meta(result.run_dir)
     assert meta.is_emulator and meta.finished_at is not None and meta.seed == 7
@@ -68,12 +83,15 @@ def test_chained_arm_uses_previous_response_and_deletes_stored(tmp_path: Path) -
         "arms: [chat, responses, responses_chained]\nrepeats: 2\n"
         "system: You are terse.\n"
         "prompts:\n  - id: t\n    turns: [Hello there, And again?, One more time]\n",
-        encoding="utf-8")
-    result = run([scenario], RunOptions(out=tmp_path, seed=3, progress=False,
-                                        emulator_profile="zero"))
+        encoding="utf-8",
+    )
+    result = run(
+        [scenario], RunOptions(out=tmp_path, seed=3, progress=False, emulator_profile="zero")
+    )
     obs = list(read_observations(result.run_dir / "observations.jsonl"))
-    chained = sorted((o for o in obs if o.arm == "responses_chained"),
-                     key=lambda o: (o.repeat, o.turn))
+    chained = sorted(
+        (o for o in obs if o.arm == "responses_chained"), key=lambda o: (o.repeat, o.turn)
+    )
     assert len(chained) == 6
     by_turn = {(o.repeat, o.turn): o for o in chained}
     for (rep, turn), o in by_turn.items():
@@ -96,7 +114,9 @@ def test_chained_arm_uses_previous_response_and_deletes_stored(tmp_path: Path) -
 
 
 def test_fault_profile_every_request_ends_as_one_record(tmp_path: Path) -> None:
-    profile = _write_profile(tmp_path, """
+    profile = _write_profile(
+        tmp_path,
+        """
 extends: zero
 both:
   faults:
@@ -106,24 +126,49 @@ both:
     stream_cut: 0.1
     response_failed: 0.05
     retry_after_ms: 5
-""")
-    result = run([QUICK], RunOptions(out=tmp_path, repeats=4, seed=11, progress=False,
-                                     emulator_profile=str(profile),
-                                     retry=__import__("harness.client", fromlist=["x"])
-                                     .RetryPolicy(max_attempts=3, base_s=0.001)))
+""",
+    )
+    result = run(
+        [QUICK],
+        RunOptions(
+            out=tmp_path,
+            repeats=4,
+            seed=11,
+            progress=False,
+            emulator_profile=str(profile),
+            retry=__import__("harness.client", fromlist=["x"]).RetryPolicy(
+                max_attempts=3, base_s=0.001
+            ),
+        ),
+    )
     observed = _observed_keys(result.run_dir)
     assert observed == _planned_keys(QUICK, 4, 11)
     obs = list(read_observations(result.run_dir / "observations.jsonl"))
     retried = [o for o in obs if len(o.attempts) > 1]
     assert retried, "a 15 % 429 rate over 120 requests must cause retries"
     for o in retried:
-        assert all(a.status in (429, 500, 503) or a.error_type == "stream_interrupted"
-                   for a in o.attempts[:-1])
-    assert any(a.status == 429 and a.retry_after_ms == pytest.approx(5, abs=1)
-               for o in obs for a in o.attempts)
+        assert all(
+            a.status in (429, 500, 503) or a.error_type == "stream_interrupted"
+            for a in o.attempts[:-1]
+        )
+    assert any(
+        a.status == 429 and a.retry_after_ms == pytest.approx(5, abs=1)
+        for o in obs
+        for a in o.attempts
+    )
     errors = {o.error_type for o in obs if not o.ok}
-    assert errors & {"response_failed", "server_error", "skipped", "stream_interrupted",
-                     "rate_limit_exceeded", "http_500"} or not errors
+    assert (
+        errors
+        & {
+            "response_failed",
+            "server_error",
+            "skipped",
+            "stream_interrupted",
+            "rate_limit_exceeded",
+            "http_500",
+        }
+        or not errors
+    )
     # failed turns leave later turns recorded as skipped, never missing
     for o in obs:
         if o.error_type == "skipped":
@@ -138,8 +183,19 @@ def test_missing_openai_key_is_one_clean_line(capsys: pytest.CaptureFixture[str]
 
 
 def test_max_requests_guard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", str(QUICK), "--repeats", "3", "--max-requests", "10", "--quiet",
-                 "--out", str(tmp_path)])
+    code = main(
+        [
+            "run",
+            str(QUICK),
+            "--repeats",
+            "3",
+            "--max-requests",
+            "10",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--max-requests 10" in err and "36 requests" in err
     assert not any(tmp_path.iterdir()), "nothing may be started"
@@ -153,12 +209,25 @@ def test_bad_target_url(capsys: pytest.CaptureFixture[str]) -> None:
 def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     """Kill a run mid-way with SIGKILL, resume it, and find every planned request once."""
     out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness", "run", str(QUICK), "--repeats", "6", "--seed", "5",
-           "--out", str(out), "--quiet", "--emulator-time-scale", "0.05"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        str(QUICK),
+        "--repeats",
+        "6",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--quiet",
+        "--emulator-time-scale",
+        "0.05",
+    ]
     log = tmp_path / "stderr.txt"
     with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     deadline = time.monotonic() + 60
     obs_file: Path | None = None
     while time.monotonic() < deadline:
@@ -174,8 +243,7 @@ def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     before = len(obs_file.read_bytes().splitlines())
     planned = _planned_keys(QUICK, 6, 5)
     assert 0 < before < sum(planned.values())
-    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale",
-                 "0.05"]) == 0
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale", "0.05"]) == 0
     assert _observed_keys(run_dir) == planned
     obs = list(read_observations(run_dir / "observations.jsonl"))
     by_conv: dict[str, list[int]] = {}
@@ -189,7 +257,9 @@ def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
 def test_wire_timing_matches_truth_log(tmp_path: Path) -> None:
     """At concurrency 1 with the emulator in its own process, wire TTFT and total agree with
     the emulator's ground truth within 1 ms at p50 and 3 ms at p95."""
-    profile = _write_profile(tmp_path, """
+    profile = _write_profile(
+        tmp_path,
+        """
 extends: zero
 both:
   queue_ms: 2
@@ -197,17 +267,36 @@ both:
   per_token_ms: 2
 content:
   reply_tokens: {min: 10, max: 30}
-""")
+""",
+    )
     # A busy machine delays the reader; one re-measurement is allowed, never a looser bound.
     failures = []
     for attempt in range(2):
         truth = tmp_path / f"truth-{attempt}.jsonl"
         out = tmp_path / f"runs-{attempt}"
         # the CLI in its own process, as a user runs it (not this long-lived test process)
-        subprocess.run([sys.executable, "-m", "harness", "run", str(QUICK), "--repeats", "4",
-                        "--seed", "2", "--quiet", "--out", str(out), "--emulator-profile",
-                        str(profile), "--emulator-truth-log", str(truth)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "run",
+                str(QUICK),
+                "--repeats",
+                "4",
+                "--seed",
+                "2",
+                "--quiet",
+                "--out",
+                str(out),
+                "--emulator-profile",
+                str(profile),
+                "--emulator-truth-log",
+                str(truth),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         (run_dir,) = out.iterdir()
         obs = {o.request_id: o for o in read_observations(run_dir / "observations.jsonl")}
         rows = [json.loads(line) for line in truth.read_text().splitlines()]
@@ -215,8 +304,9 @@ content:
         assert len(pairs) == len(obs) == 48
         ttft_err = np.array([o.ttft_ms - r["first_delta_ms"] for o, r in pairs])
         total_err = np.array([o.total_ms - r["total_ms"] for o, r in pairs])
-        figures = [(abs(np.percentile(e, 50)), np.percentile(np.abs(e), 95))
-                   for e in (ttft_err, total_err)]
+        figures = [
+            (abs(np.percentile(e, 50)), np.percentile(np.abs(e), 95)) for e in (ttft_err, total_err)
+        ]
         if all(p50 <= 1.0 and p95 <= 3.0 for p50, p95 in figures):
             return
         failures.append(figures)
@@ -226,15 +316,32 @@ content:
 def test_harness_never_reads_the_truth_log() -> None:
     """The ground truth is for tests only: no harness module outside the emulator opens it."""
     root = Path(__file__).resolve().parents[1] / "harness"
-    offenders = [p for p in root.rglob("*.py")
-                 if "emulator" not in p.parts and "first_delta_ms" in p.read_text()]
+    offenders = [
+        p
+        for p in root.rglob("*.py")
+        if "emulator" not in p.parts and "first_delta_ms" in p.read_text()
+    ]
     assert offenders == []
 
 
 def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness", "run", str(QUICK), "--repeats", "6", "--seed", "5",
-           "--out", str(out), "--quiet", "--emulator-time-scale", "0.05"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        str(QUICK),
+        "--repeats",
+        "6",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--quiet",
+        "--emulator-time-scale",
+        "0.05",
+    ]
     log = tmp_path / "stdout.txt"
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
@@ -253,8 +360,7 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     kept = list(read_observations(run_dir / "observations.jsonl"))
     assert 10 < len(kept) < sum(_planned_keys(QUICK, 6, 5).values())
     assert read_meta(run_dir).finished_at is None
-    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale",
-                 "0.05"]) == 0
+    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale", "0.05"]) == 0
     assert _observed_keys(run_dir) == _planned_keys(QUICK, 6, 5)
 
 
@@ -262,9 +368,12 @@ def test_cold_new_connection_sends_turn_one_on_a_fresh_connection(tmp_path: Path
     scenario = tmp_path / "conn.yaml"
     scenario.write_text(
         "version: 1\nname: conn\nmodel: gpt-4.1-mini\ncold: new-connection\nrepeats: 3\n"
-        "prompts:\n  - id: t\n    turns: [Hello there, And again?]\n", encoding="utf-8")
-    result = run([scenario], RunOptions(out=tmp_path, seed=1, progress=False,
-                                        emulator_profile="zero"))
+        "prompts:\n  - id: t\n    turns: [Hello there, And again?]\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [scenario], RunOptions(out=tmp_path, seed=1, progress=False, emulator_profile="zero")
+    )
     obs = list(read_observations(result.run_dir / "observations.jsonl"))
     assert len(obs) == 12 and all(o.ok for o in obs)
     for o in obs:
@@ -274,12 +383,15 @@ def test_cold_new_connection_sends_turn_one_on_a_fresh_connection(tmp_path: Path
             assert not o.new_connection and o.connect_ms is None
 
 
-def test_cold_process_start_is_refused_clearly(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cold_process_start_is_refused_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     scenario = tmp_path / "proc.yaml"
     scenario.write_text(
         "version: 1\nname: proc\nmodel: gpt-4.1-mini\ncold: process-start\n"
-        "prompts:\n  - id: t\n    input: Hello\n", encoding="utf-8")
+        "prompts:\n  - id: t\n    input: Hello\n",
+        encoding="utf-8",
+    )
     assert main(["run", str(scenario), "--quiet", "--out", str(tmp_path)]) == 2
     assert "process-start is not implemented" in capsys.readouterr().err
 
@@ -293,20 +405,26 @@ def test_an_empty_reply_does_not_stop_the_conversation(tmp_path: Path) -> None:
         "defaults: {max_output_tokens: 16, stream: false}\n"
         "arms: [chat, responses, responses_chained]\nrepeats: 1\n"
         "prompts:\n  - id: two\n    turns: ['Explain in detail how TCP works, step by step.',"
-        " 'And UDP?']\n", encoding="utf-8")
-    result = run([scenario], RunOptions(out=tmp_path, seed=1, progress=False,
-                                        emulator_profile="zero"))
+        " 'And UDP?']\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [scenario], RunOptions(out=tmp_path, seed=1, progress=False, emulator_profile="zero")
+    )
     obs = list(read_observations(result.run_dir / "observations.jsonl"))
     assert len(obs) == 6
     assert all(o.status == 200 and o.error_type is None for o in obs), [
-        (o.arm, o.turn, o.error_type, o.error_message) for o in obs]
+        (o.arm, o.turn, o.error_type, o.error_message) for o in obs
+    ]
     assert any(o.turn == 1 and not o.output_text for o in obs)  # the case under test
 
 
-def test_unreachable_target_is_one_clean_line(capsys: pytest.CaptureFixture[str],
-                                              tmp_path: Path) -> None:
-    code = main(["run", str(QUICK), "--target", "http://127.0.0.1:9/v1", "--quiet",
-                 "--out", str(tmp_path)])
+def test_unreachable_target_is_one_clean_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(
+        ["run", str(QUICK), "--target", "http://127.0.0.1:9/v1", "--quiet", "--out", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot reach http://127.0.0.1:9/v1" in err[0]
 
@@ -317,8 +435,10 @@ def test_resume_goes_on_against_the_original_target(tmp_path: Path) -> None:
     from harness.emulator.server import EmulatorThread
 
     with EmulatorThread(profile="zero") as emu:
-        first = run([QUICK], RunOptions(target=emu.base_url, out=tmp_path, repeats=2, seed=3,
-                                        progress=False))
+        first = run(
+            [QUICK],
+            RunOptions(target=emu.base_url, out=tmp_path, repeats=2, seed=3, progress=False),
+        )
         path = first.run_dir / "observations.jsonl"
         lines = path.read_text().splitlines(keepends=True)
         path.write_text("".join(lines[: len(lines) // 2]))
@@ -330,8 +450,9 @@ def test_resume_goes_on_against_the_original_target(tmp_path: Path) -> None:
     assert len({o.order for o in obs}) == len(obs)
 
 
-def test_bad_meta_json_on_resume_is_one_line(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_meta_json_on_resume_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "meta.json").write_text('{"run_id": 1}', encoding="utf-8")
     assert main(["run", "--resume", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

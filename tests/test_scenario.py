@@ -56,8 +56,14 @@ EXAMPLES = sorted(SCENARIOS.glob("*.yaml"))
 
 def test_at_least_six_examples_with_readme() -> None:
     names = {p.stem for p in EXAMPLES}
-    assert {"quickstart", "support_bot", "structured_extraction", "function_calling",
-            "image_question", "batch_summarization"} <= names
+    assert {
+        "quickstart",
+        "support_bot",
+        "structured_extraction",
+        "function_calling",
+        "image_question",
+        "batch_summarization",
+    } <= names
     assert (SCENARIOS / "README.md").is_file()
 
 
@@ -109,20 +115,29 @@ def test_lines_of_keys_and_items(tmp_path: Path) -> None:
     loaded = load_yaml(write(tmp_path, "a: 1\nb:\n  - x\n  - {c: 2}\n"))
     assert loaded.data == {"a": 1, "b": ["x", {"c": 2}]}
     assert {p: loc.line for p, loc in loaded.lines.items()} == {
-        (): 1, ("a",): 1, ("b",): 2, ("b", 0): 3, ("b", 1): 4, ("b", 1, "c"): 4}
+        (): 1,
+        ("a",): 1,
+        ("b",): 2,
+        ("b", 0): 3,
+        ("b", 1): 4,
+        ("b", 1, "c"): 4,
+    }
     assert loaded.location(("b", 1, "missing")).line == 4
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("v: no", "no"),  # YAML 1.2 booleans: "no"/"on" stay text (prompts are text)
-    ("v: on", "on"),
-    ("v: true", True),
-    ("v: 2024-05-01", "2024-05-01"),  # no datetime objects
-    ("v: 1.5", 1.5),
-    ("v: 7", 7),
-    ("v: ~", None),
-    ("v: '0.5'", "0.5"),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("v: no", "no"),  # YAML 1.2 booleans: "no"/"on" stay text (prompts are text)
+        ("v: on", "on"),
+        ("v: true", True),
+        ("v: 2024-05-01", "2024-05-01"),  # no datetime objects
+        ("v: 1.5", 1.5),
+        ("v: 7", 7),
+        ("v: ~", None),
+        ("v: '0.5'", "0.5"),
+    ],
+)
 def test_scalars(tmp_path: Path, text: str, value: object) -> None:
     assert load_yaml(write(tmp_path, text)).data == {"v": value}
 
@@ -140,7 +155,7 @@ def test_text_include_strips_final_newline_and_may_repeat(tmp_path: Path) -> Non
 
 
 def test_yaml_include_is_parsed_with_its_own_lines(tmp_path: Path) -> None:
-    write(tmp_path, "{\n  \"type\": \"object\",\n  \"x\": [1, 2]\n}\n", "schema.json")
+    write(tmp_path, '{\n  "type": "object",\n  "x": [1, 2]\n}\n', "schema.json")
     loaded = load_yaml(write(tmp_path, "top: 1\ns: !include schema.json\n"))
     assert loaded.data == {"top": 1, "s": {"type": "object", "x": [1, 2]}}
     assert loaded.lines[("s",)].line == 2 and loaded.lines[("s",)].file.endswith("s.yaml")
@@ -173,17 +188,22 @@ def test_include_of_fifo_is_refused(tmp_path: Path) -> None:
 
     os.mkfifo(tmp_path / "pipe.md")
     started = time.perf_counter()
-    assert any("not a regular file" in p
-               for p in problems(tmp_path, HEAD + "system: !include pipe.md\n" + PROMPT))
+    assert any(
+        "not a regular file" in p
+        for p in problems(tmp_path, HEAD + "system: !include pipe.md\n" + PROMPT)
+    )
     assert time.perf_counter() - started < 1.0
 
 
-@pytest.mark.parametrize(("path", "text"), [
-    ((), "(top level)"),
-    (("prompts", 2, "turns", 0), "prompts[2].turns[0]"),
-    (("gates", "a_vs_b.x_max"), 'gates["a_vs_b.x_max"]'),
-    (("tool_results", "get-time"), "tool_results.get-time"),
-])
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ((), "(top level)"),
+        (("prompts", 2, "turns", 0), "prompts[2].turns[0]"),
+        (("gates", "a_vs_b.x_max"), 'gates["a_vs_b.x_max"]'),
+        (("tool_results", "get-time"), "tool_results.get-time"),
+    ],
+)
 def test_format_path(path: tuple[str | int, ...], text: str) -> None:
     assert format_path(path) == text
 
@@ -196,8 +216,9 @@ def test_params_mirror_the_neutral_request() -> None:
 
 
 @pytest.mark.parametrize("param", sorted(set(UNMAPPABLE_CHAT_PARAMS) - {"max_tokens"}))
-def test_every_chat_only_param_is_rejected_with_the_translator_reason(tmp_path: Path,
-                                                                      param: str) -> None:
+def test_every_chat_only_param_is_rejected_with_the_translator_reason(
+    tmp_path: Path, param: str
+) -> None:
     found = problems(tmp_path, HEAD + f"defaults:\n  {param}: 1\n" + PROMPT)
     reason, fix = split_reason(UNMAPPABLE_CHAT_PARAMS[param])
     assert found == [f"defaults.{param}: {param} is Chat-only: {reason} — {fix}"]
@@ -205,87 +226,117 @@ def test_every_chat_only_param_is_rejected_with_the_translator_reason(tmp_path: 
 
 def test_chat_only_param_on_a_prompt_and_at_top_level(tmp_path: Path) -> None:
     assert problems(tmp_path, HEAD + "seed: 1\n" + PROMPT)[0].startswith(
-        "seed: unknown key seed — pass --seed")
-    assert problems(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    n: 2\n")[0] \
-        .startswith("prompts[0].n: n is Chat-only")
+        "seed: unknown key seed — pass --seed"
+    )
+    assert problems(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    n: 2\n")[
+        0
+    ].startswith("prompts[0].n: n is Chat-only")
 
 
 def test_reasoning_model_param_points_at_the_prompt_that_sets_it(tmp_path: Path) -> None:
-    path = write(tmp_path, "version: 1\nname: t\nmodel: gpt-4.1-mini\nprompts:\n"
-                 "  - id: a\n    input: Hi\n  - id: b\n    model: o4-mini\n    input: Hi\n"
-                 "    params: {temperature: 0.5}\n")
+    path = write(
+        tmp_path,
+        "version: 1\nname: t\nmodel: gpt-4.1-mini\nprompts:\n"
+        "  - id: a\n    input: Hi\n  - id: b\n    model: o4-mini\n    input: Hi\n"
+        "    params: {temperature: 0.5}\n",
+    )
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(
-        f"{path.as_posix()}:10: prompts[1].params.temperature: o4-mini is a reasoning model")
+        f"{path.as_posix()}:10: prompts[1].params.temperature: o4-mini is a reasoning model"
+    )
 
 
 def test_defaults_problem_is_reported_once_for_many_prompts(tmp_path: Path) -> None:
-    text = ("version: 1\nname: t\nmodel: o3\ndefaults: {top_p: 0.5}\nprompts:\n"
-            "  - {id: a, input: Hi}\n  - {id: b, input: Hi}\n")
+    text = (
+        "version: 1\nname: t\nmodel: o3\ndefaults: {top_p: 0.5}\nprompts:\n"
+        "  - {id: a, input: Hi}\n  - {id: b, input: Hi}\n"
+    )
     assert len(problems(tmp_path, text)) == 1
 
 
 def test_tool_results_may_be_written_as_yaml(tmp_path: Path) -> None:
-    path = write(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    tools: [{name: f}]\n"
-                 "    tool_results: {f: {ok: true, items: [1, 2]}}\n")
+    path = write(
+        tmp_path,
+        HEAD + "prompts:\n  - id: p\n    input: Hi\n    tools: [{name: f}]\n"
+        "    tool_results: {f: {ok: true, items: [1, 2]}}\n",
+    )
     prompt = load_scenario(path).prompts[0]
     assert prompt.tool_results == {"f": '{"ok":true,"items":[1,2]}'}
-    assert prompt.tools is not None and prompt.tools[0].parameters == {"type": "object",
-                                                                       "properties": {}}
+    assert prompt.tools is not None and prompt.tools[0].parameters == {
+        "type": "object",
+        "properties": {},
+    }
 
 
 def test_tool_choice_none_needs_no_results(tmp_path: Path) -> None:
-    path = write(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    tools: [{name: f}]\n"
-                 "    tool_choice: none\n")
+    path = write(
+        tmp_path,
+        HEAD + "prompts:\n  - id: p\n    input: Hi\n    tools: [{name: f}]\n"
+        "    tool_choice: none\n",
+    )
     assert load_scenario(path).prompts[0].tool_choice == "none"
 
 
 def test_strict_schema_rules_reach_nested_objects(tmp_path: Path) -> None:
-    text = HEAD + ("prompts:\n  - id: p\n    input: Hi\n    output_schema:\n      name: s\n"
-                   "      schema:\n        type: object\n        properties:\n"
-                   "          items:\n            type: array\n            items:\n"
-                   "              type: object\n              properties: {a: {type: string}}\n"
-                   "              required: [a]\n"
-                   "        required: [items]\n        additionalProperties: false\n")
+    text = HEAD + (
+        "prompts:\n  - id: p\n    input: Hi\n    output_schema:\n      name: s\n"
+        "      schema:\n        type: object\n        properties:\n"
+        "          items:\n            type: array\n            items:\n"
+        "              type: object\n              properties: {a: {type: string}}\n"
+        "              required: [a]\n"
+        "        required: [items]\n        additionalProperties: false\n"
+    )
     assert problems(tmp_path, text) == [
         "prompts[0].output_schema.schema.properties.items.items: strict schemas need "
-        "additionalProperties: false on every object — add additionalProperties: false here"]
+        "additionalProperties: false on every object — add additionalProperties: false here"
+    ]
 
 
 def test_output_schema_strict_false_skips_the_strict_rules(tmp_path: Path) -> None:
-    path = write(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    output_schema:\n"
-                 "      {name: s, strict: false, schema: {type: object, properties: "
-                 "{a: {type: string}}}}\n")
+    path = write(
+        tmp_path,
+        HEAD + "prompts:\n  - id: p\n    input: Hi\n    output_schema:\n"
+        "      {name: s, strict: false, schema: {type: object, properties: "
+        "{a: {type: string}}}}\n",
+    )
     assert load_scenario(path).prompts[0].output_schema is not None
 
 
-@pytest.mark.parametrize("gates", [
-    "responses_vs_chat.ttft_p50_ratio_max: 1.5",
-    '"chat#2_vs_chat.similarity_mean_min": 0.9',
-    "chat.error_rate_max: 0.05",
-    "responses.ttft_p50_ms_max: 800",
-    "responses_vs_chat.cache_hit_ratio_delta_min: -0.1",
-])
+@pytest.mark.parametrize(
+    "gates",
+    [
+        "responses_vs_chat.ttft_p50_ratio_max: 1.5",
+        '"chat#2_vs_chat.similarity_mean_min": 0.9',
+        "chat.error_rate_max: 0.05",
+        "responses.ttft_p50_ms_max: 800",
+        "responses_vs_chat.cache_hit_ratio_delta_min: -0.1",
+    ],
+)
 def test_valid_gate_keys(tmp_path: Path, gates: str) -> None:
-    path = write(tmp_path, HEAD + 'arms: [chat, "chat#2", responses]\n' + PROMPT
-                 + f"gates:\n  {gates}\n")
+    path = write(
+        tmp_path, HEAD + 'arms: [chat, "chat#2", responses]\n' + PROMPT + f"gates:\n  {gates}\n"
+    )
     assert len(load_scenario(path).gates) == 1
 
 
-@pytest.mark.parametrize(("gate", "words"), [
-    ("chat_vs_chat.cost_ratio_max: 1", "compares an arm with itself"),
-    ("responses_vs_chat_vs_chat#2.cost_ratio_max: 1", "more than two arms"),
-    ("chat.cost_ratio_max: 1", "write <arm>_vs_<arm>.cost_ratio_max"),
-    ("responses_vs_chat.cost_ratio_max: 0", "must be above 0"),
-    ("chat.error_rate_max: 5", "outside 0–1"),
-    ("chat.ttft_p50_ms_max: -1", "negative"),
-    ("responses_vs_chat.ttft_p50_ratio: 1", "is not <arm>_vs_<arm>"),
-])
+@pytest.mark.parametrize(
+    ("gate", "words"),
+    [
+        ("chat_vs_chat.cost_ratio_max: 1", "compares an arm with itself"),
+        ("responses_vs_chat_vs_chat#2.cost_ratio_max: 1", "more than two arms"),
+        ("chat.cost_ratio_max: 1", "write <arm>_vs_<arm>.cost_ratio_max"),
+        ("responses_vs_chat.cost_ratio_max: 0", "must be above 0"),
+        ("chat.error_rate_max: 5", "outside 0–1"),
+        ("chat.ttft_p50_ms_max: -1", "negative"),
+        ("responses_vs_chat.ttft_p50_ratio: 1", "is not <arm>_vs_<arm>"),
+    ],
+)
 def test_invalid_gates(tmp_path: Path, gate: str, words: str) -> None:
-    found = problems(tmp_path, HEAD + 'arms: [chat, "chat#2", responses]\n' + PROMPT
-                     + f"gates:\n  {gate}\n")
+    found = problems(
+        tmp_path, HEAD + 'arms: [chat, "chat#2", responses]\n' + PROMPT + f"gates:\n  {gate}\n"
+    )
     assert len(found) == 1 and words in found[0]
 
 
@@ -294,20 +345,25 @@ def test_gate_metrics_have_a_scope() -> None:
     assert GATE_METRICS["ttft_p50_ratio"] == "pair" and GATE_METRICS["error_rate"] == "arm"
 
 
-@pytest.mark.parametrize(("snippet", "words"), [
-    ("system: Hi\ndeveloper: Hi\n", "both system and developer"),
-    ("arms: []\n", "arms: must not be empty"),
-    ("warmup: 101\n", "must be ≤ 100"),
-    ("defaults: {temperature: 3}\n", "must be ≤ 2"),
-    ("defaults: {temperature: .nan}\n", "not a finite number"),
-    ("defaults: {stream: yes}\n", "expected true or false"),
-    ("defaults: {metadata: {" + ", ".join(f"k{i}: v" for i in range(17)) + "}}\n",
-     "at most 16"),
-    ("cold: warm\n", "use one of: new-prompt-prefix"),
-    ("similarity: {method: [text, text]}\n", "listed twice"),
-    ("name: has space\n", "not a slug"),
-    ("arms: [chat, responses_chained]\nprompts_x: 1\n", "unknown key prompts_x"),
-])
+@pytest.mark.parametrize(
+    ("snippet", "words"),
+    [
+        ("system: Hi\ndeveloper: Hi\n", "both system and developer"),
+        ("arms: []\n", "arms: must not be empty"),
+        ("warmup: 101\n", "must be ≤ 100"),
+        ("defaults: {temperature: 3}\n", "must be ≤ 2"),
+        ("defaults: {temperature: .nan}\n", "not a finite number"),
+        ("defaults: {stream: yes}\n", "expected true or false"),
+        (
+            "defaults: {metadata: {" + ", ".join(f"k{i}: v" for i in range(17)) + "}}\n",
+            "at most 16",
+        ),
+        ("cold: warm\n", "use one of: new-prompt-prefix"),
+        ("similarity: {method: [text, text]}\n", "listed twice"),
+        ("name: has space\n", "not a slug"),
+        ("arms: [chat, responses_chained]\nprompts_x: 1\n", "unknown key prompts_x"),
+    ],
+)
 def test_top_level_rules(tmp_path: Path, snippet: str, words: str) -> None:
     key = snippet.split(":", 1)[0]
     text = HEAD.replace("name: t\n", "") if key == "name" else HEAD
@@ -317,15 +373,20 @@ def test_top_level_rules(tmp_path: Path, snippet: str, words: str) -> None:
 
 def test_unknown_key_without_suggestion_lists_allowed_keys(tmp_path: Path) -> None:
     found = problems(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    zzz: 1\n")
-    assert found == ["prompts[0].zzz: unknown key zzz — remove it; allowed here: id, model, "
-                     "params, system, developer, input, turns, tools, tool_choice, "
-                     "tool_results, output_schema, output"]
+    assert found == [
+        "prompts[0].zzz: unknown key zzz — remove it; allowed here: id, model, "
+        "params, system, developer, input, turns, tools, tool_choice, "
+        "tool_results, output_schema, output"
+    ]
 
 
 def test_chained_store_false_on_a_prompt(tmp_path: Path) -> None:
-    found = problems(tmp_path, HEAD + "arms: [responses, \"responses_chained#2\", "
-                     "responses_chained]\nprompts:\n  - id: p\n    input: Hi\n"
-                     "    params: {store: false}\n")
+    found = problems(
+        tmp_path,
+        HEAD + 'arms: [responses, "responses_chained#2", '
+        "responses_chained]\nprompts:\n  - id: p\n    input: Hi\n"
+        "    params: {store: false}\n",
+    )
     assert len(found) == 1 and found[0].startswith("prompts[0].params.store: responses_chained")
 
 
@@ -354,8 +415,15 @@ def test_split_reason() -> None:
 
 def test_scenario_model_is_strict() -> None:
     with pytest.raises(ValueError, match="repeats"):
-        Scenario.model_validate({"version": 1, "name": "x", "model": "m", "repeats": "5",
-                                 "prompts": [{"id": "p", "input": "Hi"}]})
+        Scenario.model_validate(
+            {
+                "version": 1,
+                "name": "x",
+                "model": "m",
+                "repeats": "5",
+                "prompts": [{"id": "p", "input": "Hi"}],
+            }
+        )
 
 
 def test_parallel_tool_calls_needs_tools(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from harness import stats
 from harness.stats import Bootstrap, _multinomial_counts
 
 
-def _reference_medians(units: np.ndarray, values: np.ndarray, n_units: int, resamples: int,
-                       seed: int) -> list[float]:
+def _reference_medians(
+    units: np.ndarray, values: np.ndarray, n_units: int, resamples: int, seed: int
+) -> list[float]:
     """numpy.median of each resample, expanded by the same weights the bootstrap drew."""
     rng = np.random.default_rng(seed)
     block = max(1, min(resamples, stats._BLOCK_CELLS // n_units))
@@ -25,11 +26,20 @@ def _reference_medians(units: np.ndarray, values: np.ndarray, n_units: int, resa
     return out
 
 
-@pytest.mark.parametrize(("n_units", "per_unit", "nan_share"), [
-    (1, 1, 0.0), (2, 1, 0.0), (7, 1, 0.0), (30, 1, 0.1), (200, 3, 0.2), (3000, 1, 0.05),
-])
+@pytest.mark.parametrize(
+    ("n_units", "per_unit", "nan_share"),
+    [
+        (1, 1, 0.0),
+        (2, 1, 0.0),
+        (7, 1, 0.0),
+        (30, 1, 0.1),
+        (200, 3, 0.2),
+        (3000, 1, 0.05),
+    ],
+)
 def test_bootstrap_median_equals_numpy_median_of_each_resample(
-        n_units: int, per_unit: int, nan_share: float) -> None:
+    n_units: int, per_unit: int, nan_share: float
+) -> None:
     rng = np.random.default_rng(n_units)
     units = np.repeat(np.arange(n_units), per_unit)
     values = rng.lognormal(5.0, 0.5, units.size)
@@ -41,7 +51,8 @@ def test_bootstrap_median_equals_numpy_median_of_each_resample(
 
 
 def test_bootstrap_median_falls_back_when_the_band_is_too_narrow(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(stats, "_BAND_SDS", 0.05)  # band of ~2 ranks: most rows fall outside
     rng = np.random.default_rng(1)
     units = np.arange(400)
@@ -79,12 +90,15 @@ def test_empty_statistics_are_nan_not_zero() -> None:
     assert np.isnan(boot.run()[h]).all()
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ([], None),
-    ([np.nan, np.nan], None),
-    ([1.0, 2.0, 3.0, 4.0, np.nan], (4, 2.5, 3.85, 3.97, 2.5)),
-    ([10.0], (1, 10.0, 10.0, 10.0, 10.0)),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], None),
+        ([np.nan, np.nan], None),
+        ([1.0, 2.0, 3.0, 4.0, np.nan], (4, 2.5, 3.85, 3.97, 2.5)),
+        ([10.0], (1, 10.0, 10.0, 10.0, 10.0)),
+    ],
+)
 def test_quantiles(values: list[float], expected: tuple[float, ...] | None) -> None:
     q = stats.quantiles(np.array(values, dtype=float))
     if expected is None:
@@ -94,12 +108,20 @@ def test_quantiles(values: list[float], expected: tuple[float, ...] | None) -> N
         assert (q.n, q.p50, q.p95, q.p99, q.mean) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("ci", "null", "expected"), [
-    ((1.1, 1.3), 1.0, True), ((0.7, 0.9), 1.0, True), ((0.9, 1.1), 1.0, False),
-    ((1.0, 1.2), 1.0, False), ((-0.2, -0.1), 0.0, True), (None, 1.0, None),
-])
-def test_significance_decision(ci: tuple[float, float] | None, null: float,
-                               expected: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("ci", "null", "expected"),
+    [
+        ((1.1, 1.3), 1.0, True),
+        ((0.7, 0.9), 1.0, True),
+        ((0.9, 1.1), 1.0, False),
+        ((1.0, 1.2), 1.0, False),
+        ((-0.2, -0.1), 0.0, True),
+        (None, 1.0, None),
+    ],
+)
+def test_significance_decision(
+    ci: tuple[float, float] | None, null: float, expected: bool | None
+) -> None:
     assert stats.excludes(ci, null) is expected
 
 
@@ -110,17 +132,29 @@ def test_interval_refuses_mostly_undefined_replicates() -> None:
     assert lo == pytest.approx(0.025) and hi == pytest.approx(0.975)
 
 
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    (2.0, 4.0, 0.5), (1.0, 0.0, None), (None, 1.0, None), (1.0, math.nan, None),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (2.0, 4.0, 0.5),
+        (1.0, 0.0, None),
+        (None, 1.0, None),
+        (1.0, math.nan, None),
+    ],
+)
 def test_safe_ratio(a: float | None, b: float | None, expected: float | None) -> None:
     assert stats.safe_ratio(a, b) == expected
 
 
-@pytest.mark.parametrize(("effect", "sigma", "expected"), [
-    # n = (1.959964 + 1.644854)² · π σ² / ln(1 + effect)²
-    (0.10, 0.3, 405), (0.20, 0.3, 111), (0.10, 0.15, 102), (-0.10, 0.3, 331),
-])
+@pytest.mark.parametrize(
+    ("effect", "sigma", "expected"),
+    [
+        # n = (1.959964 + 1.644854)² · π σ² / ln(1 + effect)²
+        (0.10, 0.3, 405),
+        (0.20, 0.3, 111),
+        (0.10, 0.15, 102),
+        (-0.10, 0.3, 331),
+    ],
+)
 def test_required_samples(effect: float, sigma: float, expected: int) -> None:
     assert stats.required_samples(effect, sigma) == expected
 
@@ -154,8 +188,9 @@ def _flagged(effect: float, seed: int, n: int) -> bool:
     returns whether the decision code flags a regression of b over a."""
     rng = np.random.default_rng(seed)
     order = np.arange(2 * n)
-    drift = (0.15 * np.sin(2 * np.pi * order / (2 * n) + rng.uniform(0, 2 * np.pi))
-             + 0.10 * order / (2 * n))
+    drift = 0.15 * np.sin(
+        2 * np.pi * order / (2 * n) + rng.uniform(0, 2 * np.pi)
+    ) + 0.10 * order / (2 * n)
     a = np.exp(np.log(250.0) + drift[0::2] + rng.normal(0.0, 0.3, n))
     b = np.exp(np.log(250.0) + math.log1p(effect) + drift[1::2] + rng.normal(0.0, 0.3, n))
     boot = Bootstrap(n, resamples=RESAMPLES, seed=seed)

@@ -7,11 +7,18 @@ import pytest
 from harness.tokens import count_content_tokens, count_text_tokens, encoding_name
 
 
-@pytest.mark.parametrize(("model", "name"), [
-    ("gpt-4.1-mini", "o200k_base"), ("gpt-4o", "o200k_base"), ("gpt-5-mini", "o200k_base"),
-    ("o3-mini", "o200k_base"), ("gpt-3.5-turbo", "cl100k_base"), ("gpt-4-0613", "cl100k_base"),
-    ("some-local-llama", "o200k_base"),
-])
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("gpt-4.1-mini", "o200k_base"),
+        ("gpt-4o", "o200k_base"),
+        ("gpt-5-mini", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+        ("gpt-4-0613", "cl100k_base"),
+        ("some-local-llama", "o200k_base"),
+    ],
+)
 def test_encoding_for_model(model: str, name: str) -> None:
     assert encoding_name(model) == name
 
@@ -31,9 +38,13 @@ def test_special_token_text_in_user_input_counts_as_text() -> None:
 def test_content_parts_in_every_api_shape() -> None:
     text = count_text_tokens("What is in this chart?", "gpt-4o")
     for parts in (
-        [{"type": "text", "text": "What is in this chart?"},
-         {"type": "image_url", "image_url": {"url": "data:,", "detail": "low"}}],
-        [{"type": "input_text", "text": "What is in this chart?"},
-         {"type": "input_image", "image_url": "data:,", "detail": "low"}],
+        [
+            {"type": "text", "text": "What is in this chart?"},
+            {"type": "image_url", "image_url": {"url": "data:,", "detail": "low"}},
+        ],
+        [
+            {"type": "input_text", "text": "What is in this chart?"},
+            {"type": "input_image", "image_url": "data:,", "detail": "low"},
+        ],
     ):
         assert count_content_tokens(parts, "gpt-4o") == text + 85

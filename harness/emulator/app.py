@@ -33,9 +33,12 @@ from harness.emulator.streaming import (
 #: protocol when the request's first bytes are parsed, else when the app is called.
 ARRIVAL_KEY = "emulator.t0"
 _log = logging.getLogger("harness.emulator")
-_NO_KEY = ApiError(401, "You didn't provide an API key. You need to provide your API key in an "
-                   "Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                   "YOUR_KEY).")
+_NO_KEY = ApiError(
+    401,
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+    "YOUR_KEY).",
+)
 
 
 class EmulatorApp:
@@ -80,9 +83,15 @@ def _guarded(emu: Emulator, t0: float, api: str, make: Callable[[], Plan]) -> Pl
         return make()
     except Exception:
         _log.exception("emulator failed on a %s request", api)
-        return emu.error_plan(t0, ApiError(500, "The emulator (not OpenAI) failed on this "
-                                           "request; see its log.", type="server_error"),
-                              api=api)
+        return emu.error_plan(
+            t0,
+            ApiError(
+                500,
+                "The emulator (not OpenAI) failed on this request; see its log.",
+                type="server_error",
+            ),
+            api=api,
+        )
 
 
 def _routes(emu: Emulator) -> list[Route]:
@@ -93,24 +102,26 @@ def _routes(emu: Emulator) -> list[Route]:
         raw = await request.body()
         if not _authorized(request):
             return TimedResponse(emu.error_plan(t0, _NO_KEY, api="chat"), truth)
-        return TimedResponse(_guarded(emu, t0, "chat", lambda: emu.create("chat", raw, t0)),
-                             truth)
+        return TimedResponse(_guarded(emu, t0, "chat", lambda: emu.create("chat", raw, t0)), truth)
 
     async def responses(request: Request) -> TimedResponse:
         t0 = _t0(request)
         raw = await request.body()
         if not _authorized(request):
             return TimedResponse(emu.error_plan(t0, _NO_KEY, api="responses"), truth)
-        return TimedResponse(_guarded(emu, t0, "responses",
-                                      lambda: emu.create("responses", raw, t0)), truth)
+        return TimedResponse(
+            _guarded(emu, t0, "responses", lambda: emu.create("responses", raw, t0)), truth
+        )
 
     async def response_get(request: Request) -> TimedResponse:
-        return TimedResponse(emu.get_response(request.path_params["response_id"],
-                                              _t0(request)), truth)
+        return TimedResponse(
+            emu.get_response(request.path_params["response_id"], _t0(request)), truth
+        )
 
     async def response_delete(request: Request) -> TimedResponse:
-        return TimedResponse(emu.delete_response(request.path_params["response_id"],
-                                                 _t0(request)), truth)
+        return TimedResponse(
+            emu.delete_response(request.path_params["response_id"], _t0(request)), truth
+        )
 
     async def models(request: Request) -> TimedResponse:
         return TimedResponse(emu.models(_t0(request), request.path_params.get("model")), truth)

@@ -37,8 +37,9 @@ def block_floor(tokens: float) -> int:
     """The largest cacheable length (0 or 1,024 + 128·k) not above ``tokens``."""
     if tokens < MIN_CACHE_TOKENS:
         return 0
-    return MIN_CACHE_TOKENS + CACHE_BLOCK_TOKENS * int((tokens - MIN_CACHE_TOKENS)
-                                                        // CACHE_BLOCK_TOKENS)
+    return MIN_CACHE_TOKENS + CACHE_BLOCK_TOKENS * int(
+        (tokens - MIN_CACHE_TOKENS) // CACHE_BLOCK_TOKENS
+    )
 
 
 @dataclass(slots=True)  # not frozen: one per request, and a frozen init costs twice as much
@@ -77,11 +78,16 @@ def prefixes(model: str, prompt: Rendered) -> Prefixes:
     digests: list[bytes] = []
     pos = 0
     for cp in checkpoints:
-        h.update(view[pos * 4:cp * 4])
+        h.update(view[pos * 4 : cp * 4])
         pos = cp
         digests.append(h.digest())
-    return Prefixes(n, tuple(checkpoints), tuple(digests),
-                    tuple(cp in blocks for cp in checkpoints), max(blocks, default=0))
+    return Prefixes(
+        n,
+        tuple(checkpoints),
+        tuple(digests),
+        tuple(cp in blocks for cp in checkpoints),
+        max(blocks, default=0),
+    )
 
 
 class PromptCache:
@@ -98,14 +104,20 @@ class PromptCache:
         """Forget every prefix."""
         self._entries.clear()
 
-    def lookup(self, keys: Prefixes, *, now: float, hit_share: float = 1.0,
-               hit_probability: float = 1.0, rng: random.Random | None = None) -> CacheResult:
+    def lookup(
+        self,
+        keys: Prefixes,
+        *,
+        now: float,
+        hit_share: float = 1.0,
+        hit_probability: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> CacheResult:
         """The counts for usage; pass ``keys.digests`` to :meth:`write` once the request's
         prefill is scheduled."""
         entries = self._entries
         present = seen = 0
-        for cp, digest, is_block in zip(keys.checkpoints, keys.digests, keys.is_block,
-                                        strict=True):
+        for cp, digest, is_block in zip(keys.checkpoints, keys.digests, keys.is_block, strict=True):
             entry = entries.get(digest)
             if entry is not None and entry[0] <= now < entry[1]:
                 seen = cp
@@ -116,13 +128,17 @@ class PromptCache:
             cached = 0
         if cached and hit_share < 1.0:
             cached = block_floor(cached * hit_share)
-        return CacheResult(cached_tokens=cached,
-                           cache_write_tokens=max(0, keys.longest_block - present),
-                           present_tokens=present, seen_tokens=seen,
-                           cold=seen * 2 < keys.n_tokens)
+        return CacheResult(
+            cached_tokens=cached,
+            cache_write_tokens=max(0, keys.longest_block - present),
+            present_tokens=present,
+            seen_tokens=seen,
+            cold=seen * 2 < keys.n_tokens,
+        )
 
-    def write(self, digests: Iterable[bytes], *, now: float, ttl_s: float,
-              visible_at: float | None = None) -> None:
+    def write(
+        self, digests: Iterable[bytes], *, now: float, ttl_s: float, visible_at: float | None = None
+    ) -> None:
         """Store prefix hashes, visible from ``visible_at`` and kept ``ttl_s`` from ``now``."""
         entries = self._entries
         visible = now if visible_at is None else visible_at

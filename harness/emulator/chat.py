@@ -51,14 +51,20 @@ Frames = list[tuple[int, bytes, bool]]
 
 def _messages(raw: Any) -> list[Segment]:
     if raw is None:
-        raise invalid("Missing required parameter: 'messages'.", param="messages",
-                      code="missing_required_parameter")
+        raise invalid(
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
     if not isinstance(raw, list):
         raise type_error("messages", "an array", raw)
     if not raw:
-        raise invalid("Invalid 'messages': empty array. Expected an array with minimum length "
-                      "1, but got an empty array instead.", param="messages",
-                      code="empty_array")
+        raise invalid(
+            "Invalid 'messages': empty array. Expected an array with minimum length "
+            "1, but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
     segments: list[Segment] = []
     names: dict[str, str] = {}
     for i, msg in enumerate(raw):
@@ -67,40 +73,59 @@ def _messages(raw: Any) -> list[Segment]:
             raise type_error(where, "an object", msg)
         role = msg.get("role")
         if role not in _ROLES:
-            raise invalid(f"Invalid value: '{role}'. Supported values are: 'system', "
-                          "'assistant', 'user', 'function', 'tool', and 'developer'.",
-                          param=f"{where}.role", code="invalid_value")
+            raise invalid(
+                f"Invalid value: '{role}'. Supported values are: 'system', "
+                "'assistant', 'user', 'function', 'tool', and 'developer'.",
+                param=f"{where}.role",
+                code="invalid_value",
+            )
         content = msg.get("content")
         if role in ("tool", "function"):
             call_id = msg.get("tool_call_id") or msg.get("name") or ""
             if role == "tool" and not msg.get("tool_call_id"):
-                raise invalid(f"Missing required parameter: '{where}.tool_call_id'.",
-                              param=f"{where}.tool_call_id", code="missing_required_parameter")
+                raise invalid(
+                    f"Missing required parameter: '{where}.tool_call_id'.",
+                    param=f"{where}.tool_call_id",
+                    code="missing_required_parameter",
+                )
             text, _ = text_of_parts(content or "", f"{where}.content", allowed=_TEXT_PARTS)
             name = names.get(call_id, msg.get("name") or "")
             segments.append(Segment("tool", text, name=name, call_id=call_id))
             continue
         if content is None and not (role == "assistant" and msg.get("tool_calls")):
-            raise invalid(f"Missing required parameter: '{where}.content'.",
-                          param=f"{where}.content", code="missing_required_parameter")
+            raise invalid(
+                f"Missing required parameter: '{where}.content'.",
+                param=f"{where}.content",
+                code="missing_required_parameter",
+            )
         text, images = text_of_parts(content or "", f"{where}.content", allowed=_TEXT_PARTS)
         seg_role = "system" if role in ("system", "developer") else str(role)
         if (text or not images) and (text or role != "assistant"):
             segments.append(Segment(seg_role, text))
         for ident in images:
             detail = ident.split("\x1f", 1)[0]
-            segments.append(Segment(seg_role, ident, placeholder_tokens=IMAGE_TOKENS.get(
-                detail, IMAGE_TOKENS["auto"])))
+            segments.append(
+                Segment(
+                    seg_role,
+                    ident,
+                    placeholder_tokens=IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"]),
+                )
+            )
         for j, call in enumerate(msg.get("tool_calls") or []):
             fn = call.get("function") if isinstance(call, dict) else None
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise invalid(f"Missing required parameter: '{where}.tool_calls[{j}].function'.",
-                              param=f"{where}.tool_calls[{j}].function",
-                              code="missing_required_parameter")
+                raise invalid(
+                    f"Missing required parameter: '{where}.tool_calls[{j}].function'.",
+                    param=f"{where}.tool_calls[{j}].function",
+                    code="missing_required_parameter",
+                )
             call_id = str(call.get("id", ""))
             names[call_id] = fn["name"]
-            segments.append(Segment("function_call", str(fn.get("arguments", "")),
-                                    name=fn["name"], call_id=call_id))
+            segments.append(
+                Segment(
+                    "function_call", str(fn.get("arguments", "")), name=fn["name"], call_id=call_id
+                )
+            )
     return segments
 
 
@@ -126,26 +151,43 @@ def parse(body: dict[str, Any]) -> GenRequest:
     stream = opt_bool(body, "stream", False)
     options = body.get("stream_options")
     if options is not None and not stream:
-        raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                      param="stream_options")
+        raise invalid(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
     raw_tools = body.get("tools") or []
     if not isinstance(raw_tools, list):
         raise type_error("tools", "an array", raw_tools)
-    tools: list[ToolSpec] = [function_tool(t, f"tools[{i}]", nested=True)
-                             for i, t in enumerate(raw_tools)]
+    tools: list[ToolSpec] = [
+        function_tool(t, f"tools[{i}]", nested=True) for i, t in enumerate(raw_tools)
+    ]
     mode, forced = tool_choice(body.get("tool_choice"), tools, nested=True)
     output = _response_format(body.get("response_format"), conversation)
-    prefix = leading_instructions(conversation) + ([tool_segment(tools)] if tools else []) + (
-        [format_segment(output)] if output is not None and output.kind == "json_schema" else [])
+    prefix = (
+        leading_instructions(conversation)
+        + ([tool_segment(tools)] if tools else [])
+        + ([format_segment(output)] if output is not None and output.kind == "json_schema" else [])
+    )
     return GenRequest(
-        api="chat", model=model, body=body, prefix=prefix, conversation=conversation,
-        tools=tools, tool_choice=mode, forced_tool=forced,
-        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True), output=output,
-        max_output_tokens=cap, temperature=temperature,
-        effort=effort if isinstance(effort, str) else None, stream=stream,
+        api="chat",
+        model=model,
+        body=body,
+        prefix=prefix,
+        conversation=conversation,
+        tools=tools,
+        tool_choice=mode,
+        forced_tool=forced,
+        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True),
+        output=output,
+        max_output_tokens=cap,
+        temperature=temperature,
+        effort=effort if isinstance(effort, str) else None,
+        stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-        store=False, prompt_cache_key=body.get("prompt_cache_key"),
-        cache_ttl_s=cache_ttl(body))
+        store=False,
+        prompt_cache_key=body.get("prompt_cache_key"),
+        cache_ttl_s=cache_ttl(body),
+    )
 
 
 def _response_format(raw: Any, conversation: list[Segment]) -> OutputFormat | None:
@@ -158,13 +200,19 @@ def _response_format(raw: Any, conversation: list[Segment]) -> OutputFormat | No
         return None
     if kind == "json_object":
         if not any("json" in s.text.lower() for s in conversation if not s.placeholder_tokens):
-            raise invalid("'messages' must contain the word 'json' in some form, to use "
-                          "'response_format' of type 'json_object'.", param="messages")
+            raise invalid(
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'.",
+                param="messages",
+            )
         return OutputFormat("json_object")
     if kind == "json_schema":
         return json_schema_format(raw.get("json_schema"), "response_format.json_schema")
-    raise invalid(f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
-                  "'json_schema'.", param="response_format.type", code="invalid_value")
+    raise invalid(
+        f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
+        param="response_format.type",
+        code="invalid_value",
+    )
 
 
 # --- replies ------------------------------------------------------------------------------------
@@ -190,31 +238,51 @@ def usage(input_tokens: int, cached: int, written: int, reply: Reply) -> dict[st
         "prompt_tokens": input_tokens,
         "completion_tokens": reply.output_tokens,
         "total_tokens": input_tokens + reply.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0,
-                                  "cache_write_tokens": written},
-        "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens,
-                                      "audio_tokens": 0, "accepted_prediction_tokens": 0,
-                                      "rejected_prediction_tokens": 0},
+        "prompt_tokens_details": {
+            "cached_tokens": cached,
+            "audio_tokens": 0,
+            "cache_write_tokens": written,
+        },
+        "completion_tokens_details": {
+            "reasoning_tokens": reply.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 
 def _tool_calls(reply: Reply) -> list[dict[str, Any]]:
-    return [{"id": c.call_id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments}} for c in reply.tool_calls]
+    return [
+        {
+            "id": c.call_id,
+            "type": "function",
+            "function": {"name": c.name, "arguments": c.arguments},
+        }
+        for c in reply.tool_calls
+    ]
 
 
 def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
     """The non-streaming ``chat.completion`` object."""
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None,
-                               "refusal": None, "annotations": []}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.text or None,
+        "refusal": None,
+        "annotations": [],
+    }
     if reply.tool_calls:
         message["tool_calls"] = _tool_calls(reply)
     return {
-        "id": completion_id(), "object": "chat.completion", "created": int(time.time()),
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": req.model.snapshot,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": reply.finish}],
-        "usage": use, "service_tier": req.service_tier,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish}
+        ],
+        "usage": use,
+        "service_tier": req.service_tier,
         "system_fingerprint": fingerprint(req.model.snapshot),
     }
 
@@ -225,31 +293,54 @@ def _data(obj: dict[str, Any]) -> bytes:
 
 def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
     """Chunks tagged with the output-token tick they wait for (-1: right after the headers)."""
-    head = {"id": completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": req.model.snapshot, "service_tier": req.service_tier,
-            "system_fingerprint": fingerprint(req.model.snapshot)}
+    head = {
+        "id": completion_id(),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": req.model.snapshot,
+        "service_tier": req.service_tier,
+        "system_fingerprint": fingerprint(req.model.snapshot),
+    }
     if req.include_usage:
         head["usage"] = None
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _data({**head, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                           "finish_reason": finish}]})
+        return _data(
+            {
+                **head,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+        )
 
     frames: Frames = []
     tick = 0
     if reply.tool_calls:
         first = True
         for index, call in enumerate(reply.tool_calls):
-            opener: dict[str, Any] = {"tool_calls": [{"index": index, "id": call.call_id,
-                                                      "type": "function", "function": {
-                                                          "name": call.name, "arguments": ""}}]}
+            opener: dict[str, Any] = {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call.call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                ]
+            }
             if first:
                 opener = {"role": "assistant", "content": None, **opener, "refusal": None}
                 first = False
             frames.append((tick, chunk(opener), False))
             for piece in call.pieces:
-                frames.append((tick, chunk({"tool_calls": [
-                    {"index": index, "function": {"arguments": piece}}]}), True))
+                frames.append(
+                    (
+                        tick,
+                        chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                        True,
+                    )
+                )
                 tick += 1
     else:
         frames.append((0, chunk({"role": "assistant", "content": "", "refusal": None}), False))
@@ -268,5 +359,13 @@ DONE = b"data: [DONE]\n\n"
 
 def error_frame(message: str) -> bytes:
     """A mid-stream error as Chat sends it."""
-    return _data({"error": {"message": message, "type": "server_error", "param": None,
-                            "code": "server_error"}})
+    return _data(
+        {
+            "error": {
+                "message": message,
+                "type": "server_error",
+                "param": None,
+                "code": "server_error",
+            }
+        }
+    )

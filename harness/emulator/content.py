@@ -37,46 +37,317 @@ from harness.emulator.prompt import GenRequest, Segment, ToolSpec, count, decode
 from harness.emulator.schema_values import Hints, value_for
 
 WORDS = (
-    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "with", "was", "on", "be",
-    "by", "this", "are", "or", "from", "at", "an", "not", "have", "has", "but", "all", "can",
-    "will", "more", "one", "about", "which", "their", "they", "we", "you", "your", "our", "its",
-    "also", "other", "time", "new", "some", "these", "may", "like", "into", "than", "only", "any",
-    "most", "over", "such", "through", "when", "where", "after", "first", "use", "data", "system",
-    "service", "support", "team", "customer", "order", "account", "policy", "help", "request",
-    "process", "information", "report", "value", "result", "change", "level", "model", "test",
-    "quality", "product", "price", "cost", "plan", "review", "update", "issue", "answer",
-    "question", "example", "response", "number", "part", "place", "case", "point", "group",
-    "problem", "fact", "hand", "week", "day", "year", "people", "work", "life", "world", "state",
-    "program", "market", "business", "company", "project", "option", "feature", "detail", "step",
-    "list", "note", "rule", "guide", "check", "simple", "clear", "short", "direct", "quick",
-    "good", "best", "high", "low", "early", "late", "open", "close", "full", "free", "real",
-    "main", "key", "common", "general", "specific", "current", "recent", "final", "total",
-    "average", "local", "global", "public", "private", "standard", "basic", "safe", "secure",
-    "stable", "fast", "slow", "better", "easy", "hard", "small", "large", "long", "wide", "strong",
-    "light", "dark", "warm", "cool", "fresh", "clean", "ready", "able", "possible", "available",
-    "important", "useful", "helpful", "relevant", "similar", "different", "regular", "typical",
-    "normal", "special", "certain", "exact", "whole", "entire", "single", "double", "every",
-    "each", "both", "either", "neither", "many", "much", "few", "several", "enough", "another",
-    "same", "own", "next", "last", "previous", "following", "above", "below", "within", "without",
-    "between", "during", "before", "under", "along", "across", "around", "against", "upon",
-    "while", "because", "although", "though", "since", "unless", "until", "whether", "however",
-    "therefore", "instead", "otherwise", "usually", "often", "always", "never", "sometimes",
-    "generally", "typically", "especially", "mostly", "simply", "clearly", "finally", "recently",
-    "currently", "already", "still", "again", "even", "just", "then", "there", "here", "now",
-    "today", "tomorrow", "yesterday", "soon", "later"
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "with",
+    "was",
+    "on",
+    "be",
+    "by",
+    "this",
+    "are",
+    "or",
+    "from",
+    "at",
+    "an",
+    "not",
+    "have",
+    "has",
+    "but",
+    "all",
+    "can",
+    "will",
+    "more",
+    "one",
+    "about",
+    "which",
+    "their",
+    "they",
+    "we",
+    "you",
+    "your",
+    "our",
+    "its",
+    "also",
+    "other",
+    "time",
+    "new",
+    "some",
+    "these",
+    "may",
+    "like",
+    "into",
+    "than",
+    "only",
+    "any",
+    "most",
+    "over",
+    "such",
+    "through",
+    "when",
+    "where",
+    "after",
+    "first",
+    "use",
+    "data",
+    "system",
+    "service",
+    "support",
+    "team",
+    "customer",
+    "order",
+    "account",
+    "policy",
+    "help",
+    "request",
+    "process",
+    "information",
+    "report",
+    "value",
+    "result",
+    "change",
+    "level",
+    "model",
+    "test",
+    "quality",
+    "product",
+    "price",
+    "cost",
+    "plan",
+    "review",
+    "update",
+    "issue",
+    "answer",
+    "question",
+    "example",
+    "response",
+    "number",
+    "part",
+    "place",
+    "case",
+    "point",
+    "group",
+    "problem",
+    "fact",
+    "hand",
+    "week",
+    "day",
+    "year",
+    "people",
+    "work",
+    "life",
+    "world",
+    "state",
+    "program",
+    "market",
+    "business",
+    "company",
+    "project",
+    "option",
+    "feature",
+    "detail",
+    "step",
+    "list",
+    "note",
+    "rule",
+    "guide",
+    "check",
+    "simple",
+    "clear",
+    "short",
+    "direct",
+    "quick",
+    "good",
+    "best",
+    "high",
+    "low",
+    "early",
+    "late",
+    "open",
+    "close",
+    "full",
+    "free",
+    "real",
+    "main",
+    "key",
+    "common",
+    "general",
+    "specific",
+    "current",
+    "recent",
+    "final",
+    "total",
+    "average",
+    "local",
+    "global",
+    "public",
+    "private",
+    "standard",
+    "basic",
+    "safe",
+    "secure",
+    "stable",
+    "fast",
+    "slow",
+    "better",
+    "easy",
+    "hard",
+    "small",
+    "large",
+    "long",
+    "wide",
+    "strong",
+    "light",
+    "dark",
+    "warm",
+    "cool",
+    "fresh",
+    "clean",
+    "ready",
+    "able",
+    "possible",
+    "available",
+    "important",
+    "useful",
+    "helpful",
+    "relevant",
+    "similar",
+    "different",
+    "regular",
+    "typical",
+    "normal",
+    "special",
+    "certain",
+    "exact",
+    "whole",
+    "entire",
+    "single",
+    "double",
+    "every",
+    "each",
+    "both",
+    "either",
+    "neither",
+    "many",
+    "much",
+    "few",
+    "several",
+    "enough",
+    "another",
+    "same",
+    "own",
+    "next",
+    "last",
+    "previous",
+    "following",
+    "above",
+    "below",
+    "within",
+    "without",
+    "between",
+    "during",
+    "before",
+    "under",
+    "along",
+    "across",
+    "around",
+    "against",
+    "upon",
+    "while",
+    "because",
+    "although",
+    "though",
+    "since",
+    "unless",
+    "until",
+    "whether",
+    "however",
+    "therefore",
+    "instead",
+    "otherwise",
+    "usually",
+    "often",
+    "always",
+    "never",
+    "sometimes",
+    "generally",
+    "typically",
+    "especially",
+    "mostly",
+    "simply",
+    "clearly",
+    "finally",
+    "recently",
+    "currently",
+    "already",
+    "still",
+    "again",
+    "even",
+    "just",
+    "then",
+    "there",
+    "here",
+    "now",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "soon",
+    "later",
 )
 """Words that are one ``o200k_base`` token each, with a leading space and capitalised."""
 
-_LONG = re.compile(r"\b(in (great )?detail|detailed|essay|elaborate|comprehensive|"
-                   r"thorough(ly)?|in depth|in-depth|at length|long (answer|reply|response|text|"
-                   r"story|essay|explanation)|at least \d+ words|\d{3,} words|"
-                   r"write a (story|report|article))\b", re.IGNORECASE)
-_SHORT = re.compile(r"\b(one word|single word|in a word|briefly|brief answer|short answer|"
-                    r"yes or no|one sentence|in a sentence|tl;?dr)\b", re.IGNORECASE)
+_LONG = re.compile(
+    r"\b(in (great )?detail|detailed|essay|elaborate|comprehensive|"
+    r"thorough(ly)?|in depth|in-depth|at length|long (answer|reply|response|text|"
+    r"story|essay|explanation)|at least \d+ words|\d{3,} words|"
+    r"write a (story|report|article))\b",
+    re.IGNORECASE,
+)
+_SHORT = re.compile(
+    r"\b(one word|single word|in a word|briefly|brief answer|short answer|"
+    r"yes or no|one sentence|in a sentence|tl;?dr)\b",
+    re.IGNORECASE,
+)
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_STOP = {"get", "set", "fetch", "list", "find", "search", "lookup", "look", "create", "update",
-         "delete", "do", "run", "make", "call", "the", "a", "an", "for", "of", "to", "in", "on",
-         "by", "info", "data", "current", "tool", "api"}
+_STOP = {
+    "get",
+    "set",
+    "fetch",
+    "list",
+    "find",
+    "search",
+    "lookup",
+    "look",
+    "create",
+    "update",
+    "delete",
+    "do",
+    "run",
+    "make",
+    "call",
+    "the",
+    "a",
+    "an",
+    "for",
+    "of",
+    "to",
+    "in",
+    "on",
+    "by",
+    "info",
+    "data",
+    "current",
+    "tool",
+    "api",
+}
 
 
 @dataclass(slots=True)
@@ -166,7 +437,7 @@ def _layout(words: list[str], lengths: list[int], *, spaced: bool) -> _Layout:
         starts.add(i)
         piece_of.append(len(pieces))
         pieces.append(_SPACED_CAPS[words[i]] if spaced or pieces else _CAPS[words[i]])
-        for w in words[i + 1:i + n]:
+        for w in words[i + 1 : i + n]:
             piece_of.append(len(pieces))
             pieces.append(_SPACED[w])
         pieces.append(".")
@@ -209,9 +480,12 @@ def _variation(key: int, n_words: int, n_pieces: int) -> _Variation:
     rng = random.Random(hash((key, n_words, 104729)))
     # enough extra sentences for the longest jitter (+20 %), so a longer sample just adds some
     extension = _layout(*_words(rng, n_pieces // 5 + 16), spaced=True)
-    return _Variation(tuple(rng.sample(range(n_words), n_words)),
-                      tuple(rng.choices(WORDS, k=97)),
-                      tuple(rng.uniform(-1.0, 1.0) for _ in range(31)), extension)
+    return _Variation(
+        tuple(rng.sample(range(n_words), n_words)),
+        tuple(rng.choices(WORDS, k=97)),
+        tuple(rng.uniform(-1.0, 1.0) for _ in range(31)),
+        extension,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,39 +513,53 @@ def _resized(base: _Layout, extension: _Layout, new_target: int) -> _Layout:
     n_words, n_pieces = len(base.words), len(base.pieces)
     if new_target < n_pieces:
         ends = tuple((w, p) for w, p in base.sentence_ends if p <= new_target) or (
-            base.sentence_ends[0],)
+            base.sentence_ends[0],
+        )
         n_w, n_p = ends[-1]
-        return _Layout(base.words[:n_w], base.pieces[:n_p], base.piece_of[:n_w],
-                       frozenset(i for i in base.starts if i < n_w), ends)
+        return _Layout(
+            base.words[:n_w],
+            base.pieces[:n_p],
+            base.piece_of[:n_w],
+            frozenset(i for i in base.starts if i < n_w),
+            ends,
+        )
     if new_target == n_pieces:
         return base
     want = new_target - n_pieces
     # whole sentences, never past the length asked for (it may sit just under a cap)
     added = tuple((w, p) for w, p in extension.sentence_ends if p <= want)
     n_w, n_p = added[-1] if added else (0, 0)
-    return _Layout(base.words + extension.words[:n_w], base.pieces + extension.pieces[:n_p],
-                   base.piece_of + tuple(n_pieces + i for i in extension.piece_of[:n_w]),
-                   base.starts | {n_words + i for i in extension.starts if i < n_w},
-                   base.sentence_ends + tuple((n_words + w, n_pieces + p) for w, p in added))
+    return _Layout(
+        base.words + extension.words[:n_w],
+        base.pieces + extension.pieces[:n_p],
+        base.piece_of + tuple(n_pieces + i for i in extension.piece_of[:n_w]),
+        base.starts | {n_words + i for i in extension.starts if i < n_w},
+        base.sentence_ends + tuple((n_words + w, n_pieces + p) for w, p in added),
+    )
 
 
-def _sample_positions(order: tuple[int, ...], sample_index: int, n_words: int,
-                      k: int) -> list[int]:
+def _sample_positions(order: tuple[int, ...], sample_index: int, n_words: int, k: int) -> list[int]:
     """``k`` word positions for a sample: the shared order walked from the sample's offset,
     skipping words a shorter sample does not have."""
     n_order = len(order)
     at = sample_index * (k + 1) % n_order
     if n_words < n_order:
         return [i for i in order[at:] + order[:at] if i < n_words][:k]
-    head = order[at:at + k]
-    positions = [*head, *order[:min(at, k - len(head))]]
+    head = order[at : at + k]
+    positions = [*head, *order[: min(at, k - len(head))]]
     # the words a longer sample adds come after every word of the order
     positions += range(n_order, n_order + k - len(positions))
     return positions
 
 
-def _swap(words: list[str], pieces: list[str], layout: _Layout, spaced: bool,
-          positions: list[int], replacements: list[str]) -> None:
+def _swap(
+    words: list[str],
+    pieces: list[str],
+    layout: _Layout,
+    spaced: bool,
+    positions: list[int],
+    replacements: list[str],
+) -> None:
     """Put ``replacements`` at word ``positions`` (each differs from the word it replaces)."""
     piece_of, starts = layout.piece_of, layout.starts
     for i, new in zip(positions, replacements, strict=True):
@@ -279,12 +567,14 @@ def _swap(words: list[str], pieces: list[str], layout: _Layout, spaced: bool,
             new = WORDS[(WORDS.index(new) + 1) % len(WORDS)]
         words[i] = new
         first_piece = i == 0 and not spaced
-        pieces[piece_of[i]] = (_CAPS[new] if first_piece else _SPACED_CAPS[new]
-                               if i in starts else _SPACED[new])
+        pieces[piece_of[i]] = (
+            _CAPS[new] if first_piece else _SPACED_CAPS[new] if i in starts else _SPACED[new]
+        )
 
 
-def _text_pieces(d: Draft, sample_index: int | None,
-                 div_rng: random.Random | None) -> tuple[list[str], float | None, float | None]:
+def _text_pieces(
+    d: Draft, sample_index: int | None, div_rng: random.Random | None
+) -> tuple[list[str], float | None, float | None]:
     """Pieces of the draft's base text, varied (sample ``sample_index`` of a temperature > 0
     request) and diverged (Responses, ``div_rng``) as asked; returns the shares of words
     changed by each."""
@@ -299,14 +589,21 @@ def _text_pieces(d: Draft, sample_index: int | None,
     if div_rng is not None:
         k = min(len(words), round(d.divergence * len(words)))
         positions = div_rng.sample(range(len(words)), k)
-        _swap(words, pieces, layout, spaced, positions,
-              [WORDS[int(div_rng.random() * len(WORDS))] for _ in positions])
+        _swap(
+            words,
+            pieces,
+            layout,
+            spaced,
+            positions,
+            [WORDS[int(div_rng.random() * len(WORDS))] for _ in positions],
+        )
         diverged = k / len(words)
     return pieces, varied, diverged
 
 
-def _vary(d: Draft, base: _Layout, sample_index: int,
-          spaced: bool) -> tuple[_Layout, list[str], list[str], float]:
+def _vary(
+    d: Draft, base: _Layout, sample_index: int, spaced: bool
+) -> tuple[_Layout, list[str], list[str], float]:
     """Sample ``sample_index`` of the base text: its length jittered by whole sentences, then a
     share of its words swapped; returns its layout, words, pieces and the share swapped."""
     draws = _variation(d.key, len(base.words), len(base.pieces))
@@ -315,8 +612,14 @@ def _vary(d: Draft, base: _Layout, sample_index: int,
     words, pieces = list(layout.words), list(layout.pieces)
     positions = _sample_positions(draws.order, sample_index, len(words), shape.swaps)
     n_bank = len(draws.words)
-    _swap(words, pieces, layout, spaced, positions,
-          [draws.words[(sample_index * 7 + j) % n_bank] for j in range(len(positions))])
+    _swap(
+        words,
+        pieces,
+        layout,
+        spaced,
+        positions,
+        [draws.words[(sample_index * 7 + j) % n_bank] for j in range(len(positions))],
+    )
     return layout, words, pieces, len(positions) / len(words)
 
 
@@ -344,8 +647,10 @@ def _summarise(output: Segment) -> str:
     except ValueError:
         data = None
     if isinstance(data, dict) and data:
-        facts = ", ".join(f"{k} {json.dumps(v) if not isinstance(v, str) else v}"
-                          for k, v in list(data.items())[:4])
+        facts = ", ".join(
+            f"{k} {json.dumps(v) if not isinstance(v, str) else v}"
+            for k, v in list(data.items())[:4]
+        )
     else:
         facts = " ".join(output.text.split()[:20])
     return f"From {output.name or 'the tool'}: {facts}."
@@ -405,8 +710,14 @@ def draft(req: GenRequest, *, key: int, content: ContentProfile, divergence: flo
 
     calls = _chosen_tools(req, question)
     if calls:
-        return Draft(key, reasoning, budget, fixed=_tool_reply(
-            calls, question, key=key, reasoning=reasoning, budget=budget, cap=cap))
+        return Draft(
+            key,
+            reasoning,
+            budget,
+            fixed=_tool_reply(
+                calls, question, key=key, reasoning=reasoning, budget=budget, cap=cap
+            ),
+        )
     if req.output is not None:
         rng = random.Random(key)
         hints = Hints.from_text(question)
@@ -414,8 +725,12 @@ def draft(req: GenRequest, *, key: int, content: ContentProfile, divergence: flo
             text = json.dumps(value_for(req.output.schema, rng, hints))
         else:
             text = json.dumps({"answer": "".join(_layout(*_words(rng, 12), spaced=False).pieces)})
-        return Draft(key, reasoning, budget,
-                     fixed=_finished(decode_pieces(encode(text)), key, reasoning, budget))
+        return Draft(
+            key,
+            reasoning,
+            budget,
+            fixed=_finished(decode_pieces(encode(text)), key, reasoning, budget),
+        )
 
     if long_wanted:
         target = content.long_reply_tokens
@@ -428,9 +743,16 @@ def draft(req: GenRequest, *, key: int, content: ContentProfile, divergence: flo
         target = min(target, max(1, int((budget - len(lead_pieces)) * 0.85)))
     # Samples of the same request alternate between APIs' draws, so Chat and Responses
     # replies differ like two A/A samples do.
-    varied = Draft(key, reasoning, budget, lead=lead_pieces, target=target,
-                   temperature=req.temperature, api_offset=int(req.api == "responses"),
-                   divergence=divergence if req.api == "responses" else 0.0)
+    varied = Draft(
+        key,
+        reasoning,
+        budget,
+        lead=lead_pieces,
+        target=target,
+        temperature=req.temperature,
+        api_offset=int(req.api == "responses"),
+        divergence=divergence if req.api == "responses" else 0.0,
+    )
     if req.temperature > 0:
         return varied
     return Draft(key, reasoning, budget, fixed=_text_reply(varied, None))
@@ -443,8 +765,9 @@ def sample(d: Draft, occurrence: int) -> Reply:
     return _text_reply(d, 2 * occurrence + d.api_offset)
 
 
-def _tool_reply(calls: list[ToolSpec], question: str, *, key: int, reasoning: int, budget: int,
-                cap: int) -> Reply:
+def _tool_reply(
+    calls: list[ToolSpec], question: str, *, key: int, reasoning: int, budget: int, cap: int
+) -> Reply:
     rng = random.Random(key)
     hints = Hints.from_text(question)
     reply = Reply(reasoning_tokens=reasoning, key=key, finish="tool_calls")
@@ -465,17 +788,37 @@ def _tool_reply(calls: list[ToolSpec], question: str, *, key: int, reasoning: in
 def _text_reply(d: Draft, sample_index: int | None) -> Reply:
     div_rng = _rng(d.key, 7919) if d.divergence > 0 else None
     body, varied, diverged = _text_pieces(d, sample_index, div_rng)
-    return _finished([*d.lead, *body] if d.lead else body, d.key, d.reasoning_tokens, d.budget,
-                     varied=varied, diverged=diverged)
+    return _finished(
+        [*d.lead, *body] if d.lead else body,
+        d.key,
+        d.reasoning_tokens,
+        d.budget,
+        varied=varied,
+        diverged=diverged,
+    )
 
 
-def _finished(pieces: list[str], key: int, reasoning: int, budget: int, *,
-              varied: float | None = None, diverged: float | None = None) -> Reply:
+def _finished(
+    pieces: list[str],
+    key: int,
+    reasoning: int,
+    budget: int,
+    *,
+    varied: float | None = None,
+    diverged: float | None = None,
+) -> Reply:
     """The reply of these output pieces, cut at the token budget."""
     finish = "stop"
     if len(pieces) > budget:
         pieces = pieces[:budget]
         finish = "length"
-    return Reply(text="".join(pieces), pieces=pieces, reasoning_tokens=reasoning,
-                 output_tokens=reasoning + len(pieces), finish=finish, key=key,
-                 divergence_words=diverged, variation_words=varied)
+    return Reply(
+        text="".join(pieces),
+        pieces=pieces,
+        reasoning_tokens=reasoning,
+        output_tokens=reasoning + len(pieces),
+        finish=finish,
+        key=key,
+        divergence_words=diverged,
+        variation_words=varied,
+    )

@@ -31,13 +31,19 @@ from harness.emulator.store import ResponseStore, StoredResponse
 from harness.emulator.streaming import Plan
 from harness.emulator.truth import TruthLog
 
-_BAD_JSON = ("We could not parse the JSON body of your request. (HINT: This likely means you "
-             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-             "but what was sent was not valid JSON.)")
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you "
+    "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+    "but what was sent was not valid JSON.)"
+)
 _FAULT_ERRORS = {
-    "server_error": (500, "The server had an error processing your request. Sorry about that! "
-                          "You can retry your request, or contact us through our help center at "
-                          "help.openai.com if you keep seeing this error.", "server_error"),
+    "server_error": (
+        500,
+        "The server had an error processing your request. Sorry about that! "
+        "You can retry your request, or contact us through our help center at "
+        "help.openai.com if you keep seeing this error.",
+        "server_error",
+    ),
     "overloaded": (503, "The server is overloaded or not ready yet.", "server_error"),
 }
 _STREAM_FAULTS = ("stream_cut", "response_failed", "error_event")
@@ -78,9 +84,13 @@ class _ApiState:
     @classmethod
     def of(cls, config: EmulatorConfig, api: str) -> _ApiState:
         prof = config.profile.api(api)
-        return cls(prof, stream_rng(config.seed, api, "latency"),
-                   stream_rng(config.seed, api, "fault"), prof.faults.any,
-                   _instant(prof, config.time_scale))
+        return cls(
+            prof,
+            stream_rng(config.seed, api, "latency"),
+            stream_rng(config.seed, api, "fault"),
+            prof.faults.any,
+            _instant(prof, config.time_scale),
+        )
 
 
 def _bounded_put(d: dict[Any, Any], key: Any, value: Any) -> None:
@@ -113,21 +123,41 @@ class Emulator:
 
     # --- plans -----------------------------------------------------------------------------
 
-    def _truth(self, req_id: str, api: str, model: str | None, stream: bool,
-               status: int) -> dict[str, Any] | None:
+    def _truth(
+        self, req_id: str, api: str, model: str | None, stream: bool, status: int
+    ) -> dict[str, Any] | None:
         if not self.truth.enabled:
             return None
-        return {"request_id": req_id, "api": api, "model": model, "stream": stream,
-                "status": status, "t_unix": round(time.time(), 6), "profile": self.profile.name,
-                "time_scale": self.config.time_scale}
+        return {
+            "request_id": req_id,
+            "api": api,
+            "model": model,
+            "stream": stream,
+            "status": status,
+            "t_unix": round(time.time(), 6),
+            "profile": self.profile.name,
+            "time_scale": self.config.time_scale,
+        }
 
-    def error_plan(self, t0: float, err: ApiError, *, api: str, model: str | None = None,
-                   at_s: float = 0.0, fault: str | None = None, exhausted: float | None = None,
-                   req_id: str | None = None) -> Plan:
+    def error_plan(
+        self,
+        t0: float,
+        err: ApiError,
+        *,
+        api: str,
+        model: str | None = None,
+        at_s: float = 0.0,
+        fault: str | None = None,
+        exhausted: float | None = None,
+        req_id: str | None = None,
+    ) -> Plan:
         """A plan that sends an OpenAI-shaped error."""
         req_id = req_id or request_id()
-        headers = [*base_headers(req_id, JSON), *self.limiter.headers(
-            model or "-", 0, exhausted=exhausted), *err.headers]
+        headers = [
+            *base_headers(req_id, JSON),
+            *self.limiter.headers(model or "-", 0, exhausted=exhausted),
+            *err.headers,
+        ]
         truth = self._truth(req_id, api, model, False, err.status)
         if truth is not None:
             truth.update(fault=fault, error_code=err.code, error_message=err.message)
@@ -137,8 +167,13 @@ class Emulator:
         """A plan that sends a JSON object right away (GET/DELETE, model list)."""
         req_id = request_id()
         headers = [*base_headers(req_id, JSON), *self.limiter.headers("-", 0)]
-        return Plan(t0, 200, headers, body=jsonio.dumps(obj),
-                    truth=self._truth(req_id, api, None, False, 200))
+        return Plan(
+            t0,
+            200,
+            headers,
+            body=jsonio.dumps(obj),
+            truth=self._truth(req_id, api, None, False, 200),
+        )
 
     # --- endpoints -------------------------------------------------------------------------
 
@@ -153,33 +188,45 @@ class Emulator:
                 prepared = self._prepare(api, body)
             except ApiError as err:
                 model = body.get("model") if isinstance(body, dict) else None
-                return self.error_plan(t0, err, api=api, req_id=req_id,
-                                       model=model if isinstance(model, str) else None)
+                return self.error_plan(
+                    t0, err, api=api, req_id=req_id, model=model if isinstance(model, str) else None
+                )
             self._remember(api, raw, prepared)
         return self._generate(prepared, t0, req_id)
 
     def _prepare(self, api: str, body: dict[str, Any]) -> _Prepared:
         """Parse, render, hash and draft a request body (raises :class:`ApiError`)."""
-        req = chat.parse(body) if api == "chat" else responses_in.parse(
-            body, self.store, self._reasoning_items)
+        req = (
+            chat.parse(body)
+            if api == "chat"
+            else responses_in.parse(body, self.store, self._reasoning_items)
+        )
         prompt = render(req.prefix + req.conversation)
         if prompt.n_tokens > req.model.context_window:
-            raise invalid(f"This model's maximum context length is "
-                          f"{req.model.context_window} tokens. However, your messages "
-                          f"resulted in {prompt.n_tokens} tokens.",
-                          param="messages" if api == "chat" else "input",
-                          code="context_length_exceeded")
+            raise invalid(
+                f"This model's maximum context length is "
+                f"{req.model.context_window} tokens. However, your messages "
+                f"resulted in {prompt.n_tokens} tokens.",
+                param="messages" if api == "chat" else "input",
+                code="context_length_exceeded",
+            )
         key = content_key(req, self.config.seed)
-        return _Prepared(req, key, prefixes(req.model.id, prompt),
-                         draft(req, key=key, content=self.profile.content,
-                               divergence=self.profile.divergence))
+        return _Prepared(
+            req,
+            key,
+            prefixes(req.model.id, prompt),
+            draft(req, key=key, content=self.profile.content, divergence=self.profile.divergence),
+        )
 
     def _remember(self, api: str, raw: bytes, prepared: _Prepared) -> None:
         # Identical bodies prepare identically unless they depend on stored state; harness
         # load repeats prompts, so skip re-preparing them.
         req = prepared.req
-        if len(raw) > _MAX_PARSED_BYTES or req.previous_response_id is not None or any(
-                s.role == "reasoning" for s in req.conversation):
+        if (
+            len(raw) > _MAX_PARSED_BYTES
+            or req.previous_response_id is not None
+            or any(s.role == "reasoning" for s in req.conversation)
+        ):
             return
         if len(self._prepared) >= _MAX_PARSED:
             self._prepared.clear()
@@ -196,8 +243,9 @@ class Emulator:
         """``DELETE /v1/responses/{id}``."""
         if not self.store.delete(response_id):
             return self.error_plan(t0, _no_response(response_id), api="responses")
-        return self.plan_json(t0, {"id": response_id, "object": "response.deleted",
-                                   "deleted": True}, api="responses")
+        return self.plan_json(
+            t0, {"id": response_id, "object": "response.deleted", "deleted": True}, api="responses"
+        )
 
     def models(self, t0: float, model: str | None = None) -> Plan:
         """``GET /v1/models`` and ``GET /v1/models/{model}``."""
@@ -206,8 +254,11 @@ class Emulator:
         info = find_model(model)
         if info is None:
             return self.error_plan(t0, model_not_found(model), api="models")
-        return self.plan_json(t0, {"id": model, "object": "model", "created": info.created,
-                                   "owned_by": "system"}, api="models")
+        return self.plan_json(
+            t0,
+            {"id": model, "object": "model", "created": info.created, "owned_by": "system"},
+            api="models",
+        )
 
     # --- generation ------------------------------------------------------------------------
 
@@ -225,13 +276,25 @@ class Emulator:
         n_in = prepared.prefixes.n_tokens
         scale = self.config.time_scale
         if fault in ("rate_limit", "server_error", "overloaded"):
-            timing = plan_timing(prof, lat_rng, cold=False, uncached_tokens=0,
-                                 reasoning_tokens=0, slow_headers=False, time_scale=scale)
+            timing = plan_timing(
+                prof,
+                lat_rng,
+                cold=False,
+                uncached_tokens=0,
+                reasoning_tokens=0,
+                slow_headers=False,
+                time_scale=scale,
+            )
             return self._fault_reply(req, t0, req_id, fault, timing, chance)
 
         now = time.perf_counter()
-        cache = self.cache.lookup(prepared.prefixes, now=now, hit_share=prof.cache_hit_share,
-                                  hit_probability=prof.cache_hit_probability, rng=chance)
+        cache = self.cache.lookup(
+            prepared.prefixes,
+            now=now,
+            hit_share=prof.cache_hit_share,
+            hit_probability=prof.cache_hit_probability,
+            rng=chance,
+        )
         occurrence = 0
         if req.temperature > 0:
             seen = (prepared.key, api)
@@ -239,12 +302,18 @@ class Emulator:
             _bounded_put(self._occurrences, seen, occurrence + 1)
         reply = sample(prepared.draft, occurrence)
         timing = state.instant or plan_timing(
-            prof, lat_rng, cold=cache.cold, uncached_tokens=n_in - cache.cached_tokens,
-            reasoning_tokens=reply.reasoning_tokens, slow_headers=fault == "slow_headers",
-            time_scale=scale)
+            prof,
+            lat_rng,
+            cold=cache.cold,
+            uncached_tokens=n_in - cache.cached_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
+            slow_headers=fault == "slow_headers",
+            time_scale=scale,
+        )
         ttl = req.cache_ttl_s if req.cache_ttl_s is not None else prof.cache_ttl_s
-        self.cache.write(prepared.prefixes.digests, now=now, ttl_s=ttl,
-                         visible_at=t0 + timing.offset_s(0))
+        self.cache.write(
+            prepared.prefixes.digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0)
+        )
 
         n_ticks = len(reply.pieces) + sum(len(c.pieces) for c in reply.tool_calls)
         last_tick = max(0, n_ticks - 1)
@@ -256,8 +325,13 @@ class Emulator:
         headers = base_headers(req_id, SSE if req.stream else JSON)
         headers += self.limiter.headers(model.id, est_tokens)
         truth = self._truth(req_id, api, model.id, req.stream, 200)
-        plan = Plan(t0, 200, headers, headers_at=timing.offset_s(-1 if req.stream else last_tick),
-                    truth=truth)
+        plan = Plan(
+            t0,
+            200,
+            headers,
+            headers_at=timing.offset_s(-1 if req.stream else last_tick),
+            truth=truth,
+        )
 
         response_id: str | None = None
         if api == "chat":
@@ -276,7 +350,8 @@ class Emulator:
             if req.store and fault in _STREAM_FAULTS and req.stream:
                 # a failed stream is stored as failed, and there is no output to continue from
                 failed = responses_out.response_object(
-                    req, built, "failed", error={"code": "server_error", "message": _STREAM_ERROR})
+                    req, built, "failed", error={"code": "server_error", "message": _STREAM_ERROR}
+                )
                 self.store.put(built.response_id, StoredResponse(failed, list(req.conversation)))
             elif req.store:
                 self._store(req, built, final)
@@ -284,19 +359,30 @@ class Emulator:
         if truth is not None:
             truth.update(
                 endpoint="/v1/chat/completions" if api == "chat" else "/v1/responses",
-                cold_prefix=cache.cold, input_tokens=n_in, cached_tokens=cache.cached_tokens,
-                cache_write_tokens=cache.cache_write_tokens, seen_prefix_tokens=cache.seen_tokens,
-                output_tokens=reply.output_tokens, reasoning_tokens=reply.reasoning_tokens,
-                finish=reply.finish, fault=fault, delays_ms=timing.as_truth(),
+                cold_prefix=cache.cold,
+                input_tokens=n_in,
+                cached_tokens=cache.cached_tokens,
+                cache_write_tokens=cache.cache_write_tokens,
+                seen_prefix_tokens=cache.seen_tokens,
+                output_tokens=reply.output_tokens,
+                reasoning_tokens=reply.reasoning_tokens,
+                finish=reply.finish,
+                fault=fault,
+                delays_ms=timing.as_truth(),
                 # the profile's timeline; the wall clock runs it × time_scale
                 planned_headers_ms=round(timing.tick_ms(-1 if req.stream else last_tick), 3),
                 planned_first_delta_ms=round(timing.tick_ms(0), 3)
-                if req.stream and n_ticks else None,
+                if req.stream and n_ticks
+                else None,
                 planned_total_ms=round(timing.tick_ms(last_tick), 3),
-                api_request_index=n, response_id=response_id,
+                api_request_index=n,
+                response_id=response_id,
                 previous_response_id=req.previous_response_id,
-                prompt_cache_key=req.prompt_cache_key, divergence_words=reply.divergence_words,
-                variation_words=reply.variation_words, temperature=req.temperature)
+                prompt_cache_key=req.prompt_cache_key,
+                divergence_words=reply.divergence_words,
+                variation_words=reply.variation_words,
+                temperature=req.temperature,
+            )
         return plan
 
     def _store(self, req: GenRequest, built: responses_out.Built, final: dict[str, Any]) -> None:
@@ -306,23 +392,51 @@ class Emulator:
             if item["type"] == "reasoning":
                 _bounded_put(self._reasoning_items, item["id"], seg)
 
-    def _fault_reply(self, req: GenRequest, t0: float, req_id: str, fault: str, timing: Timing,
-                     rng: random.Random) -> Plan:
+    def _fault_reply(
+        self,
+        req: GenRequest,
+        t0: float,
+        req_id: str,
+        fault: str,
+        timing: Timing,
+        rng: random.Random,
+    ) -> Plan:
         at = timing.offset_s(-1)
         if fault == "rate_limit":
             wait_ms = max(1, round(self.profile.api(req.api).faults.retry_after_ms.sample(rng)))
             err = ApiError(
-                429, f"Rate limit reached for {req.model.id} in organization org-emulator on "
+                429,
+                f"Rate limit reached for {req.model.id} in organization org-emulator on "
                 f"requests per min (RPM): Limit {self.profile.rate_limits.requests_per_min}, "
                 f"Used {self.profile.rate_limits.requests_per_min}, Requested 1. Please try "
-                f"again in {wait_ms}ms.", type="requests", code="rate_limit_exceeded",
-                headers=((b"retry-after", str(math.ceil(wait_ms / 1000)).encode()),
-                         (b"retry-after-ms", str(wait_ms).encode())))
-            return self.error_plan(t0, err, api=req.api, model=req.model.id, at_s=at,
-                                   fault=fault, exhausted=wait_ms / 1000, req_id=req_id)
+                f"again in {wait_ms}ms.",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers=(
+                    (b"retry-after", str(math.ceil(wait_ms / 1000)).encode()),
+                    (b"retry-after-ms", str(wait_ms).encode()),
+                ),
+            )
+            return self.error_plan(
+                t0,
+                err,
+                api=req.api,
+                model=req.model.id,
+                at_s=at,
+                fault=fault,
+                exhausted=wait_ms / 1000,
+                req_id=req_id,
+            )
         status, message, kind = _FAULT_ERRORS[fault]
-        return self.error_plan(t0, ApiError(status, message, type=kind), api=req.api,
-                               model=req.model.id, at_s=at, fault=fault, req_id=req_id)
+        return self.error_plan(
+            t0,
+            ApiError(status, message, type=kind),
+            api=req.api,
+            model=req.model.id,
+            at_s=at,
+            fault=fault,
+            req_id=req_id,
+        )
 
     def _cut_index(self, deltas: list[int], n_frames: int, rng: random.Random) -> int:
         """Frame index a stream fault happens before: a delta in the middle of the reply."""
@@ -330,8 +444,16 @@ class Emulator:
             return deltas[rng.randint(1, len(deltas) - 2)]
         return deltas[-1] if deltas else max(0, n_frames - 1)
 
-    def _chat_stream(self, plan: Plan, req: GenRequest, reply: Reply, use: dict[str, Any],
-                     timing: Timing, fault: str | None, rng: random.Random) -> None:
+    def _chat_stream(
+        self,
+        plan: Plan,
+        req: GenRequest,
+        reply: Reply,
+        use: dict[str, Any],
+        timing: Timing,
+        fault: str | None,
+        rng: random.Random,
+    ) -> None:
         frames = chat.stream_frames(req, reply, use)
         ticked: list[tuple[int, bytes, bool]] = list(frames)
         if fault in _STREAM_FAULTS:
@@ -347,9 +469,16 @@ class Emulator:
             ticked.append((frames[-1][0], chat.DONE, False))
         _group(plan, ticked, timing)
 
-    def _responses_stream(self, plan: Plan, req: GenRequest, reply: Reply,
-                          built: responses_out.Built, timing: Timing, fault: str | None,
-                          rng: random.Random) -> None:
+    def _responses_stream(
+        self,
+        plan: Plan,
+        req: GenRequest,
+        reply: Reply,
+        built: responses_out.Built,
+        timing: Timing,
+        fault: str | None,
+        rng: random.Random,
+    ) -> None:
         events = responses_out.events(req, reply, built)
         if fault in _STREAM_FAULTS:
             deltas = [i for i, e in enumerate(events) if e[2]]
@@ -357,8 +486,7 @@ class Emulator:
             tick = events[cut][0]
             events = events[:cut]
             if fault == "response_failed":
-                events.append((tick, responses_out.failed_event(req, built, _STREAM_ERROR),
-                               False))
+                events.append((tick, responses_out.failed_event(req, built, _STREAM_ERROR), False))
             elif fault == "error_event":
                 events.append((tick, responses_out.error_event(_STREAM_ERROR), False))
             else:
@@ -393,8 +521,7 @@ def _group(plan: Plan, frames: list[tuple[int, bytes, bool]], timing: Timing) ->
     current: int | None = None
     for tick, data, is_delta in frames:
         if tick != current and buf:
-            groups.append((timing.offset_s(current if current is not None else -1),
-                           b"".join(buf)))
+            groups.append((timing.offset_s(current if current is not None else -1), b"".join(buf)))
             buf = []
         current = tick
         buf.append(data)
@@ -407,5 +534,6 @@ def _group(plan: Plan, frames: list[tuple[int, bytes, bool]], timing: Timing) ->
 
 
 def _no_response(response_id: str) -> ApiError:
-    return ApiError(404, f"Response with id '{response_id}' not found.", param="response_id",
-                    code="not_found")
+    return ApiError(
+        404, f"Response with id '{response_id}' not found.", param="response_id", code="not_found"
+    )

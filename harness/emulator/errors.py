@@ -8,9 +8,16 @@ import json
 class ApiError(Exception):
     """An error reply. ``message`` is one line, worded like OpenAI's where we know it."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None,
-                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -21,8 +28,16 @@ class ApiError(Exception):
 
     def body(self) -> bytes:
         """The JSON body."""
-        return json.dumps({"error": {"message": self.message, "type": self.type,
-                                     "param": self.param, "code": self.code}}).encode()
+        return json.dumps(
+            {
+                "error": {
+                    "message": self.message,
+                    "type": self.type,
+                    "param": self.param,
+                    "code": self.code,
+                }
+            }
+        ).encode()
 
 
 def invalid(message: str, param: str | None = None, code: str | None = None) -> ApiError:
@@ -39,17 +54,27 @@ def unknown_parameter(key: str, endpoint: str) -> ApiError:
 
 def unsupported_parameter(key: str, hint: str = "") -> ApiError:
     """400 for a parameter this model or endpoint does not support."""
-    return invalid(f"Unsupported parameter: '{key}' is not supported with this model.{hint}",
-                   param=key, code="unsupported_parameter")
+    return invalid(
+        f"Unsupported parameter: '{key}' is not supported with this model.{hint}",
+        param=key,
+        code="unsupported_parameter",
+    )
 
 
 def model_not_found(model: str) -> ApiError:
     """404 for an unknown model."""
-    return ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
-                    param="model", code="model_not_found")
+    return ApiError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 def not_emulated(what: str, param: str | None = None) -> ApiError:
     """400 for something OpenAI supports but this emulator does not (says so plainly)."""
-    return invalid(f"{what} is not supported by this emulator (not OpenAI).", param=param,
-                   code="unsupported_by_emulator")
+    return invalid(
+        f"{what} is not supported by this emulator (not OpenAI).",
+        param=param,
+        code="unsupported_by_emulator",
+    )

@@ -62,10 +62,14 @@ class _ModelBuckets:
 
     @classmethod
     def full(cls, limits: RateLimits, now: float) -> _ModelBuckets:
-        return cls(_Bucket(limits.requests_per_min, limits.requests_per_min, now),
-                   _Bucket(limits.tokens_per_min, limits.tokens_per_min, now),
-                   ((b"x-ratelimit-limit-requests", b"%d" % limits.requests_per_min),
-                    (b"x-ratelimit-limit-tokens", b"%d" % limits.tokens_per_min)))
+        return cls(
+            _Bucket(limits.requests_per_min, limits.requests_per_min, now),
+            _Bucket(limits.tokens_per_min, limits.tokens_per_min, now),
+            (
+                (b"x-ratelimit-limit-requests", b"%d" % limits.requests_per_min),
+                (b"x-ratelimit-limit-tokens", b"%d" % limits.tokens_per_min),
+            ),
+        )
 
 
 class RateLimiter:

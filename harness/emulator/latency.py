@@ -83,8 +83,9 @@ class PreciseLoop(asyncio.SelectorEventLoop):
     """The emulator's event loop: :class:`PreciseEpollSelector` where epoll is the selector."""
 
     def __init__(self) -> None:
-        super().__init__(PreciseEpollSelector() if hasattr(selectors, "EpollSelector")
-                         else None)  # kqueue and IOCP already take finer timeouts
+        super().__init__(
+            PreciseEpollSelector() if hasattr(selectors, "EpollSelector") else None
+        )  # kqueue and IOCP already take finer timeouts
 
     def free_until(self, when: float) -> bool:
         """Nothing is ready to run and no timer is due before ``when`` (loop time)."""
@@ -118,8 +119,11 @@ async def sleep_until(deadline: float) -> None:
     if remaining <= 0:
         return
     loop = asyncio.get_running_loop()
-    if (isinstance(loop, PreciseLoop) and loop.free_until(loop.time() + remaining)
-            and not loop.block_until_io(remaining)):
+    if (
+        isinstance(loop, PreciseLoop)
+        and loop.free_until(loop.time() + remaining)
+        and not loop.block_until_io(remaining)
+    ):
         return
     remaining = deadline - time.perf_counter()
     if remaining > 0:
@@ -162,8 +166,12 @@ class Timing:
         headers = self.queue_ms + self.slow_headers_ms
         if tick < 0:
             return headers
-        return (headers + (self.ttft_ms + self.cold_penalty_ms + self.prefill_ms)
-                * self.cold_factor + self.thinking_ms + tick * self.per_token_ms)
+        return (
+            headers
+            + (self.ttft_ms + self.cold_penalty_ms + self.prefill_ms) * self.cold_factor
+            + self.thinking_ms
+            + tick * self.per_token_ms
+        )
 
     def offset_s(self, tick: int) -> float:
         """Clock offset of ``tick`` from arrival, in seconds (time scale applied)."""
@@ -174,8 +182,16 @@ class Timing:
         return {k: round(v, 3) for k, v in asdict(self).items()}
 
 
-def plan_timing(api: ApiProfile, rng: random.Random, *, cold: bool, uncached_tokens: int,
-                reasoning_tokens: int, slow_headers: bool, time_scale: float) -> Timing:
+def plan_timing(
+    api: ApiProfile,
+    rng: random.Random,
+    *,
+    cold: bool,
+    uncached_tokens: int,
+    reasoning_tokens: int,
+    slow_headers: bool,
+    time_scale: float,
+) -> Timing:
     """Draw one request's delays (always the same number of draws, so streams stay aligned)."""
     f = api.speed_factor
     queue = api.queue_ms.sample(rng)
@@ -184,12 +200,16 @@ def plan_timing(api: ApiProfile, rng: random.Random, *, cold: bool, uncached_tok
     per_token = api.per_token_ms.sample(rng)
     slow = api.faults.slow_headers_ms.sample(rng)
     return Timing(
-        queue_ms=queue * f, slow_headers_ms=slow * f if slow_headers else 0.0, ttft_ms=ttft * f,
+        queue_ms=queue * f,
+        slow_headers_ms=slow * f if slow_headers else 0.0,
+        ttft_ms=ttft * f,
         cold_penalty_ms=cold_penalty * f if cold else 0.0,
         cold_factor=api.cold_ttft_factor if cold else 1.0,
         prefill_ms=api.prefill_ms_per_1k_tokens * uncached_tokens / 1000.0 * f,
-        thinking_ms=reasoning_tokens * per_token * f, per_token_ms=per_token * f,
-        time_scale=time_scale)
+        thinking_ms=reasoning_tokens * per_token * f,
+        per_token_ms=per_token * f,
+        time_scale=time_scale,
+    )
 
 
 def choose_fault(api: ApiProfile, rng: random.Random, *, stream: bool) -> str | None:

@@ -45,5 +45,7 @@ def find_model(name: str) -> ModelInfo | None:
 
 def model_list() -> list[dict[str, object]]:
     """``GET /v1/models`` data: one entry per alias and snapshot."""
-    return [{"id": name, "object": "model", "created": m.created, "owned_by": "system"}
-            for name, m in MODELS.items()]
+    return [
+        {"id": name, "object": "model", "created": m.created, "owned_by": "system"}
+        for name, m in MODELS.items()
+    ]

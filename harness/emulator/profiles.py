@@ -71,8 +71,11 @@ class Dist(_Strict):
         """One draw, in ms."""
         if self.median <= 0:
             return 0.0
-        value = self.median if self.sigma <= 0 else self.median * math.exp(
-            self.sigma * rng.gauss(0.0, 1.0))
+        value = (
+            self.median
+            if self.sigma <= 0
+            else self.median * math.exp(self.sigma * rng.gauss(0.0, 1.0))
+        )
         return value if self.max is None else min(value, self.max)
 
 
@@ -107,11 +110,18 @@ class Faults(_Strict):
 
     def rates(self, *, stream: bool) -> dict[str, float]:
         """Fault name → rate, for a streaming or non-streaming request."""
-        out = {"rate_limit": self.rate_limit, "server_error": self.server_error,
-               "overloaded": self.overloaded, "slow_headers": self.slow_headers}
+        out = {
+            "rate_limit": self.rate_limit,
+            "server_error": self.server_error,
+            "overloaded": self.overloaded,
+            "slow_headers": self.slow_headers,
+        }
         if stream:
-            out |= {"stream_cut": self.stream_cut, "response_failed": self.response_failed,
-                    "error_event": self.error_event}
+            out |= {
+                "stream_cut": self.stream_cut,
+                "response_failed": self.response_failed,
+                "error_event": self.error_event,
+            }
         return out
 
 
@@ -151,9 +161,17 @@ class ContentProfile(_Strict):
     short_reply_tokens: TokenRange = TokenRange(min=3, max=12)
     long_reply_tokens: int = Field(1800, ge=1, description="when the prompt asks for long output")
     reasoning_tokens: dict[str, int] = Field(
-        default_factory=lambda: {"none": 0, "minimal": 0, "low": 96, "medium": 320,
-                                 "high": 960, "xhigh": 1600, "max": 2400},
-        description="median reasoning tokens per reasoning effort (reasoning models)")
+        default_factory=lambda: {
+            "none": 0,
+            "minimal": 0,
+            "low": 96,
+            "medium": 320,
+            "high": 960,
+            "xhigh": 1600,
+            "max": 2400,
+        },
+        description="median reasoning tokens per reasoning effort (reasoning models)",
+    )
 
 
 class RateLimits(_Strict):
@@ -242,8 +260,10 @@ def _raw(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], str]
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise HarnessError(f"profile {name_or_path!r}: no such profile — use one of "
-                               f"{', '.join(PROFILE_NAMES)} or a YAML file path")
+            raise HarnessError(
+                f"profile {name_or_path!r}: no such profile — use one of "
+                f"{', '.join(PROFILE_NAMES)} or a YAML file path"
+            )
     if str(path) in seen:
         raise HarnessError(f"profile {path}: 'extends' loops back to itself")
     data = _read_yaml(path)

@@ -28,9 +28,16 @@ Api = Literal["chat", "responses"]
 
 # Framing ids sit above every BPE vocabulary so they never collide with text tokens.
 _START, _END = 1_000_001, 1_000_002
-_ROLE_IDS = {"system": 1_000_010, "user": 1_000_011, "assistant": 1_000_012, "tool": 1_000_013,
-             "tools": 1_000_014, "format": 1_000_015, "reasoning": 1_000_016,
-             "function_call": 1_000_017}
+_ROLE_IDS = {
+    "system": 1_000_010,
+    "user": 1_000_011,
+    "assistant": 1_000_012,
+    "tool": 1_000_013,
+    "tools": 1_000_014,
+    "format": 1_000_015,
+    "reasoning": 1_000_016,
+    "function_call": 1_000_017,
+}
 _PLACEHOLDER_BASE = 1_100_000
 MESSAGE_FRAMING_TOKENS = 3
 PRIMING = array("I", [_START, _ROLE_IDS["assistant"], _END]).tobytes()
@@ -126,15 +133,18 @@ class GenRequest:
 
 def tool_segment(tools: list[ToolSpec]) -> Segment:
     """The tool definitions as one prompt segment (same text for both API shapes)."""
-    canon = [{"name": t.name, "description": t.description, "parameters": t.parameters}
-             for t in tools]
+    canon = [
+        {"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools
+    ]
     return Segment("tools", json.dumps(canon, sort_keys=True, separators=(",", ":")))
 
 
 def format_segment(fmt: OutputFormat) -> Segment:
     """The structured-output schema as one prompt segment."""
-    return Segment("format", json.dumps({"name": fmt.name, "schema": fmt.schema},
-                                        sort_keys=True, separators=(",", ":")))
+    return Segment(
+        "format",
+        json.dumps({"name": fmt.name, "schema": fmt.schema}, sort_keys=True, separators=(",", ":")),
+    )
 
 
 # --- tokens -------------------------------------------------------------------------------------

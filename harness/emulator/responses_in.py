@@ -38,22 +38,36 @@ from harness.emulator.validate import (
 from harness.tokens import IMAGE_TOKENS
 
 _PARTS = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
-_INCLUDABLE = frozenset({
-    "reasoning.encrypted_content", "message.output_text.logprobs", "message.input_image.image_url",
-    "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
-    "computer_call_output.output.image_url", "code_interpreter_call.outputs",
-})
+_INCLUDABLE = frozenset(
+    {
+        "reasoning.encrypted_content",
+        "message.output_text.logprobs",
+        "message.input_image.image_url",
+        "file_search_call.results",
+        "web_search_call.results",
+        "web_search_call.action.sources",
+        "computer_call_output.output.image_url",
+        "code_interpreter_call.outputs",
+    }
+)
 MIN_OUTPUT_TOKENS = 16
 
 
 def _message(item: dict[str, Any], where: str) -> list[Segment]:
     role = item.get("role")
     if role not in ("user", "system", "developer", "assistant"):
-        raise invalid(f"Invalid value: '{role}'. Supported values are: 'assistant', 'system', "
-                      "'developer', and 'user'.", param=f"{where}.role", code="invalid_value")
+        raise invalid(
+            f"Invalid value: '{role}'. Supported values are: 'assistant', 'system', "
+            "'developer', and 'user'.",
+            param=f"{where}.role",
+            code="invalid_value",
+        )
     if "content" not in item:
-        raise invalid(f"Missing required parameter: '{where}.content'.",
-                      param=f"{where}.content", code="missing_required_parameter")
+        raise invalid(
+            f"Missing required parameter: '{where}.content'.",
+            param=f"{where}.content",
+            code="missing_required_parameter",
+        )
     text, images = text_of_parts(item["content"], f"{where}.content", allowed=_PARTS)
     seg_role = "system" if role in ("system", "developer") else str(role)
     out: list[Segment] = []
@@ -61,8 +75,11 @@ def _message(item: dict[str, Any], where: str) -> list[Segment]:
         out.append(Segment(seg_role, text))
     for ident in images:
         detail = ident.split("\x1f", 1)[0]
-        out.append(Segment(seg_role, ident, placeholder_tokens=IMAGE_TOKENS.get(
-            detail, IMAGE_TOKENS["auto"])))
+        out.append(
+            Segment(
+                seg_role, ident, placeholder_tokens=IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"])
+            )
+        )
     return out
 
 
@@ -82,19 +99,25 @@ def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> li
         elif kind == "function_call":
             call_id, name = item.get("call_id"), item.get("name")
             if not isinstance(call_id, str) or not isinstance(name, str):
-                raise invalid(f"Missing required parameter: '{where}.call_id'.",
-                              param=f"{where}.call_id", code="missing_required_parameter")
+                raise invalid(
+                    f"Missing required parameter: '{where}.call_id'.",
+                    param=f"{where}.call_id",
+                    code="missing_required_parameter",
+                )
             names[call_id] = name
-            segments.append(Segment("function_call", str(item.get("arguments", "")),
-                                    name=name, call_id=call_id))
+            segments.append(
+                Segment("function_call", str(item.get("arguments", "")), name=name, call_id=call_id)
+            )
         elif kind == "function_call_output":
             call_id = item.get("call_id")
             if not isinstance(call_id, str):
-                raise invalid(f"Missing required parameter: '{where}.call_id'.",
-                              param=f"{where}.call_id", code="missing_required_parameter")
+                raise invalid(
+                    f"Missing required parameter: '{where}.call_id'.",
+                    param=f"{where}.call_id",
+                    code="missing_required_parameter",
+                )
             output, _ = text_of_parts(item.get("output", ""), f"{where}.output", allowed=_PARTS)
-            segments.append(Segment("tool", output, name=names.get(call_id, ""),
-                                    call_id=call_id))
+            segments.append(Segment("tool", output, name=names.get(call_id, ""), call_id=call_id))
         elif kind == "reasoning":
             segments.append(_reasoning(item, where, reasoning))
         else:
@@ -107,15 +130,23 @@ def _reasoning(item: dict[str, Any], where: str, known: dict[str, Segment]) -> S
     if isinstance(encrypted, str):
         tokens = reasoning_tokens_of(encrypted)
         if tokens is None:
-            raise invalid("The encrypted content for item could not be verified.",
-                          param=f"{where}.encrypted_content", code="invalid_encrypted_content")
+            raise invalid(
+                "The encrypted content for item could not be verified.",
+                param=f"{where}.encrypted_content",
+                code="invalid_encrypted_content",
+            )
         return Segment("reasoning", encrypted, placeholder_tokens=tokens)
     item_id = str(item.get("id", ""))
     if item_id in known:
         return known[item_id]
-    raise ApiError(404, f"Item with id '{item_id}' not found. Items are not persisted when "
-                   "`store` is set to false. Try again with `store` set to true, or remove this "
-                   "item from your input.", param="input", code="item_not_found")
+    raise ApiError(
+        404,
+        f"Item with id '{item_id}' not found. Items are not persisted when "
+        "`store` is set to false. Try again with `store` set to true, or remove this "
+        "item from your input.",
+        param="input",
+        code="item_not_found",
+    )
 
 
 def _text_format(raw: Any) -> OutputFormat | None:
@@ -135,24 +166,37 @@ def _text_format(raw: Any) -> OutputFormat | None:
         return OutputFormat("json_object")
     if kind == "json_schema":
         return json_schema_format(fmt, "text.format")
-    raise invalid(f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
-                  "'json_schema'.", param="text.format.type", code="invalid_value")
+    raise invalid(
+        f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
+        param="text.format.type",
+        code="invalid_value",
+    )
 
 
 def _early_rejections(body: dict[str, Any]) -> None:
     # The mistakes migration guides make, answered the way OpenAI answers them.
     if "response_format" in body:
-        raise invalid("Unsupported parameter: 'response_format'. In the Responses API, this "
-                      "parameter has moved to 'text.format'. Try again with the new parameter.",
-                      param="response_format", code="unsupported_parameter")
+        raise invalid(
+            "Unsupported parameter: 'response_format'. In the Responses API, this "
+            "parameter has moved to 'text.format'. Try again with the new parameter.",
+            param="response_format",
+            code="unsupported_parameter",
+        )
     if "messages" in body:
-        raise invalid("Unsupported parameter: 'messages'. In the Responses API, this parameter "
-                      "is called 'input'.", param="messages", code="unsupported_parameter")
+        raise invalid(
+            "Unsupported parameter: 'messages'. In the Responses API, this parameter "
+            "is called 'input'.",
+            param="messages",
+            code="unsupported_parameter",
+        )
     if "max_tokens" in body or "max_completion_tokens" in body:
         key = "max_tokens" if "max_tokens" in body else "max_completion_tokens"
-        raise invalid(f"Unsupported parameter: '{key}'. In the Responses API, this parameter "
-                      "has moved to 'max_output_tokens'. Try again with the new parameter.",
-                      param=key, code="unsupported_parameter")
+        raise invalid(
+            f"Unsupported parameter: '{key}'. In the Responses API, this parameter "
+            "has moved to 'max_output_tokens'. Try again with the new parameter.",
+            param=key,
+            code="unsupported_parameter",
+        )
     for key in ("conversation", "prompt", "context_management"):
         if body.get(key) is not None:
             raise not_emulated(f"'{key}'", param=key)
@@ -160,8 +204,9 @@ def _early_rejections(body: dict[str, Any]) -> None:
         raise not_emulated("Background responses", param="background")
 
 
-def parse(body: dict[str, Any], store: ResponseStore,
-          reasoning_items: dict[str, Segment]) -> GenRequest:
+def parse(
+    body: dict[str, Any], store: ResponseStore, reasoning_items: dict[str, Segment]
+) -> GenRequest:
     """Validate a ``POST /v1/responses`` body (raises :class:`ApiError`)."""
     _early_rejections(body)
     check_keys(body, "responses")
@@ -177,13 +222,19 @@ def parse(body: dict[str, Any], store: ResponseStore,
         raise type_error("include", "an array", include)
     for value in include:
         if value not in _INCLUDABLE:
-            raise invalid(f"Invalid value: '{value}'. Supported values are: "
-                          + ", ".join(f"'{v}'" for v in sorted(_INCLUDABLE)) + ".",
-                          param="include", code="invalid_value")
+            raise invalid(
+                f"Invalid value: '{value}'. Supported values are: "
+                + ", ".join(f"'{v}'" for v in sorted(_INCLUDABLE))
+                + ".",
+                param="include",
+                code="invalid_value",
+            )
     stream = opt_bool(body, "stream", False)
     if body.get("stream_options") is not None and not stream:
-        raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                      param="stream_options")
+        raise invalid(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
 
     names: dict[str, str] = {}
     conversation: list[Segment] = []
@@ -193,36 +244,57 @@ def parse(body: dict[str, Any], store: ResponseStore,
             raise type_error("previous_response_id", "a string", previous)
         stored = store.get(previous)
         if stored is None:
-            raise ApiError(404, f"Previous response with id '{previous}' not found.",
-                           param="previous_response_id", code="previous_response_not_found")
+            raise ApiError(
+                404,
+                f"Previous response with id '{previous}' not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
         conversation = list(stored.conversation)
         names = {s.call_id: s.name for s in conversation if s.role == "function_call"}
     if body.get("input") is None and previous is None:
-        raise invalid("Missing required parameter: 'input'.", param="input",
-                      code="missing_required_parameter")
+        raise invalid(
+            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
+        )
     conversation += _items(body.get("input", []), names, reasoning_items)
 
     raw_tools = body.get("tools") or []
     if not isinstance(raw_tools, list):
         raise type_error("tools", "an array", raw_tools)
-    tools: list[ToolSpec] = [function_tool(t, f"tools[{i}]", nested=False)
-                             for i, t in enumerate(raw_tools)]
+    tools: list[ToolSpec] = [
+        function_tool(t, f"tools[{i}]", nested=False) for i, t in enumerate(raw_tools)
+    ]
     mode, forced = tool_choice(body.get("tool_choice"), tools, nested=False)
     output = _text_format(body.get("text"))
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise not_emulated("'instructions' as a list of items", param="instructions")
-    lead = ([Segment("system", instructions)] if instructions else []) + \
-        leading_instructions(conversation)
-    prefix = lead + ([tool_segment(tools)] if tools else []) + (
-        [format_segment(output)] if output is not None and output.kind == "json_schema" else [])
+    lead = ([Segment("system", instructions)] if instructions else []) + leading_instructions(
+        conversation
+    )
+    prefix = (
+        lead
+        + ([tool_segment(tools)] if tools else [])
+        + ([format_segment(output)] if output is not None and output.kind == "json_schema" else [])
+    )
     return GenRequest(
-        api="responses", model=model, body=body, prefix=prefix, conversation=conversation,
-        tools=tools, tool_choice=mode, forced_tool=forced,
-        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True), output=output,
-        max_output_tokens=cap, temperature=temperature,
-        effort=effort if isinstance(effort, str) else None, stream=stream,
+        api="responses",
+        model=model,
+        body=body,
+        prefix=prefix,
+        conversation=conversation,
+        tools=tools,
+        tool_choice=mode,
+        forced_tool=forced,
+        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True),
+        output=output,
+        max_output_tokens=cap,
+        temperature=temperature,
+        effort=effort if isinstance(effort, str) else None,
+        stream=stream,
         store=opt_bool(body, "store", True),
         include_encrypted="reasoning.encrypted_content" in include,
-        previous_response_id=previous, prompt_cache_key=body.get("prompt_cache_key"),
-        cache_ttl_s=cache_ttl(body))
+        previous_response_id=previous,
+        prompt_cache_key=body.get("prompt_cache_key"),
+        cache_ttl_s=cache_ttl(body),
+    )

@@ -64,17 +64,32 @@ def build(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Built:
         if req.include_encrypted:
             item["encrypted_content"] = encrypted
         output.append(item)
-        segments.append(Segment("reasoning", encrypted,
-                                placeholder_tokens=reply.reasoning_tokens))
+        segments.append(Segment("reasoning", encrypted, placeholder_tokens=reply.reasoning_tokens))
     status = "incomplete" if reply.finish == "length" else "completed"
     for call in reply.tool_calls:
-        output.append({"id": new_id("fc"), "type": "function_call", "status": "completed",
-                       "arguments": call.arguments, "call_id": call.call_id, "name": call.name})
-        segments.append(Segment("function_call", call.arguments, name=call.name,
-                                call_id=call.call_id))
+        output.append(
+            {
+                "id": new_id("fc"),
+                "type": "function_call",
+                "status": "completed",
+                "arguments": call.arguments,
+                "call_id": call.call_id,
+                "name": call.name,
+            }
+        )
+        segments.append(
+            Segment("function_call", call.arguments, name=call.name, call_id=call.call_id)
+        )
     if not reply.tool_calls and (reply.text or reply.finish != "length"):
-        output.append({"id": new_id("msg"), "type": "message", "status": status,
-                       "content": [_text_part(reply.text)], "role": "assistant"})
+        output.append(
+            {
+                "id": new_id("msg"),
+                "type": "message",
+                "status": status,
+                "content": [_text_part(reply.text)],
+                "role": "assistant",
+            }
+        )
         segments.append(Segment("assistant", reply.text))
     return Built(new_id("resp"), int(time.time()), output, segments, use, status)
 
@@ -83,8 +98,9 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
 
-def response_object(req: GenRequest, built: Built, status: str, *,
-                    error: dict[str, Any] | None = None) -> dict[str, Any]:
+def response_object(
+    req: GenRequest, built: Built, status: str, *, error: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``response`` object in a given lifecycle state (output/usage only when finished)."""
     body = req.body
     finished = status in ("completed", "incomplete")
@@ -97,34 +113,54 @@ def response_object(req: GenRequest, built: Built, status: str, *,
         fmt = {"type": "json_object"}
     elif req.output is not None:
         raw = text_cfg.get("format") or {}
-        fmt = {"type": "json_schema", "name": req.output.name, "schema": req.output.schema,
-               "strict": bool(raw.get("strict", False))}
+        fmt = {
+            "type": "json_schema",
+            "name": req.output.name,
+            "schema": req.output.schema,
+            "strict": bool(raw.get("strict", False)),
+        }
         if raw.get("description") is not None:
             fmt["description"] = raw["description"]
     obj: dict[str, Any] = {
-        "id": built.response_id, "object": "response", "created_at": built.created_at,
-        "status": status, "background": False,
+        "id": built.response_id,
+        "object": "response",
+        "created_at": built.created_at,
+        "status": status,
+        "background": False,
         "completed_at": int(time.time()) if status == "completed" else None,
         "error": error,
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
-        "max_tool_calls": body.get("max_tool_calls"), "model": req.model.snapshot,
+        "max_tool_calls": body.get("max_tool_calls"),
+        "model": req.model.snapshot,
         "output": built.output if finished else [],
         "parallel_tool_calls": req.parallel_tool_calls,
         "previous_response_id": req.previous_response_id,
         "prompt_cache_key": req.prompt_cache_key,
         "prompt_cache_retention": body.get("prompt_cache_retention"),
-        "reasoning": {"effort": (reasoning.get("effort") or "medium")
-                      if req.model.reasoning else None, "summary": reasoning.get("summary")},
-        "safety_identifier": body.get("safety_identifier"), "service_tier": req.service_tier,
-        "store": req.store, "temperature": body.get("temperature", 1.0),
+        "reasoning": {
+            "effort": (reasoning.get("effort") or "medium") if req.model.reasoning else None,
+            "summary": reasoning.get("summary"),
+        },
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": req.service_tier,
+        "store": req.store,
+        "temperature": body.get("temperature", 1.0),
         "text": {"format": fmt, "verbosity": text_cfg.get("verbosity") or "medium"},
         "tool_choice": body.get("tool_choice", "auto"),
-        "tools": [{"type": "function", "name": t.name, "description": t.description or None,
-                   "parameters": t.parameters, "strict": True if t.strict is None else t.strict}
-                  for t in req.tools],
-        "top_logprobs": body.get("top_logprobs", 0), "top_p": body.get("top_p", 1.0),
+        "tools": [
+            {
+                "type": "function",
+                "name": t.name,
+                "description": t.description or None,
+                "parameters": t.parameters,
+                "strict": True if t.strict is None else t.strict,
+            }
+            for t in req.tools
+        ],
+        "top_logprobs": body.get("top_logprobs", 0),
+        "top_p": body.get("top_p", 1.0),
         "truncation": body.get("truncation", "disabled"),
         "metadata": body.get("metadata") or {},
     }
@@ -153,36 +189,70 @@ def events(req: GenRequest, reply: Reply, built: Built) -> Events:
     for index, item in enumerate(built.output):
         kind = item["type"]
         if kind == "reasoning":
-            add(-1, {"type": "response.output_item.added", "output_index": index,
-                     "item": {**item, "summary": []}})
+            add(
+                -1,
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "summary": []},
+                },
+            )
             add(0, {"type": "response.output_item.done", "output_index": index, "item": item})
             continue
         if kind == "function_call":
             call = next(c for c in reply.tool_calls if c.call_id == item["call_id"])
-            add(tick, {"type": "response.output_item.added", "output_index": index,
-                       "item": {**item, "status": "in_progress", "arguments": ""}})
+            add(
+                tick,
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "status": "in_progress", "arguments": ""},
+                },
+            )
             for piece in call.pieces:
-                add(tick, {"type": "response.function_call_arguments.delta",
-                           "item_id": item["id"], "output_index": index, "delta": piece}, True)
+                add(
+                    tick,
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "delta": piece,
+                    },
+                    True,
+                )
                 tick += 1
             last = max(0, tick - 1)
-            add(last, {"type": "response.function_call_arguments.done", "item_id": item["id"],
-                       "output_index": index, "arguments": item["arguments"],
-                       "name": item["name"]})
-            add(last, {"type": "response.output_item.done", "output_index": index,
-                       "item": item})
+            add(
+                last,
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "arguments": item["arguments"],
+                    "name": item["name"],
+                },
+            )
+            add(last, {"type": "response.output_item.done", "output_index": index, "item": item})
             continue
         ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
-        add(tick, {"type": "response.output_item.added", "output_index": index,
-                   "item": {**item, "status": "in_progress", "content": []}})
+        add(
+            tick,
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": {**item, "status": "in_progress", "content": []},
+            },
+        )
         add(tick, {"type": "response.content_part.added", **ids, "part": _text_part("")})
         for piece in reply.pieces:
-            add(tick, {"type": "response.output_text.delta", **ids, "delta": piece,
-                       "logprobs": []}, True)
+            add(
+                tick,
+                {"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": []},
+                True,
+            )
             tick += 1
         last = max(0, tick - 1)
-        add(last, {"type": "response.output_text.done", **ids, "text": reply.text,
-                   "logprobs": []})
+        add(last, {"type": "response.output_text.done", **ids, "text": reply.text, "logprobs": []})
         add(last, {"type": "response.content_part.done", **ids, "part": _text_part(reply.text)})
         add(last, {"type": "response.output_item.done", "output_index": index, "item": item})
     final = response_object(req, built, built.status)
@@ -192,8 +262,7 @@ def events(req: GenRequest, reply: Reply, built: Built) -> Events:
 
 def failed_event(req: GenRequest, built: Built, message: str) -> dict[str, Any]:
     """``response.failed`` with a ``server_error``."""
-    obj = response_object(req, built, "failed", error={"code": "server_error",
-                                                        "message": message})
+    obj = response_object(req, built, "failed", error={"code": "server_error", "message": message})
     return {"type": "response.failed", "response": obj}
 
 
@@ -207,6 +276,7 @@ def serialize(events_: list[dict[str, Any]]) -> list[bytes]:
     frames = []
     for seq, event in enumerate(events_):
         event["sequence_number"] = seq
-        frames.append(b"event: " + event["type"].encode() + b"\ndata: "
-                      + jsonio.dumps(event) + b"\n\n")
+        frames.append(
+            b"event: " + event["type"].encode() + b"\ndata: " + jsonio.dumps(event) + b"\n\n"
+        )
     return frames

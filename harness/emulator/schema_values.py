@@ -105,8 +105,9 @@ def _number(schema: dict[str, Any], rng: random.Random, hints: Hints, integer: b
     if hinted is not None and (not integer or hinted == int(hinted)):
         value = hinted
     else:
-        base_lo = lo if math.isfinite(lo) else (0.0 if hi >= 0 or not math.isfinite(hi)
-                                                else hi - 100)
+        base_lo = (
+            lo if math.isfinite(lo) else (0.0 if hi >= 0 or not math.isfinite(hi) else hi - 100)
+        )
         base_hi = hi if math.isfinite(hi) else base_lo + 100
         value = rng.uniform(base_lo, base_hi)
     step = schema.get("multipleOf")
@@ -119,26 +120,42 @@ def _number(schema: dict[str, Any], rng: random.Random, hints: Hints, integer: b
     return value if not integer else int(value)
 
 
-def value_for(schema: Any, rng: random.Random, hints: Hints, root: dict[str, Any] | None = None,
-              depth: int = 0) -> Any:
+def value_for(
+    schema: Any,
+    rng: random.Random,
+    hints: Hints,
+    root: dict[str, Any] | None = None,
+    depth: int = 0,
+) -> Any:
     """A JSON value valid against ``schema`` (best effort for the keywords listed above)."""
     if not isinstance(schema, dict):
         return None
     root = schema if root is None else root
     if "$ref" in schema:
         target = _resolve(str(schema["$ref"]), root)
-        return value_for({**target, **{k: v for k, v in schema.items() if k != "$ref"}},
-                         rng, hints, root, depth + 1) if depth < _MAX_DEPTH else None
+        return (
+            value_for(
+                {**target, **{k: v for k, v in schema.items() if k != "$ref"}},
+                rng,
+                hints,
+                root,
+                depth + 1,
+            )
+            if depth < _MAX_DEPTH
+            else None
+        )
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
         return rng.choice(list(schema["enum"]))
     for key in ("anyOf", "oneOf"):
         if schema.get(key):
-            branches = [b for b in schema[key] if not (isinstance(b, dict)
-                                                      and b.get("type") == "null")]
-            return value_for(branches[0] if branches else schema[key][0], rng, hints, root,
-                             depth + 1)
+            branches = [
+                b for b in schema[key] if not (isinstance(b, dict) and b.get("type") == "null")
+            ]
+            return value_for(
+                branches[0] if branches else schema[key][0], rng, hints, root, depth + 1
+            )
     if "allOf" in schema:
         merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
         for sub in schema["allOf"]:

@@ -46,8 +46,9 @@ def _profile(profile: ProfileArg) -> Profile:
     return profile if isinstance(profile, Profile) else load_profile(profile)
 
 
-def _config(profile: Profile, seed: int, truth_log: Path | None,
-            time_scale: float) -> EmulatorConfig:
+def _config(
+    profile: Profile, seed: int, truth_log: Path | None, time_scale: float
+) -> EmulatorConfig:
     if not time_scale >= 0:  # also rejects NaN
         raise HarnessError(f"--time-scale must be 0 or more (got {time_scale})")
     return EmulatorConfig(profile=profile, seed=seed, truth_log=truth_log, time_scale=time_scale)
@@ -89,9 +90,16 @@ _LOOP = "harness.emulator.latency:precise_loop"
 
 def uvicorn_config(app: Any) -> uvicorn.Config:
     """The uvicorn settings every emulator server uses (benchmarks reuse them as a baseline)."""
-    return uvicorn.Config(app, http=_ArrivalStampingProtocol, loop=_LOOP, lifespan="off",
-                          access_log=False, log_level="warning", timeout_keep_alive=30,
-                          server_header=False)
+    return uvicorn.Config(
+        app,
+        http=_ArrivalStampingProtocol,
+        loop=_LOOP,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        server_header=False,
+    )
 
 
 def _url(sock: socket.socket) -> str:
@@ -100,8 +108,14 @@ def _url(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/v1"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8787, profile: ProfileArg = "parity",
-          seed: int = 0, truth_log: Path | None = None, time_scale: float = 1.0) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    profile: ProfileArg = "parity",
+    seed: int = 0,
+    truth_log: Path | None = None,
+    time_scale: float = 1.0,
+) -> None:
     """Serve the emulator until interrupted; prints one line with its URL and profile."""
     prof = _profile(profile)
     app = create_app(_config(prof, seed, truth_log, time_scale))
@@ -124,8 +138,13 @@ class EmulatorThread:
     ``base_url`` is ``http://127.0.0.1:PORT/v1``; ``app.emulator`` exposes its state.
     """
 
-    def __init__(self, profile: ProfileArg = "parity", seed: int = 0,
-                 truth_log: Path | None = None, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        profile: ProfileArg = "parity",
+        seed: int = 0,
+        truth_log: Path | None = None,
+        time_scale: float = 1.0,
+    ) -> None:
         self.app = create_app(_config(_profile(profile), seed, truth_log, time_scale))
         self._sock = bind_socket("127.0.0.1", 0)
         self.base_url = _url(self._sock)
@@ -148,8 +167,12 @@ class EmulatorThread:
             self._thread.join(0.005)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._server.should_exit = True
         self._thread.join(10)
         self.app.close()
@@ -165,8 +188,13 @@ class EmulatorProcess:
     even if the parent is killed.
     """
 
-    def __init__(self, profile: ProfileArg = "parity", seed: int = 0,
-                 truth_log: Path | None = None, time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        profile: ProfileArg = "parity",
+        seed: int = 0,
+        truth_log: Path | None = None,
+        time_scale: float = 1.0,
+    ) -> None:
         self._profile = profile
         self._seed = seed
         self._truth_log = truth_log
@@ -192,14 +220,26 @@ class EmulatorProcess:
         return str(path)
 
     def __enter__(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "harness.emulator", "--port", "0", "--profile",
-               self._profile_arg(), "--seed", str(self._seed), "--time-scale",
-               repr(self._time_scale), "--exit-with-stdin"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.emulator",
+            "--port",
+            "0",
+            "--profile",
+            self._profile_arg(),
+            "--seed",
+            str(self._seed),
+            "--time-scale",
+            repr(self._time_scale),
+            "--exit-with-stdin",
+        ]
         if self._truth_log is not None:
             cmd += ["--truth-log", str(self._truth_log)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      text=True, env=env)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         try:
             self.base_url = self._wait_ready()
         except BaseException:
@@ -211,17 +251,22 @@ class EmulatorProcess:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()
-                                                             if proc.stdout else ""),
-                                  daemon=True)
+        reader = threading.Thread(
+            target=lambda: line.append(proc.stdout.readline() if proc.stdout else ""), daemon=True
+        )
         reader.start()
         reader.join(_START_TIMEOUT_S)
         match = _READY.search(line[0]) if line else None
         if match is None:
             code = proc.poll()
-            raise HarnessError("emulator process did not start"
-                               + (f" (exit status {code})" if code is not None else
-                                  f" within {_START_TIMEOUT_S:.0f} s"))
+            raise HarnessError(
+                "emulator process did not start"
+                + (
+                    f" (exit status {code})"
+                    if code is not None
+                    else f" within {_START_TIMEOUT_S:.0f} s"
+                )
+            )
         # Keep draining stdout so the child can never block on a full pipe.
         self._drain = threading.Thread(target=proc.stdout.read, daemon=True)
         self._drain.start()
@@ -249,8 +294,12 @@ class EmulatorProcess:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stop()
 
 

@@ -83,8 +83,11 @@ class TimedResponse:
     def _start(self, extra: Headers) -> dict[str, Any]:
         plan = self.plan
         processing = str(max(0, round((time.perf_counter() - plan.t0) * 1000))).encode()
-        return {"type": "http.response.start", "status": plan.status,
-                "headers": [*plan.headers, *extra, (b"openai-processing-ms", processing)]}
+        return {
+            "type": "http.response.start",
+            "status": plan.status,
+            "headers": [*plan.headers, *extra, (b"openai-processing-ms", processing)],
+        }
 
     async def _send_whole(self, send: Send) -> None:
         plan = self.plan
@@ -94,8 +97,13 @@ class TimedResponse:
         await send({"type": "http.response.body", "body": plan.body, "more_body": False})
         t_end = time.perf_counter()
         if plan.truth is not None:
-            self._record(headers_ms=_ms(t_headers, plan.t0), first_delta_ms=None,
-                         total_ms=_ms(t_end, plan.t0), writes=1, disconnected=False)
+            self._record(
+                headers_ms=_ms(t_headers, plan.t0),
+                first_delta_ms=None,
+                total_ms=_ms(t_end, plan.t0),
+                writes=1,
+                disconnected=False,
+            )
 
     async def _send_stream(self, receive: Receive, send: Send) -> None:
         plan = self.plan
@@ -114,8 +122,9 @@ class TimedResponse:
                 await sleep_until(t0 + at)
                 if watcher.done():
                     break
-                await send({"type": "http.response.body", "body": data,
-                            "more_body": plan.cut or i < last})
+                await send(
+                    {"type": "http.response.body", "body": data, "more_body": plan.cut or i < last}
+                )
                 sent += 1
                 if i == plan.first_group:
                     t_first = time.perf_counter()
@@ -125,20 +134,35 @@ class TimedResponse:
         finally:
             watcher.cancel()
         if plan.truth is not None:
-            self._record(headers_ms=_ms(t_headers, t0),
-                         first_delta_ms=None if t_first is None else _ms(t_first, t0),
-                         total_ms=_ms(t_end, t0), writes=sent,
-                         disconnected=sent < len(groups))
+            self._record(
+                headers_ms=_ms(t_headers, t0),
+                first_delta_ms=None if t_first is None else _ms(t_first, t0),
+                total_ms=_ms(t_end, t0),
+                writes=sent,
+                disconnected=sent < len(groups),
+            )
         if plan.cut:
             raise StreamCut("injected mid-stream connection drop")
 
-    def _record(self, *, headers_ms: float, first_delta_ms: float | None, total_ms: float,
-                writes: int, disconnected: bool) -> None:
+    def _record(
+        self,
+        *,
+        headers_ms: float,
+        first_delta_ms: float | None,
+        total_ms: float,
+        writes: int,
+        disconnected: bool,
+    ) -> None:
         record = self.plan.truth
         assert record is not None
         # t0_monotonic: CLOCK_MONOTONIC seconds, comparable with perf_counter() of other
         # processes on this machine (lets a test split a client's latency into legs).
-        record.update(headers_ms=headers_ms, first_delta_ms=first_delta_ms, total_ms=total_ms,
-                      writes=writes, client_disconnected=disconnected,
-                      t0_monotonic=round(self.plan.t0, 7))
+        record.update(
+            headers_ms=headers_ms,
+            first_delta_ms=first_delta_ms,
+            total_ms=total_ms,
+            writes=writes,
+            client_disconnected=disconnected,
+            t0_monotonic=round(self.plan.t0, 7),
+        )
         self.truth_log.write(record)

@@ -58,7 +58,7 @@ def truth_record(path: Path, request_id: str, timeout_s: float = 5.0) -> dict[st
 
 def sse_data(lines: Iterable[str]) -> list[str]:
     """The ``data:`` payloads of an SSE stream, in order."""
-    return [line[len("data: "):] for line in lines if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in lines if line.startswith("data: ")]
 
 
 def sse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -67,9 +67,9 @@ def sse_events(lines: Iterable[str]) -> list[dict[str, Any]]:
     name: str | None = None
     for line in lines:
         if line.startswith("event: "):
-            name = line[len("event: "):]
+            name = line[len("event: ") :]
         elif line.startswith("data: "):
-            event = json.loads(line[len("data: "):])
+            event = json.loads(line[len("data: ") :])
             if name is not None and event.get("type") != name:
                 raise AssertionError(f"event line {name!r} != data type {event.get('type')!r}")
             out.append(event)

@@ -17,33 +17,102 @@ from harness.emulator.prompt import OutputFormat, ToolSpec
 
 #: Top-level request keys per endpoint (``CreateChatCompletionRequest`` / ``CreateResponse`` in
 #: the OpenAPI spec; a test keeps these in step with ``harness.spec.top_level_properties``).
-CHAT_KEYS = frozenset({
-    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
-    "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
-    "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
-    "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
-    "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
-    "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
-    "verbosity", "web_search_options",
-})
-RESPONSES_KEYS = frozenset({
-    "background", "context_management", "conversation", "include", "input", "instructions",
-    "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation",
-    "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
-    "prompt_cache_options", "prompt_cache_retention", "reasoning", "safety_identifier",
-    "service_tier", "store", "stream", "stream_options", "temperature", "text", "tool_choice",
-    "tools", "top_logprobs", "top_p", "truncation", "user",
-})
+CHAT_KEYS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "messages",
+        "metadata",
+        "modalities",
+        "model",
+        "moderation",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+RESPONSES_KEYS = frozenset(
+    {
+        "background",
+        "context_management",
+        "conversation",
+        "include",
+        "input",
+        "instructions",
+        "max_output_tokens",
+        "max_tool_calls",
+        "metadata",
+        "model",
+        "moderation",
+        "parallel_tool_calls",
+        "previous_response_id",
+        "prompt",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning",
+        "safety_identifier",
+        "service_tier",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "text",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "truncation",
+        "user",
+    }
+)
 
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a decimal", str: "a string",
-               list: "an array", dict: "an object", type(None): "null"}
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a decimal",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
 
 
 def type_error(param: str, expected: str, value: Any) -> ApiError:
     """400 for a value of the wrong JSON type."""
     got = _TYPE_NAMES.get(type(value), "a value")
-    return invalid(f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
-                   param=param, code="invalid_type")
+    return invalid(
+        f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
+        param=param,
+        code="invalid_type",
+    )
 
 
 def check_keys(body: dict[str, Any], endpoint: str) -> None:
@@ -58,8 +127,9 @@ def model_of(body: dict[str, Any]) -> ModelInfo:
     """The requested model, or 400 (missing) / 404 (unknown)."""
     name = body.get("model")
     if name is None:
-        raise invalid("you must provide a model parameter", param="model",
-                      code="missing_required_parameter")
+        raise invalid(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
     if not isinstance(name, str):
         raise type_error("model", "a string", name)
     model = find_model(name)
@@ -86,9 +156,12 @@ def opt_int(body: dict[str, Any], key: str, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise type_error(key, "an integer", value)
     if value < minimum:
-        raise invalid(f"Invalid '{key}': integer below minimum value. Expected a value >= "
-                      f"{minimum}, but got {value} instead.", param=key,
-                      code="integer_below_min_value")
+        raise invalid(
+            f"Invalid '{key}': integer below minimum value. Expected a value >= "
+            f"{minimum}, but got {value} instead.",
+            param=key,
+            code="integer_below_min_value",
+        )
     return value
 
 
@@ -100,11 +173,19 @@ def opt_number(body: dict[str, Any], key: str, lo: float, hi: float) -> float | 
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise type_error(key, "a decimal", value)
     if value < lo:
-        raise invalid(f"Invalid '{key}': decimal below minimum value. Expected a value >= {lo:g}"
-                      f", but got {value} instead.", param=key, code="decimal_below_min_value")
+        raise invalid(
+            f"Invalid '{key}': decimal below minimum value. Expected a value >= {lo:g}"
+            f", but got {value} instead.",
+            param=key,
+            code="decimal_below_min_value",
+        )
     if value > hi:
-        raise invalid(f"Invalid '{key}': decimal above maximum value. Expected a value <= {hi:g}"
-                      f", but got {value} instead.", param=key, code="decimal_above_max_value")
+        raise invalid(
+            f"Invalid '{key}': decimal above maximum value. Expected a value <= {hi:g}"
+            f", but got {value} instead.",
+            param=key,
+            code="decimal_above_max_value",
+        )
     return float(value)
 
 
@@ -119,11 +200,17 @@ def sampling(body: dict[str, Any], model: ModelInfo, endpoint: str) -> float:
             if endpoint == "chat" and value == 1.0:
                 continue  # chat accepts the default value on reasoning models
             if endpoint == "chat":
-                raise invalid(f"Unsupported value: '{key}' does not support {value:g} with this "
-                              "model. Only the default (1) value is supported.", param=key,
-                              code="unsupported_value")
-            raise invalid(f"Unsupported parameter: '{key}' is not supported with this model.",
-                          param=key, code="unsupported_parameter")
+                raise invalid(
+                    f"Unsupported value: '{key}' does not support {value:g} with this "
+                    "model. Only the default (1) value is supported.",
+                    param=key,
+                    code="unsupported_value",
+                )
+            raise invalid(
+                f"Unsupported parameter: '{key}' is not supported with this model.",
+                param=key,
+                code="unsupported_parameter",
+            )
         return 1.0
     return 1.0 if temperature is None else temperature
 
@@ -134,18 +221,27 @@ def function_tool(raw: Any, where: str, *, nested: bool) -> ToolSpec:
         raise type_error(where, "an object", raw)
     if raw.get("type") != "function":
         kind = raw.get("type")
-        raise invalid(f"Tool type '{kind}' is not supported by this emulator (not OpenAI); "
-                      "only function tools are.", param=f"{where}.type",
-                      code="unsupported_by_emulator")
+        raise invalid(
+            f"Tool type '{kind}' is not supported by this emulator (not OpenAI); "
+            "only function tools are.",
+            param=f"{where}.type",
+            code="unsupported_by_emulator",
+        )
     spec = raw.get("function") if nested else raw
     if not isinstance(spec, dict):
-        raise invalid(f"Missing required parameter: '{where}.function'.",
-                      param=f"{where}.function", code="missing_required_parameter")
+        raise invalid(
+            f"Missing required parameter: '{where}.function'.",
+            param=f"{where}.function",
+            code="missing_required_parameter",
+        )
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         prefix = f"{where}.function" if nested else where
-        raise invalid(f"Missing required parameter: '{prefix}.name'.", param=f"{prefix}.name",
-                      code="missing_required_parameter")
+        raise invalid(
+            f"Missing required parameter: '{prefix}.name'.",
+            param=f"{prefix}.name",
+            code="missing_required_parameter",
+        )
     params = spec.get("parameters")
     if params is None:
         params = {"type": "object", "properties": {}}
@@ -153,8 +249,12 @@ def function_tool(raw: Any, where: str, *, nested: bool) -> ToolSpec:
         raise type_error(f"{where}.parameters", "an object", params)
     strict = spec.get("strict")
     description = spec.get("description")
-    return ToolSpec(name=name, description=description if isinstance(description, str) else "",
-                    parameters=params, strict=strict if isinstance(strict, bool) else None)
+    return ToolSpec(
+        name=name,
+        description=description if isinstance(description, str) else "",
+        parameters=params,
+        strict=strict if isinstance(strict, bool) else None,
+    )
 
 
 def tool_choice(raw: Any, tools: list[ToolSpec], *, nested: bool) -> tuple[str, str | None]:
@@ -162,19 +262,27 @@ def tool_choice(raw: Any, tools: list[ToolSpec], *, nested: bool) -> tuple[str, 
     if raw is None:
         return "auto", None
     if not tools:
-        raise invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
-                      "'tools' are specified.", param="tool_choice")
+        raise invalid(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+            "'tools' are specified.",
+            param="tool_choice",
+        )
     if isinstance(raw, str):
         if raw not in ("none", "auto", "required"):
-            raise invalid(f"Invalid value: '{raw}'. Supported values are: 'none', 'auto', and "
-                          "'required'.", param="tool_choice", code="invalid_value")
+            raise invalid(
+                f"Invalid value: '{raw}'. Supported values are: 'none', 'auto', and 'required'.",
+                param="tool_choice",
+                code="invalid_value",
+            )
         return raw, None
     if isinstance(raw, dict) and raw.get("type") == "function":
         fn = raw.get("function") if nested else raw
         name = fn.get("name") if isinstance(fn, dict) else None
         if not any(t.name == name for t in tools):
-            raise invalid(f"Invalid value for 'tool_choice': function '{name}' is not among the "
-                          "tools.", param="tool_choice")
+            raise invalid(
+                f"Invalid value for 'tool_choice': function '{name}' is not among the tools.",
+                param="tool_choice",
+            )
         return "required", str(name)
     if isinstance(raw, dict) and raw.get("type") == "allowed_tools":
         return str(raw.get("mode", "auto")), None
@@ -187,12 +295,18 @@ def json_schema_format(spec: Any, where: str) -> OutputFormat:
         raise type_error(where, "an object", spec)
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        raise invalid(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
-                      code="missing_required_parameter")
+        raise invalid(
+            f"Missing required parameter: '{where}.name'.",
+            param=f"{where}.name",
+            code="missing_required_parameter",
+        )
     schema = spec.get("schema")
     if not isinstance(schema, dict):
-        raise invalid(f"Missing required parameter: '{where}.schema'.", param=f"{where}.schema",
-                      code="missing_required_parameter")
+        raise invalid(
+            f"Missing required parameter: '{where}.schema'.",
+            param=f"{where}.schema",
+            code="missing_required_parameter",
+        )
     return OutputFormat("json_schema", name, schema)
 
 
@@ -200,8 +314,11 @@ def cache_ttl(body: dict[str, Any]) -> float | None:
     """The retention a request asks for (``prompt_cache_retention`` / ``prompt_cache_options``)."""
     retention = body.get("prompt_cache_retention")
     if retention is not None and retention not in ("in_memory", "24h"):
-        raise invalid(f"Invalid value: '{retention}'. Supported values are: 'in_memory' and "
-                      "'24h'.", param="prompt_cache_retention", code="invalid_value")
+        raise invalid(
+            f"Invalid value: '{retention}'. Supported values are: 'in_memory' and '24h'.",
+            param="prompt_cache_retention",
+            code="invalid_value",
+        )
     options = body.get("prompt_cache_options")
     if isinstance(options, dict) and options.get("ttl") == "30m":
         return 1800.0
@@ -221,9 +338,13 @@ def text_of_parts(parts: Any, where: str, *, allowed: frozenset[str]) -> tuple[s
             raise type_error(f"{where}[{i}]", "an object", part)
         kind = part.get("type")
         if kind not in allowed:
-            raise invalid(f"Invalid value: '{kind}'. Supported values are: "
-                          + ", ".join(f"'{a}'" for a in sorted(allowed)) + ".",
-                          param=f"{where}[{i}].type", code="invalid_value")
+            raise invalid(
+                f"Invalid value: '{kind}'. Supported values are: "
+                + ", ".join(f"'{a}'" for a in sorted(allowed))
+                + ".",
+                param=f"{where}[{i}].type",
+                code="invalid_value",
+            )
         if "text" in part or kind in ("text", "input_text", "output_text", "refusal"):
             text = part.get("text", part.get("refusal", ""))
             if not isinstance(text, str):
@@ -239,9 +360,14 @@ def _image_identity(part: dict[str, Any], where: str) -> str:
     if isinstance(image, dict):  # chat: {"image_url": {"url", "detail"}}
         url, detail = image.get("url"), image.get("detail") or "auto"
     else:  # responses: {"image_url": "...", "detail": ...}
-        url, detail = image or part.get("file_id") or part.get("file_data"), part.get(
-            "detail") or "auto"
+        url, detail = (
+            image or part.get("file_id") or part.get("file_data"),
+            part.get("detail") or "auto",
+        )
     if not isinstance(url, str) or not url:
-        raise invalid(f"Missing required parameter: '{where}.image_url'.",
-                      param=f"{where}.image_url", code="missing_required_parameter")
+        raise invalid(
+            f"Missing required parameter: '{where}.image_url'.",
+            param=f"{where}.image_url",
+            code="missing_required_parameter",
+        )
     return f"{detail}\x1f{url}"

@@ -21,8 +21,14 @@ if TYPE_CHECKING:
     from harness.report.render import ReportPaths
 
 
-def render_report(run_dir: Path, out_dir: Path | None = None, *, divergent: int = 10,
-                  slowest: int = 5, max_rows: int = 300) -> ReportPaths:
+def render_report(
+    run_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    divergent: int = 10,
+    slowest: int = 5,
+    max_rows: int = 300,
+) -> ReportPaths:
     """Write ``report.html``, ``summary.md`` and ``junit.xml`` for a run directory.
 
     ``out_dir`` defaults to ``reports/<run-id>/``. Analyses the run first when it has no

@@ -45,7 +45,7 @@ def arm_color(arm: str, order: Sequence[str] = ()) -> str:
         idx = list(order).index(arm) if arm in order else len(base)
         color = _EXTRA[idx % len(_EXTRA)]
     if rep:
-        r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+        r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
         r, g, b = (int(c + (255 - c) * 0.45) for c in (r, g, b))
         color = f"#{r:02x}{g:02x}{b:02x}"
     return color
@@ -55,7 +55,8 @@ def arm_color(arm: str, order: Sequence[str] = ()) -> str:
 _HORIZONTAL: dict[str, Any] = (
     {"orientation": "horizontal"}
     if tuple(int(x) for x in re.findall(r"\d+", matplotlib.__version__)[:2]) >= (3, 10)
-    else {"vert": False})
+    else {"vert": False}
+)
 
 _XML_HEAD = re.compile(r"^.*?(?=<svg\b)", re.S)
 
@@ -67,13 +68,17 @@ def _svg(fig: Figure, salt: str) -> str:
         # constrained layout gives up on very small charts with a warning; the chart is still
         # drawn, just not re-spaced — not worth failing a report over
         warnings.filterwarnings("ignore", message=".*constrained.*layout.*", category=UserWarning)
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
-                    bbox_inches="tight")
+        fig.savefig(
+            buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches="tight"
+        )
     svg = _XML_HEAD.sub("", buf.getvalue(), count=1)
     # Scale down with the page, never above the drawn size: keep the viewBox, cap the width.
-    return re.sub(r'<svg([^>]*?) width="([0-9.]+)pt" height="[^"]*"',
-                  r'<svg\1 aria-hidden="true" style="width:100%;max-width:\2pt;height:auto"',
-                  svg, count=1)
+    return re.sub(
+        r'<svg([^>]*?) width="([0-9.]+)pt" height="[^"]*"',
+        r'<svg\1 aria-hidden="true" style="width:100%;max-width:\2pt;height:auto"',
+        svg,
+        count=1,
+    )
 
 
 def _figure(width: float, height: float) -> tuple[Figure, Any]:
@@ -94,8 +99,10 @@ class LatencySeries:
     warm: np.ndarray[Any, np.dtype[np.float64]]
 
 
-def _sample(values: np.ndarray[Any, np.dtype[np.float64]], rng: np.random.Generator,
-            ) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _sample(
+    values: np.ndarray[Any, np.dtype[np.float64]],
+    rng: np.random.Generator,
+) -> np.ndarray[Any, np.dtype[np.float64]]:
     if values.size <= MAX_POINTS:
         return values
     return np.asarray(rng.choice(values, size=MAX_POINTS, replace=False), dtype=np.float64)
@@ -119,11 +126,23 @@ def latency_chart(series: Sequence[LatencySeries], title: str, salt: str) -> str
             if not values.size:
                 continue
             y = k + offset
-            bp = ax.boxplot(values, positions=[y], widths=0.26, whis=(5, 95), **_HORIZONTAL,
-                            showfliers=False, patch_artist=True, manage_ticks=False)
+            bp = ax.boxplot(
+                values,
+                positions=[y],
+                widths=0.26,
+                whis=(5, 95),
+                **_HORIZONTAL,
+                showfliers=False,
+                patch_artist=True,
+                manage_ticks=False,
+            )
             for box in bp["boxes"]:
-                box.set(facecolor=color, alpha=0.35 if cold else 0.2,
-                        edgecolor=_COLD if cold else color, linewidth=1.4 if cold else 1.0)
+                box.set(
+                    facecolor=color,
+                    alpha=0.35 if cold else 0.2,
+                    edgecolor=_COLD if cold else color,
+                    linewidth=1.4 if cold else 1.0,
+                )
             for part in ("whiskers", "caps"):
                 for line in bp[part]:
                     line.set(color=_COLD if cold else color, linewidth=1.0)
@@ -131,9 +150,16 @@ def latency_chart(series: Sequence[LatencySeries], title: str, salt: str) -> str
                 line.set(color=_TEXT, linewidth=1.6)
             pts = _sample(values, rng)
             jitter = rng.uniform(-0.09, 0.09, pts.size)
-            ax.scatter(pts, y + jitter, s=9 if cold else 6, marker="^" if cold else "o",
-                       color=_COLD if cold else color, alpha=0.75 if cold else 0.5,
-                       linewidths=0, zorder=3)
+            ax.scatter(
+                pts,
+                y + jitter,
+                s=9 if cold else 6,
+                marker="^" if cold else "o",
+                color=_COLD if cold else color,
+                alpha=0.75 if cold else 0.5,
+                linewidths=0,
+                zorder=3,
+            )
         labels.append(f"{s.arm}\ncold {s.cold.size} · warm {s.warm.size}")
     ax.set_yticks(range(len(series)), labels)
     if log:
@@ -142,10 +168,16 @@ def latency_chart(series: Sequence[LatencySeries], title: str, salt: str) -> str
     ax.grid(axis="x", color=_GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
-    fig.legend(handles=[
-        Line2D([], [], marker="^", color=_COLD, linestyle="", label="cold (turn 1)"),
-        Line2D([], [], marker="o", color="#777777", linestyle="", label="warm (later turns)")],
-        loc="outside lower center", fontsize=8, frameon=False, ncols=2)
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="^", color=_COLD, linestyle="", label="cold (turn 1)"),
+            Line2D([], [], marker="o", color="#777777", linestyle="", label="warm (later turns)"),
+        ],
+        loc="outside lower center",
+        fontsize=8,
+        frameon=False,
+        ncols=2,
+    )
     return _svg(fig, salt)
 
 
@@ -168,25 +200,40 @@ def cache_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | 
         ax.bar(xs, cached, width * 0.9, color=color, label=arm)
         for x, c, i in zip(xs, cached, inputs, strict=True):
             if i:
-                ax.annotate(f"{c / i:.0%}", (x, i), ha="center", va="bottom", fontsize=7,
-                            color=_TEXT, xytext=(0, 1), textcoords="offset points")
-    ax.set_xticks(range(len(turns)), [f"turn {t}" + (" (cold)" if t == 1 else "")
-                                      for t in turns])
+                ax.annotate(
+                    f"{c / i:.0%}",
+                    (x, i),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=_TEXT,
+                    xytext=(0, 1),
+                    textcoords="offset points",
+                )
+    ax.set_xticks(range(len(turns)), [f"turn {t}" + (" (cold)" if t == 1 else "") for t in turns])
     ax.set_ylabel("tokens per request (mean)", fontsize=9, color=_TEXT)
     ax.grid(axis="y", color=_GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     handles = [Patch(color=arm_color(a, order), label=a) for a in order]
     handles.append(Patch(facecolor="none", edgecolor="#777777", label="input tokens"))
-    fig.legend(handles=handles, fontsize=8, frameon=False, loc="outside lower center",
-               ncols=min(len(handles), 5))
+    fig.legend(
+        handles=handles,
+        fontsize=8,
+        frameon=False,
+        loc="outside lower center",
+        ncols=min(len(handles), 5),
+    )
     ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
     return _svg(fig, salt)
 
 
 def cost_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | None:
     """Cost per 1,000 requests per arm with its 95 % interval; per-1M projection as labels."""
-    rows = [(arm, s.cost_usd) for arm, s in arms.items()
-            if s.cost_usd is not None and s.cost_usd.per_request_usd.value is not None]
+    rows = [
+        (arm, s.cost_usd)
+        for arm, s in arms.items()
+        if s.cost_usd is not None and s.cost_usd.per_request_usd.value is not None
+    ]
     if not rows:
         return None
     fig, ax = _figure(WIDTH_IN, max(1.8, 0.7 + 0.45 * len(rows)))
@@ -195,16 +242,33 @@ def cost_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | N
     vals = [(c.per_request_usd.value or 0.0) * 1000 for _, c in rows]
     # max(0, …): with identical costs the interval can sit a rounding error off the value,
     # and matplotlib rejects negative error bars
-    lo = [max(0.0, v - (c.per_request_usd.ci95[0] * 1000 if c.per_request_usd.ci95 else v))
-          for v, (_, c) in zip(vals, rows, strict=True)]
-    hi = [max(0.0, (c.per_request_usd.ci95[1] * 1000 if c.per_request_usd.ci95 else v) - v)
-          for v, (_, c) in zip(vals, rows, strict=True)]
-    ax.barh(ys, vals, 0.6, color=[arm_color(a, order) for a in order],
-            xerr=[lo, hi], error_kw={"ecolor": _TEXT, "capsize": 3, "linewidth": 1})
+    lo = [
+        max(0.0, v - (c.per_request_usd.ci95[0] * 1000 if c.per_request_usd.ci95 else v))
+        for v, (_, c) in zip(vals, rows, strict=True)
+    ]
+    hi = [
+        max(0.0, (c.per_request_usd.ci95[1] * 1000 if c.per_request_usd.ci95 else v) - v)
+        for v, (_, c) in zip(vals, rows, strict=True)
+    ]
+    ax.barh(
+        ys,
+        vals,
+        0.6,
+        color=[arm_color(a, order) for a in order],
+        xerr=[lo, hi],
+        error_kw={"ecolor": _TEXT, "capsize": 3, "linewidth": 1},
+    )
     for y, v, up, (_, c) in zip(ys, vals, hi, rows, strict=True):
         label = f"{usd(v)} / 1k · {usd(c.per_1m_requests_usd)} / 1M"
-        ax.annotate(label.replace("$", r"\$"), (v + up, y), va="center", fontsize=8,
-                    color=_TEXT, xytext=(6, 0), textcoords="offset points")
+        ax.annotate(
+            label.replace("$", r"\$"),
+            (v + up, y),
+            va="center",
+            fontsize=8,
+            color=_TEXT,
+            xytext=(6, 0),
+            textcoords="offset points",
+        )
     ax.set_yticks(ys, order)
     top = max(v + u for v, u in zip(vals, hi, strict=True))
     ax.set_xlim(0, top * 1.7 if top > 0 else 1)
@@ -215,18 +279,32 @@ def cost_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | N
     return _svg(fig, salt)
 
 
-def similarity_chart(comparisons: Mapping[str, Comparison], title: str, salt: str,
-                     ) -> str | None:
+def similarity_chart(
+    comparisons: Mapping[str, Comparison],
+    title: str,
+    salt: str,
+) -> str | None:
     """Mean similarity per comparison and kind, with the A/A noise floor and the lowest pair."""
     bars: list[tuple[str, float, float | None, float | None, bool]] = []
     for key, c in comparisons.items():
         s = c.similarity
-        for kind, stats in (("text", s.text), ("JSON", s.json_), ("tool calls", s.tool_calls),
-                            ("semantic", s.semantic)):
+        for kind, stats in (
+            ("text", s.text),
+            ("JSON", s.json_),
+            ("tool calls", s.tool_calls),
+            ("semantic", s.semantic),
+        ):
             if stats is None or stats.mean is None:
                 continue
-            bars.append((f"{key.replace('_vs_', ' vs ')} · {kind}", stats.mean,
-                         stats.noise_floor, stats.min, c.replicate))
+            bars.append(
+                (
+                    f"{key.replace('_vs_', ' vs ')} · {kind}",
+                    stats.mean,
+                    stats.noise_floor,
+                    stats.min,
+                    c.replicate,
+                )
+            )
     if not bars:
         return None
     fig, ax = _figure(WIDTH_IN, max(2.0, 1.0 + 0.36 * len(bars)))
@@ -237,19 +315,32 @@ def similarity_chart(comparisons: Mapping[str, Comparison], title: str, salt: st
             ax.plot([low], [y], marker="o", color=_TEXT, markersize=4, linestyle="")
         if floor is not None and not replicate:
             ax.plot([floor, floor], [y - 0.38, y + 0.38], color=_COLD, linewidth=2.2)
-        ax.annotate(f"{mean:.2f}", (mean, y), va="center", fontsize=8, xytext=(3, 0),
-                    textcoords="offset points", color=_TEXT)
+        ax.annotate(
+            f"{mean:.2f}",
+            (mean, y),
+            va="center",
+            fontsize=8,
+            xytext=(3, 0),
+            textcoords="offset points",
+            color=_TEXT,
+        )
     ax.set_yticks(ys, [b[0] for b in bars])
     ax.set_xlim(0, 1.08)
     ax.set_xlabel("similarity (1 = same)", fontsize=9, color=_TEXT)
     ax.grid(axis="x", color=_GRID, linewidth=0.6)
     ax.set_axisbelow(True)
-    fig.legend(handles=[Patch(color="#3b6ea8", label="mean"),
-                        Patch(color="#9aa9b8", label="A/A replicate"),
-                        Line2D([], [], color=_COLD, linewidth=2.2, label="noise floor"),
-                        Line2D([], [], marker="o", color=_TEXT, linestyle="",
-                               label="lowest pair")],
-               fontsize=8, frameon=False, loc="outside lower center", ncols=4)
+    fig.legend(
+        handles=[
+            Patch(color="#3b6ea8", label="mean"),
+            Patch(color="#9aa9b8", label="A/A replicate"),
+            Line2D([], [], color=_COLD, linewidth=2.2, label="noise floor"),
+            Line2D([], [], marker="o", color=_TEXT, linestyle="", label="lowest pair"),
+        ],
+        fontsize=8,
+        frameon=False,
+        loc="outside lower center",
+        ncols=4,
+    )
     ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
     return _svg(fig, salt)
 

@@ -103,14 +103,19 @@ def _arm_row(arm: str, c: RunArmComparison) -> ArmRow:
         if fld == "cache_hit_ratio_delta" and kind in ("better", "worse"):
             kind = "better" if kind == "worse" else "worse"  # more cache hits is better
         cells.append(MetricCell(e, kind, margin is None))
-    changed = [(label, cellv) for (label, _, _), cellv in zip(METRICS, cells, strict=True)
-               if cellv.kind in ("better", "worse")]
+    changed = [
+        (label, cellv)
+        for (label, _, _), cellv in zip(METRICS, cells, strict=True)
+        if cellv.kind in ("better", "worse")
+    ]
     if not changed:
         headline = "no significant change"
     else:
         headline = "; ".join(
             f"{label} {effect(c.effect, 'points' if c.delta else 'ratio').removesuffix(' *')}"
-            f" — {'better' if c.kind == 'better' else 'worse'}" for label, c in changed)
+            f" — {'better' if c.kind == 'better' else 'worse'}"
+            for label, c in changed
+        )
     return ArmRow(arm, cells, headline)
 
 
@@ -119,8 +124,9 @@ def _sim(s: Summary, scenario: str, key: str) -> str:
         if sc.name == scenario and key in sc.comparisons:
             t = sc.comparisons[key].similarity.text
             if t is not None and t.mean is not None:
-                return f"{t.mean:.2f}" + (f" (floor {t.noise_floor:.2f})"
-                                          if t.noise_floor is not None else "")
+                return f"{t.mean:.2f}" + (
+                    f" (floor {t.noise_floor:.2f})" if t.noise_floor is not None else ""
+                )
     return DASH
 
 
@@ -132,11 +138,15 @@ def _headlines(a: Summary, b: Summary, name: str) -> list[HeadlinePair]:
     out = []
     for key, ca in headline_comparisons(sa):
         cb = sb.comparisons.get(key)
-        rows = [(label, effect(getattr(ca, fld)), effect(getattr(cb, fld)) if cb else DASH)
-                for label, fld in (("TTFT p50 ratio", "ttft_p50_ratio"),
-                                   ("cold TTFT ratio", "cold_ttft_ratio"),
-                                   ("total p50 ratio", "total_p50_ratio"),
-                                   ("cost ratio", "cost_ratio"))]
+        rows = [
+            (label, effect(getattr(ca, fld)), effect(getattr(cb, fld)) if cb else DASH)
+            for label, fld in (
+                ("TTFT p50 ratio", "ttft_p50_ratio"),
+                ("cold TTFT ratio", "cold_ttft_ratio"),
+                ("total p50 ratio", "total_p50_ratio"),
+                ("cost ratio", "cost_ratio"),
+            )
+        ]
         rows.append(("text similarity", _sim(a, name, key), _sim(b, name, key)))
         out.append(HeadlinePair(f"{arm_name(ca.a)} vs {arm_name(ca.b)}", rows))
     return out
@@ -147,9 +157,14 @@ def _claims(a: Summary, b: Summary, name: str) -> list[tuple[str, str, str]]:
     sb = next((s for s in b.scenarios if s.name == name), None)
     if sa is None:
         return []
-    return [(c.claimed + f" ({k.replace('_', ' ')})", c.verdict,
-             sb.claims[k].verdict if sb is not None and k in sb.claims else DASH)
-            for k, c in sa.claims.items()]
+    return [
+        (
+            c.claimed + f" ({k.replace('_', ' ')})",
+            c.verdict,
+            sb.claims[k].verdict if sb is not None and k in sb.claims else DASH,
+        )
+        for k, c in sa.claims.items()
+    ]
 
 
 def _load(run_dir: Path) -> tuple[RunMeta, Summary]:
@@ -161,8 +176,9 @@ def _load(run_dir: Path) -> tuple[RunMeta, Summary]:
     return meta, summary
 
 
-def build_comparison(run_a: Path, run_b: Path) -> tuple[RunComparison, Summary, Summary,
-                                                        RunMeta, RunMeta]:
+def build_comparison(
+    run_a: Path, run_b: Path
+) -> tuple[RunComparison, Summary, Summary, RunMeta, RunMeta]:
     """The between-run statistics (with intervals when both runs have observations)."""
     ma, sa = _load(run_a)
     mb, sb = _load(run_b)
@@ -176,11 +192,15 @@ def build_comparison(run_a: Path, run_b: Path) -> tuple[RunComparison, Summary, 
 def _warnings(sa: Summary, sb: Summary) -> list[str]:
     out = []
     if sa.target_label != sb.target_label:
-        out.append(f"The runs used different targets ({sa.target_label} vs {sb.target_label}):"
-                   " differences may come from the target, not your change.")
+        out.append(
+            f"The runs used different targets ({sa.target_label} vs {sb.target_label}):"
+            " differences may come from the target, not your change."
+        )
     elif sa.emulator_profile != sb.emulator_profile:
-        out.append(f"The runs used different emulator profiles ({sa.emulator_profile} vs "
-                   f"{sb.emulator_profile}): the emulator put the differences there.")
+        out.append(
+            f"The runs used different emulator profiles ({sa.emulator_profile} vs "
+            f"{sb.emulator_profile}): the emulator put the differences there."
+        )
     only_a = {s.name for s in sa.scenarios} - {s.name for s in sb.scenarios}
     only_b = {s.name for s in sb.scenarios} - {s.name for s in sa.scenarios}
     if only_a:
@@ -195,36 +215,58 @@ def compare_view(rc: RunComparison, sa: Summary, sb: Summary) -> list[ScenarioCo
     for k, (name, arms) in enumerate(sorted(rc.scenarios.items())):
         anchor = f"cmp-{k}"
         rows = [_arm_row(arm, c) for arm, c in arms.items()]
-        forest = [charts.RatioRow(f"{arm} · {label}", e.value, e.ci95)
-                  for arm, c in arms.items()
-                  for label, fld in (("TTFT p50", "ttft_p50_ratio"),
-                                     ("total p50", "total_p50_ratio"), ("cost", "cost_ratio"))
-                  if (e := getattr(c, fld)) is not None and e.value is not None]
-        chart = charts.ratio_chart(forest, f"{name}: run A / run B (95 % CI)", anchor,
-                                   "ratio A / B (below 1: A is lower)")
-        out.append(ScenarioCompare(name, anchor, rows, Markup(chart) if chart else None,
-                                   _headlines(sa, sb, name),
-                                   _claims(sa, sb, name)))
+        forest = [
+            charts.RatioRow(f"{arm} · {label}", e.value, e.ci95)
+            for arm, c in arms.items()
+            for label, fld in (
+                ("TTFT p50", "ttft_p50_ratio"),
+                ("total p50", "total_p50_ratio"),
+                ("cost", "cost_ratio"),
+            )
+            if (e := getattr(c, fld)) is not None and e.value is not None
+        ]
+        chart = charts.ratio_chart(
+            forest, f"{name}: run A / run B (95 % CI)", anchor, "ratio A / B (below 1: A is lower)"
+        )
+        out.append(
+            ScenarioCompare(
+                name,
+                anchor,
+                rows,
+                Markup(chart) if chart else None,
+                _headlines(sa, sb, name),
+                _claims(sa, sb, name),
+            )
+        )
     return out
 
 
-def compare_markdown(rc: RunComparison, sa: Summary, sb: Summary,
-                     views: list[ScenarioCompare]) -> str:
+def compare_markdown(
+    rc: RunComparison, sa: Summary, sb: Summary, views: list[ScenarioCompare]
+) -> str:
     lines = [f"## Shadow Harness: run `{cell(sa.run_id)}` (A) vs `{cell(sb.run_id)}` (B)", ""]
     if sa.is_emulator or sb.is_emulator:
         lines += ["> [!WARNING]", "> At least one run used the emulator — not OpenAI.", ""]
     lines += [f"- {cell(w)}" for w in _warnings(sa, sb)]
     if not rc.intervals:
-        lines.append("- No observations for one run: point ratios of medians only, no "
-                     "intervals.")
+        lines.append("- No observations for one run: point ratios of medians only, no intervals.")
     lines.append("")
     for v in views:
-        lines += [f"### {cell(v.name)}", "", "| arm | " + " | ".join(m[0] for m in METRICS)
-                  + " |", "|---|" + "--:|" * len(METRICS)]
+        lines += [
+            f"### {cell(v.name)}",
+            "",
+            "| arm | " + " | ".join(m[0] for m in METRICS) + " |",
+            "|---|" + "--:|" * len(METRICS),
+        ]
         for r in v.arms:
-            lines.append("| " + " | ".join(
-                [f"`{cell(r.arm)}`"] + [cell(effect(c.effect, "points" if c.delta else "ratio"))
-                                        for c in r.cells]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [f"`{cell(r.arm)}`"]
+                    + [cell(effect(c.effect, "points" if c.delta else "ratio")) for c in r.cells]
+                )
+                + " |"
+            )
         lines.append("")
     lines.append("_Ratios are A / B; * = the 95 % interval excludes no change._")
     return "\n".join(lines) + "\n"
@@ -234,12 +276,27 @@ def render_compare(run_a: Path, run_b: Path, out_dir: Path | None = None) -> Pat
     """Write ``compare.html`` and ``compare.md`` comparing run A with run B; returns the HTML."""
     run_a, run_b = Path(run_a), Path(run_b)
     rc, sa, sb, ma, mb = build_comparison(run_a, run_b)
-    out = Path(out_dir) if out_dir is not None else (
-        REPORTS_DIR / f"compare-{sa.run_id}-vs-{sb.run_id}")
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else (REPORTS_DIR / f"compare-{sa.run_id}-vs-{sb.run_id}")
+    )
     out.mkdir(parents=True, exist_ok=True)
     views = compare_view(rc, sa, sb)
     html = out / "compare.html"
-    _write(html, render_template("compare.html.j2", rc=rc, a=sa, b=sb, meta_a=ma, meta_b=mb,
-                                 scenarios=views, warnings=_warnings(sa, sb), metrics=METRICS))
+    _write(
+        html,
+        render_template(
+            "compare.html.j2",
+            rc=rc,
+            a=sa,
+            b=sb,
+            meta_a=ma,
+            meta_b=mb,
+            scenarios=views,
+            warnings=_warnings(sa, sb),
+            metrics=METRICS,
+        ),
+    )
     _write(out / "compare.md", compare_markdown(rc, sa, sb, views))
     return html

@@ -89,18 +89,28 @@ def parse_observations(path: Path) -> list[dict[str, Any]]:
         except orjson.JSONDecodeError as exc:
             if torn_ok and lineno == len(lines):
                 break
-            raise HarnessError(f"{path}:{lineno}: not valid JSON ({exc.msg}) — delete the "
-                               "line or rerun with --resume") from exc
+            raise HarnessError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg}) — delete the "
+                "line or rerun with --resume"
+            ) from exc
         if not isinstance(row, dict) or row.get("schema_version") != OBSERVATION_SCHEMA_VERSION:
-            raise HarnessError(f"{path}:{lineno}: not an observation of schema version "
-                               f"{OBSERVATION_SCHEMA_VERSION}")
+            raise HarnessError(
+                f"{path}:{lineno}: not an observation of schema version "
+                f"{OBSERVATION_SCHEMA_VERSION}"
+            )
         rows.append(row)
     return rows
 
 
 def _key(r: dict[str, Any], turn: int | None = None) -> RowKey:
-    return (r["scenario"], r["prompt_id"], r["arm"], int(r["repeat"]),
-            int(r["turn"]) if turn is None else turn, bool(r.get("warmup", False)))
+    return (
+        r["scenario"],
+        r["prompt_id"],
+        r["arm"],
+        int(r["repeat"]),
+        int(r["turn"]) if turn is None else turn,
+        bool(r.get("warmup", False)),
+    )
 
 
 def _not_sent(rows: list[dict[str, Any]]) -> set[RowKey]:
@@ -109,10 +119,16 @@ def _not_sent(rows: list[dict[str, Any]]) -> set[RowKey]:
     The runner records them as ``not_sent`` (older runs: ``skipped``); they are not errors.
     """
     replied_without_tools = {_key(r) for r in rows if r.get("ok") and not r.get("tool_calls")}
-    return {_key(r) for r in rows
-            if r.get("error_type") == NOT_SENT
-            or (r.get("error_type") == "skipped" and not r.get("attempts")
-                and _key(r, int(r["turn"]) - 1) in replied_without_tools)}
+    return {
+        _key(r)
+        for r in rows
+        if r.get("error_type") == NOT_SENT
+        or (
+            r.get("error_type") == "skipped"
+            and not r.get("attempts")
+            and _key(r, int(r["turn"]) - 1) in replied_without_tools
+        )
+    }
 
 
 def _extras(rows: list[dict[str, Any]]) -> dict[RowKey, RowExtra]:
@@ -123,11 +139,21 @@ def _extras(rows: list[dict[str, Any]]) -> dict[RowKey, RowExtra]:
             continue
         key = _key(r)
         out[key] = RowExtra(
-            ok=bool(r.get("ok")), error_type=r.get("error_type"), status=r.get("status"),
+            ok=bool(r.get("ok")),
+            error_type=r.get("error_type"),
+            status=r.get("status"),
             error_message=r.get("error_message"),
-            attempts=tuple(AttemptView(a.get("status"), a.get("error_type"),
-                                       a.get("error_message"), a.get("retry_after_ms"),
-                                       float(a.get("waited_ms") or 0.0)) for a in attempts))
+            attempts=tuple(
+                AttemptView(
+                    a.get("status"),
+                    a.get("error_type"),
+                    a.get("error_message"),
+                    a.get("retry_after_ms"),
+                    float(a.get("waited_ms") or 0.0),
+                )
+                for a in attempts
+            ),
+        )
     return out
 
 
@@ -137,8 +163,9 @@ def _content_text(content: Any) -> str:
     parts = []
     for part in content:
         text = getattr(part, "text", None)
-        parts.append(text if text is not None
-                     else f"[image, detail {getattr(part, 'detail', 'auto')}]")
+        parts.append(
+            text if text is not None else f"[image, detail {getattr(part, 'detail', 'auto')}]"
+        )
     return "\n".join(parts)
 
 
@@ -154,18 +181,23 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
     for entry in meta.scenarios:
         path = Path(str(entry.get("path", "")))
         if not path.is_file():
-            notes.append(f"scenario file {path} not found from {Path.cwd()}: prompt texts are "
-                         "not shown")
+            notes.append(
+                f"scenario file {path} not found from {Path.cwd()}: prompt texts are not shown"
+            )
             continue
         try:
             scenario = load_scenario(path)
         except ScenarioError as exc:
-            notes.append(f"scenario file {path} is no longer valid ({len(exc.problems)} "
-                         "problem(s)): prompt texts are not shown")
+            notes.append(
+                f"scenario file {path} is no longer valid ({len(exc.problems)} "
+                "problem(s)): prompt texts are not shown"
+            )
             continue
         if entry.get("sha256") and entry["sha256"] != scenario_digest(scenario):
-            notes.append(f"scenario file {path} changed since the run: prompt texts are from "
-                         "the current file")
+            notes.append(
+                f"scenario file {path} changed since the run: prompt texts are from "
+                "the current file"
+            )
         plan = build_plan(scenario, repeats=1)
         kinds: dict[str, list[str]] = {}
         for conv in plan.conversations:
@@ -174,14 +206,19 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
         for p in scenario.prompts:
             users = iter(p.user_turns)
             tools = ", ".join(t.name for t in p.tools or ())
-            steps = tuple(("user", _content_text(next(users))) if kind == "user"
-                          else ("tool results", f"canned results of the tools called ({tools})")
-                          for kind in kinds.get(p.id, []))
+            steps = tuple(
+                ("user", _content_text(next(users)))
+                if kind == "user"
+                else ("tool results", f"canned results of the tools called ({tools})")
+                for kind in kinds.get(p.id, [])
+            )
             out[(scenario.name, p.id)] = PromptInfo(
                 steps=steps,
                 tools=tuple(t.name for t in p.tools or ()),
-                output_schema=p.output_schema.name if p.output_schema else
-                ("json_object" if p.output else None))
+                output_schema=p.output_schema.name
+                if p.output_schema
+                else ("json_object" if p.output else None),
+            )
     return out
 
 
@@ -209,6 +246,14 @@ def load_run(run_dir: Path, *, save_summary: bool = True) -> RunData:
             write_summary_file(run_dir, summary)
     notes: list[str] = []
     prompts = _scenario_prompts(meta, notes)
-    return RunData(run_dir=run_dir, meta=meta, summary=summary, table=table.latest_per_key(),
-                   extras=extras, not_sent=not_sent, prompts=prompts, notes=notes,
-                   summary_computed=computed)
+    return RunData(
+        run_dir=run_dir,
+        meta=meta,
+        summary=summary,
+        table=table.latest_per_key(),
+        extras=extras,
+        not_sent=not_sent,
+        prompts=prompts,
+        notes=notes,
+        summary_computed=computed,
+    )

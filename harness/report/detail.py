@@ -132,8 +132,9 @@ def pair_score(t: ObservationTable, i: int, j: int) -> tuple[float | None, str]:
         found.append((1.0, "text"))
     elif ai.lstrip()[:1] in ("{", "[") or aj.lstrip()[:1] in ("{", "["):
         jp = compare_json(ai, aj)
-        found.append((jp.agreement, "JSON field") if jp is not None
-                     else (text_similarity(ai, aj), "word"))
+        found.append(
+            (jp.agreement, "JSON field") if jp is not None else (text_similarity(ai, aj), "word")
+        )
     else:
         found.append((text_similarity(ai, aj), "word"))
     return min(found, key=lambda f: (f[0], f[1] != "tool-call"))
@@ -158,8 +159,14 @@ NOT_SENT_LABEL = "not sent: the reply before called no tool"
 
 
 def _row_key(t: ObservationTable, i: int) -> RowKey:
-    return (t.scenario[i], t.prompt_id[i], t.arm[i], int(t.repeat[i]), int(t.turn[i]),
-            bool(t.warmup[i]))
+    return (
+        t.scenario[i],
+        t.prompt_id[i],
+        t.arm[i],
+        int(t.repeat[i]),
+        int(t.turn[i]),
+        bool(t.warmup[i]),
+    )
 
 
 def _side(t: ObservationTable, i: int | None, arm: str, not_sent: set[RowKey]) -> Side:
@@ -168,16 +175,32 @@ def _side(t: ObservationTable, i: int | None, arm: str, not_sent: set[RowKey]) -
     if _row_key(t, i) in not_sent:
         return Side(arm, False, "", 0, "", None, NOT_SENT_LABEL, None, None, 0, 0, 0)
     text = t.output_text[i] or ""
-    return Side(arm=arm, ok=bool(t.ok[i]), text=text[:MAX_REPLY_CHARS],
-                hidden_chars=max(0, len(text) - MAX_REPLY_CHARS),
-                tool_calls=tool_calls_text(list(t.tool_calls[i])), finish=t.finish[i],
-                error_type=t.error_type[i], ttft_ms=_f(t.ttft_ms[i]), total_ms=_f(t.total_ms[i]),
-                input_tokens=int(t.input_tokens[i]), cached_tokens=int(t.cached_tokens[i]),
-                output_tokens=int(t.output_tokens[i]))
+    return Side(
+        arm=arm,
+        ok=bool(t.ok[i]),
+        text=text[:MAX_REPLY_CHARS],
+        hidden_chars=max(0, len(text) - MAX_REPLY_CHARS),
+        tool_calls=tool_calls_text(list(t.tool_calls[i])),
+        finish=t.finish[i],
+        error_type=t.error_type[i],
+        ttft_ms=_f(t.ttft_ms[i]),
+        total_ms=_f(t.total_ms[i]),
+        input_tokens=int(t.input_tokens[i]),
+        cached_tokens=int(t.cached_tokens[i]),
+        output_tokens=int(t.output_tokens[i]),
+    )
 
 
-def _turn(t: ObservationTable, i: int | None, j: int | None, a: str, b: str, turn: int,
-          info: PromptInfo | None, not_sent: set[RowKey]) -> TurnDetail:
+def _turn(
+    t: ObservationTable,
+    i: int | None,
+    j: int | None,
+    a: str,
+    b: str,
+    turn: int,
+    info: PromptInfo | None,
+    not_sent: set[RowKey],
+) -> TurnDetail:
     left, right = _side(t, j, b, not_sent), _side(t, i, a, not_sent)
     if NOT_SENT_LABEL in (left.error_type, right.error_type):
         score, kind = None, "not sent"
@@ -198,20 +221,45 @@ def _turn(t: ObservationTable, i: int | None, j: int | None, a: str, b: str, tur
     return TurnDetail(turn, prompt, left, right, score, kind, diffs)
 
 
-def _block(t: ObservationTable, index: dict[str, dict[PairKey, int]], key: str, a: str, b: str,
-           prompt: str, repeat: int, info: PromptInfo | None, not_sent: set[RowKey],
-           turns: list[int]) -> Block:
+def _block(
+    t: ObservationTable,
+    index: dict[str, dict[PairKey, int]],
+    key: str,
+    a: str,
+    b: str,
+    prompt: str,
+    repeat: int,
+    info: PromptInfo | None,
+    not_sent: set[RowKey],
+    turns: list[int],
+) -> Block:
     ia, ib = index[a], index[b]
-    return Block(key, a, b, repeat, [
-        _turn(t, ia.get((prompt, repeat, k)), ib.get((prompt, repeat, k)), a, b, k, info,
-              not_sent) for k in turns])
+    return Block(
+        key,
+        a,
+        b,
+        repeat,
+        [
+            _turn(
+                t, ia.get((prompt, repeat, k)), ib.get((prompt, repeat, k)), a, b, k, info, not_sent
+            )
+            for k in turns
+        ],
+    )
 
 
-def scenario_detail(t: ObservationTable, rows: np.ndarray, scenario: str,
-                    comparisons: Sequence[tuple[str, str, str]],
-                    prompts: dict[tuple[str, str], PromptInfo],
-                    not_sent: set[RowKey] | None = None, *, divergent: int = 10,
-                    slowest: int = 5, max_rows: int = 300) -> ScenarioDetail:
+def scenario_detail(
+    t: ObservationTable,
+    rows: np.ndarray,
+    scenario: str,
+    comparisons: Sequence[tuple[str, str, str]],
+    prompts: dict[tuple[str, str], PromptInfo],
+    not_sent: set[RowKey] | None = None,
+    *,
+    divergent: int = 10,
+    slowest: int = 5,
+    max_rows: int = 300,
+) -> ScenarioDetail:
     """Rank the prompts of one scenario on its first headline comparison and pick the detail.
 
     ``rows`` are the scenario's measured rows of ``t``; ``comparisons`` are (key, a, b).
@@ -233,8 +281,12 @@ def scenario_detail(t: ObservationTable, rows: np.ndarray, scenario: str,
             if x is not None and t.ok[x]:
                 lat[(prompt, f"{arm}.ttft")].append(float(t.ttft_ms[x]))
                 lat[(prompt, f"{arm}.total")].append(float(t.total_ms[x]))
-        if not_sent and i is not None and j is not None and (
-                _row_key(t, i) in not_sent or _row_key(t, j) in not_sent):
+        if (
+            not_sent
+            and i is not None
+            and j is not None
+            and (_row_key(t, i) in not_sent or _row_key(t, j) in not_sent)
+        ):
             continue  # a tool-result follow-up one arm did not need: not a pair, not a failure
         score = pair_score(t, i, j)[0] if i is not None and j is not None else None
         stat = by_repeat[(prompt, repeat)]
@@ -247,17 +299,27 @@ def scenario_detail(t: ObservationTable, rows: np.ndarray, scenario: str,
         stat[1] = min(stat[1], score)
     table: list[PromptRow] = []
     for prompt, vals in scores.items():
-        table.append(PromptRow(
-            prompt_id=prompt, pairs=len(vals) + failed[prompt], failed_pairs=failed[prompt],
-            mean_score=float(np.mean(vals)) if vals else None,
-            min_score=min(vals) if vals else None,
-            a_ttft_p50=_median(lat[(prompt, f"{a}.ttft")]),
-            b_ttft_p50=_median(lat[(prompt, f"{b}.ttft")]),
-            a_total_p50=_median(lat[(prompt, f"{a}.total")]),
-            b_total_p50=_median(lat[(prompt, f"{b}.total")])))
-    by_divergence = sorted(table, key=lambda row: (
-        row.min_score if row.min_score is not None else 2.0, row.mean_score or 2.0,
-        row.prompt_id))
+        table.append(
+            PromptRow(
+                prompt_id=prompt,
+                pairs=len(vals) + failed[prompt],
+                failed_pairs=failed[prompt],
+                mean_score=float(np.mean(vals)) if vals else None,
+                min_score=min(vals) if vals else None,
+                a_ttft_p50=_median(lat[(prompt, f"{a}.ttft")]),
+                b_ttft_p50=_median(lat[(prompt, f"{b}.ttft")]),
+                a_total_p50=_median(lat[(prompt, f"{a}.total")]),
+                b_total_p50=_median(lat[(prompt, f"{b}.total")]),
+            )
+        )
+    by_divergence = sorted(
+        table,
+        key=lambda row: (
+            row.min_score if row.min_score is not None else 2.0,
+            row.mean_score or 2.0,
+            row.prompt_id,
+        ),
+    )
     by_latency = sorted(table, key=lambda row: (-row.slowest_p50, row.prompt_id))
     chosen: dict[str, PromptRow] = {}
     for row in by_divergence[:divergent]:
@@ -282,9 +344,28 @@ def scenario_detail(t: ObservationTable, rows: np.ndarray, scenario: str,
     for prompt, row in chosen.items():
         repeat = example[prompt][2]
         info = prompts.get((scenario, prompt))
-        details.append(PromptDetail(row, info, [
-            _block(t, index, k, x, y, prompt, repeat, info, not_sent,
-                   sorted(turns[(prompt, repeat)])) for k, x, y in comparisons]))
+        details.append(
+            PromptDetail(
+                row,
+                info,
+                [
+                    _block(
+                        t,
+                        index,
+                        k,
+                        x,
+                        y,
+                        prompt,
+                        repeat,
+                        info,
+                        not_sent,
+                        sorted(turns[(prompt, repeat)]),
+                    )
+                    for k, x, y in comparisons
+                ],
+            )
+        )
     rest = [row for row in by_divergence if row.prompt_id not in chosen]
-    return ScenarioDetail(scenario, key, a, b, details, rest[:max_rows],
-                          max(0, len(rest) - max_rows), len(table))
+    return ScenarioDetail(
+        scenario, key, a, b, details, rest[:max_rows], max(0, len(rest) - max_rows), len(table)
+    )

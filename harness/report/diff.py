@@ -40,7 +40,7 @@ def _mark(out: list[Segment], op: Op, text: str) -> None:
     # The space after the last changed word is not part of the change.
     word = text.rstrip()
     _append(out, op, word)
-    _append(out, "", text[len(word):])
+    _append(out, "", text[len(word) :])
 
 
 @dataclass(frozen=True)

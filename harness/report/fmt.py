@@ -13,8 +13,11 @@ from harness.summary import Effect, Estimate, Interval
 
 DASH = "—"
 
-_ARM_NAMES = {"chat": "Chat Completions", "responses": "Responses",
-              "responses_chained": "Responses (chained)"}
+_ARM_NAMES = {
+    "chat": "Chat Completions",
+    "responses": "Responses",
+    "responses_chained": "Responses (chained)",
+}
 
 
 def arm_name(arm: str) -> str:
@@ -71,8 +74,15 @@ def interval(ci: Interval | None, kind: str = "num") -> str:
     if ci is None:
         return DASH
     if ci[0] < 0 or ci[1] < 0:  # "-13.3–-1.7" reads badly
-        f = {"ms": ms, "pct": pct, "points": lambda v: f"{v * 100:.1f}", "num": num,
-             "num1": lambda v: f"{v:.1f}", "ratio": lambda v: f"{v:.2f}", "usd": usd}[kind]
+        f = {
+            "ms": ms,
+            "pct": pct,
+            "points": lambda v: f"{v * 100:.1f}",
+            "num": num,
+            "num1": lambda v: f"{v:.1f}",
+            "ratio": lambda v: f"{v:.2f}",
+            "usd": usd,
+        }[kind]
         return f"{f(ci[0])} to {f(ci[1])}"
     if kind == "ms":
         return f"{ms(ci[0]).removesuffix(' ms')}–{ms(ci[1])}"
@@ -100,8 +110,13 @@ def effect(e: Effect | Estimate | None, kind: str = "ratio") -> str:
     """
     if e is None or e.value is None:
         return DASH
-    f = {"ratio": ratio, "pct": lambda v: pct(v, 1, sign=True), "points": points, "num": num,
-         "usd": usd}[kind]
+    f = {
+        "ratio": ratio,
+        "pct": lambda v: pct(v, 1, sign=True),
+        "points": points,
+        "num": num,
+        "usd": usd,
+    }[kind]
     text = f(e.value)
     if e.ci95 is not None:
         text += f" ({interval(e.ci95, kind)})"

@@ -32,10 +32,16 @@ class JUnitCase:
 
 
 def _details(c: Comparison, s: ScenarioSummary) -> str:
-    lines = [f"{c.a} vs {c.b}{' (A/A replicate: the noise floor)' if c.replicate else ''}, "
-             f"{c.n_pairs} pairs; ratios a/b with 95 % CI, * = significant"]
-    for label, e in (("TTFT p50", c.ttft_p50_ratio), ("cold TTFT", c.cold_ttft_ratio),
-                     ("total p50", c.total_p50_ratio), ("cost per request", c.cost_ratio)):
+    lines = [
+        f"{c.a} vs {c.b}{' (A/A replicate: the noise floor)' if c.replicate else ''}, "
+        f"{c.n_pairs} pairs; ratios a/b with 95 % CI, * = significant"
+    ]
+    for label, e in (
+        ("TTFT p50", c.ttft_p50_ratio),
+        ("cold TTFT", c.cold_ttft_ratio),
+        ("total p50", c.total_p50_ratio),
+        ("cost per request", c.cost_ratio),
+    ):
         lines.append(f"{label}: {effect(e)}")
     lines.append(f"cache hit difference: {effect(c.cache_hit_ratio_delta, 'points')}")
     text = c.similarity.text
@@ -45,8 +51,9 @@ def _details(c: Comparison, s: ScenarioSummary) -> str:
     for arm in (c.a, c.b):
         x = s.arms.get(arm)
         if x is not None:
-            lines.append(f"{arm}: {x.requests} requests, {x.errors} failed "
-                         f"({pct(x.error_rate, 1)})")
+            lines.append(
+                f"{arm}: {x.requests} requests, {x.errors} failed ({pct(x.error_rate, 1)})"
+            )
     if not c.replicate:
         lines.extend(f"{f.topic}: {f.headline} — {f.detail}" for f in findings(c, s.arms))
     return "\n".join(lines)
@@ -66,9 +73,13 @@ def _failure(c: Comparison, s: ScenarioSummary) -> str | None:
 
 def comparison_cases(summary: Summary) -> list[JUnitCase]:
     """One case per scenario × comparison, e.g. ``quickstart`` / ``responses_vs_chat``."""
-    return [JUnitCase(name=key, classname=s.name, failure_message=_failure(c, s),
-                      details=_details(c, s))
-            for s in summary.scenarios for key, c in s.comparisons.items()]
+    return [
+        JUnitCase(
+            name=key, classname=s.name, failure_message=_failure(c, s), details=_details(c, s)
+        )
+        for s in summary.scenarios
+        for key, c in s.comparisons.items()
+    ]
 
 
 def _case_element(case: JUnitCase) -> ET.Element:
@@ -106,8 +117,9 @@ def _suite(root: ET.Element, name: str, properties: dict[str, str] | None = None
     for suite in root.findall("testsuite"):
         if suite.get("name") == name:
             return suite
-    suite = ET.SubElement(root, "testsuite", name=name,
-                          timestamp=datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    suite = ET.SubElement(
+        root, "testsuite", name=name, timestamp=datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    )
     if properties:
         props = ET.SubElement(suite, "properties")
         for k, v in properties.items():
@@ -118,8 +130,15 @@ def _suite(root: ET.Element, name: str, properties: dict[str, str] | None = None
 def write_junit(path: Path, summary: Summary) -> Path:
     """Write ``junit.xml`` with the comparison cases of ``summary`` (replacing the file)."""
     root = ET.Element("testsuites", name=f"shadow-harness {summary.run_id}")
-    suite = _suite(root, SUITE_NAME, {"run_id": summary.run_id, "target": summary.target_label,
-                                      "emulator_profile": summary.emulator_profile or ""})
+    suite = _suite(
+        root,
+        SUITE_NAME,
+        {
+            "run_id": summary.run_id,
+            "target": summary.target_label,
+            "emulator_profile": summary.emulator_profile or "",
+        },
+    )
     for case in comparison_cases(summary):
         suite.append(_case_element(case))
     _recount(suite)

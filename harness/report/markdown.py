@@ -10,10 +10,18 @@ from harness.report.fmt import when as fmt_when
 from harness.report.verdict import findings, headline_comparisons, sentence
 from harness.summary import Claim, LatencyStats, Summary
 
-_MARK = {"better": "✅ better", "worse": "❌ worse", "same": "➖ no real difference",
-         "unclear": "❔ too close to call", "unknown": "· n/a"}
-_CLAIM = {"supported": "✅ supported", "contradicted": "❌ contradicted",
-          "inconclusive": "❔ inconclusive"}
+_MARK = {
+    "better": "✅ better",
+    "worse": "❌ worse",
+    "same": "➖ no real difference",
+    "unclear": "❔ too close to call",
+    "unknown": "· n/a",
+}
+_CLAIM = {
+    "supported": "✅ supported",
+    "contradicted": "❌ contradicted",
+    "inconclusive": "❔ inconclusive",
+}
 
 
 def cell(text: object) -> str:
@@ -48,61 +56,118 @@ def _claim_value(c: Claim) -> str:
     return text + ci
 
 
-def summary_markdown(summary: Summary, *, meta: RunMeta | None = None,
-                     report_name: str = "report.html") -> str:
+def summary_markdown(
+    summary: Summary, *, meta: RunMeta | None = None, report_name: str = "report.html"
+) -> str:
     """The Markdown summary of a run."""
     out = [f"## Shadow Harness: Chat Completions → Responses — `{cell(summary.run_id)}`", ""]
     if summary.is_emulator:
-        out += ["> [!WARNING]",
-                f"> **Target: {NOT_OPENAI_LABEL}** (profile "
-                f"`{cell(summary.emulator_profile or 'unnamed')}`). The numbers are synthetic: "
-                "they test the harness and the scenarios, not OpenAI.", ""]
+        out += [
+            "> [!WARNING]",
+            f"> **Target: {NOT_OPENAI_LABEL}** (profile "
+            f"`{cell(summary.emulator_profile or 'unnamed')}`). The numbers are synthetic: "
+            "they test the harness and the scenarios, not OpenAI.",
+            "",
+        ]
     else:
         out += [f"Target: **{cell(summary.target_label)}**", ""]
     when = f" · {fmt_when(meta.created_at)}" if meta is not None else ""
-    out += [f"{summary.observations:,} observations · {len(summary.scenarios)} "
-            f"scenario(s){when} · 95 % bootstrap intervals ({summary.bootstrap.resamples:,} "
-            "resamples)", ""]
+    out += [
+        f"{summary.observations:,} observations · {len(summary.scenarios)} "
+        f"scenario(s){when} · 95 % bootstrap intervals ({summary.bootstrap.resamples:,} "
+        "resamples)",
+        "",
+    ]
     for s in summary.scenarios:
         out += [f"### {cell(s.name)}", ""]
         for _, c in headline_comparisons(s):
             found = findings(c, s.arms)
-            out += [f"**{cell(sentence(c, found))}**", "", _row("", "verdict", "detail"),
-                    "|---|---|---|"]
+            out += [
+                f"**{cell(sentence(c, found))}**",
+                "",
+                _row("", "verdict", "detail"),
+                "|---|---|---|",
+            ]
             out += [_row(f.topic, f"{_MARK[f.kind]}: {f.headline}", f.detail) for f in found]
             out.append("")
-        out += [_row("arm", "requests", "errors", "TTFT p50 ms (95 % CI)", "cold TTFT p50",
-                     "total p50", "cache hit", "cost / 1k req", "per 1M req"),
-                "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        out += [
+            _row(
+                "arm",
+                "requests",
+                "errors",
+                "TTFT p50 ms (95 % CI)",
+                "cold TTFT p50",
+                "total p50",
+                "cache hit",
+                "cost / 1k req",
+                "per 1M req",
+            ),
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        ]
         for arm, a in s.arms.items():
-            out.append(_row(
-                f"`{arm}`", a.requests, a.errors, _lat(a.ttft_ms), _lat(a.cold_ttft_ms),
-                _lat(a.total_ms),
-                pct(a.cache_hit_ratio.value, 1) if a.cache_hit_ratio else DASH,
-                usd(a.cost_usd.per_1k_requests_usd) if a.cost_usd else DASH,
-                usd(a.cost_usd.per_1m_requests_usd) if a.cost_usd else DASH))
-        out += ["", _row("comparison (a/b)", "TTFT p50", "cold TTFT", "total p50", "cost",
-                         "cache hit Δ", "text similarity (A/A floor)"),
-                "|---|--:|--:|--:|--:|--:|--:|"]
+            out.append(
+                _row(
+                    f"`{arm}`",
+                    a.requests,
+                    a.errors,
+                    _lat(a.ttft_ms),
+                    _lat(a.cold_ttft_ms),
+                    _lat(a.total_ms),
+                    pct(a.cache_hit_ratio.value, 1) if a.cache_hit_ratio else DASH,
+                    usd(a.cost_usd.per_1k_requests_usd) if a.cost_usd else DASH,
+                    usd(a.cost_usd.per_1m_requests_usd) if a.cost_usd else DASH,
+                )
+            )
+        out += [
+            "",
+            _row(
+                "comparison (a/b)",
+                "TTFT p50",
+                "cold TTFT",
+                "total p50",
+                "cost",
+                "cache hit Δ",
+                "text similarity (A/A floor)",
+            ),
+            "|---|--:|--:|--:|--:|--:|--:|",
+        ]
         for c in s.comparisons.values():
             text = c.similarity.text
             sim = DASH
             if text is not None and text.mean is not None:
-                sim = f"{text.mean:.2f}" + (f" ({text.noise_floor:.2f})"
-                                            if text.noise_floor is not None else "")
+                sim = f"{text.mean:.2f}" + (
+                    f" ({text.noise_floor:.2f})" if text.noise_floor is not None else ""
+                )
             label = f"{arm_name(c.a)} vs {arm_name(c.b)}" + (" (A/A)" if c.replicate else "")
-            out.append(_row(label, effect(c.ttft_p50_ratio), effect(c.cold_ttft_ratio),
-                            effect(c.total_p50_ratio), effect(c.cost_ratio),
-                            effect(c.cache_hit_ratio_delta, "points"), sim))
+            out.append(
+                _row(
+                    label,
+                    effect(c.ttft_p50_ratio),
+                    effect(c.cold_ttft_ratio),
+                    effect(c.total_p50_ratio),
+                    effect(c.cost_ratio),
+                    effect(c.cache_hit_ratio_delta, "points"),
+                    sim,
+                )
+            )
         if s.claims:
-            out += ["", "Migration-guide claims:", "",
-                    _row("claim", "claimed", "measured (95 % CI)", "verdict"),
-                    "|---|---|--:|---|"]
-            out += [_row(c.claim.replace("_", " "), c.claimed, _claim_value(c),
-                         _CLAIM[c.verdict]) for c in s.claims.values()]
+            out += [
+                "",
+                "Migration-guide claims:",
+                "",
+                _row("claim", "claimed", "measured (95 % CI)", "verdict"),
+                "|---|---|--:|---|",
+            ]
+            out += [
+                _row(c.claim.replace("_", " "), c.claimed, _claim_value(c), _CLAIM[c.verdict])
+                for c in s.claims.values()
+            ]
         out.append("")
-    out += [f"_Ratios are a/b; * = the 95 % interval excludes no change. Details, charts and "
-            f"per-prompt diffs: `{cell(report_name)}`._", ""]
+    out += [
+        f"_Ratios are a/b; * = the 95 % interval excludes no change. Details, charts and "
+        f"per-prompt diffs: `{cell(report_name)}`._",
+        "",
+    ]
     for w in summary.warnings:
         out.append(f"- ⚠ {cell(w)}")
     return "\n".join(out).rstrip("\n") + "\n"

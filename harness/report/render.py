@@ -106,14 +106,28 @@ class ScenarioView:
 @cache
 def environment() -> Environment:
     """The package's template environment (autoescaped, undefined names are errors)."""
-    env = Environment(loader=PackageLoader("harness.report", "templates"),
-                      autoescape=select_autoescape(["html", "html.j2", "xml"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
-    env.filters.update(points=fmt.points, ms=fmt.ms, ratio=fmt.ratio, pct=fmt.pct,
-                       usd=fmt.usd, num=fmt.num, interval=fmt.interval, effect=fmt.effect,
-                       arm_name=fmt.arm_name, when=fmt.when, duration=fmt.duration_s,
-                       basename=lambda p: str(p).replace("\\", "/").rsplit("/", 1)[-1])
+    env = Environment(
+        loader=PackageLoader("harness.report", "templates"),
+        autoescape=select_autoescape(["html", "html.j2", "xml"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        points=fmt.points,
+        ms=fmt.ms,
+        ratio=fmt.ratio,
+        pct=fmt.pct,
+        usd=fmt.usd,
+        num=fmt.num,
+        interval=fmt.interval,
+        effect=fmt.effect,
+        arm_name=fmt.arm_name,
+        when=fmt.when,
+        duration=fmt.duration_s,
+        basename=lambda p: str(p).replace("\\", "/").rsplit("/", 1)[-1],
+    )
     return env
 
 
@@ -127,14 +141,20 @@ def _script() -> tuple[Markup, str]:
 
 @cache
 def _style() -> Markup:
-    return Markup(files("harness.report").joinpath("templates/report.css")
-                  .read_text(encoding="utf-8"))
+    return Markup(
+        files("harness.report").joinpath("templates/report.css").read_text(encoding="utf-8")
+    )
 
 
 def page_globals() -> dict[str, Any]:
     script, script_hash = _script()
-    return {"script": script, "script_hash": script_hash, "style": _style(),
-            "harness_version": __version__, "not_openai": NOT_OPENAI_LABEL}
+    return {
+        "script": script,
+        "script_hash": script_hash,
+        "style": _style(),
+        "harness_version": __version__,
+        "not_openai": NOT_OPENAI_LABEL,
+    }
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -153,8 +173,9 @@ def _anchor(name: str, used: set[str]) -> str:
     return out
 
 
-def _latency_series(data: RunData, rows: np.ndarray[Any, np.dtype[np.int64]], col: str,
-                    arms: list[str]) -> list[charts.LatencySeries]:
+def _latency_series(
+    data: RunData, rows: np.ndarray[Any, np.dtype[np.int64]], col: str, arms: list[str]
+) -> list[charts.LatencySeries]:
     t = data.table
     values = getattr(t, col)
     arm_col = np.array(t.arm, dtype=object)[rows]
@@ -181,12 +202,15 @@ def _attempt_text(extra: RowExtra) -> list[str]:
 
 
 def _errors(data: RunData, s: ScenarioSummary) -> ErrorsView:
-    arms = {arm: ArmErrors(arm, a.requests, a.errors, dict(a.error_types), dict(a.finish))
-            for arm, a in s.arms.items()}
+    arms = {
+        arm: ArmErrors(arm, a.requests, a.errors, dict(a.error_types), dict(a.finish))
+        for arm, a in s.arms.items()
+    }
     failures: list[FailureRow] = []
     hidden = skipped = 0
     for (scenario, prompt, arm, repeat, turn, warmup), extra in sorted(
-            data.extras.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][3], kv[0][4])):
+        data.extras.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][3], kv[0][4])
+    ):
         if scenario != s.name or warmup:
             continue
         e = arms.setdefault(arm, ArmErrors(arm, 0, 0, {}, {}))
@@ -208,12 +232,27 @@ def _errors(data: RunData, s: ScenarioSummary) -> ErrorsView:
         message = extra.error_message
         if message and len(message) > 300:
             message = message[:300] + "…"
-        failures.append(FailureRow(prompt, arm, turn, repeat, extra.error_type, extra.status,
-                                   message, _attempt_text(extra)))
+        failures.append(
+            FailureRow(
+                prompt,
+                arm,
+                turn,
+                repeat,
+                extra.error_type,
+                extra.status,
+                message,
+                _attempt_text(extra),
+            )
+        )
     views = list(arms.values())
-    return ErrorsView(views, failures, hidden, skipped,
-                      any(a.errors or a.retried for a in views),
-                      sum(a.not_sent for a in views))
+    return ErrorsView(
+        views,
+        failures,
+        hidden,
+        skipped,
+        any(a.errors or a.retried for a in views),
+        sum(a.not_sent for a in views),
+    )
 
 
 def _sdk_overhead(a: ArmSummary) -> float | None:
@@ -222,8 +261,15 @@ def _sdk_overhead(a: ArmSummary) -> float | None:
     return a.sdk_total_ms.p50 - a.total_ms.p50
 
 
-def scenario_view(data: RunData, s: ScenarioSummary, anchor: str, *, divergent: int = 10,
-                  slowest: int = 5, max_rows: int = 300) -> ScenarioView:
+def scenario_view(
+    data: RunData,
+    s: ScenarioSummary,
+    anchor: str,
+    *,
+    divergent: int = 10,
+    slowest: int = 5,
+    max_rows: int = 300,
+) -> ScenarioView:
     t = data.table
     names = np.array(t.scenario, dtype=object)
     rows = np.flatnonzero((names == s.name) & ~t.warmup).astype(np.int64)
@@ -235,27 +281,45 @@ def scenario_view(data: RunData, s: ScenarioSummary, anchor: str, *, divergent: 
     arms = list(s.arms)
     salt = anchor
     chart_set = {
-        "ttft": charts.latency_chart(_latency_series(data, rows, "ttft_ms", arms),
-                                     "Time to first token per arm (wire clock)", f"{salt}-ttft"),
-        "total": charts.latency_chart(_latency_series(data, rows, "total_ms", arms),
-                                      "Total latency per arm (wire clock)", f"{salt}-total"),
+        "ttft": charts.latency_chart(
+            _latency_series(data, rows, "ttft_ms", arms),
+            "Time to first token per arm (wire clock)",
+            f"{salt}-ttft",
+        ),
+        "total": charts.latency_chart(
+            _latency_series(data, rows, "total_ms", arms),
+            "Total latency per arm (wire clock)",
+            f"{salt}-total",
+        ),
         "cache": charts.cache_chart(s.arms, "Cached input tokens per turn", f"{salt}-cache"),
         "cost": charts.cost_chart(s.arms, "Cost per arm", f"{salt}-cost"),
         "similarity": charts.similarity_chart(
-            s.comparisons, "Answer similarity against the A/A noise floor", f"{salt}-sim"),
+            s.comparisons, "Answer similarity against the A/A noise floor", f"{salt}-sim"
+        ),
     }
-    detail = scenario_detail(t, rows, s.name,
-                             [(h.key, h.comparison.a, h.comparison.b) for h in heads],
-                             data.prompts, data.not_sent, divergent=divergent, slowest=slowest,
-                             max_rows=max_rows)
+    detail = scenario_detail(
+        t,
+        rows,
+        s.name,
+        [(h.key, h.comparison.a, h.comparison.b) for h in heads],
+        data.prompts,
+        data.not_sent,
+        divergent=divergent,
+        slowest=slowest,
+        max_rows=max_rows,
+    )
     return ScenarioView(
-        s=s, anchor=anchor, headlines=heads, comparisons=list(s.comparisons.items()),
+        s=s,
+        anchor=anchor,
+        headlines=heads,
+        comparisons=list(s.comparisons.items()),
         claims=list(s.claims.values()),
         charts={k: Markup(v) if v else None for k, v in chart_set.items()},
-        detail=detail, errors=_errors(data, s),
+        detail=detail,
+        errors=_errors(data, s),
         sdk_overhead={arm: _sdk_overhead(a) for arm, a in s.arms.items()},
-        has_reasoning=any(a.reasoning_tokens and a.reasoning_tokens.total
-                          for a in s.arms.values()))
+        has_reasoning=any(a.reasoning_tokens and a.reasoning_tokens.total for a in s.arms.values()),
+    )
 
 
 def default_report_dir(run_dir: Path, run_id: str) -> Path:
@@ -264,24 +328,41 @@ def default_report_dir(run_dir: Path, run_id: str) -> Path:
     return Path(run_dir).resolve().parent.parent / REPORTS_DIR / run_id
 
 
-def render_html(data: RunData, *, divergent: int = 10, slowest: int = 5,
-                max_rows: int = 300) -> str:
+def render_html(
+    data: RunData, *, divergent: int = 10, slowest: int = 5, max_rows: int = 300
+) -> str:
     """The report page of a loaded run."""
     used: set[str] = set()
-    views = [scenario_view(data, s, _anchor(s.name, used), divergent=divergent,
-                           slowest=slowest, max_rows=max_rows)
-             for s in data.summary.scenarios]
+    views = [
+        scenario_view(
+            data, s, _anchor(s.name, used), divergent=divergent, slowest=slowest, max_rows=max_rows
+        )
+        for s in data.summary.scenarios
+    ]
     counts = Counter(a for a in data.table.arm)
-    return render_template("report.html.j2", summary=data.summary, meta=data.meta,
-                           scenarios=views, notes=data.notes,
-                           summary_computed=data.summary_computed,
-                           arm_counts=dict(counts), run_dir=str(data.run_dir),
-                           max_points=charts.MAX_POINTS, max_reply_chars=MAX_REPLY_CHARS,
-                           not_sent_label=NOT_SENT_LABEL)
+    return render_template(
+        "report.html.j2",
+        summary=data.summary,
+        meta=data.meta,
+        scenarios=views,
+        notes=data.notes,
+        summary_computed=data.summary_computed,
+        arm_counts=dict(counts),
+        run_dir=str(data.run_dir),
+        max_points=charts.MAX_POINTS,
+        max_reply_chars=MAX_REPLY_CHARS,
+        not_sent_label=NOT_SENT_LABEL,
+    )
 
 
-def render_report(run_dir: Path, out_dir: Path | None = None, *, divergent: int = 10,
-                  slowest: int = 5, max_rows: int = 300) -> ReportPaths:
+def render_report(
+    run_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    divergent: int = 10,
+    slowest: int = 5,
+    max_rows: int = 300,
+) -> ReportPaths:
     """Write ``report.html``, ``summary.md`` and ``junit.xml`` for ``run_dir``.
 
     ``out_dir`` defaults to ``reports/<run-id>/`` beside the runs directory. When the
@@ -293,8 +374,11 @@ def render_report(run_dir: Path, out_dir: Path | None = None, *, divergent: int 
     from harness.report.markdown import summary_markdown
 
     data = load_run(Path(run_dir))
-    out = Path(out_dir) if out_dir is not None else default_report_dir(Path(run_dir),
-                                                                       data.summary.run_id)
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else default_report_dir(Path(run_dir), data.summary.run_id)
+    )
     out.mkdir(parents=True, exist_ok=True)
     html = out / "report.html"
     _write(html, render_html(data, divergent=divergent, slowest=slowest, max_rows=max_rows))

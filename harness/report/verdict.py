@@ -42,8 +42,11 @@ def headline_comparisons(sc: ScenarioSummary) -> list[tuple[str, Comparison]]:
     A/A replicates (``chat#2``) are the noise floor, not a verdict. When a scenario has no
     Chat arm, every non-replicate comparison of base arms is a headline.
     """
-    base = [(k, c) for k, c in sc.comparisons.items()
-            if not c.replicate and "#" not in c.a and "#" not in c.b]
+    base = [
+        (k, c)
+        for k, c in sc.comparisons.items()
+        if not c.replicate and "#" not in c.a and "#" not in c.b
+    ]
     vs_chat = [(k, c) for k, c in base if c.b == "chat"]
     return vs_chat or base
 
@@ -78,8 +81,17 @@ def judge_ratio(e: Effect | None, margin: float) -> Kind:
     return "unclear"
 
 
-def _ratio_finding(topic: str, what: str, c: Comparison, e: Effect | None, margin: float,
-                   lower: str, higher: str, *, power_hint: str = "") -> Finding:
+def _ratio_finding(
+    topic: str,
+    what: str,
+    c: Comparison,
+    e: Effect | None,
+    margin: float,
+    lower: str,
+    higher: str,
+    *,
+    power_hint: str = "",
+) -> Finding:
     a, b = arm_name(c.a), arm_name(c.b)
     kind = judge_ratio(e, margin)
     if e is None or e.value is None:
@@ -102,37 +114,69 @@ def _power_hint(c: Comparison, metric: str) -> str:
     p = c.power
     if p is None or p.metric != metric or p.repeats_needed is None:
         return ""
-    return (f"; about {p.repeats_needed:,} repeats per prompt would detect a "
-            f"{p.effect * 100:.0f} % difference (this run: {p.repeats})")
+    return (
+        f"; about {p.repeats_needed:,} repeats per prompt would detect a "
+        f"{p.effect * 100:.0f} % difference (this run: {p.repeats})"
+    )
 
 
 def speed_findings(c: Comparison) -> list[Finding]:
     out = []
     if c.ttft_p50_ratio is not None:
-        out.append(_ratio_finding("Time to first token", "median TTFT", c, c.ttft_p50_ratio,
-                                  LATENCY_MARGIN, "faster", "slower",
-                                  power_hint=_power_hint(c, "ttft_p50_ratio")))
+        out.append(
+            _ratio_finding(
+                "Time to first token",
+                "median TTFT",
+                c,
+                c.ttft_p50_ratio,
+                LATENCY_MARGIN,
+                "faster",
+                "slower",
+                power_hint=_power_hint(c, "ttft_p50_ratio"),
+            )
+        )
     else:
-        out.append(Finding("Time to first token", "unknown", "Not streamed",
-                           "no time to first token without streaming (see total time)"))
-    out.append(_ratio_finding("Total time", "median total latency", c, c.total_p50_ratio,
-                              LATENCY_MARGIN, "faster", "slower",
-                              power_hint=_power_hint(c, "total_p50_ratio")))
+        out.append(
+            Finding(
+                "Time to first token",
+                "unknown",
+                "Not streamed",
+                "no time to first token without streaming (see total time)",
+            )
+        )
+    out.append(
+        _ratio_finding(
+            "Total time",
+            "median total latency",
+            c,
+            c.total_p50_ratio,
+            LATENCY_MARGIN,
+            "faster",
+            "slower",
+            power_hint=_power_hint(c, "total_p50_ratio"),
+        )
+    )
     cold, what = c.cold_ttft_ratio, "cold TTFT"
     if cold is None:
         cold, what = c.cold_total_ratio, "cold total latency"
-    out.append(_ratio_finding("First request (cold)", what, c, cold, LATENCY_MARGIN,
-                              "faster", "slower"))
+    out.append(
+        _ratio_finding("First request (cold)", what, c, cold, LATENCY_MARGIN, "faster", "slower")
+    )
     return out
 
 
 def cost_finding(c: Comparison) -> Finding:
     e = c.cost_ratio
     if e is None or e.value is None:
-        return Finding("Cost", "unknown", "Cost unknown",
-                       "a model has no price — add it with `harness analyze --prices FILE`")
-    f = _ratio_finding("Cost", "mean cost per request", c, e, COST_MARGIN, "cheaper",
-                       "more expensive")
+        return Finding(
+            "Cost",
+            "unknown",
+            "Cost unknown",
+            "a model has no price — add it with `harness analyze --prices FILE`",
+        )
+    f = _ratio_finding(
+        "Cost", "mean cost per request", c, e, COST_MARGIN, "cheaper", "more expensive"
+    )
     if f.kind == "same":
         f = replace(f, headline=f"Costs the same (within ±{COST_MARGIN * 100:.0f} %)")
     return f
@@ -140,100 +184,130 @@ def cost_finding(c: Comparison) -> Finding:
 
 def cache_finding(c: Comparison, arms: dict[str, ArmSummary]) -> Finding:
     f = _cache_finding(c, arms)
-    return replace(f, short=_short(c.cache_hit_ratio_delta, "points")) if f.kind != "unknown" \
-        else f
+    return replace(f, short=_short(c.cache_hit_ratio_delta, "points")) if f.kind != "unknown" else f
 
 
 def _cache_finding(c: Comparison, arms: dict[str, ArmSummary]) -> Finding:
     d = c.cache_hit_ratio_delta
     a, b = arm_name(c.a), arm_name(c.b)
     ra, rb = (arms[x].cache_hit_ratio if x in arms else None for x in (c.a, c.b))
-    share = (f"{a} {pct(ra.value if ra else None, 1)} of input tokens cached, "
-             f"{b} {pct(rb.value if rb else None, 1)}")
+    share = (
+        f"{a} {pct(ra.value if ra else None, 1)} of input tokens cached, "
+        f"{b} {pct(rb.value if rb else None, 1)}"
+    )
     if c.cache_contaminated:
-        return Finding("Caching", "unknown", "Not assessable on shadow traffic: each mirrored "
-                       "call reuses the prefix its live call had just cached", share)
+        return Finding(
+            "Caching",
+            "unknown",
+            "Not assessable on shadow traffic: each mirrored "
+            "call reuses the prefix its live call had just cached",
+            share,
+        )
     if d is None or d.value is None:
         return Finding("Caching", "unknown", "No token usage reported", share)
     if (ra is None or not ra.value) and (rb is None or not rb.value):
-        return Finding("Caching", "same", "No cache hits in either arm",
-                       "prompts under 1,024 tokens, or caching off — " + share)
+        return Finding(
+            "Caching",
+            "same",
+            "No cache hits in either arm",
+            "prompts under 1,024 tokens, or caching off — " + share,
+        )
     detail = f"{share}; difference {effect(d, 'points')}"
     if c.cache_hit_improvement is not None and c.cache_hit_improvement.value is not None:
         detail += f"; relative {effect(c.cache_hit_improvement, 'pct')}"
     if d.ci95 is not None and d.ci95[0] >= -0.02 and d.ci95[1] <= 0.02:
-        return Finding("Caching", "same", "Caches the same share of input (within ±2 points)",
-                       detail)
+        return Finding(
+            "Caching", "same", "Caches the same share of input (within ±2 points)", detail
+        )
     if d.ci95 is not None and d.ci95[0] > 0:
-        return Finding("Caching", "better",
-                       f"{a} caches {d.value * 100:.1f} points more", detail)
+        return Finding("Caching", "better", f"{a} caches {d.value * 100:.1f} points more", detail)
     if d.ci95 is not None and d.ci95[1] < 0:
-        return Finding("Caching", "worse",
-                       f"{a} caches {-d.value * 100:.1f} points less", detail)
+        return Finding("Caching", "worse", f"{a} caches {-d.value * 100:.1f} points less", detail)
     return Finding("Caching", "unclear", "Too close to call", detail)
 
 
 def _kinds(c: Comparison) -> list[tuple[str, SimilarityStats]]:
     s = c.similarity
-    return [(name, st) for name, st in (("text", s.text), ("JSON field", s.json_),
-                                         ("tool-call", s.tool_calls), ("semantic", s.semantic))
-            if st is not None and st.mean is not None and st.n_pairs]
+    return [
+        (name, st)
+        for name, st in (
+            ("text", s.text),
+            ("JSON field", s.json_),
+            ("tool-call", s.tool_calls),
+            ("semantic", s.semantic),
+        )
+        if st is not None and st.mean is not None and st.n_pairs
+    ]
 
 
 def output_finding(c: Comparison) -> Finding:
     """Worst of every kind of similarity measured: answers are alike only if all kinds are."""
     kinds = _kinds(c)
     if not kinds:
-        return Finding("Answers", "unknown", "No answers to compare",
-                       "no pair of successful replies")
+        return Finding(
+            "Answers", "unknown", "No answers to compare", "no pair of successful replies"
+        )
     parts = []
     below = []
     for name, st in kinds:
         floor = f", A/A floor {st.noise_floor:.2f}" if st.noise_floor is not None else ""
-        parts.append(f"{name} similarity {st.mean or 0.0:.2f} (lowest {st.min or 0.0:.2f}"
-                     f"{floor})")
+        parts.append(f"{name} similarity {st.mean or 0.0:.2f} (lowest {st.min or 0.0:.2f}{floor})")
         gap = st.below_noise_floor
         if gap is not None and gap.significant and (gap.value or 0.0) > 0:
             below.append(f"{name} {effect(gap, 'num')} below the floor")
     detail = "; ".join(parts)
     name, low = min(kinds, key=lambda k: k[1].mean or 0.0)
-    short = f"{name} {low.mean or 0.0:.2f}" + (f" (floor {low.noise_floor:.2f})"
-                                                if low.noise_floor is not None else "")
+    short = f"{name} {low.mean or 0.0:.2f}" + (
+        f" (floor {low.noise_floor:.2f})" if low.noise_floor is not None else ""
+    )
     floors = {st.noise_floor_from for _, st in kinds if st.noise_floor_from}
     if floors:
         detail += f" — floor from {', '.join(sorted(floors))}"
     if below:
-        return Finding("Answers", "worse", "Answers differ more than the noise floor",
-                       f"{detail}; {'; '.join(below)}", short)
+        return Finding(
+            "Answers",
+            "worse",
+            "Answers differ more than the noise floor",
+            f"{detail}; {'; '.join(below)}",
+            short,
+        )
     identical = all(st.min == 1.0 for _, st in kinds)
     if not floors:
-        return Finding("Answers", "same" if identical else "unclear",
-                       "Identical answers" if identical else "Answers differ; no noise floor",
-                       detail + " — no A/A replicate arm (add e.g. chat#2) to say how much "
-                       "answers vary on their own", short)
+        return Finding(
+            "Answers",
+            "same" if identical else "unclear",
+            "Identical answers" if identical else "Answers differ; no noise floor",
+            detail + " — no A/A replicate arm (add e.g. chat#2) to say how much "
+            "answers vary on their own",
+            short,
+        )
     if identical:
         return Finding("Answers", "same", "Identical answers", detail, short)
     return Finding("Answers", "same", "As alike as a rerun of the same API", detail, short)
 
 
-def error_finding(c: Comparison, arms: dict[str, ArmSummary],
-                  not_sent: Mapping[str, int] | None = None) -> Finding:
+def error_finding(
+    c: Comparison, arms: dict[str, ArmSummary], not_sent: Mapping[str, int] | None = None
+) -> Finding:
     """Error rates; ``not_sent`` counts per arm the tool-result follow-ups that were recorded
     as skipped because no tool was called (not failures, but inside the summary's errors)."""
     a, b = arm_name(c.a), arm_name(c.b)
     xa, xb = arms.get(c.a), arms.get(c.b)
     ns = not_sent or {}
-    counts = (f"{a} {xa.errors if xa else 0} of {xa.requests if xa else 0} failed, "
-              f"{b} {xb.errors if xb else 0} of {xb.requests if xb else 0}")
+    counts = (
+        f"{a} {xa.errors if xa else 0} of {xa.requests if xa else 0} failed, "
+        f"{b} {xb.errors if xb else 0} of {xb.requests if xb else 0}"
+    )
     if ns.get(c.a) or ns.get(c.b):
-        counts += (f" (including {ns.get(c.a, 0)} and {ns.get(c.b, 0)} tool-result follow-ups "
-                   "not sent because no tool was called)")
+        counts += (
+            f" (including {ns.get(c.a, 0)} and {ns.get(c.b, 0)} tool-result follow-ups "
+            "not sent because no tool was called)"
+        )
     d = c.error_rate_delta
     if d is None or d.value is None:
         return Finding("Errors", "unknown", "No requests", counts)
     detail = f"{counts}; error rate difference {effect(d, 'points')}"
-    short = (f"{pct(xa.error_rate if xa else None, 1)} vs "
-             f"{pct(xb.error_rate if xb else None, 1)}")
+    short = f"{pct(xa.error_rate if xa else None, 1)} vs {pct(xb.error_rate if xb else None, 1)}"
     if d.significant and d.value > 0:
         return Finding("Errors", "worse", f"{a} fails more often", detail, short)
     if d.significant and d.value < 0:
@@ -243,11 +317,17 @@ def error_finding(c: Comparison, arms: dict[str, ArmSummary],
     return Finding("Errors", "same", "No significant difference", detail, short)
 
 
-def findings(c: Comparison, arms: dict[str, ArmSummary],
-             not_sent: Mapping[str, int] | None = None) -> list[Finding]:
+def findings(
+    c: Comparison, arms: dict[str, ArmSummary], not_sent: Mapping[str, int] | None = None
+) -> list[Finding]:
     """Every finding of one comparison, in reading order."""
-    return [*speed_findings(c), cost_finding(c), cache_finding(c, arms), output_finding(c),
-            error_finding(c, arms, not_sent)]
+    return [
+        *speed_findings(c),
+        cost_finding(c),
+        cache_finding(c, arms),
+        output_finding(c),
+        error_finding(c, arms, not_sent),
+    ]
 
 
 def sentence(c: Comparison, found: list[Finding]) -> str:
@@ -258,17 +338,27 @@ def sentence(c: Comparison, found: list[Finding]) -> str:
     if speed.kind == "unknown":
         speed = by["Total time"]
     size = speed.headline.removeprefix(f"{a} is ")
-    speed_part = {"better": f"is {size}", "worse": f"is {size}", "same": "is as fast",
-                  "unclear": "is not measurably faster or slower",
-                  "unknown": "has no latency to compare"}[speed.kind]
+    speed_part = {
+        "better": f"is {size}",
+        "worse": f"is {size}",
+        "same": "is as fast",
+        "unclear": "is not measurably faster or slower",
+        "unknown": "has no latency to compare",
+    }[speed.kind]
     cost = by["Cost"]
-    cost_part = {"better": f"is {cost.headline.removeprefix(f'{a} is ')}",
-                 "worse": f"is {cost.headline.removeprefix(f'{a} is ')}",
-                 "same": "costs the same", "unclear": "has an unclear cost",
-                 "unknown": "has no known price"}[cost.kind]
+    cost_part = {
+        "better": f"is {cost.headline.removeprefix(f'{a} is ')}",
+        "worse": f"is {cost.headline.removeprefix(f'{a} is ')}",
+        "same": "costs the same",
+        "unclear": "has an unclear cost",
+        "unknown": "has no known price",
+    }[cost.kind]
     out = by["Answers"]
-    answer_part = {"worse": "answers differently (beyond the A/A noise floor)",
-                   "same": "answers alike", "better": "answers alike",
-                   "unclear": "answers with unknown natural variation",
-                   "unknown": "gave no answers to compare"}[out.kind]
+    answer_part = {
+        "worse": "answers differently (beyond the A/A noise floor)",
+        "same": "answers alike",
+        "better": "answers alike",
+        "unclear": "answers with unknown natural variation",
+        "unknown": "gave no answers to compare",
+    }[out.kind]
     return f"Compared with {b}, {a} {speed_part}, {cost_part} and {answer_part}."
