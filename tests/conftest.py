@@ -33,12 +33,9 @@ def _no_openai_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _is_loopback(address: object) -> bool:
-    if isinstance(address, tuple) and address:
-        host = address[0]
-    elif isinstance(address, str | bytes):
-        return True  # AF_UNIX path
-    else:
-        return False
+    if not isinstance(address, tuple) or not address:
+        return isinstance(address, str | bytes)  # a str/bytes address is an AF_UNIX path
+    host = address[0]
     if host in ("localhost", ""):
         return True
     try:

@@ -429,7 +429,7 @@ def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> Non
     ("text", "message"),
     [
         ("[1]", "not a summary"),
-        ('{"schema_version": %d}' % SUMMARY_SCHEMA_VERSION, "re-run `harness analyze`"),
+        (f'{{"schema_version": {SUMMARY_SCHEMA_VERSION}}}', "re-run `harness analyze`"),
     ],
 )
 def test_bad_summary_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -227,7 +227,7 @@ def test_bad_json_from_a_server_is_a_failed_request_not_a_crash() -> None:
     from harness.client import Transport
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["content-length"]))
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")

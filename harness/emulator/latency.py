@@ -39,8 +39,9 @@ from harness.emulator.profiles import ApiProfile
 # time.sleep whenever at most two were pending: two concurrent streams then stood still for
 # each other (+3 ms at p99 on a 40-token stream with a second one beside it; tails of 13-35 ms
 # in the truth log), and since a stream whose waits all took that path never returned to the
-# loop, a request arriving meanwhile went unread until the stream ended (~20 ms in one case). On another
-# loop (uvloop, the application's own) a wait is a plain asyncio sleep, at most ~1 ms late.
+# loop, a request arriving meanwhile went unread until the stream ended (~20 ms in one
+# case). On another loop (uvloop, the application's own) a wait is a plain asyncio sleep, at
+# most ~1 ms late.
 _FINE_S = 0.0012
 
 
