@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness.analyze import (
+from harness.analysis.analyze import (
     SyntheticProfile,
     analyze_run,
     synthetic_observations,

@@ -1,7 +1,7 @@
 """Cassette replay cost, in one run (issue 6).
 
 N streamed requests (chat and responses alternately, distinct bodies) are sent one at a time
-through the harness transport (:meth:`harness.client.Transport.send`):
+through the harness transport (:meth:`harness.transport.client.Transport.send`):
 
 - ``live-sdk``: against the emulator in its own process, ``zero`` profile (no added delays);
 - ``replay-sdk``: the same N requests replayed from a cassette recorded from that emulator —
@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 import vcr
 
-from harness.cassette_yaml import HarnessPersister, dump_cassette, load_cassette
-from harness.cassettes import (
+from harness.cassettes.files import HarnessPersister, dump_cassette, load_cassette
+from harness.cassettes.replay import (
     RecordingInfo,
     ScenarioInfo,
     cassette_path,
@@ -38,8 +38,8 @@ from harness.cassettes import (
     replaying,
     scenario_scope,
 )
-from harness.client import Api, ClientKind, Transport, warm_sdk
 from harness.emulator.server import EmulatorProcess
+from harness.transport.client import Api, ClientKind, Transport, warm_sdk
 
 N_LIVE = 1000
 N_SMALL, N_LARGE = 1000, 10_000

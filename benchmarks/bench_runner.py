@@ -30,10 +30,10 @@ import numpy as np
 import openai
 import pytest
 
-from harness.client import warm_sdk
 from harness.emulator.server import EmulatorProcess
 from harness.records import read_observations
-from harness.runner import RunOptions, run
+from harness.runner.execute import RunOptions, run
+from harness.transport.client import warm_sdk
 
 PROFILE = """
 extends: zero

@@ -62,8 +62,8 @@ import openai
 
 from harness.emulator.server import EmulatorProcess
 from harness.records import Observation, read_observations
-from harness.shadow import ShadowClient
-from harness.shadow_store import shard_paths
+from harness.shadow.client import ShadowClient
+from harness.shadow.store import shard_paths
 
 TIME_SCALE = 0.05
 CALLS = 400  # direct measurement: wrapped calls (half streaming), as many for the control

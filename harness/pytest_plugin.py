@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from harness.gate import GateReport
-    from harness.gate_config import GateConfig
+    from harness.gates.config import GateConfig
+    from harness.gates.evaluate import GateReport
     from harness.summary import ArmSummary, Comparison, ScenarioSummary, Summary
 
 MODES = ("live", "replay", "record")
@@ -198,7 +198,7 @@ class ShadowRun:
 
     def explain(self) -> str:
         """The gate report as ``harness gate`` prints it."""
-        from harness.gate_output import format_report
+        from harness.gates.output import format_report
 
         return format_report(self.report)
 
@@ -304,8 +304,8 @@ def _out(config: pytest.Config, tmp: pytest.TempPathFactory) -> tuple[Path, Path
 def _execute(spec: _Spec, runs_dir: Path) -> _Done:
     from rich.console import Console
 
-    from harness.analyze import analyze_run, write_summary
-    from harness.runner import RunOptions, run
+    from harness.analysis.analyze import analyze_run, write_summary
+    from harness.runner.execute import RunOptions, run
 
     options = RunOptions(
         target=spec.target,
@@ -330,7 +330,7 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
 
 
 def _gate_config(spec: _Spec, run_dir: Path) -> GateConfig:
-    from harness.gate_config import load_gates_file, parse_gate, scenario_gates
+    from harness.gates.config import load_gates_file, parse_gate, scenario_gates
 
     config = load_gates_file(spec.config) if spec.config else scenario_gates(run_dir)
     if spec.gates:
@@ -354,7 +354,7 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     cache = request.config.stash[_RUNS]
     try:
         if spec.baseline is not None:
-            from harness.baseline import resolve_baseline
+            from harness.gates.baseline import resolve_baseline
 
             resolve_baseline(spec.baseline, baselines_dir=spec.baselines)  # before running
         done = cache.get(spec.run_key())
@@ -370,7 +370,7 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         # Bad input (scenario, baseline, cassette): one clean line, reported as a test error.
         pytest.fail(f"harness: {exc}", pytrace=False)
     if reports_dir is not None:
-        from harness.gate_output import publish
+        from harness.gates.output import publish
 
         # No GitHub annotations from here: pytest captures stdout, and a failing gate is
         # already a failing test (use pytest's --junitxml, or the gate cases in junit.xml).
@@ -382,7 +382,7 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _gate(spec: _Spec, done: _Done) -> GateReport:
-    from harness.gate import gate_run
+    from harness.gates.evaluate import gate_run
 
     return gate_run(
         done.run_dir,

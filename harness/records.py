@@ -118,7 +118,7 @@ class Observation(BaseModel):
     client: Literal["sdk", "raw"] = "sdk"
     request_bytes: int | None = None
 
-    # Production traffic (harness.shadow); defaults describe a scenario run.
+    # Production traffic (harness.shadow.client); defaults describe a scenario run.
     origin: Literal["scenario", "shadow", "canary"] = Field(
         default="scenario",
         description="scenario run, either side of a shadow pair, or a "
@@ -180,7 +180,7 @@ class RunMeta(BaseModel):
     shadow: dict[str, Any] | None = Field(
         default=None,
         description="shadow/canary settings of a production-traffic run "
-        "(harness.shadow); null for scenario runs",
+        "(harness.shadow.client); null for scenario runs",
     )
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.analyze import (
+from harness.analysis.analyze import (
     SyntheticProfile,
     analyze_run,
     analyze_table,
@@ -20,9 +20,9 @@ from harness.analyze import (
     write_summary,
     write_synthetic_run,
 )
-from harness.cli import main
+from harness.analysis.metrics import ObservationTable
+from harness.cli.main import main
 from harness.errors import HarnessError
-from harness.metrics import ObservationTable
 from harness.records import Observation, ToolCallRecord, Usage, read_observations
 from harness.summary import SUMMARY_SCHEMA_VERSION
 
@@ -411,7 +411,7 @@ def test_redacted_shadow_pairs_use_the_similarity_stored_before_redaction() -> N
 
 def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> None:
     """analyze_run finds each prompt's output schema in the scenario file the run used."""
-    from harness.runner import RunOptions, run
+    from harness.runner.execute import RunOptions, run
 
     scenario = Path(__file__).resolve().parents[1] / "scenarios" / "structured_extraction.yaml"
     result = run(

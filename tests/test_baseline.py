@@ -8,23 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analyze import (
+from harness.analysis.analyze import (
     SyntheticProfile,
     compare_runs,
     load_table,
     synthetic_observations,
     write_synthetic_run,
 )
-from harness.baseline import (
+from harness.analysis.metrics import LATENCIES
+from harness.cli.main import main
+from harness.errors import HarnessError
+from harness.gates.baseline import (
     Baseline,
     Coded,
     load_baseline,
     resolve_baseline,
     save_baseline,
 )
-from harness.cli import main
-from harness.errors import HarnessError
-from harness.metrics import LATENCIES
 
 
 @pytest.fixture(scope="module")

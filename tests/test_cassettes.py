@@ -15,11 +15,11 @@ import pytest
 import vcr
 import yaml
 
-from harness import cassettes as cas
-from harness.cli import main
+from harness.cassettes import replay as cas
+from harness.cli.main import main
 from harness.records import Observation, read_meta, read_observations
-from harness.runner import RunOptions, RunResult, run
-from harness.scenario import load_scenario
+from harness.runner.execute import RunOptions, RunResult, run
+from harness.scenario.load import load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "scenarios" / "quickstart.yaml"
@@ -129,7 +129,7 @@ def test_replay_gives_identical_observations_and_summary(
     assert replayed.replay is not None and replayed.replay.cassette.misses == []
     assert replayed.replay.cassette.unplayed("quickstart") == []
 
-    analyze = pytest.importorskip("harness.analyze")
+    analyze = pytest.importorskip("harness.analysis.analyze")
     s1 = analyze.analyze_run(live.run_dir, resamples=200).model_dump(mode="json")
     s2 = analyze.analyze_run(replayed.run_dir, resamples=200).model_dump(mode="json")
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from harness.analyze import SyntheticProfile, analyze_table, synthetic_observations
-from harness.claims import evaluate_claims, verdict
-from harness.metrics import ObservationTable
+from harness.analysis.analyze import SyntheticProfile, analyze_table, synthetic_observations
+from harness.analysis.claims import evaluate_claims, verdict
+from harness.analysis.metrics import ObservationTable
 from harness.records import RunMeta
 from harness.summary import Claim, Comparison, Effect, Similarity
 

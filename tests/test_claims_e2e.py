@@ -13,11 +13,11 @@ from typing import Any
 import openai
 import pytest
 
-from harness.analyze import analyze_run, analyze_table, load_table
-from harness.cli import main
+from harness.analysis.analyze import analyze_run, analyze_table, load_table
+from harness.cli.main import main
 from harness.emulator.server import EmulatorThread
-from harness.runner import RunOptions, run
-from harness.shadow import ShadowClient, keep_text
+from harness.runner.execute import RunOptions, run
+from harness.shadow.client import ShadowClient, keep_text
 from harness.summary import Claim
 
 SYSTEM = " ".join(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.scenario_yaml import MAX_FILE_BYTES
+from harness.cli.main import main
+from harness.scenario.yaml_safe import MAX_FILE_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"

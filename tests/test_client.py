@@ -9,9 +9,15 @@ import time
 
 import pytest
 
-from harness.client import CallResult, RetryPolicy, parse_reset, retry_after_ms, send_with_retries
-from harness.runner import Pacer
-from harness.wire import WireRecorder, analyze_wire, split_sse
+from harness.runner.execute import Pacer
+from harness.transport.client import (
+    CallResult,
+    RetryPolicy,
+    parse_reset,
+    retry_after_ms,
+    send_with_retries,
+)
+from harness.transport.wire import WireRecorder, analyze_wire, split_sse
 
 MS = 1_000_000
 
@@ -224,7 +230,7 @@ def test_bad_json_from_a_server_is_a_failed_request_not_a_crash() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from harness.client import Transport
+    from harness.transport.client import Transport
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:

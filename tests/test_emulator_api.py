@@ -13,7 +13,7 @@ import pytest
 from harness.emulator import EMULATOR_ID
 from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import nonce, sse_data, sse_events, truth_record
-from harness.tokens import count_text_tokens
+from harness.translate.tokens import count_text_tokens
 
 MODEL = "gpt-4.1-mini"
 RESPONSE_EVENT_ORDER = [

@@ -14,7 +14,7 @@ from harness.emulator.cache import block_floor
 from harness.emulator.profiles import load_profile
 from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import PROMPT_OVERHEAD_TOKENS, nonce, text_of_tokens
-from harness.tokens import count_text_tokens
+from harness.translate.tokens import count_text_tokens
 
 MODEL = "gpt-4.1-mini"
 

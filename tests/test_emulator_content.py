@@ -17,7 +17,7 @@ from harness.emulator.prompt import count
 from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import nonce, sse_data, sse_events
 from harness.emulator.truth import read_truth
-from harness.tokens import count_text_tokens
+from harness.translate.tokens import count_text_tokens
 
 MODEL = "gpt-4.1-mini"
 WEATHER = {
@@ -149,7 +149,7 @@ def test_harness_run_marker_in_the_user_message_does_not_change_the_reply(
     client: openai.OpenAI,
 ) -> None:
     """Without a system prompt the harness's cache nonce starts the user message."""
-    from harness.plan import cache_nonce, nonce_prefix
+    from harness.runner.plan import cache_nonce, nonce_prefix
 
     replies = {
         _chat_text(

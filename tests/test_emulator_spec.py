@@ -1,8 +1,9 @@
 """Every emulator body and stream event validates against OpenAI's OpenAPI spec (DESIGN §3).
 
 Replies are captured raw through the SDK (``with_raw_response`` / ``with_streaming_response``)
-and checked with :func:`harness.spec.schema_problems`; the requests the tests send are checked
-with :func:`harness.spec.request_problems`, so both sides of the wire follow the spec.
+and checked with :func:`harness.translate.spec.schema_problems`; the requests the tests send are
+checked with :func:`harness.translate.spec.request_problems`, so both sides of the wire follow the
+spec.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from harness.emulator.profiles import load_profile
 from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import sse_data, sse_events
 from harness.emulator.validate import CHAT_KEYS, RESPONSES_KEYS
-from harness.spec import (
+from harness.translate.spec import (
     _schemas,
     request_problems,
     schema_problems,

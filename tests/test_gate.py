@@ -18,20 +18,20 @@ from unittest.mock import ANY
 
 import pytest
 
-from harness.analyze import (
+from harness.analysis.analyze import (
     SyntheticProfile,
     analyze_table,
     compare_runs,
     synthetic_observations,
     write_synthetic_run,
 )
-from harness.baseline import from_run
-from harness.cli import main
+from harness.analysis.metrics import ObservationTable
+from harness.cli.main import main
 from harness.errors import HarnessError
-from harness.gate import GateReport, decide, evaluate, gate_run, wilson_interval
-from harness.gate_config import GateConfig, load_gates_file, parse_gate
-from harness.gate_output import explain, format_report, github_annotations, publish, step_summary
-from harness.metrics import ObservationTable
+from harness.gates.baseline import from_run
+from harness.gates.config import GateConfig, load_gates_file, parse_gate
+from harness.gates.evaluate import GateReport, decide, evaluate, gate_run, wilson_interval
+from harness.gates.output import explain, format_report, github_annotations, publish, step_summary
 from harness.summary import Summary
 
 # --- the decision rule -------------------------------------------------------------------------

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.analyze import scenario_summary
-from harness.metrics import ObservationTable, comparison_pairs
-from harness.pricing import PriceBook
+from harness.analysis.analyze import scenario_summary
+from harness.analysis.metrics import ObservationTable, comparison_pairs
+from harness.analysis.pricing import PriceBook
 from harness.records import Observation, ToolCallRecord, Usage
 
 BOOK_DATE = datetime(2026, 11, 1, tzinfo=UTC)

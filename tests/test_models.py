@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 
-from harness.models import (
+from harness.translate.capabilities import (
     RESPONSES_MIN_OUTPUT_TOKENS,
     ModelInfo,
     is_reasoning_model,
     model_info,
     unsupported_params,
 )
-from harness.request import Params
+from harness.translate.request import Params
 
 # model → (family, reasoning, temperature/top_p, verbosity, efforts, chat, known)
 LOW_MED_HIGH = {"low", "medium", "high"}

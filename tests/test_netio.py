@@ -1,5 +1,5 @@
-"""The raw client's network backend (harness.netio) against small local servers: TLS, timeouts,
-refused and dropped connections, reuse of kept-alive connections, large bodies."""
+"""The raw client's network backend (harness.transport.netio) against small local servers: TLS,
+timeouts, refused and dropped connections, reuse of kept-alive connections, large bodies."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from harness.netio import HIGH_WATER, AsyncioBackend
-from harness.wire import CURRENT_RECORDER, TimedAsyncTransport, WireRecorder
+from harness.transport.netio import HIGH_WATER, AsyncioBackend
+from harness.transport.wire import CURRENT_RECORDER, TimedAsyncTransport, WireRecorder
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

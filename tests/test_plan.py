@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import HarnessError
-from harness.plan import (
+from harness.runner.plan import (
     CACHE_MIN_TOKENS,
     Plan,
     PlannedConversation,
@@ -21,10 +21,10 @@ from harness.plan import (
     print_plan,
     translation_problems,
 )
-from harness.request import ImagePart, Message, TextPart, ToolCall
-from harness.scenario import Scenario, load_scenario
+from harness.scenario.load import Scenario, load_scenario
+from harness.translate.request import ImagePart, Message, TextPart, ToolCall
 
-# bpe-openai (harness.tokens) loads its tables with a deprecated importlib.resources call.
+# bpe-openai (harness.translate.tokens) loads its tables with a deprecated importlib.resources call.
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -346,9 +346,9 @@ def test_plan_bad_repeats_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
 def test_validate_reports_what_the_translator_rejects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: set[str], expected: str
 ) -> None:
-    import harness.translate as translate
+    import harness.translate.convert as translate
     from harness.errors import TranslationError
-    from harness.scenario import validate_paths
+    from harness.scenario.load import validate_paths
 
     for api in fails:
 
@@ -364,7 +364,7 @@ def test_validate_reports_what_the_translator_rejects(
 def test_plan_refuses_what_the_translator_rejects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import harness.translate as translate
+    import harness.translate.convert as translate
     from harness.errors import TranslationError
 
     def reject(*args: object, **kwargs: object) -> dict[str, object]:
@@ -381,7 +381,7 @@ def test_plan_refuses_what_the_translator_rejects(
 
 @pytest.mark.parametrize(("text", "expected"), [("10%", 0.10), ("0.25", 0.25), (" 5% ", 0.05)])
 def test_parse_effect(text: str, expected: float) -> None:
-    from harness.plan import parse_effect
+    from harness.runner.plan import parse_effect
 
     assert parse_effect(text) == pytest.approx(expected)
 
@@ -389,7 +389,7 @@ def test_parse_effect(text: str, expected: float) -> None:
 @pytest.mark.parametrize("text", ["abc", "0", "-5%", "2000%"])
 def test_parse_effect_rejects(text: str) -> None:
     from harness.errors import HarnessError
-    from harness.plan import parse_effect
+    from harness.runner.plan import parse_effect
 
     with pytest.raises(HarnessError, match="--power"):
         parse_effect(text)
@@ -397,8 +397,8 @@ def test_parse_effect_rejects(text: str) -> None:
 
 def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]) -> None:
     """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.3, 10 %."""
-    from harness.cli import main
-    from harness.stats import required_samples
+    from harness.analysis.stats import required_samples
+    from harness.cli.main import main
 
     assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "10%"]) == 0
     out = capsys.readouterr().out
@@ -410,7 +410,7 @@ def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_example_request_passes_the_openapi_spec(path: Path) -> None:
     """Every request of every example, every arm and turn: spec schema + top-level keys."""
-    from harness.spec import request_problems
+    from harness.translate.spec import request_problems
 
     plan = build_plan(load_scenario(path), repeats=1, seed=0)
     checked = 0

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.analysis.pricing import PriceBook, exact_cost_usd, load_price_overrides, project
 from harness.errors import HarnessError
-from harness.pricing import PriceBook, exact_cost_usd, load_price_overrides, project
 
 WHEN = datetime(2026, 11, 1, tzinfo=UTC)
 MTOK = 1_000_000

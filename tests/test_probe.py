@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.emulator.server import EmulatorThread
-from harness.probe import CacheSharingResult, probe_cache_sharing
-from harness.target import NO_KEY, Target
+from harness.runner.probe import CacheSharingResult, probe_cache_sharing
+from harness.runner.target import NO_KEY, Target
 
 
 def test_probe_finds_the_emulators_shared_cache() -> None:

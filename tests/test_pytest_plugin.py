@@ -10,10 +10,10 @@ import pytest
 
 # The inner pytest runs are in-process; pytester forgets modules first imported inside them, and
 # numpy cannot be imported twice in one process, so the harness is imported here first.
-import harness.analyze
-import harness.gate_output
+import harness.analysis.analyze
+import harness.gates.output
 import harness.report.render
-import harness.runner  # noqa: F401
+import harness.runner.execute  # noqa: F401
 
 pytest_plugins = ["pytester"]
 

@@ -15,24 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from harness.analyze import (
+from harness.analysis.analyze import (
     SyntheticProfile,
     analyze_run,
     synthetic_observations,
     write_summary,
     write_synthetic_run,
 )
-from harness.cli import main
-from harness.client import RetryPolicy
+from harness.analysis.similarity import ToolCall
+from harness.cli.main import main
 from harness.report import JUnitCase, append_cases, render_compare, render_report
 from harness.report.diff import tokens, tool_calls_text, word_diff
 from harness.report.fmt import effect, interval, ms, usd
 from harness.report.junit import SUITE_NAME
 from harness.report.markdown import cell, summary_markdown
 from harness.report.verdict import judge_ratio, output_finding
-from harness.runner import RunOptions, run
-from harness.similarity import ToolCall
+from harness.runner.execute import RunOptions, run
 from harness.summary import Effect
+from harness.transport.client import RetryPolicy
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 PROFILE = """

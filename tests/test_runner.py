@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cli import main
-from harness.plan import build_plan, dry_run
+from harness.cli.main import main
 from harness.records import read_meta, read_observations
-from harness.runner import RunOptions, run
-from harness.scenario import load_scenario
+from harness.runner.execute import RunOptions, run
+from harness.runner.plan import build_plan, dry_run
+from harness.scenario.load import load_scenario
 
 QUICK_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -136,7 +136,7 @@ both:
             seed=11,
             progress=False,
             emulator_profile=str(profile),
-            retry=__import__("harness.client", fromlist=["x"]).RetryPolicy(
+            retry=__import__("harness.transport.client", fromlist=["x"]).RetryPolicy(
                 max_attempts=3, base_s=0.001
             ),
         ),
@@ -460,7 +460,7 @@ def test_bad_meta_json_on_resume_is_one_line(
 
 
 def test_openai_key_is_never_sent_to_a_third_party_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.target import NO_KEY, url_key
+    from harness.runner.target import NO_KEY, url_key
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET123")
     assert url_key("http://127.0.0.1:8000/v1") == NO_KEY

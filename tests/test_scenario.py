@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.request import Params
-from harness.scenario import (
+from harness.scenario.load import (
     GATE_METRICS,
     Scenario,
     ScenarioParams,
@@ -18,16 +17,17 @@ from harness.scenario import (
     split_reason,
     validate_paths,
 )
-from harness.scenario_yaml import (
+from harness.scenario.yaml_safe import (
     MAX_INCLUDE_DEPTH,
     YamlProblem,
     format_path,
     load_yaml,
 )
-from harness.tokens import count_text_tokens
-from harness.translate import UNMAPPABLE_CHAT_PARAMS
+from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
+from harness.translate.request import Params
+from harness.translate.tokens import count_text_tokens
 
-# bpe-openai (harness.tokens) loads its tables with a deprecated importlib.resources call.
+# bpe-openai (harness.translate.tokens) loads its tables with a deprecated importlib.resources call.
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"

@@ -1,4 +1,4 @@
-"""harness.shadow: live calls unchanged, a sampled share mirrored to Responses, canary mode.
+"""harness.shadow.client: live calls unchanged, a sampled share mirrored to Responses, canary mode.
 
 Against the emulator (in-process, ``zero`` profile unless a test needs faults or divergence)
 and, where results must be byte-for-byte comparable, a mocked primary (``httpx2.MockTransport``
@@ -33,12 +33,13 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 
-from harness.canary import CanaryStreamError, ChunkTranslator, _chunks_sync
-from harness.cli import main
+from harness.cli.main import main
 from harness.emulator.server import EmulatorThread
 from harness.errors import TranslationError
 from harness.records import read_meta, read_observations
-from harness.shadow import (
+from harness.shadow.canary import CanaryStreamError, ChunkTranslator, _chunks_sync
+from harness.shadow.capture import Capture
+from harness.shadow.client import (
     AsyncShadowClient,
     ShadowClient,
     drop_text,
@@ -48,8 +49,7 @@ from harness.shadow import (
     sample_point,
     shadow_responses_kwargs,
 )
-from harness.shadow_capture import Capture
-from harness.shadow_store import shard_paths
+from harness.shadow.store import shard_paths
 
 MODEL = "gpt-4.1-mini"
 HELLO = [{"role": "user", "content": "What are your support hours?"}]
@@ -725,7 +725,7 @@ def test_processes_share_a_run_directory(emulator: EmulatorThread, tmp_path: Pat
     code = (
         "import sys, openai\n"
         "from pathlib import Path\n"
-        "from harness.shadow import ShadowClient\n"
+        "from harness.shadow.client import ShadowClient\n"
         "c = ShadowClient(openai.OpenAI(base_url=sys.argv[1], api_key='t', max_retries=0),\n"
         "                 sample_rate=1.0, run_dir=Path(sys.argv[2]))\n"
         "for _ in range(3):\n"

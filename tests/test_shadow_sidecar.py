@@ -1,4 +1,4 @@
-"""harness.shadow_sidecar: the shadow side in its own process — pickling what the primary path
+"""harness.shadow.sidecar: the shadow side in its own process — pickling what the primary path
 captured, crashes and restarts, what the mirror sends, and what a sidecar refuses.
 
 Behaviour both modes share (sampling, faults, redaction, flush/close) is tested in both modes
@@ -29,12 +29,12 @@ import pytest
 from openai._models import construct_type
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-import harness.shadow_sidecar as sidecar
+import harness.shadow.sidecar as sidecar
 from harness.emulator.server import EmulatorThread
 from harness.records import read_observations
-from harness.shadow import ShadowClient, ShadowConfig, merge_shards, shadow_target
-from harness.shadow_capture import Capture, CapturedError, compact, read_capture
-from harness.wire import WireRecorder
+from harness.shadow.capture import Capture, CapturedError, compact, read_capture
+from harness.shadow.client import ShadowClient, ShadowConfig, merge_shards, shadow_target
+from harness.transport.wire import WireRecorder
 
 MODEL = "gpt-4.1-mini"
 HELLO = [{"role": "user", "content": "What are your support hours?"}]
@@ -172,7 +172,7 @@ def test_compact_stream_with_tool_calls_reads_like_the_original() -> None:
 
 
 def test_compact_pauses_between_slices_of_a_long_stream() -> None:
-    from harness.shadow_capture import PAUSE_EVERY
+    from harness.shadow.capture import PAUSE_EVERY
 
     chunks = [_chunk({"content": f"w{i} "}) for i in range(3 * PAUSE_EVERY + 2)]
     capture = _capture(items=[(3_000_000 + i, c) for i, c in enumerate(chunks)])

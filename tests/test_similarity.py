@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from harness.similarity import (
+from harness.analysis.similarity import (
     ToolCall,
     compare_json,
     compare_tool_calls,

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from harness import spec
-from harness.spec import request_problems, schema_problems, top_level_properties
+from harness.translate import spec
+from harness.translate.spec import request_problems, schema_problems, top_level_properties
 
 CHAT_BODY: dict[str, Any] = {
     "model": "gpt-4.1-mini",

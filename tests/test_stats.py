@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats
-from harness.stats import Bootstrap, _multinomial_counts
+from harness.analysis import stats
+from harness.analysis.stats import Bootstrap, _multinomial_counts
 
 
 def _reference_medians(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.tokens import count_content_tokens, count_text_tokens, encoding_name
+from harness.translate.tokens import count_content_tokens, count_text_tokens, encoding_name
 
 
 @pytest.mark.parametrize(

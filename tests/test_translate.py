@@ -24,7 +24,13 @@ from openai.types.responses import response_create_params as responses_params
 from pydantic import TypeAdapter
 
 from harness.errors import TranslationError
-from harness.request import (
+from harness.translate.convert import (
+    UNMAPPABLE_CHAT_PARAMS,
+    responses_to_chat_completion,
+    to_chat_kwargs,
+    to_responses_kwargs,
+)
+from harness.translate.request import (
     FunctionTool,
     ImagePart,
     JsonObjectFormat,
@@ -36,13 +42,7 @@ from harness.request import (
     TextPart,
     ToolCall,
 )
-from harness.spec import request_problems, schema_problems, top_level_properties
-from harness.translate import (
-    UNMAPPABLE_CHAT_PARAMS,
-    responses_to_chat_completion,
-    to_chat_kwargs,
-    to_responses_kwargs,
-)
+from harness.translate.spec import request_problems, schema_problems, top_level_properties
 
 MODEL = "gpt-4.1-mini"
 

@@ -40,7 +40,7 @@ from harness.emulator.validate import (
     tool_choice,
     type_error,
 )
-from harness.tokens import IMAGE_TOKENS
+from harness.translate.tokens import IMAGE_TOKENS
 
 _TEXT_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")

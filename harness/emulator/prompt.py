@@ -8,8 +8,8 @@ bill like the stateless turn that resends the history.
 Rendering: ``[tools] [output schema] [instructions/system] messages… <reply priming>``, each
 segment framed by 3 tokens (start, role, end) like OpenAI's chat format, plus 3 priming tokens.
 Text is tokenized with the real ``o200k_base`` BPE (``bpe-openai``, offline). Images count
-``harness.tokens.IMAGE_TOKENS`` placeholder tokens keyed by the image URL; reasoning items count
-their reasoning tokens, keyed by their encrypted content, so a stateless resend of a reasoning
+``harness.translate.tokens.IMAGE_TOKENS`` placeholder tokens keyed by the image URL; reasoning items
+count their reasoning tokens, keyed by their encrypted content, so a stateless resend of a reasoning
 item renders exactly like the same item inside a stored chain.
 """
 

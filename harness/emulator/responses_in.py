@@ -35,7 +35,7 @@ from harness.emulator.validate import (
     tool_choice,
     type_error,
 )
-from harness.tokens import IMAGE_TOKENS
+from harness.translate.tokens import IMAGE_TOKENS
 
 _PARTS = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
 _INCLUDABLE = frozenset(

@@ -3,8 +3,8 @@
 The emulator rejects what OpenAI rejects for the parameters the harness uses (unknown top-level
 keys, wrong types, out-of-range values, sampling parameters on reasoning models, unknown
 models) — a fast, hand-written subset of the spec: full spec validation
-(:func:`harness.spec.request_problems`) is far too slow for the request path, and the tests
-check the emulator against it instead.
+(:func:`harness.translate.spec.request_problems`) is far too slow for the request path, and the
+tests check the emulator against it instead.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from harness.emulator.models import ModelInfo, find_model
 from harness.emulator.prompt import OutputFormat, ToolSpec
 
 #: Top-level request keys per endpoint (``CreateChatCompletionRequest`` / ``CreateResponse`` in
-#: the OpenAPI spec; a test keeps these in step with ``harness.spec.top_level_properties``).
+#: the OpenAPI spec; a test keeps these in step with
+#: ``harness.translate.spec.top_level_properties``).
 CHAT_KEYS = frozenset(
     {
         "audio",

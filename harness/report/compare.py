@@ -1,7 +1,7 @@
 """``render_compare``: two runs of the same scenarios → ``compare.html`` and ``compare.md``.
 
 Run A is the candidate (after a prompt change, a new model…), run B the baseline; ratios are
-A / B from :func:`harness.analyze.compare_runs`, which resamples each run on its own
+A / B from :func:`harness.analysis.analyze.compare_runs`, which resamples each run on its own
 (independent samples). When either run has no observations only point ratios of the summaries'
 medians are available, and the page says so.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from harness.analyze import (
+from harness.analysis.analyze import (
     OBSERVATIONS_FILE,
     SUMMARY_FILE,
     analyze_run,

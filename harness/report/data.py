@@ -1,9 +1,9 @@
 """Everything a report reads from a run directory, read once: meta, summary, observations.
 
-Observations are parsed into columns (:class:`~harness.metrics.ObservationTable`, the same fast
-path the analysis uses); the few fields the table does not keep — HTTP status, error message and
-the attempts of failed or retried requests — are kept on the side, keyed like the table.
-Nothing here sends a request.
+Observations are parsed into columns (:class:`~harness.analysis.metrics.ObservationTable`, the same
+fast path the analysis uses); the few fields the table does not keep — HTTP status, error message
+and the attempts of failed or retried requests — are kept on the side, keyed like the table. Nothing
+here sends a request.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from harness.analyze import OBSERVATIONS_FILE, SUMMARY_FILE, analyze_run, read_summary
-from harness.analyze import write_summary as write_summary_file
+from harness.analysis.analyze import OBSERVATIONS_FILE, SUMMARY_FILE, analyze_run, read_summary
+from harness.analysis.analyze import write_summary as write_summary_file
+from harness.analysis.metrics import ObservationTable
 from harness.errors import HarnessError, ScenarioError
-from harness.metrics import ObservationTable
 from harness.records import NOT_SENT, OBSERVATION_SCHEMA_VERSION, RunMeta, read_meta
 from harness.summary import Summary
 
@@ -174,9 +174,9 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
     if not meta.scenarios:
         return out
     # The runner's digest is the authority on "same scenario"; importing it costs ~1 s (SDK).
-    from harness.plan import build_plan
-    from harness.runner import scenario_digest
-    from harness.scenario import load_scenario
+    from harness.runner.execute import scenario_digest
+    from harness.runner.plan import build_plan
+    from harness.scenario.load import load_scenario
 
     for entry in meta.scenarios:
         path = Path(str(entry.get("path", "")))
@@ -224,7 +224,7 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
 
 def load_run(run_dir: Path, *, save_summary: bool = True) -> RunData:
     """Read a run directory; analyse it (and save ``summary.json``) if it has no summary."""
-    from harness.shadow_store import merge_if_sharded
+    from harness.shadow.store import merge_if_sharded
 
     meta = read_meta(run_dir)
     merge_if_sharded(run_dir)  # a shadow run's per-process shards → observations.jsonl

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.metrics import ObservationTable
+from harness.analysis.metrics import ObservationTable
+from harness.analysis.similarity import compare_json, compare_tool_calls, text_similarity
 from harness.report.data import PromptInfo, RowKey
 from harness.report.diff import WordDiff, pretty_json, tool_calls_text, word_diff
-from harness.similarity import compare_json, compare_tool_calls, text_similarity
 
 #: Characters of one reply shown in full detail (the rest is counted, not shown).
 MAX_REPLY_CHARS = 4000

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.similarity import ToolCall, parse_json
+from harness.analysis.similarity import ToolCall, parse_json
 
 Op = Literal["", "del", "ins"]
 Segment = tuple[Op, str]

@@ -1,0 +1,1 @@
+"""Observations → metrics, comparisons with intervals, similarity, cost and claims (no SDK)."""

@@ -1,0 +1,756 @@
+"""Analysis orchestration: a run directory → ``summary.json``; two runs → a comparison.
+
+``analyze_run(run_dir)`` reads ``meta.json`` and ``observations.jsonl`` (parsed straight into
+columns, no per-record models), analyses each scenario with one shared, seeded bootstrap, tests
+the migration guide's claims, and returns a :class:`harness.summary.Summary`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import math
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from harness import __version__
+from harness.analysis import stats
+from harness.analysis.claims import evaluate_claims
+from harness.analysis.metrics import (
+    ArmData,
+    ArmView,
+    Handles,
+    ObservationTable,
+    arm_sort_key,
+    arm_summary,
+    comparison_key,
+    comparison_metrics,
+    comparison_pairs,
+    costs_per_row,
+    latency_columns,
+    power_info,
+    register_arm,
+    stable_seed,
+    unit_ids,
+)
+from harness.analysis.pricing import PriceBook, genai_prices_version, load_price_overrides
+from harness.analysis.similarity import (
+    Embedder,
+    PairScores,
+    pair_scores,
+    register_gaps,
+    similarity_summary,
+)
+from harness.errors import HarnessError
+from harness.records import (
+    OBSERVATION_SCHEMA_VERSION,
+    Observation,
+    ObservationWriter,
+    RunMeta,
+    Usage,
+    read_meta,
+    read_record_file,
+    write_json,
+)
+from harness.summary import (
+    SUMMARY_SCHEMA_VERSION,
+    BootstrapInfo,
+    Comparison,
+    ModelPriceInfo,
+    PricingInfo,
+    RunArmComparison,
+    RunComparison,
+    ScenarioSummary,
+    Summary,
+)
+
+OBSERVATIONS_FILE = "observations.jsonl"
+SUMMARY_FILE = "summary.json"
+BOOTSTRAP_UNIT = "prompt × repeat × turn (paired across arms)"
+BOOTSTRAP_METHOD = "multinomial bootstrap, percentile interval"
+#: Output JSON Schemas by (scenario, prompt_id), for schema-validity of structured outputs.
+Schemas = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Parsed JSON holds no reference cycles; collecting while building 100k dicts only costs time.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def load_table(path: Path) -> ObservationTable:
+    """Read observations.jsonl into columns (fast path); same rules as ``read_observations``:
+    a torn final line is skipped, any other bad line or unknown schema version raises."""
+    return _load(path)[0]
+
+
+def _load(path: Path) -> tuple[ObservationTable, frozenset[str]]:
+    """:func:`load_table`, and the scenarios with rows flagged ``contaminated_cache``."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read observations ({exc.strerror})") from exc
+    with _gc_paused():
+        rows = _parse_lines(path, data)
+        table = ObservationTable.from_dicts(rows)
+        contaminated = frozenset(r["scenario"] for r in rows if r.get("contaminated_cache"))
+        del rows  # freed by reference counting before the collector is back on
+    return table, contaminated
+
+
+def _parse_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
+    lines = data.split(b"\n")
+    torn_ok = not data.endswith(b"\n")
+    rows: list[dict[str, Any]] = []
+    loads = json.loads
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads(line)
+        except json.JSONDecodeError as exc:
+            if torn_ok and lineno == len(lines):
+                break  # torn final write: a resume redoes it
+            raise HarnessError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg}) — delete the "
+                "line or rerun with --resume"
+            ) from exc
+        if not isinstance(row, dict):
+            raise HarnessError(f"{path}:{lineno}: not an observation (a JSON object expected)")
+        if row.get("schema_version") != OBSERVATION_SCHEMA_VERSION:
+            raise HarnessError(
+                f"{path}:{lineno}: schema_version {row.get('schema_version')!r} is not "
+                f"supported (this harness reads {OBSERVATION_SCHEMA_VERSION})"
+            )
+        rows.append(row)
+    return rows
+
+
+def _scenario_rows(table: ObservationTable) -> dict[str, np.ndarray[Any, np.dtype[np.int64]]]:
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(table.scenario):
+        groups.setdefault(name, []).append(i)
+    return {name: np.array(idx, dtype=np.int64) for name, idx in groups.items()}
+
+
+def _arms(t: ObservationTable, units: np.ndarray[Any, np.dtype[np.int64]]) -> dict[str, ArmData]:
+    groups: dict[str, list[int]] = {}
+    for i, arm in enumerate(t.arm):
+        groups.setdefault(arm, []).append(i)
+    out = {}
+    for name in sorted(groups, key=arm_sort_key):
+        rows = np.array(groups[name], dtype=np.int64)
+        out[name] = ArmData(name, rows, units[rows])
+    return out
+
+
+@dataclass
+class _Prepared:
+    """One scenario's rows registered with its bootstrap, before the resamples are drawn."""
+
+    table: ObservationTable
+    arms: dict[str, ArmData]
+    lat: dict[str, np.ndarray[Any, np.dtype[np.float64]]]
+    cost: np.ndarray[Any, np.dtype[np.float64]]
+    boot: stats.Bootstrap
+    handles: dict[str, Handles]
+
+    def views(
+        self, reps: list[np.ndarray[Any, np.dtype[np.float64]]], warmups: Mapping[str, int]
+    ) -> dict[str, ArmView]:
+        t, lat, cost = self.table, self.lat, self.cost
+        return {
+            a: ArmView(
+                t,
+                arm,
+                self.handles[a],
+                reps,
+                lat,
+                arm_summary(t, arm, self.handles[a], reps, lat, cost, warmups.get(a, 0)),
+            )
+            for a, arm in self.arms.items()
+        }
+
+
+def _prepare(
+    t: ObservationTable, book: PriceBook, *, name: str, seed: int, resamples: int
+) -> _Prepared:
+    """Price the rows and register every arm's statistics with one shared bootstrap."""
+    units, n_units = unit_ids(t, np.arange(len(t), dtype=np.int64))
+    arms = _arms(t, units)
+    lat = latency_columns(t)
+    cost = costs_per_row(t, book)
+    boot = stats.Bootstrap(n_units, resamples=resamples, seed=(seed, stable_seed(name)))
+    handles = {a: register_arm(boot, t, arm, lat, cost) for a, arm in arms.items()}
+    return _Prepared(t, arms, lat, cost, boot, handles)
+
+
+def scenario_summary(
+    t: ObservationTable,
+    name: str,
+    *,
+    book: PriceBook,
+    seed: int = 0,
+    resamples: int = stats.DEFAULT_RESAMPLES,
+    warmups: Mapping[str, int] | None = None,
+    schemas: Schemas | None = None,
+    embedder: Embedder | None = None,
+    emulator_profile: str | None = None,
+    power_effect: float = 0.10,
+    power: float = 0.95,
+    contaminated_cache: bool = False,
+) -> ScenarioSummary:
+    """One scenario's arms, comparisons and claims (``t`` holds only its measured rows).
+
+    ``contaminated_cache``: the rows are shadow pairs (see :mod:`harness.analysis.claims`):
+    cache-hit comparisons are left out and the caching and cost claims are not assessed.
+    """
+    prep = _prepare(t, book, name=name, seed=seed, resamples=resamples)
+    pairs = comparison_pairs(prep.arms)
+    prompt_schemas = {p: s for (sc, p), s in (schemas or {}).items() if sc == name}
+    word_cache: dict[int, list[str]] = {}
+    scores: dict[str, PairScores] = {
+        comparison_key(a, b): pair_scores(
+            t, prep.arms[a], prep.arms[b], prompt_schemas, embedder, word_cache
+        )
+        for a, b in pairs
+    }
+    gaps = {key: register_gaps(prep.boot, key, scores) for key in scores}
+    reps = prep.boot.run()
+    views = prep.views(reps, warmups or {})
+    comparisons: dict[str, Comparison] = {}
+    for a, b in pairs:
+        key = comparison_key(a, b)
+        x, y = views[a], views[b]
+        metrics = comparison_metrics(x, y, paired=True)
+        if contaminated_cache:
+            metrics["cache_hit_ratio_delta"] = metrics["cache_hit_improvement"] = None
+        latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
+        comparisons[key] = Comparison(
+            a=a,
+            b=b,
+            replicate=scores[key].replicate,
+            n_pairs=len(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
+            **metrics,
+            similarity=similarity_summary(key, scores, reps, gaps[key]),
+            power=power_info(
+                x,
+                y,
+                metrics[f"{latency}_p50_ratio"],
+                f"{latency}_p50_ratio",
+                f"{latency}_ms",
+                effect_size=power_effect,
+                power=power,
+            ),
+            cache_contaminated=contaminated_cache,
+        )
+    return ScenarioSummary(
+        name=name,
+        observations=len(t),
+        arms={a: v.summary for a, v in views.items()},
+        comparisons=comparisons,
+        claims=evaluate_claims(comparisons, emulator_profile=emulator_profile),
+    )
+
+
+def analyze_table(
+    table: ObservationTable,
+    meta: RunMeta | None = None,
+    *,
+    book: PriceBook | None = None,
+    seed: int = 0,
+    resamples: int = stats.DEFAULT_RESAMPLES,
+    schemas: Schemas | None = None,
+    embedder: Embedder | None = None,
+    power_effect: float = 0.10,
+    contaminated_cache: Collection[str] | None = None,
+) -> Summary:
+    """Analyse observations already in columns (pure apart from price lookups).
+
+    ``contaminated_cache``: scenarios whose cache figures are not clean (shadow pairs); by
+    default every scenario of a shadow run (``meta.shadow``), none otherwise.
+    """
+    if seed < 0 or resamples < 1:
+        raise HarnessError(
+            f"bootstrap seed must be ≥ 0 and resamples ≥ 1 (got {seed}, {resamples})"
+        )
+    if contaminated_cache is None:
+        contaminated_cache = set(table.scenario) if meta and meta.shadow is not None else ()
+    with _gc_paused():
+        return _analyze_table(
+            table,
+            meta,
+            book=book,
+            seed=seed,
+            resamples=resamples,
+            schemas=schemas,
+            embedder=embedder,
+            power_effect=power_effect,
+            contaminated=frozenset(contaminated_cache),
+        )
+
+
+def _analyze_table(
+    table: ObservationTable,
+    meta: RunMeta | None,
+    *,
+    book: PriceBook | None,
+    seed: int,
+    resamples: int,
+    schemas: Schemas | None,
+    embedder: Embedder | None,
+    power_effect: float,
+    contaminated: frozenset[str],
+) -> Summary:
+    table = table.measured()
+    when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
+    book = book or PriceBook(when=when)
+    profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
+    scenarios = []
+    warnings: list[str] = []
+    warmup_total = int(table.warmup.sum())
+    for name, rows in sorted(_scenario_rows(table).items()):
+        warm = rows[table.warmup[rows]]
+        warmups: dict[str, int] = {}
+        for i in warm.tolist():
+            warmups[table.arm[i]] = warmups.get(table.arm[i], 0) + 1
+        measured = table.take(rows[~table.warmup[rows]])
+        scenarios.append(
+            scenario_summary(
+                measured,
+                name,
+                book=book,
+                seed=seed,
+                resamples=resamples,
+                warmups=warmups,
+                schemas=schemas,
+                embedder=embedder,
+                emulator_profile=profile,
+                power_effect=power_effect,
+                contaminated_cache=name in contaminated,
+            )
+        )
+        if name in contaminated and scenarios[-1].comparisons:
+            warnings.append(
+                f"scenario {name}: cache figures are contaminated (shadow pairs: the mirrored "
+                "call follows the live one with the same prompt prefix, and production prompts "
+                "carry no cache nonce) — cache-hit comparisons and the caching and cost claims "
+                "are not assessed; with prompts of 1,024 tokens or more, latency ratios also "
+                "favour the mirrored side"
+            )
+    run_ids = sorted(set(table.run_id))
+    priced = [
+        ModelPriceInfo(
+            model=p.model,
+            service_tier=p.service_tier,
+            matched_model=p.matched_model,
+            input_mtok=p.input_mtok,
+            cached_input_mtok=p.cached_input_mtok,
+            cache_write_mtok=p.cache_write_mtok,
+            output_mtok=p.output_mtok,
+            tiered=p.tiered,
+            source=p.source,
+            price_date=p.price_date,
+        )
+        for p in book.resolved()
+    ]
+    return Summary(
+        schema_version=SUMMARY_SCHEMA_VERSION,
+        harness_version=__version__,
+        run_id=meta.run_id if meta else (run_ids[0] if len(run_ids) == 1 else "unknown"),
+        target=meta.target if meta else "unknown",
+        target_label=meta.target_label if meta else "unknown",
+        is_emulator=bool(meta and meta.is_emulator),
+        emulator_profile=profile,
+        observations=len(table),
+        warmup_excluded=warmup_total,
+        bootstrap=BootstrapInfo(
+            seed=seed,
+            resamples=resamples,
+            confidence=stats.CONFIDENCE,
+            unit=BOOTSTRAP_UNIT,
+            method=BOOTSTRAP_METHOD,
+        ),
+        pricing=PricingInfo(
+            source=book.source,
+            genai_prices_version=genai_prices_version(),
+            override_file=str(book.override_file) if book.override_file else None,
+            models=priced,
+        ),
+        warnings=[*book.warnings, *warnings],
+        scenarios=scenarios,
+    )
+
+
+def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """Output schemas of the run's scenario files, for schema-validity of structured outputs.
+
+    Only files that still load and hash as they did at run time count (an edited scenario's
+    schema may not be the one the run asked for); anything else is skipped, not an error.
+    """
+    from harness.runner.execute import scenario_digest
+    from harness.scenario.load import load_scenario
+
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for entry in meta.scenarios:
+        try:
+            scenario = load_scenario(Path(entry["path"]))
+        except (HarnessError, OSError, KeyError):
+            continue
+        if entry.get("sha256") != scenario_digest(scenario):
+            continue
+        for prompt in scenario.prompts:
+            if prompt.output_schema is not None:
+                out[(scenario.name, prompt.id)] = prompt.output_schema.json_schema
+    return out
+
+
+def analyze_run(
+    run_dir: Path,
+    *,
+    price_overrides: Path | None = None,
+    seed: int = 0,
+    resamples: int = stats.DEFAULT_RESAMPLES,
+    schemas: Schemas | None = None,
+    embedder: Embedder | None = None,
+) -> Summary:
+    """Analyse ``runs/<run-id>/`` (meta.json + observations.jsonl) into a Summary."""
+    from harness.shadow.store import merge_if_sharded
+
+    meta = read_meta(run_dir)
+    merge_if_sharded(run_dir)  # a shadow run's per-process shards → observations.jsonl
+    obs_path = run_dir / OBSERVATIONS_FILE
+    if not obs_path.is_file():
+        raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — did the run start?")
+    if schemas is None:
+        schemas = scenario_schemas(meta)
+    overrides = load_price_overrides(price_overrides) if price_overrides else None
+    book = PriceBook(
+        overrides,
+        override_file=price_overrides,
+        when=datetime.fromtimestamp(meta.created_at, tz=UTC),
+    )
+    with _gc_paused():
+        table, contaminated = _load(obs_path)
+        if meta.shadow is not None:  # older shadow records may lack the flag
+            contaminated = frozenset(table.scenario)
+        summary = analyze_table(
+            table,
+            meta,
+            book=book,
+            seed=seed,
+            resamples=resamples,
+            schemas=schemas,
+            embedder=embedder,
+            contaminated_cache=contaminated,
+        )
+        del table
+    return summary
+
+
+def write_summary(run_dir: Path, summary: Summary) -> Path:
+    """Write ``RUN_DIR/summary.json`` atomically; returns its path."""
+    path = run_dir / SUMMARY_FILE
+    write_json(path, summary.to_json_dict())
+    return path
+
+
+def read_summary(path: Path) -> Summary:
+    """Load a summary.json (a run directory or the file itself)."""
+    if path.is_dir():
+        path = path / SUMMARY_FILE
+    return read_record_file(
+        path,
+        Summary,
+        what="summary",
+        version=SUMMARY_SCHEMA_VERSION,
+        fix="re-run `harness analyze`",
+    )
+
+
+# --- between runs -----------------------------------------------------------------------------
+
+RunInput = ObservationTable | Path | Summary
+
+
+def _as_table(run: ObservationTable | Path) -> ObservationTable:
+    if isinstance(run, ObservationTable):
+        return run
+    path = run / OBSERVATIONS_FILE if run.is_dir() else run
+    return load_table(path)
+
+
+def _run_views(
+    t: ObservationTable,
+    *,
+    seed: int,
+    resamples: int,
+    book: PriceBook,
+) -> dict[str, dict[str, ArmView]]:
+    t = t.measured()
+    out = {}
+    for name, rows in _scenario_rows(t).items():
+        prep = _prepare(
+            t.take(rows[~t.warmup[rows]]), book, name=name, seed=seed, resamples=resamples
+        )
+        out[name] = prep.views(prep.boot.run(), {})
+    return out
+
+
+def _summary_effects(a: Summary, b: Summary) -> dict[str, dict[str, RunArmComparison]]:
+    """Point ratios only: a summary keeps no samples, so there is no interval to give."""
+    out: dict[str, dict[str, RunArmComparison]] = {}
+    b_scen = {s.name: s for s in b.scenarios}
+    for sa in a.scenarios:
+        sb = b_scen.get(sa.name)
+        if sb is None:
+            continue
+        arms = {}
+        for arm, xa in sa.arms.items():
+            xb = sb.arms.get(arm)
+            if xb is None:
+                continue
+            fields: dict[str, Any] = {}
+            for name, col in (
+                ("ttft_p50_ratio", "ttft_ms"),
+                ("total_p50_ratio", "total_ms"),
+                ("cold_ttft_ratio", "cold_ttft_ms"),
+            ):
+                la, lb = getattr(xa, col), getattr(xb, col)
+                v = stats.safe_ratio(la.p50 if la else None, lb.p50 if lb else None)
+                fields[name] = (
+                    None
+                    if v is None
+                    else {"value": v, "ci95": None, "significant": None, "n_pairs": min(la.n, lb.n)}
+                )
+            arms[arm] = RunArmComparison.model_validate(fields)
+        out[sa.name] = arms
+    return out
+
+
+def compare_runs(
+    a: RunInput,
+    b: RunInput,
+    *,
+    seed: int = 0,
+    resamples: int = stats.DEFAULT_RESAMPLES,
+    book: PriceBook | None = None,
+) -> RunComparison:
+    """Compare the same arms across two runs (a = candidate, b = baseline; ratios a/b).
+
+    The two runs are independent samples: each is resampled on its own. Given summaries
+    instead of observations, only point ratios of medians are available (no interval).
+    """
+    if isinstance(a, Summary) or isinstance(b, Summary):
+        if not (isinstance(a, Summary) and isinstance(b, Summary)):
+            raise HarnessError("compare_runs: give two summaries or two sets of observations")
+        return RunComparison(
+            a_run_id=a.run_id,
+            b_run_id=b.run_id,
+            intervals=False,
+            bootstrap=None,
+            scenarios=_summary_effects(a, b),
+        )
+    ta, tb = _as_table(a), _as_table(b)
+    book = book or PriceBook()
+    va = _run_views(ta, seed=seed, resamples=resamples, book=book)
+    vb = _run_views(tb, seed=seed + 1, resamples=resamples, book=book)
+    scenarios: dict[str, dict[str, RunArmComparison]] = {}
+    for name in sorted(va.keys() & vb.keys()):
+        scenarios[name] = {
+            arm: RunArmComparison.model_validate(
+                comparison_metrics(va[name][arm], vb[name][arm], paired=False)
+            )
+            for arm in sorted(va[name].keys() & vb[name].keys(), key=arm_sort_key)
+        }
+    ids_a, ids_b = sorted(set(ta.run_id)), sorted(set(tb.run_id))
+    return RunComparison(
+        a_run_id=",".join(ids_a),
+        b_run_id=",".join(ids_b),
+        intervals=True,
+        bootstrap=BootstrapInfo(
+            seed=seed,
+            resamples=resamples,
+            confidence=stats.CONFIDENCE,
+            unit="observation (independent runs)",
+            method=BOOTSTRAP_METHOD,
+        ),
+        scenarios=scenarios,
+    )
+
+
+# --- synthetic runs (tests, demos, benchmarks) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticProfile:
+    """Ground truth of a synthetic run, with the emulator's knobs (latency, caching, divergence).
+
+    Latencies are lognormal (``sigma``) around ``ttft_ms`` with a slow multiplicative drift over
+    send order; cold (turn 1) requests are ``cold_factor`` slower on chat and a further
+    ``responses_cold_ratio`` on Responses. Warm turns cache ``chat_cache_fraction`` of chat's
+    input; Responses caches ``1 + responses_cache_advantage`` times as much. Responses replaces
+    a fraction ``divergence`` of chat's words.
+    """
+
+    ttft_ms: float = 300.0
+    responses_ttft_factor: float = 1.0
+    cold_factor: float = 1.5
+    responses_cold_ratio: float = 1.0
+    sigma: float = 0.3
+    drift: float = 0.1
+    system_tokens: int = 1500
+    turn_tokens: int = 200
+    output_tokens: int = 60
+    chat_cache_fraction: float = 0.5
+    responses_cache_advantage: float = 0.0
+    divergence: float = 0.0
+    error_rate: float = 0.0
+    model: str = "gpt-4.1-mini"
+    words: int = 60
+
+
+def synthetic_observations(
+    profile: SyntheticProfile,
+    *,
+    arms: tuple[str, ...] = ("chat", "responses", "chat#2"),
+    prompts: int = 3,
+    turns: int = 2,
+    repeats: int = 30,
+    seed: int = 0,
+    run_id: str = "synthetic",
+    scenario: str = "synthetic",
+    warmup: int = 0,
+) -> list[Observation]:
+    """Observations of a synthetic run, interleaved in randomized blocks like the runner's."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(2000)]
+    texts = {
+        (p, k): [vocab[j] for j in rng.integers(0, len(vocab), profile.words)]
+        for p in range(prompts)
+        for k in range(1, turns + 1)
+    }
+    n_total = (repeats + warmup) * prompts * turns * len(arms)
+    drift = profile.drift * np.sin(np.linspace(0, 2 * np.pi, n_total) + rng.uniform(0, 6.3))
+    out: list[Observation] = []
+    for rep in range(repeats + warmup):
+        for p in range(prompts):
+            for turn in range(1, turns + 1):
+                for arm in rng.permutation(np.array(arms)).tolist():
+                    out.append(
+                        _synthetic_one(
+                            profile,
+                            rng,
+                            texts[(p, turn)],
+                            arm,
+                            p,
+                            turn,
+                            rep - warmup,
+                            float(drift[len(out)]),
+                            len(out),
+                            run_id,
+                            scenario,
+                        )
+                    )
+    return out
+
+
+def _synthetic_one(
+    pr: SyntheticProfile,
+    rng: np.random.Generator,
+    words: list[str],
+    arm: str,
+    prompt: int,
+    turn: int,
+    repeat: int,
+    drift: float,
+    order: int,
+    run_id: str,
+    scenario: str,
+) -> Observation:
+    api: Literal["chat", "responses"] = "chat" if arm.startswith("chat") else "responses"
+    cold = turn == 1
+    factor = pr.cold_factor if cold else 1.0
+    if api == "responses":
+        factor *= pr.responses_cold_ratio if cold else pr.responses_ttft_factor
+    ttft = pr.ttft_ms * factor * math.exp(rng.normal(0.0, pr.sigma) + drift)
+    total = ttft + pr.output_tokens * 8.0 * math.exp(rng.normal(0.0, 0.1))
+    input_tokens = pr.system_tokens + turn * pr.turn_tokens + (turn - 1) * pr.output_tokens
+    cached = 0 if cold else int(pr.chat_cache_fraction * input_tokens)
+    if api == "responses":
+        cached = min(input_tokens, round(cached * (1.0 + pr.responses_cache_advantage)))
+    text = list(words)
+    if api == "responses" and pr.divergence > 0:
+        k = round(pr.divergence * len(text))
+        for j in rng.choice(len(text), size=k, replace=False).tolist():
+            text[j] = f"x{rng.integers(10**9)}"
+    failed = bool(rng.random() < pr.error_rate)
+    base: dict[str, Any] = dict(
+        run_id=run_id,
+        scenario=scenario,
+        prompt_id=f"p{prompt}",
+        arm=arm,
+        api=api,
+        turn=turn,
+        repeat=max(repeat, 0),
+        conversation=f"p{prompt}/{arm}/{repeat}",
+        cold=cold,
+        warmup=repeat < 0,
+        model=pr.model,
+        stream=True,
+        order=order,
+        started_at=1.78e9 + order,
+    )
+    if failed:
+        return Observation(**base, status=500, ok=False, error_type="server_error", finish="error")
+    return Observation(
+        **base,
+        status=200,
+        ok=True,
+        finish="completed",
+        ttfb_ms=ttft * 0.4,
+        ttft_ms=ttft,
+        total_ms=total,
+        sdk_ttfb_ms=ttft * 0.4 + 1.0,
+        sdk_ttft_ms=ttft + 3.0,
+        sdk_total_ms=total + (15.0 if api == "responses" else 8.0),
+        service_tier="default",
+        usage=Usage(
+            input_tokens=input_tokens, cached_tokens=cached, output_tokens=pr.output_tokens
+        ),
+        output_text=" ".join(text),
+    )
+
+
+def write_synthetic_run(
+    run_dir: Path, observations: list[Observation], *, emulator_profile: str | None = None
+) -> Path:
+    """Lay out ``run_dir`` (meta.json + observations.jsonl) as the runner would."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    first = observations[0]
+    meta = RunMeta(
+        run_id=first.run_id,
+        created_at=first.started_at,
+        seed=0,
+        target="emulator" if emulator_profile else "synthetic",
+        is_emulator=emulator_profile is not None,
+        emulator_profile=emulator_profile,
+        planned_requests=len(observations),
+    )
+    write_json(run_dir / "meta.json", meta)
+    with ObservationWriter(run_dir / OBSERVATIONS_FILE, group=10_000) as writer:
+        for obs in observations:
+            writer.write(obs)
+    return run_dir

@@ -1,0 +1,641 @@
+"""Observations → per-arm metrics and arm-vs-arm comparisons, as columns.
+
+:class:`ObservationTable` holds one run's observations as numpy columns (null → NaN), so 100,000
+records are analysed without building 100,000 pydantic models. The functions here register an
+arm's statistics with a scenario's shared :class:`harness.analysis.stats.Bootstrap`, then turn the
+replicates into :class:`harness.summary.ArmSummary` and comparison effects; all are pure.
+``harness.analysis.analyze.scenario_summary`` orchestrates them.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.analysis import stats
+from harness.analysis.pricing import PriceBook, project
+from harness.analysis.similarity import ToolCall, replicate_base
+from harness.errors import HarnessError
+from harness.records import NOT_SENT, Observation
+from harness.summary import (
+    ArmSummary,
+    CacheStats,
+    CostStats,
+    Effect,
+    Estimate,
+    LatencyStats,
+    Power,
+    TokenStats,
+    TurnStats,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: OpenAI caches prompts of at least this many tokens.
+CACHE_MIN_TOKENS = 1024
+LATENCIES = ("ttft_ms", "ttfb_ms", "total_ms", "sdk_ttft_ms", "sdk_ttfb_ms", "sdk_total_ms")
+TOKENS = (
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+BASE_ARMS = ("chat", "responses", "responses_chained")
+
+_FIELDS = (
+    "run_id",
+    "scenario",
+    "prompt_id",
+    "arm",
+    "api",
+    "model",
+    "service_tier",
+    "finish",
+    "error_type",
+    "output_text",
+    "tool_calls",
+    "turn",
+    "repeat",
+    "order",
+    "cold",
+    "warmup",
+    "ok",
+    "usage",
+    *LATENCIES,
+)
+_REQUIRED = frozenset(
+    {"run_id", "scenario", "prompt_id", "arm", "api", "model", "turn", "repeat", "cold"}
+)
+_DEFAULTS: dict[str, Any] = {"order": 0, "warmup": False, "ok": False, "tool_calls": []}
+_STRING_FIELDS = (
+    "run_id",
+    "scenario",
+    "prompt_id",
+    "arm",
+    "api",
+    "model",
+    "service_tier",
+    "finish",
+    "error_type",
+    "output_text",
+)
+_GET_FIELDS = itemgetter(*_FIELDS)
+_GET_TOKENS = itemgetter(*TOKENS)
+_NO_TOKENS = (0,) * len(TOKENS)
+_EMPTY_ROW: dict[str, Any] = {
+    k: _DEFAULTS.get(k, "" if k in _REQUIRED else None) for k in _FIELDS
+} | {"turn": 1, "repeat": 0, "cold": True}
+
+
+@dataclass
+class ObservationTable:
+    """Observations as columns. Latency nulls are NaN; token columns are 0 without usage."""
+
+    run_id: list[str]
+    scenario: list[str]
+    prompt_id: list[str]
+    arm: list[str]
+    api: list[str]
+    model: list[str]
+    service_tier: list[str | None]
+    finish: list[str | None]
+    error_type: list[str | None]
+    output_text: list[str | None]
+    tool_calls: list[Sequence[ToolCall]]
+    turn: IntArray
+    repeat: IntArray
+    order: IntArray
+    cold: BoolArray
+    warmup: BoolArray
+    ok: BoolArray
+    has_usage: BoolArray
+    ttft_ms: FloatArray
+    ttfb_ms: FloatArray
+    total_ms: FloatArray
+    sdk_ttft_ms: FloatArray
+    sdk_ttfb_ms: FloatArray
+    sdk_total_ms: FloatArray
+    input_tokens: IntArray
+    cached_tokens: IntArray
+    cache_write_tokens: IntArray
+    output_tokens: IntArray
+    reasoning_tokens: IntArray
+    #: text similarity stored with a shadow pair (computed before redaction), NaN elsewhere
+    similarity: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.arm)
+
+    def take(self, idx: IntArray) -> ObservationTable:
+        """The rows at ``idx`` (in that order)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            col = getattr(self, f.name)
+            out[f.name] = col[idx] if isinstance(col, np.ndarray) else [col[i] for i in idx]
+        return ObservationTable(**out)
+
+    @classmethod
+    def from_dicts(cls, rows: Sequence[Mapping[str, Any]]) -> ObservationTable:
+        """Columns from parsed observation JSON objects (the fast path for JSONL)."""
+        try:
+            return cls._from_dicts(rows)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HarnessError(
+                f"observation records are malformed ({type(exc).__name__}: "
+                f"{exc}) — re-run `harness run` or fix the JSONL"
+            ) from exc
+
+    @classmethod
+    def _from_dicts(cls, rows: Sequence[Mapping[str, Any]]) -> ObservationTable:
+        # One C-level itemgetter per row and a zip transpose: ~10x faster than per-field loops.
+        if not rows:
+            return cls._from_dicts([_EMPTY_ROW]).take(np.zeros(0, dtype=np.int64))
+        try:
+            cols = dict(zip(_FIELDS, zip(*map(_GET_FIELDS, rows), strict=True), strict=True))
+        except KeyError:  # records written by another tool may omit defaulted fields
+            cols = dict(
+                zip(
+                    _FIELDS,
+                    zip(
+                        *(
+                            tuple(
+                                r[k] if k in _REQUIRED else r.get(k, _DEFAULTS.get(k))
+                                for k in _FIELDS
+                            )
+                            for r in rows
+                        ),
+                        strict=True,
+                    ),
+                    strict=True,
+                )
+            )
+        usages = cols["usage"]
+        try:
+            tokens = list(zip(*(_GET_TOKENS(u) if u else _NO_TOKENS for u in usages), strict=True))
+        except KeyError:
+            tokens = list(
+                zip(
+                    *(tuple(u.get(k, 0) for k in TOKENS) if u else _NO_TOKENS for u in usages),
+                    strict=True,
+                )
+            )
+        strings: dict[str, Any] = {k: list(cols[k]) for k in _STRING_FIELDS}
+        return cls(
+            **strings,
+            tool_calls=[
+                [ToolCall(str(t["name"]), str(t["arguments"])) for t in tc] if tc else ()
+                for tc in cols["tool_calls"]
+            ],
+            turn=np.array(cols["turn"], dtype=np.int64),
+            repeat=np.array(cols["repeat"], dtype=np.int64),
+            order=np.array(cols["order"], dtype=np.int64),
+            cold=np.array(cols["cold"], dtype=np.bool_),
+            warmup=np.array(cols["warmup"], dtype=np.bool_),
+            ok=np.array(cols["ok"], dtype=np.bool_),
+            has_usage=np.array([u is not None for u in usages], dtype=np.bool_),
+            similarity=np.array([r.get("similarity") for r in rows], dtype=np.float64),
+            **_arrays(cols, tokens),
+        )
+
+    @classmethod
+    def from_observations(cls, observations: Iterable[Observation]) -> ObservationTable:
+        """Columns from typed records (library callers and tests)."""
+        return cls.from_dicts([o.model_dump() for o in observations])
+
+    def measured(self) -> ObservationTable:
+        """The rows analysis counts: the latest record per key, without planned tool-result
+        turns that were not needed (``not_sent``: never requests, so never errors)."""
+        t = self.latest_per_key()
+        keep = np.array([e != NOT_SENT for e in t.error_type], dtype=np.bool_)
+        return t if keep.all() else t.take(np.flatnonzero(keep))
+
+    def latest_per_key(self) -> ObservationTable:
+        """Drop earlier records of a key that a resumed run recorded again (last one wins).
+
+        The key is (scenario, prompt, arm, repeat, turn, warm-up): a warm-up request never
+        replaces a measured one.
+        """
+        n = len(self)
+        if n == 0:
+            return self
+        key = np.zeros(n, dtype=np.int64)
+        for col in (self.scenario, self.prompt_id, self.arm):
+            codes = _factorize(col)
+            key = key * (int(codes.max()) + 1) + codes
+        for num in (self.repeat, self.turn, self.warmup.astype(np.int64)):
+            key = key * (int(num.max() - num.min()) + 1) + (num - num.min())
+        _, first_from_end = np.unique(key[::-1], return_index=True)
+        if first_from_end.size == n:
+            return self
+        return self.take(np.sort(n - 1 - first_from_end))
+
+
+def _arrays(
+    cols: Mapping[str, Sequence[Any]],
+    tokens: Sequence[Sequence[int]],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {k: np.array(cols[k], dtype=np.float64) for k in LATENCIES}  # None→NaN
+    out.update({k: np.array(v, dtype=np.int64) for k, v in zip(TOKENS, tokens, strict=True)})
+    return out
+
+
+def _factorize(values: Sequence[str]) -> IntArray:
+    codes: dict[str, int] = {}
+    return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
+
+
+def arm_sort_key(arm: str) -> tuple[int, str]:
+    base, _, rep = arm.partition("#")
+    rank = BASE_ARMS.index(base) if base in BASE_ARMS else len(BASE_ARMS)
+    return (rank, base + "#" + rep.zfill(4) if rep else base)
+
+
+def comparison_pairs(arms: Iterable[str]) -> list[tuple[str, str]]:
+    """Comparisons a run emits: every arm vs chat, replicates vs their base, chained vs
+    stateless responses."""
+    present = sorted(set(arms), key=arm_sort_key)
+    pairs: list[tuple[str, str]] = []
+    if "chat" in present:
+        pairs += [(a, "chat") for a in present if a != "chat"]
+    for a in present:
+        base = replicate_base(a)
+        if a != base and base != "chat" and base in present:
+            pairs.append((a, base))
+    if "responses_chained" in present and "responses" in present:
+        pairs.append(("responses_chained", "responses"))
+    return pairs
+
+
+def comparison_key(a: str, b: str) -> str:
+    return f"{a}_vs_{b}"
+
+
+def stable_seed(*parts: str) -> int:
+    return zlib.crc32("\x1f".join(parts).encode())
+
+
+# --- per scenario -----------------------------------------------------------------------------
+
+
+@dataclass
+class ArmData:
+    """One arm's rows within a scenario: indices into the table and the pairing unit of each."""
+
+    name: str
+    rows: IntArray
+    units: IntArray
+
+
+@dataclass
+class Handles:
+    """Bootstrap handles registered for one arm."""
+
+    medians: dict[str, int]
+    totals: dict[str, int]
+
+
+def _latency_stats(values: FloatArray, replicates: FloatArray | None) -> LatencyStats | None:
+    q = stats.quantiles(values)
+    if q is None:
+        return None
+    ci = stats.interval(replicates) if replicates is not None else None
+    return LatencyStats(n=q.n, p50=q.p50, p95=q.p95, p99=q.p99, mean=q.mean, ci95=ci)
+
+
+def _token_stats(values: IntArray) -> TokenStats | None:
+    if values.size == 0:
+        return None
+    return TokenStats(total=int(values.sum()), mean=float(values.mean()), requests=int(values.size))
+
+
+def _ratio_of_sums(num: IntArray | FloatArray, den: IntArray | FloatArray) -> float | None:
+    d = float(den.sum())
+    return float(num.sum()) / d if d > 0 else None
+
+
+def latency_columns(t: ObservationTable) -> dict[str, FloatArray]:
+    """Latency columns plus cold/warm TTFT and total (NaN outside their subset)."""
+    cols = {name: getattr(t, name) for name in LATENCIES}
+    nan = np.full(len(t), np.nan)
+    cols["cold_ttft_ms"] = np.where(t.cold, t.ttft_ms, nan)
+    cols["warm_ttft_ms"] = np.where(~t.cold, t.ttft_ms, nan)
+    cols["cold_total_ms"] = np.where(t.cold, t.total_ms, nan)
+    cols["warm_total_ms"] = np.where(~t.cold, t.total_ms, nan)
+    return cols
+
+
+def register_arm(
+    boot: stats.Bootstrap,
+    t: ObservationTable,
+    arm: ArmData,
+    lat: Mapping[str, FloatArray],
+    cost: FloatArray,
+) -> Handles:
+    """Register one arm's statistics with the scenario's shared bootstrap."""
+    r, u = arm.rows, arm.units
+    ok = t.ok[r]
+    med = {name: boot.median(u[ok], col[r][ok]) for name, col in lat.items()}
+    use = t.has_usage[r]
+    priced = use & np.isfinite(cost[r])
+    one = np.ones(r.size)
+    totals = {
+        "input": boot.total(u[use], t.input_tokens[r][use].astype(np.float64)),
+        "cached": boot.total(u[use], t.cached_tokens[r][use].astype(np.float64)),
+        "output": boot.total(u[use], t.output_tokens[r][use].astype(np.float64)),
+        "usage_n": boot.total(u[use], one[use]),
+        "cost": boot.total(u[priced], cost[r][priced]),
+        "cost_n": boot.total(u[priced], one[priced]),
+        "errors": boot.total(u, (~ok).astype(np.float64)),
+        "n": boot.total(u, one),
+    }
+    return Handles(med, totals)
+
+
+def _per_turn(t: ObservationTable, rows: IntArray, cost: FloatArray) -> list[TurnStats]:
+    out = []
+    turns = t.turn[rows]
+    for turn in np.unique(turns).tolist():
+        r = rows[turns == turn]
+        ok, use = t.ok[r], t.has_usage[r]
+        ttft = stats.quantiles(t.ttft_ms[r][ok])
+        total = stats.quantiles(t.total_ms[r][ok])
+        c = cost[r][use]
+        out.append(
+            TurnStats(
+                turn=int(turn),
+                requests=int(r.size),
+                errors=int((~ok).sum()),
+                ttft_ms_p50=ttft.p50 if ttft else None,
+                total_ms_p50=total.p50 if total else None,
+                input_tokens_mean=float(t.input_tokens[r][use].mean()) if use.any() else None,
+                cached_tokens_mean=float(t.cached_tokens[r][use].mean()) if use.any() else None,
+                cache_hit_ratio=_ratio_of_sums(t.cached_tokens[r][use], t.input_tokens[r][use]),
+                cost_usd_mean=float(c.mean()) if c.size and np.isfinite(c).all() else None,
+            )
+        )
+    return out
+
+
+def _mode(values: Iterable[str | None]) -> str | None:
+    counts = Counter(v for v in values if v is not None)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def arm_summary(
+    t: ObservationTable,
+    arm: ArmData,
+    h: Handles,
+    reps: Sequence[FloatArray],
+    lat: Mapping[str, FloatArray],
+    cost: FloatArray,
+    warmup_excluded: int,
+) -> ArmSummary:
+    """An arm's summary from its rows and its bootstrap replicates."""
+    r = arm.rows
+    ok, use = t.ok[r], t.has_usage[r]
+    latency = {name: _latency_stats(col[r][ok], reps[h.medians[name]]) for name, col in lat.items()}
+    tokens = {name: _token_stats(getattr(t, name)[r][use]) for name in TOKENS}
+    inp, cached = t.input_tokens[r][use], t.cached_tokens[r][use]
+    hit = _ratio_of_sums(cached, inp)
+    hit_reps = stats.ratio_replicates(reps[h.totals["cached"]], reps[h.totals["input"]])
+    eligible = inp >= CACHE_MIN_TOKENS
+    cache = (
+        CacheStats(
+            eligible_requests=int(eligible.sum()),
+            eligible_input_tokens=int(inp[eligible].sum()),
+            eligible_hit_ratio=_ratio_of_sums(cached[eligible], inp[eligible]),
+            hit_requests=int((cached > 0).sum()),
+            cache_write_tokens=int(t.cache_write_tokens[r][use].sum()),
+        )
+        if use.any()
+        else None
+    )
+    costs = cost[r][use]
+    cost_stats = None
+    projection = project(float(costs.mean())) if costs.size else None
+    if projection is not None and np.isfinite(costs).all():
+        mean_reps = stats.ratio_replicates(reps[h.totals["cost"]], reps[h.totals["cost_n"]])
+        cost_stats = CostStats(
+            total_usd=float(costs.sum()),
+            per_request_usd=Estimate(
+                value=projection.per_request_usd, ci95=stats.interval(mean_reps)
+            ),
+            per_1k_requests_usd=projection.per_1k_requests_usd,
+            per_1m_requests_usd=projection.per_1m_requests_usd,
+            priced_requests=int(costs.size),
+        )
+    idx = r.tolist()
+    finish = Counter(f for f in map(t.finish.__getitem__, idx) if f)
+    errors = Counter(e for e in map(t.error_type.__getitem__, idx) if e)
+    return ArmSummary(
+        api=_mode(map(t.api.__getitem__, idx)),
+        model=_mode(map(t.model.__getitem__, idx)),
+        requests=int(r.size),
+        errors=int((~ok).sum()),
+        error_rate=float((~ok).mean()) if r.size else None,
+        warmup_excluded=warmup_excluded,
+        **latency,
+        **tokens,
+        cache_hit_ratio=(
+            Estimate(value=hit, ci95=stats.interval(hit_reps)) if hit is not None else None
+        ),
+        cache=cache,
+        cost_usd=cost_stats,
+        per_turn=_per_turn(t, r, cost),
+        finish=dict(sorted(finish.items())),
+        error_types=dict(sorted(errors.items())),
+    )
+
+
+# --- comparisons ------------------------------------------------------------------------------
+
+
+@dataclass
+class ArmView:
+    """Everything a comparison needs about one arm: its rows, bootstrap and summary."""
+
+    table: ObservationTable
+    arm: ArmData
+    handles: Handles
+    reps: Sequence[FloatArray]
+    lat: Mapping[str, FloatArray]
+    summary: ArmSummary
+
+    def values(self, col: str) -> FloatArray:
+        r = self.arm.rows
+        return self.lat[col][r][self.table.ok[r]]
+
+    def units_with(self, col: str) -> set[int]:
+        r = self.arm.rows
+        keep = self.table.ok[r] & np.isfinite(self.lat[col][r])
+        return set(self.arm.units[keep].tolist())
+
+    def median_reps(self, col: str) -> FloatArray:
+        return self.reps[self.handles.medians[col]]
+
+    def sum_ratio(self, num: str, den: str) -> FloatArray:
+        return stats.ratio_replicates(
+            self.reps[self.handles.totals[num]], self.reps[self.handles.totals[den]]
+        )
+
+
+def effect(value: float | None, replicates: FloatArray, null: float, n_pairs: int) -> Effect | None:
+    """Assemble an :class:`Effect`; None when the value cannot exist."""
+    if value is None or not math.isfinite(value):
+        return None
+    ci = stats.interval(replicates)
+    return Effect(value=value, ci95=ci, significant=stats.excludes(ci, null), n_pairs=n_pairs)
+
+
+MEDIAN_RATIOS = (
+    ("ttft_p50_ratio", "ttft_ms"),
+    ("ttfb_p50_ratio", "ttfb_ms"),
+    ("total_p50_ratio", "total_ms"),
+    ("sdk_ttft_p50_ratio", "sdk_ttft_ms"),
+    ("sdk_total_p50_ratio", "sdk_total_ms"),
+    ("cold_ttft_ratio", "cold_ttft_ms"),
+    ("warm_ttft_ratio", "warm_ttft_ms"),
+    ("cold_total_ratio", "cold_total_ms"),
+)
+
+
+def comparison_metrics(x: ArmView, y: ArmView, *, paired: bool) -> dict[str, Effect | None]:
+    """Every numeric comparison of x vs y (ratios x/y, deltas x−y).
+
+    ``paired``: both views share one bootstrap (same run, resampled by pairing key) and
+    ``n_pairs`` counts keys present in both; otherwise the samples are independent (two runs)
+    and ``n_pairs`` is the smaller sample.
+    """
+
+    def n_common(ux: set[int], uy: set[int]) -> int:
+        return len(ux & uy) if paired else min(len(ux), len(uy))
+
+    out: dict[str, Effect | None] = {}
+    for name, col in MEDIAN_RATIOS:
+        qx, qy = stats.quantiles(x.values(col)), stats.quantiles(y.values(col))
+        value = stats.safe_ratio(qx.p50 if qx else None, qy.p50 if qy else None)
+        reps = stats.ratio_replicates(x.median_reps(col), y.median_reps(col))
+        out[name] = effect(value, reps, 1.0, n_common(x.units_with(col), y.units_with(col)))
+    shared = n_common(set(x.arm.units.tolist()), set(y.arm.units.tolist()))
+    sx, sy = x.summary, y.summary
+    hit_x, hit_y = x.sum_ratio("cached", "input"), y.sum_ratio("cached", "input")
+    vx = sx.cache_hit_ratio.value if sx.cache_hit_ratio else None
+    vy = sy.cache_hit_ratio.value if sy.cache_hit_ratio else None
+    delta = vx - vy if vx is not None and vy is not None else None
+    out["cache_hit_ratio_delta"] = effect(delta, hit_x - hit_y, 0.0, shared)
+    rel = stats.safe_ratio(vx, vy)
+    out["cache_hit_improvement"] = effect(
+        rel - 1.0 if rel is not None else None,
+        stats.ratio_replicates(hit_x, hit_y) - 1.0,
+        0.0,
+        shared,
+    )
+    cx = sx.cost_usd.per_request_usd.value if sx.cost_usd else None
+    cy = sy.cost_usd.per_request_usd.value if sy.cost_usd else None
+    out["cost_ratio"] = effect(
+        stats.safe_ratio(cx, cy),
+        stats.ratio_replicates(x.sum_ratio("cost", "cost_n"), y.sum_ratio("cost", "cost_n")),
+        1.0,
+        shared,
+    )
+    ox = sx.output_tokens.mean if sx.output_tokens else None
+    oy = sy.output_tokens.mean if sy.output_tokens else None
+    out["output_tokens_ratio"] = effect(
+        stats.safe_ratio(ox, oy),
+        stats.ratio_replicates(x.sum_ratio("output", "usage_n"), y.sum_ratio("output", "usage_n")),
+        1.0,
+        shared,
+    )
+    ex, ey = sx.error_rate, sy.error_rate
+    out["error_rate_delta"] = effect(
+        ex - ey if ex is not None and ey is not None else None,
+        x.sum_ratio("errors", "n") - y.sum_ratio("errors", "n"),
+        0.0,
+        shared,
+    )
+    return out
+
+
+def power_info(
+    x: ArmView,
+    y: ArmView,
+    metric: Effect | None,
+    metric_name: str,
+    col: str,
+    *,
+    effect_size: float,
+    power: float,
+) -> Power | None:
+    """Repeats needed to detect ``effect_size`` on a latency ratio, from the observed spread
+    (the bootstrap standard error of the log ratio, which includes pairing, prompt mix and
+    drift)."""
+    if metric is None:
+        return None
+    ratio = stats.ratio_replicates(x.median_reps(col), y.median_reps(col))
+    finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+    se = float(np.log(finite).std(ddof=1)) if finite.size > 2 else math.nan
+    t = x.table
+    repeats = int(np.unique(np.concatenate([t.repeat[x.arm.rows], t.repeat[y.arm.rows]])).size)
+    n_pairs = metric.n_pairs
+    needed = stats.scale_for_power(se, n_pairs, effect_size, power=power)
+    per_repeat = n_pairs / repeats if repeats else 0.0
+    return Power(
+        metric=metric_name,
+        effect=effect_size,
+        power=power,
+        alpha=stats.ALPHA,
+        sigma_log=stats.robust_sigma_log(np.concatenate([x.values(col), y.values(col)])),
+        n_pairs=n_pairs,
+        repeats=repeats,
+        samples_needed=needed,
+        repeats_needed=(
+            math.ceil(needed / per_repeat) if needed is not None and per_repeat > 0 else None
+        ),
+    )
+
+
+def unit_ids(t: ObservationTable, rows: IntArray) -> tuple[IntArray, int]:
+    """Pairing unit (prompt × repeat × turn) of each row, numbered 0..K-1."""
+    ids: dict[tuple[str, int, int], int] = {}
+    prompts = [t.prompt_id[i] for i in rows]
+    units = [
+        ids.setdefault(k, len(ids))
+        for k in zip(prompts, t.repeat[rows].tolist(), t.turn[rows].tolist(), strict=True)
+    ]
+    return np.array(units, dtype=np.int64), len(ids)
+
+
+def costs_per_row(t: ObservationTable, book: PriceBook) -> FloatArray:
+    """Cost of every row with usage (NaN without usage or without a known price)."""
+    out = np.full(len(t), np.nan)
+    codes: dict[tuple[str, str | None], int] = {}
+    group = np.array(
+        [codes.setdefault(k, len(codes)) for k in zip(t.model, t.service_tier, strict=True)],
+        dtype=np.int64,
+    )
+    for (m, tier), code in codes.items():
+        idx = np.flatnonzero((group == code) & t.has_usage)
+        if idx.size == 0:
+            continue
+        c = book.cost_usd(
+            m,
+            tier,
+            t.input_tokens[idx],
+            t.cached_tokens[idx],
+            t.cache_write_tokens[idx],
+            t.output_tokens[idx],
+        )
+        if c is not None:
+            out[idx] = c
+    return out

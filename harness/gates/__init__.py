@@ -1,0 +1,1 @@
+"""CI gates: gate keys and thresholds, evaluation, baselines, pytest-benchmark export (no SDK)."""

@@ -1,0 +1,850 @@
+"""CI gates: a run's summary (and optionally a baseline) → pass / fail, with reasons.
+
+Two kinds of gate, both decided with the analysis' 95 % intervals so that noise alone does not
+fail a build:
+
+- **Thresholds** (``gates:`` in the scenario, or ``--config gates.yaml``), keyed per DESIGN §1:
+  ``<a>_vs_<b>.<metric>_max|_min`` for a comparison of two arms, ``<arm>.<metric>_max|_min``
+  for one arm (metrics: :data:`harness.scenario.models.GATE_METRICS`). A ``_max`` gate *fails*
+  only when the whole interval is above the threshold (significantly worse), *passes* when the
+  whole interval is at or below it, and is *inconclusive* when the interval straddles it:
+  that passes, with a warning line saying more repeats would settle it. ``_min`` is the mirror.
+  Metrics without an interval (p95 ratios, similarity means) are decided on the point value and
+  say so.
+- **Regression against a baseline** (``--baseline``): every arm's TTFT p50, total p50, cost per
+  request and cache-hit ratio is compared with the same arm of the baseline run, treating the two
+  runs as independent samples (:func:`harness.analysis.analyze.compare_runs`). A metric *fails* when
+  the change is significant (the interval excludes no change, on the worse side) **and** the point
+  estimate is worse by more than the tolerance (default 10 %, ``<arm>.regression_pct_max`` or
+  ``--regression-pct``); worse by more than the tolerance but not significant is inconclusive.
+
+A value that cannot be computed (no price → no cost, no streaming → no TTFT, an arm the run lacks)
+is *unknown*: for a gate someone configured that fails the gate (it is never silently passed);
+for a default regression check it is reported as *skipped*. Exit status of ``harness gate``: 0
+when nothing failed, 1 when a gate failed, 2 for bad input (e.g. a missing baseline).
+
+Gate keys and gates files: :mod:`harness.gates.config`; text, JUnit and GitHub Actions output:
+:mod:`harness.gates.output`; baselines: :mod:`harness.gates.baseline`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import HarnessError
+from harness.gates.config import (
+    Bound,
+    GateConfig,
+    GateSpec,
+    load_gates_file,
+    parse_gate,
+    scenario_gates,
+)
+from harness.summary import (
+    ArmSummary,
+    Comparison,
+    Effect,
+    Interval,
+    LatencyStats,
+    RunComparison,
+    ScenarioSummary,
+    Summary,
+)
+
+if TYPE_CHECKING:
+    from harness.gates.baseline import Baseline
+
+__all__ = [
+    "DEFAULT_REGRESSION_PCT",
+    "FAILING",
+    "GateConfig",
+    "GateReport",
+    "GateResult",
+    "GateSpec",
+    "decide",
+    "evaluate",
+    "gate_run",
+    "load_gates_file",
+    "parse_gate",
+    "scenario_gates",
+    "wilson_interval",
+]
+
+GATE_REPORT_SCHEMA_VERSION = 1
+DEFAULT_REGRESSION_PCT = 10.0
+
+Status = Literal["pass", "fail", "inconclusive", "unknown", "skipped"]
+Unit = Literal["ratio", "ms", "fraction", "points", "score", "pct"]
+#: Statuses that fail the build.
+FAILING: frozenset[str] = frozenset({"fail", "unknown"})
+_Z95 = 1.959963984540054
+
+#: Default regression checks against a baseline: (label, RunArmComparison field, worse if).
+REGRESSION_METRICS: tuple[tuple[str, str, Literal["up", "down"]], ...] = (
+    ("ttft_p50", "ttft_p50_ratio", "up"),
+    ("total_p50", "total_p50_ratio", "up"),
+    ("cost", "cost_ratio", "up"),
+    ("cache_hit_ratio", "cache_hit_improvement", "down"),
+)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+class GateResult(BaseModel):
+    """One gate decided on one scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    name: str = Field(
+        description="the gate key; regression checks add the metric: "
+        "'responses.regression_pct_max (ttft_p50)'"
+    )
+    key: str
+    source: str = Field(description="file the gate is written in, or 'default'")
+    line: int | None = None
+    status: Status
+    bound: Bound
+    threshold: float
+    unit: Unit
+    value: float | None
+    ci95: Interval | None
+    measured: str = Field(description="value and interval in words")
+    rule: str = Field(description="why this status")
+    context: str | None = None
+    fix: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+    def limit(self) -> str:
+        op = "≤" if self.bound == "max" else "≥"
+        if self.unit == "pct":
+            return f"{op} +{num(self.threshold)} %"
+        return f"{op} {_fmt(self.threshold, self.unit)}"
+
+
+class GateReport(BaseModel):
+    """Every gate of a run; ``exit_code`` is what ``harness gate`` returns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = GATE_REPORT_SCHEMA_VERSION
+    run_id: str
+    run_dir: str
+    target: str
+    baseline: str | None
+    baseline_path: str | None = None
+    regression_pct: float
+    results: list[GateResult]
+    warnings: list[str]
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [r for r in self.results if r.failed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def count(self, status: Status) -> int:
+        return sum(r.status == status for r in self.results)
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def num(x: float) -> str:
+    """A threshold as written (1.5, 0.05, 10)."""
+    return f"{x:g}"
+
+
+def _fmt(x: float, unit: Unit) -> str:
+    if unit == "ms":
+        return f"{x:.1f} ms"
+    if unit == "fraction":
+        return f"{x * 100:.1f} %"
+    if unit == "points":
+        return f"{x:+.3f}"
+    if unit == "pct":
+        return f"{x:+.1f} %"
+    return f"{x:.3f}"
+
+
+def _measured(
+    value: float | None, ci: Interval | None, unit: Unit, *, no_interval: str | None = None
+) -> str:
+    if value is None:
+        return "unknown"
+    text = _fmt(value, unit)
+    if ci is not None:
+        return f"{text} (95 % CI {_fmt(ci[0], unit)} to {_fmt(ci[1], unit)})"
+    return f"{text} ({no_interval or 'no interval'})"
+
+
+def _lat(stats: LatencyStats | None) -> str:
+    return "—" if stats is None else f"{stats.p50:.1f} ms (n={stats.n})"
+
+
+# --- threshold gates ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Measure:
+    value: float | None
+    ci: Interval | None
+    unit: Unit
+    context: str | None = None
+    no_interval: str | None = None
+    unknown: str | None = None
+
+
+def _invert(effect: Effect | None, kind: Literal["ratio", "delta"]) -> Effect | None:
+    """b vs a from a vs b: 1/ratio (interval flipped) or −delta."""
+    if effect is None or effect.value is None:
+        return effect
+    ci = effect.ci95
+    if kind == "ratio":
+        if effect.value == 0 or (ci is not None and min(ci) <= 0):
+            return None
+        return Effect(
+            value=1 / effect.value,
+            ci95=(1 / ci[1], 1 / ci[0]) if ci else None,
+            significant=effect.significant,
+            n_pairs=effect.n_pairs,
+        )
+    return Effect(
+        value=-effect.value,
+        ci95=(-ci[1], -ci[0]) if ci else None,
+        significant=effect.significant,
+        n_pairs=effect.n_pairs,
+    )
+
+
+_PAIR_EFFECTS: dict[str, tuple[str, Literal["ratio", "delta"], str | None]] = {
+    # metric: (Comparison field, kind, ArmSummary latency field for context)
+    "ttft_p50_ratio": ("ttft_p50_ratio", "ratio", "ttft_ms"),
+    "total_p50_ratio": ("total_p50_ratio", "ratio", "total_ms"),
+    "cold_ttft_ratio": ("cold_ttft_ratio", "ratio", "cold_ttft_ms"),
+    "warm_ttft_ratio": ("warm_ttft_ratio", "ratio", "warm_ttft_ms"),
+    "cost_ratio": ("cost_ratio", "ratio", None),
+    "cache_hit_ratio_delta": ("cache_hit_ratio_delta", "delta", None),
+}
+_P95_RATIOS = {"ttft_p95_ratio": "ttft_ms", "total_p95_ratio": "total_ms"}
+_ARM_LATENCY: dict[str, tuple[str, Literal["p50", "p95"]]] = {
+    "ttft_p50_ms": ("ttft_ms", "p50"),
+    "ttft_p95_ms": ("ttft_ms", "p95"),
+    "total_p50_ms": ("total_ms", "p50"),
+    "total_p95_ms": ("total_ms", "p95"),
+    "cold_ttft_p50_ms": ("cold_ttft_ms", "p50"),
+}
+
+
+def wilson_interval(errors: int, n: int) -> Interval:
+    """95 % Wilson score interval of a proportion (sound for 0 of n, unlike the normal one)."""
+    p = errors / n
+    denom = 1 + _Z95**2 / n
+    centre = (p + _Z95**2 / (2 * n)) / denom
+    half = _Z95 * math.sqrt(p * (1 - p) / n + _Z95**2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _cost(arm: ArmSummary) -> str:
+    if arm.cost_usd is None or arm.cost_usd.per_request_usd.value is None:
+        return "unknown"
+    return f"${arm.cost_usd.per_request_usd.value:.6f}/request"
+
+
+def _hit(arm: ArmSummary) -> str:
+    v = arm.cache_hit_ratio.value if arm.cache_hit_ratio else None
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _why_unknown(metric: str, arms: Sequence[ArmSummary]) -> str:
+    if metric.startswith("cost") and any(
+        a.cost_usd is None or a.cost_usd.priced_requests == 0 for a in arms
+    ):
+        models = sorted({a.model or "?" for a in arms})
+        return (
+            f"cost unknown: no price for {', '.join(models)} — pass --prices with an "
+            "override, or remove the gate"
+        )
+    if "ttft" in metric and any(a.ttft_ms is None for a in arms):
+        return "no TTFT: an arm has no successful streamed request (stream: false?)"
+    if any(a.requests == a.errors for a in arms):
+        return "an arm has no successful request"
+    if "cache" in metric:
+        return "no cache figure (no usage reported, or nothing cacheable)"
+    return "the run has no value for it"
+
+
+def _comparison(sc: ScenarioSummary, a: str, b: str) -> tuple[Comparison | None, bool]:
+    direct = sc.comparisons.get(f"{a}_vs_{b}")
+    if direct is not None:
+        return direct, False
+    return sc.comparisons.get(f"{b}_vs_{a}"), True
+
+
+def _similarity(comp: Comparison) -> _Measure:
+    kinds = [
+        (kind, stats)
+        for kind, stats in (
+            ("text", comp.similarity.text),
+            ("json", comp.similarity.json_),
+            ("tool_calls", comp.similarity.tool_calls),
+            ("semantic", comp.similarity.semantic),
+        )
+        if stats is not None and stats.mean is not None
+    ]
+    if not kinds:
+        return _Measure(None, None, "score", unknown="no similarity was measured for this pair")
+    kind, worst = min(kinds, key=lambda k: k[1].mean or 0.0)
+    assert worst.mean is not None
+    floor = (
+        f"; A/A noise floor {worst.noise_floor:.3f} ({worst.noise_floor_from})"
+        if worst.noise_floor is not None
+        else "; no A/A arm for a noise floor"
+    )
+    others = ", ".join(f"{k} {s.mean:.3f}" for k, s in kinds if k != kind)
+    return _Measure(
+        worst.mean,
+        None,
+        "score",
+        context=f"lowest kind: {kind} over {worst.n_pairs} pairs{floor}"
+        + (f"; other kinds: {others}" if others else ""),
+        no_interval="mean over pairs, no interval",
+    )
+
+
+def _measure_pair(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
+    a, b = spec.arms
+    missing = [arm for arm in (a, b) if arm not in sc.arms]
+    if missing:
+        return _Measure(
+            None,
+            None,
+            "ratio",
+            unknown=f"arm {missing[0]} is not in the run (arms: {', '.join(sc.arms)})",
+        )
+    xa, xb = sc.arms[a], sc.arms[b]
+    if spec.metric in _P95_RATIOS:
+        la, lb = getattr(xa, _P95_RATIOS[spec.metric]), getattr(xb, _P95_RATIOS[spec.metric])
+        if la is None or lb is None or lb.p95 <= 0:
+            return _Measure(None, None, "ratio", unknown=_why_unknown(spec.metric, (xa, xb)))
+        return _Measure(
+            la.p95 / lb.p95,
+            None,
+            "ratio",
+            context=f"{a} p95 {la.p95:.1f} ms vs {b} {lb.p95:.1f} ms",
+            no_interval="point estimate; no interval for p95 ratios",
+        )
+    comp, flipped = _comparison(sc, a, b)
+    if comp is None:
+        return _Measure(
+            None,
+            None,
+            "ratio",
+            unknown=f"the run has no comparison {spec.subject} (it compares: "
+            f"{', '.join(sc.comparisons) or 'nothing'})",
+        )
+    if spec.metric == "similarity_mean":
+        return _similarity(comp)
+    fld, kind, col = _PAIR_EFFECTS[spec.metric]
+    eff: Effect | None = getattr(comp, fld)
+    if flipped:
+        eff = _invert(eff, kind)
+    unit: Unit = "ratio" if kind == "ratio" else "points"
+    if col is not None:
+        context = f"{a} p50 {_lat(getattr(xa, col))} vs {b} {_lat(getattr(xb, col))}"
+    elif spec.metric == "cost_ratio":
+        context = f"{a} {_cost(xa)} vs {b} {_cost(xb)}"
+    else:
+        context = f"cache-hit ratio {a} {_hit(xa)} vs {b} {_hit(xb)}"
+    if eff is None or eff.value is None:
+        return _Measure(
+            None, None, unit, context=context, unknown=_why_unknown(spec.metric, (xa, xb))
+        )
+    return _Measure(
+        eff.value,
+        eff.ci95,
+        unit,
+        context=f"{context}; {eff.n_pairs} pairs",
+        no_interval="no interval (too few pairs)",
+    )
+
+
+def _measure_arm(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
+    (name,) = spec.arms
+    arm = sc.arms.get(name)
+    if arm is None:
+        return _Measure(
+            None, None, "ms", unknown=f"arm {name} is not in the run (arms: {', '.join(sc.arms)})"
+        )
+    if spec.metric == "error_rate":
+        if arm.requests == 0:
+            return _Measure(None, None, "fraction", unknown="the arm has no measured request")
+        types = ", ".join(f"{k} {v}" for k, v in sorted(arm.error_types.items()))
+        return _Measure(
+            arm.errors / arm.requests,
+            wilson_interval(arm.errors, arm.requests),
+            "fraction",
+            context=f"{arm.errors} of {arm.requests} requests failed"
+            + (f" ({types})" if types else ""),
+        )
+    if spec.metric == "cache_hit_ratio":
+        est = arm.cache_hit_ratio
+        if est is None or est.value is None:
+            return _Measure(None, None, "fraction", unknown=_why_unknown("cache", (arm,)))
+        return _Measure(
+            est.value, est.ci95, "fraction", context="cached / input tokens over the arm's requests"
+        )
+    col, q = _ARM_LATENCY[spec.metric]
+    stats: LatencyStats | None = getattr(arm, col)
+    if stats is None:
+        return _Measure(None, None, "ms", unknown=_why_unknown(spec.metric, (arm,)))
+    if q == "p95":
+        return _Measure(
+            stats.p95,
+            None,
+            "ms",
+            context=f"n={stats.n}, p50 {stats.p50:.1f} ms",
+            no_interval="point estimate; no interval for p95",
+        )
+    return _Measure(stats.p50, stats.ci95, "ms", context=f"n={stats.n}, p95 {stats.p95:.1f} ms")
+
+
+def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) -> tuple[Status, str]:
+    """The threshold rule: fail only when the interval is wholly on the wrong side."""
+    op, worse = ("≤", "above") if bound == "max" else ("≥", "below")
+    if ci is None:
+        bad = value > threshold if bound == "max" else value < threshold
+        return (
+            ("fail", f"the value is {worse} {num(threshold)} (decided on the point value)")
+            if bad
+            else ("pass", f"the value is {op} {num(threshold)} (point value)")
+        )
+    lo, hi = ci
+    if (bound == "max" and lo > threshold) or (bound == "min" and hi < threshold):
+        return "fail", f"the whole 95 % interval is {worse} {num(threshold)}: significantly worse"
+    if (bound == "max" and hi <= threshold) or (bound == "min" and lo >= threshold):
+        return "pass", f"the whole 95 % interval is {op} {num(threshold)}"
+    return "inconclusive", (
+        f"the 95 % interval straddles {num(threshold)}: not significantly "
+        "worse (passes); more repeats would settle it"
+    )
+
+
+def _threshold_result(sc: ScenarioSummary, spec: GateSpec) -> GateResult:
+    m = _measure_pair(sc, spec) if len(spec.arms) == 2 else _measure_arm(sc, spec)
+    common = dict(
+        scenario=sc.name,
+        name=spec.key,
+        key=spec.key,
+        source=spec.source,
+        line=spec.line,
+        bound=spec.bound,
+        threshold=spec.threshold,
+        unit=m.unit,
+        context=m.context,
+    )
+    if m.value is None:
+        return GateResult(
+            **common,
+            status="unknown",
+            value=None,
+            ci95=None,
+            measured="unknown",
+            rule=f"cannot be decided: {m.unknown}; an unknown value fails a configured gate",
+            fix="make the value measurable, or remove the gate",
+        )
+    status, rule = decide(m.value, m.ci, spec.bound, spec.threshold)
+    fix = None
+    if status == "fail":
+        fix = (
+            f"if this is expected, change {spec.key} in {spec.source}; otherwise compare the "
+            "arms in the report"
+        )
+    elif status == "inconclusive":
+        fix = "raise repeats (see power in summary.json) for a decisive answer"
+    return GateResult(
+        **common,
+        status=status,
+        value=m.value,
+        ci95=m.ci,
+        measured=_measured(m.value, m.ci, m.unit, no_interval=m.no_interval),
+        rule=rule,
+        fix=fix,
+    )
+
+
+# --- regression against a baseline -------------------------------------------------------------
+
+
+def _regression(
+    eff: Effect | None, worse: Literal["up", "down"]
+) -> tuple[float | None, Interval | None]:
+    """A change as a regression fraction: +0.25 = 25 % worse (ratio − 1, or −relative change)."""
+    if eff is None or eff.value is None:
+        return None, None
+    ci = eff.ci95
+    if worse == "up":
+        return eff.value - 1.0, (ci[0] - 1.0, ci[1] - 1.0) if ci else None
+    return -eff.value, (-ci[1], -ci[0]) if ci else None
+
+
+def _regression_context(
+    label: str, arm: str, now: ArmSummary | None, then: ArmSummary | None, baseline: str
+) -> str:
+    def fig(x: ArmSummary | None) -> str:
+        if x is None:
+            return "—"
+        if label in ("ttft_p50", "total_p50"):
+            return _lat(x.ttft_ms if label == "ttft_p50" else x.total_ms)
+        if label == "cost":
+            return _cost(x)
+        return _hit(x)
+
+    return f"{arm} {label.replace('_', ' ')}: {fig(now)} now vs {fig(then)} in baseline {baseline}"
+
+
+def _baseline_has(label: str, arm: ArmSummary | None) -> bool:
+    if arm is None:
+        return False
+    if label == "ttft_p50":
+        return arm.ttft_ms is not None
+    if label == "total_p50":
+        return arm.total_ms is not None
+    if label == "cost":
+        return arm.cost_usd is not None and arm.cost_usd.per_request_usd.value is not None
+    return bool(arm.cache_hit_ratio and arm.cache_hit_ratio.value)
+
+
+def _regression_results(
+    sc: ScenarioSummary,
+    specs: Sequence[GateSpec],
+    baseline: Baseline,
+    comparison: RunComparison,
+    default_pct: float,
+    warnings: list[str],
+) -> list[GateResult]:
+    base_sc = next((s for s in baseline.summary.scenarios if s.name == sc.name), None)
+    label = baseline.label()
+    configured = {g.arms[0]: g for g in specs if g.metric == "regression_pct"}
+    out: list[GateResult] = []
+    if base_sc is None:
+        warnings.append(f"{sc.name}: not in baseline {label}; no regression check")
+    arms = list(sc.arms) + [a for a in configured if a not in sc.arms]
+    for arm in arms:
+        spec = configured.get(arm)
+        pct = spec.threshold if spec else default_pct
+        key = spec.key if spec else f"{arm}.regression_pct_max"
+        now = sc.arms.get(arm)
+        then = base_sc.arms.get(arm) if base_sc else None
+        per_arm = comparison.scenarios.get(sc.name, {}).get(arm)
+        if base_sc is not None and then is None and spec is None:
+            warnings.append(f"{sc.name}: arm {arm} is not in baseline {label}; not compared")
+            continue
+        if base_sc is None and spec is None:
+            continue
+        for metric, fld, worse in REGRESSION_METRICS:
+            eff = getattr(per_arm, fld) if per_arm is not None else None
+            out.append(
+                _regression_result(
+                    sc.name,
+                    arm,
+                    metric,
+                    _regression(eff, worse),
+                    spec,
+                    key,
+                    pct,
+                    comparison.intervals,
+                    _regression_context(metric, arm, now, then, label),
+                    _baseline_has(metric, then),
+                    now is not None,
+                    baseline,
+                )
+            )
+    return out
+
+
+NOTHING_TO_REGRESS_FROM = "the baseline has no value for it, so there is nothing to regress from"
+
+
+def _regression_result(
+    scenario: str,
+    arm: str,
+    metric: str,
+    change: tuple[float | None, Interval | None],
+    spec: GateSpec | None,
+    key: str,
+    pct: float,
+    intervals: bool,
+    context: str,
+    in_baseline: bool,
+    in_run: bool,
+    baseline: Baseline,
+) -> GateResult:
+    value, ci = change
+    common = dict(
+        scenario=scenario,
+        name=f"{key} ({metric})",
+        key=key,
+        source=spec.source if spec else "default",
+        line=spec.line if spec else None,
+        bound="max",
+        threshold=pct,
+        unit="pct",
+        context=context,
+    )
+    limit = f"+{num(pct)} %"
+    if value is None:
+        if not in_baseline and in_run:
+            return GateResult(
+                **common,
+                status="skipped",
+                value=None,
+                ci95=None,
+                measured="unknown",
+                rule=NOTHING_TO_REGRESS_FROM,
+            )
+        reason = (
+            "the run lacks this arm"
+            if not in_run
+            else "this run has no value for it although the baseline has one"
+        )
+        status: Status = "unknown" if spec is not None else "skipped"
+        return GateResult(
+            **common,
+            status=status,
+            value=None,
+            ci95=None,
+            measured="unknown",
+            rule=f"cannot be decided: {reason}",
+            fix="check the run's errors and settings against the baseline's",
+        )
+    v100 = value * 100
+    ci100 = (ci[0] * 100, ci[1] * 100) if ci else None
+    measured = _measured(v100, ci100, "pct", no_interval="compared from summaries: no interval")
+    over = v100 > pct
+    significant = ci100 is not None and ci100[0] > 0
+    accept = (
+        f"if the change is intended, save a new baseline: harness baseline save RUN_DIR "
+        f"--name {baseline.name}"
+    )
+    if over and significant:
+        return GateResult(
+            **common,
+            status="fail",
+            value=v100,
+            ci95=ci100,
+            measured=measured,
+            rule=f"significantly worse (the interval excludes no change) and the "
+            f"estimate exceeds {limit}",
+            fix=accept,
+        )
+    if over:
+        why = (
+            "not significant: the interval includes no change"
+            if intervals
+            else "no interval to judge significance"
+        )
+        return GateResult(
+            **common,
+            status="inconclusive",
+            value=v100,
+            ci95=ci100,
+            measured=measured,
+            rule=f"the estimate exceeds {limit} but is {why} "
+            "(passes); more repeats would settle it",
+            fix="raise repeats in both runs for a decisive answer",
+        )
+    rule = (
+        f"significantly worse but within the {limit} tolerance"
+        if significant
+        else f"within {limit}"
+        if v100 > 0
+        else "no regression"
+    )
+    return GateResult(**common, status="pass", value=v100, ci95=ci100, measured=measured, rule=rule)
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(
+    summary: Summary,
+    config: GateConfig,
+    *,
+    baseline: Baseline | None = None,
+    comparison: RunComparison | None = None,
+    regression_pct: float | None = None,
+    run_dir: str = "",
+) -> GateReport:
+    """Decide every gate of every scenario in ``summary`` (pure).
+
+    ``comparison`` is ``compare_runs(this run, baseline)``; it is needed with a baseline.
+    """
+    pct = (
+        regression_pct
+        if regression_pct is not None
+        else config.regression_pct
+        if config.regression_pct is not None
+        else DEFAULT_REGRESSION_PCT
+    )
+    warnings = list(config.warnings)
+    results: list[GateResult] = []
+    names = {sc.name for sc in summary.scenarios}
+    for name in sorted(config.by_scenario.keys() - names):
+        # a configured gate is never passed silently: a scenario the run lacks is unknown
+        results.extend(
+            GateResult(
+                scenario=name,
+                name=spec.key,
+                key=spec.key,
+                source=spec.source,
+                line=spec.line,
+                status="unknown",
+                bound=spec.bound,
+                threshold=spec.threshold,
+                unit="pct" if spec.metric == "regression_pct" else "ratio",
+                value=None,
+                ci95=None,
+                measured="unknown",
+                rule=f"scenario {name!r} is not in this run (it has: {', '.join(sorted(names))})",
+                fix="fix the scenario name in the gates file, or run that scenario",
+            )
+            for spec in config.by_scenario[name]
+        )
+    for sc in summary.scenarios:
+        specs = config.for_scenario(sc.name)
+        results.extend(_threshold_result(sc, s) for s in specs if s.metric != "regression_pct")
+        if baseline is not None:
+            if comparison is None:
+                raise ValueError("evaluate: a baseline needs its comparison (compare_runs)")
+            results.extend(_regression_results(sc, specs, baseline, comparison, pct, warnings))
+        else:
+            for s in specs:
+                if s.metric == "regression_pct":
+                    results.append(
+                        GateResult(
+                            scenario=sc.name,
+                            name=s.key,
+                            key=s.key,
+                            source=s.source,
+                            line=s.line,
+                            status="skipped",
+                            bound="max",
+                            threshold=s.threshold,
+                            unit="pct",
+                            value=None,
+                            ci95=None,
+                            measured="—",
+                            rule="no --baseline given, nothing to compare with",
+                        )
+                    )
+    if not results:
+        warnings.append(
+            "no gates configured and no --baseline: nothing was checked — add "
+            "gates: to the scenario, pass --config, or pass --baseline"
+        )
+    if baseline is not None:
+        b = baseline.summary
+        if (b.target, b.emulator_profile) != (summary.target, summary.emulator_profile):
+            warnings.append(
+                f"baseline {baseline.label()} was measured on {_where(b)}; this run "
+                f"on {_where(summary)}"
+            )
+    return GateReport(
+        run_id=summary.run_id,
+        run_dir=run_dir,
+        target=summary.target_label,
+        baseline=baseline.label() if baseline else None,
+        regression_pct=pct,
+        results=results,
+        warnings=warnings,
+    )
+
+
+def _where(s: Summary) -> str:
+    return s.target_label + (f" profile {s.emulator_profile}" if s.emulator_profile else "")
+
+
+def gate_run(
+    run_dir: Path,
+    *,
+    baseline: str | None = None,
+    config: Path | GateConfig | None = None,
+    regression_pct: float | None = None,
+    baselines_dir: Path | None = None,
+    prices: Path | None = None,
+) -> GateReport:
+    """Gate ``runs/<run-id>/``: its summary.json (analysed now if absent), the gates of its
+    scenario files (or ``config``: a gates file or a :class:`GateConfig`), and optionally a
+    baseline (name, file or run directory).
+
+    Raises :class:`HarnessError` for bad input, including a baseline that cannot be found.
+    """
+    from harness.analysis.analyze import (
+        OBSERVATIONS_FILE,
+        SUMMARY_FILE,
+        analyze_run,
+        compare_runs,
+        load_table,
+        read_summary,
+        write_summary,
+    )
+    from harness.gates.baseline import DEFAULT_BASELINES_DIR, resolve_baseline
+
+    if not run_dir.is_dir():
+        raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")
+    # Resolve the baseline first: a missing one is a usage error, whatever the run holds.
+    ref = (
+        resolve_baseline(baseline, baselines_dir=baselines_dir or DEFAULT_BASELINES_DIR)
+        if baseline is not None
+        else None
+    )
+    gates = (
+        config
+        if isinstance(config, GateConfig)
+        else load_gates_file(config)
+        if config is not None
+        else scenario_gates(run_dir)
+    )
+    if (run_dir / SUMMARY_FILE).is_file():
+        summary = read_summary(run_dir)
+    else:
+        summary = analyze_run(run_dir, price_overrides=prices)
+        write_summary(run_dir, summary)
+    comparison = None
+    if ref is not None:
+        from harness.analysis.pricing import PriceBook, load_price_overrides
+
+        book = (
+            PriceBook(load_price_overrides(prices), override_file=prices) if prices else PriceBook()
+        )
+        comparison = compare_runs(
+            load_table(run_dir / OBSERVATIONS_FILE), ref.baseline.samples.table(), book=book
+        )
+    report = evaluate(
+        summary,
+        gates,
+        baseline=ref.baseline if ref else None,
+        comparison=comparison,
+        regression_pct=regression_pct,
+        run_dir=str(run_dir),
+    )
+    if ref is not None:
+        report.baseline_path = str(ref.path)
+    return report

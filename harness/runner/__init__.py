@@ -1,0 +1,1 @@
+"""Plan a run and execute it against a target: arms, order, pacing, retries, resume."""

@@ -1,0 +1,677 @@
+"""The run plan: which conversations a run sends, to which arm, in which order, with which nonce.
+
+A scenario becomes one :class:`PlannedConversation` per prompt × arm × repeat (plus warm-ups).
+Each conversation holds a ``base`` request (model, params, tools, output format and the
+system/developer message) and its ``steps``: one ``user`` step per turn, each followed by a
+``tool_results`` step when the prompt has tools, which answers the reply's tool calls with the
+canned results. :meth:`PlannedConversation.request_for` builds the neutral request of a step from
+the history so far; the runner sends it and appends the reply with
+:meth:`PlannedConversation.history_after`.
+
+Order: warm-ups first, then for each repeat and each prompt the arms in an order shuffled by a
+RNG seeded with (seed, scenario, prompt, repeat), so slow drift cannot favour one API.
+
+Cache isolation (DESIGN §4): a short nonce derived from the seed is written at the very start of
+the prompt prefix (the system message, else the first user message), so one arm's requests cannot
+warm the server's prompt cache for another. ``conversation``: one nonce per prompt × arm × repeat
+(every turn 1 is cold); ``arm``: one per arm (later repeats find a warm prefix); ``none``: no
+nonce. Warm-ups get nonces of their own, so they warm connections, not the measured prefixes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import HarnessError, ScenarioError, TranslationError
+from harness.scenario.load import (
+    ImagePartSpec,
+    PromptSpec,
+    Scenario,
+    TextPartSpec,
+    load_scenario,
+    split_reason,
+)
+from harness.scenario.models import CacheIsolation, ColdMode
+from harness.scenario.yaml_safe import Path_, Problem, format_path
+from harness.translate.request import (
+    FunctionTool,
+    ImagePart,
+    JsonObjectFormat,
+    JsonSchemaFormat,
+    Message,
+    NeutralRequest,
+    OutputFormat,
+    Params,
+    Part,
+    TextPart,
+    ToolCall,
+)
+
+#: Prompts at least this long (in tokens) are eligible for OpenAI's prompt caching.
+CACHE_MIN_TOKENS = 1024
+
+Api = Literal["chat", "responses"]
+
+
+def arm_api(arm: str) -> Api:
+    """``chat``, ``chat#2`` → chat; ``responses``, ``responses_chained#3`` → responses."""
+    return "chat" if arm.partition("#")[0] == "chat" else "responses"
+
+
+def arm_chained(arm: str) -> bool:
+    return arm.partition("#")[0] == "responses_chained"
+
+
+def cache_nonce(seed: int, *parts: str | int) -> str:
+    """8 hex digits from the seed and the parts (stable across runs, so replays match)."""
+    text = ":".join(str(p) for p in (seed, *parts))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def nonce_prefix(nonce: str) -> str:
+    return f"[run {nonce}] "
+
+
+class Step(BaseModel):
+    """One request of a conversation: a user turn, or the answers to the reply's tool calls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["user", "tool_results"]
+    content: str | tuple[Part, ...] | None = None
+    tool_results: dict[str, str] = Field(default_factory=dict)
+
+
+def _pending_calls(history: tuple[Message, ...]) -> tuple[ToolCall, ...]:
+    """Tool calls of the last assistant message, if nothing has answered them yet."""
+    if history and history[-1].role == "assistant":
+        return history[-1].tool_calls
+    return ()
+
+
+def _unknown_tool_output(name: str) -> str:
+    return json.dumps({"error": f"no canned result for tool {name!r}"})
+
+
+class PlannedConversation(BaseModel):
+    """One prompt sent to one arm in one repeat: a base request and its steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scenario: str
+    prompt_id: str
+    arm: str
+    api: Api
+    chained: bool
+    repeat: int = Field(ge=1, description="1-based; warm-ups count their own 1, 2, …")
+    warmup: bool
+    conversation: str = Field(description="<scenario>/<prompt_id>/<arm>/r<repeat> (w<n>: warm-up)")
+    nonce: str | None
+    base: NeutralRequest = Field(
+        description="model, params, tools, output format; messages = "
+        "the system/developer message only (nonce applied)"
+    )
+    steps: tuple[Step, ...]
+
+    def should_send(self, step_index: int, history: tuple[Message, ...]) -> bool:
+        """A ``tool_results`` step is sent only when the last reply called tools."""
+        step = self.steps[step_index]
+        return step.kind == "user" or bool(_pending_calls(history))
+
+    def request_for(
+        self, step_index: int, history: tuple[Message, ...]
+    ) -> tuple[NeutralRequest, int]:
+        """The full request of a step, and the index of its first new message.
+
+        ``history`` is every message after ``base.messages`` so far (as returned by
+        :meth:`history_after`). Unanswered tool calls at its end are answered first with the
+        canned results (one ``tool`` message per call), then the step's user message is added.
+        The returned index is where a chained request's ``input`` starts (the server holds the
+        earlier messages via ``previous_response_id``).
+        """
+        step = self.steps[step_index]
+        results = step.tool_results or self._tool_results()
+        new: list[Message] = [
+            Message(
+                role="tool",
+                tool_call_id=call.id,
+                content=results.get(call.name, _unknown_tool_output(call.name)),
+            )
+            for call in _pending_calls(history)
+        ]
+        if step.kind == "user":
+            content = step.content
+            new.append(
+                Message(
+                    role="user", content=list(content) if isinstance(content, tuple) else content
+                )
+            )
+        elif not new:
+            raise HarnessError(
+                f"{self.conversation}: step {step_index + 1} answers tool calls, "
+                "but the last reply made none — skip it (see should_send)"
+            )
+        tool_choice = self.base.tool_choice
+        if step.kind == "tool_results" and tool_choice not in (None, "auto", "none"):
+            # A forced call would force another call after the results: let the model answer.
+            tool_choice = "auto"
+        request = self.base.model_copy(
+            update={
+                "messages": (*self.base.messages, *history, *new),
+                "tool_choice": tool_choice,
+            }
+        )
+        return request, len(self.base.messages) + len(history)
+
+    def history_after(self, request: NeutralRequest, reply: Message) -> tuple[Message, ...]:
+        """The history for the next step: this request's messages after the base, plus reply."""
+        return (*request.messages[len(self.base.messages) :], reply)
+
+    def _tool_results(self) -> dict[str, str]:
+        for step in self.steps:
+            if step.tool_results:
+                return step.tool_results
+        return {}
+
+
+class Plan(BaseModel):
+    """Every conversation of a run, in send order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    seed: int
+    repeats: int
+    warmup: int
+    cache_isolation: CacheIsolation
+    cold: ColdMode
+    arms: tuple[str, ...]
+    conversations: list[PlannedConversation]
+
+    def nonces(self) -> dict[str, str]:
+        """conversation id → nonce (for run metadata)."""
+        return {c.conversation: c.nonce for c in self.conversations if c.nonce is not None}
+
+
+def _parts(content: str | list[TextPartSpec | ImagePartSpec]) -> str | tuple[Part, ...]:
+    if isinstance(content, str):
+        return content
+    return tuple(
+        TextPart(text=p.text)
+        if isinstance(p, TextPartSpec)
+        else ImagePart(url=p.image_url, detail=p.detail)
+        for p in content
+    )
+
+
+def _prefixed(content: str | tuple[Part, ...], prefix: str) -> str | tuple[Part, ...]:
+    if isinstance(content, str):
+        return prefix + content
+    if content and isinstance(content[0], TextPart):
+        return (TextPart(text=prefix + content[0].text), *content[1:])
+    return (TextPart(text=prefix.rstrip()), *content)
+
+
+def _output_format(prompt: PromptSpec) -> OutputFormat | None:
+    if prompt.output_schema is not None:
+        spec = prompt.output_schema
+        return JsonSchemaFormat.model_validate(
+            {
+                "name": spec.name,
+                "schema": spec.json_schema,
+                "strict": spec.strict,
+                "description": spec.description,
+            }
+        )
+    if prompt.output == "json_object":
+        return JsonObjectFormat()
+    return None
+
+
+def _conversation(
+    scenario: Scenario,
+    prompt: PromptSpec,
+    arm: str,
+    *,
+    repeat: int,
+    warmup: bool,
+    nonce: str | None,
+) -> PlannedConversation:
+    chained = arm_chained(arm)
+    params = scenario.params_for(prompt)
+    # DESIGN §3: store false everywhere except the chained arm (validation rejects chained +
+    # an explicit store: false).
+    params.setdefault("store", chained)
+    prefix = nonce_prefix(nonce) if nonce else ""
+
+    messages: tuple[Message, ...] = ()
+    instructions = scenario.instructions_for(prompt)
+    if instructions is not None:
+        role, text = instructions
+        messages = (Message(role=role, content=prefix + text),)
+        prefix = ""
+
+    results = dict(prompt.tool_results or {})
+    answers_tools = bool(prompt.tools) and prompt.tool_choice != "none"
+    steps: list[Step] = []
+    for turn in prompt.user_turns:
+        content = _parts(turn)
+        if prefix:
+            content, prefix = _prefixed(content, prefix), ""
+        steps.append(Step(kind="user", content=content))
+        if answers_tools:
+            steps.append(Step(kind="tool_results", tool_results=results))
+    if warmup:
+        steps = steps[:1]
+
+    base = NeutralRequest(
+        model=scenario.model_for(prompt),
+        messages=messages,
+        params=Params(**params),
+        tools=tuple(
+            FunctionTool(
+                name=t.name, description=t.description, parameters=t.parameters, strict=t.strict
+            )
+            for t in prompt.tools or []
+        ),
+        tool_choice=prompt.tool_choice,
+        output_format=_output_format(prompt),
+    )
+    label = f"w{repeat}" if warmup else f"r{repeat}"
+    return PlannedConversation(
+        scenario=scenario.name,
+        prompt_id=prompt.id,
+        arm=arm,
+        api=arm_api(arm),
+        chained=chained,
+        repeat=repeat,
+        warmup=warmup,
+        conversation=f"{scenario.name}/{prompt.id}/{arm}/{label}",
+        nonce=nonce,
+        base=base,
+        steps=tuple(steps),
+    )
+
+
+def _shuffled(arms: list[str], seed: int, *key: str | int) -> list[str]:
+    order = list(arms)
+    if len(order) > 1:  # seeding a generator costs more than the rest of a conversation's plan
+        random.Random(":".join(str(k) for k in (seed, *key))).shuffle(order)
+    return order
+
+
+def build_plan(scenario: Scenario, *, repeats: int | None = None, seed: int = 0) -> Plan:
+    """Every conversation a run of ``scenario`` sends, in send order (warm-ups first)."""
+    count = scenario.repeats if repeats is None else repeats
+    if count < 1:
+        raise HarnessError(f"repeats must be at least 1, got {count}")
+    isolation = scenario.cache_isolation
+    name = scenario.name
+    arms = list(scenario.arms)
+
+    def nonce(arm: str, prompt: str, label: str) -> str | None:
+        if isolation == "none":
+            return None
+        if isolation == "arm" and not label.startswith("warmup"):
+            return cache_nonce(seed, name, arm)
+        return cache_nonce(seed, name, prompt, arm, label)
+
+    conversations: list[PlannedConversation] = []
+    first = scenario.prompts[0]
+    for w in range(1, scenario.warmup + 1):
+        for arm in _shuffled(arms, seed, name, "warmup", w):
+            conversations.append(
+                _conversation(
+                    scenario,
+                    first,
+                    arm,
+                    repeat=w,
+                    warmup=True,
+                    nonce=nonce(arm, first.id, f"warmup{w}"),
+                )
+            )
+    for r in range(1, count + 1):
+        for prompt in scenario.prompts:
+            for arm in _shuffled(arms, seed, name, prompt.id, r):
+                conversations.append(
+                    _conversation(
+                        scenario,
+                        prompt,
+                        arm,
+                        repeat=r,
+                        warmup=False,
+                        nonce=nonce(arm, prompt.id, str(r)),
+                    )
+                )
+    return Plan(
+        scenario=name,
+        seed=seed,
+        repeats=count,
+        warmup=scenario.warmup,
+        cache_isolation=isolation,
+        cold=scenario.cold,
+        arms=tuple(arms),
+        conversations=conversations,
+    )
+
+
+# --- dry run ------------------------------------------------------------------------------------
+
+
+class PlannedRequest(BaseModel):
+    """One request of a dry run: run-time values (replies, call ids, response ids) are
+    placeholders such as ``"<response of turn 1>"``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order: int
+    conversation: PlannedConversation
+    turn: int
+    kind: Literal["user", "tool_results"]
+    request: NeutralRequest
+    new_from: int
+    previous_response_id: str | None
+
+    @property
+    def cold(self) -> bool:
+        """Turn 1 of a conversation: its prefix is new to the server (with conversation
+        isolation; see the module docstring for ``arm`` and ``none``)."""
+        return self.turn == 1
+
+    def kwargs(self) -> dict[str, Any]:
+        """What the SDK would be called with (raises TranslationError if it cannot map)."""
+        from harness.translate.convert import to_chat_kwargs, to_responses_kwargs
+
+        conv = self.conversation
+        if conv.api == "chat":
+            return to_chat_kwargs(self.request)
+        return to_responses_kwargs(
+            self.request,
+            chained=conv.chained,
+            previous_response_id=self.previous_response_id,
+            new_from=self.new_from if self.previous_response_id else 0,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        conv = self.conversation
+        return {
+            "order": self.order,
+            "scenario": conv.scenario,
+            "prompt_id": conv.prompt_id,
+            "arm": conv.arm,
+            "api": conv.api,
+            "chained": conv.chained,
+            "turn": self.turn,
+            "kind": self.kind,
+            "repeat": conv.repeat,
+            "conversation": conv.conversation,
+            "cold": self.cold,
+            "warmup": conv.warmup,
+            "nonce": conv.nonce,
+            "est_input_tokens": estimate_input_tokens(self.request),
+        }
+
+
+def _placeholder_reply(conv: PlannedConversation, step_index: int) -> Message:
+    """What the run will get back, as placeholders (tool calls if a tool step follows)."""
+    turn = step_index + 1
+    following = conv.steps[step_index + 1] if step_index + 1 < len(conv.steps) else None
+    if following is None or following.kind != "tool_results":
+        return Message(role="assistant", content=f"<assistant reply of turn {turn}>")
+    names = [t.name for t in conv.base.tools]
+    choice = conv.base.tool_choice
+    if choice in names:
+        names = [str(choice)]
+    elif following.tool_results:
+        names = [n for n in names if n in following.tool_results] or names
+    calls = tuple(
+        ToolCall(
+            id=f"<call_id from turn {turn}>"
+            if len(names) == 1
+            else f"<call_id {i} from turn {turn}>",
+            name=name,
+            arguments=f"<arguments from turn {turn}>",
+        )
+        for i, name in enumerate(names, 1)
+    )
+    return Message(role="assistant", tool_calls=calls)
+
+
+def dry_run(plan: Plan) -> Iterator[PlannedRequest]:
+    """Every request of the plan in send order, assuming tools are always called."""
+    order = 0
+    for conv in plan.conversations:
+        history: tuple[Message, ...] = ()
+        for index, step in enumerate(conv.steps):
+            request, new_from = conv.request_for(index, history)
+            order += 1
+            previous = f"<response of turn {index}>" if conv.chained and index > 0 else None
+            yield PlannedRequest(
+                order=order,
+                conversation=conv,
+                turn=index + 1,
+                kind=step.kind,
+                request=request,
+                new_from=new_from,
+                previous_response_id=previous,
+            )
+            history = conv.history_after(request, _placeholder_reply(conv, index))
+
+
+def estimate_input_tokens(request: NeutralRequest) -> int:
+    """Offline estimate of a request's input tokens; earlier replies count as empty (they are
+    only known at run time), so this is a lower bound from turn 2 on."""
+    from harness.translate.tokens import (
+        MESSAGE_OVERHEAD_TOKENS,
+        REPLY_PRIMING_TOKENS,
+        count_content_tokens,
+        count_text_tokens,
+    )
+
+    model = request.model
+    total = REPLY_PRIMING_TOKENS
+    for message in request.messages:
+        total += MESSAGE_OVERHEAD_TOKENS
+        if message.role != "assistant":
+            total += count_content_tokens(message.content, model)
+    for tool in request.tools:
+        total += count_text_tokens(json.dumps(tool.model_dump(), sort_keys=True), model)
+    if isinstance(request.output_format, JsonSchemaFormat):
+        total += count_text_tokens(json.dumps(request.output_format.schema_, sort_keys=True), model)
+    return total
+
+
+def translation_problems(scenario: Scenario) -> list[str]:
+    """Translate one repeat of the plan for both APIs; each request a translator cannot
+    express becomes one ``file:line: prompts[i]: message — fix`` line (a problem both APIs
+    share is reported once, without the API name)."""
+    index = {p.id: i for i, p in enumerate(scenario.prompts)}
+    failures: dict[tuple[int, str], set[str]] = {}
+    for planned in dry_run(build_plan(scenario, repeats=1)):
+        try:
+            planned.kwargs()
+        except TranslationError as exc:
+            api = planned.conversation.api
+            text = str(exc).removeprefix(f"{api}: ")
+            key = (index[planned.conversation.prompt_id], text)
+            failures.setdefault(key, set()).add(api)
+    found: list[str] = []
+    for (prompt_index, text), apis in failures.items():
+        message, fix = split_reason(text if len(apis) > 1 else f"{min(apis)}: {text}")
+        at: Path_ = ("prompts", prompt_index)
+        loc = scenario.location(at)
+        found.append(str(Problem(loc.file, loc.line, format_path(at), message, fix)))
+    return found
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def parse_effect(text: str) -> float:
+    """``"10%"`` or ``"0.1"`` → 0.1 (a relative change to detect)."""
+    value = text.strip()
+    try:
+        effect = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise HarnessError(
+            f"--power {text!r}: not a relative effect — write e.g. 10% or 0.1"
+        ) from None
+    if effect <= 0 or effect >= 10:
+        raise HarnessError(
+            f"--power {text!r}: the effect must be above 0 % and below 1,000 % — e.g. 10%"
+        )
+    return effect
+
+
+def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float) -> list[str]:
+    """How many repeats detect a ``effect`` change of a p50 ratio at 95 % power (α = 0.05)."""
+    from harness.analysis.stats import repeats_for_power
+
+    by_arm: dict[str, int] = {}
+    cold: dict[str, int] = {}
+    for conv in plan.conversations:
+        if conv.warmup or conv.repeat != 1:
+            continue
+        by_arm[conv.arm] = by_arm.get(conv.arm, 0) + sum(
+            1 for step in conv.steps if step.kind == "user"
+        )
+        cold[conv.arm] = cold.get(conv.arm, 0) + 1
+    per_repeat = min(by_arm.values(), default=1)
+    cold_per_repeat = min(cold.values(), default=1)
+    need_all = repeats_for_power(effect, sigma_log, samples_per_repeat=per_repeat)
+    need_cold = repeats_for_power(effect, sigma_log, samples_per_repeat=cold_per_repeat)
+    return [
+        f"power: to detect a {effect:.0%} change of a p50 ratio at 95 % power (α 0.05), "
+        f"assuming log-spread σ = {sigma_log:g}:",
+        f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
+        f"repeats ≥ {need_all} (scenario has {plan.repeats})",
+        f"  cold (turn 1) TTFT ({cold_per_repeat} per arm per repeat): repeats ≥ {need_cold}",
+        "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
+    ]
+
+
+def print_plan(
+    path: Path | str,
+    *,
+    repeats: int | None = None,
+    seed: int = 0,
+    as_json: bool = False,
+    power: str | None = None,
+    sigma_log: float = 0.3,
+) -> None:
+    """``harness plan``: JSON Lines (one object per request) or a table with counts and
+    estimated input tokens. Raises ScenarioError for an invalid file."""
+    effect = parse_effect(power) if power is not None else None
+    scenario = load_scenario(path)
+    problems = translation_problems(scenario)
+    if problems:
+        raise ScenarioError(problems)
+    plan = build_plan(scenario, repeats=repeats, seed=seed)
+    try:
+        if as_json:
+            for planned in dry_run(plan):
+                record = planned.summary()
+                record["kwargs"] = planned.kwargs()
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            _print_table(scenario, plan)
+        if effect is not None:
+            for line in power_lines(scenario, plan, effect, sigma_log):
+                print(line, file=sys.stderr if as_json else sys.stdout)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from
+        # complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _print_table(scenario: Scenario, plan: Plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(highlight=False, width=120)
+    rows: dict[tuple[str, str, int], tuple[PlannedRequest, int]] = {}
+    per_arm: Counter[str] = Counter()
+    warm_arm: Counter[str] = Counter()
+    conversations: Counter[str] = Counter()
+    for planned in dry_run(plan):
+        conv = planned.conversation
+        if conv.warmup:
+            warm_arm[conv.arm] += 1
+            continue
+        per_arm[conv.arm] += 1
+        if planned.turn == 1:
+            conversations[conv.arm] += 1
+        key = (conv.prompt_id, conv.arm, planned.turn)
+        first, count = rows.get(key, (planned, 0))
+        rows[key] = (first, count + 1)
+
+    total = sum(per_arm.values()) + sum(warm_arm.values())
+    models = sorted({scenario.model_for(p) for p in scenario.prompts})
+    console.print(f"[bold]Plan for {scenario.name}[/bold] — dry run, nothing is sent")
+    console.print(
+        f"model {', '.join(models)} · arms {', '.join(plan.arms)} · "
+        f"repeats {plan.repeats} · warm-up {plan.warmup} · cache isolation "
+        f"{plan.cache_isolation} · cold {plan.cold} · seed {plan.seed}"
+    )
+
+    table = Table(title="Requests per prompt, arm and turn")
+    for name in (
+        "prompt",
+        "arm",
+        "api",
+        "turn",
+        "step",
+        "requests",
+        "est. input tokens",
+        "cacheable (≥1024)",
+    ):
+        table.add_column(
+            name,
+            justify="left" if name in ("prompt", "arm", "api", "step") else "right",
+            no_wrap=name != "prompt",
+        )
+    prompt_order = {p.id: i for i, p in enumerate(scenario.prompts)}
+    arm_order = {a: i for i, a in enumerate(plan.arms)}
+    for key in sorted(rows, key=lambda k: (prompt_order[k[0]], arm_order[k[1]], k[2])):
+        first, count = rows[key]
+        tokens = estimate_input_tokens(first.request)
+        step = "user" if first.kind == "user" else "tool results*"
+        table.add_row(
+            key[0],
+            key[1],
+            first.conversation.api,
+            str(first.turn),
+            step,
+            str(count),
+            f"{tokens:,}",
+            "yes" if tokens >= CACHE_MIN_TOKENS else "no",
+        )
+    console.print(table)
+
+    arms = Table(title="Requests per arm")
+    for name in ("arm", "api", "conversations", "requests", "warm-up requests"):
+        arms.add_column(name, justify="left" if name in ("arm", "api") else "right")
+    for arm in plan.arms:
+        arms.add_row(
+            arm, arm_api(arm), str(conversations[arm]), str(per_arm[arm]), str(warm_arm[arm])
+        )
+    console.print(arms)
+    console.print(
+        f"{total:,} requests in total (at most: * tool-result steps are sent only "
+        "when the reply calls a tool). Input tokens are offline estimates without "
+        "earlier replies; OpenAI caches prompts of 1,024+ tokens."
+    )

@@ -1,0 +1,1 @@
+"""Scenario files: pydantic models, safe YAML with file:line errors, cross-field checks, loading."""

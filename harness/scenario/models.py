@@ -1,0 +1,557 @@
+"""Pydantic models of a scenario file (``extra="forbid"``, strict types) and their constants.
+
+Shapes only: the cross-field rules live in :mod:`harness.scenario.check`, loading in
+:mod:`harness.scenario.load`. Field validators raise errors that carry their own fix
+(``PydanticCustomError("harness", …, {"message", "fix"})``); unknown keys carry a suggestion.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from harness.scenario.yaml_safe import LoadedYaml, Location, Path_, show
+from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
+
+SCENARIO_VERSION = 1
+
+#: Base arm ids; an A/A replicate appends ``#2``, ``#3``… (``chat#2``).
+BASE_ARMS = ("chat", "responses", "responses_chained")
+ARM_RE = re.compile(r"^(chat|responses|responses_chained)(?:#([2-9]|[1-9][0-9]+))?$")
+
+#: Gate metrics and whether they apply to a comparison (``a_vs_b.metric``) or to one arm
+#: (``arm.metric``). The one list of gate metrics: :mod:`harness.gates.evaluate` computes these.
+GATE_METRICS: dict[str, Literal["pair", "arm"]] = {
+    "ttft_p50_ratio": "pair",
+    "ttft_p95_ratio": "pair",
+    "total_p50_ratio": "pair",
+    "total_p95_ratio": "pair",
+    "cold_ttft_ratio": "pair",
+    "warm_ttft_ratio": "pair",
+    "cost_ratio": "pair",
+    "cache_hit_ratio_delta": "pair",
+    "similarity_mean": "pair",
+    "error_rate": "arm",
+    "regression_pct": "arm",  # vs a baseline run: TTFT/total p50, cost, cache hits (harness gate)
+    "ttft_p50_ms": "arm",
+    "ttft_p95_ms": "arm",
+    "total_p50_ms": "arm",
+    "total_p95_ms": "arm",
+    "cold_ttft_p50_ms": "arm",
+    "cache_hit_ratio": "arm",
+}
+GATE_KEY_RE = re.compile(r"^(?P<subject>[^.]+)\.(?P<metric>[a-z0-9_]+?)_(?P<bound>max|min)$")
+
+SimilarityMethod = Literal["text", "json", "tool_calls", "semantic"]
+CacheIsolation = Literal["conversation", "arm", "none"]
+ColdMode = Literal["new-prompt-prefix", "new-connection", "process-start"]
+SIMILARITY_METHODS: tuple[str, ...] = get_args(SimilarityMethod)
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DATA_URL_RE = re.compile(r"^data:image/(png|jpeg|jpg|gif|webp);base64,(.*)$", re.DOTALL)
+
+#: Fix hints for keys people carry over from one of the two APIs.
+_PARAM_HINTS: dict[str, str] = {
+    "max_tokens": "write max_output_tokens (sent as max_completion_tokens to chat and "
+    "max_output_tokens to responses)",
+    "max_completion_tokens": "write max_output_tokens (sent as max_completion_tokens to chat "
+    "and max_output_tokens to responses)",
+    "response_format": "use output_schema or output: json_object on the prompt",
+    "text": "use verbosity in params, or output_schema / output on the prompt",
+    "reasoning": "write reasoning_effort: low|medium|high",
+    "instructions": "write system: or developer: at the top level or on the prompt",
+    "tools": "move tools to the prompt",
+    "tool_choice": "move tool_choice to the prompt",
+    "model": "write model at the top level or on the prompt",
+}
+
+
+def _problem(message: str, fix: str) -> PydanticCustomError:
+    return PydanticCustomError("harness", "{message}", {"message": message, "fix": fix})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    _hints: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        """Unknown keys, each with a suggestion (one error per model, listing every key)."""
+        if not isinstance(data, dict):
+            return data
+        allowed = [f.alias or name for name, f in cls.model_fields.items()]
+        unknown = [k for k in data if k not in allowed]
+        if not unknown:
+            return data
+        found = []
+        for key in unknown:
+            message, fix = cls._unknown_key(str(key), allowed)
+            found.append((str(key), message, fix))
+        raise PydanticCustomError("unknown_keys", "unknown keys", {"found": found})
+
+    @classmethod
+    def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
+        if key in cls._hints:
+            return f"unknown key {show(key)}", cls._hints[key]
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+        if close:
+            return f"unknown key {show(key)}", f"did you mean {close[0]}?"
+        return f"unknown key {show(key)}", "remove it; allowed here: " + ", ".join(allowed)
+
+
+class ScenarioParams(_Model):
+    """Parameters both APIs understand; unset fields are not sent (or use the API default)."""
+
+    _hints: ClassVar[dict[str, str]] = _PARAM_HINTS
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_output_tokens: int | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    store: bool | None = None
+    prompt_cache_key: str | None = Field(None, min_length=1, max_length=256)
+    metadata: dict[str, str] | None = None
+    stream: bool = True
+    parallel_tool_calls: bool | None = None
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    user: str | None = None
+
+    @classmethod
+    def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
+        if key not in cls._hints:
+            reason = UNMAPPABLE_CHAT_PARAMS.get(key)
+            if reason is not None:
+                message, fix = split_reason(reason)
+                return f"{key} is Chat-only: {message}", fix
+        return super()._unknown_key(key, allowed)
+
+    @field_validator("max_output_tokens")
+    @classmethod
+    def _min_tokens(cls, value: int | None) -> int | None:
+        if value is not None and value < 16:
+            raise _problem(
+                f"max_output_tokens {value} is below 16, the Responses API minimum",
+                "use 16 or more",
+            )
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        if len(value) > 16:
+            raise _problem(
+                f"metadata has {len(value)} keys; both APIs allow at most 16",
+                "keep 16 keys or fewer",
+            )
+        for key, item in value.items():
+            if len(key) > 64 or len(item) > 512:
+                raise _problem(
+                    f"metadata {show(key)} is too long (keys ≤ 64, values ≤ 512 characters)",
+                    "shorten it",
+                )
+        return value
+
+
+class TextPartSpec(_Model):
+    text: str = Field(min_length=1)
+
+
+class ImagePartSpec(_Model):
+    image_url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+    _hints: ClassVar[dict[str, str]] = {
+        "url": "write image_url: <https URL or data:image/png;base64,...>",
+        "type": "remove it: a part is {text: ...} or {image_url: ..., detail: ...}",
+    }
+
+    @field_validator("image_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value.startswith(("https://", "http://")):
+            return value
+        match = _DATA_URL_RE.match(value)
+        if match is None:
+            raise _problem(
+                f"image_url {show(value)} is not an http(s) URL or an image data URL",
+                "use https://… or data:image/png;base64,…",
+            )
+        try:
+            base64.b64decode(match.group(2), validate=True)
+        except (binascii.Error, ValueError):
+            raise _problem(
+                "image_url data URL is not valid base64", "re-encode the image with base64"
+            ) from None
+        return value
+
+
+def _part_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        if "text" in value:
+            return "~text"
+        if "image_url" in value:
+            return "~image"
+    return "~bad"
+
+
+def _bad_part(value: Any) -> Any:
+    if isinstance(value, str):
+        raise _problem(
+            "a list of content parts holds a plain string",
+            "write {text: ...}; for several user turns use turns: instead of input:",
+        )
+    raise _problem(
+        f"{show(value)} is not a content part",
+        "write {text: ...} or {image_url: ..., detail: low|high|auto}",
+    )
+
+
+PartSpec = Annotated[
+    Annotated[TextPartSpec, Tag("~text")]
+    | Annotated[ImagePartSpec, Tag("~image")]
+    | Annotated[Any, PlainValidator(_bad_part), Tag("~bad")],
+    Discriminator(_part_kind),
+]
+
+
+def _content_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "~text"
+    if isinstance(value, list):
+        return "~parts"
+    return "~bad"
+
+
+def _bad_content(value: Any) -> Any:
+    raise _problem(
+        f"expected text or a list of parts, got {type_name(value)}",
+        "write a string, or a list of {text: ...} / {image_url: ...} parts",
+    )
+
+
+def _nonempty_text(value: str) -> str:
+    if not value.strip():
+        raise _problem("text is empty", "write the text")
+    return value
+
+
+def _nonempty_parts(value: list[Any]) -> list[Any]:
+    if not value:
+        raise _problem("the list of parts is empty", "add at least one {text: ...} part")
+    return value
+
+
+Content = Annotated[
+    Annotated[str, AfterValidator(_nonempty_text), Tag("~text")]
+    | Annotated[list[PartSpec], AfterValidator(_nonempty_parts), Tag("~parts")]
+    | Annotated[Any, PlainValidator(_bad_content), Tag("~bad")],
+    Discriminator(_content_kind),
+]
+Instructions = Annotated[str, AfterValidator(_nonempty_text)]
+
+_DEFAULT_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+class ToolSpec(_Model):
+    """A function tool, written flat (Responses style); chat gets the nested form."""
+
+    _hints: ClassVar[dict[str, str]] = {
+        "type": "remove it: tools are functions, written flat {name, description, parameters, "
+        "strict}",
+        "function": "write name, description, parameters and strict directly on the tool "
+        "(flat), not under function:",
+    }
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: dict(_DEFAULT_PARAMETERS))
+    strict: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _TOOL_NAME_RE.match(value):
+            raise _problem(
+                f"tool name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
+            )
+        return value
+
+
+class OutputSchemaSpec(_Model):
+    """Structured output: chat ``response_format`` json_schema, responses ``text.format``."""
+
+    _hints: ClassVar[dict[str, str]] = {
+        "type": "remove it: output_schema is always a json_schema format; for JSON mode write "
+        "output: json_object on the prompt instead",
+        "json_schema": "write name, schema and strict directly under output_schema (flat)",
+    }
+
+    name: str
+    json_schema: dict[str, Any] = Field(alias="schema")
+    strict: bool = True
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _TOOL_NAME_RE.match(value):
+            raise _problem(
+                f"schema name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
+            )
+        return value
+
+
+def _param_or_hint(key: str, where: str) -> tuple[str, str] | None:
+    """Advice for a parameter written outside ``params``/``defaults``."""
+    if key in ScenarioParams.model_fields:
+        return f"{key} is a parameter", f"move it under {where}:"
+    reason = UNMAPPABLE_CHAT_PARAMS.get(key)
+    if reason is not None:
+        message, fix = split_reason(reason)
+        return f"{key} is Chat-only: {message}", fix
+    return None
+
+
+class PromptSpec(_Model):
+    """One prompt: a single ``input`` or several ``turns``, sent to every arm."""
+
+    _hints: ClassVar[dict[str, str]] = {
+        "messages": "write input: (one user turn) or turns: (several); system text goes in system:",
+        "prompt": "write input: (one user turn) or turns: (several)",
+        "text": "write input: (one user turn) or turns: (several)",
+        "user": "write input: (one user turn) or turns: (several)",
+        "response_format": "use output_schema: {name, schema, strict} or output: json_object",
+        "instructions": "write system: or developer:",
+        "expected": "remove it: outputs are compared between arms, not to an expected answer",
+    }
+
+    id: str
+    model: str | None = Field(None, min_length=1)
+    params: ScenarioParams | None = None
+    system: Instructions | None = None
+    developer: Instructions | None = None
+    input: Content | None = None
+    turns: list[Content] | None = Field(None, min_length=1)
+    tools: list[ToolSpec] | None = Field(None, min_length=1)
+    tool_choice: str | None = None
+    tool_results: dict[str, str] | None = None
+    output_schema: OutputSchemaSpec | None = None
+    output: Literal["json_object"] | None = None
+
+    @classmethod
+    def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
+        return _param_or_hint(key, "params") or super()._unknown_key(key, allowed)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise _problem(
+                f"prompt id {show(value)} is not a slug",
+                "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
+            )
+        return value
+
+    @field_validator("tool_results", mode="before")
+    @classmethod
+    def _dump_results(cls, value: Any) -> Any:
+        # A canned result may be written as YAML; the tool output sent is its JSON text.
+        if isinstance(value, dict):
+            return {
+                k: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+                if isinstance(v, dict | list)
+                else v
+                for k, v in value.items()
+            }
+        return value
+
+    @property
+    def user_turns(self) -> list[str | list[TextPartSpec | ImagePartSpec]]:
+        """The user messages in order (``input`` is one turn)."""
+        if self.turns is not None:
+            return list(self.turns)
+        return [self.input] if self.input is not None else []
+
+
+def _default_methods() -> list[SimilarityMethod]:
+    return ["text"]
+
+
+class SimilaritySpec(_Model):
+    method: list[SimilarityMethod] = Field(default_factory=_default_methods, min_length=1)
+
+
+def _arm(value: str) -> str:
+    if ARM_RE.match(value):
+        return value
+    base, _, replica = value.partition("#")
+    if base in BASE_ARMS and replica == "1":
+        raise _problem(
+            f"arm {show(value)}: replicates start at #2 ({base} itself is #1)",
+            f"write {base} or {base}#2",
+        )
+    close = difflib.get_close_matches(base, BASE_ARMS, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise _problem(
+        f"unknown arm {show(value)}",
+        f"{hint}use chat, responses, responses_chained, or an A/A replicate such as chat#2",
+    )
+
+
+class Scenario(_Model):
+    """A scenario file. Load it with :func:`load_scenario`."""
+
+    _hints: ClassVar[dict[str, str]] = {
+        "params": "write defaults: (per-prompt overrides go in the prompt's params:)",
+        "instructions": "write system: or developer:",
+        "prompt": "write prompts: (a list)",
+        "arm": "write arms: (a list)",
+        "gate": "write gates: (a mapping)",
+        "seed": "pass --seed to harness run/plan (the seed is a run setting, and the "
+        "Responses API has no seed parameter)",
+    }
+
+    version: int
+    name: str
+    description: str | None = None
+    model: str = Field(min_length=1)
+    defaults: ScenarioParams = Field(default_factory=ScenarioParams)
+    arms: list[Annotated[str, AfterValidator(_arm)]] = Field(
+        default_factory=lambda: ["chat", "responses"], min_length=1
+    )
+    cache_isolation: CacheIsolation = "conversation"
+    repeats: int = Field(5, ge=1, le=10_000)
+    warmup: int = Field(0, ge=0, le=100)
+    cold: ColdMode = "new-prompt-prefix"
+    system: Instructions | None = None
+    developer: Instructions | None = None
+    prompts: list[PromptSpec] = Field(min_length=1)
+    similarity: SimilaritySpec = Field(default_factory=SimilaritySpec)
+    gates: dict[str, float] = Field(default_factory=dict)
+
+    #: The loaded YAML (lines, files read, hash); set by
+    #: :func:`harness.scenario.load.load_scenario`.
+    _loaded: LoadedYaml | None = PrivateAttr(None)
+
+    @classmethod
+    def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
+        if key not in cls._hints:
+            found = _param_or_hint(key, "defaults")
+            if found is not None:
+                return found
+        return super()._unknown_key(key, allowed)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != SCENARIO_VERSION:
+            raise _problem(
+                f"unsupported scenario version {value}",
+                f"write version: {SCENARIO_VERSION} (the only version this harness reads)",
+            )
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise _problem(
+                f"name {show(value)} is not a slug",
+                "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
+            )
+        return value
+
+    @property
+    def source(self) -> Path | None:
+        """The file this scenario was loaded from."""
+        return self._loaded.files[0] if self._loaded and self._loaded.files else None
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the scenario file and every included file (for run metadata)."""
+        return self._loaded.sha256 if self._loaded else ""
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The scenario file followed by every file it includes."""
+        return tuple(self._loaded.files) if self._loaded else ()
+
+    def location(self, path: Path_) -> Location:
+        """Where a field path is written (its nearest written ancestor when it is unset)."""
+        if self._loaded is None:
+            return Location("?", 1)
+        return self._loaded.location(path)
+
+    def model_for(self, prompt: PromptSpec) -> str:
+        return prompt.model or self.model
+
+    def params_for(self, prompt: PromptSpec) -> dict[str, Any]:
+        """Defaults overridden by the prompt's params; only keys the file sets (plus stream)."""
+        merged = self.defaults.model_dump(exclude_unset=True)
+        if prompt.params is not None:
+            merged.update(prompt.params.model_dump(exclude_unset=True))
+        merged.setdefault("stream", True)
+        return merged
+
+    def instructions_for(
+        self, prompt: PromptSpec
+    ) -> tuple[Literal["system", "developer"], str] | None:
+        """The leading system/developer message of a prompt (the prompt's own wins)."""
+        for owner in (prompt, self):
+            if owner.system is not None:
+                return "system", owner.system
+            if owner.developer is not None:
+                return "developer", owner.developer
+        return None
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """Split ``"what is wrong — how to fix"`` (or ``"…; fix"``) into its two halves."""
+    if " — " in reason:
+        message, _, fix = reason.partition(" — ")
+    elif "; " in reason:
+        message, _, fix = reason.rpartition("; ")
+    else:
+        return reason.rstrip("."), "see scenarios/README.md"
+    return message.strip().rstrip("."), fix.strip().rstrip(".")
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int | float):
+        return f"{value} (a number)"
+    if isinstance(value, str):
+        return f"{show(value, 30)!r} (a string)" if value else "an empty string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

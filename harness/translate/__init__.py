@@ -1,0 +1,1 @@
+"""The neutral request and its translation to Chat Completions and Responses kwargs (pure)."""

@@ -1,0 +1,759 @@
+"""Transport: send one request through the official SDK (or a lean raw client), with two clocks.
+
+Wire timings come from :mod:`harness.transport.wire` (below the HTTP client); the ``sdk_*`` timings
+are taken where the caller's loop sees each typed event — the difference is client CPU a team pays.
+SDK retries are off (``max_retries=0``): :func:`send_with_retries` retries itself, honours
+``retry-after-ms``/``retry-after`` and keeps every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import random
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx2
+import openai
+import orjson
+
+from harness.records import Attempt, ToolCallRecord, Usage
+from harness.transport.netio import AsyncioBackend
+from harness.transport.wire import (
+    CURRENT_RECORDER,
+    RecordedTiming,
+    TimedAsyncTransport,
+    WireRecorder,
+    WireTiming,
+    analyze_wire,
+    split_sse,
+)
+
+Api = Literal["chat", "responses"]
+ClientKind = Literal["sdk", "raw"]
+_NS_PER_MS = 1_000_000
+_PATHS = {"chat": "/chat/completions", "responses": "/responses"}
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def _g(obj: Any, name: str) -> Any:
+    """Field of an SDK model or of a plain dict (the raw client), None when absent."""
+    if type(obj) is dict:  # the raw client's events: skip the slower ABC check
+        return obj.get(name)
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+@dataclass(slots=True)
+class CallResult:
+    """Outcome of one HTTP attempt, API-neutral."""
+
+    status: int | None = None
+    ok: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    retry_after_ms: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    response_id: str | None = None
+    finish: str | None = None
+    output_text: str | None = None
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    reasoning_items: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage | None = None
+    service_tier: str | None = None
+    wire: WireTiming = field(default_factory=WireTiming)
+    sdk_ttfb_ms: float | None = None
+    sdk_ttft_ms: float | None = None
+    sdk_total_ms: float | None = None
+    events: int | None = None
+    request_bytes: int | None = None
+    #: answered from a cassette: the timings are the ones recorded with the interaction
+    replayed: bool = False
+
+    @property
+    def retryable(self) -> bool:
+        if self.ok:
+            return False
+        if self.status is not None:
+            return self.status in RETRYABLE_STATUS
+        return self.error_type in ("connection_error", "timeout", "stream_interrupted")
+
+
+# --- reading replies (shared by both clients and both APIs) ------------------------------------
+
+
+class _Reply:
+    """Accumulates one reply from stream events or a final object (SDK models or dicts)."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.result = CallResult()
+        self.events = 0
+        self.saw_terminal = False
+
+    def chat_chunk(self, chunk: Any) -> bool:
+        """Consume a chat chunk; True when it carried visible output."""
+        self.result.response_id = self.result.response_id or _g(chunk, "id")
+        self.result.service_tier = _g(chunk, "service_tier") or self.result.service_tier
+        usage = _g(chunk, "usage")
+        if usage is not None:
+            self.result.usage = _chat_usage(usage)
+        visible = False
+        for choice in _g(chunk, "choices") or ():
+            delta = _g(choice, "delta")
+            content = _g(delta, "content") if delta is not None else None
+            if content:
+                self.text.append(content)
+                visible = True
+            for call in (_g(delta, "tool_calls") if delta is not None else None) or ():
+                slot = self.calls.setdefault(
+                    _g(call, "index") or 0, {"id": "", "name": "", "arguments": ""}
+                )
+                fn = _g(call, "function")
+                slot["id"] = _g(call, "id") or slot["id"]
+                if fn is not None:
+                    slot["name"] = _g(fn, "name") or slot["name"]
+                    args = _g(fn, "arguments")
+                    if args:
+                        slot["arguments"] += args
+                        visible = True
+            reason = _g(choice, "finish_reason")
+            if reason:
+                self.result.finish = _chat_finish(reason)
+        return visible
+
+    def chat_final(self, completion: Any) -> None:
+        self.result.response_id = _g(completion, "id")
+        self.result.service_tier = _g(completion, "service_tier")
+        usage = _g(completion, "usage")
+        self.result.usage = _chat_usage(usage) if usage is not None else None
+        for choice in (_g(completion, "choices") or ())[:1]:
+            message = _g(choice, "message")
+            content = _g(message, "content")
+            if content:
+                self.text.append(content)
+            for i, call in enumerate(_g(message, "tool_calls") or ()):
+                fn = _g(call, "function")
+                self.calls[i] = {
+                    "id": _g(call, "id") or "",
+                    "name": _g(fn, "name") or "",
+                    "arguments": _g(fn, "arguments") or "",
+                }
+            self.result.finish = _chat_finish(_g(choice, "finish_reason") or "stop")
+
+    def responses_event(self, event: Any) -> bool:
+        """Consume a Responses stream event; True when it carried visible output."""
+        kind = _g(event, "type")
+        if kind == "response.output_text.delta":
+            self.text.append(_g(event, "delta") or "")
+            return True
+        if kind == "response.function_call_arguments.delta":
+            return bool(_g(event, "delta"))
+        if kind == "response.created":
+            self.result.response_id = _g(_g(event, "response"), "id")
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.saw_terminal = True
+            self.text.clear()
+            self.responses_final(_g(event, "response"))
+        elif kind == "error":
+            self.saw_terminal = True
+            self.result.finish = "error"
+            self.result.error_type = str(_g(event, "code") or "stream_error")
+            self.result.error_message = str(_g(event, "message") or "error event in stream")
+        return False
+
+    def responses_final(self, response: Any) -> None:
+        self.result.response_id = _g(response, "id")
+        self.result.service_tier = _g(response, "service_tier")
+        status = _g(response, "status")
+        self.result.finish = {
+            "completed": "completed",
+            "incomplete": "incomplete",
+            "failed": "failed",
+        }.get(status or "", status)
+        if status == "failed":
+            error = _g(response, "error")
+            self.result.error_type = str(_g(error, "code") or "response_failed")
+            self.result.error_message = str(_g(error, "message") or "response.failed")
+        usage = _g(response, "usage")
+        self.result.usage = _responses_usage(usage) if usage is not None else None
+        for item in _g(response, "output") or ():
+            kind = _g(item, "type")
+            if kind == "message":
+                for part in _g(item, "content") or ():
+                    if _g(part, "type") == "output_text":
+                        self.text.append(_g(part, "text") or "")
+            elif kind == "function_call":
+                self.calls[len(self.calls)] = {
+                    "id": _g(item, "call_id") or "",
+                    "name": _g(item, "name") or "",
+                    "arguments": _g(item, "arguments") or "",
+                }
+            elif kind == "reasoning":
+                dumped = item if isinstance(item, dict) else item.model_dump(exclude_none=True)
+                self.result.reasoning_items.append(dumped)
+
+    def finish(self) -> CallResult:
+        res = self.result
+        res.output_text = "".join(self.text) if (self.text or res.finish) else None
+        res.tool_calls = [ToolCallRecord(**c) for _, c in sorted(self.calls.items())]
+        if res.error_type is None and res.finish not in (None, "failed", "error"):
+            res.ok = True
+        elif res.finish is None and res.error_type is None:
+            res.error_type, res.error_message = "stream_interrupted", "stream ended early"
+        return res
+
+
+def _chat_finish(reason: str) -> str:
+    return {"length": "incomplete", "content_filter": "incomplete"}.get(reason, "completed")
+
+
+def _usage(usage: Any, input_: str, output: str) -> Usage:
+    """Normalise usage; the APIs differ only in names (``prompt``/``completion`` for chat,
+    ``input``/``output`` for responses). Cached tokens stay a subset of input tokens."""
+    details = _g(usage, f"{input_}_tokens_details")
+    out_details = _g(usage, f"{output}_tokens_details")
+
+    def detail(obj: Any, name: str) -> int:
+        return (_g(obj, name) if obj is not None else 0) or 0
+
+    return Usage(
+        input_tokens=_g(usage, f"{input_}_tokens") or 0,
+        cached_tokens=detail(details, "cached_tokens"),
+        cache_write_tokens=detail(details, "cache_write_tokens"),
+        output_tokens=_g(usage, f"{output}_tokens") or 0,
+        reasoning_tokens=detail(out_details, "reasoning_tokens"),
+    )
+
+
+def _chat_usage(usage: Any) -> Usage:
+    return _usage(usage, "prompt", "completion")
+
+
+def _responses_usage(usage: Any) -> Usage:
+    return _usage(usage, "input", "output")
+
+
+# --- headers -----------------------------------------------------------------------------------
+
+KEPT_HEADERS = (
+    "x-request-id",
+    "openai-processing-ms",
+    "x-emulator",
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+    "openai-version",
+    "openai-model",
+)
+
+
+_KEPT = frozenset(KEPT_HEADERS)
+
+
+def _keep_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    # one pass over the reply's headers: httpx2 looks each name up by a linear scan
+    return {k.lower(): v for k, v in headers.items() if k.lower() in _KEPT}
+
+
+def retry_after_ms(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` (OpenAI), else ``retry-after`` in seconds; None if absent or bad."""
+    for name, scale in (("retry-after-ms", 1.0), ("retry-after", 1000.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_reset(value: str | None) -> float | None:
+    """``x-ratelimit-reset-*`` values like ``1s``, ``6m0s``, ``20ms`` → seconds."""
+    if not value:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = _DURATION.findall(value)
+    return sum(float(n) * scale[u] for n, u in parts) if parts else None
+
+
+# --- the two clients ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every pool: building one reads the CA bundle (~20 ms)."""
+    return httpx2.create_ssl_context()
+
+
+def _http_client(
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+    base_url: str = "",
+    max_connections: int = 100,
+    native: bool = False,
+) -> httpx2.AsyncClient:
+    """``native``: sockets on asyncio's transports (:mod:`harness.transport.netio`), not anyio's."""
+    transport = TimedAsyncTransport(
+        network_backend=AsyncioBackend() if native else None,
+        verify=_tls_context(),
+        limits=httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+    )
+    return httpx2.AsyncClient(
+        transport=transport,
+        timeout=httpx2.Timeout(timeout_s),
+        headers=dict(headers or {}),
+        base_url=base_url,
+    )
+
+
+def request_body(kwargs: Mapping[str, Any]) -> bytes:
+    """The JSON body of a request, compact UTF-8 (what the raw client sends and the runner
+    counts as ``request_bytes``)."""
+    return orjson.dumps(kwargs, option=orjson.OPT_NON_STR_KEYS)
+
+
+class _RawPost:
+    """The raw client's hot path: POST a prebuilt request straight to the transport.
+
+    ``httpx2.AsyncClient.send`` would merge URLs, headers, cookies and auth and wrap the reply
+    stream in three more layers for every request; this builds the URL and headers once (the
+    same ones the client would send) and reads the transport's stream itself. The transport is
+    still an ``httpx2.AsyncHTTPTransport`` (wire clock, and vcrpy's patch for cassettes).
+    """
+
+    def __init__(self, client: httpx2.AsyncClient, path: str) -> None:
+        template = client.build_request("POST", path, content=b"")
+        self.url = template.url
+        self.headers = [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
+        self.extensions = template.extensions
+        self.transport = client._transport  # ours: built by _http_client
+
+    async def __call__(self, body: bytes) -> httpx2.Response:
+        request = httpx2.Request(
+            "POST", self.url, headers=self.headers, content=body, extensions=self.extensions
+        )
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
+
+
+class _Lanes:
+    """The raw client's connections: a lane per request in flight, each lane a client whose
+    pool holds one connection (kept alive, reopened if the server closed it).
+
+    One shared pool would do the same job, but httpcore's pool checks every connection it
+    holds on every request (expiry, and a ``poll()`` of each idle socket): at concurrency 32
+    that was a tenth of the client's CPU. Lanes are handed out last-in first-out, so a quiet
+    run keeps reusing its warmest connection.
+    """
+
+    def __init__(
+        self, count: int, timeout_s: float, headers: Mapping[str, str], base_url: str
+    ) -> None:
+        self.clients = [
+            _http_client(timeout_s, headers, base_url=base_url, max_connections=1, native=True)
+            for _ in range(count)
+        ]
+        self.posts = [
+            {api: _RawPost(c, path) for api, path in _PATHS.items()} for c in self.clients
+        ]
+        self._free = list(range(count - 1, -1, -1))
+        self._available = asyncio.Semaphore(count)
+
+    async def acquire(self) -> int:
+        await self._available.acquire()
+        return self._free.pop()
+
+    def release(self, lane: int) -> None:
+        self._free.append(lane)
+        self._available.release()
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+async def _body_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The reply body as it arrives, decoded only when the server compressed it."""
+    if response.headers.get("content-encoding", "identity") == "identity":
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            yield chunk
+    else:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+
+
+_WARM_DONE = False
+
+
+def warm_sdk() -> float:
+    """Build the SDK's lazily-created models once, before anything is timed; return ms spent.
+
+    The first Responses event a process parses builds pydantic validators for the whole
+    ``Response`` type (~0.7 s here): unwarmed, the first request of a run would report that
+    client CPU as API latency — and hold the socket unread, skewing the wire clock too.
+    """
+    global _WARM_DONE
+    if _WARM_DONE:
+        return 0.0
+    from openai._models import construct_type
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+    from openai.types.responses import Response, ResponseStreamEvent
+
+    start = time.perf_counter_ns()
+    response = {
+        "id": "resp_warm",
+        "object": "response",
+        "created_at": 0,
+        "model": "m",
+        "status": "completed",
+        "output": [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    for type_, value in (
+        (
+            ResponseStreamEvent,
+            {"type": "response.created", "sequence_number": 0, "response": response},
+        ),
+        (
+            ResponseStreamEvent,
+            {
+                "type": "response.output_text.delta",
+                "delta": "x",
+                "item_id": "m",
+                "output_index": 0,
+                "content_index": 0,
+                "sequence_number": 1,
+                "logprobs": [],
+            },
+        ),
+        (Response, response),
+        (
+            ChatCompletionChunk,
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "m",
+                "choices": [],
+            },
+        ),
+        (
+            ChatCompletion,
+            {"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": []},
+        ),
+    ):
+        construct_type(type_=type_, value=value)
+    _WARM_DONE = True
+    return (time.perf_counter_ns() - start) / _NS_PER_MS
+
+
+class Transport:
+    """One API client per arm (so no arm pays another's connection setup), SDK or raw."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        kind: ClientKind = "sdk",
+        timeout_s: float = 120.0,
+        max_connections: int = 100,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``headers``: sent with every request besides the key (e.g. ``OpenAI-Organization``,
+        ``OpenAI-Project``, a gateway's own headers); they cannot replace the key's."""
+        self.kind = kind
+        self.base_url = base_url.rstrip("/")
+        extra = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if kind == "sdk":
+            self._sdk = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=api_key,
+                max_retries=0,
+                default_headers=extra,
+                http_client=_http_client(timeout_s, max_connections=max_connections),
+            )
+            # resolve the lazily-built resource objects now, not inside a timed request
+            _ = (
+                self._sdk.chat.completions.with_raw_response,
+                self._sdk.responses.with_raw_response,
+                self._sdk.models.with_raw_response,
+            )
+        else:
+            self._lanes = _Lanes(
+                max_connections,
+                timeout_s,
+                {**extra, "authorization": f"Bearer {api_key}", "content-type": "application/json"},
+                self.base_url,
+            )
+
+    async def aclose(self) -> None:
+        if self.kind == "sdk":
+            await self._sdk.close()
+        else:
+            await self._lanes.aclose()
+
+    async def _raw_request(self, method: str, path: str) -> httpx2.Response:
+        lane = await self._lanes.acquire()
+        try:
+            return await self._lanes.clients[lane].request(method, path)
+        finally:
+            self._lanes.release(lane)
+
+    async def send(self, api: Api, kwargs: dict[str, Any], body: bytes | None = None) -> CallResult:
+        """One attempt. Never raises for HTTP or stream failures: they are data.
+
+        ``body``: ``kwargs`` already serialised (:func:`request_body`), which the raw client
+        sends as is; the SDK serialises ``kwargs`` itself.
+        """
+        rec = WireRecorder()
+        token = CURRENT_RECORDER.set(rec)
+        stream = bool(kwargs.get("stream"))
+        try:
+            if self.kind == "sdk":
+                result = await self._send_sdk(api, kwargs, stream)
+            else:
+                result = await self._send_raw(api, body or request_body(kwargs), stream)
+        finally:
+            CURRENT_RECORDER.reset(token)
+        if rec.replayed is not None:  # from a cassette: the recorded clocks, not replay's
+            replayed = rec.replayed
+            result.replayed = True
+            result.wire = replayed.wire
+            result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms = (
+                replayed.sdk_ttfb_ms,
+                replayed.sdk_ttft_ms,
+                replayed.sdk_total_ms,
+            )
+        else:
+            result.wire = analyze_wire(rec, stream=stream, all_events=rec.recording is not None)
+        if rec.miss is not None:
+            result.ok, result.error_type, result.error_message = False, "cassette_miss", rec.miss
+        if result.events is None:
+            result.events = result.wire.events
+        if rec.recording is not None:
+            rec.recording(
+                RecordedTiming(
+                    result.wire, result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms
+                )
+            )
+        return result
+
+    async def delete_response(self, response_id: str) -> bool:
+        """Delete a stored response (True when the server confirmed)."""
+        try:
+            if self.kind == "sdk":
+                await self._sdk.responses.delete(response_id)
+            else:
+                reply = await self._raw_request("DELETE", f"/responses/{response_id}")
+                return reply.status_code < 300
+        except (openai.APIError, httpx2.HTTPError):
+            return False
+        return True
+
+    async def list_models(self) -> httpx2.Headers:
+        """A cheap GET that warms this client's connection; returns the reply headers."""
+        if self.kind == "sdk":
+            raw = await self._sdk.models.with_raw_response.list()
+            return raw.headers
+        reply = await self._raw_request("GET", "/models")
+        return reply.headers
+
+    async def _send_sdk(self, api: Api, kwargs: dict[str, Any], stream: bool) -> CallResult:
+        reply = _Reply(api)
+        res = reply.result
+        t0 = time.perf_counter_ns()
+        try:
+            create = (
+                self._sdk.chat.completions.with_raw_response.create
+                if api == "chat"
+                else self._sdk.responses.with_raw_response.create
+            )
+            raw = await create(**kwargs)
+            res.sdk_ttfb_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+            res.status = raw.status_code
+            res.headers = _keep_headers(raw.headers)
+            parsed = raw.parse()
+            if stream:
+                events = 0
+                on_event = reply.chat_chunk if api == "chat" else reply.responses_event
+                async for event in parsed:
+                    events += 1
+                    if on_event(event) and res.sdk_ttft_ms is None:
+                        res.sdk_ttft_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+                res.events = events
+            elif api == "chat":
+                reply.chat_final(parsed)
+            else:
+                reply.responses_final(parsed)
+        except openai.APIStatusError as exc:
+            return _status_error(
+                res, exc.status_code, exc.response.headers, exc.body, exc.message, t0
+            )
+        except openai.APIError as exc:  # error event in stream, connection, timeout
+            kind = (
+                "timeout"
+                if isinstance(exc, openai.APITimeoutError)
+                else "connection_error"
+                if isinstance(exc, openai.APIConnectionError)
+                else "stream_error"
+            )
+            res.error_type, res.error_message = kind, _one_line(str(exc))
+        except (httpx2.TransportError, httpx2.StreamError) as exc:  # cut mid-stream
+            res.error_type, res.error_message = "stream_interrupted", _one_line(repr(exc))
+        except ValueError as exc:  # a body or event that is not JSON: the server's fault, data
+            res.error_type, res.error_message = "bad_response", _one_line(repr(exc))
+        res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+        return reply.finish()
+
+    async def _send_raw(self, api: Api, body: bytes, stream: bool) -> CallResult:
+        reply = _Reply(api)
+        res = reply.result
+        res.request_bytes = len(body)
+        lane = await self._lanes.acquire()
+        t0 = time.perf_counter_ns()
+        try:
+            response = await self._lanes.posts[lane][api](body)
+            try:
+                res.sdk_ttfb_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+                res.status = response.status_code
+                res.headers = _keep_headers(response.headers)
+                if response.status_code >= 400:
+                    content = await response.aread()
+                    try:
+                        err_body = json.loads(content)
+                    except ValueError:
+                        err_body = None
+                    return _status_error(
+                        res,
+                        response.status_code,
+                        response.headers,
+                        (err_body or {}).get("error") if isinstance(err_body, dict) else None,
+                        content[:200].decode("utf-8", "replace"),
+                        t0,
+                    )
+                if stream:
+                    await self._read_sse(api, _body_chunks(response), reply, t0)
+                else:
+                    data = orjson.loads(await response.aread())
+                    (reply.chat_final if api == "chat" else reply.responses_final)(data)
+            finally:
+                await response.aclose()
+        except httpx2.TimeoutException as exc:
+            res.error_type, res.error_message = "timeout", _one_line(repr(exc))
+        except (httpx2.TransportError, httpx2.StreamError) as exc:
+            res.error_type = "stream_interrupted" if res.status else "connection_error"
+            res.error_message = _one_line(repr(exc))
+        except ValueError as exc:  # orjson/json errors: a body or event that is not JSON
+            res.error_type, res.error_message = "bad_response", _one_line(repr(exc))
+        finally:
+            self._lanes.release(lane)
+        res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+        return reply.finish()
+
+    @staticmethod
+    async def _read_sse(api: Api, chunks: AsyncIterator[bytes], reply: _Reply, t0: int) -> None:
+        res = reply.result
+        on_event = reply.chat_chunk if api == "chat" else reply.responses_event
+        buffer = b""
+        events = 0
+        async for chunk in chunks:
+            buffer = buffer + chunk if buffer else chunk
+            payloads, consumed = split_sse(buffer)
+            buffer = buffer[consumed:]
+            for payload in payloads:
+                if payload.startswith(b"[DONE]"):
+                    continue
+                events += 1
+                if on_event(orjson.loads(payload)) and res.sdk_ttft_ms is None:
+                    res.sdk_ttft_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+        res.events = events
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _status_error(
+    res: CallResult, status: int, headers: Mapping[str, str], body: Any, message: str, t0: int
+) -> CallResult:
+    res.status = status
+    res.headers = _keep_headers(headers)
+    res.retry_after_ms = retry_after_ms(headers)
+    code = _g(body, "code") if isinstance(body, Mapping) else None
+    kind = _g(body, "type") if isinstance(body, Mapping) else None
+    res.error_type = str(code or kind or f"http_{status}")
+    res.error_message = _one_line(
+        str(_g(body, "message") if isinstance(body, Mapping) and _g(body, "message") else message)
+    )
+    res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+    return res
+
+
+# --- retries -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; server hints (``retry-after*``) take precedence."""
+
+    max_attempts: int = 4
+    base_s: float = 0.5
+    cap_s: float = 20.0
+    max_retry_after_s: float = 60.0
+
+    def delay_s(self, attempt: int, hint_ms: float | None, rng: random.Random) -> float:
+        if hint_ms is not None:
+            return min(hint_ms / 1000.0, self.max_retry_after_s)
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+
+
+async def send_with_retries(
+    send: Callable[[], Awaitable[CallResult]],
+    policy: RetryPolicy,
+    rng: random.Random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[CallResult, list[Attempt]]:
+    """Call ``send`` until success, a non-retryable failure, or ``max_attempts``."""
+    attempts: list[Attempt] = []
+    waited = 0.0
+    while True:
+        result = await send()
+        attempts.append(
+            Attempt(
+                status=result.status,
+                error_type=result.error_type,
+                error_message=result.error_message,
+                retry_after_ms=result.retry_after_ms,
+                waited_ms=waited,
+                total_ms=result.wire.total_ms or result.sdk_total_ms,
+            )
+        )
+        if not result.retryable or len(attempts) >= policy.max_attempts:
+            return result, attempts
+        delay = policy.delay_s(len(attempts), result.retry_after_ms, rng)
+        waited = delay * 1000.0
+        await sleep(delay)
