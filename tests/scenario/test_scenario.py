@@ -29,7 +29,7 @@ from harness.translate.tokens import count_text_tokens
 
 # bpe-openai (harness.translate.tokens) loads its tables with a deprecated importlib.resources call.
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 HEAD = "version: 1\nname: t\nmodel: gpt-4.1-mini\n"
 PROMPT = "prompts:\n  - id: p\n    input: Hello\n"

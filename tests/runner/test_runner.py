@@ -20,7 +20,7 @@ from harness.runner.execute import RunOptions, run
 from harness.runner.plan import build_plan, dry_run
 from harness.scenario.load import load_scenario
 
-QUICK_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+QUICK_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 QUICK = QUICK_DIR / "quickstart.yaml"
 
@@ -315,7 +315,7 @@ content:
 
 def test_harness_never_reads_the_truth_log() -> None:
     """The ground truth is for tests only: no harness module outside the emulator opens it."""
-    root = Path(__file__).resolve().parents[1] / "harness"
+    root = Path(__file__).resolve().parents[2] / "harness"
     offenders = [
         p
         for p in root.rglob("*.py")

@@ -13,7 +13,7 @@ import pytest
 from harness.cli.main import main
 from harness.scenario.yaml_safe import MAX_FILE_BYTES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "scenarios"
 BAD = REPO / "tests" / "fixtures" / "bad_scenarios"
 LINE_RE = re.compile(

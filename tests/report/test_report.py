@@ -34,7 +34,7 @@ from harness.runner.execute import RunOptions, run
 from harness.summary import Effect
 from harness.transport.client import RetryPolicy
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 PROFILE = """
 extends: guide-claims
 name: report-test
@@ -411,6 +411,6 @@ def test_no_html_is_built_by_string_concatenation() -> None:
     """STYLE.md: markup comes from templates; Python only hands them values."""
     source = "".join(
         p.read_text(encoding="utf-8")
-        for p in (Path(__file__).resolve().parents[1] / "harness" / "report").glob("*.py")
+        for p in (Path(__file__).resolve().parents[2] / "harness" / "report").glob("*.py")
     )
     assert not re.search(r"""["']<(?:div|span|td|tr|table|p|pre|ins|del|a)\b""", source)

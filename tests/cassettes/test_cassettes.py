@@ -21,7 +21,7 @@ from harness.records import Observation, read_meta, read_observations
 from harness.runner.execute import RunOptions, RunResult, run
 from harness.scenario.load import load_scenario
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUICK = REPO / "scenarios" / "quickstart.yaml"
 SECRET = "sk-test-SECRET123"
 #: differ between a recording and its replay by nature

@@ -413,7 +413,7 @@ def test_schema_validity_comes_from_the_runs_own_scenario(tmp_path: Path) -> Non
     """analyze_run finds each prompt's output schema in the scenario file the run used."""
     from harness.runner.execute import RunOptions, run
 
-    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "structured_extraction.yaml"
+    scenario = Path(__file__).resolve().parents[2] / "scenarios" / "structured_extraction.yaml"
     result = run(
         [scenario],
         RunOptions(out=tmp_path, repeats=1, seed=3, progress=False, emulator_profile="zero"),
