@@ -1,1 +1,61 @@
-"""Production shadow mode: mirror live Chat Completions calls to Responses, and canary routing."""
+"""Production shadow mode: mirror live Chat Completions calls to Responses, and canary routing.
+
+Its public names load on first use, so importing a submodule stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness import lazy_exports
+
+__all__ = [
+    "AsyncShadowClient",
+    "MergeResult",
+    "Redactor",
+    "ShadowClient",
+    "ShadowConfig",
+    "ShadowStats",
+    "ShadowTarget",
+    "drop_text",
+    "keep_text",
+    "merge_shards",
+    "neutral_from_chat_kwargs",
+    "redact_text",
+    "sample_point",
+    "shadow_responses_kwargs",
+    "shadow_target",
+]
+
+if TYPE_CHECKING:
+    from harness.shadow.client import (
+        AsyncShadowClient,
+        Redactor,
+        ShadowClient,
+        sample_point,
+        shadow_target,
+    )
+    from harness.shadow.config import ShadowConfig, ShadowStats, ShadowTarget
+    from harness.shadow.store import MergeResult, drop_text, keep_text, merge_shards, redact_text
+    from harness.translate.from_chat import neutral_from_chat_kwargs, shadow_responses_kwargs
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AsyncShadowClient": "harness.shadow.client",
+        "MergeResult": "harness.shadow.store",
+        "Redactor": "harness.shadow.client",
+        "ShadowClient": "harness.shadow.client",
+        "ShadowConfig": "harness.shadow.config",
+        "ShadowStats": "harness.shadow.config",
+        "ShadowTarget": "harness.shadow.config",
+        "drop_text": "harness.shadow.store",
+        "keep_text": "harness.shadow.store",
+        "merge_shards": "harness.shadow.store",
+        "neutral_from_chat_kwargs": "harness.translate.from_chat",
+        "redact_text": "harness.shadow.store",
+        "sample_point": "harness.shadow.client",
+        "shadow_responses_kwargs": "harness.translate.from_chat",
+        "shadow_target": "harness.shadow.client",
+    },
+)

@@ -320,9 +320,9 @@ class _Completions:
         if route == "canary":
             capture = shadow.capture("responses", kwargs)
             return serve_sync(
-                shadow.client,
+                shadow.client,  # type: ignore[arg-type]
                 kwargs,
-                capture,  # type: ignore[arg-type]
+                capture,
                 shadow.config.ignore_params,
                 shadow.canary_done,
             )
@@ -402,9 +402,9 @@ class _AsyncCompletions:
         if route == "canary":
             capture = shadow.capture("responses", kwargs)
             return await serve_async(
-                shadow.client,
+                shadow.client,  # type: ignore[arg-type]
                 kwargs,
-                capture,  # type: ignore[arg-type]
+                capture,
                 shadow.config.ignore_params,
                 shadow.canary_done,
             )
