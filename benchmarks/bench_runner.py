@@ -31,7 +31,7 @@ import openai
 import pytest
 
 from harness.emulator.server import EmulatorProcess
-from harness.records import read_observations
+from harness.rundir import read_observations
 from harness.runner.execute import RunOptions, run
 from harness.transport.client import warm_sdk
 

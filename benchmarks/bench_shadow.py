@@ -61,7 +61,8 @@ import numpy as np
 import openai
 
 from harness.emulator.server import EmulatorProcess
-from harness.records import Observation, read_observations
+from harness.records import Observation
+from harness.rundir import read_observations
 from harness.shadow.client import ShadowClient
 from harness.shadow.store import shard_paths
 

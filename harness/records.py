@@ -1,21 +1,19 @@
 """Typed records the harness writes: one :class:`Observation` per planned request, run metadata.
 
-Every file carries ``schema_version``; readers refuse versions they do not know.
+Every file carries ``schema_version``; the readers (:mod:`harness.rundir`) refuse versions they
+do not know.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from harness.errors import HarnessError
+from pydantic import BaseModel, ConfigDict, Field
 
 OBSERVATION_SCHEMA_VERSION = 1
 
@@ -25,7 +23,6 @@ NOT_SENT = "not_sent"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
-M = TypeVar("M", bound=BaseModel)
 Finish = Literal[
     "completed", "incomplete", "failed", "error", "length", "tool_calls", "stop", "content_filter"
 ]
@@ -257,83 +254,6 @@ class ObservationWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_observations(path: Path) -> Iterator[Observation]:
-    """Yield observations; a torn last line (crash mid-write) is skipped, anything else raises."""
-    with path.open(encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines) and not line.endswith("\n"):
-                return  # torn final write: the resume redoes it
-            raise HarnessError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg}) — "
-                "delete the line or rerun with --resume"
-            ) from exc
-        version = data.get("schema_version")
-        if version != OBSERVATION_SCHEMA_VERSION:
-            raise HarnessError(
-                f"{path}:{lineno}: schema_version {version!r} is not supported "
-                f"(this harness reads {OBSERVATION_SCHEMA_VERSION}) — "
-                "re-run `harness analyze` with a matching harness version"
-            )
-        yield Observation.model_validate(data)
-
-
-def write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None:
-    """Write JSON atomically (temp file + rename) so readers never see half a file."""
-    text = (
-        data.model_dump_json(indent=2)
-        if isinstance(data, BaseModel)
-        else json.dumps(data, indent=2, sort_keys=False)
-    )
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_record_file(
-    path: Path, model: type[M], *, what: str, version: int, fix: str, kind: str | None = None
-) -> M:
-    """Read one JSON file of ``model`` (run meta, summary, baseline) carrying
-    ``schema_version`` (and ``kind``, when given); every problem is one line naming the file,
-    the field where there is one, and ``fix``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"{path}: cannot read {what} ({exc})") from None
-    if not isinstance(data, dict) or (kind is not None and data.get("kind") != kind):
-        raise HarnessError(f"{path}: not a {what} file — {fix}")
-    found = data.get("schema_version")
-    if found != version:
-        raise HarnessError(
-            f"{path}: {what} schema_version {found!r} is not supported (this "
-            f"harness reads {version}) — {fix}"
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise HarnessError(f"{path}: malformed {what} ({where}: {err['msg']}) — {fix}") from None
-
-
-def read_meta(run_dir: Path) -> RunMeta:
-    path = run_dir / "meta.json"
-    if not path.is_file():
-        raise HarnessError(f"{run_dir}: no meta.json — is this a run directory (runs/<run-id>/)?")
-    return read_record_file(
-        path,
-        RunMeta,
-        what="run meta.json",
-        version=META_SCHEMA_VERSION,
-        fix="a run directory written by a matching harness version",
-    )
 
 
 def iter_lines(items: Iterable[BaseModel]) -> Iterator[str]:

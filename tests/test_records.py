@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import Observation, ObservationWriter, read_observations
+from harness.records import Observation, ObservationWriter
+from harness.rundir import read_observations
 
 
 def _obs(i: int) -> Observation:
@@ -85,7 +86,7 @@ def test_fsyncs_are_coalesced_at_high_rates(
 )
 def test_bad_meta_files_are_one_line_errors(tmp_path: Path, content: str, words: str) -> None:
     from harness.errors import HarnessError
-    from harness.records import read_meta
+    from harness.rundir import read_meta
 
     (tmp_path / "meta.json").write_text(content, encoding="utf-8")
     with pytest.raises(HarnessError) as info:

@@ -7,11 +7,8 @@ the migration guide's claims, and returns a :class:`harness.summary.Summary`.
 
 from __future__ import annotations
 
-import gc
-import json
 import math
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,16 +45,19 @@ from harness.analysis.similarity import (
     similarity_summary,
 )
 from harness.errors import HarnessError
-from harness.records import (
-    OBSERVATION_SCHEMA_VERSION,
-    Observation,
-    ObservationWriter,
-    RunMeta,
-    Usage,
+from harness.records import Observation, ObservationWriter, RunMeta, Usage
+from harness.rundir import (
+    OBSERVATIONS_FILE,
+    check_observation_rows,
+    gc_paused,
+    observations_path,
     read_meta,
-    read_record_file,
-    write_json,
+    read_observation_rows,
+    scenario_changed,
+    write_meta,
 )
+from harness.rundir import read_summary as read_summary  # re-exported: the CLI's import path
+from harness.rundir import write_summary as write_summary
 from harness.summary import (
     SUMMARY_SCHEMA_VERSION,
     BootstrapInfo,
@@ -70,72 +70,69 @@ from harness.summary import (
     Summary,
 )
 
-OBSERVATIONS_FILE = "observations.jsonl"
-SUMMARY_FILE = "summary.json"
 BOOTSTRAP_UNIT = "prompt × repeat × turn (paired across arms)"
 BOOTSTRAP_METHOD = "multinomial bootstrap, percentile interval"
 #: Output JSON Schemas by (scenario, prompt_id), for schema-validity of structured outputs.
 Schemas = Mapping[tuple[str, str], Mapping[str, Any]]
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    # Parsed JSON holds no reference cycles; collecting while building 100k dicts only costs time.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run directory read once: ``meta.json``, and ``observations.jsonl`` in columns (a
+    shadow run's shards merged first). Analysis and report share it instead of each reading
+    the run again."""
+
+    run_dir: Path
+    meta: RunMeta
+    table: ObservationTable
+    #: scenarios whose cache figures are not clean: rows flagged ``contaminated_cache``, or
+    #: every scenario of a shadow run (older shadow records may lack the flag)
+    contaminated: frozenset[str]
+
+    @classmethod
+    def from_rows(
+        cls, run_dir: Path, meta: RunMeta, path: Path, rows: list[dict[str, Any]]
+    ) -> LoadedRun:
+        """Columns from rows parsed by :func:`harness.rundir.read_observation_rows`."""
+        table, contaminated = _columns(path, rows)
+        if meta.shadow is not None:
+            contaminated = frozenset(table.scenario)
+        return cls(run_dir, meta, table, contaminated)
+
+
+def open_run(run_dir: Path) -> tuple[RunMeta, Path]:
+    """``meta.json``, and the path of ``observations.jsonl`` once a shadow run's per-process
+    shards are merged into it."""
+    from harness.shadow.store import merge_if_sharded
+
+    meta = read_meta(run_dir)
+    merge_if_sharded(run_dir)
+    return meta, observations_path(run_dir)
+
+
+def load_run(run_dir: Path) -> LoadedRun:
+    """Read a run directory once (see :class:`LoadedRun`)."""
+    meta, path = open_run(run_dir)
+    with gc_paused():
+        return LoadedRun.from_rows(run_dir, meta, path, read_observation_rows(path))
 
 
 def load_table(path: Path) -> ObservationTable:
     """Read observations.jsonl into columns (fast path); same rules as ``read_observations``:
     a torn final line is skipped, any other bad line or unknown schema version raises."""
-    return _load(path)[0]
+    with gc_paused():
+        return _columns(path, read_observation_rows(path))[0]
 
 
-def _load(path: Path) -> tuple[ObservationTable, frozenset[str]]:
-    """:func:`load_table`, and the scenarios with rows flagged ``contaminated_cache``."""
+def _columns(path: Path, rows: list[dict[str, Any]]) -> tuple[ObservationTable, frozenset[str]]:
+    """The table, and the scenarios with rows flagged ``contaminated_cache``."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read observations ({exc.strerror})") from exc
-    with _gc_paused():
-        rows = _parse_lines(path, data)
         table = ObservationTable.from_dicts(rows)
-        contaminated = frozenset(r["scenario"] for r in rows if r.get("contaminated_cache"))
-        del rows  # freed by reference counting before the collector is back on
+    except HarnessError:
+        check_observation_rows(path, rows)  # names the line of the first invalid record
+        raise
+    contaminated = frozenset(r["scenario"] for r in rows if r.get("contaminated_cache"))
     return table, contaminated
-
-
-def _parse_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
-    lines = data.split(b"\n")
-    torn_ok = not data.endswith(b"\n")
-    rows: list[dict[str, Any]] = []
-    loads = json.loads
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = loads(line)
-        except json.JSONDecodeError as exc:
-            if torn_ok and lineno == len(lines):
-                break  # torn final write: a resume redoes it
-            raise HarnessError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg}) — delete the "
-                "line or rerun with --resume"
-            ) from exc
-        if not isinstance(row, dict):
-            raise HarnessError(f"{path}:{lineno}: not an observation (a JSON object expected)")
-        if row.get("schema_version") != OBSERVATION_SCHEMA_VERSION:
-            raise HarnessError(
-                f"{path}:{lineno}: schema_version {row.get('schema_version')!r} is not "
-                f"supported (this harness reads {OBSERVATION_SCHEMA_VERSION})"
-            )
-        rows.append(row)
-    return rows
 
 
 def _scenario_rows(table: ObservationTable) -> dict[str, np.ndarray[Any, np.dtype[np.int64]]]:
@@ -288,7 +285,7 @@ def analyze_table(
         )
     if contaminated_cache is None:
         contaminated_cache = set(table.scenario) if meta and meta.shadow is not None else ()
-    with _gc_paused():
+    with gc_paused():
         return _analyze_table(
             table,
             meta,
@@ -400,7 +397,6 @@ def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
     Only files that still load and hash as they did at run time count (an edited scenario's
     schema may not be the one the run asked for); anything else is skipped, not an error.
     """
-    from harness.runner.execute import scenario_digest
     from harness.scenario.load import load_scenario
 
     out: dict[tuple[str, str], Mapping[str, Any]] = {}
@@ -409,7 +405,7 @@ def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
             scenario = load_scenario(Path(entry["path"]))
         except (HarnessError, OSError, KeyError):
             continue
-        if entry.get("sha256") != scenario_digest(scenario):
+        if scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
             continue
         for prompt in scenario.prompts:
             if prompt.output_schema is not None:
@@ -418,7 +414,7 @@ def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
 
 
 def analyze_run(
-    run_dir: Path,
+    run_dir: Path | LoadedRun,
     *,
     price_overrides: Path | None = None,
     seed: int = 0,
@@ -426,14 +422,12 @@ def analyze_run(
     schemas: Schemas | None = None,
     embedder: Embedder | None = None,
 ) -> Summary:
-    """Analyse ``runs/<run-id>/`` (meta.json + observations.jsonl) into a Summary."""
-    from harness.shadow.store import merge_if_sharded
+    """Analyse ``runs/<run-id>/`` (meta.json + observations.jsonl) into a Summary.
 
-    meta = read_meta(run_dir)
-    merge_if_sharded(run_dir)  # a shadow run's per-process shards → observations.jsonl
-    obs_path = run_dir / OBSERVATIONS_FILE
-    if not obs_path.is_file():
-        raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — did the run start?")
+    Given a :class:`LoadedRun` (see :func:`load_run`), nothing is read again.
+    """
+    run = run_dir if isinstance(run_dir, LoadedRun) else load_run(run_dir)
+    meta = run.meta
     if schemas is None:
         schemas = scenario_schemas(meta)
     overrides = load_price_overrides(price_overrides) if price_overrides else None
@@ -442,41 +436,15 @@ def analyze_run(
         override_file=price_overrides,
         when=datetime.fromtimestamp(meta.created_at, tz=UTC),
     )
-    with _gc_paused():
-        table, contaminated = _load(obs_path)
-        if meta.shadow is not None:  # older shadow records may lack the flag
-            contaminated = frozenset(table.scenario)
-        summary = analyze_table(
-            table,
-            meta,
-            book=book,
-            seed=seed,
-            resamples=resamples,
-            schemas=schemas,
-            embedder=embedder,
-            contaminated_cache=contaminated,
-        )
-        del table
-    return summary
-
-
-def write_summary(run_dir: Path, summary: Summary) -> Path:
-    """Write ``RUN_DIR/summary.json`` atomically; returns its path."""
-    path = run_dir / SUMMARY_FILE
-    write_json(path, summary.to_json_dict())
-    return path
-
-
-def read_summary(path: Path) -> Summary:
-    """Load a summary.json (a run directory or the file itself)."""
-    if path.is_dir():
-        path = path / SUMMARY_FILE
-    return read_record_file(
-        path,
-        Summary,
-        what="summary",
-        version=SUMMARY_SCHEMA_VERSION,
-        fix="re-run `harness analyze`",
+    return analyze_table(
+        run.table,
+        meta,
+        book=book,
+        seed=seed,
+        resamples=resamples,
+        schemas=schemas,
+        embedder=embedder,
+        contaminated_cache=run.contaminated,
     )
 
 
@@ -749,7 +717,7 @@ def write_synthetic_run(
         emulator_profile=emulator_profile,
         planned_requests=len(observations),
     )
-    write_json(run_dir / "meta.json", meta)
+    write_meta(run_dir, meta)
     with ObservationWriter(run_dir / OBSERVATIONS_FILE, group=10_000) as writer:
         for obs in observations:
             writer.write(obs)

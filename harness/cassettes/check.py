@@ -18,8 +18,8 @@ from pathlib import Path
 from harness.cassettes.files import cassette_path, load_cassette, read_meta, stale_reason
 from harness.cassettes.replay import describe
 from harness.errors import HarnessError
-from harness.records import read_observations
-from harness.runner.execute import OBSERVATIONS, RunOptions, run, scenario_digest
+from harness.rundir import OBSERVATIONS_FILE, read_observations
+from harness.runner.execute import RunOptions, run
 from harness.scenario.load import Scenario, load_scenario
 
 
@@ -58,7 +58,7 @@ def _replay(directory: Path, path: Path, report: CassetteReport) -> None:
         cassette = result.replay.cassette
         report.missing.extend(
             f"{o.conversation} turn {o.turn}: {o.error_message}"
-            for o in read_observations(result.run_dir / OBSERVATIONS)
+            for o in read_observations(result.run_dir / OBSERVATIONS_FILE)
             if o.error_type == "cassette_miss"
         )
         report.unused.extend(describe(e.request) for e in cassette.unplayed(report.scenario))
@@ -88,7 +88,7 @@ def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport
         metadata, interactions = load_cassette(cassette)
         meta = read_meta(cassette, metadata)
         report.interactions = sum(1 for _, r in interactions if not r.get("shared"))
-        report.stale = stale_reason(meta, scenario_digest(scenario))
+        report.stale = stale_reason(meta, scenario)
         _replay(directory, path, report)
     for cassette in sorted(directory.glob("*.yaml")):
         if cassette in seen:

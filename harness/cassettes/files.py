@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vcr.request import Request
 
 from harness.errors import HarnessError
+from harness.rundir import scenario_changed, scenario_digest
 
 CASSETTE_FORMAT = 1
 
@@ -180,10 +181,11 @@ def read_meta(path: Path, metadata: dict[str, Any]) -> CassetteMeta:
         raise HarnessError(f"{path}: bad cassette metadata ({' '.join(first)})") from None
 
 
-def stale_reason(meta: CassetteMeta, sha256: str) -> str | None:
-    if meta.scenario_sha256 != sha256:
+def stale_reason(meta: CassetteMeta, scenario: BaseModel) -> str | None:
+    """Why the cassette is stale (the scenario changed since recording), or None."""
+    if scenario_changed(meta.scenario_sha256, scenario, unrecorded=True):
         return (
             f"scenario changed since recording (sha256 {meta.scenario_sha256[:12]} "
-            f"recorded, {sha256[:12]} now)"
+            f"recorded, {scenario_digest(scenario)[:12]} now)"
         )
     return None

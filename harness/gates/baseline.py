@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness import __version__
 from harness.analysis.metrics import LATENCIES, TOKENS, ObservationTable
 from harness.errors import HarnessError
-from harness.records import read_record_file
+from harness.rundir import read_record_file
 from harness.summary import Summary
 
 BASELINE_SCHEMA_VERSION = 1
@@ -184,7 +184,8 @@ def check_name(name: str) -> str:
 
 
 def _run_summary(run_dir: Path) -> Summary:
-    from harness.analysis.analyze import SUMMARY_FILE, analyze_run, read_summary
+    from harness.analysis.analyze import analyze_run
+    from harness.rundir import SUMMARY_FILE, read_summary
 
     if (run_dir / SUMMARY_FILE).is_file():
         return read_summary(run_dir)
@@ -193,7 +194,8 @@ def _run_summary(run_dir: Path) -> Summary:
 
 def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Baseline:
     """A baseline of ``run_dir`` (its summary.json, or a fresh analysis when there is none)."""
-    from harness.analysis.analyze import OBSERVATIONS_FILE, load_table
+    from harness.analysis.analyze import load_table
+    from harness.rundir import OBSERVATIONS_FILE
 
     obs = run_dir / OBSERVATIONS_FILE
     if not obs.is_file():

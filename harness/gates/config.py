@@ -150,8 +150,7 @@ def load_gates_file(path: Path) -> GateConfig:
 
 def scenario_gates(run_dir: Path) -> GateConfig:
     """The ``gates:`` of each scenario file a run used (paths as recorded in meta.json)."""
-    from harness.records import read_meta
-    from harness.runner.execute import scenario_digest
+    from harness.rundir import META_FILE, read_meta, scenario_changed
     from harness.scenario.load import load_scenario
 
     meta = read_meta(run_dir)
@@ -160,12 +159,12 @@ def scenario_gates(run_dir: Path) -> GateConfig:
         path = Path(str(entry.get("path", "")))
         if not path.is_file():
             raise HarnessError(
-                f"scenario file {path} (recorded in {run_dir}/meta.json) not "
+                f"scenario file {path} (recorded in {run_dir}/{META_FILE}) not "
                 "found — run `harness gate` from the directory the run started "
                 "in, or pass --config gates.yaml"
             )
         sc = load_scenario(path)
-        if entry.get("sha256") and entry["sha256"] != scenario_digest(sc):
+        if scenario_changed(entry.get("sha256"), sc, unrecorded=False):
             config.warnings.append(
                 f"{path} changed since run {meta.run_id}; using the gates it has now"
             )

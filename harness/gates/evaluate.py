@@ -796,16 +796,9 @@ def gate_run(
 
     Raises :class:`HarnessError` for bad input, including a baseline that cannot be found.
     """
-    from harness.analysis.analyze import (
-        OBSERVATIONS_FILE,
-        SUMMARY_FILE,
-        analyze_run,
-        compare_runs,
-        load_table,
-        read_summary,
-        write_summary,
-    )
+    from harness.analysis.analyze import analyze_run, compare_runs, load_table
     from harness.gates.baseline import DEFAULT_BASELINES_DIR, resolve_baseline
+    from harness.rundir import OBSERVATIONS_FILE, SUMMARY_FILE, read_summary, write_summary
 
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")

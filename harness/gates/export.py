@@ -64,8 +64,8 @@ def benchmark_json(
     run_dir: Path, *, metrics: Sequence[str] = DEFAULT_METRICS, include_data: bool = True
 ) -> dict[str, Any]:
     """The pytest-benchmark JSON document for ``run_dir`` (warm-up and failed requests out)."""
-    from harness.analysis.analyze import OBSERVATIONS_FILE, load_table
-    from harness.records import read_meta
+    from harness.analysis.analyze import load_table
+    from harness.rundir import OBSERVATIONS_FILE, read_meta
 
     bad = [m for m in metrics if m not in EXPORTABLE]
     if bad:

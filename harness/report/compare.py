@@ -13,15 +13,8 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from harness.analysis.analyze import (
-    OBSERVATIONS_FILE,
-    SUMMARY_FILE,
-    analyze_run,
-    compare_runs,
-    read_summary,
-    write_summary,
-)
-from harness.records import RunMeta, read_meta
+from harness.analysis.analyze import analyze_run, compare_runs
+from harness.records import RunMeta
 from harness.report import charts
 from harness.report.fmt import DASH, arm_name, effect
 from harness.report.markdown import cell
@@ -33,6 +26,7 @@ from harness.report.verdict import (
     headline_comparisons,
     judge_ratio,
 )
+from harness.rundir import OBSERVATIONS_FILE, SUMMARY_FILE, read_meta, read_summary, write_summary
 from harness.summary import Effect, RunArmComparison, RunComparison, Summary
 
 #: (label, field, margin or None for a delta) of the run-to-run metrics shown.

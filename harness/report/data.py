@@ -12,13 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from harness.analysis.analyze import OBSERVATIONS_FILE, SUMMARY_FILE, analyze_run, read_summary
-from harness.analysis.analyze import write_summary as write_summary_file
+from harness.analysis.analyze import LoadedRun, analyze_run, open_run
 from harness.analysis.metrics import ObservationTable
-from harness.errors import HarnessError, ScenarioError
-from harness.records import NOT_SENT, OBSERVATION_SCHEMA_VERSION, RunMeta, read_meta
+from harness.errors import ScenarioError
+from harness.records import NOT_SENT, RunMeta
+from harness.rundir import (
+    SUMMARY_FILE,
+    check_observation_rows,
+    gc_paused,
+    read_observation_rows,
+    read_summary,
+    scenario_changed,
+)
+from harness.rundir import write_summary as write_summary_file
 from harness.summary import Summary
 
 #: (scenario, prompt_id, arm, repeat, turn, warmup): one planned request.
@@ -69,37 +75,6 @@ class RunData:
     prompts: dict[tuple[str, str], PromptInfo] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     summary_computed: bool = False
-
-
-def parse_observations(path: Path) -> list[dict[str, Any]]:
-    """Parsed JSONL records; a torn final line is skipped, any other bad line raises."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read observations ({exc.strerror})") from exc
-    lines = data.split(b"\n")
-    torn_ok = not data.endswith(b"\n")
-    rows: list[dict[str, Any]] = []
-    loads = orjson.loads
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = loads(line)
-        except orjson.JSONDecodeError as exc:
-            if torn_ok and lineno == len(lines):
-                break
-            raise HarnessError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg}) — delete the "
-                "line or rerun with --resume"
-            ) from exc
-        if not isinstance(row, dict) or row.get("schema_version") != OBSERVATION_SCHEMA_VERSION:
-            raise HarnessError(
-                f"{path}:{lineno}: not an observation of schema version "
-                f"{OBSERVATION_SCHEMA_VERSION}"
-            )
-        rows.append(row)
-    return rows
 
 
 def _key(r: dict[str, Any], turn: int | None = None) -> RowKey:
@@ -173,8 +148,6 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
     out: dict[tuple[str, str], PromptInfo] = {}
     if not meta.scenarios:
         return out
-    # The runner's digest is the authority on "same scenario"; importing it costs ~1 s (SDK).
-    from harness.runner.execute import scenario_digest
     from harness.runner.plan import build_plan
     from harness.scenario.load import load_scenario
 
@@ -193,7 +166,7 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
                 "problem(s)): prompt texts are not shown"
             )
             continue
-        if entry.get("sha256") and entry["sha256"] != scenario_digest(scenario):
+        if scenario_changed(entry.get("sha256"), scenario, unrecorded=False):
             notes.append(
                 f"scenario file {path} changed since the run: prompt texts are from "
                 "the current file"
@@ -223,24 +196,28 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
 
 
 def load_run(run_dir: Path, *, save_summary: bool = True) -> RunData:
-    """Read a run directory; analyse it (and save ``summary.json``) if it has no summary."""
-    from harness.shadow.store import merge_if_sharded
+    """Read a run directory; analyse it (and save ``summary.json``) if it has no summary.
 
-    meta = read_meta(run_dir)
-    merge_if_sharded(run_dir)  # a shadow run's per-process shards → observations.jsonl
-    obs_path = run_dir / OBSERVATIONS_FILE
-    if not obs_path.is_file():
-        raise HarnessError(f"{run_dir}: no {OBSERVATIONS_FILE} — did the run start?")
-    rows = parse_observations(obs_path)
-    extras = _extras(rows)
-    not_sent = _not_sent(rows)
-    table = ObservationTable.from_dicts(rows)
-    del rows
+    The run is read once: observations parsed once (into the table, and the failure details
+    the table drops), meta.json read once, shards merged at most once; the analysis gets
+    them as a :class:`~harness.analysis.analyze.LoadedRun`.
+    """
+    meta, obs_path = open_run(run_dir)
+    with gc_paused():
+        rows = read_observation_rows(obs_path)
+        loaded = LoadedRun.from_rows(run_dir, meta, obs_path, rows)
+        try:
+            extras = _extras(rows)
+            not_sent = _not_sent(rows)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            check_observation_rows(obs_path, rows)  # a record the table let pass: name its line
+            raise
+        del rows
     computed = False
     if (run_dir / SUMMARY_FILE).is_file():
         summary = read_summary(run_dir)
     else:
-        summary = analyze_run(run_dir)
+        summary = analyze_run(loaded)
         computed = True
         if save_summary:
             write_summary_file(run_dir, summary)
@@ -250,7 +227,7 @@ def load_run(run_dir: Path, *, save_summary: bool = True) -> RunData:
         run_dir=run_dir,
         meta=meta,
         summary=summary,
-        table=table.latest_per_key(),
+        table=loaded.table.latest_per_key(),
         extras=extras,
         not_sent=not_sent,
         prompts=prompts,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import os
 import platform
 import random
@@ -46,9 +45,15 @@ from harness.records import (
     Observation,
     ObservationWriter,
     RunMeta,
+)
+from harness.rundir import (
+    OBSERVATIONS_FILE,
     read_meta,
     read_observations,
-    write_json,
+    scenario_changed,
+    scenario_digest,
+    write_meta,
+    write_summary,
 )
 from harness.runner.plan import (
     Plan,
@@ -76,8 +81,6 @@ if TYPE_CHECKING:
     from harness.cassettes.replay import ReplaySetup
 
 FSYNC_GROUP = 16
-OBSERVATIONS = "observations.jsonl"
-META = "meta.json"
 
 
 @dataclass
@@ -115,11 +118,6 @@ class RunResult:
     interrupted: bool = False
     #: for --replay: the cassettes, with what was played (``unplayed()``) and ``misses``
     replay: ReplaySetup | None = None
-
-
-def scenario_digest(scenario: Scenario) -> str:
-    """Hash of the loaded scenario (includes resolved), to detect edits between run and resume."""
-    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -429,7 +427,7 @@ class _Resume:
 
 def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> _Resume:
     """Keep only complete conversations in the observations file (atomically rewritten)."""
-    path = run_dir / OBSERVATIONS
+    path = run_dir / OBSERVATIONS_FILE
     if not path.exists():
         return _Resume()
     steps = {c.conversation: len(c.steps) for c in conversations}
@@ -543,7 +541,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
     )
     if prior is not None:
         for (path, scenario), saved in zip(loaded, prior.scenarios, strict=False):
-            if saved.get("sha256") != scenario_digest(scenario):
+            if scenario_changed(saved.get("sha256"), scenario, unrecorded=True):
                 raise HarnessError(
                     f"{path}: scenario changed since run {prior.run_id} started "
                     "— resume needs the same file; start a new run instead"
@@ -602,7 +600,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
                 replay.emulator_seed,
             )
             meta.replayed_from = str(replay.directory)
-    write_json(run_dir / META, meta)
+    write_meta(run_dir, meta)
     todo = [c for c in conversations if c.conversation not in resumed.done]
 
     interrupted = False
@@ -620,7 +618,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
     )
     with (
         target_cm as target,
-        ObservationWriter(run_dir / OBSERVATIONS, group=FSYNC_GROUP) as writer,
+        ObservationWriter(run_dir / OBSERVATIONS_FILE, group=FSYNC_GROUP) as writer,
     ):
         meta.target_url = target.base_url if not target.is_emulator else None
         if replay is not None:
@@ -659,7 +657,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
             if progress is not None:
                 progress.stop()
     meta.finished_at = None if interrupted else time.time()
-    write_json(run_dir / META, meta)
+    write_meta(run_dir, meta)
     return RunResult(run_dir, meta, shared.recorded, shared.errors, interrupted, replay)
 
 
@@ -866,7 +864,7 @@ def arm_table(run_dir: Path) -> Any:
 
     meta = read_meta(run_dir)
     rows: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    for obs in read_observations(run_dir / OBSERVATIONS):
+    for obs in read_observations(run_dir / OBSERVATIONS_FILE):
         if not obs.warmup and obs.error_type != NOT_SENT:
             rows[(obs.scenario, obs.arm)].append(obs)
     table = Table(title=f"run {meta.run_id} — target {meta.target_label}")
@@ -905,11 +903,11 @@ def finish_run(
 ) -> int:
     """Print the end-of-run summary and where files are; return the exit status."""
     console = console or Console()
-    if result.recorded or (result.run_dir / OBSERVATIONS).exists():
+    if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
-    console.print(f"observations: {result.run_dir / OBSERVATIONS}")
+    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
     if not result.interrupted and result.recorded:
-        from harness.analysis.analyze import analyze_run, write_summary
+        from harness.analysis.analyze import analyze_run
         from harness.report import render_report
 
         console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")

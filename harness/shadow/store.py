@@ -29,13 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.records import OBSERVATION_SCHEMA_VERSION, Observation, RunMeta, ToolCallRecord
+from harness.records import Observation, RunMeta, ToolCallRecord
+from harness.rundir import (
+    META_FILE,
+    OBSERVATIONS_FILE,
+    SHARD_GLOB,
+    SHARD_RE,
+    observation_problem,
+    read_meta,
+    shard_name,
+)
 
-OBSERVATIONS_FILE = "observations.jsonl"
-META_FILE = "meta.json"
 STATS_FILE = "shadow_stats.json"
 _MANIFEST = ".observations.merged.json"
-SHARD_RE = re.compile(r"^observations-(?P<host>.+)-(?P<pid>\d+)-(?P<n>\d+)\.jsonl$")
 STATS_RE = re.compile(r"^shadow-stats-.+\.json$")
 
 #: Runs on every observation right before it is written; returns what may be stored.
@@ -135,14 +141,14 @@ class ShardWriter:
         # Never append to a shard an earlier process with the same pid left behind.
         used = [
             int(m["n"])
-            for p in self.run_dir.glob(f"observations-{self.prefix}-*.jsonl")
+            for p in self.run_dir.glob(shard_name(self.prefix, "*"))
             if (m := SHARD_RE.match(p.name)) and f"{m['host']}-{m['pid']}" == self.prefix
         ]
         return max(used, default=-1) + 1
 
     @property
     def path(self) -> Path:
-        return self.run_dir / f"observations-{self.prefix}-{self._n}.jsonl"
+        return self.run_dir / shard_name(self.prefix, self._n)
 
     def _open(self) -> None:
         self._fh = self.path.open("a", encoding="utf-8")
@@ -209,7 +215,7 @@ def mark_finished(run_dir: Path) -> None:
     path = run_dir / META_FILE
     if not path.is_file():
         return
-    meta = RunMeta.model_validate_json(path.read_text(encoding="utf-8"))
+    meta = read_meta(run_dir)
     meta.finished_at = time.time()
     _atomic_write(path, meta.model_dump_json(indent=2) + "\n")
 
@@ -253,9 +259,7 @@ def _shard_key(path: Path) -> tuple[str, int, int]:
 
 def shard_paths(run_dir: Path) -> list[Path]:
     """The shard files of a run directory, in (host, pid, n) order."""
-    return sorted(
-        (p for p in run_dir.glob("observations-*.jsonl") if SHARD_RE.match(p.name)), key=_shard_key
-    )
+    return sorted((p for p in run_dir.glob(SHARD_GLOB) if SHARD_RE.match(p.name)), key=_shard_key)
 
 
 def _sum_stats(run_dir: Path) -> dict[str, int]:
@@ -315,11 +319,7 @@ def merge_shards(run_dir: Path, *, force: bool = False) -> MergeResult:
             torn = lineno == len(parts)  # no newline after it: not completely written
             try:
                 record = json.loads(line)
-                ok = (
-                    not torn
-                    and isinstance(record, dict)
-                    and record.get("schema_version") == OBSERVATION_SCHEMA_VERSION
-                )
+                ok = not torn and observation_problem(record) is None
             except json.JSONDecodeError:
                 ok = False
             if ok:
@@ -346,5 +346,5 @@ def merge_shards(run_dir: Path, *, force: bool = False) -> MergeResult:
 
 def merge_if_sharded(run_dir: Path) -> None:
     """For the analysis: merge a shadow run's shards first; a no-op for scenario runs."""
-    if any(SHARD_RE.match(p.name) for p in run_dir.glob("observations-*.jsonl")):
+    if any(SHARD_RE.match(p.name) for p in run_dir.glob(SHARD_GLOB)):
         merge_shards(run_dir)

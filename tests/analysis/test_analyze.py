@@ -23,7 +23,8 @@ from harness.analysis.analyze import (
 from harness.analysis.metrics import ObservationTable
 from harness.cli.main import main
 from harness.errors import HarnessError
-from harness.records import Observation, ToolCallRecord, Usage, read_observations
+from harness.records import Observation, ToolCallRecord, Usage
+from harness.rundir import read_observations
 from harness.summary import SUMMARY_SCHEMA_VERSION
 
 ARMS = ("chat", "responses", "responses_chained", "chat#2")

@@ -17,7 +17,8 @@ import yaml
 
 from harness.cassettes import replay as cas
 from harness.cli.main import main
-from harness.records import Observation, read_meta, read_observations
+from harness.records import Observation
+from harness.rundir import read_meta, read_observations
 from harness.runner.execute import RunOptions, RunResult, run
 from harness.scenario.load import load_scenario
 

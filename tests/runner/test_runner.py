@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.cli.main import main
-from harness.records import read_meta, read_observations
+from harness.rundir import read_meta, read_observations
 from harness.runner.execute import RunOptions, run
 from harness.runner.plan import build_plan, dry_run
 from harness.scenario.load import load_scenario

@@ -36,7 +36,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletio
 from harness.cli.main import main
 from harness.emulator.server import EmulatorThread
 from harness.errors import TranslationError
-from harness.records import read_meta, read_observations
+from harness.rundir import read_meta, read_observations
 from harness.shadow.canary import CanaryStreamError, ChunkTranslator, _chunks_sync
 from harness.shadow.capture import Capture
 from harness.shadow.client import (
