@@ -20,7 +20,6 @@ asks for ``shadow``.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +197,7 @@ class ShadowRun:
 
     def explain(self) -> str:
         """The gate report as ``harness gate`` prints it."""
-        from harness.gates.output import format_report
+        from harness.cli.gate import format_report
 
         return format_report(self.report)
 
@@ -302,9 +301,8 @@ def _out(config: pytest.Config, tmp: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def _execute(spec: _Spec, runs_dir: Path) -> _Done:
-    from rich.console import Console
-
-    from harness.analysis.analyze import analyze_run, write_summary
+    from harness.analysis.analyze import analyze_run
+    from harness.rundir import write_summary
     from harness.runner.execute import RunOptions, run
 
     options = RunOptions(
@@ -321,7 +319,7 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
         replay=spec.cassettes if spec.mode == "replay" else None,
     )
     runs_dir.mkdir(parents=True, exist_ok=True)
-    result = run([spec.scenario], options, console=Console(file=io.StringIO()))
+    result = run([spec.scenario], options)
     if result.interrupted:
         raise KeyboardInterrupt
     summary = analyze_run(result.run_dir)

@@ -7,12 +7,9 @@ See docs/summary-schema.md for the field list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 SUMMARY_SCHEMA_VERSION = 1
 
@@ -302,63 +299,3 @@ class RunComparison(_Record):
     intervals: bool = Field(description="false when compared from summaries (no samples)")
     bootstrap: BootstrapInfo | None
     scenarios: dict[str, dict[str, RunArmComparison]]
-
-
-# --- terminal rendering -----------------------------------------------------------------------
-
-
-def _fmt_effect(e: Effect | None, digits: int = 2) -> str:
-    if e is None or e.value is None:
-        return "—"
-    return f"{e.value:.{digits}f}{'*' if e.significant else ''}"
-
-
-def summary_tables(summary: Summary) -> list[Table]:
-    """Short rich tables: per scenario, each comparison's headline ratios and the claims."""
-    from rich.table import Table
-
-    tables = []
-    for sc in summary.scenarios:
-        t = Table(
-            title=f"{sc.name} — {summary.target_label}",
-            caption="ratios a/b; * = the 95 % CI excludes no change (intervals in summary.json)",
-        )
-        t.add_column("a vs b", no_wrap=True)
-        comps = list(sc.comparisons.values())
-        for c in comps:
-            t.add_column(f"{c.a} vs {c.b}", justify="right", overflow="fold")
-
-        def sim(c: Comparison) -> str:
-            text = c.similarity.text
-            if text is None or text.mean is None:
-                return "—"
-            floor = f" ({text.noise_floor:.2f})" if text.noise_floor is not None else ""
-            return f"{text.mean:.2f}{floor}"
-
-        t.add_row("TTFT p50", *(_fmt_effect(c.ttft_p50_ratio) for c in comps))
-        t.add_row("cold TTFT", *(_fmt_effect(c.cold_ttft_ratio) for c in comps))
-        t.add_row("total p50", *(_fmt_effect(c.total_p50_ratio) for c in comps))
-        t.add_row(
-            "cache hit Δ",
-            *(
-                "contaminated" if c.cache_contaminated else _fmt_effect(c.cache_hit_ratio_delta)
-                for c in comps
-            ),
-        )
-        t.add_row("cost", *(_fmt_effect(c.cost_ratio) for c in comps))
-        t.add_row("text (A/A)", *(sim(c) for c in comps))
-        tables.append(t)
-        claims = Table(title=f"{sc.name} — migration guide claims")
-        claims.add_column("claim", no_wrap=True)
-        for col in ("value (95 % CI)", "claimed", "verdict"):
-            claims.add_column(col)
-        for cl in sc.claims.values():
-            value = (
-                "—"
-                if cl.value is None
-                else f"{cl.value:.2f}"
-                + (f" ({cl.ci95[0]:.2f}–{cl.ci95[1]:.2f})" if cl.ci95 else "")
-            )
-            claims.add_row(cl.claim, f"{value} {cl.unit}", cl.claimed, cl.verdict)
-        tables.append(claims)
-    return tables

@@ -23,8 +23,9 @@ is *unknown*: for a gate someone configured that fails the gate (it is never sil
 for a default regression check it is reported as *skipped*. Exit status of ``harness gate``: 0
 when nothing failed, 1 when a gate failed, 2 for bad input (e.g. a missing baseline).
 
-Gate keys and gates files: :mod:`harness.gates.config`; text, JUnit and GitHub Actions output:
-:mod:`harness.gates.output`; baselines: :mod:`harness.gates.baseline`.
+Gate keys and gates files: :mod:`harness.gates.config`; JUnit and GitHub Actions output:
+:mod:`harness.gates.output`; the terminal text: :mod:`harness.cli.gate`; baselines:
+:mod:`harness.gates.baseline`.
 """
 
 from __future__ import annotations

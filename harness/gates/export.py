@@ -4,8 +4,8 @@ Each scenario × arm × latency (wire-clock TTFT and total by default) becomes o
 whose rounds are that arm's measured, successful requests, in seconds, so the usual tooling
 works on API latency::
 
-    python -m harness.gates.export runs/<run-id> --storage .benchmarks
-    python -m harness.gates.export runs/<other-run-id> --storage .benchmarks
+    harness export-benchmark runs/<run-id> --storage .benchmarks
+    harness export-benchmark runs/<other-run-id> --storage .benchmarks
     pytest-benchmark --storage .benchmarks compare 0001 0002 --group-by=group
 
 Statistics are pytest-benchmark's own (``pytest_benchmark.stats.Stats``), so min/median/IQR and
@@ -15,15 +15,11 @@ outlier counts mean what they mean there. Names: group ``<scenario>: <latency>``
 
 from __future__ import annotations
 
-import argparse
 import platform
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from harness.errors import HarnessError
 
@@ -64,6 +60,8 @@ def benchmark_json(
     run_dir: Path, *, metrics: Sequence[str] = DEFAULT_METRICS, include_data: bool = True
 ) -> dict[str, Any]:
     """The pytest-benchmark JSON document for ``run_dir`` (warm-up and failed requests out)."""
+    import numpy as np  # here, not at the top: the CLI reads EXPORTABLE while building its parser
+
     from harness.analysis.analyze import load_table
     from harness.rundir import OBSERVATIONS_FILE, read_meta
 
@@ -172,41 +170,3 @@ def export_benchmark(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.gates.export",
-        description="Export a run's latencies as pytest-benchmark JSON (one benchmark per "
-        "scenario × arm × latency, rounds = requests, seconds). Exit 0, or 2 for bad input.",
-    )
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("-o", "--out", type=Path, metavar="FILE", help="write this file")
-    where.add_argument(
-        "--storage",
-        type=Path,
-        metavar="DIR",
-        help="pytest-benchmark storage (e.g. .benchmarks): next numbered run",
-    )
-    parser.add_argument(
-        "--metric",
-        action="append",
-        choices=EXPORTABLE,
-        default=None,
-        help="latency to export (repeatable; default ttft_ms and total_ms)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        path = export_benchmark(
-            args.run_dir, out=args.out, storage=args.storage, metrics=args.metric or DEFAULT_METRICS
-        )
-    except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,5 +1,5 @@
-"""What ``harness gate`` shows: the terminal text, JUnit cases, GitHub Actions annotations and
-step summary, and :func:`publish`, which writes the last three."""
+"""What gates write for CI: JUnit cases, GitHub Actions annotations and the step summary, and
+:func:`publish`, which writes them. The terminal text is the CLI's (:mod:`harness.cli.gate`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM, GateReport, GateResult, num
+from harness.gates.evaluate import GateReport, GateResult
 
 if TYPE_CHECKING:
     from harness.report.junit import JUnitCase
@@ -23,7 +23,7 @@ def default_reports_dir(run_dir: Path) -> Path:
     return run_dir.parent.parent / "reports"
 
 
-_LABEL = {
+LABEL = {
     "pass": "PASS",
     "fail": "FAIL",
     "inconclusive": "INCONCLUSIVE",
@@ -36,7 +36,7 @@ def explain(r: GateResult) -> list[str]:
     """A few lines on one gate: what was measured, the rule, where it is set, what to do."""
     where = r.source if r.line is None else f"{r.source}:{r.line}"
     lines = [
-        f"{_LABEL[r.status]} {r.scenario}: {r.name} {r.limit()}",
+        f"{LABEL[r.status]} {r.scenario}: {r.name} {r.limit()}",
         f"    measured: {r.measured}",
     ]
     if r.context:
@@ -50,55 +50,6 @@ def explain(r: GateResult) -> list[str]:
     if r.fix:
         lines.append(f"    next: {r.fix}")
     return lines
-
-
-def format_report(report: GateReport) -> str:
-    """The text ``harness gate`` prints: one line per gate, then each failure explained."""
-    head = f"gate {report.run_dir or report.run_id} — {report.target}"
-    if report.baseline:
-        head += f" vs baseline {report.baseline}, tolerance +{num(report.regression_pct)} %"
-    out = [head]
-    if report.results:
-        width = max(len(f"{r.scenario}: {r.name}") for r in report.results)
-        for r in report.results:
-            label = f"{r.scenario}: {r.name}"
-            out.append(f"{_LABEL[r.status]:<12} {label:<{width}}  {r.measured}  {r.limit()}")
-    for r in report.results:
-        if r.failed:
-            out.append("")
-            out.extend(explain(r))
-    notes = [r for r in report.results if r.status == "inconclusive"]
-    if notes:
-        out.append("")
-        out.extend(
-            f"warning: {r.scenario}: {r.name} is inconclusive ({r.measured} vs limit "
-            f"{r.limit()}) — passes; more repeats would decide it"
-            for r in notes
-        )
-    skipped = [r for r in report.results if r.status == "skipped" and r.value is None]
-    if skipped:
-        out.append("")
-    absent: dict[str, list[str]] = {}
-    for r in skipped:
-        if r.rule == NOTHING_TO_REGRESS_FROM:  # one line per scenario: these are many and alike
-            absent.setdefault(r.scenario, []).append(r.name.replace(".regression_pct_max", ""))
-        else:
-            out.append(f"warning: {r.scenario}: {r.name} skipped: {r.rule}")
-    out.extend(
-        f"warning: {scenario}: not compared with the baseline, which has no value for: "
-        f"{', '.join(names)}"
-        for scenario, names in absent.items()
-    )
-    out.extend(f"warning: {w}" for w in report.warnings)
-    failed = len(report.failed)
-    tally = (
-        f"{len(report.results)} checks: {report.count('pass')} passed, "
-        f"{report.count('inconclusive')} inconclusive, {report.count('fail')} failed, "
-        f"{report.count('unknown')} unknown, {report.count('skipped')} skipped"
-    )
-    out.append("")
-    out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
-    return "\n".join(out)
 
 
 def junit_cases(report: GateReport) -> list[JUnitCase]:
@@ -155,7 +106,7 @@ def step_summary(report: GateReport) -> str:
         "|---|---|---|---|---|",
     ]
     for r in report.results:
-        cells = [_LABEL[r.status], r.scenario, f"`{r.name}`", r.measured, r.limit()]
+        cells = [LABEL[r.status], r.scenario, f"`{r.name}`", r.measured, r.limit()]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for r in report.failed:
         out += [

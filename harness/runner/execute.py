@@ -22,20 +22,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 import openai
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from harness import __version__
 from harness.errors import HarnessError, TargetError, TranslationError
@@ -53,7 +43,6 @@ from harness.rundir import (
     scenario_changed,
     scenario_digest,
     write_meta,
-    write_summary,
 )
 from harness.runner.plan import (
     Plan,
@@ -101,12 +90,27 @@ class RunOptions:
     max_cost_usd: float | None = None
     resume: Path | None = None
     seed: int | None = None
+    #: report progress to the ``progress`` observer given to :func:`run` (False: stay silent)
     progress: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: record every interaction into one cassette per scenario in this directory
     record: Path | None = None
     #: replay from the cassettes in this directory (no target is contacted)
     replay: Path | None = None
+
+
+class RunProgress(Protocol):
+    """What :func:`run` reports while it sends, so a front end can show progress (the CLI draws
+    a progress bar); the runner itself never writes to the terminal."""
+
+    def start(self, label: str, total: int) -> None:
+        """Sending starts: ``total`` requests to ``label`` (the target)."""
+
+    def advance(self, errors: int) -> None:
+        """One more planned request has an outcome; ``errors`` failed so far."""
+
+    def stop(self) -> None:
+        """Sending has ended (completed, interrupted or failed)."""
 
 
 @dataclass
@@ -189,8 +193,7 @@ class _Shared:
     policy: RetryPolicy
     client: ClientKind
     rng: random.Random
-    progress: Progress | None
-    task: TaskID | None
+    progress: RunProgress | None
     order: int = 0
     recorded: int = 0
     errors: int = 0
@@ -209,8 +212,8 @@ class _Shared:
         self.recorded += 1
         if failed:
             self.errors += 1
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, advance=1, errors=self.errors)
+        if self.progress is not None:
+            self.progress.advance(self.errors)
         if len(self._pending) >= FSYNC_GROUP:
             self.flush()
 
@@ -524,9 +527,11 @@ def _budget_check(plans: Sequence[Plan], options: RunOptions, live: bool) -> Non
             )
 
 
-def run(paths: Sequence[Path], options: RunOptions, console: Console | None = None) -> RunResult:
-    """Run scenarios (or resume a run) and return where the observations are."""
-    console = console or Console(stderr=True)
+def run(
+    paths: Sequence[Path], options: RunOptions, progress: RunProgress | None = None
+) -> RunResult:
+    """Run scenarios (or resume a run) and return where the observations are; ``progress``
+    hears of every request's outcome (unless ``options.progress`` is False)."""
     prior: RunMeta | None = read_meta(options.resume) if options.resume else None
     if prior is not None:
         _resume_settings(options, prior)
@@ -623,7 +628,7 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
         meta.target_url = target.base_url if not target.is_emulator else None
         if replay is not None:
             meta.target_url = replay.recorded_url
-        progress = _progress(console) if options.progress else None
+        observer = progress if options.progress else None
         shared = _Shared(
             run_id=meta.run_id,
             writer=writer,
@@ -631,17 +636,13 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
             policy=options.retry,
             client=options.client,
             rng=random.Random(seed),
-            progress=progress,
-            task=None,
+            progress=observer,
             order=resumed.next_order,
             stored_ids=list(resumed.orphans),
         )
         try:
-            if progress is not None:
-                progress.start()
-                shared.task = progress.add_task(
-                    f"{target.label}", total=sum(len(c.steps) for c in todo), errors=0
-                )
+            if observer is not None:
+                observer.start(f"{target.label}", sum(len(c.steps) for c in todo))
             with _cassettes(options, replay, loaded, plans, meta, target):
                 # Everything allocated so far (plans, scenarios, modules) is long-lived: keep
                 # it out of the collector's scans, so GC pauses during requests stay short.
@@ -654,8 +655,8 @@ def run(paths: Sequence[Path], options: RunOptions, console: Console | None = No
             interrupted = True
         finally:
             shared.flush()  # records counted but not yet written (also on Ctrl-C)
-            if progress is not None:
-                progress.stop()
+            if observer is not None:
+                observer.stop()
     meta.finished_at = None if interrupted else time.time()
     write_meta(run_dir, meta)
     return RunResult(run_dir, meta, shared.recorded, shared.errors, interrupted, replay)
@@ -754,20 +755,6 @@ def _scenario_scope(options: RunOptions) -> Callable[[str], AbstractContextManag
     return scenario_scope
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("errors {task.fields[errors]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 async def _execute(
     todo: list[PlannedConversation],
     target: Target,
@@ -855,68 +842,3 @@ async def _delete_stored(ids: Iterable[tuple[str, str]], transports: dict[str, T
 
     results = await asyncio.gather(*(delete(a, r) for a, r in ids))
     return sum(results)
-
-
-def arm_table(run_dir: Path) -> Any:
-    """A rich table per scenario × arm: n, errors, cold/warm TTFT p50/p95, cached share."""
-    import numpy as np
-    from rich.table import Table
-
-    meta = read_meta(run_dir)
-    rows: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    for obs in read_observations(run_dir / OBSERVATIONS_FILE):
-        if not obs.warmup and obs.error_type != NOT_SENT:
-            rows[(obs.scenario, obs.arm)].append(obs)
-    table = Table(title=f"run {meta.run_id} — target {meta.target_label}")
-    for col in (
-        "scenario",
-        "arm",
-        "n",
-        "errors",
-        "cold TTFT p50/p95 ms",
-        "warm TTFT p50/p95 ms",
-        "cached share",
-    ):
-        table.add_column(col, justify="left" if col in ("scenario", "arm") else "right")
-
-    def pcts(values: list[float]) -> str:
-        if not values:
-            return "—"
-        p50, p95 = np.percentile(values, [50, 95])
-        return f"{p50:.1f} / {p95:.1f}"
-
-    for (scenario, arm), items in sorted(rows.items()):
-        ok = [o for o in items if o.ok]
-        cold = [o.ttft_ms for o in ok if o.cold and o.ttft_ms is not None]
-        warm = [o.ttft_ms for o in ok if not o.cold and o.ttft_ms is not None]
-        inputs = sum(o.usage.input_tokens for o in ok if o.usage)
-        cached = sum(o.usage.cached_tokens for o in ok if o.usage)
-        share = f"{cached / inputs:.1%}" if inputs else "—"
-        table.add_row(
-            scenario, arm, str(len(items)), str(len(items) - len(ok)), pcts(cold), pcts(warm), share
-        )
-    return table
-
-
-def finish_run(
-    result: RunResult, console: Console | None = None, report_dir: Path | None = None
-) -> int:
-    """Print the end-of-run summary and where files are; return the exit status."""
-    console = console or Console()
-    if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
-        console.print(arm_table(result.run_dir))
-    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
-    if not result.interrupted and result.recorded:
-        from harness.analysis.analyze import analyze_run
-        from harness.report import render_report
-
-        console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")
-        paths = render_report(result.run_dir, report_dir)
-        console.print(f"report: {paths.html}")
-    if result.interrupted:
-        console.print(
-            f"interrupted after {result.recorded} request(s) — continue with: "
-            f"harness run --resume {result.run_dir}"
-        )
-        return 130
-    return 0

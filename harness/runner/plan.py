@@ -22,23 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import sys
-from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import HarnessError, ScenarioError, TranslationError
+from harness.errors import HarnessError, TranslationError
 from harness.scenario.load import (
     ImagePartSpec,
     PromptSpec,
     Scenario,
     TextPartSpec,
-    load_scenario,
     split_reason,
 )
 from harness.scenario.models import CacheIsolation, ColdMode
@@ -512,166 +507,3 @@ def translation_problems(scenario: Scenario) -> list[str]:
         loc = scenario.location(at)
         found.append(str(Problem(loc.file, loc.line, format_path(at), message, fix)))
     return found
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def parse_effect(text: str) -> float:
-    """``"10%"`` or ``"0.1"`` → 0.1 (a relative change to detect)."""
-    value = text.strip()
-    try:
-        effect = float(value[:-1]) / 100 if value.endswith("%") else float(value)
-    except ValueError:
-        raise HarnessError(
-            f"--power {text!r}: not a relative effect — write e.g. 10% or 0.1"
-        ) from None
-    if effect <= 0 or effect >= 10:
-        raise HarnessError(
-            f"--power {text!r}: the effect must be above 0 % and below 1,000 % — e.g. 10%"
-        )
-    return effect
-
-
-def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float) -> list[str]:
-    """How many repeats detect a ``effect`` change of a p50 ratio at 95 % power (α = 0.05)."""
-    from harness.analysis.stats import repeats_for_power
-
-    by_arm: dict[str, int] = {}
-    cold: dict[str, int] = {}
-    for conv in plan.conversations:
-        if conv.warmup or conv.repeat != 1:
-            continue
-        by_arm[conv.arm] = by_arm.get(conv.arm, 0) + sum(
-            1 for step in conv.steps if step.kind == "user"
-        )
-        cold[conv.arm] = cold.get(conv.arm, 0) + 1
-    per_repeat = min(by_arm.values(), default=1)
-    cold_per_repeat = min(cold.values(), default=1)
-    need_all = repeats_for_power(effect, sigma_log, samples_per_repeat=per_repeat)
-    need_cold = repeats_for_power(effect, sigma_log, samples_per_repeat=cold_per_repeat)
-    return [
-        f"power: to detect a {effect:.0%} change of a p50 ratio at 95 % power (α 0.05), "
-        f"assuming log-spread σ = {sigma_log:g}:",
-        f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
-        f"repeats ≥ {need_all} (scenario has {plan.repeats})",
-        f"  cold (turn 1) TTFT ({cold_per_repeat} per arm per repeat): repeats ≥ {need_cold}",
-        "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
-    ]
-
-
-def print_plan(
-    path: Path | str,
-    *,
-    repeats: int | None = None,
-    seed: int = 0,
-    as_json: bool = False,
-    power: str | None = None,
-    sigma_log: float = 0.3,
-) -> None:
-    """``harness plan``: JSON Lines (one object per request) or a table with counts and
-    estimated input tokens. Raises ScenarioError for an invalid file."""
-    effect = parse_effect(power) if power is not None else None
-    scenario = load_scenario(path)
-    problems = translation_problems(scenario)
-    if problems:
-        raise ScenarioError(problems)
-    plan = build_plan(scenario, repeats=repeats, seed=seed)
-    try:
-        if as_json:
-            for planned in dry_run(plan):
-                record = planned.summary()
-                record["kwargs"] = planned.kwargs()
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-        else:
-            _print_table(scenario, plan)
-        if effect is not None:
-            for line in power_lines(scenario, plan, effect, sigma_log):
-                print(line, file=sys.stderr if as_json else sys.stdout)
-    except BrokenPipeError:
-        # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from
-        # complaining when it flushes stdout at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-
-
-def _print_table(scenario: Scenario, plan: Plan) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False)
-    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-        console = Console(highlight=False, width=120)
-    rows: dict[tuple[str, str, int], tuple[PlannedRequest, int]] = {}
-    per_arm: Counter[str] = Counter()
-    warm_arm: Counter[str] = Counter()
-    conversations: Counter[str] = Counter()
-    for planned in dry_run(plan):
-        conv = planned.conversation
-        if conv.warmup:
-            warm_arm[conv.arm] += 1
-            continue
-        per_arm[conv.arm] += 1
-        if planned.turn == 1:
-            conversations[conv.arm] += 1
-        key = (conv.prompt_id, conv.arm, planned.turn)
-        first, count = rows.get(key, (planned, 0))
-        rows[key] = (first, count + 1)
-
-    total = sum(per_arm.values()) + sum(warm_arm.values())
-    models = sorted({scenario.model_for(p) for p in scenario.prompts})
-    console.print(f"[bold]Plan for {scenario.name}[/bold] — dry run, nothing is sent")
-    console.print(
-        f"model {', '.join(models)} · arms {', '.join(plan.arms)} · "
-        f"repeats {plan.repeats} · warm-up {plan.warmup} · cache isolation "
-        f"{plan.cache_isolation} · cold {plan.cold} · seed {plan.seed}"
-    )
-
-    table = Table(title="Requests per prompt, arm and turn")
-    for name in (
-        "prompt",
-        "arm",
-        "api",
-        "turn",
-        "step",
-        "requests",
-        "est. input tokens",
-        "cacheable (≥1024)",
-    ):
-        table.add_column(
-            name,
-            justify="left" if name in ("prompt", "arm", "api", "step") else "right",
-            no_wrap=name != "prompt",
-        )
-    prompt_order = {p.id: i for i, p in enumerate(scenario.prompts)}
-    arm_order = {a: i for i, a in enumerate(plan.arms)}
-    for key in sorted(rows, key=lambda k: (prompt_order[k[0]], arm_order[k[1]], k[2])):
-        first, count = rows[key]
-        tokens = estimate_input_tokens(first.request)
-        step = "user" if first.kind == "user" else "tool results*"
-        table.add_row(
-            key[0],
-            key[1],
-            first.conversation.api,
-            str(first.turn),
-            step,
-            str(count),
-            f"{tokens:,}",
-            "yes" if tokens >= CACHE_MIN_TOKENS else "no",
-        )
-    console.print(table)
-
-    arms = Table(title="Requests per arm")
-    for name in ("arm", "api", "conversations", "requests", "warm-up requests"):
-        arms.add_column(name, justify="left" if name in ("arm", "api") else "right")
-    for arm in plan.arms:
-        arms.add_row(
-            arm, arm_api(arm), str(conversations[arm]), str(per_arm[arm]), str(warm_arm[arm])
-        )
-    console.print(arms)
-    console.print(
-        f"{total:,} requests in total (at most: * tool-result steps are sent only "
-        "when the reply calls a tool). Input tokens are offline estimates without "
-        "earlier replies; OpenAI caches prompts of 1,024+ tokens."
-    )

@@ -26,12 +26,13 @@ from harness.analysis.analyze import (
     write_synthetic_run,
 )
 from harness.analysis.metrics import ObservationTable
+from harness.cli.gate import format_report
 from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.gates.baseline import from_run
 from harness.gates.config import GateConfig, load_gates_file, parse_gate
 from harness.gates.evaluate import GateReport, decide, evaluate, gate_run, wilson_interval
-from harness.gates.output import explain, format_report, github_annotations, publish, step_summary
+from harness.gates.output import explain, github_annotations, publish, step_summary
 from harness.summary import Summary
 
 # --- the decision rule -------------------------------------------------------------------------

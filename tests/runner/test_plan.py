@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.runner.plan import (
     CACHE_MIN_TOKENS,
@@ -18,7 +17,6 @@ from harness.runner.plan import (
     cache_nonce,
     dry_run,
     estimate_input_tokens,
-    print_plan,
     translation_problems,
 )
 from harness.scenario.load import Scenario, load_scenario
@@ -271,71 +269,6 @@ def test_examples_translate_for_every_arm(path: Path) -> None:
     assert translation_problems(load_scenario(path)) == []
 
 
-# --- harness plan ---------------------------------------------------------------------------------
-
-
-def test_plan_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        ["plan", str(SCENARIOS / "quickstart.yaml"), "--repeats", "2", "--json", "--seed", "9"]
-    )
-    out = capsys.readouterr().out
-    records = [json.loads(line) for line in out.splitlines()]
-    assert code == 0
-    assert len(records) == 2 * 2 * 3 * 2  # repeats × prompts × arms × turns
-    required = {
-        "scenario",
-        "prompt_id",
-        "arm",
-        "api",
-        "chained",
-        "turn",
-        "repeat",
-        "conversation",
-        "cold",
-        "warmup",
-        "kwargs",
-    }
-    assert all(required <= set(r) for r in records)
-    assert {r["api"] for r in records} == {"chat", "responses"}
-    chat = next(r for r in records if r["api"] == "chat")
-    assert chat["kwargs"]["messages"][0]["content"].startswith(f"[run {chat['nonce']}] ")
-    responses = next(r for r in records if r["api"] == "responses" and r["turn"] == 2)
-    assert responses["kwargs"]["input"][1] == {
-        "role": "assistant",
-        "content": "<assistant reply of turn 1>",
-    }
-    assert [r["cold"] for r in records] == [r["turn"] == 1 for r in records]
-
-
-def test_plan_table(capsys: pytest.CaptureFixture[str]) -> None:
-    print_plan(SCENARIOS / "function_calling.yaml", repeats=2)
-    out = capsys.readouterr().out
-    assert "cacheable (≥1024)" in out and "Requests per arm" in out
-    assert "tool results*" in out
-    assert "responses_chained" in out
-    assert "requests in total" in out
-
-
-def test_plan_table_says_cacheable(capsys: pytest.CaptureFixture[str]) -> None:
-    print_plan(SCENARIOS / "support_bot.yaml", repeats=1)
-    out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if "refund-annual" in line]
-    assert len(rows) == 4 * 3 and all(line.rstrip(" │").endswith("yes") for line in rows)
-
-
-def test_plan_of_invalid_scenario_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["plan", str(REPO / "tests/fixtures/bad_scenarios/repeats_zero.yaml")])
-    captured = capsys.readouterr()
-    assert code == 2 and captured.out == ""
-    assert len(captured.err.splitlines()) == 1 and ":4: repeats:" in captured.err
-
-
-def test_plan_bad_repeats_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["plan", str(SCENARIOS / "quickstart.yaml"), "--repeats", "0"])
-    assert code == 2
-    assert capsys.readouterr().err == "harness: error: repeats must be at least 1, got 0\n"
-
-
 @pytest.mark.parametrize(
     ("fails", "expected"),
     [
@@ -359,52 +292,6 @@ def test_validate_reports_what_the_translator_rejects(
     path = tmp_path / "s.yaml"
     path.write_text(HEAD + "prompts:\n  - id: p\n    input: Hi\n")
     assert validate_paths([path]) == ([f"{path.as_posix()}:5: {expected}"], 1)
-
-
-def test_plan_refuses_what_the_translator_rejects(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import harness.translate.convert as translate
-    from harness.errors import TranslationError
-
-    def reject(*args: object, **kwargs: object) -> dict[str, object]:
-        raise TranslationError("responses: x: cannot map; fix it")
-
-    monkeypatch.setattr(translate, "to_responses_kwargs", reject)
-    path = tmp_path / "s.yaml"
-    path.write_text(HEAD + "prompts:\n  - id: p\n    input: Hi\n")
-    assert main(["plan", str(path), "--json"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == f"{path.as_posix()}:5: prompts[0]: responses: x: cannot map — fix it\n"
-
-
-@pytest.mark.parametrize(("text", "expected"), [("10%", 0.10), ("0.25", 0.25), (" 5% ", 0.05)])
-def test_parse_effect(text: str, expected: float) -> None:
-    from harness.runner.plan import parse_effect
-
-    assert parse_effect(text) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("text", ["abc", "0", "-5%", "2000%"])
-def test_parse_effect_rejects(text: str) -> None:
-    from harness.errors import HarnessError
-    from harness.runner.plan import parse_effect
-
-    with pytest.raises(HarnessError, match="--power"):
-        parse_effect(text)
-
-
-def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]) -> None:
-    """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.3, 10 %."""
-    from harness.analysis.stats import required_samples
-    from harness.cli.main import main
-
-    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "10%"]) == 0
-    out = capsys.readouterr().out
-    need = required_samples(0.10, 0.3)
-    assert f"repeats ≥ {-(-need // 4)} (scenario has 5)" in out
-    assert f"cold (turn 1) TTFT (2 per arm per repeat): repeats ≥ {-(-need // 2)}" in out
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)

@@ -1,0 +1,129 @@
+"""``harness analyze``: a run's observations into summary.json, and short tables of it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.cli.common import positive_int
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from harness.cli.common import Subparsers
+    from harness.summary import Comparison, Effect, Summary
+
+__all__ = ["add_parser", "run", "summary_tables"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="turn a run's observations into summary.json",
+        description="Analyse RUN_DIR (meta.json + observations.jsonl): latency percentiles with "
+        "bootstrap CIs, cold vs warm, caching, cost, output similarity against the A/A noise "
+        "floor, and the migration guide's claims. Writes RUN_DIR/summary.json, prints its path "
+        "and a short table. Exit 0, or 2 for bad input.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON price overrides: {models: {NAME: {input_mtok, "
+        "cached_input_mtok, cache_write_mtok, output_mtok}}} (USD per 1M tokens)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
+    p.add_argument(
+        "--resamples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="bootstrap resamples (default 2000)",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the summary path")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.analysis.analyze import analyze_run
+    from harness.analysis.stats import DEFAULT_RESAMPLES
+    from harness.rundir import write_summary
+
+    summary = analyze_run(
+        args.run_dir,
+        price_overrides=args.prices,
+        seed=args.seed,
+        resamples=args.resamples or DEFAULT_RESAMPLES,
+    )
+    path = write_summary(args.run_dir, summary)
+    for warning in summary.warnings:
+        print(f"harness: warning: {warning}", file=sys.stderr)
+    print(path)
+    if not args.quiet:
+        from rich.console import Console
+
+        console = Console()
+        for table in summary_tables(summary):
+            console.print(table)
+    return 0
+
+
+def _fmt_effect(e: Effect | None, digits: int = 2) -> str:
+    if e is None or e.value is None:
+        return "—"
+    return f"{e.value:.{digits}f}{'*' if e.significant else ''}"
+
+
+def summary_tables(summary: Summary) -> list[Table]:
+    """Short rich tables: per scenario, each comparison's headline ratios and the claims."""
+    from rich.table import Table
+
+    tables = []
+    for sc in summary.scenarios:
+        t = Table(
+            title=f"{sc.name} — {summary.target_label}",
+            caption="ratios a/b; * = the 95 % CI excludes no change (intervals in summary.json)",
+        )
+        t.add_column("a vs b", no_wrap=True)
+        comps = list(sc.comparisons.values())
+        for c in comps:
+            t.add_column(f"{c.a} vs {c.b}", justify="right", overflow="fold")
+
+        def sim(c: Comparison) -> str:
+            text = c.similarity.text
+            if text is None or text.mean is None:
+                return "—"
+            floor = f" ({text.noise_floor:.2f})" if text.noise_floor is not None else ""
+            return f"{text.mean:.2f}{floor}"
+
+        t.add_row("TTFT p50", *(_fmt_effect(c.ttft_p50_ratio) for c in comps))
+        t.add_row("cold TTFT", *(_fmt_effect(c.cold_ttft_ratio) for c in comps))
+        t.add_row("total p50", *(_fmt_effect(c.total_p50_ratio) for c in comps))
+        t.add_row(
+            "cache hit Δ",
+            *(
+                "contaminated" if c.cache_contaminated else _fmt_effect(c.cache_hit_ratio_delta)
+                for c in comps
+            ),
+        )
+        t.add_row("cost", *(_fmt_effect(c.cost_ratio) for c in comps))
+        t.add_row("text (A/A)", *(sim(c) for c in comps))
+        tables.append(t)
+        claims = Table(title=f"{sc.name} — migration guide claims")
+        claims.add_column("claim", no_wrap=True)
+        for col in ("value (95 % CI)", "claimed", "verdict"):
+            claims.add_column(col)
+        for cl in sc.claims.values():
+            value = (
+                "—"
+                if cl.value is None
+                else f"{cl.value:.2f}"
+                + (f" ({cl.ci95[0]:.2f}–{cl.ci95[1]:.2f})" if cl.ci95 else "")
+            )
+            claims.add_row(cl.claim, f"{value} {cl.unit}", cl.claimed, cl.verdict)
+        tables.append(claims)
+    return tables

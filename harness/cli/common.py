@@ -1,0 +1,40 @@
+"""What every command module shares: the subparsers type, argument types, the run-directory check.
+
+Light on purpose: the parser imports every command module, so nothing here (or at the top of a
+command module) may load the SDK, numpy, rich or pydantic; a command imports its work in ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = ["err", "positive_int", "require_run_dir"]
+
+
+def err(message: str) -> None:
+    """Print ``harness: error: message`` on stderr (the one-line form of every user error)."""
+    print(f"harness: error: {message}", file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def require_run_dir(run_dir: Path) -> None:
+    """Fail in one line (exit 2) when ``run_dir`` is not a directory, before any work."""
+    if not run_dir.is_dir():
+        raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")

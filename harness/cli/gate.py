@@ -1,0 +1,183 @@
+"""``harness gate``: pass/fail a run on its gates and against a baseline, and the text it prints.
+
+Deciding is :func:`harness.gates.evaluate.gate_run`'s; the files CI reads (JUnit cases, GitHub
+annotations, the step summary) are :func:`harness.gates.output.publish`'s. This module holds the
+terminal text (:func:`format_report`, also what the pytest plugin's ``shadow.explain()`` shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.cli.common import Subparsers
+    from harness.gates.evaluate import GateReport
+
+__all__ = ["add_parser", "format_report", "gate", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="pass/fail a run on its gates and against a baseline (for CI)",
+        description="Decide RUN_DIR's gates (the scenario files' gates:, or --config) and, with "
+        "--baseline, its regressions against a baseline run, using the analysis' 95 % "
+        "intervals: a gate fails only when the interval is wholly on the wrong side of its "
+        "threshold; straddling is 'inconclusive' (passes, with a warning). Against a baseline, "
+        "an arm's TTFT/total p50, cost or cache-hit ratio fails when it is significantly worse "
+        "and worse by more than the tolerance (default 10 %). Appends gate cases to "
+        "reports/<run-id>/junit.xml; under GitHub Actions also prints ::error annotations and "
+        "writes the step summary. Exit 0 pass, 1 a gate failed, 2 bad input (e.g. no such "
+        "baseline). See docs/ci.md.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME|FILE|RUN_DIR",
+        help="baselines/NAME.json, a baseline file, or another run directory",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="gates file (YAML): {version: 1, gates: {KEY: N}, scenarios: {NAME: "
+        "{KEY: N}}, regression_pct: N}; replaces the scenarios' gates",
+    )
+    p.add_argument(
+        "--regression-pct",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="tolerance for baseline regressions of arms without their own "
+        "<arm>.regression_pct_max gate (default 10)",
+    )
+    p.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where baseline names are looked up (default baselines/)",
+    )
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="price overrides, as for 'harness analyze'",
+    )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="reports directory; gate cases go to DIR/<run-id>/junit.xml (default: "
+        "reports/ beside the runs directory, where 'harness run' put the report)",
+    )
+    p.add_argument("--json", action="store_true", help="print the gate report as JSON")
+    p.set_defaults(handler=run)
+
+
+def gate(
+    run_dir: Path,
+    *,
+    baseline: str | None,
+    as_json: bool,
+    config: Path | None = None,
+    regression_pct: float | None = None,
+    baselines: Path | None = None,
+    prices: Path | None = None,
+    reports: Path | None = None,
+) -> int:
+    """Decide, print and publish the gates of ``run_dir`` (``harness gate``, ``run --gate``)."""
+    from harness.gates.evaluate import gate_run
+    from harness.gates.output import default_reports_dir, publish
+
+    report = gate_run(
+        run_dir,
+        baseline=baseline,
+        config=config,
+        regression_pct=regression_pct,
+        baselines_dir=baselines,
+        prices=prices,
+    )
+    print(report.model_dump_json(indent=2) if as_json else format_report(report))
+    # GitHub annotations go to stderr with --json, so stdout stays one JSON document
+    junit = publish(
+        report,
+        reports_dir=reports or default_reports_dir(run_dir),
+        stream=sys.stderr if as_json else None,
+    )
+    if junit is not None and not as_json:
+        print(f"junit: {junit}")
+    return report.exit_code
+
+
+def run(args: argparse.Namespace) -> int:
+    return gate(
+        args.run_dir,
+        baseline=args.baseline,
+        as_json=args.json,
+        config=args.config,
+        regression_pct=args.regression_pct,
+        baselines=args.baselines,
+        prices=args.prices,
+        reports=args.reports,
+    )
+
+
+def format_report(report: GateReport) -> str:
+    """The text ``harness gate`` prints: one line per gate, then each failure explained."""
+    from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM, num
+    from harness.gates.output import LABEL as _LABEL
+    from harness.gates.output import explain
+
+    head = f"gate {report.run_dir or report.run_id} — {report.target}"
+    if report.baseline:
+        head += f" vs baseline {report.baseline}, tolerance +{num(report.regression_pct)} %"
+    out = [head]
+    if report.results:
+        width = max(len(f"{r.scenario}: {r.name}") for r in report.results)
+        for r in report.results:
+            label = f"{r.scenario}: {r.name}"
+            out.append(f"{_LABEL[r.status]:<12} {label:<{width}}  {r.measured}  {r.limit()}")
+    for r in report.results:
+        if r.failed:
+            out.append("")
+            out.extend(explain(r))
+    notes = [r for r in report.results if r.status == "inconclusive"]
+    if notes:
+        out.append("")
+        out.extend(
+            f"warning: {r.scenario}: {r.name} is inconclusive ({r.measured} vs limit "
+            f"{r.limit()}) — passes; more repeats would decide it"
+            for r in notes
+        )
+    skipped = [r for r in report.results if r.status == "skipped" and r.value is None]
+    if skipped:
+        out.append("")
+    absent: dict[str, list[str]] = {}
+    for r in skipped:
+        if r.rule == NOTHING_TO_REGRESS_FROM:  # one line per scenario: these are many and alike
+            absent.setdefault(r.scenario, []).append(r.name.replace(".regression_pct_max", ""))
+        else:
+            out.append(f"warning: {r.scenario}: {r.name} skipped: {r.rule}")
+    out.extend(
+        f"warning: {scenario}: not compared with the baseline, which has no value for: "
+        f"{', '.join(names)}"
+        for scenario, names in absent.items()
+    )
+    out.extend(f"warning: {w}" for w in report.warnings)
+    failed = len(report.failed)
+    tally = (
+        f"{len(report.results)} checks: {report.count('pass')} passed, "
+        f"{report.count('inconclusive')} inconclusive, {report.count('fail')} failed, "
+        f"{report.count('unknown')} unknown, {report.count('skipped')} skipped"
+    )
+    out.append("")
+    out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
+    return "\n".join(out)

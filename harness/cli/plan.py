@@ -1,0 +1,236 @@
+"""``harness plan``: the dry run — every request a run would send, as a table or JSON Lines.
+
+The plan itself is :mod:`harness.runner.plan`'s; this module only shows it (and the power
+estimate, from :func:`harness.analysis.stats.repeats_for_power`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.cli.common import Subparsers
+    from harness.runner.plan import Plan, PlannedRequest
+    from harness.scenario.load import Scenario
+
+__all__ = ["add_parser", "parse_effect", "power_lines", "print_plan", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="show the requests a run would send (dry run)",
+        description="Dry run: list every request a run of SCENARIO would send, in send order. "
+        "Run-time values (assistant replies, tool call ids, previous_response_id) are shown as "
+        'placeholders such as "<response of turn 1>". Nothing is sent.',
+    )
+    p.add_argument("scenario", type=Path, metavar="SCENARIO")
+    p.add_argument("--repeats", type=int, default=None, help="override the scenario's repeats")
+    p.add_argument("--seed", type=int, default=0, help="run seed (cache nonces, arm order)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per request (JSON Lines) instead of a table",
+    )
+    p.add_argument(
+        "--power",
+        default=None,
+        metavar="EFFECT",
+        help="also say how many repeats detect a change of EFFECT (e.g. 10%%) in a "
+        "p50 ratio at 95 %% power",
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=0.3,
+        metavar="S",
+        help="log-spread of latencies for --power (default 0.3; a previous "
+        "summary.json reports the observed one as power.sigma_log)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print_plan(
+        args.scenario,
+        repeats=args.repeats,
+        seed=args.seed,
+        as_json=args.json,
+        power=args.power,
+        sigma_log=args.sigma,
+    )
+    return 0
+
+
+def parse_effect(text: str) -> float:
+    """``"10%"`` or ``"0.1"`` → 0.1 (a relative change to detect)."""
+    from harness.errors import HarnessError
+
+    value = text.strip()
+    try:
+        effect = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise HarnessError(
+            f"--power {text!r}: not a relative effect — write e.g. 10% or 0.1"
+        ) from None
+    if effect <= 0 or effect >= 10:
+        raise HarnessError(
+            f"--power {text!r}: the effect must be above 0 % and below 1,000 % — e.g. 10%"
+        )
+    return effect
+
+
+def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float) -> list[str]:
+    """How many repeats detect a ``effect`` change of a p50 ratio at 95 % power (α = 0.05)."""
+    from harness.analysis.stats import repeats_for_power
+
+    by_arm: dict[str, int] = {}
+    cold: dict[str, int] = {}
+    for conv in plan.conversations:
+        if conv.warmup or conv.repeat != 1:
+            continue
+        by_arm[conv.arm] = by_arm.get(conv.arm, 0) + sum(
+            1 for step in conv.steps if step.kind == "user"
+        )
+        cold[conv.arm] = cold.get(conv.arm, 0) + 1
+    per_repeat = min(by_arm.values(), default=1)
+    cold_per_repeat = min(cold.values(), default=1)
+    need_all = repeats_for_power(effect, sigma_log, samples_per_repeat=per_repeat)
+    need_cold = repeats_for_power(effect, sigma_log, samples_per_repeat=cold_per_repeat)
+    return [
+        f"power: to detect a {effect:.0%} change of a p50 ratio at 95 % power (α 0.05), "
+        f"assuming log-spread σ = {sigma_log:g}:",
+        f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
+        f"repeats ≥ {need_all} (scenario has {plan.repeats})",
+        f"  cold (turn 1) TTFT ({cold_per_repeat} per arm per repeat): repeats ≥ {need_cold}",
+        "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
+    ]
+
+
+def print_plan(
+    path: Path | str,
+    *,
+    repeats: int | None = None,
+    seed: int = 0,
+    as_json: bool = False,
+    power: str | None = None,
+    sigma_log: float = 0.3,
+) -> None:
+    """``harness plan``: JSON Lines (one object per request) or a table with counts and
+    estimated input tokens. Raises ScenarioError for an invalid file."""
+    from harness.errors import ScenarioError
+    from harness.runner.plan import build_plan, dry_run, translation_problems
+    from harness.scenario.load import load_scenario
+
+    effect = parse_effect(power) if power is not None else None
+    scenario = load_scenario(path)
+    problems = translation_problems(scenario)
+    if problems:
+        raise ScenarioError(problems)
+    plan = build_plan(scenario, repeats=repeats, seed=seed)
+    try:
+        if as_json:
+            for planned in dry_run(plan):
+                record = planned.summary()
+                record["kwargs"] = planned.kwargs()
+                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            _print_table(scenario, plan)
+        if effect is not None:
+            for line in power_lines(scenario, plan, effect, sigma_log):
+                print(line, file=sys.stderr if as_json else sys.stdout)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from
+        # complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _print_table(scenario: Scenario, plan: Plan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.runner.plan import CACHE_MIN_TOKENS, arm_api, dry_run, estimate_input_tokens
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
+        console = Console(highlight=False, width=120)
+    rows: dict[tuple[str, str, int], tuple[PlannedRequest, int]] = {}
+    per_arm: Counter[str] = Counter()
+    warm_arm: Counter[str] = Counter()
+    conversations: Counter[str] = Counter()
+    for planned in dry_run(plan):
+        conv = planned.conversation
+        if conv.warmup:
+            warm_arm[conv.arm] += 1
+            continue
+        per_arm[conv.arm] += 1
+        if planned.turn == 1:
+            conversations[conv.arm] += 1
+        key = (conv.prompt_id, conv.arm, planned.turn)
+        first, count = rows.get(key, (planned, 0))
+        rows[key] = (first, count + 1)
+
+    total = sum(per_arm.values()) + sum(warm_arm.values())
+    models = sorted({scenario.model_for(p) for p in scenario.prompts})
+    console.print(f"[bold]Plan for {scenario.name}[/bold] — dry run, nothing is sent")
+    console.print(
+        f"model {', '.join(models)} · arms {', '.join(plan.arms)} · "
+        f"repeats {plan.repeats} · warm-up {plan.warmup} · cache isolation "
+        f"{plan.cache_isolation} · cold {plan.cold} · seed {plan.seed}"
+    )
+
+    table = Table(title="Requests per prompt, arm and turn")
+    for name in (
+        "prompt",
+        "arm",
+        "api",
+        "turn",
+        "step",
+        "requests",
+        "est. input tokens",
+        "cacheable (≥1024)",
+    ):
+        table.add_column(
+            name,
+            justify="left" if name in ("prompt", "arm", "api", "step") else "right",
+            no_wrap=name != "prompt",
+        )
+    prompt_order = {p.id: i for i, p in enumerate(scenario.prompts)}
+    arm_order = {a: i for i, a in enumerate(plan.arms)}
+    for key in sorted(rows, key=lambda k: (prompt_order[k[0]], arm_order[k[1]], k[2])):
+        first, count = rows[key]
+        tokens = estimate_input_tokens(first.request)
+        step = "user" if first.kind == "user" else "tool results*"
+        table.add_row(
+            key[0],
+            key[1],
+            first.conversation.api,
+            str(first.turn),
+            step,
+            str(count),
+            f"{tokens:,}",
+            "yes" if tokens >= CACHE_MIN_TOKENS else "no",
+        )
+    console.print(table)
+
+    arms = Table(title="Requests per arm")
+    for name in ("arm", "api", "conversations", "requests", "warm-up requests"):
+        arms.add_column(name, justify="left" if name in ("arm", "api") else "right")
+    for arm in plan.arms:
+        arms.add_row(
+            arm, arm_api(arm), str(conversations[arm]), str(per_arm[arm]), str(warm_arm[arm])
+        )
+    console.print(arms)
+    console.print(
+        f"{total:,} requests in total (at most: * tool-result steps are sent only "
+        "when the reply calls a tool). Input tokens are offline estimates without "
+        "earlier replies; OpenAI caches prompts of 1,024+ tokens."
+    )

@@ -1,0 +1,317 @@
+"""``harness run``: send the scenarios, then analyse the run and render its report.
+
+This is where run → analyze → report are put in sequence (:func:`finish_run`): the runner only
+sends and records, so :mod:`harness.runner` never imports :mod:`harness.analysis` or
+:mod:`harness.report`. The progress bar and the end-of-run table are drawn here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.cli.common import positive_int
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from harness.cli.common import Subparsers
+    from harness.records import Observation
+    from harness.runner.execute import RunResult
+
+__all__ = ["ProgressBar", "add_parser", "arm_table", "finish_run", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run scenarios against both APIs and record observations",
+        description="Send every planned request of SCENARIO(s) to the target and record one "
+        "observation per request in runs/<run-id>/observations.jsonl. Default target: the "
+        "built-in emulator (not OpenAI) with the 'parity' profile, in its own process. "
+        "Exit 0 when the run completed (failed requests are data), 2 for bad input, "
+        "130 when interrupted (what was recorded is kept; continue with --resume).",
+    )
+    p.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
+    p.add_argument(
+        "--target",
+        default="emulator",
+        help="emulator (default), openai (needs OPENAI_API_KEY; OPENAI_BASE_URL "
+        "optional), or a base URL of any compatible server (key from "
+        "HARNESS_TARGET_API_KEY; OPENAI_API_KEY is only sent to OpenAI's hosts)",
+    )
+    p.add_argument(
+        "--emulator-profile",
+        default="parity",
+        metavar="NAME|FILE",
+        help="latency/fault profile of the built-in emulator (default parity)",
+    )
+    p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
+    p.add_argument(
+        "--emulator-truth-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the built-in emulator writes the delays it applied and when it sent "
+        "each byte here (JSONL), to check the harness's timing; never read by it",
+    )
+    p.add_argument(
+        "--emulator-time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="scale the emulator's delays (0.1 = ten times faster; for demos/tests)",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory (runs/)")
+    p.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="conversations in flight at once (default 1: most accurate timing)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="override the scenario's repeats",
+    )
+    p.add_argument(
+        "--rps", type=float, default=None, metavar="R", help="at most R requests per second"
+    )
+    p.add_argument(
+        "--client",
+        choices=["sdk", "raw"],
+        default="sdk",
+        help="sdk: the official openai SDK (default); raw: lean httpx2 on asyncio's "
+        "own sockets + SSE parser, for high-rate load tests",
+    )
+    p.add_argument(
+        "--max-requests",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="refuse to start if the plan has more requests",
+    )
+    p.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        metavar="X",
+        help="refuse to start a live run whose estimated cost is higher",
+    )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="complete an interrupted run (unfinished conversations restart at turn 1)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run seed: cache nonces and arm order (default: random, recorded)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="attempts per request including retries (default 4)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cassettes = p.add_mutually_exclusive_group()
+    cassettes.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record every interaction into DIR/<scenario name>.yaml "
+        "(scrubbed of keys and cookies, with wire timing)",
+    )
+    cassettes.add_argument(
+        "--replay",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="replay from DIR/<scenario name>.yaml with no network and no "
+        "key; seed and repeats come from the cassettes; a request with no "
+        "recorded interaction fails (cassette_miss)",
+    )
+    p.add_argument(
+        "--gate",
+        action="store_true",
+        help="after the run, analyse it and apply its gates like 'harness gate' "
+        "(exit 1 when a gate fails)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME|FILE|RUN_DIR",
+        help="with --gate: also check for regressions against this baseline "
+        "(implies --gate; checked before the run starts)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness.runner.execute import RunOptions
+    from harness.runner.execute import run as run_scenarios
+    from harness.transport.client import RetryPolicy
+
+    options = RunOptions(
+        target=args.target,
+        emulator_profile=args.emulator_profile,
+        emulator_seed=args.emulator_seed,
+        emulator_time_scale=args.emulator_time_scale,
+        truth_log=args.emulator_truth_log,
+        out=args.out,
+        concurrency=args.concurrency,
+        repeats=args.repeats,
+        rps=args.rps,
+        client=args.client,
+        max_requests=args.max_requests,
+        max_cost_usd=args.max_cost_usd,
+        resume=args.resume,
+        seed=args.seed,
+        progress=not args.quiet,
+        retry=RetryPolicy(max_attempts=args.max_attempts),
+        record=args.record,
+        replay=args.replay,
+    )
+    if args.baseline is not None:
+        from harness.gates.baseline import resolve_baseline
+
+        resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
+    result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
+    code = finish_run(result)
+    if code != 0 or not (args.gate or args.baseline is not None):
+        return code
+    from harness.cli.gate import gate
+
+    return gate(result.run_dir, baseline=args.baseline, as_json=False)
+
+
+class ProgressBar:
+    """The runner's progress (:class:`harness.runner.execute.RunProgress`) as a rich bar."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = _progress(console)
+        self._task: TaskID | None = None
+
+    def start(self, label: str, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=total, errors=0)
+
+    def advance(self, errors: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, advance=1, errors=errors)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def _progress(console: Console) -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("errors {task.fields[errors]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def arm_table(run_dir: Path) -> Table:
+    """A rich table per scenario × arm: n, errors, cold/warm TTFT p50/p95, cached share."""
+    import numpy as np
+    from rich.table import Table
+
+    from harness.records import NOT_SENT
+    from harness.rundir import OBSERVATIONS_FILE, read_meta, read_observations
+
+    meta = read_meta(run_dir)
+    rows: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+    for obs in read_observations(run_dir / OBSERVATIONS_FILE):
+        if not obs.warmup and obs.error_type != NOT_SENT:
+            rows[(obs.scenario, obs.arm)].append(obs)
+    table = Table(title=f"run {meta.run_id} — target {meta.target_label}")
+    for col in (
+        "scenario",
+        "arm",
+        "n",
+        "errors",
+        "cold TTFT p50/p95 ms",
+        "warm TTFT p50/p95 ms",
+        "cached share",
+    ):
+        table.add_column(col, justify="left" if col in ("scenario", "arm") else "right")
+
+    def pcts(values: list[float]) -> str:
+        if not values:
+            return "—"
+        p50, p95 = np.percentile(values, [50, 95])
+        return f"{p50:.1f} / {p95:.1f}"
+
+    for (scenario, arm), items in sorted(rows.items()):
+        ok = [o for o in items if o.ok]
+        cold = [o.ttft_ms for o in ok if o.cold and o.ttft_ms is not None]
+        warm = [o.ttft_ms for o in ok if not o.cold and o.ttft_ms is not None]
+        inputs = sum(o.usage.input_tokens for o in ok if o.usage)
+        cached = sum(o.usage.cached_tokens for o in ok if o.usage)
+        share = f"{cached / inputs:.1%}" if inputs else "—"
+        table.add_row(
+            scenario, arm, str(len(items)), str(len(items) - len(ok)), pcts(cold), pcts(warm), share
+        )
+    return table
+
+
+def finish_run(
+    result: RunResult, console: Console | None = None, report_dir: Path | None = None
+) -> int:
+    """Print the end-of-run summary, analyse the run and render its report (the runner does
+    neither), print where the files are; return the exit status."""
+    from rich.console import Console
+
+    from harness.rundir import OBSERVATIONS_FILE
+
+    console = console or Console()
+    if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
+        console.print(arm_table(result.run_dir))
+    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
+    if not result.interrupted and result.recorded:
+        from harness.analysis.analyze import analyze_run
+        from harness.report import render_report
+        from harness.rundir import write_summary
+
+        console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")
+        paths = render_report(result.run_dir, report_dir)
+        console.print(f"report: {paths.html}")
+    if result.interrupted:
+        console.print(
+            f"interrupted after {result.recorded} request(s) — continue with: "
+            f"harness run --resume {result.run_dir}"
+        )
+        return 130
+    return 0

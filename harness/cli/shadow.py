@@ -1,0 +1,70 @@
+"""``harness shadow merge``: a production shadow run's shards into one observations file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.cli.common import require_run_dir
+
+if TYPE_CHECKING:
+    from harness.cli.common import Subparsers
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "shadow",
+        help="production shadow runs (harness.shadow.client.ShadowClient)",
+        description="Work with the run directory of a production shadow run: live processes "
+        "write one shard each (observations-<host>-<pid>-<n>.jsonl). 'merge' concatenates them "
+        "into observations.jsonl (atomically; only when they changed) and sums the per-process "
+        "counters into shadow_stats.json. 'harness analyze' merges by itself. Exit 0, or 2.",
+    )
+    actions = p.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
+    merge = actions.add_parser("merge", help="merge shard files into observations.jsonl")
+    merge.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    merge.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
+    merge.set_defaults(handler=run)
+
+
+#: the ways a mirrored call ends without a pair written (harness.shadow.config.ShadowStats)
+_UNWRITTEN = (
+    "pairs_failed",
+    "dropped_queue_full",
+    "dropped_closed",
+    "dropped_sidecar_down",
+    "abandoned_streams",
+    "cancelled_at_close",
+    "lost_in_crash",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.shadow.store import merge_shards
+
+    require_run_dir(args.run_dir)
+    result = merge_shards(args.run_dir, force=args.force)
+    for problem in result.problems:
+        print(f"harness: warning: {problem}", file=sys.stderr)
+    state = "merged" if result.merged else "unchanged"
+    print(
+        f"{result.path}: {result.records} records from {result.shards} shard(s), {state}"
+        + (f", {result.skipped_lines} incomplete line(s) skipped" if result.skipped_lines else "")
+    )
+    stats = result.stats
+    if stats:
+        done, sampled = stats.get("pairs_written", 0), stats.get("sampled", 0)
+        share = f" ({done / sampled:.1%})" if sampled else ""
+        unwritten = {name: stats.get(name, 0) for name in _UNWRITTEN}
+        why = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in unwritten.items() if n)
+        print(
+            f"calls {stats.get('calls', 0)}, mirrored {sampled}, pairs written {done}{share}, "
+            f"not written {sum(unwritten.values())}{f' ({why})' if why else ''}, "
+            f"shadow errors {stats.get('shadow_errors', 0)}, canary served "
+            f"{stats.get('canary_served', 0)} (fallbacks {stats.get('canary_fallbacks', 0)})"
+        )
+    return 0
