@@ -5,9 +5,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import pytest
+
+if TYPE_CHECKING:  # imported where used, so tests that need no server do not load uvicorn
+    import openai
+
+    from harness.emulator.server import EmulatorProcess, EmulatorThread, ProfileArg
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -63,3 +70,133 @@ def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     yield
+
+
+# --- the emulator: the test server ------------------------------------------------------------
+#
+# One way to get an emulator in a test, instead of a fixture per file. Pick by what the test
+# does with the server's state:
+#
+# - ``emulator`` / ``emulator_url`` / ``emulator_client``: one ``zero``-profile server for the
+#   whole session. For tests that only send requests and read the replies; a test that checks
+#   cache hits on it must make its prompt prefix new with ``harness.emulator.testing.nonce()``.
+# - ``emulators`` (per test) / ``module_emulators`` (per module): fresh servers with their own
+#   profile, seed, truth log, time scale or process. A test that reads a truth log, depends on
+#   the server's seed or counters, or patches the server gets its own.
+# - ``mode="process"``: the server in its own interpreter, as timing tests need (DESIGN §4: a
+#   client in the same process delays the server through the GIL and the event loop).
+
+#: what ``Emulators.start`` returns: both have ``base_url`` and are context managers
+Emulator: TypeAlias = "EmulatorThread | EmulatorProcess"
+
+
+class Emulators:
+    """Starts emulators and SDK clients for them; whatever is still open is closed at teardown."""
+
+    def __init__(self) -> None:
+        self._stacks: dict[int, ExitStack] = {}
+        self._clients = ExitStack()
+
+    def start(
+        self,
+        profile: ProfileArg = "zero",
+        *,
+        mode: Literal["thread", "process"] = "thread",
+        seed: int = 0,
+        truth_log: Path | None = None,
+        time_scale: float = 1.0,
+    ) -> Emulator:
+        """A running server (``zero`` profile unless given: no delays, no faults)."""
+        from harness.emulator.server import EmulatorProcess, EmulatorThread
+
+        kind = {"thread": EmulatorThread, "process": EmulatorProcess}[mode]
+        stack = ExitStack()
+        server = stack.enter_context(
+            kind(profile=profile, seed=seed, truth_log=truth_log, time_scale=time_scale)
+        )
+        self._stacks[id(server)] = stack
+        return server
+
+    @contextmanager
+    def running(
+        self,
+        profile: ProfileArg = "zero",
+        *,
+        mode: Literal["thread", "process"] = "thread",
+        seed: int = 0,
+        truth_log: Path | None = None,
+        time_scale: float = 1.0,
+    ) -> Iterator[Emulator]:
+        """:meth:`start` for a ``with`` block: the server stops when the block ends, so a test
+        can read a complete truth log after it."""
+        server = self.start(
+            profile, mode=mode, seed=seed, truth_log=truth_log, time_scale=time_scale
+        )
+        try:
+            yield server
+        finally:
+            self.stop(server)
+
+    def client(self, server: Emulator, *, api_key: str = "sk-test") -> openai.OpenAI:
+        """An SDK client for ``server`` without retries (a test sees every error as it came);
+        closed when ``server`` stops."""
+        import openai
+
+        stack = self._stacks.get(id(server), self._clients)
+        return stack.enter_context(
+            openai.OpenAI(base_url=server.base_url, api_key=api_key, max_retries=0)
+        )
+
+    def stop(self, server: Emulator) -> None:
+        """Stop ``server`` (and its clients) now: its truth log is complete only once it has
+        stopped, since a record is written just after the reply's last bytes went out."""
+        self._stacks.pop(id(server)).close()
+
+    def close(self) -> None:
+        """Stop every server still running, newest first, then the other clients; one that
+        fails to stop does not keep the rest running."""
+        with ExitStack() as everything:
+            everything.push(self._clients)
+            for stack in self._stacks.values():
+                everything.push(stack)
+            self._stacks.clear()
+
+
+@pytest.fixture
+def emulators() -> Iterator[Emulators]:
+    """Fresh emulators for one test (``emulators.start(profile, seed=..., truth_log=...)``)."""
+    started = Emulators()
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="module")
+def module_emulators() -> Iterator[Emulators]:
+    """Fresh emulators shared by the tests of one module (a module's own profile or seed)."""
+    started = Emulators()
+    yield started
+    started.close()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorThread]:
+    """The shared in-thread ``zero`` server: read-only use, fresh prompt prefixes for caching."""
+    from harness.emulator.server import EmulatorThread
+
+    with EmulatorThread(profile="zero") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def emulator_url(emulator: EmulatorThread) -> str:
+    """The shared server's base URL (``http://127.0.0.1:PORT/v1``)."""
+    return emulator.base_url
+
+
+@pytest.fixture(scope="session")
+def emulator_client(emulator: EmulatorThread) -> Iterator[openai.OpenAI]:
+    """An SDK client for the shared server, without retries."""
+    import openai
+
+    with openai.OpenAI(base_url=emulator.base_url, api_key="sk-test", max_retries=0) as client:
+        yield client

@@ -15,7 +15,6 @@ import pytest
 
 from harness.analysis.analyze import analyze_run, analyze_table, load_table
 from harness.cli.main import main
-from harness.emulator.server import EmulatorThread
 from harness.runner.execute import RunOptions, run
 from harness.shadow.client import ShadowClient, keep_text
 from harness.summary import Claim
@@ -87,7 +86,9 @@ def test_parity_never_supports_a_claim(tmp_path: Path) -> None:
     assert {c.verdict for c in claims.values()} <= {"contradicted", "inconclusive"}
 
 
-def test_shadow_run_cache_claims_are_not_assessable(tmp_path: Path, capsys: Any) -> None:
+def test_shadow_run_cache_claims_are_not_assessable(
+    tmp_path: Path, capsys: Any, emulators: Any
+) -> None:
     """A shadow run on a target where Responses does cache ~67 % better: the data would seem to
     support the guide, but each mirror found the prefix its live call had just cached."""
     profile = tmp_path / "fast-guide.yaml"
@@ -110,7 +111,7 @@ def test_shadow_run_cache_claims_are_not_assessable(tmp_path: Path, capsys: Any)
         )
 
     with (
-        EmulatorThread(profile=str(profile)) as emu,
+        emulators.running(str(profile)) as emu,
         ShadowClient(
             openai.OpenAI(base_url=emu.base_url, api_key="test", max_retries=0),
             sample_rate=1.0,

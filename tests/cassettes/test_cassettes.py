@@ -193,14 +193,12 @@ def test_cassette_is_readable_yaml_with_metadata(recorded: tuple[Path, RunResult
 
 
 def test_no_secret_reaches_cassettes_runs_or_reports(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulators: Any
 ) -> None:
-    from harness.emulator.server import EmulatorThread
-
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("OPENAI_ORG_ID", "org-SECRET123")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-SECRET123")
-    with EmulatorThread(profile="zero") as emu:
+    with emulators.running("zero") as emu:
         result = run(
             [QUICK],
             RunOptions(
@@ -464,10 +462,8 @@ def test_replay_refuses_bad_input(
 # --- pytest vocabulary -------------------------------------------------------------------------
 
 
-def test_vcr_config_works_for_a_users_own_vcr_fixture(tmp_path: Path) -> None:
+def test_vcr_config_works_for_a_users_own_vcr_fixture(tmp_path: Path, emulators: Any) -> None:
     """What a pytest-recording ``vcr_config`` fixture returning ``vcr_config()`` does."""
-    from harness.emulator.server import EmulatorThread
-
     path = str(tmp_path / "user.yaml")
 
     def ask(base_url: str, body: dict[str, Any]) -> str:
@@ -477,7 +473,7 @@ def test_vcr_config_works_for_a_users_own_vcr_fixture(tmp_path: Path) -> None:
 
     body = {"model": "gpt-4.1-mini", "input": "Say hi", "max_output_tokens": 32}
     with (
-        EmulatorThread(profile="zero") as emu,
+        emulators.running("zero") as emu,
         vcr.VCR(record_mode="once").use_cassette(path, **cas.vcr_config()),
     ):
         first = ask(emu.base_url, body)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -40,15 +40,14 @@ def truth_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def emu(truth_path: Path) -> Iterator[EmulatorThread]:
-    with EmulatorThread(profile="zero", truth_log=truth_path) as server:
-        yield server
+def emu(module_emulators: Any, truth_path: Path) -> EmulatorThread:
+    """The module's own server: its tests read their requests back from its truth log."""
+    return module_emulators.start("zero", truth_log=truth_path)
 
 
 @pytest.fixture(scope="module")
-def client(emu: EmulatorThread) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c:
-        yield c
+def client(module_emulators: Any, emu: EmulatorThread) -> openai.OpenAI:
+    return module_emulators.client(emu)
 
 
 def _collapse(types: list[str]) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -12,20 +11,16 @@ import pytest
 
 from harness.emulator.cache import block_floor
 from harness.emulator.profiles import load_profile
-from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import PROMPT_OVERHEAD_TOKENS, nonce, text_of_tokens
 from harness.translate.tokens import count_text_tokens
 
 MODEL = "gpt-4.1-mini"
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[openai.OpenAI]:
-    with (
-        EmulatorThread(profile="zero") as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
-        yield c
+@pytest.fixture
+def client(emulator_client: openai.OpenAI) -> openai.OpenAI:
+    """The shared server: every test here makes its prefixes new with ``nonce()``."""
+    return emulator_client
 
 
 def _prompt(total_tokens: int) -> str:
@@ -109,12 +104,9 @@ def test_models_do_not_share_a_cache(client: openai.OpenAI) -> None:
     assert r.usage is not None and r.usage.input_tokens_details.cached_tokens == 0
 
 
-def test_ttl_expiry() -> None:
+def test_ttl_expiry(emulators: Any) -> None:
     profile = load_profile("zero").derive({"chat": {"cache_ttl_s": 0.15}})
-    with (
-        EmulatorThread(profile=profile) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
+    with emulators.running(profile) as emu, emulators.client(emu) as c:
         text = _prompt(1200)
         _chat(c, text)
         assert _chat(c, text)[1] == 1152
@@ -125,11 +117,8 @@ def test_ttl_expiry() -> None:
         assert _chat(c, text)[1] == 1152
 
 
-def test_guide_claims_responses_cache_better() -> None:
-    with (
-        EmulatorThread(profile="guide-claims", time_scale=0.0) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
+def test_guide_claims_responses_cache_better(emulators: Any) -> None:
+    with emulators.running("guide-claims", time_scale=0.0) as emu, emulators.client(emu) as c:
         text = _prompt(2000)
         _resp(c, text)
         assert _resp(c, text)[1] == 1920
@@ -138,9 +127,9 @@ def test_guide_claims_responses_cache_better() -> None:
         assert 1.4 <= ratio <= 1.8
 
 
-def test_write_becomes_visible_when_prefill_is_done() -> None:
+def test_write_becomes_visible_when_prefill_is_done(emulators: Any) -> None:
     profile = load_profile("zero").derive({"chat": {"ttft_ms": 150}})
-    with EmulatorThread(profile=profile) as emu:
+    with emulators.running(profile) as emu:
 
         async def both(text: str) -> list[int]:
             async with openai.AsyncOpenAI(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from harness.emulator.content import WORDS
 from harness.emulator.profiles import load_profile
 from harness.emulator.prompt import count
-from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import nonce, sse_data, sse_events
 from harness.emulator.truth import read_truth
 from harness.translate.tokens import count_text_tokens
@@ -71,12 +69,9 @@ NESTED = {
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[openai.OpenAI]:
-    with (
-        EmulatorThread(profile="zero", seed=7) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
-        yield c
+def client(module_emulators: Any) -> openai.OpenAI:
+    """The module's own server: replies depend on its seed (7) and how many it has drawn."""
+    return module_emulators.client(module_emulators.start("zero", seed=7))
 
 
 def _chat_text(client: openai.OpenAI, text: str, **kw: Any) -> str:
@@ -106,19 +101,13 @@ def test_output_tokens_are_real_bpe_counts(client: openai.OpenAI) -> None:
         assert r.usage.output_tokens == count_text_tokens(r.output_text, MODEL)
 
 
-def test_same_seed_same_reply_other_seed_other_reply(client: openai.OpenAI) -> None:
+def test_same_seed_same_reply_other_seed_other_reply(client: openai.OpenAI, emulators: Any) -> None:
     question = "What is the return window for shoes?"
     first = _chat_text(client, question, temperature=0)
     assert _chat_text(client, question, temperature=0) == first
-    with (
-        EmulatorThread(profile="zero", seed=7) as same,
-        openai.OpenAI(base_url=same.base_url, api_key="sk-test", max_retries=0) as c2,
-    ):
+    with emulators.running("zero", seed=7) as same, emulators.client(same) as c2:
         assert _chat_text(c2, question, temperature=0) == first
-    with (
-        EmulatorThread(profile="zero", seed=8) as other,
-        openai.OpenAI(base_url=other.base_url, api_key="sk-test", max_retries=0) as c3,
-    ):
+    with emulators.running("zero", seed=8) as other, emulators.client(other) as c3:
         assert _chat_text(c3, question, temperature=0) != first
 
 
@@ -162,27 +151,23 @@ def test_harness_run_marker_in_the_user_message_does_not_change_the_reply(
     assert other not in replies  # only the harness's exact marker is ignored
 
 
-def test_temperature_varies_replicates_reproducibly(client: openai.OpenAI) -> None:
+def test_temperature_varies_replicates_reproducibly(client: openai.OpenAI, emulators: Any) -> None:
     question = f"{nonce()} Describe the loyalty programme."
     a, b = (_chat_text(client, question, temperature=1.0) for _ in range(2))
     assert a != b
     words_a, words_b = set(a.split()), set(b.split())
     assert len(words_a & words_b) / len(words_a | words_b) > 0.4  # similar, not identical
-    with (
-        EmulatorThread(profile="zero", seed=7) as again,
-        openai.OpenAI(base_url=again.base_url, api_key="sk-test", max_retries=0) as c2,
-    ):
+    with emulators.running("zero", seed=7) as again, emulators.client(again) as c2:
         assert [_chat_text(c2, question, temperature=1.0) for _ in range(2)] == [a, b]
 
 
 @pytest.mark.parametrize("divergence", [0.1, 0.35])
-def test_divergence_is_the_known_share_of_words(tmp_path: Path, divergence: float) -> None:
+def test_divergence_is_the_known_share_of_words(
+    tmp_path: Path, divergence: float, emulators: Any
+) -> None:
     truth = tmp_path / "truth.jsonl"
     profile = load_profile("zero").derive({"divergence": divergence})
-    with (
-        EmulatorThread(profile=profile, truth_log=truth) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
+    with emulators.running(profile, truth_log=truth) as emu, emulators.client(emu) as c:
         for i in range(5):
             question = f"Tell me about topic {i}."
             chat = _chat_text(c, question, temperature=0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import openai
 import pytest
 
 from harness.emulator.profiles import load_profile
-from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import sse_data, sse_events
 from harness.emulator.truth import read_truth
 
@@ -25,22 +23,17 @@ def _faulty(fault: str, **extra: Any) -> Any:
     return load_profile("zero").derive({"both": {"faults": {fault: 1.0, **extra}}})
 
 
-def _client(emu: EmulatorThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0)
+@pytest.fixture
+def client(emulator_client: openai.OpenAI) -> openai.OpenAI:
+    return emulator_client
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[openai.OpenAI]:
-    with EmulatorThread(profile="zero") as emu, _client(emu) as c:
-        yield c
-
-
-def test_rate_limit_429_with_retry_headers(tmp_path: Path) -> None:
+def test_rate_limit_429_with_retry_headers(tmp_path: Path, emulators: Any) -> None:
     truth = tmp_path / "t.jsonl"
     profile = _faulty("rate_limit", retry_after_ms={"median": 1500})
     with (
-        EmulatorThread(profile=profile, truth_log=truth) as emu,
-        _client(emu) as c,
+        emulators.running(profile, truth_log=truth) as emu,
+        emulators.client(emu) as c,
         pytest.raises(openai.RateLimitError) as info,
     ):
         c.chat.completions.create(model=MODEL, messages=USER)
@@ -62,10 +55,10 @@ def test_rate_limit_429_with_retry_headers(tmp_path: Path) -> None:
         ("overloaded", 503, openai.InternalServerError),
     ],
 )
-def test_server_errors(fault: str, status: int, exc: type[Exception]) -> None:
+def test_server_errors(fault: str, status: int, exc: type[Exception], emulators: Any) -> None:
     with (
-        EmulatorThread(profile=_faulty(fault)) as emu,
-        _client(emu) as c,
+        emulators.running(_faulty(fault)) as emu,
+        emulators.client(emu) as c,
         pytest.raises(exc) as info,
     ):
         c.responses.create(model=MODEL, input="hi")
@@ -74,8 +67,8 @@ def test_server_errors(fault: str, status: int, exc: type[Exception]) -> None:
     assert body["type"] == "server_error" and "\n" not in body["message"]
 
 
-def test_stream_cut_mid_way() -> None:
-    with EmulatorThread(profile=_faulty("stream_cut")) as emu, _client(emu) as c:
+def test_stream_cut_mid_way(emulators: Any) -> None:
+    with emulators.running(_faulty("stream_cut")) as emu, emulators.client(emu) as c:
         seen: list[str] = []
         with (
             pytest.raises((openai.APIConnectionError, httpx2.RemoteProtocolError)),
@@ -94,8 +87,8 @@ def test_stream_cut_mid_way() -> None:
         assert c.models.list().data
 
 
-def test_response_failed_event() -> None:
-    with EmulatorThread(profile=_faulty("response_failed")) as emu, _client(emu) as c:
+def test_response_failed_event(emulators: Any) -> None:
+    with emulators.running(_faulty("response_failed")) as emu, emulators.client(emu) as c:
         with c.responses.with_streaming_response.create(
             model=MODEL, input="hello", stream=True
         ) as raw:
@@ -112,8 +105,8 @@ def test_response_failed_event() -> None:
                 pass
 
 
-def test_error_event() -> None:
-    with EmulatorThread(profile=_faulty("error_event")) as emu, _client(emu) as c:
+def test_error_event(emulators: Any) -> None:
+    with emulators.running(_faulty("error_event")) as emu, emulators.client(emu) as c:
         with c.responses.stream(model=MODEL, input="hello") as stream:
             events = list(stream)
         assert events[-1].type == "error"
@@ -126,15 +119,15 @@ def test_error_event() -> None:
         assert "[DONE]" not in data
 
 
-def test_stream_faults_do_not_apply_to_non_streaming_requests() -> None:
-    with EmulatorThread(profile=_faulty("stream_cut")) as emu, _client(emu) as c:
+def test_stream_faults_do_not_apply_to_non_streaming_requests(emulators: Any) -> None:
+    with emulators.running(_faulty("stream_cut")) as emu, emulators.client(emu) as c:
         assert c.responses.create(model=MODEL, input="hello").status == "completed"
 
 
-def test_slow_headers(tmp_path: Path) -> None:
+def test_slow_headers(tmp_path: Path, emulators: Any) -> None:
     truth = tmp_path / "t.jsonl"
     profile = _faulty("slow_headers", slow_headers_ms={"median": 80})
-    with EmulatorThread(profile=profile, truth_log=truth) as emu, _client(emu) as c:
+    with emulators.running(profile, truth_log=truth) as emu, emulators.client(emu) as c:
         c.responses.create(model=MODEL, input="hi", stream=True).close()
     (record,) = read_truth(truth)
     assert record["fault"] == "slow_headers"
@@ -142,10 +135,10 @@ def test_slow_headers(tmp_path: Path) -> None:
     assert 80 <= record["headers_ms"] < 120
 
 
-def test_fault_rates_are_applied_at_the_configured_rate(tmp_path: Path) -> None:
+def test_fault_rates_are_applied_at_the_configured_rate(tmp_path: Path, emulators: Any) -> None:
     truth = tmp_path / "t.jsonl"
     profile = load_profile("zero").derive({"both": {"faults": {"server_error": 0.2}}})
-    with EmulatorThread(profile=profile, truth_log=truth) as emu, _client(emu) as c:
+    with emulators.running(profile, truth_log=truth) as emu, emulators.client(emu) as c:
         for _ in range(200):
             with contextlib.suppress(openai.InternalServerError):
                 c.chat.completions.create(model=MODEL, messages=USER)
@@ -280,11 +273,11 @@ def test_missing_key_bad_json_and_unknown_route(client: openai.OpenAI) -> None:
         assert nowhere.headers["x-emulator"]
 
 
-def test_an_emulator_bug_is_an_openai_shaped_500() -> None:
+def test_an_emulator_bug_is_an_openai_shaped_500(emulators: Any) -> None:
     def broken(*args: Any) -> Any:
         raise ZeroDivisionError("bug")
 
-    with EmulatorThread(profile="zero") as emu, _client(emu) as c:
+    with emulators.running("zero") as emu, emulators.client(emu) as c:
         emu.app.emulator._generate = broken  # type: ignore[method-assign]
         try:
             with pytest.raises(openai.InternalServerError) as info:

@@ -6,11 +6,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 
 from harness.emulator.profiles import PROFILE_DIR, PROFILE_NAMES, Profile, load_profile
-from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import nonce
 from harness.emulator.truth import read_truth
 from harness.errors import HarnessError
@@ -19,6 +17,7 @@ MODEL = "gpt-4.1-mini"
 
 
 def _run(
+    emulators: Any,
     profile: str | Profile,
     truth: Path,
     requests: list[tuple[str, str]],
@@ -27,8 +26,8 @@ def _run(
 ) -> list[dict[str, Any]]:
     """Send (api, prompt) pairs; return the truth records. time_scale 0: plan, don't wait."""
     with (
-        EmulatorThread(profile=profile, truth_log=truth, time_scale=time_scale) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+        emulators.running(profile, truth_log=truth, time_scale=time_scale) as emu,
+        emulators.client(emu) as c,
     ):
         for api, prompt in requests:
             if api == "chat":
@@ -109,10 +108,10 @@ def test_unknown_profile_name() -> None:
         load_profile("fastest")
 
 
-def test_regressed_is_25_percent_slower_on_every_request(tmp_path: Path) -> None:
+def test_regressed_is_25_percent_slower_on_every_request(tmp_path: Path, emulators: Any) -> None:
     requests = [("responses", f"question {i}") for i in range(6)] + [("chat", "hello")]
-    parity = _run("parity", tmp_path / "p.jsonl", requests)
-    regressed = _run("regressed", tmp_path / "r.jsonl", requests)
+    parity = _run(emulators, "parity", tmp_path / "p.jsonl", requests)
+    regressed = _run(emulators, "regressed", tmp_path / "r.jsonl", requests)
     assert all(p["planned_first_delta_ms"] > 100 for p in parity)
     for p, r in zip(parity, regressed, strict=True):
         factor = 1.25 if p["api"] == "responses" else 1.0
@@ -123,10 +122,10 @@ def test_regressed_is_25_percent_slower_on_every_request(tmp_path: Path) -> None
         )
 
 
-def test_guide_claims_cold_ttft_is_2_5x_chat(tmp_path: Path) -> None:
+def test_guide_claims_cold_ttft_is_2_5x_chat(tmp_path: Path, emulators: Any) -> None:
     # every request is cold (fresh nonce); TTFT ratio of medians across many draws
     requests = [(api, f"{nonce()} q{i}") for i in range(60) for api in ("chat", "responses")]
-    records = _run("guide-claims", tmp_path / "g.jsonl", requests)
+    records = _run(emulators, "guide-claims", tmp_path / "g.jsonl", requests)
     assert all(r["cold_prefix"] for r in records)
     ttft = {
         api: statistics.median(r["planned_first_delta_ms"] for r in records if r["api"] == api)
@@ -137,16 +136,18 @@ def test_guide_claims_cold_ttft_is_2_5x_chat(tmp_path: Path) -> None:
     assert all(r["delays_ms"]["cold_factor"] == 2.5 for r in cold)
 
 
-def test_warm_turns_skip_the_cold_penalty(tmp_path: Path) -> None:
+def test_warm_turns_skip_the_cold_penalty(tmp_path: Path, emulators: Any) -> None:
     prompt = f"{nonce()} What are your support hours?"
-    records = _run("parity", tmp_path / "w.jsonl", [("chat", prompt), ("responses", prompt)])
+    records = _run(
+        emulators, "parity", tmp_path / "w.jsonl", [("chat", prompt), ("responses", prompt)]
+    )
     assert records[0]["cold_prefix"] is True and records[0]["delays_ms"]["cold_penalty_ms"] > 0
     assert records[1]["cold_prefix"] is False  # same prefix, other API: one shared cache
     assert records[1]["delays_ms"]["cold_penalty_ms"] == 0
 
 
-def test_planned_delays_compose(tmp_path: Path) -> None:
-    (r,) = _run("parity", tmp_path / "c.jsonl", [("responses", f"{nonce()} hi")])
+def test_planned_delays_compose(tmp_path: Path, emulators: Any) -> None:
+    (r,) = _run(emulators, "parity", tmp_path / "c.jsonl", [("responses", f"{nonce()} hi")])
     d = r["delays_ms"]
     first = (
         d["queue_ms"]
@@ -158,11 +159,13 @@ def test_planned_delays_compose(tmp_path: Path) -> None:
     assert r["planned_total_ms"] == pytest.approx(first + (n - 1) * d["per_token_ms"], rel=1e-4)
 
 
-def test_time_scale_drives_the_clock(tmp_path: Path) -> None:
+def test_time_scale_drives_the_clock(tmp_path: Path, emulators: Any) -> None:
     profile = load_profile("zero").derive(
         {"both": {"ttft_ms": {"median": 60}, "per_token_ms": {"median": 1}}}
     )
-    (r,) = _run(profile, tmp_path / "s.jsonl", [("chat", f"{nonce()} hi")], time_scale=0.5)
+    (r,) = _run(
+        emulators, profile, tmp_path / "s.jsonl", [("chat", f"{nonce()} hi")], time_scale=0.5
+    )
     assert r["delays_ms"]["ttft_ms"] == 60 and r["planned_first_delta_ms"] == 60
     assert 30 <= r["first_delta_ms"] < 40  # the wall clock runs the plan at half speed
     assert r["total_ms"] >= r["planned_total_ms"] * 0.5

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import openai
 import pytest
 
 from harness.emulator.profiles import load_profile
-from harness.emulator.server import EmulatorProcess, EmulatorThread
+from harness.emulator.server import EmulatorProcess
 from harness.emulator.testing import nonce
 from harness.emulator.truth import read_truth
 from harness.errors import HarnessError
@@ -45,10 +46,13 @@ def _stream_ttft_ms(client: httpx2.Client, url: str, prompt: str) -> tuple[str, 
 
 
 @pytest.mark.timing
-def test_process_truth_log_matches_the_wire(tmp_path: Path) -> None:
+def test_process_truth_log_matches_the_wire(tmp_path: Path, emulators: Any) -> None:
     truth = tmp_path / "truth.jsonl"
     profile = load_profile("zero").derive({"both": {"ttft_ms": 25, "per_token_ms": 0.5}})
-    with EmulatorProcess(profile=profile, truth_log=truth) as emu, httpx2.Client() as client:
+    with (
+        emulators.running(profile, mode="process", truth_log=truth) as emu,
+        httpx2.Client() as client,
+    ):
         assert emu.base_url.startswith("http://127.0.0.1:")
         client.get(f"{emu.base_url}/models", headers={"authorization": "Bearer k"})
         seen = [_stream_ttft_ms(client, emu.base_url, f"{nonce()} hi") for _ in range(12)]
@@ -144,11 +148,11 @@ def test_cli_reports_a_busy_port_in_one_line() -> None:
     assert done.stderr.count("\n") == 1
 
 
-def test_truth_log_records_every_request(tmp_path: Path) -> None:
+def test_truth_log_records_every_request(tmp_path: Path, emulators: Any) -> None:
     truth = tmp_path / "t.jsonl"
     with (
-        EmulatorThread(profile="parity", truth_log=truth, time_scale=0.01) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+        emulators.running("parity", truth_log=truth, time_scale=0.01) as emu,
+        emulators.client(emu) as c,
     ):
         raw = c.responses.with_raw_response.create(model=MODEL, input="hello", stream=True)
         for _ in raw.parse():
@@ -178,12 +182,12 @@ def test_truth_log_records_every_request(tmp_path: Path) -> None:
     assert truth.read_text().count("\n") == 2
 
 
-def test_client_disconnect_stops_the_stream(tmp_path: Path) -> None:
+def test_client_disconnect_stops_the_stream(tmp_path: Path, emulators: Any) -> None:
     truth = tmp_path / "t.jsonl"
     profile = load_profile("zero").derive({"both": {"per_token_ms": 10}})
     with (
-        EmulatorThread(profile=profile, truth_log=truth) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+        emulators.running(profile, truth_log=truth) as emu,
+        emulators.client(emu) as c,
     ):
         stream = c.chat.completions.create(
             model=MODEL,
@@ -198,7 +202,7 @@ def test_client_disconnect_stops_the_stream(tmp_path: Path) -> None:
 
 
 @pytest.mark.timing
-def test_concurrent_streams_keep_their_schedule(tmp_path: Path) -> None:
+def test_concurrent_streams_keep_their_schedule(tmp_path: Path, emulators: Any) -> None:
     """Two streams on one emulator process do not delay each other's events.
 
     The emulator once finished each wait with a blocking sleep on its loop, so a second stream
@@ -208,7 +212,7 @@ def test_concurrent_streams_keep_their_schedule(tmp_path: Path) -> None:
 
     truth = tmp_path / "truth.jsonl"
     profile = load_profile("zero").derive({"both": {"ttft_ms": 5, "per_token_ms": 0.7}})
-    with EmulatorProcess(profile=profile, truth_log=truth) as emu:
+    with emulators.running(profile, mode="process", truth_log=truth) as emu:
 
         def streams(n: int) -> None:
             with httpx2.Client() as client:
@@ -230,7 +234,7 @@ def test_concurrent_streams_keep_their_schedule(tmp_path: Path) -> None:
 
 
 @pytest.mark.timing
-def test_a_request_arriving_mid_stream_is_served_at_once(tmp_path: Path) -> None:
+def test_a_request_arriving_mid_stream_is_served_at_once(tmp_path: Path, emulators: Any) -> None:
     """A stream whose token waits are short must not keep its loop from reading new requests.
 
     The emulator once finished such waits with a blocking sleep and never returned to its loop
@@ -245,7 +249,10 @@ def test_a_request_arriving_mid_stream_is_served_at_once(tmp_path: Path) -> None
             "content": {"reply_tokens": {"min": 300, "max": 300}},
         }
     )
-    with EmulatorProcess(profile=profile, truth_log=truth) as emu, httpx2.Client() as client:
+    with (
+        emulators.running(profile, mode="process", truth_log=truth) as emu,
+        httpx2.Client() as client,
+    ):
         client.get(f"{emu.base_url}/models", headers={"authorization": "Bearer k"})
 
         def stream_long() -> None:

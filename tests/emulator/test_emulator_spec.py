@@ -9,7 +9,6 @@ spec.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -17,7 +16,6 @@ import openai
 import pytest
 
 from harness.emulator.profiles import load_profile
-from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import sse_data, sse_events
 from harness.emulator.validate import CHAT_KEYS, RESPONSES_KEYS
 from harness.translate.spec import (
@@ -154,13 +152,9 @@ def _check_response_events(events: list[dict[str, Any]]) -> None:
         _valid(_event_schema()[event["type"]], event)
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[openai.OpenAI]:
-    with (
-        EmulatorThread(profile="zero") as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
-        yield c
+@pytest.fixture
+def client(emulator_client: openai.OpenAI) -> openai.OpenAI:
+    return emulator_client
 
 
 def test_request_keys_match_the_spec() -> None:
@@ -222,12 +216,9 @@ def test_models_and_errors(client: openai.OpenAI) -> None:
 
 
 @pytest.mark.parametrize("fault", ["response_failed", "error_event"])
-def test_fault_events(fault: str) -> None:
+def test_fault_events(fault: str, emulators: Any) -> None:
     profile = load_profile("zero").derive({"both": {"faults": {fault: 1.0}}})
-    with (
-        EmulatorThread(profile=profile) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
-    ):
+    with emulators.running(profile) as emu, emulators.client(emu) as c:
         with c.responses.with_streaming_response.create(
             model=MODEL, input="hi", stream=True
         ) as resp:
@@ -241,10 +232,10 @@ def test_fault_events(fault: str) -> None:
             _valid("CreateChatCompletionStreamResponse", json.loads(chunk))
         _valid("ErrorResponse", json.loads(data[-1]))
     with (
-        EmulatorThread(
-            profile=load_profile("zero").derive({"both": {"faults": {"rate_limit": 1.0}}})
+        emulators.running(
+            load_profile("zero").derive({"both": {"faults": {"rate_limit": 1.0}}})
         ) as emu,
-        openai.OpenAI(base_url=emu.base_url, api_key="sk-test", max_retries=0) as c,
+        emulators.client(emu) as c,
     ):
         with pytest.raises(openai.RateLimitError) as limited:
             c.responses.create(model=MODEL, input="hi")

@@ -7,15 +7,14 @@ import asyncio
 import pytest
 
 from harness.cli.main import main
-from harness.emulator.server import EmulatorThread
 from harness.runner.probe import CacheSharingResult, probe_cache_sharing
 from harness.runner.target import NO_KEY, Target
 
 
-def test_probe_finds_the_emulators_shared_cache() -> None:
-    with EmulatorThread(profile="zero") as emu:
-        target = Target("emulator", emu.base_url, NO_KEY, True)
-        result = asyncio.run(probe_cache_sharing(target, settle_s=0))
+def test_probe_finds_the_emulators_shared_cache(emulator_url: str) -> None:
+    # the shared server will do: the probe makes its prompt new with a random nonce
+    target = Target("emulator", emulator_url, NO_KEY, True)
+    result = asyncio.run(probe_cache_sharing(target, settle_s=0))
     assert result.shared
     # the second API sees the exact prefix: 1,024 + 128·k tokens of it are cached
     for cached in (result.chat_then_responses, result.responses_then_chat):

@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -429,12 +430,10 @@ def test_unreachable_target_is_one_clean_line(
     assert code == 2 and len(err) == 1 and "cannot reach http://127.0.0.1:9/v1" in err[0]
 
 
-def test_resume_goes_on_against_the_original_target(tmp_path: Path) -> None:
+def test_resume_goes_on_against_the_original_target(tmp_path: Path, emulators: Any) -> None:
     """A run against a URL, resumed without --target, must not switch to the built-in
     emulator; the send order keeps counting."""
-    from harness.emulator.server import EmulatorThread
-
-    with EmulatorThread(profile="zero") as emu:
+    with emulators.running("zero") as emu:
         first = run(
             [QUICK],
             RunOptions(target=emu.base_url, out=tmp_path, repeats=2, seed=3, progress=False),

@@ -70,12 +70,6 @@ WEATHER_TOOLS = [
 WEATHER = [{"role": "user", "content": "Weather in Paris?"}]
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorThread]:
-    with EmulatorThread(profile="zero") as emu:
-        yield emu
-
-
 @pytest.fixture(params=["process", "thread"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -420,9 +414,9 @@ def test_primary_results_identical_with_and_without_wrapper(
 
 
 def test_primary_identical_against_emulator_and_timed(
-    emulator: EmulatorThread, tmp_path: Path
+    emulator: EmulatorThread, tmp_path: Path, emulators: Any
 ) -> None:
-    plain = openai.OpenAI(base_url=emulator.base_url, api_key="test", max_retries=0)
+    plain = emulators.client(emulator, api_key="test")
     kw: dict[str, Any] = {"model": MODEL, "messages": HELLO, "temperature": 0}
     with _client(emulator.base_url, tmp_path / "run", sample_rate=1.0, redact=keep_text) as client:
         assert client.shadow.wire_clock
@@ -460,7 +454,7 @@ def test_primary_identical_against_emulator_and_timed(
 
 
 def test_shadow_faults_leave_primary_untouched(
-    emulator: EmulatorThread, tmp_path: Path, mode: str
+    emulator: EmulatorThread, tmp_path: Path, mode: str, emulators: Any
 ) -> None:
     faults = _profile(
         tmp_path,
@@ -469,11 +463,11 @@ def test_shadow_faults_leave_primary_untouched(
         "overloaded: 0.2, stream_cut: 0.2, response_failed: 0.15, "
         "error_event: 0.15}\n",
     )
-    plain = openai.OpenAI(base_url=emulator.base_url, api_key="test", max_retries=0)
+    plain = emulators.client(emulator, api_key="test")
     kw: dict[str, Any] = {"model": MODEL, "messages": HELLO, "temperature": 0}
     expected = plain.chat.completions.create(**kw).choices[0].message.content
     with (
-        EmulatorThread(profile=str(faults)) as shadow_emu,
+        emulators.running(str(faults)) as shadow_emu,
         _client(
             emulator.base_url,
             tmp_path / "run",
@@ -505,13 +499,13 @@ def test_shadow_faults_leave_primary_untouched(
 
 
 def test_slow_or_dead_shadow_never_slows_the_primary(
-    emulator: EmulatorThread, tmp_path: Path, mode: str
+    emulator: EmulatorThread, tmp_path: Path, mode: str, emulators: Any
 ) -> None:
     slow = _profile(
         tmp_path, "slow", "responses:\n  faults: {slow_headers: 1.0, slow_headers_ms: 2000}\n"
     )
     with (
-        EmulatorThread(profile=str(slow)) as shadow_emu,
+        emulators.running(str(slow)) as shadow_emu,
         _client(
             emulator.base_url,
             tmp_path / "run",
@@ -580,7 +574,7 @@ def test_abandoned_stream_is_counted_not_compared(emulator: EmulatorThread, tmp_
 
 
 def test_flush_and_close_account_for_every_call(
-    emulator: EmulatorThread, tmp_path: Path, mode: str
+    emulator: EmulatorThread, tmp_path: Path, mode: str, emulators: Any
 ) -> None:
     slow = _profile(
         tmp_path,
@@ -588,7 +582,7 @@ def test_flush_and_close_account_for_every_call(
         "responses:\n  faults: {slow_headers: 1.0, slow_headers_ms: {median: 1500}}\n",
     )
     run_dir = tmp_path / "run"
-    with EmulatorThread(profile=str(slow)) as shadow_emu:
+    with emulators.running(str(slow)) as shadow_emu:
         client = _client(
             emulator.base_url,
             run_dir,
@@ -755,12 +749,12 @@ def _gates(tmp_path: Path, body: str) -> Path:
 
 
 def test_analyze_report_and_gate_work_on_a_shadow_run(
-    emulator: EmulatorThread, tmp_path: Path, capsys: Any
+    emulator: EmulatorThread, tmp_path: Path, capsys: Any, emulators: Any
 ) -> None:
     diverging = _profile(tmp_path, "diverging", "divergence: 0.3\n")
     run_dir = tmp_path / "run"
     with (
-        EmulatorThread(profile=str(diverging)) as emu,
+        emulators.running(str(diverging)) as emu,
         _client(emu.base_url, run_dir, sample_rate=1.0, redact=keep_text) as client,
     ):
         for i in range(12):
@@ -805,9 +799,9 @@ def _shape(value: Any) -> Any:
 
 
 def test_canary_results_have_the_shape_of_chat_results(
-    emulator: EmulatorThread, tmp_path: Path
+    emulator: EmulatorThread, tmp_path: Path, emulators: Any
 ) -> None:
-    plain = openai.OpenAI(base_url=emulator.base_url, api_key="test", max_retries=0)
+    plain = emulators.client(emulator, api_key="test")
     with _client(emulator.base_url, tmp_path / "run", sample_rate=0.0, canary_rate=1.0) as client:
         for kw in ({"messages": HELLO}, {"messages": WEATHER, "tools": WEATHER_TOOLS}):
             chat = plain.chat.completions.create(model=MODEL, temperature=0, **kw)
@@ -861,10 +855,12 @@ def _tool_args(chunks: list[ChatCompletionChunk]) -> list[tuple[str, str]]:
     return [(n, json.dumps(json.loads(a), sort_keys=True)) for n, a in calls.values()]
 
 
-def test_canary_falls_back_to_chat(emulator: EmulatorThread, tmp_path: Path, mode: str) -> None:
+def test_canary_falls_back_to_chat(
+    emulator: EmulatorThread, tmp_path: Path, mode: str, emulators: Any
+) -> None:
     broken = _profile(tmp_path, "broken", "responses:\n  faults: {server_error: 1.0}\n")
     with (
-        EmulatorThread(profile=str(broken)) as emu,
+        emulators.running(str(broken)) as emu,
         _client(
             emu.base_url, tmp_path / "run", sample_rate=0.0, canary_rate=1.0, mode=mode
         ) as client,
@@ -891,11 +887,11 @@ def test_canary_falls_back_to_chat(emulator: EmulatorThread, tmp_path: Path, mod
 
 
 def test_canary_stream_failing_after_delivery_raises_like_chat(
-    emulator: EmulatorThread, tmp_path: Path
+    emulator: EmulatorThread, tmp_path: Path, emulators: Any
 ) -> None:
     failing = _profile(tmp_path, "failing", "responses:\n  faults: {response_failed: 1.0}\n")
     with (
-        EmulatorThread(profile=str(failing)) as emu,
+        emulators.running(str(failing)) as emu,
         _client(emu.base_url, tmp_path / "run", sample_rate=0.0, canary_rate=1.0) as client,
     ):
         stream = client.chat.completions.create(model=MODEL, messages=HELLO, stream=True)

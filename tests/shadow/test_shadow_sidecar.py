@@ -41,21 +41,16 @@ HELLO = [{"role": "user", "content": "What are your support hours?"}]
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmulatorThread]:
-    with EmulatorThread(profile="zero") as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def slow_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorThread]:
+def slow_emulator(
+    tmp_path_factory: pytest.TempPathFactory, module_emulators: Any
+) -> EmulatorThread:
     path = tmp_path_factory.mktemp("profiles") / "slow.yaml"
     path.write_text(
         "extends: zero\nname: slow\nresponses:\n  faults: {slow_headers: 1.0, "
         "slow_headers_ms: {median: 2000}}\n",
         encoding="utf-8",
     )
-    with EmulatorThread(profile=str(path)) as emu:
-        yield emu
+    return module_emulators.start(str(path))
 
 
 def _client(url: str, run_dir: Path, **options: Any) -> ShadowClient:
