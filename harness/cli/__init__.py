@@ -13,6 +13,6 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``harness`` command on ``argv`` (default ``sys.argv[1:]``); return its status."""
-    from harness.cli.main import main as run_main
+    from harness.cli.app import main as run_main
 
     return run_main(argv)

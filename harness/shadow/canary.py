@@ -26,6 +26,16 @@ from harness.translate.convert import responses_to_chat_completion
 from harness.translate.from_chat import shadow_responses_kwargs
 from harness.transport.wire import CURRENT_RECORDER
 
+__all__ = [
+    "CanaryCall",
+    "CanaryStreamError",
+    "ChunkTranslator",
+    "canary_kwargs",
+    "completion_from_response",
+    "serve_async",
+    "serve_sync",
+]
+
 OnDone = Callable[[Capture], None]
 
 
@@ -199,186 +209,213 @@ def _stream_error(exc: CanaryStreamError, response: Any) -> openai.APIError:
     return openai.APIError(str(exc), request=request, body=exc.body)  # type: ignore[arg-type]
 
 
-# --- sync ----------------------------------------------------------------------------------------
+# --- one core for both clients ------------------------------------------------------------------
 
 
-def serve_sync(
-    client: openai.OpenAI,
-    kwargs: dict[str, Any],
-    capture: Capture,
-    ignore: Collection[str],
-    on_done: OnDone,
-) -> Any:
-    """Serve one chat call from Responses (fallback to Chat); records into ``capture``."""
-    completions = client.chat.completions
-    try:
-        rkw = canary_kwargs(kwargs, ignore)
-    except Exception as exc:  # TranslationError, or a bug here: Chat serves the call
-        capture.fallback = "untranslatable"
-        capture.error = exc
-        on_done(capture)
-        return completions.create(**kwargs)
-    token = CURRENT_RECORDER.set(capture.recorder)
-    try:
-        result = client.responses.create(**rkw)
-    except openai.APIError as exc:
+class CanaryCall:
+    """One chat call served from Responses: every decision and record, for both clients.
+
+    The sync and async twins below only do the I/O (``create``, ``next()`` /
+    ``await __anext__()``, ``close``). This object decides what each outcome means: a request
+    that does not translate, a Responses error (the ``with`` block around the Responses call and
+    around each pull of its stream), a reply that does not translate, a stream that breaks
+    before or after chunks reached the caller — and keeps ``capture`` and ``on_done`` in step.
+    """
+
+    __slots__ = (
+        "_token",
+        "capture",
+        "delivered",
+        "event",
+        "kwargs",
+        "on_done",
+        "request",
+        "result",
+        "translator",
+    )
+
+    def __init__(
+        self, kwargs: dict[str, Any], capture: Capture, ignore: Collection[str], on_done: OnDone
+    ) -> None:
+        self.kwargs = kwargs
+        self.capture = capture
+        self.on_done = on_done
+        #: the Responses result: a ``Response`` or its event stream (None until it came)
+        self.result: Any = None
+        self.event: Any = None
+        self.delivered = False
+        self.translator = ChunkTranslator(include_usage=_include_usage(kwargs))
+        self._token: Any = None
+        #: the Responses kwargs; None: the request does not translate and Chat serves it
+        self.request: dict[str, Any] | None = None
+        try:
+            self.request = canary_kwargs(kwargs, ignore)
+        except Exception as exc:  # TranslationError, or a bug here: Chat serves the call
+            capture.fallback = "untranslatable"
+            capture.error = exc
+            on_done(capture)
+
+    # around the Responses call, and around each pull of its stream
+    def __enter__(self) -> None:
+        self._token = CURRENT_RECORDER.set(self.capture.recorder)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        """True (swallow) at the stream's end and on an API error Chat can still answer."""
+        CURRENT_RECORDER.reset(self._token)
+        if kind is None:
+            return False
+        capture = self.capture
+        if kind is StopIteration or kind is StopAsyncIteration:
+            capture.end_ns = time.perf_counter_ns()
+            return True
+        if not isinstance(exc, openai.APIError):
+            return False
         capture.failed(exc)
+        if self.delivered:  # chunks reached the caller: it gets the error, as from a chat stream
+            return False
         capture.fallback = "responses_error"
-        on_done(capture)
-        return completions.create(**kwargs)
-    finally:
-        CURRENT_RECORDER.reset(token)
-    capture.returned(result)
-    if not capture.stream:
+        if self.result is None:  # the Responses call itself failed
+            self.on_done(capture)
+        return True
+
+    def served(self) -> Any:
+        """What the caller gets from Responses: a ``ChatCompletion``, the event stream to
+        translate (a streaming call), or None: Chat serves the call (already recorded)."""
+        result = self.result
+        if result is None:
+            return None
+        capture = self.capture
+        capture.returned(result)
+        if capture.stream:
+            return result
         try:
             completion = completion_from_response(result)
         except Exception as exc:  # TranslationError, ValidationError: Chat serves the call
             capture.failed(exc)
             capture.fallback = "untranslatable_response"
-            on_done(capture)
-            return completions.create(**kwargs)
-        on_done(capture)
+            self.on_done(capture)
+            return None
+        self.on_done(capture)
         return completion
-    out: openai.Stream[ChatCompletionChunk] = openai.Stream(
-        cast_to=ChatCompletionChunk, response=result.response, client=client
-    )
-    out._iterator = _chunks_sync(result, capture, kwargs, completions, on_done)
+
+    @property
+    def streaming(self) -> bool:
+        """The event stream is neither over nor broken."""
+        return self.capture.end_ns is None
+
+    def take(self) -> list[ChatCompletionChunk]:
+        """The chunks for the event just pulled (none once the stream is over).
+
+        Raises ``openai.APIError`` when the stream breaks after chunks reached the caller;
+        before that, a broken stream makes Chat serve the call (:attr:`falls_back`).
+        """
+        capture = self.capture
+        if capture.end_ns is not None:
+            return []
+        event = self.event
+        capture.items.append((time.perf_counter_ns(), event))
+        try:
+            chunks = self.translator.feed(event)
+        except Exception as exc:  # a failed stream, or an event we cannot translate
+            capture.end_ns = time.perf_counter_ns()
+            if self.delivered:
+                raise _stream_error(_as_stream_error(exc), self.result.response) from None
+            capture.fallback = "responses_error"
+            return []
+        if chunks:
+            self.delivered = True
+        return [_chunk_model(chunk) for chunk in chunks]
+
+    @property
+    def falls_back(self) -> bool:
+        """Responses could not serve the call: Chat does."""
+        return self.capture.fallback is not None
+
+    def dropped(self) -> bool:
+        """At the chunk stream's end: True when the caller dropped it early (close the events)."""
+        if self.capture.end_ns is None:
+            self.capture.abandoned = True
+            return True
+        return False
+
+
+def _chunk_stream(stream: type[Any], call: CanaryCall, client: Any, chunks: Any) -> Any:
+    out = stream(cast_to=ChatCompletionChunk, response=call.result.response, client=client)
+    out._iterator = chunks
     return out
 
 
-def _chunks_sync(
-    events: Any, capture: Capture, kwargs: dict[str, Any], completions: Any, on_done: OnDone
-) -> Iterator[ChatCompletionChunk]:
-    translator = ChunkTranslator(include_usage=_include_usage(kwargs))
+# --- sync ----------------------------------------------------------------------------------------
+
+
+def serve_sync(client: openai.OpenAI, call: CanaryCall) -> Any:
+    """Serve one chat call from Responses (fallback to Chat); records into ``call.capture``."""
+    if call.request is not None:
+        with call:
+            call.result = client.responses.create(**call.request)
+    served = call.served()
+    if served is None:
+        return client.chat.completions.create(**call.kwargs)
+    if not call.capture.stream:
+        return served
+    return _chunk_stream(openai.Stream, call, client, _chunks_sync(call, client.chat.completions))
+
+
+def _chunks_sync(call: CanaryCall, completions: Any) -> Iterator[ChatCompletionChunk]:
+    events = call.result
     inner = iter(events)
-    delivered = False
-    fallback: Any = None
+    fallback: Any = ()
     try:
-        while True:
-            token = CURRENT_RECORDER.set(capture.recorder)
-            try:
-                event = next(inner)
-            except StopIteration:
-                capture.end_ns = time.perf_counter_ns()
-                return
-            except openai.APIError as exc:
-                capture.failed(exc)
-                if delivered:
-                    raise
-                capture.fallback = "responses_error"
-                break
-            finally:
-                CURRENT_RECORDER.reset(token)
-            capture.items.append((time.perf_counter_ns(), event))
-            try:
-                chunks = translator.feed(event)
-            except Exception as exc:  # a failed stream, or an event we cannot translate
-                capture.end_ns = time.perf_counter_ns()
-                if delivered:
-                    raise _stream_error(_as_stream_error(exc), events.response) from None
-                capture.fallback = "responses_error"
-                break
-            for chunk in chunks:
-                delivered = True
-                yield _chunk_model(chunk)
-        events.close()
-        fallback = completions.create(**kwargs)
-    finally:
-        if capture.end_ns is None:
-            capture.abandoned = True
+        while call.streaming:
+            with call:
+                call.event = next(inner)
+            yield from call.take()
+        if call.falls_back:
             events.close()
-        on_done(capture)
+            fallback = completions.create(**call.kwargs)
+    finally:
+        if call.dropped():
+            events.close()
+        call.on_done(call.capture)
     yield from fallback
 
 
 # --- async ---------------------------------------------------------------------------------------
 
 
-async def serve_async(
-    client: openai.AsyncOpenAI,
-    kwargs: dict[str, Any],
-    capture: Capture,
-    ignore: Collection[str],
-    on_done: OnDone,
-) -> Any:
+async def serve_async(client: openai.AsyncOpenAI, call: CanaryCall) -> Any:
     """:func:`serve_sync` for ``openai.AsyncOpenAI``."""
-    completions = client.chat.completions
-    try:
-        rkw = canary_kwargs(kwargs, ignore)
-    except Exception as exc:  # TranslationError, or a bug here: Chat serves the call
-        capture.fallback = "untranslatable"
-        capture.error = exc
-        on_done(capture)
-        return await completions.create(**kwargs)
-    token = CURRENT_RECORDER.set(capture.recorder)
-    try:
-        result = await client.responses.create(**rkw)
-    except openai.APIError as exc:
-        capture.failed(exc)
-        capture.fallback = "responses_error"
-        on_done(capture)
-        return await completions.create(**kwargs)
-    finally:
-        CURRENT_RECORDER.reset(token)
-    capture.returned(result)
-    if not capture.stream:
-        try:
-            completion = completion_from_response(result)
-        except Exception as exc:  # TranslationError, ValidationError: Chat serves the call
-            capture.failed(exc)
-            capture.fallback = "untranslatable_response"
-            on_done(capture)
-            return await completions.create(**kwargs)
-        on_done(capture)
-        return completion
-    out: openai.AsyncStream[ChatCompletionChunk] = openai.AsyncStream(
-        cast_to=ChatCompletionChunk, response=result.response, client=client
-    )
-    out._iterator = _chunks_async(result, capture, kwargs, completions, on_done)
-    return out
+    if call.request is not None:
+        with call:
+            call.result = await client.responses.create(**call.request)
+    served = call.served()
+    if served is None:
+        return await client.chat.completions.create(**call.kwargs)
+    if not call.capture.stream:
+        return served
+    chunks = _chunks_async(call, client.chat.completions)
+    return _chunk_stream(openai.AsyncStream, call, client, chunks)
 
 
-async def _chunks_async(
-    events: Any, capture: Capture, kwargs: dict[str, Any], completions: Any, on_done: OnDone
-) -> AsyncIterator[ChatCompletionChunk]:
-    translator = ChunkTranslator(include_usage=_include_usage(kwargs))
+async def _chunks_async(call: CanaryCall, completions: Any) -> AsyncIterator[ChatCompletionChunk]:
+    events = call.result
     inner = events.__aiter__()
-    delivered = False
     fallback: Any = None
     try:
-        while True:
-            token = CURRENT_RECORDER.set(capture.recorder)
-            try:
-                event = await inner.__anext__()
-            except StopAsyncIteration:
-                capture.end_ns = time.perf_counter_ns()
-                return
-            except openai.APIError as exc:
-                capture.failed(exc)
-                if delivered:
-                    raise
-                capture.fallback = "responses_error"
-                break
-            finally:
-                CURRENT_RECORDER.reset(token)
-            capture.items.append((time.perf_counter_ns(), event))
-            try:
-                chunks = translator.feed(event)
-            except Exception as exc:  # a failed stream, or an event we cannot translate
-                capture.end_ns = time.perf_counter_ns()
-                if delivered:
-                    raise _stream_error(_as_stream_error(exc), events.response) from None
-                capture.fallback = "responses_error"
-                break
-            for chunk in chunks:
-                delivered = True
-                yield _chunk_model(chunk)
-        await events.close()
-        fallback = await completions.create(**kwargs)
-    finally:
-        if capture.end_ns is None:
-            capture.abandoned = True
+        while call.streaming:
+            with call:
+                call.event = await inner.__anext__()
+            for chunk in call.take():
+                yield chunk
+        if call.falls_back:
             await events.close()
-        on_done(capture)
-    async for chunk in fallback:
-        yield chunk
+            fallback = await completions.create(**call.kwargs)
+    finally:
+        if call.dropped():
+            await events.close()
+        call.on_done(call.capture)
+    if fallback is not None:
+        async for chunk in fallback:
+            yield chunk

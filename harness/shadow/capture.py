@@ -23,6 +23,7 @@ Two clocks, as in scenario runs (DESIGN §4):
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -187,70 +188,94 @@ def snapshot_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Tap:
+    """The bookkeeping of one tapped stream, for both twins (``with`` / ``async with``).
+
+    While the stream is pulled (``token`` set: the wire clock's recorder is on), whatever ends
+    the block is the stream's own end or error; at a ``yield`` (``token`` None) it is the
+    caller closing the stream or dropping it (then ``capture.abandoned``, and the inner
+    iterator is closed). Either way ``on_done(capture)`` runs once.
+    """
+
+    __slots__ = ("capture", "inner", "on_done", "token")
+
+    def __init__(self, inner: Any, capture: Capture, on_done: Callable[[Capture], None]) -> None:
+        self.inner = inner
+        self.capture = capture
+        self.on_done = on_done
+        self.token: contextvars.Token[WireRecorder | None] | None = None
+
+    def _dropped(self, exc: BaseException | None) -> bool:
+        token = self.token
+        if token is None:
+            self.capture.abandoned = True
+            return True
+        CURRENT_RECORDER.reset(token)
+        if exc is None:
+            self.capture.end_ns = time.perf_counter_ns()
+        else:
+            self.capture.failed(exc)
+        return False
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        try:
+            close = getattr(self.inner, "close", None)
+            if self._dropped(exc) and close is not None:
+                close()
+        finally:
+            self.on_done(self.capture)
+
+    async def __aenter__(self) -> None:
+        pass
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        try:
+            aclose = getattr(self.inner, "aclose", None)
+            if self._dropped(exc) and aclose is not None:
+                await aclose()
+        finally:
+            self.on_done(self.capture)
+
+
 def tap_stream(inner: Iterator[Any], capture: Capture, on_done: Any) -> Iterator[Any]:
     """Pass chunks through unchanged, noting when each reached the caller.
 
     ``on_done(capture)`` runs once: at the stream's end, on its error, or when the stream is
-    closed or garbage-collected early (then ``capture.abandoned``).
+    closed or garbage-collected early (then ``capture.abandoned``); see :class:`_Tap`.
     """
-    rec = capture.recorder
-    items = capture.items
-    clock = time.perf_counter_ns
-    try:
-        while True:
-            token = CURRENT_RECORDER.set(rec) if rec is not None else None
-            try:
-                chunk = next(inner)
-            except StopIteration:
-                capture.end_ns = clock()
-                return
-            except BaseException as exc:
-                capture.failed(exc)
-                raise
-            finally:
-                if token is not None:
-                    CURRENT_RECORDER.reset(token)
+    rec, items, clock = capture.recorder, capture.items, time.perf_counter_ns
+    tap = _Tap(inner, capture, on_done)
+    with tap:
+        tap.token = CURRENT_RECORDER.set(rec)
+        for chunk in inner:
+            CURRENT_RECORDER.reset(tap.token)
+            tap.token = None
             items.append((clock(), chunk))
             yield chunk
-    finally:
-        if capture.end_ns is None:
-            capture.abandoned = True
-            close = getattr(inner, "close", None)
-            if close is not None:
-                close()
-        on_done(capture)
+            tap.token = CURRENT_RECORDER.set(rec)
 
 
 async def atap_stream(
     inner: AsyncIterator[Any], capture: Capture, on_done: Any
 ) -> AsyncIterator[Any]:
     """:func:`tap_stream` for async streams."""
-    rec = capture.recorder
-    items = capture.items
-    clock = time.perf_counter_ns
-    try:
-        while True:
-            token = CURRENT_RECORDER.set(rec) if rec is not None else None
-            try:
-                chunk = await inner.__anext__()
-            except StopAsyncIteration:
-                capture.end_ns = clock()
-                return
-            except BaseException as exc:
-                capture.failed(exc)
-                raise
-            finally:
-                if token is not None:
-                    CURRENT_RECORDER.reset(token)
+    rec, items, clock = capture.recorder, capture.items, time.perf_counter_ns
+    tap = _Tap(inner, capture, on_done)
+    async with tap:
+        tap.token = CURRENT_RECORDER.set(rec)
+        async for chunk in inner:
+            CURRENT_RECORDER.reset(tap.token)
+            tap.token = None
             items.append((clock(), chunk))
             yield chunk
-    finally:
-        if capture.end_ns is None:
-            capture.abandoned = True
-            aclose = getattr(inner, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        on_done(capture)
+            tap.token = CURRENT_RECORDER.set(rec)
 
 
 # --- a picklable copy for the sidecar process ----------------------------------------------------

@@ -37,11 +37,11 @@ import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import openai
 
-from harness.shadow.canary import serve_async, serve_sync
+from harness.shadow.canary import CanaryCall, serve_async, serve_sync
 from harness.shadow.capture import (
     Capture,
     atap_stream,
@@ -218,6 +218,15 @@ class Shadow:
             recorder=WireRecorder() if self.wire_clock else None,
         )
 
+    def canary_call(self, kwargs: dict[str, Any]) -> CanaryCall:
+        """A call to serve from Responses (:mod:`harness.shadow.canary` does the rest)."""
+        capture = self.capture("responses", kwargs)
+        return CanaryCall(kwargs, capture, self.config.ignore_params, self.canary_done)
+
+    def mirrored(self, kwargs: dict[str, Any]) -> _Mirrored:
+        """The ``with`` block around a mirrored call's live ``create``."""
+        return _Mirrored(self, self.capture("chat", kwargs))
+
     def pair_done(self, capture: Capture) -> None:
         engine = self.engine
         if engine is None:
@@ -263,6 +272,42 @@ class Shadow:
         return merge_shards(self.run_dir)
 
 
+class _Mirrored:
+    """A mirrored call's live ``create``, for both clients: the wire clock's recorder is on
+    during the call; an API error is recorded (then raised to the caller as it came); a result
+    is tapped (a stream) or handed to the shadow side."""
+
+    __slots__ = ("_token", "capture", "shadow")
+
+    def __init__(self, shadow: Shadow, capture: Capture) -> None:
+        self.shadow = shadow
+        self.capture = capture
+
+    def __enter__(self) -> _Mirrored:
+        self._token = CURRENT_RECORDER.set(self.capture.recorder)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        CURRENT_RECORDER.reset(self._token)
+        if isinstance(exc, openai.APIError):
+            self.capture.failed(exc)
+            self.shadow.pair_done(self.capture)
+
+    def returned(self, result: Any) -> Any:
+        """The live result, unchanged (a stream's iterator is tapped)."""
+        capture = self.capture
+        capture.returned(result)
+        if isinstance(result, openai.Stream):
+            result._iterator = tap_stream(result._iterator, capture, self.shadow.pair_done)
+        elif isinstance(result, openai.AsyncStream):
+            result._iterator = atap_stream(result._iterator, capture, self.shadow.pair_done)
+        else:
+            self.shadow.pair_done(capture)
+        return result
+
+
 def _key_from(kwargs: Mapping[str, Any], metadata_field: str | None) -> Any:
     if metadata_field is not None:
         metadata = kwargs.get("metadata")
@@ -300,10 +345,10 @@ def _config(config: ShadowConfig | None, options: dict[str, Any]) -> ShadowConfi
     return dataclasses.replace(config or ShadowConfig(), **options)
 
 
-# --- sync ----------------------------------------------------------------------------------------
+# --- one core for both clients ------------------------------------------------------------------
 
 
-class _Completions:
+class _BaseCompletions:
     def __init__(self, inner: Any, shadow: Shadow) -> None:
         self._inner = inner
         self._shadow = shadow
@@ -311,64 +356,63 @@ class _Completions:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def create(self, **kwargs: Any) -> Any:
-        """``chat.completions.create``: the live call, mirrored or canaried when sampled."""
-        shadow = self._shadow
-        route = shadow.route(kwargs)
-        if route is None:
-            return self._inner.create(**kwargs)
-        if route == "canary":
-            capture = shadow.capture("responses", kwargs)
-            return serve_sync(
-                shadow.client,  # type: ignore[arg-type]
-                kwargs,
-                capture,
-                shadow.config.ignore_params,
-                shadow.canary_done,
-            )
-        capture = shadow.capture("chat", kwargs)
-        token = CURRENT_RECORDER.set(capture.recorder)
-        try:
-            result = self._inner.create(**kwargs)
-        except openai.APIError as exc:
-            capture.failed(exc)
-            shadow.pair_done(capture)
-            raise
-        finally:
-            CURRENT_RECORDER.reset(token)
-        capture.returned(result)
-        if isinstance(result, openai.Stream):
-            result._iterator = tap_stream(result._iterator, capture, shadow.pair_done)
-        else:
-            shadow.pair_done(capture)
-        return result
 
+class _BaseChat:
+    _completions: type[_BaseCompletions]
 
-class _Chat:
     def __init__(self, inner: Any, shadow: Shadow) -> None:
         self._inner = inner
-        self.completions = _Completions(inner.completions, shadow)
+        self.completions = self._completions(inner.completions, shadow)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
-class ShadowClient:
+_Client = TypeVar("_Client", openai.OpenAI, openai.AsyncOpenAI)
+
+
+class _BaseShadowClient(Generic[_Client]):
+    """What both clients share: the wrapped client, its :class:`Shadow`, ``chat``."""
+
+    _chat: type[_BaseChat]
+
+    def __init__(self, client: _Client, config: ShadowConfig | None = None, **options: Any) -> None:
+        self.wrapped: _Client = client
+        self.shadow = Shadow(client, _config(config, options))
+        self.chat = self._chat(client.chat, self.shadow)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+# --- sync ----------------------------------------------------------------------------------------
+
+
+class _Completions(_BaseCompletions):
+    def create(self, **kwargs: Any) -> Any:
+        """``chat.completions.create``: the live call, mirrored or canaried when sampled."""
+        route = self._shadow.route(kwargs)
+        if route is None:
+            return self._inner.create(**kwargs)
+        if route == "canary":
+            return serve_sync(self._shadow.client, self._shadow.canary_call(kwargs))  # type: ignore[arg-type]
+        with self._shadow.mirrored(kwargs) as call:
+            result = self._inner.create(**kwargs)
+        return call.returned(result)
+
+
+class _Chat(_BaseChat):
+    _completions = _Completions
+
+
+class ShadowClient(_BaseShadowClient[openai.OpenAI]):
     """Drop-in wrapper of ``openai.OpenAI``; see the module docstring.
 
     ``ShadowClient(openai.OpenAI(), sample_rate=0.1, run_dir=Path("runs/stage-10"))`` — any
     :class:`ShadowConfig` field may be given as a keyword (or pass ``config=``).
     """
 
-    def __init__(
-        self, client: openai.OpenAI, config: ShadowConfig | None = None, **options: Any
-    ) -> None:
-        self.wrapped = client
-        self.shadow = Shadow(client, _config(config, options))
-        self.chat = _Chat(client.chat, self.shadow)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
+    _chat = _Chat
 
     def close(self) -> None:
         """Drain and stop the shadow side, then close the wrapped client."""
@@ -385,69 +429,29 @@ class ShadowClient:
 # --- async ---------------------------------------------------------------------------------------
 
 
-class _AsyncCompletions:
-    def __init__(self, inner: Any, shadow: Shadow) -> None:
-        self._inner = inner
-        self._shadow = shadow
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
+class _AsyncCompletions(_BaseCompletions):
     async def create(self, **kwargs: Any) -> Any:
         """``chat.completions.create``: the live call, mirrored or canaried when sampled."""
-        shadow = self._shadow
-        route = shadow.route(kwargs)
+        route = self._shadow.route(kwargs)
         if route is None:
             return await self._inner.create(**kwargs)
         if route == "canary":
-            capture = shadow.capture("responses", kwargs)
-            return await serve_async(
-                shadow.client,  # type: ignore[arg-type]
-                kwargs,
-                capture,
-                shadow.config.ignore_params,
-                shadow.canary_done,
-            )
-        capture = shadow.capture("chat", kwargs)
-        token = CURRENT_RECORDER.set(capture.recorder)
-        try:
+            call = self._shadow.canary_call(kwargs)
+            return await serve_async(self._shadow.client, call)  # type: ignore[arg-type]
+        with self._shadow.mirrored(kwargs) as mirrored:
             result = await self._inner.create(**kwargs)
-        except openai.APIError as exc:
-            capture.failed(exc)
-            shadow.pair_done(capture)
-            raise
-        finally:
-            CURRENT_RECORDER.reset(token)
-        capture.returned(result)
-        if isinstance(result, openai.AsyncStream):
-            result._iterator = atap_stream(result._iterator, capture, shadow.pair_done)
-        else:
-            shadow.pair_done(capture)
-        return result
+        return mirrored.returned(result)
 
 
-class _AsyncChat:
-    def __init__(self, inner: Any, shadow: Shadow) -> None:
-        self._inner = inner
-        self.completions = _AsyncCompletions(inner.completions, shadow)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+class _AsyncChat(_BaseChat):
+    _completions = _AsyncCompletions
 
 
-class AsyncShadowClient:
+class AsyncShadowClient(_BaseShadowClient[openai.AsyncOpenAI]):
     """Drop-in wrapper of ``openai.AsyncOpenAI`` (the shadow side runs in its sidecar process,
     or with ``mode="thread"`` on its own thread and loop, never on the application's loop)."""
 
-    def __init__(
-        self, client: openai.AsyncOpenAI, config: ShadowConfig | None = None, **options: Any
-    ) -> None:
-        self.wrapped = client
-        self.shadow = Shadow(client, _config(config, options))
-        self.chat = _AsyncChat(client.chat, self.shadow)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.wrapped, name)
+    _chat = _AsyncChat
 
     async def close(self) -> None:
         """Drain and stop the shadow side (on a worker thread), then close the wrapped client."""

@@ -21,7 +21,7 @@ from harness.analysis.analyze import (
     write_synthetic_run,
 )
 from harness.analysis.metrics import ObservationTable
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.errors import HarnessError
 from harness.records import Observation, ToolCallRecord, Usage
 from harness.rundir import read_observations

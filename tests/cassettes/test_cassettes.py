@@ -16,7 +16,7 @@ import vcr
 import yaml
 
 from harness.cassettes import replay as cas
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.records import Observation
 from harness.rundir import read_meta, read_observations
 from harness.runner.execute import RunOptions, RunResult, run

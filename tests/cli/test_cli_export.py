@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.analyze import SyntheticProfile, synthetic_observations, write_synthetic_run
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.gates.export import machine_id
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.cli.plan import parse_effect, print_plan
 from harness.errors import HarnessError
 

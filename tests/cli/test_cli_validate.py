@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.scenario.yaml_safe import MAX_FILE_BYTES
 
 REPO = Path(__file__).resolve().parents[2]

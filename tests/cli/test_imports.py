@@ -42,7 +42,7 @@ if sys.argv[1] == "--import-only":  # the probe's own check: import one module, 
     __import__(sys.argv[2])
     code = 0
 else:
-    from harness.cli.main import main
+    from harness.cli.app import main
     code = main(sys.argv[1:])
 watched = ("openai", "httpx2", "harness.runner")
 loaded = sorted(m for m in sys.modules if m.startswith(watched))
@@ -135,7 +135,7 @@ def test_building_the_parser_loads_no_command_work() -> None:
     """Every command module is imported to build the parser: none may load its work then."""
     code = (
         "import sys\n"
-        "from harness.cli.main import build_parser\n"
+        "from harness.cli.app import build_parser\n"
         "build_parser()\n"
         "heavy = ('openai', 'httpx2', 'rich', 'numpy', 'pydantic', 'yaml', 'harness.runner',\n"
         "         'harness.analysis', 'harness.report', 'harness.gates.evaluate')\n"

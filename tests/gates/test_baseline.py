@@ -16,7 +16,7 @@ from harness.analysis.analyze import (
     write_synthetic_run,
 )
 from harness.analysis.metrics import LATENCIES
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.errors import HarnessError
 from harness.gates.baseline import (
     Baseline,

@@ -26,8 +26,8 @@ from harness.analysis.analyze import (
     write_synthetic_run,
 )
 from harness.analysis.metrics import ObservationTable
+from harness.cli.app import main
 from harness.cli.gate import format_report
-from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.gates.baseline import from_run
 from harness.gates.config import GateConfig, load_gates_file, parse_gate

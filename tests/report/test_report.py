@@ -23,7 +23,7 @@ from harness.analysis.analyze import (
     write_synthetic_run,
 )
 from harness.analysis.similarity import ToolCall
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.report import JUnitCase, append_cases, render_compare, render_report
 from harness.report.diff import tokens, tool_calls_text, word_diff
 from harness.report.fmt import effect, interval, ms, usd

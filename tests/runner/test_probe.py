@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.runner.probe import CacheSharingResult, probe_cache_sharing
 from harness.runner.target import NO_KEY, Target
 

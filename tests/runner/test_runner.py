@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.rundir import read_meta, read_observations
 from harness.runner.execute import RunOptions, run
 from harness.runner.plan import build_plan, dry_run

@@ -33,11 +33,11 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 
-from harness.cli.main import main
+from harness.cli.app import main
 from harness.emulator.server import EmulatorThread
 from harness.errors import TranslationError
 from harness.rundir import read_meta, read_observations
-from harness.shadow.canary import CanaryStreamError, ChunkTranslator, _chunks_sync
+from harness.shadow.canary import CanaryCall, CanaryStreamError, ChunkTranslator, _chunks_sync
 from harness.shadow.capture import Capture
 from harness.shadow.client import (
     AsyncShadowClient,
@@ -971,9 +971,9 @@ def test_canary_stream_failing_before_output_falls_back(last: dict[str, Any]) ->
     capture = Capture(
         api="responses", kwargs={}, stream=True, started_at=0.0, t0_ns=0, recorder=None
     )
-    chunks = list(
-        _chunks_sync(events, capture, {"model": MODEL, "messages": HELLO}, completions, done.append)
-    )
+    call = CanaryCall({"model": MODEL, "messages": HELLO}, capture, (), done.append)
+    call.result = events
+    chunks = list(_chunks_sync(call, completions))
     assert [c.choices[0].delta.content for c in chunks] == ["from chat"]
     assert completions.calls == 1 and events.closed and done == [capture]
     assert capture.fallback == "responses_error"
