@@ -37,9 +37,10 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.runner.plan import translation_problems
     from harness.scenario.load import validate_paths
 
-    problems, checked = validate_paths(args.paths)
+    problems, checked = validate_paths(args.paths, check=translation_problems)
     for line in problems:
         print(line)
     if problems:

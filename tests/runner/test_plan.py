@@ -358,7 +358,10 @@ def test_validate_reports_what_the_translator_rejects(
         monkeypatch.setattr(translate, f"to_{api}_kwargs", reject)
     path = tmp_path / "s.yaml"
     path.write_text(HEAD + "prompts:\n  - id: p\n    input: Hi\n")
-    assert validate_paths([path]) == ([f"{path.as_posix()}:5: {expected}"], 1)
+    assert validate_paths([path], check=translation_problems) == (
+        [f"{path.as_posix()}:5: {expected}"],
+        1,
+    )
 
 
 def test_plan_refuses_what_the_translator_rejects(
