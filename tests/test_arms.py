@@ -1,8 +1,9 @@
-"""The arm id type: parsing, the round trip, what an id says, labels, order."""
+"""The arm id type: parsing, the round trip, what an id says, labels, order; and one home."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,40 @@ def test_arms_module_needs_only_the_standard_library() -> None:
         )
     }
     assert imported <= {"__future__", "dataclasses", "difflib", "re", "typing"}
+
+
+# An arm id split at "#", or a replicate recognised by its "#", outside harness/arms.py.
+_PARSES_ARM_IDS = re.compile(
+    r"""(?:partition|split|rsplit|index|find)\(\s*["']#["']|["']#["']\s+(?:not\s+)?in\b"""
+)
+
+
+def _sources() -> list[Path]:
+    return sorted(
+        p
+        for pattern in ("*.py", "*.j2")
+        for p in PACKAGE.rglob(pattern)
+        if p != PACKAGE / "arms.py"
+    )
+
+
+def test_the_pattern_finds_what_it_looks_for() -> None:
+    for line in (
+        'base, _, rep = arm.partition("#")',
+        "arm.split('#')",
+        '"#" not in c.a',
+        '{% if "#" in arm %}',
+    ):
+        assert _PARSES_ARM_IDS.search(line), line
+    assert not _PARSES_ARM_IDS.search('_TEXT = "#222222"')
+
+
+def test_no_module_outside_arms_parses_arm_ids() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
+        for path in _sources()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _PARSES_ARM_IDS.search(line)
+    ]
+    assert _sources()  # the walk found the package
+    assert found == []

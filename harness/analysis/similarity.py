@@ -25,6 +25,7 @@ import numpy.typing as npt
 from rapidfuzz.distance import Indel
 
 from harness.analysis.stats import Bootstrap, excludes, interval, ratio_replicates
+from harness.arms import Arm
 from harness.summary import Effect, JsonStats, Similarity, SimilarityStats, ToolCallStats
 
 if TYPE_CHECKING:
@@ -216,11 +217,6 @@ def semantic_similarity(
 # --- pairs of arms (used by the analysis) -----------------------------------------------------
 
 
-def replicate_base(arm: str) -> str:
-    """``chat#2`` → ``chat``: the arm an A/A replicate repeats."""
-    return arm.partition("#")[0]
-
-
 @dataclass
 class KindScores:
     """One kind of similarity over the pairs where it applies, keyed by pairing unit."""
@@ -317,7 +313,7 @@ def pair_scores(
     if embedder is not None:
         sem = semantic_similarity([p[1] for p in sem_pairs], [p[2] for p in sem_pairs], embedder)
         kinds["semantic"] = KindScores(np.array([p[0] for p in sem_pairs], dtype=np.int64), sem, {})
-    return PairScores(a.name, b.name, replicate_base(a.name) == b.name, kinds)
+    return PairScores(a.name, b.name, Arm.of(a.name).base == b.name, kinds)
 
 
 def noise_floor_key(key: str, scores: Mapping[str, PairScores]) -> str | None:
@@ -327,7 +323,7 @@ def noise_floor_key(key: str, scores: Mapping[str, PairScores]) -> str | None:
     if this.replicate:
         return key
     aa = {k: p for k, p in scores.items() if p.replicate}
-    for want in (this.b, replicate_base(this.a), "chat"):
+    for want in (this.b, Arm.of(this.a).base, "chat"):
         for k, p in sorted(aa.items()):
             if p.b == want:
                 return k

@@ -23,8 +23,6 @@ from pydantic import ValidationError
 from harness.errors import ScenarioError
 from harness.scenario.check import Found, check_meaning, data_path, describe_error
 from harness.scenario.models import (
-    ARM_RE,
-    BASE_ARMS,
     GATE_METRICS,
     SCENARIO_VERSION,
     ImagePartSpec,
@@ -41,8 +39,6 @@ from harness.scenario.models import (
 from harness.scenario.yaml_safe import LoadedYaml, Problem, YamlProblem, format_path, load_yaml
 
 __all__ = [
-    "ARM_RE",
-    "BASE_ARMS",
     "GATE_METRICS",
     "SCENARIO_VERSION",
     "ImagePartSpec",

@@ -11,7 +11,6 @@ import pytest
 from harness.cli.main import main
 from harness.errors import HarnessError
 from harness.runner.plan import (
-    CACHE_MIN_TOKENS,
     Plan,
     PlannedConversation,
     build_plan,
@@ -23,6 +22,7 @@ from harness.runner.plan import (
 )
 from harness.scenario.load import Scenario, load_scenario
 from harness.translate.request import ImagePart, Message, TextPart, ToolCall
+from harness.translate.tokens import CACHE_MIN_TOKENS
 
 # bpe-openai (harness.translate.tokens) loads its tables with a deprecated importlib.resources call.
 
