@@ -38,14 +38,9 @@ from harness.analysis.metrics import (
     stable_seed,
     unit_ids,
 )
+from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
 from harness.analysis.pricing import PriceBook, genai_prices_version, load_price_overrides
-from harness.analysis.similarity import (
-    Embedder,
-    PairScores,
-    pair_scores,
-    register_gaps,
-    similarity_summary,
-)
+from harness.analysis.similarity import Embedder
 from harness.arms import Arm
 from harness.errors import HarnessError
 from harness.records import (
