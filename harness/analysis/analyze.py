@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +24,6 @@ from harness.analysis.metrics import (
     ArmView,
     Handles,
     ObservationTable,
-    arm_sort_key,
     arm_summary,
     comparison_key,
     comparison_metrics,
@@ -36,14 +35,10 @@ from harness.analysis.metrics import (
     stable_seed,
     unit_ids,
 )
+from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
 from harness.analysis.pricing import PriceBook, genai_prices_version, load_price_overrides
-from harness.analysis.similarity import (
-    Embedder,
-    PairScores,
-    pair_scores,
-    register_gaps,
-    similarity_summary,
-)
+from harness.analysis.similarity import Embedder
+from harness.arms import Arm
 from harness.errors import HarnessError
 from harness.records import Observation, ObservationWriter, RunMeta, Usage
 from harness.rundir import (
@@ -147,7 +142,7 @@ def _arms(t: ObservationTable, units: np.ndarray[Any, np.dtype[np.int64]]) -> di
     for i, arm in enumerate(t.arm):
         groups.setdefault(arm, []).append(i)
     out = {}
-    for name in sorted(groups, key=arm_sort_key):
+    for name in sorted(groups, key=lambda a: Arm.of(a).sort_key):
         rows = np.array(groups[name], dtype=np.int64)
         out[name] = ArmData(name, rows, units[rows])
     return out
@@ -541,7 +536,7 @@ def compare_runs(
             arm: RunArmComparison.model_validate(
                 comparison_metrics(va[name][arm], vb[name][arm], paired=False)
             )
-            for arm in sorted(va[name].keys() & vb[name].keys(), key=arm_sort_key)
+            for arm in sorted(va[name].keys() & vb[name].keys(), key=lambda a: Arm.of(a).sort_key)
         }
     ids_a, ids_b = sorted(set(ta.run_id)), sorted(set(tb.run_id))
     return RunComparison(
@@ -648,7 +643,7 @@ def _synthetic_one(
     run_id: str,
     scenario: str,
 ) -> Observation:
-    api: Literal["chat", "responses"] = "chat" if arm.startswith("chat") else "responses"
+    api = Arm.parse(arm).api
     cold = turn == 1
     factor = pr.cold_factor if cold else 1.0
     if api == "responses":

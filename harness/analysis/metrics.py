@@ -22,7 +22,8 @@ import numpy.typing as npt
 
 from harness.analysis import stats
 from harness.analysis.pricing import PriceBook, project
-from harness.analysis.similarity import ToolCall, replicate_base
+from harness.analysis.similarity import ToolCall
+from harness.arms import Arm
 from harness.errors import HarnessError
 from harness.records import NOT_SENT, Observation
 from harness.summary import (
@@ -36,13 +37,12 @@ from harness.summary import (
     TokenStats,
     TurnStats,
 )
+from harness.translate.tokens import CACHE_MIN_TOKENS
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: OpenAI caches prompts of at least this many tokens.
-CACHE_MIN_TOKENS = 1024
 LATENCIES = ("ttft_ms", "ttfb_ms", "total_ms", "sdk_ttft_ms", "sdk_ttfb_ms", "sdk_total_ms")
 TOKENS = (
     "input_tokens",
@@ -51,7 +51,6 @@ TOKENS = (
     "output_tokens",
     "reasoning_tokens",
 )
-BASE_ARMS = ("chat", "responses", "responses_chained")
 
 _FIELDS = (
     "run_id",
@@ -255,21 +254,15 @@ def _factorize(values: Sequence[str]) -> IntArray:
     return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
 
 
-def arm_sort_key(arm: str) -> tuple[int, str]:
-    base, _, rep = arm.partition("#")
-    rank = BASE_ARMS.index(base) if base in BASE_ARMS else len(BASE_ARMS)
-    return (rank, base + "#" + rep.zfill(4) if rep else base)
-
-
 def comparison_pairs(arms: Iterable[str]) -> list[tuple[str, str]]:
     """Comparisons a run emits: every arm vs chat, replicates vs their base, chained vs
     stateless responses."""
-    present = sorted(set(arms), key=arm_sort_key)
+    present = sorted(set(arms), key=lambda a: Arm.of(a).sort_key)
     pairs: list[tuple[str, str]] = []
     if "chat" in present:
         pairs += [(a, "chat") for a in present if a != "chat"]
     for a in present:
-        base = replicate_base(a)
+        base = Arm.of(a).base
         if a != base and base != "chat" and base in present:
             pairs.append((a, base))
     if "responses_chained" in present and "responses" in present:

@@ -157,7 +157,9 @@ def _print_table(scenario: Scenario, plan: Plan) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.runner.plan import CACHE_MIN_TOKENS, arm_api, dry_run, estimate_input_tokens
+    from harness.arms import Arm
+    from harness.runner.plan import dry_run, estimate_input_tokens
+    from harness.translate.tokens import CACHE_MIN_TOKENS
 
     console = Console(highlight=False)
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
@@ -226,7 +228,7 @@ def _print_table(scenario: Scenario, plan: Plan) -> None:
         arms.add_column(name, justify="left" if name in ("arm", "api") else "right")
     for arm in plan.arms:
         arms.add_row(
-            arm, arm_api(arm), str(conversations[arm]), str(per_arm[arm]), str(warm_arm[arm])
+            arm, Arm.parse(arm).api, str(conversations[arm]), str(per_arm[arm]), str(warm_arm[arm])
         )
     console.print(arms)
     console.print(

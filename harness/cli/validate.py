@@ -25,9 +25,10 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.runner.plan import translation_problems
     from harness.scenario.load import validate_paths
 
-    problems, checked = validate_paths(args.paths)
+    problems, checked = validate_paths(args.paths, check=translation_problems)
     for line in problems:
         print(line)
     if problems:

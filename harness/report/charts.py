@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from harness.arms import Arm
 from harness.report.fmt import usd
 from harness.summary import ArmSummary, Comparison
 
@@ -39,12 +40,12 @@ _COLD = "#b2182b"
 
 def arm_color(arm: str, order: Sequence[str] = ()) -> str:
     """Stable colour of an arm; replicates (``chat#2``) get a lighter shade of their base."""
-    base, _, rep = arm.partition("#")
-    color = _PALETTE.get(base)
+    parsed = Arm.of(arm)
+    color = _PALETTE.get(parsed.base)
     if color is None:
-        idx = list(order).index(arm) if arm in order else len(base)
+        idx = list(order).index(arm) if arm in order else len(parsed.base)
         color = _EXTRA[idx % len(_EXTRA)]
-    if rep:
+    if parsed.is_replicate:
         r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
         r, g, b = (int(c + (255 - c) * 0.45) for c in (r, g, b))
         color = f"#{r:02x}{g:02x}{b:02x}"

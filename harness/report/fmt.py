@@ -9,22 +9,15 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from harness.arms import Arm
 from harness.summary import Effect, Estimate, Interval
 
 DASH = "—"
 
-_ARM_NAMES = {
-    "chat": "Chat Completions",
-    "responses": "Responses",
-    "responses_chained": "Responses (chained)",
-}
-
 
 def arm_name(arm: str) -> str:
     """Plain name of an arm id: ``responses_chained`` → "Responses (chained)"."""
-    base, _, replicate = arm.partition("#")
-    name = _ARM_NAMES.get(base, base)
-    return f"{name} replicate {replicate}" if replicate else name
+    return Arm.of(arm).label
 
 
 def _finite(x: float | None) -> bool:

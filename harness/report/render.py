@@ -22,6 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from harness import NOT_OPENAI_LABEL, __version__
+from harness.arms import Arm
 from harness.report import charts, fmt
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
@@ -128,6 +129,8 @@ def environment() -> Environment:
         duration=fmt.duration_s,
         basename=lambda p: str(p).replace("\\", "/").rsplit("/", 1)[-1],
     )
+    # ``{% if arm is replicate %}``: the template asks the arm type, never parses ids itself.
+    env.tests["replicate"] = lambda arm: Arm.of(arm).is_replicate
     return env
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from harness.arms import Arm
 from harness.report.fmt import arm_name, effect, interval, pct, ratio
 from harness.summary import ArmSummary, Comparison, Effect, ScenarioSummary, SimilarityStats
 
@@ -45,7 +46,7 @@ def headline_comparisons(sc: ScenarioSummary) -> list[tuple[str, Comparison]]:
     base = [
         (k, c)
         for k, c in sc.comparisons.items()
-        if not c.replicate and "#" not in c.a and "#" not in c.b
+        if not c.replicate and not Arm.of(c.a).is_replicate and not Arm.of(c.b).is_replicate
     ]
     vs_chat = [(k, c) for k, c in base if c.b == "chat"]
     return vs_chat or base

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.arms import Api, Arm
 from harness.errors import HarnessError, TranslationError
 from harness.scenario.load import (
     ImagePartSpec,
@@ -51,20 +52,6 @@ from harness.translate.request import (
     TextPart,
     ToolCall,
 )
-
-#: Prompts at least this long (in tokens) are eligible for OpenAI's prompt caching.
-CACHE_MIN_TOKENS = 1024
-
-Api = Literal["chat", "responses"]
-
-
-def arm_api(arm: str) -> Api:
-    """``chat``, ``chat#2`` → chat; ``responses``, ``responses_chained#3`` → responses."""
-    return "chat" if arm.partition("#")[0] == "chat" else "responses"
-
-
-def arm_chained(arm: str) -> bool:
-    return arm.partition("#")[0] == "responses_chained"
 
 
 def cache_nonce(seed: int, *parts: str | int) -> str:
@@ -242,7 +229,7 @@ def _conversation(
     warmup: bool,
     nonce: str | None,
 ) -> PlannedConversation:
-    chained = arm_chained(arm)
+    chained = Arm.parse(arm).chained
     params = scenario.params_for(prompt)
     # DESIGN §3: store false everywhere except the chained arm (validation rejects chained +
     # an explicit store: false).
@@ -287,7 +274,7 @@ def _conversation(
         scenario=scenario.name,
         prompt_id=prompt.id,
         arm=arm,
-        api=arm_api(arm),
+        api=Arm.parse(arm).api,
         chained=chained,
         repeat=repeat,
         warmup=warmup,

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.arms import Arm
 from harness.scenario.models import (
     GATE_KEY_RE,
     GATE_METRICS,
@@ -197,7 +198,7 @@ def _check_models(sc: Scenario) -> Iterable[Found]:
     from harness.translate.capabilities import model_info, unsupported_params
     from harness.translate.request import Params
 
-    apis = {"chat" if arm.startswith("chat") else "responses" for arm in sc.arms}
+    apis = {Arm.parse(arm).api for arm in sc.arms}
     for index, prompt in enumerate(sc.prompts):
         model = sc.model_for(prompt)
         model_at: Path_ = ("prompts", index, "model") if prompt.model else ("model",)
@@ -299,8 +300,9 @@ def check_meaning(sc: Scenario) -> list[Found]:
     for index, arm in enumerate(sc.arms):
         if arm in sc.arms[:index]:
             found.append((("arms", index), f"arm {arm} is listed twice", "list each arm once"))
-        base, _, replica = arm.partition("#")
-        if replica and base not in sc.arms:
+        parsed = Arm.parse(arm)
+        base = parsed.base
+        if parsed.is_replicate and base not in sc.arms:
             found.append(
                 (
                     ("arms", index),
@@ -316,7 +318,7 @@ def check_meaning(sc: Scenario) -> list[Found]:
                 "keep one: both are the leading instruction message",
             )
         )
-    if any(arm.partition("#")[0] == "responses_chained" for arm in sc.arms):
+    if any(Arm.parse(arm).chained for arm in sc.arms):
         fix = (
             "remove store: false (the chained arm sends store: true, the others store: "
             "false) or drop responses_chained from arms"

@@ -15,7 +15,7 @@ The format is documented in ``scenarios/README.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -23,8 +23,6 @@ from pydantic import ValidationError
 from harness.errors import ScenarioError
 from harness.scenario.check import Found, check_meaning, data_path, describe_error
 from harness.scenario.models import (
-    ARM_RE,
-    BASE_ARMS,
     GATE_METRICS,
     SCENARIO_VERSION,
     ImagePartSpec,
@@ -41,8 +39,6 @@ from harness.scenario.models import (
 from harness.scenario.yaml_safe import LoadedYaml, Problem, YamlProblem, format_path, load_yaml
 
 __all__ = [
-    "ARM_RE",
-    "BASE_ARMS",
     "GATE_METRICS",
     "SCENARIO_VERSION",
     "ImagePartSpec",
@@ -143,15 +139,17 @@ def _scenario_files(directory: Path) -> list[Path]:
     )
 
 
-def validate_paths(paths: Sequence[Path | str]) -> tuple[list[str], int]:
+def validate_paths(
+    paths: Sequence[Path | str], check: Callable[[Scenario], Iterable[str]] | None = None
+) -> tuple[list[str], int]:
     """Validate scenario files and directories (``*.yaml``/``*.yml`` below them).
 
     Returns ``(problems, files_checked)``; each problem is one line. A YAML file that another
-    checked scenario includes (e.g. a schema) is not checked as a scenario of its own. Valid
-    scenarios are also planned and translated once, so a request neither API accepts is caught.
+    checked scenario includes (e.g. a schema) is not checked as a scenario of its own. ``check``
+    adds the problems of each valid scenario that need more than this package: ``harness
+    validate`` passes :func:`harness.runner.plan.translation_problems`, so a request neither API
+    accepts is caught (the scenario package must not import the runner).
     """
-    from harness.runner.plan import translation_problems
-
     results: list[tuple[Path | None, list[str]]] = []
     included: set[Path] = set()
     for raw in paths:
@@ -182,8 +180,8 @@ def validate_paths(paths: Sequence[Path | str]) -> tuple[list[str], int]:
             scenario, found, read = _load(file)
             included.update(p.resolve() for p in read[1:])
             lines = [str(p) for p in sorted(found, key=_order)]
-            if scenario is not None:
-                lines.extend(translation_problems(scenario))
+            if scenario is not None and check is not None:
+                lines.extend(check(scenario))
             results.append((file, lines))
     problems: list[str] = []
     checked = 0

@@ -29,14 +29,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from harness.arms import Arm, ArmIdError
 from harness.scenario.yaml_safe import LoadedYaml, Location, Path_, show
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
 
 SCENARIO_VERSION = 1
-
-#: Base arm ids; an A/A replicate appends ``#2``, ``#3``… (``chat#2``).
-BASE_ARMS = ("chat", "responses", "responses_chained")
-ARM_RE = re.compile(r"^(chat|responses|responses_chained)(?:#([2-9]|[1-9][0-9]+))?$")
 
 #: Gate metrics and whether they apply to a comparison (``a_vs_b.metric``) or to one arm
 #: (``arm.metric``). The one list of gate metrics: :mod:`harness.gates.evaluate` computes these.
@@ -407,20 +404,11 @@ class SimilaritySpec(_Model):
 
 
 def _arm(value: str) -> str:
-    if ARM_RE.match(value):
-        return value
-    base, _, replica = value.partition("#")
-    if base in BASE_ARMS and replica == "1":
-        raise _problem(
-            f"arm {show(value)}: replicates start at #2 ({base} itself is #1)",
-            f"write {base} or {base}#2",
-        )
-    close = difflib.get_close_matches(base, BASE_ARMS, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]}? " if close else ""
-    raise _problem(
-        f"unknown arm {show(value)}",
-        f"{hint}use chat, responses, responses_chained, or an A/A replicate such as chat#2",
-    )
+    try:
+        Arm.parse(value, shown=show(value))
+    except ArmIdError as exc:
+        raise _problem(exc.message, exc.fix) from None
+    return value
 
 
 class Scenario(_Model):

@@ -50,6 +50,9 @@ def count_text_tokens(text: str, model: str) -> int:
 MESSAGE_OVERHEAD_TOKENS = 3
 REPLY_PRIMING_TOKENS = 3
 IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
+#: OpenAI caches prompts of at least this many input tokens (then hits come in 1,024 + 128·k).
+#: The planner estimates which prompts are eligible; the analysis counts eligible requests.
+CACHE_MIN_TOKENS = 1024
 
 
 def count_content_tokens(content: Any, model: str) -> int:

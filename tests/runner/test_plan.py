@@ -10,7 +10,6 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.runner.plan import (
-    CACHE_MIN_TOKENS,
     Plan,
     PlannedConversation,
     build_plan,
@@ -21,6 +20,7 @@ from harness.runner.plan import (
 )
 from harness.scenario.load import Scenario, load_scenario
 from harness.translate.request import ImagePart, Message, TextPart, ToolCall
+from harness.translate.tokens import CACHE_MIN_TOKENS
 
 # bpe-openai (harness.translate.tokens) loads its tables with a deprecated importlib.resources call.
 
@@ -291,7 +291,10 @@ def test_validate_reports_what_the_translator_rejects(
         monkeypatch.setattr(translate, f"to_{api}_kwargs", reject)
     path = tmp_path / "s.yaml"
     path.write_text(HEAD + "prompts:\n  - id: p\n    input: Hi\n")
-    assert validate_paths([path]) == ([f"{path.as_posix()}:5: {expected}"], 1)
+    assert validate_paths([path], check=translation_problems) == (
+        [f"{path.as_posix()}:5: {expected}"],
+        1,
+    )
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
