@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM, GateReport, GateResult, num
+from harness import fmt
+from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM, GateReport, GateResult
 
 if TYPE_CHECKING:
     from harness.report.junit import JUnitCase
@@ -56,7 +57,9 @@ def format_report(report: GateReport) -> str:
     """The text ``harness gate`` prints: one line per gate, then each failure explained."""
     head = f"gate {report.run_dir or report.run_id} — {report.target}"
     if report.baseline:
-        head += f" vs baseline {report.baseline}, tolerance +{num(report.regression_pct)} %"
+        head += (
+            f" vs baseline {report.baseline}, tolerance +{fmt.threshold(report.regression_pct)} %"
+        )
     out = [head]
     if report.results:
         width = max(len(f"{r.scenario}: {r.name}") for r in report.results)

@@ -21,9 +21,9 @@ from harness.analysis.analyze import (
     read_summary,
     write_summary,
 )
+from harness.fmt import DASH, arm_name, effect, num
 from harness.records import RunMeta, read_meta
 from harness.report import charts
-from harness.report.fmt import DASH, arm_name, effect
 from harness.report.markdown import cell
 from harness.report.render import REPORTS_DIR, _write, render_template
 from harness.report.verdict import (
@@ -124,8 +124,8 @@ def _sim(s: Summary, scenario: str, key: str) -> str:
         if sc.name == scenario and key in sc.comparisons:
             t = sc.comparisons[key].similarity.text
             if t is not None and t.mean is not None:
-                return f"{t.mean:.2f}" + (
-                    f" (floor {t.noise_floor:.2f})" if t.noise_floor is not None else ""
+                return num(t.mean) + (
+                    f" (floor {num(t.noise_floor)})" if t.noise_floor is not None else ""
                 )
     return DASH
 
