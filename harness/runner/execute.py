@@ -38,7 +38,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from harness import __version__
+from harness import __version__, fmt
 from harness.errors import HarnessError, TargetError, TranslationError
 from harness.records import (
     NOT_SENT,
@@ -521,7 +521,7 @@ def _budget_check(plans: Sequence[Plan], options: RunOptions, live: bool) -> Non
             )
         if estimate > options.max_cost_usd:
             raise TargetError(
-                f"estimated cost up to ${estimate:.4f} exceeds --max-cost-usd "
+                f"estimated cost up to {fmt.usd(estimate)} exceeds --max-cost-usd "
                 f"{options.max_cost_usd} — lower --repeats or raise the limit"
             )
 
@@ -885,7 +885,7 @@ def arm_table(run_dir: Path) -> Any:
         if not values:
             return "—"
         p50, p95 = np.percentile(values, [50, 95])
-        return f"{p50:.1f} / {p95:.1f}"
+        return f"{fmt.num(p50, 1)} / {fmt.num(p95, 1)}"
 
     for (scenario, arm), items in sorted(rows.items()):
         ok = [o for o in items if o.ok]
@@ -893,7 +893,7 @@ def arm_table(run_dir: Path) -> Any:
         warm = [o.ttft_ms for o in ok if not o.cold and o.ttft_ms is not None]
         inputs = sum(o.usage.input_tokens for o in ok if o.usage)
         cached = sum(o.usage.cached_tokens for o in ok if o.usage)
-        share = f"{cached / inputs:.1%}" if inputs else "—"
+        share = fmt.pct(cached / inputs, 1) if inputs else "—"
         table.add_row(
             scenario, arm, str(len(items)), str(len(items) - len(ok)), pcts(cold), pcts(warm), share
         )
