@@ -82,7 +82,7 @@ def test_reads_the_numbers(shadow):
     result.stdout.fnmatch_lines(
         [
             "*test_divergent_replies*",
-            "*FAIL equivalence: responses_vs_chat.similarity_mean_min ≥ 0.900",
+            "*FAIL equivalence: responses_vs_chat.similarity_mean_min ≥ 0.9",
             "*    measured: 0.* (mean over pairs, no interval)",
             "*    rule: the value is below 0.9 (decided on the point value)",
             "*    set in: *equivalence.yaml:*",

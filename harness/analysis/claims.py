@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from harness import fmt
 from harness.summary import Claim, ClaimUnit, Comparison, Effect, Interval, Verdict
 
 FIRST_REQUEST_QUOTE = "The Responses API typically requires 2-3x longer on the first request"
@@ -62,10 +63,6 @@ def _pick(comparisons: Mapping[str, Comparison]) -> tuple[str, Comparison] | Non
         if key in comparisons:
             return key, comparisons[key]
     return None
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:+.0f} %"
 
 
 CLAIMED_TEXT = {
@@ -140,7 +137,7 @@ def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
         note = "no cold requests measured in both arms"
     else:
         what = "time to first token" if name == "cold_ttft_ratio" else "total latency"
-        note = f"first (cold) request {what} on {c.a} is {e.value or 0.0:.2f}× {c.b}'s"
+        note = f"first (cold) request {what} on {c.a} is {fmt.ratio(e.value or 0.0)} {c.b}'s"
     return _claim(
         "first_request_slower",
         FIRST_REQUEST_QUOTE,
@@ -156,7 +153,8 @@ def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
 def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
     rel, delta = c.cache_hit_improvement, c.cache_hit_ratio_delta
     if rel is not None:
-        note = f"{c.a} cache hit ratio is {_pct(rel.value or 0.0)} relative to {c.b}'s"
+        change = fmt.pct(rel.value or 0.0, 1, sign=True)
+        note = f"{c.a} cache hit ratio is {change} relative to {c.b}'s"
         return _claim(
             "cache_utilization_better",
             CACHE_QUOTE,
@@ -184,7 +182,7 @@ def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
     else:
         note = (
             f"{c.b} cached nothing, so a relative improvement is undefined; {c.a} cached "
-            f"{(delta.value or 0.0) * 100:.1f} points more of its input"
+            f"{fmt.num((delta.value or 0.0) * 100, 1)} points more of its input"
         )
     return _claim(
         "cache_utilization_better",
@@ -206,10 +204,10 @@ def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
         note = "cost unknown (a model has no price: add it with --prices FILE)"
     else:
         change = "changes" if e.significant else "does not change significantly"
+        ci = (e.ci95[0] - 1.0, e.ci95[1] - 1.0) if e.ci95 else None
         note = (
             f"per-token prices are the same for one model; the bill {change}: "
-            f"{c.a} costs {_pct(e.value - 1.0)} per request vs {c.b}"
-            + (f" (95 % CI {_pct(e.ci95[0] - 1.0)} to {_pct(e.ci95[1] - 1.0)})" if e.ci95 else "")
+            f"{c.a} costs {fmt.estimate(e.value - 1.0, ci, 'pct')} per request vs {c.b}"
         )
     if c.cache_contaminated:
         note = f"{CONTAMINATED_NOTE}; the bill rests on those cache hits (measured: {note})"

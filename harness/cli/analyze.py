@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import fmt
 from harness.cli.common import positive_int
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from harness.cli.common import Subparsers
-    from harness.summary import Comparison, Effect, Summary
+    from harness.summary import Comparison, Summary
 
 __all__ = ["add_parser", "run", "summary_tables"]
 
@@ -72,12 +73,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_effect(e: Effect | None, digits: int = 2) -> str:
-    if e is None or e.value is None:
-        return "—"
-    return f"{e.value:.{digits}f}{'*' if e.significant else ''}"
-
-
 def summary_tables(summary: Summary) -> list[Table]:
     """Short rich tables: per scenario, each comparison's headline ratios and the claims."""
     from rich.table import Table
@@ -86,7 +81,7 @@ def summary_tables(summary: Summary) -> list[Table]:
     for sc in summary.scenarios:
         t = Table(
             title=f"{sc.name} — {summary.target_label}",
-            caption="ratios a/b; * = the 95 % CI excludes no change (intervals in summary.json)",
+            caption="ratios a/b with 95 % intervals; * = the interval excludes no change",
         )
         t.add_column("a vs b", no_wrap=True)
         comps = list(sc.comparisons.values())
@@ -97,20 +92,22 @@ def summary_tables(summary: Summary) -> list[Table]:
             text = c.similarity.text
             if text is None or text.mean is None:
                 return "—"
-            floor = f" ({text.noise_floor:.2f})" if text.noise_floor is not None else ""
-            return f"{text.mean:.2f}{floor}"
+            floor = f" ({fmt.num(text.noise_floor)})" if text.noise_floor is not None else ""
+            return f"{fmt.num(text.mean)}{floor}"
 
-        t.add_row("TTFT p50", *(_fmt_effect(c.ttft_p50_ratio) for c in comps))
-        t.add_row("cold TTFT", *(_fmt_effect(c.cold_ttft_ratio) for c in comps))
-        t.add_row("total p50", *(_fmt_effect(c.total_p50_ratio) for c in comps))
+        t.add_row("TTFT p50", *(fmt.effect(c.ttft_p50_ratio) for c in comps))
+        t.add_row("cold TTFT", *(fmt.effect(c.cold_ttft_ratio) for c in comps))
+        t.add_row("total p50", *(fmt.effect(c.total_p50_ratio) for c in comps))
         t.add_row(
             "cache hit Δ",
             *(
-                "contaminated" if c.cache_contaminated else _fmt_effect(c.cache_hit_ratio_delta)
+                "contaminated"
+                if c.cache_contaminated
+                else fmt.effect(c.cache_hit_ratio_delta, "points")
                 for c in comps
             ),
         )
-        t.add_row("cost", *(_fmt_effect(c.cost_ratio) for c in comps))
+        t.add_row("cost", *(fmt.effect(c.cost_ratio) for c in comps))
         t.add_row("text (A/A)", *(sim(c) for c in comps))
         tables.append(t)
         claims = Table(title=f"{sc.name} — migration guide claims")
@@ -118,12 +115,6 @@ def summary_tables(summary: Summary) -> list[Table]:
         for col in ("value (95 % CI)", "claimed", "verdict"):
             claims.add_column(col)
         for cl in sc.claims.values():
-            value = (
-                "—"
-                if cl.value is None
-                else f"{cl.value:.2f}"
-                + (f" ({cl.ci95[0]:.2f}–{cl.ci95[1]:.2f})" if cl.ci95 else "")
-            )
-            claims.add_row(cl.claim, f"{value} {cl.unit}", cl.claimed, cl.verdict)
+            claims.add_row(cl.claim, fmt.claim(cl), cl.claimed, cl.verdict)
         tables.append(claims)
     return tables

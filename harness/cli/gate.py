@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import fmt
+
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
     from harness.gates.evaluate import GateReport
@@ -132,13 +134,15 @@ def run(args: argparse.Namespace) -> int:
 
 def format_report(report: GateReport) -> str:
     """The text ``harness gate`` prints: one line per gate, then each failure explained."""
-    from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM, num
+    from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM
     from harness.gates.output import LABEL as _LABEL
     from harness.gates.output import explain
 
     head = f"gate {report.run_dir or report.run_id} — {report.target}"
     if report.baseline:
-        head += f" vs baseline {report.baseline}, tolerance +{num(report.regression_pct)} %"
+        head += (
+            f" vs baseline {report.baseline}, tolerance +{fmt.threshold(report.regression_pct)} %"
+        )
     out = [head]
     if report.results:
         width = max(len(f"{r.scenario}: {r.name}") for r in report.results)

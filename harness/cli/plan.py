@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import fmt
+
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
     from harness.runner.plan import Plan, PlannedRequest
@@ -104,7 +106,7 @@ def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float)
     need_all = repeats_for_power(effect, sigma_log, samples_per_repeat=per_repeat)
     need_cold = repeats_for_power(effect, sigma_log, samples_per_repeat=cold_per_repeat)
     return [
-        f"power: to detect a {effect:.0%} change of a p50 ratio at 95 % power (α 0.05), "
+        f"power: to detect a {fmt.pct(effect)} change of a p50 ratio at 95 % power (α 0.05), "
         f"assuming log-spread σ = {sigma_log:g}:",
         f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
         f"repeats ≥ {need_all} (scenario has {plan.repeats})",

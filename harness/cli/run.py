@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import fmt
 from harness.cli.common import positive_int
 
 if TYPE_CHECKING:
@@ -272,7 +273,7 @@ def arm_table(run_dir: Path) -> Table:
         if not values:
             return "—"
         p50, p95 = np.percentile(values, [50, 95])
-        return f"{p50:.1f} / {p95:.1f}"
+        return f"{fmt.num(p50, 1)} / {fmt.num(p95, 1)}"
 
     for (scenario, arm), items in sorted(rows.items()):
         ok = [o for o in items if o.ok]
@@ -280,7 +281,7 @@ def arm_table(run_dir: Path) -> Table:
         warm = [o.ttft_ms for o in ok if not o.cold and o.ttft_ms is not None]
         inputs = sum(o.usage.input_tokens for o in ok if o.usage)
         cached = sum(o.usage.cached_tokens for o in ok if o.usage)
-        share = f"{cached / inputs:.1%}" if inputs else "—"
+        share = fmt.pct(cached / inputs, 1) if inputs else "—"
         table.add_row(
             scenario, arm, str(len(items)), str(len(items) - len(ok)), pcts(cold), pcts(warm), share
         )

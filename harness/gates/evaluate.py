@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness import fmt
 from harness.errors import HarnessError
 from harness.gates.config import (
     Bound,
@@ -127,10 +128,9 @@ class GateResult(BaseModel):
         return self.status in FAILING
 
     def limit(self) -> str:
+        """The threshold as written in the gates file, with the unit of the measured value."""
         op = "≤" if self.bound == "max" else "≥"
-        if self.unit == "pct":
-            return f"{op} +{num(self.threshold)} %"
-        return f"{op} {_fmt(self.threshold, self.unit)}"
+        return f"{op} {_limit(self.threshold, self.unit)}"
 
 
 class GateReport(BaseModel):
@@ -167,36 +167,46 @@ class GateReport(BaseModel):
 # --- formatting --------------------------------------------------------------------------------
 
 
-def num(x: float) -> str:
-    """A threshold as written (1.5, 0.05, 10)."""
-    return f"{x:g}"
+#: Gate unit → fmt kind: one spelling with the report (``0.98× (0.70–1.17) *``).
+_KIND: dict[Unit, str] = {
+    "ratio": "ratio",
+    "ms": "ms",
+    "fraction": "share",
+    "points": "points",
+    "score": "num",
+    "pct": "pct",
+}
 
 
-def _fmt(x: float, unit: Unit) -> str:
+def _limit(x: float, unit: Unit) -> str:
+    """A threshold as written, in the unit the measured value is printed in."""
     if unit == "ms":
-        return f"{x:.1f} ms"
+        return f"{fmt.threshold(x)} ms"
     if unit == "fraction":
-        return f"{x * 100:.1f} %"
+        return f"{fmt.threshold(x * 100)} %"
     if unit == "points":
-        return f"{x:+.3f}"
+        return f"{fmt.threshold(x * 100)} pts"
     if unit == "pct":
-        return f"{x:+.1f} %"
-    return f"{x:.3f}"
+        return f"+{fmt.threshold(x)} %"
+    return fmt.threshold(x)
 
 
 def _measured(
-    value: float | None, ci: Interval | None, unit: Unit, *, no_interval: str | None = None
+    value: float | None,
+    ci: Interval | None,
+    unit: Unit,
+    *,
+    significant: bool = False,
+    no_interval: str | None = None,
 ) -> str:
     if value is None:
         return "unknown"
-    text = _fmt(value, unit)
-    if ci is not None:
-        return f"{text} (95 % CI {_fmt(ci[0], unit)} to {_fmt(ci[1], unit)})"
-    return f"{text} ({no_interval or 'no interval'})"
+    text = fmt.estimate(value, ci, _KIND[unit], significant=significant)
+    return text if ci is not None else f"{text} ({no_interval or 'no interval'})"
 
 
 def _lat(stats: LatencyStats | None) -> str:
-    return "—" if stats is None else f"{stats.p50:.1f} ms (n={stats.n})"
+    return "—" if stats is None else f"{fmt.ms(stats.p50)} (n={stats.n})"
 
 
 # --- threshold gates ---------------------------------------------------------------------------
@@ -210,6 +220,7 @@ class _Measure:
     context: str | None = None
     no_interval: str | None = None
     unknown: str | None = None
+    significant: bool = False
 
 
 def _invert(effect: Effect | None, kind: Literal["ratio", "delta"]) -> Effect | None:
@@ -265,12 +276,12 @@ def wilson_interval(errors: int, n: int) -> Interval:
 def _cost(arm: ArmSummary) -> str:
     if arm.cost_usd is None or arm.cost_usd.per_request_usd.value is None:
         return "unknown"
-    return f"${arm.cost_usd.per_request_usd.value:.6f}/request"
+    return f"{fmt.usd(arm.cost_usd.per_request_usd.value)}/request"
 
 
 def _hit(arm: ArmSummary) -> str:
     v = arm.cache_hit_ratio.value if arm.cache_hit_ratio else None
-    return "—" if v is None else f"{v:.3f}"
+    return "—" if v is None else fmt.pct(v, 1)
 
 
 def _why_unknown(metric: str, arms: Sequence[ArmSummary]) -> str:
@@ -314,11 +325,11 @@ def _similarity(comp: Comparison) -> _Measure:
     kind, worst = min(kinds, key=lambda k: k[1].mean or 0.0)
     assert worst.mean is not None
     floor = (
-        f"; A/A noise floor {worst.noise_floor:.3f} ({worst.noise_floor_from})"
+        f"; A/A noise floor {fmt.num(worst.noise_floor)} ({worst.noise_floor_from})"
         if worst.noise_floor is not None
         else "; no A/A arm for a noise floor"
     )
-    others = ", ".join(f"{k} {s.mean:.3f}" for k, s in kinds if k != kind)
+    others = ", ".join(f"{k} {fmt.num(s.mean)}" for k, s in kinds if k != kind)
     return _Measure(
         worst.mean,
         None,
@@ -348,7 +359,7 @@ def _measure_pair(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
             la.p95 / lb.p95,
             None,
             "ratio",
-            context=f"{a} p95 {la.p95:.1f} ms vs {b} {lb.p95:.1f} ms",
+            context=f"{a} p95 {fmt.ms(la.p95)} vs {b} {fmt.ms(lb.p95)}",
             no_interval="point estimate; no interval for p95 ratios",
         )
     comp, flipped = _comparison(sc, a, b)
@@ -383,6 +394,7 @@ def _measure_pair(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
         unit,
         context=f"{context}; {eff.n_pairs} pairs",
         no_interval="no interval (too few pairs)",
+        significant=bool(eff.significant),
     )
 
 
@@ -420,29 +432,30 @@ def _measure_arm(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
             stats.p95,
             None,
             "ms",
-            context=f"n={stats.n}, p50 {stats.p50:.1f} ms",
+            context=f"n={stats.n}, p50 {fmt.ms(stats.p50)}",
             no_interval="point estimate; no interval for p95",
         )
-    return _Measure(stats.p50, stats.ci95, "ms", context=f"n={stats.n}, p95 {stats.p95:.1f} ms")
+    return _Measure(stats.p50, stats.ci95, "ms", context=f"n={stats.n}, p95 {fmt.ms(stats.p95)}")
 
 
 def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) -> tuple[Status, str]:
     """The threshold rule: fail only when the interval is wholly on the wrong side."""
     op, worse = ("≤", "above") if bound == "max" else ("≥", "below")
+    limit = fmt.threshold(threshold)
     if ci is None:
         bad = value > threshold if bound == "max" else value < threshold
         return (
-            ("fail", f"the value is {worse} {num(threshold)} (decided on the point value)")
+            ("fail", f"the value is {worse} {limit} (decided on the point value)")
             if bad
-            else ("pass", f"the value is {op} {num(threshold)} (point value)")
+            else ("pass", f"the value is {op} {limit} (point value)")
         )
     lo, hi = ci
     if (bound == "max" and lo > threshold) or (bound == "min" and hi < threshold):
-        return "fail", f"the whole 95 % interval is {worse} {num(threshold)}: significantly worse"
+        return "fail", f"the whole 95 % interval is {worse} {limit}: significantly worse"
     if (bound == "max" and hi <= threshold) or (bound == "min" and lo >= threshold):
-        return "pass", f"the whole 95 % interval is {op} {num(threshold)}"
+        return "pass", f"the whole 95 % interval is {op} {limit}"
     return "inconclusive", (
-        f"the 95 % interval straddles {num(threshold)}: not significantly "
+        f"the 95 % interval straddles {limit}: not significantly "
         "worse (passes); more repeats would settle it"
     )
 
@@ -484,7 +497,9 @@ def _threshold_result(sc: ScenarioSummary, spec: GateSpec) -> GateResult:
         status=status,
         value=m.value,
         ci95=m.ci,
-        measured=_measured(m.value, m.ci, m.unit, no_interval=m.no_interval),
+        measured=_measured(
+            m.value, m.ci, m.unit, significant=m.significant, no_interval=m.no_interval
+        ),
         rule=rule,
         fix=fix,
     )
@@ -609,7 +624,7 @@ def _regression_result(
         unit="pct",
         context=context,
     )
-    limit = f"+{num(pct)} %"
+    limit = f"+{fmt.threshold(pct)} %"
     if value is None:
         if not in_baseline and in_run:
             return GateResult(
@@ -637,7 +652,13 @@ def _regression_result(
         )
     v100 = value * 100
     ci100 = (ci[0] * 100, ci[1] * 100) if ci else None
-    measured = _measured(v100, ci100, "pct", no_interval="compared from summaries: no interval")
+    measured = _measured(
+        value,
+        ci,
+        "pct",
+        significant=ci is not None and (ci[0] > 0 or ci[1] < 0),
+        no_interval="compared from summaries: no interval",
+    )
     over = v100 > pct
     significant = ci100 is not None and ci100[0] > 0
     accept = (

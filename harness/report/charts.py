@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from harness.arms import Arm
-from harness.report.fmt import usd
+from harness.fmt import num, pct, usd
 from harness.summary import ArmSummary, Comparison
 
 #: Chart width in inches (96 px each): two charts side by side at about 1:1 scale.
@@ -202,7 +202,7 @@ def cache_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | 
         for x, c, i in zip(xs, cached, inputs, strict=True):
             if i:
                 ax.annotate(
-                    f"{c / i:.0%}",
+                    pct(c / i),
                     (x, i),
                     ha="center",
                     va="bottom",
@@ -317,7 +317,7 @@ def similarity_chart(
         if floor is not None and not replicate:
             ax.plot([floor, floor], [y - 0.38, y + 0.38], color=_COLD, linewidth=2.2)
         ax.annotate(
-            f"{mean:.2f}",
+            num(mean),
             (mean, y),
             va="center",
             fontsize=8,

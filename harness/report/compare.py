@@ -14,9 +14,9 @@ from pathlib import Path
 from markupsafe import Markup
 
 from harness.analysis.analyze import analyze_run, compare_runs
+from harness.fmt import DASH, arm_name, effect, num
 from harness.records import RunMeta
 from harness.report import charts
-from harness.report.fmt import DASH, arm_name, effect
 from harness.report.markdown import cell
 from harness.report.render import REPORTS_DIR, _write, render_template
 from harness.report.verdict import (
@@ -118,8 +118,8 @@ def _sim(s: Summary, scenario: str, key: str) -> str:
         if sc.name == scenario and key in sc.comparisons:
             t = sc.comparisons[key].similarity.text
             if t is not None and t.mean is not None:
-                return f"{t.mean:.2f}" + (
-                    f" (floor {t.noise_floor:.2f})" if t.noise_floor is not None else ""
+                return num(t.mean) + (
+                    f" (floor {num(t.noise_floor)})" if t.noise_floor is not None else ""
                 )
     return DASH
 

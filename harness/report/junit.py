@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.report.fmt import effect, pct
+from harness.fmt import effect, num, pct
 from harness.report.verdict import findings
 from harness.summary import Comparison, ScenarioSummary, Summary
 
@@ -46,8 +46,8 @@ def _details(c: Comparison, s: ScenarioSummary) -> str:
     lines.append(f"cache hit difference: {effect(c.cache_hit_ratio_delta, 'points')}")
     text = c.similarity.text
     if text is not None and text.mean is not None:
-        floor = f", A/A noise floor {text.noise_floor:.2f}" if text.noise_floor is not None else ""
-        lines.append(f"text similarity: mean {text.mean:.2f}, min {text.min or 0.0:.2f}{floor}")
+        floor = f", A/A noise floor {num(text.noise_floor)}" if text.noise_floor is not None else ""
+        lines.append(f"text similarity: mean {num(text.mean)}, min {num(text.min or 0.0)}{floor}")
     for arm in (c.a, c.b):
         x = s.arms.get(arm)
         if x is not None:

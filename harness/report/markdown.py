@@ -3,12 +3,14 @@ short enough for a PR comment or ``$GITHUB_STEP_SUMMARY``. No model output is in
 
 from __future__ import annotations
 
+import re
+
 from harness import NOT_OPENAI_LABEL
+from harness.fmt import DASH, arm_name, claim, effect, interval, ms, num, pct, usd
+from harness.fmt import when as fmt_when
 from harness.records import RunMeta
-from harness.report.fmt import DASH, arm_name, effect, ms, pct, usd
-from harness.report.fmt import when as fmt_when
 from harness.report.verdict import findings, headline_comparisons, sentence
-from harness.summary import Claim, LatencyStats, Summary
+from harness.summary import LatencyStats, Summary
 
 _MARK = {
     "better": "✅ better",
@@ -24,10 +26,15 @@ _CLAIM = {
 }
 
 
+#: A ``<`` that could open an HTML tag, comment or autolink; a lone ``<`` (``< 1 (cheaper)``) is
+#: plain text in GitHub Markdown and stays readable in the raw file (it was ``&lt; 1``).
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def cell(text: object) -> str:
     """Text safe inside a table cell: no pipes, no HTML, one line."""
     s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-    return s.replace("<", "&lt;").replace(">", "&gt;")
+    return _TAG_OPEN.sub("&lt;", s)
 
 
 def _row(*cells: object) -> str:
@@ -37,23 +44,8 @@ def _row(*cells: object) -> str:
 def _lat(stats: LatencyStats | None) -> str:
     if stats is None:
         return DASH
-    ci = f" ({stats.ci95[0]:.0f}–{stats.ci95[1]:.0f})" if stats.ci95 else ""
+    ci = f" ({interval(stats.ci95, 'ms')})" if stats.ci95 else ""
     return f"{ms(stats.p50)}{ci}"
-
-
-def _claim_value(c: Claim) -> str:
-    if c.value is None:
-        return DASH
-    if c.unit == "ratio":
-        text = f"{c.value:.2f}×"
-        ci = f" ({c.ci95[0]:.2f}–{c.ci95[1]:.2f})" if c.ci95 else ""
-    elif c.unit == "relative":
-        text = pct(c.value, 0, sign=True)
-        ci = f" ({pct(c.ci95[0])}–{pct(c.ci95[1])})" if c.ci95 else ""
-    else:
-        text = f"{c.value:+.1f} points"
-        ci = f" ({c.ci95[0]:.1f}–{c.ci95[1]:.1f})" if c.ci95 else ""
-    return text + ci
 
 
 def summary_markdown(
@@ -135,8 +127,8 @@ def summary_markdown(
             text = c.similarity.text
             sim = DASH
             if text is not None and text.mean is not None:
-                sim = f"{text.mean:.2f}" + (
-                    f" ({text.noise_floor:.2f})" if text.noise_floor is not None else ""
+                sim = num(text.mean) + (
+                    f" ({num(text.noise_floor)})" if text.noise_floor is not None else ""
                 )
             label = f"{arm_name(c.a)} vs {arm_name(c.b)}" + (" (A/A)" if c.replicate else "")
             out.append(
@@ -159,7 +151,7 @@ def summary_markdown(
                 "|---|---|--:|---|",
             ]
             out += [
-                _row(c.claim.replace("_", " "), c.claimed, _claim_value(c), _CLAIM[c.verdict])
+                _row(c.claim.replace("_", " "), c.claimed, claim(c), _CLAIM[c.verdict])
                 for c in s.claims.values()
             ]
         out.append("")

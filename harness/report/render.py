@@ -21,9 +21,9 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from harness import NOT_OPENAI_LABEL, __version__
+from harness import NOT_OPENAI_LABEL, __version__, fmt
 from harness.arms import Arm
-from harness.report import charts, fmt
+from harness.report import charts
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
 from harness.report.verdict import Finding, findings, headline_comparisons, sentence
@@ -124,6 +124,7 @@ def environment() -> Environment:
         num=fmt.num,
         interval=fmt.interval,
         effect=fmt.effect,
+        claim=fmt.claim,
         arm_name=fmt.arm_name,
         when=fmt.when,
         duration=fmt.duration_s,
@@ -197,9 +198,9 @@ def _attempt_text(extra: RowExtra) -> list[str]:
     for a in extra.attempts:
         part = f"{a.status if a.status is not None else 'no status'} {a.error_type or 'ok'}"
         if a.retry_after_ms is not None:
-            part += f" (retry-after {a.retry_after_ms:.0f} ms)"
+            part += f" (retry-after {fmt.ms(a.retry_after_ms)})"
         if a.waited_ms:
-            part += f", waited {a.waited_ms:.0f} ms"
+            part += f", waited {fmt.ms(a.waited_ms)}"
         out.append(part)
     return out
 

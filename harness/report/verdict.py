@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from harness.arms import Arm
-from harness.report.fmt import arm_name, effect, interval, pct, ratio
+from harness.fmt import arm_name, effect, interval, num, pct, ratio
 from harness.summary import ArmSummary, Comparison, Effect, ScenarioSummary, SimilarityStats
 
 Kind = Literal["better", "worse", "same", "unclear", "unknown"]
@@ -55,10 +55,10 @@ def headline_comparisons(sc: ScenarioSummary) -> list[tuple[str, Comparison]]:
 def _size(v: float, lower: str, higher: str) -> str:
     digits = 1 if abs(v - 1) < 0.01 else 0
     if v < 1:
-        return f"{(1 - v) * 100:.{digits}f} % {lower}"
+        return f"{pct(1 - v, digits)} {lower}"
     if v >= 2:
-        return f"{v:.1f}× {higher}"
-    return f"{(v - 1) * 100:.{digits}f} % {higher}"
+        return f"{num(v, 1)}× {higher}"
+    return f"{pct(v - 1, digits)} {higher}"
 
 
 def _short(e: Effect | None, kind: str = "ratio") -> str:
@@ -102,7 +102,7 @@ def _ratio_finding(
     if kind in ("better", "worse"):
         headline = f"{a} is {_size(e.value, lower, higher)}"
     elif kind == "same":
-        headline = f"No meaningful difference (within ±{margin * 100:.0f} %)"
+        headline = f"No meaningful difference (within ±{pct(margin)})"
         if e.significant:
             detail += "; significant, but smaller than the margin"
     else:
@@ -117,7 +117,7 @@ def _power_hint(c: Comparison, metric: str) -> str:
         return ""
     return (
         f"; about {p.repeats_needed:,} repeats per prompt would detect a "
-        f"{p.effect * 100:.0f} % difference (this run: {p.repeats})"
+        f"{pct(p.effect)} difference (this run: {p.repeats})"
     )
 
 
@@ -179,7 +179,7 @@ def cost_finding(c: Comparison) -> Finding:
         "Cost", "mean cost per request", c, e, COST_MARGIN, "cheaper", "more expensive"
     )
     if f.kind == "same":
-        f = replace(f, headline=f"Costs the same (within ±{COST_MARGIN * 100:.0f} %)")
+        f = replace(f, headline=f"Costs the same (within ±{pct(COST_MARGIN)})")
     return f
 
 
@@ -221,9 +221,13 @@ def _cache_finding(c: Comparison, arms: dict[str, ArmSummary]) -> Finding:
             "Caching", "same", "Caches the same share of input (within ±2 points)", detail
         )
     if d.ci95 is not None and d.ci95[0] > 0:
-        return Finding("Caching", "better", f"{a} caches {d.value * 100:.1f} points more", detail)
+        return Finding(
+            "Caching", "better", f"{a} caches {num(d.value * 100, 1)} points more", detail
+        )
     if d.ci95 is not None and d.ci95[1] < 0:
-        return Finding("Caching", "worse", f"{a} caches {-d.value * 100:.1f} points less", detail)
+        return Finding(
+            "Caching", "worse", f"{a} caches {num(-d.value * 100, 1)} points less", detail
+        )
     return Finding("Caching", "unclear", "Too close to call", detail)
 
 
@@ -251,15 +255,17 @@ def output_finding(c: Comparison) -> Finding:
     parts = []
     below = []
     for name, st in kinds:
-        floor = f", A/A floor {st.noise_floor:.2f}" if st.noise_floor is not None else ""
-        parts.append(f"{name} similarity {st.mean or 0.0:.2f} (lowest {st.min or 0.0:.2f}{floor})")
+        floor = f", A/A floor {num(st.noise_floor)}" if st.noise_floor is not None else ""
+        parts.append(
+            f"{name} similarity {num(st.mean or 0.0)} (lowest {num(st.min or 0.0)}{floor})"
+        )
         gap = st.below_noise_floor
         if gap is not None and gap.significant and (gap.value or 0.0) > 0:
             below.append(f"{name} {effect(gap, 'num')} below the floor")
     detail = "; ".join(parts)
     name, low = min(kinds, key=lambda k: k[1].mean or 0.0)
-    short = f"{name} {low.mean or 0.0:.2f}" + (
-        f" (floor {low.noise_floor:.2f})" if low.noise_floor is not None else ""
+    short = f"{name} {num(low.mean or 0.0)}" + (
+        f" (floor {num(low.noise_floor)})" if low.noise_floor is not None else ""
     )
     floors = {st.noise_floor_from for _, st in kinds if st.noise_floor_from}
     if floors:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx2
 import openai
 
-from harness import __version__
+from harness import __version__, fmt
 from harness.errors import HarnessError, TargetError, TranslationError
 from harness.records import (
     NOT_SENT,
@@ -522,7 +522,7 @@ def _budget_check(plans: Sequence[Plan], options: RunOptions, live: bool) -> Non
             )
         if estimate > options.max_cost_usd:
             raise TargetError(
-                f"estimated cost up to ${estimate:.4f} exceeds --max-cost-usd "
+                f"estimated cost up to {fmt.usd(estimate)} exceeds --max-cost-usd "
                 f"{options.max_cost_usd} — lower --repeats or raise the limit"
             )
 

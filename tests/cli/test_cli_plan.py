@@ -125,7 +125,7 @@ def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]
     assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "10%"]) == 0
     need = required_samples(0.10, 0.3)
     assert capsys.readouterr().out.splitlines()[-4:] == [
-        "power: to detect a 10% change of a p50 ratio at 95 % power (α 0.05), "
+        "power: to detect a 10 % change of a p50 ratio at 95 % power (α 0.05), "
         "assuming log-spread σ = 0.3:",
         "  TTFT/total p50 over all turns (4 samples per arm per repeat): "
         f"repeats ≥ {-(-need // 4)} (scenario has 5)",

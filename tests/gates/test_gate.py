@@ -170,9 +170,10 @@ def test_threshold_gates_fail_pass_and_explain() -> None:
     assert report.exit_code == 1
     ttft = next(r for r in report.results if r.key == "responses_vs_chat.ttft_p50_ratio_max")
     lines = explain(ttft)
-    assert lines[0] == "FAIL synthetic: responses_vs_chat.ttft_p50_ratio_max ≤ 1.500"
-    assert lines[1].startswith("    measured: 2.") and "95 % CI" in lines[1]
-    assert "responses p50" in lines[2] and "vs chat" in lines[2]
+    assert lines[0] == "FAIL synthetic: responses_vs_chat.ttft_p50_ratio_max ≤ 1.5"
+    # the report's spelling of an effect (harness.fmt), significance mark included
+    assert lines[1] == "    measured: 2.02× (1.87–2.17) *"
+    assert lines[2] == "    responses p50 738 ms (n=180) vs chat 365 ms (n=180); 180 pairs"
     assert "whole 95 % interval is above 1.5" in lines[3]
     assert lines[4] == "    set in: gates.yaml:3"
     assert len(lines) <= 6  # one screen per failing gate
@@ -180,6 +181,11 @@ def test_threshold_gates_fail_pass_and_explain() -> None:
     assert inverted.value is not None and inverted.value < 0.7
     text = format_report(report)
     assert text.splitlines()[-1].startswith("FAILED: 2 gate(s) failed")
+    assert text.splitlines()[2] == (
+        "PASS         synthetic: chat.error_rate_max                    0.0 % (0.0–2.1 %)  ≤ 50 %"
+    )
+    sim = next(r for r in report.results if r.key.endswith("similarity_mean_min"))
+    assert sim.measured == "0.50 (mean over pairs, no interval)" and sim.limit() == "≥ 0.9"
     assert "decided on the point value" in text  # similarity has no interval
 
 
@@ -543,7 +549,7 @@ def test_run_with_gate(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "FAIL gatecheck: responses_vs_chat.similarity_mean_min ≥ 0.900" in bad.stdout
+    assert "FAIL gatecheck: responses_vs_chat.similarity_mean_min ≥ 0.9\n" in bad.stdout
     assert f"set in: {tmp_path / 's.yaml'}:" in bad.stdout or "set in: s.yaml:" in bad.stdout
     good = _harness(
         "run",
