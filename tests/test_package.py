@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -38,6 +39,13 @@ def test_every_public_name_resolves_to_its_definition(name: str) -> None:
     value = getattr(harness, name)
     assert value.__module__.startswith("harness.")
     assert name in dir(harness)
+
+
+@pytest.mark.parametrize("package", ["harness.shadow", "harness.cassettes"])
+def test_every_name_a_subpackage_re_exports_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
 
 
 def test_unknown_names_raise_attribute_error() -> None:

@@ -28,15 +28,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from harness.shadow.client import (
-        AsyncShadowClient,
-        Redactor,
-        ShadowClient,
-        sample_point,
-        shadow_target,
-    )
+    from harness.shadow.client import AsyncShadowClient, ShadowClient, sample_point, shadow_target
     from harness.shadow.config import ShadowConfig, ShadowStats, ShadowTarget
-    from harness.shadow.store import MergeResult, drop_text, keep_text, merge_shards, redact_text
+    from harness.shadow.store import (
+        MergeResult,
+        Redactor,
+        drop_text,
+        keep_text,
+        merge_shards,
+        redact_text,
+    )
     from harness.translate.from_chat import neutral_from_chat_kwargs, shadow_responses_kwargs
 
 __getattr__, __dir__ = lazy_exports(
@@ -44,7 +45,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "AsyncShadowClient": "harness.shadow.client",
         "MergeResult": "harness.shadow.store",
-        "Redactor": "harness.shadow.client",
+        "Redactor": "harness.shadow.store",
         "ShadowClient": "harness.shadow.client",
         "ShadowConfig": "harness.shadow.config",
         "ShadowStats": "harness.shadow.config",

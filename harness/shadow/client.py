@@ -53,32 +53,11 @@ from harness.shadow.engine import ShadowConfig, ShadowEngine, ShadowStats, Shado
 from harness.shadow.sidecar import Sidecar, in_sidecar
 from harness.shadow.store import (
     MergeResult,
-    Redactor,
-    drop_text,
-    keep_text,
     merge_shards,
-    redact_text,
 )
-from harness.translate.from_chat import neutral_from_chat_kwargs, shadow_responses_kwargs
 from harness.transport.wire import CURRENT_RECORDER, WireRecorder
 
-__all__ = [
-    "AsyncShadowClient",
-    "MergeResult",
-    "Redactor",
-    "ShadowClient",
-    "ShadowConfig",
-    "ShadowStats",
-    "ShadowTarget",
-    "drop_text",
-    "keep_text",
-    "merge_shards",
-    "neutral_from_chat_kwargs",
-    "redact_text",
-    "sample_point",
-    "shadow_responses_kwargs",
-    "shadow_target",
-]
+__all__ = ["AsyncShadowClient", "ShadowClient", "sample_point", "shadow_target"]
 
 Route = Literal["shadow", "canary"] | None
 _log = logging.getLogger("harness.shadow")

@@ -37,9 +37,7 @@ from harness.cli.app import main
 from harness.emulator.server import EmulatorThread
 from harness.errors import TranslationError
 from harness.rundir import read_meta, read_observations
-from harness.shadow.canary import CanaryCall, CanaryStreamError, ChunkTranslator, _chunks_sync
-from harness.shadow.capture import Capture
-from harness.shadow.client import (
+from harness.shadow import (
     AsyncShadowClient,
     ShadowClient,
     drop_text,
@@ -49,6 +47,8 @@ from harness.shadow.client import (
     sample_point,
     shadow_responses_kwargs,
 )
+from harness.shadow.canary import CanaryCall, CanaryStreamError, ChunkTranslator, _chunks_sync
+from harness.shadow.capture import Capture
 from harness.shadow.store import shard_paths
 
 MODEL = "gpt-4.1-mini"
