@@ -16,7 +16,7 @@ import pytest
 from harness.analysis.analyze import analyze_run, analyze_table, load_table
 from harness.cli.app import main
 from harness.runner.execute import RunOptions, run
-from harness.shadow.client import ShadowClient, keep_text
+from harness.shadow import ShadowClient, keep_text
 from harness.summary import Claim
 
 SYSTEM = " ".join(

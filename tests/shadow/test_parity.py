@@ -28,7 +28,7 @@ import pytest
 
 from harness.emulator.server import EmulatorThread
 from harness.rundir import read_observations
-from harness.shadow.client import AsyncShadowClient, ShadowClient, merge_shards
+from harness.shadow import AsyncShadowClient, ShadowClient, merge_shards
 
 MODEL = "gpt-4.1-mini"
 CREATED = 1_700_000_000

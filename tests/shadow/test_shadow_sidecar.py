@@ -32,8 +32,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 import harness.shadow.sidecar as sidecar
 from harness.emulator.server import EmulatorThread
 from harness.rundir import read_observations
+from harness.shadow import ShadowClient, ShadowConfig, merge_shards, shadow_target
 from harness.shadow.capture import Capture, CapturedError, compact, read_capture
-from harness.shadow.client import ShadowClient, ShadowConfig, merge_shards, shadow_target
 from harness.transport.wire import WireRecorder
 
 MODEL = "gpt-4.1-mini"
