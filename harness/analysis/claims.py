@@ -115,7 +115,8 @@ def _claim(
     )
 
 
-def _cache_contaminated(profile: str | None) -> Claim:
+def _cache_unmeasured(note: str, profile: str | None, *, contaminated: bool = False) -> Claim:
+    """The caching claim with no value: nothing to measure, or a cache others may have warmed."""
     return _claim(
         "cache_utilization_better",
         CACHE_QUOTE,
@@ -123,9 +124,9 @@ def _cache_contaminated(profile: str | None) -> Claim:
         "relative",
         None,
         (0.40, 0.80),
-        CONTAMINATED_NOTE,
+        note,
         profile,
-        contaminated=True,
+        contaminated=contaminated,
     )
 
 
@@ -166,16 +167,7 @@ def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
             profile,
         )
     if delta is None:
-        return _claim(
-            "cache_utilization_better",
-            CACHE_QUOTE,
-            None,
-            "relative",
-            None,
-            (0.40, 0.80),
-            "no token usage reported by both arms",
-            profile,
-        )
+        return _cache_unmeasured("no token usage reported by both arms", profile)
     # Chat cached nothing: a relative improvement is undefined, report absolute points.
     if (delta.value or 0.0) == 0.0:
         note = "neither arm had a cache hit (prompts under 1,024 tokens, or caching off)"
@@ -253,7 +245,7 @@ def evaluate_claims(
     return {
         "first_request_slower": _first_request(key, c, emulator_profile),
         "cache_utilization_better": (
-            _cache_contaminated(emulator_profile)
+            _cache_unmeasured(CONTAMINATED_NOTE, emulator_profile, contaminated=True)
             if c.cache_contaminated
             else _cache(key, c, emulator_profile)
         ),

@@ -52,7 +52,8 @@ TOKENS = (
     "reasoning_tokens",
 )
 
-_FIELDS = (
+#: the text columns; _FIELDS starts with them, so a new one is also read from each record
+_STRING_FIELDS = (
     "run_id",
     "scenario",
     "prompt_id",
@@ -63,6 +64,9 @@ _FIELDS = (
     "finish",
     "error_type",
     "output_text",
+)
+_FIELDS = (
+    *_STRING_FIELDS,
     "tool_calls",
     "turn",
     "repeat",
@@ -77,18 +81,6 @@ _REQUIRED = frozenset(
     {"run_id", "scenario", "prompt_id", "arm", "api", "model", "turn", "repeat", "cold"}
 )
 _DEFAULTS: dict[str, Any] = {"order": 0, "warmup": False, "ok": False, "tool_calls": []}
-_STRING_FIELDS = (
-    "run_id",
-    "scenario",
-    "prompt_id",
-    "arm",
-    "api",
-    "model",
-    "service_tier",
-    "finish",
-    "error_type",
-    "output_text",
-)
 _GET_FIELDS = itemgetter(*_FIELDS)
 _GET_TOKENS = itemgetter(*TOKENS)
 _NO_TOKENS = (0,) * len(TOKENS)

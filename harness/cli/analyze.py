@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import positive_int
+from harness.cli.common import add_run_dir, positive_int
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -28,7 +28,7 @@ def add_parser(sub: Subparsers) -> None:
         "floor, and the migration guide's claims. Writes RUN_DIR/summary.json, prints its path "
         "and a short table. Exit 0, or 2 for bad input.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(p)
     p.add_argument(
         "--prices",
         type=Path,

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.common import add_run_dir
+
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
 
@@ -27,7 +29,7 @@ def add_parser(sub: Subparsers) -> None:
         description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
         "name); prints its path. Exit 0, or 2 for bad input.",
     )
-    save.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(save)
     save.add_argument("--name", required=True, help="baseline name, e.g. main")
     save.add_argument(
         "--baselines",

@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
-__all__ = ["err", "positive_int", "require_run_dir"]
+__all__ = ["add_run_dir", "err", "positive_int", "require_run_dir"]
+
+
+def add_run_dir(parser: argparse.ArgumentParser) -> None:
+    """The ``RUN_DIR`` positional, spelt once for every command that works on one run."""
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
 
 def err(message: str) -> None:

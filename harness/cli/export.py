@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.common import add_run_dir
+
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
 
@@ -26,7 +28,7 @@ def add_parser(sub: Subparsers) -> None:
         "scenario × arm × latency, rounds = requests, seconds), for 'pytest-benchmark "
         "compare'. Exit 0, or 2 for bad input.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--out", type=Path, metavar="FILE", help="write this file")
     where.add_argument(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
+from harness.cli.common import add_run_dir
 
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
@@ -35,7 +36,7 @@ def add_parser(sub: Subparsers) -> None:
         "writes the step summary. Exit 0 pass, 1 a gate failed, 2 bad input (e.g. no such "
         "baseline). See docs/ci.md.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(p)
     p.add_argument(
         "--baseline",
         default=None,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.common import positive_int, require_run_dir
+from harness.cli.common import add_run_dir, positive_int, require_run_dir
 
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
@@ -24,7 +24,7 @@ def add_parser(sub: Subparsers) -> None:
         "comparison). Never sends a request; analyses the run first if it has no summary.json. "
         "Prints the three paths. Exit 0, or 2 for bad input.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(p)
     p.add_argument(
         "--out",
         type=Path,

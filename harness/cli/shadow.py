@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.common import require_run_dir
+from harness.cli.common import add_run_dir, require_run_dir
 
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
@@ -26,7 +25,7 @@ def add_parser(sub: Subparsers) -> None:
     )
     actions = p.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
     merge = actions.add_parser("merge", help="merge shard files into observations.jsonl")
-    merge.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(merge)
     merge.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
     merge.set_defaults(handler=run)
 

@@ -22,22 +22,20 @@ from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
     Segment,
-    ToolSpec,
-    format_segment,
     leading_instructions,
-    tool_segment,
+    prompt_prefix,
 )
 from harness.emulator.validate import (
     cache_ttl,
     check_keys,
-    function_tool,
     json_schema_format,
     model_of,
     opt_bool,
     opt_int,
     sampling,
+    stream_of,
     text_of_parts,
-    tool_choice,
+    tools_of,
     type_error,
 )
 from harness.translate.tokens import IMAGE_TOKENS
@@ -148,26 +146,11 @@ def parse(body: dict[str, Any]) -> GenRequest:
         raise not_emulated("Audio output", param="audio")
     if body.get("web_search_options") is not None:
         raise not_emulated("Web search", param="web_search_options")
-    stream = opt_bool(body, "stream", False)
+    stream = stream_of(body)
     options = body.get("stream_options")
-    if options is not None and not stream:
-        raise invalid(
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            param="stream_options",
-        )
-    raw_tools = body.get("tools") or []
-    if not isinstance(raw_tools, list):
-        raise type_error("tools", "an array", raw_tools)
-    tools: list[ToolSpec] = [
-        function_tool(t, f"tools[{i}]", nested=True) for i, t in enumerate(raw_tools)
-    ]
-    mode, forced = tool_choice(body.get("tool_choice"), tools, nested=True)
+    tools, mode, forced = tools_of(body, nested=True)
     output = _response_format(body.get("response_format"), conversation)
-    prefix = (
-        leading_instructions(conversation)
-        + ([tool_segment(tools)] if tools else [])
-        + ([format_segment(output)] if output is not None and output.kind == "json_schema" else [])
-    )
+    prefix = prompt_prefix(leading_instructions(conversation), tools, output)
     return GenRequest(
         api="chat",
         model=model,

@@ -147,6 +147,21 @@ def format_segment(fmt: OutputFormat) -> Segment:
     )
 
 
+def prompt_prefix(
+    instructions: list[Segment], tools: list[ToolSpec], output: OutputFormat | None
+) -> list[Segment]:
+    """The prefix before the conversation: instructions, tools, then a JSON schema.
+
+    One function for both APIs, so the same request renders (and caches) the same prefix on
+    either; see :func:`leading_instructions` for why in this order.
+    """
+    return (
+        instructions
+        + ([tool_segment(tools)] if tools else [])
+        + ([format_segment(output)] if output is not None and output.kind == "json_schema" else [])
+    )
+
+
 # --- tokens -------------------------------------------------------------------------------------
 
 

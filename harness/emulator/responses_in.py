@@ -16,23 +16,21 @@ from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
     Segment,
-    ToolSpec,
-    format_segment,
     leading_instructions,
-    tool_segment,
+    prompt_prefix,
 )
 from harness.emulator.store import ResponseStore
 from harness.emulator.validate import (
     cache_ttl,
     check_keys,
-    function_tool,
     json_schema_format,
     model_of,
     opt_bool,
     opt_int,
     sampling,
+    stream_of,
     text_of_parts,
-    tool_choice,
+    tools_of,
     type_error,
 )
 from harness.translate.tokens import IMAGE_TOKENS
@@ -229,12 +227,7 @@ def parse(
                 param="include",
                 code="invalid_value",
             )
-    stream = opt_bool(body, "stream", False)
-    if body.get("stream_options") is not None and not stream:
-        raise invalid(
-            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            param="stream_options",
-        )
+    stream = stream_of(body)
 
     names: dict[str, str] = {}
     conversation: list[Segment] = []
@@ -258,13 +251,7 @@ def parse(
         )
     conversation += _items(body.get("input", []), names, reasoning_items)
 
-    raw_tools = body.get("tools") or []
-    if not isinstance(raw_tools, list):
-        raise type_error("tools", "an array", raw_tools)
-    tools: list[ToolSpec] = [
-        function_tool(t, f"tools[{i}]", nested=False) for i, t in enumerate(raw_tools)
-    ]
-    mode, forced = tool_choice(body.get("tool_choice"), tools, nested=False)
+    tools, mode, forced = tools_of(body, nested=False)
     output = _text_format(body.get("text"))
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
@@ -272,11 +259,7 @@ def parse(
     lead = ([Segment("system", instructions)] if instructions else []) + leading_instructions(
         conversation
     )
-    prefix = (
-        lead
-        + ([tool_segment(tools)] if tools else [])
-        + ([format_segment(output)] if output is not None and output.kind == "json_schema" else [])
-    )
+    prefix = prompt_prefix(lead, tools, output)
     return GenRequest(
         api="responses",
         model=model,

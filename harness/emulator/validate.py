@@ -149,6 +149,17 @@ def opt_bool(body: dict[str, Any], key: str, default: bool) -> bool:
     return value
 
 
+def stream_of(body: dict[str, Any]) -> bool:
+    """``stream``; both APIs refuse ``stream_options`` on a request that does not stream."""
+    stream = opt_bool(body, "stream", False)
+    if body.get("stream_options") is not None and not stream:
+        raise invalid(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    return stream
+
+
 def opt_int(body: dict[str, Any], key: str, minimum: int) -> int | None:
     """An integer parameter at least ``minimum`` (null means unset)."""
     value = body.get(key)
@@ -256,6 +267,16 @@ def function_tool(raw: Any, where: str, *, nested: bool) -> ToolSpec:
         parameters=params,
         strict=strict if isinstance(strict, bool) else None,
     )
+
+
+def tools_of(body: dict[str, Any], *, nested: bool) -> tuple[list[ToolSpec], str, str | None]:
+    """(tools, tool choice mode, forced tool name) of a request in either API shape."""
+    raw_tools = body.get("tools") or []
+    if not isinstance(raw_tools, list):
+        raise type_error("tools", "an array", raw_tools)
+    tools = [function_tool(t, f"tools[{i}]", nested=nested) for i, t in enumerate(raw_tools)]
+    mode, forced = tool_choice(body.get("tool_choice"), tools, nested=nested)
+    return tools, mode, forced
 
 
 def tool_choice(raw: Any, tools: list[ToolSpec], *, nested: bool) -> tuple[str, str | None]:

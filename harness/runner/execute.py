@@ -321,30 +321,12 @@ def _observation(
     processing = headers.get("openai-processing-ms")
     return Observation(
         **base,
-        status=result.status,
-        ok=result.ok,
-        error_type=result.error_type,
-        error_message=result.error_message,
-        finish=result.finish,
+        **result.observation_fields(stream=stream),
         attempts=attempts,
-        ttfb_ms=wire.ttfb_ms,
-        ttft_ms=wire.ttft_ms if stream else None,
-        total_ms=wire.total_ms,
-        sdk_ttfb_ms=result.sdk_ttfb_ms,
-        sdk_ttft_ms=result.sdk_ttft_ms if stream else None,
-        sdk_total_ms=result.sdk_total_ms,
-        connect_ms=wire.connect_ms,
         new_connection=wire.new_connection,
-        events=result.events,
-        request_id=headers.get("x-request-id"),
         processing_ms=float(processing)
         if processing and processing.replace(".", "", 1).isdigit()
         else None,
-        service_tier=result.service_tier,
-        response_id=result.response_id,
-        usage=result.usage,
-        output_text=result.output_text,
-        tool_calls=result.tool_calls,
         replayed=result.replayed,
     )
 

@@ -85,6 +85,35 @@ class CallResult:
             return self.status in RETRYABLE_STATUS
         return self.error_type in ("connection_error", "timeout", "stream_interrupted")
 
+    def observation_fields(self, *, stream: bool) -> dict[str, Any]:
+        """The :class:`~harness.records.Observation` fields read off this result as they are.
+
+        One mapping for the runner and the shadow engine, so a field added to both records is
+        carried by both. TTFTs only for a stream (a whole reply has no first token).
+        """
+        wire = self.wire
+        return dict(
+            status=self.status,
+            ok=self.ok,
+            error_type=self.error_type,
+            error_message=self.error_message,
+            finish=self.finish,
+            ttfb_ms=wire.ttfb_ms,
+            ttft_ms=wire.ttft_ms if stream else None,
+            total_ms=wire.total_ms,
+            sdk_ttfb_ms=self.sdk_ttfb_ms,
+            sdk_ttft_ms=self.sdk_ttft_ms if stream else None,
+            sdk_total_ms=self.sdk_total_ms,
+            connect_ms=wire.connect_ms,
+            events=self.events,
+            request_id=self.headers.get("x-request-id"),
+            service_tier=self.service_tier,
+            response_id=self.response_id,
+            usage=self.usage,
+            output_text=self.output_text,
+            tool_calls=self.tool_calls,
+        )
+
 
 # --- reading replies (shared by both clients and both APIs) ------------------------------------
 
