@@ -199,10 +199,17 @@ def _lateness_ms(loop_factory: Any) -> list[float]:
 def test_the_emulators_loop_wakes_waiters_on_time_never_early() -> None:
     from harness.emulator.latency import precise_loop
 
-    lateness = _lateness_ms(precise_loop)
-    assert min(lateness) >= 0
-    # epoll's own whole-ms timeouts make these ~0.9 ms late; the machine's timer slack ~0.1
-    assert sorted(lateness)[len(lateness) // 2] < 0.5, sorted(lateness)
+    # epoll's own whole-ms timeouts make these ~0.9 ms late; the machine's timer slack ~0.1.
+    # A busy machine delays a whole measurement (a CI run saw a median of 3.2 ms once, then
+    # 0.2 alone): one re-measurement is allowed, never a looser bound; early is never allowed.
+    medians = []
+    for _ in range(2):
+        lateness = _lateness_ms(precise_loop)
+        assert min(lateness) >= 0
+        medians.append(sorted(lateness)[len(lateness) // 2])
+        if medians[-1] < 0.5:
+            return
+    pytest.fail(f"median lateness of the loop's wake-ups, two measurements: {medians} ms")
 
 
 def test_a_wait_never_holds_up_another_on_the_loop() -> None:

@@ -210,27 +210,34 @@ def test_concurrent_streams_keep_their_schedule(tmp_path: Path, emulators: Any) 
     """
     import threading
 
-    truth = tmp_path / "truth.jsonl"
     profile = load_profile("zero").derive({"both": {"ttft_ms": 5, "per_token_ms": 0.7}})
-    with emulators.running(profile, mode="process", truth_log=truth) as emu:
+    # A busy machine delays a whole measurement: one re-measurement is allowed, never a looser
+    # bound (the blocking design failed every one).
+    failures = []
+    for attempt in range(2):
+        truth = tmp_path / f"truth-{attempt}.jsonl"
+        with emulators.running(profile, mode="process", truth_log=truth) as emu:
 
-        def streams(n: int) -> None:
-            with httpx2.Client() as client:
-                for i in range(n):
-                    _stream_ttft_ms(client, emu.base_url, f"{nonce()} tell me a story {i}")
+            def streams(n: int, url: str = emu.base_url) -> None:
+                with httpx2.Client() as client:
+                    for i in range(n):
+                        _stream_ttft_ms(client, url, f"{nonce()} tell me a story {i}")
 
-        workers = [threading.Thread(target=streams, args=(10,)) for _ in range(2)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    records = [r for r in read_truth(truth) if r["api"] == "chat"]
-    assert len(records) == 20
-    late = [r["total_ms"] - r["planned_total_ms"] for r in records]
-    assert min(late) >= 0
-    # ~0.2 ms (timer slack) on a free loop; the blocking design gave tails of 13-35 ms
-    assert statistics.median(late) < 0.5, sorted(late)
-    assert sorted(late)[-3] < 5, sorted(late)  # two hiccups of a busy machine are tolerated
+            workers = [threading.Thread(target=streams, args=(10,)) for _ in range(2)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+        records = [r for r in read_truth(truth) if r["api"] == "chat"]
+        assert len(records) == 20
+        late = sorted(r["total_ms"] - r["planned_total_ms"] for r in records)
+        assert late[0] >= 0
+        # ~0.2 ms (timer slack) on a free loop; the blocking design gave tails of 13-35 ms;
+        # two hiccups of a busy machine are tolerated
+        if statistics.median(late) < 0.5 and late[-3] < 5:
+            return
+        failures.append(late)
+    pytest.fail(f"lateness of each stream's end (ms), two measurements: {failures}")
 
 
 @pytest.mark.timing
