@@ -51,7 +51,7 @@ from harness.runner.plan import (
     dry_run,
     estimate_input_tokens,
 )
-from harness.runner.target import Target, open_target
+from harness.runner.target import Target, check_target, open_target
 from harness.scenario.load import Scenario, load_scenario
 from harness.translate.convert import to_chat_kwargs, to_responses_kwargs
 from harness.translate.request import Message, NeutralRequest, ToolCall
@@ -537,6 +537,8 @@ def run(
     plans = [build_plan(s, repeats=_repeats(options, replay, s), seed=seed) for _, s in loaded]
     conversations = [c for plan in plans for c in plan.conversations]
     _budget_check(plans, options, live=options.target != "emulator" and replay is None)
+    if replay is None and options.target != "emulator":
+        check_target(options.target)  # a bad target starts nothing, not even the run directory
     for plan in plans:
         if plan.cold == "process-start":
             raise HarnessError(

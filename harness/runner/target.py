@@ -64,19 +64,24 @@ def open_target(
         ) as emu:
             yield Target("emulator", emu.base_url, NO_KEY, True, emulator_profile, emulator_seed)
         return
+    url = check_target(target)
     if target == "openai":
-        key = os.environ.get("OPENAI_API_KEY")
-        if not key:
+        yield Target("openai", url, os.environ["OPENAI_API_KEY"], False)
+        return
+    yield Target(target, url, url_key(url), False)
+
+
+def check_target(target: str) -> str:
+    """The base URL of a non-emulator ``target``, or :class:`TargetError` for one that cannot
+    work (not an http(s) URL; OpenAI without a key) — called before a run starts anything."""
+    if target == "openai":
+        if not os.environ.get("OPENAI_API_KEY"):
             raise TargetError(
                 "--target openai needs OPENAI_API_KEY in the environment — "
                 "export it, or use --target emulator / --replay DIR offline"
             )
-        yield Target(
-            "openai", _check_url(os.environ.get("OPENAI_BASE_URL") or OPENAI_URL), key, False
-        )
-        return
-    url = _check_url(target)
-    yield Target(target, url, url_key(url), False)
+        return _check_url(os.environ.get("OPENAI_BASE_URL") or OPENAI_URL)
+    return _check_url(target)
 
 
 def url_key(url: str) -> str:

@@ -202,9 +202,15 @@ def test_max_requests_guard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert not any(tmp_path.iterdir()), "nothing may be started"
 
 
-def test_bad_target_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", str(QUICK), "--target", "ftp://x", "--quiet"]) == 2
-    assert "not 'emulator', 'openai' or an http(s) URL" in capsys.readouterr().err
+@pytest.mark.parametrize("target", ["ftp://x", "openai"])
+def test_a_bad_target_starts_nothing(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    assert main(["run", str(QUICK), "--target", target, "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("http(s) URL" in err or "needs OPENAI_API_KEY" in err)
+    assert not out.exists(), "a bad target must not leave a run directory behind"
 
 
 def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
