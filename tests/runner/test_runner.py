@@ -213,25 +213,19 @@ def test_a_bad_target_starts_nothing(
     assert not out.exists(), "a bad target must not leave a run directory behind"
 
 
+def _interruptible_run(out: Path) -> list[str]:
+    """A ``harness run`` command long enough (6 repeats, time scale 0.05) to stop midway."""
+    return [
+        *(sys.executable, "-m", "harness", "run", str(QUICK)),
+        *("--repeats", "6", "--seed", "5", "--out", str(out), "--quiet"),
+        *("--emulator-time-scale", "0.05"),
+    ]
+
+
 def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     """Kill a run mid-way with SIGKILL, resume it, and find every planned request once."""
     out = tmp_path / "runs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "harness",
-        "run",
-        str(QUICK),
-        "--repeats",
-        "6",
-        "--seed",
-        "5",
-        "--out",
-        str(out),
-        "--quiet",
-        "--emulator-time-scale",
-        "0.05",
-    ]
+    cmd = _interruptible_run(out)
     log = tmp_path / "stderr.txt"
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
@@ -333,22 +327,7 @@ def test_harness_never_reads_the_truth_log() -> None:
 
 def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "harness",
-        "run",
-        str(QUICK),
-        "--repeats",
-        "6",
-        "--seed",
-        "5",
-        "--out",
-        str(out),
-        "--quiet",
-        "--emulator-time-scale",
-        "0.05",
-    ]
+    cmd = _interruptible_run(out)
     log = tmp_path / "stdout.txt"
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
