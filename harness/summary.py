@@ -290,6 +290,15 @@ class RunArmComparison(_Record):
     error_rate_delta: Effect | None = None
 
 
+class RunSpreadInfo(_Record):
+    """The run-to-run spread a between-run interval includes (see
+    :mod:`harness.analysis.between`): log-sd for ratios, the metric's unit for deltas."""
+
+    baseline_runs: int
+    source: str = Field(description="'estimated from N baseline runs', 'assumed (…)' or 'given'")
+    spread: dict[str, float]
+
+
 class RunComparison(_Record):
     """``compare_runs(a, b)``: the same scenarios and arms in two runs."""
 
@@ -299,3 +308,6 @@ class RunComparison(_Record):
     intervals: bool = Field(description="false when compared from summaries (no samples)")
     bootstrap: BootstrapInfo | None
     scenarios: dict[str, dict[str, RunArmComparison]]
+    run_spread: RunSpreadInfo | None = Field(
+        default=None, description="run-level variance in the intervals (None from summaries)"
+    )

@@ -8,7 +8,7 @@ the migration guide's claims, and returns a :class:`harness.summary.Summary`.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -455,23 +455,6 @@ def _as_table(run: ObservationTable | Path) -> ObservationTable:
     return load_table(path)
 
 
-def _run_views(
-    t: ObservationTable,
-    *,
-    seed: int,
-    resamples: int,
-    book: PriceBook,
-) -> dict[str, dict[str, ArmView]]:
-    t = t.measured()
-    out = {}
-    for name, rows in _scenario_rows(t).items():
-        prep = _prepare(
-            t.take(rows[~t.warmup[rows]]), book, name=name, seed=seed, resamples=resamples
-        )
-        out[name] = prep.views(prep.boot.run(), {})
-    return out
-
-
 def _summary_effects(a: Summary, b: Summary) -> dict[str, dict[str, RunArmComparison]]:
     """Point ratios only: a summary keeps no samples, so there is no interval to give."""
     out: dict[str, dict[str, RunArmComparison]] = {}
@@ -505,17 +488,24 @@ def _summary_effects(a: Summary, b: Summary) -> dict[str, dict[str, RunArmCompar
 
 def compare_runs(
     a: RunInput,
-    b: RunInput,
+    b: RunInput | Sequence[ObservationTable | Path],
     *,
     seed: int = 0,
     resamples: int = stats.DEFAULT_RESAMPLES,
     book: PriceBook | None = None,
+    run_spread: Mapping[str, float] | None = None,
 ) -> RunComparison:
-    """Compare the same arms across two runs (a = candidate, b = baseline; ratios a/b).
+    """Compare the same arms across runs (a = candidate, b = baseline: one run, or several
+    runs as a sequence; ratios a/b).
 
-    The two runs are independent samples: each is resampled on its own. Given summaries
-    instead of observations, only point ratios of medians are available (no interval).
+    Paired by prompt × turn × repeat index, resampled by conversation, with run-level variance
+    (estimated from a baseline of several runs, assumed for one; ``run_spread`` sets it): see
+    :mod:`harness.analysis.between`. Given summaries instead of observations, only point
+    ratios of medians are available (no interval).
     """
+    from harness.analysis.between import BOOTSTRAP_UNIT as BETWEEN_UNIT
+    from harness.analysis.between import compare_tables
+
     if isinstance(a, Summary) or isinstance(b, Summary):
         if not (isinstance(a, Summary) and isinstance(b, Summary)):
             raise HarnessError("compare_runs: give two summaries or two sets of observations")
@@ -526,19 +516,16 @@ def compare_runs(
             bootstrap=None,
             scenarios=_summary_effects(a, b),
         )
-    ta, tb = _as_table(a), _as_table(b)
-    book = book or PriceBook()
-    va = _run_views(ta, seed=seed, resamples=resamples, book=book)
-    vb = _run_views(tb, seed=seed + 1, resamples=resamples, book=book)
-    scenarios: dict[str, dict[str, RunArmComparison]] = {}
-    for name in sorted(va.keys() & vb.keys()):
-        scenarios[name] = {
-            arm: RunArmComparison.model_validate(
-                comparison_metrics(va[name][arm], vb[name][arm], paired=False)
-            )
-            for arm in sorted(va[name].keys() & vb[name].keys(), key=lambda a: Arm.of(a).sort_key)
-        }
-    ids_a, ids_b = sorted(set(ta.run_id)), sorted(set(tb.run_id))
+    ta = _as_table(a).measured()
+    runs = [b] if isinstance(b, ObservationTable | Path) else list(b)
+    tbs = [_as_table(r).measured() for r in runs]
+    ta = ta.take(np.flatnonzero(~ta.warmup))
+    tbs = [t.take(np.flatnonzero(~t.warmup)) for t in tbs]
+    scenarios, spread = compare_tables(
+        ta, tbs, book=book or PriceBook(), seed=seed, resamples=resamples, spread=run_spread
+    )
+    ids_a = sorted(set(ta.run_id))
+    ids_b = sorted({r for t in tbs for r in t.run_id})
     return RunComparison(
         a_run_id=",".join(ids_a),
         b_run_id=",".join(ids_b),
@@ -547,10 +534,11 @@ def compare_runs(
             seed=seed,
             resamples=resamples,
             confidence=stats.CONFIDENCE,
-            unit="observation (independent runs)",
+            unit=BETWEEN_UNIT,
             method=BOOTSTRAP_METHOD,
         ),
         scenarios=scenarios,
+        run_spread=spread,
     )
 
 

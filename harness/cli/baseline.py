@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.cli.common import add_run_dir
-
 if TYPE_CHECKING:
     from harness.cli.common import Subparsers
 
@@ -25,11 +23,13 @@ def add_parser(sub: Subparsers) -> None:
     commands = p.add_subparsers(dest="baseline_command", metavar="COMMAND", required=True)
     save = commands.add_parser(
         "save",
-        help="write baselines/NAME.json from a run",
+        help="write baselines/NAME.json from one run or several runs",
         description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
-        "name); prints its path. Exit 0, or 2 for bad input.",
+        "name); prints its path. Give several runs of the same scenarios (RUN_DIR RUN_DIR…) "
+        "and the gate measures the run-to-run spread from them instead of assuming it. "
+        "Exit 0, or 2 for bad input.",
     )
-    add_run_dir(save)
+    save.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     save.add_argument("--name", required=True, help="baseline name, e.g. main")
     save.add_argument(
         "--baselines",
@@ -44,5 +44,5 @@ def add_parser(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.gates.baseline import save_baseline
 
-    print(save_baseline(args.run_dir, args.name, baselines_dir=args.baselines))
+    print(save_baseline(args.run_dirs, args.name, baselines_dir=args.baselines))
     return 0

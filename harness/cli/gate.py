@@ -81,6 +81,14 @@ def add_parser(sub: Subparsers) -> None:
         help="reports directory; gate cases go to DIR/<run-id>/junit.xml (default: "
         "reports/ beside the runs directory, where 'harness run' put the report)",
     )
+    p.add_argument(
+        "--run-spread",
+        default=None,
+        metavar="PCT",
+        help="run-to-run spread of latency medians to allow for against a baseline (e.g. 5%%); "
+        "default: measured from a baseline of several runs, else assumed 3 %% (see "
+        "docs/statistics.md)",
+    )
     p.add_argument("--json", action="store_true", help="print the gate report as JSON")
     p.set_defaults(handler=run)
 
@@ -95,9 +103,10 @@ def gate(
     baselines: Path | None = None,
     prices: Path | None = None,
     reports: Path | None = None,
+    run_spread: str | None = None,
 ) -> int:
     """Decide, print and publish the gates of ``run_dir`` (``harness gate``, ``run --gate``)."""
-    from harness.gates.evaluate import gate_run
+    from harness.gates.evaluate import gate_run, run_spread_option
     from harness.gates.output import default_reports_dir, publish
 
     report = gate_run(
@@ -107,6 +116,7 @@ def gate(
         regression_pct=regression_pct,
         baselines_dir=baselines,
         prices=prices,
+        run_spread=run_spread_option(run_spread) if run_spread is not None else None,
     )
     print(report.model_dump_json(indent=2) if as_json else format_report(report))
     # GitHub annotations go to stderr with --json, so stdout stays one JSON document
@@ -130,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         baselines=args.baselines,
         prices=args.prices,
         reports=args.reports,
+        run_spread=args.run_spread,
     )
 
 

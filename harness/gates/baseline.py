@@ -1,7 +1,12 @@
 """Baselines: a run's summary plus the latency samples a between-run bootstrap needs.
 
-``harness baseline save RUN_DIR --name NAME`` writes ``baselines/NAME.json`` (DESIGN §1), a file
-CI can commit. It holds a copy of ``summary.json`` and, per measured observation, only what
+``harness baseline save RUN_DIR [RUN_DIR…] --name NAME`` writes ``baselines/NAME.json`` (DESIGN §1),
+a file CI can commit. A baseline may hold several runs: this is the one definition of "a
+baseline" other features reuse. Several runs let the gate *measure* the run-to-run spread its
+intervals include (with one run it is assumed; see :mod:`harness.analysis.between`); files with
+one run (no ``more_runs``) read as before.
+
+It holds a copy of ``summary.json`` and, per measured observation, only what
 :func:`harness.analysis.analyze.compare_runs` resamples: keys, timings, token usage and outcome (no
 reply text, no attempts, no headers). Strings are dictionary-coded and floats rounded to µs so a
 few thousand requests stay a few hundred kB.
@@ -151,17 +156,35 @@ class Baseline(_Record):
     saved_at: float = Field(description="unix time")
     harness_version: str
     source_run_dir: str | None
-    summary: Summary
-    samples: Samples
+    summary: Summary = Field(description="the first run's summary")
+    samples: Samples = Field(description="the first run's samples")
+    more_runs: list[Samples] = Field(
+        default_factory=list,
+        description="further runs' samples (`harness baseline save RUN RUN…`): their spread "
+        "estimates the run-to-run variance the gate's intervals include",
+    )
+    more_run_dirs: list[str] = Field(default_factory=list)
 
     @property
     def run_id(self) -> str:
         return self.summary.run_id
 
+    @property
+    def runs(self) -> int:
+        return 1 + len(self.more_runs)
+
+    def tables(self) -> list[ObservationTable]:
+        """One table per run, for :func:`harness.analysis.analyze.compare_runs`."""
+        return [s.table() for s in (self.samples, *self.more_runs)]
+
     def label(self) -> str:
-        """How reports name this baseline: ``'main' (run …)``, or ``run …`` for a run dir."""
+        """How reports name this baseline: ``'main' (run …)``, ``'main' (3 runs: …)``, or
+        ``run …`` for a run dir."""
         if self.name == self.run_id:
             return f"run {self.run_id}"
+        if self.more_runs:
+            ids = ", ".join([self.run_id, *(s.run_id for s in self.more_runs)])
+            return f"'{self.name}' ({self.runs} runs: {ids})"
         return f"'{self.name}' (run {self.run_id})"
 
 
@@ -213,9 +236,44 @@ def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Bas
     )
 
 
-def save_baseline(run_dir: Path, name: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -> Path:
-    """Write ``baselines_dir/NAME.json`` from a run (replacing an older one); return its path."""
-    baseline = from_run(run_dir, check_name(name))
+def from_runs(run_dirs: Sequence[Path], name: str) -> Baseline:
+    """A baseline of one or several runs of the same scenarios (the first run's summary is the
+    one reports quote; every run's samples go into the comparison)."""
+    if not run_dirs:
+        raise HarnessError("baseline save: give at least one run directory")
+    seen: set[str] = set()
+    for d in run_dirs:
+        if str(d.resolve()) in seen:
+            raise HarnessError(
+                f"{d}: given twice — a baseline's runs must be different runs (the spread "
+                "between them is what they measure)"
+            )
+        seen.add(str(d.resolve()))
+    first = from_run(run_dirs[0], name)
+    more = [from_run(d, name) for d in run_dirs[1:]]
+    scenarios = {s.name for s in first.summary.scenarios}
+    for d, b in zip(run_dirs[1:], more, strict=True):
+        other = {s.name for s in b.summary.scenarios}
+        if not other & scenarios:
+            raise HarnessError(
+                f"{d}: shares no scenario with {run_dirs[0]} ({', '.join(sorted(other))} vs "
+                f"{', '.join(sorted(scenarios))}) — a baseline's runs must run the same scenarios"
+            )
+    return first.model_copy(
+        update={
+            "more_runs": [b.samples for b in more],
+            "more_run_dirs": [str(d) for d in run_dirs[1:]],
+        }
+    )
+
+
+def save_baseline(
+    run_dir: Path | Sequence[Path], name: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR
+) -> Path:
+    """Write ``baselines_dir/NAME.json`` from one run or several runs (replacing an older one
+    of that name); return its path."""
+    dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
+    baseline = from_runs(dirs, check_name(name))
     baselines_dir.mkdir(parents=True, exist_ok=True)
     path = baselines_dir / f"{name}.json"
     data = baseline.model_dump(mode="json", by_alias=True)

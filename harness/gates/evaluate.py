@@ -31,7 +31,7 @@ Gate keys and gates files: :mod:`harness.gates.config`; JUnit and GitHub Actions
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -60,6 +60,7 @@ from harness.summary import (
 )
 
 if TYPE_CHECKING:
+    from harness.analysis.metrics import ObservationTable
     from harness.gates.baseline import Baseline
 
 __all__ = [
@@ -88,12 +89,18 @@ FAILING: frozenset[str] = frozenset({"fail", "unknown"})
 _Z95 = 1.959963984540054
 
 #: Default regression checks against a baseline: (label, RunArmComparison field, worse if).
-REGRESSION_METRICS: tuple[tuple[str, str, Literal["up", "down"]], ...] = (
+#: "up"/"down": a ratio or relative change, judged against the tolerance in per cent;
+#: "points": a difference of rates, judged against :data:`ERROR_RATE_POINTS`.
+REGRESSION_METRICS: tuple[tuple[str, str, Literal["up", "down", "points"]], ...] = (
     ("ttft_p50", "ttft_p50_ratio", "up"),
     ("total_p50", "total_p50_ratio", "up"),
     ("cost", "cost_ratio", "up"),
     ("cache_hit_ratio", "cache_hit_improvement", "down"),
+    ("error_rate", "error_rate_delta", "points"),
 )
+#: Tolerance of the default error-rate check, in percentage points: a rise the whole interval
+#: puts beyond it fails (an arm that fails every request fails by 100 points).
+ERROR_RATE_POINTS = 2.0
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -340,7 +347,21 @@ def _similarity(comp: Comparison) -> _Measure:
     )
 
 
-def _measure_pair(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
+def _p95(
+    table: ObservationTable | None, scenario: str, arms: tuple[str, ...], col: str
+) -> tuple[float, Interval | None] | None:
+    """A p95 (or a ratio of two) with its conversation-bootstrap interval, from the run's
+    rows; None without rows (a summary alone keeps no samples)."""
+    if table is None:
+        return None
+    from harness.analysis.between import quantile_interval
+
+    return quantile_interval(table, scenario, arms, col, 0.95)
+
+
+def _measure_pair(
+    sc: ScenarioSummary, spec: GateSpec, table: ObservationTable | None = None
+) -> _Measure:
     a, b = spec.arms
     missing = [arm for arm in (a, b) if arm not in sc.arms]
     if missing:
@@ -352,15 +373,17 @@ def _measure_pair(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
         )
     xa, xb = sc.arms[a], sc.arms[b]
     if spec.metric in _P95_RATIOS:
-        la, lb = getattr(xa, _P95_RATIOS[spec.metric]), getattr(xb, _P95_RATIOS[spec.metric])
+        p95_col = _P95_RATIOS[spec.metric]
+        la, lb = getattr(xa, p95_col), getattr(xb, p95_col)
         if la is None or lb is None or lb.p95 <= 0:
             return _Measure(None, None, "ratio", unknown=_why_unknown(spec.metric, (xa, xb)))
+        got = _p95(table, sc.name, (a, b), p95_col)
         return _Measure(
-            la.p95 / lb.p95,
-            None,
+            got[0] if got else la.p95 / lb.p95,
+            got[1] if got else None,
             "ratio",
             context=f"{a} p95 {fmt.ms(la.p95)} vs {b} {fmt.ms(lb.p95)}",
-            no_interval="point estimate; no interval for p95 ratios",
+            no_interval="point estimate: no samples given for a p95 interval",
         )
     comp, flipped = _comparison(sc, a, b)
     if comp is None:
@@ -398,7 +421,9 @@ def _measure_pair(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
     )
 
 
-def _measure_arm(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
+def _measure_arm(
+    sc: ScenarioSummary, spec: GateSpec, table: ObservationTable | None = None
+) -> _Measure:
     (name,) = spec.arms
     arm = sc.arms.get(name)
     if arm is None:
@@ -428,12 +453,13 @@ def _measure_arm(sc: ScenarioSummary, spec: GateSpec) -> _Measure:
     if stats is None:
         return _Measure(None, None, "ms", unknown=_why_unknown(spec.metric, (arm,)))
     if q == "p95":
+        got = _p95(table, sc.name, (name,), col)
         return _Measure(
-            stats.p95,
-            None,
+            got[0] if got else stats.p95,
+            got[1] if got else None,
             "ms",
             context=f"n={stats.n}, p50 {fmt.ms(stats.p50)}",
-            no_interval="point estimate; no interval for p95",
+            no_interval="point estimate: no samples given for a p95 interval",
         )
     return _Measure(stats.p50, stats.ci95, "ms", context=f"n={stats.n}, p95 {fmt.ms(stats.p95)}")
 
@@ -460,8 +486,10 @@ def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) ->
     )
 
 
-def _threshold_result(sc: ScenarioSummary, spec: GateSpec) -> GateResult:
-    m = _measure_pair(sc, spec) if len(spec.arms) == 2 else _measure_arm(sc, spec)
+def _threshold_result(
+    sc: ScenarioSummary, spec: GateSpec, table: ObservationTable | None = None
+) -> GateResult:
+    m = _measure_pair(sc, spec, table) if len(spec.arms) == 2 else _measure_arm(sc, spec, table)
     common = dict(
         scenario=sc.name,
         name=spec.key,
@@ -508,16 +536,39 @@ def _threshold_result(sc: ScenarioSummary, spec: GateSpec) -> GateResult:
 # --- regression against a baseline -------------------------------------------------------------
 
 
+def margin_verdict(ci: Interval, margin: float) -> Literal["worse", "same", "unclear"]:
+    """The equivalence-margin rule on a regression interval (positive = worse): *worse* when
+    the whole interval is beyond ``margin``, *same* when it is wholly at or within it, else
+    *unclear*. One-sided: a change for the better is never a regression.
+
+    TODO(decide): becomes ``harness.analysis.decide`` (stats16's one decision rule) at merge;
+    kept local so the gate does not depend on a module another branch is writing.
+    """
+    if ci[0] > margin:
+        return "worse"
+    if ci[1] <= margin:
+        return "same"
+    return "unclear"
+
+
 def _regression(
-    eff: Effect | None, worse: Literal["up", "down"]
+    eff: Effect | None, worse: Literal["up", "down", "points"]
 ) -> tuple[float | None, Interval | None]:
-    """A change as a regression fraction: +0.25 = 25 % worse (ratio − 1, or −relative change)."""
+    """A change as a regression: +0.25 = 25 % worse (ratio − 1, or −relative change), or a
+    rise in points (delta of rates × 100)."""
     if eff is None or eff.value is None:
         return None, None
     ci = eff.ci95
     if worse == "up":
         return eff.value - 1.0, (ci[0] - 1.0, ci[1] - 1.0) if ci else None
+    if worse == "points":
+        return eff.value, ci
     return -eff.value, (-ci[1], -ci[0]) if ci else None
+
+
+def _errors(x: ArmSummary) -> str:
+    types = ", ".join(f"{k} {v}" for k, v in sorted(x.error_types.items()))
+    return f"{x.errors} of {x.requests} failed" + (f": {types}" if types else "")
 
 
 def _regression_context(
@@ -530,6 +581,8 @@ def _regression_context(
             return _lat(x.ttft_ms if label == "ttft_p50" else x.total_ms)
         if label == "cost":
             return _cost(x)
+        if label == "error_rate":
+            return _errors(x)
         return _hit(x)
 
     return f"{arm} {label.replace('_', ' ')}: {fig(now)} now vs {fig(then)} in baseline {baseline}"
@@ -544,7 +597,27 @@ def _baseline_has(label: str, arm: ArmSummary | None) -> bool:
         return arm.total_ms is not None
     if label == "cost":
         return arm.cost_usd is not None and arm.cost_usd.per_request_usd.value is not None
+    if label == "error_rate":
+        return arm.requests > 0
     return bool(arm.cache_hit_ratio and arm.cache_hit_ratio.value)
+
+
+def _why_missing(label: str, arm: str, now: ArmSummary | None) -> str:
+    """Why the run has no value the baseline has: the arm's failures first (an arm that failed
+    every request is neither "not streamed" nor "not priced")."""
+    if now is None:
+        return f"the run lacks arm {arm}"
+    if now.requests == 0:
+        return f"arm {arm} has no measured request"
+    if now.errors == now.requests:
+        return f"every request of {arm} failed ({_errors(now)})"
+    if label == "ttft_p50":
+        return f"{arm} has no TTFT: no successful streamed request (stream: false?)"
+    if label == "cost":
+        return f"{arm} has no cost: no price for {now.model or '?'} (pass --prices)"
+    if label == "cache_hit_ratio":
+        return f"{arm} has no cache figure (no usage reported)"
+    return f"{arm} has no successful request with a value"
 
 
 def _regression_results(
@@ -562,6 +635,8 @@ def _regression_results(
     if base_sc is None:
         warnings.append(f"{sc.name}: not in baseline {label}; no regression check")
     arms = list(sc.arms) + [a for a in configured if a not in sc.arms]
+    if base_sc is not None:  # an arm the baseline has and the run lost is a regression too
+        arms += [a for a in base_sc.arms if a not in arms]
     for arm in arms:
         spec = configured.get(arm)
         pct = spec.threshold if spec else default_pct
@@ -578,18 +653,21 @@ def _regression_results(
             eff = getattr(per_arm, fld) if per_arm is not None else None
             out.append(
                 _regression_result(
-                    sc.name,
-                    arm,
-                    metric,
-                    _regression(eff, worse),
-                    spec,
-                    key,
-                    pct,
-                    comparison.intervals,
-                    _regression_context(metric, arm, now, then, label),
-                    _baseline_has(metric, then),
-                    now is not None,
-                    baseline,
+                    _Regression(
+                        scenario=sc.name,
+                        arm=arm,
+                        metric=metric,
+                        kind=worse,
+                        change=_regression(eff, worse),
+                        spec=spec,
+                        key=key,
+                        pct=ERROR_RATE_POINTS / 100 if worse == "points" else pct,
+                        intervals=comparison.intervals,
+                        context=_regression_context(metric, arm, now, then, label),
+                        in_baseline=_baseline_has(metric, then),
+                        missing=_why_missing(metric, arm, now),
+                        baseline=baseline,
+                    )
                 )
             )
     return out
@@ -598,35 +676,46 @@ def _regression_results(
 NOTHING_TO_REGRESS_FROM = "the baseline has no value for it, so there is nothing to regress from"
 
 
-def _regression_result(
-    scenario: str,
-    arm: str,
-    metric: str,
-    change: tuple[float | None, Interval | None],
-    spec: GateSpec | None,
-    key: str,
-    pct: float,
-    intervals: bool,
-    context: str,
-    in_baseline: bool,
-    in_run: bool,
-    baseline: Baseline,
-) -> GateResult:
-    value, ci = change
+@dataclass(frozen=True)
+class _Regression:
+    """One default or configured regression check, before it is decided."""
+
+    scenario: str
+    arm: str
+    metric: str
+    kind: Literal["up", "down", "points"]
+    change: tuple[float | None, Interval | None]
+    spec: GateSpec | None
+    key: str
+    pct: float
+    intervals: bool
+    context: str
+    in_baseline: bool
+    missing: str
+    baseline: Baseline
+
+
+def _regression_result(g: _Regression) -> GateResult:
+    value, ci = g.change
+    points = g.kind == "points"
     common = dict(
-        scenario=scenario,
-        name=f"{key} ({metric})",
-        key=key,
-        source=spec.source if spec else "default",
-        line=spec.line if spec else None,
+        scenario=g.scenario,
+        name=f"{g.key} ({g.metric})",
+        key=g.key,
+        source=g.spec.source if g.spec else "default",
+        line=g.spec.line if g.spec else None,
         bound="max",
-        threshold=pct,
-        unit="pct",
-        context=context,
+        threshold=g.pct,
+        unit="points" if points else "pct",
+        context=g.context,
     )
-    limit = f"+{fmt.threshold(pct)} %"
+    limit = f"+{fmt.threshold(g.pct * 100)} points" if points else f"+{fmt.threshold(g.pct)} %"
+    accept = (
+        f"if the change is intended, save a new baseline: harness baseline save RUN_DIR "
+        f"--name {g.baseline.name}"
+    )
     if value is None:
-        if not in_baseline and in_run:
+        if not g.in_baseline:
             return GateResult(
                 **common,
                 status="skipped",
@@ -635,71 +724,85 @@ def _regression_result(
                 measured="unknown",
                 rule=NOTHING_TO_REGRESS_FROM,
             )
-        reason = (
-            "the run lacks this arm"
-            if not in_run
-            else "this run has no value for it although the baseline has one"
-        )
-        status: Status = "unknown" if spec is not None else "skipped"
+        # The baseline had a value and the run has none: the run lost something it had.
         return GateResult(
             **common,
-            status=status,
+            status="fail",
             value=None,
             ci95=None,
-            measured="unknown",
-            rule=f"cannot be decided: {reason}",
-            fix="check the run's errors and settings against the baseline's",
+            measured="missing",
+            rule=f"the baseline has a value and this run has none: {g.missing}",
+            fix="check the run's errors and settings against the baseline's; " + accept,
         )
-    v100 = value * 100
-    ci100 = (ci[0] * 100, ci[1] * 100) if ci else None
-    measured = _measured(
-        value,
-        ci,
-        "pct",
-        significant=ci is not None and (ci[0] > 0 or ci[1] < 0),
-        no_interval="compared from summaries: no interval",
+    scale = 1.0 if points else 100.0  # points: fractions, like every other rate gate
+    v100 = value * scale
+    ci100 = (ci[0] * scale, ci[1] * scale) if ci else None
+    # points: deltas of fractions are shown in points ("+12.5 pts"), not as a percentage
+    measured = (
+        fmt.estimate(value, ci, "points", significant=ci is not None and (ci[0] > 0 or ci[1] < 0))
+        if points
+        else _measured(
+            value,
+            ci,
+            "pct",
+            significant=ci is not None and (ci[0] > 0 or ci[1] < 0),
+            no_interval="compared from summaries: no interval",
+        )
     )
-    over = v100 > pct
-    significant = ci100 is not None and ci100[0] > 0
-    accept = (
-        f"if the change is intended, save a new baseline: harness baseline save RUN_DIR "
-        f"--name {baseline.name}"
-    )
-    if over and significant:
+    if points and ci is None:
+        measured += " (compared from summaries: no interval)"
+    if ci100 is None:
+        over = v100 > g.pct
+        return GateResult(
+            **common,
+            status="inconclusive" if over else "pass",
+            value=v100,
+            ci95=None,
+            measured=measured,
+            rule=(
+                f"the estimate exceeds {limit} but there is no interval to judge it "
+                "(compared from summaries); passes with a warning"
+                if over
+                else f"within {limit} (point value; no interval)"
+            ),
+            fix="gate against a baseline file or run directory (samples give an interval)"
+            if over
+            else None,
+        )
+    verdict = margin_verdict(ci100, g.pct)
+    if verdict == "worse":
         return GateResult(
             **common,
             status="fail",
             value=v100,
             ci95=ci100,
             measured=measured,
-            rule=f"significantly worse (the interval excludes no change) and the "
-            f"estimate exceeds {limit}",
+            rule=f"worse beyond the tolerance: the whole 95 % interval is above {limit}",
             fix=accept,
         )
-    if over:
-        why = (
-            "not significant: the interval includes no change"
-            if intervals
-            else "no interval to judge significance"
-        )
+    if verdict == "unclear":
         return GateResult(
             **common,
             status="inconclusive",
             value=v100,
             ci95=ci100,
             measured=measured,
-            rule=f"the estimate exceeds {limit} but is {why} "
-            "(passes); more repeats would settle it",
-            fix="raise repeats in both runs for a decisive answer",
+            rule=f"the 95 % interval straddles {limit}: not shown to be worse beyond it "
+            "(passes, with a warning); more repeats or more baseline runs would settle it",
+            fix=(
+                "raise repeats in both runs, or save a baseline of several runs "
+                "(harness baseline save RUN RUN… --name N) so the run-to-run spread is "
+                "measured rather than assumed"
+            ),
         )
-    rule = (
-        f"significantly worse but within the {limit} tolerance"
-        if significant
-        else f"within {limit}"
-        if v100 > 0
-        else "no regression"
+    return GateResult(
+        **common,
+        status="pass",
+        value=v100,
+        ci95=ci100,
+        measured=measured,
+        rule=f"the whole 95 % interval is within {limit}",
     )
-    return GateResult(**common, status="pass", value=v100, ci95=ci100, measured=measured, rule=rule)
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -713,10 +816,14 @@ def evaluate(
     comparison: RunComparison | None = None,
     regression_pct: float | None = None,
     run_dir: str = "",
+    table: ObservationTable | None = None,
 ) -> GateReport:
-    """Decide every gate of every scenario in ``summary`` (pure).
+    """Decide every gate of every scenario in ``summary`` (pure; in-process, no disk).
 
     ``comparison`` is ``compare_runs(this run, baseline)``; it is needed with a baseline.
+    ``table`` (the run's observations, e.g. ``load_table(...)`` or
+    ``ObservationTable.from_observations(...)``) gives p95 gates their intervals; without it
+    they are decided on the point value and say so.
     """
     pct = (
         regression_pct
@@ -751,7 +858,10 @@ def evaluate(
         )
     for sc in summary.scenarios:
         specs = config.for_scenario(sc.name)
-        results.extend(_threshold_result(sc, s) for s in specs if s.metric != "regression_pct")
+        rows = _scenario_table(table, sc.name)
+        results.extend(
+            _threshold_result(sc, s, rows) for s in specs if s.metric != "regression_pct"
+        )
         if baseline is not None:
             if comparison is None:
                 raise ValueError("evaluate: a baseline needs its comparison (compare_runs)")
@@ -781,6 +891,16 @@ def evaluate(
             "no gates configured and no --baseline: nothing was checked — add "
             "gates: to the scenario, pass --config, or pass --baseline"
         )
+    if comparison is not None and comparison.run_spread is not None and baseline is not None:
+        rs = comparison.run_spread
+        lat = rs.spread.get("ttft_p50_ratio")
+        if rs.baseline_runs == 1 and lat:
+            warnings.append(
+                f"baseline {baseline.label()} holds one run, so the run-to-run spread is "
+                f"assumed ({fmt.pct(lat)} for latency, 0 for cost and cache), not measured: "
+                "save a baseline of several runs (harness baseline save RUN RUN… --name "
+                f"{baseline.name}) for intervals that fit this target"
+            )
     if baseline is not None:
         b = baseline.summary
         if (b.target, b.emulator_profile) != (summary.target, summary.emulator_profile):
@@ -799,6 +919,38 @@ def evaluate(
     )
 
 
+def _scenario_table(table: ObservationTable | None, name: str) -> ObservationTable | None:
+    """The scenario's measured rows (warm-up and unsent requests out, as the analysis does)."""
+    if table is None:
+        return None
+    import numpy as np
+
+    t = table.measured()
+    keep = np.array([s == name for s in t.scenario], dtype=bool) & ~t.warmup
+    return t.take(np.flatnonzero(keep))
+
+
+def run_spread_option(text: str) -> dict[str, float]:
+    """``--run-spread 5%`` (or ``5`` or ``0.05``) → the run-level spread of every latency ratio
+    (log-sd); cost, tokens, cache and errors keep 0. A bare number ≥ 1 is read as per cent."""
+    from harness.analysis.between import ASSUMED_RUN_SPREAD
+    from harness.analysis.metrics import MEDIAN_RATIOS
+
+    value = text.strip()
+    try:
+        x = float(value.removesuffix("%"))
+    except ValueError:
+        raise HarnessError(
+            f"--run-spread {text!r}: not a percentage — write e.g. 5% (0 for none)"
+        ) from None
+    if value.endswith("%") or x >= 1:
+        x /= 100
+    if not 0 <= x < 1:
+        raise HarnessError(f"--run-spread {text!r}: must be from 0 % to below 100 % — e.g. 5%")
+    latency = {name for name, _ in MEDIAN_RATIOS}
+    return {k: (x if k in latency else v) for k, v in ASSUMED_RUN_SPREAD.items()}
+
+
 def _where(s: Summary) -> str:
     return s.target_label + (f" profile {s.emulator_profile}" if s.emulator_profile else "")
 
@@ -811,6 +963,7 @@ def gate_run(
     regression_pct: float | None = None,
     baselines_dir: Path | None = None,
     prices: Path | None = None,
+    run_spread: Mapping[str, float] | None = None,
 ) -> GateReport:
     """Gate ``runs/<run-id>/``: its summary.json (analysed now if absent), the gates of its
     scenario files (or ``config``: a gates file or a :class:`GateConfig`), and optionally a
@@ -842,6 +995,7 @@ def gate_run(
     else:
         summary = analyze_run(run_dir, price_overrides=prices)
         write_summary(run_dir, summary)
+    table = load_table(run_dir / OBSERVATIONS_FILE)
     comparison = None
     if ref is not None:
         from harness.analysis.pricing import PriceBook, load_price_overrides
@@ -849,9 +1003,7 @@ def gate_run(
         book = (
             PriceBook(load_price_overrides(prices), override_file=prices) if prices else PriceBook()
         )
-        comparison = compare_runs(
-            load_table(run_dir / OBSERVATIONS_FILE), ref.baseline.samples.table(), book=book
-        )
+        comparison = compare_runs(table, ref.baseline.tables(), book=book, run_spread=run_spread)
     report = evaluate(
         summary,
         gates,
@@ -859,6 +1011,7 @@ def gate_run(
         comparison=comparison,
         regression_pct=regression_pct,
         run_dir=str(run_dir),
+        table=table,
     )
     if ref is not None:
         report.baseline_path = str(ref.path)
