@@ -29,7 +29,7 @@ import pytest
 
 if TYPE_CHECKING:
     from harness.gates.config import GateConfig
-    from harness.gates.evaluate import GateReport
+    from harness.gates.evaluate import GateReport, GateResult
     from harness.summary import ArmSummary, Comparison, ScenarioSummary, Summary
 
 MODES = ("live", "replay", "record")
@@ -177,6 +177,8 @@ class _Done:
 
 
 _RUNS = pytest.StashKey[dict[str, _Done]]()
+#: Inconclusive gates seen by the tests of this session: (test node id, gate result).
+_WARNINGS = pytest.StashKey[list[tuple[str, "GateResult"]]]()
 _SHADOW = pytest.StashKey["ShadowRun"]()
 
 
@@ -373,6 +375,8 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         # No GitHub annotations from here: pytest captures stdout, and a failing gate is
         # already a failing test (use pytest's --junitxml, or the gate cases in junit.xml).
         publish(report, reports_dir=reports_dir, env={})
+    warned = request.config.stash.setdefault(_WARNINGS, [])
+    warned.extend((request.node.nodeid, r) for r in report.results if r.status == "inconclusive")
     result = ShadowRun(done.run_dir, done.summary, report, reports_dir)
     if marker.kwargs.get("check", True):
         request.node.stash[_SHADOW] = result
@@ -401,9 +405,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The runs, and every inconclusive gate as a warning line: those tests pass, and pytest's
+    own summary ("1 passed", even with ``-rA``) would otherwise hide that nothing showed the
+    value within its limit."""
     runs = config.stash.get(_RUNS, {})
     if not runs:
         return
     terminalreporter.section("shadow harness")
     for done in runs.values():
         terminalreporter.write_line(f"{done.summary.target_label}: {done.run_dir}")
+    warned = config.stash.get(_WARNINGS, [])
+    if warned:
+        from harness.gates.output import warning_line
+
+        terminalreporter.write_line(
+            f"{len(warned)} inconclusive gate(s) — passed, with a warning:", yellow=True
+        )
+        for nodeid, r in warned:
+            terminalreporter.write_line(f"warning: {nodeid}: {warning_line(r)}", yellow=True)

@@ -149,11 +149,13 @@ class Similarity(_Record):
 
 
 class Power(_Record):
-    """How many repeats would detect ``effect`` on ``metric`` at the given power."""
+    """How many repeats would detect ``effect`` on ``metric`` at the given (target) power:
+    "detect" is the verdicts' and gates' rule, the 95 % interval wholly beyond ``margin``."""
 
     metric: str
     effect: float
-    power: float
+    margin: float = Field(default=0.0, description="equivalence margin the interval must clear")
+    power: float = Field(description="target power (harness plan --target-power; default 80 %)")
     alpha: float
     sigma_log: float | None = Field(description="robust spread of log latency, both arms pooled")
     n_pairs: int

@@ -125,6 +125,53 @@ def test_report_dir_gets_runs_reports_and_gate_cases(project: pytest.Pytester) -
     assert suites["harness gates"].get("failures") == "0"
 
 
+def test_inconclusive_gates_are_warnings_in_the_terminal_summary(project: pytest.Pytester) -> None:
+    """Issue 16: with an inconclusive gate `pytest -rA` printed "1 passed" and the warning
+    existed only in junit.xml. 0 failures in 6 requests cannot show an error rate of at most 0
+    (the Wilson interval reaches 39 %): inconclusive, so the test passes with a warning line
+    — with and without -rA — and the JUnit case carries it too."""
+    project.makepyfile(
+        test_inc="""
+import pytest
+
+@pytest.mark.shadow(scenario="equivalence.yaml", gates={"chat.error_rate_max": 0.0})
+def test_unsure(shadow):
+    shadow.check()
+"""
+    )
+    for extra in ([], ["-rA"]):
+        result = project.runpytest(
+            "--harness-emulator-profile",
+            "zero",
+            "--harness-report",
+            "out",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "default::UserWarning",
+            *extra,
+        )
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*shadow harness*",
+                "*1 inconclusive gate(s) — passed, with a warning:",
+                "warning: test_inc.py::test_unsure: equivalence: chat.error_rate_max is "
+                "inconclusive (0.0 % (0.0–39.* %) vs limit ≤ 0 %) — passes; more repeats "
+                "would decide it",
+            ]
+        )
+    runs = sorted((project.path / "out" / "runs").iterdir())
+    junit = project.path / "out" / "reports" / runs[-1].name / "junit.xml"
+    suite = ET.parse(junit).getroot().find("testsuite[@name='harness gates']")
+    assert suite is not None
+    (case,) = [c for c in suite if "chat.error_rate_max" in (c.get("name") or "")]
+    prop = case.find("properties/property[@name='warning']")
+    assert prop is not None and "is inconclusive" in (prop.get("value") or "")
+    err = case.find("system-err")
+    assert err is not None and (err.text or "").startswith("warning: equivalence: ")
+
+
 def test_bad_input_is_one_clean_error(project: pytest.Pytester) -> None:
     project.makepyfile("""
 import pytest

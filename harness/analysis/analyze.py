@@ -200,8 +200,8 @@ def scenario_summary(
     schemas: Schemas | None = None,
     embedder: Embedder | None = None,
     emulator_profile: str | None = None,
-    power_effect: float = 0.10,
-    power: float = 0.95,
+    power_effect: float = 0.25,
+    power: float = stats.DEFAULT_TARGET_POWER,
     contaminated_cache: bool = False,
 ) -> ScenarioSummary:
     """One scenario's arms, comparisons and claims (``t`` holds only its measured rows).
@@ -266,7 +266,7 @@ def analyze_table(
     resamples: int = stats.DEFAULT_RESAMPLES,
     schemas: Schemas | None = None,
     embedder: Embedder | None = None,
-    power_effect: float = 0.10,
+    power_effect: float = 0.25,
     contaminated_cache: Collection[str] | None = None,
 ) -> Summary:
     """Analyse observations already in columns (pure apart from price lookups).

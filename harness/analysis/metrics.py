@@ -561,10 +561,12 @@ def power_info(
     *,
     effect_size: float,
     power: float,
+    margin: float = stats.LATENCY_MARGIN,
 ) -> Power | None:
-    """Repeats needed to detect ``effect_size`` on a latency ratio, from the observed spread
-    (the bootstrap standard error of the log ratio, which includes pairing, prompt mix and
-    drift)."""
+    """Repeats needed for a true change of ``effect_size`` on a latency ratio to put the 95 %
+    interval beyond the ``margin`` (the rule the gate and the verdicts use) with probability
+    ``power``, from the observed spread (the bootstrap standard error of the log ratio, which
+    includes pairing, prompt mix and drift)."""
     if metric is None:
         return None
     ratio = stats.ratio_replicates(x.median_reps(col), y.median_reps(col))
@@ -573,11 +575,12 @@ def power_info(
     t = x.table
     repeats = int(np.unique(np.concatenate([t.repeat[x.arm.rows], t.repeat[y.arm.rows]])).size)
     n_pairs = metric.n_pairs
-    needed = stats.scale_for_power(se, n_pairs, effect_size, power=power)
+    needed = stats.scale_for_power(se, n_pairs, effect_size, power=power, margin=margin)
     per_repeat = n_pairs / repeats if repeats else 0.0
     return Power(
         metric=metric_name,
         effect=effect_size,
+        margin=margin,
         power=power,
         alpha=stats.ALPHA,
         sigma_log=stats.robust_sigma_log(np.concatenate([x.values(col), y.values(col)])),

@@ -240,21 +240,57 @@ def robust_sigma_log(values: FloatArray) -> float | None:
     return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
+#: Power a plan aims for unless told otherwise (``--target-power``).
+DEFAULT_TARGET_POWER = 0.80
+#: The latency equivalence margin the power is computed against: "detected" means the
+#: interval's lower bound clears 1 + margin, the rule the gate and the verdicts use.
+#: TODO(decide): take it from harness.analysis.decide (LATENCY margin) at merge.
+LATENCY_MARGIN = 0.10
+
+
+def _gap(effect: float, margin: float) -> float:
+    """Distance on the log scale between the effect to detect and the margin it must clear."""
+    if effect <= -1 or effect == 0:
+        raise ValueError("effect must be a non-zero relative change greater than -100 %")
+    if margin < 0:
+        raise ValueError("margin must be ≥ 0")
+    gap = abs(math.log1p(effect)) - math.log1p(margin)
+    if gap <= 0:
+        raise ValueError(
+            f"an effect of {effect:.0%} does not exceed the ±{margin:.0%} equivalence margin, "
+            "so no number of samples shows it beyond the margin"
+        )
+    return gap
+
+
 def required_samples(
-    effect: float, sigma_log: float, *, alpha: float = ALPHA, power: float = 0.95
-) -> int:
-    """Samples per arm for a two-sided test to detect a ratio of medians of ``1 + effect``.
+    effect: float,
+    sigma_log: float,
+    *,
+    alpha: float = ALPHA,
+    power: float = DEFAULT_TARGET_POWER,
+    margin: float = 0.0,
+    run_var: float = 0.0,
+) -> int | None:
+    """Samples per arm so that a true ratio of medians of ``1 + effect`` puts the 95 % interval's
+    lower bound beyond ``1 + margin`` (the gate's and the verdicts' rule) with probability
+    ``power``.
 
     Latencies are taken as lognormal with log-spread ``sigma_log``. The log of a sample median
     has variance ≈ (π/2)·σ²/n (the median's efficiency on normal data is 2/π), and the two arms'
-    medians are treated as independent (pairing can only help), so
-    n = (z₁₋α/₂ + z_power)² · π σ² / ln(1 + effect)².
+    medians are treated as independent (pairing can only help). The bound clears the margin when
+    log ratio − z₁₋α/₂·se > ln(1 + margin), so se must be at most
+    (ln(1 + effect) − ln(1 + margin)) / (z₁₋α/₂ + z_power), and
+    n = π σ² / (se² − run_var). ``run_var``: run-to-run variance of the log ratio that no
+    sample size removes (between runs); None when it alone is too large for the target.
     """
-    if effect <= -1 or effect == 0:
-        raise ValueError("effect must be a non-zero relative change greater than -100 %")
+    target_se = _gap(effect, margin) / (_z(1 - alpha / 2) + _z(power))
+    room = target_se**2 - run_var
+    if room <= 0:
+        return None
     if sigma_log <= 0:
         return 2
-    n = (_z(1 - alpha / 2) + _z(power)) ** 2 * math.pi * sigma_log**2 / math.log1p(effect) ** 2
+    n = math.pi * sigma_log**2 / room
     return max(2, math.ceil(n - 1e-9))  # float noise must not add a sample
 
 
@@ -264,22 +300,38 @@ def repeats_for_power(
     *,
     samples_per_repeat: int = 1,
     alpha: float = ALPHA,
-    power: float = 0.95,
-) -> int:
+    power: float = DEFAULT_TARGET_POWER,
+    margin: float = 0.0,
+    run_var: float = 0.0,
+) -> int | None:
     """Repeats per arm for :func:`required_samples`, when each repeat yields several samples
-    (prompts × turns)."""
-    need = required_samples(effect, sigma_log, alpha=alpha, power=power)
+    (prompts × turns); None when no number of repeats reaches ``power``."""
+    need = required_samples(
+        effect, sigma_log, alpha=alpha, power=power, margin=margin, run_var=run_var
+    )
+    if need is None:
+        return None
     return max(1, math.ceil(need / max(1, samples_per_repeat)))
 
 
 def scale_for_power(
-    se_log: float, n_now: int, effect: float, *, alpha: float = ALPHA, power: float = 0.95
+    se_log: float,
+    n_now: int,
+    effect: float,
+    *,
+    alpha: float = ALPHA,
+    power: float = DEFAULT_TARGET_POWER,
+    margin: float = 0.0,
 ) -> int | None:
     """Samples needed, scaled from the standard error ``se_log`` of a log ratio seen with
-    ``n_now`` samples (the observed spread, including pairing, prompt mix and drift)."""
+    ``n_now`` samples (the observed spread, including pairing, prompt mix and drift), for the
+    interval to clear ``1 + margin`` at a true ``1 + effect`` with probability ``power``."""
     if not math.isfinite(se_log) or se_log < 0 or n_now <= 0 or effect == 0:
         return None
     if se_log == 0:  # no spread at all: any sample detects any effect
         return 2
-    target_se = abs(math.log1p(effect)) / (_z(1 - alpha / 2) + _z(power))
+    try:
+        target_se = _gap(effect, margin) / (_z(1 - alpha / 2) + _z(power))
+    except ValueError:
+        return None
     return max(2, math.ceil(n_now * (se_log / target_se) ** 2 - 1e-9))

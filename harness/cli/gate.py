@@ -148,7 +148,7 @@ def format_report(report: GateReport) -> str:
     """The text ``harness gate`` prints: one line per gate, then each failure explained."""
     from harness.gates.evaluate import NOTHING_TO_REGRESS_FROM
     from harness.gates.output import LABEL as _LABEL
-    from harness.gates.output import explain
+    from harness.gates.output import explain, warning_line
 
     head = f"gate {report.run_dir or report.run_id} — {report.target}"
     if report.baseline:
@@ -168,11 +168,7 @@ def format_report(report: GateReport) -> str:
     notes = [r for r in report.results if r.status == "inconclusive"]
     if notes:
         out.append("")
-        out.extend(
-            f"warning: {r.scenario}: {r.name} is inconclusive ({r.measured} vs limit "
-            f"{r.limit()}) — passes; more repeats would decide it"
-            for r in notes
-        )
+        out.extend(f"warning: {warning_line(r)}" for r in notes)
     skipped = [r for r in report.results if r.status == "skipped" and r.value is None]
     if skipped:
         out.append("")

@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from harness.runner.plan import Plan, PlannedRequest
     from harness.scenario.load import Scenario
 
-__all__ = ["add_parser", "parse_effect", "power_lines", "print_plan", "run"]
+__all__ = [
+    "add_parser",
+    "parse_effect",
+    "parse_target_power",
+    "power_lines",
+    "print_plan",
+    "run",
+]
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -44,8 +51,15 @@ def add_parser(sub: Subparsers) -> None:
         "--power",
         default=None,
         metavar="EFFECT",
-        help="also say how many repeats detect a change of EFFECT (e.g. 10%%) in a "
-        "p50 ratio at 95 %% power",
+        help="also say how many repeats detect a change of EFFECT (e.g. 25%%; a bare number "
+        "≥ 1 is per cent) in a p50 ratio: the 95 %% interval clearing the ±10 %% latency "
+        "margin, the rule the gates and verdicts use",
+    )
+    p.add_argument(
+        "--target-power",
+        default=None,
+        metavar="P",
+        help="with --power: the chance of detecting EFFECT to plan for (default 80%%)",
     )
     p.add_argument(
         "--sigma",
@@ -66,32 +80,65 @@ def run(args: argparse.Namespace) -> int:
         as_json=args.json,
         power=args.power,
         sigma_log=args.sigma,
+        target_power=args.target_power,
     )
     return 0
 
 
-def parse_effect(text: str) -> float:
-    """``"10%"`` or ``"0.1"`` → 0.1 (a relative change to detect)."""
+def _percent(text: str, option: str, example: str) -> float:
+    """``"10%"``, ``"10"`` or ``"0.1"`` → 0.1: a trailing % or a bare number ≥ 1 is per cent,
+    a number below 1 a fraction (``--power 10`` meant 10 %, and said "below 1,000 %")."""
     from harness.errors import HarnessError
 
     value = text.strip()
     try:
-        effect = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        x = float(value.removesuffix("%"))
     except ValueError:
+        raise HarnessError(f"{option} {text!r}: not a percentage — write e.g. {example}") from None
+    return x / 100 if value.endswith("%") or abs(x) >= 1 else x
+
+
+def parse_effect(text: str) -> float:
+    """``--power``: ``"25%"``, ``"25"`` or ``"0.25"`` → 0.25 (a relative change to detect)."""
+    from harness.errors import HarnessError
+
+    effect = _percent(text, "--power", "25% (or 25, or 0.25)")
+    if not 0 < effect <= 10:
         raise HarnessError(
-            f"--power {text!r}: not a relative effect — write e.g. 10% or 0.1"
-        ) from None
-    if effect <= 0 or effect >= 10:
-        raise HarnessError(
-            f"--power {text!r}: the effect must be above 0 % and below 1,000 % — e.g. 10%"
+            f"--power {text!r}: the change to detect must be a slowdown from just above 0 % "
+            "to 1,000 % — e.g. 25% (a bare number such as 25 means 25 %)"
         )
     return effect
 
 
-def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float) -> list[str]:
-    """How many repeats detect a ``effect`` change of a p50 ratio at 95 % power (α = 0.05)."""
-    from harness.analysis.stats import repeats_for_power
+def parse_target_power(text: str) -> float:
+    """``--target-power``: ``"90%"``, ``"90"`` or ``"0.9"`` → 0.9."""
+    from harness.errors import HarnessError
 
+    p = _percent(text, "--target-power", "90%")
+    if not 0.5 <= p < 1:
+        raise HarnessError(
+            f"--target-power {text!r}: must be from 50 % to below 100 % — e.g. 80% or 90%"
+        )
+    return p
+
+
+def power_lines(
+    scenario: Scenario,
+    plan: Plan,
+    effect: float,
+    sigma_log: float,
+    target_power: float | None = None,
+) -> list[str]:
+    """How many repeats make a true ``effect`` slowdown of a p50 ratio fail the gate (95 %
+    interval wholly beyond the ±10 % latency margin) with probability ``target_power``:
+    within a run (arm vs arm), and against a one-run baseline (whose assumed run-to-run
+    spread no number of repeats removes)."""
+    from harness.analysis.between import ASSUMED_RUN_SPREAD
+    from harness.analysis.stats import DEFAULT_TARGET_POWER, LATENCY_MARGIN, repeats_for_power
+    from harness.errors import HarnessError
+
+    power = DEFAULT_TARGET_POWER if target_power is None else target_power
     by_arm: dict[str, int] = {}
     cold: dict[str, int] = {}
     for conv in plan.conversations:
@@ -103,14 +150,47 @@ def power_lines(scenario: Scenario, plan: Plan, effect: float, sigma_log: float)
         cold[conv.arm] = cold.get(conv.arm, 0) + 1
     per_repeat = min(by_arm.values(), default=1)
     cold_per_repeat = min(cold.values(), default=1)
-    need_all = repeats_for_power(effect, sigma_log, samples_per_repeat=per_repeat)
-    need_cold = repeats_for_power(effect, sigma_log, samples_per_repeat=cold_per_repeat)
+    spread = ASSUMED_RUN_SPREAD["ttft_p50_ratio"]
+    try:
+        need_all = repeats_for_power(
+            effect, sigma_log, samples_per_repeat=per_repeat, power=power, margin=LATENCY_MARGIN
+        )
+        need_cold = repeats_for_power(
+            effect,
+            sigma_log,
+            samples_per_repeat=cold_per_repeat,
+            power=power,
+            margin=LATENCY_MARGIN,
+        )
+        need_base = repeats_for_power(
+            effect,
+            sigma_log,
+            samples_per_repeat=per_repeat,
+            power=power,
+            margin=LATENCY_MARGIN,
+            run_var=2 * spread**2,
+        )
+    except ValueError:
+        raise HarnessError(
+            f"--power {fmt.pct(effect)}: a true change of {fmt.pct(effect)} never puts the "
+            f"interval beyond the ±{fmt.pct(LATENCY_MARGIN)} latency margin the gates and "
+            "verdicts use, at any number of repeats — ask for a larger change, e.g. 25%"
+        ) from None
+    base = (
+        f"repeats ≥ {need_base}"
+        if need_base is not None
+        else "not reachable: the run-to-run spread alone is too large — save a baseline of "
+        "several runs, or gate within one run"
+    )
     return [
-        f"power: to detect a {fmt.pct(effect)} change of a p50 ratio at 95 % power (α 0.05), "
-        f"assuming log-spread σ = {sigma_log:g}:",
+        f"power: for a true {fmt.pct(effect)} slowdown of a p50 ratio to fail the gate "
+        f"(95 % interval wholly above the +{fmt.pct(LATENCY_MARGIN)} margin) in "
+        f"{fmt.pct(power)} of runs (target power; α 0.05), assuming log-spread "
+        f"σ = {sigma_log:g}:",
         f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
         f"repeats ≥ {need_all} (scenario has {plan.repeats})",
         f"  cold (turn 1) TTFT ({cold_per_repeat} per arm per repeat): repeats ≥ {need_cold}",
+        f"  against a one-run baseline (run-to-run spread {fmt.pct(spread)} assumed): {base}",
         "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
     ]
 
@@ -123,14 +203,18 @@ def print_plan(
     as_json: bool = False,
     power: str | None = None,
     sigma_log: float = 0.3,
+    target_power: str | None = None,
 ) -> None:
     """``harness plan``: JSON Lines (one object per request) or a table with counts and
     estimated input tokens. Raises ScenarioError for an invalid file."""
-    from harness.errors import ScenarioError
+    from harness.errors import HarnessError, ScenarioError
     from harness.runner.plan import build_plan, dry_run, translation_problems
     from harness.scenario.load import load_scenario
 
     effect = parse_effect(power) if power is not None else None
+    goal = parse_target_power(target_power) if target_power is not None else None
+    if goal is not None and effect is None:
+        raise HarnessError("--target-power needs --power EFFECT (e.g. --power 25%)")
     scenario = load_scenario(path)
     problems = translation_problems(scenario)
     if problems:
@@ -146,7 +230,7 @@ def print_plan(
         else:
             _print_table(scenario, plan)
         if effect is not None:
-            for line in power_lines(scenario, plan, effect, sigma_log):
+            for line in power_lines(scenario, plan, effect, sigma_log, goal):
                 print(line, file=sys.stderr if as_json else sys.stdout)
     except BrokenPipeError:
         # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from

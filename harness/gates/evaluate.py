@@ -277,7 +277,11 @@ def wilson_interval(errors: int, n: int) -> Interval:
     denom = 1 + _Z95**2 / n
     centre = (p + _Z95**2 / (2 * n)) / denom
     half = _Z95 * math.sqrt(p * (1 - p) / n + _Z95**2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Exact at the edges: centre − half is ~1e-17, not 0, for 0 of n in floating point, and
+    # a gate ``error_rate_max: 0`` failed a run without a single error on that residue.
+    lo = 0.0 if errors == 0 else max(0.0, centre - half)
+    hi = 1.0 if errors == n else min(1.0, centre + half)
+    return lo, hi
 
 
 def _cost(arm: ArmSummary) -> str:

@@ -52,6 +52,15 @@ def explain(r: GateResult) -> list[str]:
     return lines
 
 
+def warning_line(r: GateResult) -> str:
+    """The one line an inconclusive gate gets wherever gates are shown (terminal, pytest's
+    summary, JUnit): it passed, but nothing showed it is within its limit."""
+    return (
+        f"{r.scenario}: {r.name} is inconclusive ({r.measured} vs limit {r.limit()}) — "
+        "passes; more repeats would decide it"
+    )
+
+
 def junit_cases(report: GateReport) -> list[JUnitCase]:
     """One JUnit test case per gate (failing statuses carry a failure message)."""
     from harness.report.junit import JUnitCase
@@ -62,6 +71,7 @@ def junit_cases(report: GateReport) -> list[JUnitCase]:
             classname=f"harness.gates.evaluate.{r.scenario}",
             failure_message=f"{r.status}: {r.measured}; {r.rule}" if r.failed else None,
             details="\n".join(explain(r)),
+            warning=warning_line(r) if r.status == "inconclusive" else None,
         )
         for r in report.results
     ]

@@ -23,12 +23,17 @@ SUITE_NAME = "harness.comparisons"
 
 @dataclass(frozen=True)
 class JUnitCase:
-    """One ``<testcase>``: passes when ``failure_message`` is None; ``details`` is its text."""
+    """One ``<testcase>``: passes when ``failure_message`` is None; ``details`` is its text.
+
+    ``warning``: a passing case that should not read as a clean pass (an inconclusive gate):
+    written as a ``warning`` property and in ``system-err``, which CI viewers show beside the
+    case, so JUnit readers see what the terminal's warning lines say."""
 
     name: str
     classname: str
     failure_message: str | None
     details: str
+    warning: str | None = None
 
 
 def _details(c: Comparison, s: ScenarioSummary) -> str:
@@ -88,8 +93,14 @@ def _case_element(case: JUnitCase) -> ET.Element:
         failure = ET.SubElement(el, "failure", message=case.failure_message, type="failure")
         failure.text = case.details
     else:
+        if case.warning is not None:
+            props = ET.SubElement(el, "properties")
+            ET.SubElement(props, "property", name="warning", value=case.warning)
         out = ET.SubElement(el, "system-out")
         out.text = case.details
+        if case.warning is not None:
+            err = ET.SubElement(el, "system-err")
+            err.text = f"warning: {case.warning}"
     return el
 
 

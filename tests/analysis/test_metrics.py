@@ -270,8 +270,9 @@ def test_cache_improvement_is_null_when_the_baseline_cached_nothing() -> None:
 def test_power_section_reports_repeats_needed() -> None:
     noisy = summarise(_paired(1.0, noise=0.3)).comparisons["responses_vs_chat"].power
     assert noisy is not None and noisy.metric == "ttft_p50_ratio"
-    assert noisy.repeats == 40 and noisy.effect == 0.10 and noisy.n_pairs == 40
-    # the observed spread needs more repeats than 40 to see 10 % at 95 % power
+    assert noisy.repeats == 40 and noisy.effect == 0.25 and noisy.n_pairs == 40
+    assert noisy.margin == 0.10 and noisy.power == 0.80
+    # the observed spread needs more repeats than 40 for +25 % to clear the ±10 % margin at 80 %
     assert noisy.repeats_needed is not None and noisy.repeats_needed > 40
     quiet = summarise(_paired(1.0, noise=0.01)).comparisons["responses_vs_chat"].power
     assert quiet is not None and quiet.repeats_needed is not None

@@ -156,20 +156,38 @@ def test_safe_ratio(a: float | None, b: float | None, expected: float | None) ->
     ],
 )
 def test_required_samples(effect: float, sigma: float, expected: int) -> None:
-    assert stats.required_samples(effect, sigma) == expected
+    assert stats.required_samples(effect, sigma, power=0.95) == expected
 
 
 def test_repeats_for_power_divides_by_samples_per_repeat() -> None:
-    assert stats.repeats_for_power(0.10, 0.3, samples_per_repeat=6) == math.ceil(405 / 6)
+    assert stats.repeats_for_power(0.10, 0.3, samples_per_repeat=6, power=0.95) == math.ceil(
+        405 / 6
+    )
     with pytest.raises(ValueError):
         stats.required_samples(0.0, 0.3)
 
 
+def test_required_samples_against_the_margin_and_run_variance() -> None:
+    """Issue 16: detecting +25 % means the interval's lower bound clears the +10 % margin:
+    n = π σ² (z.975 + z_power)² / (ln 1.25 − ln 1.10)²; run-level variance no sample removes
+    can make a target unreachable."""
+    gap = math.log(1.25) - math.log(1.10)
+    want = math.ceil(math.pi * 0.09 * (stats._z(0.975) + stats._z(0.9)) ** 2 / gap**2)
+    assert stats.required_samples(0.25, 0.3, power=0.9, margin=0.10) == want
+    assert stats.required_samples(0.25, 0.3, margin=0.10) < want  # default target power 80 %
+    with pytest.raises(ValueError, match="margin"):
+        stats.required_samples(0.10, 0.3, margin=0.10)
+    assert stats.required_samples(0.25, 0.3, power=0.9, margin=0.10, run_var=0.01) is None
+    more = stats.required_samples(0.25, 0.3, power=0.8, margin=0.10, run_var=0.0005)
+    assert more is not None and more > stats.required_samples(0.25, 0.3, margin=0.10)
+
+
 def test_scale_for_power_from_observed_standard_error() -> None:
     target_se = math.log(1.1) / (stats._z(0.975) + stats._z(0.95))
-    assert stats.scale_for_power(target_se, 100, 0.10) == 100
-    assert stats.scale_for_power(2 * target_se, 100, 0.10) == 400
+    assert stats.scale_for_power(target_se, 100, 0.10, power=0.95) == 100
+    assert stats.scale_for_power(2 * target_se, 100, 0.10, power=0.95) == 400
     assert stats.scale_for_power(math.nan, 100, 0.10) is None
+    assert stats.scale_for_power(0.05, 100, 0.10, margin=0.10) is None  # within the margin
 
 
 def test_robust_sigma_log_recovers_lognormal_sigma() -> None:
@@ -203,7 +221,8 @@ def _flagged(effect: float, seed: int, n: int) -> bool:
 
 
 def test_power_calculation_delivers_detection_and_aa_stays_quiet() -> None:
-    n = stats.required_samples(0.10, 0.3)  # repeats the power calculation asks for
+    n = stats.required_samples(0.10, 0.3, power=0.95)  # repeats the power calculation asks for
+    assert n is not None
     detected = sum(_flagged(0.10, seed, n) for seed in range(RUNS)) / RUNS
     false_alarms = sum(_flagged(0.0, 10_000 + seed, n) for seed in range(RUNS)) / RUNS
     assert detected >= 0.90, f"10 % regression flagged in only {detected:.1%} of runs"

@@ -106,7 +106,10 @@ def test_plan_refuses_what_the_translator_rejects(
     assert captured.err == f"{path.as_posix()}:5: prompts[0]: responses: x: cannot map — fix it\n"
 
 
-@pytest.mark.parametrize(("text", "expected"), [("10%", 0.10), ("0.25", 0.25), (" 5% ", 0.05)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("10%", 0.10), ("0.25", 0.25), (" 5% ", 0.05), ("10", 0.10), ("25", 0.25)],
+)
 def test_parse_effect(text: str, expected: float) -> None:
 
     assert parse_effect(text) == pytest.approx(expected)
@@ -119,16 +122,36 @@ def test_parse_effect_rejects(text: str) -> None:
 
 
 def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]) -> None:
-    """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.3, 10 %."""
+    """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.3; +25 % against
+    the ±10 % margin at the target power (issue 16: --target-power, default 80 %)."""
     from harness.analysis.stats import required_samples
 
-    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "10%"]) == 0
-    need = required_samples(0.10, 0.3)
-    assert capsys.readouterr().out.splitlines()[-4:] == [
-        "power: to detect a 10 % change of a p50 ratio at 95 % power (α 0.05), "
-        "assuming log-spread σ = 0.3:",
-        "  TTFT/total p50 over all turns (4 samples per arm per repeat): "
-        f"repeats ≥ {-(-need // 4)} (scenario has 5)",
-        f"  cold (turn 1) TTFT (2 per arm per repeat): repeats ≥ {-(-need // 2)}",
-        "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
-    ]
+    for flags, power in (([], 0.80), (["--target-power", "90%"], 0.90)):
+        assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "25%", *flags]) == 0
+        need = required_samples(0.25, 0.3, power=power, margin=0.10)
+        assert need is not None
+        lines = capsys.readouterr().out.splitlines()[-5:]
+        assert lines[0] == (
+            "power: for a true 25 % slowdown of a p50 ratio to fail the gate (95 % interval "
+            f"wholly above the +10 % margin) in {power * 100:.0f} % of runs (target power; "
+            "α 0.05), assuming log-spread σ = 0.3:"
+        )
+        assert lines[1] == (
+            "  TTFT/total p50 over all turns (4 samples per arm per repeat): "
+            f"repeats ≥ {-(-need // 4)} (scenario has 5)"
+        )
+        assert lines[2] == f"  cold (turn 1) TTFT (2 per arm per repeat): repeats ≥ {-(-need // 2)}"
+        assert lines[3].startswith("  against a one-run baseline (run-to-run spread 3 % assumed): ")
+
+
+def test_plan_power_ten_means_ten_percent_and_says_why_it_cannot_be_shown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 16: `--power 10` said "must be above 0 % and below 1,000 %". 10 is 10 %, which the
+    ±10 % margin can never show: one clear line saying so (exit 2)."""
+    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: --power 10 %: a true change of 10 % never puts")
+    assert "±10 % latency margin" in err and "1,000" not in err
+    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--target-power", "90%"]) == 2
+    assert "--target-power needs --power" in capsys.readouterr().err

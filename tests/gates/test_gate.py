@@ -666,3 +666,12 @@ def test_an_arm_that_fails_every_request_fails_the_baseline_gate(
     assert "stream: false" not in out
     assert not any(" chat." in ln for ln in fails)
     assert out.splitlines()[-2].startswith("FAILED: 5 gate(s) failed")
+
+
+def test_wilson_interval_is_exact_at_the_edges() -> None:
+    """0 of n must give a lower bound of exactly 0 (it was ~1e-17, so ``error_rate_max: 0``
+    failed a run without a single error as "wholly above 0")."""
+    for n in (1, 6, 40, 1000):
+        assert wilson_interval(0, n)[0] == 0.0
+        assert wilson_interval(n, n)[1] == 1.0
+    assert decide(0.0, wilson_interval(0, 6), "max", 0.0)[0] == "inconclusive"
