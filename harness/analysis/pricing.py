@@ -163,6 +163,16 @@ class PriceBook:
         date = self.when.date().isoformat()
         override = self._overrides.get(model.lower())
         if override is not None:
+            if override.cached_input_mtok is None:
+                # Silence here made "no discount" look like a measured cache price: say it.
+                where = f" in {self.override_file}" if self.override_file else ""
+                self.warnings.append(
+                    f"price override for {model!r}{where} has no cached_input_mtok: cached "
+                    "tokens are charged the full input price (no cache discount), so cost "
+                    "differences from caching do not show — add cached_input_mtok (OpenAI "
+                    "charges 10–50 % of the input price for cached tokens), or set it to "
+                    "input_mtok to confirm there is no discount"
+                )
             return ModelPrices(
                 model=model,
                 input_mtok=override.input_mtok,

@@ -296,6 +296,11 @@ def _hit(arm: ArmSummary) -> str:
 
 
 def _why_unknown(metric: str, arms: Sequence[ArmSummary]) -> str:
+    # Failures first: an arm that failed every request was neither "not streamed" nor "not
+    # priced", and saying so sent people to the wrong fix.
+    dead = [a for a in arms if a.requests > 0 and a.errors == a.requests]
+    if dead:
+        return "every request of an arm failed (" + "; ".join(_errors(a) for a in dead) + ")"
     if metric.startswith("cost") and any(
         a.cost_usd is None or a.cost_usd.priced_requests == 0 for a in arms
     ):
@@ -306,8 +311,6 @@ def _why_unknown(metric: str, arms: Sequence[ArmSummary]) -> str:
         )
     if "ttft" in metric and any(a.ttft_ms is None for a in arms):
         return "no TTFT: an arm has no successful streamed request (stream: false?)"
-    if any(a.requests == a.errors for a in arms):
-        return "an arm has no successful request"
     if "cache" in metric:
         return "no cache figure (no usage reported, or nothing cacheable)"
     return "the run has no value for it"

@@ -118,10 +118,15 @@ def test_override_file_prices_models_genai_prices_lacks(tmp_path: Path, suffix: 
     got = book.cost_usd("acme-llm-9", None, _arr(10_000), _arr(4_000), _arr(2_000), _arr(1_000))
     assert got is not None
     assert got[0] == pytest.approx((4_000 * 3 + 4_000 * 0.3 + 2_000 * 3.75 + 1_000 * 15) / MTOK)
-    # an override wins over genai-prices; a missing cached price means no discount
+    assert book.warnings == []  # acme-llm-9 names its cached price
+    # an override wins over genai-prices; a missing cached price means no discount — and says
+    # so (issue 16: it did so silently)
     gpt = book.prices("gpt-4o")
     assert gpt is not None and (gpt.input_mtok, gpt.cached_input_mtok) == (1, 1)
     assert str(path) in gpt.source and str(path) in book.source
+    (warning,) = book.warnings
+    assert warning.startswith(f"price override for 'gpt-4o' in {path} has no cached_input_mtok")
+    assert "no cache discount" in warning and "add cached_input_mtok" in warning
 
 
 @pytest.mark.parametrize(

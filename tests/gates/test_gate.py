@@ -675,3 +675,51 @@ def test_wilson_interval_is_exact_at_the_edges() -> None:
         assert wilson_interval(0, n)[0] == 0.0
         assert wilson_interval(n, n)[1] == 1.0
     assert decide(0.0, wilson_interval(0, 6), "max", 0.0)[0] == "inconclusive"
+
+
+def test_threshold_gates_on_an_arm_that_failed_everything_say_so() -> None:
+    """Issue 16: an arm where everything failed was described as "not streamed" / "no price"."""
+    obs = [
+        o
+        if o.arm == "chat"
+        else Observation(
+            **o.model_dump(
+                include={
+                    "run_id",
+                    "scenario",
+                    "prompt_id",
+                    "arm",
+                    "api",
+                    "turn",
+                    "repeat",
+                    "conversation",
+                    "cold",
+                    "warmup",
+                    "model",
+                    "stream",
+                    "order",
+                    "started_at",
+                }
+            ),
+            status=503,
+            ok=False,
+            error_type="server_error",
+            finish="error",
+        )
+        for o in synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=5)
+    ]
+    summary = analyze_table(ObservationTable.from_observations(obs), resamples=200)
+    report = evaluate(
+        summary,
+        _config(
+            **{
+                "responses_vs_chat.ttft_p50_ratio_max": 1.2,
+                "responses_vs_chat.cost_ratio_max": 1.1,
+                "responses.ttft_p95_ms_max": 900,
+            }
+        ),
+    )
+    assert report.exit_code == 1 and len(report.failed) == 3
+    for r in report.results:
+        assert "every request of an arm failed (30 of 30 failed: server_error 30)" in r.rule, r
+        assert "stream" not in r.rule and "no price" not in r.rule
