@@ -272,9 +272,10 @@ class Summary(_Record):
 
 
 class RunArmComparison(_Record):
-    """One arm across two runs (a = candidate, b = baseline; ratios a/b, independent samples).
+    """One arm across two runs (a = candidate, b = baseline; ratios a/b), paired by prompt ×
+    turn × repeat and widened by the run-level spread (:mod:`harness.analysis.between`).
 
-    ``n_pairs`` is the smaller of the two sample sizes here.
+    ``n_pairs`` counts the conversations (prompt × repeat) both sides have.
     """
 
     ttft_p50_ratio: Effect | None = None

@@ -1,8 +1,9 @@
 """``render_compare``: two runs of the same scenarios → ``compare.html`` and ``compare.md``.
 
 Run A is the candidate (after a prompt change, a new model…), run B the baseline; ratios are
-A / B from :func:`harness.analysis.analyze.compare_runs`, which resamples each run on its own
-(independent samples). When either run has no observations only point ratios of the summaries'
+A / B from :func:`harness.analysis.analyze.compare_runs`, paired by prompt × turn × repeat and
+widened by the run-to-run spread (:mod:`harness.analysis.between`). When either run has no
+observations only point ratios of the summaries'
 medians are available, and the page says so.
 """
 
