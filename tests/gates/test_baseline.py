@@ -156,3 +156,38 @@ def test_cli_baseline_save(
     assert capsys.readouterr().out.strip() == str(tmp_path / "bl" / "main.json")
     assert main(["baseline", "save", str(tmp_path / "nope"), "--name", "x"]) == 2
     assert "no observations.jsonl" in capsys.readouterr().err
+
+
+def test_a_baseline_of_several_runs_measures_the_run_spread(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16: `harness baseline save RUN RUN… --name N` keeps every run; the gate's
+    between-run intervals then use the spread measured between them instead of assuming it."""
+    runs = []
+    for seed, scale in ((11, 0.8), (12, 1.0), (13, 1.25)):  # runs that differ as wholes
+        obs = synthetic_observations(
+            SyntheticProfile(ttft_ms=300.0 * scale), repeats=12, seed=seed, run_id=f"b{seed}"
+        )
+        runs.append(write_synthetic_run(tmp_path / "runs" / f"b{seed}", obs))
+    bl = tmp_path / "bl"
+    assert (
+        main(["baseline", "save", *map(str, runs), "--name", "three", "--baselines", str(bl)]) == 0
+    )
+    assert capsys.readouterr().out.strip() == str(bl / "three.json")
+    baseline = load_baseline(bl / "three.json")
+    assert baseline.runs == 3 and [s.run_id for s in baseline.more_runs] == ["b12", "b13"]
+    assert baseline.label() == "'three' (3 runs: b11, b12, b13)"
+    # a one-run file (no more_runs) still reads, as before
+    one = load_baseline(save_baseline(run_dir, "one", baselines_dir=bl))
+    assert one.runs == 1 and one.more_runs == []
+    rc = compare_runs(load_table(run_dir / "observations.jsonl"), baseline.tables(), resamples=300)
+    assert rc.run_spread is not None and rc.run_spread.source == "estimated from 3 baseline runs"
+    assert rc.run_spread.spread["ttft_p50_ratio"] > 0.1  # ±20 % between the runs
+    # the same run twice is refused: it would measure no spread at all
+    assert (
+        main(
+            ["baseline", "save", str(runs[0]), str(runs[0]), "--name", "x", "--baselines", str(bl)]
+        )
+        == 2
+    )
+    assert "given twice" in capsys.readouterr().err
