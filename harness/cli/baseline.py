@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from harness.cli.common import add_run_dir
+from harness.cli.common import add_run_dir, add_sole_subcommand
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "baseline",
-        help="save a run as a named baseline for 'harness gate --baseline'",
-        description="Baselines are runs that later runs are compared with: a copy of "
-        "summary.json plus the latency samples a between-run bootstrap needs, in "
-        "baselines/NAME.json (small enough to commit).",
-    )
-    commands = p.add_subparsers(dest="baseline_command", metavar="COMMAND", required=True)
-    save = commands.add_parser(
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    save = add_sole_subcommand(
+        p,
         "save",
+        dest="baseline_command",
+        metavar="COMMAND",
         help="write baselines/NAME.json from a run",
         description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
         "name); prints its path. Exit 0, or 2 for bad input.",
@@ -38,7 +29,6 @@ def add_parser(sub: Subparsers) -> None:
         metavar="DIR",
         help="directory of baselines (default baselines/)",
     )
-    save.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
+from harness.cli.common import add_sole_subcommand
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "cassettes",
-        help="inspect recorded cassettes",
-        description="Commands on cassettes recorded with 'harness run --record DIR'.",
-    )
-    commands = p.add_subparsers(dest="cassettes_command", metavar="COMMAND", required=True)
-    check = commands.add_parser(
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    check = add_sole_subcommand(
+        p,
         "check",
+        dest="cassettes_command",
+        metavar="COMMAND",
         help="list unused, missing and stale interactions",
         description="Replay every scenario of --scenarios offline against its cassette in DIR "
         "and list, per cassette: missing interactions (requests with no recording, or no "
@@ -43,7 +38,6 @@ def add_parser(sub: Subparsers) -> None:
         metavar="DIR",
         help="scenario directory (default scenarios/)",
     )
-    check.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
