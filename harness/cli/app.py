@@ -51,6 +51,17 @@ class CommandModule(Protocol):
 
 
 @dataclass(frozen=True)
+class Subcommand:
+    """A command's one sub-command (``baseline save``), spelt as a sub-command so that others
+    can join without changing the command line; the module's options are the sub-command's."""
+
+    name: str
+    metavar: str
+    help: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class Command:
     """One ``harness`` command: its name, the module holding its options and work, and its help
     (``help`` is its line in ``harness --help``, ``description`` heads ``harness NAME --help``)."""
@@ -59,6 +70,7 @@ class Command:
     module: CommandModule
     help: str
     description: str
+    subcommand: Subcommand | None = None
 
 
 #: the commands in the order ``harness --help`` lists them
@@ -137,6 +149,16 @@ COMMANDS: tuple[Command, ...] = (
         cassettes,
         help="inspect recorded cassettes",
         description="Commands on cassettes recorded with 'harness run --record DIR'.",
+        subcommand=Subcommand(
+            "check",
+            metavar="COMMAND",
+            help="list unused, missing and stale interactions",
+            description="Replay every scenario of --scenarios offline against its cassette in DIR "
+            "and list, per cassette: missing interactions (requests with no recording, or no "
+            "cassette), unused ones (recorded, never asked for) and staleness (the scenario "
+            "changed since recording). Exit 0 when all are clean, 1 if anything is listed, 2 for "
+            "bad input.",
+        ),
     ),
     Command(
         "gate",
@@ -159,6 +181,13 @@ COMMANDS: tuple[Command, ...] = (
         description="Baselines are runs that later runs are compared with: a copy of "
         "summary.json plus the latency samples a between-run bootstrap needs, in "
         "baselines/NAME.json (small enough to commit).",
+        subcommand=Subcommand(
+            "save",
+            metavar="COMMAND",
+            help="write baselines/NAME.json from a run",
+            description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
+            "name); prints its path. Exit 0, or 2 for bad input.",
+        ),
     ),
     Command(
         "shadow",
@@ -168,6 +197,11 @@ COMMANDS: tuple[Command, ...] = (
         "write one shard each (observations-<host>-<pid>-<n>.jsonl). 'merge' concatenates them "
         "into observations.jsonl (atomically; only when they changed) and sums the per-process "
         "counters into shadow_stats.json. 'harness analyze' merges by itself. Exit 0, or 2.",
+        subcommand=Subcommand(
+            "merge",
+            metavar="ACTION",
+            help="merge shard files into observations.jsonl",
+        ),
     ),
     Command(
         "export-benchmark",
@@ -193,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help, description=command.description)
+        if command.subcommand is not None:
+            actions = p.add_subparsers(
+                dest=f"{command.name}_command", metavar=command.subcommand.metavar, required=True
+            )
+            p = actions.add_parser(
+                command.subcommand.name,
+                help=command.subcommand.help,
+                description=command.subcommand.description,
+            )
         command.module.add_arguments(p)
         p.set_defaults(handler=command.module.run)
     return parser

@@ -5,25 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import add_sole_subcommand
-
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    check = add_sole_subcommand(
-        p,
-        "check",
-        dest="cassettes_command",
-        metavar="COMMAND",
-        help="list unused, missing and stale interactions",
-        description="Replay every scenario of --scenarios offline against its cassette in DIR "
-        "and list, per cassette: missing interactions (requests with no recording, or no "
-        "cassette), unused ones (recorded, never asked for) and staleness (the scenario "
-        "changed since recording). Exit 0 when all are clean, 1 if anything is listed, 2 for "
-        "bad input.",
-    )
-    check.add_argument(
+    p.add_argument(
         "directory",
         nargs="?",
         type=Path,
@@ -31,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="cassette directory (default cassettes/)",
     )
-    check.add_argument(
+    p.add_argument(
         "--scenarios",
         type=Path,
         default=Path("scenarios"),

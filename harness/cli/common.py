@@ -1,4 +1,4 @@
-"""What every command module shares: argument types, the one-sub-command shape, the run-dir check.
+"""What every command module shares: argument types and the run-directory check.
 
 Light on purpose: the parser imports every command module, so nothing here (or at the top of a
 command module) may load the SDK, numpy, rich or pydantic; a command imports its work in ``run``.
@@ -12,28 +12,12 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-__all__ = ["add_run_dir", "add_sole_subcommand", "err", "positive_int", "require_run_dir"]
+__all__ = ["add_run_dir", "err", "positive_int", "require_run_dir"]
 
 
 def add_run_dir(parser: argparse.ArgumentParser) -> None:
     """The ``RUN_DIR`` positional, spelt once for every command that works on one run."""
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-
-
-def add_sole_subcommand(
-    parser: argparse.ArgumentParser,
-    name: str,
-    *,
-    dest: str,
-    metavar: str,
-    help: str,
-    description: str | None = None,
-) -> argparse.ArgumentParser:
-    """The one required sub-command of a command (``baseline save``, ``cassettes check``,
-    ``shadow merge``), spelt as a sub-command so that others can join without changing the
-    command line; returns its parser for the options."""
-    commands = parser.add_subparsers(dest=dest, metavar=metavar, required=True)
-    return commands.add_parser(name, help=help, description=description)
 
 
 def err(message: str) -> None:

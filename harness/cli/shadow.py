@@ -5,21 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli.common import add_run_dir, add_sole_subcommand, require_run_dir
+from harness.cli.common import add_run_dir, require_run_dir
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    merge = add_sole_subcommand(
-        p,
-        "merge",
-        dest="shadow_command",
-        metavar="ACTION",
-        help="merge shard files into observations.jsonl",
-    )
-    add_run_dir(merge)
-    merge.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
+    add_run_dir(p)
+    p.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
 
 
 #: the ways a mirrored call ends without a pair written (harness.shadow.config.ShadowStats)
