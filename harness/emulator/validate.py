@@ -166,6 +166,19 @@ def stream_of(body: dict[str, Any]) -> bool:
     return stream
 
 
+def _out_of_range(key: str, kind: str, value: Any, *, below: bool, limit: str) -> ApiError:
+    """OpenAI's 400 for a number outside its range (``kind``: integer or decimal)."""
+    side, code, op = (
+        ("below minimum", "below_min", ">=") if below else ("above maximum", "above_max", "<=")
+    )
+    return invalid(
+        f"Invalid '{key}': {kind} {side} value. Expected a value {op} {limit}, "
+        f"but got {value} instead.",
+        param=key,
+        code=f"{kind}_{code}_value",
+    )
+
+
 def opt_int(body: dict[str, Any], key: str, minimum: int) -> int | None:
     """An integer parameter at least ``minimum`` (null means unset)."""
     value = body.get(key)
@@ -174,12 +187,7 @@ def opt_int(body: dict[str, Any], key: str, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise type_error(key, "an integer", value)
     if value < minimum:
-        raise invalid(
-            f"Invalid '{key}': integer below minimum value. Expected a value >= "
-            f"{minimum}, but got {value} instead.",
-            param=key,
-            code="integer_below_min_value",
-        )
+        raise _out_of_range(key, "integer", value, below=True, limit=str(minimum))
     return value
 
 
@@ -191,19 +199,9 @@ def opt_number(body: dict[str, Any], key: str, lo: float, hi: float) -> float | 
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise type_error(key, "a decimal", value)
     if value < lo:
-        raise invalid(
-            f"Invalid '{key}': decimal below minimum value. Expected a value >= {lo:g}"
-            f", but got {value} instead.",
-            param=key,
-            code="decimal_below_min_value",
-        )
+        raise _out_of_range(key, "decimal", value, below=True, limit=f"{lo:g}")
     if value > hi:
-        raise invalid(
-            f"Invalid '{key}': decimal above maximum value. Expected a value <= {hi:g}"
-            f", but got {value} instead.",
-            param=key,
-            code="decimal_above_max_value",
-        )
+        raise _out_of_range(key, "decimal", value, below=False, limit=f"{hi:g}")
     return float(value)
 
 

@@ -44,6 +44,51 @@ def _bad_type(kind: str, param: str) -> tuple[str, str, str]:
 
 
 BAD = [
+    (
+        lambda: _chat(max_completion_tokens=0),
+        (
+            "Invalid 'max_completion_tokens': "
+            "integer below minimum value. Expected a value >= 1, but got 0 instead.",
+            "max_completion_tokens",
+            "integer_below_min_value",
+        ),
+    ),
+    (
+        lambda: _responses(max_output_tokens=8),
+        (
+            "Invalid 'max_output_tokens': "
+            "integer below minimum value. Expected a value >= 16, but got 8 instead.",
+            "max_output_tokens",
+            "integer_below_min_value",
+        ),
+    ),
+    (
+        lambda: _chat(temperature=-0.5),
+        (
+            "Invalid 'temperature': "
+            "decimal below minimum value. Expected a value >= 0, but got -0.5 instead.",
+            "temperature",
+            "decimal_below_min_value",
+        ),
+    ),
+    (
+        lambda: _responses(temperature=2.5),
+        (
+            "Invalid 'temperature': "
+            "decimal above maximum value. Expected a value <= 2, but got 2.5 instead.",
+            "temperature",
+            "decimal_above_max_value",
+        ),
+    ),
+    (
+        lambda: _chat(top_p=1.5),
+        (
+            "Invalid 'top_p': "
+            "decimal above maximum value. Expected a value <= 1, but got 1.5 instead.",
+            "top_p",
+            "decimal_above_max_value",
+        ),
+    ),
     (lambda: chat.parse({"model": MODEL}), _missing("messages")),
     (lambda: _chat(messages=[{"role": "user"}]), _missing("messages[0].content")),
     (
