@@ -112,10 +112,15 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "probe",
         probe,
-        help="measure target behaviour a shadow run depends on",
-        description="cache-sharing: send a fresh 1,024+-token prompt to one API, then the same "
-        "prompt to the other (both orders), and report whether the second API found it cached "
-        "— i.e. whether the target keeps one prompt cache for both APIs.",
+        help="find what a target serves, and whether it shares its prompt cache across APIs",
+        description="capabilities: about 16 tiny requests (~2,700 input tokens in all) find "
+        "what the target serves — each endpoint, streaming, sequence_number, usage and "
+        "cached_tokens, store and previous_response_id, json_schema, tools, images, the "
+        "Conversations API — and print a table (`harness run` does the same once per run and "
+        "refuses arms the target cannot serve). cache-sharing: send a fresh 1,024+-token "
+        "prompt to one API, then the same prompt to the other (both orders), and report "
+        "whether the second API found it cached — i.e. whether the target keeps one prompt "
+        "cache for both APIs.",
     ),
     Command(
         "analyze",

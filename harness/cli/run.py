@@ -41,6 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME|FILE",
         help="latency/fault profile of the built-in emulator (default parity)",
     )
+    p.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="run what the target can serve: a live target is probed first (`harness probe "
+        "capabilities`); without this flag an arm or prompt it cannot serve (e.g. "
+        "responses_chained on llama-server, which has no previous_response_id) stops the "
+        "run before anything is sent; with it, they are skipped and listed in meta.json",
+    )
     p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
     p.add_argument(
         "--emulator-truth-log",
@@ -177,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         retry=RetryPolicy(max_attempts=args.max_attempts),
         record=args.record,
         replay=args.replay,
+        skip_unsupported=args.skip_unsupported,
     )
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline
@@ -289,6 +298,8 @@ def finish_run(
     console = console or Console()
     if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
+    for what, why in result.meta.skipped.items():
+        console.print(f"skipped (--skip-unsupported): {what} — {why}")
     console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
     if not result.interrupted and result.recorded:
         from harness.analysis.analyze import analyze_run

@@ -350,9 +350,15 @@ def _responses_items(msg: Message) -> list[dict[str, Any]]:
             {"type": "function_call_output", "call_id": msg.tool_call_id, "output": content}
         )
     elif msg.role == "assistant":
-        # An output_text part would need id/status/annotations; a plain string is the input form.
+        # The one form the spec, OpenAI and llama-server all accept for history without ids: an
+        # EasyInputMessage with an explicit ``type``. Without ``type`` llama-server answers 400
+        # "Cannot determine type of 'item'"; an output_text part needs the id and status the
+        # spec requires of an OutputMessage, and on store: false the real API cannot resolve
+        # ids it never persisted (docs/api-fidelity.md).
         if msg.content is not None:
-            items.append({"role": "assistant", "content": _joined_text(msg.content)})
+            items.append(
+                {"type": "message", "role": "assistant", "content": _joined_text(msg.content)}
+            )
         items.extend(
             {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
             for c in msg.tool_calls
