@@ -6,30 +6,16 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
     from harness.runner.capabilities import Capabilities
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "probe",
-        help="find what a target serves, and whether it shares its prompt cache across APIs",
-        description="capabilities: about 16 tiny requests (~2,700 input tokens in all) find "
-        "what the target serves — each endpoint, streaming, sequence_number, usage and "
-        "cached_tokens, store and previous_response_id, json_schema, tools, images, the "
-        "Conversations API — and print a table (`harness run` does the same once per run and "
-        "refuses arms the target cannot serve). cache-sharing: send a fresh 1,024+-token "
-        "prompt to one API, then the same prompt to the other (both orders), and report "
-        "whether the second API found it cached — i.e. whether the target keeps one prompt "
-        "cache for both APIs.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["capabilities", "cache-sharing"])
     p.add_argument("--target", default="emulator", help="emulator (default), openai, or a URL")
     p.add_argument("--model", default="gpt-4.1-mini")
     p.add_argument("--json", action="store_true", help="capabilities: print one JSON object")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,23 +20,13 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
-    from harness.cli.common import Subparsers
     from harness.records import Observation
     from harness.runner.execute import RunResult
 
-__all__ = ["ProgressBar", "add_parser", "arm_table", "finish_run", "run"]
+__all__ = ["ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run scenarios against both APIs and record observations",
-        description="Send every planned request of SCENARIO(s) to the target and record one "
-        "observation per request in runs/<run-id>/observations.jsonl. Default target: the "
-        "built-in emulator (not OpenAI) with the 'parity' profile, in its own process. "
-        "Exit 0 when the run completed (failed requests are data), 2 for bad input, "
-        "130 when interrupted (what was recorded is kept; continue with --resume).",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
     p.add_argument(
         "--target",
@@ -167,7 +157,6 @@ def add_parser(sub: Subparsers) -> None:
         help="with --gate: also check for regressions against this baseline "
         "(implies --gate; checked before the run starts)",
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

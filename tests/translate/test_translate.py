@@ -202,7 +202,8 @@ CASES = [
             ],
         },
     ),
-    # -- content parts: text → input_text; images; assistant history as a typed message, string content
+    # -- content parts: text → input_text; images; assistant history as a typed message,
+    #    string content
     Case(
         "text-parts-to-input-text",
         req(user([TextPart(text="Look "), TextPart(text="here")])),
@@ -1290,6 +1291,15 @@ NEGATIVE: list[tuple[str, NeutralRequest, dict[str, Any], tuple[str, ...], str, 
         BOTH,
         "messages[2]",
         "answer each tool call with a role tool message before this",
+    ),
+    (
+        "responses-only-model-on-chat",
+        req(user("Hi"), model="o3-pro"),
+        {},
+        ("chat",),
+        "model",
+        "o3-pro is served on the Responses API only; drop the chat arm or pick a model both "
+        "APIs serve",
     ),
 ]
 
