@@ -174,6 +174,15 @@ class RunMeta(BaseModel):
     )
     replayed_from: str | None = None
     recorded_to: str | None = None
+    capabilities: dict[str, Any] | None = Field(
+        default=None,
+        description="what the target serves (harness.runner.capabilities.Capabilities), "
+        "probed once when the run started; null for replays",
+    )
+    skipped: dict[str, str] = Field(
+        default_factory=dict,
+        description="arms/prompts not run because the target cannot serve them, and why",
+    )
     shadow: dict[str, Any] | None = Field(
         default=None,
         description="shadow/canary settings of a production-traffic run "

@@ -13,21 +13,12 @@ from harness.cli.common import add_run_dir, positive_int
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from harness.cli.common import Subparsers
     from harness.summary import Comparison, Summary
 
-__all__ = ["add_parser", "run", "summary_tables"]
+__all__ = ["add_arguments", "run", "summary_tables"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "analyze",
-        help="turn a run's observations into summary.json",
-        description="Analyse RUN_DIR (meta.json + observations.jsonl): latency percentiles with "
-        "bootstrap CIs, cold vs warm, caching, cost, output similarity against the A/A noise "
-        "floor, and the migration guide's claims. Writes RUN_DIR/summary.json, prints its path "
-        "and a short table. Exit 0, or 2 for bad input.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_dir(p)
     p.add_argument(
         "--prices",
@@ -46,7 +37,6 @@ def add_parser(sub: Subparsers) -> None:
         help="bootstrap resamples (default 2000)",
     )
     p.add_argument("--quiet", action="store_true", help="print only the summary path")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """The ``harness`` command: the parser, built from one module per command, and error handling.
 
-Each command module (``harness.cli.<command>``) has ``add_parser(sub)`` and ``run(args) -> int``
-and holds all of that command's terminal output. The modules are light: building the parser
-loads no SDK, numpy, rich or pydantic; a command imports its work when it runs, so ``harness
+Each command module (``harness.cli.<command>``) has ``add_arguments(p)`` and ``run(args) -> int``
+and holds all of that command's terminal output. What ``harness --help`` and ``harness COMMAND
+--help`` say about a command is its row in :data:`COMMANDS`: registering a command is written
+once, and the command list reads as one page. The modules are light: building the parser loads
+no SDK, numpy, rich or pydantic; a command imports its work when it runs, so ``harness
 analyze``, ``report``, ``gate`` and ``compare`` never load ``openai`` or ``httpx2``. Anything a
 user can get wrong raises :class:`harness.errors.HarnessError`, printed as one line with exit
 status 2.
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from harness import __version__
 from harness.cli import (
@@ -37,21 +41,187 @@ __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
+
+class CommandModule(Protocol):
+    """What a ``harness.cli.<command>`` module provides."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A command's one sub-command (``baseline save``), spelt as a sub-command so that others
+    can join without changing the command line; the module's options are the sub-command's."""
+
+    name: str
+    metavar: str
+    help: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``harness`` command: its name, the module holding its options and work, and its help
+    (``help`` is its line in ``harness --help``, ``description`` heads ``harness NAME --help``)."""
+
+    name: str
+    module: CommandModule
+    help: str
+    description: str
+    subcommand: Subcommand | None = None
+
+
 #: the commands in the order ``harness --help`` lists them
-COMMANDS = (
-    validate,
-    plan,
-    emulator,
-    run,
-    probe,
-    analyze,
-    report,
-    compare,
-    cassettes,
-    gate,
-    baseline,
-    shadow,
-    export,
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "validate",
+        validate,
+        help="check scenario files",
+        description="Check scenario files (or every *.yaml/*.yml under a directory). Prints "
+        "one line per problem as 'file:line: field.path: what is wrong — how to fix'. "
+        "Exit 0 when all are valid, 2 otherwise.",
+    ),
+    Command(
+        "plan",
+        plan,
+        help="show the requests a run would send (dry run)",
+        description="Dry run: list every request a run of SCENARIO would send, in send order. "
+        "Run-time values (assistant replies, tool call ids, previous_response_id) are shown as "
+        'placeholders such as "<response of turn 1>". Nothing is sent.',
+    ),
+    Command(
+        "emulator",
+        emulator,
+        help="serve the OpenAI-compatible emulator (not OpenAI)",
+        description="Serve an emulator of OpenAI's Chat Completions and Responses APIs "
+        "(caching rules, SSE streams, stored responses, latency and fault profiles). Every "
+        "reply carries an 'x-emulator' header. Point the SDK at http://HOST:PORT/v1.",
+    ),
+    Command(
+        "run",
+        run,
+        help="run scenarios against both APIs and record observations",
+        description="Send every planned request of SCENARIO(s) to the target and record one "
+        "observation per request in runs/<run-id>/observations.jsonl. Default target: the "
+        "built-in emulator (not OpenAI) with the 'parity' profile, in its own process. "
+        "Exit 0 when the run completed (failed requests are data), 2 for bad input, "
+        "130 when interrupted (what was recorded is kept; continue with --resume).",
+    ),
+    Command(
+        "probe",
+        probe,
+        help="find what a target serves, and whether it shares its prompt cache across APIs",
+        description="capabilities: about 16 tiny requests (~2,700 input tokens in all) find "
+        "what the target serves — each endpoint, streaming, sequence_number, usage and "
+        "cached_tokens, store and previous_response_id, json_schema, tools, images, the "
+        "Conversations API — and print a table (`harness run` does the same once per run and "
+        "refuses arms the target cannot serve). cache-sharing: send a fresh 1,024+-token "
+        "prompt to one API, then the same prompt to the other (both orders), and report "
+        "whether the second API found it cached — i.e. whether the target keeps one prompt "
+        "cache for both APIs.",
+    ),
+    Command(
+        "analyze",
+        analyze,
+        help="turn a run's observations into summary.json",
+        description="Analyse RUN_DIR (meta.json + observations.jsonl): latency percentiles with "
+        "bootstrap CIs, cold vs warm, caching, cost, output similarity against the A/A noise "
+        "floor, and the migration guide's claims. Writes RUN_DIR/summary.json, prints its path "
+        "and a short table. Exit 0, or 2 for bad input.",
+    ),
+    Command(
+        "report",
+        report,
+        help="render report.html, summary.md and junit.xml for a run",
+        description="Render RUN_DIR's saved observations and summary into one self-contained "
+        "report.html (verdict, arms, charts, claims, per-prompt diffs, errors), summary.md (for "
+        "PR comments and $GITHUB_STEP_SUMMARY) and junit.xml (one case per scenario × "
+        "comparison). Never sends a request; analyses the run first if it has no summary.json. "
+        "Prints the three paths. Exit 0, or 2 for bad input.",
+    ),
+    Command(
+        "compare",
+        compare,
+        help="compare two runs (before/after a change, or against a baseline run)",
+        description="Compare RUN_A (candidate) with RUN_B (baseline), arm by arm: latency, "
+        "cost, caching and error ratios A/B with 95 % intervals (paired by prompt × turn × "
+        "repeat, widened by the run-to-run spread). Writes compare.html and compare.md and "
+        "prints the HTML path. Exit 0, or 2.",
+    ),
+    Command(
+        "cassettes",
+        cassettes,
+        help="inspect recorded cassettes",
+        description="Commands on cassettes recorded with 'harness run --record DIR'.",
+        subcommand=Subcommand(
+            "check",
+            metavar="COMMAND",
+            help="list unused, missing and stale interactions",
+            description="Replay every scenario of --scenarios offline against its cassette in DIR "
+            "and list, per cassette: missing interactions (requests with no recording, or no "
+            "cassette), unused ones (recorded, never asked for) and staleness (the scenario "
+            "changed since recording). Exit 0 when all are clean, 1 if anything is listed, 2 for "
+            "bad input.",
+        ),
+    ),
+    Command(
+        "gate",
+        gate,
+        help="pass/fail a run on its gates and against a baseline (for CI)",
+        description="Decide RUN_DIR's gates (the scenario files' gates:, or --config) and, with "
+        "--baseline, its regressions against a baseline run, using the analysis' 95 % "
+        "intervals: a gate fails only when the interval is wholly on the wrong side of its "
+        "threshold; straddling is 'inconclusive' (passes, with a warning). Against a baseline "
+        "(paired by prompt × turn × repeat, with the run-to-run spread measured from a "
+        "several-run baseline or assumed), an arm's TTFT/total p50, cost, cache-hit ratio or "
+        "error rate fails when the whole interval is worse than the tolerance (default 10 %; "
+        "errors +2 points), and a value the baseline has and the run lacks fails. Appends gate "
+        "cases to "
+        "reports/<run-id>/junit.xml; under GitHub Actions also prints ::error annotations and "
+        "writes the step summary. Exit 0 pass, 1 a gate failed, 2 bad input (e.g. no such "
+        "baseline). See docs/ci.md.",
+    ),
+    Command(
+        "baseline",
+        baseline,
+        help="save a run as a named baseline for 'harness gate --baseline'",
+        description="Baselines are runs that later runs are compared with: a copy of "
+        "summary.json plus the latency samples a between-run bootstrap needs, in "
+        "baselines/NAME.json (small enough to commit).",
+        subcommand=Subcommand(
+            "save",
+            metavar="COMMAND",
+            help="write baselines/NAME.json from one run or several runs",
+            description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
+            "name); prints its path. Give several runs of the same scenarios (RUN_DIR RUN_DIR…) "
+            "and the gate measures the run-to-run spread from them instead of assuming it. "
+            "Exit 0, or 2 for bad input.",
+        ),
+    ),
+    Command(
+        "shadow",
+        shadow,
+        help="production shadow runs (harness.shadow.client.ShadowClient)",
+        description="Work with the run directory of a production shadow run: live processes "
+        "write one shard each (observations-<host>-<pid>-<n>.jsonl). 'merge' concatenates them "
+        "into observations.jsonl (atomically; only when they changed) and sums the per-process "
+        "counters into shadow_stats.json. 'harness analyze' merges by itself. Exit 0, or 2.",
+        subcommand=Subcommand(
+            "merge",
+            metavar="ACTION",
+            help="merge shard files into observations.jsonl",
+        ),
+    ),
+    Command(
+        "export-benchmark",
+        export,
+        help="export a run's latencies as pytest-benchmark JSON",
+        description="Export a run's latencies as pytest-benchmark JSON (one benchmark per "
+        "scenario × arm × latency, rounds = requests, seconds), for 'pytest-benchmark "
+        "compare'. Exit 0, or 2 for bad input.",
+    ),
 )
 
 
@@ -67,7 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        command.add_parser(sub)
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        if command.subcommand is not None:
+            actions = p.add_subparsers(
+                dest=f"{command.name}_command", metavar=command.subcommand.metavar, required=True
+            )
+            p = actions.add_parser(
+                command.subcommand.name,
+                help=command.subcommand.help,
+                description=command.subcommand.description,
+            )
+        command.module.add_arguments(p)
+        p.set_defaults(handler=command.module.run)
     return parser
 
 

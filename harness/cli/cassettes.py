@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "cassettes",
-        help="inspect recorded cassettes",
-        description="Commands on cassettes recorded with 'harness run --record DIR'.",
-    )
-    commands = p.add_subparsers(dest="cassettes_command", metavar="COMMAND", required=True)
-    check = commands.add_parser(
-        "check",
-        help="list unused, missing and stale interactions",
-        description="Replay every scenario of --scenarios offline against its cassette in DIR "
-        "and list, per cassette: missing interactions (requests with no recording, or no "
-        "cassette), unused ones (recorded, never asked for) and staleness (the scenario "
-        "changed since recording). Exit 0 when all are clean, 1 if anything is listed, 2 for "
-        "bad input.",
-    )
-    check.add_argument(
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "directory",
         nargs="?",
         type=Path,
@@ -36,14 +17,13 @@ def add_parser(sub: Subparsers) -> None:
         metavar="DIR",
         help="cassette directory (default cassettes/)",
     )
-    check.add_argument(
+    p.add_argument(
         "--scenarios",
         type=Path,
         default=Path("scenarios"),
         metavar="DIR",
         help="scenario directory (default scenarios/)",
     )
-    check.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

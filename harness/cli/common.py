@@ -1,4 +1,4 @@
-"""What every command module shares: the subparsers type, argument types, the run-directory check.
+"""What every command module shares: argument types and the run-directory check.
 
 Light on purpose: the parser imports every command module, so nothing here (or at the top of a
 command module) may load the SDK, numpy, rich or pydantic; a command imports its work in ``run``.
@@ -9,14 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 __all__ = ["add_run_dir", "err", "positive_int", "require_run_dir"]
 

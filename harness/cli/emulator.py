@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "emulator",
-        help="serve the OpenAI-compatible emulator (not OpenAI)",
-        description="Serve an emulator of OpenAI's Chat Completions and Responses APIs "
-        "(caching rules, SSE streams, stored responses, latency and fault profiles). Every "
-        "reply carries an 'x-emulator' header. Point the SDK at http://HOST:PORT/v1.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8787)
     p.add_argument(
@@ -41,7 +30,6 @@ def add_parser(sub: Subparsers) -> None:
         default=1.0,
         help="multiply every profile delay by X (0.1 = ten times faster)",
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,26 +8,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from harness.cli.common import add_run_dir
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from harness.gates.export import EXPORTABLE
 
-    p = sub.add_parser(
-        "export-benchmark",
-        help="export a run's latencies as pytest-benchmark JSON",
-        description="Export a run's latencies as pytest-benchmark JSON (one benchmark per "
-        "scenario × arm × latency, rounds = requests, seconds), for 'pytest-benchmark "
-        "compare'. Exit 0, or 2 for bad input.",
-    )
     add_run_dir(p)
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--out", type=Path, metavar="FILE", help="write this file")
@@ -44,7 +33,6 @@ def add_parser(sub: Subparsers) -> None:
         default=None,
         help="latency to export (repeatable; default ttft_ms and total_ms)",
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

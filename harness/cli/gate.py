@@ -16,26 +16,12 @@ from harness import fmt
 from harness.cli.common import add_run_dir
 
 if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
     from harness.gates.evaluate import GateReport
 
-__all__ = ["add_parser", "format_report", "gate", "run"]
+__all__ = ["add_arguments", "format_report", "gate", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "gate",
-        help="pass/fail a run on its gates and against a baseline (for CI)",
-        description="Decide RUN_DIR's gates (the scenario files' gates:, or --config) and, with "
-        "--baseline, its regressions against a baseline run, using the analysis' 95 % "
-        "intervals: a gate fails only when the interval is wholly on the wrong side of its "
-        "threshold; straddling is 'inconclusive' (passes, with a warning). Against a baseline, "
-        "an arm's TTFT/total p50, cost or cache-hit ratio fails when it is significantly worse "
-        "and worse by more than the tolerance (default 10 %). Appends gate cases to "
-        "reports/<run-id>/junit.xml; under GitHub Actions also prints ::error annotations and "
-        "writes the step summary. Exit 0 pass, 1 a gate failed, 2 bad input (e.g. no such "
-        "baseline). See docs/ci.md.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_dir(p)
     p.add_argument(
         "--baseline",
@@ -90,7 +76,6 @@ def add_parser(sub: Subparsers) -> None:
         "docs/statistics.md)",
     )
     p.add_argument("--json", action="store_true", help="print the gate report as JSON")
-    p.set_defaults(handler=run)
 
 
 def gate(

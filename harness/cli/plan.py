@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 from harness import fmt
 
 if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
     from harness.runner.plan import Plan, PlannedRequest
     from harness.scenario.load import Scenario
 
 __all__ = [
-    "add_parser",
+    "add_arguments",
     "parse_effect",
     "parse_target_power",
     "power_lines",
@@ -31,14 +30,7 @@ __all__ = [
 ]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "plan",
-        help="show the requests a run would send (dry run)",
-        description="Dry run: list every request a run of SCENARIO would send, in send order. "
-        "Run-time values (assistant replies, tool call ids, previous_response_id) are shown as "
-        'placeholders such as "<response of turn 1>". Nothing is sent.',
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", type=Path, metavar="SCENARIO")
     p.add_argument("--repeats", type=int, default=None, help="override the scenario's repeats")
     p.add_argument("--seed", type=int, default=0, help="run seed (cache nonces, arm order)")
@@ -69,7 +61,6 @@ def add_parser(sub: Subparsers) -> None:
         help="log-spread of latencies for --power (default 0.3; a previous "
         "summary.json reports the observed one as power.sigma_log)",
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

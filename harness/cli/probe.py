@@ -1,4 +1,4 @@
-"""``harness probe``: measure target behaviour a shadow run depends on."""
+"""``harness probe``: measure target behaviour a run depends on."""
 
 from __future__ import annotations
 
@@ -6,32 +6,53 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
+    from harness.runner.capabilities import Capabilities
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "probe",
-        help="measure target behaviour a shadow run depends on",
-        description="cache-sharing: send a fresh 1,024+-token prompt to one API, then the same "
-        "prompt to the other (both orders), and report whether the second API found it cached "
-        "— i.e. whether the target keeps one prompt cache for both APIs.",
-    )
-    p.add_argument("what", choices=["cache-sharing"])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["capabilities", "cache-sharing"])
     p.add_argument("--target", default="emulator", help="emulator (default), openai, or a URL")
     p.add_argument("--model", default="gpt-4.1-mini")
-    p.set_defaults(handler=run)
+    p.add_argument("--json", action="store_true", help="capabilities: print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from harness.runner.probe import probe_cache_sharing
     from harness.runner.target import open_target
 
     with open_target(args.target, emulator_profile="zero") as target:
+        if args.what == "capabilities":
+            from harness.runner.capabilities import probe_capabilities
+
+            caps = probe_capabilities(
+                target.base_url, target.api_key, model=args.model, target=target.label
+            )
+            if args.json:
+                print(caps.model_dump_json())
+            else:
+                _print_table(caps)
+            return 0
+        from harness.runner.probe import probe_cache_sharing
+
         result = asyncio.run(probe_cache_sharing(target, args.model))
         print(f"{target.label}: prompt cache {result.explain()}")
     return 0
+
+
+def _print_table(caps: Capabilities) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.runner.capabilities import FEATURES
+
+    table = Table(title=f"{caps.target} — model {caps.model}", title_justify="left")
+    table.add_column("feature")
+    table.add_column("served")
+    table.add_column("what was checked / what the target said", overflow="fold")
+    for name, found in caps.features.items():
+        mark = {True: "yes", False: "NO", None: "unknown"}[found.supported]
+        table.add_row(name, mark, found.detail or FEATURES[name])
+    Console(soft_wrap=False).print(table)

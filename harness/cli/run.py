@@ -20,23 +20,13 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
-    from harness.cli.common import Subparsers
     from harness.records import Observation
     from harness.runner.execute import RunResult
 
-__all__ = ["ProgressBar", "add_parser", "arm_table", "finish_run", "run"]
+__all__ = ["ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run scenarios against both APIs and record observations",
-        description="Send every planned request of SCENARIO(s) to the target and record one "
-        "observation per request in runs/<run-id>/observations.jsonl. Default target: the "
-        "built-in emulator (not OpenAI) with the 'parity' profile, in its own process. "
-        "Exit 0 when the run completed (failed requests are data), 2 for bad input, "
-        "130 when interrupted (what was recorded is kept; continue with --resume).",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO")
     p.add_argument(
         "--target",
@@ -50,6 +40,14 @@ def add_parser(sub: Subparsers) -> None:
         default="parity",
         metavar="NAME|FILE",
         help="latency/fault profile of the built-in emulator (default parity)",
+    )
+    p.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="run what the target can serve: a live target is probed first (`harness probe "
+        "capabilities`); without this flag an arm or prompt it cannot serve (e.g. "
+        "responses_chained on llama-server, which has no previous_response_id) stops the "
+        "run before anything is sent; with it, they are skipped and listed in meta.json",
     )
     p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
     p.add_argument(
@@ -159,7 +157,6 @@ def add_parser(sub: Subparsers) -> None:
         help="with --gate: also check for regressions against this baseline "
         "(implies --gate; checked before the run starts)",
     )
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         retry=RetryPolicy(max_attempts=args.max_attempts),
         record=args.record,
         replay=args.replay,
+        skip_unsupported=args.skip_unsupported,
     )
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline
@@ -300,6 +298,8 @@ def finish_run(
     console = console or Console()
     if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
+    for what, why in result.meta.skipped.items():
+        console.print(f"skipped (--skip-unsupported): {what} — {why}")
     console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
     if not result.interrupted and result.recorded:
         from harness.analysis.analyze import analyze_run

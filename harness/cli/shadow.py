@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from harness.cli.common import add_run_dir, require_run_dir
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "shadow",
-        help="production shadow runs (harness.shadow.client.ShadowClient)",
-        description="Work with the run directory of a production shadow run: live processes "
-        "write one shard each (observations-<host>-<pid>-<n>.jsonl). 'merge' concatenates them "
-        "into observations.jsonl (atomically; only when they changed) and sums the per-process "
-        "counters into shadow_stats.json. 'harness analyze' merges by itself. Exit 0, or 2.",
-    )
-    actions = p.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
-    merge = actions.add_parser("merge", help="merge shard files into observations.jsonl")
-    add_run_dir(merge)
-    merge.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
-    merge.set_defaults(handler=run)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_dir(p)
+    p.add_argument("--force", action="store_true", help="rewrite even if nothing changed")
 
 
 #: the ways a mirrored call ends without a pair written (harness.shadow.config.ShadowStats)

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from harness.cli.common import Subparsers
-
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 
-def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser(
-        "validate",
-        help="check scenario files",
-        description="Check scenario files (or every *.yaml/*.yml under a directory). Prints "
-        "one line per problem as 'file:line: field.path: what is wrong — how to fix'. "
-        "Exit 0 when all are valid, 2 otherwise.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or directory")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

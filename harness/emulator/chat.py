@@ -17,28 +17,28 @@ from typing import Any
 
 from harness.emulator import jsonio
 from harness.emulator.content import Reply
-from harness.emulator.errors import invalid, not_emulated, unsupported_parameter
+from harness.emulator.errors import invalid, missing_parameter, not_emulated, unsupported_parameter
 from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
     Segment,
     leading_instructions,
+    message_segments,
     prompt_prefix,
 )
 from harness.emulator.validate import (
     cache_ttl,
     check_keys,
-    json_schema_format,
     model_of,
     opt_bool,
     opt_int,
+    output_format,
     sampling,
     stream_of,
     text_of_parts,
     tools_of,
     type_error,
 )
-from harness.translate.tokens import IMAGE_TOKENS
 
 _TEXT_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -49,11 +49,7 @@ Frames = list[tuple[int, bytes, bool]]
 
 def _messages(raw: Any) -> list[Segment]:
     if raw is None:
-        raise invalid(
-            "Missing required parameter: 'messages'.",
-            param="messages",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter("messages")
     if not isinstance(raw, list):
         raise type_error("messages", "an array", raw)
     if not raw:
@@ -81,42 +77,19 @@ def _messages(raw: Any) -> list[Segment]:
         if role in ("tool", "function"):
             call_id = msg.get("tool_call_id") or msg.get("name") or ""
             if role == "tool" and not msg.get("tool_call_id"):
-                raise invalid(
-                    f"Missing required parameter: '{where}.tool_call_id'.",
-                    param=f"{where}.tool_call_id",
-                    code="missing_required_parameter",
-                )
+                raise missing_parameter(f"{where}.tool_call_id")
             text, _ = text_of_parts(content or "", f"{where}.content", allowed=_TEXT_PARTS)
             name = names.get(call_id, msg.get("name") or "")
             segments.append(Segment("tool", text, name=name, call_id=call_id))
             continue
         if content is None and not (role == "assistant" and msg.get("tool_calls")):
-            raise invalid(
-                f"Missing required parameter: '{where}.content'.",
-                param=f"{where}.content",
-                code="missing_required_parameter",
-            )
+            raise missing_parameter(f"{where}.content")
         text, images = text_of_parts(content or "", f"{where}.content", allowed=_TEXT_PARTS)
-        seg_role = "system" if role in ("system", "developer") else str(role)
-        if (text or not images) and (text or role != "assistant"):
-            segments.append(Segment(seg_role, text))
-        for ident in images:
-            detail = ident.split("\x1f", 1)[0]
-            segments.append(
-                Segment(
-                    seg_role,
-                    ident,
-                    placeholder_tokens=IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"]),
-                )
-            )
+        segments += message_segments(str(role), text, images)
         for j, call in enumerate(msg.get("tool_calls") or []):
             fn = call.get("function") if isinstance(call, dict) else None
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise invalid(
-                    f"Missing required parameter: '{where}.tool_calls[{j}].function'.",
-                    param=f"{where}.tool_calls[{j}].function",
-                    code="missing_required_parameter",
-                )
+                raise missing_parameter(f"{where}.tool_calls[{j}].function")
             call_id = str(call.get("id", ""))
             names[call_id] = fn["name"]
             segments.append(
@@ -174,28 +147,18 @@ def parse(body: dict[str, Any]) -> GenRequest:
 
 
 def _response_format(raw: Any, conversation: list[Segment]) -> OutputFormat | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise type_error("response_format", "an object", raw)
-    kind = raw.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        if not any("json" in s.text.lower() for s in conversation if not s.placeholder_tokens):
-            raise invalid(
-                "'messages' must contain the word 'json' in some form, to use "
-                "'response_format' of type 'json_object'.",
-                param="messages",
-            )
-        return OutputFormat("json_object")
-    if kind == "json_schema":
-        return json_schema_format(raw.get("json_schema"), "response_format.json_schema")
-    raise invalid(
-        f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
-        param="response_format.type",
-        code="invalid_value",
-    )
+    output = output_format(raw, "response_format", schema_key="json_schema")
+    if (
+        output is not None
+        and output.kind == "json_object"
+        and not any("json" in s.text.lower() for s in conversation if not s.placeholder_tokens)
+    ):
+        raise invalid(
+            "'messages' must contain the word 'json' in some form, to use "
+            "'response_format' of type 'json_object'.",
+            param="messages",
+        )
+    return output
 
 
 # --- replies ------------------------------------------------------------------------------------

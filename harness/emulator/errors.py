@@ -45,6 +45,13 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
     return ApiError(400, message, param=param, code=code)
 
 
+def missing_parameter(param: str) -> ApiError:
+    """400 for a required parameter left out (``param`` is its path, e.g. ``input[0].call_id``)."""
+    return invalid(
+        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
+
+
 def unknown_parameter(key: str, endpoint: str) -> ApiError:
     """400 for a top-level key the endpoint does not accept (chat and responses word it apart)."""
     if endpoint == "chat":

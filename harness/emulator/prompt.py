@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from harness.emulator.models import ModelInfo
+from harness.translate.tokens import IMAGE_TOKENS
 
 Api = Literal["chat", "responses"]
 
@@ -241,6 +242,21 @@ def render(segments: list[Segment]) -> Rendered:
         bounds.append(total)
     parts.append(PRIMING)
     return Rendered(b"".join(parts), tuple(bounds))
+
+
+def message_segments(role: str, text: str, images: list[str]) -> list[Segment]:
+    """A Chat message's or Responses message item's content (``text_of_parts``' text and image
+    identities) as segments: developer counts as system; the text, unless an assistant message
+    holds none; then one placeholder per image, sized by its ``detail`` as OpenAI bills it."""
+    seg_role = "system" if role in ("system", "developer") else role
+    out: list[Segment] = []
+    if (text or not images) and (text or role != "assistant"):
+        out.append(Segment(seg_role, text))
+    for ident in images:
+        detail = ident.split("\x1f", 1)[0]
+        tokens = IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"])
+        out.append(Segment(seg_role, ident, placeholder_tokens=tokens))
+    return out
 
 
 def leading_instructions(conversation: list[Segment]) -> list[Segment]:

@@ -11,29 +11,35 @@ from __future__ import annotations
 from typing import Any
 
 from harness.emulator.content import reasoning_tokens_of
-from harness.emulator.errors import ApiError, invalid, not_emulated, unsupported_parameter
+from harness.emulator.errors import (
+    ApiError,
+    invalid,
+    missing_parameter,
+    not_emulated,
+    unsupported_parameter,
+)
 from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
     Segment,
     leading_instructions,
+    message_segments,
     prompt_prefix,
 )
 from harness.emulator.store import ResponseStore
 from harness.emulator.validate import (
     cache_ttl,
     check_keys,
-    json_schema_format,
     model_of,
     opt_bool,
     opt_int,
+    output_format,
     sampling,
     stream_of,
     text_of_parts,
     tools_of,
     type_error,
 )
-from harness.translate.tokens import IMAGE_TOKENS
 
 _PARTS = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
 _INCLUDABLE = frozenset(
@@ -61,24 +67,9 @@ def _message(item: dict[str, Any], where: str) -> list[Segment]:
             code="invalid_value",
         )
     if "content" not in item:
-        raise invalid(
-            f"Missing required parameter: '{where}.content'.",
-            param=f"{where}.content",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter(f"{where}.content")
     text, images = text_of_parts(item["content"], f"{where}.content", allowed=_PARTS)
-    seg_role = "system" if role in ("system", "developer") else str(role)
-    out: list[Segment] = []
-    if (text or not images) and (text or role != "assistant"):
-        out.append(Segment(seg_role, text))
-    for ident in images:
-        detail = ident.split("\x1f", 1)[0]
-        out.append(
-            Segment(
-                seg_role, ident, placeholder_tokens=IMAGE_TOKENS.get(detail, IMAGE_TOKENS["auto"])
-            )
-        )
-    return out
+    return message_segments(str(role), text, images)
 
 
 def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> list[Segment]:
@@ -97,11 +88,7 @@ def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> li
         elif kind == "function_call":
             call_id, name = item.get("call_id"), item.get("name")
             if not isinstance(call_id, str) or not isinstance(name, str):
-                raise invalid(
-                    f"Missing required parameter: '{where}.call_id'.",
-                    param=f"{where}.call_id",
-                    code="missing_required_parameter",
-                )
+                raise missing_parameter(f"{where}.call_id")
             names[call_id] = name
             segments.append(
                 Segment("function_call", str(item.get("arguments", "")), name=name, call_id=call_id)
@@ -109,11 +96,7 @@ def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> li
         elif kind == "function_call_output":
             call_id = item.get("call_id")
             if not isinstance(call_id, str):
-                raise invalid(
-                    f"Missing required parameter: '{where}.call_id'.",
-                    param=f"{where}.call_id",
-                    code="missing_required_parameter",
-                )
+                raise missing_parameter(f"{where}.call_id")
             output, _ = text_of_parts(item.get("output", ""), f"{where}.output", allowed=_PARTS)
             segments.append(Segment("tool", output, name=names.get(call_id, ""), call_id=call_id))
         elif kind == "reasoning":
@@ -152,23 +135,7 @@ def _text_format(raw: Any) -> OutputFormat | None:
         return None
     if not isinstance(raw, dict):
         raise type_error("text", "an object", raw)
-    fmt = raw.get("format")
-    if fmt is None:
-        return None
-    if not isinstance(fmt, dict):
-        raise type_error("text.format", "an object", fmt)
-    kind = fmt.get("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return OutputFormat("json_object")
-    if kind == "json_schema":
-        return json_schema_format(fmt, "text.format")
-    raise invalid(
-        f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
-        param="text.format.type",
-        code="invalid_value",
-    )
+    return output_format(raw.get("format"), "text.format", schema_key=None)
 
 
 def _early_rejections(body: dict[str, Any]) -> None:
@@ -246,9 +213,7 @@ def parse(
         conversation = list(stored.conversation)
         names = {s.call_id: s.name for s in conversation if s.role == "function_call"}
     if body.get("input") is None and previous is None:
-        raise invalid(
-            "Missing required parameter: 'input'.", param="input", code="missing_required_parameter"
-        )
+        raise missing_parameter("input")
     conversation += _items(body.get("input", []), names, reasoning_items)
 
     tools, mode, forced = tools_of(body, nested=False)

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.emulator.errors import ApiError, invalid, model_not_found, unknown_parameter
+from harness.emulator.errors import (
+    ApiError,
+    invalid,
+    missing_parameter,
+    model_not_found,
+    unknown_parameter,
+)
 from harness.emulator.models import ModelInfo, find_model
 from harness.emulator.prompt import OutputFormat, ToolSpec
 
@@ -160,6 +166,19 @@ def stream_of(body: dict[str, Any]) -> bool:
     return stream
 
 
+def _out_of_range(key: str, kind: str, value: Any, *, below: bool, limit: str) -> ApiError:
+    """OpenAI's 400 for a number outside its range (``kind``: integer or decimal)."""
+    side, code, op = (
+        ("below minimum", "below_min", ">=") if below else ("above maximum", "above_max", "<=")
+    )
+    return invalid(
+        f"Invalid '{key}': {kind} {side} value. Expected a value {op} {limit}, "
+        f"but got {value} instead.",
+        param=key,
+        code=f"{kind}_{code}_value",
+    )
+
+
 def opt_int(body: dict[str, Any], key: str, minimum: int) -> int | None:
     """An integer parameter at least ``minimum`` (null means unset)."""
     value = body.get(key)
@@ -168,12 +187,7 @@ def opt_int(body: dict[str, Any], key: str, minimum: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise type_error(key, "an integer", value)
     if value < minimum:
-        raise invalid(
-            f"Invalid '{key}': integer below minimum value. Expected a value >= "
-            f"{minimum}, but got {value} instead.",
-            param=key,
-            code="integer_below_min_value",
-        )
+        raise _out_of_range(key, "integer", value, below=True, limit=str(minimum))
     return value
 
 
@@ -185,19 +199,9 @@ def opt_number(body: dict[str, Any], key: str, lo: float, hi: float) -> float | 
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise type_error(key, "a decimal", value)
     if value < lo:
-        raise invalid(
-            f"Invalid '{key}': decimal below minimum value. Expected a value >= {lo:g}"
-            f", but got {value} instead.",
-            param=key,
-            code="decimal_below_min_value",
-        )
+        raise _out_of_range(key, "decimal", value, below=True, limit=f"{lo:g}")
     if value > hi:
-        raise invalid(
-            f"Invalid '{key}': decimal above maximum value. Expected a value <= {hi:g}"
-            f", but got {value} instead.",
-            param=key,
-            code="decimal_above_max_value",
-        )
+        raise _out_of_range(key, "decimal", value, below=False, limit=f"{hi:g}")
     return float(value)
 
 
@@ -241,19 +245,11 @@ def function_tool(raw: Any, where: str, *, nested: bool) -> ToolSpec:
         )
     spec = raw.get("function") if nested else raw
     if not isinstance(spec, dict):
-        raise invalid(
-            f"Missing required parameter: '{where}.function'.",
-            param=f"{where}.function",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter(f"{where}.function")
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         prefix = f"{where}.function" if nested else where
-        raise invalid(
-            f"Missing required parameter: '{prefix}.name'.",
-            param=f"{prefix}.name",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter(f"{prefix}.name")
     params = spec.get("parameters")
     if params is None:
         params = {"type": "object", "properties": {}}
@@ -317,19 +313,35 @@ def json_schema_format(spec: Any, where: str) -> OutputFormat:
         raise type_error(where, "an object", spec)
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        raise invalid(
-            f"Missing required parameter: '{where}.name'.",
-            param=f"{where}.name",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter(f"{where}.name")
     schema = spec.get("schema")
     if not isinstance(schema, dict):
-        raise invalid(
-            f"Missing required parameter: '{where}.schema'.",
-            param=f"{where}.schema",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter(f"{where}.schema")
     return OutputFormat("json_schema", name, schema)
+
+
+def output_format(raw: Any, where: str, *, schema_key: str | None) -> OutputFormat | None:
+    """Chat's ``response_format`` or Responses' ``text.format`` (at ``where``): ``None`` for
+    plain text; a ``json_schema`` format's name and schema sit under ``schema_key`` (Chat:
+    ``json_schema``) or in the format object itself (Responses: ``None``)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise type_error(where, "an object", raw)
+    kind = raw.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return OutputFormat("json_object")
+    if kind == "json_schema":
+        if schema_key is None:
+            return json_schema_format(raw, where)
+        return json_schema_format(raw.get(schema_key), f"{where}.{schema_key}")
+    raise invalid(
+        f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
+        param=f"{where}.type",
+        code="invalid_value",
+    )
 
 
 def cache_ttl(body: dict[str, Any]) -> float | None:
@@ -387,9 +399,5 @@ def _image_identity(part: dict[str, Any], where: str) -> str:
             part.get("detail") or "auto",
         )
     if not isinstance(url, str) or not url:
-        raise invalid(
-            f"Missing required parameter: '{where}.image_url'.",
-            param=f"{where}.image_url",
-            code="missing_required_parameter",
-        )
+        raise missing_parameter(f"{where}.image_url")
     return f"{detail}\x1f{url}"

@@ -44,6 +44,7 @@ from harness.rundir import (
     scenario_digest,
     write_meta,
 )
+from harness.runner.capabilities import Capabilities, check_plans, target_capabilities
 from harness.runner.plan import (
     Plan,
     PlannedConversation,
@@ -97,6 +98,8 @@ class RunOptions:
     record: Path | None = None
     #: replay from the cassettes in this directory (no target is contacted)
     replay: Path | None = None
+    #: skip the arms and prompts the target cannot serve (else refuse to start)
+    skip_unsupported: bool = False
 
 
 class RunProgress(Protocol):
@@ -539,6 +542,8 @@ def run(
     _budget_check(plans, options, live=options.target != "emulator" and replay is None)
     if replay is None and options.target != "emulator":
         check_target(options.target)  # a bad target starts nothing, not even the run directory
+    plans, capabilities, skipped = _check_capabilities(plans, options, prior, replay)
+    conversations = [c for plan in plans for c in plan.conversations]
     for plan in plans:
         if plan.cold == "process-start":
             raise HarnessError(
@@ -581,6 +586,8 @@ def run(
             versions=_versions(),
             machine=_machine(),
             recorded_to=str(options.record) if options.record else None,
+            capabilities=capabilities.model_dump() if capabilities else None,
+            skipped=skipped,
         )
         if replay is not None:
             meta.target, meta.is_emulator = replay.target, replay.is_emulator
@@ -644,6 +651,28 @@ def run(
     meta.finished_at = None if interrupted else time.time()
     write_meta(run_dir, meta)
     return RunResult(run_dir, meta, shared.recorded, shared.errors, interrupted, replay)
+
+
+def _check_capabilities(
+    plans: list[Plan],
+    options: RunOptions,
+    prior: RunMeta | None,
+    replay: ReplaySetup | None,
+) -> tuple[list[Plan], Capabilities | None, dict[str, str]]:
+    """Probe the target once (a resumed run reuses its first probe; a replay sends nothing) and
+    drop — or refuse, naming them — the conversations it cannot serve, before anything is sent."""
+    if prior is not None:
+        if prior.capabilities is None:
+            return plans, None, dict(prior.skipped)
+        caps = Capabilities.model_validate(prior.capabilities)
+        kept, _ = check_plans(plans, caps, skip_unsupported=True)
+        return kept, caps, dict(prior.skipped)
+    if replay is not None:
+        return plans, None, {}
+    model = next((c.base.model for p in plans for c in p.conversations), "gpt-4.1-mini")
+    caps = target_capabilities(options.target, model)
+    kept, skipped = check_plans(plans, caps, skip_unsupported=options.skip_unsupported)
+    return kept, caps, skipped
 
 
 # --- cassettes (harness.cassettes.replay is imported only by runs that record or replay) ----------

@@ -367,17 +367,21 @@ class _Builder:
             Problem(self.file, node.start_mark.line + 1, format_path(where), message, fix)
         )
 
+    def unsupported_tag(self, node: Node, where: Path_) -> YamlProblem:
+        """Only plain YAML types and ``!include`` are read: no other tag builds anything."""
+        return self.fail(
+            node,
+            where,
+            f"unsupported tag {_short_tag(node.tag)}",
+            "remove the tag (only !include is supported)",
+        )
+
     def build(self, node: Node, where: Path_) -> Any:
         if isinstance(node, ScalarNode):
             return self.scalar(node, where)
         if isinstance(node, SequenceNode):
             if node.tag not in ("tag:yaml.org,2002:seq",):
-                raise self.fail(
-                    node,
-                    where,
-                    f"unsupported tag {_short_tag(node.tag)}",
-                    "remove the tag (only !include is supported)",
-                )
+                raise self.unsupported_tag(node, where)
             items = []
             for index, child in enumerate(node.value):
                 self.ctx.lines.setdefault(
@@ -387,12 +391,7 @@ class _Builder:
             return items
         if isinstance(node, MappingNode):
             if node.tag not in ("tag:yaml.org,2002:map",):
-                raise self.fail(
-                    node,
-                    where,
-                    f"unsupported tag {_short_tag(node.tag)}",
-                    "remove the tag (only !include is supported)",
-                )
+                raise self.unsupported_tag(node, where)
             result: dict[str, Any] = {}
             explicit, merged = self.pairs(node, where)
             for key_node, value_node, is_explicit in [(k, v, True) for k, v in explicit] + [
@@ -464,12 +463,7 @@ class _Builder:
             return _CONSTRUCTOR.construct_yaml_bool(node)
         if tag == _NULL:
             return None
-        raise self.fail(
-            node,
-            where,
-            f"unsupported tag {_short_tag(tag)}",
-            "remove the tag (only !include is supported)",
-        )
+        raise self.unsupported_tag(node, where)
 
     def include(self, node: ScalarNode, where: Path_) -> Any:
         name = node.value.strip()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,7 +36,13 @@ from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel
 
 from harness.transport.client import KEPT_HEADERS, CallResult, _Reply, retry_after_ms
-from harness.transport.wire import CURRENT_RECORDER, WireRecorder, _TimedBackend, analyze_wire
+from harness.transport.wire import (
+    CURRENT_RECORDER,
+    SyncTimedBackend,
+    TimedBackend,
+    WireRecorder,
+    analyze_wire,
+)
 
 Api = Literal["chat", "responses"]
 _NS_PER_MS = 1_000_000
@@ -45,63 +51,12 @@ _NS_PER_MS = 1_000_000
 # --- wire clock on the application's client ----------------------------------------------------
 
 
-class _SyncTimedStream(httpcore2.NetworkStream):
-    __slots__ = ("_inner",)
-
-    def __init__(self, inner: httpcore2.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self._inner.read(max_bytes, timeout)
-        rec = CURRENT_RECORDER.get()
-        if rec is not None and data:
-            rec.reads.append((time.perf_counter_ns(), data))
-        return data
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        rec = CURRENT_RECORDER.get()
-        if rec is not None and rec.first_write_ns is None:
-            rec.first_write_ns = time.perf_counter_ns()
-        self._inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore2.NetworkStream:
-        return _SyncTimedStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _SyncTimedBackend(httpcore2.NetworkBackend):
-    def __init__(self, inner: httpcore2.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.NetworkStream:
-        rec = CURRENT_RECORDER.get()
-        start = time.perf_counter_ns()
-        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        if rec is not None:
-            rec.connect_start_ns, rec.connect_end_ns = start, time.perf_counter_ns()
-        return _SyncTimedStream(stream)
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore2.NetworkStream:
-        return _SyncTimedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
+#: (the httpx2 transport, its connection pool, the timed backend to put under the pool) for an
+#: application's sync and async clients
+_WIRE_CLOCKS: tuple[tuple[type[Any], type[Any], type[SyncTimedBackend | TimedBackend]], ...] = (
+    (httpx2.HTTPTransport, httpcore2.ConnectionPool, SyncTimedBackend),
+    (httpx2.AsyncHTTPTransport, httpcore2.AsyncConnectionPool, TimedBackend),
+)
 
 
 def instrument_client(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
@@ -112,23 +67,17 @@ def instrument_client(client: openai.OpenAI | openai.AsyncOpenAI) -> bool:
     and other transports are left alone.
     """
     http = getattr(client, "_client", None)
-    transport = getattr(http, "_transport", None)
+    transport: Any = getattr(http, "_transport", None)
     if getattr(http, "_mounts", None):
         return False
-    if type(transport) is httpx2.HTTPTransport:
-        pool = transport._pool
-        if not isinstance(pool, httpcore2.ConnectionPool):
-            return False
-        if not isinstance(pool._network_backend, _SyncTimedBackend):
-            pool._network_backend = _SyncTimedBackend(pool._network_backend)
-        return True
-    if type(transport) is httpx2.AsyncHTTPTransport:
-        apool = transport._pool
-        if not isinstance(apool, httpcore2.AsyncConnectionPool):
-            return False
-        if not isinstance(apool._network_backend, _TimedBackend):
-            apool._network_backend = _TimedBackend(apool._network_backend)
-        return True
+    for transport_type, pool_type, timed in _WIRE_CLOCKS:
+        if type(transport) is transport_type:
+            pool = transport._pool
+            if not isinstance(pool, pool_type):
+                return False
+            if not isinstance(pool._network_backend, timed):
+                pool._network_backend = timed(pool._network_backend)
+            return True
     return False
 
 

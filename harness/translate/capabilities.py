@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from harness.translate.request import Params
 
@@ -34,6 +35,10 @@ class ModelInfo:
     supports_chat: bool = True
     supports_responses: bool = True
     min_output_tokens: int = RESPONSES_MIN_OUTPUT_TOKENS
+
+    def serves(self, api: Literal["chat", "responses"]) -> bool:
+        """Whether the ``chat`` or ``responses`` API serves this model at all."""
+        return self.supports_chat if api == "chat" else self.supports_responses
 
     @property
     def supports_reasoning_effort(self) -> bool:

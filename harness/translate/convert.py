@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from harness.errors import TranslationError
-from harness.translate.capabilities import model_info, unsupported_params
+from harness.translate.capabilities import ModelInfo, model_info, unsupported_params
 from harness.translate.request import (
     FunctionTool,
     ImagePart,
@@ -157,8 +157,18 @@ def _check_tool_pairing(api: Api, messages: tuple[Message, ...]) -> None:
         )
 
 
-def _check_request(api: Api, req: NeutralRequest) -> None:
-    """Checks shared by both APIs (each raises naming the parameter and the fix)."""
+#: a model one API does not serve: what the translator says (``{model}``: the model asked for)
+_NOT_SERVED: dict[Api, str] = {
+    "chat": "{model} is served on the Responses API only; drop the chat arm or pick a model "
+    "both APIs serve",
+    "responses": "{model} is not served on the Responses API; drop the responses arms or pick "
+    "a model both APIs serve",
+}
+
+
+def _check_request(api: Api, req: NeutralRequest) -> ModelInfo:
+    """Checks shared by both APIs (each raises naming the parameter and the fix), last that
+    ``api`` serves the model; returns what the model accepts."""
     if not req.messages:
         raise _fail(api, "messages", "at least one message is required; add a user message")
     for i, msg in enumerate(req.messages):
@@ -197,6 +207,10 @@ def _check_request(api: Api, req: NeutralRequest) -> None:
             "json_object mode requires the word 'JSON' in the "
             "messages; mention JSON in the system or user message",
         )
+    info = model_info(req.model)
+    if not info.serves(api):
+        raise _fail(api, "model", _NOT_SERVED[api].format(model=req.model))
+    return info
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -265,14 +279,6 @@ def _chat_message(msg: Message) -> dict[str, Any]:
 def to_chat_kwargs(req: NeutralRequest) -> dict[str, Any]:
     """Keyword arguments for ``client.chat.completions.create`` (raises TranslationError)."""
     _check_request("chat", req)
-    info = model_info(req.model)
-    if not info.supports_chat:
-        raise _fail(
-            "chat",
-            "model",
-            f"{req.model} is served on the Responses API only; drop "
-            "the chat arm or pick a model both APIs serve",
-        )
     p = req.params
     out: dict[str, Any] = {
         "model": req.model,
@@ -344,9 +350,15 @@ def _responses_items(msg: Message) -> list[dict[str, Any]]:
             {"type": "function_call_output", "call_id": msg.tool_call_id, "output": content}
         )
     elif msg.role == "assistant":
-        # An output_text part would need id/status/annotations; a plain string is the input form.
+        # The one form the spec, OpenAI and llama-server all accept for history without ids: an
+        # EasyInputMessage with an explicit ``type``. Without ``type`` llama-server answers 400
+        # "Cannot determine type of 'item'"; an output_text part needs the id and status the
+        # spec requires of an OutputMessage, and on store: false the real API cannot resolve
+        # ids it never persisted (docs/api-fidelity.md).
         if msg.content is not None:
-            items.append({"role": "assistant", "content": _joined_text(msg.content)})
+            items.append(
+                {"type": "message", "role": "assistant", "content": _joined_text(msg.content)}
+            )
         items.extend(
             {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
             for c in msg.tool_calls
@@ -370,15 +382,7 @@ def to_responses_kwargs(
     server holds the rest) while ``instructions`` are re-sent, as they are not carried over.
     A ``previous_response_id`` implies ``chained``.
     """
-    _check_request("responses", req)
-    info = model_info(req.model)
-    if not info.supports_responses:
-        raise _fail(
-            "responses",
-            "model",
-            f"{req.model} is not served on the Responses API; "
-            "drop the responses arms or pick a model both APIs serve",
-        )
+    info = _check_request("responses", req)
     p = req.params
     chained = chained or previous_response_id is not None
     if p.store is False and chained:

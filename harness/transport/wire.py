@@ -54,6 +54,34 @@ CURRENT_RECORDER: contextvars.ContextVar[WireRecorder | None] = contextvars.Cont
 )
 
 
+# The recorder's four stamps, written once for the async sockets (the harness's own client) and
+# their sync twins (an application's sync client under shadow capture).
+
+
+def _noted_read(data: bytes) -> bytes:
+    rec = CURRENT_RECORDER.get()
+    if rec is not None and data:
+        rec.reads.append((time.perf_counter_ns(), data))
+    return data
+
+
+def _note_write() -> None:
+    rec = CURRENT_RECORDER.get()
+    if rec is not None and rec.first_write_ns is None:
+        rec.first_write_ns = time.perf_counter_ns()
+
+
+def _note_tls() -> None:
+    rec = CURRENT_RECORDER.get()
+    if rec is not None and rec.connect_start_ns is not None:
+        rec.connect_end_ns = time.perf_counter_ns()  # connection setup includes TLS
+
+
+def _note_connect(rec: WireRecorder | None, start_ns: int) -> None:
+    if rec is not None:
+        rec.connect_start_ns, rec.connect_end_ns = start_ns, time.perf_counter_ns()
+
+
 class _TimedStream(AsyncNetworkStream):
     __slots__ = ("_inner",)
 
@@ -61,16 +89,10 @@ class _TimedStream(AsyncNetworkStream):
         self._inner = inner
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = await self._inner.read(max_bytes, timeout)
-        rec = CURRENT_RECORDER.get()
-        if rec is not None and data:
-            rec.reads.append((time.perf_counter_ns(), data))
-        return data
+        return _noted_read(await self._inner.read(max_bytes, timeout))
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        rec = CURRENT_RECORDER.get()
-        if rec is not None and rec.first_write_ns is None:
-            rec.first_write_ns = time.perf_counter_ns()
+        _note_write()
         await self._inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
@@ -80,32 +102,51 @@ class _TimedStream(AsyncNetworkStream):
         self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
     ) -> AsyncNetworkStream:
         stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
-        rec = CURRENT_RECORDER.get()
-        if rec is not None and rec.connect_start_ns is not None:
-            rec.connect_end_ns = time.perf_counter_ns()  # connection setup includes TLS
+        _note_tls()
         return _TimedStream(stream)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
-class _TimedBackend(AsyncNetworkBackend):
+class _SyncTimedStream(httpcore2.NetworkStream):
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: httpcore2.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _noted_read(self._inner.read(max_bytes, timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        _note_write()
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        stream = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        _note_tls()
+        return _SyncTimedStream(stream)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class TimedBackend(AsyncNetworkBackend):
+    """An async network backend whose sockets report to the current :class:`WireRecorder`."""
+
     def __init__(self, inner: AsyncNetworkBackend) -> None:
         self._inner = inner
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> AsyncNetworkStream:
-        rec = CURRENT_RECORDER.get()
-        start = time.perf_counter_ns()
-        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        if rec is not None:
-            rec.connect_start_ns, rec.connect_end_ns = start, time.perf_counter_ns()
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> AsyncNetworkStream:
+        # times whatever connect the inner backend makes; httpcore's arguments pass untouched
+        rec, start = CURRENT_RECORDER.get(), time.perf_counter_ns()
+        stream = await self._inner.connect_tcp(*args, **kwargs)
+        _note_connect(rec, start)
         return _TimedStream(stream)
 
     async def connect_unix_socket(
@@ -115,6 +156,28 @@ class _TimedBackend(AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class SyncTimedBackend(httpcore2.NetworkBackend):
+    """The sync twin of :class:`TimedBackend` (an application's ``openai.OpenAI`` client)."""
+
+    def __init__(self, inner: httpcore2.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore2.NetworkStream:
+        # times whatever connect the inner backend makes; httpcore's arguments pass untouched
+        rec, start = CURRENT_RECORDER.get(), time.perf_counter_ns()
+        stream = self._inner.connect_tcp(*args, **kwargs)
+        _note_connect(rec, start)
+        return _SyncTimedStream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
+        return _SyncTimedStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
 
 
 class TimedAsyncTransport(httpx2.AsyncHTTPTransport):
@@ -133,7 +196,7 @@ class TimedAsyncTransport(httpx2.AsyncHTTPTransport):
         pool = self._pool
         if not isinstance(pool, httpcore2.AsyncConnectionPool):  # pragma: no cover - proxies
             raise TypeError("TimedAsyncTransport supports direct connections only")
-        pool._network_backend = _TimedBackend(network_backend or pool._network_backend)
+        pool._network_backend = TimedBackend(network_backend or pool._network_backend)
 
 
 # --- post-hoc analysis -------------------------------------------------------------------------

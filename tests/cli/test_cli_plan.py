@@ -53,6 +53,7 @@ def test_plan_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert chat["kwargs"]["messages"][0]["content"].startswith(f"[run {chat['nonce']}] ")
     responses = next(r for r in records if r["api"] == "responses" and r["turn"] == 2)
     assert responses["kwargs"]["input"][1] == {
+        "type": "message",
         "role": "assistant",
         "content": "<assistant reply of turn 1>",
     }

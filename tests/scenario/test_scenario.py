@@ -142,6 +142,29 @@ def test_scalars(tmp_path: Path, text: str, value: object) -> None:
     assert load_yaml(write(tmp_path, text)).data == {"v": value}
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "tag"),
+    [
+        ("a: 1\nv: !!python/name:os.system x\n", "v", "!!python/name:os.system"),
+        ("a: 1\nv: !!omap\n  - x: 1\n", "v", "!!omap"),
+        ("a: 1\nv: !!set\n  x: null\n", "v", "!!set"),
+        ("a: 1\nv:\n  - !env HOME\n", "v[0]", "!env"),
+    ],
+)
+def test_unsupported_tags_on_scalars_sequences_and_mappings(
+    tmp_path: Path, text: str, where: str, tag: str
+) -> None:
+    with pytest.raises(YamlProblem) as info:
+        load_yaml(write(tmp_path, text))
+    problem = info.value.problem
+    assert (problem.line, problem.field, problem.message, problem.fix) == (
+        2 if where == "v" else 3,
+        where,
+        f"unsupported tag {tag}",
+        "remove the tag (only !include is supported)",
+    )
+
+
 def test_merge_keys_do_not_count_as_duplicates(tmp_path: Path) -> None:
     data = load_yaml(write(tmp_path, "a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  y: 3\n")).data
     assert data["b"] == {"x": 1, "y": 3}

@@ -196,13 +196,14 @@ CASES = [
             **RESP,
             "input": [
                 *HI_RESP,
-                {"role": "assistant", "content": "Hello!"},
+                {"type": "message", "role": "assistant", "content": "Hello!"},
                 {"role": "system", "content": "Now answer in French."},
                 {"role": "user", "content": "Bye"},
             ],
         },
     ),
-    # -- content parts: text → input_text; images; assistant history as a plain string
+    # -- content parts: text → input_text; images; assistant history as a typed message,
+    #    string content
     Case(
         "text-parts-to-input-text",
         req(user([TextPart(text="Look "), TextPart(text="here")])),
@@ -246,7 +247,7 @@ CASES = [
             **RESP,
             "input": [
                 *HI_RESP,
-                {"role": "assistant", "content": "Hello! How can I help?"},
+                {"type": "message", "role": "assistant", "content": "Hello! How can I help?"},
                 {"role": "user", "content": "Hours?"},
             ],
         },
@@ -278,7 +279,7 @@ CASES = [
             **RESP,
             "input": [
                 *HI_RESP,
-                {"role": "assistant", "content": "Hello there"},
+                {"type": "message", "role": "assistant", "content": "Hello there"},
                 {"role": "user", "content": "Hours?"},
             ],
         },
@@ -528,7 +529,7 @@ CASES = [
             **RESP,
             "input": [
                 {"role": "user", "content": "Weather?"},
-                {"role": "assistant", "content": "Let me check."},
+                {"type": "message", "role": "assistant", "content": "Let me check."},
                 {
                     "type": "function_call",
                     "call_id": "call_1",
@@ -750,7 +751,7 @@ CASES = [
             "input": [
                 {"role": "user", "content": "Weather?"},
                 REASONING_1,
-                {"role": "assistant", "content": "Checking."},
+                {"type": "message", "role": "assistant", "content": "Checking."},
                 {
                     "type": "function_call",
                     "call_id": "call_1",
@@ -786,7 +787,7 @@ CASES = [
             "input": [
                 *HI_RESP,
                 REASONING_1,
-                {"role": "assistant", "content": "Hello"},
+                {"type": "message", "role": "assistant", "content": "Hello"},
                 {"role": "user", "content": "Bye"},
             ],
             "include": ["reasoning.encrypted_content"],
@@ -906,7 +907,7 @@ CASES = [
             **RESP,
             "input": [
                 *HI_RESP,
-                {"role": "assistant", "content": "Hello!"},
+                {"type": "message", "role": "assistant", "content": "Hello!"},
                 {"role": "user", "content": "Bye"},
             ],
         },
@@ -1290,6 +1291,15 @@ NEGATIVE: list[tuple[str, NeutralRequest, dict[str, Any], tuple[str, ...], str, 
         BOTH,
         "messages[2]",
         "answer each tool call with a role tool message before this",
+    ),
+    (
+        "responses-only-model-on-chat",
+        req(user("Hi"), model="o3-pro"),
+        {},
+        ("chat",),
+        "model",
+        "o3-pro is served on the Responses API only; drop the chat arm or pick a model both "
+        "APIs serve",
     ),
 ]
 

@@ -1,0 +1,89 @@
+"""The harness against a real server: llama.cpp's llama-server with Gemma 3 270M (DESIGN §9).
+
+What the emulator claims about the wire is checked here against a server we did not write:
+every shipped scenario runs through every arm the server can serve with zero failed requests,
+warm turns report cached tokens, and the arm it cannot serve is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.rundir import read_observations
+from harness.runner.capabilities import probe_capabilities
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+
+pytestmark = pytest.mark.usefixtures("no_key")
+
+
+def test_probe_finds_what_llama_server_serves(llama_server: str) -> None:
+    found = probe_capabilities(llama_server, "none").features
+    served = {name for name, f in found.items() if f.supported}
+    assert {"chat", "chat_stream", "chat_stream_usage", "responses", "responses_stream"} <= served
+    assert found["previous_response_id"].supported is False
+    assert "previous_response_id" in found["previous_response_id"].detail
+    assert found["cached_tokens"].supported, found["cached_tokens"].detail
+
+
+def test_an_arm_the_server_cannot_serve_is_refused_before_sending(
+    llama_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    code = main(
+        [
+            "run",
+            str(REPO / "scenarios/support_bot.yaml"),
+            "--target",
+            llama_server,
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "responses_chained" in err and "previous_response_id unsupported" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_scenario_runs_without_a_failed_request(
+    scenario: Path, llama_server: str, tmp_path: Path
+) -> None:
+    out, reports = tmp_path / "runs", tmp_path / "reports"
+    argv = [
+        "run",
+        str(scenario),
+        "--target",
+        llama_server,
+        "--repeats",
+        "1",
+        "--skip-unsupported",
+        "--quiet",
+        "--out",
+        str(out),
+        "--concurrency",
+        "2",
+    ]
+    assert main(argv) == 0
+    (run_dir,) = out.iterdir()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    rows = list(read_observations(run_dir / "observations.jsonl"))
+    failed = [(r.arm, r.turn, r.status, r.error_message) for r in rows if not r.ok]
+    assert not failed, failed
+    assert len(rows) == meta["planned_requests"] > 0
+    ran = {r.arm for r in rows}
+    assert "chat" in ran
+    warm = [r for r in rows if r.turn > 1 and r.usage is not None]
+    if warm:  # multi-turn: the shared prefix is cached on later turns
+        assert any(r.usage.cached_tokens > 0 for r in warm if r.usage), [
+            (r.arm, r.turn, r.usage) for r in warm
+        ]
+    assert (run_dir / "summary.json").exists()
+    assert "<html" in (reports / run_dir.name / "report.html").read_text()[:2000].lower()
