@@ -359,7 +359,10 @@ def test_cli_analyze_quiet_and_price_overrides(
     prices.write_text("models:\n  acme-llm-9: {input_mtok: 1.0, output_mtok: 2.0}\n")
     assert main(["analyze", str(run), "--resamples", "50", "--quiet", "--prices", str(prices)]) == 0
     data = json.loads((run / "summary.json").read_text())
-    assert data["pricing"]["override_file"] == str(prices) and not data["warnings"]
+    assert data["pricing"]["override_file"] == str(prices)
+    # issue 16: an override without a cached price no longer means "no discount" silently
+    (warning,) = data["warnings"]
+    assert "has no cached_input_mtok" in warning and "no cache discount" in warning
     cost = data["scenarios"][0]["arms"]["chat"]["cost_usd"]
     assert cost["per_request_usd"]["value"] > 0
 
