@@ -65,6 +65,15 @@ def within_run_fail(factor: float, seed: int, repeats: int) -> bool:
     return evaluate(summary, config).exit_code == 1
 
 
+def p95_fail(factor: float, seed: int, repeats: int) -> bool:
+    """One run; does ``responses_vs_chat.ttft_p95_ratio_max: 1.2`` fail (decided on its
+    conversation-bootstrap interval, the run's rows given to ``evaluate``)?"""
+    table = _table(factor, seed, repeats, f"p{seed}")
+    summary = analyze_table(table, resamples=200, seed=seed)
+    config = GateConfig(for_all=[parse_gate("responses_vs_chat.ttft_p95_ratio_max", 1.2, "sim")])
+    return evaluate(summary, config, table=table).exit_code == 1
+
+
 def between_runs_fail(
     factor: float, seed: int, repeats: int, baseline_runs: int, run_sd: float
 ) -> tuple[bool, bool]:
@@ -107,7 +116,7 @@ def _rate(hits: list[bool]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sims", type=int, default=200)
-    parser.add_argument("--only", choices=("within", "between"), default=None)
+    parser.add_argument("--only", choices=("within", "between", "p95"), default=None)
     parser.add_argument("--target-power", type=float, default=0.90)
     args = parser.parse_args()
     n = args.sims
@@ -123,6 +132,11 @@ def main() -> None:
         print(
             "  +25 % detection       ",
             _rate([within_run_fail(1.25, 10_000 + s, reps) for s in range(n)]),
+        )
+    if args.only in (None, "p95"):
+        print(
+            "p95 gate ttft_p95_ratio_max 1.2, A/A, 5 repeats (20 samples per arm):",
+            _rate([p95_fail(1.0, 40_000 + s, 5) for s in range(n)]),
         )
     if args.only in (None, "between"):
         for repeats in (5, 30):
