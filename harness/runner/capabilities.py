@@ -154,6 +154,7 @@ class _Http:
     """A small synchronous JSON/SSE client: what the server answered, as it answered."""
 
     def __init__(self, base_url: str, api_key: str, timeout_s: float) -> None:
+        self.base_url = base_url.rstrip("/")
         self._client = httpx2.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}"},
@@ -272,6 +273,11 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
     hello = [{"role": "user", "content": "Reply with OK."}]
 
     models = http.json("GET", "models")
+    if models.status is None:  # nothing answered at all: not a missing feature but no server
+        raise TargetError(
+            f"cannot reach {http.base_url} (GET /models: {models.error.split(':')[0]}) — "
+            "check --target and that the server is up"
+        )
     ok_models = models.ok and isinstance(models.data, dict) and "data" in models.data
     yield "models", Feature(supported=ok_models, detail="" if ok_models else models.error)
 
