@@ -16,7 +16,8 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.arms import Arm
 from harness.errors import TargetError
 from harness.runner.plan import Plan, PlannedConversation
+from harness.runner.probe import CACHEABLE_FILLER
 from harness.runner.target import check_target, url_key
 from harness.translate.request import ImagePart
 
@@ -82,10 +84,6 @@ _TOOL_PARAMS = {
     "required": ["city"],
     "additionalProperties": False,
 }
-#: ~1,300 tokens: above OpenAI's 1,024-token caching threshold on every tokenizer in use.
-_FILLER = " ".join(
-    f"Rule {i}: answer politely, cite the policy section, and keep it short." for i in range(1, 101)
-)
 
 
 class Feature(BaseModel):
@@ -195,11 +193,13 @@ class _Http:
         return _Answer(200, payloads, "")
 
 
+@dataclass(frozen=True)
 class _Answer:
-    __slots__ = ("data", "error", "status")
+    """What one probe request got: the status (None: no answer), the body, an error line."""
 
-    def __init__(self, status: int | None, data: Any, error: str) -> None:
-        self.status, self.data, self.error = status, data, error
+    status: int | None
+    data: Any
+    error: str
 
     @property
     def ok(self) -> bool:
@@ -251,17 +251,12 @@ def probe_capabilities(
     model: str = "gpt-4.1-mini",
     target: str | None = None,
     timeout_s: float = 60.0,
-    on_feature: Callable[[str, Feature], None] | None = None,
 ) -> Capabilities:
-    """Probe ``base_url`` feature by feature (about 16 tiny requests, ~2,700 input tokens in
-    all); ``on_feature`` hears of each result as it comes."""
+    """Probe ``base_url`` feature by feature (about 19 small requests, ~4,400 input tokens in
+    all)."""
     http = _Http(base_url, api_key, timeout_s)
-    features: dict[str, Feature] = {}
     try:
-        for name, found in _probe_all(http, model):
-            features[name] = found
-            if on_feature is not None:
-                on_feature(name, found)
+        features = dict(_probe_all(http, model))
     finally:
         http.close()
     return Capabilities(
@@ -491,9 +486,11 @@ def _both(
 
 def _probe_cache(http: _Http, model: str, chat_ok: bool, resp_ok: bool) -> Feature:
     """The same fresh long prompt twice: does the second report cached tokens?"""
-    prompt = f"[probe {secrets.token_hex(4)}] {_FILLER}"
+    prompt = f"[probe {secrets.token_hex(4)}] {CACHEABLE_FILLER}"
     seen: int | None = None
-    for _ in range(2):
+    for attempt in range(2):
+        if attempt:
+            time.sleep(0.5)  # let the cache write land before the repeat
         if chat_ok:
             a = http.json(
                 "POST",
@@ -524,7 +521,6 @@ def _probe_cache(http: _Http, model: str, chat_ok: bool, resp_ok: bool) -> Featu
         if not a.ok or not isinstance(a.data, dict):
             return Feature(supported=None, detail=a.error)
         seen = _cached(a.data.get("usage"))
-        time.sleep(0.5)  # let the cache write land before the repeat
     if seen is None:
         return Feature(supported=False, detail="usage has no cached_tokens field")
     return Feature(
@@ -579,6 +575,7 @@ def check_plans(
     (or prompt) and the missing feature — raised before anything is sent.
     """
     skipped: dict[str, str] = {}
+    refused: tuple[str, str] | None = None  # the first: (what, why)
     kept: list[Plan] = []
     for plan in plans:
         keep: list[PlannedConversation] = []
@@ -594,16 +591,15 @@ def check_plans(
                 if feature in arm_needs
                 else f"prompt {conv.prompt_id} on arm {conv.arm}"
             )
-            skipped.setdefault(
-                f"{plan.scenario}: {what}",
-                f"{feature} unsupported ({caps.reason(feature)})",
-            )
+            why = f"{feature} unsupported ({caps.reason(feature)})"
+            skipped.setdefault(f"{plan.scenario}: {what}", why)
+            refused = refused or (what, why)
         kept.append(plan.model_copy(update={"conversations": keep}))
-    if skipped and not skip_unsupported:
-        first, why = next(iter(skipped.items()))
+    if refused is not None and not skip_unsupported:
+        what, why = refused
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         raise TargetError(
-            f"{caps.target}: {why} → {first.split(': ', 1)[1]} cannot run{more}; "
+            f"{caps.target}: {why} → {what} cannot run{more}; "
             "use --skip-unsupported to run the rest, or `harness probe capabilities "
             "--target URL` to see what the target serves"
         )

@@ -16,8 +16,9 @@ from harness.translate.convert import to_chat_kwargs, to_responses_kwargs
 from harness.translate.request import Message, NeutralRequest, Params
 from harness.transport.client import CallResult, Transport
 
-#: Filler long enough to be cacheable (OpenAI caches prompts of ≥ 1,024 tokens).
-_FILLER = " ".join(
+#: Filler long enough to be cacheable (OpenAI caches prompts of ≥ 1,024 tokens); also used by
+#: the capability probe (harness.runner.capabilities).
+CACHEABLE_FILLER = " ".join(
     f"Rule {i}: answer politely, cite the policy section, and keep it short." for i in range(1, 121)
 )
 
@@ -53,7 +54,7 @@ def _request(model: str, nonce: str) -> NeutralRequest:
         model=model,
         params=Params(stream=False, max_output_tokens=16),
         messages=(
-            Message(role="system", content=f"[probe {nonce}] {_FILLER}"),
+            Message(role="system", content=f"[probe {nonce}] {CACHEABLE_FILLER}"),
             Message(role="user", content="Reply with OK."),
         ),
     )

@@ -96,6 +96,13 @@ def llama_like() -> Iterator[tuple[str, LlamaLike]]:
         yield server.base_url, wrapped
 
 
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    return scenario
+
+
 def test_probing_the_emulator_finds_what_it_is_known_to_serve(emulator_url: str) -> None:
     probed = probe_capabilities(emulator_url, "sk-test")
     known = emulator_capabilities()
@@ -117,13 +124,14 @@ def test_probe_reports_what_the_server_said(llama_like: tuple[str, LlamaLike]) -
 
 
 def test_unsupported_arm_stops_the_run_before_anything_is_sent(
-    llama_like: tuple[str, LlamaLike], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    llama_like: tuple[str, LlamaLike],
+    tiny: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url, server = llama_like
-    scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(TINY)
     out = tmp_path / "runs"
-    assert main(["run", str(scenario), "--target", url, "--quiet", "--out", str(out)]) == 2
+    assert main(["run", str(tiny), "--target", url, "--quiet", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "arm responses_chained cannot run" in err[0]
@@ -134,13 +142,14 @@ def test_unsupported_arm_stops_the_run_before_anything_is_sent(
 
 
 def test_skip_unsupported_runs_the_rest_and_records_what_it_skipped(
-    llama_like: tuple[str, LlamaLike], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    llama_like: tuple[str, LlamaLike],
+    tiny: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url, _ = llama_like
-    scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(TINY)
     out = tmp_path / "runs"
-    argv = ["run", str(scenario), "--target", url, "--quiet", "--out", str(out)]
+    argv = ["run", str(tiny), "--target", url, "--quiet", "--out", str(out)]
     assert main([*argv, "--skip-unsupported"]) == 0
     printed = " ".join(capsys.readouterr().out.split())
     assert (
