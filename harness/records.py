@@ -183,6 +183,11 @@ class RunMeta(BaseModel):
         default_factory=dict,
         description="arms/prompts not run because the target cannot serve them, and why",
     )
+    prices: dict[str, Any] | None = Field(
+        default=None,
+        description="the prices of the run's models when it was made "
+        "(harness.analysis.pricing.PriceSnapshot); null: priced at analysis time",
+    )
     shadow: dict[str, Any] | None = Field(
         default=None,
         description="shadow/canary settings of a production-traffic run "

@@ -36,7 +36,7 @@ from harness.analysis.metrics import (
     unit_ids,
 )
 from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
-from harness.analysis.pricing import PriceBook, genai_prices_version, load_price_overrides
+from harness.analysis.pricing import PriceBook, load_price_overrides
 from harness.analysis.similarity import Embedder
 from harness.arms import Arm
 from harness.errors import HarnessError
@@ -308,7 +308,7 @@ def _analyze_table(
 ) -> Summary:
     table = table.measured()
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
-    book = book or PriceBook(when=when)
+    book = book or PriceBook(when=when, recorded=meta.prices if meta else None)
     profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
     scenarios = []
     warnings: list[str] = []
@@ -377,7 +377,7 @@ def _analyze_table(
         ),
         pricing=PricingInfo(
             source=book.source,
-            genai_prices_version=genai_prices_version(),
+            genai_prices_version=book.genai_prices_version,
             override_file=str(book.override_file) if book.override_file else None,
             models=priced,
         ),
@@ -408,6 +408,17 @@ def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
     return out
 
 
+def run_price_book(meta: RunMeta | None, price_overrides: Path | None = None) -> PriceBook:
+    """The prices to analyse a run at: the user's overrides, then what the run recorded."""
+    overrides = load_price_overrides(price_overrides) if price_overrides else None
+    return PriceBook(
+        overrides,
+        override_file=price_overrides,
+        when=datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None,
+        recorded=meta.prices if meta else None,
+    )
+
+
 def analyze_run(
     run_dir: Path | LoadedRun,
     *,
@@ -425,12 +436,7 @@ def analyze_run(
     meta = run.meta
     if schemas is None:
         schemas = scenario_schemas(meta)
-    overrides = load_price_overrides(price_overrides) if price_overrides else None
-    book = PriceBook(
-        overrides,
-        override_file=price_overrides,
-        when=datetime.fromtimestamp(meta.created_at, tz=UTC),
-    )
+    book = run_price_book(meta, price_overrides)
     return analyze_table(
         run.table,
         meta,
@@ -516,13 +522,17 @@ def compare_runs(
             bootstrap=None,
             scenarios=_summary_effects(a, b),
         )
+    if book is None:
+        # Both sides at the candidate's prices: a comparison of runs is about what they did.
+        meta_a = read_meta(a) if isinstance(a, Path) and a.is_dir() else None
+        book = run_price_book(meta_a)
     ta = _as_table(a).measured()
     runs = [b] if isinstance(b, ObservationTable | Path) else list(b)
     tbs = [_as_table(r).measured() for r in runs]
     ta = ta.take(np.flatnonzero(~ta.warmup))
     tbs = [t.take(np.flatnonzero(~t.warmup)) for t in tbs]
     scenarios, spread = compare_tables(
-        ta, tbs, book=book or PriceBook(), seed=seed, resamples=resamples, spread=run_spread
+        ta, tbs, book=book, seed=seed, resamples=resamples, spread=run_spread
     )
     ids_a = sorted(set(ta.run_id))
     ids_b = sorted({r for t in tbs for r in t.run_id})
@@ -699,6 +709,9 @@ def write_synthetic_run(
         is_emulator=emulator_profile is not None,
         emulator_profile=emulator_profile,
         planned_requests=len(observations),
+        prices=PriceBook(when=datetime.fromtimestamp(first.started_at, tz=UTC)).snapshot(
+            {(o.model, o.service_tier) for o in observations}
+        ),
     )
     write_meta(run_dir, meta)
     with ObservationWriter(run_dir / OBSERVATIONS_FILE, group=10_000) as writer:

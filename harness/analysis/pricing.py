@@ -8,16 +8,22 @@ Cached tokens and cache-write tokens are *subsets* of input tokens (DESIGN §4).
 so no token is ever charged twice. Reasoning tokens are part of output tokens. Models without a
 separate cache-write price (OpenAI's) charge writes as ordinary input, as genai-prices does.
 
-Rates are resolved once per (model, service tier) and applied to whole arrays; a model whose
-price is tiered by prompt size is priced request by request through ``genai_prices.calc_price``.
+Rates are resolved once per (model, service tier) and applied to whole arrays, tiered prices
+(a cliff: above a prompt size, the whole request pays the tier's rate, as genai-prices computes
+it) included.
+
+``harness run`` resolves the prices of every model it will send to and records them in
+``meta.json`` (:func:`price_snapshot`): analysis prices a run at the prices of its day, and the
+commands that never send (analyze, report, gate, compare) need not import genai-prices, whose
+package imports httpx2 for its price updater.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +41,13 @@ IntArray = npt.NDArray[np.int64]
 
 PROVIDER_ID = "openai"
 _MTOK = 1_000_000
+#: ModelPrices' rate fields, and genai-prices' name for each
+PRICE_KINDS = {
+    "input_mtok": "input_mtok",
+    "cached_input_mtok": "cache_read_mtok",
+    "cache_write_mtok": "cache_write_mtok",
+    "output_mtok": "output_mtok",
+}
 
 
 class PriceOverride(BaseModel):
@@ -72,7 +85,19 @@ class ModelPrices:
     price_date: str
     service_tier: str | None = None
     matched_model: str | None = None
-    tiered: bool = False
+    #: (rate field, start, rate): a request with more than ``start`` input tokens pays ``rate``
+    #: for that field on all its tokens (the highest such tier wins)
+    tiers: tuple[tuple[str, int, float], ...] = ()
+
+    @property
+    def tiered(self) -> bool:
+        return bool(self.tiers)
+
+    def _rate(self, kind: str, input_tokens: IntArray) -> FloatArray:
+        rate = np.full(input_tokens.shape, float(getattr(self, kind)))
+        for _, start, price in sorted(t for t in self.tiers if t[0] == kind):
+            rate[input_tokens > start] = price
+        return rate
 
     def cost_usd(
         self,
@@ -84,12 +109,21 @@ class ModelPrices:
         """Vectorized per-request cost; cached and written tokens are carved out of input."""
         uncached = np.maximum(input_tokens - cached_tokens - cache_write_tokens, 0)
         micro = (
-            uncached * self.input_mtok
-            + cached_tokens * self.cached_input_mtok
-            + cache_write_tokens * self.cache_write_mtok
-            + output_tokens * self.output_mtok
+            uncached * self._rate("input_mtok", input_tokens)
+            + cached_tokens * self._rate("cached_input_mtok", input_tokens)
+            + cache_write_tokens * self._rate("cache_write_mtok", input_tokens)
+            + output_tokens * self._rate("output_mtok", input_tokens)
         )
         return np.asarray(micro / _MTOK, dtype=np.float64)
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able dict (for ``meta.json``); :meth:`from_record` reads it back."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> ModelPrices:
+        tiers = tuple((str(k), int(s), float(r)) for k, s, r in data.get("tiers", ()))
+        return cls(**{**data, "tiers": tiers})
 
 
 def genai_prices_version() -> str:
@@ -127,8 +161,16 @@ def _as_float(value: object) -> float | None:
     return float(value) if isinstance(value, Decimal | int | float) else None
 
 
+def _unknown_warning(model: str, version: str) -> str:
+    return (
+        f"no price known for model {model!r} (genai-prices {version}): its cost is null — add it"
+        " to a price file (--prices FILE)"
+    )
+
+
 class PriceBook:
-    """Resolves and caches model prices: user overrides first, then genai-prices."""
+    """Resolves and caches model prices: user overrides first, then the prices recorded when the
+    run was made, then genai-prices' bundled tables."""
 
     def __init__(
         self,
@@ -136,16 +178,37 @@ class PriceBook:
         *,
         override_file: Path | None = None,
         when: datetime | None = None,
+        recorded: Mapping[str, Any] | None = None,
     ) -> None:
         self._overrides = {k.lower(): v for k, v in (overrides or {}).items()}
         self.override_file = override_file
         self.when = when or datetime.now(tz=UTC)
         self._cache: dict[tuple[str, str | None], ModelPrices | None] = {}
         self.warnings: list[str] = []
+        self._recorded: dict[tuple[str, str | None], ModelPrices | None] = {}
+        self._recorded_source: str | None = None
+        self._recorded_version: str | None = None
+        if recorded:
+            snap = PriceSnapshot.model_validate(recorded)
+            self._recorded_source = snap.source
+            self._recorded_version = snap.genai_prices_version
+            for rec in snap.models:
+                mp = ModelPrices.from_record(rec)
+                self._recorded[(mp.model, mp.service_tier)] = mp
+            for model, tier in snap.unknown:
+                self._recorded[(model, tier)] = None
+
+    @property
+    def genai_prices_version(self) -> str:
+        """The genai-prices release behind the prices (the run's, when it recorded them)."""
+        return self._recorded_version or genai_prices_version()
 
     @property
     def source(self) -> str:
-        base = f"genai-prices {genai_prices_version()} (bundled data)"
+        if self._recorded_source is not None:
+            base = f"{self._recorded_source}, recorded when the run was made"
+        else:
+            base = f"genai-prices {genai_prices_version()} (bundled data)"
         return f"{self.override_file} overriding {base}" if self.override_file else base
 
     def prices(self, model: str, service_tier: str | None = None) -> ModelPrices | None:
@@ -163,35 +226,50 @@ class PriceBook:
         date = self.when.date().isoformat()
         override = self._overrides.get(model.lower())
         if override is not None:
-            if override.cached_input_mtok is None:
-                # Silence here made "no discount" look like a measured cache price: say it.
-                where = f" in {self.override_file}" if self.override_file else ""
-                self.warnings.append(
-                    f"price override for {model!r}{where} has no cached_input_mtok: cached "
-                    "tokens are charged the full input price (no cache discount), so cost "
-                    "differences from caching do not show — add cached_input_mtok (OpenAI "
-                    "charges 10–50 % of the input price for cached tokens), or set it to "
-                    "input_mtok to confirm there is no discount"
-                )
-            return ModelPrices(
-                model=model,
-                input_mtok=override.input_mtok,
-                cached_input_mtok=(
-                    override.cached_input_mtok
-                    if override.cached_input_mtok is not None
-                    else override.input_mtok
-                ),
-                cache_write_mtok=(
-                    override.cache_write_mtok
-                    if override.cache_write_mtok is not None
-                    else override.input_mtok
-                ),
-                output_mtok=override.output_mtok,
-                source=f"override file {self.override_file}" if self.override_file else "override",
-                price_date=date,
-                service_tier=service_tier,
-                matched_model=model,
+            return self._from_override(model, service_tier, override, date)
+        if (model, service_tier) in self._recorded:
+            found = self._recorded[(model, service_tier)]
+            if found is None:
+                self.warnings.append(_unknown_warning(model, self.genai_prices_version))
+            return found
+        return self._from_genai_prices(model, service_tier, date)
+
+    def _from_override(
+        self, model: str, service_tier: str | None, override: PriceOverride, date: str
+    ) -> ModelPrices:
+        if override.cached_input_mtok is None:
+            # Silence here made "no discount" look like a measured cache price: say it.
+            where = f" in {self.override_file}" if self.override_file else ""
+            self.warnings.append(
+                f"price override for {model!r}{where} has no cached_input_mtok: cached "
+                "tokens are charged the full input price (no cache discount), so cost "
+                "differences from caching do not show — add cached_input_mtok (OpenAI "
+                "charges 10–50 % of the input price for cached tokens), or set it to "
+                "input_mtok to confirm there is no discount"
             )
+        return ModelPrices(
+            model=model,
+            input_mtok=override.input_mtok,
+            cached_input_mtok=(
+                override.cached_input_mtok
+                if override.cached_input_mtok is not None
+                else override.input_mtok
+            ),
+            cache_write_mtok=(
+                override.cache_write_mtok
+                if override.cache_write_mtok is not None
+                else override.input_mtok
+            ),
+            output_mtok=override.output_mtok,
+            source=f"override file {self.override_file}" if self.override_file else "override",
+            price_date=date,
+            service_tier=service_tier,
+            matched_model=model,
+        )
+
+    def _from_genai_prices(
+        self, model: str, service_tier: str | None, date: str
+    ) -> ModelPrices | None:
         from genai_prices import Usage, calc_price
         from genai_prices.types import TieredPrices
 
@@ -205,21 +283,25 @@ class PriceBook:
                 price_context=context,
             )
         except LookupError:
-            self.warnings.append(
-                f"no price known for model {model!r} (genai-prices {genai_prices_version()}):"
-                " its cost is null — add it to a price file (--prices FILE)"
-            )
+            self.warnings.append(_unknown_warning(model, genai_prices_version()))
             return None
         mp = calc.model_price
-        raw = {
-            k: getattr(mp, k)
-            for k in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
-        }
-        tiered = any(isinstance(v, TieredPrices) for v in raw.values())
+        raw = {ours: getattr(mp, theirs) for ours, theirs in PRICE_KINDS.items()}
+        # A kind without its own price is charged as input (OpenAI has no cache-write price),
+        # input's tiers included.
+        for kind in ("cached_input_mtok", "cache_write_mtok"):
+            if raw[kind] is None:
+                raw[kind] = raw["input_mtok"]
         rates = {
             k: (_as_float(v.base) if isinstance(v, TieredPrices) else _as_float(v))
             for k, v in raw.items()
         }
+        tiers = tuple(
+            (kind, int(tier.start), float(tier.price))
+            for kind, v in raw.items()
+            if isinstance(v, TieredPrices)
+            for tier in v.tiers
+        )
         input_rate, output_rate = rates["input_mtok"], rates["output_mtok"]
         if input_rate is None or output_rate is None:
             self.warnings.append(f"genai-prices has no token prices for {model!r}: cost is null")
@@ -227,18 +309,14 @@ class PriceBook:
         return ModelPrices(
             model=model,
             input_mtok=input_rate,
-            cached_input_mtok=(
-                rates["cache_read_mtok"] if rates["cache_read_mtok"] is not None else input_rate
-            ),
-            cache_write_mtok=(
-                rates["cache_write_mtok"] if rates["cache_write_mtok"] is not None else input_rate
-            ),
+            cached_input_mtok=rates["cached_input_mtok"] or 0.0,
+            cache_write_mtok=rates["cache_write_mtok"] or 0.0,
             output_mtok=output_rate,
             source=f"genai-prices {genai_prices_version()}",
             price_date=date,
             service_tier=service_tier,
             matched_model=calc.model.id,
-            tiered=tiered,
+            tiers=tiers,
         )
 
     def cost_usd(
@@ -254,19 +332,36 @@ class PriceBook:
         prices = self.prices(model, service_tier)
         if prices is None:
             return None
-        if not prices.tiered:
-            return prices.cost_usd(input_tokens, cached_tokens, cache_write_tokens, output_tokens)
-        return np.array(
-            [
-                exact_cost_usd(
-                    model, int(i), int(c), int(w), int(o), when=self.when, service_tier=service_tier
-                )
-                for i, c, w, o in zip(
-                    input_tokens, cached_tokens, cache_write_tokens, output_tokens, strict=True
-                )
-            ],
-            dtype=np.float64,
-        )
+        return prices.cost_usd(input_tokens, cached_tokens, cache_write_tokens, output_tokens)
+
+    def snapshot(self, wanted: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
+        """Resolve ``wanted`` (model, service tier) pairs now, for ``meta.json``."""
+        known, unknown = [], []
+        for model, tier in sorted(set(wanted), key=lambda k: (k[0], k[1] or "")):
+            found = self.prices(model, tier)
+            if found is None:
+                unknown.append((model, tier))
+            else:
+                known.append(found.to_record())
+        return PriceSnapshot(
+            source=self.source,
+            genai_prices_version=self.genai_prices_version,
+            models=known,
+            unknown=unknown,
+        ).model_dump(mode="json")
+
+
+class PriceSnapshot(BaseModel):
+    """The prices a run was made at, as ``meta.json`` keeps them (``RunMeta.prices``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    genai_prices_version: str
+    models: list[dict[str, Any]] = Field(description="ModelPrices.to_record() of each")
+    unknown: list[tuple[str, str | None]] = Field(
+        default_factory=list, description="(model, service tier) nobody has a price for"
+    )
 
 
 def exact_cost_usd(

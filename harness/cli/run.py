@@ -126,6 +126,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="attempts per request including retries (default 4)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON price overrides recorded with the run (meta.json keeps the prices "
+        "of the day either way): {models: {NAME: {input_mtok, cached_input_mtok, "
+        "cache_write_mtok, output_mtok}}} (USD per 1M tokens)",
+    )
     cassettes = p.add_mutually_exclusive_group()
     cassettes.add_argument(
         "--record",
@@ -186,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         record=args.record,
         replay=args.replay,
         skip_unsupported=args.skip_unsupported,
+        prices=args.prices,
     )
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline

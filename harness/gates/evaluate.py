@@ -978,9 +978,15 @@ def gate_run(
 
     Raises :class:`HarnessError` for bad input, including a baseline that cannot be found.
     """
-    from harness.analysis.analyze import analyze_run, compare_runs, load_table
+    from harness.analysis.analyze import analyze_run, compare_runs, load_table, run_price_book
     from harness.gates.baseline import DEFAULT_BASELINES_DIR, resolve_baseline
-    from harness.rundir import OBSERVATIONS_FILE, SUMMARY_FILE, read_summary, write_summary
+    from harness.rundir import (
+        OBSERVATIONS_FILE,
+        SUMMARY_FILE,
+        read_meta,
+        read_summary,
+        write_summary,
+    )
 
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")
@@ -1005,11 +1011,7 @@ def gate_run(
     table = load_table(run_dir / OBSERVATIONS_FILE)
     comparison = None
     if ref is not None:
-        from harness.analysis.pricing import PriceBook, load_price_overrides
-
-        book = (
-            PriceBook(load_price_overrides(prices), override_file=prices) if prices else PriceBook()
-        )
+        book = run_price_book(read_meta(run_dir), prices)
         comparison = compare_runs(table, ref.baseline.tables(), book=book, run_spread=run_spread)
     report = evaluate(
         summary,

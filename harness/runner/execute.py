@@ -100,6 +100,8 @@ class RunOptions:
     replay: Path | None = None
     #: skip the arms and prompts the target cannot serve (else refuse to start)
     skip_unsupported: bool = False
+    #: price overrides (harness.analysis.pricing.PriceOverrideFile), recorded in meta.json
+    prices: Path | None = None
 
 
 class RunProgress(Protocol):
@@ -137,6 +139,28 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+def _price_snapshot(
+    conversations: list[PlannedConversation], overrides: Path | None
+) -> dict[str, Any]:
+    """The prices of every model the run will send to, for meta.json (analysis uses them).
+
+    Analysis prices each request at the service tier its response reports, which the request
+    does not fix ("auto"), so every tier the SDK knows is resolved."""
+    from typing import get_args
+
+    from openai.types.responses.response import Response
+
+    from harness.analysis.pricing import PriceBook, load_price_overrides
+
+    tier_type = Response.model_fields["service_tier"].annotation
+    tiers = [None, *(t for arg in get_args(tier_type) for t in get_args(arg))]
+    book = PriceBook(
+        load_price_overrides(overrides) if overrides else None, override_file=overrides
+    )
+    models = {c.base.model for c in conversations}
+    return book.snapshot((m, t) for m in models for t in tiers)
 
 
 def _machine() -> dict[str, Any]:
@@ -559,6 +583,7 @@ def run(
         meta = prior
     else:
         run_id = _new_run_id([s.name for _, s in loaded])
+        prices = _price_snapshot(conversations, options.prices)
         run_dir = options.out / run_id
         run_dir.mkdir(parents=True, exist_ok=False)
         resumed = _Resume()
@@ -588,6 +613,7 @@ def run(
             recorded_to=str(options.record) if options.record else None,
             capabilities=capabilities.model_dump() if capabilities else None,
             skipped=skipped,
+            prices=prices,
         )
         if replay is not None:
             meta.target, meta.is_emulator = replay.target, replay.is_emulator

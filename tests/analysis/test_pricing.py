@@ -149,3 +149,51 @@ def test_projection_per_thousand_and_million() -> None:
     p = project(0.0035712)
     assert p is not None
     assert (p.per_1k_requests_usd, p.per_1m_requests_usd) == pytest.approx((3.5712, 3571.2))
+
+
+@pytest.mark.parametrize("model", ["gpt-5.4", "gpt-5.5"])
+def test_tiered_prices_match_genai_prices_request_by_request(model: str) -> None:
+    """The vectorized cliff (above a prompt size the whole request pays the tier's rate)
+    agrees with genai-prices' own calculation on both sides of every tier."""
+    book = PriceBook(when=WHEN)
+    prices = book.prices(model)
+    assert prices is not None and prices.tiered
+    starts = sorted({start for _, start, _ in prices.tiers})
+    inputs = [1_000, *(s + d for s in starts for d in (-1, 0, 1, 50_000))]
+    cases = [(i, i // 2, 0, 700) for i in inputs]
+    got = book.cost_usd(model, None, *(_arr(*col) for col in zip(*cases, strict=True)))
+    want = [exact_cost_usd(model, i, c, w, o, when=WHEN) for i, c, w, o in cases]
+    assert got is not None
+    assert got.tolist() == pytest.approx(want, rel=1e-12)
+    at, above = (
+        book.cost_usd(model, None, _arr(n), _arr(0), _arr(0), _arr(0))
+        for n in (starts[0], starts[0] + 1)
+    )
+    assert at is not None and above is not None
+    assert above[0] / (starts[0] + 1) > at[0] / starts[0]  # crossing the tier changed the rate
+
+
+def test_a_snapshot_round_trips_and_is_used_instead_of_genai_prices() -> None:
+    """What a run recorded is what analysis prices with — even if genai-prices changed since."""
+    snap = PriceBook(when=WHEN).snapshot([("gpt-4o", None), ("acme-llm-9", "default")])
+    assert [m["model"] for m in snap["models"]] == ["gpt-4o"]
+    assert snap["unknown"] == [["acme-llm-9", "default"]]
+    snap["models"][0]["output_mtok"] = 99.0  # as if the published price had moved since
+    book = PriceBook(when=WHEN, recorded=snap)
+    cost = book.cost_usd("gpt-4o", None, _arr(0), _arr(0), _arr(0), _arr(MTOK))
+    assert cost is not None and cost[0] == pytest.approx(99.0)
+    assert "recorded when the run was made" in book.source
+    assert book.cost_usd("acme-llm-9", "default", _arr(1), _arr(0), _arr(0), _arr(1)) is None
+    assert len(book.warnings) == 1 and "acme-llm-9" in book.warnings[0]
+
+
+def test_an_override_file_still_beats_recorded_prices(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "models:\n  gpt-4o: {input_mtok: 1, cached_input_mtok: 1, output_mtok: 7}\n",
+        encoding="utf-8",
+    )
+    snap = PriceBook(when=WHEN).snapshot([("gpt-4o", None)])
+    book = PriceBook(load_price_overrides(path), override_file=path, recorded=snap)
+    cost = book.cost_usd("gpt-4o", None, _arr(0), _arr(0), _arr(0), _arr(MTOK))
+    assert cost is not None and cost[0] == pytest.approx(7.0)

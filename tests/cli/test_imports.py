@@ -44,13 +44,13 @@ if sys.argv[1] == "--import-only":  # the probe's own check: import one module, 
 else:
     from harness.cli.app import main
     code = main(sys.argv[1:])
-watched = ("openai", "httpx2", "harness.runner")
+watched = ("openai", "httpx2", "harness.runner", "genai_prices")
 loaded = sorted(m for m in sys.modules if m.startswith(watched))
 with open(os.environ["LOADED_TO"], "w") as fh:
     json.dump({"code": code, "loaded": loaded, "importers": importers}, fh)
 """
 
-SDK = ("openai", "httpx2")
+SDK = ("openai", "httpx2", "genai_prices")
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +86,13 @@ def _loaded(args: list[str], cwd: Path) -> tuple[list[str], dict[str, str]]:
 def _sdk(args: list[str], cwd: Path) -> dict[str, str]:
     """SDK packages the command loaded, with the module that imported each.
 
-    genai-prices (the price tables analysis needs) imports httpx2 at its top level for its
-    optional price updater; that one import is outside the harness and accepted. Every other
-    way in — above all any harness module — fails the test."""
+    genai-prices imports httpx2 (for its price updater) at its top level, so analysis must
+    price from what the run recorded in meta.json and never import genai-prices."""
     loaded, importers = _loaded(args, cwd)
     assert "harness.runner.execute" not in loaded
-    found = {
+    return {
         pkg: importers.get(pkg, "?") for pkg in SDK if pkg in {m.split(".")[0] for m in loaded}
     }
-    if found.get("httpx2", "").startswith("genai_prices."):
-        del found["httpx2"]
-    return found
 
 
 def test_analyze_loads_no_sdk(run_dir: Path, tmp_path: Path) -> None:

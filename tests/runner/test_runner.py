@@ -75,6 +75,10 @@ def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
     assert meta.is_emulator and meta.finished_at is not None and meta.seed == 7
     assert meta.planned_requests == len(observations)
     assert "not OpenAI" in meta.target_label
+    # the run keeps the prices of its day, for every tier a response may report
+    assert meta.prices is not None
+    recorded = {(m["model"], m["service_tier"]) for m in meta.prices["models"]}
+    assert {(o.model, o.service_tier) for o in observations} <= recorded
 
 
 def test_chained_arm_uses_previous_response_and_deletes_stored(tmp_path: Path) -> None:
