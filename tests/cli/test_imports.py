@@ -90,9 +90,7 @@ def _sdk(args: list[str], cwd: Path) -> dict[str, str]:
     price from what the run recorded in meta.json and never import genai-prices."""
     loaded, importers = _loaded(args, cwd)
     assert "harness.runner.execute" not in loaded
-    return {
-        pkg: importers.get(pkg, "?") for pkg in SDK if pkg in {m.split(".")[0] for m in loaded}
-    }
+    return {pkg: importers.get(pkg, "?") for pkg in SDK if pkg in {m.split(".")[0] for m in loaded}}
 
 
 def test_analyze_loads_no_sdk(run_dir: Path, tmp_path: Path) -> None:
