@@ -61,6 +61,11 @@ class ToolCallRecord(BaseModel):
     arguments: str
 
 
+#: Event-loop lag beyond which a request's timestamps may carry the client's own delay: about
+#: the smallest TTFT difference the reports call out (harness.runner.saturation measures it).
+LAG_BOUND_MS = 10.0
+
+
 class Observation(BaseModel):
     """One planned request's outcome. Timings are wire-clock ms unless prefixed ``sdk_``.
 
@@ -114,6 +119,16 @@ class Observation(BaseModel):
     replayed: bool = False
     client: Literal["sdk", "raw"] = "sdk"
     request_bytes: int | None = None
+    loop_lag_ms: float | None = Field(
+        default=None,
+        description="worst event-loop lag of the client while this request was in flight "
+        "(harness.runner.saturation)",
+    )
+    saturated: bool = Field(
+        default=False,
+        description="timed while the client's own event loop was saturated (lag beyond the "
+        "bound with the loop busy): its latencies include the client's queueing",
+    )
 
     # Production traffic (harness.shadow.client); defaults describe a scenario run.
     origin: Literal["scenario", "shadow", "canary"] = Field(
@@ -182,6 +197,11 @@ class RunMeta(BaseModel):
     skipped: dict[str, str] = Field(
         default_factory=dict,
         description="arms/prompts not run because the target cannot serve them, and why",
+    )
+    loop: dict[str, Any] | None = Field(
+        default=None,
+        description="the client's event loop while it sent "
+        "(harness.runner.saturation.LoopStats); null for runs made before it was measured",
     )
     prices: dict[str, Any] | None = Field(
         default=None,

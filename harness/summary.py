@@ -87,6 +87,16 @@ class TurnStats(_Record):
     cost_usd_mean: float | None
 
 
+class SaturationStats(_Record):
+    """How far the client's own event loop held up this arm's timestamps."""
+
+    timed_requests: int = Field(description="requests with a measured loop lag")
+    saturated: int = Field(description="timed while the client's loop was saturated")
+    late: int = Field(description="loop lag beyond the bound, whatever the cause")
+    lag_p50_ms: float
+    lag_max_ms: float
+
+
 class ArmSummary(_Record):
     api: str | None
     model: str | None
@@ -115,6 +125,9 @@ class ArmSummary(_Record):
     per_turn: list[TurnStats]
     finish: dict[str, int]
     error_types: dict[str, int]
+    saturation: SaturationStats | None = Field(
+        default=None, description="the client's event loop while this arm was timed"
+    )
 
 
 class SimilarityStats(_Record):

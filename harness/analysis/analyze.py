@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__
+from harness import __version__, fmt
 from harness.analysis import stats
 from harness.analysis.claims import evaluate_claims
 from harness.analysis.metrics import (
@@ -342,6 +342,7 @@ def _analyze_table(
                 "are not assessed; with prompts of 1,024 tokens or more, latency ratios also "
                 "favour the mirrored side"
             )
+    warnings.extend(saturation_warnings(scenarios))
     run_ids = sorted(set(table.run_id))
     priced = [
         ModelPriceInfo(
@@ -384,6 +385,39 @@ def _analyze_table(
         warnings=[*book.warnings, *warnings],
         scenarios=scenarios,
     )
+
+
+#: Share of a scenario's timed requests with late timestamps (not from a saturated client)
+#: above which the run is flagged as timed on a busy machine.
+LATE_SHARE_BOUND = 0.10
+
+
+def saturation_warnings(scenarios: Sequence[ScenarioSummary]) -> list[str]:
+    """Lines for scenarios timed on a saturated client or a busy machine (one each)."""
+    out = []
+    for sc in scenarios:
+        sat = [a.saturation for a in sc.arms.values() if a.saturation is not None]
+        if not sat:
+            continue
+        timed = sum(x.timed_requests for x in sat)
+        flagged = sum(x.saturated for x in sat)
+        late = sum(x.late for x in sat) - flagged
+        worst = fmt.ms(max(x.lag_max_ms for x in sat))
+        if flagged:
+            out.append(
+                f"scenario {sc.name}: {flagged} of {timed} requests were timed while the "
+                f"client's own event loop was saturated (late by up to {worst}): their "
+                "latencies include the client's queue — rerun with --client raw or a lower "
+                "--concurrency before trusting latency verdicts"
+            )
+        if late > LATE_SHARE_BOUND * timed:
+            out.append(
+                f"scenario {sc.name}: {late} of {timed} requests were timed while the client's "
+                f"event loop ran late (up to {worst}) without being busy itself: the machine "
+                "was busy (another process held the CPU), so their latencies include "
+                "scheduling delay — rerun on a quieter machine before trusting latency verdicts"
+            )
+    return out
 
 
 def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:

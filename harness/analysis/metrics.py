@@ -25,7 +25,7 @@ from harness.analysis.pricing import PriceBook, project
 from harness.analysis.similarity import ToolCall
 from harness.arms import Arm
 from harness.errors import HarnessError
-from harness.records import NOT_SENT, Observation
+from harness.records import LAG_BOUND_MS, NOT_SENT, Observation
 from harness.summary import (
     ArmSummary,
     CacheStats,
@@ -34,6 +34,7 @@ from harness.summary import (
     Estimate,
     LatencyStats,
     Power,
+    SaturationStats,
     TokenStats,
     TurnStats,
 )
@@ -75,12 +76,20 @@ _FIELDS = (
     "warmup",
     "ok",
     "usage",
+    "saturated",
+    "loop_lag_ms",
     *LATENCIES,
 )
 _REQUIRED = frozenset(
     {"run_id", "scenario", "prompt_id", "arm", "api", "model", "turn", "repeat", "cold"}
 )
-_DEFAULTS: dict[str, Any] = {"order": 0, "warmup": False, "ok": False, "tool_calls": []}
+_DEFAULTS: dict[str, Any] = {
+    "order": 0,
+    "warmup": False,
+    "ok": False,
+    "tool_calls": [],
+    "saturated": False,
+}
 _GET_FIELDS = itemgetter(*_FIELDS)
 _GET_TOKENS = itemgetter(*TOKENS)
 _NO_TOKENS = (0,) * len(TOKENS)
@@ -124,6 +133,10 @@ class ObservationTable:
     reasoning_tokens: IntArray
     #: text similarity stored with a shadow pair (computed before redaction), NaN elsewhere
     similarity: FloatArray
+    #: timed while the client's event loop was saturated (harness.runner.saturation)
+    saturated: BoolArray
+    #: the client's worst event-loop lag during the request, NaN when not measured
+    loop_lag_ms: FloatArray
 
     def __len__(self) -> int:
         return len(self.arm)
@@ -196,6 +209,8 @@ class ObservationTable:
             ok=np.array(cols["ok"], dtype=np.bool_),
             has_usage=np.array([u is not None for u in usages], dtype=np.bool_),
             similarity=np.array([r.get("similarity") for r in rows], dtype=np.float64),
+            saturated=np.array([bool(x) for x in cols["saturated"]], dtype=np.bool_),
+            loop_lag_ms=np.array(cols["loop_lag_ms"], dtype=np.float64),
             **_arrays(cols, tokens),
         )
 
@@ -421,6 +436,19 @@ def arm_summary(
             priced_requests=int(costs.size),
         )
     idx = r.tolist()
+    lag = t.loop_lag_ms[r]
+    timed = np.isfinite(lag)
+    saturation = (
+        SaturationStats(
+            timed_requests=int(timed.sum()),
+            saturated=int(t.saturated[r].sum()),
+            late=int((lag[timed] > LAG_BOUND_MS).sum()),
+            lag_p50_ms=float(np.percentile(lag[timed], 50)),
+            lag_max_ms=float(lag[timed].max()),
+        )
+        if timed.any()
+        else None
+    )
     finish = Counter(f for f in map(t.finish.__getitem__, idx) if f)
     errors = Counter(e for e in map(t.error_type.__getitem__, idx) if e)
     return ArmSummary(
@@ -440,6 +468,7 @@ def arm_summary(
         per_turn=_per_turn(t, r, cost),
         finish=dict(sorted(finish.items())),
         error_types=dict(sorted(errors.items())),
+        saturation=saturation,
     )
 
 

@@ -312,11 +312,15 @@ def finish_run(
         console.print(f"skipped (--skip-unsupported): {what} — {why}")
     console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
     if not result.interrupted and result.recorded:
-        from harness.analysis.analyze import analyze_run
+        from harness.analysis.analyze import analyze_run, saturation_warnings
         from harness.report import render_report
         from harness.rundir import write_summary
 
-        console.print(f"summary: {write_summary(result.run_dir, analyze_run(result.run_dir))}")
+        summary = analyze_run(result.run_dir)
+        # the one warning that should change how the next run is made
+        for warning in saturation_warnings(summary.scenarios):
+            console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"summary: {write_summary(result.run_dir, summary)}")
         paths = render_report(result.run_dir, report_dir)
         console.print(f"report: {paths.html}")
     if result.interrupted:

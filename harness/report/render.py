@@ -22,7 +22,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from harness import NOT_OPENAI_LABEL, __version__, fmt
+from harness.analysis.analyze import LATE_SHARE_BOUND
 from harness.arms import Arm
+from harness.records import LAG_BOUND_MS
 from harness.report import charts
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
@@ -158,6 +160,8 @@ def page_globals() -> dict[str, Any]:
         "style": _style(),
         "harness_version": __version__,
         "not_openai": NOT_OPENAI_LABEL,
+        "lag_bound_ms": LAG_BOUND_MS,
+        "late_share_bound": LATE_SHARE_BOUND,
     }
 
 

@@ -52,6 +52,7 @@ from harness.runner.plan import (
     dry_run,
     estimate_input_tokens,
 )
+from harness.runner.saturation import LoopMonitor, new_event_loop
 from harness.runner.target import Target, check_target, open_target
 from harness.scenario.load import Scenario, load_scenario
 from harness.translate.convert import to_chat_kwargs, to_responses_kwargs
@@ -225,6 +226,10 @@ class _Shared:
     recorded: int = 0
     errors: int = 0
     stored_ids: list[tuple[str, str]] = field(default_factory=list)
+    #: the event loop's lag and CPU while requests were in flight (set by _execute)
+    monitor: LoopMonitor | None = None
+    #: requests in flight at once: with one, a late loop is that request's own work, not a queue
+    concurrency: int = 1
     _pending: list[Callable[[], Observation]] = field(default_factory=list)
 
     def record(self, build: Callable[..., Observation], *, failed: bool) -> None:
@@ -314,6 +319,7 @@ def _observation(
     order: int,
     skipped: str | None = None,
     error_type: str = "skipped",
+    window: tuple[float, float] | None = None,
 ) -> Observation:
     stream = conv.base.params.stream
     base: dict[str, Any] = dict(
@@ -346,6 +352,10 @@ def _observation(
     wire = result.wire
     headers = result.headers
     processing = headers.get("openai-processing-ms")
+    if window is not None and shared.monitor is not None:
+        loop = shared.monitor.window(*window)
+        saturated = loop.saturated and shared.concurrency > 1
+        base.update(loop_lag_ms=round(loop.lag_ms, 3), saturated=saturated)
     return Observation(
         **base,
         **result.observation_fields(stream=stream),
@@ -392,6 +402,7 @@ async def _run_conversation(
         body = request_body(kwargs)
         await shared.pacer.wait()
         started = time.time()
+        t0 = time.perf_counter()
         sender = fresh() if fresh is not None and step == 0 else transport
         try:
             result, attempts = await send_with_retries(
@@ -402,7 +413,18 @@ async def _run_conversation(
                 await sender.aclose()
         shared.pacer.observe(result.headers)
         shared.record(
-            partial(_observation, conv, step, shared, started, result, attempts, prev, len(body)),
+            partial(
+                _observation,
+                conv,
+                step,
+                shared,
+                started,
+                result,
+                attempts,
+                prev,
+                len(body),
+                window=(t0, time.perf_counter()),
+            ),
             failed=not result.ok,
         )
         if result.response_id and conv.api == "responses" and kwargs.get("store"):
@@ -656,6 +678,7 @@ def run(
             progress=observer,
             order=resumed.next_order,
             stored_ids=list(resumed.orphans),
+            concurrency=options.concurrency,
         )
         try:
             if observer is not None:
@@ -665,7 +688,8 @@ def run(
                 # it out of the collector's scans, so GC pauses during requests stay short.
                 gc.freeze()
                 try:
-                    asyncio.run(_execute(todo, target, options, shared, meta, new_connection))
+                    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                        runner.run(_execute(todo, target, options, shared, meta, new_connection))
                 finally:
                     gc.unfreeze()
         except KeyboardInterrupt:
@@ -854,13 +878,19 @@ async def _execute(
                 with scope(conv.scenario):
                     await _run_conversation(conv, transports[conv.arm], shared, fresh)
 
-        workers = [asyncio.create_task(worker()) for _ in range(max(1, options.concurrency))]
+        monitor = shared.monitor = LoopMonitor()
+        workers: list[asyncio.Task[None]] = []
         try:
-            await asyncio.gather(*workers)
+            async with monitor:
+                workers = [
+                    asyncio.create_task(worker()) for _ in range(max(1, options.concurrency))
+                ]
+                await asyncio.gather(*workers)
         finally:
             for task in workers:
                 task.cancel()
             shared.flush()
+            meta.loop = monitor.stats().model_dump()
             shared.writer.sync()
             # also on Ctrl-C or a crash: the provider would keep stored responses otherwise
             meta.stored_responses_deleted = (

@@ -1,0 +1,105 @@
+"""The loop monitor tells the client's own queue from a busy machine, with known causes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.analyze import analyze_run, saturation_warnings
+from harness.records import LAG_BOUND_MS
+from harness.rundir import read_meta, read_observations
+from harness.runner.execute import RunOptions, run
+from harness.runner.saturation import BUSY_BOUND, LoopMonitor, Window, new_event_loop
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+async def _measure(block: str) -> Window:
+    async with LoopMonitor() as monitor:
+        await asyncio.sleep(0.02)
+        t0 = time.perf_counter()
+        for _ in range(4):  # four 30 ms stretches in which the loop cannot run the monitor
+            if block == "cpu":
+                _spin(0.03)
+            await asyncio.sleep(0 if block == "cpu" else 0.03)
+        t1 = time.perf_counter()
+        await asyncio.sleep(0.02)
+    return monitor.window(t0, t1)
+
+
+def _in_loop(block: str) -> Window:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(_measure(block))
+
+
+def test_a_loop_held_by_its_own_cpu_work_is_saturated() -> None:
+    w = _in_loop("cpu")
+    assert w.lag_ms > LAG_BOUND_MS and w.busy >= BUSY_BOUND
+    assert w.saturated
+
+
+def test_a_loop_that_waits_on_the_network_is_not() -> None:
+    """Idle in its selector (the machine may still wake it late): never saturated."""
+    w = _in_loop("idle")
+    assert not w.saturated
+    assert w.busy < BUSY_BOUND
+
+
+def test_a_concurrency_one_run_is_never_saturated(tmp_path: Path, quickstart: Path) -> None:
+    result = run(
+        [quickstart],
+        RunOptions(out=tmp_path, repeats=2, seed=1, progress=False, emulator_profile="zero"),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert observations and all(o.loop_lag_ms is not None for o in observations)
+    assert not any(o.saturated for o in observations)
+    meta = read_meta(result.run_dir)
+    assert meta.loop is not None and meta.loop["ticks"] > 0
+
+
+def test_saturated_requests_are_counted_and_warned_about(tmp_path: Path, quickstart: Path) -> None:
+    """Flags written by the runner reach the summary and one warning with the remedy."""
+    result = run(
+        [quickstart],
+        RunOptions(out=tmp_path, repeats=1, seed=1, progress=False, emulator_profile="zero"),
+    )
+    path = result.run_dir / "observations.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for i, r in enumerate(rows):  # every other request timed on a saturated loop, 50 ms late
+        r["saturated"], r["loop_lag_ms"] = (True, 50.0) if i % 2 == 0 else (False, 1.0)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = analyze_run(result.run_dir, resamples=50)
+    sc = summary.scenarios[0]
+    flagged = sum(a.saturation.saturated for a in sc.arms.values() if a.saturation)
+    assert flagged == sum(1 for r in rows if r["saturated"] and not r["warmup"])
+    warnings = saturation_warnings(summary.scenarios)
+    assert len(warnings) == 1 and "--client raw" in warnings[0] and "50.0 ms" in warnings[0]
+
+
+@pytest.fixture
+def quickstart() -> Path:
+    return Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+
+
+def test_late_timestamps_on_an_idle_loop_are_a_busy_machine(
+    tmp_path: Path, quickstart: Path
+) -> None:
+    result = run(
+        [quickstart],
+        RunOptions(out=tmp_path, repeats=1, seed=1, progress=False, emulator_profile="zero"),
+    )
+    path = result.run_dir / "observations.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for r in rows:
+        r["saturated"], r["loop_lag_ms"] = False, 40.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (warning,) = saturation_warnings(analyze_run(result.run_dir, resamples=50).scenarios)
+    assert "quieter machine" in warning and "--client raw" not in warning
