@@ -352,7 +352,8 @@ def _observation(
     wire = result.wire
     headers = result.headers
     processing = headers.get("openai-processing-ms")
-    if window is not None and shared.monitor is not None:
+    # A replay's timings are the recording's: the replaying loop's lag says nothing about them.
+    if window is not None and shared.monitor is not None and not result.replayed:
         loop = shared.monitor.window(*window)
         saturated = loop.saturated and shared.concurrency > 1
         base.update(loop_lag_ms=round(loop.lag_ms, 3), saturated=saturated)
