@@ -64,6 +64,7 @@ _STRING_FIELDS = (
     "finish",
     "error_type",
     "output_text",
+    "output_format",
 )
 _FIELDS = (
     *_STRING_FIELDS,
@@ -103,6 +104,8 @@ class ObservationTable:
     finish: list[str | None]
     error_type: list[str | None]
     output_text: list[str | None]
+    #: the output format each request asked for (``Observation.output_format``), None if unknown
+    output_format: list[str | None]
     tool_calls: list[Sequence[ToolCall]]
     turn: IntArray
     repeat: IntArray

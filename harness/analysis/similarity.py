@@ -123,20 +123,26 @@ class JsonPair:
 
 
 def compare_json(
-    a_text: str | None, b_text: str | None, schema: Mapping[str, Any] | None = None
+    a_text: str | None,
+    b_text: str | None,
+    schema: Mapping[str, Any] | None = None,
+    *,
+    asked: bool = False,
 ) -> JsonPair | None:
     """Parse both replies, check them against ``schema`` and compare field by field.
 
-    None when neither reply is JSON and no schema says it should be (not a structured pair).
-    A reply that does not parse agrees on nothing.
+    None when neither reply is JSON and neither ``schema`` nor ``asked`` (the request asked
+    for JSON) says it should be (not a structured pair).
+    A reply that does not parse agrees on nothing, except with a byte-identical reply: the
+    arms answered alike, and the parse and schema rates say that the answer was not JSON.
     """
     a_ok, a_val = parse_json(a_text)
     b_ok, b_val = parse_json(b_text)
-    if not (a_ok or b_ok or schema is not None):
+    if not (a_ok or b_ok or asked or schema is not None):
         return None
     a_valid = (a_ok and schema_valid(a_val, schema)) if schema is not None else None
     b_valid = (b_ok and schema_valid(b_val, schema)) if schema is not None else None
-    agreement = json_agreement(a_val, b_val) if a_ok and b_ok else 0.0
+    agreement = json_agreement(a_val, b_val) if a_ok and b_ok else float(a_text == b_text)
     return JsonPair(a_ok, b_ok, a_valid, b_valid, agreement)
 
 

@@ -437,6 +437,7 @@ class ShadowEngine:
             request_bytes=result.request_bytes,
             origin=origin,
             contaminated_cache=origin == "shadow",
+            output_format=_asked_format(capture.kwargs),
         )
 
     # --- the writer thread -----------------------------------------------------------------
@@ -519,3 +520,14 @@ class ShadowEngine:
                 stats.calls = self._calls()
             write_stats(self._stats_path, stats.as_dict())
             self._stats_saved = time.monotonic()
+
+
+def _asked_format(kwargs: dict[str, Any]) -> Literal["text", "json_object", "json_schema"]:
+    """The output format a captured chat call asked for (its ``response_format`` type)."""
+    fmt = kwargs.get("response_format")
+    if isinstance(fmt, type):  # chat.completions.parse(response_format=SomeModel)
+        return "json_schema"
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_schema":
+        return "json_schema"
+    return "json_object" if kind == "json_object" else "text"
