@@ -197,7 +197,10 @@ def compare_tool_calls(a: Sequence[ToolCall], b: Sequence[ToolCall]) -> ToolPair
 def semantic_similarity(
     a_texts: Sequence[str], b_texts: Sequence[str], embed: Embedder
 ) -> FloatArray:
-    """Cosine similarity of embeddings, pair by pair, from a caller-supplied embedder."""
+    """Cosine similarity of embeddings, pair by pair, from a caller-supplied embedder.
+
+    Identical texts score exactly 1 (float rounding, or an empty text's zero vector, would
+    otherwise make byte-identical replies look different)."""
     if len(a_texts) != len(b_texts):
         raise ValueError("a_texts and b_texts must pair up")
     if not a_texts:
@@ -208,4 +211,6 @@ def semantic_similarity(
     nb = np.linalg.norm(vb, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         cos = (va * vb).sum(axis=1) / (na * nb)
-    return np.asarray(np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0), dtype=np.float64)
+    cos = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0)
+    cos[[x == y for x, y in zip(a_texts, b_texts, strict=True)]] = 1.0
+    return np.asarray(cos, dtype=np.float64)

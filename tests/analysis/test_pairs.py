@@ -11,6 +11,7 @@ import pytest
 from harness.analysis.analyze import analyze_table
 from harness.analysis.metrics import ObservationTable
 from harness.analysis.pricing import PriceBook
+from harness.analysis.semantic import load_embedder
 from harness.gates.config import GateConfig, parse_gate
 from harness.gates.evaluate import evaluate
 from harness.records import Observation, ToolCallRecord, Usage
@@ -66,10 +67,10 @@ def _run(answers: dict[tuple[str, int], dict[str, Any]], **per_arm: Any) -> list
     return out
 
 
-def _summary(records: list[Observation], schemas: Any = None) -> Any:
+def _summary(records: list[Observation], schemas: Any = None, embedder: Any = None) -> Any:
     table = ObservationTable.from_observations(records)
     book = PriceBook(when=datetime(2026, 11, 1, tzinfo=UTC))
-    return analyze_table(table, book=book, resamples=200, schemas=schemas)
+    return analyze_table(table, book=book, resamples=200, schemas=schemas, embedder=embedder)
 
 
 def _gate(summary: Any, threshold: float = 0.999) -> dict[str, str]:
@@ -113,6 +114,13 @@ def test_byte_identical_answers_never_fail_a_similarity_gate(recorded: bool) -> 
     assert sim.json_.n_pairs == (2 if recorded else 1) * REPEATS
     if recorded:
         assert sim.json_.a_parse_rate == pytest.approx(0.5)  # the refusal is not JSON
+
+
+def test_byte_identical_answers_pass_with_semantic_similarity_too() -> None:
+    summary = _summary(_run(IDENTICAL), SCHEMA, load_embedder())
+    assert set(_gate(summary).values()) == {"pass"}
+    sem = _sim(summary).semantic
+    assert sem is not None and sem.mean == 1.0 and sem.n_pairs == 4 * REPEATS  # replies with text
 
 
 def test_json_differences_are_still_measured_where_json_was_asked() -> None:
