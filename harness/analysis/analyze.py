@@ -192,6 +192,10 @@ def _prepare(
     return _Prepared(t, arms, lat, cost, boot, handles)
 
 
+def _clients(t: ObservationTable, arm: ArmData) -> set[str]:
+    return {t.client[i] for i in arm.rows.tolist()}
+
+
 def scenario_summary(
     t: ObservationTable,
     name: str,
@@ -231,7 +235,12 @@ def scenario_summary(
         x, y = views[a], views[b]
         metrics = comparison_metrics(x, y, paired=True)
         if contaminated_cache:
+            # the mirrored call's cache hits are not its own, and cost is priced from them
             metrics["cache_hit_ratio_delta"] = metrics["cache_hit_improvement"] = None
+            metrics["cost_ratio"] = None
+        if _clients(t, x.arm) != _clients(t, y.arm):
+            # SDK clocks of different clients measure different code, not the APIs
+            metrics["sdk_ttft_p50_ratio"] = metrics["sdk_total_p50_ratio"] = None
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
         comparisons[key] = Comparison(
             a=a,
@@ -345,9 +354,9 @@ def _analyze_table(
             warnings.append(
                 f"scenario {name}: cache figures are contaminated (shadow pairs: the mirrored "
                 "call follows the live one with the same prompt prefix, and production prompts "
-                "carry no cache nonce) — cache-hit comparisons and the caching and cost claims "
-                "are not assessed; with prompts of 1,024 tokens or more, latency ratios also "
-                "favour the mirrored side"
+                "carry no cache nonce) — cache-hit and cost comparisons and the caching and "
+                "cost claims are not assessed; with prompts of 1,024 tokens or more, latency "
+                "ratios also favour the mirrored side"
             )
     run_ids = sorted(set(table.run_id))
     priced = [

@@ -65,6 +65,7 @@ _STRING_FIELDS = (
     "error_type",
     "output_text",
     "output_format",
+    "client",
 )
 _FIELDS = (
     *_STRING_FIELDS,
@@ -81,7 +82,13 @@ _FIELDS = (
 _REQUIRED = frozenset(
     {"run_id", "scenario", "prompt_id", "arm", "api", "model", "turn", "repeat", "cold"}
 )
-_DEFAULTS: dict[str, Any] = {"order": 0, "warmup": False, "ok": False, "tool_calls": []}
+_DEFAULTS: dict[str, Any] = {
+    "order": 0,
+    "warmup": False,
+    "ok": False,
+    "tool_calls": [],
+    "client": "sdk",
+}
 _GET_FIELDS = itemgetter(*_FIELDS)
 _GET_TOKENS = itemgetter(*TOKENS)
 _NO_TOKENS = (0,) * len(TOKENS)
@@ -106,6 +113,8 @@ class ObservationTable:
     output_text: list[str | None]
     #: the output format each request asked for (``Observation.output_format``), None if unknown
     output_format: list[str | None]
+    #: the client that sent each request (``Observation.client``: sdk or raw)
+    client: list[str]
     tool_calls: list[Sequence[ToolCall]]
     turn: IntArray
     repeat: IntArray
