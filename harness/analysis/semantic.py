@@ -25,10 +25,8 @@ import numpy.typing as npt
 
 from harness.analysis.similarity import Embedder
 
-__all__ = ["BACKEND", "INSTALL_HINT", "SemanticUnavailable", "load_embedder"]
+__all__ = ["INSTALL_HINT", "SemanticUnavailable", "load_embedder"]
 
-#: What the semantic kind measures, for notes and docs.
-BACKEND = "WordLlama l2_supercat, 256 dimensions (cosine of mean token embeddings)"
 INSTALL_HINT = "pip install 'shadow-harness[semantic]' (the wordllama package)"
 
 

@@ -35,7 +35,7 @@ from harness import __version__
 from harness.analysis.similarity import text_similarity
 from harness.emulator import PROFILE_HEADER
 from harness.errors import TranslationError
-from harness.records import Observation, RunMeta
+from harness.records import Observation, OutputFormatName, RunMeta
 from harness.shadow.capture import Capture, read_capture
 from harness.shadow.config import (
     STAT_FIELDS,
@@ -530,7 +530,7 @@ class ShadowEngine:
             self._stats_saved = time.monotonic()
 
 
-def _asked_format(kwargs: dict[str, Any]) -> Literal["text", "json_object", "json_schema"]:
+def _asked_format(kwargs: dict[str, Any]) -> OutputFormatName:
     """The output format a captured chat call asked for (its ``response_format`` type)."""
     fmt = kwargs.get("response_format")
     if isinstance(fmt, type):  # chat.completions.parse(response_format=SomeModel)
