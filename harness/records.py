@@ -23,6 +23,9 @@ NOT_SENT = "not_sent"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
+#: The output format a request asked for; JSON similarity is scored only where JSON was asked.
+OutputFormatName = Literal["text", "json_object", "json_schema"]
+JSON_OUTPUT_FORMATS: frozenset[str] = frozenset({"json_object", "json_schema"})
 Finish = Literal[
     "completed", "incomplete", "failed", "error", "length", "tool_calls", "stop", "content_filter"
 ]
@@ -116,6 +119,11 @@ class Observation(BaseModel):
     usage: Usage | None = None
     output_text: str | None = None
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    output_format: OutputFormatName | None = Field(
+        default=None,
+        description="the output format the request asked for; null when not recorded "
+        "(runs before it was recorded, or a shadow call whose request was not seen)",
+    )
     replayed: bool = False
     client: Literal["sdk", "raw"] = "sdk"
     request_bytes: int | None = None

@@ -203,7 +203,7 @@ class Comparison(_Record):
         default=False,
         description="shadow pairs: one side was sent right after the other "
         "with the same prompt prefix and no cache nonce, so its cache hits are not its own; "
-        "cache_hit_ratio_delta and cache_hit_improvement are null (not assessable)",
+        "cache_hit_ratio_delta, cache_hit_improvement and cost_ratio are null (not assessable)",
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +64,9 @@ from harness.summary import (
     ScenarioSummary,
     Summary,
 )
+
+if TYPE_CHECKING:
+    from harness.scenario.models import Scenario
 
 BOOTSTRAP_UNIT = "prompt × repeat × turn (paired across arms)"
 BOOTSTRAP_METHOD = "multinomial bootstrap, percentile interval"
@@ -189,6 +192,10 @@ def _prepare(
     return _Prepared(t, arms, lat, cost, boot, handles)
 
 
+def _clients(t: ObservationTable, arm: ArmData) -> set[str]:
+    return {t.client[i] for i in arm.rows.tolist()}
+
+
 def scenario_summary(
     t: ObservationTable,
     name: str,
@@ -228,7 +235,12 @@ def scenario_summary(
         x, y = views[a], views[b]
         metrics = comparison_metrics(x, y, paired=True)
         if contaminated_cache:
+            # the mirrored call's cache hits are not its own, and cost is priced from them
             metrics["cache_hit_ratio_delta"] = metrics["cache_hit_improvement"] = None
+            metrics["cost_ratio"] = None
+        if _clients(t, x.arm) != _clients(t, y.arm):
+            # SDK clocks of different clients measure different code, not the APIs
+            metrics["sdk_ttft_p50_ratio"] = metrics["sdk_total_p50_ratio"] = None
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
         comparisons[key] = Comparison(
             a=a,
@@ -268,11 +280,13 @@ def analyze_table(
     embedder: Embedder | None = None,
     power_effect: float = 0.25,
     contaminated_cache: Collection[str] | None = None,
+    semantic_scenarios: Collection[str] | None = None,
 ) -> Summary:
     """Analyse observations already in columns (pure apart from price lookups).
 
     ``contaminated_cache``: scenarios whose cache figures are not clean (shadow pairs); by
     default every scenario of a shadow run (``meta.shadow``), none otherwise.
+    ``semantic_scenarios``: the scenarios ``embedder`` scores (default: all).
     """
     if seed < 0 or resamples < 1:
         raise HarnessError(
@@ -291,6 +305,7 @@ def analyze_table(
             embedder=embedder,
             power_effect=power_effect,
             contaminated=frozenset(contaminated_cache),
+            semantic=None if semantic_scenarios is None else frozenset(semantic_scenarios),
         )
 
 
@@ -305,6 +320,7 @@ def _analyze_table(
     embedder: Embedder | None,
     power_effect: float,
     contaminated: frozenset[str],
+    semantic: frozenset[str] | None = None,
 ) -> Summary:
     table = table.measured()
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
@@ -328,7 +344,7 @@ def _analyze_table(
                 resamples=resamples,
                 warmups=warmups,
                 schemas=schemas,
-                embedder=embedder,
+                embedder=embedder if semantic is None or name in semantic else None,
                 emulator_profile=profile,
                 power_effect=power_effect,
                 contaminated_cache=name in contaminated,
@@ -338,9 +354,9 @@ def _analyze_table(
             warnings.append(
                 f"scenario {name}: cache figures are contaminated (shadow pairs: the mirrored "
                 "call follows the live one with the same prompt prefix, and production prompts "
-                "carry no cache nonce) — cache-hit comparisons and the caching and cost claims "
-                "are not assessed; with prompts of 1,024 tokens or more, latency ratios also "
-                "favour the mirrored side"
+                "carry no cache nonce) — cache-hit and cost comparisons and the caching and "
+                "cost claims are not assessed; with prompts of 1,024 tokens or more, latency "
+                "ratios also favour the mirrored side"
             )
     warnings.extend(saturation_warnings(scenarios))
     run_ids = sorted(set(table.run_id))
@@ -420,22 +436,31 @@ def saturation_warnings(scenarios: Sequence[ScenarioSummary]) -> list[str]:
     return out
 
 
-def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """Output schemas of the run's scenario files, for schema-validity of structured outputs.
+def run_scenarios(meta: RunMeta) -> list[Scenario]:
+    """The run's scenario files, as they were at run time.
 
-    Only files that still load and hash as they did at run time count (an edited scenario's
-    schema may not be the one the run asked for); anything else is skipped, not an error.
+    Only files that still load and hash as they did at run time count (an edited scenario may
+    not be the one the run sent); anything else is skipped, not an error.
     """
     from harness.scenario.load import load_scenario
 
-    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    out = []
     for entry in meta.scenarios:
         try:
             scenario = load_scenario(Path(entry["path"]))
         except (HarnessError, OSError, KeyError):
             continue
-        if scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
-            continue
+        if not scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
+            out.append(scenario)
+    return out
+
+
+def scenario_schemas(
+    meta: RunMeta, scenarios: Sequence[Scenario] | None = None
+) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """Output schemas of the run's scenario files, for schema-validity of structured outputs."""
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for scenario in run_scenarios(meta) if scenarios is None else scenarios:
         for prompt in scenario.prompts:
             if prompt.output_schema is not None:
                 out[(scenario.name, prompt.id)] = prompt.output_schema.json_schema
@@ -468,10 +493,15 @@ def analyze_run(
     """
     run = run_dir if isinstance(run_dir, LoadedRun) else load_run(run_dir)
     meta = run.meta
+    scenarios = run_scenarios(meta)
     if schemas is None:
-        schemas = scenario_schemas(meta)
+        schemas = scenario_schemas(meta, scenarios)
+    semantic: Collection[str] | None = None
+    notes: list[str] = []
+    if embedder is None:
+        embedder, semantic, notes = semantic_backend(scenarios)
     book = run_price_book(meta, price_overrides)
-    return analyze_table(
+    summary = analyze_table(
         run.table,
         meta,
         book=book,
@@ -480,7 +510,35 @@ def analyze_run(
         schemas=schemas,
         embedder=embedder,
         contaminated_cache=run.contaminated,
+        semantic_scenarios=semantic,
     )
+    if notes:
+        summary = summary.model_copy(update={"warnings": [*summary.warnings, *notes]})
+    return summary
+
+
+def semantic_backend(
+    scenarios: Sequence[Scenario],
+) -> tuple[Embedder | None, frozenset[str], list[str]]:
+    """The embedder for the scenarios whose ``similarity.method`` lists ``semantic``, those
+    scenarios, and a note for each when the optional backend cannot load (lexical only)."""
+    from harness.analysis.semantic import SemanticUnavailable, load_embedder
+
+    wanted = frozenset(sc.name for sc in scenarios if "semantic" in sc.similarity.method)
+    if not wanted:
+        return None, wanted, []
+    try:
+        return load_embedder(), wanted, []
+    except SemanticUnavailable as exc:
+        return (
+            None,
+            frozenset(),
+            [
+                f"scenario {name}: semantic similarity was asked for but {exc}; only lexical "
+                "(word) similarity is reported"
+                for name in sorted(wanted)
+            ],
+        )
 
 
 # --- between runs -----------------------------------------------------------------------------

@@ -65,6 +65,8 @@ _STRING_FIELDS = (
     "finish",
     "error_type",
     "output_text",
+    "output_format",
+    "client",
 )
 _FIELDS = (
     *_STRING_FIELDS,
@@ -89,6 +91,7 @@ _DEFAULTS: dict[str, Any] = {
     "ok": False,
     "tool_calls": [],
     "saturated": False,
+    "client": "sdk",
 }
 _GET_FIELDS = itemgetter(*_FIELDS)
 _GET_TOKENS = itemgetter(*TOKENS)
@@ -112,6 +115,10 @@ class ObservationTable:
     finish: list[str | None]
     error_type: list[str | None]
     output_text: list[str | None]
+    #: the output format each request asked for (``Observation.output_format``), None if unknown
+    output_format: list[str | None]
+    #: the client that sent each request (``Observation.client``: sdk or raw)
+    client: list[str]
     tool_calls: list[Sequence[ToolCall]]
     turn: IntArray
     repeat: IntArray

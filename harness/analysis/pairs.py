@@ -22,18 +22,21 @@ from harness.analysis.similarity import (
     Embedder,
     compare_json,
     compare_tool_calls,
+    parse_json,
     semantic_similarity,
     word_similarity,
     words,
 )
 from harness.analysis.stats import Bootstrap, excludes, interval, ratio_replicates
 from harness.arms import Arm
+from harness.records import JSON_OUTPUT_FORMATS
 from harness.summary import Effect, JsonStats, Similarity, SimilarityStats, ToolCallStats
 
 __all__ = [
     "Gap",
     "KindScores",
     "PairScores",
+    "json_asked",
     "noise_floor_key",
     "pair_scores",
     "register_gaps",
@@ -41,9 +44,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-#: First characters of a JSON object or array, possibly after leading whitespace.
-_JSON_START = frozenset("{[ \t\r\n")
 
 
 @dataclass
@@ -63,6 +63,22 @@ class PairScores:
     b: str
     replicate: bool
     kinds: dict[str, KindScores]
+
+
+def json_asked(
+    t: ObservationTable, ia: int, ib: int, schemas: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether JSON output was asked for this pair: the recorded output format, or for records
+    without one, an output schema in the scenario file or two replies that both parse as JSON.
+
+    A reply that merely starts with ``[`` or ``{`` on a text prompt is not a failed JSON reply.
+    """
+    fa, fb = t.output_format[ia], t.output_format[ib]
+    if fa is not None or fb is not None:
+        return fa in JSON_OUTPUT_FORMATS or fb in JSON_OUTPUT_FORMATS
+    if schemas and t.prompt_id[ia] in schemas:
+        return True
+    return parse_json(t.output_text[ia])[0] and parse_json(t.output_text[ib])[0]
 
 
 def _kind(units: list[int], scores: list[float], **extras: list[float]) -> KindScores:
@@ -119,8 +135,8 @@ def pair_scores(
             # a redacted shadow pair: the score computed before the text was dropped
             tu.append(unit)
             ts.append(stored)
-        if xa[:1] in _JSON_START or xb[:1] in _JSON_START or t.prompt_id[ia] in schemas:
-            jp = compare_json(xa, xb, schemas.get(t.prompt_id[ia]))
+        if (xa or xb) and json_asked(t, ia, ib, schemas):
+            jp = compare_json(xa, xb, schemas.get(t.prompt_id[ia]), asked=True)
             if jp is not None:
                 ju.append(unit)
                 js.append(jp.agreement)

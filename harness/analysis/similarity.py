@@ -123,20 +123,26 @@ class JsonPair:
 
 
 def compare_json(
-    a_text: str | None, b_text: str | None, schema: Mapping[str, Any] | None = None
+    a_text: str | None,
+    b_text: str | None,
+    schema: Mapping[str, Any] | None = None,
+    *,
+    asked: bool = False,
 ) -> JsonPair | None:
     """Parse both replies, check them against ``schema`` and compare field by field.
 
-    None when neither reply is JSON and no schema says it should be (not a structured pair).
-    A reply that does not parse agrees on nothing.
+    None when neither reply is JSON and neither ``schema`` nor ``asked`` (the request asked
+    for JSON) says it should be (not a structured pair).
+    A reply that does not parse agrees on nothing, except with a byte-identical reply: the
+    arms answered alike, and the parse and schema rates say that the answer was not JSON.
     """
     a_ok, a_val = parse_json(a_text)
     b_ok, b_val = parse_json(b_text)
-    if not (a_ok or b_ok or schema is not None):
+    if not (a_ok or b_ok or asked or schema is not None):
         return None
     a_valid = (a_ok and schema_valid(a_val, schema)) if schema is not None else None
     b_valid = (b_ok and schema_valid(b_val, schema)) if schema is not None else None
-    agreement = json_agreement(a_val, b_val) if a_ok and b_ok else 0.0
+    agreement = json_agreement(a_val, b_val) if a_ok and b_ok else float(a_text == b_text)
     return JsonPair(a_ok, b_ok, a_valid, b_valid, agreement)
 
 
@@ -191,7 +197,10 @@ def compare_tool_calls(a: Sequence[ToolCall], b: Sequence[ToolCall]) -> ToolPair
 def semantic_similarity(
     a_texts: Sequence[str], b_texts: Sequence[str], embed: Embedder
 ) -> FloatArray:
-    """Cosine similarity of embeddings, pair by pair, from a caller-supplied embedder."""
+    """Cosine similarity of embeddings, pair by pair, from a caller-supplied embedder.
+
+    Identical texts score exactly 1 (float rounding, or an empty text's zero vector, would
+    otherwise make byte-identical replies look different)."""
     if len(a_texts) != len(b_texts):
         raise ValueError("a_texts and b_texts must pair up")
     if not a_texts:
@@ -202,4 +211,6 @@ def semantic_similarity(
     nb = np.linalg.norm(vb, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         cos = (va * vb).sum(axis=1) / (na * nb)
-    return np.asarray(np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0), dtype=np.float64)
+    cos = np.clip(np.nan_to_num(cos, nan=0.0), -1.0, 1.0)
+    cos[[x == y for x, y in zip(a_texts, b_texts, strict=True)]] = 1.0
+    return np.asarray(cos, dtype=np.float64)

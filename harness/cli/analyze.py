@@ -97,7 +97,10 @@ def summary_tables(summary: Summary) -> list[Table]:
                 for c in comps
             ),
         )
-        t.add_row("cost", *(fmt.effect(c.cost_ratio) for c in comps))
+        t.add_row(
+            "cost",
+            *("contaminated" if c.cache_contaminated else fmt.effect(c.cost_ratio) for c in comps),
+        )
         t.add_row("text (A/A)", *(sim(c) for c in comps))
         tables.append(t)
         claims = Table(title=f"{sc.name} — migration guide claims")

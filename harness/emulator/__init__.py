@@ -21,3 +21,6 @@ from harness import __version__
 
 #: Value of the ``x-emulator`` header on every reply.
 EMULATOR_ID = f"shadow-harness/{__version__}"
+#: Header naming the profile that served a reply, so a client that did not start the emulator
+#: (a shadow run against `harness emulator`) can say which profile it measured.
+PROFILE_HEADER = "x-emulator-profile"

@@ -22,7 +22,14 @@ from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
 from harness.emulator.errors import ApiError, invalid, model_not_found
-from harness.emulator.headers import JSON, SSE, RateLimiter, base_headers, request_id
+from harness.emulator.headers import (
+    JSON,
+    SSE,
+    RateLimiter,
+    base_headers,
+    profile_header,
+    request_id,
+)
 from harness.emulator.latency import Timing, choose_fault, plan_timing, stream_rng
 from harness.emulator.models import find_model, model_list
 from harness.emulator.profiles import ApiProfile, EmulatorConfig
@@ -110,6 +117,7 @@ class Emulator:
         self.store = ResponseStore(config.max_stored_responses)
         self.truth = TruthLog(config.truth_log)
         self.limiter = RateLimiter(self.profile.rate_limits)
+        self._profile_header = profile_header(self.profile.name)
         self._reasoning_items: dict[str, Segment] = {}
         self._apis = {api: _ApiState.of(config, api) for api in ("chat", "responses")}
         self._occurrences: dict[tuple[int, str], int] = {}
@@ -154,7 +162,7 @@ class Emulator:
         """A plan that sends an OpenAI-shaped error."""
         req_id = req_id or request_id()
         headers = [
-            *base_headers(req_id, JSON),
+            *base_headers(req_id, JSON, self._profile_header),
             *self.limiter.headers(model or "-", 0, exhausted=exhausted),
             *err.headers,
         ]
@@ -166,7 +174,7 @@ class Emulator:
     def plan_json(self, t0: float, obj: dict[str, Any], *, api: str) -> Plan:
         """A plan that sends a JSON object right away (GET/DELETE, model list)."""
         req_id = request_id()
-        headers = [*base_headers(req_id, JSON), *self.limiter.headers("-", 0)]
+        headers = [*base_headers(req_id, JSON, self._profile_header), *self.limiter.headers("-", 0)]
         return Plan(
             t0,
             200,
@@ -322,7 +330,7 @@ class Emulator:
         else:
             use = responses_out.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply)
         est_tokens = n_in + (req.max_output_tokens or reply.output_tokens)
-        headers = base_headers(req_id, SSE if req.stream else JSON)
+        headers = base_headers(req_id, SSE if req.stream else JSON, self._profile_header)
         headers += self.limiter.headers(model.id, est_tokens)
         truth = self._truth(req_id, api, model.id, req.stream, 200)
         plan = Plan(

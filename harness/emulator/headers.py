@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from harness.emulator import EMULATOR_ID
+from harness.emulator import EMULATOR_ID, PROFILE_HEADER
 from harness.emulator.profiles import RateLimits
 
 Headers = list[tuple[bytes, bytes]]
@@ -101,6 +101,14 @@ class RateLimiter:
         ]
 
 
-def base_headers(req_id: str, content_type: tuple[bytes, bytes]) -> Headers:
+def profile_header(name: str) -> tuple[bytes, bytes]:
+    """``x-emulator-profile: <name>`` (header values are ASCII; anything else becomes ``?``)."""
+    return (PROFILE_HEADER.encode(), name.encode("ascii", "replace"))
+
+
+def base_headers(
+    req_id: str, content_type: tuple[bytes, bytes], profile: tuple[bytes, bytes] | None = None
+) -> Headers:
     """Headers every reply carries (``openai-processing-ms`` is added when it is sent)."""
-    return [*_STATIC, (b"x-request-id", req_id.encode()), content_type]
+    extra = [profile] if profile is not None else []
+    return [*_STATIC, *extra, (b"x-request-id", req_id.encode()), content_type]

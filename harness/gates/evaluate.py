@@ -415,9 +415,13 @@ def _measure_pair(
     else:
         context = f"cache-hit ratio {a} {_hit(xa)} vs {b} {_hit(xb)}"
     if eff is None or eff.value is None:
-        return _Measure(
-            None, None, unit, context=context, unknown=_why_unknown(spec.metric, (xa, xb))
+        why = (
+            "not assessable on shadow traffic: each mirrored call reuses the prefix its live "
+            "call had just cached — gate cost and caching on a scenario run"
+            if comp.cache_contaminated and spec.metric in ("cost_ratio", "cache_hit_ratio_delta")
+            else _why_unknown(spec.metric, (xa, xb))
         )
+        return _Measure(None, None, unit, context=context, unknown=why)
     return _Measure(
         eff.value,
         eff.ci95,

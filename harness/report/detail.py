@@ -2,8 +2,8 @@
 
 Pairs are the same (prompt, repeat, turn) in two arms, as in the analysis. A pair's score is
 the similarity the summary uses for its kind: tool-call agreement when either reply called a
-tool, JSON field agreement when either is JSON, else word similarity. Large runs stay bounded:
-full detail for at most ``divergent + slowest`` prompts, a summary row for at most
+tool, JSON field agreement when JSON output was asked for, else word similarity. Large runs
+stay bounded: full detail for at most ``divergent + slowest`` prompts, a summary row for at most
 ``max_rows`` more.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.analysis.metrics import ObservationTable
+from harness.analysis.pairs import json_asked
 from harness.analysis.similarity import compare_json, compare_tool_calls, text_similarity
 from harness.report.data import PromptInfo, RowKey
 from harness.report.diff import WordDiff, pretty_json, tool_calls_text, word_diff
@@ -118,7 +119,7 @@ def pair_score(t: ObservationTable, i: int, j: int) -> tuple[float | None, str]:
     """Similarity of rows i and j and its kind; None when either failed.
 
     The lowest of the kinds that apply: tool-call agreement when either called a tool, JSON
-    field agreement when either reply is JSON, else word similarity of the texts.
+    field agreement when JSON output was asked for, else word similarity of the texts.
     """
     if not (t.ok[i] and t.ok[j]):
         return None, "failed"
@@ -130,7 +131,7 @@ def pair_score(t: ObservationTable, i: int, j: int) -> tuple[float | None, str]:
     ai, aj = t.output_text[i] or "", t.output_text[j] or ""
     if ai == aj:
         found.append((1.0, "text"))
-    elif ai.lstrip()[:1] in ("{", "[") or aj.lstrip()[:1] in ("{", "["):
+    elif json_asked(t, i, j):
         jp = compare_json(ai, aj)
         found.append(
             (jp.agreement, "JSON field") if jp is not None else (text_similarity(ai, aj), "word")

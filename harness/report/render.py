@@ -100,6 +100,8 @@ class ScenarioView:
     detail: ScenarioDetail
     errors: ErrorsView
     sdk_overhead: dict[str, float | None] = field(default_factory=dict)
+    #: why the SDK overhead column is empty (the arms used different clients), else None
+    sdk_note: str | None = None
     has_reasoning: bool = False
 
 
@@ -269,6 +271,21 @@ def _sdk_overhead(a: ArmSummary) -> float | None:
     return a.sdk_total_ms.p50 - a.total_ms.p50
 
 
+def _sdk_overheads(
+    data: RunData, rows: np.ndarray, s: ScenarioSummary
+) -> tuple[dict[str, float | None], str | None]:
+    """Each arm's SDK overhead, shown only when every arm used the same client: the SDK adds
+    more client time than the raw client, so side by side the gap would pose as the API's."""
+    t = data.table
+    clients: dict[str, set[str]] = {}
+    for i in rows.tolist():
+        clients.setdefault(t.arm[i], set()).add(t.client[i])
+    if len({c for cs in clients.values() for c in cs}) > 1:
+        used = ", ".join(f"{arm}: {'/'.join(sorted(cs))}" for arm, cs in clients.items())
+        return {}, f"SDK overhead not compared: the arms used different clients ({used})"
+    return {arm: _sdk_overhead(a) for arm, a in s.arms.items()}, None
+
+
 def scenario_view(
     data: RunData,
     s: ScenarioSummary,
@@ -316,6 +333,7 @@ def scenario_view(
         slowest=slowest,
         max_rows=max_rows,
     )
+    sdk_overhead, sdk_note = _sdk_overheads(data, rows, s)
     return ScenarioView(
         s=s,
         anchor=anchor,
@@ -325,7 +343,8 @@ def scenario_view(
         charts={k: Markup(v) if v else None for k, v in chart_set.items()},
         detail=detail,
         errors=_errors(data, s),
-        sdk_overhead={arm: _sdk_overhead(a) for arm, a in s.arms.items()},
+        sdk_overhead=sdk_overhead,
+        sdk_note=sdk_note,
         has_reasoning=any(a.reasoning_tokens and a.reasoning_tokens.total for a in s.arms.values()),
     )
 

@@ -166,8 +166,23 @@ def speed_findings(c: Comparison) -> list[Finding]:
     return out
 
 
+#: Why shadow pairs give no cache or cost verdict (the card's headline).
+SHADOW_CACHE = (
+    "Not assessable on shadow traffic: each mirrored call reuses the prefix its live call had "
+    "just cached"
+)
+
+
 def cost_finding(c: Comparison) -> Finding:
     e = c.cost_ratio
+    if c.cache_contaminated:
+        return Finding(
+            "Cost",
+            "unknown",
+            SHADOW_CACHE,
+            f"{arm_name(c.a)}'s cost is priced from cache hits that are not its own; measure "
+            "cost with a scenario run (each conversation gets its own cache nonce)",
+        )
     if e is None or e.value is None:
         return Finding(
             "Cost",
@@ -200,9 +215,9 @@ def _cache_finding(c: Comparison, arms: dict[str, ArmSummary]) -> Finding:
         return Finding(
             "Caching",
             "unknown",
-            "Not assessable on shadow traffic: each mirrored "
-            "call reuses the prefix its live call had just cached",
-            share,
+            SHADOW_CACHE,
+            f"the shares cached here describe the pairing, not {a}; measure caching with a "
+            "scenario run (each conversation gets its own cache nonce)",
         )
     if d is None or d.value is None:
         return Finding("Caching", "unknown", "No token usage reported", share)
@@ -358,7 +373,9 @@ def sentence(c: Comparison, found: list[Finding]) -> str:
         "worse": f"is {cost.headline.removeprefix(f'{a} is ')}",
         "same": "costs the same",
         "unclear": "has an unclear cost",
-        "unknown": "has no known price",
+        "unknown": "cannot be judged on cost here (shadow traffic)"
+        if c.cache_contaminated
+        else "has no known price",
     }[cost.kind]
     out = by["Answers"]
     answer_part = {

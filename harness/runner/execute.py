@@ -340,6 +340,7 @@ def _observation(
         client=shared.client,
         previous_response_id=previous_id,
         request_bytes=request_bytes,
+        output_format=asked.type if (asked := conv.base.output_format) is not None else "text",
     )
     if result is None:
         return Observation(

@@ -400,7 +400,16 @@ def _default_methods() -> list[SimilarityMethod]:
 
 
 class SimilaritySpec(_Model):
+    """Kinds of similarity to report. Text, JSON and tool-call agreement are measured wherever
+    they apply; ``semantic`` (offline embeddings, :mod:`harness.analysis.semantic`) is opt-in."""
+
     method: list[SimilarityMethod] = Field(default_factory=_default_methods, min_length=1)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _one_method(cls, value: Any) -> Any:
+        # `method: semantic` reads as the one-item list it means
+        return [value] if isinstance(value, str) else value
 
 
 def _arm(value: str) -> str:

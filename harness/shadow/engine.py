@@ -33,8 +33,9 @@ from typing import Any, Literal
 
 from harness import __version__
 from harness.analysis.similarity import text_similarity
+from harness.emulator import PROFILE_HEADER
 from harness.errors import TranslationError
-from harness.records import Observation, RunMeta
+from harness.records import Observation, OutputFormatName, RunMeta
 from harness.shadow.capture import Capture, read_capture
 from harness.shadow.config import (
     STAT_FIELDS,
@@ -85,6 +86,8 @@ class _Job:
 class _Written:
     observations: list[Observation]
     is_emulator: bool | None = None
+    #: the emulator profile named by the reply's ``x-emulator-profile`` header
+    emulator_profile: str | None = None
     pair: bool = False
     done: threading.Event | None = field(default=None)
 
@@ -376,6 +379,8 @@ class ShadowEngine:
                 self._observation(job, "responses", started, shadow, self.config.shadow_client),
             ],
             is_emulator=is_emulator,
+            emulator_profile=shadow.headers.get(PROFILE_HEADER)
+            or primary.headers.get(PROFILE_HEADER),
             pair=True,
         )
 
@@ -396,7 +401,9 @@ class ShadowEngine:
             job, "responses", capture.started_at, result, "sdk", origin="canary"
         )
         return _Written(
-            [obs], is_emulator=("x-emulator" in result.headers if result.headers else None)
+            [obs],
+            is_emulator=("x-emulator" in result.headers if result.headers else None),
+            emulator_profile=result.headers.get(PROFILE_HEADER) if result.headers else None,
         )
 
     def _observation(
@@ -437,6 +444,7 @@ class ShadowEngine:
             request_bytes=result.request_bytes,
             origin=origin,
             contaminated_cache=origin == "shadow",
+            output_format=_asked_format(capture.kwargs),
         )
 
     # --- the writer thread -----------------------------------------------------------------
@@ -486,11 +494,11 @@ class ShadowEngine:
                 observations = [o.model_copy(update={"similarity": score}) for o in observations]
         observations = [self.config.redact(o) for o in observations]
         if not self._meta_done and item.is_emulator is not None:
-            self._write_meta(item.is_emulator)
+            self._write_meta(item.is_emulator, item.emulator_profile)
         shard.write(observations)
         self.count("pairs_written" if item.pair else "canary_written")
 
-    def _write_meta(self, is_emulator: bool | None) -> None:
+    def _write_meta(self, is_emulator: bool | None, emulator_profile: str | None = None) -> None:
         config = self.config
         meta = RunMeta(
             run_id=self.run_dir.name,
@@ -499,6 +507,7 @@ class ShadowEngine:
             target=target_name(self.base_url),
             target_url=self.base_url,
             is_emulator=bool(is_emulator),
+            emulator_profile=emulator_profile if is_emulator else None,
             client=config.shadow_client,
             concurrency=config.max_concurrency,
             versions=_versions(),
@@ -519,3 +528,14 @@ class ShadowEngine:
                 stats.calls = self._calls()
             write_stats(self._stats_path, stats.as_dict())
             self._stats_saved = time.monotonic()
+
+
+def _asked_format(kwargs: dict[str, Any]) -> OutputFormatName:
+    """The output format a captured chat call asked for (its ``response_format`` type)."""
+    fmt = kwargs.get("response_format")
+    if isinstance(fmt, type):  # chat.completions.parse(response_format=SomeModel)
+        return "json_schema"
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_schema":
+        return "json_schema"
+    return "json_object" if kind == "json_object" else "text"

@@ -23,6 +23,7 @@ import httpx2
 import openai
 import orjson
 
+from harness.emulator import PROFILE_HEADER
 from harness.records import Attempt, ToolCallRecord, Usage
 from harness.transport.netio import AsyncioBackend
 from harness.transport.wire import (
@@ -278,6 +279,7 @@ KEPT_HEADERS = (
     "x-request-id",
     "openai-processing-ms",
     "x-emulator",
+    PROFILE_HEADER,
     "retry-after",
     "retry-after-ms",
     "x-ratelimit-limit-requests",

@@ -15,6 +15,7 @@ import pytest
 
 from harness.analysis.analyze import analyze_run, analyze_table, load_table
 from harness.cli.app import main
+from harness.rundir import read_meta
 from harness.runner.execute import RunOptions, run
 from harness.shadow import ShadowClient, keep_text
 from harness.summary import Claim
@@ -142,6 +143,13 @@ def test_shadow_run_cache_claims_are_not_assessable(
         load_table(run_dir / "observations.jsonl"), None, resamples=400, contaminated_cache=()
     )
     assert clean.scenarios[0].claims["cache_utilization_better"].verdict == "supported"
+    # … and a cost verdict: Responses priced from hits its live call paid for looks cheaper
+    clean_cost = clean.scenarios[0].comparisons["responses_vs_chat"].cost_ratio
+    assert clean_cost is not None and clean_cost.ci95 is not None and clean_cost.ci95[1] < 0.98
+    assert comparison["cost_ratio"] is None
+    # the mirror uses the raw client, the live call the application's SDK: no SDK-clock ratio
+    assert comparison["sdk_ttft_p50_ratio"] is comparison["sdk_total_p50_ratio"] is None
+    assert read_meta(run_dir).emulator_profile == "fast-guide"  # from x-emulator-profile
 
     reports = tmp_path / "reports"
     assert main(["report", str(run_dir), "--out", str(reports)]) == 0
@@ -152,3 +160,20 @@ def test_shadow_run_cache_claims_are_not_assessable(
     assert "✅ supported" not in markdown
     assert "not assessable: the cache figures of a shadow run are contaminated" in html
     assert "Not assessable on shadow traffic" in html  # the verdict card, not "no usage"
+    # no cost verdict anywhere: cards, headline sentence
+    headline = next(line for line in markdown.splitlines() if line.startswith("**Compared"))
+    assert "cannot be judged on cost here (shadow traffic)" in headline
+    assert "% cheaper" not in markdown and "more expensive" not in markdown  # cards say "4 %"
+    cost_card = next(line for line in markdown.splitlines() if line.startswith("| Cost |"))
+    assert "n/a" in cost_card and "Not assessable on shadow traffic" in cost_card
+    # run facts: the profile the emulator named, live traffic, no plan and no seed
+    assert "profile `fast-guide`" in markdown and "unnamed" not in markdown + html
+    facts = html[
+        html.index('<section id="run">') : html.index("</section>", html.index('id="run"'))
+    ]
+    assert "live traffic" in facts and "100 % of calls mirrored" in facts
+    assert "planned" not in facts and "Seed" not in facts and "warm-up" not in facts
+    assert (
+        "SDK overhead not compared: the arms used different clients (chat: sdk, responses: raw)"
+        in html
+    )

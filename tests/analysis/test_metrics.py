@@ -283,3 +283,41 @@ def test_warmup_rows_are_the_callers_to_exclude() -> None:
     # scenario_summary gets measured rows only; analyze_table drops warm-ups (test_analyze)
     s = summarise([obs(repeat=r) for r in range(3)], warmups={"chat": 2})
     assert s.arms["chat"].warmup_excluded == 2
+
+
+@pytest.mark.parametrize("mirror_client", ["sdk", "raw"])
+def test_sdk_clock_ratios_only_between_arms_with_the_same_client(mirror_client: str) -> None:
+    records = [
+        obs(
+            arm,
+            repeat=r,
+            client="sdk" if arm == "chat" else mirror_client,
+            sdk_ttft_ms=(130.0 if arm == "chat" else 104.0) + r,
+            sdk_total_ms=(330.0 if arm == "chat" else 304.0) + r,
+        )
+        for arm in ("chat", "responses")
+        for r in range(12)
+    ]
+    c = summarise(records).comparisons["responses_vs_chat"]
+    if mirror_client == "sdk":
+        assert c.sdk_ttft_p50_ratio is not None and c.sdk_ttft_p50_ratio.value < 0.9
+        assert c.sdk_total_p50_ratio is not None
+    else:  # the raw client's lower overhead would pose as a faster API
+        assert c.sdk_ttft_p50_ratio is None and c.sdk_total_p50_ratio is None
+    assert c.ttft_p50_ratio is not None and c.ttft_p50_ratio.value == 1.0  # the wire clock
+
+
+def test_contaminated_cache_leaves_no_cost_ratio() -> None:
+    records = [
+        obs(
+            arm,
+            repeat=r,
+            usage=Usage(input_tokens=2000, cached_tokens=1500 if arm == "responses" else 0),
+        )
+        for arm in ("chat", "responses")
+        for r in range(12)
+    ]
+    clean = summarise(records).comparisons["responses_vs_chat"]
+    assert clean.cost_ratio is not None and clean.cost_ratio.value < 0.6
+    shadow = summarise(records, contaminated_cache=True).comparisons["responses_vs_chat"]
+    assert shadow.cache_contaminated and shadow.cost_ratio is None

@@ -130,6 +130,8 @@ PERSON = {
         ('{"name": "John"}', '{"name": "Jane"}', None, (True, True, None, None, 0.0)),
         ("plain text", "other text", None, None),
         ("plain text", "other text", PERSON, (False, False, False, False, 0.0)),
+        # identical answers agree even when they are not JSON; the parse rates say they are not
+        ("plain text", "plain text", PERSON, (False, False, False, False, 1.0)),
     ],
 )
 def test_compare_json_crafted_pairs(
@@ -175,6 +177,12 @@ def test_tool_call_agreement(
     got = compare_tool_calls(a, b)
     assert got is not None
     assert (got.name_agreement, got.arguments_agreement) == pytest.approx(expected)
+
+
+def test_a_pair_asked_for_json_is_scored_even_when_neither_reply_parses() -> None:
+    assert compare_json("no", "nope") is None
+    got = compare_json("no", "nope", asked=True)
+    assert got is not None and (got.a_parses, got.b_parses, got.agreement) == (False, False, 0.0)
 
 
 def test_no_tool_calls_is_not_a_pair() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from harness.emulator import EMULATOR_ID
+from harness.emulator import EMULATOR_ID, PROFILE_HEADER
 from harness.emulator.server import EmulatorThread
 from harness.emulator.testing import nonce, sse_data, sse_events, truth_record
 from harness.translate.tokens import count_text_tokens
@@ -186,14 +186,18 @@ def test_with_raw_response_headers(client: openai.OpenAI, truth_path: Path) -> N
     body = raw.http_response.text
     for key in ("delays_ms", "cold_prefix", "first_delta_ms", "planned_total_ms"):
         assert key not in body
-    assert not any(name.startswith(("x-truth", "x-emulator-")) for name in headers)
+    # identity only: the profile's name (a run-level fact a report states), no per-request truth
+    assert headers[PROFILE_HEADER] == "zero"
+    assert not any(
+        name.startswith(("x-truth", "x-emulator-")) for name in headers if name != PROFILE_HEADER
+    )
 
 
 def test_errors_carry_identity_and_rate_limit_headers(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client.chat.completions.create(model="gpt-0", messages=[{"role": "user", "content": "x"}])
     headers = info.value.response.headers
-    assert headers["x-emulator"] == EMULATOR_ID
+    assert headers["x-emulator"] == EMULATOR_ID and headers[PROFILE_HEADER] == "zero"
     assert headers["x-request-id"].startswith("req_")
     assert all(headers.get(name) for name in RATE_HEADERS)
 

@@ -144,6 +144,20 @@ def _config(**gates: float) -> GateConfig:
     return GateConfig(for_all=[parse_gate(k, v, "gates.yaml", 3) for k, v in gates.items()])
 
 
+def test_cost_and_cache_gates_on_shadow_pairs_fail_as_not_assessable() -> None:
+    obs = synthetic_observations(SyntheticProfile(), repeats=10)
+    table = ObservationTable.from_observations(obs)
+    summary = analyze_table(table, resamples=200, contaminated_cache={"synthetic"})
+    gates = {
+        "responses_vs_chat.cost_ratio_max": 1.0,
+        "responses_vs_chat.cache_hit_ratio_delta_min": 0,
+    }
+    report = evaluate(summary, _config(**gates))
+    assert {r.key: r.status for r in report.results} == dict.fromkeys(gates, "unknown")
+    assert all("not assessable on shadow traffic" in r.rule for r in report.results)
+    assert report.exit_code == 1
+
+
 def test_threshold_gates_fail_pass_and_explain() -> None:
     summary, _ = _summary(
         SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0, divergence=0.5)

@@ -457,3 +457,41 @@ def test_openai_key_is_never_sent_to_a_third_party_url(monkeypatch: pytest.Monke
     assert url_key("https://myres.openai.azure.com/openai/v1") == "sk-test-SECRET123"
     monkeypatch.setenv("HARNESS_TARGET_API_KEY", "sk-local")
     assert url_key("http://127.0.0.1:8000/v1") == "sk-local"
+
+
+def test_each_observation_records_the_output_format_it_asked_for(tmp_path: Path) -> None:
+    scenario = tmp_path / "formats.yaml"
+    scenario.write_text(
+        """
+version: 1
+name: formats
+model: gpt-4.1-mini
+defaults: {temperature: 0, max_output_tokens: 50}
+arms: [chat, responses]
+repeats: 1
+prompts:
+  - {id: plain, input: "Say hello."}
+  - {id: mode, input: "Reply with a JSON object.", output: json_object}
+  - id: schema
+    input: "Extract: John is 30"
+    output_schema:
+      name: person
+      strict: true
+      schema:
+        type: object
+        properties: {name: {type: string}}
+        required: [name]
+        additionalProperties: false
+""",
+        encoding="utf-8",
+    )
+    result = run(
+        [scenario], RunOptions(out=tmp_path, repeats=1, progress=False, emulator_profile="zero")
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    asked = {(o.prompt_id, o.arm): o.output_format for o in observations}
+    assert asked == {
+        (p, arm): f
+        for p, f in (("plain", "text"), ("mode", "json_object"), ("schema", "json_schema"))
+        for arm in ("chat", "responses")
+    }

@@ -452,3 +452,22 @@ def test_scenario_model_is_strict() -> None:
 def test_parallel_tool_calls_needs_tools(tmp_path: Path) -> None:
     found = problems(tmp_path, HEAD + "defaults: {parallel_tool_calls: false}\n" + PROMPT)
     assert len(found) == 1 and found[0].startswith("defaults.parallel_tool_calls: ")
+
+
+@pytest.mark.parametrize(
+    ("snippet", "methods"),
+    [
+        ("", ["text"]),
+        ("similarity: {method: semantic}\n", ["semantic"]),
+        ("similarity: {method: [text, semantic]}\n", ["text", "semantic"]),
+    ],
+)
+def test_similarity_method_may_be_one_name(
+    tmp_path: Path, snippet: str, methods: list[str]
+) -> None:
+    assert load_scenario(write(tmp_path, HEAD + snippet + PROMPT)).similarity.method == methods
+
+
+def test_an_unknown_similarity_method_names_the_choices(tmp_path: Path) -> None:
+    found = problems(tmp_path, HEAD + "similarity: {method: embeddings}\n" + PROMPT)
+    assert len(found) == 1 and "semantic" in found[0], found

@@ -1149,3 +1149,33 @@ def test_forked_worker_starts_its_own_shadow_side(
         assert os.waitstatus_to_exitcode(status) == 0
     assert len({p.name.rsplit("-", 2)[1] for p in shard_paths(run_dir)}) == 2
     assert len(_pairs(run_dir)) == 2
+
+
+def test_pairs_record_the_output_format_the_call_asked_for(
+    emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    schema = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "answer",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {"hours": {"type": "string"}},
+                "required": ["hours"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    asks: dict[str, dict[str, Any]] = {
+        "text": {},
+        "json_object": {"response_format": {"type": "json_object"}},
+        "json_schema": {"response_format": schema},
+    }
+    with _client(emulator.base_url, tmp_path / "run", sample_rate=1.0) as client:
+        for name, extra in asks.items():
+            messages = [{"role": "user", "content": f"Support hours as JSON? ({name})"}]
+            client.chat.completions.create(model=MODEL, messages=messages, **extra)
+        assert client.shadow.flush(10)
+    got = {(o.arm, o.output_format) for o in _observations(tmp_path / "run")}
+    assert got == {(arm, name) for arm in ("chat", "responses") for name in asks}
