@@ -12,17 +12,18 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness import __version__
-from harness.analysis import stats
+from harness.analysis import decide, stats
 from harness.analysis.claims import evaluate_claims
 from harness.analysis.metrics import (
     ArmData,
     ArmView,
     Handles,
+    Matched,
     ObservationTable,
     arm_summary,
     comparison_key,
@@ -30,10 +31,12 @@ from harness.analysis.metrics import (
     comparison_pairs,
     costs_per_row,
     latency_columns,
+    match_usage,
     power_info,
     register_arm,
     stable_seed,
     unit_ids,
+    with_nonce_tokens,
 )
 from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
 from harness.analysis.pricing import PriceBook, genai_prices_version, load_price_overrides
@@ -65,8 +68,14 @@ from harness.summary import (
     Summary,
 )
 
-BOOTSTRAP_UNIT = "prompt × repeat × turn (paired across arms)"
-BOOTSTRAP_METHOD = "multinomial bootstrap, percentile interval"
+if TYPE_CHECKING:
+    from harness.scenario.models import Scenario
+
+BOOTSTRAP_UNIT = (
+    "conversation (prompt × repeat: all its turns, all arms together, paired), stratified by "
+    "prompt; whole prompts when a prompt has a single conversation"
+)
+BOOTSTRAP_METHOD = "multinomial bootstrap of conversations, expanded percentile interval"
 #: Output JSON Schemas by (scenario, prompt_id), for schema-validity of structured outputs.
 Schemas = Mapping[tuple[str, str], Mapping[str, Any]]
 
@@ -158,6 +167,7 @@ class _Prepared:
     cost: np.ndarray[Any, np.dtype[np.float64]]
     boot: stats.Bootstrap
     handles: dict[str, Handles]
+    matched: dict[tuple[str, str], tuple[Matched, Matched]]
 
     def views(
         self, reps: list[np.ndarray[Any, np.dtype[np.float64]]], warmups: Mapping[str, int]
@@ -170,7 +180,8 @@ class _Prepared:
                 self.handles[a],
                 reps,
                 lat,
-                arm_summary(t, arm, self.handles[a], reps, lat, cost, warmups.get(a, 0)),
+                arm_summary(t, arm, self.handles[a], reps, lat, cost, warmups.get(a, 0), self.boot),
+                self.boot,
             )
             for a, arm in self.arms.items()
         }
@@ -180,13 +191,23 @@ def _prepare(
     t: ObservationTable, book: PriceBook, *, name: str, seed: int, resamples: int
 ) -> _Prepared:
     """Price the rows and register every arm's statistics with one shared bootstrap."""
-    units, n_units = unit_ids(t, np.arange(len(t), dtype=np.int64))
+    units, n_units, clusters, strata = unit_ids(t, np.arange(len(t), dtype=np.int64))
     arms = _arms(t, units)
     lat = latency_columns(t)
     cost = costs_per_row(t, book)
-    boot = stats.Bootstrap(n_units, resamples=resamples, seed=(seed, stable_seed(name)))
+    boot = stats.Bootstrap(
+        n_units,
+        resamples=resamples,
+        seed=(seed, stable_seed(name)),
+        clusters=clusters,
+        strata=strata,
+    )
     handles = {a: register_arm(boot, t, arm, lat, cost) for a, arm in arms.items()}
-    return _Prepared(t, arms, lat, cost, boot, handles)
+    billed = costs_per_row(t, book, without_nonce=True)
+    matched = {
+        (a, b): match_usage(boot, t, arms[a], arms[b], billed) for a, b in comparison_pairs(arms)
+    }
+    return _Prepared(t, arms, lat, cost, boot, handles, matched)
 
 
 def scenario_summary(
@@ -203,6 +224,7 @@ def scenario_summary(
     power_effect: float = 0.25,
     power: float = stats.DEFAULT_TARGET_POWER,
     contaminated_cache: bool = False,
+    margins: decide.Margins = decide.DEFAULT_MARGINS,
 ) -> ScenarioSummary:
     """One scenario's arms, comparisons and claims (``t`` holds only its measured rows).
 
@@ -226,7 +248,9 @@ def scenario_summary(
     for a, b in pairs:
         key = comparison_key(a, b)
         x, y = views[a], views[b]
-        metrics = comparison_metrics(x, y, paired=True)
+        metrics = comparison_metrics(
+            x, y, paired=True, margins=margins, matched=prep.matched[(a, b)]
+        )
         if contaminated_cache:
             metrics["cache_hit_ratio_delta"] = metrics["cache_hit_improvement"] = None
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
@@ -234,7 +258,7 @@ def scenario_summary(
             a=a,
             b=b,
             replicate=scores[key].replicate,
-            n_pairs=len(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
+            n_pairs=prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
             **metrics,
             similarity=similarity_summary(key, scores, reps, gaps[key]),
             power=power_info(
@@ -245,15 +269,17 @@ def scenario_summary(
                 f"{latency}_ms",
                 effect_size=power_effect,
                 power=power,
+                margin=margins.latency_pct / 100,
             ),
             cache_contaminated=contaminated_cache,
+            min_repeats=decide.min_repeats(len(set(t.prompt_id))),
         )
     return ScenarioSummary(
         name=name,
         observations=len(t),
         arms={a: v.summary for a, v in views.items()},
         comparisons=comparisons,
-        claims=evaluate_claims(comparisons, emulator_profile=emulator_profile),
+        claims=evaluate_claims(comparisons, emulator_profile=emulator_profile, margins=margins),
     )
 
 
@@ -268,6 +294,7 @@ def analyze_table(
     embedder: Embedder | None = None,
     power_effect: float = 0.25,
     contaminated_cache: Collection[str] | None = None,
+    margins: Mapping[str, decide.Margins] | None = None,
 ) -> Summary:
     """Analyse observations already in columns (pure apart from price lookups).
 
@@ -291,6 +318,7 @@ def analyze_table(
             embedder=embedder,
             power_effect=power_effect,
             contaminated=frozenset(contaminated_cache),
+            margins=margins or {},
         )
 
 
@@ -305,8 +333,11 @@ def _analyze_table(
     embedder: Embedder | None,
     power_effect: float,
     contaminated: frozenset[str],
+    margins: Mapping[str, decide.Margins],
 ) -> Summary:
     table = table.measured()
+    if meta is not None and meta.cache_nonces:
+        table = with_nonce_tokens(table, meta.cache_nonces)
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
     book = book or PriceBook(when=when)
     profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
@@ -332,6 +363,7 @@ def _analyze_table(
                 emulator_profile=profile,
                 power_effect=power_effect,
                 contaminated_cache=name in contaminated,
+                margins=margins.get(name, decide.DEFAULT_MARGINS),
             )
         )
         if name in contaminated and scenarios[-1].comparisons:
@@ -374,6 +406,8 @@ def _analyze_table(
             confidence=stats.CONFIDENCE,
             unit=BOOTSTRAP_UNIT,
             method=BOOTSTRAP_METHOD,
+            min_conversations=decide.MIN_CONVERSATIONS,
+            correction=stats.CORRECTION,
         ),
         pricing=PricingInfo(
             source=book.source,
@@ -386,15 +420,12 @@ def _analyze_table(
     )
 
 
-def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """Output schemas of the run's scenario files, for schema-validity of structured outputs.
-
-    Only files that still load and hash as they did at run time count (an edited scenario's
-    schema may not be the one the run asked for); anything else is skipped, not an error.
-    """
+def _current_scenarios(meta: RunMeta) -> list[Scenario]:
+    """The run's scenario files that still load and hash as they did at run time (an edited
+    file's settings may not be the run's); anything else is skipped, not an error."""
     from harness.scenario.load import load_scenario
 
-    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    out = []
     for entry in meta.scenarios:
         try:
             scenario = load_scenario(Path(entry["path"]))
@@ -402,10 +433,23 @@ def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
             continue
         if scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
             continue
+        out.append(scenario)
+    return out
+
+
+def scenario_schemas(meta: RunMeta) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """Output schemas of the run's scenario files, for schema-validity of structured outputs."""
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for scenario in _current_scenarios(meta):
         for prompt in scenario.prompts:
             if prompt.output_schema is not None:
                 out[(scenario.name, prompt.id)] = prompt.output_schema.json_schema
     return out
+
+
+def scenario_margins(meta: RunMeta) -> dict[str, decide.Margins]:
+    """Equivalence margins of the run's scenario files (``margins:``; defaults otherwise)."""
+    return {s.name: s.margins.to_margins() for s in _current_scenarios(meta)}
 
 
 def analyze_run(
@@ -416,6 +460,7 @@ def analyze_run(
     resamples: int = stats.DEFAULT_RESAMPLES,
     schemas: Schemas | None = None,
     embedder: Embedder | None = None,
+    margins: Mapping[str, decide.Margins] | None = None,
 ) -> Summary:
     """Analyse ``runs/<run-id>/`` (meta.json + observations.jsonl) into a Summary.
 
@@ -425,6 +470,8 @@ def analyze_run(
     meta = run.meta
     if schemas is None:
         schemas = scenario_schemas(meta)
+    if margins is None:
+        margins = scenario_margins(meta)
     overrides = load_price_overrides(price_overrides) if price_overrides else None
     book = PriceBook(
         overrides,
@@ -440,6 +487,7 @@ def analyze_run(
         schemas=schemas,
         embedder=embedder,
         contaminated_cache=run.contaminated,
+        margins=margins,
     )
 
 

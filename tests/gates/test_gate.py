@@ -172,8 +172,8 @@ def test_threshold_gates_fail_pass_and_explain() -> None:
     lines = explain(ttft)
     assert lines[0] == "FAIL synthetic: responses_vs_chat.ttft_p50_ratio_max ≤ 1.5"
     # the report's spelling of an effect (harness.fmt), significance mark included
-    assert lines[1] == "    measured: 2.02× (1.87–2.17) *"
-    assert lines[2] == "    responses p50 738 ms (n=180) vs chat 365 ms (n=180); 180 pairs"
+    assert lines[1] == "    measured: 2.02× (1.88–2.17) *"
+    assert lines[2] == "    responses p50 738 ms (n=180) vs chat 365 ms (n=180); 90 conversations"
     assert "whole 95 % interval is above 1.5" in lines[3]
     assert lines[4] == "    set in: gates.yaml:3"
     assert len(lines) <= 6  # one screen per failing gate
