@@ -65,6 +65,7 @@ from harness.summary import (
     RunArmComparison,
     RunComparison,
     ScenarioSummary,
+    Similarity,
     Summary,
 )
 
@@ -260,7 +261,11 @@ def scenario_summary(
             replicate=scores[key].replicate,
             n_pairs=prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
             **metrics,
-            similarity=similarity_summary(key, scores, reps, gaps[key]),
+            similarity=_decide_similarity(
+                similarity_summary(key, scores, reps, gaps[key]),
+                prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
+                margins.similarity,
+            ),
             power=power_info(
                 x,
                 y,
@@ -281,6 +286,28 @@ def scenario_summary(
         comparisons=comparisons,
         claims=evaluate_claims(comparisons, emulator_profile=emulator_profile, margins=margins),
     )
+
+
+def _decide_similarity(sim: Similarity, n: int, margin: float) -> Similarity:
+    """Each kind's gap below its A/A floor decided by the one rule (positive = less alike)."""
+    rule = decide.Rule("delta", margin)
+    update: dict[str, Any] = {}
+    for name in ("text", "json_", "tool_calls", "semantic"):
+        st = getattr(sim, name)
+        gap = st.below_noise_floor if st is not None else None
+        if st is None or gap is None:
+            continue
+        ci = gap.ci95 if n >= decide.MIN_CONVERSATIONS else None
+        gap = gap.model_copy(
+            update={
+                "ci95": ci,
+                "significant": decide.excludes(ci, 0.0),
+                "decision": decide.decide(ci, n, rule),
+                "margin": margin,
+            }
+        )
+        update[name] = st.model_copy(update={"below_noise_floor": gap})
+    return sim.model_copy(update=update) if update else sim
 
 
 def analyze_table(

@@ -106,7 +106,7 @@ def _claim(
         if contaminated
         else force or decide.claim_verdict(ci, claimed, decision, direction, open_upper=open_upper)
     )
-    if e is not None and e.decision == "too_few_samples":
+    if e is not None and decision == "too_few_samples":
         note = f"{decide.too_few_text(e.n_pairs, min_repeats)}; {note}"
     elif (
         v == "inconclusive"
