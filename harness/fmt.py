@@ -196,7 +196,10 @@ def effect(e: Valued | None, kind: str = "ratio") -> str:
     in the terminal, Markdown, HTML, JUnit and gate text)."""
     if e is None:
         return DASH
-    return estimate(e.value, e.ci95, kind, significant=bool(getattr(e, "significant", False)))
+    text = estimate(e.value, e.ci95, kind, significant=bool(getattr(e, "significant", False)))
+    if getattr(e, "decision", None) == "too_few_samples" and text != DASH:
+        text += f" (too few samples, n = {getattr(e, 'n_pairs', '?')})"
+    return text
 
 
 _CLAIM_KINDS = {"ratio": "ratio", "relative": "pct", "points": "pts"}

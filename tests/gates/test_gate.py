@@ -144,6 +144,16 @@ def _config(**gates: float) -> GateConfig:
     return GateConfig(for_all=[parse_gate(k, v, "gates.yaml", 3) for k, v in gates.items()])
 
 
+def test_too_few_samples_never_decide_a_gate_on_the_point_value() -> None:
+    """3 prompts × 2 repeats = 6 conversations: a 2× slowdown is not failed, nor passed."""
+    summary, _ = _summary(SyntheticProfile(responses_ttft_factor=2.0), repeats=2)
+    report = evaluate(summary, _config(**{"responses_vs_chat.ttft_p50_ratio_max": 1.5}))
+    (result,) = report.results
+    assert result.status == "inconclusive" and result.ci95 is None
+    assert result.rule.startswith("too few samples (n = 6): run ≥ 4 repeats")
+    assert report.exit_code == 0
+
+
 def test_threshold_gates_fail_pass_and_explain() -> None:
     summary, _ = _summary(
         SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0, divergence=0.5)
