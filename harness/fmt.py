@@ -159,11 +159,15 @@ _KINDS: dict[str, tuple[Callable[[float], str], Callable[[float], str], str]] = 
 def interval(ci: Interval | None, kind: str = "num") -> str:
     """A 95 % interval in the unit of ``kind`` (ratio, points, pct, share, ms, num, num1, usd):
     ``0.70–1.17``, ``40.1–44.0 ms``; ``-13.3 % to -1.7 %`` when a bound prints negative
-    ("-13.3–-1.7" reads badly)."""
-    if ci is None or not (_finite(ci[0]) and _finite(ci[1])):
+    ("-13.3–-1.7" reads badly); an unbounded end (a ratio against zero) is ``∞``."""
+    if ci is None or math.isnan(ci[0]) or math.isnan(ci[1]):
         return DASH
     _, bound, unit = _KINDS[kind]
-    lo, hi = bound(ci[0]), bound(ci[1])
+
+    def end(x: float) -> str:
+        return bound(x) if math.isfinite(x) else ("∞" if x > 0 else "-∞")
+
+    lo, hi = end(ci[0]), end(ci[1])
     if lo.startswith("-") or hi.startswith("-"):
         return f"{lo}{unit} to {hi}{unit}"
     return f"{lo}–{hi}{unit}"
@@ -180,7 +184,7 @@ def estimate(
     if value is None or not _finite(value):
         return DASH
     text = _KINDS[kind][0](value)
-    if ci95 is not None and _finite(ci95[0]) and _finite(ci95[1]):
+    if ci95 is not None and not (math.isnan(ci95[0]) or math.isnan(ci95[1])):
         text += f" ({interval(ci95, kind)})"
     if significant:
         text += " *"
@@ -192,7 +196,10 @@ def effect(e: Valued | None, kind: str = "ratio") -> str:
     in the terminal, Markdown, HTML, JUnit and gate text)."""
     if e is None:
         return DASH
-    return estimate(e.value, e.ci95, kind, significant=bool(getattr(e, "significant", False)))
+    text = estimate(e.value, e.ci95, kind, significant=bool(getattr(e, "significant", False)))
+    if getattr(e, "decision", None) == "too_few_samples" and text != DASH:
+        text += f" (too few samples, n = {getattr(e, 'n_pairs', '?')})"
+    return text
 
 
 _CLAIM_KINDS = {"ratio": "ratio", "relative": "pct", "points": "pts"}

@@ -288,9 +288,15 @@ def read_summary(path: Path) -> Summary:
 # --- did the scenario change since the run? ------------------------------------------------------
 
 
+#: Scenario fields that only the analysis reads: editing them changes no request, so neither a
+#: resume nor a cassette goes stale (and a re-analysis picks the new value up).
+ANALYSIS_ONLY_FIELDS = frozenset({"margins"})
+
+
 def scenario_digest(scenario: BaseModel) -> str:
     """Hash of the loaded scenario (includes resolved), to detect edits between run and resume."""
-    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+    exclude = set(ANALYSIS_ONLY_FIELDS & set(type(scenario).model_fields))
+    return hashlib.sha256(scenario.model_dump_json(exclude=exclude).encode()).hexdigest()
 
 
 def scenario_changed(recorded: object, scenario: BaseModel, *, unrecorded: bool) -> bool:

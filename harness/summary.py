@@ -15,6 +15,8 @@ SUMMARY_SCHEMA_VERSION = 1
 
 Interval = tuple[float, float]
 Verdict = Literal["supported", "contradicted", "inconclusive"]
+#: :func:`harness.analysis.decide.decide` (a's view of a vs b); one spelling everywhere.
+Decision = Literal["better", "worse", "equivalent", "unclear", "too_few_samples"]
 ClaimUnit = Literal["ratio", "relative", "points"]
 
 
@@ -45,8 +47,19 @@ class Effect(_Record):
 
     value: float | None
     ci95: Interval | None
-    significant: bool | None = Field(description="the interval excludes 1 (ratio) or 0 (delta)")
-    n_pairs: int = Field(description="pairing keys with a value in both arms")
+    significant: bool | None = Field(
+        description="the interval excludes 1 (ratio) or 0 (delta) by more than rounding"
+    )
+    n_pairs: int = Field(description="conversations (prompt × repeat) with a value in both arms")
+    decision: Decision | None = Field(
+        default=None,
+        description="the one decision rule (harness.analysis.decide): better / worse beyond the "
+        "margin, equivalent inside it, unclear, or too_few_samples (no interval); null for "
+        "effects without a rule",
+    )
+    margin: float | None = Field(
+        default=None, description="equivalence margin in the effect's unit (0.10 = ±10 %)"
+    )
 
 
 class TokenStats(_Record):
@@ -181,7 +194,7 @@ class Comparison(_Record):
     a: str
     b: str
     replicate: bool = Field(description="an A/A comparison (the noise floor)")
-    n_pairs: int
+    n_pairs: int = Field(description="conversations (prompt × repeat) both arms have")
     ttft_p50_ratio: Effect | None
     ttfb_p50_ratio: Effect | None
     total_p50_ratio: Effect | None
@@ -199,6 +212,10 @@ class Comparison(_Record):
     error_rate_delta: Effect | None
     similarity: Similarity
     power: Power | None
+    min_repeats: int | None = Field(
+        default=None,
+        description="repeats per prompt that give the minimum number of conversations",
+    )
     cache_contaminated: bool = Field(
         default=False,
         description="shadow pairs: one side was sent right after the other "
@@ -262,6 +279,10 @@ class BootstrapInfo(_Record):
     confidence: float
     unit: str
     method: str
+    min_conversations: int | None = Field(
+        default=None, description="below this, no interval and no verdict"
+    )
+    correction: str | None = Field(default=None, description="small-sample correction, named")
 
 
 class Summary(_Record):

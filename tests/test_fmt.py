@@ -1,7 +1,8 @@
 """harness.fmt: one spelling of every number, checked case by case and across the outputs.
 
-Every function maps None, NaN and ±inf to an em dash, prints a value that rounds to zero without
-a sign (issue 19: "-0 % (-0 %–0 %)", "-0.0 pts (-0.0 to -0.0)"), and switches units on the
+Every function maps None, NaN and ±inf to an em dash (an interval's end may be ±∞: a ratio
+against an arm that cached nothing is unbounded, issue 16), prints a value that rounds to zero
+without a sign (issue 19: "-0 % (-0 %–0 %)", "-0.0 pts (-0.0 to -0.0)"), and switches units on the
 rounded value. The last test renders one summary through the terminal table, Markdown and the
 gate text and finds the same effect string in each (issue 15: it used to print three ways).
 """
@@ -113,7 +114,8 @@ CASES: list[tuple[Callable[..., str], tuple[Any, ...], str]] = [
     # interval: unit once after an en dash; " to " when a printed bound is negative
     (fmt.interval, (None,), DASH),
     (fmt.interval, ((NAN, 1.0), "ratio"), DASH),
-    (fmt.interval, ((0.5, INF), "ratio"), DASH),
+    (fmt.interval, ((0.5, INF), "ratio"), "0.50–∞"),  # an honest unbounded end (issue 16)
+    (fmt.interval, ((0.5, NAN), "ratio"), DASH),
     (fmt.interval, ((0.7, 1.17), "ratio"), "0.70–1.17"),
     (fmt.interval, ((-0.133, -0.017), "points"), "-13.3 to -1.7"),
     (fmt.interval, ((-0.0003, -0.0001), "points"), "0.0–0.0"),
@@ -131,7 +133,8 @@ CASES: list[tuple[Callable[..., str], tuple[Any, ...], str]] = [
     (fmt.estimate, (0.98, (0.70, 1.17), "ratio"), "0.98× (0.70–1.17)"),
     (partial(fmt.estimate, significant=True), (2.09, (1.86, 2.25)), "2.09× (1.86–2.25) *"),
     (fmt.estimate, (1.2, None, "ratio"), "1.20×"),
-    (fmt.estimate, (1.2, (1.1, INF), "ratio"), "1.20×"),
+    (fmt.estimate, (1.2, (1.1, INF), "ratio"), "1.20× (1.10–∞)"),
+    (fmt.estimate, (1.2, (NAN, 1.3), "ratio"), "1.20×"),
     (fmt.estimate, (41.9, (40.0, 44.0), "ms"), "41.9 ms (40.0–44.0 ms)"),
     (fmt.estimate, (0.033, (0.006, 0.167), "share"), "3.3 % (0.6–16.7 %)"),
     (fmt.estimate, (0.0123, (0.01, 0.015), "usd"), "$0.0123 ($0.0100–$0.0150)"),

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness import __version__, fmt
-from harness.analysis import stats
+from harness.analysis import decide, stats
 from harness.analysis.claims import evaluate_claims
 from harness.analysis.metrics import (
     ArmData,
     ArmView,
     Handles,
+    Matched,
     ObservationTable,
     arm_summary,
     comparison_key,
@@ -30,10 +31,12 @@ from harness.analysis.metrics import (
     comparison_pairs,
     costs_per_row,
     latency_columns,
+    match_usage,
     power_info,
     register_arm,
     stable_seed,
     unit_ids,
+    with_nonce_tokens,
 )
 from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
 from harness.analysis.pricing import PriceBook, load_price_overrides
@@ -62,14 +65,18 @@ from harness.summary import (
     RunArmComparison,
     RunComparison,
     ScenarioSummary,
+    Similarity,
     Summary,
 )
 
 if TYPE_CHECKING:
     from harness.scenario.models import Scenario
 
-BOOTSTRAP_UNIT = "prompt × repeat × turn (paired across arms)"
-BOOTSTRAP_METHOD = "multinomial bootstrap, percentile interval"
+BOOTSTRAP_UNIT = (
+    "conversation (prompt × repeat: all its turns, all arms together, paired), stratified by "
+    "prompt; whole prompts when a prompt has a single conversation"
+)
+BOOTSTRAP_METHOD = "multinomial bootstrap of conversations, expanded percentile interval"
 #: Output JSON Schemas by (scenario, prompt_id), for schema-validity of structured outputs.
 Schemas = Mapping[tuple[str, str], Mapping[str, Any]]
 
@@ -161,6 +168,7 @@ class _Prepared:
     cost: np.ndarray[Any, np.dtype[np.float64]]
     boot: stats.Bootstrap
     handles: dict[str, Handles]
+    matched: dict[tuple[str, str], tuple[Matched, Matched]]
 
     def views(
         self, reps: list[np.ndarray[Any, np.dtype[np.float64]]], warmups: Mapping[str, int]
@@ -173,7 +181,8 @@ class _Prepared:
                 self.handles[a],
                 reps,
                 lat,
-                arm_summary(t, arm, self.handles[a], reps, lat, cost, warmups.get(a, 0)),
+                arm_summary(t, arm, self.handles[a], reps, lat, cost, warmups.get(a, 0), self.boot),
+                self.boot,
             )
             for a, arm in self.arms.items()
         }
@@ -183,13 +192,23 @@ def _prepare(
     t: ObservationTable, book: PriceBook, *, name: str, seed: int, resamples: int
 ) -> _Prepared:
     """Price the rows and register every arm's statistics with one shared bootstrap."""
-    units, n_units = unit_ids(t, np.arange(len(t), dtype=np.int64))
+    units, n_units, clusters, strata = unit_ids(t, np.arange(len(t), dtype=np.int64))
     arms = _arms(t, units)
     lat = latency_columns(t)
     cost = costs_per_row(t, book)
-    boot = stats.Bootstrap(n_units, resamples=resamples, seed=(seed, stable_seed(name)))
+    boot = stats.Bootstrap(
+        n_units,
+        resamples=resamples,
+        seed=(seed, stable_seed(name)),
+        clusters=clusters,
+        strata=strata,
+    )
     handles = {a: register_arm(boot, t, arm, lat, cost) for a, arm in arms.items()}
-    return _Prepared(t, arms, lat, cost, boot, handles)
+    billed = costs_per_row(t, book, without_nonce=True)
+    matched = {
+        (a, b): match_usage(boot, t, arms[a], arms[b], billed) for a, b in comparison_pairs(arms)
+    }
+    return _Prepared(t, arms, lat, cost, boot, handles, matched)
 
 
 def _clients(t: ObservationTable, arm: ArmData) -> set[str]:
@@ -210,6 +229,7 @@ def scenario_summary(
     power_effect: float = 0.25,
     power: float = stats.DEFAULT_TARGET_POWER,
     contaminated_cache: bool = False,
+    margins: decide.Margins = decide.DEFAULT_MARGINS,
 ) -> ScenarioSummary:
     """One scenario's arms, comparisons and claims (``t`` holds only its measured rows).
 
@@ -233,7 +253,9 @@ def scenario_summary(
     for a, b in pairs:
         key = comparison_key(a, b)
         x, y = views[a], views[b]
-        metrics = comparison_metrics(x, y, paired=True)
+        metrics = comparison_metrics(
+            x, y, paired=True, margins=margins, matched=prep.matched[(a, b)]
+        )
         if contaminated_cache:
             # the mirrored call's cache hits are not its own, and cost is priced from them
             metrics["cache_hit_ratio_delta"] = metrics["cache_hit_improvement"] = None
@@ -246,9 +268,13 @@ def scenario_summary(
             a=a,
             b=b,
             replicate=scores[key].replicate,
-            n_pairs=len(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
+            n_pairs=prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
             **metrics,
-            similarity=similarity_summary(key, scores, reps, gaps[key]),
+            similarity=_decide_similarity(
+                similarity_summary(key, scores, reps, gaps[key]),
+                prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
+                margins.similarity,
+            ),
             power=power_info(
                 x,
                 y,
@@ -257,16 +283,40 @@ def scenario_summary(
                 f"{latency}_ms",
                 effect_size=power_effect,
                 power=power,
+                margin=margins.latency_pct / 100,
             ),
             cache_contaminated=contaminated_cache,
+            min_repeats=decide.min_repeats(len(set(t.prompt_id))),
         )
     return ScenarioSummary(
         name=name,
         observations=len(t),
         arms={a: v.summary for a, v in views.items()},
         comparisons=comparisons,
-        claims=evaluate_claims(comparisons, emulator_profile=emulator_profile),
+        claims=evaluate_claims(comparisons, emulator_profile=emulator_profile, margins=margins),
     )
+
+
+def _decide_similarity(sim: Similarity, n: int, margin: float) -> Similarity:
+    """Each kind's gap below its A/A floor decided by the one rule (positive = less alike)."""
+    rule = decide.Rule("delta", margin)
+    update: dict[str, Any] = {}
+    for name in ("text", "json_", "tool_calls", "semantic"):
+        st = getattr(sim, name)
+        gap = st.below_noise_floor if st is not None else None
+        if st is None or gap is None:
+            continue
+        ci = gap.ci95 if n >= decide.MIN_CONVERSATIONS else None
+        gap = gap.model_copy(
+            update={
+                "ci95": ci,
+                "significant": decide.excludes(ci, 0.0),
+                "decision": decide.decide(ci, n, rule),
+                "margin": margin,
+            }
+        )
+        update[name] = st.model_copy(update={"below_noise_floor": gap})
+    return sim.model_copy(update=update) if update else sim
 
 
 def analyze_table(
@@ -281,6 +331,7 @@ def analyze_table(
     power_effect: float = 0.25,
     contaminated_cache: Collection[str] | None = None,
     semantic_scenarios: Collection[str] | None = None,
+    margins: Mapping[str, decide.Margins] | None = None,
 ) -> Summary:
     """Analyse observations already in columns (pure apart from price lookups).
 
@@ -306,6 +357,7 @@ def analyze_table(
             power_effect=power_effect,
             contaminated=frozenset(contaminated_cache),
             semantic=None if semantic_scenarios is None else frozenset(semantic_scenarios),
+            margins=margins or {},
         )
 
 
@@ -321,8 +373,11 @@ def _analyze_table(
     power_effect: float,
     contaminated: frozenset[str],
     semantic: frozenset[str] | None = None,
+    margins: Mapping[str, decide.Margins],
 ) -> Summary:
     table = table.measured()
+    if meta is not None and meta.cache_nonces:
+        table = with_nonce_tokens(table, meta.cache_nonces)
     when = datetime.fromtimestamp(meta.created_at, tz=UTC) if meta else None
     book = book or PriceBook(when=when, recorded=meta.prices if meta else None)
     profile = (meta.emulator_profile or "unnamed") if meta and meta.is_emulator else None
@@ -348,6 +403,7 @@ def _analyze_table(
                 emulator_profile=profile,
                 power_effect=power_effect,
                 contaminated_cache=name in contaminated,
+                margins=margins.get(name, decide.DEFAULT_MARGINS),
             )
         )
         if name in contaminated and scenarios[-1].comparisons:
@@ -391,6 +447,8 @@ def _analyze_table(
             confidence=stats.CONFIDENCE,
             unit=BOOTSTRAP_UNIT,
             method=BOOTSTRAP_METHOD,
+            min_conversations=decide.MIN_CONVERSATIONS,
+            correction=stats.CORRECTION,
         ),
         pricing=PricingInfo(
             source=book.source,
@@ -478,6 +536,16 @@ def run_price_book(meta: RunMeta | None, price_overrides: Path | None = None) ->
     )
 
 
+def scenario_margins(
+    meta: RunMeta, scenarios: Sequence[Scenario] | None = None
+) -> dict[str, decide.Margins]:
+    """Equivalence margins of the run's scenario files (``margins:``; defaults otherwise)."""
+    return {
+        s.name: s.margins.to_margins()
+        for s in (run_scenarios(meta) if scenarios is None else scenarios)
+    }
+
+
 def analyze_run(
     run_dir: Path | LoadedRun,
     *,
@@ -486,6 +554,7 @@ def analyze_run(
     resamples: int = stats.DEFAULT_RESAMPLES,
     schemas: Schemas | None = None,
     embedder: Embedder | None = None,
+    margins: Mapping[str, decide.Margins] | None = None,
 ) -> Summary:
     """Analyse ``runs/<run-id>/`` (meta.json + observations.jsonl) into a Summary.
 
@@ -496,6 +565,8 @@ def analyze_run(
     scenarios = run_scenarios(meta)
     if schemas is None:
         schemas = scenario_schemas(meta, scenarios)
+    if margins is None:
+        margins = scenario_margins(meta, scenarios)
     semantic: Collection[str] | None = None
     notes: list[str] = []
     if embedder is None:
@@ -511,6 +582,7 @@ def analyze_run(
         embedder=embedder,
         contaminated_cache=run.contaminated,
         semantic_scenarios=semantic,
+        margins=margins,
     )
     if notes:
         summary = summary.model_copy(update={"warnings": [*summary.warnings, *notes]})

@@ -1,8 +1,10 @@
 """Test the migration guide's claims on one scenario's comparisons.
 
-Verdict rule: **supported** when the 95 % interval lies inside the claimed range,
-**contradicted** when it lies wholly outside, otherwise **inconclusive**. On an emulator run the
-numbers were put there by the emulator's profile, and every note says so.
+Verdict rule (:func:`harness.analysis.decide.claim_verdict`, the cards' rule): **supported**
+when the 95 % interval lies inside the claimed range *and* the metric's card decision is the
+claim's direction (beyond the equivalence margin), **contradicted** when it lies wholly outside
+the range, otherwise **inconclusive** — always with too few conversations. On an emulator run
+the numbers were put there by the emulator's profile, and every note says so.
 
 The three claims, all on ``responses_vs_chat`` (or ``responses_chained_vs_chat``):
 
@@ -12,8 +14,9 @@ The three claims, all on ``responses_vs_chat`` (or ``responses_chained_vs_chat``
   Chat cached nothing the improvement is undefined and the absolute difference is reported in
   percentage points (verdict inconclusive).
 - ``cost``: "better caching … means lower costs" at "the same per-token pricing": the measured
-  cost-per-request ratio must lie below 1 (the range [0, 1) is open at 1, so an unchanged bill
-  contradicts it). The note says whether, and by how much, the bill changes.
+  cost-per-request ratio must lie below 1 − the cost margin (the range [0, 1 − m) is open at
+  its top, so a bill the cost card calls unchanged contradicts it). The note says whether, and
+  by how much, the bill changes.
 
 On a shadow run (``contaminated_cache``) the second call of each pair found the prefix the
 first one had just cached, and production prompts cannot carry a cache nonce: the caching claim
@@ -24,8 +27,10 @@ claim, whose bill rests on those cache hits (its measured ratio is still shown).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from harness import fmt
+from harness.analysis import decide
 from harness.summary import Claim, ClaimUnit, Comparison, Effect, Interval, Verdict
 
 FIRST_REQUEST_QUOTE = "The Responses API typically requires 2-3x longer on the first request"
@@ -41,21 +46,14 @@ def verdict(
     claimed: Interval | None,
     *,
     open_upper: bool = False,
+    decision: decide.Decision | None = None,
+    direction: Literal["better", "worse"] = "better",
 ) -> Verdict:
-    """supported: CI ⊂ claimed range; contradicted: CI ∩ range = ∅; else inconclusive.
-
-    ``open_upper`` excludes the upper bound itself from the range ([lo, hi)).
-    """
-    if ci is None or claimed is None:
-        return "inconclusive"
-    lo, hi = ci
-    below_top = hi < claimed[1] if open_upper else hi <= claimed[1]
-    above_top = lo >= claimed[1] if open_upper else lo > claimed[1]
-    if lo >= claimed[0] and below_top:
-        return "supported"
-    if hi < claimed[0] or above_top:
-        return "contradicted"
-    return "inconclusive"
+    """The claim rule (:func:`harness.analysis.decide.claim_verdict`); without a ``decision``
+    the interval alone is judged against the range (the margin is then the caller's)."""
+    if decision is None and ci is not None:
+        decision = direction
+    return decide.claim_verdict(ci, claimed, decision, direction, open_upper=open_upper)
 
 
 def _pick(comparisons: Mapping[str, Comparison]) -> tuple[str, Comparison] | None:
@@ -93,10 +91,33 @@ def _claim(
     force: Verdict | None = None,
     open_upper: bool = False,
     contaminated: bool = False,
+    direction: Literal["better", "worse"] = "better",
+    claimed_text: str | None = None,
+    min_repeats: int | None = None,
+    rule: decide.Rule | None = None,
 ) -> Claim:
     value = e.value * scale if e is not None and e.value is not None else None
     ci = (e.ci95[0] * scale, e.ci95[1] * scale) if e is not None and e.ci95 else None
-    v = "inconclusive" if contaminated else force or verdict(ci, claimed, open_upper=open_upper)
+    decision = e.decision if e is not None else None
+    if e is not None and decision is None and rule is not None:
+        decision = decide.decide(e.ci95, e.n_pairs, rule)  # a summary from before decisions
+    v: Verdict = (
+        "inconclusive"
+        if contaminated
+        else force or decide.claim_verdict(ci, claimed, decision, direction, open_upper=open_upper)
+    )
+    if e is not None and decision == "too_few_samples":
+        note = f"{decide.too_few_text(e.n_pairs, min_repeats)}; {note}"
+    elif (
+        v == "inconclusive"
+        and force is None
+        and not contaminated
+        and ci is not None
+        and claimed is not None
+        and claimed[0] <= ci[0]
+        and ci[1] <= claimed[1]
+    ):
+        note += "; inside the claimed range but not beyond the equivalence margin"
     if profile is not None:
         note = f"injected by profile {profile} (emulator, not OpenAI): {note}"
     return Claim(
@@ -107,7 +128,7 @@ def _claim(
         value=value,
         ci95=ci,
         claimed_range=claimed,
-        claimed=CLAIMED_TEXT[claim],
+        claimed=claimed_text or CLAIMED_TEXT[claim],
         verdict=v,
         note=note,
         injected_by_profile=profile,
@@ -130,7 +151,7 @@ def _cache_unmeasured(note: str, profile: str | None, *, contaminated: bool = Fa
     )
 
 
-def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
+def _first_request(key: str, c: Comparison, profile: str | None, margins: decide.Margins) -> Claim:
     e, name = c.cold_ttft_ratio, "cold_ttft_ratio"
     if e is None:
         e, name = c.cold_total_ratio, "cold_total_ratio"
@@ -148,11 +169,21 @@ def _first_request(key: str, c: Comparison, profile: str | None) -> Claim:
         (2.0, 3.0),
         note,
         profile,
+        direction="worse",
+        min_repeats=c.min_repeats,
+        rule=decide.rule_for(name, margins),
     )
 
 
-def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
+def _cache(key: str, c: Comparison, profile: str | None, margins: decide.Margins) -> Claim:
     rel, delta = c.cache_hit_improvement, c.cache_hit_ratio_delta
+    if rel is not None and rel.decision is None and delta is not None:
+        # a summary from before decisions: judge the improvement by the absolute difference
+        rule = decide.rule_for("cache_hit_ratio_delta", margins)
+        if rule is not None:
+            rel = rel.model_copy(
+                update={"decision": decide.decide(delta.ci95, delta.n_pairs, rule)}
+            )
     if rel is not None:
         change = fmt.pct(rel.value or 0.0, 1, sign=True)
         note = f"{c.a} cache hit ratio is {change} relative to {c.b}'s"
@@ -165,6 +196,7 @@ def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
             (0.40, 0.80),
             note,
             profile,
+            min_repeats=c.min_repeats,
         )
     if delta is None:
         return _cache_unmeasured("no token usage reported by both arms", profile)
@@ -190,12 +222,22 @@ def _cache(key: str, c: Comparison, profile: str | None) -> Claim:
     )
 
 
-def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
+def _cost(key: str, c: Comparison, profile: str | None, margins: decide.Margins) -> Claim:
     e = c.cost_ratio
+    m = margins.cost_pct / 100
+    rule = decide.rule_for("cost_ratio", margins)
+    if e is not None and e.decision is None and rule is not None:
+        e = e.model_copy(update={"decision": decide.decide(e.ci95, e.n_pairs, rule)})
     if e is None or e.value is None:
         note = "cost unknown (a model has no price: add it with --prices FILE)"
     else:
-        change = "changes" if e.significant else "does not change significantly"
+        change = {
+            "better": f"changes: it falls beyond the ±{fmt.pct(m)} margin",
+            "worse": f"changes: it rises beyond the ±{fmt.pct(m)} margin",
+            "equivalent": f"stays within ±{fmt.pct(m)}",
+            "unclear": "may or may not change (the interval straddles the margin)",
+            "too_few_samples": "cannot be judged yet",
+        }.get(e.decision or "unclear", "")
         ci = (e.ci95[0] - 1.0, e.ci95[1] - 1.0) if e.ci95 else None
         note = (
             f"per-token prices are the same for one model; the bill {change}: "
@@ -209,16 +251,21 @@ def _cost(key: str, c: Comparison, profile: str | None) -> Claim:
         f"{key}.cost_ratio",
         "ratio",
         e,
-        (0.0, 1.0),
+        (0.0, 1.0 - m),
         note,
         profile,
         open_upper=True,
         contaminated=c.cache_contaminated,
+        claimed_text=f"< {fmt.num(1.0 - m, 2)} (cheaper beyond the ±{fmt.pct(m)} margin)",
+        min_repeats=c.min_repeats,
     )
 
 
 def evaluate_claims(
-    comparisons: Mapping[str, Comparison], *, emulator_profile: str | None = None
+    comparisons: Mapping[str, Comparison],
+    *,
+    emulator_profile: str | None = None,
+    margins: decide.Margins = decide.DEFAULT_MARGINS,
 ) -> dict[str, Claim]:
     """The guide's claims tested on ``responses_vs_chat`` (or the chained arm if alone)."""
     picked = _pick(comparisons)
@@ -243,11 +290,11 @@ def evaluate_claims(
         }
     key, c = picked
     return {
-        "first_request_slower": _first_request(key, c, emulator_profile),
+        "first_request_slower": _first_request(key, c, emulator_profile, margins),
         "cache_utilization_better": (
             _cache_unmeasured(CONTAMINATED_NOTE, emulator_profile, contaminated=True)
             if c.cache_contaminated
-            else _cache(key, c, emulator_profile)
+            else _cache(key, c, emulator_profile, margins)
         ),
-        "cost": _cost(key, c, emulator_profile),
+        "cost": _cost(key, c, emulator_profile, margins),
     }

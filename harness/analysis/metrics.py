@@ -13,14 +13,14 @@ import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from harness.analysis import stats
+from harness.analysis import decide, stats
 from harness.analysis.pricing import PriceBook, project
 from harness.analysis.similarity import ToolCall
 from harness.arms import Arm
@@ -55,6 +55,7 @@ TOKENS = (
 
 #: the text columns; _FIELDS starts with them, so a new one is also read from each record
 _STRING_FIELDS = (
+    "conversation",
     "run_id",
     "scenario",
     "prompt_id",
@@ -144,6 +145,9 @@ class ObservationTable:
     saturated: BoolArray
     #: the client's worst event-loop lag during the request, NaN when not measured
     loop_lag_ms: FloatArray
+    conversation: list[str | None]
+    #: input tokens of the harness's own cache nonce (0 unless set by :func:`with_nonce_tokens`)
+    nonce_tokens: IntArray
 
     def __len__(self) -> int:
         return len(self.arm)
@@ -218,6 +222,7 @@ class ObservationTable:
             similarity=np.array([r.get("similarity") for r in rows], dtype=np.float64),
             saturated=np.array([bool(x) for x in cols["saturated"]], dtype=np.bool_),
             loop_lag_ms=np.array(cols["loop_lag_ms"], dtype=np.float64),
+            nonce_tokens=np.zeros(len(rows), dtype=np.int64),
             **_arrays(cols, tokens),
         )
 
@@ -268,6 +273,42 @@ def _factorize(values: Sequence[str]) -> IntArray:
     return np.array([codes.setdefault(v, len(codes)) for v in values], dtype=np.int64)
 
 
+def with_nonce_tokens(t: ObservationTable, nonces: Mapping[str, str]) -> ObservationTable:
+    """The table with each row's cache-nonce tokens counted (``meta.cache_nonces``: conversation
+    id → nonce). The nonce is the harness's, not the user's prompt, and its length varies from
+    conversation to conversation, so comparisons of cost and tokens leave it out."""
+    from harness.runner.plan import nonce_prefix
+    from harness.translate.tokens import count_text_tokens
+
+    if not nonces:
+        return t
+    counts: dict[tuple[str, str], int] = {}
+    out = np.zeros(len(t), dtype=np.int64)
+    for i, (conv, model) in enumerate(zip(t.conversation, t.model, strict=True)):
+        nonce = nonces.get(conv or "")
+        if nonce is None or not t.has_usage[i]:
+            continue
+        key = (nonce, model)
+        n = counts.get(key)
+        if n is None:
+            # the prefix ends in a space that joins the next word's token: count it without
+            n = counts[key] = count_text_tokens(nonce_prefix(nonce).rstrip(), model)
+        out[i] = n
+    return replace(t, nonce_tokens=out)
+
+
+def billed_tokens(t: ObservationTable, rows: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Input, cached and cache-write tokens of ``rows`` without the cache nonce. The nonce
+    opens the prompt, so a cache hit or write (always a prefix) includes it."""
+    nonce = t.nonce_tokens[rows]
+    inp = np.maximum(t.input_tokens[rows] - nonce, 0)
+    cached = t.cached_tokens[rows]
+    cached = np.where(cached > 0, np.maximum(cached - nonce, 0), 0)
+    write = t.cache_write_tokens[rows]
+    write = np.where(write > 0, np.maximum(write - nonce, 0), 0)
+    return inp, cached, write
+
+
 def comparison_pairs(arms: Iterable[str]) -> list[tuple[str, str]]:
     """Comparisons a run emits: every arm vs chat, replicates vs their base, chained vs
     stateless responses."""
@@ -312,11 +353,13 @@ class Handles:
     totals: dict[str, int]
 
 
-def _latency_stats(values: FloatArray, replicates: FloatArray | None) -> LatencyStats | None:
+def _latency_stats(
+    values: FloatArray, replicates: FloatArray | None, boot: stats.Bootstrap, n: int
+) -> LatencyStats | None:
     q = stats.quantiles(values)
     if q is None:
         return None
-    ci = stats.interval(replicates) if replicates is not None else None
+    ci = boot.interval(replicates, n) if replicates is not None else None
     return LatencyStats(n=q.n, p50=q.p50, p95=q.p95, p99=q.p99, mean=q.mean, ci95=ci)
 
 
@@ -407,11 +450,16 @@ def arm_summary(
     lat: Mapping[str, FloatArray],
     cost: FloatArray,
     warmup_excluded: int,
+    boot: stats.Bootstrap,
 ) -> ArmSummary:
     """An arm's summary from its rows and its bootstrap replicates."""
     r = arm.rows
     ok, use = t.ok[r], t.has_usage[r]
-    latency = {name: _latency_stats(col[r][ok], reps[h.medians[name]]) for name, col in lat.items()}
+    n = boot.conversations(arm.units)
+    latency = {
+        name: _latency_stats(col[r][ok], reps[h.medians[name]], boot, n)
+        for name, col in lat.items()
+    }
     tokens = {name: _token_stats(getattr(t, name)[r][use]) for name in TOKENS}
     inp, cached = t.input_tokens[r][use], t.cached_tokens[r][use]
     hit = _ratio_of_sums(cached, inp)
@@ -436,7 +484,7 @@ def arm_summary(
         cost_stats = CostStats(
             total_usd=float(costs.sum()),
             per_request_usd=Estimate(
-                value=projection.per_request_usd, ci95=stats.interval(mean_reps)
+                value=projection.per_request_usd, ci95=boot.interval(mean_reps, n)
             ),
             per_1k_requests_usd=projection.per_1k_requests_usd,
             per_1m_requests_usd=projection.per_1m_requests_usd,
@@ -468,7 +516,7 @@ def arm_summary(
         **latency,
         **tokens,
         cache_hit_ratio=(
-            Estimate(value=hit, ci95=stats.interval(hit_reps)) if hit is not None else None
+            Estimate(value=hit, ci95=boot.interval(hit_reps, n)) if hit is not None else None
         ),
         cache=cache,
         cost_usd=cost_stats,
@@ -483,6 +531,55 @@ def arm_summary(
 
 
 @dataclass
+class Matched:
+    """One arm's usage over the requests (prompt × repeat × turn) for which *both* arms of a
+    comparison reported usage, without the cache nonce: the cost, cache and token comparisons
+    use these, so one arm losing cheap cached turns to failures cannot move them."""
+
+    handles: dict[str, int]
+    sums: dict[str, float]
+    priced: bool
+    conversations: int
+
+    def reps(self, reps: Sequence[FloatArray], num: str, den: str) -> FloatArray:
+        return stats.ratio_replicates(reps[self.handles[num]], reps[self.handles[den]])
+
+    def mean(self, num: str) -> float | None:
+        n = self.sums["usage_n"]
+        return self.sums[num] / n if n > 0 else None
+
+    def share(self) -> float | None:
+        inp = self.sums["input"]
+        return self.sums["cached"] / inp if inp > 0 else None
+
+
+def match_usage(
+    boot: stats.Bootstrap, t: ObservationTable, x: ArmData, y: ArmData, cost: FloatArray
+) -> tuple[Matched, Matched]:
+    """Register x's and y's usage totals over the requests both reported usage for
+    (``cost``: per row, without the nonce — :func:`costs_per_row`)."""
+    common = np.intersect1d(x.units[t.has_usage[x.rows]], y.units[t.has_usage[y.rows]])
+
+    def one(arm: ArmData) -> Matched:
+        keep = t.has_usage[arm.rows] & np.isin(arm.units, common)
+        r, u = arm.rows[keep], arm.units[keep]
+        inp, cached, _ = billed_tokens(t, r)
+        cols: dict[str, FloatArray] = {
+            "input": inp.astype(np.float64),
+            "cached": cached.astype(np.float64),
+            "output": t.output_tokens[r].astype(np.float64),
+            "usage_n": np.ones(r.size),
+            "cost": cost[r],
+        }
+        handles = {k: boot.total(u, v) for k, v in cols.items()}
+        sums = {k: float(np.nansum(v)) for k, v in cols.items()}
+        priced = bool(r.size) and bool(np.isfinite(cost[r]).all())
+        return Matched(handles, sums, priced, boot.conversations(common))
+
+    return one(x), one(y)
+
+
+@dataclass
 class ArmView:
     """Everything a comparison needs about one arm: its rows, bootstrap and summary."""
 
@@ -492,6 +589,7 @@ class ArmView:
     reps: Sequence[FloatArray]
     lat: Mapping[str, FloatArray]
     summary: ArmSummary
+    boot: stats.Bootstrap
 
     def values(self, col: str) -> FloatArray:
         r = self.arm.rows
@@ -511,12 +609,34 @@ class ArmView:
         )
 
 
-def effect(value: float | None, replicates: FloatArray, null: float, n_pairs: int) -> Effect | None:
-    """Assemble an :class:`Effect`; None when the value cannot exist."""
+def effect(
+    value: float | None,
+    replicates: FloatArray,
+    null: float,
+    n_pairs: int,
+    *,
+    rule: decide.Rule | None = None,
+    boot: stats.Bootstrap | None = None,
+) -> Effect | None:
+    """Assemble an :class:`Effect` with its decision; None when the value cannot exist.
+
+    Below the minimum number of conversations there is no interval (and no verdict).
+    """
     if value is None or not math.isfinite(value):
         return None
-    ci = stats.interval(replicates)
-    return Effect(value=value, ci95=ci, significant=stats.excludes(ci, null), n_pairs=n_pairs)
+    ci = (
+        boot.interval(replicates, n_pairs)
+        if boot is not None
+        else stats.interval(replicates, n=n_pairs)
+    )
+    return Effect(
+        value=value,
+        ci95=ci,
+        significant=stats.excludes(ci, null),
+        n_pairs=n_pairs,
+        decision=decide.decide(ci, n_pairs, rule) if rule is not None else None,
+        margin=rule.margin if rule is not None else None,
+    )
 
 
 MEDIAN_RATIOS = (
@@ -531,55 +651,91 @@ MEDIAN_RATIOS = (
 )
 
 
-def comparison_metrics(x: ArmView, y: ArmView, *, paired: bool) -> dict[str, Effect | None]:
-    """Every numeric comparison of x vs y (ratios x/y, deltas x−y).
+def comparison_metrics(
+    x: ArmView,
+    y: ArmView,
+    *,
+    paired: bool,
+    margins: decide.Margins = decide.DEFAULT_MARGINS,
+    matched: tuple[Matched, Matched] | None = None,
+) -> dict[str, Effect | None]:
+    """Every numeric comparison of x vs y (ratios x/y, deltas x−y), each decided by
+    :func:`harness.analysis.decide.decide` under ``margins``.
 
-    ``paired``: both views share one bootstrap (same run, resampled by pairing key) and
-    ``n_pairs`` counts keys present in both; otherwise the samples are independent (two runs)
-    and ``n_pairs`` is the smaller sample.
+    ``paired``: both views share one bootstrap (same run, resampled by conversation) and
+    ``n_pairs`` counts conversations present in both; otherwise the samples are independent
+    (two runs) and ``n_pairs`` is the smaller sample. ``matched``: cost, cache and tokens over
+    the requests both arms reported usage for, without the cache nonce (:func:`match_usage`).
     """
 
+    boot = x.boot
+
     def n_common(ux: set[int], uy: set[int]) -> int:
-        return len(ux & uy) if paired else min(len(ux), len(uy))
+        """Conversations behind a comparison (the resampling unit)."""
+        if paired:
+            return boot.conversations(ux & uy)
+        return min(boot.conversations(ux), y.boot.conversations(uy))
+
+    def eff(name: str, value: float | None, reps: FloatArray, null: float, n: int) -> Effect | None:
+        return effect(value, reps, null, n, rule=decide.rule_for(name, margins), boot=x.boot)
 
     out: dict[str, Effect | None] = {}
     for name, col in MEDIAN_RATIOS:
         qx, qy = stats.quantiles(x.values(col)), stats.quantiles(y.values(col))
         value = stats.safe_ratio(qx.p50 if qx else None, qy.p50 if qy else None)
         reps = stats.ratio_replicates(x.median_reps(col), y.median_reps(col))
-        out[name] = effect(value, reps, 1.0, n_common(x.units_with(col), y.units_with(col)))
+        out[name] = eff(name, value, reps, 1.0, n_common(x.units_with(col), y.units_with(col)))
     shared = n_common(set(x.arm.units.tolist()), set(y.arm.units.tolist()))
     sx, sy = x.summary, y.summary
-    hit_x, hit_y = x.sum_ratio("cached", "input"), y.sum_ratio("cached", "input")
-    vx = sx.cache_hit_ratio.value if sx.cache_hit_ratio else None
-    vy = sy.cache_hit_ratio.value if sy.cache_hit_ratio else None
+    if matched is not None:
+        mx, my = matched
+        usage_n = mx.conversations
+        hit_x, hit_y = mx.reps(x.reps, "cached", "input"), my.reps(x.reps, "cached", "input")
+        vx, vy = mx.share(), my.share()
+        cost_x, cost_y = mx.reps(x.reps, "cost", "usage_n"), my.reps(x.reps, "cost", "usage_n")
+        cx = mx.mean("cost") if mx.priced and my.priced else None
+        cy = my.mean("cost") if mx.priced and my.priced else None
+        out_x, out_y = mx.reps(x.reps, "output", "usage_n"), my.reps(x.reps, "output", "usage_n")
+        ox, oy = mx.mean("output"), my.mean("output")
+    else:
+        usage_n = shared
+        hit_x, hit_y = x.sum_ratio("cached", "input"), y.sum_ratio("cached", "input")
+        vx = sx.cache_hit_ratio.value if sx.cache_hit_ratio else None
+        vy = sy.cache_hit_ratio.value if sy.cache_hit_ratio else None
+        cost_x, cost_y = x.sum_ratio("cost", "cost_n"), y.sum_ratio("cost", "cost_n")
+        cx = sx.cost_usd.per_request_usd.value if sx.cost_usd else None
+        cy = sy.cost_usd.per_request_usd.value if sy.cost_usd else None
+        out_x, out_y = x.sum_ratio("output", "usage_n"), y.sum_ratio("output", "usage_n")
+        ox = sx.output_tokens.mean if sx.output_tokens else None
+        oy = sy.output_tokens.mean if sy.output_tokens else None
     delta = vx - vy if vx is not None and vy is not None else None
-    out["cache_hit_ratio_delta"] = effect(delta, hit_x - hit_y, 0.0, shared)
+    out["cache_hit_ratio_delta"] = eff("cache_hit_ratio_delta", delta, hit_x - hit_y, 0.0, usage_n)
     rel = stats.safe_ratio(vx, vy)
-    out["cache_hit_improvement"] = effect(
+    improvement = effect(
         rel - 1.0 if rel is not None else None,
         stats.ratio_replicates(hit_x, hit_y) - 1.0,
         0.0,
-        shared,
+        usage_n,
+        boot=x.boot,
     )
-    cx = sx.cost_usd.per_request_usd.value if sx.cost_usd else None
-    cy = sy.cost_usd.per_request_usd.value if sy.cost_usd else None
-    out["cost_ratio"] = effect(
-        stats.safe_ratio(cx, cy),
-        stats.ratio_replicates(x.sum_ratio("cost", "cost_n"), y.sum_ratio("cost", "cost_n")),
-        1.0,
-        shared,
+    d = out["cache_hit_ratio_delta"]
+    if improvement is not None and d is not None:
+        # judged by the absolute difference (decide.rule_for): same decision, its margin
+        improvement = improvement.model_copy(update={"decision": d.decision, "margin": d.margin})
+    out["cache_hit_improvement"] = improvement
+    out["cost_ratio"] = eff(
+        "cost_ratio", stats.safe_ratio(cx, cy), stats.ratio_replicates(cost_x, cost_y), 1.0, usage_n
     )
-    ox = sx.output_tokens.mean if sx.output_tokens else None
-    oy = sy.output_tokens.mean if sy.output_tokens else None
-    out["output_tokens_ratio"] = effect(
+    out["output_tokens_ratio"] = eff(
+        "output_tokens_ratio",
         stats.safe_ratio(ox, oy),
-        stats.ratio_replicates(x.sum_ratio("output", "usage_n"), y.sum_ratio("output", "usage_n")),
+        stats.ratio_replicates(out_x, out_y),
         1.0,
-        shared,
+        usage_n,
     )
     ex, ey = sx.error_rate, sy.error_rate
-    out["error_rate_delta"] = effect(
+    out["error_rate_delta"] = eff(
+        "error_rate_delta",
         ex - ey if ex is not None and ey is not None else None,
         x.sum_ratio("errors", "n") - y.sum_ratio("errors", "n"),
         0.0,
@@ -629,19 +785,39 @@ def power_info(
     )
 
 
-def unit_ids(t: ObservationTable, rows: IntArray) -> tuple[IntArray, int]:
-    """Pairing unit (prompt × repeat × turn) of each row, numbered 0..K-1."""
+def unit_ids(t: ObservationTable, rows: IntArray) -> tuple[IntArray, int, IntArray, IntArray]:
+    """Pairing unit (prompt × repeat × turn) of each row, numbered 0..K-1; K; the conversation
+    (prompt × repeat, the resampling unit) of each unit; and the prompt of each conversation."""
     ids: dict[tuple[str, int, int], int] = {}
+    conv_ids: dict[tuple[str, int], int] = {}
+    prompt_ids: dict[str, int] = {}
+    clusters: list[int] = []
+    strata: list[int] = []
     prompts = [t.prompt_id[i] for i in rows]
-    units = [
-        ids.setdefault(k, len(ids))
-        for k in zip(prompts, t.repeat[rows].tolist(), t.turn[rows].tolist(), strict=True)
-    ]
-    return np.array(units, dtype=np.int64), len(ids)
+    units = []
+    for key in zip(prompts, t.repeat[rows].tolist(), t.turn[rows].tolist(), strict=True):
+        unit = ids.get(key)
+        if unit is None:
+            unit = ids[key] = len(ids)
+            conv = conv_ids.get(key[:2])
+            if conv is None:
+                conv = conv_ids[key[:2]] = len(conv_ids)
+                strata.append(prompt_ids.setdefault(key[0], len(prompt_ids)))
+            clusters.append(conv)
+        units.append(unit)
+    return (
+        np.array(units, dtype=np.int64),
+        len(ids),
+        np.array(clusters, dtype=np.int64),
+        np.array(strata, dtype=np.int64),
+    )
 
 
-def costs_per_row(t: ObservationTable, book: PriceBook) -> FloatArray:
-    """Cost of every row with usage (NaN without usage or without a known price)."""
+def costs_per_row(
+    t: ObservationTable, book: PriceBook, *, without_nonce: bool = False
+) -> FloatArray:
+    """Cost of every row with usage (NaN without usage or without a known price);
+    ``without_nonce``: of the tokens :func:`billed_tokens` leaves (for comparisons)."""
     out = np.full(len(t), np.nan)
     codes: dict[tuple[str, str | None], int] = {}
     group = np.array(
@@ -652,14 +828,15 @@ def costs_per_row(t: ObservationTable, book: PriceBook) -> FloatArray:
         idx = np.flatnonzero((group == code) & t.has_usage)
         if idx.size == 0:
             continue
-        c = book.cost_usd(
-            m,
-            tier,
-            t.input_tokens[idx],
-            t.cached_tokens[idx],
-            t.cache_write_tokens[idx],
-            t.output_tokens[idx],
-        )
+        if without_nonce:
+            inp, cached, write = billed_tokens(t, idx)
+        else:
+            inp, cached, write = (
+                t.input_tokens[idx],
+                t.cached_tokens[idx],
+                t.cache_write_tokens[idx],
+            )
+        c = book.cost_usd(m, tier, inp, cached, write, t.output_tokens[idx])
         if c is not None:
             out[idx] = c
     return out

@@ -2,12 +2,20 @@
 
 Everything here is a pure function of numpy arrays; nothing reads files or the clock.
 
-The bootstrap resamples *units* (for a within-run comparison: the pairing key prompt × repeat ×
-turn, shared by every arm, so arms are paired) and draws one multinomial weight matrix per
-scenario that every statistic reuses. Medians are found from the weights without copying the
-data: values are sorted once, sums of weights below a narrow band around the middle rank come
-from one matrix product, and only the band is scanned per resample (rows whose median falls
-outside the band — vanishingly rare — are redone in full).
+The bootstrap resamples **conversations** (prompt × repeat: all of its turns and all arms
+together, so arms stay paired and a conversation's correlated turns move as one). When every
+prompt has at least two conversations it resamples within each prompt (stratified), otherwise
+it resamples whole prompts (a scenario imported from logs has one conversation per prompt).
+One weight matrix per scenario is shared by every statistic. Medians are found from the
+weights without copying the data: values are sorted once, sums of weights below a narrow band
+around the middle rank come from one matrix product, and only the band is scanned per resample
+(rows whose median falls outside the band — vanishingly rare — are redone in full). Everything
+is float64: a float32 product once put a tie at 1.0 at 1.00000010 and called it significant.
+
+Intervals are *expanded* percentile intervals (Hesterberg 2015): the percentile levels are
+widened to α′ = 2Φ(−√(n/(n−S))·t₀.₉₇₅,ₙ₋ₛ) (n conversations, S prompts when stratified), which
+corrects the percentile bootstrap's narrowness at 10–20 conversations and vanishes as n grows.
+Below :data:`harness.analysis.decide.MIN_CONVERSATIONS` there is no interval at all.
 """
 
 from __future__ import annotations
@@ -15,10 +23,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.stats import t as student_t
+
+from harness.analysis import decide
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -30,6 +41,12 @@ DEFAULT_RESAMPLES = 2000
 _BLOCK_CELLS = 2_000_000
 #: Half-width of the scanned band around the middle rank, in binomial standard deviations.
 _BAND_SDS = 6.0
+CORRECTION = (
+    "expanded percentile (Hesterberg 2015): levels α′ = 2Φ(−√(n/(n−S))·t_{n−S}), "
+    "n conversations, S prompts when stratified"
+)
+
+Mode = Literal["stratified", "prompts", "units"]
 
 
 @dataclass(frozen=True)
@@ -54,25 +71,69 @@ def quantiles(values: FloatArray) -> Quantiles | None:
     )
 
 
-def interval(samples: FloatArray, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
-    """Percentile interval of bootstrap replicates; None when too few are defined.
-
-    Replicates are undefined (NaN/inf) when a resample left one side empty or a denominator 0;
-    if more than half the resamples are undefined, there is no honest interval to give.
-    """
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0 or finite.size < 0.5 * samples.size:
+def expanded_levels(n: int, strata: int = 1, confidence: float = CONFIDENCE) -> float | None:
+    """Two-sided tail mass α′ of the expanded percentile interval; None when n ≤ strata."""
+    df = n - strata
+    if df < 1:
         return None
+    t = float(student_t.ppf(1.0 - (1.0 - confidence) / 2.0, df))
+    return 2.0 * NormalDist().cdf(-math.sqrt(n / df) * t)
+
+
+def _quantile(sorted_values: FloatArray, q: float) -> float:
+    """Linear-interpolation quantile that keeps ±∞ (numpy gives NaN for ∞ − ∞ or 0·∞)."""
+    pos = q * (sorted_values.size - 1)
+    i = math.floor(pos)
+    frac = pos - i
+    lo = float(sorted_values[i])
+    if frac == 0.0 or i + 1 >= sorted_values.size:
+        return lo
+    hi = float(sorted_values[i + 1])
+    if lo == hi:
+        return lo
+    if math.isinf(lo) and math.isinf(hi):
+        return lo if frac < 0.5 else hi
+    if math.isinf(lo):
+        return lo
+    if math.isinf(hi):
+        return hi
+    return lo + (hi - lo) * frac
+
+
+def interval(
+    samples: FloatArray,
+    confidence: float = CONFIDENCE,
+    *,
+    n: int | None = None,
+    strata: int = 1,
+) -> tuple[float, float] | None:
+    """Percentile interval of bootstrap replicates (expanded for ``n`` conversations over
+    ``strata`` prompts when ``n`` is given); None when too few replicates are defined or
+    ``n`` is below the minimum.
+
+    ±∞ replicates are real (a ratio against an arm that cached nothing) and are kept; only
+    NaN (0/0, an empty side) is undefined. If more than half are undefined there is no honest
+    interval to give.
+    """
     tail = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(finite, [tail, 1.0 - tail])
-    return float(lo), float(hi)
+    if n is not None:
+        if n < decide.MIN_CONVERSATIONS:
+            return None
+        expanded = expanded_levels(n, strata, confidence)
+        if expanded is None:
+            return None
+        tail = expanded / 2.0
+    defined = samples[~np.isnan(samples)]
+    if defined.size == 0 or defined.size < 0.5 * samples.size:
+        return None
+    v = np.sort(defined)
+    return _quantile(v, tail), _quantile(v, 1.0 - tail)
 
 
 def excludes(ci: tuple[float, float] | None, null: float) -> bool | None:
-    """The significance decision: the interval lies wholly on one side of ``null``."""
-    if ci is None:
-        return None
-    return bool(ci[0] > null or ci[1] < null)
+    """The significance decision: the interval lies wholly on one side of ``null`` (an
+    endpoint within rounding of the null counts as including it)."""
+    return decide.excludes(ci, null)
 
 
 def safe_ratio(a: float | None, b: float | None) -> float | None:
@@ -83,11 +144,9 @@ def safe_ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratio_replicates(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Element-wise a / b with undefined results (b == 0) as NaN."""
+    """Element-wise a / b; x/0 is ±∞ (kept: a real, unbounded ratio), only 0/0 is NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = a / b
-    out[~np.isfinite(out)] = np.nan
-    return out
+        return np.asarray(a / b, dtype=np.float64)
 
 
 @dataclass
@@ -107,19 +166,62 @@ class Bootstrap:
     Register statistics with :meth:`median` and :meth:`total` (each returns a handle), then
     :meth:`run` returns one array of ``resamples`` replicates per handle. Every statistic sees
     the same resamples, so differences and ratios between them are paired.
+
+    ``clusters``: the conversation of each unit (a unit is a pairing key, prompt × repeat ×
+    turn; all the units of a conversation are drawn together). ``strata``: the prompt of each
+    conversation — stratified when every prompt has ≥ 2 conversations, otherwise whole prompts
+    are resampled. Without ``clusters`` every unit is its own conversation.
     """
 
     n_units: int
     resamples: int = DEFAULT_RESAMPLES
     seed: int | tuple[int, ...] = 0
-    _columns: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    clusters: IntArray | None = None
+    strata: IntArray | None = None
+    _columns: list[FloatArray] = field(default_factory=list)
     _index: dict[int, int] = field(default_factory=dict)
     _medians: list[tuple[int, _Median | None]] = field(default_factory=list)
     _totals: list[tuple[int, int]] = field(default_factory=list)
     _count: int = 0
 
+    @property
+    def n_clusters(self) -> int:
+        if self.clusters is None or self.clusters.size == 0:
+            return self.n_units
+        return int(self.clusters.max()) + 1
+
+    def conversations(self, units: IntArray | list[int] | set[int]) -> int:
+        """How many conversations the given units belong to."""
+        idx = np.fromiter(units, dtype=np.int64) if isinstance(units, set) else np.asarray(units)
+        if self.clusters is None:
+            return int(np.unique(idx).size)
+        return int(np.unique(self.clusters[idx.astype(np.int64)]).size)
+
+    @property
+    def mode(self) -> Mode:
+        if self.strata is None or self.strata.size == 0:
+            return "units"
+        sizes = np.bincount(self.strata)
+        return "stratified" if int(sizes[sizes > 0].min()) >= 2 else "prompts"
+
+    @property
+    def n_strata(self) -> int:
+        return 0 if self.strata is None else int(np.unique(self.strata).size)
+
+    def interval(self, samples: FloatArray, n: int) -> tuple[float, float] | None:
+        """The expanded percentile interval for a statistic over ``n`` conversations."""
+        mode = self.mode
+        if mode == "stratified":
+            return interval(samples, n=n, strata=self.n_strata)
+        if mode == "prompts":
+            # The prompt is the independent unit; the minimum still counts conversations.
+            if n < decide.MIN_CONVERSATIONS:
+                return None
+            return interval(samples, n=max(self.n_strata, 2), strata=1)
+        return interval(samples, n=n)
+
     def _column(self, units: IntArray, weights: FloatArray | None = None) -> int:
-        col = np.bincount(units, weights=weights, minlength=self.n_units).astype(np.float32)
+        col = np.bincount(units, weights=weights, minlength=self.n_units).astype(np.float64)
         # Statistics over the same rows (TTFT and total of the same requests) share columns.
         digest = hash(col.tobytes())
         found = self._index.get(digest)
@@ -157,6 +259,22 @@ class Bootstrap:
         self._totals.append((handle, self._column(units, vals)))
         return handle
 
+    def weights(self, rng: np.random.Generator, rows: int) -> FloatArray:
+        """``rows`` resampling weight vectors over the units (how often each is drawn)."""
+        k = self.n_clusters
+        mode = self.mode
+        if mode == "units" or self.strata is None:
+            per_conv = _multinomial_counts(rng, rows, k)
+        elif mode == "prompts":
+            codes = np.unique(self.strata, return_inverse=True)[1].astype(np.int64)
+            per_prompt = _multinomial_counts(rng, rows, int(codes.max()) + 1)
+            per_conv = per_prompt[:, codes]
+        else:
+            per_conv = _stratified_counts(rng, rows, self.strata)
+        if self.clusters is None:
+            return per_conv
+        return np.ascontiguousarray(per_conv[:, self.clusters])
+
     def run(self) -> list[FloatArray]:
         """Replicates for every registered statistic, indexed by handle."""
         out = [np.full(self.resamples, np.nan) for _ in range(self._count)]
@@ -165,15 +283,14 @@ class Bootstrap:
         matrix = (
             np.stack(self._columns, axis=1)
             if self._columns
-            else np.zeros((self.n_units, 0), dtype=np.float32)
+            else np.zeros((self.n_units, 0), dtype=np.float64)
         )
         rng = np.random.default_rng(self.seed)
         block = max(1, min(self.resamples, _BLOCK_CELLS // max(1, self.n_units)))
         for start in range(0, self.resamples, block):
             rows = min(block, self.resamples - start)
-            weights = _multinomial_counts(rng, rows, self.n_units)
-            # float32 halves the cost of the product; weights and counts stay exact integers.
-            sums = (weights @ matrix).astype(np.float64)
+            weights = self.weights(rng, rows)
+            sums = weights @ matrix
             for handle, col in self._totals:
                 out[handle][start : start + rows] = sums[:, col]
             for handle, med in self._medians:
@@ -182,16 +299,26 @@ class Bootstrap:
         return out
 
 
-def _multinomial_counts(
-    rng: np.random.Generator,
-    rows: int,
-    n: int,
-) -> npt.NDArray[np.float32]:
+def _multinomial_counts(rng: np.random.Generator, rows: int, n: int) -> FloatArray:
     """``rows`` bootstrap weight vectors: how often each of ``n`` units is drawn in n draws."""
     draws = rng.integers(0, n, size=(rows, n), dtype=np.int64)
     draws += (np.arange(rows, dtype=np.int64) * n)[:, None]
     counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)
-    return counts.astype(np.float32)
+    return counts.astype(np.float64)
+
+
+def _stratified_counts(rng: np.random.Generator, rows: int, strata: IntArray) -> FloatArray:
+    """Weight vectors drawing, within each stratum of k units, k units with replacement."""
+    n = strata.size
+    order = np.argsort(strata, kind="stable")
+    sorted_strata = strata[order]
+    starts_of = np.searchsorted(sorted_strata, sorted_strata, side="left")
+    sizes = np.searchsorted(sorted_strata, sorted_strata, side="right") - starts_of
+    pick = starts_of[None, :] + (rng.random((rows, n)) * sizes[None, :]).astype(np.int64)
+    units = order[np.minimum(pick, starts_of + sizes - 1)]
+    units += (np.arange(rows, dtype=np.int64) * n)[:, None]
+    counts = np.bincount(units.ravel(), minlength=rows * n).reshape(rows, n)
+    return counts.astype(np.float64)
 
 
 def _first_at_least(cumulative: npt.NDArray[np.floating[Any]], target: FloatArray) -> IntArray:
@@ -199,9 +326,7 @@ def _first_at_least(cumulative: npt.NDArray[np.floating[Any]], target: FloatArra
     return np.asarray((cumulative < target[:, None]).sum(axis=1), dtype=np.int64)
 
 
-def _weighted_medians(
-    weights: npt.NDArray[np.float32], sums: FloatArray, med: _Median
-) -> FloatArray:
+def _weighted_medians(weights: FloatArray, sums: FloatArray, med: _Median) -> FloatArray:
     """Median of each weighted resample, identical to ``numpy.median`` of the expanded data."""
     total = sums[:, med.col_all]
     below = sums[:, med.col_below]
@@ -244,8 +369,7 @@ def robust_sigma_log(values: FloatArray) -> float | None:
 DEFAULT_TARGET_POWER = 0.80
 #: The latency equivalence margin the power is computed against: "detected" means the
 #: interval's lower bound clears 1 + margin, the rule the gate and the verdicts use.
-#: TODO(decide): take it from harness.analysis.decide (LATENCY margin) at merge.
-LATENCY_MARGIN = 0.10
+LATENCY_MARGIN = decide.DEFAULT_MARGINS.latency_pct / 100
 
 
 def _gap(effect: float, margin: float) -> float:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness import fmt
+from harness.analysis import decide as decide_rule
 from harness.errors import HarnessError
 from harness.gates.config import (
     Bound,
@@ -228,6 +229,7 @@ class _Measure:
     no_interval: str | None = None
     unknown: str | None = None
     significant: bool = False
+    too_few: str | None = None
 
 
 def _invert(effect: Effect | None, kind: Literal["ratio", "delta"]) -> Effect | None:
@@ -426,9 +428,14 @@ def _measure_pair(
         eff.value,
         eff.ci95,
         unit,
-        context=f"{context}; {eff.n_pairs} pairs",
+        context=f"{context}; {eff.n_pairs} conversations",
         no_interval="no interval (too few pairs)",
         significant=bool(eff.significant),
+        too_few=(
+            decide_rule.too_few_text(eff.n_pairs, comp.min_repeats)
+            if eff.decision == "too_few_samples"
+            else None
+        ),
     )
 
 
@@ -523,6 +530,11 @@ def _threshold_result(
             fix="make the value measurable, or remove the gate",
         )
     status, rule = decide(m.value, m.ci, spec.bound, spec.threshold)
+    if m.too_few is not None:
+        status, rule = (
+            "inconclusive",
+            f"{m.too_few}: no interval, so no verdict (passes, with a warning)",
+        )
     fix = None
     if status == "fail":
         fix = (
@@ -531,6 +543,10 @@ def _threshold_result(
         )
     elif status == "inconclusive":
         fix = "raise repeats (see power in summary.json) for a decisive answer"
+    if m.too_few is not None:
+        fix = "raise repeats: every comparison needs " + (
+            f"≥ {decide_rule.MIN_CONVERSATIONS} conversations per arm"
+        )
     return GateResult(
         **common,
         status=status,
@@ -547,34 +563,19 @@ def _threshold_result(
 # --- regression against a baseline -------------------------------------------------------------
 
 
-def margin_verdict(ci: Interval, margin: float) -> Literal["worse", "same", "unclear"]:
-    """The equivalence-margin rule on a regression interval (positive = worse): *worse* when
-    the whole interval is beyond ``margin``, *same* when it is wholly at or within it, else
-    *unclear*. One-sided: a change for the better is never a regression.
-
-    TODO(decide): becomes ``harness.analysis.decide`` (stats16's one decision rule) at merge;
-    kept local so the gate does not depend on a module another branch is writing.
-    """
-    if ci[0] > margin:
-        return "worse"
-    if ci[1] <= margin:
-        return "same"
-    return "unclear"
-
-
 def _regression(
     eff: Effect | None, worse: Literal["up", "down", "points"]
-) -> tuple[float | None, Interval | None]:
+) -> tuple[float | None, Interval | None, int | None]:
     """A change as a regression: +0.25 = 25 % worse (ratio − 1, or −relative change), or a
-    rise in points (delta of rates × 100)."""
+    rise in points (delta of rates × 100); and the conversations behind it."""
     if eff is None or eff.value is None:
-        return None, None
-    ci = eff.ci95
+        return None, None, None
+    ci, n = eff.ci95, eff.n_pairs
     if worse == "up":
-        return eff.value - 1.0, (ci[0] - 1.0, ci[1] - 1.0) if ci else None
+        return eff.value - 1.0, ((ci[0] - 1.0, ci[1] - 1.0) if ci else None), n
     if worse == "points":
-        return eff.value, ci
-    return -eff.value, (-ci[1], -ci[0]) if ci else None
+        return eff.value, ci, n
+    return -eff.value, ((-ci[1], -ci[0]) if ci else None), n
 
 
 def _errors(x: ArmSummary) -> str:
@@ -695,7 +696,7 @@ class _Regression:
     arm: str
     metric: str
     kind: Literal["up", "down", "points"]
-    change: tuple[float | None, Interval | None]
+    change: tuple[float | None, Interval | None, int | None]
     spec: GateSpec | None
     key: str
     pct: float
@@ -707,7 +708,7 @@ class _Regression:
 
 
 def _regression_result(g: _Regression) -> GateResult:
-    value, ci = g.change
+    value, ci, n = g.change
     points = g.kind == "points"
     common = dict(
         scenario=g.scenario,
@@ -750,13 +751,13 @@ def _regression_result(g: _Regression) -> GateResult:
     ci100 = (ci[0] * scale, ci[1] * scale) if ci else None
     # points: deltas of fractions are shown in points ("+12.5 pts"), not as a percentage
     measured = (
-        fmt.estimate(value, ci, "points", significant=ci is not None and (ci[0] > 0 or ci[1] < 0))
+        fmt.estimate(value, ci, "points", significant=bool(decide_rule.excludes(ci, 0.0)))
         if points
         else _measured(
             value,
             ci,
             "pct",
-            significant=ci is not None and (ci[0] > 0 or ci[1] < 0),
+            significant=bool(decide_rule.excludes(ci, 0.0)),
             no_interval="compared from summaries: no interval",
         )
     )
@@ -780,7 +781,19 @@ def _regression_result(g: _Regression) -> GateResult:
             if over
             else None,
         )
-    verdict = margin_verdict(ci100, g.pct)
+    verdict = decide_rule.regression(ci100, g.pct, n if g.intervals else None)
+    if verdict == "too_few_samples":
+        return GateResult(
+            **common,
+            status="inconclusive",
+            value=v100,
+            ci95=None,
+            measured=measured,
+            rule=decide_rule.too_few_text(n or 0)
+            + f" to judge against {limit} (passes, with a warning)",
+            fix="raise repeats in both runs: "
+            f"at least {decide_rule.MIN_CONVERSATIONS} conversations per arm",
+        )
     if verdict == "worse":
         return GateResult(
             **common,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from harness.analysis import decide
 from harness.analysis.analyze import analyze_run, compare_runs
 from harness.fmt import DASH, arm_name, effect, num
 from harness.records import RunMeta
@@ -76,25 +77,30 @@ class ScenarioCompare:
     claims: list[tuple[str, str, str]]  # claim, verdict in A, verdict in B
 
 
-def _judge(e: Effect | None, margin: float | None) -> Kind:
+def _judge(e: Effect | None, margin: float | None, field: str = "") -> Kind:
     if margin is not None:
         return judge_ratio(e, margin)
     if e is None or e.value is None:
         return "unknown"
-    if e.ci95 is None:
-        return "unclear"
-    if e.ci95[0] > 0:
-        return "worse"  # more errors / (for cache: more hits — handled by the caller)
-    if e.ci95[1] < 0:
-        return "better"
-    return "same" if e.ci95[0] >= -0.02 and e.ci95[1] <= 0.02 else "unclear"
+    rule = decide.rule_for(field) or decide.Rule("delta", 0.02)
+    # cache: more hits read as "worse" here too; the caller flips it (one direction per row)
+    return _DELTA_KIND[decide.decide(e.ci95, e.n_pairs, decide.Rule("delta", rule.margin))]
+
+
+_DELTA_KIND: dict[decide.Decision, Kind] = {
+    "better": "better",
+    "worse": "worse",
+    "equivalent": "same",
+    "unclear": "unclear",
+    "too_few_samples": "unclear",
+}
 
 
 def _arm_row(arm: str, c: RunArmComparison) -> ArmRow:
     cells = []
     for _, fld, margin in METRICS:
         e: Effect | None = getattr(c, fld)
-        kind = _judge(e, margin)
+        kind = _judge(e, margin, fld)
         if fld == "cache_hit_ratio_delta" and kind in ("better", "worse"):
             kind = "better" if kind == "worse" else "worse"  # more cache hits is better
         cells.append(MetricCell(e, kind, margin is None))

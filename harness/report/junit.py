@@ -39,7 +39,7 @@ class JUnitCase:
 def _details(c: Comparison, s: ScenarioSummary) -> str:
     lines = [
         f"{c.a} vs {c.b}{' (A/A replicate: the noise floor)' if c.replicate else ''}, "
-        f"{c.n_pairs} pairs; ratios a/b with 95 % CI, * = significant"
+        f"{c.n_pairs} conversations; ratios a/b with 95 % CI, * = significant"
     ]
     for label, e in (
         ("TTFT p50", c.ttft_p50_ratio),

@@ -1,12 +1,13 @@
 """Plain-word findings from a comparison: is ``a`` faster, cheaper, equivalent to ``b``?
 
-Every finding is judged from the 95 % interval, never from the point value alone:
+Every finding is the decision of :mod:`harness.analysis.decide` (recorded on each
+:class:`harness.summary.Effect`), the rule the claims and gates use too:
 
-- **same** — the interval lies within a practical margin (±10 % for latency, ±2 % for cost):
-  the run rules out a difference that matters (even when a tiny one is significant);
-- **better / worse** — otherwise, when the interval excludes "no change" (ratio 1, delta 0);
-- **unclear** — it does not, but it is too wide to rule a meaningful difference out (more
-  repeats would tell; the power estimate says how many);
+- **same** — the 95 % interval lies wholly within the equivalence margin (±10 % latency, ±2 %
+  cost, ±2 points cache, ±1 point errors by default; the scenario's ``margins:``);
+- **better / worse** — the whole interval lies beyond the margin;
+- **unclear** — anything else, and too few conversations (no interval); "not significant" is
+  never "no real difference";
 - **unknown** — nothing to judge (no streaming, no price, no A/A arm…).
 """
 
@@ -16,14 +17,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from harness.analysis import decide
 from harness.arms import Arm
 from harness.fmt import arm_name, effect, interval, num, pct, ratio
 from harness.summary import ArmSummary, Comparison, Effect, ScenarioSummary, SimilarityStats
 
 Kind = Literal["better", "worse", "same", "unclear", "unknown"]
 
-LATENCY_MARGIN = 0.10
-COST_MARGIN = 0.02
+LATENCY_MARGIN = decide.DEFAULT_MARGINS.latency_pct / 100
+COST_MARGIN = decide.DEFAULT_MARGINS.cost_pct / 100
+_KIND: dict[decide.Decision, Kind] = {
+    "better": "better",
+    "worse": "worse",
+    "equivalent": "same",
+    "unclear": "unclear",
+    "too_few_samples": "unclear",
+}
 
 
 @dataclass(frozen=True)
@@ -65,21 +74,22 @@ def _short(e: Effect | None, kind: str = "ratio") -> str:
     return effect(e, kind).removesuffix(" *")
 
 
+def decision_of(e: Effect, rule: decide.Rule) -> decide.Decision:
+    """The effect's recorded decision, or the rule's on its interval (older summaries, and
+    between-run effects)."""
+    return e.decision or decide.decide(e.ci95, e.n_pairs, rule)
+
+
 def judge_ratio(e: Effect | None, margin: float) -> Kind:
     """better (a lower), worse (a higher), same, unclear or unknown, for a lower-is-better
-    ratio a/b."""
+    ratio a/b (:func:`harness.analysis.decide.decide`)."""
     if e is None or e.value is None:
         return "unknown"
-    if e.ci95 is None:
-        return "unclear"
-    lo, hi = e.ci95
-    if lo >= 1.0 - margin and hi <= 1.0 + margin:
-        return "same"  # even if significant: too small to matter
-    if hi < 1.0:
-        return "better"
-    if lo > 1.0:
-        return "worse"
-    return "unclear"
+    return _KIND[decision_of(e, decide.Rule("ratio", margin))]
+
+
+def _too_few(c: Comparison, e: Effect) -> str:
+    return decide.too_few_text(e.n_pairs, c.min_repeats)
 
 
 def _ratio_finding(
@@ -94,12 +104,16 @@ def _ratio_finding(
     power_hint: str = "",
 ) -> Finding:
     a, b = arm_name(c.a), arm_name(c.b)
-    kind = judge_ratio(e, margin)
     if e is None or e.value is None:
         return Finding(topic, "unknown", f"{what}: not measured", f"no {what} in both arms")
+    margin = e.margin if e.margin is not None else margin
+    decision = decision_of(e, decide.Rule("ratio", margin))
+    kind = _KIND[decision]
     ci = f"95 % CI {interval(e.ci95, 'ratio')}" if e.ci95 else "no interval"
-    detail = f"{what}: {a} {ratio(e.value)} {b}'s ({ci}, {e.n_pairs} pairs)"
-    if kind in ("better", "worse"):
+    detail = f"{what}: {a} {ratio(e.value)} {b}'s ({ci}, {e.n_pairs} conversations)"
+    if decision == "too_few_samples":
+        headline = _too_few(c, e).capitalize()
+    elif kind in ("better", "worse"):
         headline = f"{a} is {_size(e.value, lower, higher)}"
     elif kind == "same":
         headline = f"No meaningful difference (within ±{pct(margin)})"
@@ -107,7 +121,7 @@ def _ratio_finding(
             detail += "; significant, but smaller than the margin"
     else:
         headline = "Too close to call"
-        detail += power_hint
+        detail += f"; the interval straddles the ±{pct(margin)} margin" + power_hint
     return Finding(topic, kind, headline, detail, _short(e))
 
 
@@ -194,7 +208,8 @@ def cost_finding(c: Comparison) -> Finding:
         "Cost", "mean cost per request", c, e, COST_MARGIN, "cheaper", "more expensive"
     )
     if f.kind == "same":
-        f = replace(f, headline=f"Costs the same (within ±{pct(COST_MARGIN)})")
+        margin = e.margin if e.margin is not None else COST_MARGIN
+        f = replace(f, headline=f"Costs the same (within ±{pct(margin)})")
     return f
 
 
@@ -231,19 +246,26 @@ def _cache_finding(c: Comparison, arms: dict[str, ArmSummary]) -> Finding:
     detail = f"{share}; difference {effect(d, 'points')}"
     if c.cache_hit_improvement is not None and c.cache_hit_improvement.value is not None:
         detail += f"; relative {effect(c.cache_hit_improvement, 'pct')}"
-    if d.ci95 is not None and d.ci95[0] >= -0.02 and d.ci95[1] <= 0.02:
+    margin = d.margin if d.margin is not None else decide.DEFAULT_MARGINS.cache_points / 100
+    decision = decision_of(d, decide.Rule("delta", margin, lower_is_better=False))
+    points = num(margin * 100, 0)
+    if decision == "too_few_samples":
+        return Finding("Caching", "unclear", _too_few(c, d).capitalize(), detail)
+    if decision == "equivalent":
         return Finding(
-            "Caching", "same", "Caches the same share of input (within ±2 points)", detail
+            "Caching", "same", f"Caches the same share of input (within ±{points} points)", detail
         )
-    if d.ci95 is not None and d.ci95[0] > 0:
+    if decision == "better":
         return Finding(
             "Caching", "better", f"{a} caches {num(d.value * 100, 1)} points more", detail
         )
-    if d.ci95 is not None and d.ci95[1] < 0:
+    if decision == "worse":
         return Finding(
             "Caching", "worse", f"{a} caches {num(-d.value * 100, 1)} points less", detail
         )
-    return Finding("Caching", "unclear", "Too close to call", detail)
+    return Finding(
+        "Caching", "unclear", "Too close to call", f"{detail}; the interval straddles ±{points}"
+    )
 
 
 def _kinds(c: Comparison) -> list[tuple[str, SimilarityStats]]:
@@ -269,14 +291,27 @@ def output_finding(c: Comparison) -> Finding:
         )
     parts = []
     below = []
+    unsure = []
     for name, st in kinds:
         floor = f", A/A floor {num(st.noise_floor)}" if st.noise_floor is not None else ""
         parts.append(
             f"{name} similarity {num(st.mean or 0.0)} (lowest {num(st.min or 0.0)}{floor})"
         )
         gap = st.below_noise_floor
-        if gap is not None and gap.significant and (gap.value or 0.0) > 0:
+        if gap is None or gap.value is None:
+            continue
+        margin = gap.margin if gap.margin is not None else decide.DEFAULT_MARGINS.similarity
+        # gap = floor − mean: above the margin, answers differ more than a rerun's
+        decision = decision_of(gap, decide.Rule("delta", margin))
+        if decision == "worse":
             below.append(f"{name} {effect(gap, 'num')} below the floor")
+        elif decision in ("unclear", "too_few_samples"):
+            why = (
+                decide.too_few_text(gap.n_pairs, c.min_repeats)
+                if decision == "too_few_samples"
+                else f"the interval straddles the ±{num(margin)} margin"
+            )
+            unsure.append(f"{name}: {why}")
     detail = "; ".join(parts)
     name, low = min(kinds, key=lambda k: k[1].mean or 0.0)
     short = f"{name} {num(low.mean or 0.0)}" + (
@@ -305,6 +340,14 @@ def output_finding(c: Comparison) -> Finding:
         )
     if identical:
         return Finding("Answers", "same", "Identical answers", detail, short)
+    if unsure:
+        return Finding(
+            "Answers",
+            "unclear",
+            "Not shown to be as alike as a rerun",
+            f"{detail}; {'; '.join(unsure)}",
+            short,
+        )
     return Finding("Answers", "same", "As alike as a rerun of the same API", detail, short)
 
 
@@ -330,13 +373,32 @@ def error_finding(
         return Finding("Errors", "unknown", "No requests", counts)
     detail = f"{counts}; error rate difference {effect(d, 'points')}"
     short = f"{pct(xa.error_rate if xa else None, 1)} vs {pct(xb.error_rate if xb else None, 1)}"
-    if d.significant and d.value > 0:
-        return Finding("Errors", "worse", f"{a} fails more often", detail, short)
-    if d.significant and d.value < 0:
-        return Finding("Errors", "better", f"{a} fails less often", detail, short)
     if (xa is None or xa.errors == 0) and (xb is None or xb.errors == 0):
         return Finding("Errors", "same", "No errors", detail, short)
-    return Finding("Errors", "same", "No significant difference", detail, short)
+    margin = d.margin if d.margin is not None else decide.DEFAULT_MARGINS.error_rate_points / 100
+    decision = decision_of(d, decide.Rule("delta", margin))
+    if decision == "worse":
+        return Finding("Errors", "worse", f"{a} fails more often", detail, short)
+    if decision == "better":
+        return Finding("Errors", "better", f"{a} fails less often", detail, short)
+    if decision == "equivalent":
+        return Finding(
+            "Errors",
+            "same",
+            f"Fails as often (within ±{num(margin * 100, 0)} points)",
+            detail,
+            short,
+        )
+    if decision == "too_few_samples":
+        return Finding("Errors", "unclear", _too_few(c, d).capitalize(), detail, short)
+    # "not significant" is not "no difference": 3 of 20 against 0 of 20 is unresolved
+    return Finding(
+        "Errors",
+        "unclear",
+        f"Too close to call: {a} failed {xa.errors if xa else 0}, {b} {xb.errors if xb else 0}",
+        detail,
+        short,
+    )
 
 
 def findings(
@@ -364,7 +426,11 @@ def sentence(c: Comparison, found: list[Finding]) -> str:
         "better": f"is {size}",
         "worse": f"is {size}",
         "same": "is as fast",
-        "unclear": "is not measurably faster or slower",
+        "unclear": (
+            "has too few samples to compare speed"
+            if speed.headline.startswith("Too few")
+            else "is not measurably faster or slower"
+        ),
         "unknown": "has no latency to compare",
     }[speed.kind]
     cost = by["Cost"]
@@ -382,7 +448,11 @@ def sentence(c: Comparison, found: list[Finding]) -> str:
         "worse": "answers differently (beyond the A/A noise floor)",
         "same": "answers alike",
         "better": "answers alike",
-        "unclear": "answers with unknown natural variation",
+        "unclear": (
+            "answers with unknown natural variation"
+            if out.headline.startswith("Answers differ")
+            else "may answer differently (not shown to be as alike as a rerun)"
+        ),
         "unknown": "gave no answers to compare",
     }[out.kind]
     return f"Compared with {b}, {a} {speed_part}, {cost_part} and {answer_part}."

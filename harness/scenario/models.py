@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from harness.analysis.decide import DEFAULT_MARGINS, Margins
 from harness.arms import Arm, ArmIdError
 from harness.scenario.yaml_safe import LoadedYaml, Location, Path_, show
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
@@ -412,6 +413,21 @@ class SimilaritySpec(_Model):
         return [value] if isinstance(value, str) else value
 
 
+class MarginsSpec(_Model):
+    """Equivalence margins (docs/statistics.md): a difference inside them is "no real
+    difference"; a verdict of better/worse needs the whole interval beyond them."""
+
+    latency_pct: float = Field(DEFAULT_MARGINS.latency_pct, ge=0, lt=100)
+    cost_pct: float = Field(DEFAULT_MARGINS.cost_pct, ge=0, lt=100)
+    tokens_pct: float = Field(DEFAULT_MARGINS.tokens_pct, ge=0, lt=100)
+    cache_points: float = Field(DEFAULT_MARGINS.cache_points, ge=0, le=100)
+    error_rate_points: float = Field(DEFAULT_MARGINS.error_rate_points, ge=0, le=100)
+    similarity: float = Field(DEFAULT_MARGINS.similarity, ge=0, le=1)
+
+    def to_margins(self) -> Margins:
+        return Margins(**self.model_dump())
+
+
 def _arm(value: str) -> str:
     try:
         Arm.parse(value, shown=show(value))
@@ -449,6 +465,7 @@ class Scenario(_Model):
     developer: Instructions | None = None
     prompts: list[PromptSpec] = Field(min_length=1)
     similarity: SimilaritySpec = Field(default_factory=SimilaritySpec)
+    margins: MarginsSpec = Field(default_factory=MarginsSpec)
     gates: dict[str, float] = Field(default_factory=dict)
 
     #: The loaded YAML (lines, files read, hash); set by

@@ -101,7 +101,14 @@ def test_summary_has_the_documented_shape(summary_json: dict[str, Any]) -> None:
         "cache_hit_ratio_delta",
         "cost_ratio",
     ):
-        assert set(c[key]) == {"value", "ci95", "significant", "n_pairs"}, key
+        assert set(c[key]) == {
+            "value",
+            "ci95",
+            "significant",
+            "n_pairs",
+            "decision",
+            "margin",
+        }, key
     assert set(c["similarity"]) == {"text", "json", "tool_calls", "semantic"}
     assert set(scenario["claims"]) == {"first_request_slower", "cache_utilization_better", "cost"}
 

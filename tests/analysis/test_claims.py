@@ -85,8 +85,8 @@ def test_claims_from_a_crafted_comparison() -> None:
     assert claims["first_request_slower"].metric == "responses_vs_chat.cold_ttft_ratio"
     assert claims["cost"].note.startswith("per-token prices are the same")
     assert claims["cost"].note == (
-        "per-token prices are the same for one model; the bill changes: "
-        "responses costs -10.0 % (-15.0 % to -5.0 %) per request vs chat"
+        "per-token prices are the same for one model; the bill changes: it falls beyond the "
+        "±2 % margin: responses costs -10.0 % (-15.0 % to -5.0 %) per request vs chat"
     )
     assert all(cl.injected_by_profile is None for cl in claims.values())
 

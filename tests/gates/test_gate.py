@@ -158,6 +158,16 @@ def test_cost_and_cache_gates_on_shadow_pairs_fail_as_not_assessable() -> None:
     assert report.exit_code == 1
 
 
+def test_too_few_samples_never_decide_a_gate_on_the_point_value() -> None:
+    """3 prompts × 2 repeats = 6 conversations: a 2× slowdown is not failed, nor passed."""
+    summary, _ = _summary(SyntheticProfile(responses_ttft_factor=2.0), repeats=2)
+    report = evaluate(summary, _config(**{"responses_vs_chat.ttft_p50_ratio_max": 1.5}))
+    (result,) = report.results
+    assert result.status == "inconclusive" and result.ci95 is None
+    assert result.rule.startswith("too few samples (n = 6): run ≥ 4 repeats")
+    assert report.exit_code == 0
+
+
 def test_threshold_gates_fail_pass_and_explain() -> None:
     summary, _ = _summary(
         SyntheticProfile(responses_ttft_factor=2.0, responses_cold_ratio=2.0, divergence=0.5)
@@ -186,8 +196,8 @@ def test_threshold_gates_fail_pass_and_explain() -> None:
     lines = explain(ttft)
     assert lines[0] == "FAIL synthetic: responses_vs_chat.ttft_p50_ratio_max ≤ 1.5"
     # the report's spelling of an effect (harness.fmt), significance mark included
-    assert lines[1] == "    measured: 2.02× (1.87–2.17) *"
-    assert lines[2] == "    responses p50 738 ms (n=180) vs chat 365 ms (n=180); 180 pairs"
+    assert lines[1] == "    measured: 2.02× (1.88–2.17) *"
+    assert lines[2] == "    responses p50 738 ms (n=180) vs chat 365 ms (n=180); 90 conversations"
     assert "whole 95 % interval is above 1.5" in lines[3]
     assert lines[4] == "    set in: gates.yaml:3"
     assert len(lines) <= 6  # one screen per failing gate

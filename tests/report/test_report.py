@@ -155,7 +155,8 @@ def test_summary_markdown_and_junit_from_real_run(
     assert "emulator — not OpenAI" in md and "[!WARNING]" in md
     assert "### quickstart" in md and "### function-calling" in md
     assert "Migration-guide claims" in md and "| first request slower |" in md
-    assert "| cost | < 1 (cheaper) |" in md and "&lt;" not in md  # plain text, not an entity
+    assert "| cost | < 0.98 (cheaper beyond the ±2 % margin) |" in md
+    assert "&lt;" not in md  # plain text, not an entity
     assert re.search(r"<[A-Za-z/!?]", md) is None  # nothing that opens an HTML tag
     root = ET.parse(out / "junit.xml").getroot()
     suite = root.find(f"testsuite[@name='{SUITE_NAME}']")
@@ -324,8 +325,11 @@ def _e(value: float, lo: float, hi: float) -> Effect:
 @pytest.mark.parametrize(
     ("effect_", "kind"),
     [
-        (_e(0.8, 0.7, 0.9), "better"),
-        (_e(1.3, 1.1, 1.5), "worse"),
+        (_e(0.8, 0.7, 0.89), "better"),
+        (_e(0.85, 0.7, 0.9), "unclear"),  # touches the margin: not beyond it
+        (_e(1.3, 1.11, 1.5), "worse"),
+        (_e(1.1, 1.05, 1.2), "unclear"),  # significant, not beyond the margin
+        (_e(0.8, 0.7, 0.89).model_copy(update={"n_pairs": 9}), "unclear"),  # too few
         (_e(1.0, 0.95, 1.08), "same"),
         (_e(1.04, 1.02, 1.06), "same"),  # significant, but inside the ±10 % margin
         (_e(1.0, 0.6, 1.4), "unclear"),

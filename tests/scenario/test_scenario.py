@@ -385,6 +385,10 @@ def test_gate_metrics_have_a_scope() -> None:
         ("similarity: {method: [text, text]}\n", "listed twice"),
         ("name: has space\n", "not a slug"),
         ("arms: [chat, responses_chained]\nprompts_x: 1\n", "unknown key prompts_x"),
+        ("margins: {latency_pct: -1}\n", "margins.latency_pct"),
+        ("margins: {cost_pct: 100}\n", "must be < 100"),
+        ("margins: {similarity: 2}\n", "≤ 1"),
+        ("margins: {latency: 10}\n", "did you mean latency_pct?"),
     ],
 )
 def test_top_level_rules(tmp_path: Path, snippet: str, words: str) -> None:
@@ -392,6 +396,13 @@ def test_top_level_rules(tmp_path: Path, snippet: str, words: str) -> None:
     text = HEAD.replace("name: t\n", "") if key == "name" else HEAD
     found = problems(tmp_path, text + snippet + PROMPT)
     assert len(found) == 1 and words in found[0], found
+
+
+def test_margins_default_and_override(tmp_path: Path) -> None:
+    assert load_scenario(write(tmp_path, HEAD + PROMPT)).margins.to_margins().cost_pct == 2.0
+    path = write(tmp_path, HEAD + "margins: {latency_pct: 5, cache_points: 1}\n" + PROMPT)
+    m = load_scenario(path).margins.to_margins()
+    assert (m.latency_pct, m.cache_points, m.cost_pct) == (5.0, 1.0, 2.0)
 
 
 def test_unknown_key_without_suggestion_lists_allowed_keys(tmp_path: Path) -> None:
