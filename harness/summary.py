@@ -212,6 +212,14 @@ class Comparison(_Record):
     error_rate_delta: Effect | None
     similarity: Similarity
     power: Power | None
+    client_saturated: int = Field(
+        default=0, description="requests of either arm timed on a saturated client loop"
+    )
+    latency_not_judged: str | None = Field(
+        default=None,
+        description="why no latency effect is decided (all 'unclear'), e.g. more than 5 % of "
+        "the pair's requests timed on a saturated client; null when they are",
+    )
     min_repeats: int | None = Field(
         default=None,
         description="repeats per prompt that give the minimum number of conversations",

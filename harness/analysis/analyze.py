@@ -263,6 +263,14 @@ def scenario_summary(
         if _clients(t, x.arm) != _clients(t, y.arm):
             # SDK clocks of different clients measure different code, not the APIs
             metrics["sdk_ttft_p50_ratio"] = metrics["sdk_total_p50_ratio"] = None
+        saturated = int(t.saturated[x.arm.rows].sum() + t.saturated[y.arm.rows].sum())
+        not_judged = None
+        if saturated > SATURATED_SHARE_BOUND * (x.arm.rows.size + y.arm.rows.size):
+            not_judged = (
+                f"{saturated} of {x.arm.rows.size + y.arm.rows.size} requests were timed on a "
+                "saturated client loop: latency would measure the harness's own queue"
+            )
+            _undecide_latency(metrics)
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
         comparisons[key] = Comparison(
             a=a,
@@ -286,6 +294,8 @@ def scenario_summary(
                 margin=margins.latency_pct / 100,
             ),
             cache_contaminated=contaminated_cache,
+            client_saturated=saturated,
+            latency_not_judged=not_judged,
             min_repeats=decide.min_repeats(len(set(t.prompt_id))),
         )
     return ScenarioSummary(
@@ -295,6 +305,19 @@ def scenario_summary(
         comparisons=comparisons,
         claims=evaluate_claims(comparisons, emulator_profile=emulator_profile, margins=margins),
     )
+
+
+#: Share of a pair's requests timed on a saturated client loop above which its latency
+#: effects are not decided: they would measure the harness's own queue, not the APIs.
+SATURATED_SHARE_BOUND = 0.05
+
+
+def _undecide_latency(metrics: dict[str, Any]) -> None:
+    """Latency verdicts of a pair timed on a saturated client become 'unclear'."""
+    for name in decide.LATENCY_METRICS:
+        e = metrics.get(name)
+        if e is not None and e.decision not in (None, "too_few_samples"):
+            metrics[name] = e.model_copy(update={"decision": "unclear"})
 
 
 def _decide_similarity(sim: Similarity, n: int, margin: float) -> Similarity:

@@ -160,6 +160,8 @@ def _first_request(key: str, c: Comparison, profile: str | None, margins: decide
     else:
         what = "time to first token" if name == "cold_ttft_ratio" else "total latency"
         note = f"first (cold) request {what} on {c.a} is {fmt.ratio(e.value or 0.0)} {c.b}'s"
+        if c.latency_not_judged:
+            note += f"; not judged: {c.latency_not_judged}"
     return _claim(
         "first_request_slower",
         FIRST_REQUEST_QUOTE,
@@ -172,6 +174,7 @@ def _first_request(key: str, c: Comparison, profile: str | None, margins: decide
         direction="worse",
         min_repeats=c.min_repeats,
         rule=decide.rule_for(name, margins),
+        force="inconclusive" if c.latency_not_judged and e is not None else None,
     )
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 __all__ = [
     "DEFAULT_MARGINS",
+    "LATENCY_METRICS",
     "MIN_CONVERSATIONS",
     "ROUNDING",
     "Decision",
@@ -83,6 +84,10 @@ _LATENCY = (
     "warm_ttft_ratio",
     "cold_total_ratio",
 )
+
+
+#: the latency effects of a comparison (what a saturated client cannot decide)
+LATENCY_METRICS = _LATENCY
 
 
 def rule_for(metric: str, margins: Margins = DEFAULT_MARGINS) -> Rule | None:

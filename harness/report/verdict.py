@@ -102,6 +102,7 @@ def _ratio_finding(
     higher: str,
     *,
     power_hint: str = "",
+    not_judged: str | None = None,
 ) -> Finding:
     a, b = arm_name(c.a), arm_name(c.b)
     if e is None or e.value is None:
@@ -119,6 +120,9 @@ def _ratio_finding(
         headline = f"No meaningful difference (within ±{pct(margin)})"
         if e.significant:
             detail += "; significant, but smaller than the margin"
+    elif not_judged:
+        headline = "Not judged: the client was saturated"
+        detail += f"; {not_judged} — rerun with --client raw or a lower --concurrency"
     else:
         headline = "Too close to call"
         detail += f"; the interval straddles the ±{pct(margin)} margin" + power_hint
@@ -148,6 +152,7 @@ def speed_findings(c: Comparison) -> list[Finding]:
                 "faster",
                 "slower",
                 power_hint=_power_hint(c, "ttft_p50_ratio"),
+                not_judged=c.latency_not_judged,
             )
         )
     else:
@@ -169,13 +174,23 @@ def speed_findings(c: Comparison) -> list[Finding]:
             "faster",
             "slower",
             power_hint=_power_hint(c, "total_p50_ratio"),
+            not_judged=c.latency_not_judged,
         )
     )
     cold, what = c.cold_ttft_ratio, "cold TTFT"
     if cold is None:
         cold, what = c.cold_total_ratio, "cold total latency"
     out.append(
-        _ratio_finding("First request (cold)", what, c, cold, LATENCY_MARGIN, "faster", "slower")
+        _ratio_finding(
+            "First request (cold)",
+            what,
+            c,
+            cold,
+            LATENCY_MARGIN,
+            "faster",
+            "slower",
+            not_judged=c.latency_not_judged,
+        )
     )
     return out
 

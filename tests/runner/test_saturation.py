@@ -103,3 +103,40 @@ def test_late_timestamps_on_an_idle_loop_are_a_busy_machine(
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (warning,) = saturation_warnings(analyze_run(result.run_dir, resamples=50).scenarios)
     assert "quieter machine" in warning and "--client raw" not in warning
+
+
+def test_a_pair_timed_on_a_saturated_client_gets_no_latency_verdict(
+    tmp_path: Path, quickstart: Path
+) -> None:
+    """Flags on most requests: every latency decision of the pair is 'unclear', the cards say
+    why, and the first-request claim is not judged — while cost is still decided."""
+    from harness.report.verdict import speed_findings
+
+    result = run(  # the guide's profile makes the first request 2-3x slower: a clear verdict
+        [quickstart],
+        RunOptions(
+            out=tmp_path,
+            repeats=5,
+            seed=1,
+            progress=False,
+            emulator_profile="guide-claims",
+            emulator_time_scale=0.2,
+        ),
+    )
+    path = result.run_dir / "observations.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    before = analyze_run(result.run_dir, resamples=200).scenarios[0]
+    for r in rows:
+        r["saturated"], r["loop_lag_ms"] = True, 80.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    sc = analyze_run(result.run_dir, resamples=200).scenarios[0]
+    c, c0 = sc.comparisons["responses_vs_chat"], before.comparisons["responses_vs_chat"]
+    assert c0.latency_not_judged is None and c.latency_not_judged is not None
+    assert c0.cold_ttft_ratio is not None and c0.cold_ttft_ratio.decision == "worse"
+    for name in ("ttft_p50_ratio", "total_p50_ratio", "cold_ttft_ratio"):
+        e = getattr(c, name)
+        assert e is not None and e.decision == "unclear", name
+    assert c.cost_ratio is not None and c.cost_ratio == c0.cost_ratio  # cost is not latency
+    assert all(f.headline.startswith("Not judged") for f in speed_findings(c))
+    first = sc.claims["first_request_slower"]
+    assert first.verdict == "inconclusive" and "saturated" in first.note
