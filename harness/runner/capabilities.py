@@ -164,7 +164,12 @@ class _Http:
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Answer:
         try:
-            r = self._client.request(method, path, json=body)
+            try:
+                r = self._client.request(method, path, json=body)
+            except httpx2.RemoteProtocolError:
+                # A kept-alive connection the server closed (llama-server closes it after an
+                # error reply): the request never reached it, so send it once more.
+                r = self._client.request(method, path, json=body)
         except httpx2.HTTPError as exc:  # a transport failure is an answer here
             return _Answer(None, None, f"{type(exc).__name__}: {exc}")
         try:
@@ -250,7 +255,7 @@ def probe_capabilities(
     *,
     model: str = "gpt-4.1-mini",
     target: str | None = None,
-    timeout_s: float = 60.0,
+    timeout_s: float = 180.0,
 ) -> Capabilities:
     """Probe ``base_url`` feature by feature (about 19 small requests, ~4,400 input tokens in
     all)."""
