@@ -3,7 +3,7 @@
 ``instructions`` go into the prompt prefix and are *not* part of the stored conversation, so
 they are not carried over ``previous_response_id`` (OpenAI's rule). A chained request's
 conversation is the stored chain (earlier inputs and outputs, reasoning included) plus its new
-input; an unknown or unstored previous response is a 404.
+input; an unknown or unstored previous response is OpenAI's 400 ``previous_response_not_found``.
 """
 
 from __future__ import annotations
@@ -204,8 +204,7 @@ def parse(
             raise type_error("previous_response_id", "a string", previous)
         stored = store.get(previous)
         if stored is None:
-            raise ApiError(
-                404,
+            raise invalid(
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
                 code="previous_response_not_found",

@@ -207,13 +207,16 @@ def test_instructions_are_not_carried_over(client: openai.OpenAI) -> None:
     )
 
 
-def test_unknown_previous_response_is_404(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.NotFoundError) as info:
+def test_unknown_previous_response_is_400(client: openai.OpenAI) -> None:
+    # OpenAI answers 400 invalid_request_error here, not 404 (issue 17, defect 6)
+    with pytest.raises(openai.BadRequestError) as info:
         client.responses.create(model=MODEL, input="x", previous_response_id="resp_nope")
     assert info.value.code == "previous_response_not_found"
     assert info.value.param == "previous_response_id"
+    assert info.value.type == "invalid_request_error"
+    assert info.value.message == "Previous response with id 'resp_nope' not found."
     unstored = client.responses.create(model=MODEL, input="x", store=False)
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError):
         client.responses.create(model=MODEL, input="y", previous_response_id=unstored.id)
 
 
