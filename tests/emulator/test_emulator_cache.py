@@ -214,7 +214,7 @@ def test_unknown_previous_response_is_400(client: openai.OpenAI) -> None:
     assert info.value.code == "previous_response_not_found"
     assert info.value.param == "previous_response_id"
     assert info.value.type == "invalid_request_error"
-    assert info.value.message == "Previous response with id 'resp_nope' not found."
+    assert info.value.body["message"]  # type: ignore[index] == "Previous response with id 'resp_nope' not found."
     unstored = client.responses.create(model=MODEL, input="x", store=False)
     with pytest.raises(openai.BadRequestError):
         client.responses.create(model=MODEL, input="y", previous_response_id=unstored.id)
