@@ -183,6 +183,11 @@ class RunMeta(BaseModel):
         default_factory=dict,
         description="arms/prompts not run because the target cannot serve them, and why",
     )
+    translation_notes: list[str] = Field(
+        default_factory=list,
+        description="what the default translation changed so the real APIs accept the "
+        "requests (harness.runner.plan.translation_notes): migration findings",
+    )
     shadow: dict[str, Any] | None = Field(
         default=None,
         description="shadow/canary settings of a production-traffic run "

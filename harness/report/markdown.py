@@ -70,6 +70,10 @@ def summary_markdown(
         "resamples)",
         "",
     ]
+    if meta is not None and meta.translation_notes:
+        out += ["### Migration findings", ""]
+        out += [f"- `{cell(note)}`" for note in meta.translation_notes]
+        out.append("")
     for s in summary.scenarios:
         out += [f"### {cell(s.name)}", ""]
         for _, c in headline_comparisons(s):

@@ -51,6 +51,7 @@ from harness.runner.plan import (
     build_plan,
     dry_run,
     estimate_input_tokens,
+    translation_notes,
 )
 from harness.runner.target import Target, check_target, open_target
 from harness.scenario.load import Scenario, load_scenario
@@ -588,6 +589,7 @@ def run(
             recorded_to=str(options.record) if options.record else None,
             capabilities=capabilities.model_dump() if capabilities else None,
             skipped=skipped,
+            translation_notes=[n for _, s in loaded for n in translation_notes(s)],
         )
         if replay is not None:
             meta.target, meta.is_emulator = replay.target, replay.is_emulator

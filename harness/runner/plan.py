@@ -494,3 +494,23 @@ def translation_problems(scenario: Scenario) -> list[str]:
         loc = scenario.location(at)
         found.append(str(Problem(loc.file, loc.line, format_path(at), message, fix)))
     return found
+
+
+def translation_notes(scenario: Scenario) -> list[str]:
+    """What the default translation changes so the real APIs accept the scenario's requests
+    (:func:`harness.translate.convert.translation_notes`), one ``file:line: prompts[i]: note:
+    api: …`` line per prompt and note — migration findings, not errors."""
+    from harness.translate.convert import translation_notes as notes_of
+
+    index = {p.id: i for i, p in enumerate(scenario.prompts)}
+    seen: dict[tuple[int, str], None] = {}
+    for planned in dry_run(build_plan(scenario, repeats=1)):
+        api = planned.conversation.api
+        for note in notes_of(planned.request, api):
+            seen[(index[planned.conversation.prompt_id], f"{api}: {note}")] = None
+    found: list[str] = []
+    for prompt_index, text in seen:
+        at: Path_ = ("prompts", prompt_index)
+        loc = scenario.location(at)
+        found.append(f"{loc.file}:{loc.line}: {format_path(at)}: note: {text}")
+    return found
