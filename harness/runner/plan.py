@@ -503,14 +503,19 @@ def translation_notes(scenario: Scenario) -> list[str]:
     from harness.translate.convert import translation_notes as notes_of
 
     index = {p.id: i for i, p in enumerate(scenario.prompts)}
-    seen: dict[tuple[int, str], None] = {}
+    prompts_of: dict[str, dict[int, None]] = {}
     for planned in dry_run(build_plan(scenario, repeats=1)):
         api = planned.conversation.api
         for note in notes_of(planned.request, api):
-            seen[(index[planned.conversation.prompt_id], f"{api}: {note}")] = None
+            prompts_of.setdefault(f"{api}: {note}", {})[index[planned.conversation.prompt_id]] = (
+                None
+            )
     found: list[str] = []
-    for prompt_index, text in seen:
-        at: Path_ = ("prompts", prompt_index)
+    for text, prompts in prompts_of.items():
+        # a scenario-wide setting (defaults) gives the same note for every prompt: say it once
+        first, *more = prompts
+        at: Path_ = ("prompts", first)
         loc = scenario.location(at)
-        found.append(f"{loc.file}:{loc.line}: {format_path(at)}: note: {text}")
+        also = f" (and {len(more)} more prompt{'s' if len(more) > 1 else ''})" if more else ""
+        found.append(f"{loc.file}:{loc.line}: {format_path(at)}{also}: note: {text}")
     return found

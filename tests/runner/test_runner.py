@@ -453,3 +453,37 @@ def test_openai_key_is_never_sent_to_a_third_party_url(monkeypatch: pytest.Monke
     assert url_key("https://myres.openai.azure.com/openai/v1") == "sk-test-SECRET123"
     monkeypatch.setenv("HARNESS_TARGET_API_KEY", "sk-local")
     assert url_key("http://127.0.0.1:8000/v1") == "sk-local"
+
+
+def test_translation_fixes_run_clean_and_are_reported_as_migration_findings(
+    tmp_path: Path,
+) -> None:
+    # issue 17: "JSON" only in the system prompt and metadata on the chat arm would each be a
+    # 400 from the real API (the emulator enforces both); the default translation avoids them
+    # and the run records and reports what it changed
+    from harness.analysis.analyze import analyze_run
+    from harness.report import render_report
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "version: 1\nname: notes\nmodel: gpt-4.1-mini\nsystem: Reply in JSON.\n"
+        "defaults: {metadata: {team: a}, max_output_tokens: 32}\n"
+        "prompts:\n  - id: p\n    turns: [Who won?, And then?]\n    output: json_object\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [path],
+        RunOptions(
+            out=tmp_path / "runs", repeats=2, seed=3, progress=False, emulator_profile="zero"
+        ),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert observations and all(o.ok for o in observations), [o.error_message for o in observations]
+    notes = read_meta(result.run_dir).translation_notes
+    assert [n.split(": note: ")[1].split(":")[:2] for n in notes] == [
+        ["chat", " metadata"],
+        ["responses", " text.format"],
+    ]
+    analyze_run(result.run_dir)
+    html = render_report(result.run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert "Migration findings" in html and "the chat arm does not store" in html
