@@ -109,9 +109,12 @@ class GenRequest:
 
     @property
     def service_tier(self) -> str:
-        """The tier a reply reports: the one requested, ``default`` for ``auto`` or none."""
+        """The tier a reply reports: the one requested, ``default`` for ``auto`` or none, and
+        ``priority`` for ``fast`` (the spec: fast mode is reported as priority)."""
         tier = self.body.get("service_tier")
-        return tier if tier not in (None, "auto") else "default"
+        if tier in (None, "auto"):
+            return "default"
+        return "priority" if tier == "fast" else str(tier)
 
     def cache_partition(self) -> str:
         """What besides the model keys the prompt cache: ``prompt_cache_key``, reasoning effort,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from harness.errors import TranslationError
 from harness.translate.capabilities import ModelInfo, model_info, unsupported_params
+from harness.translate.enums import CHAT_SERVICE_TIERS
 from harness.translate.request import (
     FunctionTool,
     ImagePart,
@@ -534,13 +535,16 @@ def to_responses_kwargs(
 
 # --------------------------------------------------------------------------- canary: back to chat
 
-_CHAT_SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast"})
+_CHAT_SERVICE_TIERS = frozenset(CHAT_SERVICE_TIERS)
 
 
 def _finish_reason(response: Mapping[str, Any], has_tool_calls: bool) -> str:
     status = response.get("status", "completed")
     if status == "completed":
-        return "tool_calls" if has_tool_calls else "stop"
+        # Chat says "stop" for a call forced by tool_choice naming a function, as OpenAI does
+        choice = response.get("tool_choice")
+        forced = isinstance(choice, Mapping) and choice.get("type") == "function"
+        return "tool_calls" if has_tool_calls and not forced else "stop"
     if status == "incomplete":
         reason = (response.get("incomplete_details") or {}).get("reason")
         if reason == "max_output_tokens":

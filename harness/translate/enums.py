@@ -9,7 +9,7 @@ OpenAPI spec.
 from __future__ import annotations
 
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from openai.types.chat import completion_create_params as _chat_params
 from openai.types.responses import response_text_config_param as _text_params
@@ -26,6 +26,10 @@ __all__ = [
     "RESPONSES_SERVICE_TIERS",
     "SERVICE_TIERS",
     "VERBOSITIES",
+    "EffortValue",
+    "ImageDetailValue",
+    "ServiceTierValue",
+    "VerbosityValue",
     "literal_values",
     "one_of",
 ]
@@ -54,6 +58,18 @@ RESPONSES_SERVICE_TIERS = literal_values(ServiceTier)
 SERVICE_TIERS = tuple(t for t in CHAT_SERVICE_TIERS if t in RESPONSES_SERVICE_TIERS)
 IMAGE_DETAILS = literal_values(ImageDetail)
 REASONING_CONTEXTS = literal_values(Reasoning.model_fields["context"].annotation)
+
+
+if TYPE_CHECKING:  # mypy cannot take a Literal built at run time; pydantic validates these
+    EffortValue = str
+    VerbosityValue = str
+    ServiceTierValue = str
+    ImageDetailValue = str
+else:
+    EffortValue = Literal[REASONING_EFFORTS]
+    VerbosityValue = Literal[VERBOSITIES]
+    ServiceTierValue = Literal[SERVICE_TIERS]
+    ImageDetailValue = Literal[IMAGE_DETAILS]
 
 
 def one_of(values: tuple[str, ...]) -> str:

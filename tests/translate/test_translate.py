@@ -1637,6 +1637,26 @@ BACK = [
         ),
     ),
     (
+        # chat finishes a call forced by tool_choice naming a function with "stop" (issue 17)
+        "forced-tool-call-is-stop",
+        {
+            "output": [REASONING_OUT, FUNCTION_CALL],
+            "tool_choice": {"type": "function", "name": "get_weather"},
+        },
+        _completion(
+            {
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    }
+                ]
+            },
+            "stop",
+        ),
+    ),
+    (
         "text-and-tool-call",
         {"output": [_text_message("Checking."), FUNCTION_CALL]},
         _completion(
