@@ -64,6 +64,7 @@ _STRING_FIELDS = (
     "finish",
     "error_type",
     "output_text",
+    "outcome",
 )
 _FIELDS = (
     *_STRING_FIELDS,
@@ -103,6 +104,8 @@ class ObservationTable:
     finish: list[str | None]
     error_type: list[str | None]
     output_text: list[str | None]
+    #: "refusal" for a reply the model refused (ok, counted apart), else None
+    outcome: list[str | None]
     tool_calls: list[Sequence[ToolCall]]
     turn: IntArray
     repeat: IntArray
@@ -429,6 +432,7 @@ def arm_summary(
         requests=int(r.size),
         errors=int((~ok).sum()),
         error_rate=float((~ok).mean()) if r.size else None,
+        refusals=sum(1 for o in map(t.outcome.__getitem__, idx) if o == "refusal"),
         warmup_excluded=warmup_excluded,
         **latency,
         **tokens,

@@ -274,8 +274,8 @@ def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
     """The non-streaming ``chat.completion`` object (``n`` choices repeat the one reply)."""
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": reply.text or None,
-        "refusal": None,
+        "content": None if reply.refusal else reply.text or None,
+        "refusal": reply.text if reply.refusal else None,
         "annotations": [],
     }
     if reply.tool_calls:
@@ -357,8 +357,9 @@ def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
                 tick += 1
     else:
         frames.append((0, chunk({"role": "assistant", "content": "", "refusal": None}), False))
+        field = "refusal" if reply.refusal else "content"
         for piece in reply.pieces:
-            frames.append((tick, chunk({"content": piece}), True))
+            frames.append((tick, chunk({field: piece}), True))
             tick += 1
     last = max(0, tick - 1)
     frames.append((last, chunk({}, finish_reason(req, reply)), False))

@@ -173,6 +173,13 @@ class ContentProfile(_Strict):
         },
         description="median reasoning tokens per reasoning effort (reasoning models)",
     )
+    refusal_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of requests the model refuses (chat message.refusal, a Responses "
+        "refusal part), drawn per request content so both APIs refuse the same requests",
+    )
 
 
 class RateLimits(_Strict):

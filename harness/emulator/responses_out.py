@@ -86,7 +86,7 @@ def build(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Built:
                 "id": new_id("msg"),
                 "type": "message",
                 "status": status,
-                "content": [_text_part(reply.text)],
+                "content": [_refusal_part(reply.text) if reply.refusal else _text_part(reply.text)],
                 "role": "assistant",
             }
         )
@@ -96,6 +96,10 @@ def build(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Built:
 
 def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _refusal_part(text: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": text}
 
 
 def response_object(
@@ -243,6 +247,19 @@ def events(req: GenRequest, reply: Reply, built: Built) -> Events:
                 "item": {**item, "status": "in_progress", "content": []},
             },
         )
+        if reply.refusal:
+            add(tick, {"type": "response.content_part.added", **ids, "part": _refusal_part("")})
+            for piece in reply.pieces:
+                add(tick, {"type": "response.refusal.delta", **ids, "delta": piece}, True)
+                tick += 1
+            last = max(0, tick - 1)
+            add(last, {"type": "response.refusal.done", **ids, "refusal": reply.text})
+            add(
+                last,
+                {"type": "response.content_part.done", **ids, "part": _refusal_part(reply.text)},
+            )
+            add(last, {"type": "response.output_item.done", "output_index": index, "item": item})
+            continue
         add(tick, {"type": "response.content_part.added", **ids, "part": _text_part("")})
         for piece in reply.pieces:
             add(

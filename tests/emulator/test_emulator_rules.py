@@ -327,3 +327,55 @@ def test_chat_allowed_tools_is_read_under_allowed_tools(client: openai.OpenAI) -
         "Missing required parameter: 'tool_choice.allowed_tools'.",
         "missing_required_parameter",
     )
+
+
+# --- 4: refusals ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def refusing(module_emulators: Any) -> openai.OpenAI:
+    from harness.emulator.profiles import load_profile
+
+    profile = load_profile("zero").derive({"content": {"refusal_share": 1.0}})
+    return module_emulators.client(module_emulators.start(profile))  # type: ignore[no-any-return]
+
+
+def test_chat_refusal_through_the_sdk(refusing: openai.OpenAI) -> None:
+    from harness.emulator.content import REFUSAL_TEXT
+
+    c = refusing.chat.completions.create(model=MODEL, messages=USER)
+    message = c.choices[0].message
+    assert message.content is None and message.refusal == REFUSAL_TEXT
+    assert c.choices[0].finish_reason == "stop"
+    deltas = [
+        (ch.choices[0].delta.content, ch.choices[0].delta.refusal)
+        for ch in refusing.chat.completions.create(model=MODEL, messages=USER, stream=True)
+        if ch.choices
+    ]
+    assert "".join(r or "" for _, r in deltas) == REFUSAL_TEXT
+    assert not any(text for text, _ in deltas)
+
+
+def test_responses_refusal_through_the_sdk(refusing: openai.OpenAI) -> None:
+    from harness.emulator.content import REFUSAL_TEXT
+
+    r = refusing.responses.create(model=MODEL, input="hi")
+    [item] = r.output
+    assert item.type == "message"
+    [part] = item.content
+    assert part.type == "refusal" and part.refusal == REFUSAL_TEXT
+    assert r.output_text == ""
+    with refusing.responses.stream(model=MODEL, input="hi") as stream:
+        events = list(stream)
+    kinds = [e.type for e in events]
+    assert "response.output_text.delta" not in kinds
+    deltas = [e.delta for e in events if e.type == "response.refusal.delta"]
+    assert "".join(deltas) == REFUSAL_TEXT
+    done = [e for e in events if e.type == "response.refusal.done"]
+    assert done and done[0].refusal == REFUSAL_TEXT
+    assert kinds[-1] == "response.completed"
+
+
+def test_refusals_are_off_by_default(client: openai.OpenAI) -> None:
+    c = client.chat.completions.create(model=MODEL, messages=USER)
+    assert c.choices[0].message.refusal is None and c.choices[0].message.content

@@ -240,3 +240,22 @@ def test_fault_events(fault: str, emulators: Any) -> None:
         with pytest.raises(openai.RateLimitError) as limited:
             c.responses.create(model=MODEL, input="hi")
         _valid("ErrorResponse", limited.value.response.json())
+
+
+def test_refusals_validate_against_the_spec(emulators: Any) -> None:
+    profile = load_profile("zero").derive({"content": {"refusal_share": 1.0}})
+    with emulators.running(profile) as emu, emulators.client(emu) as c:
+        raw = c.responses.with_raw_response.create(model=MODEL, input="hi")
+        _valid("Response", raw.http_response.json())
+        with c.responses.with_streaming_response.create(
+            model=MODEL, input="hi", stream=True
+        ) as resp:
+            _check_response_events(sse_events(resp.iter_lines()))
+        chat = c.chat.completions.with_raw_response.create(model=MODEL, messages=USER)
+        _valid("CreateChatCompletionResponse", chat.http_response.json())
+        with c.chat.completions.with_streaming_response.create(
+            model=MODEL, messages=USER, stream=True
+        ) as stream:
+            data = sse_data(stream.iter_lines())
+        for chunk in data[:-1]:
+            _valid("CreateChatCompletionStreamResponse", json.loads(chunk))

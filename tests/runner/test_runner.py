@@ -487,3 +487,33 @@ def test_translation_fixes_run_clean_and_are_reported_as_migration_findings(
     analyze_run(result.run_dir)
     html = render_report(result.run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
     assert "Migration findings" in html and "the chat arm does not store" in html
+
+
+@pytest.mark.parametrize("client", ["sdk", "raw"])
+def test_refusals_are_recorded_as_refusals_not_empty_successes(tmp_path: Path, client: str) -> None:
+    # issue 17: a refused call is ok, outcome "refusal", its text kept, its TTFT counted, and
+    # counted apart in the summary — never an empty success without TTFT
+    from harness.analysis.analyze import analyze_run
+    from harness.emulator.content import REFUSAL_TEXT
+
+    profile = _write_profile(tmp_path, "extends: zero\ncontent: {refusal_share: 1.0}\n")
+    result = run(
+        [QUICK],
+        RunOptions(
+            out=tmp_path / "runs",
+            repeats=2,
+            seed=5,
+            progress=False,
+            emulator_profile=str(profile),
+            client=client,  # type: ignore[arg-type]
+        ),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert observations
+    for o in observations:
+        assert (o.ok, o.outcome, o.output_text) == (True, "refusal", REFUSAL_TEXT), o.arm
+        assert o.ttft_ms is not None and o.first_output_ms == o.ttft_ms
+    summary = analyze_run(result.run_dir)
+    for arm in summary.scenarios[0].arms.values():
+        assert arm.errors == 0 and arm.refusals == arm.requests > 0
+        assert arm.ttft_ms is not None
