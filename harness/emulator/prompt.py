@@ -106,6 +106,7 @@ class GenRequest:
     cache_ttl_s: float | None = None
     n: int = 1
     all_turns_reasoning: bool = False
+    reasoning_summary: bool = False
 
     @property
     def service_tier(self) -> str:

@@ -43,7 +43,11 @@ from harness.emulator.validate import (
     type_error,
     verbosity_of,
 )
-from harness.translate.enums import REASONING_CONTEXTS, RESPONSES_SERVICE_TIERS
+from harness.translate.enums import (
+    REASONING_CONTEXTS,
+    REASONING_SUMMARIES,
+    RESPONSES_SERVICE_TIERS,
+)
 
 _PARTS = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
 _INCLUDABLE = frozenset(
@@ -192,6 +196,7 @@ def parse(
         raise type_error("reasoning", "an object", reasoning)
     effort = effort_of((reasoning or {}).get("effort"), model, "reasoning.effort")
     context = enum_value((reasoning or {}).get("context"), "reasoning.context", REASONING_CONTEXTS)
+    summary = enum_value((reasoning or {}).get("summary"), "reasoning.summary", REASONING_SUMMARIES)
     text_cfg = body.get("text")
     verbosity = verbosity_of(
         text_cfg.get("verbosity") if isinstance(text_cfg, dict) else None, model, "text.verbosity"
@@ -275,6 +280,7 @@ def parse(
         effort=effort,
         verbosity=verbosity,
         all_turns_reasoning=context == "all_turns",
+        reasoning_summary=summary is not None and model.reasoning,
         stream=stream,
         store=opt_bool(body, "store", True),
         include_encrypted="reasoning.encrypted_content" in include,

@@ -23,6 +23,7 @@ __all__ = [
     "IMAGE_DETAILS",
     "REASONING_CONTEXTS",
     "REASONING_EFFORTS",
+    "REASONING_SUMMARIES",
     "RESPONSES_SERVICE_TIERS",
     "SERVICE_TIERS",
     "VERBOSITIES",
@@ -58,6 +59,7 @@ RESPONSES_SERVICE_TIERS = literal_values(ServiceTier)
 SERVICE_TIERS = tuple(t for t in CHAT_SERVICE_TIERS if t in RESPONSES_SERVICE_TIERS)
 IMAGE_DETAILS = literal_values(ImageDetail)
 REASONING_CONTEXTS = literal_values(Reasoning.model_fields["context"].annotation)
+REASONING_SUMMARIES = literal_values(Reasoning.model_fields["summary"].annotation)
 
 
 if TYPE_CHECKING:  # mypy cannot take a Literal built at run time; pydantic validates these

@@ -259,3 +259,19 @@ def test_refusals_validate_against_the_spec(emulators: Any) -> None:
             data = sse_data(stream.iter_lines())
         for chunk in data[:-1]:
             _valid("CreateChatCompletionStreamResponse", json.loads(chunk))
+
+
+def test_reasoning_summary_events_validate_against_the_spec(client: openai.OpenAI) -> None:
+    body = {"model": "o4-mini", "input": "hi", "reasoning": {"effort": "low", "summary": "auto"}}
+    raw = client.responses.with_raw_response.create(**_request("/responses", body))
+    created = raw.http_response.json()
+    _valid("Response", created)
+    assert created["output"][0]["summary"][0]["type"] == "summary_text"
+    with client.responses.with_streaming_response.create(
+        **_request("/responses", {**body, "stream": True})
+    ) as resp:
+        events = sse_events(resp.iter_lines())
+    _check_response_events(events)
+    kinds = [e["type"] for e in events]
+    first_text = kinds.index("response.output_text.delta")
+    assert kinds.index("response.reasoning_summary_text.delta") < first_text
