@@ -631,6 +631,7 @@ class Transport:
                 replayed.sdk_ttft_ms,
                 replayed.sdk_total_ms,
             )
+            result.sdk_first_output_ms = replayed.sdk_first_output_ms
         else:
             result.wire = analyze_wire(rec, stream=stream, all_events=rec.recording is not None)
         if rec.miss is not None:
@@ -640,7 +641,11 @@ class Transport:
         if rec.recording is not None:
             rec.recording(
                 RecordedTiming(
-                    result.wire, result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms
+                    result.wire,
+                    result.sdk_ttfb_ms,
+                    result.sdk_ttft_ms,
+                    result.sdk_total_ms,
+                    result.sdk_first_output_ms,
                 )
             )
         return result

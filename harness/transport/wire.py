@@ -226,6 +226,7 @@ class RecordedTiming:
     sdk_ttfb_ms: float | None = None
     sdk_ttft_ms: float | None = None
     sdk_total_ms: float | None = None
+    sdk_first_output_ms: float | None = None
 
 
 def _dechunk(raw: bytes, start: int) -> tuple[bytes, list[tuple[int, int]]]:

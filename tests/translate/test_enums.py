@@ -41,3 +41,31 @@ def test_one_of_is_openais_wording() -> None:
     assert enums.one_of(("a",)) == "'a'"
     assert enums.one_of(("a", "b")) == "'a' and 'b'"
     assert enums.one_of(("a", "b", "c")) == "'a', 'b', and 'c'"
+
+
+def test_values_read_from_the_sdk_source_equal_its_imported_types() -> None:
+    # harness.translate.enums reads the SDK's source so analysis never imports the SDK
+    import typing
+
+    from openai.types.chat import completion_create_params as chat_params
+    from openai.types.responses import response_text_config_param as text_params
+    from openai.types.responses.image_detail import ImageDetail
+    from openai.types.responses.service_tier import ServiceTier
+    from openai.types.shared.reasoning import Reasoning
+    from openai.types.shared.reasoning_effort import ReasoningEffort
+
+    hints = typing.get_type_hints(chat_params.CompletionCreateParamsBase)
+    text_hints = typing.get_type_hints(text_params.ResponseTextConfigParam)
+    assert enums.REASONING_EFFORTS == enums.literal_values(ReasoningEffort)
+    assert enums.CHAT_SERVICE_TIERS == enums.literal_values(hints["service_tier"])
+    assert enums.RESPONSES_SERVICE_TIERS == enums.literal_values(ServiceTier)
+    assert enums.VERBOSITIES == enums.literal_values(text_hints["verbosity"])
+    assert enums.IMAGE_DETAILS == enums.literal_values(ImageDetail)
+    assert enums.REASONING_CONTEXTS == enums.literal_values(
+        Reasoning.model_fields["context"].annotation
+    )
+    assert enums.REASONING_SUMMARIES == enums.literal_values(
+        Reasoning.model_fields["summary"].annotation
+    )
+    with pytest.raises(LookupError, match="no Literal 'nope'"):
+        enums.sdk_literal("types.shared.reasoning", "nope", "Reasoning")
