@@ -70,7 +70,11 @@ CASES: dict[str, tuple[int, str, str]] = {
     "prompt_id_bad.yaml": (5, "prompts[0].id", "not a slug"),
     "parts_plain_strings.yaml": (8, "prompts[0].input[1]", "plain string"),
     "image_bad_url.yaml": (8, "prompts[0].input[1].image_url", "not an http(s) URL"),
-    "image_bad_detail.yaml": (8, "prompts[0].input[1].detail", "use one of: low, high, auto or original"),
+    "image_bad_detail.yaml": (
+        8,
+        "prompts[0].input[1].detail",
+        "use one of: low, high, auto or original",
+    ),
     "image_bad_base64.yaml": (8, "prompts[0].input[1].image_url", "not valid base64"),
     "tool_results_unknown.yaml": (8, "prompts[0].tool_results.get_time", "not a tool"),
     "tool_result_missing.yaml": (8, "prompts[0].tool_results", "no canned result for get_time"),

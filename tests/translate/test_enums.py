@@ -56,16 +56,18 @@ def test_values_read_from_the_sdk_source_equal_its_imported_types() -> None:
 
     hints = typing.get_type_hints(chat_params.CompletionCreateParamsBase)
     text_hints = typing.get_type_hints(text_params.ResponseTextConfigParam)
-    assert enums.REASONING_EFFORTS == enums.literal_values(ReasoningEffort)
-    assert enums.CHAT_SERVICE_TIERS == enums.literal_values(hints["service_tier"])
-    assert enums.RESPONSES_SERVICE_TIERS == enums.literal_values(ServiceTier)
-    assert enums.VERBOSITIES == enums.literal_values(text_hints["verbosity"])
-    assert enums.IMAGE_DETAILS == enums.literal_values(ImageDetail)
-    assert enums.REASONING_CONTEXTS == enums.literal_values(
-        Reasoning.model_fields["context"].annotation
+    assert enums.literal_values(ReasoningEffort) == enums.REASONING_EFFORTS
+    assert enums.literal_values(hints["service_tier"]) == enums.CHAT_SERVICE_TIERS
+    assert enums.literal_values(ServiceTier) == enums.RESPONSES_SERVICE_TIERS
+    assert enums.literal_values(text_hints["verbosity"]) == enums.VERBOSITIES
+    assert enums.literal_values(ImageDetail) == enums.IMAGE_DETAILS
+    assert (
+        enums.literal_values(Reasoning.model_fields["context"].annotation)
+        == enums.REASONING_CONTEXTS
     )
-    assert enums.REASONING_SUMMARIES == enums.literal_values(
-        Reasoning.model_fields["summary"].annotation
+    assert (
+        enums.literal_values(Reasoning.model_fields["summary"].annotation)
+        == enums.REASONING_SUMMARIES
     )
     with pytest.raises(LookupError, match="no Literal 'nope'"):
         enums.sdk_literal("types.shared.reasoning", "nope", "Reasoning")
