@@ -517,3 +517,51 @@ def test_refusals_are_recorded_as_refusals_not_empty_successes(tmp_path: Path, c
     for arm in summary.scenarios[0].arms.values():
         assert arm.errors == 0 and arm.refusals == arm.requests > 0
         assert arm.ttft_ms is not None
+
+
+def test_reasoning_turns_bill_no_earlier_reasoning_on_stateless_responses(
+    tmp_path: Path,
+) -> None:
+    # issue 17, defect 5: before gpt-5.6 an earlier turn's reasoning is not model input, so
+    # the stateless arm's resent reasoning items must not inflate later turns
+    path = tmp_path / "s.yaml"
+    system = "You answer questions about our product. " * 200
+    path.write_text(
+        "version: 1\nname: reasoning\nmodel: o4-mini\narms: [chat, responses]\n"
+        f'system: "{system}"\n'
+        "defaults: {reasoning_effort: low, max_output_tokens: 400}\n"
+        "prompts:\n  - id: p\n    turns: [Plan a trip., And the budget?, And the dates?]\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [path],
+        RunOptions(
+            out=tmp_path / "runs", repeats=2, seed=4, progress=False, emulator_profile="zero"
+        ),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    by_key = {(o.arm, o.repeat, o.turn): o for o in observations}
+    assert all(o.ok and o.usage for o in observations)
+    assert {turn for (_, _, turn) in by_key} == {1, 2, 3}
+    for (arm, repeat, turn), o in by_key.items():
+        assert o.usage is not None and o.usage.reasoning_tokens > 0  # items to resend
+        if turn == 1:
+            continue
+        before = by_key[(arm, repeat, turn - 1)].usage
+        assert before is not None
+        # the growth is the previous visible reply (and the new user message), the same on
+        # both APIs; the previous turn's reasoning is not part of it. (The two APIs' replies
+        # differ in wording at temperature 1, so compare growth, not totals.)
+        growth = o.usage.input_tokens - before.input_tokens
+        visible = before.output_tokens - before.reasoning_tokens
+        if arm == "responses":
+            chat, chat_before = by_key[("chat", repeat, turn)], by_key[("chat", repeat, turn - 1)]
+            assert chat.usage is not None and chat_before.usage is not None
+            chat_growth = chat.usage.input_tokens - chat_before.usage.input_tokens
+            chat_visible = chat_before.usage.output_tokens - chat_before.usage.reasoning_tokens
+            assert growth - visible == chat_growth - chat_visible, (repeat, turn)
+    # with equal replies the totals are equal: turn 1 (no history) on every repeat
+    for repeat in (1, 2):
+        usage_r, usage_c = by_key[("responses", repeat, 1)].usage, by_key[("chat", repeat, 1)].usage
+        assert usage_r is not None and usage_c is not None
+        assert usage_r.input_tokens == usage_c.input_tokens
