@@ -238,6 +238,8 @@ def _json_word_only_in_instructions(req: NeutralRequest) -> bool:
     first = req.messages[0]
     if first.role not in ("system", "developer") or first.content is None:
         return False
+    if "json" not in _joined_text(first.content).lower():
+        return False  # not there either: _check_request refuses the request
     rest = req.model_copy(update={"messages": req.messages[1:]})
     return "json" not in _texts(rest).lower()
 

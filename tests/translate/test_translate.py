@@ -1777,6 +1777,8 @@ def test_translation_notes_say_what_the_default_translation_changed() -> None:
     assert translation_notes(json_in_system, "chat") == []
     json_in_user = req(system("Be terse."), user("JSON: hi"), output_format=JsonObjectFormat())
     assert translation_notes(json_in_user, "responses") == []
+    nowhere = req(system("Be terse."), user("Hi"), output_format=JsonObjectFormat())
+    assert translation_notes(nowhere, "responses") == []  # refused, not changed
     tagged = req(user("Hi"), metadata={"run": "r1"})
     [note] = translation_notes(tagged, "chat")
     assert note.startswith("metadata: Chat Completions accepts metadata only with store: true")
