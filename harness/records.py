@@ -101,10 +101,18 @@ class Observation(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
 
     ttfb_ms: float | None = None
-    ttft_ms: float | None = None
+    ttft_ms: float | None = Field(
+        default=None, description="first visible token: text, refusal or tool-call arguments"
+    )
+    first_output_ms: float | None = Field(
+        default=None,
+        description="first output of any kind, a reasoning summary delta included "
+        "(≤ ttft_ms; earlier on reasoning models that stream their reasoning)",
+    )
     total_ms: float | None = None
     sdk_ttfb_ms: float | None = None
     sdk_ttft_ms: float | None = None
+    sdk_first_output_ms: float | None = None
     sdk_total_ms: float | None = None
     connect_ms: float | None = None
     new_connection: bool | None = None
@@ -118,6 +126,11 @@ class Observation(BaseModel):
 
     usage: Usage | None = None
     output_text: str | None = None
+    outcome: Literal["refusal"] | None = Field(
+        default=None,
+        description="refusal: the model declined (chat message.refusal, a Responses refusal "
+        "part); ok stays true, output_text holds the refusal, TTFT counts",
+    )
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     output_format: OutputFormatName | None = Field(
         default=None,
@@ -215,6 +228,11 @@ class RunMeta(BaseModel):
         default=None,
         description="the prices of the run's models when it was made "
         "(harness.analysis.pricing.PriceSnapshot); null: priced at analysis time",
+    )
+    translation_notes: list[str] = Field(
+        default_factory=list,
+        description="what the default translation changed so the real APIs accept the "
+        "requests (harness.runner.plan.translation_notes): migration findings",
     )
     shadow: dict[str, Any] | None = Field(
         default=None,

@@ -116,6 +116,9 @@ class ArmSummary(_Record):
     requests: int = Field(description="measured requests (warm-up excluded)")
     errors: int
     error_rate: float | None
+    refusals: int = Field(
+        default=0, description="replies the model refused: ok and measured, counted apart"
+    )
     warmup_excluded: int
     ttft_ms: LatencyStats | None
     ttfb_ms: LatencyStats | None

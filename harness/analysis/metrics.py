@@ -68,6 +68,7 @@ _STRING_FIELDS = (
     "output_text",
     "output_format",
     "client",
+    "outcome",
 )
 _FIELDS = (
     *_STRING_FIELDS,
@@ -120,6 +121,8 @@ class ObservationTable:
     output_format: list[str | None]
     #: the client that sent each request (``Observation.client``: sdk or raw)
     client: list[str]
+    #: "refusal" for a reply the model refused (ok, counted apart), else None
+    outcome: list[str | None]
     tool_calls: list[Sequence[ToolCall]]
     turn: IntArray
     repeat: IntArray
@@ -512,6 +515,7 @@ def arm_summary(
         requests=int(r.size),
         errors=int((~ok).sum()),
         error_rate=float((~ok).mean()) if r.size else None,
+        refusals=sum(1 for o in map(t.outcome.__getitem__, idx) if o == "refusal"),
         warmup_excluded=warmup_excluded,
         **latency,
         **tokens,

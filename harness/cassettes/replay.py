@@ -168,6 +168,7 @@ def _store_timing(response: dict[str, Any], timing: RecordedTiming) -> None:
         sdk_ttfb_ms=timing.sdk_ttfb_ms,
         sdk_ttft_ms=timing.sdk_ttft_ms,
         sdk_total_ms=timing.sdk_total_ms,
+        sdk_first_output_ms=timing.sdk_first_output_ms,
     )
     response["timing"] = data
 
@@ -175,7 +176,10 @@ def _store_timing(response: dict[str, Any], timing: RecordedTiming) -> None:
 def recorded_timing(response: dict[str, Any]) -> RecordedTiming:
     """The timing stored with an interaction (empty figures when there is none)."""
     data = dict(response.get("timing") or {})
-    sdk = {k: data.pop(k, None) for k in ("sdk_ttfb_ms", "sdk_ttft_ms", "sdk_total_ms")}
+    sdk = {
+        k: data.pop(k, None)
+        for k in ("sdk_ttfb_ms", "sdk_ttft_ms", "sdk_total_ms", "sdk_first_output_ms")
+    }
     known = set(WireTiming.__slots__)
     wire = WireTiming(**{k: v for k, v in data.items() if k in known})
     return RecordedTiming(wire, **sdk)

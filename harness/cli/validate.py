@@ -13,13 +13,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.runner.plan import translation_problems
-    from harness.scenario.load import validate_paths
+    from harness.runner.plan import translation_notes, translation_problems
+    from harness.scenario.load import Scenario, validate_paths
 
-    problems, checked = validate_paths(args.paths, check=translation_problems)
+    notes: list[str] = []
+
+    def check(scenario: Scenario) -> list[str]:
+        found = translation_problems(scenario)
+        if not found:
+            # valid, but the default translation changes what is sent: say so (issue 17)
+            notes.extend(translation_notes(scenario))
+        return found
+
+    problems, checked = validate_paths(args.paths, check=check)
     for line in problems:
         print(line)
     if problems:
         return 2
+    for line in notes:
+        print(line)
     print(f"{checked} scenario file(s) valid")
     return 0

@@ -17,7 +17,13 @@ from typing import Any
 
 from harness.emulator import jsonio
 from harness.emulator.content import Reply
-from harness.emulator.errors import invalid, missing_parameter, not_emulated, unsupported_parameter
+from harness.emulator.errors import (
+    ApiError,
+    invalid,
+    missing_parameter,
+    not_emulated,
+    unsupported_parameter,
+)
 from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
@@ -29,6 +35,9 @@ from harness.emulator.prompt import (
 from harness.emulator.validate import (
     cache_ttl,
     check_keys,
+    effort_of,
+    enum_value,
+    metadata_of,
     model_of,
     opt_bool,
     opt_int,
@@ -38,7 +47,9 @@ from harness.emulator.validate import (
     text_of_parts,
     tools_of,
     type_error,
+    verbosity_of,
 )
+from harness.translate.enums import CHAT_SERVICE_TIERS
 
 _TEXT_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -61,6 +72,10 @@ def _messages(raw: Any) -> list[Segment]:
         )
     segments: list[Segment] = []
     names: dict[str, str] = {}
+    # OpenAI's rule: an assistant message's tool calls are answered by the tool messages that
+    # directly follow it, each call once; anything else is a 400 naming the message.
+    unanswered: list[str] = []
+    calls_at = 0
     for i, msg in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(msg, dict):
@@ -73,11 +88,21 @@ def _messages(raw: Any) -> list[Segment]:
                 param=f"{where}.role",
                 code="invalid_value",
             )
+        if unanswered and role != "tool":
+            raise _unanswered(calls_at, unanswered)
         content = msg.get("content")
         if role in ("tool", "function"):
             call_id = msg.get("tool_call_id") or msg.get("name") or ""
             if role == "tool" and not msg.get("tool_call_id"):
                 raise missing_parameter(f"{where}.tool_call_id")
+            if role == "tool":
+                if call_id not in unanswered:
+                    raise invalid(
+                        "Invalid parameter: messages with role 'tool' must be a response to a "
+                        "preceeding message with 'tool_calls'.",
+                        param=f"messages.[{i}].role",
+                    )
+                unanswered.remove(call_id)
             text, _ = text_of_parts(content or "", f"{where}.content", allowed=_TEXT_PARTS)
             name = names.get(call_id, msg.get("name") or "")
             segments.append(Segment("tool", text, name=name, call_id=call_id))
@@ -92,12 +117,25 @@ def _messages(raw: Any) -> list[Segment]:
                 raise missing_parameter(f"{where}.tool_calls[{j}].function")
             call_id = str(call.get("id", ""))
             names[call_id] = fn["name"]
+            unanswered.append(call_id)
+            calls_at = i
             segments.append(
                 Segment(
                     "function_call", str(fn.get("arguments", "")), name=fn["name"], call_id=call_id
                 )
             )
+    if unanswered:
+        raise _unanswered(calls_at, unanswered)
     return segments
+
+
+def _unanswered(index: int, call_ids: list[str]) -> ApiError:
+    return invalid(
+        "An assistant message with 'tool_calls' must be followed by tool messages responding "
+        "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+        + ", ".join(call_ids),
+        param=f"messages.[{index}].role",
+    )
 
 
 def parse(body: dict[str, Any]) -> GenRequest:
@@ -109,12 +147,15 @@ def parse(body: dict[str, Any]) -> GenRequest:
     if body.get("max_tokens") is not None and model.reasoning:
         raise unsupported_parameter("max_tokens", " Use 'max_completion_tokens' instead.")
     cap = opt_int(body, "max_completion_tokens", 1) or opt_int(body, "max_tokens", 1)
-    effort = body.get("reasoning_effort")
-    if effort is not None and not model.reasoning:
-        raise unsupported_parameter("reasoning_effort")
-    n = opt_int(body, "n", 1)
-    if n not in (None, 1):
-        raise not_emulated("n > 1", param="n")
+    effort = effort_of(body.get("reasoning_effort"), model, "reasoning_effort")
+    verbosity = verbosity_of(body.get("verbosity"), model, "verbosity")
+    enum_value(body.get("service_tier"), "service_tier", CHAT_SERVICE_TIERS)
+    n = opt_int(body, "n", 1) or 1
+    store = opt_bool(body, "store", False)
+    if metadata_of(body) is not None and not store:
+        raise invalid(
+            "The 'metadata' parameter is only allowed when 'store' is enabled.", param="metadata"
+        )
     if body.get("audio") is not None or "audio" in (body.get("modalities") or []):
         raise not_emulated("Audio output", param="audio")
     if body.get("web_search_options") is not None:
@@ -122,6 +163,15 @@ def parse(body: dict[str, Any]) -> GenRequest:
     stream = stream_of(body)
     options = body.get("stream_options")
     tools, mode, forced = tools_of(body, nested=True)
+    if body.get("parallel_tool_calls") is not None:
+        if model.o_series:
+            raise unsupported_parameter("parallel_tool_calls")
+        if not tools:
+            raise invalid(
+                "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
+                "allowed when 'tools' are specified.",
+                param="parallel_tool_calls",
+            )
     output = _response_format(body.get("response_format"), conversation)
     prefix = prompt_prefix(leading_instructions(conversation), tools, output)
     return GenRequest(
@@ -137,10 +187,12 @@ def parse(body: dict[str, Any]) -> GenRequest:
         output=output,
         max_output_tokens=cap,
         temperature=temperature,
-        effort=effort if isinstance(effort, str) else None,
+        effort=effort,
+        verbosity=verbosity,
         stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-        store=False,
+        store=store,
+        n=n,
         prompt_cache_key=body.get("prompt_cache_key"),
         cache_ttl_s=cache_ttl(body),
     )
@@ -178,19 +230,20 @@ def fingerprint(snapshot: str) -> str:
     return "fp_" + hashlib.blake2b(snapshot.encode(), digest_size=5).hexdigest()
 
 
-def usage(input_tokens: int, cached: int, written: int, reply: Reply) -> dict[str, Any]:
-    """Chat ``usage`` (cached tokens are a subset of prompt tokens)."""
+def usage(input_tokens: int, cached: int, written: int, reply: Reply, n: int = 1) -> dict[str, Any]:
+    """Chat ``usage`` (cached tokens are a subset of prompt tokens; ``n`` choices bill ``n``
+    completions)."""
     return {
         "prompt_tokens": input_tokens,
-        "completion_tokens": reply.output_tokens,
-        "total_tokens": input_tokens + reply.output_tokens,
+        "completion_tokens": n * reply.output_tokens,
+        "total_tokens": input_tokens + n * reply.output_tokens,
         "prompt_tokens_details": {
             "cached_tokens": cached,
             "audio_tokens": 0,
             "cache_write_tokens": written,
         },
         "completion_tokens_details": {
-            "reasoning_tokens": reply.reasoning_tokens,
+            "reasoning_tokens": n * reply.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -209,23 +262,33 @@ def _tool_calls(reply: Reply) -> list[dict[str, Any]]:
     ]
 
 
+def finish_reason(req: GenRequest, reply: Reply) -> str:
+    """How a choice finished: a call forced by ``tool_choice`` naming a function finishes
+    ``stop`` on Chat, as OpenAI's does (only a call the model chose is ``tool_calls``)."""
+    if reply.finish == "tool_calls" and req.forced_tool is not None:
+        return "stop"
+    return reply.finish
+
+
 def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
-    """The non-streaming ``chat.completion`` object."""
+    """The non-streaming ``chat.completion`` object (``n`` choices repeat the one reply)."""
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": reply.text or None,
-        "refusal": None,
+        "content": None if reply.refusal else reply.text or None,
+        "refusal": reply.text if reply.refusal else None,
         "annotations": [],
     }
     if reply.tool_calls:
         message["tool_calls"] = _tool_calls(reply)
+    finish = finish_reason(req, reply)
     return {
         "id": completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req.model.snapshot,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish}
+            {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+            for i in range(req.n)
         ],
         "usage": use,
         "service_tier": req.service_tier,
@@ -251,13 +314,17 @@ def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
         head["usage"] = None
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _data(
-            {
-                **head,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                ],
-            }
+        # n > 1: every choice gets the same delta at the same moment, one chunk each
+        return b"".join(
+            _data(
+                {
+                    **head,
+                    "choices": [
+                        {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    ],
+                }
+            )
+            for i in range(req.n)
         )
 
     frames: Frames = []
@@ -290,11 +357,12 @@ def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
                 tick += 1
     else:
         frames.append((0, chunk({"role": "assistant", "content": "", "refusal": None}), False))
+        field = "refusal" if reply.refusal else "content"
         for piece in reply.pieces:
-            frames.append((tick, chunk({"content": piece}), True))
+            frames.append((tick, chunk({field: piece}), True))
             tick += 1
     last = max(0, tick - 1)
-    frames.append((last, chunk({}, reply.finish), False))
+    frames.append((last, chunk({}, finish_reason(req, reply)), False))
     if req.include_usage:
         frames.append((last, _data({**head, "choices": [], "usage": use}), False))
     return frames

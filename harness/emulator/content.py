@@ -18,6 +18,8 @@ Responses get the same base reply for the same neutral request.
 - Tools: called when ``tool_choice`` requires it, or on ``auto`` when a word of a tool's name
   (``get_weather`` → "weather") is in the last user message and no tool output is pending;
   arguments are schema-valid JSON. Pending tool outputs are answered in text that quotes them.
+- Refusals (``content.refusal_share``, off by default): a share of requests, drawn from the
+  content key so Chat and Responses refuse the same ones, get a fixed refusal sentence.
 - Reasoning models: reasoning tokens per effort (``content.reasoning_tokens`` ±40 %), counted in
   the output tokens and the cap; encrypted reasoning content records its token count.
 """
@@ -373,6 +375,12 @@ class Reply:
     key: int = 0
     divergence_words: float | None = None
     variation_words: float | None = None
+    #: the model refused: ``text`` is the refusal (chat ``refusal``, a Responses refusal part)
+    refusal: bool = False
+
+
+REFUSAL_TEXT = "I'm sorry, but I can't help with that."
+_REFUSAL_SALT = 0x5EF05A1
 
 
 #: The harness's cache-isolation marker (``[run 1a2b3c4d] ``). Without a system prompt it starts
@@ -708,6 +716,14 @@ def draft(req: GenRequest, *, key: int, content: ContentProfile, divergence: flo
             reasoning = min(reasoning, max(0, (cap - 1) // 2))
     budget = max(0, cap - reasoning)
 
+    if (
+        content.refusal_share
+        and random.Random(key ^ _REFUSAL_SALT).random() < content.refusal_share
+    ):
+        pieces = decode_pieces(encode(REFUSAL_TEXT))
+        refused = _finished(pieces, key, reasoning, budget)
+        refused.refusal = True
+        return Draft(key, reasoning, budget, fixed=refused)
     calls = _chosen_tools(req, question)
     if calls:
         return Draft(

@@ -209,7 +209,7 @@ class Emulator:
             if api == "chat"
             else responses_in.parse(body, self.store, self._reasoning_items)
         )
-        prompt = render(req.prefix + req.conversation)
+        prompt = render(req.prefix + req.model_context())
         if prompt.n_tokens > req.model.context_window:
             raise invalid(
                 f"This model's maximum context length is "
@@ -222,7 +222,7 @@ class Emulator:
         return _Prepared(
             req,
             key,
-            prefixes(req.model.id, prompt),
+            prefixes(f"{req.model.id}\x1f{req.cache_partition()}", prompt),
             draft(req, key=key, content=self.profile.content, divergence=self.profile.divergence),
         )
 
@@ -318,7 +318,10 @@ class Emulator:
             slow_headers=fault == "slow_headers",
             time_scale=scale,
         )
-        ttl = req.cache_ttl_s if req.cache_ttl_s is not None else prof.cache_ttl_s
+        # the profile's TTL is in-memory retention; a request may ask to keep prefixes longer
+        ttl = (
+            prof.cache_ttl_s if req.cache_ttl_s is None else max(req.cache_ttl_s, prof.cache_ttl_s)
+        )
         self.cache.write(
             prepared.prefixes.digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0)
         )
@@ -326,7 +329,7 @@ class Emulator:
         n_ticks = len(reply.pieces) + sum(len(c.pieces) for c in reply.tool_calls)
         last_tick = max(0, n_ticks - 1)
         if api == "chat":
-            use = chat.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply)
+            use = chat.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply, req.n)
         else:
             use = responses_out.usage(n_in, cache.cached_tokens, cache.cache_write_tokens, reply)
         est_tokens = n_in + (req.max_output_tokens or reply.output_tokens)

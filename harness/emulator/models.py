@@ -19,6 +19,16 @@ class ModelInfo:
     max_output_tokens: int
     created: int
 
+    @property
+    def verbosity(self) -> bool:
+        """Whether the model takes ``verbosity`` (the gpt-5 family; gpt-4.1 answers 400)."""
+        return self.id.startswith("gpt-5")
+
+    @property
+    def o_series(self) -> bool:
+        """o3, o3-mini, o4-mini: chat refuses ``parallel_tool_calls`` on them."""
+        return self.id.startswith("o")
+
 
 _TABLE = (
     ModelInfo("gpt-4.1", "gpt-4.1-2025-04-14", False, 1_047_576, 32_768, 1744316542),

@@ -16,7 +16,8 @@ A profile sets, per API (``chat`` / ``responses``):
 - ``cache_hit_share`` — share of a cached prefix this API may reuse, rounded down to the
   1,024 + 128·k grid (``guide-claims``: chat ``0.6``, so Responses caches ~67 % better).
 - ``cache_hit_probability`` — chance a cached prefix is found at all (routing misses).
-- ``cache_ttl_s`` — how long prefixes written by this API stay cached.
+- ``cache_ttl_s`` — in-memory retention: how long prefixes stay cached for a request with
+  ``prompt_cache_retention: in_memory`` (the spec's default is ``24h``, kept 24 hours).
 - ``faults`` — rates of 429 / 500 / 503 / slow headers, and (streams only) a cut connection,
   a ``response.failed`` event or an ``error`` event; see :class:`Faults`.
 
@@ -171,6 +172,13 @@ class ContentProfile(_Strict):
             "max": 2400,
         },
         description="median reasoning tokens per reasoning effort (reasoning models)",
+    )
+    refusal_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of requests the model refuses (chat message.refusal, a Responses "
+        "refusal part), drawn per request content so both APIs refuse the same requests",
     )
 
 

@@ -96,6 +96,7 @@ class GenRequest:
     max_output_tokens: int | None = None
     temperature: float = 1.0
     effort: str | None = None
+    verbosity: str | None = None
     stream: bool = False
     include_usage: bool = False
     store: bool = False
@@ -103,12 +104,43 @@ class GenRequest:
     previous_response_id: str | None = None
     prompt_cache_key: str | None = None
     cache_ttl_s: float | None = None
+    n: int = 1
+    all_turns_reasoning: bool = False
+    reasoning_summary: bool = False
 
     @property
     def service_tier(self) -> str:
-        """The tier a reply reports: the one requested, ``default`` for ``auto`` or none."""
+        """The tier a reply reports: the one requested, ``default`` for ``auto`` or none, and
+        ``priority`` for ``fast`` (the spec: fast mode is reported as priority)."""
         tier = self.body.get("service_tier")
-        return tier if tier in ("flex", "scale", "priority") else "default"
+        if tier in (None, "auto"):
+            return "default"
+        return "priority" if tier == "fast" else str(tier)
+
+    def cache_partition(self) -> str:
+        """What besides the model keys the prompt cache: ``prompt_cache_key``, reasoning effort,
+        verbosity and service tier (the SDK's ``PromptCacheDiagnosticsCacheMiss`` reasons), at
+        their defaults when unset so equivalent Chat and Responses requests share a cache."""
+        effort = (self.effort or "medium") if self.model.reasoning else ""
+        key = self.prompt_cache_key if isinstance(self.prompt_cache_key, str) else ""
+        return "\x1f".join((key, effort, self.verbosity or "medium", self.service_tier))
+
+    def model_context(self) -> list[Segment]:
+        """The conversation as the model sees it (and bills it).
+
+        Reasoning items of earlier turns are dropped unless ``reasoning.context`` is
+        ``all_turns``: the spec's default for models before gpt-5.6 (all the emulator knows)
+        is ``current_turn``, so a resent or stored earlier turn's reasoning is not input.
+        Reasoning after the last user message (a tool-call loop within this turn) stays.
+        """
+        if self.all_turns_reasoning:
+            return self.conversation
+        last_user = max(
+            (i for i, s in enumerate(self.conversation) if s.role == "user"), default=-1
+        )
+        return [
+            s for i, s in enumerate(self.conversation) if s.role != "reasoning" or i > last_user
+        ]
 
     def last_user_text(self) -> str:
         """Text of the last user message (the question the reply answers)."""

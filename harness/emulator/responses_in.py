@@ -3,7 +3,7 @@
 ``instructions`` go into the prompt prefix and are *not* part of the stored conversation, so
 they are not carried over ``previous_response_id`` (OpenAI's rule). A chained request's
 conversation is the stored chain (earlier inputs and outputs, reasoning included) plus its new
-input; an unknown or unstored previous response is a 404.
+input; an unknown or unstored previous response is OpenAI's 400 ``previous_response_not_found``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from harness.emulator.errors import (
     invalid,
     missing_parameter,
     not_emulated,
-    unsupported_parameter,
 )
 from harness.emulator.prompt import (
     GenRequest,
@@ -30,6 +29,9 @@ from harness.emulator.store import ResponseStore
 from harness.emulator.validate import (
     cache_ttl,
     check_keys,
+    effort_of,
+    enum_value,
+    metadata_of,
     model_of,
     opt_bool,
     opt_int,
@@ -39,6 +41,12 @@ from harness.emulator.validate import (
     text_of_parts,
     tools_of,
     type_error,
+    verbosity_of,
+)
+from harness.translate.enums import (
+    REASONING_CONTEXTS,
+    REASONING_SUMMARIES,
+    RESPONSES_SERVICE_TIERS,
 )
 
 _PARTS = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
@@ -97,6 +105,11 @@ def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> li
             call_id = item.get("call_id")
             if not isinstance(call_id, str):
                 raise missing_parameter(f"{where}.call_id")
+            if call_id not in names:
+                raise invalid(
+                    f"No tool call found for function call output with call_id {call_id}.",
+                    param="input",
+                )
             output, _ = text_of_parts(item.get("output", ""), f"{where}.output", allowed=_PARTS)
             segments.append(Segment("tool", output, name=names.get(call_id, ""), call_id=call_id))
         elif kind == "reasoning":
@@ -179,9 +192,17 @@ def parse(
     temperature = sampling(body, model, "responses")
     cap = opt_int(body, "max_output_tokens", MIN_OUTPUT_TOKENS)
     reasoning = body.get("reasoning")
-    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
-    if effort is not None and not model.reasoning:
-        raise unsupported_parameter("reasoning.effort")
+    if reasoning is not None and not isinstance(reasoning, dict):
+        raise type_error("reasoning", "an object", reasoning)
+    effort = effort_of((reasoning or {}).get("effort"), model, "reasoning.effort")
+    context = enum_value((reasoning or {}).get("context"), "reasoning.context", REASONING_CONTEXTS)
+    summary = enum_value((reasoning or {}).get("summary"), "reasoning.summary", REASONING_SUMMARIES)
+    text_cfg = body.get("text")
+    verbosity = verbosity_of(
+        text_cfg.get("verbosity") if isinstance(text_cfg, dict) else None, model, "text.verbosity"
+    )
+    enum_value(body.get("service_tier"), "service_tier", RESPONSES_SERVICE_TIERS)
+    metadata_of(body)
     include = body.get("include") or []
     if not isinstance(include, list):
         raise type_error("include", "an array", include)
@@ -204,8 +225,7 @@ def parse(
             raise type_error("previous_response_id", "a string", previous)
         stored = store.get(previous)
         if stored is None:
-            raise ApiError(
-                404,
+            raise invalid(
                 f"Previous response with id '{previous}' not found.",
                 param="previous_response_id",
                 code="previous_response_not_found",
@@ -215,9 +235,28 @@ def parse(
     if body.get("input") is None and previous is None:
         raise missing_parameter("input")
     conversation += _items(body.get("input", []), names, reasoning_items)
+    answered = {s.call_id for s in conversation if s.role == "tool"}
+    for seg in conversation:
+        if seg.role == "function_call" and seg.call_id not in answered:
+            raise invalid(f"No tool output found for function call {seg.call_id}.", param="input")
 
     tools, mode, forced = tools_of(body, nested=False)
     output = _text_format(body.get("text"))
+    if (
+        output is not None
+        and output.kind == "json_object"
+        and not any(
+            "json" in s.text.lower()
+            for s in conversation
+            if s.role in ("system", "user", "assistant") and not s.placeholder_tokens
+        )
+    ):
+        # Only input messages count: "JSON" in `instructions` alone is still a 400 on OpenAI.
+        raise invalid(
+            "Response input messages must contain the word 'json' in some form to use "
+            "'text.format' of type 'json_object'.",
+            param="input",
+        )
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise not_emulated("'instructions' as a list of items", param="instructions")
@@ -238,7 +277,10 @@ def parse(
         output=output,
         max_output_tokens=cap,
         temperature=temperature,
-        effort=effort if isinstance(effort, str) else None,
+        effort=effort,
+        verbosity=verbosity,
+        all_turns_reasoning=context == "all_turns",
+        reasoning_summary=summary is not None and model.reasoning,
         stream=stream,
         store=opt_bool(body, "store", True),
         include_encrypted="reasoning.encrypted_content" in include,

@@ -20,10 +20,14 @@ from typing import Any
 
 from harness.emulator import jsonio
 from harness.emulator.content import Reply, encrypted_reasoning
-from harness.emulator.prompt import GenRequest, Segment
+from harness.emulator.prompt import GenRequest, Segment, decode_pieces, encode
 
 #: (output-token tick, event without sequence_number, is a delta) per event.
 Events = list[tuple[int, dict[str, Any], bool]]
+
+
+#: the reasoning summary of a request that asks for one (``reasoning.summary``)
+SUMMARY_TEXT = "**Working out the answer** Reading the question and planning a short reply."
 
 
 def new_id(prefix: str) -> str:
@@ -60,7 +64,8 @@ def build(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Built:
     segments: list[Segment] = []
     if req.model.reasoning:
         encrypted = encrypted_reasoning(reply.reasoning_tokens, reply.key)
-        item: dict[str, Any] = {"id": new_id("rs"), "type": "reasoning", "summary": []}
+        summary = [{"type": "summary_text", "text": SUMMARY_TEXT}] if req.reasoning_summary else []
+        item: dict[str, Any] = {"id": new_id("rs"), "type": "reasoning", "summary": summary}
         if req.include_encrypted:
             item["encrypted_content"] = encrypted
         output.append(item)
@@ -86,7 +91,7 @@ def build(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Built:
                 "id": new_id("msg"),
                 "type": "message",
                 "status": status,
-                "content": [_text_part(reply.text)],
+                "content": [_refusal_part(reply.text) if reply.refusal else _text_part(reply.text)],
                 "role": "assistant",
             }
         )
@@ -96,6 +101,10 @@ def build(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Built:
 
 def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _refusal_part(text: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": text}
 
 
 def response_object(
@@ -197,6 +206,10 @@ def events(req: GenRequest, reply: Reply, built: Built) -> Events:
                     "item": {**item, "summary": []},
                 },
             )
+            if item["summary"]:
+                # the summary streams while the model reasons, before the first visible token:
+                # output (first_output_ms), not a delta that TTFT counts
+                _summary_events(add, item, index)
             add(0, {"type": "response.output_item.done", "output_index": index, "item": item})
             continue
         if kind == "function_call":
@@ -243,6 +256,19 @@ def events(req: GenRequest, reply: Reply, built: Built) -> Events:
                 "item": {**item, "status": "in_progress", "content": []},
             },
         )
+        if reply.refusal:
+            add(tick, {"type": "response.content_part.added", **ids, "part": _refusal_part("")})
+            for piece in reply.pieces:
+                add(tick, {"type": "response.refusal.delta", **ids, "delta": piece}, True)
+                tick += 1
+            last = max(0, tick - 1)
+            add(last, {"type": "response.refusal.done", **ids, "refusal": reply.text})
+            add(
+                last,
+                {"type": "response.content_part.done", **ids, "part": _refusal_part(reply.text)},
+            )
+            add(last, {"type": "response.output_item.done", "output_index": index, "item": item})
+            continue
         add(tick, {"type": "response.content_part.added", **ids, "part": _text_part("")})
         for piece in reply.pieces:
             add(
@@ -258,6 +284,29 @@ def events(req: GenRequest, reply: Reply, built: Built) -> Events:
     final = response_object(req, built, built.status)
     add(max(0, tick - 1), {"type": f"response.{built.status}", "response": final})
     return out
+
+
+def _summary_events(add: Any, item: dict[str, Any], index: int) -> None:
+    ids = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+    add(
+        -1,
+        {
+            "type": "response.reasoning_summary_part.added",
+            **ids,
+            "part": {"type": "summary_text", "text": ""},
+        },
+    )
+    for piece in decode_pieces(encode(SUMMARY_TEXT)):
+        add(-1, {"type": "response.reasoning_summary_text.delta", **ids, "delta": piece})
+    add(-1, {"type": "response.reasoning_summary_text.done", **ids, "text": SUMMARY_TEXT})
+    add(
+        -1,
+        {
+            "type": "response.reasoning_summary_part.done",
+            **ids,
+            "part": {"type": "summary_text", "text": SUMMARY_TEXT},
+        },
+    )
 
 
 def failed_event(req: GenRequest, built: Built, message: str) -> dict[str, Any]:

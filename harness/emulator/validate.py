@@ -17,9 +17,11 @@ from harness.emulator.errors import (
     missing_parameter,
     model_not_found,
     unknown_parameter,
+    unsupported_parameter,
 )
 from harness.emulator.models import ModelInfo, find_model
 from harness.emulator.prompt import OutputFormat, ToolSpec
+from harness.translate.enums import REASONING_EFFORTS, VERBOSITIES, one_of
 
 #: Top-level request keys per endpoint (``CreateChatCompletionRequest`` / ``CreateResponse`` in
 #: the OpenAPI spec; a test keeps these in step with
@@ -303,7 +305,19 @@ def tool_choice(raw: Any, tools: list[ToolSpec], *, nested: bool) -> tuple[str, 
             )
         return "required", str(name)
     if isinstance(raw, dict) and raw.get("type") == "allowed_tools":
-        return str(raw.get("mode", "auto")), None
+        # chat nests the settings under "allowed_tools"; Responses has them beside "type"
+        spec = raw.get("allowed_tools") if nested else raw
+        where = "tool_choice.allowed_tools" if nested else "tool_choice"
+        if not isinstance(spec, dict):
+            raise missing_parameter(where)
+        mode = spec.get("mode")
+        if mode not in ("auto", "required"):
+            raise invalid(
+                f"Invalid value: '{mode}'. Supported values are: 'auto' and 'required'.",
+                param=f"{where}.mode",
+                code="invalid_value",
+            )
+        return str(mode), None
     raise invalid("Invalid value for 'tool_choice'.", param="tool_choice")
 
 
@@ -344,8 +358,17 @@ def output_format(raw: Any, where: str, *, schema_key: str | None) -> OutputForm
     )
 
 
+EXTENDED_RETENTION_S = 86400.0
+MIN_TTL_S = {"30m": 1800.0}
+
+
 def cache_ttl(body: dict[str, Any]) -> float | None:
-    """The retention a request asks for (``prompt_cache_retention`` / ``prompt_cache_options``)."""
+    """How long this request's prefixes stay cached; None: the profile's in-memory TTL.
+
+    The spec: ``prompt_cache_retention`` defaults to ``24h`` (organizations without zero data
+    retention; ``in_memory`` is the ZDR default), and ``prompt_cache_options.ttl`` is a
+    *minimum* lifetime (``30m``, its only value and default) independent of the retention.
+    """
     retention = body.get("prompt_cache_retention")
     if retention is not None and retention not in ("in_memory", "24h"):
         raise invalid(
@@ -354,9 +377,73 @@ def cache_ttl(body: dict[str, Any]) -> float | None:
             code="invalid_value",
         )
     options = body.get("prompt_cache_options")
-    if isinstance(options, dict) and options.get("ttl") == "30m":
-        return 1800.0
-    return 86400.0 if retention == "24h" else None
+    floor = MIN_TTL_S.get(options.get("ttl", "")) if isinstance(options, dict) else None
+    if retention == "in_memory":
+        return floor
+    return max(EXTENDED_RETENTION_S, floor or 0.0)
+
+
+def enum_value(value: Any, param: str, values: tuple[str, ...]) -> str | None:
+    """``value`` if it is one of ``values`` (null means unset), else OpenAI's 400."""
+    if value is None:
+        return None
+    if value not in values:
+        raise invalid(
+            f"Invalid value: '{value}'. Supported values are: {one_of(values)}.",
+            param=param,
+            code="invalid_value",
+        )
+    return str(value)
+
+
+def effort_of(raw: Any, model: ModelInfo, param: str) -> str | None:
+    """``reasoning_effort`` / ``reasoning.effort``: a known value, on a reasoning model only."""
+    effort = enum_value(raw, param, REASONING_EFFORTS)
+    if effort is not None and not model.reasoning:
+        raise unsupported_parameter(param)
+    return effort
+
+
+def verbosity_of(raw: Any, model: ModelInfo, param: str) -> str | None:
+    """``verbosity`` / ``text.verbosity``: a known value, on a model that supports it."""
+    verbosity = enum_value(raw, param, VERBOSITIES)
+    if verbosity is not None and not model.verbosity:
+        raise unsupported_parameter(param)
+    return verbosity
+
+
+def metadata_of(body: dict[str, Any]) -> dict[str, str] | None:
+    """``metadata``: at most 16 string values (keys ≤ 64, values ≤ 512 characters)."""
+    raw = body.get("metadata")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise type_error("metadata", "an object", raw)
+    if len(raw) > 16:
+        raise invalid(
+            f"Invalid 'metadata': too many properties. Expected an object with at most 16 "
+            f"properties, but got an object with {len(raw)} properties instead.",
+            param="metadata",
+            code="object_above_max_properties",
+        )
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise type_error(f"metadata.{key}", "a string", value)
+        if len(key) > 64:
+            raise invalid(
+                f"Invalid 'metadata': string too long. Expected a string with maximum length "
+                f"64, but got a string with length {len(key)} instead.",
+                param="metadata",
+                code="string_above_max_length",
+            )
+        if len(value) > 512:
+            raise invalid(
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length 512, but got a string with length {len(value)} instead.",
+                param=f"metadata.{key}",
+                code="string_above_max_length",
+            )
+    return raw
 
 
 def text_of_parts(parts: Any, where: str, *, allowed: frozenset[str]) -> tuple[str, list[str]]:

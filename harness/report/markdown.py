@@ -70,6 +70,10 @@ def summary_markdown(
         "resamples)",
         "",
     ]
+    if meta is not None and meta.translation_notes:
+        out += ["### Migration findings", ""]
+        out += [f"- `{cell(note)}`" for note in meta.translation_notes]
+        out.append("")
     for s in summary.scenarios:
         out += [f"### {cell(s.name)}", ""]
         for _, c in headline_comparisons(s):
@@ -110,6 +114,13 @@ def summary_markdown(
                     usd(a.cost_usd.per_1m_requests_usd) if a.cost_usd else DASH,
                 )
             )
+        refused = {arm: a.refusals for arm, a in s.arms.items() if a.refusals}
+        if refused:
+            out += [
+                "",
+                "Refusals (measured replies, not errors): "
+                + ", ".join(f"`{cell(arm)}` {n:,}" for arm, n in refused.items()),
+            ]
         out += [
             "",
             _row(

@@ -51,6 +51,7 @@ from harness.runner.plan import (
     build_plan,
     dry_run,
     estimate_input_tokens,
+    translation_notes,
 )
 from harness.runner.saturation import LoopMonitor, new_event_loop
 from harness.runner.target import Target, check_target, open_target
@@ -638,6 +639,7 @@ def run(
             capabilities=capabilities.model_dump() if capabilities else None,
             skipped=skipped,
             prices=prices,
+            translation_notes=[n for _, s in loaded for n in translation_notes(s)],
         )
         if replay is not None:
             meta.target, meta.is_emulator = replay.target, replay.is_emulator

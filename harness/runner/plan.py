@@ -494,3 +494,28 @@ def translation_problems(scenario: Scenario) -> list[str]:
         loc = scenario.location(at)
         found.append(str(Problem(loc.file, loc.line, format_path(at), message, fix)))
     return found
+
+
+def translation_notes(scenario: Scenario) -> list[str]:
+    """What the default translation changes so the real APIs accept the scenario's requests
+    (:func:`harness.translate.convert.translation_notes`), one ``file:line: prompts[i]: note:
+    api: …`` line per prompt and note — migration findings, not errors."""
+    from harness.translate.convert import translation_notes as notes_of
+
+    index = {p.id: i for i, p in enumerate(scenario.prompts)}
+    prompts_of: dict[str, dict[int, None]] = {}
+    for planned in dry_run(build_plan(scenario, repeats=1)):
+        api = planned.conversation.api
+        for note in notes_of(planned.request, api):
+            prompts_of.setdefault(f"{api}: {note}", {})[index[planned.conversation.prompt_id]] = (
+                None
+            )
+    found: list[str] = []
+    for text, prompts in prompts_of.items():
+        # a scenario-wide setting (defaults) gives the same note for every prompt: say it once
+        first, *more = prompts
+        at: Path_ = ("prompts", first)
+        loc = scenario.location(at)
+        also = f" (and {len(more)} more prompt{'s' if len(more) > 1 else ''})" if more else ""
+        found.append(f"{loc.file}:{loc.line}: {format_path(at)}{also}: note: {text}")
+    return found

@@ -33,6 +33,7 @@ from harness.analysis.decide import DEFAULT_MARGINS, Margins
 from harness.arms import Arm, ArmIdError
 from harness.scenario.yaml_safe import LoadedYaml, Location, Path_, show
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
+from harness.translate.enums import EffortValue, ImageDetailValue, ServiceTierValue, VerbosityValue
 
 SCENARIO_VERSION = 1
 
@@ -127,14 +128,14 @@ class ScenarioParams(_Model):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     max_output_tokens: int | None = None
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
-    verbosity: Literal["low", "medium", "high"] | None = None
+    reasoning_effort: EffortValue | None = None
+    verbosity: VerbosityValue | None = None
     store: bool | None = None
     prompt_cache_key: str | None = Field(None, min_length=1, max_length=256)
     metadata: dict[str, str] | None = None
     stream: bool = True
     parallel_tool_calls: bool | None = None
-    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    service_tier: ServiceTierValue | None = None
     user: str | None = None
 
     @classmethod
@@ -181,7 +182,7 @@ class TextPartSpec(_Model):
 
 class ImagePartSpec(_Model):
     image_url: str
-    detail: Literal["auto", "low", "high"] = "auto"
+    detail: ImageDetailValue = "auto"
 
     _hints: ClassVar[dict[str, str]] = {
         "url": "write image_url: <https URL or data:image/png;base64,...>",

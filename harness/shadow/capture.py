@@ -430,6 +430,8 @@ def read_capture(capture: Capture) -> CallResult:
         for ts, item in capture.items:
             if on_event(item) and res.sdk_ttft_ms is None:
                 res.sdk_ttft_ms = (ts - t0) / _NS_PER_MS
+            if reply.any_output and res.sdk_first_output_ms is None:
+                res.sdk_first_output_ms = (ts - t0) / _NS_PER_MS
         res.events = len(capture.items)
     elif capture.final is not None:
         (reply.chat_final if capture.api == "chat" else reply.responses_final)(capture.final)

@@ -13,12 +13,14 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from harness.translate.enums import REASONING_EFFORTS
 from harness.translate.request import Params
 
 #: The Responses API rejects ``max_output_tokens`` below this (spec: ``minimum: 16``).
 RESPONSES_MIN_OUTPUT_TOKENS = 16
 
-_ALL_EFFORTS = frozenset({"minimal", "low", "medium", "high"})
+#: every value the SDK knows (an unknown model is not second-guessed)
+_ALL_EFFORTS = frozenset(REASONING_EFFORTS)
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,13 @@ _TABLE: tuple[tuple[str, str, ModelInfo], ...] = (
     ("o-series", r"o1|o3|o4-mini", _O_SERIES),
     # gpt-5-chat-latest is the non-reasoning ChatGPT model: sampling parameters, no effort.
     ("gpt-5-chat", r"gpt-5-chat", _CHAT_MODEL),
-    # gpt-5.1 and later replaced "minimal" effort by "none" (which the neutral model lacks).
-    ("gpt-5.x", r"gpt-5\.\d+", replace(_GPT5, reasoning_efforts=_O_SERIES.reasoning_efforts)),
+    # gpt-5.1 and later replaced "minimal" effort by "none"; gpt-5.2 added "xhigh" (accepted
+    # for every 5.x: refusing valid traffic would bias a shadow sample, the server decides).
+    (
+        "gpt-5.x",
+        r"gpt-5\.\d+",
+        replace(_GPT5, reasoning_efforts=frozenset({"none", "low", "medium", "high", "xhigh"})),
+    ),
     ("gpt-5", r"gpt-5", _GPT5),
     ("gpt-4.1", r"gpt-4\.1", _CHAT_MODEL),
     ("gpt-4o", r"gpt-4o", _CHAT_MODEL),

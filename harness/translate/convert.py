@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from harness.errors import TranslationError
 from harness.translate.capabilities import ModelInfo, model_info, unsupported_params
+from harness.translate.enums import CHAT_SERVICE_TIERS
 from harness.translate.request import (
     FunctionTool,
     ImagePart,
@@ -225,6 +226,50 @@ def _joined_text(content: str | list[Part]) -> str:
     )
 
 
+def _json_word_only_in_instructions(req: NeutralRequest) -> bool:
+    """``json_object`` output where only the leading system/developer message says "JSON".
+
+    Chat accepts that; the real Responses API counts only input messages, not
+    ``instructions``, and answers 400 — so the Responses translation keeps that message in
+    ``input`` instead (docs/api-fidelity.md)."""
+    fmt = req.output_format
+    if fmt is None or fmt.type != "json_object" or not req.messages:
+        return False
+    first = req.messages[0]
+    if first.role not in ("system", "developer") or first.content is None:
+        return False
+    if "json" not in _joined_text(first.content).lower():
+        return False  # not there either: _check_request refuses the request
+    rest = req.model_copy(update={"messages": req.messages[1:]})
+    return "json" not in _texts(rest).lower()
+
+
+def _chat_drops_metadata(req: NeutralRequest) -> bool:
+    # Chat Completions answers 400 "The 'metadata' parameter is only allowed when 'store' is
+    # enabled." and the chat arm does not store unless the scenario asks it to.
+    return req.params.metadata is not None and req.params.store is not True
+
+
+def translation_notes(req: NeutralRequest, api: Api) -> list[str]:
+    """What the default translation to ``api`` changed so the real API accepts ``req``, one
+    ``param: what and why`` line each — the same 400 a team's own migrated app would get."""
+    notes: list[str] = []
+    if api == "responses" and _json_word_only_in_instructions(req):
+        notes.append(
+            "text.format: json_object needs the word JSON in an input message, and only the "
+            "system prompt says it, which Responses would send as instructions (they do not "
+            "count: the real API answers 400); the system prompt is sent as the first input "
+            "message instead — mention JSON in the user message to keep it as instructions"
+        )
+    if api == "chat" and _chat_drops_metadata(req):
+        notes.append(
+            "metadata: Chat Completions accepts metadata only with store: true (else 400), and "
+            "the chat arm does not store; metadata is not sent on the chat arm — set store: "
+            "true to send it"
+        )
+    return notes
+
+
 def _passthrough(req: NeutralRequest) -> dict[str, Any]:
     """Parameters with the same name and shape on both APIs (set ones only)."""
     p = req.params
@@ -291,6 +336,8 @@ def to_chat_kwargs(req: NeutralRequest) -> dict[str, Any]:
     # Chat already defaults to not storing; say so explicitly so both arms read the same.
     out["store"] = False if p.store is None else p.store
     out.update(_passthrough(req))
+    if _chat_drops_metadata(req):
+        del out["metadata"]
     if p.max_output_tokens is not None:
         if p.max_output_tokens < 1:
             raise _fail(
@@ -399,7 +446,11 @@ def to_responses_kwargs(
     first = req.messages[0]
     instructions: str | None = None
     start = 0
-    if first.role in ("system", "developer") and first.content is not None:
+    if (
+        first.role in ("system", "developer")
+        and first.content is not None
+        and not _json_word_only_in_instructions(req)
+    ):
         instructions = _joined_text(first.content)
         start = 1
     if previous_response_id is not None:
@@ -486,13 +537,16 @@ def to_responses_kwargs(
 
 # --------------------------------------------------------------------------- canary: back to chat
 
-_CHAT_SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast"})
+_CHAT_SERVICE_TIERS = frozenset(CHAT_SERVICE_TIERS)
 
 
 def _finish_reason(response: Mapping[str, Any], has_tool_calls: bool) -> str:
     status = response.get("status", "completed")
     if status == "completed":
-        return "tool_calls" if has_tool_calls else "stop"
+        # Chat says "stop" for a call forced by tool_choice naming a function, as OpenAI does
+        choice = response.get("tool_choice")
+        forced = isinstance(choice, Mapping) and choice.get("type") == "function"
+        return "tool_calls" if has_tool_calls and not forced else "stop"
     if status == "incomplete":
         reason = (response.get("incomplete_details") or {}).get("reason")
         if reason == "max_output_tokens":

@@ -15,7 +15,12 @@ of the real one, and production code uses a few spellings scenarios do not):
   provider keeps no copy of mirrored traffic.
 - ``stream_options`` is ignored: a Responses stream reports usage in its terminal event anyway.
 - ``max_tokens`` (deprecated on chat) is accepted as ``max_output_tokens``.
-- ``n: 1`` is accepted (it is the default); any other ``n`` is rejected.
+- ``n: 1`` is accepted (it is the default); any other ``n`` is rejected. Likewise the no-op
+  defaults of parameters Responses lacks (``logprobs=False``, ``frequency_penalty=0``,
+  ``presence_penalty=0``, ``modalities=["text"]``, ``logit_bias={}``…) are accepted: many apps
+  send them, and refusing those calls would bias the shadow sample toward apps that do not.
+- Enum values (``reasoning_effort``, ``verbosity``, ``service_tier``, image ``detail``) are the
+  openai SDK's own (:mod:`harness.translate.enums`); an unknown one is a one-line error.
 - SDK request options (``extra_headers``, ``extra_query``, ``timeout``) are not part of the
   request body and are dropped; a non-empty ``extra_body`` is rejected (unknown parameters).
 - ``safety_identifier``, ``prompt_cache_retention``, ``prompt_cache_options`` and
@@ -25,7 +30,7 @@ of the real one, and production code uses a few spellings scenarios do not):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import openai
@@ -33,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.errors import TranslationError
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_responses_kwargs
+from harness.translate.enums import IMAGE_DETAILS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
 from harness.translate.request import (
     FunctionTool,
     ImagePart,
@@ -87,6 +93,24 @@ _MESSAGE_KEYS = frozenset(
 )
 
 
+#: Chat parameters without a Responses equivalent whose value here changes nothing: dropped.
+_NO_OP_DEFAULTS: dict[str, Callable[[Any], bool]] = {
+    "logprobs": lambda v: v is False,
+    "top_logprobs": lambda v: v == 0 and v is not False,
+    "frequency_penalty": lambda v: v == 0 and not isinstance(v, bool),
+    "presence_penalty": lambda v: v == 0 and not isinstance(v, bool),
+    "modalities": lambda v: isinstance(v, list | tuple) and list(v) == ["text"],
+    "logit_bias": lambda v: isinstance(v, Mapping) and not v,
+    "stop": lambda v: isinstance(v, list | tuple) and not v,
+}
+#: Parameters checked against the SDK's values before the neutral model sees them.
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "reasoning_effort": REASONING_EFFORTS,
+    "verbosity": VERBOSITIES,
+    "service_tier": SERVICE_TIERS,
+}
+
+
 def _fail(param: str, message: str) -> TranslationError:
     return TranslationError(f"responses: {param}: {message}")
 
@@ -117,7 +141,9 @@ def _part(where: str, raw: Any) -> Part:
         image = _plain(part.get("image_url")) or {}
         if not isinstance(image, Mapping) or not image.get("url"):
             raise _fail(where, "image_url needs {url, detail}; give the image URL")
-        return ImagePart(url=str(image["url"]), detail=image.get("detail") or "auto")
+        detail = image.get("detail") or "auto"
+        _check_enum(f"{where}.image_url.detail", detail, IMAGE_DETAILS)
+        return ImagePart(url=str(image["url"]), detail=detail)
     if kind == "input_audio":
         raise _fail(
             where,
@@ -137,6 +163,13 @@ def _part(where: str, raw: Any) -> Part:
             "refused turn from the history",
         )
     raise _fail(where, f"content part type {kind!r} is not translated; use text or image_url")
+
+
+def _check_enum(param: str, value: Any, values: tuple[str, ...]) -> None:
+    if value not in values:
+        raise _fail(
+            param, f"{value!r} is not a value the API accepts; use one of: {', '.join(values)}"
+        )
 
 
 def _content(where: str, raw: Any) -> str | list[Part] | None:
@@ -285,6 +318,10 @@ def neutral_from_chat_kwargs(
     for name, value in kwargs.items():
         if name in ignore or name in _SDK_OPTIONS or name in _IGNORED or not _given(value):
             continue
+        if name in _NO_OP_DEFAULTS and _NO_OP_DEFAULTS[name](value):
+            continue
+        if name in _ENUMS:
+            _check_enum(name, value, _ENUMS[name])
         if name in _PARAMS:
             target = _PARAMS[name]
             if target in params:

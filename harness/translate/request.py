@@ -12,10 +12,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.translate.enums import (
+    EffortValue,
+    ImageDetailValue,
+    ServiceTierValue,
+    VerbosityValue,
+)
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
-ImageDetail = Literal["auto", "low", "high"]
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
-Verbosity = Literal["low", "medium", "high"]
+# The values come from the openai SDK's Literal types (harness.translate.enums), so they follow
+# SDK upgrades instead of lagging behind them.
+ImageDetail = ImageDetailValue
+ReasoningEffort = EffortValue
+Verbosity = VerbosityValue
+ServiceTier = ServiceTierValue
 
 
 class _Frozen(BaseModel):
@@ -102,7 +112,7 @@ class Params(_Frozen):
     metadata: dict[str, str] | None = None
     stream: bool = True
     parallel_tool_calls: bool | None = None
-    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    service_tier: ServiceTier | None = None
     user: str | None = None
 
 

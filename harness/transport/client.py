@@ -73,6 +73,9 @@ class CallResult:
     sdk_ttfb_ms: float | None = None
     sdk_ttft_ms: float | None = None
     sdk_total_ms: float | None = None
+    sdk_first_output_ms: float | None = None
+    #: the model refused (chat ``refusal``, Responses refusal parts): a reply, not an error
+    refused: bool = False
     events: int | None = None
     request_bytes: int | None = None
     #: answered from a cassette: the timings are the ones recorded with the interaction
@@ -101,9 +104,11 @@ class CallResult:
             finish=self.finish,
             ttfb_ms=wire.ttfb_ms,
             ttft_ms=wire.ttft_ms if stream else None,
+            first_output_ms=wire.first_output_ms if stream else None,
             total_ms=wire.total_ms,
             sdk_ttfb_ms=self.sdk_ttfb_ms,
             sdk_ttft_ms=self.sdk_ttft_ms if stream else None,
+            sdk_first_output_ms=self.sdk_first_output_ms if stream else None,
             sdk_total_ms=self.sdk_total_ms,
             connect_ms=wire.connect_ms,
             events=self.events,
@@ -113,6 +118,7 @@ class CallResult:
             usage=self.usage,
             output_text=self.output_text,
             tool_calls=self.tool_calls,
+            outcome="refusal" if self.ok and self.refused else None,
         )
 
 
@@ -125,13 +131,26 @@ class _Reply:
     def __init__(self, api: Api) -> None:
         self.api = api
         self.text: list[str] = []
+        self.refusal: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
         self.result = CallResult()
         self.events = 0
         self.saw_terminal = False
+        #: an event carried output of any kind (reasoning included): first-output time
+        self.any_output = False
 
     def chat_chunk(self, chunk: Any) -> bool:
-        """Consume a chat chunk; True when it carried visible output."""
+        """Consume a chat chunk; True when it carried visible output (text, a refusal or tool
+        call arguments). Only the first choice is read, as for a whole completion."""
+        error = _g(chunk, "error")
+        if error is not None:
+            # Chat reports a mid-stream failure as a data line {"error": {...}}: keep its words
+            self.result.finish = "error"
+            self.result.error_type = str(_g(error, "code") or _g(error, "type") or "stream_error")
+            self.result.error_message = _one_line(
+                str(_g(error, "message") or "error event in stream")
+            )
+            return False
         self.result.response_id = self.result.response_id or _g(chunk, "id")
         self.result.service_tier = _g(chunk, "service_tier") or self.result.service_tier
         usage = _g(chunk, "usage")
@@ -139,11 +158,20 @@ class _Reply:
             self.result.usage = _chat_usage(usage)
         visible = False
         for choice in _g(chunk, "choices") or ():
+            if _g(choice, "index"):
+                continue
             delta = _g(choice, "delta")
             content = _g(delta, "content") if delta is not None else None
             if content:
                 self.text.append(content)
                 visible = True
+            refusal = _g(delta, "refusal") if delta is not None else None
+            if refusal:
+                self.refusal.append(refusal)
+                visible = True
+            # servers such as llama.cpp and vLLM stream reasoning as delta.reasoning_content
+            if delta is not None and (_g(delta, "reasoning_content") or _g(delta, "reasoning")):
+                self.any_output = True
             for call in (_g(delta, "tool_calls") if delta is not None else None) or ():
                 slot = self.calls.setdefault(
                     _g(call, "index") or 0, {"id": "", "name": "", "arguments": ""}
@@ -159,6 +187,7 @@ class _Reply:
             reason = _g(choice, "finish_reason")
             if reason:
                 self.result.finish = _chat_finish(reason)
+        self.any_output = self.any_output or visible
         return visible
 
     def chat_final(self, completion: Any) -> None:
@@ -171,6 +200,9 @@ class _Reply:
             content = _g(message, "content")
             if content:
                 self.text.append(content)
+            refusal = _g(message, "refusal")
+            if refusal:
+                self.refusal.append(refusal)
             for i, call in enumerate(_g(message, "tool_calls") or ()):
                 fn = _g(call, "function")
                 self.calls[i] = {
@@ -185,14 +217,25 @@ class _Reply:
         kind = _g(event, "type")
         if kind == "response.output_text.delta":
             self.text.append(_g(event, "delta") or "")
+            self.any_output = True
+            return True
+        if kind == "response.refusal.delta":
+            self.refusal.append(_g(event, "delta") or "")
+            self.any_output = True
             return True
         if kind == "response.function_call_arguments.delta":
-            return bool(_g(event, "delta"))
+            visible = bool(_g(event, "delta"))
+            self.any_output = self.any_output or visible
+            return visible
+        if kind in _REASONING_DELTAS:
+            self.any_output = self.any_output or bool(_g(event, "delta"))
+            return False
         if kind == "response.created":
             self.result.response_id = _g(_g(event, "response"), "id")
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             self.saw_terminal = True
             self.text.clear()
+            self.refusal.clear()
             self.responses_final(_g(event, "response"))
         elif kind == "error":
             self.saw_terminal = True
@@ -222,6 +265,8 @@ class _Reply:
                 for part in _g(item, "content") or ():
                     if _g(part, "type") == "output_text":
                         self.text.append(_g(part, "text") or "")
+                    elif _g(part, "type") == "refusal":
+                        self.refusal.append(_g(part, "refusal") or "")
             elif kind == "function_call":
                 self.calls[len(self.calls)] = {
                     "id": _g(item, "call_id") or "",
@@ -234,13 +279,22 @@ class _Reply:
 
     def finish(self) -> CallResult:
         res = self.result
-        res.output_text = "".join(self.text) if (self.text or res.finish) else None
+        # a refusal's text is kept as the reply's text (what the user saw), flagged apart
+        res.refused = bool(self.refusal)
+        text = self.text + self.refusal
+        res.output_text = "".join(text) if (text or res.finish) else None
         res.tool_calls = [ToolCallRecord(**c) for _, c in sorted(self.calls.items())]
         if res.error_type is None and res.finish not in (None, "failed", "error"):
             res.ok = True
         elif res.finish is None and res.error_type is None:
             res.error_type, res.error_message = "stream_interrupted", "stream ended early"
         return res
+
+
+#: Responses events that stream reasoning: output, but not visible text (TTFT).
+_REASONING_DELTAS = frozenset(
+    {"response.reasoning_summary_text.delta", "response.reasoning_text.delta"}
+)
 
 
 def _chat_finish(reason: str) -> str:
@@ -579,6 +633,7 @@ class Transport:
                 replayed.sdk_ttft_ms,
                 replayed.sdk_total_ms,
             )
+            result.sdk_first_output_ms = replayed.sdk_first_output_ms
         else:
             result.wire = analyze_wire(rec, stream=stream, all_events=rec.recording is not None)
         if rec.miss is not None:
@@ -588,7 +643,11 @@ class Transport:
         if rec.recording is not None:
             rec.recording(
                 RecordedTiming(
-                    result.wire, result.sdk_ttfb_ms, result.sdk_ttft_ms, result.sdk_total_ms
+                    result.wire,
+                    result.sdk_ttfb_ms,
+                    result.sdk_ttft_ms,
+                    result.sdk_total_ms,
+                    result.sdk_first_output_ms,
                 )
             )
         return result
@@ -635,6 +694,8 @@ class Transport:
                     events += 1
                     if on_event(event) and res.sdk_ttft_ms is None:
                         res.sdk_ttft_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+                    if reply.any_output and res.sdk_first_output_ms is None:
+                        res.sdk_first_output_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
                 res.events = events
             elif api == "chat":
                 reply.chat_final(parsed)
@@ -721,6 +782,8 @@ class Transport:
                 events += 1
                 if on_event(orjson.loads(payload)) and res.sdk_ttft_ms is None:
                     res.sdk_ttft_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
+                if reply.any_output and res.sdk_first_output_ms is None:
+                    res.sdk_first_output_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
         res.events = events
 
 

@@ -208,6 +208,8 @@ class WireTiming:
 
     ttfb_ms: float | None = None
     ttft_ms: float | None = None
+    #: the first event with output of any kind (a reasoning summary delta included)
+    first_output_ms: float | None = None
     total_ms: float | None = None
     connect_ms: float | None = None
     new_connection: bool = False
@@ -224,6 +226,7 @@ class RecordedTiming:
     sdk_ttfb_ms: float | None = None
     sdk_ttft_ms: float | None = None
     sdk_total_ms: float | None = None
+    sdk_first_output_ms: float | None = None
 
 
 def _dechunk(raw: bytes, start: int) -> tuple[bytes, list[tuple[int, int]]]:
@@ -248,22 +251,43 @@ def _dechunk(raw: bytes, start: int) -> tuple[bytes, list[tuple[int, int]]]:
     return bytes(body), segments
 
 
-def _is_content_event(data: dict[str, Any]) -> bool:
-    """First visible output: a text delta, or a tool-call argument delta (DESIGN §4)."""
+_VISIBLE_EVENTS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+    }
+)
+_REASONING_EVENTS = frozenset(
+    {"response.reasoning_summary_text.delta", "response.reasoning_text.delta"}
+)
+
+
+def _event_output(data: dict[str, Any]) -> int:
+    """What an event carries: 2 visible output (a text, refusal or tool-call argument delta:
+    TTFT, DESIGN §4), 1 other output (a reasoning delta: first output only), 0 none."""
     kind = data.get("type")
     if kind is not None:
-        return kind in (
-            "response.output_text.delta",
-            "response.function_call_arguments.delta",
-        ) and bool(data.get("delta"))
+        if not data.get("delta"):
+            return 0
+        return 2 if kind in _VISIBLE_EVENTS else 1 if kind in _REASONING_EVENTS else 0
+    found = 0
     for choice in data.get("choices") or ():
         delta = choice.get("delta") or {}
-        if delta.get("content"):
-            return True
+        if delta.get("content") or delta.get("refusal"):
+            return 2
         for call in delta.get("tool_calls") or ():
             if (call.get("function") or {}).get("arguments"):
-                return True
-    return False
+                return 2
+        # not OpenAI's: llama.cpp and vLLM stream reasoning as delta.reasoning_content
+        if delta.get("reasoning_content") or delta.get("reasoning"):
+            found = 1
+    return found
+
+
+def _is_content_event(data: dict[str, Any]) -> bool:
+    """First visible output: a text, refusal or tool-call argument delta (DESIGN §4)."""
+    return _event_output(data) == 2
 
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -367,18 +391,22 @@ def analyze_wire(rec: WireRecorder, *, stream: bool, all_events: bool = True) ->
         events += 1
         if all_events:  # the time of the read holding the event's last byte
             timing.event_ms.append(ms_at(raw_offset(end - 1) + 1))
-        if timing.ttft_ms is None and _payload_is_content(payload):
-            timing.ttft_ms = ms_at(raw_offset(end - 1) + 1)
-            if not all_events:
-                return timing
+        if timing.ttft_ms is None:
+            output = _payload_output(payload)
+            if output and timing.first_output_ms is None:
+                timing.first_output_ms = ms_at(raw_offset(end - 1) + 1)
+            if output == 2:
+                timing.ttft_ms = ms_at(raw_offset(end - 1) + 1)
+                if not all_events:
+                    return timing
     if all_events:
         timing.events = events
     return timing
 
 
-def _payload_is_content(payload: bytes) -> bool:
+def _payload_output(payload: bytes) -> int:
     try:
         parsed = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(parsed, dict) and _is_content_event(parsed)
+        return 0
+    return _event_output(parsed) if isinstance(parsed, dict) else 0

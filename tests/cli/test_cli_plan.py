@@ -156,3 +156,26 @@ def test_plan_power_ten_means_ten_percent_and_says_why_it_cannot_be_shown(
     assert "±10 % latency margin" in err and "1,000" not in err
     assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--target-power", "90%"]) == 2
     assert "--target-power needs --power" in capsys.readouterr().err
+
+
+def test_plan_says_what_the_translation_changed_and_sends_what_the_api_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 17: "JSON" only in the system prompt, and metadata on a chat arm that does not store
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        HEAD + 'system: "Reply in JSON."\ndefaults: {metadata: {team: a}}\n'
+        "prompts:\n  - id: p\n    input: Who won?\n    output: json_object\n"
+    )
+    assert main(["plan", str(path), "--json", "--repeats", "1"]) == 0
+    captured = capsys.readouterr()
+    kwargs = {r["api"]: r["kwargs"] for r in map(json.loads, captured.out.splitlines())}
+    assert "instructions" not in kwargs["responses"]
+    assert kwargs["responses"]["input"][0]["role"] == "system"
+    assert "json" in kwargs["responses"]["input"][0]["content"].lower()
+    assert "metadata" not in kwargs["chat"] and kwargs["chat"]["store"] is False
+    assert kwargs["responses"]["metadata"] == {"team": "a"}
+    notes = captured.err.splitlines()
+    assert len(notes) == 2
+    assert notes[0].startswith(f"{path.as_posix()}:7: prompts[0]: note: chat: metadata:")
+    assert notes[1].startswith(f"{path.as_posix()}:7: prompts[0]: note: responses: text.format:")

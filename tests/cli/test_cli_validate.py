@@ -70,7 +70,11 @@ CASES: dict[str, tuple[int, str, str]] = {
     "prompt_id_bad.yaml": (5, "prompts[0].id", "not a slug"),
     "parts_plain_strings.yaml": (8, "prompts[0].input[1]", "plain string"),
     "image_bad_url.yaml": (8, "prompts[0].input[1].image_url", "not an http(s) URL"),
-    "image_bad_detail.yaml": (8, "prompts[0].input[1].detail", "use one of: auto, low"),
+    "image_bad_detail.yaml": (
+        8,
+        "prompts[0].input[1].detail",
+        "use one of: low, high, auto or original",
+    ),
     "image_bad_base64.yaml": (8, "prompts[0].input[1].image_url", "not valid base64"),
     "tool_results_unknown.yaml": (8, "prompts[0].tool_results.get_time", "not a tool"),
     "tool_result_missing.yaml": (8, "prompts[0].tool_results", "no canned result for get_time"),
@@ -159,7 +163,12 @@ def test_problem_in_included_file_names_that_file(
 def test_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines, _ = _run(capsys, SCENARIOS)
     assert code == 0, lines
-    assert lines == [f"{len(list(SCENARIOS.glob('*.yaml')))} scenario file(s) valid"]
+    # support_bot sends metadata: valid, with the migration finding that chat drops it
+    support_bot = (SCENARIOS / "support_bot.yaml").as_posix()
+    assert lines[0].startswith(
+        f"{support_bot}:20: prompts[0] (and 2 more prompts): note: chat: metadata: "
+    )
+    assert lines[1:] == [f"{len(list(SCENARIOS.glob('*.yaml')))} scenario file(s) valid"]
 
 
 def test_mixed_paths_report_only_the_bad_file(capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,7 +240,7 @@ def test_included_yaml_is_not_validated_as_a_scenario(
 @pytest.mark.parametrize(
     ("args", "code", "expect"),
     [
-        (["scenarios"], 0, "scenario file(s) valid"),
+        (["scenarios/quickstart.yaml"], 0, "scenario file(s) valid"),
         (["tests/fixtures/bad_scenarios/alias_bomb.yaml"], 2, "alias_bomb.yaml:6: (yaml): "),
         (["tests/fixtures/bad_scenarios/not_utf8.yaml"], 2, "not_utf8.yaml:4: (file): not UTF-8"),
     ],
@@ -248,3 +257,20 @@ def test_subprocess(args: list[str], code: int, expect: str) -> None:
     assert expect in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     assert len(proc.stdout.splitlines()) == 1
+
+
+def test_validate_notes_what_the_translation_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "version: 1\nname: t\nmodel: gpt-4.1-mini\nsystem: Reply in JSON.\n"
+        "prompts:\n  - id: p\n    input: Who won?\n    output: json_object\n"
+    )
+    assert main(["validate", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        f"{path.as_posix()}:6: prompts[0]: note: responses: text.format: json_object needs "
+        "the word JSON in an input message"
+    )
+    assert lines[1:] == ["1 scenario file(s) valid"]

@@ -314,7 +314,8 @@ def test_reasoning_model_usage_items_and_encrypted_content(client: openai.OpenAI
     assert r.usage.output_tokens == r.usage.output_tokens_details.reasoning_tokens + (
         count_text_tokens(r.output_text, "o4-mini")
     )
-    # a stateless follow-up sends the reasoning item back and is billed for it
+    # a stateless follow-up sends the reasoning item back; before gpt-5.6 reasoning.context
+    # defaults to current_turn, so an earlier turn's reasoning is not model input (issue 17)
     history = [
         {"role": "user", "content": "Plan a trip."},
         reasoning.model_dump(exclude_none=True),
@@ -324,9 +325,15 @@ def test_reasoning_model_usage_items_and_encrypted_content(client: openai.OpenAI
     without = [h for h in history if h.get("type") != "reasoning"]
     with_items = client.responses.create(model="o4-mini", input=history, store=False)
     plain = client.responses.create(model="o4-mini", input=without, store=False)
+    all_turns = client.responses.create(
+        model="o4-mini", input=history, store=False, reasoning={"context": "all_turns"}
+    )
     assert with_items.usage is not None and plain.usage is not None
+    assert all_turns.usage is not None
+    assert with_items.usage.input_tokens == plain.usage.input_tokens
+    # asked for all turns, the earlier reasoning is rendered and billed
     assert (
-        with_items.usage.input_tokens - plain.usage.input_tokens
+        all_turns.usage.input_tokens - plain.usage.input_tokens
         == r.usage.output_tokens_details.reasoning_tokens + 3
     )
 

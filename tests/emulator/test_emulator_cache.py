@@ -91,10 +91,39 @@ def test_longest_seen_prefix_is_reused(client: openai.OpenAI) -> None:
     assert written == block_floor(n - 1) - cached
 
 
-def test_prompt_cache_key_does_not_partition(client: openai.OpenAI) -> None:
+def test_cache_is_keyed_by_what_the_sdk_lists_as_miss_reasons(client: openai.OpenAI) -> None:
+    # PromptCacheDiagnosticsCacheMiss.reason: prompt_cache_key, reasoning effort, verbosity and
+    # service tier changes each miss the cache (issue 17)
     text = _prompt(2000)
     _resp(client, text, prompt_cache_key="tenant-a")
-    assert _resp(client, text, prompt_cache_key="tenant-b")[1] == 1920
+    assert _resp(client, text, prompt_cache_key="tenant-a")[1] == 1920
+    assert _resp(client, text, prompt_cache_key="tenant-b")[1] == 0
+    _resp(client, text, service_tier="flex")
+    assert _resp(client, text, service_tier="priority")[1] == 0
+    assert _resp(client, text, service_tier="flex")[1] == 1920
+    # unset means the default, so "auto" and "default" share the unset request's cache
+    _resp(client, text)
+    assert _resp(client, text, service_tier="default")[1] == 1920
+    assert _resp(client, text, service_tier="auto")[1] == 1920
+
+    def reasoning(**kw: Any) -> int:
+        r = client.responses.create(model="gpt-5-mini", input=text, store=False, **kw)
+        assert r.usage is not None
+        return r.usage.input_tokens_details.cached_tokens
+
+    reasoning(reasoning={"effort": "low"}, text={"verbosity": "low"})
+    assert reasoning(reasoning={"effort": "low"}, text={"verbosity": "low"}) == 1920
+    assert reasoning(reasoning={"effort": "high"}, text={"verbosity": "low"}) == 0
+    assert reasoning(reasoning={"effort": "low"}, text={"verbosity": "high"}) == 0
+    # chat's reasoning_effort/verbosity are the same settings: the same cache entry
+    c = client.chat.completions.create(
+        model="gpt-5-mini",
+        messages=[{"role": "user", "content": text}],
+        reasoning_effort="low",
+        verbosity="low",
+    )
+    assert c.usage is not None and c.usage.prompt_tokens_details is not None
+    assert c.usage.prompt_tokens_details.cached_tokens == 1920
 
 
 def test_models_do_not_share_a_cache(client: openai.OpenAI) -> None:
@@ -108,11 +137,23 @@ def test_ttl_expiry(emulators: Any) -> None:
     profile = load_profile("zero").derive({"chat": {"cache_ttl_s": 0.15}})
     with emulators.running(profile) as emu, emulators.client(emu) as c:
         text = _prompt(1200)
-        _chat(c, text)
-        assert _chat(c, text)[1] == 1152
+        mem = {"prompt_cache_retention": "in_memory"}
+        _chat(c, text, **mem)
+        assert _chat(c, text, **mem)[1] == 1152
         time.sleep(0.3)
-        assert _chat(c, text)[1] == 0
+        assert _chat(c, text, **mem)[1] == 0
         assert _chat(c, text, prompt_cache_retention="24h")[1] == 1152  # re-written, now 24 h
+        time.sleep(0.3)
+        assert _chat(c, text, **mem)[1] == 1152
+
+
+def test_default_retention_is_24h_as_the_spec_says(emulators: Any) -> None:
+    # spec (prompt_cache_retention): organizations without ZDR default to 24h; the profile's
+    # cache_ttl_s is the in_memory retention
+    profile = load_profile("zero").derive({"chat": {"cache_ttl_s": 0.15}})
+    with emulators.running(profile) as emu, emulators.client(emu) as c:
+        text = _prompt(1200)
+        _chat(c, text)
         time.sleep(0.3)
         assert _chat(c, text)[1] == 1152
 
@@ -207,13 +248,16 @@ def test_instructions_are_not_carried_over(client: openai.OpenAI) -> None:
     )
 
 
-def test_unknown_previous_response_is_404(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.NotFoundError) as info:
+def test_unknown_previous_response_is_400(client: openai.OpenAI) -> None:
+    # OpenAI answers 400 invalid_request_error here, not 404 (issue 17, defect 6)
+    with pytest.raises(openai.BadRequestError) as info:
         client.responses.create(model=MODEL, input="x", previous_response_id="resp_nope")
     assert info.value.code == "previous_response_not_found"
     assert info.value.param == "previous_response_id"
+    assert info.value.type == "invalid_request_error"
+    assert info.value.body["message"]  # type: ignore[index] == "Previous response with id 'resp_nope' not found."
     unstored = client.responses.create(model=MODEL, input="x", store=False)
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError):
         client.responses.create(model=MODEL, input="y", previous_response_id=unstored.id)
 
 

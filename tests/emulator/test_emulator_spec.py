@@ -240,3 +240,38 @@ def test_fault_events(fault: str, emulators: Any) -> None:
         with pytest.raises(openai.RateLimitError) as limited:
             c.responses.create(model=MODEL, input="hi")
         _valid("ErrorResponse", limited.value.response.json())
+
+
+def test_refusals_validate_against_the_spec(emulators: Any) -> None:
+    profile = load_profile("zero").derive({"content": {"refusal_share": 1.0}})
+    with emulators.running(profile) as emu, emulators.client(emu) as c:
+        raw = c.responses.with_raw_response.create(model=MODEL, input="hi")
+        _valid("Response", raw.http_response.json())
+        with c.responses.with_streaming_response.create(
+            model=MODEL, input="hi", stream=True
+        ) as resp:
+            _check_response_events(sse_events(resp.iter_lines()))
+        chat = c.chat.completions.with_raw_response.create(model=MODEL, messages=USER)
+        _valid("CreateChatCompletionResponse", chat.http_response.json())
+        with c.chat.completions.with_streaming_response.create(
+            model=MODEL, messages=USER, stream=True
+        ) as stream:
+            data = sse_data(stream.iter_lines())
+        for chunk in data[:-1]:
+            _valid("CreateChatCompletionStreamResponse", json.loads(chunk))
+
+
+def test_reasoning_summary_events_validate_against_the_spec(client: openai.OpenAI) -> None:
+    body = {"model": "o4-mini", "input": "hi", "reasoning": {"effort": "low", "summary": "auto"}}
+    raw = client.responses.with_raw_response.create(**_request("/responses", body))
+    created = raw.http_response.json()
+    _valid("Response", created)
+    assert created["output"][0]["summary"][0]["type"] == "summary_text"
+    with client.responses.with_streaming_response.create(
+        **_request("/responses", {**body, "stream": True})
+    ) as resp:
+        events = sse_events(resp.iter_lines())
+    _check_response_events(events)
+    kinds = [e["type"] for e in events]
+    first_text = kinds.index("response.output_text.delta")
+    assert kinds.index("response.reasoning_summary_text.delta") < first_text

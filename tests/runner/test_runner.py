@@ -495,3 +495,115 @@ prompts:
         for p, f in (("plain", "text"), ("mode", "json_object"), ("schema", "json_schema"))
         for arm in ("chat", "responses")
     }
+
+
+def test_translation_fixes_run_clean_and_are_reported_as_migration_findings(
+    tmp_path: Path,
+) -> None:
+    # issue 17: "JSON" only in the system prompt and metadata on the chat arm would each be a
+    # 400 from the real API (the emulator enforces both); the default translation avoids them
+    # and the run records and reports what it changed
+    from harness.analysis.analyze import analyze_run
+    from harness.report import render_report
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "version: 1\nname: notes\nmodel: gpt-4.1-mini\nsystem: Reply in JSON.\n"
+        "defaults: {metadata: {team: a}, max_output_tokens: 32}\n"
+        "prompts:\n  - id: p\n    turns: [Who won?, And then?]\n    output: json_object\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [path],
+        RunOptions(
+            out=tmp_path / "runs", repeats=2, seed=3, progress=False, emulator_profile="zero"
+        ),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert observations and all(o.ok for o in observations), [o.error_message for o in observations]
+    notes = read_meta(result.run_dir).translation_notes
+    assert [n.split(": note: ")[1].split(":")[:2] for n in notes] == [
+        ["chat", " metadata"],
+        ["responses", " text.format"],
+    ]
+    analyze_run(result.run_dir)
+    html = render_report(result.run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert "Migration findings" in html and "the chat arm does not store" in html
+
+
+@pytest.mark.parametrize("client", ["sdk", "raw"])
+def test_refusals_are_recorded_as_refusals_not_empty_successes(tmp_path: Path, client: str) -> None:
+    # issue 17: a refused call is ok, outcome "refusal", its text kept, its TTFT counted, and
+    # counted apart in the summary — never an empty success without TTFT
+    from harness.analysis.analyze import analyze_run
+    from harness.emulator.content import REFUSAL_TEXT
+
+    profile = _write_profile(tmp_path, "extends: zero\ncontent: {refusal_share: 1.0}\n")
+    result = run(
+        [QUICK],
+        RunOptions(
+            out=tmp_path / "runs",
+            repeats=2,
+            seed=5,
+            progress=False,
+            emulator_profile=str(profile),
+            client=client,  # type: ignore[arg-type]
+        ),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert observations
+    for o in observations:
+        assert (o.ok, o.outcome, o.output_text) == (True, "refusal", REFUSAL_TEXT), o.arm
+        assert o.ttft_ms is not None and o.first_output_ms == o.ttft_ms
+    summary = analyze_run(result.run_dir)
+    for arm in summary.scenarios[0].arms.values():
+        assert arm.errors == 0 and arm.refusals == arm.requests > 0
+        assert arm.ttft_ms is not None
+
+
+def test_reasoning_turns_bill_no_earlier_reasoning_on_stateless_responses(
+    tmp_path: Path,
+) -> None:
+    # issue 17, defect 5: before gpt-5.6 an earlier turn's reasoning is not model input, so
+    # the stateless arm's resent reasoning items must not inflate later turns
+    path = tmp_path / "s.yaml"
+    system = "You answer questions about our product. " * 200
+    path.write_text(
+        "version: 1\nname: reasoning\nmodel: o4-mini\narms: [chat, responses]\n"
+        f'system: "{system}"\n'
+        "defaults: {reasoning_effort: low, max_output_tokens: 400}\n"
+        "prompts:\n  - id: p\n    turns: [Plan a trip., And the budget?, And the dates?]\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [path],
+        RunOptions(
+            out=tmp_path / "runs", repeats=2, seed=4, progress=False, emulator_profile="zero"
+        ),
+    )
+    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+    by_key = {(o.arm, o.repeat, o.turn): o for o in observations}
+    assert all(o.ok and o.usage for o in observations)
+    assert {turn for (_, _, turn) in by_key} == {1, 2, 3}
+    for (arm, repeat, turn), o in by_key.items():
+        assert o.usage is not None and o.usage.reasoning_tokens > 0  # items to resend
+        if turn == 1:
+            continue
+        before = by_key[(arm, repeat, turn - 1)].usage
+        assert before is not None
+        # the growth is the previous visible reply (and the new user message), the same on
+        # both APIs; the previous turn's reasoning is not part of it. (The two APIs' replies
+        # differ in wording at temperature 1, so compare growth, not totals.)
+        growth = o.usage.input_tokens - before.input_tokens
+        visible = before.output_tokens - before.reasoning_tokens
+        if arm == "responses":
+            chat, chat_before = by_key[("chat", repeat, turn)], by_key[("chat", repeat, turn - 1)]
+            assert chat.usage is not None and chat_before.usage is not None
+            chat_growth = chat.usage.input_tokens - chat_before.usage.input_tokens
+            chat_visible = chat_before.usage.output_tokens - chat_before.usage.reasoning_tokens
+            assert growth - visible == chat_growth - chat_visible, (repeat, turn)
+    # with equal replies the totals are equal: turn 1 (no history) on every repeat
+    for repeat in (1, 2):
+        usage_r, usage_c = by_key[("responses", repeat, 1)].usage, by_key[("chat", repeat, 1)].usage
+        assert usage_r is not None and usage_c is not None
+        assert usage_r.input_tokens == usage_c.input_tokens

@@ -315,6 +315,47 @@ def test_untranslatable_calls_name_the_parameter(extra: dict[str, Any], param: s
         shadow_responses_kwargs({"model": MODEL, "messages": HELLO, **extra})
 
 
+def test_no_op_defaults_are_accepted() -> None:
+    # issue 17: apps that send the defaults must not be refused (that biases the shadow sample)
+    defaults = {
+        "logprobs": False,
+        "frequency_penalty": 0,
+        "presence_penalty": 0.0,
+        "modalities": ["text"],
+        "logit_bias": {},
+        "n": 1,
+    }
+    out = shadow_responses_kwargs({"model": MODEL, "messages": HELLO, **defaults})
+    assert not set(defaults) & set(out)
+    for name, value in (("logprobs", True), ("presence_penalty", 0.1), ("modalities", ["audio"])):
+        with pytest.raises(TranslationError, match=f"responses: {name}:"):
+            shadow_responses_kwargs({"model": MODEL, "messages": HELLO, name: value})
+
+
+def test_enum_values_are_the_sdks() -> None:
+    # gpt-5.1 effort "none", service tiers "scale"/"fast", image detail "original" (issue 17)
+    image = {"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "original"}}
+    out = shadow_responses_kwargs(
+        {
+            "model": "gpt-5.1",
+            "messages": [{"role": "user", "content": [image]}],
+            "reasoning_effort": "none",
+            "service_tier": "scale",
+        }
+    )
+    assert out["reasoning"] == {"effort": "none"} and out["service_tier"] == "scale"
+    assert out["input"][0]["content"][0]["detail"] == "original"
+    assert shadow_responses_kwargs({"model": MODEL, "messages": HELLO, "service_tier": "fast"})
+    with pytest.raises(TranslationError) as info:
+        shadow_responses_kwargs(
+            {"model": "gpt-5.1", "messages": HELLO, "reasoning_effort": "ultra"}
+        )
+    assert str(info.value) == (
+        "responses: reasoning_effort: 'ultra' is not a value the API accepts; use one of: "
+        "none, minimal, low, medium, high, xhigh, max"
+    )
+
+
 def test_ignore_params_drops_instead_of_rejecting() -> None:
     out = shadow_responses_kwargs({"model": MODEL, "messages": HELLO, "seed": 1}, ignore={"seed"})
     assert "seed" not in out

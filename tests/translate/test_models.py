@@ -13,11 +13,14 @@ from harness.translate.capabilities import (
     model_info,
     unsupported_params,
 )
+from harness.translate.enums import REASONING_EFFORTS
 from harness.translate.request import Params
 
 # model → (family, reasoning, temperature/top_p, verbosity, efforts, chat, known)
 LOW_MED_HIGH = {"low", "medium", "high"}
 ALL_FOUR = {"minimal", "low", "medium", "high"}
+GPT_5_X = {"none", "low", "medium", "high", "xhigh"}  # gpt-5.1 "none", gpt-5.2 "xhigh"
+SDK_ALL = set(REASONING_EFFORTS)  # an unknown model is not second-guessed
 FAMILIES = [
     ("gpt-4.1-mini", "gpt-4.1", False, True, False, set(), True, True),
     ("gpt-4.1-2025-04-14", "gpt-4.1", False, True, False, set(), True, True),
@@ -40,15 +43,15 @@ FAMILIES = [
     ("gpt-5", "gpt-5", True, False, True, ALL_FOUR, True, True),
     ("gpt-5-mini", "gpt-5", True, False, True, ALL_FOUR, True, True),
     ("gpt-5-nano-2025-08-07", "gpt-5", True, False, True, ALL_FOUR, True, True),
-    ("gpt-5.1", "gpt-5.x", True, False, True, LOW_MED_HIGH, True, True),
+    ("gpt-5.1", "gpt-5.x", True, False, True, GPT_5_X, True, True),
     ("gpt-5-pro", "gpt-5-pro", True, False, True, ALL_FOUR, False, True),
     ("gpt-5-codex", "gpt-5-codex", True, False, True, ALL_FOUR, False, True),
     ("gpt-5.1-codex-mini", "gpt-5-codex", True, False, True, ALL_FOUR, False, True),
     ("gpt-5-chat-latest", "gpt-5-chat", False, True, False, set(), True, True),
     # Unknown names are permissive: the target's own answer is the authority.
-    ("llama-3.1-8b", "llama-3.1-8b", False, True, True, ALL_FOUR, True, False),
-    ("o10", "o10", False, True, True, ALL_FOUR, True, False),
-    ("emulator", "emulator", False, True, True, ALL_FOUR, True, False),
+    ("llama-3.1-8b", "llama-3.1-8b", False, True, True, SDK_ALL, True, False),
+    ("o10", "o10", False, True, True, SDK_ALL, True, False),
+    ("emulator", "emulator", False, True, True, SDK_ALL, True, False),
 ]
 
 

@@ -29,6 +29,7 @@ from harness.translate.convert import (
     responses_to_chat_completion,
     to_chat_kwargs,
     to_responses_kwargs,
+    translation_notes,
 )
 from harness.translate.request import (
     FunctionTool,
@@ -620,6 +621,52 @@ CASES = [
             "text": {"format": {"type": "json_object"}},
         },
     ),
+    Case(
+        # the real Responses API ignores instructions when looking for the word: the system
+        # prompt stays an input message (issue 17, defect 2)
+        "json-object-word-only-in-system",
+        req(system("Reply in JSON."), user("Hi"), output_format=JsonObjectFormat()),
+        {
+            **CHAT,
+            "messages": [
+                {"role": "system", "content": "Reply in JSON."},
+                {"role": "user", "content": "Hi"},
+            ],
+            "response_format": {"type": "json_object"},
+        },
+        {
+            **RESP,
+            "input": [
+                {"role": "system", "content": "Reply in JSON."},
+                {"role": "user", "content": "Hi"},
+            ],
+            "text": {"format": {"type": "json_object"}},
+        },
+    ),
+    Case(
+        "json-object-word-in-user-keeps-instructions",
+        req(system("Be terse."), user("Reply in JSON: hi"), output_format=JsonObjectFormat()),
+        {
+            **CHAT,
+            "messages": [
+                {"role": "system", "content": "Be terse."},
+                {"role": "user", "content": "Reply in JSON: hi"},
+            ],
+            "response_format": {"type": "json_object"},
+        },
+        {
+            **RESP,
+            "instructions": "Be terse.",
+            "input": [{"role": "user", "content": "Reply in JSON: hi"}],
+            "text": {"format": {"type": "json_object"}},
+        },
+    ),
+    Case(
+        "metadata-with-store",
+        req(user("Hi"), metadata={"run": "r1"}, store=True),
+        {**CHAT, "messages": HI_CHAT, "store": True, "metadata": {"run": "r1"}},
+        {**RESP, "input": HI_RESP, "store": True, "metadata": {"run": "r1"}},
+    ),
     # -- max_output_tokens: chat max_completion_tokens (never max_tokens)
     Case(
         "max-output-tokens",
@@ -806,11 +853,11 @@ CASES = [
             user="user-1234",
         ),
         {
+            # chat answers 400 to metadata without store: true, so the chat arm leaves it out
             **CHAT,
             "messages": HI_CHAT,
             "tools": [CHAT_WEATHER],
             "prompt_cache_key": "support-bot-a1",
-            "metadata": {"run": "r1", "arm": "chat"},
             "parallel_tool_calls": False,
             "service_tier": "flex",
             "user": "user-1234",
@@ -1590,6 +1637,26 @@ BACK = [
         ),
     ),
     (
+        # chat finishes a call forced by tool_choice naming a function with "stop" (issue 17)
+        "forced-tool-call-is-stop",
+        {
+            "output": [REASONING_OUT, FUNCTION_CALL],
+            "tool_choice": {"type": "function", "name": "get_weather"},
+        },
+        _completion(
+            {
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    }
+                ]
+            },
+            "stop",
+        ),
+    ),
+    (
         "text-and-tool-call",
         {"output": [_text_message("Checking."), FUNCTION_CALL]},
         _completion(
@@ -1701,3 +1768,19 @@ def test_unfinished_response_cannot_become_a_chat_completion(
     response = {**RESPONSE_BASE, "status": status, "incomplete_details": details}
     with pytest.raises(TranslationError, match=match):
         responses_to_chat_completion(response)
+
+
+def test_translation_notes_say_what_the_default_translation_changed() -> None:
+    json_in_system = req(system("Reply in JSON."), user("Hi"), output_format=JsonObjectFormat())
+    [note] = translation_notes(json_in_system, "responses")
+    assert note.startswith("text.format: json_object needs the word JSON in an input message")
+    assert translation_notes(json_in_system, "chat") == []
+    json_in_user = req(system("Be terse."), user("JSON: hi"), output_format=JsonObjectFormat())
+    assert translation_notes(json_in_user, "responses") == []
+    nowhere = req(system("Be terse."), user("Hi"), output_format=JsonObjectFormat())
+    assert translation_notes(nowhere, "responses") == []  # refused, not changed
+    tagged = req(user("Hi"), metadata={"run": "r1"})
+    [note] = translation_notes(tagged, "chat")
+    assert note.startswith("metadata: Chat Completions accepts metadata only with store: true")
+    assert translation_notes(tagged, "responses") == []
+    assert translation_notes(req(user("Hi"), metadata={"run": "r1"}, store=True), "chat") == []

@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -264,3 +265,67 @@ def test_bad_json_from_a_server_is_a_failed_request_not_a_crash() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["sdk", "raw"])
+def test_a_chat_mid_stream_error_keeps_its_message(kind: str, emulators: Any) -> None:
+    # issue 17: the raw client used to lose a chat {"error": ...} data line ("stream ended early")
+    from harness.emulator.profiles import load_profile
+    from harness.transport.client import Transport
+
+    profile = load_profile("zero").derive({"both": {"faults": {"error_event": 1.0}}})
+    body = {
+        "model": "gpt-4.1-mini",
+        "messages": [{"role": "user", "content": "Tell me about the weather today."}],
+        "stream": True,
+    }
+
+    async def send(base: str) -> CallResult:
+        transport = Transport(base, "sk-x", kind=kind)  # type: ignore[arg-type]
+        try:
+            return await transport.send("chat", body)
+        finally:
+            await transport.aclose()
+
+    with emulators.running(profile) as emu:
+        result = asyncio.run(send(emu.base_url))
+    assert not result.ok
+    assert result.error_message is not None
+    assert "An error occurred while processing your request" in result.error_message
+    if kind == "raw":
+        assert (result.finish, result.error_type) == ("error", "server_error")
+
+
+@pytest.mark.parametrize("kind", ["sdk", "raw"])
+def test_first_output_and_ttft_of_a_reasoning_stream(kind: str, emulators: Any) -> None:
+    # issue 17, defect 10: a reasoning summary streams before the first visible token; both
+    # times are recorded, and TTFT is the visible one
+    from harness.emulator.profiles import load_profile
+    from harness.transport.client import Transport
+
+    profile = load_profile("zero").derive({"both": {"ttft_ms": {"median": 120, "sigma": 0}}})
+    body = {
+        "model": "o4-mini",
+        "input": "Plan a trip.",
+        "reasoning": {"effort": "low", "summary": "auto"},
+        "stream": True,
+    }
+
+    async def send(base: str) -> CallResult:
+        transport = Transport(base, "sk-x", kind=kind)  # type: ignore[arg-type]
+        try:
+            return await transport.send("responses", body)
+        finally:
+            await transport.aclose()
+
+    with emulators.running(profile) as emu:
+        result = asyncio.run(send(emu.base_url))
+    assert result.ok and result.output_text
+    wire = result.wire
+    assert wire.first_output_ms is not None and wire.ttft_ms is not None
+    assert wire.ttft_ms - wire.first_output_ms >= 100  # the 120 ms before the first token
+    # the SDK clock also pays first-use model building (hundreds of ms): only the order holds
+    assert result.sdk_first_output_ms is not None and result.sdk_ttft_ms is not None
+    assert result.sdk_first_output_ms <= result.sdk_ttft_ms
+    fields = result.observation_fields(stream=True)
+    assert fields["first_output_ms"] == wire.first_output_ms and fields["ttft_ms"] == wire.ttft_ms
