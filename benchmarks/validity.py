@@ -17,9 +17,9 @@ made up, from a model whose parts were measured on the emulator's ``parity`` pro
 
 Tokens: a system prompt of the design's size plus each turn's text; a per-conversation cache
 nonce of a few tokens of varying length (real runs have it: costs then tie only nearly); warm
-turns hit the cache with probability ``hit_rate`` (sparse caching), caching the prefix in
-128-token blocks; each request fails with probability ``error_rate`` (failures are data). Chat
-and Responses send identical tokens at parity, so cost replicates tie at 1.0.
+turns hit the cache with probability ``hit_rate`` (sparse caching), caching the previous turn's
+input in whole 128-token blocks; each request fails with probability ``error_rate`` (failures
+are data). Chat and Responses send identical tokens at parity, so cost replicates tie at 1.0.
 
 **σ are measured, not chosen** (``--measure RUN_DIR…`` reproduces the decomposition): see
 :data:`MEASURED`.
@@ -112,8 +112,14 @@ class Design:
 #: repeat) and what is left within a conversation; each level's variance is its means'
 #: variance less the share the levels below contribute. See :func:`measure`.
 MEASURED: dict[str, Sigma] = {
-    "quickstart": Sigma(run=0.0, prompt=0.03, conversation=0.0, turn=0.28),
-    "support_bot": Sigma(run=0.0, prompt=0.03, conversation=0.0, turn=0.28),
+    # 4 runs, 480 requests: run variance estimated negative (-> 0), prompt × turn 0.037,
+    # conversation 0.022, within a conversation 0.279; warm TTFT 268 ms, cold 1.61×, every
+    # warm turn a cache hit (1,024 of ~1,200 input tokens), no failures
+    "quickstart": Sigma(run=0.0, prompt=0.037, conversation=0.022, turn=0.279),
+    # 1 run, 360 requests: prompt × turn and conversation variance estimated negative (-> 0),
+    # within a conversation 0.318; warm TTFT 271 ms, cold 1.66×, every warm turn a hit, no
+    # failures; run σ from the quickstart runs (0)
+    "support_bot": Sigma(run=0.0, prompt=0.0, conversation=0.0, turn=0.318),
 }
 #: The emulator draws every request independently and runs on one quiet machine, so it shows
 #: (nearly) no conversation or run effect; real endpoints do. The clustered designs add
@@ -134,11 +140,11 @@ _QUICKSTART = Design(
     turns=2,
     arms=("chat", "chat#2", "responses"),
     sigma=MEASURED["quickstart"],
-    ttft_ms=270.0,
-    cold_factor=1.55,
-    system_tokens=1100,
-    turn_tokens=30,
-    output_tokens=120,
+    ttft_ms=268.0,
+    cold_factor=1.61,
+    system_tokens=1097,
+    turn_tokens=25,
+    output_tokens=75,
     hit_rate=1.0,
     error_rate=0.0,
     gates=(
@@ -152,13 +158,13 @@ _SUPPORT_BOT = Design(
     prompts=3,
     repeats=20,
     turns=3,
-    arms=("chat", "chat#2", "responses"),
+    arms=("chat", "chat#2", "responses", "responses_chained"),
     sigma=MEASURED["support_bot"],
-    ttft_ms=270.0,
-    cold_factor=1.55,
-    system_tokens=1400,
-    turn_tokens=30,
-    output_tokens=150,
+    ttft_ms=271.0,
+    cold_factor=1.66,
+    system_tokens=1392,
+    turn_tokens=14,
+    output_tokens=78,
     hit_rate=1.0,
     error_rate=0.0,
     gates=(
@@ -267,6 +273,11 @@ def new_world(d: Design, rng: np.random.Generator) -> World:
     return World(rng.normal(0.0, d.sigma.prompt, (d.prompts, d.turns)))
 
 
+def _input_tokens(d: Design, nonce: int, turn: int, output: int) -> int:
+    """Input of a turn: system prompt, nonce, every user turn so far and the replies between."""
+    return d.system_tokens + nonce + turn * d.turn_tokens + (turn - 1) * output
+
+
 def _cached(prefix: int, api: str, truth: Truth) -> int:
     """Tokens cached on a warm turn that hits: a share of the prefix's whole 128-token blocks."""
     share = truth.chat_cached_share
@@ -297,6 +308,7 @@ def simulate_run(
                 for ai in order.tolist():
                     arm = d.arms[ai]
                     api = "responses" if arm.startswith("responses") else "chat"
+                    # responses_chained behaves as responses: at parity the APIs are alike
                     row = dict(_TEMPLATE)
                     row.update(
                         run_id=run_id,
@@ -330,8 +342,9 @@ def simulate_run(
                         d.output_tokens * (truth.output_factor if api == "responses" else 1)
                     )
                     total = ttft + output * 8.0
-                    prefix = d.system_tokens + nonce[arm] + (t - 1) * (d.turn_tokens + output)
-                    input_tokens = prefix + d.turn_tokens
+                    input_tokens = _input_tokens(d, nonce[arm], t, output)
+                    # what the previous turn sent is the cacheable prefix (OpenAI's rule)
+                    prefix = _input_tokens(d, nonce[arm], t - 1, output)
                     hit = t > 1 and rng.random() < d.hit_rate
                     cached = _cached(prefix, api, truth) if hit else 0
                     row.update(
@@ -372,8 +385,8 @@ def true_cost_ratio(d: Design, truth: Truth, book: PriceBook) -> float:
         output = round(d.output_tokens * (truth.output_factor if api == "responses" else 1))
         for nonce in NONCE_TOKENS:
             for t in range(1, d.turns + 1):
-                prefix = d.system_tokens + nonce + (t - 1) * (d.turn_tokens + output)
-                inp = prefix + d.turn_tokens
+                inp = _input_tokens(d, nonce, t, output)
+                prefix = _input_tokens(d, nonce, t - 1, output)
                 miss = cost(inp, 0, output)
                 if t == 1:
                     total += miss
@@ -613,6 +626,8 @@ def study(
         tasks += [Task(name, "plan", i) for i in range(plan_sims)]
     rates: dict[str, dict[str, Rate]] = {n: {r: Rate() for r in RATE_NAMES} for n in designs}
     examples: list[str] = []
+    # design → "truth:verdict" → claim → rate (which claim drives a rate)
+    claim_rates: dict[str, dict[str, dict[str, Rate]]] = {n: {} for n in designs}
     items = [(t, seed, resamples) for t in tasks]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
@@ -633,6 +648,11 @@ def study(
             r[name].add(res["gate_fails"])
             continue
         claims = res["claims"]
+        for claim, verdict in claims.items():
+            for v in ("supported", "contradicted"):
+                key = f"{task.kind}:{v}"
+                claim_rates[task.design].setdefault(key, {}).setdefault(claim, Rate())
+                claim_rates[task.design][key][claim].add(verdict == v)
         r["card_claim_disagreements"].add(bool(res["disagreements"]))
         if res["disagreements"] and len(examples) < 5:
             examples.append(f"{task.design}/{task.kind}: {'; '.join(res['disagreements'])}")
@@ -648,7 +668,11 @@ def study(
                 sum(v == "supported" for v in claims.values()) / max(1, len(claims))
             )
     by_design = {n: {k: v.as_dict() for k, v in rs.items()} for n, rs in rates.items()}
-    return {"by_design": by_design, "disagreement_examples": examples}
+    per_claim = {
+        n: {k: {c: v.as_dict() for c, v in cs.items()} for k, cs in kinds.items()}
+        for n, kinds in claim_rates.items()
+    }
+    return {"by_design": by_design, "per_claim": per_claim, "disagreement_examples": examples}
 
 
 # --- measuring σ from real runs ----------------------------------------------------------------
@@ -723,6 +747,7 @@ def measure(run_dirs: Sequence[Path]) -> dict[str, float]:
         "runs": int(run_means.size),
         "requests": int(y.size),
         "sigma_run": math.sqrt(max(0.0, var_run)) if math.isfinite(var_run) else float("nan"),
+        "var_run_raw": var_run,  # negative: the run means vary less than their noise predicts
         "sigma_prompt_turn": math.sqrt(max(0.0, var_prompt)),
         "sigma_conversation": math.sqrt(max(0.0, var_conv)),
         "sigma_turn": math.sqrt(var_turn),
@@ -779,6 +804,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     elapsed = time.perf_counter() - started
     print(table(result))
+    for name, kinds in result["per_claim"].items():
+        for key, per in sorted(kinds.items()):
+            cells = ", ".join(f"{c} {_fmt(r).split(' (')[0].strip()}" for c, r in per.items())
+            print(f"  {name} {key}: {cells}")
     for ex in result["disagreement_examples"]:
         print("  disagreement:", ex)
     print(
@@ -791,6 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.update(
             headline_design=first,
             by_design=result["by_design"],
+            per_claim=result["per_claim"],
             sigma={n: vars(DESIGNS[n].sigma) for n in designs},
             plan_repeats={n: plan_repeats(DESIGNS[n]) for n in designs},
             sims=sims,
