@@ -489,13 +489,34 @@ def _within(d: Design, truth: Truth, seed: int, o: Opts) -> dict[str, Any]:
     }
 
 
-def plan_repeats(d: Design, effect: float = 0.25, power: float = 0.90) -> int:
-    """What ``harness plan --power 25% --target-power 90%`` recommends for ``d`` (its formula,
-    at the model's total within-run σ of log TTFT)."""
-    sg = d.sigma
-    sigma = math.sqrt(sg.prompt**2 + sg.conversation**2 + sg.turn**2)
+@functools.cache
+def pilot_sigma(d: Design) -> float:
+    """The ``power.sigma_log`` a summary of a parity run of ``d`` reports (200 repeats, fixed
+    seed): what a user reads off a pilot run and passes to ``harness plan --sigma``. It pools
+    cold and warm turns, as the summary does."""
+    rng = np.random.default_rng(20261207)
+    pilot = replace(d, repeats=200)
+    table = simulate_run(pilot, Truth(), new_world(pilot, rng), rng, run_id="pilot")
+    power = analyze_table(table, resamples=10).scenarios[0].comparisons["responses_vs_chat"].power
+    assert power is not None and power.sigma_log is not None
+    return power.sigma_log
+
+
+#: ``harness plan``'s σ when not given ``--sigma``.
+PLAN_DEFAULT_SIGMA = 0.3
+
+
+def plan_repeats(
+    d: Design, effect: float = 0.25, power: float = 0.90, sigma: float = PLAN_DEFAULT_SIGMA
+) -> int:
+    """What ``harness plan SCENARIO --power 25% --target-power 90%`` recommends for ``d``
+    (its default σ; pass :func:`pilot_sigma` for what ``--sigma`` from a pilot run gives)."""
     reps = repeats_for_power(
-        effect, sigma, samples_per_repeat=d.prompts * d.turns, power=power, margin=LATENCY_MARGIN
+        effect,
+        sigma,
+        samples_per_repeat=d.prompts * d.turns,
+        power=power,
+        margin=LATENCY_MARGIN,
     )
     assert reps is not None
     return reps
@@ -616,6 +637,7 @@ def study(
     between_sims: int,
     plan_sims: int = 0,
     *,
+    kinds: Sequence[str] = ("parity", "guide", "edge", "between"),
     seed: int,
     resamples: int,
     jobs: int,
@@ -624,8 +646,9 @@ def study(
     tasks: list[Task] = []
     for name in designs:
         for kind in ("parity", "guide", "edge"):
-            tasks += [Task(name, kind, i) for i in range(sims)]
-        for reg in (1.0, 1.25, 1.10):
+            if kind in kinds:
+                tasks += [Task(name, kind, i) for i in range(sims)]
+        for reg in (1.0, 1.25, 1.10) if "between" in kinds else ():
             tasks += [Task(name, "between", i, reg) for i in range(between_sims)]
         tasks += [Task(name, "plan", i) for i in range(plan_sims)]
     rates: dict[str, dict[str, Rate]] = {n: {r: Rate() for r in RATE_NAMES} for n in designs}
@@ -793,6 +816,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--design", choices=sorted(DESIGNS), action="append")
     parser.add_argument("--json", action="store_true", help="one JSON object, last line")
+    parser.add_argument(
+        "--only",
+        choices=("parity", "guide", "edge", "between", "plan"),
+        action="append",
+        help="run only these simulations (repeatable)",
+    )
     parser.add_argument("--measure", type=Path, nargs="+", metavar="RUN_DIR")
     args = parser.parse_args(argv)
     if args.measure:
@@ -802,9 +831,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     resamples = args.resamples or (200 if args.quick else 1000)
     designs = args.design or ([HEADLINE] if args.quick else list(DESIGNS))
     started = time.perf_counter()
-    plan_sims = 0 if args.quick else sims
+    kinds = args.only or ("parity", "guide", "edge", "between", "plan")
+    plan_sims = 0 if args.quick or "plan" not in kinds else sims
     result = study(
-        designs, sims, sims, plan_sims, seed=args.seed, resamples=resamples, jobs=args.jobs
+        designs,
+        sims,
+        sims,
+        plan_sims,
+        kinds=kinds,
+        seed=args.seed,
+        resamples=resamples,
+        jobs=args.jobs,
     )
     elapsed = time.perf_counter() - started
     print(table(result))
@@ -827,6 +864,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             per_claim=result["per_claim"],
             sigma={n: vars(DESIGNS[n].sigma) for n in designs},
             plan_repeats={n: plan_repeats(DESIGNS[n]) for n in designs},
+            pilot_sigma={n: pilot_sigma(DESIGNS[n]) for n in designs},
+            plan_repeats_with_pilot_sigma={
+                n: plan_repeats(DESIGNS[n], sigma=pilot_sigma(DESIGNS[n])) for n in designs
+            },
             sims=sims,
             resamples=resamples,
             seed=args.seed,
