@@ -19,10 +19,13 @@ Tokens: a system prompt of the design's size plus each turn's text; a per-conver
 nonce of a few tokens of varying length (real runs have it: costs then tie only nearly); warm
 turns hit the cache with probability ``hit_rate`` (sparse caching), caching the previous turn's
 input in whole 128-token blocks; each request fails with probability ``error_rate`` (failures
-are data). Chat and Responses send identical tokens at parity, so cost replicates tie at 1.0.
+are data). Chat and Responses send the same tokens at parity: cost ratios sit at 1.0 but for
+the nonce and cache misses.
 
 **σ are measured, not chosen** (``--measure RUN_DIR…`` reproduces the decomposition): see
-:data:`MEASURED`.
+:data:`MEASURED`. The ``*_clustered`` designs add assumed conversation and run effects, failures
+and cache misses on top (the emulator has none of them); the headline (top-level JSON) is
+``quickstart_clustered``.
 
 **Rates** (each with its Monte Carlo standard error and the number of simulations):
 
@@ -32,6 +35,9 @@ are data). Chat and Responses send identical tokens at parity, so cost replicate
 - ``aa_scenario_gates_fail_rate``: parity truth; the scenario file's own gates fail.
 - ``gate_detection_rate_25pct`` / ``_10pct``: the candidate's Responses TTFT is 1.25× / 1.10×
   the baseline's (everything else equal); the baseline gate fails.
+- ``gate_detection_rate_25pct_at_plan``: Responses TTFT 1.25× Chat's within one run, at the
+  repeats ``harness plan --power 25% --target-power 90%`` prints; the within-run gate
+  ``responses_vs_chat.ttft_p50_ratio_max: 1.1`` fails (not in ``--quick``).
 - ``claim_false_support_rate``: parity truth (no claim true); any claim "supported".
 - ``claim_edge_support_rate``: true cost ratio at the margin's edge (0.98); "cheaper" supported.
 - ``claim_false_contradiction_rate``: every claim's truth mid-range (cold 2.5×, cache +60 %,
@@ -40,7 +46,9 @@ are data). Chat and Responses send identical tokens at parity, so cost replicate
 - ``card_claim_disagreements``: every run above; a claim supported while its card (or the
   headline) does not say the same direction.
 
-``python benchmarks/validity.py [--quick] [--json] [--seed N] [--jobs N] [--sims N]``
+``python benchmarks/validity.py [--quick] [--json] [--seed N] [--jobs N] [--sims N]
+[--resamples N] [--design NAME]… [--only KIND]…``; ``--measure RUN_DIR…`` instead prints the
+σ decomposition of real runs.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -641,8 +649,10 @@ def study(
     seed: int,
     resamples: int,
     jobs: int,
-    progress: Callable[[str], None] = lambda s: None,
 ) -> dict[str, Any]:
+    """Every rate of every design: ``sims`` within-run simulations per truth, ``between_sims``
+    per between-run truth, ``plan_sims`` at the plan's repeats; tasks seeded one by one, so a
+    rate does not depend on which other designs or kinds run beside it."""
     tasks: list[Task] = []
     for name in designs:
         for kind in ("parity", "guide", "edge"):
