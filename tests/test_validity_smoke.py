@@ -57,5 +57,5 @@ def test_a_doubled_ttft_fails_the_baseline_gate_in_most_runs(validity: ModuleTyp
     """Known truth: Responses twice as slow in the candidate as in a three-run baseline."""
     d = validity.DESIGNS["quickstart_clustered"]
     opts = validity.Opts(resamples=200)
-    fails = [validity._between(d, 2.0, seed, opts)["gate_fails"] for seed in range(6)]
-    assert sum(fails) >= 5, fails
+    fails = [validity._between(d, 2.0, seed, opts)["gate_fails"] for seed in range(10)]
+    assert sum(fails) >= 8, fails  # 19 of 20 at this design when measured
