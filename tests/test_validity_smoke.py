@@ -1,0 +1,61 @@
+"""benchmarks/validity.py in a tiny configuration: its JSON shape, and one known truth."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "validity.py"
+
+
+@pytest.fixture(scope="module")
+def validity() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("validity", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["validity"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+REQUIRED = (
+    "aa_ci_exclusion_rate",
+    "aa_gate_fail_rate",
+    "gate_detection_rate_25pct",
+    "gate_detection_rate_10pct",
+    "claim_false_contradiction_rate",
+    "claim_false_support_rate",
+    "claim_true_support_rate",
+    "card_claim_disagreements",
+)
+
+
+def test_json_is_the_last_line_with_every_rate_its_se_and_n(
+    validity: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--design", "quickstart_clustered", "--sims", "3", "--resamples", "50"]
+    assert validity.main([*argv, "--jobs", "1", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("| rate | quickstart_clustered |")
+    got = json.loads(out[-1])
+    assert got["headline_design"] == "quickstart_clustered"
+    for name in (*REQUIRED, "gate_detection_rate_25pct_at_plan"):
+        r = got[name]
+        assert 0.0 <= r["rate"] <= 1.0, name
+        assert 0.0 <= r["se"] <= 0.5, name
+        assert r["n"] >= 3, name
+    assert got["by_design"]["quickstart_clustered"]["aa_gate_fail_rate"] == got["aa_gate_fail_rate"]
+    assert got["sigma"]["quickstart_clustered"]["turn"] > 0
+
+
+def test_a_doubled_ttft_fails_the_baseline_gate_in_most_runs(validity: ModuleType) -> None:
+    """Known truth: Responses twice as slow in the candidate as in a three-run baseline."""
+    d = validity.DESIGNS["quickstart_clustered"]
+    opts = validity.Opts(resamples=200)
+    fails = [validity._between(d, 2.0, seed, opts)["gate_fails"] for seed in range(10)]
+    assert sum(fails) >= 8, fails  # 19 of 20 at this design when measured
