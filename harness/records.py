@@ -219,6 +219,11 @@ class RunMeta(BaseModel):
         default_factory=dict,
         description="arms/prompts not run because the target cannot serve them, and why",
     )
+    max_output_tokens: int | None = Field(
+        default=None,
+        description="the cap on every request's output tokens (harness run "
+        "--max-output-tokens); null: the scenario's own limits",
+    )
     loop: dict[str, Any] | None = Field(
         default=None,
         description="the client's event loop while it sent "

@@ -127,6 +127,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
+        "--max-output-tokens",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="cap every request's output at N tokens (lowers the scenario's limits, never "
+        "raises them): a cheap smoke run of a live target; recorded in meta.json",
+    )
+    p.add_argument(
         "--prices",
         type=Path,
         default=None,
@@ -196,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         replay=args.replay,
         skip_unsupported=args.skip_unsupported,
         prices=args.prices,
+        max_output_tokens=args.max_output_tokens,
     )
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline

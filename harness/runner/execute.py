@@ -104,6 +104,8 @@ class RunOptions:
     skip_unsupported: bool = False
     #: price overrides (harness.analysis.pricing.PriceOverrideFile), recorded in meta.json
     prices: Path | None = None
+    #: cap every request's output tokens (a cheap smoke run); recorded in meta.json
+    max_output_tokens: int | None = None
 
 
 class RunProgress(Protocol):
@@ -515,6 +517,7 @@ def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
     if prior.emulator_seed is not None:
         options.emulator_seed = prior.emulator_seed
     options.client, options.concurrency = prior.client, prior.concurrency
+    options.max_output_tokens = prior.max_output_tokens
 
 
 #: Output tokens assumed per request when a scenario sets no max_output_tokens (for estimates).
@@ -586,7 +589,15 @@ def run(
                     "— resume needs the same file; start a new run instead"
                 )
         options.repeats = prior.scenarios[0].get("repeats", options.repeats)
-    plans = [build_plan(s, repeats=_repeats(options, replay, s), seed=seed) for _, s in loaded]
+    plans = [
+        build_plan(
+            s,
+            repeats=_repeats(options, replay, s),
+            seed=seed,
+            max_output_tokens=options.max_output_tokens,
+        )
+        for _, s in loaded
+    ]
     conversations = [c for plan in plans for c in plan.conversations]
     _budget_check(plans, options, live=options.target != "emulator" and replay is None)
     if replay is None and options.target != "emulator":
@@ -639,6 +650,7 @@ def run(
             capabilities=capabilities.model_dump() if capabilities else None,
             skipped=skipped,
             prices=prices,
+            max_output_tokens=options.max_output_tokens,
             translation_notes=[n for _, s in loaded for n in translation_notes(s)],
         )
         if replay is not None:

@@ -228,9 +228,14 @@ def _conversation(
     repeat: int,
     warmup: bool,
     nonce: str | None,
+    max_output_tokens: int | None = None,
 ) -> PlannedConversation:
     chained = Arm.parse(arm).chained
     params = scenario.params_for(prompt)
+    if max_output_tokens is not None:  # a cap for cheap smoke runs, never a raise
+        params["max_output_tokens"] = min(
+            max_output_tokens, params.get("max_output_tokens") or max_output_tokens
+        )
     # DESIGN §3: store false everywhere except the chained arm (validation rejects chained +
     # an explicit store: false).
     params.setdefault("store", chained)
@@ -292,8 +297,15 @@ def _shuffled(arms: list[str], seed: int, *key: str | int) -> list[str]:
     return order
 
 
-def build_plan(scenario: Scenario, *, repeats: int | None = None, seed: int = 0) -> Plan:
-    """Every conversation a run of ``scenario`` sends, in send order (warm-ups first)."""
+def build_plan(
+    scenario: Scenario,
+    *,
+    repeats: int | None = None,
+    seed: int = 0,
+    max_output_tokens: int | None = None,
+) -> Plan:
+    """Every conversation a run of ``scenario`` sends, in send order (warm-ups first);
+    ``max_output_tokens`` caps every request's output (``harness run --max-output-tokens``)."""
     count = scenario.repeats if repeats is None else repeats
     if count < 1:
         raise HarnessError(f"repeats must be at least 1, got {count}")
@@ -320,6 +332,7 @@ def build_plan(scenario: Scenario, *, repeats: int | None = None, seed: int = 0)
                     repeat=w,
                     warmup=True,
                     nonce=nonce(arm, first.id, f"warmup{w}"),
+                    max_output_tokens=max_output_tokens,
                 )
             )
     for r in range(1, count + 1):
@@ -333,6 +346,7 @@ def build_plan(scenario: Scenario, *, repeats: int | None = None, seed: int = 0)
                         repeat=r,
                         warmup=False,
                         nonce=nonce(arm, prompt.id, str(r)),
+                        max_output_tokens=max_output_tokens,
                     )
                 )
     return Plan(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.records import NOT_SENT
 from harness.rundir import read_observations
 from harness.runner.capabilities import probe_capabilities
 
@@ -52,6 +53,11 @@ def test_an_arm_the_server_cannot_serve_is_refused_before_sending(
     assert not out.exists()
 
 
+#: Gemma 3 270M often talks until the limit (2,000 tokens on batch_summarization): short
+#: outputs keep the tier at a few seconds a request on 2 CPU cores.
+MAX_OUTPUT_TOKENS = "24"
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_every_scenario_runs_without_a_failed_request(
     scenario: Path, llama_server: str, tmp_path: Path
@@ -65,6 +71,8 @@ def test_every_scenario_runs_without_a_failed_request(
         "--repeats",
         "1",
         "--skip-unsupported",
+        "--max-output-tokens",
+        MAX_OUTPUT_TOKENS,
         "--quiet",
         "--out",
         str(out),
@@ -75,11 +83,18 @@ def test_every_scenario_runs_without_a_failed_request(
     (run_dir,) = out.iterdir()
     meta = json.loads((run_dir / "meta.json").read_text())
     rows = list(read_observations(run_dir / "observations.jsonl"))
-    failed = [(r.arm, r.turn, r.status, r.error_message) for r in rows if not r.ok]
+    # "not_sent": a planned tool-result turn after the model made no tool call (no request)
+    failed = [
+        (r.arm, r.turn, r.status, r.error_message)
+        for r in rows
+        if not r.ok and r.error_type != NOT_SENT
+    ]
     assert not failed, failed
-    assert len(rows) == meta["planned_requests"] > 0
-    ran = {r.arm for r in rows}
-    assert "chat" in ran
+    assert len(rows) == meta["planned_requests"]
+    if not rows:  # everything needs a feature the server lacks (images): said so, up front
+        assert meta["skipped"], meta
+        return
+    assert {r.arm for r in rows} >= {"chat"}
     warm = [r for r in rows if r.turn > 1 and r.usage is not None]
     if warm:  # multi-turn: the shared prefix is cached on later turns
         assert any(r.usage.cached_tokens > 0 for r in warm if r.usage), [

@@ -312,3 +312,23 @@ def test_every_example_request_passes_the_openapi_spec(path: Path) -> None:
         )
         checked += 1
     assert checked >= len(plan.conversations)
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(16, {16}), (5000, {2000}), (None, {2000})])
+def test_max_output_tokens_caps_every_request_and_never_raises(
+    cap: int | None, expected: set[int]
+) -> None:
+    scenario = load_scenario(
+        Path(__file__).resolve().parents[2] / "scenarios/batch_summarization.yaml"
+    )
+    plan = build_plan(scenario, repeats=1, max_output_tokens=cap)
+    assert {c.base.params.max_output_tokens for c in plan.conversations} == expected
+
+
+def test_run_rejects_a_cap_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "scenarios/quickstart.yaml", "--max-output-tokens", "0"])
+    assert exc.value.code == 2
+    assert "--max-output-tokens" in capsys.readouterr().err
