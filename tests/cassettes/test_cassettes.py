@@ -383,8 +383,9 @@ def test_shipped_cassettes_are_clean(
         for line in out.splitlines()
         if line.startswith(str(REPO))
     } == names
+    # 10 conversations per arm and scenario, the fewest that give verdicts: ~14 MB
     total = sum(p.stat().st_size for p in (REPO / "cassettes").glob("*.yaml"))
-    assert total < 5_000_000
+    assert total < 16_000_000
 
 
 def test_check_reports_stale_missing_and_unused(
