@@ -420,3 +420,32 @@ def test_no_html_is_built_by_string_concatenation() -> None:
         for p in (Path(__file__).resolve().parents[2] / "harness" / "report").glob("*.py")
     )
     assert not re.search(r"""["']<(?:div|span|td|tr|table|p|pre|ins|del|a)\b""", source)
+
+
+def test_report_shows_what_the_target_serves_and_what_was_skipped(
+    real_run: Path, tmp_path: Path
+) -> None:
+    """issue 17: the probe's findings and the arms --skip-unsupported left out are run facts."""
+    import shutil
+
+    run_dir = shutil.copytree(real_run, tmp_path / "run")
+    meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
+    meta["capabilities"] = {
+        "target": "http://127.0.0.1:8089/v1",
+        "model": "m",
+        "probed_at": 0.0,
+        "source": "probe",
+        "features": {
+            "chat": {"supported": True, "detail": ""},
+            "store": {"supported": False, "detail": "HTTP 404: File Not Found"},
+            "cached_tokens": {"supported": None, "detail": "timed out"},
+        },
+    }
+    meta["skipped"] = {"quickstart: arm responses_chained": "store unsupported (HTTP 404)"}
+    (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    html = render_report(run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    row = html[html.index('id="capabilities"') :].split("</tr>")[0]
+    assert "yes: <code>chat</code>" in row
+    assert "no: <code>store</code>" in row and "HTTP 404: File Not Found" in row
+    assert "could not tell: <code>cached_tokens</code>" in row
+    assert "arm responses_chained — store unsupported" in html
