@@ -265,7 +265,7 @@ def scenario_summary(
             metrics["sdk_ttft_p50_ratio"] = metrics["sdk_total_p50_ratio"] = None
         saturated = int(t.saturated[x.arm.rows].sum() + t.saturated[y.arm.rows].sum())
         not_judged = None
-        if saturated > SATURATED_SHARE_BOUND * (x.arm.rows.size + y.arm.rows.size):
+        if saturated > decide.SATURATED_SHARE_BOUND * (x.arm.rows.size + y.arm.rows.size):
             not_judged = (
                 f"{saturated} of {x.arm.rows.size + y.arm.rows.size} requests were timed on a "
                 "saturated client loop: latency would measure the harness's own queue"
@@ -307,17 +307,12 @@ def scenario_summary(
     )
 
 
-#: Share of a pair's requests timed on a saturated client loop above which its latency
-#: effects are not decided: they would measure the harness's own queue, not the APIs.
-SATURATED_SHARE_BOUND = 0.05
-
-
 def _undecide_latency(metrics: dict[str, Any]) -> None:
     """Latency verdicts of a pair timed on a saturated client become 'unclear'."""
     for name in decide.LATENCY_METRICS:
         e = metrics.get(name)
         if e is not None and e.decision not in (None, "too_few_samples"):
-            metrics[name] = e.model_copy(update={"decision": "unclear"})
+            metrics[name] = e.model_copy(update={"decision": "unclear", "significant": None})
 
 
 def _decide_similarity(sim: Similarity, n: int, margin: float) -> Similarity:

@@ -26,6 +26,7 @@ __all__ = [
     "LATENCY_METRICS",
     "MIN_CONVERSATIONS",
     "ROUNDING",
+    "SATURATED_SHARE_BOUND",
     "Decision",
     "Margins",
     "Rule",
@@ -46,6 +47,9 @@ ClaimVerdict = Literal["supported", "contradicted", "inconclusive"]
 MIN_CONVERSATIONS = 10
 #: Relative tolerance: an endpoint this close to an edge (or to the null) touches it.
 ROUNDING = 1e-9
+#: Share of requests timed on a saturated client loop (harness.runner.saturation) above which
+#: no latency verdict or gate is decided: it would measure the harness's queue, not the API.
+SATURATED_SHARE_BOUND = 0.05
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,11 @@ class PriceBook:
                 self._recorded[(mp.model, mp.service_tier)] = mp
             for model, tier in snap.unknown:
                 self._recorded[(model, tier)] = None
+            # what the run was told when it resolved them (an override without a cached
+            # price, an unknown model) is still true of these prices
+            for model, said in snap.warnings.items():
+                if model.lower() not in self._overrides:  # an override now prices it
+                    self.warnings.extend(said)
 
     @property
     def genai_prices_version(self) -> str:
@@ -228,10 +233,7 @@ class PriceBook:
         if override is not None:
             return self._from_override(model, service_tier, override, date)
         if (model, service_tier) in self._recorded:
-            found = self._recorded[(model, service_tier)]
-            if found is None:
-                self.warnings.append(_unknown_warning(model, self.genai_prices_version))
-            return found
+            return self._recorded[(model, service_tier)]  # its warnings came with the record
         return self._from_genai_prices(model, service_tier, date)
 
     def _from_override(
@@ -337,8 +339,13 @@ class PriceBook:
     def snapshot(self, wanted: Iterable[tuple[str, str | None]]) -> dict[str, Any]:
         """Resolve ``wanted`` (model, service tier) pairs now, for ``meta.json``."""
         known, unknown = [], []
+        said: dict[str, list[str]] = {}
         for model, tier in sorted(set(wanted), key=lambda k: (k[0], k[1] or "")):
+            before = len(self.warnings)
             found = self.prices(model, tier)
+            for w in self.warnings[before:]:
+                if w not in said.setdefault(model, []):
+                    said[model].append(w)
             if found is None:
                 unknown.append((model, tier))
             else:
@@ -348,6 +355,7 @@ class PriceBook:
             genai_prices_version=self.genai_prices_version,
             models=known,
             unknown=unknown,
+            warnings={m: w for m, w in said.items() if w},
         ).model_dump(mode="json")
 
 
@@ -361,6 +369,9 @@ class PriceSnapshot(BaseModel):
     models: list[dict[str, Any]] = Field(description="ModelPrices.to_record() of each")
     unknown: list[tuple[str, str | None]] = Field(
         default_factory=list, description="(model, service tier) nobody has a price for"
+    )
+    warnings: dict[str, list[str]] = Field(
+        default_factory=dict, description="model → what resolving its prices warned about"
     )
 
 

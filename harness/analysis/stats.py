@@ -169,8 +169,10 @@ class Bootstrap:
 
     ``clusters``: the conversation of each unit (a unit is a pairing key, prompt × repeat ×
     turn; all the units of a conversation are drawn together). ``strata``: the prompt of each
-    conversation — stratified when every prompt has ≥ 2 conversations, otherwise whole prompts
-    are resampled. Without ``clusters`` every unit is its own conversation.
+    conversation — stratified when prompts have ≥ 2 conversations; prompts with a single one
+    (a run cut short, a resume) are pooled into one stratum rather than changing the design;
+    only when every prompt has one conversation (logs imported one per prompt) are whole
+    prompts resampled. Without ``clusters`` every unit is its own conversation.
     """
 
     n_units: int
@@ -183,6 +185,10 @@ class Bootstrap:
     _medians: list[tuple[int, _Median | None]] = field(default_factory=list)
     _totals: list[tuple[int, int]] = field(default_factory=list)
     _count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strata is not None and self.strata.size:
+            self.strata = _pool_singletons(self.strata)
 
     @property
     def n_clusters(self) -> int:
@@ -305,6 +311,20 @@ def _multinomial_counts(rng: np.random.Generator, rows: int, n: int) -> FloatArr
     draws += (np.arange(rows, dtype=np.int64) * n)[:, None]
     counts = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)
     return counts.astype(np.float64)
+
+
+def _pool_singletons(strata: IntArray) -> IntArray:
+    """Strata of one conversation merged into one pooled stratum (or, if there is only one
+    such stratum, into the largest), unless every stratum has one conversation."""
+    sizes = np.bincount(strata)
+    present = sizes > 0
+    single = np.flatnonzero(sizes == 1)
+    if single.size == 0 or single.size == int(present.sum()):
+        return strata
+    target = int(single[0]) if single.size >= 2 else int(np.argmax(sizes))
+    pooled = strata.copy()
+    pooled[np.isin(strata, single)] = target
+    return pooled
 
 
 def _stratified_counts(rng: np.random.Generator, rows: int, strata: IntArray) -> FloatArray:

@@ -381,6 +381,10 @@ def _measure_pair(
             unknown=f"arm {missing[0]} is not in the run (arms: {', '.join(sc.arms)})",
         )
     xa, xb = sc.arms[a], sc.arms[b]
+    if spec.metric in _P95_RATIOS or _PAIR_EFFECTS.get(spec.metric, ("", "", None))[2]:
+        saturated = _saturated(xa, xb)
+        if saturated:
+            return _Measure(None, None, "ratio", unknown=saturated)
     if spec.metric in _P95_RATIOS:
         p95_col = _P95_RATIOS[spec.metric]
         la, lb = getattr(xa, p95_col), getattr(xb, p95_col)
@@ -439,6 +443,19 @@ def _measure_pair(
     )
 
 
+def _saturated(*arms: ArmSummary) -> str | None:
+    """Why latency cannot be gated: too many requests timed on a saturated client loop."""
+    flagged = sum(a.saturation.saturated for a in arms if a.saturation is not None)
+    timed = sum(a.saturation.timed_requests for a in arms if a.saturation is not None)
+    if not timed or flagged <= decide_rule.SATURATED_SHARE_BOUND * timed:
+        return None
+    return (
+        f"not assessable: {flagged} of {timed} requests were timed on a saturated client loop "
+        "(latency would measure the harness's own queue) — rerun with --client raw or a lower "
+        "--concurrency"
+    )
+
+
 def _measure_arm(
     sc: ScenarioSummary, spec: GateSpec, table: ObservationTable | None = None
 ) -> _Measure:
@@ -448,6 +465,8 @@ def _measure_arm(
         return _Measure(
             None, None, "ms", unknown=f"arm {name} is not in the run (arms: {', '.join(sc.arms)})"
         )
+    if spec.metric in _ARM_LATENCY and (saturated := _saturated(arm)):
+        return _Measure(None, None, "ms", unknown=saturated)
     if spec.metric == "error_rate":
         if arm.requests == 0:
             return _Measure(None, None, "fraction", unknown="the arm has no measured request")

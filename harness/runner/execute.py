@@ -517,6 +517,12 @@ def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
     if prior.emulator_seed is not None:
         options.emulator_seed = prior.emulator_seed
     options.client, options.concurrency = prior.client, prior.concurrency
+    if options.max_output_tokens not in (None, prior.max_output_tokens):
+        raise HarnessError(
+            f"--resume: run {prior.run_id} capped outputs at "
+            f"{prior.max_output_tokens or 'the scenario limits'}, not "
+            f"{options.max_output_tokens} — drop --max-output-tokens to continue it"
+        )
     options.max_output_tokens = prior.max_output_tokens
 
 

@@ -197,3 +197,12 @@ def test_an_override_file_still_beats_recorded_prices(tmp_path: Path) -> None:
     book = PriceBook(load_price_overrides(path), override_file=path, recorded=snap)
     cost = book.cost_usd("gpt-4o", None, _arr(0), _arr(0), _arr(0), _arr(MTOK))
     assert cost is not None and cost[0] == pytest.approx(7.0)
+
+
+def test_a_recorded_override_keeps_its_no_discount_warning(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("models:\n  gpt-4o: {input_mtok: 1, output_mtok: 7}\n", encoding="utf-8")
+    at_run = PriceBook(load_price_overrides(path), override_file=path, when=WHEN)
+    snap = at_run.snapshot([("gpt-4o", None), ("gpt-4o", "default")])
+    later = PriceBook(when=WHEN, recorded=snap)
+    assert len(later.warnings) == 1 and "no cached_input_mtok" in later.warnings[0]

@@ -227,3 +227,14 @@ def test_power_calculation_delivers_detection_and_aa_stays_quiet() -> None:
     false_alarms = sum(_flagged(0.0, 10_000 + seed, n) for seed in range(RUNS)) / RUNS
     assert detected >= 0.90, f"10 % regression flagged in only {detected:.1%} of runs"
     assert false_alarms <= 0.08, f"A/A flagged in {false_alarms:.1%} of runs"
+
+
+@pytest.mark.parametrize("sizes", [[5, 5, 5, 1], [6, 1, 1, 4]])
+def test_a_prompt_with_one_conversation_does_not_remove_every_interval(sizes: list[int]) -> None:
+    """A run cut short leaves one prompt with a single conversation: it is pooled, the design
+    stays stratified and 16 conversations still get an interval."""
+    strata = np.repeat(np.arange(len(sizes)), sizes)
+    boot = Bootstrap(n_units=strata.size, strata=strata)
+    assert boot.mode == "stratified"
+    samples = np.random.default_rng(0).normal(1.0, 0.1, 2000)
+    assert boot.interval(samples, n=int(strata.size)) is not None

@@ -140,3 +140,33 @@ def test_a_pair_timed_on_a_saturated_client_gets_no_latency_verdict(
     assert all(f.headline.startswith("Not judged") for f in speed_findings(c))
     first = sc.claims["first_request_slower"]
     assert first.verdict == "inconclusive" and "saturated" in first.note
+
+
+def test_latency_gates_on_a_saturated_client_are_not_assessable(tmp_path: Path) -> None:
+    """A gate must not pass (or fail) on latency the cards refuse to judge."""
+    from harness.gates.config import GateConfig, parse_gate
+    from harness.gates.evaluate import evaluate
+
+    quickstart = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+    result = run(
+        [quickstart],
+        RunOptions(out=tmp_path, repeats=5, seed=1, progress=False, emulator_profile="zero"),
+    )
+    path = result.run_dir / "observations.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for r in rows:
+        r["saturated"], r["loop_lag_ms"] = True, 80.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    gates = {
+        "responses_vs_chat.ttft_p50_ratio_max": 100.0,  # would pass on any latency
+        "responses.ttft_p50_ms_max": 1e9,
+        "responses_vs_chat.cost_ratio_max": 100.0,  # not latency: still decided
+    }
+    config = GateConfig(for_all=[parse_gate(k, v, "gates.yaml", 1) for k, v in gates.items()])
+    report = evaluate(analyze_run(result.run_dir, resamples=200), config)
+    status = {r.key: r.status for r in report.results}
+    assert status["responses_vs_chat.ttft_p50_ratio_max"] == "unknown"
+    assert status["responses.ttft_p50_ms_max"] == "unknown"
+    assert status["responses_vs_chat.cost_ratio_max"] == "pass"
+    assert report.exit_code == 1
+    assert all("saturated client" in r.rule for r in report.results if r.status == "unknown")
