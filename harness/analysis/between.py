@@ -334,6 +334,7 @@ def _effect(
     runs: int,
     n_pairs: int,
     rng: np.random.Generator,
+    strata: int = 1,
 ) -> Effect | None:
     if not math.isfinite(value):
         return None
@@ -348,7 +349,9 @@ def _effect(
                 reps = np.exp(np.log1p(reps) + noise) - 1.0
             else:
                 reps = reps + noise
-    ci = stats.interval(reps)
+    # The within-run rule: no interval below the minimum of conversations, expanded at 10–20
+    # (docs/statistics.md); stratified by prompt when every prompt has ≥ 2 conversations.
+    ci = stats.interval(reps, n=n_pairs, strata=strata if n_pairs > 2 * strata else 1)
     null = 1.0 if log else 0.0
     return Effect(value=value, ci95=ci, significant=stats.excludes(ci, null), n_pairs=n_pairs)
 
@@ -366,6 +369,7 @@ def compare_arm(
 ) -> RunArmComparison:
     """One arm: every metric as an :class:`Effect` (candidate / baseline)."""
     statistics, paired = _arm_stats(n_units, cand, base)
+    n_strata = int(np.unique(strata).size)
     ones = np.ones((1, n_units))
     reps: dict[str, list[FloatArray]] = {k: [] for k in statistics}
     for start in range(0, resamples, _BLOCK):
@@ -383,7 +387,9 @@ def compare_arm(
             sd = math.sqrt(var) if var is not None else ASSUMED_RUN_SPREAD[k]
             if var is not None:
                 estimated[k] = max(estimated.get(k, 0.0), sd)
-        fields[k] = _effect(k, value, np.concatenate(reps[k]), sd, len(base), paired[k], rng)
+        fields[k] = _effect(
+            k, value, np.concatenate(reps[k]), sd, len(base), paired[k], rng, n_strata
+        )
     return RunArmComparison.model_validate(fields)
 
 
