@@ -279,8 +279,7 @@ def scenario_summary(
             n_pairs=prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
             **metrics,
             similarity=_decide_similarity(
-                similarity_summary(key, scores, reps, gaps[key]),
-                prep.boot.conversations(set(x.arm.units.tolist()) & set(y.arm.units.tolist())),
+                similarity_summary(key, scores, reps, gaps[key], prep.boot),
                 margins.similarity,
             ),
             power=power_info(
@@ -315,8 +314,9 @@ def _undecide_latency(metrics: dict[str, Any]) -> None:
             metrics[name] = e.model_copy(update={"decision": "unclear", "significant": None})
 
 
-def _decide_similarity(sim: Similarity, n: int, margin: float) -> Similarity:
-    """Each kind's gap below its A/A floor decided by the one rule (positive = less alike)."""
+def _decide_similarity(sim: Similarity, margin: float) -> Similarity:
+    """Each kind's gap below its A/A floor decided by the one rule (positive = less alike), over
+    the conversations behind that kind's pairs."""
     rule = decide.Rule("delta", margin)
     update: dict[str, Any] = {}
     for name in ("text", "json_", "tool_calls", "semantic"):
@@ -324,6 +324,7 @@ def _decide_similarity(sim: Similarity, n: int, margin: float) -> Similarity:
         gap = st.below_noise_floor if st is not None else None
         if st is None or gap is None:
             continue
+        n = gap.n_pairs  # conversations behind this kind's pairs
         ci = gap.ci95 if n >= decide.MIN_CONVERSATIONS else None
         gap = gap.model_copy(
             update={

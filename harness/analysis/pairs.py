@@ -188,6 +188,8 @@ class Gap:
     n_pairs: int
     sum_handle: int
     count_handle: int
+    #: conversations behind the scored pairs (JSON or tool turns can be a subset of the pair's)
+    conversations: int = 0
 
 
 def register_gaps(boot: Bootstrap, key: str, scores: Mapping[str, PairScores]) -> dict[str, Gap]:
@@ -211,14 +213,20 @@ def register_gaps(boot: Bootstrap, key: str, scores: Mapping[str, PairScores]) -
             int(shared.size),
             boot.total(shared, diff),
             boot.total(shared, np.ones(shared.size)),
+            boot.conversations(shared),
         )
     return gaps
 
 
 def similarity_summary(
-    key: str, scores: Mapping[str, PairScores], reps: Sequence[FloatArray], gaps: Mapping[str, Gap]
+    key: str,
+    scores: Mapping[str, PairScores],
+    reps: Sequence[FloatArray],
+    gaps: Mapping[str, Gap],
+    boot: Bootstrap | None = None,
 ) -> Similarity:
-    """Mean/min per kind, the A/A noise floor, and the paired gap to it with a 95 % CI."""
+    """Mean/min per kind, the A/A noise floor, and the paired gap to it with a 95 % CI (given
+    ``boot``: the one interval rule over the conversations behind that kind's pairs)."""
     this = scores[key]
     floor_key = noise_floor_key(key, scores)
     floor = scores[floor_key] if floor_key else None
@@ -232,8 +240,10 @@ def similarity_summary(
         below = None
         if kind in gaps:
             g = gaps[kind]
-            ci = interval(ratio_replicates(reps[g.sum_handle], reps[g.count_handle]))
-            below = Effect(value=g.value, ci95=ci, significant=excludes(ci, 0.0), n_pairs=g.n_pairs)
+            gap_reps = ratio_replicates(reps[g.sum_handle], reps[g.count_handle])
+            n = g.conversations or g.n_pairs
+            ci = boot.interval(gap_reps, n) if boot is not None else interval(gap_reps)
+            below = Effect(value=g.value, ci95=ci, significant=excludes(ci, 0.0), n_pairs=n)
         common: dict[str, Any] = {
             "n_pairs": int(ks.units.size),
             "mean": float(ks.scores.mean()),

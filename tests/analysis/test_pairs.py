@@ -162,3 +162,21 @@ def test_tool_call_similarity_only_on_turns_with_a_call() -> None:
     calls = sim.tool_calls
     assert calls is not None and calls.n_pairs == REPEATS  # the text prompt is not a tool turn
     assert calls.mean == 0.0 and calls.name_agreement == 1.0
+
+
+def test_a_kind_is_decided_over_the_conversations_behind_its_own_pairs() -> None:
+    """JSON asked on 4 of 14 conversations: its gap has too few samples even though the pair
+    as a whole has 14 — decided on 4, a 'differs' card could rest on a handful of turns."""
+    records = []
+    for arm in ARMS:
+        for r in range(4):
+            text = '{"status": "pending"}' if arm == "responses" else '{"status": "shipped"}'
+            records.append(_obs(arm, "order", r, 1, output_text=text, output_format="json_object"))
+        for r in range(10):
+            records.append(_obs(arm, "chat", r, 1, output_text="Hello!", output_format="text"))
+    sim = _sim(_summary(records))
+    assert sim.json_ is not None and sim.json_.below_noise_floor is not None
+    gap = sim.json_.below_noise_floor
+    assert gap.n_pairs == 4 and gap.decision == "too_few_samples" and gap.ci95 is None
+    assert sim.text is not None and sim.text.below_noise_floor is not None
+    assert sim.text.below_noise_floor.n_pairs == 14
