@@ -263,13 +263,10 @@ def scenario_summary(
         if _clients(t, x.arm) != _clients(t, y.arm):
             # SDK clocks of different clients measure different code, not the APIs
             metrics["sdk_ttft_p50_ratio"] = metrics["sdk_total_p50_ratio"] = None
-        saturated = int(t.saturated[x.arm.rows].sum() + t.saturated[y.arm.rows].sum())
-        not_judged = None
-        if saturated > decide.SATURATED_SHARE_BOUND * (x.arm.rows.size + y.arm.rows.size):
-            not_judged = (
-                f"{saturated} of {x.arm.rows.size + y.arm.rows.size} requests were timed on a "
-                "saturated client loop: latency would measure the harness's own queue"
-            )
+        sat = [s.saturation for s in (x.summary, y.summary) if s.saturation is not None]
+        saturated = sum(v.saturated for v in sat)
+        not_judged = decide.saturation_reason(saturated, sum(v.timed_requests for v in sat))
+        if not_judged:
             _undecide_latency(metrics)
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"
         comparisons[key] = Comparison(

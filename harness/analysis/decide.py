@@ -36,6 +36,7 @@ __all__ = [
     "min_repeats",
     "regression",
     "rule_for",
+    "saturation_reason",
     "too_few_text",
 ]
 
@@ -78,7 +79,8 @@ class Rule:
     lower_is_better: bool = True
 
 
-_LATENCY = (
+#: the latency effects of a comparison (what a saturated client cannot decide)
+LATENCY_METRICS = (
     "ttft_p50_ratio",
     "ttfb_p50_ratio",
     "total_p50_ratio",
@@ -90,8 +92,15 @@ _LATENCY = (
 )
 
 
-#: the latency effects of a comparison (what a saturated client cannot decide)
-LATENCY_METRICS = _LATENCY
+def saturation_reason(flagged: int, timed: int) -> str | None:
+    """Why no latency is judged: more than :data:`SATURATED_SHARE_BOUND` of ``timed``
+    requests were timed on a saturated client loop; None when latency can be judged."""
+    if timed <= 0 or flagged <= SATURATED_SHARE_BOUND * timed:
+        return None
+    return (
+        f"{flagged} of {timed} requests were timed on a saturated client loop: latency would "
+        "measure the harness's own queue"
+    )
 
 
 def rule_for(metric: str, margins: Margins = DEFAULT_MARGINS) -> Rule | None:
@@ -101,7 +110,7 @@ def rule_for(metric: str, margins: Margins = DEFAULT_MARGINS) -> Rule | None:
     absolute difference ``cache_hit_ratio_delta`` (a +60 % improvement of a 1 % hit share is
     not a difference that matters).
     """
-    if metric in _LATENCY:
+    if metric in LATENCY_METRICS:
         return Rule("ratio", margins.latency_pct / 100)
     if metric == "cost_ratio":
         return Rule("ratio", margins.cost_pct / 100)

@@ -444,16 +444,15 @@ def _measure_pair(
 
 
 def _saturated(*arms: ArmSummary) -> str | None:
-    """Why latency cannot be gated: too many requests timed on a saturated client loop."""
-    flagged = sum(a.saturation.saturated for a in arms if a.saturation is not None)
-    timed = sum(a.saturation.timed_requests for a in arms if a.saturation is not None)
-    if not timed or flagged <= decide_rule.SATURATED_SHARE_BOUND * timed:
-        return None
-    return (
-        f"not assessable: {flagged} of {timed} requests were timed on a saturated client loop "
-        "(latency would measure the harness's own queue) — rerun with --client raw or a lower "
-        "--concurrency"
+    """Why latency cannot be gated (the cards' rule: too many requests timed on a saturated
+    client loop)."""
+    sat = [a.saturation for a in arms if a.saturation is not None]
+    reason = decide_rule.saturation_reason(
+        sum(v.saturated for v in sat), sum(v.timed_requests for v in sat)
     )
+    if reason is None:
+        return None
+    return f"not assessable: {reason} — rerun with --client raw or a lower --concurrency"
 
 
 def _measure_arm(

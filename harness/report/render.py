@@ -22,9 +22,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from harness import NOT_OPENAI_LABEL, __version__, fmt
-from harness.analysis.analyze import LATE_SHARE_BOUND
+from harness.analysis.analyze import saturation_warnings
 from harness.arms import Arm
-from harness.records import LAG_BOUND_MS
 from harness.report import charts
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
@@ -103,6 +102,8 @@ class ScenarioView:
     #: why the SDK overhead column is empty (the arms used different clients), else None
     sdk_note: str | None = None
     has_reasoning: bool = False
+    #: the client saturated or the machine busy while timing (the summary's warnings)
+    timing_warnings: list[str] = field(default_factory=list)
 
 
 # --- jinja ------------------------------------------------------------------------------------
@@ -162,8 +163,6 @@ def page_globals() -> dict[str, Any]:
         "style": _style(),
         "harness_version": __version__,
         "not_openai": NOT_OPENAI_LABEL,
-        "lag_bound_ms": LAG_BOUND_MS,
-        "late_share_bound": LATE_SHARE_BOUND,
     }
 
 
@@ -346,6 +345,7 @@ def scenario_view(
         sdk_overhead=sdk_overhead,
         sdk_note=sdk_note,
         has_reasoning=any(a.reasoning_tokens and a.reasoning_tokens.total for a in s.arms.values()),
+        timing_warnings=saturation_warnings([s]),
     )
 
 

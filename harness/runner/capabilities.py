@@ -164,12 +164,7 @@ class _Http:
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Answer:
         try:
-            try:
-                r = self._client.request(method, path, json=body)
-            except httpx2.RemoteProtocolError:
-                # A kept-alive connection the server closed (llama-server closes it after an
-                # error reply): the request never reached it, so send it once more.
-                r = self._client.request(method, path, json=body)
+            r = self._client.request(method, path, json=body)
         except httpx2.HTTPError as exc:  # a transport failure is an answer here
             return _Answer(None, None, f"{type(exc).__name__}: {exc}")
         try:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,9 +56,9 @@ def test_a_loop_that_waits_on_the_network_is_not() -> None:
     assert w.busy < BUSY_BOUND
 
 
-def test_a_concurrency_one_run_is_never_saturated(tmp_path: Path, quickstart: Path) -> None:
+def test_a_concurrency_one_run_is_never_saturated(tmp_path: Path) -> None:
     result = run(
-        [quickstart],
+        [QUICKSTART],
         RunOptions(out=tmp_path, repeats=2, seed=1, progress=False, emulator_profile="zero"),
     )
     observations = list(read_observations(result.run_dir / "observations.jsonl"))
@@ -65,18 +68,50 @@ def test_a_concurrency_one_run_is_never_saturated(tmp_path: Path, quickstart: Pa
     assert meta.loop is not None and meta.loop["ticks"] > 0
 
 
-def test_saturated_requests_are_counted_and_warned_about(tmp_path: Path, quickstart: Path) -> None:
-    """Flags written by the runner reach the summary and one warning with the remedy."""
-    result = run(
-        [quickstart],
-        RunOptions(out=tmp_path, repeats=1, seed=1, progress=False, emulator_profile="zero"),
-    )
-    path = result.run_dir / "observations.jsonl"
+QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
+
+
+def _copy_marked(
+    run_dir: Path, to: Path, mark: Callable[[int], tuple[bool, float]]
+) -> tuple[Path, list[dict[str, Any]]]:
+    """A copy of ``run_dir`` whose i-th observation has (saturated, loop_lag_ms) = mark(i)."""
+    copy = Path(shutil.copytree(run_dir, to))
+    path = copy / "observations.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    for i, r in enumerate(rows):  # every other request timed on a saturated loop, 50 ms late
-        r["saturated"], r["loop_lag_ms"] = (True, 50.0) if i % 2 == 0 else (False, 1.0)
+    for i, r in enumerate(rows):
+        r["saturated"], r["loop_lag_ms"] = mark(i)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    summary = analyze_run(result.run_dir, resamples=50)
+    return copy, rows
+
+
+@pytest.fixture(scope="module")
+def one_repeat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("one")
+    options = RunOptions(out=out, repeats=1, seed=1, progress=False, emulator_profile="zero")
+    return run([QUICKSTART], options).run_dir
+
+
+@pytest.fixture(scope="module")
+def five_repeats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The guide's profile makes the first request 2-3x slower: a clear latency verdict."""
+    options = RunOptions(
+        out=tmp_path_factory.mktemp("five"),
+        repeats=5,
+        seed=1,
+        progress=False,
+        emulator_profile="guide-claims",
+        emulator_time_scale=0.2,
+    )
+    return run([QUICKSTART], options).run_dir
+
+
+def test_saturated_requests_are_counted_and_warned_about(one_repeat: Path, tmp_path: Path) -> None:
+    """Flags written by the runner reach the summary and one warning with the remedy."""
+    # every other request timed on a saturated loop, 50 ms late
+    run_dir, rows = _copy_marked(
+        one_repeat, tmp_path / "run", lambda i: (True, 50.0) if i % 2 == 0 else (False, 1.0)
+    )
+    summary = analyze_run(run_dir, resamples=50)
     sc = summary.scenarios[0]
     flagged = sum(a.saturation.saturated for a in sc.arms.values() if a.saturation)
     assert flagged == sum(1 for r in rows if r["saturated"] and not r["warmup"])
@@ -84,52 +119,25 @@ def test_saturated_requests_are_counted_and_warned_about(tmp_path: Path, quickst
     assert len(warnings) == 1 and "--client raw" in warnings[0] and "50.0 ms" in warnings[0]
 
 
-@pytest.fixture
-def quickstart() -> Path:
-    return Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
-
-
 def test_late_timestamps_on_an_idle_loop_are_a_busy_machine(
-    tmp_path: Path, quickstart: Path
+    one_repeat: Path, tmp_path: Path
 ) -> None:
-    result = run(
-        [quickstart],
-        RunOptions(out=tmp_path, repeats=1, seed=1, progress=False, emulator_profile="zero"),
-    )
-    path = result.run_dir / "observations.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    for r in rows:
-        r["saturated"], r["loop_lag_ms"] = False, 40.0
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (warning,) = saturation_warnings(analyze_run(result.run_dir, resamples=50).scenarios)
+    run_dir, _ = _copy_marked(one_repeat, tmp_path / "run", lambda i: (False, 40.0))
+    (warning,) = saturation_warnings(analyze_run(run_dir, resamples=50).scenarios)
     assert "quieter machine" in warning and "--client raw" not in warning
 
 
 def test_a_pair_timed_on_a_saturated_client_gets_no_latency_verdict(
-    tmp_path: Path, quickstart: Path
+    five_repeats: Path, tmp_path: Path
 ) -> None:
-    """Flags on most requests: every latency decision of the pair is 'unclear', the cards say
-    why, and the first-request claim is not judged — while cost is still decided."""
+    """Flags on most requests: every latency decision of the pair is 'unclear', the cards and
+    the report say why, and the first-request claim is not judged — while cost is decided."""
+    from harness.report import render_report
     from harness.report.verdict import speed_findings
 
-    result = run(  # the guide's profile makes the first request 2-3x slower: a clear verdict
-        [quickstart],
-        RunOptions(
-            out=tmp_path,
-            repeats=5,
-            seed=1,
-            progress=False,
-            emulator_profile="guide-claims",
-            emulator_time_scale=0.2,
-        ),
-    )
-    path = result.run_dir / "observations.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    before = analyze_run(result.run_dir, resamples=200).scenarios[0]
-    for r in rows:
-        r["saturated"], r["loop_lag_ms"] = True, 80.0
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    sc = analyze_run(result.run_dir, resamples=200).scenarios[0]
+    before = analyze_run(five_repeats, resamples=200).scenarios[0]
+    run_dir, _ = _copy_marked(five_repeats, tmp_path / "run", lambda i: (True, 80.0))
+    sc = analyze_run(run_dir, resamples=200).scenarios[0]
     c, c0 = sc.comparisons["responses_vs_chat"], before.comparisons["responses_vs_chat"]
     assert c0.latency_not_judged is None and c.latency_not_judged is not None
     assert c0.cold_ttft_ratio is not None and c0.cold_ttft_ratio.decision == "worse"
@@ -140,30 +148,25 @@ def test_a_pair_timed_on_a_saturated_client_gets_no_latency_verdict(
     assert all(f.headline.startswith("Not judged") for f in speed_findings(c))
     first = sc.claims["first_request_slower"]
     assert first.verdict == "inconclusive" and "saturated" in first.note
+    html = render_report(run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert 'class="note banner timing"' in html and "--client raw" in html
 
 
-def test_latency_gates_on_a_saturated_client_are_not_assessable(tmp_path: Path) -> None:
+def test_latency_gates_on_a_saturated_client_are_not_assessable(
+    five_repeats: Path, tmp_path: Path
+) -> None:
     """A gate must not pass (or fail) on latency the cards refuse to judge."""
     from harness.gates.config import GateConfig, parse_gate
     from harness.gates.evaluate import evaluate
 
-    quickstart = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
-    result = run(
-        [quickstart],
-        RunOptions(out=tmp_path, repeats=5, seed=1, progress=False, emulator_profile="zero"),
-    )
-    path = result.run_dir / "observations.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    for r in rows:
-        r["saturated"], r["loop_lag_ms"] = True, 80.0
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run_dir, _ = _copy_marked(five_repeats, tmp_path / "run", lambda i: (True, 80.0))
     gates = {
         "responses_vs_chat.ttft_p50_ratio_max": 100.0,  # would pass on any latency
         "responses.ttft_p50_ms_max": 1e9,
         "responses_vs_chat.cost_ratio_max": 100.0,  # not latency: still decided
     }
     config = GateConfig(for_all=[parse_gate(k, v, "gates.yaml", 1) for k, v in gates.items()])
-    report = evaluate(analyze_run(result.run_dir, resamples=200), config)
+    report = evaluate(analyze_run(run_dir, resamples=200), config)
     status = {r.key: r.status for r in report.results}
     assert status["responses_vs_chat.ttft_p50_ratio_max"] == "unknown"
     assert status["responses.ttft_p50_ms_max"] == "unknown"
