@@ -164,7 +164,13 @@ class _Http:
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Answer:
         try:
-            r = self._client.request(method, path, json=body)
+            try:
+                r = self._client.request(method, path, json=body)
+            except httpx2.RemoteProtocolError:
+                # llama-server sometimes drops a kept-alive connection without an answer
+                # ("Server disconnected without sending a response"; seen in the real-server
+                # tier, which then wrongly found /responses unsupported): send it once more.
+                r = self._client.request(method, path, json=body)
         except httpx2.HTTPError as exc:  # a transport failure is an answer here
             return _Answer(None, None, f"{type(exc).__name__}: {exc}")
         try:
