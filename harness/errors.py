@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
 
 class HarnessError(Exception):
     """Base class: anything the CLI turns into a one-line message and exit status 2."""
@@ -27,3 +34,15 @@ class TargetError(HarnessError):
 
 class CassetteError(HarnessError):
     """A cassette is missing, stale, or lacks the interaction a replay needs."""
+
+
+def first_problem(exc: ValidationError, root: str = "(top level)") -> tuple[str, str]:
+    """The first field pydantic rejected, dotted (``root`` for the value itself), and why."""
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err["loc"]) or root, err["msg"]
+
+
+def invalid_file(path: Path, exc: ValidationError, fix: str) -> HarnessError:
+    """``FILE: FIELD: why — fix`` for a file that parsed but does not fit its model."""
+    where, why = first_problem(exc)
+    return HarnessError(f"{path}: {where}: {why} — {fix}")

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_problem
 from harness.records import (
     META_SCHEMA_VERSION,
     OBSERVATION_SCHEMA_VERSION,
@@ -174,10 +174,9 @@ def _line_of(path: Path, index: int) -> int | str:
 
 
 def _invalid(path: Path, index: int, exc: ValidationError) -> HarnessError:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    where, why = first_problem(exc, "<root>")
     return HarnessError(
-        f"{path}:{_line_of(path, index)}: not a valid observation ({where}: {err['msg']}) "
+        f"{path}:{_line_of(path, index)}: not a valid observation ({where}: {why}) "
         f"— {_RERUN}"
     )
 
@@ -239,9 +238,8 @@ def read_record_file(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        raise HarnessError(f"{path}: malformed {what} ({where}: {err['msg']}) — {fix}") from None
+        where, why = first_problem(exc, "<root>")
+        raise HarnessError(f"{path}: malformed {what} ({where}: {why}) — {fix}") from None
 
 
 def read_meta(run_dir: Path) -> RunMeta:

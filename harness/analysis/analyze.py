@@ -432,21 +432,7 @@ def _analyze_table(
             )
     warnings.extend(saturation_warnings(scenarios))
     run_ids = sorted(set(table.run_id))
-    priced = [
-        ModelPriceInfo(
-            model=p.model,
-            service_tier=p.service_tier,
-            matched_model=p.matched_model,
-            input_mtok=p.input_mtok,
-            cached_input_mtok=p.cached_input_mtok,
-            cache_write_mtok=p.cache_write_mtok,
-            output_mtok=p.output_mtok,
-            tiered=p.tiered,
-            source=p.source,
-            price_date=p.price_date,
-        )
-        for p in book.resolved()
-    ]
+    priced = [ModelPriceInfo.model_validate(p, from_attributes=True) for p in book.resolved()]
     return Summary(
         schema_version=SUMMARY_SCHEMA_VERSION,
         harness_version=__version__,
@@ -457,15 +443,7 @@ def _analyze_table(
         emulator_profile=profile,
         observations=len(table),
         warmup_excluded=warmup_total,
-        bootstrap=BootstrapInfo(
-            seed=seed,
-            resamples=resamples,
-            confidence=stats.CONFIDENCE,
-            unit=BOOTSTRAP_UNIT,
-            method=BOOTSTRAP_METHOD,
-            min_conversations=decide.MIN_CONVERSATIONS,
-            correction=stats.CORRECTION,
-        ),
+        bootstrap=_bootstrap_info(seed, resamples, BOOTSTRAP_UNIT),
         pricing=PricingInfo(
             source=book.source,
             genai_prices_version=book.genai_prices_version,
@@ -720,15 +698,22 @@ def compare_runs(
         a_run_id=",".join(ids_a),
         b_run_id=",".join(ids_b),
         intervals=True,
-        bootstrap=BootstrapInfo(
-            seed=seed,
-            resamples=resamples,
-            confidence=stats.CONFIDENCE,
-            unit=BETWEEN_UNIT,
-            method=BOOTSTRAP_METHOD,
-        ),
+        bootstrap=_bootstrap_info(seed, resamples, BETWEEN_UNIT),
         scenarios=scenarios,
         run_spread=spread,
+    )
+
+
+def _bootstrap_info(seed: int, resamples: int, unit: str) -> BootstrapInfo:
+    """How the intervals were drawn: within and between runs they differ only in the unit."""
+    return BootstrapInfo(
+        seed=seed,
+        resamples=resamples,
+        confidence=stats.CONFIDENCE,
+        unit=unit,
+        method=BOOTSTRAP_METHOD,
+        min_conversations=decide.MIN_CONVERSATIONS,
+        correction=stats.CORRECTION,
     )
 
 

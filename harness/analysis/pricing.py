@@ -34,7 +34,7 @@ import numpy.typing as npt
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, invalid_file
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -147,12 +147,11 @@ def load_price_overrides(path: Path) -> dict[str, PriceOverride]:
     try:
         parsed = PriceOverrideFile.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise HarnessError(
-            f"{path}: {where}: {err['msg']} — expected "
-            "{models: {NAME: {input_mtok, cached_input_mtok, cache_write_mtok, "
-            "output_mtok}}} in USD per million tokens"
+        raise invalid_file(
+            path,
+            exc,
+            "expected {models: {NAME: {input_mtok, cached_input_mtok, cache_write_mtok, "
+            "output_mtok}}} in USD per million tokens",
         ) from exc
     return {name.lower(): model for name, model in parsed.models.items()}
 

@@ -12,7 +12,36 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-__all__ = ["add_run_dir", "err", "positive_int", "require_run_dir"]
+__all__ = ["add_emulator_options", "add_run_dir", "err", "positive_int", "require_run_dir"]
+
+
+def add_emulator_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The built-in emulator's settings: ``--profile`` … for ``harness emulator``, and
+    ``--emulator-profile`` … (``prefix="emulator-"``) for the one ``harness run`` starts."""
+    parser.add_argument(
+        f"--{prefix}profile",
+        default="parity",
+        metavar="NAME|FILE",
+        help="latency/fault profile: parity, guide-claims, regressed, zero, or a YAML file "
+        "(default parity)",
+    )
+    parser.add_argument(
+        f"--{prefix}seed", type=int, default=0, metavar="N", help="content seed (default 0)"
+    )
+    parser.add_argument(
+        f"--{prefix}truth-log",
+        type=Path,
+        metavar="FILE",
+        help="the emulator writes the delays it applied and when it sent each byte here "
+        "(JSONL), to check the harness's timing; never read by it",
+    )
+    parser.add_argument(
+        f"--{prefix}time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply every profile delay by X (0.1 = ten times faster; for demos and tests)",
+    )
 
 
 def add_run_dir(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import positive_int
+from harness.cli.common import add_emulator_options, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,12 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "optional), or a base URL of any compatible server (key from "
         "HARNESS_TARGET_API_KEY; OPENAI_API_KEY is only sent to OpenAI's hosts)",
     )
-    p.add_argument(
-        "--emulator-profile",
-        default="parity",
-        metavar="NAME|FILE",
-        help="latency/fault profile of the built-in emulator (default parity)",
-    )
+    add_emulator_options(p, "emulator-")
     p.add_argument(
         "--skip-unsupported",
         action="store_true",
@@ -48,22 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "capabilities`); without this flag an arm or prompt it cannot serve (e.g. "
         "responses_chained on llama-server, which has no previous_response_id) stops the "
         "run before anything is sent; with it, they are skipped and listed in meta.json",
-    )
-    p.add_argument("--emulator-seed", type=int, default=0, metavar="N")
-    p.add_argument(
-        "--emulator-truth-log",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the built-in emulator writes the delays it applied and when it sent "
-        "each byte here (JSONL), to check the harness's timing; never read by it",
-    )
-    p.add_argument(
-        "--emulator-time-scale",
-        type=float,
-        default=1.0,
-        metavar="X",
-        help="scale the emulator's delays (0.1 = ten times faster; for demos/tests)",
     )
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory (runs/)")
     p.add_argument(

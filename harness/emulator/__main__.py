@@ -1,5 +1,7 @@
-"""``python -m harness.emulator``: the emulator server (used by :class:`EmulatorProcess`)."""
+"""``python -m harness.emulator``: ``harness emulator`` (what :class:`EmulatorProcess` starts)."""
 
-from harness.emulator.server import main
+import sys
 
-raise SystemExit(main())
+from harness.cli.app import main
+
+raise SystemExit(main(["emulator", *sys.argv[1:]]))

@@ -12,7 +12,6 @@ the URL. uvicorn runs with httptools, an asyncio loop with µs-resolution timers
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -23,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -303,33 +301,12 @@ class EmulatorProcess:
         self._stop()
 
 
-def _exit_when_stdin_closes() -> None:
+def exit_when_stdin_closes() -> None:
+    """End this process when its stdin closes (the parent that holds the pipe has gone)."""
+
     def watch() -> None:
         with contextlib.suppress(OSError, ValueError):
             sys.stdin.buffer.read()
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.emulator``: the same options as ``harness emulator``."""
-    p = argparse.ArgumentParser(prog="python -m harness.emulator")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8787)
-    p.add_argument("--profile", default="parity")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truth-log", type=Path, default=None)
-    p.add_argument("--time-scale", type=float, default=1.0)
-    p.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
-    args: Any = p.parse_args(argv)
-    if args.exit_with_stdin:
-        _exit_when_stdin_closes()
-    try:
-        serve(args.host, args.port, args.profile, args.seed, args.truth_log, args.time_scale)
-    except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    return 0

@@ -21,7 +21,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, invalid_file
 from harness.scenario.models import GATE_KEY_RE, GATE_METRICS
 
 Bound = Literal["max", "min"]
@@ -130,12 +130,11 @@ def load_gates_file(path: Path) -> GateConfig:
     try:
         parsed = GatesFile.model_validate(data if data is not None else {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise HarnessError(
-            f"{path}: {where}: {first['msg']} — write {{version: 1, gates: "
-            "{KEY: NUMBER}, scenarios: {NAME: {KEY: NUMBER}}}, regression_pct: "
-            "NUMBER} (see docs/ci.md)"
+        raise invalid_file(
+            path,
+            exc,
+            "write {version: 1, gates: {KEY: NUMBER}, scenarios: {NAME: {KEY: NUMBER}}, "
+            "regression_pct: NUMBER} (see docs/ci.md)",
         ) from exc
     src = str(path)
     return GateConfig(

@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -186,17 +186,19 @@ _KIND: dict[Unit, str] = {
 }
 
 
+#: unit → (scale, spelling) of a threshold: fractions are written as per cent or points
+_LIMITS: dict[str, tuple[float, str]] = {
+    "ms": (1, "{} ms"),
+    "fraction": (100, "{} %"),
+    "points": (100, "{} pts"),
+    "pct": (1, "+{} %"),
+}
+
+
 def _limit(x: float, unit: Unit) -> str:
     """A threshold as written, in the unit the measured value is printed in."""
-    if unit == "ms":
-        return f"{fmt.threshold(x)} ms"
-    if unit == "fraction":
-        return f"{fmt.threshold(x * 100)} %"
-    if unit == "points":
-        return f"{fmt.threshold(x * 100)} pts"
-    if unit == "pct":
-        return f"+{fmt.threshold(x)} %"
-    return fmt.threshold(x)
+    scale, spelling = _LIMITS.get(unit, (1, "{}"))
+    return spelling.format(fmt.threshold(x * scale))
 
 
 def _measured(
@@ -522,21 +524,24 @@ def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) ->
     )
 
 
-def _threshold_result(
-    sc: ScenarioSummary, spec: GateSpec, table: ObservationTable | None = None
-) -> GateResult:
-    m = _measure_pair(sc, spec, table) if len(spec.arms) == 2 else _measure_arm(sc, spec, table)
-    common = dict(
-        scenario=sc.name,
+def _as_configured(scenario: str, spec: GateSpec) -> dict[str, Any]:
+    """The fields of a result that are the gate as written."""
+    return dict(
+        scenario=scenario,
         name=spec.key,
         key=spec.key,
         source=spec.source,
         line=spec.line,
         bound=spec.bound,
         threshold=spec.threshold,
-        unit=m.unit,
-        context=m.context,
     )
+
+
+def _threshold_result(
+    sc: ScenarioSummary, spec: GateSpec, table: ObservationTable | None = None
+) -> GateResult:
+    m = _measure_pair(sc, spec, table) if len(spec.arms) == 2 else _measure_arm(sc, spec, table)
+    common = dict(**_as_configured(sc.name, spec), unit=m.unit, context=m.context)
     if m.value is None:
         return GateResult(
             **common,
@@ -641,13 +646,16 @@ def _why_missing(label: str, arm: str, now: ArmSummary | None) -> str:
         return f"arm {arm} has no measured request"
     if now.errors == now.requests:
         return f"every request of {arm} failed ({_errors(now)})"
-    if label == "ttft_p50":
-        return f"{arm} has no TTFT: no successful streamed request (stream: false?)"
-    if label == "cost":
-        return f"{arm} has no cost: no price for {now.model or '?'} (pass --prices)"
-    if label == "cache_hit_ratio":
-        return f"{arm} has no cache figure (no usage reported)"
-    return f"{arm} has no successful request with a value"
+    why = _NO_VALUE.get(label, "has no successful request with a value")
+    return f"{arm} {why.format(model=now.model or '?')}"
+
+
+#: metric → why an arm that answered has no value for it
+_NO_VALUE = {
+    "ttft_p50": "has no TTFT: no successful streamed request (stream: false?)",
+    "cost": "has no cost: no price for {model} (pass --prices)",
+    "cache_hit_ratio": "has no cache figure (no usage reported)",
+}
 
 
 def _regression_results(
@@ -881,14 +889,8 @@ def evaluate(
         # a configured gate is never passed silently: a scenario the run lacks is unknown
         results.extend(
             GateResult(
-                scenario=name,
-                name=spec.key,
-                key=spec.key,
-                source=spec.source,
-                line=spec.line,
+                **_as_configured(name, spec),
                 status="unknown",
-                bound=spec.bound,
-                threshold=spec.threshold,
                 unit="pct" if spec.metric == "regression_pct" else "ratio",
                 value=None,
                 ci95=None,
@@ -909,25 +911,19 @@ def evaluate(
                 raise ValueError("evaluate: a baseline needs its comparison (compare_runs)")
             results.extend(_regression_results(sc, specs, baseline, comparison, pct, warnings))
         else:
-            for s in specs:
-                if s.metric == "regression_pct":
-                    results.append(
-                        GateResult(
-                            scenario=sc.name,
-                            name=s.key,
-                            key=s.key,
-                            source=s.source,
-                            line=s.line,
-                            status="skipped",
-                            bound="max",
-                            threshold=s.threshold,
-                            unit="pct",
-                            value=None,
-                            ci95=None,
-                            measured="—",
-                            rule="no --baseline given, nothing to compare with",
-                        )
-                    )
+            results.extend(
+                GateResult(
+                    **_as_configured(sc.name, s),
+                    status="skipped",
+                    unit="pct",
+                    value=None,
+                    ci95=None,
+                    measured="—",
+                    rule="no --baseline given, nothing to compare with",
+                )
+                for s in specs
+                if s.metric == "regression_pct"
+            )
     if not results:
         warnings.append(
             "no gates configured and no --baseline: nothing was checked — add "

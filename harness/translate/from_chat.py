@@ -36,7 +36,7 @@ from typing import Any
 import openai
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import TranslationError
+from harness.errors import TranslationError, first_problem
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_responses_kwargs
 from harness.translate.enums import IMAGE_DETAILS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
 from harness.translate.request import (
@@ -370,9 +370,8 @@ def neutral_from_chat_kwargs(
             ),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"]) or "request"
-        raise _fail(path, f"{first['msg']}; fix the value") from None
+        where, why = first_problem(exc, "request")
+        raise _fail(where, f"{why}; fix the value") from None
 
 
 def shadow_responses_kwargs(
