@@ -42,6 +42,7 @@ from harness.emulator.validate import (
     opt_bool,
     opt_int,
     output_format,
+    require_json_word,
     sampling,
     stream_of,
     text_of_parts,
@@ -200,16 +201,13 @@ def parse(body: dict[str, Any]) -> GenRequest:
 
 def _response_format(raw: Any, conversation: list[Segment]) -> OutputFormat | None:
     output = output_format(raw, "response_format", schema_key="json_schema")
-    if (
-        output is not None
-        and output.kind == "json_object"
-        and not any("json" in s.text.lower() for s in conversation if not s.placeholder_tokens)
-    ):
-        raise invalid(
-            "'messages' must contain the word 'json' in some form, to use "
-            "'response_format' of type 'json_object'.",
-            param="messages",
-        )
+    require_json_word(
+        output,
+        conversation,
+        "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+        "type 'json_object'.",
+        "messages",
+    )
     return output
 
 

@@ -560,24 +560,31 @@ def _sample_positions(order: tuple[int, ...], sample_index: int, n_words: int, k
     return positions
 
 
-def _swap(
-    words: list[str],
-    pieces: list[str],
-    layout: _Layout,
-    spaced: bool,
-    positions: list[int],
-    replacements: list[str],
-) -> None:
-    """Put ``replacements`` at word ``positions`` (each differs from the word it replaces)."""
-    piece_of, starts = layout.piece_of, layout.starts
-    for i, new in zip(positions, replacements, strict=True):
-        if new == words[i]:
-            new = WORDS[(WORDS.index(new) + 1) % len(WORDS)]
-        words[i] = new
-        first_piece = i == 0 and not spaced
-        pieces[piece_of[i]] = (
-            _CAPS[new] if first_piece else _SPACED_CAPS[new] if i in starts else _SPACED[new]
-        )
+@dataclass(slots=True)
+class _Text:
+    """A text being varied: its layout, and its words and pieces as swapped so far."""
+
+    layout: _Layout
+    spaced: bool
+    words: list[str]
+    pieces: list[str]
+
+    @classmethod
+    def of(cls, layout: _Layout, spaced: bool) -> _Text:
+        return cls(layout, spaced, list(layout.words), list(layout.pieces))
+
+    def swap(self, positions: list[int], replacements: list[str]) -> None:
+        """Put ``replacements`` at word ``positions`` (each differs from the word it replaces)."""
+        words, pieces = self.words, self.pieces
+        piece_of, starts = self.layout.piece_of, self.layout.starts
+        for i, new in zip(positions, replacements, strict=True):
+            if new == words[i]:
+                new = WORDS[(WORDS.index(new) + 1) % len(WORDS)]
+            words[i] = new
+            first_piece = i == 0 and not self.spaced
+            pieces[piece_of[i]] = (
+                _CAPS[new] if first_piece else _SPACED_CAPS[new] if i in starts else _SPACED[new]
+            )
 
 
 def _text_pieces(
@@ -587,48 +594,32 @@ def _text_pieces(
     request) and diverged (Responses, ``div_rng``) as asked; returns the shares of words
     changed by each."""
     spaced = bool(d.lead)
-    layout = _base_layout(d.key, d.target, spaced)
+    base = _base_layout(d.key, d.target, spaced)
     varied: float | None = None
     if sample_index is None:
-        words, pieces = list(layout.words), list(layout.pieces)
+        text = _Text.of(base, spaced)
     else:
-        layout, words, pieces, varied = _vary(d, layout, sample_index, spaced)
+        text, varied = _vary(d, base, sample_index, spaced)
     diverged: float | None = None
     if div_rng is not None:
-        k = min(len(words), round(d.divergence * len(words)))
-        positions = div_rng.sample(range(len(words)), k)
-        _swap(
-            words,
-            pieces,
-            layout,
-            spaced,
-            positions,
-            [WORDS[int(div_rng.random() * len(WORDS))] for _ in positions],
-        )
-        diverged = k / len(words)
-    return pieces, varied, diverged
+        n = len(text.words)
+        positions = div_rng.sample(range(n), min(n, round(d.divergence * n)))
+        text.swap(positions, [WORDS[int(div_rng.random() * len(WORDS))] for _ in positions])
+        diverged = len(positions) / n
+    return text.pieces, varied, diverged
 
 
-def _vary(
-    d: Draft, base: _Layout, sample_index: int, spaced: bool
-) -> tuple[_Layout, list[str], list[str], float]:
+def _vary(d: Draft, base: _Layout, sample_index: int, spaced: bool) -> tuple[_Text, float]:
     """Sample ``sample_index`` of the base text: its length jittered by whole sentences, then a
-    share of its words swapped; returns its layout, words, pieces and the share swapped."""
+    share of its words swapped; returns it and the share swapped."""
     draws = _variation(d.key, len(base.words), len(base.pieces))
     shape = _shape(d.key, d.target, spaced, d.temperature, sample_index % len(draws.jitters))
-    layout = shape.layout
-    words, pieces = list(layout.words), list(layout.pieces)
-    positions = _sample_positions(draws.order, sample_index, len(words), shape.swaps)
-    n_bank = len(draws.words)
-    _swap(
-        words,
-        pieces,
-        layout,
-        spaced,
-        positions,
-        [draws.words[(sample_index * 7 + j) % n_bank] for j in range(len(positions))],
-    )
-    return layout, words, pieces, len(positions) / len(words)
+    text = _Text.of(shape.layout, spaced)
+    n = len(text.words)
+    positions = _sample_positions(draws.order, sample_index, n, shape.swaps)
+    bank = draws.words
+    text.swap(positions, [bank[(sample_index * 7 + j) % len(bank)] for j in range(len(positions))])
+    return text, len(positions) / n
 
 
 def _tool_words(tool: ToolSpec) -> set[str]:

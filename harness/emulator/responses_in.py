@@ -36,6 +36,7 @@ from harness.emulator.validate import (
     opt_bool,
     opt_int,
     output_format,
+    require_json_word,
     sampling,
     stream_of,
     text_of_parts,
@@ -242,21 +243,14 @@ def parse(
 
     tools, mode, forced = tools_of(body, nested=False)
     output = _text_format(body.get("text"))
-    if (
-        output is not None
-        and output.kind == "json_object"
-        and not any(
-            "json" in s.text.lower()
-            for s in conversation
-            if s.role in ("system", "user", "assistant") and not s.placeholder_tokens
-        )
-    ):
+    require_json_word(
+        output,
         # Only input messages count: "JSON" in `instructions` alone is still a 400 on OpenAI.
-        raise invalid(
-            "Response input messages must contain the word 'json' in some form to use "
-            "'text.format' of type 'json_object'.",
-            param="input",
-        )
+        (s for s in conversation if s.role in ("system", "user", "assistant")),
+        "Response input messages must contain the word 'json' in some form to use "
+        "'text.format' of type 'json_object'.",
+        "input",
+    )
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise not_emulated("'instructions' as a list of items", param="instructions")

@@ -9,6 +9,7 @@ tests check the emulator against it instead.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from harness.emulator.errors import (
@@ -20,7 +21,7 @@ from harness.emulator.errors import (
     unsupported_parameter,
 )
 from harness.emulator.models import ModelInfo, find_model
-from harness.emulator.prompt import OutputFormat, ToolSpec
+from harness.emulator.prompt import OutputFormat, Segment, ToolSpec
 from harness.translate.enums import REASONING_EFFORTS, VERBOSITIES, one_of
 
 #: Top-level request keys per endpoint (``CreateChatCompletionRequest`` / ``CreateResponse`` in
@@ -334,6 +335,15 @@ def json_schema_format(spec: Any, where: str) -> OutputFormat:
     return OutputFormat("json_schema", name, schema)
 
 
+def require_json_word(
+    output: OutputFormat | None, said: Iterable[Segment], message: str, param: str
+) -> None:
+    """OpenAI's 400 for ``json_object`` output asked of an input that never says "json"."""
+    asks_json = output is not None and output.kind == "json_object"
+    if asks_json and not any("json" in s.text.lower() for s in said if not s.placeholder_tokens):
+        raise invalid(message, param=param)
+
+
 def output_format(raw: Any, where: str, *, schema_key: str | None) -> OutputFormat | None:
     """Chat's ``response_format`` or Responses' ``text.format`` (at ``where``): ``None`` for
     plain text; a ``json_schema`` format's name and schema sit under ``schema_key`` (Chat:
@@ -429,21 +439,20 @@ def metadata_of(body: dict[str, Any]) -> dict[str, str] | None:
     for key, value in raw.items():
         if not isinstance(value, str):
             raise type_error(f"metadata.{key}", "a string", value)
-        if len(key) > 64:
-            raise invalid(
-                f"Invalid 'metadata': string too long. Expected a string with maximum length "
-                f"64, but got a string with length {len(key)} instead.",
-                param="metadata",
-                code="string_above_max_length",
-            )
+        if len(key) > 64:  # OpenAI names the object for a long key, the key for a long value
+            raise _too_long("metadata", 64, len(key))
         if len(value) > 512:
-            raise invalid(
-                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
-                f"length 512, but got a string with length {len(value)} instead.",
-                param=f"metadata.{key}",
-                code="string_above_max_length",
-            )
+            raise _too_long(f"metadata.{key}", 512, len(value))
     return raw
+
+
+def _too_long(param: str, limit: int, length: int) -> ApiError:
+    return invalid(
+        f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+        f"but got a string with length {length} instead.",
+        param=param,
+        code="string_above_max_length",
+    )
 
 
 def text_of_parts(parts: Any, where: str, *, allowed: frozenset[str]) -> tuple[str, list[str]]:
