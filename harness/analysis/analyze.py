@@ -335,6 +335,7 @@ def _decide_similarity(sim: Similarity, margin: float) -> Similarity:
     return sim.model_copy(update=update) if update else sim
 
 
+@gc_paused()
 def analyze_table(
     table: ObservationTable,
     meta: RunMeta | None = None,
@@ -361,36 +362,9 @@ def analyze_table(
         )
     if contaminated_cache is None:
         contaminated_cache = set(table.scenario) if meta and meta.shadow is not None else ()
-    with gc_paused():
-        return _analyze_table(
-            table,
-            meta,
-            book=book,
-            seed=seed,
-            resamples=resamples,
-            schemas=schemas,
-            embedder=embedder,
-            power_effect=power_effect,
-            contaminated=frozenset(contaminated_cache),
-            semantic=None if semantic_scenarios is None else frozenset(semantic_scenarios),
-            margins=margins or {},
-        )
-
-
-def _analyze_table(
-    table: ObservationTable,
-    meta: RunMeta | None,
-    *,
-    book: PriceBook | None,
-    seed: int,
-    resamples: int,
-    schemas: Schemas | None,
-    embedder: Embedder | None,
-    power_effect: float,
-    contaminated: frozenset[str],
-    semantic: frozenset[str] | None = None,
-    margins: Mapping[str, decide.Margins],
-) -> Summary:
+    contaminated = frozenset(contaminated_cache)
+    semantic = None if semantic_scenarios is None else frozenset(semantic_scenarios)
+    margins = margins or {}
     table = table.measured()
     if meta is not None and meta.cache_nonces:
         table = with_nonce_tokens(table, meta.cache_nonces)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_run_dir, positive_int
+from harness.cli.common import add_prices, add_run_dir, positive_int
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,14 +19,7 @@ __all__ = ["add_arguments", "run", "summary_tables"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_dir(p)
-    p.add_argument(
-        "--prices",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="YAML/JSON price overrides: {models: {NAME: {input_mtok, "
-        "cached_input_mtok, cache_write_mtok, output_mtok}}} (USD per 1M tokens)",
-    )
+    add_prices(p)
     p.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
     p.add_argument(
         "--resamples",

@@ -5,19 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.common import add_dir
+
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--name", required=True, help="baseline name, e.g. main")
-    p.add_argument(
-        "--baselines",
-        type=Path,
-        default=Path("baselines"),
-        metavar="DIR",
-        help="directory of baselines (default baselines/)",
-    )
+    add_dir(p, "--baselines", "baselines", "directory of baselines")
 
 
 def run(args: argparse.Namespace) -> int:

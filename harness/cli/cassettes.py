@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.common import add_dir
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -17,13 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="cassette directory (default cassettes/)",
     )
-    p.add_argument(
-        "--scenarios",
-        type=Path,
-        default=Path("scenarios"),
-        metavar="DIR",
-        help="scenario directory (default scenarios/)",
-    )
+    add_dir(p, "--scenarios", "scenarios", "scenario directory")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,12 +7,56 @@ command module) may load the SDK, numpy, rich or pydantic; a command imports its
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from harness.errors import HarnessError
 
-__all__ = ["add_emulator_options", "add_run_dir", "err", "positive_int", "require_run_dir"]
+__all__ = [
+    "add_dir",
+    "add_emulator_options",
+    "add_prices",
+    "add_run_dir",
+    "call_with_options",
+    "err",
+    "positive_int",
+    "require_run_dir",
+]
+
+T = TypeVar("T")
+
+#: what the parser itself adds to every command's namespace
+_PARSER_KEYS = frozenset({"command", "handler"})
+
+
+def call_with_options(fn: Callable[..., T], args: argparse.Namespace) -> T:
+    """``fn`` called with the command's options by name (as click passes them), so an option
+    and the parameter it sets are spelt once; an option ``fn`` does not take is a bug."""
+    options = {k: v for k, v in vars(args).items() if k not in _PARSER_KEYS}
+    unused = options.keys() - inspect.signature(fn).parameters.keys()
+    if unused:
+        raise TypeError(f"{fn.__name__} takes no {', '.join(sorted(unused))}")
+    return fn(**options)
+
+
+def add_dir(parser: argparse.ArgumentParser, flag: str, default: str, what: str) -> None:
+    """A ``DIR`` option that defaults to ``default/`` in the working directory."""
+    help_ = f"{what} (default {default}/)"
+    parser.add_argument(flag, type=Path, default=Path(default), metavar="DIR", help=help_)
+
+
+def add_prices(parser: argparse.ArgumentParser, also: str = "") -> None:
+    """``--prices FILE``: price overrides, spelt the same for every command that prices."""
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        metavar="FILE",
+        help=f"YAML/JSON price overrides{also}: {{models: {{NAME: {{input_mtok, "
+        "cached_input_mtok, cache_write_mtok, output_mtok}}} (USD per 1M tokens)",
+    )
 
 
 def add_emulator_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_run_dir
+from harness.cli.common import add_dir, add_prices, add_run_dir, call_with_options
 
 if TYPE_CHECKING:
     from harness.gates.evaluate import GateReport
@@ -45,20 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="tolerance for baseline regressions of arms without their own "
         "<arm>.regression_pct_max gate (default 10)",
     )
-    p.add_argument(
-        "--baselines",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="where baseline names are looked up (default baselines/)",
-    )
-    p.add_argument(
-        "--prices",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="price overrides, as for 'harness analyze'",
-    )
+    add_dir(p, "--baselines", "baselines", "directory of baselines")
+    add_prices(p)
     p.add_argument(
         "--reports",
         type=Path,
@@ -75,7 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "default: measured from a baseline of several runs, else assumed 3 %% (see "
         "docs/statistics.md)",
     )
-    p.add_argument("--json", action="store_true", help="print the gate report as JSON")
+    p.add_argument(
+        "--json", dest="as_json", action="store_true", help="print the gate report as JSON"
+    )
 
 
 def gate(
@@ -116,17 +106,7 @@ def gate(
 
 
 def run(args: argparse.Namespace) -> int:
-    return gate(
-        args.run_dir,
-        baseline=args.baseline,
-        as_json=args.json,
-        config=args.config,
-        regression_pct=args.regression_pct,
-        baselines=args.baselines,
-        prices=args.prices,
-        reports=args.reports,
-        run_spread=args.run_spread,
-    )
+    return call_with_options(gate, args)
 
 
 def format_report(report: GateReport) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
+from harness.cli.common import call_with_options
 
 if TYPE_CHECKING:
     from harness.runner.plan import Plan, PlannedRequest
@@ -31,11 +32,12 @@ __all__ = [
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("scenario", type=Path, metavar="SCENARIO")
+    p.add_argument("scenario_file", type=Path, metavar="SCENARIO")
     p.add_argument("--repeats", type=int, default=None, help="override the scenario's repeats")
     p.add_argument("--seed", type=int, default=0, help="run seed (cache nonces, arm order)")
     p.add_argument(
         "--json",
+        dest="as_json",
         action="store_true",
         help="one JSON object per request (JSON Lines) instead of a table",
     )
@@ -55,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--sigma",
+        dest="sigma_log",
         type=float,
         default=0.3,
         metavar="S",
@@ -64,15 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print_plan(
-        args.scenario,
-        repeats=args.repeats,
-        seed=args.seed,
-        as_json=args.json,
-        power=args.power,
-        sigma_log=args.sigma,
-        target_power=args.target_power,
-    )
+    call_with_options(print_plan, args)
     return 0
 
 
@@ -187,7 +182,7 @@ def power_lines(
 
 
 def print_plan(
-    path: Path | str,
+    scenario_file: Path | str,
     *,
     repeats: int | None = None,
     seed: int = 0,
@@ -206,7 +201,7 @@ def print_plan(
     goal = parse_target_power(target_power) if target_power is not None else None
     if goal is not None and effect is None:
         raise HarnessError("--target-power needs --power EFFECT (e.g. --power 25%)")
-    scenario = load_scenario(path)
+    scenario = load_scenario(scenario_file)
     problems = translation_problems(scenario)
     if problems:
         raise ScenarioError(problems)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_emulator_options, positive_int
+from harness.cli.common import add_emulator_options, add_prices, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -113,15 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="cap every request's output at N tokens (lowers the scenario's limits, never "
         "raises them): a cheap smoke run of a live target; recorded in meta.json",
     )
-    p.add_argument(
-        "--prices",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="YAML/JSON price overrides recorded with the run (meta.json keeps the prices "
-        "of the day either way): {models: {NAME: {input_mtok, cached_input_mtok, "
-        "cache_write_mtok, output_mtok}}} (USD per 1M tokens)",
-    )
+    add_prices(p, " recorded with the run (meta.json keeps the prices of the day either way)")
     cassettes = p.add_mutually_exclusive_group()
     cassettes.add_argument(
         "--record",

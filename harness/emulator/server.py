@@ -22,9 +22,10 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 import yaml
@@ -130,20 +131,47 @@ def serve(
         sock.close()
 
 
-class EmulatorThread:
+@dataclass(eq=False)
+class _Emulator:
+    """An emulator in a thread or in a process: its settings, ``base_url`` once bound, and the
+    context manager that starts and stops it."""
+
+    profile: ProfileArg = "parity"
+    seed: int = 0
+    truth_log: Path | None = None
+    time_scale: float = 1.0
+    base_url: str = field(default="", init=False)
+
+    def __enter__(self) -> Self:
+        self._start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop(failed=exc is not None)
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _stop(self, *, failed: bool = False) -> None:
+        """Stop serving; ``failed``: the with-block raised, so raise nothing over it."""
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class EmulatorThread(_Emulator):
     """The emulator in a background thread of this process (context manager).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1``; ``app.emulator`` exposes its state.
     """
 
-    def __init__(
-        self,
-        profile: ProfileArg = "parity",
-        seed: int = 0,
-        truth_log: Path | None = None,
-        time_scale: float = 1.0,
-    ) -> None:
-        self.app = create_app(_config(_profile(profile), seed, truth_log, time_scale))
+    def __post_init__(self) -> None:
+        config = _config(_profile(self.profile), self.seed, self.truth_log, self.time_scale)
+        self.app = create_app(config)
         self._sock = bind_socket("127.0.0.1", 0)
         self.base_url = _url(self._sock)
         self._server = uvicorn.Server(uvicorn_config(self.app))
@@ -157,50 +185,32 @@ class EmulatorThread:
         except BaseException as exc:  # surfaced by __enter__/__exit__, never swallowed
             self._error = exc
 
-    def __enter__(self) -> EmulatorThread:
+    def _start(self) -> None:
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
                 raise HarnessError(f"emulator thread failed to start: {self._error!r}")
             self._thread.join(0.005)
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _stop(self, *, failed: bool = False) -> None:
         self._server.should_exit = True
         self._thread.join(10)
         self.app.close()
         self._sock.close()
-        if self._error is not None and exc is None:
+        if self._error is not None and not failed:
             raise HarnessError(f"emulator thread crashed: {self._error!r}")
 
 
-class EmulatorProcess:
+class EmulatorProcess(_Emulator):
     """The emulator in its own Python process (context manager); ``base_url`` once entered.
 
     The child exits when this process closes its stdin pipe, so it never outlives the parent,
     even if the parent is killed.
     """
 
-    def __init__(
-        self,
-        profile: ProfileArg = "parity",
-        seed: int = 0,
-        truth_log: Path | None = None,
-        time_scale: float = 1.0,
-    ) -> None:
-        self._profile = profile
-        self._seed = seed
-        self._truth_log = truth_log
-        self._time_scale = time_scale
-        self._proc: subprocess.Popen[str] | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._drain: threading.Thread | None = None
-        self.base_url = ""
+    _proc: subprocess.Popen[str] | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _drain: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
@@ -208,16 +218,16 @@ class EmulatorProcess:
         return self._proc.pid if self._proc is not None else None
 
     def _profile_arg(self) -> str:
-        if not isinstance(self._profile, Profile):
-            return str(self._profile)
+        if not isinstance(self.profile, Profile):
+            return str(self.profile)
         self._tmp = tempfile.TemporaryDirectory(prefix="emulator-profile-")
-        path = Path(self._tmp.name) / f"{self._profile.name}.yaml"
-        data = self._profile.model_dump(mode="json")
+        path = Path(self._tmp.name) / f"{self.profile.name}.yaml"
+        data = self.profile.model_dump(mode="json")
         data["extends"] = None
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         return str(path)
 
-    def __enter__(self) -> EmulatorProcess:
+    def _start(self) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -227,13 +237,13 @@ class EmulatorProcess:
             "--profile",
             self._profile_arg(),
             "--seed",
-            str(self._seed),
+            str(self.seed),
             "--time-scale",
-            repr(self._time_scale),
+            repr(self.time_scale),
             "--exit-with-stdin",
         ]
-        if self._truth_log is not None:
-            cmd += ["--truth-log", str(self._truth_log)]
+        if self.truth_log is not None:
+            cmd += ["--truth-log", str(self.truth_log)]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
@@ -243,7 +253,6 @@ class EmulatorProcess:
         except BaseException:
             self._stop()
             raise
-        return self
 
     def _wait_ready(self) -> str:
         proc = self._proc
@@ -270,7 +279,7 @@ class EmulatorProcess:
         self._drain.start()
         return match.group(1)
 
-    def _stop(self) -> None:
+    def _stop(self, *, failed: bool = False) -> None:
         proc = self._proc
         if proc is None:
             return
@@ -291,14 +300,6 @@ class EmulatorProcess:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop()
 
 
 def exit_when_stdin_closes() -> None:
