@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import KW_ONLY, dataclass
 
 
+@dataclass(eq=False)
 class ApiError(Exception):
     """An error reply. ``message`` is one line, worded like OpenAI's where we know it."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: tuple[tuple[bytes, bytes], ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = headers
+    status: int
+    message: str
+    _: KW_ONLY
+    type: str = "invalid_request_error"
+    param: str | None = None
+    code: str | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def body(self) -> bytes:
         """The JSON body."""

@@ -291,22 +291,10 @@ def _unsent(
     conv: PlannedConversation, step: int, shared: _Shared, why: str, error_type: str = "skipped"
 ) -> None:
     """Record a planned request that was not sent (``why``)."""
-    shared.record(
-        partial(
-            _observation,
-            conv,
-            step,
-            shared,
-            time.time(),
-            None,
-            [],
-            None,
-            None,
-            skipped=why,
-            error_type=error_type,
-        ),
-        failed=error_type != NOT_SENT,
+    build = partial(
+        _observation, conv, step, shared, time.time(), skipped=why, error_type=error_type
     )
+    shared.record(build, failed=error_type != NOT_SENT)
 
 
 def _observation(
@@ -314,10 +302,10 @@ def _observation(
     step: int,
     shared: _Shared,
     started: float,
-    result: CallResult | None,
-    attempts: list[Attempt],
-    previous_id: str | None,
-    request_bytes: int | None,
+    result: CallResult | None = None,
+    attempts: Sequence[Attempt] = (),
+    previous_id: str | None = None,
+    request_bytes: int | None = None,
     *,
     order: int,
     skipped: str | None = None,
@@ -364,7 +352,7 @@ def _observation(
     return Observation(
         **base,
         **result.observation_fields(stream=stream),
-        attempts=attempts,
+        attempts=list(attempts),
         new_connection=wire.new_connection,
         processing_ms=float(processing)
         if processing and processing.replace(".", "", 1).isdigit()
