@@ -176,8 +176,7 @@ def _line_of(path: Path, index: int) -> int | str:
 def _invalid(path: Path, index: int, exc: ValidationError) -> HarnessError:
     where, why = first_problem(exc, "<root>")
     return HarnessError(
-        f"{path}:{_line_of(path, index)}: not a valid observation ({where}: {why}) "
-        f"— {_RERUN}"
+        f"{path}:{_line_of(path, index)}: not a valid observation ({where}: {why}) — {_RERUN}"
     )
 
 
