@@ -536,8 +536,9 @@ def scenario_schemas(
     out: dict[tuple[str, str], Mapping[str, Any]] = {}
     for scenario in run_scenarios(meta) if scenarios is None else scenarios:
         for prompt in scenario.prompts:
-            if prompt.output_schema is not None:
-                out[(scenario.name, prompt.id)] = prompt.output_schema.json_schema
+            output = scenario.output_for(prompt)
+            if output is not None and not isinstance(output, str):
+                out[(scenario.name, prompt.id)] = output.json_schema
     return out
 
 
