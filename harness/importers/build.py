@@ -17,6 +17,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -224,12 +225,12 @@ def _parse(body: dict[str, Any], drop: Sequence[str]) -> NeutralRequest:
             text = str(exc).removeprefix("responses: ")
             name = text.partition(":")[0]
             if name not in UNMAPPABLE_CHAT_PARAMS or name in ignore:
-                raise TranslationError("; ".join([*found, text])) from None
+                raise TranslationError("; ".join(t.rstrip(".") for t in [*found, text])) from None
             found.append(text)
             ignore.add(name)
             continue
         if found:
-            raise TranslationError("; ".join(found))
+            raise TranslationError("; ".join(t.rstrip(".") for t in found))
         return req
 
 
@@ -247,6 +248,26 @@ def _check_prompt(fields: dict[str, Any]) -> None:
         error = exc.errors()[0]
         path, message, fix = describe_error(error, data_path(error["loc"], data))[0]
         raise TranslationError(f"{format_path(path)}: {message} — {fix}") from None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one distinct body: prompt fields (and their key), or the reason not."""
+
+    key: str = ""
+    fields: dict[str, Any] | None = None
+    reason: str = ""
+    changes: tuple[str, ...] = ()
+
+
+def _outcome(item: SourceRequest, options: ImportOptions) -> _Outcome:
+    try:
+        fields, changes = _one(item, options)
+    except TranslationError as exc:
+        return _Outcome(reason=str(exc).removeprefix("responses: ").removeprefix("chat: "))
+    if item.reference is not None:
+        fields["reference"] = item.reference
+    return _Outcome(_canonical(fields), fields, "", tuple(changes))
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -349,6 +370,7 @@ def build_scenario(
     ``options.skip_bad``, naming the source and line)."""
     scrubber = Scrubber(options.scrub)
     unique: dict[str, dict[str, Any]] = {}
+    seen: dict[str, _Outcome] = {}
     lines = requests = merged = 0
     not_imported: list[LineNote] = []
     changed: list[LineNote] = []
@@ -368,21 +390,21 @@ def build_scenario(
             scrubber.value(item.body),
             scrubber.text(item.reference) if item.reference is not None else None,
         )
-        try:
-            fields, changes = _one(clean, options)
-        except TranslationError as exc:
-            reason = str(exc).removeprefix("responses: ").removeprefix("chat: ")
-            not_imported.append(LineNote(line=item.line, reason=reason))
+        # a body seen before is not parsed again: same outcome, same prompt
+        seen_key = _canonical([clean.body, clean.reference])
+        outcome = seen.get(seen_key)
+        if outcome is None:
+            outcome = seen[seen_key] = _outcome(clean, options)
+        if outcome.fields is None:
+            not_imported.append(LineNote(line=item.line, reason=outcome.reason))
             continue
-        if clean.reference is not None:
-            fields["reference"] = clean.reference
-        changed.extend(LineNote(line=item.line, reason=c) for c in changes)
-        key = _canonical(fields)
+        changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        key, fields = outcome.key, outcome.fields
         if key in unique:
             unique[key]["weight"] += 1
             merged += 1
         else:
-            unique[key] = {"id": f"line-{item.line}", "weight": 1, **fields}
+            unique[key] = {"id": f"line-{item.line}", "weight": 1, **dict(fields)}
     if not unique:
         raise HarnessError(
             f"{source}: no request could be imported ({len(not_imported)} not imported, "

@@ -25,6 +25,7 @@ _API_KEY = re.compile(
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_DIGITS = re.compile(r"\d")
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{7,18}\d(?![\w])")
 
 
@@ -50,39 +51,53 @@ def _is_phone(text: str) -> bool:
     return len(groups) >= 2 and len(groups[-1]) >= 4
 
 
+#: distinct strings whose result is remembered (a log repeats its system prompt on every line)
+_MEMO_SIZE = 4096
+
+
 class Scrubber:
-    """Replaces secrets and personal data in strings, counting each kind."""
+    """Replaces secrets and personal data in strings, counting each kind (every occurrence)."""
 
     def __init__(self, extra: Sequence[str] = ()) -> None:
         self.patterns = [re.compile(p) for p in extra]
         self.counts: Counter[str] = Counter()
-
-    def _sub(self, kind: str, pattern: re.Pattern[str], text: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            self.counts[kind] += 1
-            return f"[redacted-{kind}]"
-
-        return pattern.sub(replace, text)
-
-    def _checked(self, kind: str, pattern: re.Pattern[str], text: str, keep: Any) -> str:
-        def replace(match: re.Match[str]) -> str:
-            if not keep(match.group(0)):
-                return match.group(0)
-            self.counts[kind] += 1
-            return f"[redacted-{kind}]"
-
-        return pattern.sub(replace, text)
+        self._memo: dict[str, tuple[str, Counter[str]]] = {}
 
     def text(self, text: str) -> str:
-        """``text`` with every match replaced (bearer first: its token may look like a key)."""
-        text = self._sub("bearer-token", _BEARER, text)
-        text = self._sub("api-key", _API_KEY, text)
-        text = self._sub("email", _EMAIL, text)
-        text = self._checked("card-number", _CARD, text, lambda s: _luhn(re.sub(r"\D", "", s)))
-        text = self._checked("phone", _PHONE, text, _is_phone)
+        """``text`` with every match replaced, counted."""
+        hit = self._memo.get(text)
+        if hit is None:
+            hit = self._scrub(text)
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()  # bounded: memory must not grow with the log
+            self._memo[text] = hit
+        self.counts.update(hit[1])
+        return hit[0]
+
+    def _scrub(self, text: str) -> tuple[str, Counter[str]]:
+        found: Counter[str] = Counter()
+
+        def sub(kind: str, pattern: re.Pattern[str], text: str, keep: Any = None) -> str:
+            def replace(match: re.Match[str]) -> str:
+                if keep is not None and not keep(match.group(0)):
+                    return match.group(0)
+                found[kind] += 1
+                return f"[redacted-{kind}]"
+
+            return pattern.sub(replace, text)
+
+        # bearer first: its token may look like a key; the cheap tests skip what cannot match
+        if "earer" in text or "EARER" in text:
+            text = sub("bearer-token", _BEARER, text)
+        text = sub("api-key", _API_KEY, text)
+        if "@" in text:
+            text = sub("email", _EMAIL, text)
+        if _DIGITS.search(text):
+            text = sub("card-number", _CARD, text, lambda s: _luhn(re.sub(r"\D", "", s)))
+            text = sub("phone", _PHONE, text, _is_phone)
         for pattern in self.patterns:
-            text = self._sub("custom", pattern, text)
-        return text
+            text = sub("custom", pattern, text)
+        return text, found
 
     def value(self, value: Any) -> Any:
         """A JSON value with every string (keys included) scrubbed."""

@@ -205,7 +205,7 @@ def test_the_log_imports_with_no_line_written_by_hand(
     assert report["imported_requests"] == 48
     assert [n["line"] for n in report["not_imported"]] == [49, 50]
     assert report["not_imported"][0]["reason"] == (
-        "n: Responses returns exactly one output per request; remove n (use repeats for samples)."
+        "n: Responses returns exactly one output per request; remove n (use repeats for samples)"
     )
     # every Chat-only parameter of the request is named, so one --drop-unsupported does it
     seed, stop = report["not_imported"][1]["reason"].split("; remove seed")
