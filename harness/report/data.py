@@ -157,7 +157,7 @@ def _step_view(
         last = step.messages[-1]
         what = "user" if last.role == "user" else "tool results"
         text = _content_text(last.content or "") if last.role == "user" else "as logged"
-        return what, f"{text} (after a fixed history of {fixed} messages)"
+        return what, f"{text} (the end of a fixed history of {fixed} messages)"
     if step.kind == "user":
         return "user", _content_text(next(users))
     return "tool results", f"canned results of the tools called ({', '.join(tools)})"
