@@ -309,17 +309,24 @@ def test_the_imported_scenario_runs_against_the_emulator(
             "--repeats",
             "1",
             "--out",
-            str(tmp_path),
+            str(tmp_path / "runs"),
+            "--seed",
+            "1",
             "--quiet",
         ]
     )
     assert code == 0
-    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     observations = list(read_observations(run_dir / "observations.jsonl"))
     assert len(observations) == 2 * 40  # one request per prompt and arm
     assert all(o.ok for o in observations)
-    for secret in SECRETS:
-        assert secret not in (run_dir / "observations.jsonl").read_text(encoding="utf-8")
+    (report,) = (tmp_path / "reports").glob("*/report.html")
+    html = report.read_text(encoding="utf-8")
+    assert "(the end of a fixed history of" in html  # a logged history in the prompt detail
+    assert "Weighted by how often each prompt occurs" in html
+    for written in (run_dir / "observations.jsonl", report, run_dir / "summary.json"):
+        for secret in SECRETS:
+            assert secret not in written.read_text(encoding="utf-8"), written
 
 
 # --------------------------------------------------------------------------- options
@@ -447,3 +454,14 @@ def test_reader_yields_line_numbers_of_the_file() -> None:
     items = list(read_batch(Path(__file__)))  # not JSONL: every non-blank line is bad
     assert items and all(isinstance(i, BadLine) for i in items)
     assert items[0].line == 1
+
+
+def test_the_same_log_imports_to_the_same_scenario(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", traffic())
+    first, second = (
+        build_scenario(read_batch(log), ImportOptions(name="s"), source="log", fmt="batch")
+        for _ in range(2)
+    )
+    assert first == second
+    ids = [p["id"] for p in first.scenario["prompts"]]
+    assert ids == sorted(ids, key=lambda i: int(i.removeprefix("line-")))  # log order
