@@ -249,3 +249,16 @@ def test_history_runs_through_the_sdk_against_the_emulator(
             assert reply.status == "completed"
         sent += 1
     assert sent == 4
+
+
+def test_plan_names_fixed_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli.app import main
+
+    assert main(["plan", str(write(tmp_path, HEAD + SHARED + HISTORY)), "--repeats", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "│" in line]
+    steps = {
+        (cells[1], cells[5])
+        for line in rows
+        if len(cells := [c.strip() for c in line.split("│")]) > 5
+    }
+    assert steps >= {("after-tool", "fixed tool results"), ("after-reply", "fixed user")}
