@@ -78,12 +78,26 @@ class CacheStats(_Record):
     cache_write_tokens: int
 
 
+class WeightedCost(_Record):
+    """Cost per request with each request counted as often as its prompt occurs (``weight``)."""
+
+    per_request_usd: float
+    per_1k_requests_usd: float
+    per_1m_requests_usd: float
+    requests_represented: int = Field(description="sum of the weights of the priced requests")
+
+
 class CostStats(_Record):
     total_usd: float
     per_request_usd: Estimate
     per_1k_requests_usd: float
     per_1m_requests_usd: float
     priced_requests: int
+    weighted: WeightedCost | None = Field(
+        default=None,
+        description="the same figures weighted by prompt weight (the traffic mix); null when "
+        "every prompt weighs 1",
+    )
 
 
 class TurnStats(_Record):
@@ -256,12 +270,33 @@ class Claim(_Record):
     )
 
 
+class ReferenceScore(_Record):
+    """An arm's final replies compared with a prompt's reference answer (text similarity)."""
+
+    n: int = Field(description="conversations whose final reply was text")
+    mean: float | None
+    min: float | None
+
+
+class PromptSummary(_Record):
+    weight: int
+    reference: bool = Field(description="the prompt has a reference answer")
+    reference_similarity: dict[str, ReferenceScore] = Field(description="by arm")
+    arm_similarity: dict[str, float | None] = Field(
+        description="mean text similarity of the arms' replies, by comparison <a>_vs_<b>"
+    )
+
+
 class ScenarioSummary(_Record):
     name: str
     observations: int
     arms: dict[str, ArmSummary]
     comparisons: dict[str, Comparison]
     claims: dict[str, Claim]
+    prompts: dict[str, PromptSummary] = Field(
+        default_factory=dict,
+        description="per prompt, when any prompt has a weight above 1 or a reference",
+    )
 
 
 class ModelPriceInfo(_Record):

@@ -41,6 +41,7 @@ from harness.analysis.metrics import (
 from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
 from harness.analysis.pricing import PriceBook, load_price_overrides
 from harness.analysis.similarity import Embedder
+from harness.analysis.traffic import PromptTraffic, apply_traffic
 from harness.arms import Arm
 from harness.errors import HarnessError
 from harness.records import Observation, ObservationWriter, RunMeta, Usage
@@ -488,8 +489,9 @@ def scenario_schemas(
     out: dict[tuple[str, str], Mapping[str, Any]] = {}
     for scenario in run_scenarios(meta) if scenarios is None else scenarios:
         for prompt in scenario.prompts:
-            if prompt.output_schema is not None:
-                out[(scenario.name, prompt.id)] = prompt.output_schema.json_schema
+            output = scenario.output_for(prompt)
+            if output is not None and not isinstance(output, str):
+                out[(scenario.name, prompt.id)] = output.json_schema
     return out
 
 
@@ -552,9 +554,23 @@ def analyze_run(
         semantic_scenarios=semantic,
         margins=margins,
     )
+    traffic = scenario_traffic(scenarios)
+    if any(v.weight > 1 or v.reference is not None for v in traffic.values()):
+        measured = run.table.measured()
+        measured = measured.take(np.flatnonzero(~measured.warmup))
+        summary = apply_traffic(summary, measured, costs_per_row(measured, book), traffic)
     if notes:
         summary = summary.model_copy(update={"warnings": [*summary.warnings, *notes]})
     return summary
+
+
+def scenario_traffic(scenarios: Sequence[Scenario]) -> dict[tuple[str, str], PromptTraffic]:
+    """Each prompt's weight and reference answer, by (scenario, prompt id)."""
+    return {
+        (sc.name, p.id): PromptTraffic(weight=p.weight, reference=p.reference)
+        for sc in scenarios
+        for p in sc.prompts
+    }
 
 
 def semantic_backend(

@@ -27,6 +27,7 @@ from harness.cli import (
     emulator,
     export,
     gate,
+    import_,
     plan,
     probe,
     report,
@@ -212,6 +213,26 @@ COMMANDS: tuple[Command, ...] = (
             "merge",
             metavar="ACTION",
             help="merge shard files into observations.jsonl",
+        ),
+    ),
+    Command(
+        "import",
+        import_,
+        help="turn real traffic (a JSONL request log) into a scenario file",
+        description="Import Chat Completions requests into one scenario: identical requests "
+        "merge into a prompt with weight, the most common model, system prompt, tools and "
+        "output schema are written once, stream follows the source, and secrets and personal "
+        "data are redacted before anything is written. Requests that cannot be expressed on the "
+        "Responses API are listed with their line and reason (terminal and --report), never "
+        "dropped silently. Exit 0, or 2 for bad input (nothing written).",
+        subcommand=Subcommand(
+            "batch",
+            metavar="FORMAT",
+            help='OpenAI Batch API input, {"body": …} lines or bare request bodies',
+            description="Read SOURCE one line at a time: Batch API input lines (url "
+            '/v1/chat/completions), lines holding {"body": {…}}, or bare chat request bodies. '
+            "A malformed line, another url or a body that is not a chat request stops the "
+            "import (exit 2, nothing written) unless --skip-bad.",
         ),
     ),
     Command(

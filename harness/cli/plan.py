@@ -284,7 +284,12 @@ def _print_table(scenario: Scenario, plan: Plan) -> None:
     for key in sorted(rows, key=lambda k: (prompt_order[k[0]], arm_order[k[1]], k[2])):
         first, count = rows[key]
         tokens = estimate_input_tokens(first.request)
-        step = "user" if first.kind == "user" else "tool results*"
+        fixed = bool(first.conversation.steps[first.turn - 1].messages)
+        step = (
+            ("fixed " if fixed else "")
+            + ("user" if first.kind == "user" else "tool results")
+            + ("" if fixed or first.kind == "user" else "*")
+        )
         table.add_row(
             key[0],
             key[1],

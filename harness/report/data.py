@@ -8,9 +8,10 @@ here sends a request.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyze import LoadedRun, analyze_run, open_run
 from harness.analysis.metrics import ObservationTable
@@ -26,6 +27,9 @@ from harness.rundir import (
 )
 from harness.rundir import write_summary as write_summary_file
 from harness.summary import Summary
+
+if TYPE_CHECKING:
+    from harness.runner.plan import Step
 
 #: (scenario, prompt_id, arm, repeat, turn, warmup): one planned request.
 RowKey = tuple[str, str, str, int, int, bool]
@@ -62,6 +66,8 @@ class PromptInfo:
     steps: tuple[tuple[str, str], ...]
     tools: tuple[str, ...]
     output_schema: str | None
+    weight: int = 1
+    reference: str | None = None
 
 
 @dataclass
@@ -144,6 +150,19 @@ def _content_text(content: Any) -> str:
     return "\n".join(parts)
 
 
+def _step_view(
+    step: Step, users: Iterator[Any], tools: tuple[str, ...], fixed: int
+) -> tuple[str, str]:
+    if step.messages:
+        last = step.messages[-1]
+        what = "user" if last.role == "user" else "tool results"
+        text = _content_text(last.content or "") if last.role == "user" else "as logged"
+        return what, f"{text} (the end of a fixed history of {fixed} messages)"
+    if step.kind == "user":
+        return "user", _content_text(next(users))
+    return "tool results", f"canned results of the tools called ({', '.join(tools)})"
+
+
 def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], PromptInfo]:
     out: dict[tuple[str, str], PromptInfo] = {}
     if not meta.scenarios:
@@ -172,25 +191,22 @@ def _scenario_prompts(meta: RunMeta, notes: list[str]) -> dict[tuple[str, str], 
                 "the current file"
             )
         plan = build_plan(scenario, repeats=1)
-        kinds: dict[str, list[str]] = {}
+        planned: dict[str, tuple[Step, ...]] = {}
         for conv in plan.conversations:
             if not conv.warmup:
-                kinds.setdefault(conv.prompt_id, [step.kind for step in conv.steps])
+                planned.setdefault(conv.prompt_id, conv.steps)
         for p in scenario.prompts:
             users = iter(p.user_turns)
-            tools = ", ".join(t.name for t in p.tools or ())
-            steps = tuple(
-                ("user", _content_text(next(users)))
-                if kind == "user"
-                else ("tool results", f"canned results of the tools called ({tools})")
-                for kind in kinds.get(p.id, [])
-            )
+            names = tuple(t.name for t in scenario.tools_for(p))
+            fixed = len(p.messages or ())
+            steps = tuple(_step_view(step, users, names, fixed) for step in planned.get(p.id, ()))
+            output = scenario.output_for(p)
             out[(scenario.name, p.id)] = PromptInfo(
                 steps=steps,
-                tools=tuple(t.name for t in p.tools or ()),
-                output_schema=p.output_schema.name
-                if p.output_schema
-                else ("json_object" if p.output else None),
+                tools=names,
+                output_schema=output if isinstance(output, str | None) else output.name,
+                weight=p.weight,
+                reference=p.reference,
             )
     return out
 

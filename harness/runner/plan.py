@@ -1,10 +1,13 @@
 """The run plan: which conversations a run sends, to which arm, in which order, with which nonce.
 
 A scenario becomes one :class:`PlannedConversation` per prompt × arm × repeat (plus warm-ups).
-Each conversation holds a ``base`` request (model, params, tools, output format and the
-system/developer message) and its ``steps``: one ``user`` step per turn, each followed by a
-``tool_results`` step when the prompt has tools, which answers the reply's tool calls with the
-canned results. :meth:`PlannedConversation.request_for` builds the neutral request of a step from
+Each conversation holds a ``base`` request (model, params, tools, output format, the
+system/developer message and the prompt's fixed ``messages``) and its ``steps``: one ``user`` step
+per turn, each followed by a ``tool_results`` step when the prompt has tools, which answers the
+reply's tool calls with the canned results. A fixed history that ends with a user or tool message
+is itself the first request: its trailing user message (or tool results) is the first step, sent
+verbatim, and a prompt with ``messages`` answers later tool calls only when it has
+``tool_results``. :meth:`PlannedConversation.request_for` builds the neutral request of a step from
 the history so far; the runner sends it and appends the reply with
 :meth:`PlannedConversation.history_after`.
 
@@ -37,7 +40,7 @@ from harness.scenario.load import (
     TextPartSpec,
     split_reason,
 )
-from harness.scenario.models import CacheIsolation, ColdMode
+from harness.scenario.models import CacheIsolation, ColdMode, MessageSpec
 from harness.scenario.yaml_safe import Path_, Problem, format_path
 from harness.translate.request import (
     FunctionTool,
@@ -72,6 +75,8 @@ class Step(BaseModel):
     kind: Literal["user", "tool_results"]
     content: str | tuple[Part, ...] | None = None
     tool_results: dict[str, str] = Field(default_factory=dict)
+    #: Fixed messages this step sends as written (the end of a prompt's ``messages``).
+    messages: tuple[Message, ...] = ()
 
 
 def _pending_calls(history: tuple[Message, ...]) -> tuple[ToolCall, ...]:
@@ -108,7 +113,7 @@ class PlannedConversation(BaseModel):
     def should_send(self, step_index: int, history: tuple[Message, ...]) -> bool:
         """A ``tool_results`` step is sent only when the last reply called tools."""
         step = self.steps[step_index]
-        return step.kind == "user" or bool(_pending_calls(history))
+        return step.kind == "user" or bool(step.messages) or bool(_pending_calls(history))
 
     def request_for(
         self, step_index: int, history: tuple[Message, ...]
@@ -131,7 +136,9 @@ class PlannedConversation(BaseModel):
             )
             for call in _pending_calls(history)
         ]
-        if step.kind == "user":
+        if step.messages:
+            new.extend(step.messages)
+        elif step.kind == "user":
             content = step.content
             new.append(
                 Message(
@@ -144,7 +151,16 @@ class PlannedConversation(BaseModel):
                 "but the last reply made none — skip it (see should_send)"
             )
         tool_choice = self.base.tool_choice
-        if step.kind == "tool_results" and tool_choice not in (None, "auto", "none"):
+        if (
+            step.kind == "tool_results"
+            and not step.messages
+            and tool_choice
+            not in (
+                None,
+                "auto",
+                "none",
+            )
+        ):
             # A forced call would force another call after the results: let the model answer.
             tool_choice = "auto"
         request = self.base.model_copy(
@@ -204,9 +220,46 @@ def _prefixed(content: str | tuple[Part, ...], prefix: str) -> str | tuple[Part,
     return (TextPart(text=prefix.rstrip()), *content)
 
 
-def _output_format(prompt: PromptSpec) -> OutputFormat | None:
-    if prompt.output_schema is not None:
-        spec = prompt.output_schema
+def _message(spec: MessageSpec) -> Message:
+    content = None if spec.content is None else _parts(spec.content)
+    return Message(
+        role=spec.role,
+        content=list(content) if isinstance(content, tuple) else content,
+        tool_calls=tuple(
+            ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in spec.tool_calls or ()
+        ),
+        tool_call_id=spec.tool_call_id,
+    )
+
+
+def _with_nonce(messages: list[Message], prefix: str) -> bool:
+    """Write the nonce at the start of the first instruction or user text; False if none has."""
+    for i, msg in enumerate(messages):
+        if msg.role in ("system", "developer", "user") and msg.content is not None:
+            content = msg.content if isinstance(msg.content, str) else tuple(msg.content)
+            new = _prefixed(content, prefix)
+            messages[i] = msg.model_copy(
+                update={"content": new if isinstance(new, str) else list(new)}
+            )
+            return True
+    return False
+
+
+def _fixed_tail(messages: list[Message]) -> int:
+    """Where the first request's own messages start: the last user message or the tool
+    results that end a fixed history (``len(messages)`` when it ends otherwise)."""
+    end = len(messages)
+    if not messages or messages[-1].role not in ("user", "tool"):
+        return end
+    start = end - 1
+    while messages[-1].role == "tool" and start > 0 and messages[start - 1].role == "tool":
+        start -= 1
+    return start
+
+
+def _output_format(scenario: Scenario, prompt: PromptSpec) -> OutputFormat | None:
+    spec = scenario.output_for(prompt)
+    if spec is not None and not isinstance(spec, str):
         return JsonSchemaFormat.model_validate(
             {
                 "name": spec.name,
@@ -215,7 +268,7 @@ def _output_format(prompt: PromptSpec) -> OutputFormat | None:
                 "description": spec.description,
             }
         )
-    if prompt.output == "json_object":
+    if spec == "json_object":
         return JsonObjectFormat()
     return None
 
@@ -241,16 +294,35 @@ def _conversation(
     params.setdefault("store", chained)
     prefix = nonce_prefix(nonce) if nonce else ""
 
-    messages: tuple[Message, ...] = ()
+    messages: list[Message] = []
     instructions = scenario.instructions_for(prompt)
     if instructions is not None:
         role, text = instructions
-        messages = (Message(role=role, content=prefix + text),)
+        messages.append(Message(role=role, content=text))
+    messages.extend(_message(m) for m in prompt.messages or ())
+    if prefix and _with_nonce(messages, prefix):
         prefix = ""
 
+    tools = scenario.tools_for(prompt)
+    tool_choice = scenario.tool_choice_for(prompt)
     results = dict(prompt.tool_results or {})
-    answers_tools = bool(prompt.tools) and prompt.tool_choice != "none"
+    answers_tools = (
+        bool(tools)
+        and tool_choice != "none"
+        and (prompt.messages is None or prompt.tool_results is not None)
+    )
     steps: list[Step] = []
+    if prompt.messages:
+        start = _fixed_tail(messages)
+        if start < len(messages):
+            tail = tuple(messages[start:])
+            del messages[start:]
+            kind: Literal["user", "tool_results"] = (
+                "user" if tail[-1].role == "user" else "tool_results"
+            )
+            steps.append(Step(kind=kind, messages=tail))
+            if answers_tools:
+                steps.append(Step(kind="tool_results", tool_results=results))
     for turn in prompt.user_turns:
         content = _parts(turn)
         if prefix:
@@ -263,16 +335,16 @@ def _conversation(
 
     base = NeutralRequest(
         model=scenario.model_for(prompt),
-        messages=messages,
+        messages=tuple(messages),
         params=Params(**params),
         tools=tuple(
             FunctionTool(
                 name=t.name, description=t.description, parameters=t.parameters, strict=t.strict
             )
-            for t in prompt.tools or []
+            for t in tools
         ),
-        tool_choice=prompt.tool_choice,
-        output_format=_output_format(prompt),
+        tool_choice=tool_choice,
+        output_format=_output_format(scenario, prompt),
     )
     label = f"w{repeat}" if warmup else f"r{repeat}"
     return PlannedConversation(

@@ -18,6 +18,7 @@ from harness.scenario.models import (
     PromptSpec,
     Scenario,
     TextPartSpec,
+    ToolSpec,
     split_reason,
     type_name,
 )
@@ -99,13 +100,120 @@ def _json_schema(
         yield from _strict_schema(schema, where)
 
 
+def _check_tools(tools: Sequence[ToolSpec], at: Path_) -> Iterable[Found]:
+    names = [tool.name for tool in tools]
+    for t, name in enumerate(names):
+        if name in names[:t]:
+            yield (
+                (*at, "tools", t, "name"),
+                f"tool {name} is defined twice",
+                "give each tool a unique name",
+            )
+    for t, tool in enumerate(tools):
+        yield from _json_schema(
+            tool.parameters, (*at, "tools", t, "parameters"), strict=tool.strict, what="parameters"
+        )
+
+
+def _check_output(owner: PromptSpec | Scenario, at: Path_) -> Iterable[Found]:
+    if owner.output_schema is not None and owner.output is not None:
+        yield (
+            (*at, "output"),
+            "both output_schema and output are set",
+            "keep output_schema (a JSON schema) or output: json_object (any JSON)",
+        )
+    if owner.output_schema is not None:
+        yield from _json_schema(
+            owner.output_schema.json_schema,
+            (*at, "output_schema", "schema"),
+            strict=owner.output_schema.strict,
+            what="output_schema.schema",
+        )
+
+
+def _check_messages(prompt: PromptSpec, at: Path_) -> Iterable[Found]:
+    """A fixed history both APIs accept: roles, tool calls answered in order, a request after."""
+    messages = prompt.messages or []
+    pending: list[str] = []
+    for i, msg in enumerate(messages):
+        where: Path_ = (*at, "messages", i)
+        if msg.role == "tool":
+            if msg.tool_call_id is None:
+                yield (where, "a tool message needs tool_call_id", "add tool_call_id: <call id>")
+            elif msg.tool_call_id not in pending:
+                yield (
+                    (*where, "tool_call_id"),
+                    f"{show(msg.tool_call_id)} answers no tool call of the assistant message "
+                    "before it",
+                    "use the id of one of that message's tool_calls",
+                )
+            else:
+                pending.remove(msg.tool_call_id)
+        else:
+            if pending:
+                yield (
+                    where,
+                    f"tool call(s) {', '.join(pending)} have no tool message",
+                    "answer each tool call with a role: tool message right after the call",
+                )
+                pending = []
+            if msg.tool_call_id is not None:
+                yield (
+                    (*where, "tool_call_id"),
+                    f"a {msg.role} message has a tool_call_id",
+                    "remove it (only role: tool messages answer calls)",
+                )
+        if msg.tool_calls:
+            if msg.role != "assistant":
+                yield (
+                    (*where, "tool_calls"),
+                    f"a {msg.role} message makes tool calls",
+                    "move them to an assistant message",
+                )
+            pending = [call.id for call in msg.tool_calls]
+        if msg.content is None and not (msg.role == "assistant" and msg.tool_calls):
+            yield (
+                where,
+                f"a {msg.role} message without content",
+                "add content: (only an assistant message with tool_calls may omit it)",
+            )
+        if (
+            msg.role != "user"
+            and isinstance(msg.content, list)
+            and any(isinstance(p, ImagePartSpec) for p in msg.content)
+        ):
+            yield (
+                (*where, "content"),
+                f"an image in a {msg.role} message",
+                "move the image to a user message (both APIs take images only from users)",
+            )
+    if pending:
+        yield (
+            (*at, "messages", len(messages) - 1),
+            f"the last message makes tool call(s) {', '.join(pending)} that are not answered",
+            "add a role: tool message for each call",
+        )
+    elif (
+        messages
+        and messages[-1].role not in ("user", "tool")
+        and prompt.input is None
+        and prompt.turns is None
+    ):
+        yield (
+            (*at, "messages"),
+            f"the fixed history ends with a message of role {messages[-1].role} and nothing "
+            "follows",
+            "end messages with a user or tool message, or add input: / turns:",
+        )
+
+
 def _check_prompt(sc: Scenario, index: int, prompt: PromptSpec) -> Iterable[Found]:
     at: Path_ = ("prompts", index)
-    if prompt.input is None and prompt.turns is None:
+    if prompt.input is None and prompt.turns is None and prompt.messages is None:
         yield (
             at,
             f"prompt {prompt.id} has neither input nor turns",
-            'add input: "..." (one user turn) or turns: [...] (several)',
+            'add input: "..." (one user turn), turns: [...] (several) or messages: [...]',
         )
     if prompt.input is not None and prompt.turns is not None:
         yield (
@@ -119,26 +227,20 @@ def _check_prompt(sc: Scenario, index: int, prompt: PromptSpec) -> Iterable[Foun
             "both system and developer are set",
             "keep one: both are the leading instruction message",
         )
+    yield from _check_messages(prompt, at)
 
-    tool_names = [tool.name for tool in prompt.tools or []]
-    for t, name in enumerate(tool_names):
-        if name in tool_names[:t]:
-            yield (
-                (*at, "tools", t, "name"),
-                f"tool {name} is defined twice",
-                "give each tool a unique name",
-            )
-    for t, tool in enumerate(prompt.tools or []):
-        yield from _json_schema(
-            tool.parameters, (*at, "tools", t, "parameters"), strict=tool.strict, what="parameters"
-        )
-    choice = prompt.tool_choice
+    tools = sc.tools_for(prompt)
+    tool_names = [tool.name for tool in tools]
+    if prompt.tools:
+        yield from _check_tools(prompt.tools, at)
+    choice = sc.tool_choice_for(prompt)
+    choice_at: Path_ = (*at, "tool_choice") if prompt.tool_choice is not None else ("tool_choice",)
     if choice is not None:
         if not tool_names:
-            yield ((*at, "tool_choice"), "tool_choice without tools", "add tools or remove it")
+            yield (choice_at, "tool_choice without tools", "add tools or remove it")
         elif choice not in ("auto", "none", "required", *tool_names):
             yield (
-                (*at, "tool_choice"),
+                choice_at,
                 f"tool_choice {show(choice)} is not a tool of this prompt",
                 "use auto, none, required or one of: " + ", ".join(tool_names),
             )
@@ -158,7 +260,10 @@ def _check_prompt(sc: Scenario, index: int, prompt: PromptSpec) -> Iterable[Foun
                     "use one of: " + ", ".join(tool_names),
                 )
         missing = [name for name in tool_names if name not in results]
-        if missing and choice != "none":
+        # A fixed history is measured on its one request; replies' calls are answered only
+        # when canned results are given.
+        answers = prompt.messages is None or prompt.tool_results is not None
+        if missing and choice != "none" and answers:
             yield (
                 (*at, "tool_results") if prompt.tool_results is not None else (*at, "tools"),
                 "no canned result for "
@@ -167,27 +272,18 @@ def _check_prompt(sc: Scenario, index: int, prompt: PromptSpec) -> Iterable[Foun
                 f"add tool_results: {{{missing[0]}: '<output text>'}}",
             )
 
-    if prompt.output_schema is not None and prompt.output is not None:
-        yield (
-            (*at, "output"),
-            "both output_schema and output are set",
-            "keep output_schema (a JSON schema) or output: json_object (any JSON)",
-        )
-    if prompt.output_schema is not None:
-        yield from _json_schema(
-            prompt.output_schema.json_schema,
-            (*at, "output_schema", "schema"),
-            strict=prompt.output_schema.strict,
-            what="output_schema.schema",
-        )
-    if prompt.output == "json_object":
+    yield from _check_output(prompt, at)
+    if sc.output_for(prompt) == "json_object":
         instructions = sc.instructions_for(prompt)
         texts = [instructions[1]] if instructions else []
+        for msg in prompt.messages or []:
+            if msg.content is not None and msg.role != "assistant":
+                texts.extend(_texts(msg.content))
         for turn in prompt.user_turns:
             texts.extend(_texts(turn))
         if not any("json" in text.lower() for text in texts):
             yield (
-                (*at, "output"),
+                (*at, "output") if prompt.output is not None else ("output",),
                 "output: json_object needs the word JSON in the "
                 "messages (both APIs reject the request otherwise)",
                 "mention JSON in the system prompt or the input",
@@ -224,7 +320,7 @@ def _check_models(sc: Scenario) -> Iterable[Found]:
         for name, reason in unsupported_params(model, Params(**params)):
             message, fix = split_reason(reason)
             yield (param_at(name), message, fix)
-        if params.get("parallel_tool_calls") is not None and not prompt.tools:
+        if params.get("parallel_tool_calls") is not None and not sc.tools_for(prompt):
             yield (
                 param_at("parallel_tool_calls"),
                 f"parallel_tool_calls applies to prompt "
@@ -331,6 +427,9 @@ def check_meaning(sc: Scenario) -> list[Found]:
         for index, prompt in enumerate(sc.prompts):
             if prompt.params is not None and prompt.params.store is False:
                 found.append((("prompts", index, "params", "store"), message, fix))
+    if sc.tools:
+        found.extend(_check_tools(sc.tools, ()))
+    found.extend(_check_output(sc, ()))
     ids: dict[str, int] = {}
     for index, prompt in enumerate(sc.prompts):
         if prompt.id in ids:

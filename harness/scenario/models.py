@@ -79,8 +79,8 @@ _PARAM_HINTS: dict[str, str] = {
     "text": "use verbosity in params, or output_schema / output on the prompt",
     "reasoning": "write reasoning_effort: low|medium|high",
     "instructions": "write system: or developer: at the top level or on the prompt",
-    "tools": "move tools to the prompt",
-    "tool_choice": "move tool_choice to the prompt",
+    "tools": "move tools to the top level or the prompt",
+    "tool_choice": "move tool_choice to the top level or the prompt",
     "model": "write model at the top level or on the prompt",
 }
 
@@ -325,6 +325,55 @@ class OutputSchemaSpec(_Model):
         return value
 
 
+class ToolCallSpec(_Model):
+    """A tool call in a fixed history, written flat: ``{id, name, arguments}``."""
+
+    _hints: ClassVar[dict[str, str]] = {
+        "type": "remove it: tool calls are function calls, written flat {id, name, arguments}",
+        "function": "write name and arguments directly on the call (flat), not under function:",
+        "call_id": "write id:",
+    }
+
+    id: str = Field(min_length=1)
+    name: str
+    arguments: str
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _dump_arguments(cls, value: Any) -> Any:
+        # Arguments may be written as YAML; what is sent is their JSON text.
+        if isinstance(value, dict):
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _TOOL_NAME_RE.match(value):
+            raise _problem(
+                f"tool name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
+            )
+        return value
+
+
+MessageRole = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+class MessageSpec(_Model):
+    """One message of a fixed conversation prefix, sent verbatim to every arm."""
+
+    _hints: ClassVar[dict[str, str]] = {
+        "name": "remove it: Responses input messages have no participant name",
+        "function_call": "write tool_calls: [{id, name, arguments}]",
+        "refusal": "remove it: a refusal has no Responses input form",
+    }
+
+    role: MessageRole
+    content: Content | None = None
+    tool_calls: list[ToolCallSpec] | None = Field(None, min_length=1)
+    tool_call_id: str | None = Field(None, min_length=1)
+
+
 def _param_or_hint(key: str, where: str) -> tuple[str, str] | None:
     """Advice for a parameter written outside ``params``/``defaults``."""
     if key in ScenarioParams.model_fields:
@@ -336,17 +385,20 @@ def _param_or_hint(key: str, where: str) -> tuple[str, str] | None:
     return None
 
 
+OutputMode = Literal["json_object", "text"]
+
+
 class PromptSpec(_Model):
     """One prompt: a single ``input`` or several ``turns``, sent to every arm."""
 
     _hints: ClassVar[dict[str, str]] = {
-        "messages": "write input: (one user turn) or turns: (several); system text goes in system:",
         "prompt": "write input: (one user turn) or turns: (several)",
         "text": "write input: (one user turn) or turns: (several)",
         "user": "write input: (one user turn) or turns: (several)",
         "response_format": "use output_schema: {name, schema, strict} or output: json_object",
         "instructions": "write system: or developer:",
-        "expected": "remove it: outputs are compared between arms, not to an expected answer",
+        "expected": "write reference: (a known-good answer, compared with each arm's reply)",
+        "count": "write weight: (how many times the prompt occurs in the traffic)",
     }
 
     id: str
@@ -354,13 +406,18 @@ class PromptSpec(_Model):
     params: ScenarioParams | None = None
     system: Instructions | None = None
     developer: Instructions | None = None
+    messages: list[MessageSpec] | None = Field(None, min_length=1)
     input: Content | None = None
     turns: list[Content] | None = Field(None, min_length=1)
-    tools: list[ToolSpec] | None = Field(None, min_length=1)
+    #: ``[]`` sends no tools, overriding the scenario's shared ``tools``.
+    tools: list[ToolSpec] | None = None
     tool_choice: str | None = None
     tool_results: dict[str, str] | None = None
     output_schema: OutputSchemaSpec | None = None
-    output: Literal["json_object"] | None = None
+    #: ``text`` sends no output format, overriding the scenario's shared one.
+    output: OutputMode | None = None
+    reference: Instructions | None = None
+    weight: int = Field(1, ge=1, le=1_000_000_000)
 
     @classmethod
     def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
@@ -464,6 +521,11 @@ class Scenario(_Model):
     cold: ColdMode = "new-prompt-prefix"
     system: Instructions | None = None
     developer: Instructions | None = None
+    #: Shared by every prompt that does not set its own.
+    tools: list[ToolSpec] | None = Field(None, min_length=1)
+    tool_choice: str | None = None
+    output_schema: OutputSchemaSpec | None = None
+    output: OutputMode | None = None
     prompts: list[PromptSpec] = Field(min_length=1)
     similarity: SimilaritySpec = Field(default_factory=SimilaritySpec)
     margins: MarginsSpec = Field(default_factory=MarginsSpec)
@@ -532,6 +594,27 @@ class Scenario(_Model):
             merged.update(prompt.params.model_dump(exclude_unset=True))
         merged.setdefault("stream", True)
         return merged
+
+    def tools_for(self, prompt: PromptSpec) -> list[ToolSpec]:
+        """The prompt's tools, else the shared ones (a prompt's ``tools: []`` means none)."""
+        if prompt.tools is not None:
+            return list(prompt.tools)
+        return list(self.tools or [])
+
+    def tool_choice_for(self, prompt: PromptSpec) -> str | None:
+        """The prompt's tool_choice, else the shared one when the prompt uses shared tools."""
+        if prompt.tool_choice is not None or prompt.tools is not None:
+            return prompt.tool_choice
+        return self.tool_choice
+
+    def output_for(self, prompt: PromptSpec) -> OutputSchemaSpec | OutputMode | None:
+        """The prompt's output format (schema, ``json_object`` or ``text``), else the shared one."""
+        for owner in (prompt, self):
+            if owner.output_schema is not None:
+                return owner.output_schema
+            if owner.output is not None:
+                return owner.output
+        return None
 
     def instructions_for(
         self, prompt: PromptSpec

@@ -409,8 +409,8 @@ def test_unknown_key_without_suggestion_lists_allowed_keys(tmp_path: Path) -> No
     found = problems(tmp_path, HEAD + "prompts:\n  - id: p\n    input: Hi\n    zzz: 1\n")
     assert found == [
         "prompts[0].zzz: unknown key zzz — remove it; allowed here: id, model, "
-        "params, system, developer, input, turns, tools, tool_choice, "
-        "tool_results, output_schema, output"
+        "params, system, developer, messages, input, turns, tools, tool_choice, "
+        "tool_results, output_schema, output, reference, weight"
     ]
 
 

@@ -1,0 +1,500 @@
+"""Chat request bodies → one scenario (prompts with ``weight``, shared keys) and an import report.
+
+Each body is scrubbed, parsed by :func:`harness.translate.from_chat.neutral_from_chat_kwargs`
+(the parser shadow mode uses) and checked by both translators. What cannot be expressed on the
+Responses API is listed in the report with its line and reason, never dropped silently;
+``drop_unsupported`` parameters are removed instead and the change recorded. Identical requests
+merge into one prompt whose ``weight`` counts them. The most common model, system prompt, tools
+and output schema, and parameters every prompt shares, are written once at the top level.
+``stream`` is what the source sent (false when absent: Chat's default); ``store: true`` is kept
+only with ``keep_store``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError, ScenarioError, TranslationError
+from harness.importers.scrub import Scrubber
+from harness.importers.source import BadLine, SourceItem, SourceRequest
+from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_chat_kwargs, to_responses_kwargs
+from harness.translate.from_chat import neutral_from_chat_kwargs
+from harness.translate.request import (
+    ImagePart,
+    JsonSchemaFormat,
+    Message,
+    NeutralRequest,
+    Part,
+    TextPart,
+)
+
+__all__ = [
+    "IMPORT_REPORT_VERSION",
+    "ImportOptions",
+    "ImportReport",
+    "ImportResult",
+    "LineNote",
+    "build_scenario",
+    "import_file",
+    "parse_param_list",
+    "write_import",
+]
+
+IMPORT_REPORT_VERSION = 1
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImportOptions(_Record):
+    """How to import (``harness import`` options)."""
+
+    name: str = Field(description="scenario name (a slug)")
+    keep_store: bool = False
+    drop_unsupported: tuple[str, ...] = ()
+    scrub: tuple[str, ...] = Field(default=(), description="extra regular expressions to scrub")
+    skip_bad: bool = False
+
+
+class LineNote(_Record):
+    """One request of the source and what happened to it."""
+
+    line: int
+    reason: str
+
+
+class ImportReport(_Record):
+    """What an import did with every line (written by ``--report FILE``)."""
+
+    schema_version: int = IMPORT_REPORT_VERSION
+    source: str
+    format: str
+    lines: int = Field(description="non-blank lines read")
+    requests: int = Field(description="lines holding a chat request")
+    imported_requests: int = Field(description="requests the scenario holds (sum of weights)")
+    prompts: int
+    merged: int = Field(description="requests merged into an identical earlier one")
+    not_imported: list[LineNote] = Field(description="requests left out, with the reason")
+    changed: list[LineNote] = Field(description="requests imported with a change")
+    bad_lines: list[LineNote] = Field(description="lines skipped with --skip-bad")
+    scrubbed: dict[str, int] = Field(description="values redacted, by kind")
+    shared: list[str] = Field(description="keys written once at the top level")
+
+    def lines_text(self) -> list[str]:
+        """The report for the terminal, one line each."""
+        out = [
+            f"{self.source}: {self.lines} lines, {self.requests} requests → {self.prompts} "
+            f"prompts ({self.imported_requests} requests with weights, {self.merged} merged "
+            f"duplicates)"
+        ]
+        out += [f"{self.source}:{n.line}: not imported: {n.reason}" for n in self.not_imported]
+        out += [f"{self.source}:{n.line}: changed: {n.reason}" for n in self.changed]
+        out += [f"{self.source}:{n.line}: bad line skipped: {n.reason}" for n in self.bad_lines]
+        if self.scrubbed:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.scrubbed.items()))
+            out.append(f"scrubbed: {kinds}")
+        if self.shared:
+            out.append("shared at the top level: " + ", ".join(self.shared))
+        return out
+
+
+class ImportResult(_Record):
+    scenario: dict[str, Any]
+    report: ImportReport
+
+
+# --------------------------------------------------------------------------- one request
+
+
+def _content(content: str | list[Part] | None) -> Any:
+    if content is None or isinstance(content, str):
+        return content
+    return [
+        {"text": p.text} if isinstance(p, TextPart) else {"image_url": p.url, "detail": p.detail}
+        for p in content
+        if isinstance(p, TextPart | ImagePart)
+    ]
+
+
+def _message(msg: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": msg.role}
+    content = _content(msg.content)
+    # an assistant turn that only calls tools often logs content "" (both APIs omit it)
+    if content is not None and not (msg.tool_calls and content == ""):
+        out["content"] = content
+    if msg.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in msg.tool_calls
+        ]
+    if msg.tool_call_id is not None:
+        out["tool_call_id"] = msg.tool_call_id
+    return out
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _prompt_fields(req: NeutralRequest, store: bool | None) -> dict[str, Any]:
+    """The request as prompt keys (no id yet); ``_instructions`` and ``model`` are hoisted."""
+    messages = list(req.messages)
+    fields: dict[str, Any] = {"model": req.model}
+    first = messages[0] if messages else None
+    if (
+        first is not None
+        and first.role in ("system", "developer")
+        and isinstance(first.content, str)
+        and first.content.strip()
+    ):
+        fields["_instructions"] = (first.role, first.content)
+        messages = messages[1:]
+    if len(messages) == 1 and messages[0].role == "user" and messages[0].content:
+        fields["input"] = _content(messages[0].content)
+    else:
+        fields["messages"] = [_message(m) for m in messages]
+    if req.tools:
+        fields["tools"] = [
+            {
+                "name": t.name,
+                **({"description": t.description} if t.description is not None else {}),
+                "parameters": t.parameters,
+                "strict": t.strict,
+            }
+            for t in req.tools
+        ]
+    if req.tool_choice is not None:
+        fields["tool_choice"] = req.tool_choice
+    fmt = req.output_format
+    if isinstance(fmt, JsonSchemaFormat):
+        fields["output_schema"] = {
+            "name": fmt.name,
+            "schema": fmt.schema_,
+            "strict": fmt.strict,
+            **({"description": fmt.description} if fmt.description is not None else {}),
+        }
+    elif fmt is not None:
+        fields["output"] = "json_object"
+    params = req.params.model_dump(exclude_none=True)
+    if store:
+        params["store"] = True
+    fields["params"] = params
+    return fields
+
+
+def _one(item: SourceRequest, options: ImportOptions) -> tuple[dict[str, Any], list[str]]:
+    """A scrubbed body as prompt fields and the changes made (raises TranslationError)."""
+    body = item.body
+    changes = [
+        f"{name} removed (--drop-unsupported)" for name in options.drop_unsupported if name in body
+    ]
+    store = body.get("store") is True
+    if store and not options.keep_store:
+        changes.append(
+            "store: true not kept (the provider would store imported traffic; "
+            "pass --keep-store to keep it)"
+        )
+    req = _parse(body, options.drop_unsupported)
+    # both translators' checks (tool pairing, minimum tokens, models one API lacks…)
+    to_chat_kwargs(req)
+    to_responses_kwargs(req)
+    fields = _prompt_fields(req, store and options.keep_store)
+    _check_prompt(fields)
+    return fields, changes
+
+
+def _parse(body: dict[str, Any], drop: Sequence[str]) -> NeutralRequest:
+    """The neutral request; when Chat-only parameters stop it, the error names all of them
+    (so one --drop-unsupported list is enough), not just the first."""
+    found: list[str] = []
+    ignore = set(drop)
+    while True:
+        try:
+            req = neutral_from_chat_kwargs(body, ignore=ignore)
+        except TranslationError as exc:
+            text = str(exc).removeprefix("responses: ")
+            name = text.partition(":")[0]
+            if name not in UNMAPPABLE_CHAT_PARAMS or name in ignore:
+                raise TranslationError("; ".join(t.rstrip(".") for t in [*found, text])) from None
+            found.append(text)
+            ignore.add(name)
+            continue
+        if found:
+            raise TranslationError("; ".join(t.rstrip(".") for t in found))
+        return req
+
+
+def _check_prompt(fields: dict[str, Any]) -> None:
+    """The scenario's own rules for one prompt (raises TranslationError with the first)."""
+    from harness.scenario.check import data_path, describe_error
+    from harness.scenario.models import PromptSpec
+    from harness.scenario.yaml_safe import format_path
+
+    data = {k: v for k, v in fields.items() if not k.startswith("_")}
+    data["id"] = "p"
+    try:
+        PromptSpec.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path, message, fix = describe_error(error, data_path(error["loc"], data))[0]
+        raise TranslationError(f"{format_path(path)}: {message} — {fix}") from None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one distinct body: prompt fields (and their key), or the reason not."""
+
+    key: str = ""
+    fields: dict[str, Any] | None = None
+    reason: str = ""
+    changes: tuple[str, ...] = ()
+
+
+def _outcome(item: SourceRequest, options: ImportOptions) -> _Outcome:
+    try:
+        fields, changes = _one(item, options)
+    except TranslationError as exc:
+        return _Outcome(reason=str(exc).removeprefix("responses: ").removeprefix("chat: "))
+    if item.reference is not None:
+        fields["reference"] = item.reference
+    return _Outcome(_canonical(fields), fields, "", tuple(changes))
+
+
+# --------------------------------------------------------------------------- the scenario
+
+
+def _most_common(values: Iterable[str]) -> tuple[str | None, int]:
+    counts = Counter(values)
+    if not counts:
+        return None, 0
+    value, count = counts.most_common(1)[0]
+    return value, count
+
+
+def _hoist(prompts: list[dict[str, Any]], scenario: dict[str, Any], shared: list[str]) -> None:
+    """Write the most common model, instructions, tools and output schema (and parameters every
+    prompt shares) once at the top level; prompts keep only what differs."""
+    model, _ = _most_common(p["model"] for p in prompts)
+    scenario["model"] = model
+    shared.append("model")
+    for p in prompts:
+        if p["model"] == model:
+            del p["model"]
+
+    instructions = [p.get("_instructions") for p in prompts]
+    # a prompt without instructions cannot opt out of shared ones: share only if all have some
+    if all(i is not None for i in instructions):
+        text, count = _most_common(_canonical(i) for i in instructions)
+        if text is not None and count > 1:
+            role, value = json.loads(text)
+            scenario[role] = value
+            shared.append(role)
+            for p in prompts:
+                if _canonical(p["_instructions"]) == text:
+                    del p["_instructions"]
+    for p in prompts:
+        if "_instructions" in p:
+            role, value = p.pop("_instructions")
+            p[role] = value
+
+    tools, count = _most_common(_canonical(p["tools"]) for p in prompts if "tools" in p)
+    if tools is not None and count > 1:
+        scenario["tools"] = json.loads(tools)
+        shared.append("tools")
+        for p in prompts:
+            if "tools" not in p:
+                p["tools"] = []
+            elif _canonical(p["tools"]) == tools:
+                del p["tools"]
+
+    schema, count = _most_common(
+        _canonical(p["output_schema"]) for p in prompts if "output_schema" in p
+    )
+    if schema is not None and count > 1:
+        scenario["output_schema"] = json.loads(schema)
+        shared.append("output_schema")
+        for p in prompts:
+            if "output_schema" in p and _canonical(p["output_schema"]) == schema:
+                del p["output_schema"]
+            elif "output_schema" not in p and "output" not in p:
+                p["output"] = "text"
+
+    keys = set.intersection(*(set(p["params"]) for p in prompts))
+    defaults = {
+        k: prompts[0]["params"][k]
+        for k in sorted(keys)
+        if len({_canonical(p["params"][k]) for p in prompts}) == 1
+    }
+    if defaults:
+        scenario["defaults"] = defaults
+        shared.extend(f"defaults.{k}" for k in defaults)
+    for p in prompts:
+        own = {k: v for k, v in p["params"].items() if k not in defaults}
+        if own:
+            p["params"] = own
+        else:
+            del p["params"]
+
+
+_ORDER = (
+    "id",
+    "weight",
+    "model",
+    "system",
+    "developer",
+    "params",
+    "messages",
+    "input",
+    "tools",
+    "tool_choice",
+    "output_schema",
+    "output",
+    "reference",
+)
+
+
+def build_scenario(
+    items: Iterable[SourceItem], options: ImportOptions, *, source: str, fmt: str
+) -> ImportResult:
+    """One scenario from a stream of source items (raises HarnessError on a bad line unless
+    ``options.skip_bad``, naming the source and line)."""
+    scrubber = Scrubber(options.scrub)
+    unique: dict[str, dict[str, Any]] = {}
+    seen: dict[str, _Outcome] = {}
+    lines = requests = merged = 0
+    not_imported: list[LineNote] = []
+    changed: list[LineNote] = []
+    bad: list[LineNote] = []
+    for item in items:
+        lines += 1
+        if isinstance(item, BadLine):
+            if not options.skip_bad:
+                raise HarnessError(
+                    f"{source}:{item.line}: {item.problem} — fix the line or pass --skip-bad"
+                )
+            bad.append(LineNote(line=item.line, reason=item.problem))
+            continue
+        requests += 1
+        clean = SourceRequest(
+            item.line,
+            scrubber.value(item.body),
+            scrubber.text(item.reference) if item.reference is not None else None,
+        )
+        # a body seen before is not parsed again: same outcome, same prompt
+        seen_key = _canonical([clean.body, clean.reference])
+        outcome = seen.get(seen_key)
+        if outcome is None:
+            outcome = seen[seen_key] = _outcome(clean, options)
+        if outcome.fields is None:
+            not_imported.append(LineNote(line=item.line, reason=outcome.reason))
+            continue
+        changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        key, fields = outcome.key, outcome.fields
+        if key in unique:
+            unique[key]["weight"] += 1
+            merged += 1
+        else:
+            unique[key] = {"id": f"line-{item.line}", "weight": 1, **dict(fields)}
+    if not unique:
+        raise HarnessError(
+            f"{source}: no request could be imported ({len(not_imported)} not imported, "
+            f"{len(bad)} bad lines) — see the reasons above"
+            if not_imported or bad
+            else f"{source}: holds no requests — give a JSONL file of chat request bodies"
+        )
+    prompts = list(unique.values())
+    scenario: dict[str, Any] = {"version": 1, "name": options.name}
+    shared: list[str] = []
+    _hoist(prompts, scenario, shared)
+    ordered = []
+    for p in prompts:
+        if p["weight"] == 1:
+            del p["weight"]
+        ordered.append({k: p[k] for k in _ORDER if k in p})
+    scenario["repeats"] = 1
+    scenario["prompts"] = ordered
+    report = ImportReport(
+        source=source,
+        format=fmt,
+        lines=lines,
+        requests=requests,
+        imported_requests=requests - len(not_imported),
+        prompts=len(prompts),
+        merged=merged,
+        not_imported=not_imported,
+        changed=changed,
+        bad_lines=bad,
+        scrubbed=dict(scrubber.counts),
+        shared=shared,
+    )
+    return ImportResult(scenario=scenario, report=report)
+
+
+def _dump(scenario: dict[str, Any]) -> str:
+    return yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True, width=100)
+
+
+def write_import(result: ImportResult, out: Path, *, report_path: Path | None = None) -> list[str]:
+    """Write the scenario (only if it validates, atomically) and the report; returns the
+    validation notes. Raises ScenarioError when the written scenario would not validate."""
+    from harness.runner.plan import translation_notes, translation_problems
+    from harness.scenario.load import load_scenario
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(_dump(result.scenario))
+        try:
+            scenario = load_scenario(tmp)
+        except ScenarioError as exc:
+            raise ScenarioError([p.replace(tmp, str(out)) for p in exc.problems]) from None
+        problems = translation_problems(scenario)
+        if problems:
+            raise HarnessError(f"{out}: the imported scenario does not translate: {problems[0]}")
+        notes = translation_notes(scenario)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(result.report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return [n.replace(tmp, str(out)) for n in notes]
+
+
+def import_file(
+    items: Iterable[SourceItem],
+    out: Path,
+    options: ImportOptions,
+    *,
+    source: str,
+    fmt: str,
+    report_path: Path | None = None,
+) -> tuple[ImportReport, list[str]]:
+    """Build and write a scenario from source items; returns the report and validation notes."""
+    result = build_scenario(items, options, source=source, fmt=fmt)
+    notes = write_import(result, out, report_path=report_path)
+    return result.report, notes
+
+
+def parse_param_list(text: str, known: Sequence[str]) -> tuple[str, ...]:
+    """``n,seed,stop`` → the names (each must be a Chat parameter the harness knows)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if name not in known:
+            raise HarnessError(
+                f"--drop-unsupported {name}: not a Chat parameter without a Responses "
+                f"equivalent — use some of: {', '.join(sorted(known))}"
+            )
+    return names
