@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class HarnessError(Exception):
     """Base class: anything the CLI turns into a one-line message and exit status 2."""
@@ -27,3 +30,8 @@ class TargetError(HarnessError):
 
 class CassetteError(HarnessError):
     """A cassette is missing, stale, or lacks the interaction a replay needs."""
+
+
+def closest(word: str, known: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The ``n`` known names nearest to a mistyped ``word`` (for "did you mean …?")."""
+    return difflib.get_close_matches(word, list(known), n=n, cutoff=cutoff)

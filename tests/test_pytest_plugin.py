@@ -195,6 +195,16 @@ def test_fixture_without_marker(shadow):
     )
 
 
+def test_a_mistyped_emulator_profile_is_one_clean_error(project: pytest.Pytester) -> None:
+    project.makepyfile(test_guide=GUIDE_TEST)
+    result = project.runpytest("--harness-emulator-profile", "regresed", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*harness: profile 'regresed': no such profile — did you mean regressed?*"]
+    )
+
+
 def test_options_have_their_own_group_in_help(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     text = result.stdout.str()

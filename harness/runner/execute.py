@@ -608,6 +608,10 @@ def run(
     _budget_check(plans, options, live=options.target != "emulator" and replay is None)
     if replay is None and options.target != "emulator":
         check_target(options.target)  # a bad target starts nothing, not even the run directory
+    if replay is None and options.target == "emulator":
+        from harness.emulator.profiles import load_profile
+
+        load_profile(options.emulator_profile)  # a mistyped profile starts no emulator process
     plans, capabilities, skipped = _check_capabilities(plans, options, prior, replay)
     conversations = [c for plan in plans for c in plan.conversations]
     for plan in plans:

@@ -217,6 +217,25 @@ def test_a_bad_target_starts_nothing(
     assert not out.exists(), "a bad target must not leave a run directory behind"
 
 
+def test_a_mistyped_emulator_profile_starts_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "harness", "run", str(QUICK), "--out", str(out)),
+            *("--emulator-profile", "regresed"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "harness: error: profile 'regresed': no such profile — did you mean regressed? use one "
+        "of parity, guide-claims, regressed, zero or a YAML file path\n"
+    )
+    assert not out.exists(), "a bad profile must not leave a run directory behind"
+
+
 def _interruptible_run(out: Path) -> list[str]:
     """A ``harness run`` command long enough (6 repeats, time scale 0.05) to stop midway."""
     return [
