@@ -324,6 +324,10 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
     result = run([spec.scenario], options)
     if result.interrupted:
         raise KeyboardInterrupt
+    if result.fatal is not None:
+        from harness.errors import TargetError
+
+        raise TargetError(f"run stopped at its first fatal error ({result.fatal})")
     summary = analyze_run(result.run_dir)
     write_summary(result.run_dir, summary)
     return _Done(result.run_dir, summary)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import positive_int
+from harness.cli.common import err, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from harness.records import Observation
     from harness.runner.execute import RunResult
 
-__all__ = ["ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
+__all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
+
+#: ``harness run`` stopped at an error no retry could fix (401, 403, an unknown model, no
+#: quota, a missing endpoint): not 1, which CI reads as a failed gate.
+EXIT_STOPPED = 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,6 +180,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _fix(result: RunResult) -> str:
+    """What to do about the error that stopped ``result``."""
+    assert result.fatal is not None
+    if result.fatal.code == "model_not_found":
+        return (
+            "check the scenario's model name (harness validate names the known ones), "
+            "then start a new run"
+        )
+    resume = f"harness run --resume {result.run_dir}"
+    if result.fatal.code == "insufficient_quota" or result.fatal.code.startswith("billing"):
+        return f"add quota or billing to the account, then finish the run with: {resume}"
+    return f"check the API key and its access to the model, then finish the run with: {resume}"
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -320,6 +338,15 @@ def finish_run(
     for what, why in result.meta.skipped.items():
         console.print(f"skipped (--skip-unsupported): {what} — {why}")
     console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
+    for arm, stopped in result.stopped_arms.items():
+        console.print(
+            f"[red]stopped arm {arm}[/] at its first error (the target lacks its endpoint): "
+            f"{stopped}",
+            soft_wrap=True,
+        )
+    if result.fatal is not None:
+        err(f"run stopped at its first fatal error ({result.fatal}) — {_fix(result)}")
+        return EXIT_STOPPED
     if not result.interrupted and result.recorded:
         from harness.analysis.analyze import analyze_run, saturation_warnings
         from harness.report import render_report
@@ -338,4 +365,4 @@ def finish_run(
             f"harness run --resume {result.run_dir}"
         )
         return 130
-    return 0
+    return EXIT_STOPPED if result.stopped_arms else 0

@@ -274,3 +274,22 @@ def test_validate_notes_what_the_translation_changes(
         "the word JSON in an input message"
     )
     assert lines[1:] == ["1 scenario file(s) valid"]
+
+
+def test_validate_and_plan_warn_about_a_model_nobody_knows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("version: 1\nname: typo\nmodel: gpt-4o-mni\nprompts:\n  - {id: a, input: hi}\n")
+    warning = (
+        f"{path}:3: model: warning: 'gpt-4o-mni' is not a model the capability table and the "
+        "price list know — did you mean gpt-4o-mini"
+    )
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(warning) and out.endswith("1 scenario file(s) valid\n")
+    assert main(["plan", str(path)]) == 0
+    assert warning in capsys.readouterr().out
+    path.write_text(path.read_text().replace("gpt-4o-mni", "gpt-4o-mini"))
+    assert main(["validate", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().out
