@@ -276,6 +276,9 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        # Not a terminal (CI logs, a pipe): a bar cannot redraw, and its final frame would land
+        # after the end-of-run table.
+        disable=not console.is_terminal,
     )
 
 
@@ -336,8 +339,9 @@ def finish_run(
     if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
     for what, why in result.meta.skipped.items():
-        console.print(f"skipped (--skip-unsupported): {what} — {why}")
-    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
+        console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
+    # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted
+    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}", soft_wrap=True)
     for arm, stopped in result.stopped_arms.items():
         console.print(
             f"[red]stopped arm {arm}[/] at its first error (the target lacks its endpoint): "
@@ -356,13 +360,14 @@ def finish_run(
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
             console.print(f"[yellow]warning:[/] {warning}")
-        console.print(f"summary: {write_summary(result.run_dir, summary)}")
+        console.print(f"summary: {write_summary(result.run_dir, summary)}", soft_wrap=True)
         paths = render_report(result.run_dir, report_dir)
-        console.print(f"report: {paths.html}")
+        console.print(f"report: {paths.html}", soft_wrap=True)
     if result.interrupted:
         console.print(
             f"interrupted after {result.recorded} request(s) — continue with: "
-            f"harness run --resume {result.run_dir}"
+            f"harness run --resume {result.run_dir}",
+            soft_wrap=True,
         )
         return 130
     return EXIT_STOPPED if result.stopped_arms else 0
