@@ -371,8 +371,9 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 render_report(done.run_dir, reports_dir / done.summary.run_id)
         report = _gate(spec, done)
     except HarnessError as exc:
-        # Bad input (scenario, baseline, cassette): one clean line, reported as a test error.
-        pytest.fail(f"harness: {exc}", pytrace=False)
+        # Bad input (scenario, baseline, cassette): one clean line, reported as a test error
+        # (``from None``, or pytest shows it twice: "During handling of ...").
+        raise pytest.fail.Exception(f"harness: {exc}", pytrace=False) from None
     if reports_dir is not None:
         from harness.gates.output import publish
 

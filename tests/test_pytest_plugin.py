@@ -200,6 +200,7 @@ def test_a_mistyped_emulator_profile_is_one_clean_error(project: pytest.Pytester
     result = project.runpytest("--harness-emulator-profile", "regresed", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()  # the one line, once
     result.stdout.fnmatch_lines(
         ["*harness: profile 'regresed': no such profile — did you mean regressed?*"]
     )
