@@ -96,7 +96,7 @@ def test_reads_the_numbers(shadow):
     runs = {
         line.split("harness-runs/")[1].split()[0]
         for line in summary.splitlines()
-        if line.startswith("emulator (") and "harness-runs/" in line
+        if line.startswith("emulator — not OpenAI") and "harness-runs/" in line
     }
     assert len(runs) == 2
     assert "Traceback" not in result.stdout.str()
