@@ -547,17 +547,23 @@ def model_warnings(scenario: Scenario) -> list[str]:
     seen: set[str] = set()
     for index, prompt in enumerate(scenario.prompts):
         model = scenario.model_for(prompt)
-        if model in seen or (model_info(model).known and is_priced(model)):
+        known, priced = model_info(model).known, is_priced(model)
+        if model in seen or (known and priced):
             continue
         seen.add(model)
         at: Path_ = ("prompts", index, "model") if prompt.model else ("model",)
         loc = scenario.location(at)
+        unknown_to = " and ".join(
+            what
+            for what, ok in (("the capability table", known), ("the price list", priced))
+            if not ok
+        )
         near = closest(model, known_models(), n=3)
         also = f" (or {', '.join(near[1:])})" if near[1:] else ""
         hint = f"did you mean {near[0]}{also}? " if near else ""
         found.append(
-            f"{loc.file}:{loc.line}: {format_path(at)}: warning: {model!r} is not a model "
-            f"the capability table and the price list know — {hint}(OpenAI answers an unknown "
-            "model with 404 model_not_found; a server with its own model names is fine)"
+            f"{loc.file}:{loc.line}: {format_path(at)}: warning: model {model!r} is unknown to "
+            f"{unknown_to} — {hint}(OpenAI answers an unknown model with 404 model_not_found; "
+            "a server with its own model names is fine)"
         )
     return found

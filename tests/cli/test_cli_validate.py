@@ -303,8 +303,8 @@ def test_validate_and_plan_warn_about_a_model_nobody_knows(
     path = tmp_path / "typo.yaml"
     path.write_text("version: 1\nname: typo\nmodel: gpt-4o-mni\nprompts:\n  - {id: a, input: hi}\n")
     warning = (
-        f"{path}:3: model: warning: 'gpt-4o-mni' is not a model the capability table and the "
-        "price list know — did you mean gpt-4o-mini"
+        f"{path}:3: model: warning: model 'gpt-4o-mni' is unknown to the price list — did you "
+        "mean gpt-4o-mini"
     )
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
