@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,3 +48,8 @@ def invalid_file(path: Path, exc: ValidationError, fix: str) -> HarnessError:
     """``FILE: FIELD: why — fix`` for a file that parsed but does not fit its model."""
     where, why = first_problem(exc)
     return HarnessError(f"{path}: {where}: {why} — {fix}")
+
+
+def closest(word: str, known: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The ``n`` known names nearest to a mistyped ``word`` (for "did you mean …?")."""
+    return difflib.get_close_matches(word, list(known), n=n, cutoff=cutoff)

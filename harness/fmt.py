@@ -32,7 +32,9 @@ __all__ = [
     "num",
     "pct",
     "points",
+    "possessive",
     "ratio",
+    "target_label",
     "threshold",
     "usd",
     "when",
@@ -65,6 +67,20 @@ DASH = "—"
 def arm_name(arm: str) -> str:
     """Plain name of an arm id: ``responses_chained`` → "Responses (chained)"."""
     return Arm.of(arm).label
+
+
+def target_label(name: str, is_emulator: bool) -> str:
+    """``emulator — not OpenAI``, ``http://host/v1 (emulator — not OpenAI)``, ``openai``."""
+    from harness import NOT_OPENAI_LABEL
+
+    if not is_emulator:
+        return name
+    return NOT_OPENAI_LABEL if name == "emulator" else f"{name} ({NOT_OPENAI_LABEL})"
+
+
+def possessive(name: str) -> str:
+    """``Responses's`` reads wrong: ``Chat Completions'``, ``Responses'``, ``chat's``."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
 
 
 def _finite(x: float | None) -> bool:

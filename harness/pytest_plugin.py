@@ -324,6 +324,10 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
     result = run([spec.scenario], options)
     if result.interrupted:
         raise KeyboardInterrupt
+    if result.fatal is not None:
+        from harness.errors import TargetError
+
+        raise TargetError(f"run stopped at its first fatal error ({result.fatal})")
     summary = analyze_run(result.run_dir)
     write_summary(result.run_dir, summary)
     return _Done(result.run_dir, summary)
@@ -367,8 +371,9 @@ def shadow(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 render_report(done.run_dir, reports_dir / done.summary.run_id)
         report = _gate(spec, done)
     except HarnessError as exc:
-        # Bad input (scenario, baseline, cassette): one clean line, reported as a test error.
-        pytest.fail(f"harness: {exc}", pytrace=False)
+        # Bad input (scenario, baseline, cassette): one clean line, reported as a test error
+        # (``from None``, or pytest shows it twice: "During handling of ...").
+        raise pytest.fail.Exception(f"harness: {exc}", pytrace=False) from None
     if reports_dir is not None:
         from harness.gates.output import publish
 

@@ -247,9 +247,9 @@ class RunMeta(BaseModel):
 
     @property
     def target_label(self) -> str:
-        from harness import NOT_OPENAI_LABEL
+        from harness.fmt import target_label
 
-        return f"{self.target} ({NOT_OPENAI_LABEL})" if self.is_emulator else self.target
+        return target_label(self.target, self.is_emulator)
 
 
 class ObservationWriter:

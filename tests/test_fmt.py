@@ -175,6 +175,17 @@ CASES: list[tuple[Callable[..., str], tuple[Any, ...], str]] = [
     (fmt.when, (0.0,), "1970-01-01 00:00:00 UTC"),
     (fmt.arm_name, ("responses_chained",), "Responses (chained)"),
     (fmt.arm_name, ("chat#2",), "Chat Completions replicate 2"),
+    # issue 19: "Chat Completions's", "emulator (emulator — not OpenAI)"
+    (fmt.possessive, ("Chat Completions",), "Chat Completions'"),
+    (fmt.possessive, ("Responses (chained)",), "Responses (chained)'s"),
+    (fmt.possessive, ("chat",), "chat's"),
+    (fmt.target_label, ("emulator", True), "emulator — not OpenAI"),
+    (
+        fmt.target_label,
+        ("http://127.0.0.1:8787/v1", True),
+        "http://127.0.0.1:8787/v1 (emulator — not OpenAI)",
+    ),
+    (fmt.target_label, ("openai", False), "openai"),
 ]
 
 

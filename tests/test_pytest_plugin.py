@@ -96,7 +96,7 @@ def test_reads_the_numbers(shadow):
     runs = {
         line.split("harness-runs/")[1].split()[0]
         for line in summary.splitlines()
-        if line.startswith("emulator (") and "harness-runs/" in line
+        if line.startswith("emulator — not OpenAI") and "harness-runs/" in line
     }
     assert len(runs) == 2
     assert "Traceback" not in result.stdout.str()
@@ -192,6 +192,17 @@ def test_fixture_without_marker(shadow):
             "*harness: baseline 'nightly' not found: no */baselines/nightly.json*",
             "*the shadow fixture needs @pytest.mark.shadow(scenario=PATH)*",
         ]
+    )
+
+
+def test_a_mistyped_emulator_profile_is_one_clean_error(project: pytest.Pytester) -> None:
+    project.makepyfile(test_guide=GUIDE_TEST)
+    result = project.runpytest("--harness-emulator-profile", "regresed", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert "Traceback" not in result.stdout.str()
+    assert "During handling" not in result.stdout.str()  # the one line, once
+    result.stdout.fnmatch_lines(
+        ["*harness: profile 'regresed': no such profile — did you mean regressed?*"]
     )
 
 

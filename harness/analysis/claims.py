@@ -159,7 +159,10 @@ def _first_request(key: str, c: Comparison, profile: str | None, margins: decide
         note = "no cold requests measured in both arms"
     else:
         what = "time to first token" if name == "cold_ttft_ratio" else "total latency"
-        note = f"first (cold) request {what} on {c.a} is {fmt.ratio(e.value or 0.0)} {c.b}'s"
+        note = (
+            f"first (cold) request {what} on {c.a} is {fmt.ratio(e.value or 0.0)} "
+            f"{fmt.possessive(c.b)}"
+        )
         if c.latency_not_judged:
             note += f"; not judged: {c.latency_not_judged}"
     return _claim(
@@ -189,7 +192,7 @@ def _cache(key: str, c: Comparison, profile: str | None, margins: decide.Margins
             )
     if rel is not None:
         change = fmt.pct(rel.value or 0.0, 1, sign=True)
-        note = f"{c.a} cache hit ratio is {change} relative to {c.b}'s"
+        note = f"{c.a} cache hit ratio is {change} relative to {fmt.possessive(c.b)}"
         return _claim(
             "cache_utilization_better",
             CACHE_QUOTE,

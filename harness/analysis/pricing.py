@@ -416,3 +416,27 @@ def project(mean_cost_usd: float) -> Projection | None:
     if not math.isfinite(mean_cost_usd):
         return None
     return Projection(mean_cost_usd, mean_cost_usd * 1_000, mean_cost_usd * 1_000_000)
+
+
+def known_models() -> list[str]:
+    """The model ids genai-prices prices for OpenAI (for "did you mean" on a mistyped model)."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    return [
+        m.id
+        for p in get_snapshot().providers
+        if p.id == PROVIDER_ID
+        for m in p.models
+        if not m.id.startswith("ft:")
+    ]
+
+
+def is_priced(model: str) -> bool:
+    """Whether genai-prices has a price for ``model`` (exact names and dated snapshots)."""
+    from genai_prices import Usage, calc_price
+
+    try:
+        calc_price(Usage(input_tokens=0, output_tokens=0), model, provider_id=PROVIDER_ID)
+    except LookupError:
+        return False
+    return True

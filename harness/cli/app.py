@@ -108,7 +108,10 @@ COMMANDS: tuple[Command, ...] = (
         "observation per request in runs/<run-id>/observations.jsonl. Default target: the "
         "built-in emulator (not OpenAI) with the 'parity' profile, in its own process. "
         "Exit 0 when the run completed (failed requests are data), 2 for bad input, "
-        "130 when interrupted (what was recorded is kept; continue with --resume).",
+        "3 when it stopped at an error no retry can fix (401, 403, an unknown model, no "
+        "quota: the run stops at the first one; a missing endpoint stops its arm only), "
+        "130 when interrupted (in both cases what was recorded is kept; continue with "
+        "--resume).",
     ),
     Command(
         "probe",

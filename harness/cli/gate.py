@@ -156,5 +156,8 @@ def format_report(report: GateReport) -> str:
         f"{report.count('unknown')} unknown, {report.count('skipped')} skipped"
     )
     out.append("")
-    out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
+    if not report.results:  # "PASSED — 0 checks" read like a green gate
+        out.append("NOTHING CHECKED — no gates defined (exit 0)")
+    else:
+        out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
     return "\n".join(out)

@@ -194,7 +194,13 @@ def print_plan(
     """``harness plan``: JSON Lines (one object per request) or a table with counts and
     estimated input tokens. Raises ScenarioError for an invalid file."""
     from harness.errors import HarnessError, ScenarioError
-    from harness.runner.plan import build_plan, dry_run, translation_notes, translation_problems
+    from harness.runner.plan import (
+        build_plan,
+        dry_run,
+        model_warnings,
+        translation_notes,
+        translation_problems,
+    )
     from harness.scenario.load import load_scenario
 
     effect = parse_effect(power) if power is not None else None
@@ -215,7 +221,7 @@ def print_plan(
             sys.stdout.flush()
         else:
             _print_table(scenario, plan)
-        for line in translation_notes(scenario):
+        for line in translation_notes(scenario) + model_warnings(scenario):
             print(line, file=sys.stderr if as_json else sys.stdout)
         if effect is not None:
             for line in power_lines(scenario, plan, effect, sigma_log, goal):

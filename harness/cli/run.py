@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_emulator_options, add_prices, positive_int
+from harness.cli.common import add_emulator_options, add_prices, err, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from harness.records import Observation
     from harness.runner.execute import RunResult
 
-__all__ = ["ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
+__all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
+
+#: ``harness run`` stopped at an error no retry could fix (401, 403, an unknown model, no
+#: quota, a missing endpoint): not 1, which CI reads as a failed gate.
+EXIT_STOPPED = 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -147,6 +151,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _fix(result: RunResult) -> str:
+    """What to do about the error that stopped ``result``."""
+    assert result.fatal is not None
+    if result.fatal.code == "model_not_found":
+        return (
+            "check the scenario's model name (harness validate names the known ones), "
+            "then start a new run"
+        )
+    resume = f"harness run --resume {result.run_dir}"
+    if result.fatal.code == "insufficient_quota" or result.fatal.code.startswith("billing"):
+        return f"add quota or billing to the account, then finish the run with: {resume}"
+    return f"check the API key and its access to the model, then finish the run with: {resume}"
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -229,6 +247,9 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        # Not a terminal (CI logs, a pipe): a bar cannot redraw, and its final frame would land
+        # after the end-of-run table.
+        disable=not console.is_terminal,
     )
 
 
@@ -289,8 +310,18 @@ def finish_run(
     if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
     for what, why in result.meta.skipped.items():
-        console.print(f"skipped (--skip-unsupported): {what} — {why}")
-    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}")
+        console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
+    # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted
+    console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}", soft_wrap=True)
+    for arm, stopped in result.stopped_arms.items():
+        console.print(
+            f"[red]stopped arm {arm}[/] at its first error (the target lacks its endpoint): "
+            f"{stopped}",
+            soft_wrap=True,
+        )
+    if result.fatal is not None:
+        err(f"run stopped at its first fatal error ({result.fatal}) — {_fix(result)}")
+        return EXIT_STOPPED
     if not result.interrupted and result.recorded:
         from harness.analysis.analyze import analyze_run, saturation_warnings
         from harness.report import render_report
@@ -300,13 +331,14 @@ def finish_run(
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
             console.print(f"[yellow]warning:[/] {warning}")
-        console.print(f"summary: {write_summary(result.run_dir, summary)}")
+        console.print(f"summary: {write_summary(result.run_dir, summary)}", soft_wrap=True)
         paths = render_report(result.run_dir, report_dir)
-        console.print(f"report: {paths.html}")
+        console.print(f"report: {paths.html}", soft_wrap=True)
     if result.interrupted:
         console.print(
             f"interrupted after {result.recorded} request(s) — continue with: "
-            f"harness run --resume {result.run_dir}"
+            f"harness run --resume {result.run_dir}",
+            soft_wrap=True,
         )
         return 130
-    return 0
+    return EXIT_STOPPED if result.stopped_arms else 0

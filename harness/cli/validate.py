@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.runner.plan import translation_notes, translation_problems
+    from harness.runner.plan import model_warnings, translation_notes, translation_problems
     from harness.scenario.load import Scenario, validate_paths
 
     notes: list[str] = []
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
         if not found:
             # valid, but the default translation changes what is sent: say so (issue 17)
             notes.extend(translation_notes(scenario))
+            notes.extend(model_warnings(scenario))
         return found
 
     problems, checked = validate_paths(args.paths, check=check)

@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, closest
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 PROFILE_NAMES = ("parity", "guide-claims", "regressed", "zero")
@@ -268,8 +268,10 @@ def _raw(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], str]
     else:
         path = Path(name_or_path)
         if not path.is_file():
+            close = closest(name_or_path, PROFILE_NAMES)
+            hint = f"did you mean {close[0]}? " if close else ""
             raise HarnessError(
-                f"profile {name_or_path!r}: no such profile — use one of "
+                f"profile {name_or_path!r}: no such profile — {hint}use one of "
                 f"{', '.join(PROFILE_NAMES)} or a YAML file path"
             )
     if str(path) in seen:

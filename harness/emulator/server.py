@@ -219,6 +219,7 @@ class EmulatorProcess(_Emulator):
 
     def _profile_arg(self) -> str:
         if not isinstance(self.profile, Profile):
+            load_profile(self.profile)  # a bad profile is one line here, not a child's crash
             return str(self.profile)
         self._tmp = tempfile.TemporaryDirectory(prefix="emulator-profile-")
         path = Path(self._tmp.name) / f"{self.profile.name}.yaml"
@@ -266,6 +267,10 @@ class EmulatorProcess(_Emulator):
         match = _READY.search(line[0]) if line else None
         if match is None:
             code = proc.poll()
+            if line and code is None:
+                # Its stdout closed, so it is exiting: report its status, not a timeout.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    code = proc.wait(10)
             raise HarnessError(
                 "emulator process did not start"
                 + (
@@ -306,8 +311,13 @@ def exit_when_stdin_closes() -> None:
     """End this process when its stdin closes (the parent that holds the pipe has gone)."""
 
     def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdin.buffer.read()
+        # os.read on the descriptor, not sys.stdin.buffer: a daemon thread blocked inside the
+        # buffered reader holds its lock, and an exit on the main thread then aborts the
+        # interpreter ("could not acquire lock for <stdin> ... daemon threads").
+        fd = sys.stdin.fileno()
+        with contextlib.suppress(OSError):
+            while os.read(fd, 65536):
+                pass
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness import __version__
 from harness.analysis.metrics import LATENCIES, TOKENS, ObservationTable
-from harness.errors import HarnessError
+from harness.errors import HarnessError, closest
 from harness.rundir import read_record_file
 from harness.summary import Summary
 
@@ -313,6 +313,11 @@ def resolve_baseline(ref: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -
             sorted(p.stem for p in baselines_dir.glob("*.json")) if baselines_dir.is_dir() else []
         )
         have = f" (have: {', '.join(known)})" if known else ""
+        near = closest(ref, known)
+        if near:  # a typo of a saved name, not a baseline to save under the typo
+            raise HarnessError(
+                f"baseline {ref!r} not found: no {named}{have} — did you mean {near[0]}?"
+            )
         raise HarnessError(
             f"baseline {ref!r} not found: no {named}{have} — save one with "
             f"`harness baseline save RUN_DIR --name {ref}`"

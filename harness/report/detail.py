@@ -327,8 +327,10 @@ def scenario_detail(
         if row.min_score is not None and row.min_score < 1.0:
             row.reasons.append("most divergent")
         chosen[row.prompt_id] = row
-    for row in by_latency[:slowest]:
-        row.reasons.append("slowest")
+    # "slowest" only for the slower half: of two prompts, one is the slowest, not both
+    for rank, row in enumerate(by_latency[:slowest]):
+        if rank < len(table) // 2:
+            row.reasons.append("slowest")
         chosen.setdefault(row.prompt_id, row)
     # Show each prompt's repeat with the fewest failed pairs, then the least similar one.
     example: dict[str, tuple[float, float, int]] = {}

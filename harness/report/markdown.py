@@ -37,6 +37,16 @@ def cell(text: object) -> str:
     return _TAG_OPEN.sub("&lt;", s)
 
 
+def _verdict(kind: str, headline: str) -> str:
+    """The mark and the headline, without saying "too close to call" twice."""
+    mark = _MARK[kind]
+    label = mark.split(" ", 1)[1]
+    if headline.lower().startswith(label):
+        rest = headline[len(label) :].lstrip(": ")
+        return f"{mark}: {rest}" if rest else mark
+    return f"{mark}: {headline}"
+
+
 def _row(*cells: object) -> str:
     return "| " + " | ".join(cell(c) for c in cells) + " |"
 
@@ -84,7 +94,7 @@ def summary_markdown(
                 _row("", "verdict", "detail"),
                 "|---|---|---|",
             ]
-            out += [_row(f.topic, f"{_MARK[f.kind]}: {f.headline}", f.detail) for f in found]
+            out += [_row(f.topic, _verdict(f.kind, f.headline), f.detail) for f in found]
             out.append("")
         out += [
             _row(

@@ -19,7 +19,7 @@ from typing import Literal
 
 from harness.analysis import decide
 from harness.arms import Arm
-from harness.fmt import arm_name, effect, interval, num, pct, ratio
+from harness.fmt import arm_name, effect, interval, num, pct, possessive, ratio
 from harness.summary import ArmSummary, Comparison, Effect, ScenarioSummary, SimilarityStats
 
 Kind = Literal["better", "worse", "same", "unclear", "unknown"]
@@ -111,7 +111,7 @@ def _ratio_finding(
     decision = decision_of(e, decide.Rule("ratio", margin))
     kind = _KIND[decision]
     ci = f"95 % CI {interval(e.ci95, 'ratio')}" if e.ci95 else "no interval"
-    detail = f"{what}: {a} {ratio(e.value)} {b}'s ({ci}, {e.n_pairs} conversations)"
+    detail = f"{what}: {a} {ratio(e.value)} {possessive(b)} ({ci}, {e.n_pairs} conversations)"
     if decision == "too_few_samples":
         headline = _too_few(c, e).capitalize()
     elif kind in ("better", "worse"):
@@ -209,8 +209,8 @@ def cost_finding(c: Comparison) -> Finding:
             "Cost",
             "unknown",
             SHADOW_CACHE,
-            f"{arm_name(c.a)}'s cost is priced from cache hits that are not its own; measure "
-            "cost with a scenario run (each conversation gets its own cache nonce)",
+            f"{possessive(arm_name(c.a))} cost is priced from cache hits that are not its own; "
+            "measure cost with a scenario run (each conversation gets its own cache nonce)",
         )
     if e is None or e.value is None:
         return Finding(

@@ -63,6 +63,7 @@ from harness.transport.client import (
     ClientKind,
     RetryPolicy,
     Transport,
+    fatal_scope,
     parse_reset,
     request_body,
     send_with_retries,
@@ -122,6 +123,20 @@ class RunProgress(Protocol):
         """Sending has ended (completed, interrupted or failed)."""
 
 
+@dataclass(frozen=True)
+class FatalError:
+    """An error that stopped a run or an arm, from its first request to get it."""
+
+    conversation: str
+    turn: int
+    status: int | None
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.conversation} turn {self.turn}: {self.status} {self.code}: {self.message}"
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -131,6 +146,10 @@ class RunResult:
     interrupted: bool = False
     #: for --replay: the cassettes, with what was played (``unplayed()``) and ``misses``
     replay: ReplaySetup | None = None
+    #: the error that stopped the run after its first occurrence (a bad key, an unknown model)
+    fatal: FatalError | None = None
+    #: arms stopped because the target lacks their endpoint, each with the error
+    stopped_arms: dict[str, FatalError] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -233,7 +252,33 @@ class _Shared:
     monitor: LoopMonitor | None = None
     #: requests in flight at once: with one, a late loop is that request's own work, not a queue
     concurrency: int = 1
+    #: the first error no later request could escape (a bad key, an unknown model): run stops
+    fatal: FatalError | None = None
+    #: arms whose endpoint the target lacks, each with its first error: only they stop
+    stopped_arms: dict[str, FatalError] = field(default_factory=dict)
     _pending: list[Callable[[], Observation]] = field(default_factory=list)
+
+    def halted(self, arm: str) -> bool:
+        """Whether ``arm`` may send no more (the run or the arm stopped at a fatal error)."""
+        return self.fatal is not None or arm in self.stopped_arms
+
+    def stop_on(self, conv: PlannedConversation, step: int, result: CallResult) -> bool:
+        """Stop the run (or the arm) if ``result`` is fatal; True when this conversation ends."""
+        scope = result.fatal
+        if scope is None:
+            return False
+        why = FatalError(
+            conv.conversation,
+            step + 1,
+            result.status,
+            result.error_type or "",
+            result.error_message or "no message",
+        )
+        if scope == "run":
+            self.fatal = self.fatal or why
+        else:
+            self.stopped_arms.setdefault(conv.arm, why)
+        return True
 
     def record(self, build: Callable[..., Observation], *, failed: bool) -> None:
         """Count a planned request's outcome now; build and write its record with its group.
@@ -373,6 +418,8 @@ async def _run_conversation(
     previous_id: str | None = None
     failure: str | None = None
     for step in range(len(conv.steps)):
+        if shared.halted(conv.arm):
+            return  # left incomplete, so --resume redoes the whole conversation
         if failure is None and not conv.should_send(step, history):
             _unsent(
                 conv,
@@ -422,6 +469,8 @@ async def _run_conversation(
         )
         if result.response_id and conv.api == "responses" and kwargs.get("store"):
             shared.stored_ids.append((conv.arm, result.response_id))
+        if shared.stop_on(conv, step, result):
+            return
         if not result.ok:
             failure = (
                 f"turn {step + 1} failed ({result.error_type}); later turns of this "
@@ -461,10 +510,13 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
     by_conv: dict[str, list[Observation]] = defaultdict(list)
     for obs in read_observations(path):
         by_conv[obs.conversation].append(obs)
+    # A fatal error (a bad key, no quota) says nothing about the API: redo its conversation.
     complete = {
         conv
         for conv, items in by_conv.items()
-        if conv in steps and len({o.turn for o in items}) == steps[conv]
+        if conv in steps
+        and len({o.turn for o in items}) == steps[conv]
+        and not any(not o.ok and fatal_scope(o.status, o.error_type) for o in items)
     }
     keep = [o for conv in complete for o in sorted(by_conv[conv], key=lambda o: o.turn)]
     orphans = [
@@ -596,6 +648,10 @@ def run(
     _budget_check(plans, options, live=options.target != "emulator" and replay is None)
     if replay is None and options.target != "emulator":
         check_target(options.target)  # a bad target starts nothing, not even the run directory
+    if replay is None and options.target == "emulator":
+        from harness.emulator.profiles import load_profile
+
+        load_profile(options.emulator_profile)  # a mistyped profile starts no emulator process
     plans, capabilities, skipped = _check_capabilities(plans, options, prior, replay)
     conversations = [c for plan in plans for c in plan.conversations]
     for plan in plans:
@@ -708,9 +764,19 @@ def run(
             shared.flush()  # records counted but not yet written (also on Ctrl-C)
             if observer is not None:
                 observer.stop()
-    meta.finished_at = None if interrupted else time.time()
+    # A stopped run is unfinished, like an interrupted one: --resume completes it after the fix.
+    meta.finished_at = None if interrupted or shared.fatal else time.time()
     write_meta(run_dir, meta)
-    return RunResult(run_dir, meta, shared.recorded, shared.errors, interrupted, replay)
+    return RunResult(
+        run_dir,
+        meta,
+        shared.recorded,
+        shared.errors,
+        interrupted,
+        replay,
+        shared.fatal,
+        dict(shared.stopped_arms),
+    )
 
 
 def _check_capabilities(
@@ -874,6 +940,8 @@ async def _execute(
         async def worker() -> None:
             while not queue.empty():
                 conv = queue.get_nowait()
+                if shared.halted(conv.arm):
+                    continue
                 fresh = (
                     partial(
                         Transport,

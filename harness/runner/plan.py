@@ -605,3 +605,37 @@ def translation_notes(scenario: Scenario) -> list[str]:
         also = f" (and {len(more)} more prompt{'s' if len(more) > 1 else ''})" if more else ""
         found.append(f"{loc.file}:{loc.line}: {format_path(at)}{also}: note: {text}")
     return found
+
+
+def model_warnings(scenario: Scenario) -> list[str]:
+    """A ``file:line: model: warning: …`` line per model that the capability table or the price
+    list does not know, with the closest known names: a typo otherwise costs a whole run of
+    404s."""
+    from harness.analysis.pricing import is_priced, known_models
+    from harness.errors import closest
+    from harness.translate.capabilities import model_info
+
+    found: list[str] = []
+    seen: set[str] = set()
+    for index, prompt in enumerate(scenario.prompts):
+        model = scenario.model_for(prompt)
+        known, priced = model_info(model).known, is_priced(model)
+        if model in seen or (known and priced):
+            continue
+        seen.add(model)
+        at: Path_ = ("prompts", index, "model") if prompt.model else ("model",)
+        loc = scenario.location(at)
+        unknown_to = " and ".join(
+            what
+            for what, ok in (("the capability table", known), ("the price list", priced))
+            if not ok
+        )
+        near = closest(model, known_models(), n=3)
+        also = f" (or {', '.join(near[1:])})" if near[1:] else ""
+        hint = f"did you mean {near[0]}{also}? " if near else ""
+        found.append(
+            f"{loc.file}:{loc.line}: {format_path(at)}: warning: model {model!r} is unknown to "
+            f"{unknown_to} — {hint}(OpenAI answers an unknown model with 404 model_not_found; "
+            "a server with its own model names is fine)"
+        )
+    return found

@@ -29,9 +29,9 @@ class Target:
 
     @property
     def label(self) -> str:
-        from harness import NOT_OPENAI_LABEL
+        from harness.fmt import target_label
 
-        return f"{self.name} ({NOT_OPENAI_LABEL})" if self.is_emulator else self.name
+        return target_label(self.name, self.is_emulator)
 
 
 def _check_url(url: str) -> str:

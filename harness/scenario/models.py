@@ -21,13 +21,15 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
     PrivateAttr,
     Tag,
+    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from harness.analysis.decide import DEFAULT_MARGINS, Margins
 from harness.arms import Arm, ArmIdError
@@ -94,21 +96,43 @@ class _Model(BaseModel):
 
     _hints: ClassVar[dict[str, str]] = {}
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_keys(cls, data: Any) -> Any:
-        """Unknown keys, each with a suggestion (one error per model, listing every key)."""
+    def _known_keys(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """Unknown keys, each with a suggestion (one error per model, listing every key), and
+        the problems of the known keys with them, so one pass reports the whole file."""
         if not isinstance(data, dict):
-            return data
+            return handler(data)
         allowed = [f.alias or name for name, f in cls.model_fields.items()]
         unknown = [k for k in data if k not in allowed]
         if not unknown:
-            return data
+            return handler(data)
         found = []
         for key in unknown:
             message, fix = cls._unknown_key(str(key), allowed)
             found.append((str(key), message, fix))
-        raise PydanticCustomError("unknown_keys", "unknown keys", {"found": found})
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError("unknown_keys", "unknown keys", {"found": found}),
+                loc=(),
+                input=data,
+            )
+        ]
+        # "modle: did you mean model?" says it all: no second line for the missing model
+        meant = {fix[len("did you mean ") : -1] for _, _, fix in found if "did you mean" in fix}
+        try:
+            handler({k: v for k, v in data.items() if k in allowed})
+        except ValidationError as exc:
+            errors += [
+                InitErrorDetails(
+                    type=PydanticCustomError(e["type"], e["msg"], e.get("ctx")),
+                    loc=e["loc"],
+                    input=e["input"],
+                )
+                for e in exc.errors(include_url=False)
+                if not (e["type"] == "missing" and e["loc"] in {(m,) for m in meant})
+            ]
+        raise ValidationError.from_exception_data(cls.__name__, errors)
 
     @classmethod
     def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:

@@ -41,6 +41,27 @@ ClientKind = Literal["sdk", "raw"]
 _NS_PER_MS = 1_000_000
 _PATHS = {"chat": "/chat/completions", "responses": "/responses"}
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Error codes no retry or later request can fix (the key, the account, the model): a run
+#: stops at the first one instead of spending its whole plan on it.
+FATAL_CODES = frozenset(
+    {"invalid_api_key", "model_not_found", "insufficient_quota", "billing_hard_limit_reached"}
+)
+#: Statuses that mean the endpoint itself is missing (a server without ``/v1/responses``).
+_NO_ENDPOINT_STATUS = frozenset({404, 405, 501})
+
+
+def fatal_scope(status: int | None, error_type: str | None) -> Literal["run", "arm"] | None:
+    """``run`` for an error every later request would repeat (401, 403, a bad key, an unknown
+    model, no quota); ``arm`` for a missing endpoint, which only that API's arm shares."""
+    if status is None:
+        return None
+    if status in (401, 403) or error_type in FATAL_CODES:
+        return "run"
+    # A missing route has no code of its own; ``previous_response_not_found`` and the like are
+    # about one request's content, not the endpoint.
+    if status in _NO_ENDPOINT_STATUS and not (error_type or "").endswith("_not_found"):
+        return "arm"
+    return None
 
 
 def _g(obj: Any, name: str) -> Any:
@@ -86,8 +107,13 @@ class CallResult:
         if self.ok:
             return False
         if self.status is not None:
-            return self.status in RETRYABLE_STATUS
+            return self.status in RETRYABLE_STATUS and self.fatal is None
         return self.error_type in ("connection_error", "timeout", "stream_interrupted")
+
+    @property
+    def fatal(self) -> Literal["run", "arm"] | None:
+        """Whether this failure stops the run or its arm (:func:`fatal_scope`)."""
+        return None if self.ok else fatal_scope(self.status, self.error_type)
 
     def observation_fields(self, *, stream: bool) -> dict[str, Any]:
         """The :class:`~harness.records.Observation` fields read off this result as they are.

@@ -191,6 +191,27 @@ def test_several_problems_one_line_each_in_line_order(
     assert [int(LINE_RE.match(line)["line"]) for line in lines] == [4, 5, 10]  # type: ignore[index]
 
 
+def test_unknown_keys_at_every_level_and_other_problems_in_one_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typos.yaml"
+    path.write_text(
+        "version: 1\nname: typos\nmodle: gpt-4.1-mini\n"
+        "defaults: {temprature: 0, max_output_tokens: 64}\nrepeats: 0\nprompts:\n"
+        "  - id: a\n    inptu: hi\n  - id: b\n    input: x\n    params: {top_pp: 1}\n"
+    )
+    code, lines, _ = _run(capsys, path)
+    assert code == 2
+    shown = path.as_posix()
+    assert lines == [
+        f"{shown}:3: modle: unknown key modle — did you mean model?",
+        f"{shown}:4: defaults.temprature: unknown key temprature — did you mean temperature?",
+        f"{shown}:5: repeats: 0 is out of range (must be ≥ 1) — use a value ≥ 1",
+        f"{shown}:8: prompts[0].inptu: unknown key inptu — did you mean input?",
+        f"{shown}:11: prompts[1].params.top_pp: unknown key top_pp — did you mean top_p?",
+    ]
+
+
 def test_huge_file_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "huge.yaml"
     path.write_text("version: 1\ndescription: '" + "x" * MAX_FILE_BYTES + "'\n")
@@ -274,3 +295,22 @@ def test_validate_notes_what_the_translation_changes(
         "the word JSON in an input message"
     )
     assert lines[1:] == ["1 scenario file(s) valid"]
+
+
+def test_validate_and_plan_warn_about_a_model_nobody_knows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("version: 1\nname: typo\nmodel: gpt-4o-mni\nprompts:\n  - {id: a, input: hi}\n")
+    warning = (
+        f"{path}:3: model: warning: model 'gpt-4o-mni' is unknown to the price list — did you "
+        "mean gpt-4o-mini"
+    )
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(warning) and out.endswith("1 scenario file(s) valid\n")
+    assert main(["plan", str(path)]) == 0
+    assert warning in capsys.readouterr().out
+    path.write_text(path.read_text().replace("gpt-4o-mni", "gpt-4o-mini"))
+    assert main(["validate", str(path)]) == 0
+    assert "warning" not in capsys.readouterr().out

@@ -75,10 +75,29 @@ def test_process_stops_cleanly_and_on_errors() -> None:
         raise RuntimeError("boom")
     assert proc.poll() is not None
     with (
-        pytest.raises(HarnessError, match="did not start"),
-        EmulatorProcess(profile="no-such-profile"),
+        pytest.raises(HarnessError, match=r"no such profile — did you mean zero\?"),
+        EmulatorProcess(profile="zer"),
     ):
         pass
+
+
+def test_a_child_that_cannot_start_exits_cleanly_while_its_parent_holds_stdin() -> None:
+    # The parent keeps the child's stdin open (its lifeline); an early exit used to abort the
+    # child's interpreter on the stdin lock its watcher thread held (exit status -6).
+    with subprocess.Popen(
+        [sys.executable, "-m", "harness.emulator", "--profile", "regresed", "--exit-with-stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        assert proc.wait(60) == 2
+        stderr = proc.stderr.read()
+    assert stderr == (
+        "harness: error: profile 'regresed': no such profile — did you mean regressed? use one "
+        "of parity, guide-claims, regressed, zero or a YAML file path\n"
+    )
 
 
 def test_cli_prints_the_address_and_serves(tmp_path: Path) -> None:

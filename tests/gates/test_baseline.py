@@ -119,6 +119,10 @@ def test_missing_baseline_names_what_exists(run_dir: Path, tmp_path: Path) -> No
         resolve_baseline("nightly", baselines_dir=tmp_path)
     with pytest.raises(HarnessError, match="no such file or run directory"):
         resolve_baseline(str(tmp_path / "gone.json"), baselines_dir=tmp_path)
+    # a typo of a saved name is not a baseline to save under the typo
+    with pytest.raises(HarnessError) as typo:
+        resolve_baseline("mian", baselines_dir=tmp_path)
+    assert str(typo.value).endswith("(have: main) — did you mean main?")
 
 
 @pytest.mark.parametrize(

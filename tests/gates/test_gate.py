@@ -233,7 +233,9 @@ def test_no_gates_is_a_warning_not_a_silent_pass() -> None:
     summary, _ = _summary(SyntheticProfile())
     report = evaluate(summary, GateConfig())
     assert report.exit_code == 0 and not report.results
-    assert "nothing was checked" in format_report(report)
+    text = format_report(report)
+    assert "nothing was checked" in text
+    assert text.endswith("\nNOTHING CHECKED — no gates defined (exit 0)")
 
 
 def test_regression_rule_on_synthetic_runs(tmp_path: Path) -> None:

@@ -157,6 +157,10 @@ def test_summary_markdown_and_junit_from_real_run(
     assert "Migration-guide claims" in md and "| first request slower |" in md
     assert "| cost | < 0.98 (cheaper beyond the ±2 % margin) |" in md
     assert "&lt;" not in md  # plain text, not an entity
+    # issue 19: said once, possessive spelt right, the emulator named once
+    assert "too close to call: Too close to call" not in md
+    assert "Completions's" not in md and "Chat Completions'" in md
+    assert "emulator (emulator" not in md
     assert re.search(r"<[A-Za-z/!?]", md) is None  # nothing that opens an HTML tag
     root = ET.parse(out / "junit.xml").getroot()
     suite = root.find(f"testsuite[@name='{SUITE_NAME}']")
@@ -269,6 +273,22 @@ def test_large_run_detail_and_size_stay_bounded(tmp_path: Path) -> None:
     assert table.count("<tr>") == 1 + 50  # header + capped rows
     assert "more prompts are not listed" in html
     assert "most divergent" in html and "slowest" in html
+
+
+def test_of_two_prompts_one_is_the_slowest(tmp_path: Path) -> None:
+    run_dir = _synthetic(tmp_path, "two", SyntheticProfile(), prompts=2, turns=1, repeats=3)
+    html = render_report(run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    assert html.count('<span class="badge b-warn">slowest</span>') == 1
+
+
+def test_markdown_says_each_verdict_once() -> None:
+    from harness.report.markdown import _verdict
+
+    assert _verdict("unclear", "Too close to call") == "❔ too close to call"
+    assert _verdict("unclear", "Too close to call: Responses failed 3, Chat Completions 0") == (
+        "❔ too close to call: Responses failed 3, Chat Completions 0"
+    )
+    assert _verdict("better", "Responses is 20 % faster") == "✅ better: Responses is 20 % faster"
 
 
 def test_compare_flags_a_regression(tmp_path: Path) -> None:

@@ -217,6 +217,113 @@ def test_a_bad_target_starts_nothing(
     assert not out.exists(), "a bad target must not leave a run directory behind"
 
 
+def test_a_mistyped_emulator_profile_starts_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "harness", "run", str(QUICK), "--out", str(out)),
+            *("--emulator-profile", "regresed"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "harness: error: profile 'regresed': no such profile — did you mean regressed? use one "
+        "of parity, guide-claims, regressed, zero or a YAML file path\n"
+    )
+    assert not out.exists(), "a bad profile must not leave a run directory behind"
+
+
+TINY = """\
+version: 1
+name: tiny
+model: {model}
+arms: [chat, responses]
+repeats: 3
+prompts:
+  - id: a
+    turns: ["hi", "and then?"]
+"""
+
+
+def test_a_misspelled_model_stops_the_run_at_its_first_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY.format(model="gpt-4o-mni"))
+    out = tmp_path / "runs"
+    code = main(["run", str(scenario), "--emulator-profile", "zero", "--quiet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3, "its own exit status: 1 reads as a failed gate in CI"
+    assert err.count("\n") == 1
+    assert "404 model_not_found: The model `gpt-4o-mni` does not exist" in err
+    assert "check the scenario's model name" in err
+    (run_dir,) = out.iterdir()
+    assert len(list(read_observations(run_dir / "observations.jsonl"))) == 1
+    assert read_meta(run_dir).finished_at is None
+    assert not (run_dir / "summary.json").exists()
+
+
+def _failing(monkeypatch: pytest.MonkeyPatch, fail: Any) -> list[str]:
+    """Make ``Transport.send`` answer ``fail(api, call_number)`` (a CallResult) when not None."""
+    from harness.transport.client import Transport
+
+    real = Transport.send
+    calls: list[str] = []
+
+    async def send(self: Any, api: Any, kwargs: Any, body: Any = None) -> Any:
+        calls.append(api)
+        return fail(api, len(calls)) or await real(self, api, kwargs, body)
+
+    monkeypatch.setattr(Transport, "send", send)
+    return calls
+
+
+def test_a_fatal_error_keeps_what_was_recorded_and_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.transport.client import CallResult
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY.format(model="gpt-4.1-mini"))
+    bad_key = CallResult(status=401, error_type="invalid_api_key", error_message="Incorrect key")
+    calls = _failing(monkeypatch, lambda api, n: bad_key if n == 4 else None)
+    options = RunOptions(out=tmp_path, seed=3, progress=False, emulator_profile="zero")
+    first = run([scenario], options)
+    assert first.fatal is not None and first.fatal.status == 401
+    assert str(first.fatal).endswith("401 invalid_api_key: Incorrect key")
+    assert len(calls) == 4, "nothing is sent after the fatal error"
+    assert first.recorded == 4 and read_meta(first.run_dir).finished_at is None
+    monkeypatch.undo()
+    again = run([], RunOptions(resume=first.run_dir, progress=False))
+    assert again.fatal is None
+    assert _observed_keys(first.run_dir) == _planned_keys(scenario, 3, 3)
+    assert all(o.ok for o in read_observations(first.run_dir / "observations.jsonl"))
+
+
+def test_a_missing_endpoint_stops_only_its_arm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.transport.client import CallResult
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY.format(model="gpt-4.1-mini"))
+    missing = CallResult(
+        status=404,
+        error_type="invalid_request_error",
+        error_message="Invalid URL (POST /v1/responses)",
+    )
+    calls = _failing(monkeypatch, lambda api, n: missing if api == "responses" else None)
+    options = RunOptions(out=tmp_path, seed=3, progress=False, emulator_profile="zero")
+    result = run([scenario], options)
+    assert result.fatal is None and list(result.stopped_arms) == ["responses"]
+    assert calls.count("responses") == 1 and calls.count("chat") == 6
+    observed = list(read_observations(result.run_dir / "observations.jsonl"))
+    assert sorted(o.arm for o in observed) == ["chat"] * 6 + ["responses"]
+
+
 def _interruptible_run(out: Path) -> list[str]:
     """A ``harness run`` command long enough (6 repeats, time scale 0.05) to stop midway."""
     return [

@@ -329,3 +329,29 @@ def test_first_output_and_ttft_of_a_reasoning_stream(kind: str, emulators: Any) 
     assert result.sdk_first_output_ms <= result.sdk_ttft_ms
     fields = result.observation_fields(stream=True)
     assert fields["first_output_ms"] == wire.first_output_ms and fields["ttft_ms"] == wire.ttft_ms
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "fatal"),
+    [
+        (401, "invalid_api_key", "run"),
+        (401, "http_401", "run"),
+        (403, "unsupported_country_region_territory", "run"),
+        (404, "model_not_found", "run"),
+        (429, "insufficient_quota", "run"),
+        (404, "invalid_request_error", "arm"),  # OpenAI's "Invalid URL (POST /v1/responses)"
+        (404, "http_404", "arm"),
+        (405, "http_405", "arm"),
+        (404, "previous_response_not_found", None),
+        (429, "rate_limit_exceeded", None),
+        (500, "server_error", None),
+        (400, "invalid_value", None),
+    ],
+)
+def test_errors_no_retry_can_fix_stop_the_run_or_the_arm(
+    status: int, code: str, fatal: str | None
+) -> None:
+    result = CallResult(status=status, error_type=code, error_message="x")
+    assert result.fatal == fatal
+    if fatal is not None:
+        assert not result.retryable  # a quota 429 is not waited out and retried
