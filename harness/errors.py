@@ -27,3 +27,7 @@ class TargetError(HarnessError):
 
 class CassetteError(HarnessError):
     """A cassette is missing, stale, or lacks the interaction a replay needs."""
+
+
+class StaleSummaryError(HarnessError):
+    """A summary.json written under an older schema: its figures mean something else now."""

@@ -605,6 +605,38 @@ def analyze_run(
     return summary
 
 
+def current_summary(
+    run_dir: Path,
+    *,
+    run: LoadedRun | None = None,
+    price_overrides: Path | None = None,
+    save: bool = True,
+) -> tuple[Summary, bool]:
+    """``run_dir``'s summary.json, or — when it has none, or one of an older schema whose
+    figures mean something else now — the run analysed anew from its observations (saved
+    when ``save``); the flag says it was analysed. Without observations a stale summary is
+    the one-line :class:`~harness.errors.StaleSummaryError`."""
+    from harness.errors import StaleSummaryError
+    from harness.rundir import SUMMARY_FILE
+
+    if (run_dir / SUMMARY_FILE).is_file():
+        try:
+            return read_summary(run_dir), False
+        except StaleSummaryError:
+            if run is None and not _has_observations(run_dir):
+                raise
+    summary = analyze_run(run if run is not None else run_dir, price_overrides=price_overrides)
+    if save:
+        write_summary(run_dir, summary)
+    return summary, True
+
+
+def _has_observations(run_dir: Path) -> bool:
+    from harness.rundir import SHARD_GLOB
+
+    return (run_dir / OBSERVATIONS_FILE).is_file() or any(run_dir.glob(SHARD_GLOB))
+
+
 def semantic_backend(
     scenarios: Sequence[Scenario],
 ) -> tuple[Embedder | None, frozenset[str], list[str]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from markupsafe import Markup
 
 from harness.analysis import decide
-from harness.analysis.analyze import analyze_run, compare_runs
+from harness.analysis.analyze import compare_runs, current_summary
 from harness.fmt import DASH, arm_name, effect, num
 from harness.records import RunMeta
 from harness.report import charts
@@ -28,7 +28,7 @@ from harness.report.verdict import (
     headline_comparisons,
     judge_ratio,
 )
-from harness.rundir import OBSERVATIONS_FILE, SUMMARY_FILE, read_meta, read_summary, write_summary
+from harness.rundir import OBSERVATIONS_FILE, read_meta
 from harness.summary import Effect, RunArmComparison, RunComparison, Summary
 
 #: (label, field, margin or None for a delta) of the run-to-run metrics shown.
@@ -169,12 +169,7 @@ def _claims(a: Summary, b: Summary, name: str) -> list[tuple[str, str, str]]:
 
 
 def _load(run_dir: Path) -> tuple[RunMeta, Summary]:
-    meta = read_meta(run_dir)
-    if (run_dir / SUMMARY_FILE).is_file():
-        return meta, read_summary(run_dir)
-    summary = analyze_run(run_dir)
-    write_summary(run_dir, summary)
-    return meta, summary
+    return read_meta(run_dir), current_summary(run_dir)[0]
 
 
 def build_comparison(
