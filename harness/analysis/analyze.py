@@ -612,14 +612,15 @@ def current_summary(
     price_overrides: Path | None = None,
     save: bool = True,
 ) -> tuple[Summary, bool]:
-    """``run_dir``'s summary.json, or — when it has none, or one of an older schema whose
-    figures mean something else now — the run analysed anew from its observations (saved
-    when ``save``); the flag says it was analysed. Without observations a stale summary is
-    the one-line :class:`~harness.errors.StaleSummaryError`."""
+    """``run_dir``'s summary.json, or — when it has none, one of an older schema whose
+    figures mean something else now, or ``price_overrides`` are given (a summary is priced
+    when written: every figure of a gate must use the same prices) — the run analysed anew
+    from its observations (saved when ``save``); the flag says it was analysed. Without
+    observations a stale summary is the one-line :class:`~harness.errors.StaleSummaryError`."""
     from harness.errors import StaleSummaryError
     from harness.rundir import SUMMARY_FILE
 
-    if (run_dir / SUMMARY_FILE).is_file():
+    if price_overrides is None and (run_dir / SUMMARY_FILE).is_file():
         try:
             return read_summary(run_dir), False
         except StaleSummaryError:

@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="price overrides, as for 'harness analyze'",
+        help="price overrides, as for 'harness analyze': the run is re-analysed with them "
+        "(summary.json rewritten), so threshold and baseline gates use the same prices",
     )
     p.add_argument(
         "--reports",
