@@ -195,6 +195,15 @@ def speed_findings(c: Comparison) -> list[Finding]:
     return out
 
 
+#: Where per-arm figures and comparisons both appear: they are over different requests.
+MATCHED_NOTE = (
+    "Per-arm cost and cache figures are over all requests of the arm, as billed; the "
+    "comparisons (cost ratio, cache hit difference, output tokens) are over matched requests "
+    "only — the prompt × repeat × turn both arms answered with usage, cache-nonce tokens left "
+    "out — so a ratio of the per-arm figures can differ from the comparison when the arms "
+    "lost different requests."
+)
+
 #: Why shadow pairs give no cache or cost verdict (the card's headline).
 SHADOW_CACHE = (
     "Not assessable on shadow traffic: each mirrored call reuses the prefix its live call had "
