@@ -636,7 +636,7 @@ def effect(
     return Effect(
         value=value,
         ci95=ci,
-        significant=stats.excludes(ci, null),
+        significant=decide.excludes(ci, null),
         n_pairs=n_pairs,
         decision=decide.decide(ci, n_pairs, rule) if rule is not None else None,
         margin=rule.margin if rule is not None else None,

@@ -130,12 +130,6 @@ def interval(
     return _quantile(v, tail), _quantile(v, 1.0 - tail)
 
 
-def excludes(ci: tuple[float, float] | None, null: float) -> bool | None:
-    """The significance decision: the interval lies wholly on one side of ``null`` (an
-    endpoint within rounding of the null counts as including it)."""
-    return decide.excludes(ci, null)
-
-
 def safe_ratio(a: float | None, b: float | None) -> float | None:
     """a / b, or None when either is missing or b is 0 (a ratio that cannot exist)."""
     if a is None or b is None or b == 0 or not (math.isfinite(a) and math.isfinite(b)):

@@ -80,12 +80,17 @@ def decision_of(e: Effect, rule: decide.Rule) -> decide.Decision:
     return e.decision or decide.decide(e.ci95, e.n_pairs, rule)
 
 
-def judge_ratio(e: Effect | None, margin: float) -> Kind:
-    """better (a lower), worse (a higher), same, unclear or unknown, for a lower-is-better
-    ratio a/b (:func:`harness.analysis.decide.decide`)."""
+def judge(e: Effect | None, rule: decide.Rule) -> Kind:
+    """better, worse, same, unclear or unknown from a's side under ``rule`` (its margin and
+    direction; :func:`harness.analysis.decide.decide`)."""
     if e is None or e.value is None:
         return "unknown"
-    return _KIND[decision_of(e, decide.Rule("ratio", margin))]
+    return _KIND[decision_of(e, rule)]
+
+
+def judge_ratio(e: Effect | None, margin: float) -> Kind:
+    """:func:`judge` for a lower-is-better ratio a/b."""
+    return judge(e, decide.Rule("ratio", margin))
 
 
 def _too_few(c: Comparison, e: Effect) -> str:
