@@ -205,8 +205,10 @@ def _prepare(
     )
     handles = {a: register_arm(boot, t, arm, lat, cost) for a, arm in arms.items()}
     billed = costs_per_row(t, book, without_nonce=True)
+    missed = costs_per_row(t, book, without_nonce=True, missed=True)
     matched = {
-        (a, b): match_usage(boot, t, arms[a], arms[b], billed) for a, b in comparison_pairs(arms)
+        (a, b): match_usage(boot, t, arms[a], arms[b], billed, missed)
+        for a, b in comparison_pairs(arms)
     }
     return _Prepared(t, arms, lat, cost, boot, handles, matched)
 
