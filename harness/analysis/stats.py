@@ -423,6 +423,12 @@ def robust_sigma_log(values: FloatArray) -> float | None:
     return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
+#: Log-spread of latency a plan assumes unless told (``--sigma``, ``--sigma-from``): the
+#: ``power.sigma_log`` that summaries of the emulator's ``parity`` profile report — 0.40 on
+#: the quickstart, 0.40–0.42 on the support bot (docs/statistics.md, "Validity study"). It
+#: pools cold and warm turns, as the p50 gates do: turn 1 is 1.6× slower, which widens the
+#: pooled spread from the ~0.3 of one turn's requests.
+PARITY_SIGMA_LOG = 0.40
 #: Power a plan aims for unless told otherwise (``--target-power``).
 DEFAULT_TARGET_POWER = 0.80
 #: The latency equivalence margin the power is computed against: "detected" means the
