@@ -43,7 +43,8 @@ _BLOCK_CELLS = 2_000_000
 _BAND_SDS = 6.0
 CORRECTION = (
     "expanded percentile (Hesterberg 2015): levels α′ = 2Φ(−√(n/(n−S))·t_{n−S}), "
-    "n conversations, S prompts when stratified"
+    "n conversations, S prompts when stratified; cost ratios widened to cover cache misses "
+    "at Laplace's rate (hits+1)/(eligible+2)"
 )
 
 Mode = Literal["stratified", "prompts", "units"]
