@@ -71,7 +71,7 @@ import numpy as np
 from harness.analysis.analyze import analyze_table, compare_runs, load_table
 from harness.analysis.metrics import ObservationTable
 from harness.analysis.pricing import PriceBook
-from harness.analysis.stats import LATENCY_MARGIN, repeats_for_power
+from harness.analysis.stats import LATENCY_MARGIN, PARITY_SIGMA_LOG, repeats_for_power
 from harness.gates.baseline import Baseline, Samples
 from harness.gates.config import GateConfig, parse_gate
 from harness.gates.evaluate import GateReport, evaluate
@@ -510,8 +510,8 @@ def pilot_sigma(d: Design) -> float:
     return power.sigma_log
 
 
-#: ``harness plan``'s σ when not given ``--sigma``.
-PLAN_DEFAULT_SIGMA = 0.3
+#: ``harness plan``'s σ when given neither ``--sigma`` nor ``--sigma-from``.
+PLAN_DEFAULT_SIGMA = PARITY_SIGMA_LOG
 
 
 def plan_repeats(

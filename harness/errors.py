@@ -38,6 +38,10 @@ class CassetteError(HarnessError):
     """A cassette is missing, stale, or lacks the interaction a replay needs."""
 
 
+class StaleSummaryError(HarnessError):
+    """A summary.json written under an older schema: its figures mean something else now."""
+
+
 def first_problem(exc: ValidationError, root: str = "(top level)") -> tuple[str, str]:
     """The first field pydantic rejected, dotted (``root`` for the value itself), and why."""
     err = exc.errors()[0]

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import HarnessError, first_problem
+from harness.errors import HarnessError, StaleSummaryError, first_problem
 from harness.records import (
     META_SCHEMA_VERSION,
     OBSERVATION_SCHEMA_VERSION,
@@ -270,9 +270,20 @@ def write_summary(run_dir: Path, summary: Summary) -> Path:
 
 
 def read_summary(path: Path) -> Summary:
-    """Load a summary.json (a run directory or the file itself)."""
+    """Load a summary.json (a run directory or the file itself); one written under an older
+    schema raises :class:`StaleSummaryError` (re-analyse the run's observations)."""
     if path.is_dir():
         path = path / SUMMARY_FILE
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("schema_version")
+    except (OSError, ValueError, AttributeError):
+        found = None  # read_record_file names the problem
+    if isinstance(found, int) and found < SUMMARY_SCHEMA_VERSION:
+        run = path.parent
+        raise StaleSummaryError(
+            f"{path}: summary schema_version {found} was written by an older harness (its "
+            f"n_pairs counted turns, not conversations) — re-analyse with `harness analyze {run}`"
+        )
     return read_record_file(
         path,
         Summary,

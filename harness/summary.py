@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SUMMARY_SCHEMA_VERSION = 1
+#: 2: ``n_pairs`` counts conversations (prompt × repeat), no longer turns, and ``decision``
+#: rests on it — a version-1 file re-decided as if new would pass the minimum sample size.
+SUMMARY_SCHEMA_VERSION = 2
 
 Interval = tuple[float, float]
 Verdict = Literal["supported", "contradicted", "inconclusive"]

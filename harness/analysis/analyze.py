@@ -206,8 +206,10 @@ def _prepare(
     )
     handles = {a: register_arm(boot, t, arm, lat, cost) for a, arm in arms.items()}
     billed = costs_per_row(t, book, without_nonce=True)
+    missed = costs_per_row(t, book, without_nonce=True, missed=True)
     matched = {
-        (a, b): match_usage(boot, t, arms[a], arms[b], billed) for a, b in comparison_pairs(arms)
+        (a, b): match_usage(boot, t, arms[a], arms[b], billed, missed)
+        for a, b in comparison_pairs(arms)
     }
     return _Prepared(t, arms, lat, cost, boot, handles, matched)
 
@@ -571,6 +573,39 @@ def scenario_traffic(scenarios: Sequence[Scenario]) -> dict[tuple[str, str], Pro
         for sc in scenarios
         for p in sc.prompts
     }
+
+
+def current_summary(
+    run_dir: Path,
+    *,
+    run: LoadedRun | None = None,
+    price_overrides: Path | None = None,
+    save: bool = True,
+) -> tuple[Summary, bool]:
+    """``run_dir``'s summary.json, or — when it has none, one of an older schema whose
+    figures mean something else now, or ``price_overrides`` are given (a summary is priced
+    when written: every figure of a gate must use the same prices) — the run analysed anew
+    from its observations (saved when ``save``); the flag says it was analysed. Without
+    observations a stale summary is the one-line :class:`~harness.errors.StaleSummaryError`."""
+    from harness.errors import StaleSummaryError
+    from harness.rundir import SUMMARY_FILE
+
+    if price_overrides is None and (run_dir / SUMMARY_FILE).is_file():
+        try:
+            return read_summary(run_dir), False
+        except StaleSummaryError:
+            if run is None and not _has_observations(run_dir):
+                raise
+    summary = analyze_run(run if run is not None else run_dir, price_overrides=price_overrides)
+    if save:
+        write_summary(run_dir, summary)
+    return summary, True
+
+
+def _has_observations(run_dir: Path) -> bool:
+    from harness.rundir import SHARD_GLOB
+
+    return (run_dir / OBSERVATIONS_FILE).is_file() or any(run_dir.glob(SHARD_GLOB))
 
 
 def semantic_backend(

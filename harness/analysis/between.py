@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from harness.analysis import stats
+from harness.analysis import decide, stats
 from harness.analysis.metrics import MEDIAN_RATIOS, ObservationTable, latency_columns
 from harness.analysis.pricing import PriceBook
 from harness.arms import Arm
@@ -353,7 +353,7 @@ def _effect(
     # (docs/statistics.md); stratified by prompt when every prompt has ≥ 2 conversations.
     ci = stats.interval(reps, n=n_pairs, strata=strata if n_pairs > 2 * strata else 1)
     null = 1.0 if log else 0.0
-    return Effect(value=value, ci95=ci, significant=stats.excludes(ci, null), n_pairs=n_pairs)
+    return Effect(value=value, ci95=ci, significant=decide.excludes(ci, null), n_pairs=n_pairs)
 
 
 def compare_arm(

@@ -41,21 +41,6 @@ COST_QUOTE = (
 )
 
 
-def verdict(
-    ci: Interval | None,
-    claimed: Interval | None,
-    *,
-    open_upper: bool = False,
-    decision: decide.Decision | None = None,
-    direction: Literal["better", "worse"] = "better",
-) -> Verdict:
-    """The claim rule (:func:`harness.analysis.decide.claim_verdict`); without a ``decision``
-    the interval alone is judged against the range (the margin is then the caller's)."""
-    if decision is None and ci is not None:
-        decision = direction
-    return decide.claim_verdict(ci, claimed, decision, direction, open_upper=open_upper)
-
-
 def _pick(comparisons: Mapping[str, Comparison]) -> tuple[str, Comparison] | None:
     for key in ("responses_vs_chat", "responses_chained_vs_chat"):
         if key in comparisons:

@@ -544,6 +544,9 @@ class Matched:
     sums: dict[str, float]
     priced: bool
     conversations: int
+    #: variance of the mean cost per request from cache hits and misses
+    #: (:func:`harness.analysis.stats.cache_event_var`)
+    cost_event_var: float = 0.0
 
     def reps(self, reps: Sequence[FloatArray], num: str, den: str) -> FloatArray:
         return stats.ratio_replicates(reps[self.handles[num]], reps[self.handles[den]])
@@ -558,10 +561,16 @@ class Matched:
 
 
 def match_usage(
-    boot: stats.Bootstrap, t: ObservationTable, x: ArmData, y: ArmData, cost: FloatArray
+    boot: stats.Bootstrap,
+    t: ObservationTable,
+    x: ArmData,
+    y: ArmData,
+    cost: FloatArray,
+    missed: FloatArray | None = None,
 ) -> tuple[Matched, Matched]:
     """Register x's and y's usage totals over the requests both reported usage for
-    (``cost``: per row, without the nonce — :func:`costs_per_row`)."""
+    (``cost``: per row, without the nonce — :func:`costs_per_row`; ``missed``: the same
+    had nothing been cached, for the cache-event spread of the cost)."""
     common = np.intersect1d(x.units[t.has_usage[x.rows]], y.units[t.has_usage[y.rows]])
 
     def one(arm: ArmData) -> Matched:
@@ -578,7 +587,14 @@ def match_usage(
         handles = {k: boot.total(u, v) for k, v in cols.items()}
         sums = {k: float(np.nansum(v)) for k, v in cols.items()}
         priced = bool(r.size) and bool(np.isfinite(cost[r]).all())
-        return Matched(handles, sums, priced, boot.conversations(common))
+        event_var = 0.0
+        if priced and missed is not None:
+            # requests that could have hit: warm, and long enough to be cached at all
+            could = ~t.cold[r] & (t.input_tokens[r] >= CACHE_MIN_TOKENS)
+            event_var = stats.cache_event_var(
+                (missed[r] - cost[r])[could], (cached[could] > 0).astype(np.float64), r.size
+            )
+        return Matched(handles, sums, priced, boot.conversations(common), event_var)
 
     return one(x), one(y)
 
@@ -633,10 +649,21 @@ def effect(
         if boot is not None
         else stats.interval(replicates, n=n_pairs)
     )
+    return effect_from(value, ci, null, n_pairs, rule)
+
+
+def effect_from(
+    value: float | None,
+    ci: tuple[float, float] | None,
+    null: float,
+    n_pairs: int,
+    rule: decide.Rule | None,
+) -> Effect:
+    """An :class:`Effect` of a value and its interval, decided by ``rule``."""
     return Effect(
         value=value,
         ci95=ci,
-        significant=stats.excludes(ci, null),
+        significant=decide.excludes(ci, null),
         n_pairs=n_pairs,
         decision=decide.decide(ci, n_pairs, rule) if rule is not None else None,
         margin=rule.margin if rule is not None else None,
@@ -727,9 +754,17 @@ def comparison_metrics(
         # judged by the absolute difference (decide.rule_for): same decision, its margin
         improvement = improvement.model_copy(update={"decision": d.decision, "margin": d.margin})
     out["cache_hit_improvement"] = improvement
-    out["cost_ratio"] = eff(
+    cost = eff(
         "cost_ratio", stats.safe_ratio(cx, cy), stats.ratio_replicates(cost_x, cost_y), 1.0, usage_n
     )
+    if cost is not None and matched is not None and cx and cy:
+        # Cache misses are rare events: ten warm turns that all hit leave the resamples no
+        # spread, yet a 1-in-10 miss rate (each miss dearer by the cached share) is plausible.
+        rel = matched[0].cost_event_var / cx**2 + matched[1].cost_event_var / cy**2
+        ci = boot.widen_log(cost.ci95, cost.value or 0.0, math.sqrt(rel), usage_n)
+        if ci != cost.ci95:
+            cost = effect_from(cost.value, ci, 1.0, usage_n, decide.rule_for("cost_ratio", margins))
+    out["cost_ratio"] = cost
     out["output_tokens_ratio"] = eff(
         "output_tokens_ratio",
         stats.safe_ratio(ox, oy),
@@ -818,10 +853,11 @@ def unit_ids(t: ObservationTable, rows: IntArray) -> tuple[IntArray, int, IntArr
 
 
 def costs_per_row(
-    t: ObservationTable, book: PriceBook, *, without_nonce: bool = False
+    t: ObservationTable, book: PriceBook, *, without_nonce: bool = False, missed: bool = False
 ) -> FloatArray:
     """Cost of every row with usage (NaN without usage or without a known price);
-    ``without_nonce``: of the tokens :func:`billed_tokens` leaves (for comparisons)."""
+    ``without_nonce``: of the tokens :func:`billed_tokens` leaves (for comparisons);
+    ``missed``: as if the cache had missed (nothing cached)."""
     out = np.full(len(t), np.nan)
     codes: dict[tuple[str, str | None], int] = {}
     group = np.array(
@@ -840,6 +876,8 @@ def costs_per_row(
                 t.cached_tokens[idx],
                 t.cache_write_tokens[idx],
             )
+        if missed:
+            cached = np.zeros_like(cached)
         c = book.cost_usd(m, tier, inp, cached, write, t.output_tokens[idx])
         if c is not None:
             out[idx] = c

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from harness.analysis.decide import excludes
 from harness.analysis.metrics import ArmData, ObservationTable
 from harness.analysis.similarity import (
     Embedder,
@@ -27,7 +28,7 @@ from harness.analysis.similarity import (
     word_similarity,
     words,
 )
-from harness.analysis.stats import Bootstrap, excludes, interval, ratio_replicates
+from harness.analysis.stats import Bootstrap, interval, ratio_replicates
 from harness.arms import Arm
 from harness.records import JSON_OUTPUT_FORMATS
 from harness.summary import Effect, JsonStats, Similarity, SimilarityStats, ToolCallStats

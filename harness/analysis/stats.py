@@ -43,7 +43,8 @@ _BLOCK_CELLS = 2_000_000
 _BAND_SDS = 6.0
 CORRECTION = (
     "expanded percentile (Hesterberg 2015): levels α′ = 2Φ(−√(n/(n−S))·t_{n−S}), "
-    "n conversations, S prompts when stratified"
+    "n conversations, S prompts when stratified; cost ratios widened to cover cache misses "
+    "at Laplace's rate (hits+1)/(eligible+2)"
 )
 
 Mode = Literal["stratified", "prompts", "units"]
@@ -130,12 +131,6 @@ def interval(
     return _quantile(v, tail), _quantile(v, 1.0 - tail)
 
 
-def excludes(ci: tuple[float, float] | None, null: float) -> bool | None:
-    """The significance decision: the interval lies wholly on one side of ``null`` (an
-    endpoint within rounding of the null counts as including it)."""
-    return decide.excludes(ci, null)
-
-
 def safe_ratio(a: float | None, b: float | None) -> float | None:
     """a / b, or None when either is missing or b is 0 (a ratio that cannot exist)."""
     if a is None or b is None or b == 0 or not (math.isfinite(a) and math.isfinite(b)):
@@ -214,17 +209,39 @@ class Bootstrap:
     def n_strata(self) -> int:
         return 0 if self.strata is None else int(np.unique(self.strata).size)
 
-    def interval(self, samples: FloatArray, n: int) -> tuple[float, float] | None:
-        """The expanded percentile interval for a statistic over ``n`` conversations."""
+    def _design(self, n: int) -> tuple[int, int] | None:
+        """(independent units, strata) behind a statistic over ``n`` conversations; None
+        below the minimum."""
+        if n < decide.MIN_CONVERSATIONS:
+            return None
         mode = self.mode
         if mode == "stratified":
-            return interval(samples, n=n, strata=self.n_strata)
+            return n, self.n_strata
         if mode == "prompts":
             # The prompt is the independent unit; the minimum still counts conversations.
-            if n < decide.MIN_CONVERSATIONS:
-                return None
-            return interval(samples, n=max(self.n_strata, 2), strata=1)
-        return interval(samples, n=n)
+            return max(self.n_strata, 2), 1
+        return n, 1
+
+    def interval(self, samples: FloatArray, n: int) -> tuple[float, float] | None:
+        """The expanded percentile interval for a statistic over ``n`` conversations."""
+        design = self._design(n)
+        if design is None:
+            return None
+        return interval(samples, n=design[0], strata=design[1])
+
+    def widen_log(
+        self, ci: tuple[float, float] | None, value: float, se_log: float, n: int
+    ) -> tuple[float, float] | None:
+        """``ci`` widened to cover ``value · exp(±q · se_log)`` at the interval's own
+        (expanded) level: a floor from a model of the spread the resamples may not show."""
+        design = self._design(n)
+        if ci is None or design is None or not se_log > 0 or not value > 0:
+            return ci
+        tail = expanded_levels(*design)
+        if tail is None:
+            return ci
+        half = NormalDist().inv_cdf(1.0 - tail / 2.0) * se_log
+        return min(ci[0], value * math.exp(-half)), max(ci[1], value * math.exp(half))
 
     def _column(self, units: IntArray, weights: FloatArray | None = None) -> int:
         col = np.bincount(units, weights=weights, minlength=self.n_units).astype(np.float64)
@@ -369,6 +386,28 @@ def _weighted_medians(weights: FloatArray, sums: FloatArray, med: _Median) -> Fl
     return np.asarray(result, dtype=np.float64)
 
 
+# --- rare events --------------------------------------------------------------------------------
+
+
+def cache_event_var(missed_extra: FloatArray, hit: FloatArray, n_requests: int) -> float:
+    """Variance of an arm's mean cost per request from its cache hits and misses, taken as
+    Bernoulli draws at a rate from Laplace's rule of succession, (hits + 1) / (eligible + 2).
+
+    ``hit``: 1/0 per request that could have hit (warm, long enough); ``missed_extra``: what
+    each of those would have cost more had it missed (0 for a miss). With 10 warm turns that
+    all hit, a resample never shows a miss, so the bootstrap sees no spread, while a 1-in-10
+    miss rate is entirely plausible; this variance keeps that possibility in the interval.
+    It shrinks as 1/n, so large samples are left to the bootstrap.
+    """
+    k = int(hit.size)
+    h = float(hit.sum())
+    if k == 0 or h == 0 or n_requests <= 0:
+        return 0.0  # never hit: nothing says this arm caches at all
+    per_hit = float(missed_extra[hit > 0].mean())
+    p = (h + 1.0) / (k + 2.0)
+    return per_hit**2 * k * p * (1.0 - p) / n_requests**2
+
+
 # --- power ------------------------------------------------------------------------------------
 
 
@@ -385,6 +424,12 @@ def robust_sigma_log(values: FloatArray) -> float | None:
     return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
+#: Log-spread of latency a plan assumes unless told (``--sigma``, ``--sigma-from``): the
+#: ``power.sigma_log`` that summaries of the emulator's ``parity`` profile report — 0.40 on
+#: the quickstart, 0.40–0.42 on the support bot (docs/statistics.md, "Validity study"). It
+#: pools cold and warm turns, as the p50 gates do: turn 1 is 1.6× slower, which widens the
+#: pooled spread from the ~0.3 of one turn's requests.
+PARITY_SIGMA_LOG = 0.40
 #: Power a plan aims for unless told otherwise (``--target-power``).
 DEFAULT_TARGET_POWER = 0.80
 #: The latency equivalence margin the power is computed against: "detected" means the

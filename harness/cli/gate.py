@@ -46,7 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "<arm>.regression_pct_max gate (default 10)",
     )
     add_dir(p, "--baselines", "baselines", "directory of baselines")
-    add_prices(p)
+    add_prices(
+        p,
+        also=" (the run is re-analysed: threshold and baseline gates use the same prices)",
+    )
     p.add_argument(
         "--reports",
         type=Path,

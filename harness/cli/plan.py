@@ -25,6 +25,7 @@ __all__ = [
     "add_arguments",
     "parse_effect",
     "parse_target_power",
+    "plan_sigma",
     "power_lines",
     "print_plan",
     "run",
@@ -59,16 +60,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sigma",
         dest="sigma_log",
         type=float,
-        default=0.3,
+        default=None,
         metavar="S",
-        help="log-spread of latencies for --power (default 0.3; a previous "
-        "summary.json reports the observed one as power.sigma_log)",
+        help="log-spread of latencies for --power (default 0.4: what runs of the emulator's "
+        "parity profile report as power.sigma_log, cold and warm turns pooled)",
+    )
+    p.add_argument(
+        "--sigma-from",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="take --power's log-spread from a previous run of your target (the largest "
+        "power.sigma_log of its summary) instead",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     call_with_options(print_plan, args)
     return 0
+
+
+def plan_sigma(
+    sigma_log: float | None, sigma_from: Path | None, scenario: str | None = None
+) -> tuple[float, str]:
+    """The log-spread ``--power`` assumes, and where it comes from: ``--sigma``, a previous
+    run (``--sigma-from``: the largest ``power.sigma_log`` of its summary, this scenario's
+    when it has it), else the emulator's parity profile as measured."""
+    from harness.analysis.stats import PARITY_SIGMA_LOG
+    from harness.errors import HarnessError
+
+    if sigma_log is not None and sigma_from is not None:
+        raise HarnessError("--sigma and --sigma-from: give one of them")
+    if sigma_log is not None:
+        if not sigma_log > 0:
+            raise HarnessError(f"--sigma {sigma_log:g}: must be above 0, e.g. 0.4")
+        return sigma_log, "given"
+    if sigma_from is None:
+        return PARITY_SIGMA_LOG, "the emulator's parity profile, measured"
+    from harness.analysis.analyze import current_summary
+    from harness.cli.common import require_run_dir
+
+    require_run_dir(sigma_from)
+    summary = current_summary(sigma_from, save=False)[0]
+    own = [sc for sc in summary.scenarios if sc.name == scenario] or summary.scenarios
+    sigmas = [
+        c.power.sigma_log
+        for sc in own
+        for c in sc.comparisons.values()
+        if c.power is not None and c.power.sigma_log is not None
+    ]
+    if not sigmas:
+        raise HarnessError(
+            f"{sigma_from}: its summary reports no latency spread (power.sigma_log) — give a "
+            "run with successful requests in two arms, or --sigma S"
+        )
+    return max(sigmas), f"from run {summary.run_id}"
 
 
 def _percent(text: str, option: str, example: str) -> float:
@@ -115,6 +161,7 @@ def power_lines(
     effect: float,
     sigma_log: float,
     target_power: float | None = None,
+    sigma_source: str = "given",
 ) -> list[str]:
     """How many repeats make a true ``effect`` slowdown of a p50 ratio fail the gate (95 %
     interval wholly beyond the ±10 % latency margin) with probability ``target_power``:
@@ -172,12 +219,12 @@ def power_lines(
         f"power: for a true {fmt.pct(effect)} slowdown of a p50 ratio to fail the gate "
         f"(95 % interval wholly above the +{fmt.pct(LATENCY_MARGIN)} margin) in "
         f"{fmt.pct(power)} of runs (target power; α 0.05), assuming log-spread "
-        f"σ = {sigma_log:g}:",
+        f"σ = {sigma_log:g} ({sigma_source}):",
         f"  TTFT/total p50 over all turns ({per_repeat} samples per arm per repeat): "
         f"repeats ≥ {need_all} (scenario has {plan.repeats})",
         f"  cold (turn 1) TTFT ({cold_per_repeat} per arm per repeat): repeats ≥ {need_cold}",
         f"  against a one-run baseline (run-to-run spread {fmt.pct(spread)} assumed): {base}",
-        "  (σ: pass --sigma, e.g. the 'power.sigma_log' a previous summary.json reports)",
+        "  (σ: --sigma-from RUN_DIR takes it from a previous run of your target, or --sigma S)",
     ]
 
 
@@ -188,8 +235,9 @@ def print_plan(
     seed: int = 0,
     as_json: bool = False,
     power: str | None = None,
-    sigma_log: float = 0.3,
+    sigma_log: float | None = None,
     target_power: str | None = None,
+    sigma_from: Path | None = None,
 ) -> None:
     """``harness plan``: JSON Lines (one object per request) or a table with counts and
     estimated input tokens. Raises ScenarioError for an invalid file."""
@@ -208,6 +256,7 @@ def print_plan(
     if goal is not None and effect is None:
         raise HarnessError("--target-power needs --power EFFECT (e.g. --power 25%)")
     scenario = load_scenario(scenario_file)
+    sigma = plan_sigma(sigma_log, sigma_from, scenario.name) if effect is not None else None
     problems = translation_problems(scenario)
     if problems:
         raise ScenarioError(problems)
@@ -223,8 +272,8 @@ def print_plan(
             _print_table(scenario, plan)
         for line in translation_notes(scenario) + model_warnings(scenario):
             print(line, file=sys.stderr if as_json else sys.stdout)
-        if effect is not None:
-            for line in power_lines(scenario, plan, effect, sigma_log, goal):
+        if effect is not None and sigma is not None:
+            for line in power_lines(scenario, plan, effect, sigma[0], goal, sigma[1]):
                 print(line, file=sys.stderr if as_json else sys.stdout)
     except BrokenPipeError:
         # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from

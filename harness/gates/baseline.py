@@ -207,12 +207,9 @@ def check_name(name: str) -> str:
 
 
 def _run_summary(run_dir: Path) -> Summary:
-    from harness.analysis.analyze import analyze_run
-    from harness.rundir import SUMMARY_FILE, read_summary
+    from harness.analysis.analyze import current_summary
 
-    if (run_dir / SUMMARY_FILE).is_file():
-        return read_summary(run_dir)
-    return analyze_run(run_dir)
+    return current_summary(run_dir, save=False)[0]
 
 
 def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Baseline:

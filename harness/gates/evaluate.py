@@ -1009,15 +1009,9 @@ def gate_run(
 
     Raises :class:`HarnessError` for bad input, including a baseline that cannot be found.
     """
-    from harness.analysis.analyze import analyze_run, compare_runs, load_table, run_price_book
+    from harness.analysis.analyze import compare_runs, current_summary, load_table, run_price_book
     from harness.gates.baseline import DEFAULT_BASELINES_DIR, resolve_baseline
-    from harness.rundir import (
-        OBSERVATIONS_FILE,
-        SUMMARY_FILE,
-        read_meta,
-        read_summary,
-        write_summary,
-    )
+    from harness.rundir import OBSERVATIONS_FILE, read_meta
 
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")
@@ -1034,11 +1028,7 @@ def gate_run(
         if config is not None
         else scenario_gates(run_dir)
     )
-    if (run_dir / SUMMARY_FILE).is_file():
-        summary = read_summary(run_dir)
-    else:
-        summary = analyze_run(run_dir, price_overrides=prices)
-        write_summary(run_dir, summary)
+    summary, _ = current_summary(run_dir, price_overrides=prices)
     table = load_table(run_dir / OBSERVATIONS_FILE)
     comparison = None
     if ref is not None:

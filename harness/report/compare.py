@@ -9,39 +9,35 @@ medians are available, and the page says so.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from markupsafe import Markup
 
 from harness.analysis import decide
-from harness.analysis.analyze import analyze_run, compare_runs
+from harness.analysis.analyze import compare_runs, current_summary, scenario_margins
 from harness.fmt import DASH, arm_name, effect, num
 from harness.records import RunMeta
 from harness.report import charts
 from harness.report.markdown import cell
 from harness.report.render import REPORTS_DIR, _write, render_template
-from harness.report.verdict import (
-    COST_MARGIN,
-    LATENCY_MARGIN,
-    Kind,
-    headline_comparisons,
-    judge_ratio,
-)
-from harness.rundir import OBSERVATIONS_FILE, SUMMARY_FILE, read_meta, read_summary, write_summary
+from harness.report.verdict import Kind, headline_comparisons, judge
+from harness.rundir import OBSERVATIONS_FILE, read_meta
 from harness.summary import Effect, RunArmComparison, RunComparison, Summary
 
-#: (label, field, margin or None for a delta) of the run-to-run metrics shown.
-METRICS: tuple[tuple[str, str, float | None], ...] = (
-    ("TTFT p50", "ttft_p50_ratio", LATENCY_MARGIN),
-    ("cold TTFT", "cold_ttft_ratio", LATENCY_MARGIN),
-    ("warm TTFT", "warm_ttft_ratio", LATENCY_MARGIN),
-    ("total p50", "total_p50_ratio", LATENCY_MARGIN),
-    ("SDK total", "sdk_total_p50_ratio", LATENCY_MARGIN),
-    ("cost", "cost_ratio", COST_MARGIN),
-    ("output tokens", "output_tokens_ratio", LATENCY_MARGIN),
-    ("cache hit Δ", "cache_hit_ratio_delta", None),
-    ("error rate Δ", "error_rate_delta", None),
+#: (label, field) of the run-to-run metrics shown; each is judged by its own rule
+#: (:func:`harness.analysis.decide.rule_for`: the scenario's margin, the metric's direction).
+METRICS: tuple[tuple[str, str], ...] = (
+    ("TTFT p50", "ttft_p50_ratio"),
+    ("cold TTFT", "cold_ttft_ratio"),
+    ("warm TTFT", "warm_ttft_ratio"),
+    ("total p50", "total_p50_ratio"),
+    ("SDK total", "sdk_total_p50_ratio"),
+    ("cost", "cost_ratio"),
+    ("output tokens", "output_tokens_ratio"),
+    ("cache hit Δ", "cache_hit_ratio_delta"),
+    ("error rate Δ", "error_rate_delta"),
 )
 
 
@@ -77,36 +73,16 @@ class ScenarioCompare:
     claims: list[tuple[str, str, str]]  # claim, verdict in A, verdict in B
 
 
-def _judge(e: Effect | None, margin: float | None, field: str = "") -> Kind:
-    if margin is not None:
-        return judge_ratio(e, margin)
-    if e is None or e.value is None:
-        return "unknown"
-    rule = decide.rule_for(field) or decide.Rule("delta", 0.02)
-    # cache: more hits read as "worse" here too; the caller flips it (one direction per row)
-    return _DELTA_KIND[decide.decide(e.ci95, e.n_pairs, decide.Rule("delta", rule.margin))]
-
-
-_DELTA_KIND: dict[decide.Decision, Kind] = {
-    "better": "better",
-    "worse": "worse",
-    "equivalent": "same",
-    "unclear": "unclear",
-    "too_few_samples": "unclear",
-}
-
-
-def _arm_row(arm: str, c: RunArmComparison) -> ArmRow:
+def _arm_row(arm: str, c: RunArmComparison, margins: decide.Margins) -> ArmRow:
     cells = []
-    for _, fld, margin in METRICS:
+    for _, fld in METRICS:
         e: Effect | None = getattr(c, fld)
-        kind = _judge(e, margin, fld)
-        if fld == "cache_hit_ratio_delta" and kind in ("better", "worse"):
-            kind = "better" if kind == "worse" else "worse"  # more cache hits is better
-        cells.append(MetricCell(e, kind, margin is None))
+        rule = decide.rule_for(fld, margins)
+        assert rule is not None, fld  # every field shown has a rule
+        cells.append(MetricCell(e, judge(e, rule), rule.scale == "delta"))
     changed = [
         (label, cellv)
-        for (label, _, _), cellv in zip(METRICS, cells, strict=True)
+        for (label, _), cellv in zip(METRICS, cells, strict=True)
         if cellv.kind in ("better", "worse")
     ]
     if not changed:
@@ -169,12 +145,7 @@ def _claims(a: Summary, b: Summary, name: str) -> list[tuple[str, str, str]]:
 
 
 def _load(run_dir: Path) -> tuple[RunMeta, Summary]:
-    meta = read_meta(run_dir)
-    if (run_dir / SUMMARY_FILE).is_file():
-        return meta, read_summary(run_dir)
-    summary = analyze_run(run_dir)
-    write_summary(run_dir, summary)
-    return meta, summary
+    return read_meta(run_dir), current_summary(run_dir)[0]
 
 
 def build_comparison(
@@ -211,11 +182,19 @@ def _warnings(sa: Summary, sb: Summary) -> list[str]:
     return out
 
 
-def compare_view(rc: RunComparison, sa: Summary, sb: Summary) -> list[ScenarioCompare]:
+def compare_view(
+    rc: RunComparison,
+    sa: Summary,
+    sb: Summary,
+    margins: Mapping[str, decide.Margins] | None = None,
+) -> list[ScenarioCompare]:
+    """The compare page per scenario; ``margins``: the scenarios' own (run A's files),
+    defaults for the others."""
     out = []
     for k, (name, arms) in enumerate(sorted(rc.scenarios.items())):
         anchor = f"cmp-{k}"
-        rows = [_arm_row(arm, c) for arm, c in arms.items()]
+        own = (margins or {}).get(name, decide.DEFAULT_MARGINS)
+        rows = [_arm_row(arm, c, own) for arm, c in arms.items()]
         forest = [
             charts.RatioRow(f"{arm} · {label}", e.value, e.ci95)
             for arm, c in arms.items()
@@ -283,7 +262,7 @@ def render_compare(run_a: Path, run_b: Path, out_dir: Path | None = None) -> Pat
         else (REPORTS_DIR / f"compare-{sa.run_id}-vs-{sb.run_id}")
     )
     out.mkdir(parents=True, exist_ok=True)
-    views = compare_view(rc, sa, sb)
+    views = compare_view(rc, sa, sb, scenario_margins(ma))
     html = out / "compare.html"
     _write(
         html,

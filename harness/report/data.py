@@ -13,19 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.analysis.analyze import LoadedRun, analyze_run, open_run
+from harness.analysis.analyze import LoadedRun, current_summary, open_run
 from harness.analysis.metrics import ObservationTable
 from harness.errors import ScenarioError
 from harness.records import NOT_SENT, RunMeta
 from harness.rundir import (
-    SUMMARY_FILE,
     check_observation_rows,
     gc_paused,
     read_observation_rows,
-    read_summary,
     scenario_changed,
 )
-from harness.rundir import write_summary as write_summary_file
 from harness.summary import Summary
 
 if TYPE_CHECKING:
@@ -229,14 +226,7 @@ def load_run(run_dir: Path, *, save_summary: bool = True) -> RunData:
             check_observation_rows(obs_path, rows)  # a record the table let pass: name its line
             raise
         del rows
-    computed = False
-    if (run_dir / SUMMARY_FILE).is_file():
-        summary = read_summary(run_dir)
-    else:
-        summary = analyze_run(loaded)
-        computed = True
-        if save_summary:
-            write_summary_file(run_dir, summary)
+    summary, computed = current_summary(run_dir, run=loaded, save=save_summary)
     notes: list[str] = []
     prompts = _scenario_prompts(meta, notes)
     return RunData(

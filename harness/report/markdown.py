@@ -9,7 +9,7 @@ from harness import NOT_OPENAI_LABEL
 from harness.fmt import DASH, arm_name, claim, effect, interval, ms, num, pct, usd
 from harness.fmt import when as fmt_when
 from harness.records import RunMeta
-from harness.report.verdict import findings, headline_comparisons, sentence
+from harness.report.verdict import MATCHED_NOTE, findings, headline_comparisons, sentence
 from harness.summary import LatencyStats, Summary
 
 _MARK = {
@@ -163,6 +163,8 @@ def summary_markdown(
                     sim,
                 )
             )
+        if s.comparisons:
+            out += ["", f"_{MATCHED_NOTE}_"]
         if s.claims:
             out += [
                 "",

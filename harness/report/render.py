@@ -27,7 +27,13 @@ from harness.arms import Arm
 from harness.report import charts
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
-from harness.report.verdict import Finding, findings, headline_comparisons, sentence
+from harness.report.verdict import (
+    MATCHED_NOTE,
+    Finding,
+    findings,
+    headline_comparisons,
+    sentence,
+)
 from harness.summary import ArmSummary, Claim, Comparison, ScenarioSummary
 
 REPORTS_DIR = Path("reports")
@@ -379,6 +385,7 @@ def render_html(
         max_points=charts.MAX_POINTS,
         max_reply_chars=MAX_REPLY_CHARS,
         not_sent_label=NOT_SENT_LABEL,
+        matched_note=MATCHED_NOTE,
     )
 
 

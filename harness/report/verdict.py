@@ -80,12 +80,17 @@ def decision_of(e: Effect, rule: decide.Rule) -> decide.Decision:
     return e.decision or decide.decide(e.ci95, e.n_pairs, rule)
 
 
-def judge_ratio(e: Effect | None, margin: float) -> Kind:
-    """better (a lower), worse (a higher), same, unclear or unknown, for a lower-is-better
-    ratio a/b (:func:`harness.analysis.decide.decide`)."""
+def judge(e: Effect | None, rule: decide.Rule) -> Kind:
+    """better, worse, same, unclear or unknown from a's side under ``rule`` (its margin and
+    direction; :func:`harness.analysis.decide.decide`)."""
     if e is None or e.value is None:
         return "unknown"
-    return _KIND[decision_of(e, decide.Rule("ratio", margin))]
+    return _KIND[decision_of(e, rule)]
+
+
+def judge_ratio(e: Effect | None, margin: float) -> Kind:
+    """:func:`judge` for a lower-is-better ratio a/b."""
+    return judge(e, decide.Rule("ratio", margin))
 
 
 def _too_few(c: Comparison, e: Effect) -> str:
@@ -194,6 +199,15 @@ def speed_findings(c: Comparison) -> list[Finding]:
     )
     return out
 
+
+#: Where per-arm figures and comparisons both appear: they are over different requests.
+MATCHED_NOTE = (
+    "Per-arm cost and cache figures are over all requests of the arm, as billed; the "
+    "comparisons (cost ratio, cache hit difference, output tokens) are over matched requests "
+    "only — the prompt × repeat × turn both arms answered with usage, cache-nonce tokens left "
+    "out — so a ratio of the per-arm figures can differ from the comparison when the arms "
+    "lost different requests."
+)
 
 #: Why shadow pairs give no cache or cost verdict (the card's headline).
 SHADOW_CACHE = (

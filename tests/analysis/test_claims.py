@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from harness.analysis import decide
 from harness.analysis.analyze import SyntheticProfile, analyze_table, synthetic_observations
-from harness.analysis.claims import evaluate_claims, verdict
+from harness.analysis.claims import evaluate_claims
 from harness.analysis.metrics import ObservationTable
 from harness.records import RunMeta
 from harness.summary import Claim, Comparison, Effect, Similarity
@@ -31,7 +32,16 @@ from harness.summary import Claim, Comparison, Effect, Similarity
 def test_verdict_rule(
     ci: tuple[float, float] | None, claimed: tuple[float, float], open_upper: bool, expected: str
 ) -> None:
-    assert verdict(ci, claimed, open_upper=open_upper) == expected
+    """The interval against the range, when the card's decision is the claim's direction."""
+    assert decide.claim_verdict(ci, claimed, "better", "better", open_upper=open_upper) == expected
+
+
+@pytest.mark.parametrize("decision", ["equivalent", "unclear", "worse", "too_few_samples", None])
+def test_a_claim_inside_its_range_is_not_supported_unless_the_card_agrees(
+    decision: decide.Decision | None,
+) -> None:
+    # inside [0, 1): a range claim alone would be "supported"; the margin rule says it is not
+    assert decide.claim_verdict((0.985, 0.995), (0.0, 1.0), decision, "better") == "inconclusive"
 
 
 def _effect(value: float, lo: float, hi: float) -> Effect:

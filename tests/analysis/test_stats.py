@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.analysis import stats
+from harness.analysis import decide, stats
 from harness.analysis.stats import Bootstrap, _multinomial_counts
 
 
@@ -122,7 +122,7 @@ def test_quantiles(values: list[float], expected: tuple[float, ...] | None) -> N
 def test_significance_decision(
     ci: tuple[float, float] | None, null: float, expected: bool | None
 ) -> None:
-    assert stats.excludes(ci, null) is expected
+    assert decide.excludes(ci, null) is expected
 
 
 def test_interval_refuses_mostly_undefined_replicates() -> None:
@@ -217,7 +217,7 @@ def _flagged(effect: float, seed: int, n: int) -> bool:
     reps = boot.run()
     ci = stats.interval(stats.ratio_replicates(reps[hb], reps[ha]))
     value = stats.safe_ratio(float(np.median(b)), float(np.median(a)))
-    return bool(stats.excludes(ci, 1.0)) and value is not None and value > 1.0
+    return bool(decide.excludes(ci, 1.0)) and value is not None and value > 1.0
 
 
 def test_power_calculation_delivers_detection_and_aa_stays_quiet() -> None:

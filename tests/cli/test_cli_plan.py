@@ -123,19 +123,20 @@ def test_parse_effect_rejects(text: str) -> None:
 
 
 def test_plan_power_matches_the_power_formula(capsys: pytest.CaptureFixture[str]) -> None:
-    """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.3; +25 % against
-    the ±10 % margin at the target power (issue 16: --target-power, default 80 %)."""
+    """quickstart: 2 prompts × 2 turns = 4 samples per arm per repeat; σ 0.4 (what parity runs
+    of the emulator report, cold and warm pooled); +25 % against the ±10 % margin at the target
+    power (issue 16: --target-power, default 80 %)."""
     from harness.analysis.stats import required_samples
 
     for flags, power in (([], 0.80), (["--target-power", "90%"], 0.90)):
         assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "25%", *flags]) == 0
-        need = required_samples(0.25, 0.3, power=power, margin=0.10)
+        need = required_samples(0.25, 0.4, power=power, margin=0.10)
         assert need is not None
         lines = capsys.readouterr().out.splitlines()[-5:]
         assert lines[0] == (
             "power: for a true 25 % slowdown of a p50 ratio to fail the gate (95 % interval "
             f"wholly above the +10 % margin) in {power * 100:.0f} % of runs (target power; "
-            "α 0.05), assuming log-spread σ = 0.3:"
+            "α 0.05), assuming log-spread σ = 0.4 (the emulator's parity profile, measured):"
         )
         assert lines[1] == (
             "  TTFT/total p50 over all turns (4 samples per arm per repeat): "
@@ -179,3 +180,42 @@ def test_plan_says_what_the_translation_changed_and_sends_what_the_api_accepts(
     assert len(notes) == 2
     assert notes[0].startswith(f"{path.as_posix()}:7: prompts[0]: note: chat: metadata:")
     assert notes[1].startswith(f"{path.as_posix()}:7: prompts[0]: note: responses: text.format:")
+
+
+def test_plan_sigma_from_a_previous_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--sigma-from RUN_DIR: the spread the run's summary reports, not the default."""
+    from harness.analysis.analyze import (
+        SyntheticProfile,
+        analyze_run,
+        synthetic_observations,
+        write_synthetic_run,
+    )
+
+    obs = synthetic_observations(SyntheticProfile(sigma=0.6), repeats=10, run_id="prior")
+    run_dir = write_synthetic_run(tmp_path / "prior", obs)
+    sigmas = [
+        c.power.sigma_log
+        for c in analyze_run(run_dir).scenarios[0].comparisons.values()
+        if c.power is not None and c.power.sigma_log is not None
+    ]
+    quickstart = str(SCENARIOS / "quickstart.yaml")
+    assert main(["plan", quickstart, "--power", "25%", "--sigma-from", str(run_dir)]) == 0
+    line = capsys.readouterr().out.splitlines()[-5]
+    assert f"σ = {max(sigmas):g} (from run prior):" in line
+    assert max(sigmas) > 0.5  # the run's own, far from the default 0.4
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--sigma", "0.3", "--sigma-from", "."], "--sigma and --sigma-from: give one"),
+        (["--sigma-from", "no-such-run"], "no-such-run: no such run directory"),
+        (["--sigma", "0"], "--sigma 0: must be above 0"),
+    ],
+)
+def test_plan_sigma_errors_are_one_line(
+    extra: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "25%", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
