@@ -226,6 +226,10 @@ def _interruptible_run(out: Path) -> list[str]:
     ]
 
 
+#: only the interrupted run must be slow enough to stop midway; the rest is sent fast
+_FAST_RESUME_SCALE = 0.005
+
+
 def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     """Kill a run mid-way with SIGKILL, resume it, and find every planned request once."""
     out = tmp_path / "runs"
@@ -248,7 +252,11 @@ def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     before = len(obs_file.read_bytes().splitlines())
     planned = _planned_keys(QUICK, 6, 5)
     assert 0 < before < sum(planned.values())
-    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale", "0.05"]) == 0
+    # through the runner (the CLI's resume, which also analyses and renders, is the Ctrl-C test's)
+    resumed = run(
+        [], RunOptions(resume=run_dir, progress=False, emulator_time_scale=_FAST_RESUME_SCALE)
+    )
+    assert not resumed.interrupted and resumed.run_dir == run_dir
     assert _observed_keys(run_dir) == planned
     obs = list(read_observations(run_dir / "observations.jsonl"))
     by_conv: dict[str, list[int]] = {}
@@ -350,7 +358,19 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     kept = list(read_observations(run_dir / "observations.jsonl"))
     assert 10 < len(kept) < sum(_planned_keys(QUICK, 6, 5).values())
     assert read_meta(run_dir).finished_at is None
-    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--resume",
+                str(run_dir),
+                "--quiet",
+                "--emulator-time-scale",
+                str(_FAST_RESUME_SCALE),
+            ]
+        )
+        == 0
+    )
     assert _observed_keys(run_dir) == _planned_keys(QUICK, 6, 5)
 
 

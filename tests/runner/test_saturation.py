@@ -56,15 +56,11 @@ def test_a_loop_that_waits_on_the_network_is_not() -> None:
     assert w.busy < BUSY_BOUND
 
 
-def test_a_concurrency_one_run_is_never_saturated(tmp_path: Path) -> None:
-    result = run(
-        [QUICKSTART],
-        RunOptions(out=tmp_path, repeats=2, seed=1, progress=False, emulator_profile="zero"),
-    )
-    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+def test_a_concurrency_one_run_is_never_saturated(one_repeat: Path) -> None:
+    observations = list(read_observations(one_repeat / "observations.jsonl"))
     assert observations and all(o.loop_lag_ms is not None for o in observations)
     assert not any(o.saturated for o in observations)
-    meta = read_meta(result.run_dir)
+    meta = read_meta(one_repeat)
     assert meta.loop is not None and meta.loop["ticks"] > 0
 
 
@@ -86,6 +82,7 @@ def _copy_marked(
 
 @pytest.fixture(scope="module")
 def one_repeat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A concurrency-1 run, shared: tests that change its flags change a copy."""
     out = tmp_path_factory.mktemp("one")
     options = RunOptions(out=out, repeats=1, seed=1, progress=False, emulator_profile="zero")
     return run([QUICKSTART], options).run_dir
