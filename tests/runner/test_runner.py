@@ -50,13 +50,10 @@ def _write_profile(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
-    result = run(
-        [QUICK],
-        RunOptions(out=tmp_path, repeats=2, seed=7, progress=False, emulator_profile="zero"),
-    )
-    assert _observed_keys(result.run_dir) == _planned_keys(QUICK, 2, 7)
-    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+def test_run_records_each_planned_request_once(quickstart_run: Path) -> None:
+    # quickstart_run: quickstart on the zero profile, 2 repeats, seed 7
+    assert _observed_keys(quickstart_run) == _planned_keys(QUICK, 2, 7)
+    observations = list(read_observations(quickstart_run / "observations.jsonl"))
     assert all(o.ok and o.finish == "completed" for o in observations)
     assert {o.cold for o in observations if o.turn == 1} == {True}
     assert {o.cold for o in observations if o.turn > 1} == {False}
@@ -71,7 +68,7 @@ def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
         for o in observations
     )
     assert all(o.request_id and o.request_id.startswith("req_") for o in observations)
-    meta = read_meta(result.run_dir)
+    meta = read_meta(quickstart_run)
     assert meta.is_emulator and meta.finished_at is not None and meta.seed == 7
     assert meta.planned_requests == len(observations)
     assert "not OpenAI" in meta.target_label
