@@ -204,3 +204,19 @@ def emulator_client(emulator: EmulatorThread) -> Iterator[openai.OpenAI]:
 
     with openai.OpenAI(base_url=emulator.base_url, api_key="sk-test", max_retries=0) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``harness run scenarios/quickstart.yaml`` on the ``zero`` profile (2 repeats, seed 7),
+    shared: tests that change it change a copy."""
+    from harness.runner.execute import RunOptions, run
+
+    options = RunOptions(
+        out=tmp_path_factory.mktemp("quickstart"),
+        repeats=2,
+        seed=7,
+        progress=False,
+        emulator_profile="zero",
+    )
+    return run([SCENARIOS / "quickstart.yaml"], options).run_dir

@@ -102,34 +102,14 @@ def test_reads_the_numbers(shadow):
     assert "Traceback" not in result.stdout.str()
 
 
-def test_report_dir_gets_runs_reports_and_gate_cases(project: pytest.Pytester) -> None:
-    project.makepyfile(test_guide=GUIDE_TEST)
-    # (-W: matplotlib may warn about tight layouts of tiny charts; that is the report's business)
-    result = project.runpytest(
-        "--harness-emulator-profile",
-        "zero",
-        "--harness-report",
-        "out",
-        "-p",
-        "no:cacheprovider",
-        "-W",
-        "default::UserWarning",
-    )
-    result.assert_outcomes(passed=1)
-    (run_dir,) = (project.path / "out" / "runs").iterdir()
-    assert (run_dir / "summary.json").is_file()
-    reports = project.path / "out" / "reports" / run_dir.name
-    assert (reports / "report.html").is_file()
-    suites = {s.get("name"): s for s in ET.parse(reports / "junit.xml").getroot()}
-    assert "harness gates" in suites  # gate cases appended after the report's own
-    assert suites["harness gates"].get("failures") == "0"
-
-
 def test_inconclusive_gates_are_warnings_in_the_terminal_summary(project: pytest.Pytester) -> None:
     """Issue 16: with an inconclusive gate `pytest -rA` printed "1 passed" and the warning
     existed only in junit.xml. 0 failures in 6 requests cannot show an error rate of at most 0
     (the Wilson interval reaches 39 %): inconclusive, so the test passes with a warning line
-    — with and without -rA — and the JUnit case carries it too."""
+    — with and without -rA — and the JUnit case carries it too.
+
+    The first inner run also shows what ``--harness-report DIR`` gets: the run, its report,
+    and the gate cases appended to the report's junit.xml."""
     project.makepyfile(
         test_inc="""
 import pytest
@@ -139,6 +119,7 @@ def test_unsure(shadow):
     shadow.check()
 """
     )
+    # (-W: matplotlib may warn about tight layouts of tiny charts; that is the report's business)
     for extra in ([], ["-rA"]):
         result = project.runpytest(
             "--harness-emulator-profile",
@@ -161,6 +142,14 @@ def test_unsure(shadow):
                 "would decide it",
             ]
         )
+        if not extra:
+            (run_dir,) = (project.path / "out" / "runs").iterdir()
+            assert (run_dir / "summary.json").is_file()
+            reports = project.path / "out" / "reports" / run_dir.name
+            assert (reports / "report.html").is_file()
+            suites = {s.get("name"): s for s in ET.parse(reports / "junit.xml").getroot()}
+            assert "harness gates" in suites  # gate cases appended after the report's own
+            assert suites["harness gates"].get("failures") == "0"
     runs = sorted((project.path / "out" / "runs").iterdir())
     junit = project.path / "out" / "reports" / runs[-1].name / "junit.xml"
     suite = ET.parse(junit).getroot().find("testsuite[@name='harness gates']")

@@ -20,6 +20,7 @@ from harness.analysis.analyze import (
     synthetic_observations,
     write_synthetic_run,
 )
+from harness.cli.app import main
 from harness.errors import HarnessError
 from harness.rundir import (
     META_FILE,
@@ -165,17 +166,45 @@ COMMANDS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], list[str]]]] 
 }
 
 
-@pytest.mark.parametrize("command", sorted(COMMANDS))
-@pytest.mark.parametrize("bad", ["[1]", '{"schema_version": 1, "run_id": "x"}'])
-def test_commands_report_a_bad_line_as_one_line(tmp_path: Path, command: str, bad: str) -> None:
-    make, argv = COMMANDS[command]
-    run_dir = make(tmp_path)
+def _with_bad_line(tmp_path: Path, command: str, bad: str) -> tuple[Path, Path, int]:
+    """The command's run directory with ``bad`` appended to its observations: (run, file, line)."""
+    run_dir = COMMANDS[command][0](tmp_path)
     path = run_dir / OBSERVATIONS_FILE
     with path.open("a", encoding="utf-8") as fh:
         fh.write(bad + "\n")
-    lineno = len(path.read_text(encoding="utf-8").splitlines())
+    return run_dir, path, len(path.read_text(encoding="utf-8").splitlines())
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("bad", ["[1]", '{"schema_version": 1, "run_id": "x"}'])
+def test_commands_report_a_bad_line_as_one_line(
+    tmp_path: Path,
+    command: str,
+    bad: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # in-process (an exception escaping main() fails the test); the process's own exit status
+    # and stderr are checked once below
+    run_dir, path, lineno = _with_bad_line(tmp_path, command, bad)
+    monkeypatch.chdir(tmp_path)
+    assert main(COMMANDS[command][1](run_dir)) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert f"{path}:{lineno}: not " in lines[0]
+    assert not (run_dir / SUMMARY_FILE).exists()
+
+
+def test_a_bad_line_exits_2_with_one_line_from_the_process(tmp_path: Path) -> None:
+    run_dir, path, lineno = _with_bad_line(tmp_path, "run --resume", "[1]")
     done = subprocess.run(
-        [*HARNESS, *argv(run_dir)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [*HARNESS, *COMMANDS["run --resume"][1](run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

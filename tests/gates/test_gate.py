@@ -3,17 +3,20 @@
 The first part is pure (decision rule, keys, reports on synthetic summaries). The second runs
 the emulator: two independent parity runs pass against each other, a 5 % TTFT regression passes
 the default 10 % tolerance, a ``regressed`` (25 %) run fails against a parity baseline, and a
-missing baseline exits 2 — as subprocesses, asserting exit codes and output.
+missing baseline exits 2 — the five runs as concurrent subprocesses, the commands on them
+in-process, asserting exit codes and output.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 
@@ -380,18 +383,35 @@ HARNESS = [sys.executable, "-m", "harness"]
 PARITY_REPEATS, CALM_REPEATS, TIME_SCALE = 120, 30, 1.0
 
 
-def _harness(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HARNESS, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+@dataclass
+class _Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+_Cli: TypeAlias = Callable[..., _Done]
+
+
+@pytest.fixture
+def harness_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> _Cli:
+    """``harness ARGS`` in this process, from ``cwd`` with ``env`` added: status and output.
+
+    In-process saves an interpreter start per command; an exception escaping ``main`` (what
+    would be a traceback) fails the test.
+    """
+
+    def call(*args: str, cwd: Path, env: dict[str, str] | None = None) -> _Done:
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            code = main(list(args))
+            out, err = capsys.readouterr()
+        return _Done(code, out, err)
+
+    return call
 
 
 @pytest.fixture(scope="module")
@@ -452,9 +472,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-def test_two_parity_runs_pass_against_each_other(runs: dict[str, Path]) -> None:
+def test_two_parity_runs_pass_against_each_other(runs: dict[str, Path], harness_cli: _Cli) -> None:
     root = runs["base"].parents[2]
-    done = _harness("gate", str(runs["aa"]), "--baseline", str(runs["base"]), cwd=root)
+    done = harness_cli("gate", str(runs["aa"]), "--baseline", str(runs["base"]), cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"gate {runs['aa']} — emulator")
@@ -486,11 +506,13 @@ def test_two_parity_runs_pass_against_each_other(runs: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_five_percent_regression_passes_the_default_gate(runs: dict[str, Path]) -> None:
+def test_five_percent_regression_passes_the_default_gate(
+    runs: dict[str, Path], harness_cli: _Cli
+) -> None:
     root = runs["base"].parents[2]
-    saved = _harness("baseline", "save", str(runs["calm"]), "--name", "calm", cwd=root)
+    saved = harness_cli("baseline", "save", str(runs["calm"]), "--name", "calm", cwd=root)
     assert saved.returncode == 0 and saved.stdout.strip() == "baselines/calm.json"
-    done = _harness("gate", str(runs["calm5"]), "--baseline", "calm", "--json", cwd=root)
+    done = harness_cli("gate", str(runs["calm5"]), "--baseline", "calm", "--json", cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
     report = GateReport.model_validate_json(done.stdout)
     assert report.baseline and report.baseline.startswith("'calm'")
@@ -503,10 +525,12 @@ def test_five_percent_regression_passes_the_default_gate(runs: dict[str, Path]) 
 
 
 @pytest.mark.slow
-def test_regressed_run_fails_against_parity_baseline(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_regressed_run_fails_against_parity_baseline(
+    runs: dict[str, Path], tmp_path: Path, harness_cli: _Cli
+) -> None:
     root = runs["base"].parents[2]
     summary_file = tmp_path / "step-summary.md"
-    done = _harness(
+    done = harness_cli(
         "gate",
         str(runs["regressed"]),
         "--baseline",
@@ -542,16 +566,16 @@ def test_regressed_run_fails_against_parity_baseline(runs: dict[str, Path], tmp_
 
 
 @pytest.mark.slow
-def test_missing_baseline_exits_2(runs: dict[str, Path]) -> None:
+def test_missing_baseline_exits_2(runs: dict[str, Path], harness_cli: _Cli) -> None:
     root = runs["base"].parents[2]
-    done = _harness("gate", str(runs["aa"]), "--baseline", "nightly", cwd=root)
+    done = harness_cli("gate", str(runs["aa"]), "--baseline", "nightly", cwd=root)
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().startswith(
         "harness: error: baseline 'nightly' not found: no baselines/nightly.json"
     )
     before = set((root / "runs").iterdir())
-    run = _harness(
+    run = harness_cli(
         "run",
         "gatecheck.yaml",
         "--gate",
@@ -566,7 +590,7 @@ def test_missing_baseline_exits_2(runs: dict[str, Path]) -> None:
     assert set((root / "runs").iterdir()) == before  # refused before anything ran
 
 
-def test_run_with_gate(tmp_path: Path) -> None:
+def test_run_with_gate(tmp_path: Path, harness_cli: _Cli) -> None:
     """``harness run --gate`` runs, analyses and applies the scenario's gates in one command."""
     (tmp_path / "s.yaml").write_text(
         SCENARIO.replace("repeats: 1", "repeats: 3")
@@ -574,7 +598,7 @@ def test_run_with_gate(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     (tmp_path / "diverge.yaml").write_text("extends: zero\ndivergence: 0.5\n", encoding="utf-8")
-    bad = _harness(
+    bad = harness_cli(
         "run",
         "s.yaml",
         "--gate",
@@ -588,7 +612,7 @@ def test_run_with_gate(tmp_path: Path) -> None:
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "FAIL gatecheck: responses_vs_chat.similarity_mean_min ≥ 0.9\n" in bad.stdout
     assert f"set in: {tmp_path / 's.yaml'}:" in bad.stdout or "set in: s.yaml:" in bad.stdout
-    good = _harness(
+    good = harness_cli(
         "run",
         "s.yaml",
         "--gate",

@@ -25,62 +25,34 @@ from harness.analysis.analyze import (
 from harness.analysis.similarity import ToolCall
 from harness.cli.app import main
 from harness.fmt import effect, interval, ms, usd
-from harness.report import JUnitCase, append_cases, render_compare, render_report
+from harness.report import JUnitCase, ReportPaths, append_cases, render_compare, render_report
 from harness.report.diff import tokens, tool_calls_text, word_diff
 from harness.report.junit import SUITE_NAME
 from harness.report.markdown import cell, summary_markdown
 from harness.report.verdict import judge_ratio, output_finding
-from harness.runner.execute import RunOptions, run
 from harness.summary import Effect
-from harness.transport.client import RetryPolicy
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
-PROFILE = """
-extends: guide-claims
-name: report-test
-divergence: 0.25
-both:
-  faults:
-    server_error: 0.06
-    stream_cut: 0.04
-    retry_after_ms: 5
-"""
 HOSTILE = (
     '<script>alert("x")</script> and <img src=x onerror=alert(1)> and '
     '<a href="javascript:alert(2)">click</a> "quotes" & ampersands'
 )
 
 
-def emulator_run(out: Path) -> Path:
-    """A small real run on the built-in emulator: quickstart + function_calling."""
-    profile = out / "profile.yaml"
-    profile.parent.mkdir(parents=True, exist_ok=True)
-    profile.write_text(PROFILE, encoding="utf-8")
-    result = run(
-        [SCENARIOS / "quickstart.yaml", SCENARIOS / "function_calling.yaml"],
-        RunOptions(
-            out=out,
-            repeats=3,
-            seed=5,
-            progress=False,
-            emulator_profile=str(profile),
-            emulator_time_scale=0.02,
-            retry=RetryPolicy(max_attempts=3, base_s=0.001),
-        ),
-    )
-    write_summary(result.run_dir, analyze_run(result.run_dir, resamples=400))
-    return result.run_dir
+@pytest.fixture(scope="module")
+def default_report(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The real run's report rendered without ``--out``, from another working directory:
+    (its directory, that working directory)."""
+    cwd = tmp_path_factory.mktemp("elsewhere")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        paths = render_report(real_run)
+    return paths.out_dir, cwd
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return emulator_run(tmp_path_factory.mktemp("report-run"))
-
-
-@pytest.fixture(scope="module")
-def real_report(real_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    paths = render_report(real_run, tmp_path_factory.mktemp("report-out"))
-    return paths.out_dir, paths.html.read_text(encoding="utf-8")
+def real_report(default_report: tuple[Path, Path]) -> tuple[Path, str]:
+    out_dir, _ = default_report
+    return out_dir, (out_dir / "report.html").read_text(encoding="utf-8")
 
 
 class _Tags(HTMLParser):
@@ -178,7 +150,10 @@ def test_summary_markdown_and_junit_from_real_run(
 
 
 def test_rerender_sends_no_request(
-    real_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    real_run: Path,
+    real_report: tuple[Path, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("rendering tried to open a connection")
@@ -186,17 +161,34 @@ def test_rerender_sends_no_request(
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    first = render_report(real_run, tmp_path / "a").html.read_text(encoding="utf-8")
+    _, first = real_report
     second = render_report(real_run, tmp_path / "b").html.read_text(encoding="utf-8")
     assert first == second  # deterministic: same charts, same ids
 
 
-def test_untrusted_output_is_escaped(real_run: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def altered_report(
+    real_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, ReportPaths]:
+    """One render of a copy of the real run (without its summary) that carries hostile model
+    output and errors, and the probe's findings and skipped arms in meta.json: (run, paths)."""
+    tmp_path = tmp_path_factory.mktemp("altered")
     run_dir = tmp_path / "hostile"
     run_dir.mkdir()
-    (run_dir / "meta.json").write_text(
-        (real_run / "meta.json").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    meta = json.loads((real_run / "meta.json").read_text(encoding="utf-8"))
+    meta["capabilities"] = {
+        "target": "http://127.0.0.1:8089/v1",
+        "model": "m",
+        "probed_at": 0.0,
+        "source": "probe",
+        "features": {
+            "chat": {"supported": True, "detail": ""},
+            "store": {"supported": False, "detail": "HTTP 404: File Not Found"},
+            "cached_tokens": {"supported": None, "detail": "timed out"},
+        },
+    }
+    meta["skipped"] = {"quickstart: arm responses_chained": "store unsupported (HTTP 404)"}
+    (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     lines = []
     for line in (real_run / "observations.jsonl").read_text(encoding="utf-8").splitlines():
         obs = json.loads(line)
@@ -208,7 +200,11 @@ def test_untrusted_output_is_escaped(real_run: Path, tmp_path: Path) -> None:
             obs["error_message"] = HOSTILE
         lines.append(json.dumps(obs))
     (run_dir / "observations.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    paths = render_report(run_dir, tmp_path / "out")
+    return run_dir, render_report(run_dir, tmp_path / "out")
+
+
+def test_untrusted_output_is_escaped(altered_report: tuple[Path, ReportPaths]) -> None:
+    run_dir, paths = altered_report
     html = paths.html.read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(" in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<script>alert" not in html and "<img" not in html
@@ -236,15 +232,14 @@ def test_cli_report_and_compare(
 
 
 def test_default_out_dir_is_reports_beside_the_runs_dir(
-    real_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    real_run: Path, default_report: tuple[Path, Path]
 ) -> None:
     """runs/<id> → reports/<id> (DESIGN §1), whatever the working directory."""
-    monkeypatch.chdir(tmp_path)
-    paths = render_report(real_run)
+    out_dir, cwd = default_report
     expected = real_run.resolve().parent.parent / "reports" / real_run.name
-    assert paths.out_dir == expected
+    assert out_dir == expected
     assert (expected / "report.html").is_file()
-    assert not (tmp_path / "reports").exists()
+    assert not (cwd / "reports").exists()
 
 
 # --- synthetic runs -----------------------------------------------------------------------------
@@ -443,27 +438,11 @@ def test_no_html_is_built_by_string_concatenation() -> None:
 
 
 def test_report_shows_what_the_target_serves_and_what_was_skipped(
-    real_run: Path, tmp_path: Path
+    altered_report: tuple[Path, ReportPaths],
 ) -> None:
     """issue 17: the probe's findings and the arms --skip-unsupported left out are run facts."""
-    import shutil
-
-    run_dir = shutil.copytree(real_run, tmp_path / "run")
-    meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
-    meta["capabilities"] = {
-        "target": "http://127.0.0.1:8089/v1",
-        "model": "m",
-        "probed_at": 0.0,
-        "source": "probe",
-        "features": {
-            "chat": {"supported": True, "detail": ""},
-            "store": {"supported": False, "detail": "HTTP 404: File Not Found"},
-            "cached_tokens": {"supported": None, "detail": "timed out"},
-        },
-    }
-    meta["skipped"] = {"quickstart: arm responses_chained": "store unsupported (HTTP 404)"}
-    (run_dir / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    html = render_report(run_dir, tmp_path / "out").html.read_text(encoding="utf-8")
+    _, paths = altered_report
+    html = paths.html.read_text(encoding="utf-8")
     row = html[html.index('id="capabilities"') :].split("</tr>")[0]
     assert "yes: <code>chat</code>" in row
     assert "no: <code>store</code>" in row and "HTTP 404: File Not Found" in row

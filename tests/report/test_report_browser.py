@@ -1,10 +1,10 @@
 """report.html in a real headless Chromium (Debian's ``chromium``, driven by Playwright).
 
-Renders a report from a real emulator run, opens it from disk, and checks what a reader gets:
-the sections are visible, nothing logs an error, nothing is fetched from anywhere, the inline
-script runs under the page's Content-Security-Policy (sorting works), and the page reads the
-same with JavaScript off. Skipped only when no Chromium executable is installed.
-Set ``HARNESS_SCREENSHOTS=DIR`` to keep the screenshots.
+Renders a report from the real emulator run the report tests share, opens it from disk, and
+checks what a reader gets: the sections are visible, nothing logs an error, nothing is fetched
+from anywhere, the inline script runs under the page's Content-Security-Policy (sorting works),
+and the page reads the same with JavaScript off. Skipped only when no Chromium executable is
+installed. Set ``HARNESS_SCREENSHOTS=DIR`` to keep the screenshots.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from test_report import emulator_run  # tests/ is on sys.path (rootdir-relative import)
 
 from harness.report import render_report
 
@@ -48,9 +47,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_report_in_headless_chromium(tmp_path: Path) -> None:
+def test_report_in_headless_chromium(real_run: Path, tmp_path: Path) -> None:
     started = time.perf_counter()
-    html_path = render_report(emulator_run(tmp_path / "runs"), tmp_path / "report").html
+    html_path = render_report(real_run, tmp_path / "report").html
     url = html_path.resolve().as_uri()
     shots = Path(os.environ.get("HARNESS_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)

@@ -50,13 +50,10 @@ def _write_profile(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
-    result = run(
-        [QUICK],
-        RunOptions(out=tmp_path, repeats=2, seed=7, progress=False, emulator_profile="zero"),
-    )
-    assert _observed_keys(result.run_dir) == _planned_keys(QUICK, 2, 7)
-    observations = list(read_observations(result.run_dir / "observations.jsonl"))
+def test_run_records_each_planned_request_once(quickstart_run: Path) -> None:
+    # quickstart_run: quickstart on the zero profile, 2 repeats, seed 7
+    assert _observed_keys(quickstart_run) == _planned_keys(QUICK, 2, 7)
+    observations = list(read_observations(quickstart_run / "observations.jsonl"))
     assert all(o.ok and o.finish == "completed" for o in observations)
     assert {o.cold for o in observations if o.turn == 1} == {True}
     assert {o.cold for o in observations if o.turn > 1} == {False}
@@ -71,7 +68,7 @@ def test_run_records_each_planned_request_once(tmp_path: Path) -> None:
         for o in observations
     )
     assert all(o.request_id and o.request_id.startswith("req_") for o in observations)
-    meta = read_meta(result.run_dir)
+    meta = read_meta(quickstart_run)
     assert meta.is_emulator and meta.finished_at is not None and meta.seed == 7
     assert meta.planned_requests == len(observations)
     assert "not OpenAI" in meta.target_label
@@ -333,6 +330,10 @@ def _interruptible_run(out: Path) -> list[str]:
     ]
 
 
+#: only the interrupted run must be slow enough to stop midway; the rest is sent fast
+_FAST_RESUME_SCALE = 0.005
+
+
 def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     """Kill a run mid-way with SIGKILL, resume it, and find every planned request once."""
     out = tmp_path / "runs"
@@ -355,7 +356,11 @@ def test_resume_after_sigkill_has_each_request_once(tmp_path: Path) -> None:
     before = len(obs_file.read_bytes().splitlines())
     planned = _planned_keys(QUICK, 6, 5)
     assert 0 < before < sum(planned.values())
-    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale", "0.05"]) == 0
+    # through the runner (the CLI's resume, which also analyses and renders, is the Ctrl-C test's)
+    resumed = run(
+        [], RunOptions(resume=run_dir, progress=False, emulator_time_scale=_FAST_RESUME_SCALE)
+    )
+    assert not resumed.interrupted and resumed.run_dir == run_dir
     assert _observed_keys(run_dir) == planned
     obs = list(read_observations(run_dir / "observations.jsonl"))
     by_conv: dict[str, list[int]] = {}
@@ -457,7 +462,19 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     kept = list(read_observations(run_dir / "observations.jsonl"))
     assert 10 < len(kept) < sum(_planned_keys(QUICK, 6, 5).values())
     assert read_meta(run_dir).finished_at is None
-    assert main(["run", "--resume", str(run_dir), "--quiet", "--emulator-time-scale", "0.05"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--resume",
+                str(run_dir),
+                "--quiet",
+                "--emulator-time-scale",
+                str(_FAST_RESUME_SCALE),
+            ]
+        )
+        == 0
+    )
     assert _observed_keys(run_dir) == _planned_keys(QUICK, 6, 5)
 
 
