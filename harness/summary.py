@@ -142,6 +142,9 @@ class ArmSummary(_Record):
     sdk_ttft_ms: LatencyStats | None
     sdk_ttfb_ms: LatencyStats | None
     sdk_total_ms: LatencyStats | None
+    first_output_ms: LatencyStats | None = Field(
+        default=None, description="first output of any kind, reasoning included; streams only"
+    )
     cold_ttft_ms: LatencyStats | None
     warm_ttft_ms: LatencyStats | None
     cold_total_ms: LatencyStats | None
@@ -215,6 +218,7 @@ class Comparison(_Record):
     replicate: bool = Field(description="an A/A comparison (the noise floor)")
     n_pairs: int = Field(description="conversations (prompt × repeat) both arms have")
     ttft_p50_ratio: Effect | None
+    first_output_p50_ratio: Effect | None = None
     ttfb_p50_ratio: Effect | None
     total_p50_ratio: Effect | None
     sdk_ttft_p50_ratio: Effect | None
@@ -361,6 +365,7 @@ class RunArmComparison(_Record):
     """
 
     ttft_p50_ratio: Effect | None = None
+    first_output_p50_ratio: Effect | None = None
     ttfb_p50_ratio: Effect | None = None
     total_p50_ratio: Effect | None = None
     sdk_ttft_p50_ratio: Effect | None = None

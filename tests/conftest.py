@@ -220,3 +220,91 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         emulator_profile="zero",
     )
     return run([SCENARIOS / "quickstart.yaml"], options).run_dir
+
+
+class DroppingServer:
+    """A loopback HTTP/1.1 server that answers ``GET /models`` and a one-word chat completion
+    (SSE when asked to stream), except that it closes the connection without a reply on the
+    first ``drops`` POSTs, as llama-server does to a kept-alive connection it has idled out."""
+
+    REPLY = "OK"
+
+    def __init__(self, drops: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.drops = drops
+        self.dropped = 0
+        self.served = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("content-length") or 0))
+
+            def _drop(self) -> bool:
+                if owner.dropped < owner.drops:
+                    owner.dropped += 1
+                    self.close_connection = True
+                    return True
+                return False
+
+            def _send(self, content_type: str, data: bytes) -> None:
+                owner.served += 1
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send("application/json", b'{"object": "list", "data": []}')
+
+            def do_POST(self) -> None:
+                import json
+
+                body = json.loads(self._body() or b"{}")
+                if self._drop():
+                    return
+                message = {"role": "assistant", "content": owner.REPLY}
+                usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+                head = {"id": "chatcmpl-1", "created": 0, "model": "m"}
+                if not body.get("stream"):
+                    reply = {
+                        **head,
+                        "object": "chat.completion",
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": usage,
+                    }
+                    self._send("application/json", json.dumps(reply).encode())
+                    return
+                chunk = {
+                    **head,
+                    "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": message, "finish_reason": "stop"}],
+                }
+                events = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+                self._send("text/event-stream", events.encode())
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def dropping_server(request: pytest.FixtureRequest) -> Iterator[DroppingServer]:
+    """:class:`DroppingServer`; ``@pytest.mark.parametrize("dropping_server", [n],
+    indirect=True)`` drops ``n`` connections (default 1)."""
+    server = DroppingServer(getattr(request, "param", 1))
+    yield server
+    server.close()

@@ -873,6 +873,7 @@ def _synthetic_one(
         finish="completed",
         ttfb_ms=ttft * 0.4,
         ttft_ms=ttft,
+        first_output_ms=ttft,  # no reasoning streams first: the first output is the first token
         total_ms=total,
         sdk_ttfb_ms=ttft * 0.4 + 1.0,
         sdk_ttft_ms=ttft + 3.0,

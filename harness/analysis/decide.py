@@ -82,6 +82,7 @@ class Rule:
 #: the latency effects of a comparison (what a saturated client cannot decide)
 LATENCY_METRICS = (
     "ttft_p50_ratio",
+    "first_output_p50_ratio",
     "ttfb_p50_ratio",
     "total_p50_ratio",
     "sdk_ttft_p50_ratio",

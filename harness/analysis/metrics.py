@@ -44,7 +44,15 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-LATENCIES = ("ttft_ms", "ttfb_ms", "total_ms", "sdk_ttft_ms", "sdk_ttfb_ms", "sdk_total_ms")
+LATENCIES = (
+    "ttft_ms",
+    "ttfb_ms",
+    "total_ms",
+    "sdk_ttft_ms",
+    "sdk_ttfb_ms",
+    "sdk_total_ms",
+    "first_output_ms",
+)
 TOKENS = (
     "input_tokens",
     "cached_tokens",
@@ -137,6 +145,8 @@ class ObservationTable:
     sdk_ttft_ms: FloatArray
     sdk_ttfb_ms: FloatArray
     sdk_total_ms: FloatArray
+    #: first output of any kind, reasoning included (TTFT when no reasoning streams first)
+    first_output_ms: FloatArray
     input_tokens: IntArray
     cached_tokens: IntArray
     cache_write_tokens: IntArray
@@ -672,6 +682,7 @@ def effect_from(
 
 MEDIAN_RATIOS = (
     ("ttft_p50_ratio", "ttft_ms"),
+    ("first_output_p50_ratio", "first_output_ms"),
     ("ttfb_p50_ratio", "ttfb_ms"),
     ("total_p50_ratio", "total_ms"),
     ("sdk_ttft_p50_ratio", "sdk_ttft_ms"),

@@ -9,9 +9,12 @@ Responses get the same base reply for the same neutral request.
   asking for long output ("in detail", "essay", "at least 500 words"…) draws
   ``long_reply_tokens`` and is cut at the cap (``finish_reason: length`` /
   ``response.incomplete``); "briefly", "in one word"… draw ``short_reply_tokens``.
-- ``temperature > 0``: a share of words (``0.12 × temperature``, at most half) is redrawn and
-  the length jitters by ±10 % × temperature, from a stream seeded by the key, the API and how
-  many times this exact request was seen — so A/A replicates differ, reproducibly.
+- ``temperature > 0``: a share of words (``0.12 × temperature``, at most half) is redrawn,
+  one token for one token, from a stream seeded by the key, the API and how many times this
+  exact request was seen — so A/A replicates differ, reproducibly. The length (a jitter of
+  ±10 % × temperature) is the key's, the same for every sample on both APIs: the request
+  carries nothing that pairs a Chat conversation with its Responses twin, so a sample cannot
+  be the same on both, but its token count can, and later turns' input is then the same.
 - ``divergence`` (profile): on Responses, exactly ``round(d × words)`` words are replaced, so
   similarity metrics can be checked against a known truth (exact at ``temperature: 0``).
 - Structured outputs: JSON valid against the schema (:mod:`harness.emulator.schema_values`).
@@ -479,7 +482,8 @@ class _Variation:
 
     order: tuple[int, ...]
     words: tuple[str, ...]
-    jitters: tuple[float, ...]
+    #: the length's draw in [-1, 1]: one for every sample, on both APIs
+    jitter: float
     extension: _Layout
 
 
@@ -491,7 +495,7 @@ def _variation(key: int, n_words: int, n_pieces: int) -> _Variation:
     return _Variation(
         tuple(rng.sample(range(n_words), n_words)),
         tuple(rng.choices(WORDS, k=97)),
-        tuple(rng.uniform(-1.0, 1.0) for _ in range(31)),
+        rng.uniform(-1.0, 1.0),
         extension,
     )
 
@@ -505,11 +509,11 @@ class _Shape:
 
 
 @lru_cache(maxsize=1024)
-def _shape(key: int, target: int, spaced: bool, temperature: float, jitter: int) -> _Shape:
-    """The base text resized by the variation's ``jitter``-th draw (±10 % × temperature)."""
+def _shape(key: int, target: int, spaced: bool, temperature: float) -> _Shape:
+    """The base text resized by the variation's length draw (±10 % × temperature)."""
     base = _base_layout(key, target, spaced)
     draws = _variation(key, len(base.words), len(base.pieces))
-    new_target = round(target * (1 + 0.1 * draws.jitters[jitter] * min(temperature, 2.0)))
+    new_target = round(target * (1 + 0.1 * draws.jitter * min(temperature, 2.0)))
     layout = _resized(base, draws.extension, new_target)
     n_words = len(layout.words)
     return _Shape(layout, min(n_words, round(min(0.5, 0.12 * temperature) * n_words)))
@@ -613,7 +617,9 @@ def _vary(d: Draft, base: _Layout, sample_index: int, spaced: bool) -> tuple[_Te
     """Sample ``sample_index`` of the base text: its length jittered by whole sentences, then a
     share of its words swapped; returns it and the share swapped."""
     draws = _variation(d.key, len(base.words), len(base.pieces))
-    shape = _shape(d.key, d.target, spaced, d.temperature, sample_index % len(draws.jitters))
+    # one length for every sample of a request, on either API: the same conversation then
+    # costs the same input on its later turns whichever API carries it (issue 17)
+    shape = _shape(d.key, d.target, spaced, d.temperature)
     text = _Text.of(shape.layout, spaced)
     n = len(text.words)
     positions = _sample_positions(draws.order, sample_index, n, shape.swaps)

@@ -62,6 +62,10 @@ class Coded(_Record):
         return [self.levels[c] for c in self.codes]
 
 
+#: columns added after baselines were first saved: an older baseline without them reads null
+_LATER_LATENCIES = frozenset({"first_output_ms"})
+
+
 class Samples(_Record):
     """Measured observations as columns (warm-up requests are left out)."""
 
@@ -90,7 +94,10 @@ class Samples(_Record):
         ]
         if any(len(c) != self.rows for c in columns):
             raise ValueError(f"every column must have {self.rows} rows")
-        missing = set(_CODED) - self.strings.keys() or set(LATENCIES) - self.latencies_ms.keys()
+        missing = (
+            set(_CODED) - self.strings.keys()
+            or set(LATENCIES) - _LATER_LATENCIES - self.latencies_ms.keys()
+        )
         if missing:
             raise ValueError(f"missing columns: {', '.join(sorted(missing))}")
         return self
@@ -114,7 +121,7 @@ class Samples(_Record):
                 ok=self.ok[i],
                 usage=dict(zip(TOKENS, usage, strict=True)) if usage is not None else None,
             )
-            row.update({k: self.latencies_ms[k][i] for k in LATENCIES})
+            row.update({k: c[i] if (c := self.latencies_ms.get(k)) else None for k in LATENCIES})
             rows.append(row)
         return ObservationTable.from_dicts(rows)
 

@@ -102,13 +102,14 @@ def summary_markdown(
                 "requests",
                 "errors",
                 "TTFT p50 ms (95 % CI)",
+                "first output p50",
                 "cold TTFT p50",
                 "total p50",
                 "cache hit",
                 "cost / 1k req",
                 "per 1M req",
             ),
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for arm, a in s.arms.items():
             out.append(
@@ -117,6 +118,7 @@ def summary_markdown(
                     a.requests,
                     a.errors,
                     _lat(a.ttft_ms),
+                    _lat(a.first_output_ms),
                     _lat(a.cold_ttft_ms),
                     _lat(a.total_ms),
                     pct(a.cache_hit_ratio.value, 1) if a.cache_hit_ratio else DASH,
@@ -136,13 +138,14 @@ def summary_markdown(
             _row(
                 "comparison (a/b)",
                 "TTFT p50",
+                "first output p50",
                 "cold TTFT",
                 "total p50",
                 "cost",
                 "cache hit Δ",
                 "text similarity (A/A floor)",
             ),
-            "|---|--:|--:|--:|--:|--:|--:|",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for c in s.comparisons.values():
             text = c.similarity.text
@@ -156,6 +159,7 @@ def summary_markdown(
                 _row(
                     label,
                     effect(c.ttft_p50_ratio),
+                    effect(c.first_output_p50_ratio),
                     effect(c.cold_ttft_ratio),
                     effect(c.total_p50_ratio),
                     effect(c.cost_ratio),

@@ -29,6 +29,7 @@ from harness.runner.plan import Plan, PlannedConversation
 from harness.runner.probe import CACHEABLE_FILLER
 from harness.runner.target import check_target, url_key
 from harness.translate.request import ImagePart
+from harness.transport.client import dropped_unanswered
 
 __all__ = [
     "ARM_NEEDS",
@@ -162,15 +163,24 @@ class _Http:
     def close(self) -> None:
         self._client.close()
 
+    def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False
+    ) -> httpx2.Response:
+        """One request, sent once more when the server dropped the kept-alive connection
+        without a reply (the runner's rule: :func:`~harness.transport.client.dropped_unanswered`;
+        llama-server does it, and the real-server tier then found /responses unsupported)."""
+        try:
+            return self._client.send(
+                self._client.build_request(method, path, json=body), stream=stream
+            )
+        except httpx2.RemoteProtocolError as exc:
+            if not dropped_unanswered(exc):
+                raise
+        return self._client.send(self._client.build_request(method, path, json=body), stream=stream)
+
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Answer:
         try:
-            try:
-                r = self._client.request(method, path, json=body)
-            except httpx2.RemoteProtocolError:
-                # llama-server sometimes drops a kept-alive connection without an answer
-                # ("Server disconnected without sending a response"; seen in the real-server
-                # tier, which then wrongly found /responses unsupported): send it once more.
-                r = self._client.request(method, path, json=body)
+            r = self._send(method, path, body)
         except httpx2.HTTPError as exc:  # a transport failure is an answer here
             return _Answer(None, None, f"{type(exc).__name__}: {exc}")
         try:
@@ -183,7 +193,8 @@ class _Http:
         """POST a streaming request; ``data`` is the list of SSE data payloads."""
         payloads: list[str] = []
         try:
-            with self._client.stream("POST", path, json=body) as r:
+            r = self._send("POST", path, body, stream=True)
+            try:
                 if r.status_code != 200:
                     r.read()
                     try:
@@ -194,6 +205,8 @@ class _Http:
                 for line in r.iter_lines():
                     if line.startswith("data:"):
                         payloads.append(line[5:].strip())
+            finally:
+                r.close()
         except httpx2.HTTPError as exc:
             return _Answer(None, payloads, f"{type(exc).__name__}: {exc}")
         return _Answer(200, payloads, "")

@@ -64,6 +64,17 @@ def fatal_scope(status: int | None, error_type: str | None) -> Literal["run", "a
     return None
 
 
+#: the server closed a kept-alive connection before a byte of reply: sent again at once, once
+CONNECTION_DROPPED = "connection_dropped"
+
+
+def dropped_unanswered(exc: BaseException | None) -> bool:
+    """The server closed the connection without a byte of reply ("Server disconnected without
+    sending a response"): llama-server does this to a kept-alive connection it has idled out,
+    having served nothing, so sending the request again on a new connection is safe."""
+    return isinstance(exc, httpx2.RemoteProtocolError) and "without sending a response" in str(exc)
+
+
 def _g(obj: Any, name: str) -> Any:
     """Field of an SDK model or of a plain dict (the raw client), None when absent."""
     if type(obj) is dict:  # the raw client's events: skip the slower ABC check
@@ -108,7 +119,12 @@ class CallResult:
             return False
         if self.status is not None:
             return self.status in RETRYABLE_STATUS and self.fatal is None
-        return self.error_type in ("connection_error", "timeout", "stream_interrupted")
+        return self.error_type in (
+            "connection_error",
+            CONNECTION_DROPPED,
+            "timeout",
+            "stream_interrupted",
+        )
 
     @property
     def fatal(self) -> Literal["run", "arm"] | None:
@@ -735,11 +751,15 @@ class Transport:
             kind = (
                 "timeout"
                 if isinstance(exc, openai.APITimeoutError)
+                else CONNECTION_DROPPED
+                if dropped_unanswered(exc.__cause__)
                 else "connection_error"
                 if isinstance(exc, openai.APIConnectionError)
                 else "stream_error"
             )
-            res.error_type, res.error_message = kind, _one_line(str(exc))
+            # the SDK says "Connection error."; its cause says which
+            cause = f": {exc.__cause__!r}" if isinstance(exc, openai.APIConnectionError) else ""
+            res.error_type, res.error_message = kind, _one_line(f"{exc}{cause}")
         except (httpx2.TransportError, httpx2.StreamError) as exc:  # cut mid-stream
             res.error_type, res.error_message = "stream_interrupted", _one_line(repr(exc))
         except ValueError as exc:  # a body or event that is not JSON: the server's fault, data
@@ -783,7 +803,13 @@ class Transport:
         except httpx2.TimeoutException as exc:
             res.error_type, res.error_message = "timeout", _one_line(repr(exc))
         except (httpx2.TransportError, httpx2.StreamError) as exc:
-            res.error_type = "stream_interrupted" if res.status else "connection_error"
+            res.error_type = (
+                "stream_interrupted"
+                if res.status
+                else CONNECTION_DROPPED
+                if dropped_unanswered(exc)
+                else "connection_error"
+            )
             res.error_message = _one_line(repr(exc))
         except ValueError as exc:  # orjson/json errors: a body or event that is not JSON
             res.error_type, res.error_message = "bad_response", _one_line(repr(exc))
@@ -857,9 +883,15 @@ async def send_with_retries(
     rng: random.Random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> tuple[CallResult, list[Attempt]]:
-    """Call ``send`` until success, a non-retryable failure, or ``max_attempts``."""
+    """Call ``send`` until success, a non-retryable failure, or ``max_attempts``.
+
+    A connection the server dropped before any reply (:data:`CONNECTION_DROPPED`) is sent again
+    at once, outside ``max_attempts`` (once per request): nothing was served, so it is not a
+    failure of the target's, and its attempt is kept like any other.
+    """
     attempts: list[Attempt] = []
     waited = 0.0
+    resent = 0
     while True:
         result = await send()
         attempts.append(
@@ -872,7 +904,10 @@ async def send_with_retries(
                 total_ms=result.wire.total_ms or result.sdk_total_ms,
             )
         )
-        if not result.retryable or len(attempts) >= policy.max_attempts:
+        if result.error_type == CONNECTION_DROPPED and not resent:
+            resent, waited = 1, 0.0
+            continue
+        if not result.retryable or len(attempts) - resent >= policy.max_attempts:
             return result, attempts
         delay = policy.delay_s(len(attempts), result.retry_after_ms, rng)
         waited = delay * 1000.0

@@ -247,6 +247,36 @@ def test_no_streaming_means_null_ttft_and_claims_use_total(tmp_path: Path) -> No
     assert json.loads(s.model_dump_json())["scenarios"][0]["arms"]["chat"]["ttft_ms"] is None
 
 
+def test_first_output_is_summarised_and_compared_beside_ttft() -> None:
+    # responses streams a reasoning summary first: its first output comes at 40 % of its TTFT
+    share = {"chat": 1.0, "responses": 0.4}
+    obs = [
+        o.model_copy(update={"first_output_ms": o.ttft_ms * share[o.arm]}) if o.ttft_ms else o
+        for o in synthetic_observations(
+            SyntheticProfile(sigma=0.2), arms=("chat", "responses"), repeats=12, seed=3
+        )
+    ]
+    s = analyze_table(ObservationTable.from_observations(obs), resamples=RESAMPLES)
+    sc = s.scenarios[0]
+    for arm in ("chat", "responses"):
+        first = [o.first_output_ms for o in obs if o.arm == arm and o.ok and not o.warmup]
+        stats_ = sc.arms[arm].first_output_ms
+        assert stats_ is not None and stats_.n == len(first)
+        assert stats_.p50 == pytest.approx(float(np.percentile(first, 50)))
+        assert stats_.p95 == pytest.approx(float(np.percentile(first, 95)))
+        assert stats_.ci95 is not None
+    ttft = sc.arms["responses"].ttft_ms
+    assert ttft is not None and stats_.p50 < 0.5 * ttft.p50
+    comp = sc.comparisons["responses_vs_chat"]
+    assert comp.ttft_p50_ratio is not None and comp.first_output_p50_ratio is not None
+    assert comp.first_output_p50_ratio.value == pytest.approx(
+        0.4 * (comp.ttft_p50_ratio.value or 0.0), rel=0.1
+    )
+    # a latency metric: decided by the latency margin
+    assert comp.first_output_p50_ratio.decision == "better"
+    assert comp.first_output_p50_ratio.margin == comp.ttft_p50_ratio.margin
+
+
 # --- reading observations ---------------------------------------------------------------------
 
 

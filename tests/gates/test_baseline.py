@@ -69,6 +69,17 @@ def test_samples_round_trip_to_the_same_columns(run_dir: Path, tmp_path: Path) -
         assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], atol=5e-4)
 
 
+def test_a_baseline_saved_before_first_output_was_summarised_still_loads(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    path = save_baseline(run_dir, "old", baselines_dir=tmp_path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    del raw["samples"]["latencies_ms"]["first_output_ms"]
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    table = load_baseline(path).samples.table()
+    assert np.isnan(table.first_output_ms).all() and not np.isnan(table.ttft_ms).all()
+
+
 def test_compare_against_baseline_matches_compare_against_run(
     run_dir: Path, tmp_path: Path
 ) -> None:

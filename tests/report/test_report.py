@@ -24,7 +24,7 @@ from harness.analysis.analyze import (
 )
 from harness.analysis.similarity import ToolCall
 from harness.cli.app import main
-from harness.fmt import effect, interval, ms, usd
+from harness.fmt import effect, interval, ms, ratio, usd
 from harness.report import JUnitCase, ReportPaths, append_cases, render_compare, render_report
 from harness.report.diff import tokens, tool_calls_text, word_diff
 from harness.report.junit import SUITE_NAME
@@ -367,6 +367,40 @@ def test_formatting() -> None:
         effect(Effect(value=0.365, ci95=(0.16, 0.56), significant=True, n_pairs=3), "points")
         == "+36.5 pts (16.0–56.0) *"
     )
+
+
+def test_first_output_is_shown_beside_ttft(tmp_path: Path) -> None:
+    # responses streams reasoning first: its first output comes at a quarter of its TTFT
+    obs = [
+        o.model_copy(update={"first_output_ms": o.ttft_ms / 4})
+        if o.arm == "responses" and o.ttft_ms
+        else o
+        for o in synthetic_observations(
+            SyntheticProfile(), arms=("chat", "responses"), prompts=2, repeats=5
+        )
+    ]
+    run_dir = write_synthetic_run(tmp_path / "first", obs, emulator_profile="synthetic")
+    summary = analyze_run(run_dir, resamples=200)
+    write_summary(run_dir, summary)
+    arm = summary.scenarios[0].arms["responses"]
+    comp = summary.scenarios[0].comparisons["responses_vs_chat"]
+    assert arm.first_output_ms is not None and comp.first_output_p50_ratio is not None
+    paths = render_report(run_dir, tmp_path / "out")
+    html = paths.html.read_text(encoding="utf-8")
+    assert "first output p50</th>" in html and "first output p95</th>" in html
+    assert f">{ms(arm.first_output_ms.p50)}<" in html
+    assert f">{ms(arm.first_output_ms.p95)}<" in html
+    row_html = html.split("<td>first output p50 ratio</td>", 1)[1].split("</tr>", 1)[0]
+    assert f">{ratio(comp.first_output_p50_ratio.value)}" in row_html
+    md = summary_markdown(summary)
+    header, row = (
+        next(line for line in md.splitlines() if line.startswith(start))
+        for start in ("| arm |", "| `responses` |")
+    )
+    col = header.split(" | ").index("first output p50")
+    assert row.split(" | ")[col].startswith(ms(arm.first_output_ms.p50))
+    comp_header = next(line for line in md.splitlines() if line.startswith("| comparison"))
+    assert "| first output p50 |" in comp_header
 
 
 def test_markdown_cells_cannot_break_the_table() -> None:

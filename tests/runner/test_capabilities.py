@@ -185,3 +185,28 @@ def test_unknown_support_never_stops_a_run() -> None:
     caps = emulator_capabilities()
     caps.features["previous_response_id"] = Feature(supported=None, detail="no stored response")
     assert caps.supports("previous_response_id")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_probe_sends_once_more_on_a_dropped_kept_alive_connection(
+    stream: bool, dropping_server: Any
+) -> None:
+    # llama-server drops kept-alive connections it has idled out (the real-server tier found
+    # /responses unsupported for it); streaming probes follow the same one-retry rule
+    from harness.runner.capabilities import _Http
+
+    http = _Http(dropping_server.base_url, "none", 10.0)
+    try:
+        assert http.json("GET", "models").ok  # the connection is now kept alive
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+        answer = (
+            http.events("chat/completions", body)
+            if stream
+            else http.json("POST", "chat/completions", body)
+        )
+    finally:
+        http.close()
+    assert answer.ok, answer.error
+    assert dropping_server.dropped == 1 and dropping_server.served == 2
+    if stream:
+        assert answer.data[-1] == "[DONE]" and dropping_server.REPLY in answer.data[0]

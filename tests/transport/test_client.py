@@ -355,3 +355,45 @@ def test_errors_no_retry_can_fix_stop_the_run_or_the_arm(
     assert result.fatal == fatal
     if fatal is not None:
         assert not result.retryable  # a quota 429 is not waited out and retried
+
+
+@pytest.mark.parametrize("kind", ["sdk", "raw"])
+@pytest.mark.parametrize("dropping_server", [1, 2], indirect=True)
+def test_a_kept_alive_connection_dropped_without_reply_is_sent_again_once(
+    kind: str, dropping_server: Any
+) -> None:
+    # llama-server closes a kept-alive connection it has idled out; a request that meets the
+    # close gets no byte of reply (nothing was served): sent again at once, outside the retry
+    # budget, and kept as an attempt; a second drop is an ordinary failure
+    from harness.transport.client import CONNECTION_DROPPED, Transport
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    async def go() -> tuple[CallResult, list[Any]]:
+        transport = Transport(dropping_server.base_url, "sk-x", kind=kind)  # type: ignore[arg-type]
+        try:
+            await transport.list_models()  # the connection is now kept alive
+            return await send_with_retries(
+                lambda: transport.send("chat", body),
+                RetryPolicy(max_attempts=1),
+                random.Random(0),
+                sleep,
+            )
+        finally:
+            await transport.aclose()
+
+    result, attempts = asyncio.run(go())
+    assert attempts[0].error_type == CONNECTION_DROPPED and attempts[0].status is None
+    assert "without sending a response" in (attempts[0].error_message or "")
+    assert slept == []  # at once
+    if dropping_server.drops == 1:
+        assert result.ok and result.output_text == dropping_server.REPLY, result.error_message
+        assert len(attempts) == 2 and attempts[1].waited_ms == 0.0
+        assert dropping_server.served == 2  # GET /models, then the one chat request
+    else:
+        assert not result.ok and result.error_type == CONNECTION_DROPPED
+        assert len(attempts) == 2 and dropping_server.served == 1
