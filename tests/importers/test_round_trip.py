@@ -1,0 +1,259 @@
+"""The same requests as Batch input, fine-tuning JSONL and OTel GenAI telemetry in three dialects
+import to equivalent scenarios: the same planned requests (``harness plan --json``), apart from
+the fields each import report names as not carried by its format."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from import_formats import finetune_line, otel_document, reply
+from test_batch_import import MODEL, traffic, write_log
+
+from harness.cli.app import main
+from harness.scenario.load import load_scenario
+
+DIALECTS = ("semconv", "events", "openllmetry")
+#: what a report's not-carried name removes from a planned request before comparing
+_MASKS: dict[str, tuple[str, ...]] = {
+    "model": (),  # the round trip passes it with --defaults
+    "user": ("user", "safety_identifier"),
+    "response_format": ("response_format", "text"),
+    "stream": ("stream", "stream_options"),
+    "tool_choice": ("tool_choice",),
+    "parallel_tool_calls": ("parallel_tool_calls",),
+    "sampling": ("temperature", "top_p", "max_completion_tokens", "max_output_tokens"),
+    "tools[].function.strict": ("strict",),
+    "tools": ("tools",),
+}
+
+
+def _strip(value: Any, keys: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_strip(v, keys) for v in value]
+    return value
+
+
+def planned(scenario: Path, capsys: pytest.CaptureFixture[str], masked: set[str]) -> Counter[str]:
+    """The planned request bodies (with prompt weights), less the masked fields."""
+    capsys.readouterr()
+    assert main(["plan", str(scenario), "--json", "--repeats", "1"]) == 0
+    weights = {p.id: p.weight for p in load_scenario(scenario).prompts}
+    keys = {k for name in masked for k in _MASKS[name]}
+    out = Counter[str]()
+    for line in capsys.readouterr().out.splitlines():
+        record = json.loads(line)
+        text = json.dumps(record["kwargs"], sort_keys=True).replace(record["nonce"], "NONCE")
+        kwargs = _strip(json.loads(text), keys)
+        # tools the format lost: an empty list and no list plan the same request
+        if "tools" in keys:
+            kwargs.pop("tool_choice", None)
+        key = json.dumps([record["arm"], record["turn"], record["kind"], kwargs], sort_keys=True)
+        out[key] += weights[record["prompt_id"]]
+    return out
+
+
+def run_import(fmt: str, source: Path, out: Path, *extra: str) -> dict[str, Any]:
+    report = out.with_suffix(".report.json")
+    args = ["import", fmt, str(source), "--out", str(out), "--report", str(report), "--name", "app"]
+    assert main([*args, *extra]) == 0
+    result: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    return result
+
+
+@pytest.fixture(scope="module")
+def bodies() -> list[dict[str, Any]]:
+    return traffic()
+
+
+def test_every_format_plans_the_batch_requests(
+    bodies: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = run_import("batch", write_log(tmp_path / "app.jsonl", bodies), tmp_path / "batch.yaml")
+    assert batch["not_carried"] == {} and batch["prompts"] == 40
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text(yaml.safe_dump({"model": MODEL}), encoding="utf-8")
+    # fine-tuning examples hold no seed/stop/n: the two requests batch refuses are left out
+    finetune = run_import(
+        "finetune",
+        write_log(tmp_path / "ft.jsonl", [finetune_line(b) for b in bodies[:48]]),
+        tmp_path / "ft.yaml",
+        "--defaults",
+        str(defaults),
+    )
+    assert finetune["from_defaults"] == ["model"]
+    reports = {"finetune": finetune}
+    for dialect in DIALECTS:
+        source = tmp_path / f"{dialect}.json"
+        source.write_text(json.dumps(otel_document(dialect, bodies)), encoding="utf-8")
+        reports[dialect] = run_import("otel", source, tmp_path / f"{dialect}.yaml")
+    for name, report in reports.items():
+        masked = set(report["not_carried"])
+        assert masked <= set(_MASKS), name
+        assert planned(
+            tmp_path / f"{name if name != 'finetune' else 'ft'}.yaml", capsys, masked
+        ) == (planned(tmp_path / "batch.yaml", capsys, masked)), name
+        assert report["imported_requests"] == 48 and report["prompts"] == 40, name
+        assert report["merged"] == batch["merged"], name
+    for dialect in DIALECTS:
+        # seed, stop and n are recorded as gen_ai.request.*: refused for the same reasons
+        assert reports[dialect]["not_imported"] != []
+        reasons = [n["reason"].partition(": ")[2] for n in reports[dialect]["not_imported"]]
+        assert reasons == [n["reason"] for n in batch["not_imported"]], dialect
+    # the format's own fields arrive: tools with the semantic conventions and OpenLLMetry
+    for name in ("semconv", "openllmetry", "finetune"):
+        file = tmp_path / f"{name if name != 'finetune' else 'ft'}.yaml"
+        scenario = load_scenario(file)
+        assert scenario.tools is not None, name
+        assert [t.name for t in scenario.tools] == ["order_status"]
+
+
+def test_the_output_message_becomes_the_reference(
+    bodies: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    expected = Counter(reply(b) for b in bodies[:48])
+    for dialect in DIALECTS:
+        source = tmp_path / f"{dialect}.json"
+        source.write_text(json.dumps(otel_document(dialect, bodies[:48])), encoding="utf-8")
+        run_import("otel", source, tmp_path / f"{dialect}.yaml")
+        prompts = load_scenario(tmp_path / f"{dialect}.yaml").prompts
+        assert Counter({p.reference: p.weight for p in prompts}) == expected, dialect
+
+
+def test_defaults_fill_what_a_trace_cannot_carry(
+    bodies: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the structured-output requests: their schema and streaming come back from --defaults
+    subset = [b for b in bodies if "response_format" in b and "stream" not in b]
+    assert len(subset) == 5
+    batch = tmp_path / "batch.yaml"
+    run_import("batch", write_log(tmp_path / "app.jsonl", subset), batch)
+    defaults = tmp_path / "defaults.json"
+    defaults.write_text(
+        json.dumps({"response_format": subset[0]["response_format"], "stream": False}),
+        encoding="utf-8",
+    )
+    source = tmp_path / "t.json"
+    source.write_text(json.dumps(otel_document("semconv", subset)), encoding="utf-8")
+    out = tmp_path / "otel.yaml"
+    report = run_import("otel", source, out, "--defaults", str(defaults))
+    assert report["from_defaults"] == ["response_format", "stream"]
+    printed = capsys.readouterr().out
+    assert "not carried by otel: response_format (" in printed
+    assert "taken from --defaults: response_format, stream" in printed
+    assert planned(out, capsys, set()) == planned(batch, capsys, set())
+
+
+# --------------------------------------------------------------------------- fidelity, bad input
+
+
+def _chat_span(attrs: dict[str, Any]) -> dict[str, Any]:
+    from import_formats import span, traces
+
+    return traces([span(1, {"gen_ai.operation.name": "chat", **attrs})])
+
+
+def test_a_span_without_content_is_listed_not_imported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from import_formats import semconv_span, traces
+
+    doc = traces(
+        [
+            semconv_span(0, traffic()[0]),
+            *_chat_span({"gen_ai.request.model": MODEL})["resourceSpans"][0]["scopeSpans"][0][
+                "spans"
+            ],
+        ]
+    )
+    source = tmp_path / "t.json"
+    source.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    report = run_import("otel", source, tmp_path / "s.yaml")
+    assert report["requests"] == 2 and report["imported_requests"] == 1
+    (note,) = report["not_imported"]
+    assert note["reason"] == (
+        "span 0000000000000002 (chat): no message content recorded (content capture was off "
+        "when it was traced)"
+    )
+    assert f"{source}:1: not imported: span 0000000000000002" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "not OTLP JSON (malformed JSON: Expecting property name enclosed in"),
+        (json.dumps({"spans": []}), "not OTLP JSON (no resourceSpans or resourceLogs)"),
+    ],
+)
+def test_a_file_that_is_not_otlp_json_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, problem: str
+) -> None:
+    source = tmp_path / "t.json"
+    source.write_text(text, encoding="utf-8")
+    assert main(["import", "otel", str(source), "--out", str(tmp_path / "s.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: error: {source}: {problem}") and err.count("\n") == 1
+    assert not (tmp_path / "s.yaml").exists()
+
+
+def test_finetune_needs_a_model_and_names_what_it_cannot_carry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_log(tmp_path / "ft.jsonl", [finetune_line(traffic()[0])])
+    out = tmp_path / "s.yaml"
+    assert main(["import", "finetune", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "examples name no model — pass --defaults FILE" in err and err.count("\n") == 1
+    defaults = tmp_path / "d.yaml"
+    defaults.write_text("model: gpt-4.1-mini\ntemperature: 0.2\n", encoding="utf-8")
+    assert (
+        main(["import", "finetune", str(source), "--out", str(out), "--defaults", str(defaults)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "not carried by finetune: model (" in printed
+    assert "taken from --defaults: model, temperature" in printed
+    scenario = load_scenario(out)
+    assert scenario.prompts[0].reference == reply(traffic()[0])
+    assert scenario.params_for(scenario.prompts[0])["temperature"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ({"messages": [{"role": "user", "content": "Hi"}]}, "not a fine-tuning chat example"),
+        (
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "?"}]},
+            "the last message must be the assistant's",
+        ),
+    ],
+)
+def test_a_bad_finetune_line_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: dict[str, Any], problem: str
+) -> None:
+    source = write_log(tmp_path / "ft.jsonl", [line])
+    defaults = tmp_path / "d.yaml"
+    defaults.write_text("model: gpt-4.1-mini\n", encoding="utf-8")
+    out = tmp_path / "s.yaml"
+    code = main(["import", "finetune", str(source), "--out", str(out), "--defaults", str(defaults)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: error: {source}:1: {problem}") and not out.exists()
+
+
+def test_bad_defaults_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = write_log(tmp_path / "ft.jsonl", [finetune_line(traffic()[0])])
+    defaults = tmp_path / "d.yaml"
+    defaults.write_text("- model\n", encoding="utf-8")
+    args = ["import", "finetune", str(source), "--out", str(tmp_path / "s.yaml")]
+    assert main([*args, "--defaults", str(defaults)]) == 2
+    assert capsys.readouterr().err == (
+        f"harness: error: --defaults {defaults}: expected a mapping of chat parameters, such as "
+        "'model: gpt-4.1-mini'\n"
+    )
