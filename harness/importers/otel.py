@@ -31,19 +31,26 @@ from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusabl
 __all__ = ["NOT_CARRIED", "read_otel"]
 
 NOT_CARRIED = {
-    "response_format": "GenAI telemetry records at most gen_ai.output.type, not the schema",
-    "stream": "no GenAI convention records whether the call streamed",
-    "tool_choice": "not recorded",
-    "parallel_tool_calls": "not recorded",
-    "user": "end-user ids are not recorded",
+    "tool_choice": "no GenAI dialect records it",
+    "parallel_tool_calls": "no GenAI dialect records it",
+}
+_SEMCONV_LACKS = {
+    "response_format": "the conventions record at most gen_ai.output.type, not the schema",
+    "stream": "the conventions do not record whether the call streamed",
+    "user": "the conventions do not record the end-user id",
 }
 #: what one dialect lacks besides, added to the report once a span of that dialect is read
 DIALECT_NOT_CARRIED = {
     "semconv": {
+        **_SEMCONV_LACKS,
         "tools[].function.strict": "tool definitions carry name, description and parameters",
     },
-    "events": {"tools": "the per-message events hold no tool definitions"},
+    "events": {**_SEMCONV_LACKS, "tools": "the per-message events hold no tool definitions"},
     "openllmetry": {
+        "response_format.json_schema.name": "gen_ai.request.structured_output_schema holds "
+        "the schema only (imported under the name 'response')",
+        "response_format.json_schema.strict": "not recorded",
+        "stream_options": "only llm.is_streaming is recorded",
         "tools[].function.strict": "llm.request.functions.N holds name, description, parameters",
     },
 }
@@ -347,6 +354,20 @@ def _openllmetry(attrs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         i += 1
     if tools:
         body["tools"] = tools
+    schema = _json(attrs.get("gen_ai.request.structured_output_schema"))
+    if isinstance(schema, dict):
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "response", "schema": schema},
+        }
+    for name, key in (
+        ("llm.is_streaming", "stream"),
+        ("llm.user", "user"),
+        ("llm.frequency_penalty", "frequency_penalty"),
+        ("llm.presence_penalty", "presence_penalty"),
+    ):
+        if attrs.get(name) is not None:
+            body[key] = attrs[name]
     completion = attrs.get("gen_ai.completion.0.content")
     return body, completion if isinstance(completion, str) else None
 

@@ -206,6 +206,13 @@ def openllmetry_span(index: int, body: dict[str, Any]) -> dict[str, Any]:
         attrs[f"llm.request.functions.{i}.name"] = t["function"]["name"]
         attrs[f"llm.request.functions.{i}.description"] = t["function"]["description"]
         attrs[f"llm.request.functions.{i}.parameters"] = json.dumps(t["function"]["parameters"])
+    # recorded as OpenLLMetry's OpenAI instrumentation records them
+    attrs["llm.is_streaming"] = body.get("stream") or False
+    if "user" in body:
+        attrs["llm.user"] = body["user"]
+    if "response_format" in body:
+        schema = body["response_format"]["json_schema"]["schema"]
+        attrs["gen_ai.request.structured_output_schema"] = json.dumps(schema)
     attrs["gen_ai.completion.0.role"] = "assistant"
     attrs["gen_ai.completion.0.content"] = reply(body)
     return span(index, attrs)
