@@ -84,7 +84,7 @@ class ImportReport(_Record):
     schema_version: int = IMPORT_REPORT_VERSION
     source: str
     format: str
-    lines: int = Field(description="non-blank lines read")
+    lines: int = Field(description="non-blank lines read (GenAI spans for otel)")
     requests: int = Field(description="lines holding a chat request")
     imported_requests: int = Field(description="requests the scenario holds (sum of weights)")
     prompts: int
@@ -103,8 +103,9 @@ class ImportReport(_Record):
 
     def lines_text(self) -> list[str]:
         """The report for the terminal, one line each."""
+        unit = "GenAI spans" if self.format == "otel" else "lines"
         out = [
-            f"{self.source}: {self.lines} lines, {self.requests} requests → {self.prompts} "
+            f"{self.source}: {self.lines} {unit}, {self.requests} requests → {self.prompts} "
             f"prompts ({self.imported_requests} requests with weights, {self.merged} merged "
             f"duplicates)"
         ]
