@@ -441,6 +441,12 @@ def build_scenario(
             not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
             continue
         changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        where = f"{item.id}: " if item.id is not None else ""
+        changed.extend(
+            LineNote(line=item.line, reason=where + note)
+            for field, note in item.gaps
+            if field not in clean.body
+        )
         key, fields = outcome.key, outcome.fields
         if key in unique:
             unique[key]["weight"] += 1
@@ -448,10 +454,12 @@ def build_scenario(
         else:
             unique[key] = {"id": item.id or f"line-{item.line}", "weight": 1, **dict(fields)}
     if not unique:
+        # nothing is written, so the report is not printed: the error names the first reason
+        first = (not_imported or bad)[0] if not_imported or bad else None
         raise HarnessError(
             f"{source}: no request could be imported ({len(not_imported)} not imported, "
-            f"{len(bad)} bad lines) — see the reasons above"
-            if not_imported or bad
+            f"{len(bad)} bad lines; line {first.line}: {first.reason})"
+            if first is not None
             else f"{source}: holds no chat requests — give a {fmt} file of chat requests"
         )
     prompts = list(unique.values())

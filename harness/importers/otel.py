@@ -473,4 +473,19 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
             not_carried.update(DIALECT_NOT_CARRIED[dialect])
         if not isinstance(body.get("model"), str):
             body.pop("model", None)
-        yield SourceRequest(number, body, reference, id=f"span-{span_id}" if span_id else None)
+        gaps = []
+        if attrs.get("gen_ai.output.type") == "json" and "response_format" not in body:
+            gaps.append(
+                (
+                    "response_format",
+                    "gen_ai.output.type is json but the output format was not recorded: "
+                    "imported as text (give response_format in --defaults)",
+                )
+            )
+        yield SourceRequest(
+            number,
+            body,
+            reference,
+            id=f"span-{span_id}" if span_id else None,
+            gaps=tuple(gaps),
+        )

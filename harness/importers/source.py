@@ -18,6 +18,9 @@ class SourceRequest:
     reference: str | None = None
     #: the prompt id (default ``line-N``); formats with several requests per line name them
     id: str | None = None
+    #: (field, note): what the source shows of a field it did not record (the note is reported
+    #: when neither the source nor --defaults gives the field)
+    gaps: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -280,3 +280,42 @@ def test_bad_defaults_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
         f"harness: error: --defaults {defaults}: expected a mapping of chat parameters, such as "
         "'model: gpt-4.1-mini'\n"
     )
+
+
+def test_json_output_without_a_recorded_schema_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from import_formats import semconv_span, traces
+
+    body = traffic()[0]
+    # json_object output needs the word JSON in the messages (an API rule the import checks)
+    body["messages"][-1]["content"] = "Answer in JSON: " + body["messages"][-1]["content"]
+    span = semconv_span(0, body)
+    span["attributes"].append({"key": "gen_ai.output.type", "value": {"stringValue": "json"}})
+    source = tmp_path / "t.json"
+    source.write_text(json.dumps(traces([span])), encoding="utf-8")
+    report = run_import("otel", source, tmp_path / "s.yaml")
+    assert [n["reason"] for n in report["changed"]] == [
+        "span-0000000000000001: gen_ai.output.type is json but the output format was not "
+        "recorded: imported as text (give response_format in --defaults)"
+    ]
+    defaults = tmp_path / "d.json"
+    defaults.write_text(json.dumps({"response_format": {"type": "json_object"}}), "utf-8")
+    report = run_import("otel", source, tmp_path / "s2.yaml", "--defaults", str(defaults))
+    assert report["changed"] == [] and report["from_defaults"] == ["response_format"]
+    assert load_scenario(tmp_path / "s2.yaml").prompts[0].output == "json_object"
+
+
+def test_nothing_importable_is_one_line_naming_the_first_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "t.json"
+    source.write_text(json.dumps(_chat_span({"gen_ai.request.model": MODEL})), encoding="utf-8")
+    out = tmp_path / "s.yaml"
+    assert main(["import", "otel", str(source), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"harness: error: {source}: no request could be imported (1 not imported, 0 bad lines; "
+        "line 1: span 0000000000000002 (chat): no message content recorded (content capture "
+        "was off when it was traced))\n"
+    )
+    assert not out.exists()
