@@ -319,3 +319,19 @@ def test_nothing_importable_is_one_line_naming_the_first_reason(
         "was off when it was traced))\n"
     )
     assert not out.exists()
+
+
+def test_an_imported_trace_runs_against_the_emulator(
+    bodies: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from harness.rundir import read_observations
+
+    source = tmp_path / "events.json"
+    source.write_text(json.dumps(otel_document("events", bodies)), encoding="utf-8")
+    out = tmp_path / "events.yaml"
+    run_import("otel", source, out)  # log records joined to spans: the most indirect dialect
+    args = ["run", str(out), "--emulator-profile", "zero", "--repeats", "1", "--seed", "1"]
+    assert main([*args, "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    observations = list(read_observations(run_dir / "observations.jsonl"))
+    assert len(observations) == 2 * 40 and all(o.ok for o in observations)
