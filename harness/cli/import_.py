@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-from harness.errors import HarnessError
 
 __all__ = ["add_arguments", "run"]
 
@@ -64,64 +60,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_defaults(path: Path) -> dict[str, Any]:
-    """The --defaults mapping (one-line HarnessError when it is not one)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"--defaults {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise HarnessError(
-            f"--defaults {path}{where}: not YAML/JSON — write a mapping such as "
-            "'model: gpt-4.1-mini'"
-        ) from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise HarnessError(
-            f"--defaults {path}: expected a mapping of chat parameters, such as "
-            "'model: gpt-4.1-mini'"
-        )
-    if "messages" in data:
-        raise HarnessError(f"--defaults {path}: messages: defaults hold parameters, not messages")
-    model = data.get("model")
-    if model is not None and not (isinstance(model, str) and model):
-        raise HarnessError(f"--defaults {path}: model: expected a model name such as gpt-4.1-mini")
-    return data
-
-
 def run(args: argparse.Namespace) -> int:
     from harness.importers.build import ImportOptions, import_file, parse_param_list
-    from harness.importers.source import SourceItem
+    from harness.importers.formats import load_defaults, open_source
     from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
 
     fmt: str = args.import_command
     source: Path = args.source
-    if not source.is_file():
-        raise HarnessError(f"{source}: no such file — give a {fmt} file to import")
     defaults = load_defaults(args.defaults) if args.defaults is not None else {}
-    items: Iterable[SourceItem]
-    not_carried: dict[str, str] = {}
-    if fmt == "finetune":
-        from harness.importers.finetune import NOT_CARRIED, read_finetune
-
-        if "model" not in defaults:
-            raise HarnessError(
-                f"{source}: fine-tuning examples name no model — pass --defaults FILE "
-                "holding 'model: NAME'"
-            )
-        items, not_carried = read_finetune(source), NOT_CARRIED
-    elif fmt == "otel":
-        from harness.importers.otel import read_otel
-
-        # filled while the spans are read: what the dialects met cannot carry
-        items = read_otel(source, not_carried)
-    else:
-        from harness.importers.batch import read_batch
-
-        items = read_batch(source)
+    items, not_carried = open_source(fmt, source, defaults)
     out: Path = args.out
     name = args.name or re.sub(r"[^A-Za-z0-9._-]+", "-", out.stem).strip("-.") or "imported"
     options = ImportOptions(
