@@ -335,3 +335,19 @@ def test_an_imported_trace_runs_against_the_emulator(
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     observations = list(read_observations(run_dir / "observations.jsonl"))
     assert len(observations) == 2 * 40 and all(o.ok for o in observations)
+
+
+def test_finetune_keeps_parallel_tool_calls_and_a_tool_call_reply_has_no_reference(
+    tmp_path: Path,
+) -> None:
+    from harness.importers.finetune import read_finetune
+
+    body = traffic()[26]  # a tool call and its result
+    line = finetune_line(body) | {"parallel_tool_calls": False}
+    call = {"role": "assistant", "tool_calls": body["messages"][2]["tool_calls"]}
+    calls_only = {"messages": [*body["messages"][:2], call], "tools": body["tools"]}
+    source = write_log(tmp_path / "ft.jsonl", [line, calls_only])
+    first, second = read_finetune(source)
+    assert first.body["parallel_tool_calls"] is False and "weight" not in json.dumps(first.body)
+    assert first.reference == reply(body) and second.reference is None
+    assert second.body["messages"] == body["messages"][:2]
