@@ -122,6 +122,7 @@ class ImportReport(_Record):
                 f"not carried by {self.format}: "
                 + "; ".join(f"{k} ({why})" for k, why in self.not_carried.items())
             )
+        if self.not_carried or self.from_defaults:
             taken = ", ".join(self.from_defaults) or "none (pass --defaults FILE to set them)"
             out.append(f"taken from --defaults: {taken}")
         return out

@@ -351,3 +351,20 @@ def test_finetune_keeps_parallel_tool_calls_and_a_tool_call_reply_has_no_referen
     assert first.body["parallel_tool_calls"] is False and "weight" not in json.dumps(first.body)
     assert first.reference == reply(body) and second.reference is None
     assert second.body["messages"] == body["messages"][:2]
+
+
+def test_defaults_fill_only_what_a_batch_request_leaves_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bodies = traffic()[:2]  # two single-turn requests, both streamed
+    bodies[1] = {k: v for k, v in bodies[1].items() if k != "stream"}
+    defaults = tmp_path / "d.yaml"
+    defaults.write_text("stream: true\ntemperature: 0.5\n", encoding="utf-8")
+    out = tmp_path / "s.yaml"
+    log = write_log(tmp_path / "log.jsonl", bodies)
+    report = run_import("batch", log, out, "--defaults", str(defaults))
+    assert report["from_defaults"] == ["stream", "temperature"] and report["not_carried"] == {}
+    assert "taken from --defaults: stream, temperature" in capsys.readouterr().out
+    scenario = load_scenario(out)
+    assert [scenario.params_for(p)["stream"] for p in scenario.prompts] == [True, True]
+    assert all(scenario.params_for(p)["temperature"] == 0.5 for p in scenario.prompts)
