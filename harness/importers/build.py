@@ -461,7 +461,7 @@ def build_scenario(
             f"{source}: no request could be imported ({len(not_imported)} not imported, "
             f"{len(bad)} bad lines; line {first.line}: {first.reason})"
             if first is not None
-            else f"{source}: holds no chat requests — give a {fmt} file of chat requests"
+            else f"{source}: holds no chat requests — give a file of chat requests ({fmt} format)"
         )
     prompts = list(unique.values())
     scenario: dict[str, Any] = {"version": 1, "name": options.name}

@@ -134,6 +134,11 @@ def _documents(path: Path) -> Iterator[tuple[int, Any] | BadLine]:
     except json.JSONDecodeError as whole:
         first_error = whole
     lines = [(n, t) for n, t in enumerate(text.splitlines(), 1) if t.strip()]
+    if not lines:
+        raise HarnessError(
+            f"{path}: not OTLP JSON (the file is empty) — give an OTLP/JSON export "
+            "(resourceSpans or resourceLogs)"
+        )
     for index, (number, line) in enumerate(lines):
         try:
             yield number, json.loads(line)
@@ -427,7 +432,7 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
             continue
         number, doc = entry
         if not _is_otlp(doc):
-            if not found and number == 1:
+            if not found:
                 raise HarnessError(
                     f"{path}: not OTLP JSON (no resourceSpans or resourceLogs) — give an "
                     "OTLP/JSON export of traces or logs"

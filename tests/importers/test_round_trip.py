@@ -212,6 +212,8 @@ def test_a_span_without_content_is_listed_not_imported(
     [
         ("{not json", "not OTLP JSON (malformed JSON: Expecting property name enclosed in"),
         (json.dumps({"spans": []}), "not OTLP JSON (no resourceSpans or resourceLogs)"),
+        ("\n\n" + json.dumps({"spans": []}) + "\n", "not OTLP JSON (no resourceSpans or"),
+        ("\n", "not OTLP JSON (the file is empty)"),
     ],
 )
 def test_a_file_that_is_not_otlp_json_is_one_line(
