@@ -231,6 +231,23 @@ def _semconv_messages(value: Any, attribute: str) -> list[dict[str, Any]]:
     return out
 
 
+def _tool_definitions(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    definitions = _json(attrs.get("gen_ai.tool.definitions"))
+    if not isinstance(definitions, list):
+        return []
+    tools = []
+    for tool in definitions:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise _Skip("gen_ai.tool.definitions: only function tools are imported")
+        function: dict[str, Any] = {"name": tool.get("name")}
+        if tool.get("description") is not None:
+            function["description"] = tool["description"]
+        if tool.get("parameters") is not None:
+            function["parameters"] = _json(tool["parameters"])
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
 def _semconv(attrs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     messages = _semconv_messages(attrs["gen_ai.input.messages"], "gen_ai.input.messages")
     system = _json(attrs.get("gen_ai.system_instructions"))
@@ -240,18 +257,8 @@ def _semconv(attrs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
             raise _Skip(_CAPTURE_OFF)
         messages.insert(0, {"role": "system", "content": _text([str(t) for t in texts])})
     body: dict[str, Any] = {"messages": messages}
-    definitions = _json(attrs.get("gen_ai.tool.definitions"))
-    if isinstance(definitions, list) and definitions:
-        tools = []
-        for tool in definitions:
-            if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-                raise _Skip("gen_ai.tool.definitions: only function tools are imported")
-            function: dict[str, Any] = {"name": tool.get("name")}
-            if tool.get("description") is not None:
-                function["description"] = tool["description"]
-            if tool.get("parameters") is not None:
-                function["parameters"] = _json(tool["parameters"])
-            tools.append({"type": "function", "function": function})
+    tools = _tool_definitions(attrs)
+    if tools:
         body["tools"] = tools
     reference = None
     output = _json(attrs.get("gen_ai.output.messages"))
@@ -357,6 +364,8 @@ def _openllmetry(attrs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
             function["parameters"] = _json(attrs[f"{key}.parameters"])
         tools.append({"type": "function", "function": function})
         i += 1
+    # newer OpenLLMetry releases record the semantic conventions' tool definitions instead
+    tools = tools or _tool_definitions(attrs)
     if tools:
         body["tools"] = tools
     schema = _json(attrs.get("gen_ai.request.structured_output_schema"))

@@ -120,3 +120,23 @@ def test_events_without_content_are_capture_off(tmp_path: Path) -> None:
     ]
     (item,) = _read(tmp_path, json.dumps(traces([chat])))
     assert isinstance(item, Unusable) and "content capture was off" in item.reason
+
+
+def test_openllmetry_with_the_conventions_tool_definitions(tmp_path: Path) -> None:
+    tool = {"type": "function", "name": "lookup", "description": "Look up", "parameters": {}}
+    chat = span(
+        0,
+        {
+            "gen_ai.request.model": MODEL,
+            "gen_ai.prompt.0.role": "user",
+            "gen_ai.prompt.0.content": "Hi",
+            "gen_ai.tool.definitions": json.dumps([tool]),
+        },
+    )
+    (item,) = _read(tmp_path, json.dumps(traces([chat])))
+    assert item.body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "lookup", "description": "Look up", "parameters": {}},
+        }
+    ]
