@@ -78,6 +78,10 @@ _CHAT_OPERATIONS = (None, "chat", "generate_content")
 _CAPTURE_OFF = "no message content recorded (content capture was off when it was traced)"
 
 
+#: what a malformed OTLP structure raises while it is read (a string where a list belongs, …)
+_MALFORMED = (AttributeError, TypeError, ValueError, KeyError)
+
+
 class _Skip(Exception):
     """This span holds no usable request; the message is the reason."""
 
@@ -449,57 +453,87 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
             yield BadLine(number, "not an OTLP/JSON document (no resourceSpans or resourceLogs)")
             continue
         found = True
-        spans.extend((number, span) for span in _spans(doc) if isinstance(span, dict))
-        for record in _logs(doc):
-            if not isinstance(record, dict):
-                continue
-            attrs = _attributes(record.get("attributes"))
-            name = record.get("eventName") or attrs.get("event.name")
-            if name in _EVENT_ROLES or name in (_CHOICE, _DETAILS):
-                key = (str(record.get("traceId", "")), str(record.get("spanId", "")))
-                time = int(record.get("timeUnixNano") or record.get("observedTimeUnixNano") or 0)
-                body = attrs if name == _DETAILS else _event_body(attrs, _any(record.get("body")))
-                logs[key].append((time, order, name, body))
-                order += 1
-    for number, span in spans:
-        attrs = _attributes(span.get("attributes"))
-        span_id = str(span.get("spanId", ""))
-        joined = sorted(logs.get((str(span.get("traceId", "")), span_id), []))
-        for _, _, name, body in joined:
-            if name == _DETAILS:
-                attrs = {**body, **attrs}
-        events = [
-            (str(e.get("name")), _event_body(_attributes(e.get("attributes")), None))
-            for e in span.get("events") or []
-            if isinstance(e, dict) and (e.get("name") in _EVENT_ROLES or e.get("name") == _CHOICE)
-        ] or [(name, body) for _, _, name, body in joined if name != _DETAILS]
-        if not events and not any(k.startswith(("gen_ai.", "llm.")) for k in attrs):
-            continue  # not a GenAI span (HTTP, database, …)
-        if attrs.get("gen_ai.operation.name") not in _CHAT_OPERATIONS:
-            continue  # agent, tool-execution and embedding spans are not chat requests
-        where = f"span {span_id or '?'} ({span.get('name', 'unnamed')})"
         try:
-            dialect, body, reference = _request(attrs, events)
-        except _Skip as exc:
-            yield Unusable(number, f"{where}: {exc}")
+            doc_spans = [(number, span) for span in _spans(doc) if isinstance(span, dict)]
+            doc_logs = list(_events_logged(doc))
+        except _MALFORMED as exc:
+            yield BadLine(number, f"malformed OTLP/JSON ({type(exc).__name__}: {exc})")
             continue
-        if not_carried is not None:
-            not_carried.update(DIALECT_NOT_CARRIED[dialect])
-        if not isinstance(body.get("model"), str):
-            body.pop("model", None)
-        gaps = []
-        if attrs.get("gen_ai.output.type") == "json" and "response_format" not in body:
-            gaps.append(
-                (
-                    "response_format",
-                    "gen_ai.output.type is json but the output format was not recorded: "
-                    "imported as text (give response_format in --defaults)",
-                )
+        spans.extend(doc_spans)
+        for key, time, name, body in doc_logs:
+            logs[key].append((time, order, name, body))
+            order += 1
+    for number, span in spans:
+        try:
+            item = _span_item(number, span, logs, not_carried)
+        except _MALFORMED as exc:
+            span_id = span.get("spanId", "?")
+            yield Unusable(number, f"span {span_id}: malformed attributes ({exc})")
+            continue
+        if item is not None:
+            yield item
+
+
+def _events_logged(
+    doc: dict[str, Any],
+) -> Iterator[tuple[tuple[str, str], int, str, dict[str, Any]]]:
+    """The GenAI event log records of a document: (trace and span id, time, name, body)."""
+    for record in _logs(doc):
+        if not isinstance(record, dict):
+            continue
+        attrs = _attributes(record.get("attributes"))
+        name = record.get("eventName") or attrs.get("event.name")
+        if name in _EVENT_ROLES or name in (_CHOICE, _DETAILS):
+            key = (str(record.get("traceId", "")), str(record.get("spanId", "")))
+            time = int(record.get("timeUnixNano") or record.get("observedTimeUnixNano") or 0)
+            body = attrs if name == _DETAILS else _event_body(attrs, _any(record.get("body")))
+            yield key, time, str(name), body
+
+
+def _span_item(
+    number: int,
+    span: dict[str, Any],
+    logs: dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]],
+    not_carried: dict[str, str] | None,
+) -> SourceItem | None:
+    """One span as a request, as not imported, or None when it is no GenAI chat call."""
+    attrs = _attributes(span.get("attributes"))
+    span_id = str(span.get("spanId", ""))
+    joined = sorted(logs.get((str(span.get("traceId", "")), span_id), []))
+    for _, _, name, body in joined:
+        if name == _DETAILS:
+            attrs = {**body, **attrs}
+    events = [
+        (str(e.get("name")), _event_body(_attributes(e.get("attributes")), None))
+        for e in span.get("events") or []
+        if isinstance(e, dict) and (e.get("name") in _EVENT_ROLES or e.get("name") == _CHOICE)
+    ] or [(name, body) for _, _, name, body in joined if name != _DETAILS]
+    if not events and not any(k.startswith(("gen_ai.", "llm.")) for k in attrs):
+        return None  # not a GenAI span (HTTP, database, …)
+    if attrs.get("gen_ai.operation.name") not in _CHAT_OPERATIONS:
+        return None  # agent, tool-execution and embedding spans are not chat requests
+    where = f"span {span_id or '?'} ({span.get('name', 'unnamed')})"
+    try:
+        dialect, body, reference = _request(attrs, events)
+    except _Skip as exc:
+        return Unusable(number, f"{where}: {exc}")
+    if not_carried is not None:
+        not_carried.update(DIALECT_NOT_CARRIED[dialect])
+    if not isinstance(body.get("model"), str):
+        body.pop("model", None)
+    gaps: list[tuple[str, str]] = []
+    if attrs.get("gen_ai.output.type") == "json" and "response_format" not in body:
+        gaps.append(
+            (
+                "response_format",
+                "gen_ai.output.type is json but the output format was not recorded: "
+                "imported as text (give response_format in --defaults)",
             )
-        yield SourceRequest(
-            number,
-            body,
-            reference,
-            id=f"span-{span_id}" if span_id else None,
-            gaps=tuple(gaps),
         )
+    return SourceRequest(
+        number,
+        body,
+        reference,
+        id=f"span-{span_id}" if span_id else None,
+        gaps=tuple(gaps),
+    )

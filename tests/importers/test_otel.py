@@ -140,3 +140,15 @@ def test_openllmetry_with_the_conventions_tool_definitions(tmp_path: Path) -> No
             "function": {"name": "lookup", "description": "Look up", "parameters": {}},
         }
     ]
+
+
+def test_malformed_otlp_structures_are_listed_not_tracebacks(tmp_path: Path) -> None:
+    broken = {"resourceSpans": [{"scopeSpans": ["not a scope"]}]}
+    chat = semconv_span(0, BODY)
+    chat["attributes"].append({"key": "gen_ai.request.seed", "value": {"intValue": "seven"}})
+    items = _read(tmp_path, json.dumps(broken) + "\n" + json.dumps(traces([chat])) + "\n")
+    bad, unusable = items
+    assert isinstance(bad, BadLine) and bad.line == 1
+    assert bad.problem.startswith("malformed OTLP/JSON (AttributeError: ")
+    assert isinstance(unusable, Unusable) and unusable.line == 2
+    assert unusable.reason.startswith(f"span {chat['spanId']}: malformed attributes (invalid")
