@@ -72,6 +72,8 @@ class Command:
     help: str
     description: str
     subcommand: Subcommand | None = None
+    #: further sub-commands sharing the module (``import finetune`` beside ``import batch``)
+    also: tuple[Subcommand, ...] = ()
 
 
 #: the commands in the order ``harness --help`` lists them
@@ -221,7 +223,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "import",
         import_,
-        help="turn real traffic (a JSONL request log) into a scenario file",
+        help="turn real traffic (request logs, fine-tuning files, traces) into a scenario file",
         description="Import Chat Completions requests into one scenario: identical requests "
         "merge into a prompt with weight, the most common model, system prompt, tools and "
         "output schema are written once, stream follows the source, and secrets and personal "
@@ -236,6 +238,31 @@ COMMANDS: tuple[Command, ...] = (
             '/v1/chat/completions), lines holding {"body": {…}}, or bare chat request bodies. '
             "A malformed line, another url or a body that is not a chat request stops the "
             "import (exit 2, nothing written) unless --skip-bad.",
+        ),
+        also=(
+            Subcommand(
+                "finetune",
+                metavar="FORMAT",
+                help="fine-tuning chat JSONL (the last assistant message is the reference)",
+                description="Read SOURCE one example per line ({messages, tools, "
+                "parallel_tool_calls}): all messages but the last are the request, the final "
+                "assistant message its reference. The model, output format, stream and sampling "
+                "parameters are not in the format: the report names them and --defaults FILE "
+                "supplies them (model is required).",
+            ),
+            Subcommand(
+                "otel",
+                metavar="FORMAT",
+                help="OpenTelemetry GenAI traces/logs (OTLP/JSON), three dialects",
+                description="Read OTLP/JSON (resourceSpans and/or resourceLogs; one document "
+                "or one per line): semantic conventions >= 1.37 (gen_ai.input.messages, "
+                "gen_ai.output.messages, gen_ai.system_instructions, gen_ai.tool.definitions), "
+                "per-message events (gen_ai.user.message, …, gen_ai.choice) as span events or "
+                "log records joined by trace and span id, and OpenLLMetry's gen_ai.prompt.N.* "
+                "with llm.request.functions.N.*. The output message is the reference. What "
+                "traces do not record (response_format, stream, …) is named in the report and "
+                "taken from --defaults FILE; spans without content are listed, not imported.",
+            ),
         ),
     ),
     Command(
@@ -266,11 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
             actions = p.add_subparsers(
                 dest=f"{command.name}_command", metavar=command.subcommand.metavar, required=True
             )
-            p = actions.add_parser(
-                command.subcommand.name,
-                help=command.subcommand.help,
-                description=command.subcommand.description,
-            )
+            for each in (command.subcommand, *command.also):
+                q = actions.add_parser(each.name, help=each.help, description=each.description)
+                command.module.add_arguments(q)
+                q.set_defaults(handler=command.module.run)
+            continue
         command.module.add_arguments(p)
         p.set_defaults(handler=command.module.run)
     return parser

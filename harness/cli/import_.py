@@ -1,7 +1,7 @@
-"""``harness import batch``: a JSONL request log into a scenario file, with an import report.
+"""``harness import batch|finetune|otel``: traffic into a scenario file, with an import report.
 
-The work is :func:`harness.importers.build.import_file`; this module parses the arguments and
-prints the report.
+The work is :func:`harness.importers.build.import_file` over the format's reader; this module
+parses the arguments and prints the report.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-
-from harness.errors import HarnessError
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,7 +22,7 @@ def _regex(text: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", type=Path, metavar="SOURCE", help="JSONL file")
+    p.add_argument("source", type=Path, metavar="SOURCE", help="the file to import")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="scenario file to write")
     p.add_argument("--name", help="scenario name (default: the --out file name)")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON")
@@ -53,16 +51,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="list bad lines in the report instead of stopping at the first one",
     )
+    p.add_argument(
+        "--defaults",
+        type=Path,
+        metavar="FILE",
+        help="YAML/JSON mapping of chat parameters (model, response_format, stream, tools, "
+        "temperature, …) for what a request does not state (formats that cannot carry them)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.importers.batch import read_batch
     from harness.importers.build import ImportOptions, import_file, parse_param_list
+    from harness.importers.formats import load_defaults, open_source
     from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
 
+    fmt: str = args.import_command
     source: Path = args.source
-    if not source.is_file():
-        raise HarnessError(f"{source}: no such file — give a JSONL file of chat requests")
+    defaults = load_defaults(args.defaults) if args.defaults is not None else {}
+    items, not_carried = open_source(fmt, source, defaults)
     out: Path = args.out
     name = args.name or re.sub(r"[^A-Za-z0-9._-]+", "-", out.stem).strip("-.") or "imported"
     options = ImportOptions(
@@ -71,14 +77,16 @@ def run(args: argparse.Namespace) -> int:
         drop_unsupported=parse_param_list(args.drop_unsupported, list(UNMAPPABLE_CHAT_PARAMS)),
         scrub=tuple(args.scrub),
         skip_bad=args.skip_bad,
+        defaults=defaults,
     )
     report, notes = import_file(
-        read_batch(source),
+        items,
         out,
         options,
         source=str(source),
-        fmt="batch",
+        fmt=fmt,
         report_path=args.report,
+        not_carried=not_carried,
     )
     for line in report.lines_text():
         print(line)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, ScenarioError, TranslationError
 from harness.importers.scrub import Scrubber
-from harness.importers.source import BadLine, SourceItem, SourceRequest
+from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusable
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_chat_kwargs, to_responses_kwargs
 from harness.translate.from_chat import neutral_from_chat_kwargs
 from harness.translate.request import (
@@ -65,6 +65,10 @@ class ImportOptions(_Record):
     drop_unsupported: tuple[str, ...] = ()
     scrub: tuple[str, ...] = Field(default=(), description="extra regular expressions to scrub")
     skip_bad: bool = False
+    defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="chat parameters (model included) for what a request does not state",
+    )
 
 
 class LineNote(_Record):
@@ -80,7 +84,7 @@ class ImportReport(_Record):
     schema_version: int = IMPORT_REPORT_VERSION
     source: str
     format: str
-    lines: int = Field(description="non-blank lines read")
+    lines: int = Field(description="non-blank lines read (GenAI spans for otel)")
     requests: int = Field(description="lines holding a chat request")
     imported_requests: int = Field(description="requests the scenario holds (sum of weights)")
     prompts: int
@@ -90,11 +94,18 @@ class ImportReport(_Record):
     bad_lines: list[LineNote] = Field(description="lines skipped with --skip-bad")
     scrubbed: dict[str, int] = Field(description="values redacted, by kind")
     shared: list[str] = Field(description="keys written once at the top level")
+    not_carried: dict[str, str] = Field(
+        default_factory=dict, description="request fields the format cannot carry, and why"
+    )
+    from_defaults: list[str] = Field(
+        default_factory=list, description="fields taken from --defaults where a request lacked them"
+    )
 
     def lines_text(self) -> list[str]:
         """The report for the terminal, one line each."""
+        unit = "GenAI spans" if self.format == "otel" else "lines"
         out = [
-            f"{self.source}: {self.lines} lines, {self.requests} requests → {self.prompts} "
+            f"{self.source}: {self.lines} {unit}, {self.requests} requests → {self.prompts} "
             f"prompts ({self.imported_requests} requests with weights, {self.merged} merged "
             f"duplicates)"
         ]
@@ -106,6 +117,14 @@ class ImportReport(_Record):
             out.append(f"scrubbed: {kinds}")
         if self.shared:
             out.append("shared at the top level: " + ", ".join(self.shared))
+        if self.not_carried:
+            out.append(
+                f"not carried by {self.format}: "
+                + "; ".join(f"{k} ({why})" for k, why in self.not_carried.items())
+            )
+        if self.not_carried or self.from_defaults:
+            taken = ", ".join(self.from_defaults) or "none (pass --defaults FILE to set them)"
+            out.append(f"taken from --defaults: {taken}")
         return out
 
 
@@ -195,6 +214,10 @@ def _prompt_fields(req: NeutralRequest, store: bool | None) -> dict[str, Any]:
 def _one(item: SourceRequest, options: ImportOptions) -> tuple[dict[str, Any], list[str]]:
     """A scrubbed body as prompt fields and the changes made (raises TranslationError)."""
     body = item.body
+    if not isinstance(body.get("model"), str):
+        raise TranslationError(
+            "model: the source names no model — pass --defaults FILE with model: NAME"
+        )
     changes = [
         f"{name} removed (--drop-unsupported)" for name in options.drop_unsupported if name in body
     ]
@@ -363,11 +386,25 @@ _ORDER = (
 )
 
 
+def _with_defaults(
+    body: dict[str, Any], defaults: dict[str, Any], used: set[str]
+) -> dict[str, Any]:
+    missing = {k: v for k, v in defaults.items() if k not in body}
+    used.update(missing)
+    return {**body, **missing} if missing else body
+
+
 def build_scenario(
-    items: Iterable[SourceItem], options: ImportOptions, *, source: str, fmt: str
+    items: Iterable[SourceItem],
+    options: ImportOptions,
+    *,
+    source: str,
+    fmt: str,
+    not_carried: dict[str, str] | None = None,
 ) -> ImportResult:
     """One scenario from a stream of source items (raises HarnessError on a bad line unless
-    ``options.skip_bad``, naming the source and line)."""
+    ``options.skip_bad``, naming the source and line). ``not_carried`` names the request fields
+    the format cannot hold (for the report); ``options.defaults`` fills them where absent."""
     scrubber = Scrubber(options.scrub)
     unique: dict[str, dict[str, Any]] = {}
     seen: dict[str, _Outcome] = {}
@@ -375,6 +412,7 @@ def build_scenario(
     not_imported: list[LineNote] = []
     changed: list[LineNote] = []
     bad: list[LineNote] = []
+    used_defaults: set[str] = set()
     for item in items:
         lines += 1
         if isinstance(item, BadLine):
@@ -385,9 +423,12 @@ def build_scenario(
             bad.append(LineNote(line=item.line, reason=item.problem))
             continue
         requests += 1
+        if isinstance(item, Unusable):
+            not_imported.append(LineNote(line=item.line, reason=item.reason))
+            continue
         clean = SourceRequest(
             item.line,
-            scrubber.value(item.body),
+            scrubber.value(_with_defaults(item.body, options.defaults, used_defaults)),
             scrubber.text(item.reference) if item.reference is not None else None,
         )
         # a body seen before is not parsed again: same outcome, same prompt
@@ -396,21 +437,31 @@ def build_scenario(
         if outcome is None:
             outcome = seen[seen_key] = _outcome(clean, options)
         if outcome.fields is None:
-            not_imported.append(LineNote(line=item.line, reason=outcome.reason))
+            # several requests share a line in some formats: the id says which one
+            where = f"{item.id}: " if item.id is not None else ""
+            not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
             continue
         changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        where = f"{item.id}: " if item.id is not None else ""
+        changed.extend(
+            LineNote(line=item.line, reason=where + note)
+            for field, note in item.gaps
+            if field not in clean.body
+        )
         key, fields = outcome.key, outcome.fields
         if key in unique:
             unique[key]["weight"] += 1
             merged += 1
         else:
-            unique[key] = {"id": f"line-{item.line}", "weight": 1, **dict(fields)}
+            unique[key] = {"id": item.id or f"line-{item.line}", "weight": 1, **dict(fields)}
     if not unique:
+        # nothing is written, so the report is not printed: the error names the first reason
+        first = (not_imported or bad)[0] if not_imported or bad else None
         raise HarnessError(
             f"{source}: no request could be imported ({len(not_imported)} not imported, "
-            f"{len(bad)} bad lines) — see the reasons above"
-            if not_imported or bad
-            else f"{source}: holds no requests — give a JSONL file of chat request bodies"
+            f"{len(bad)} bad lines; line {first.line}: {first.reason})"
+            if first is not None
+            else f"{source}: holds no chat requests — give a file of chat requests ({fmt} format)"
         )
     prompts = list(unique.values())
     scenario: dict[str, Any] = {"version": 1, "name": options.name}
@@ -436,6 +487,8 @@ def build_scenario(
         bad_lines=bad,
         scrubbed=dict(scrubber.counts),
         shared=shared,
+        not_carried=dict(not_carried or {}),
+        from_defaults=sorted(used_defaults),
     )
     return ImportResult(scenario=scenario, report=report)
 
@@ -481,9 +534,10 @@ def import_file(
     source: str,
     fmt: str,
     report_path: Path | None = None,
+    not_carried: dict[str, str] | None = None,
 ) -> tuple[ImportReport, list[str]]:
     """Build and write a scenario from source items; returns the report and validation notes."""
-    result = build_scenario(items, options, source=source, fmt=fmt)
+    result = build_scenario(items, options, source=source, fmt=fmt, not_carried=not_carried)
     notes = write_import(result, out, report_path=report_path)
     return result.report, notes
 
