@@ -526,15 +526,8 @@ def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) ->
 
 def _as_configured(scenario: str, spec: GateSpec) -> dict[str, Any]:
     """The fields of a result that are the gate as written."""
-    return dict(
-        scenario=scenario,
-        name=spec.key,
-        key=spec.key,
-        source=spec.source,
-        line=spec.line,
-        bound=spec.bound,
-        threshold=spec.threshold,
-    )
+    as_written = {f: getattr(spec, f) for f in ("key", "source", "line", "bound", "threshold")}
+    return dict(scenario=scenario, name=spec.key, **as_written)
 
 
 def _undecided(
