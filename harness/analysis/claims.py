@@ -48,6 +48,13 @@ def _pick(comparisons: Mapping[str, Comparison]) -> tuple[str, Comparison] | Non
     return None
 
 
+#: The guide's words for each claim, quoted beside the verdict.
+QUOTES = {
+    "first_request_slower": FIRST_REQUEST_QUOTE,
+    "cache_utilization_better": CACHE_QUOTE,
+    "cost": COST_QUOTE,
+}
+
 CLAIMED_TEXT = {
     "first_request_slower": "2–3× slower",
     "cache_utilization_better": "+40–80 %",
@@ -64,7 +71,6 @@ CONTAMINATED_NOTE = (
 
 def _claim(
     claim: str,
-    quote: str,
     metric: str | None,
     unit: ClaimUnit,
     e: Effect | None,
@@ -107,7 +113,7 @@ def _claim(
         note = f"injected by profile {profile} (emulator, not OpenAI): {note}"
     return Claim(
         claim=claim,
-        quote=quote,
+        quote=QUOTES[claim],
         metric=metric,
         unit=unit,
         value=value,
@@ -125,7 +131,6 @@ def _cache_unmeasured(note: str, profile: str | None, *, contaminated: bool = Fa
     """The caching claim with no value: nothing to measure, or a cache others may have warmed."""
     return _claim(
         "cache_utilization_better",
-        CACHE_QUOTE,
         None,
         "relative",
         None,
@@ -152,7 +157,6 @@ def _first_request(key: str, c: Comparison, profile: str | None, margins: decide
             note += f"; not judged: {c.latency_not_judged}"
     return _claim(
         "first_request_slower",
-        FIRST_REQUEST_QUOTE,
         f"{key}.{name}",
         "ratio",
         e,
@@ -180,7 +184,6 @@ def _cache(key: str, c: Comparison, profile: str | None, margins: decide.Margins
         note = f"{c.a} cache hit ratio is {change} relative to {fmt.possessive(c.b)}"
         return _claim(
             "cache_utilization_better",
-            CACHE_QUOTE,
             f"{key}.cache_hit_improvement",
             "relative",
             rel,
@@ -201,7 +204,6 @@ def _cache(key: str, c: Comparison, profile: str | None, margins: decide.Margins
         )
     return _claim(
         "cache_utilization_better",
-        CACHE_QUOTE,
         f"{key}.cache_hit_ratio_delta",
         "points",
         delta,
@@ -240,7 +242,6 @@ def _cost(key: str, c: Comparison, profile: str | None, margins: decide.Margins)
         note = f"{CONTAMINATED_NOTE}; the bill rests on those cache hits"
     return _claim(
         "cost",
-        COST_QUOTE,
         f"{key}.cost_ratio",
         "ratio",
         e,
@@ -263,15 +264,14 @@ def evaluate_claims(
     """The guide's claims tested on ``responses_vs_chat`` (or the chained arm if alone)."""
     picked = _pick(comparisons)
     if picked is None:
-        missing: tuple[tuple[str, str, ClaimUnit, Interval], ...] = (
-            ("first_request_slower", FIRST_REQUEST_QUOTE, "ratio", (2.0, 3.0)),
-            ("cache_utilization_better", CACHE_QUOTE, "relative", (0.40, 0.80)),
-            ("cost", COST_QUOTE, "ratio", (0.0, 1.0)),
+        missing: tuple[tuple[str, ClaimUnit, Interval], ...] = (
+            ("first_request_slower", "ratio", (2.0, 3.0)),
+            ("cache_utilization_better", "relative", (0.40, 0.80)),
+            ("cost", "ratio", (0.0, 1.0)),
         )
         return {
             name: _claim(
                 name,
-                quote,
                 None,
                 unit,
                 None,
@@ -279,7 +279,7 @@ def evaluate_claims(
                 "needs a chat arm and a responses arm",
                 emulator_profile,
             )
-            for name, quote, unit, rng in missing
+            for name, unit, rng in missing
         }
     key, c = picked
     return {

@@ -370,6 +370,8 @@ class ScenarioInfo:
 
 @dataclass
 class RecordingInfo:
+    """The recording run's settings, written as they are into every cassette's metadata."""
+
     target: str
     is_emulator: bool
     emulator_profile: str | None
@@ -414,17 +416,9 @@ def save_recording(
                 if info.is_emulator
                 else info.target
             ),
-            target=info.target,
-            is_emulator=info.is_emulator,
-            emulator_profile=info.emulator_profile,
-            emulator_seed=info.emulator_seed,
-            base_url=info.base_url,
-            seed=info.seed,
-            repeats=info.repeats,
-            client=info.client,
+            **asdict(info),
             harness_version=__version__,
             recorded_at=stamp,
-            run_id=info.run_id,
             scenario=scenario.name,
             scenario_path=str(scenario.path),
             scenario_sha256=scenario.sha256,
@@ -445,11 +439,8 @@ class ReplaySetup:
     """Everything a replay run takes from its cassettes instead of the command line."""
 
     directory: Path
-    seed: int
-    target: str
-    is_emulator: bool
-    emulator_profile: str | None
-    emulator_seed: int | None
+    #: The first cassette's metadata; seed, target and is_emulator are the same in all of them.
+    recorded: CassetteMeta
     recorded_url: str | None
     base_url: str
     metas: dict[str, CassetteMeta]
@@ -500,11 +491,7 @@ def prepare_replay(
     recorded = first.base_url or ""
     return ReplaySetup(
         directory=directory,
-        seed=first.seed,
-        target=first.target,
-        is_emulator=first.is_emulator,
-        emulator_profile=first.emulator_profile,
-        emulator_seed=first.emulator_seed,
+        recorded=first,
         recorded_url=None if first.is_emulator else first.base_url,
         base_url=REPLAY_HOST + (urlsplit(recorded).path.rstrip("/") or "/v1"),
         metas=metas,

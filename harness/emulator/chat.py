@@ -28,15 +28,13 @@ from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
     Segment,
-    leading_instructions,
     message_segments,
-    prompt_prefix,
 )
 from harness.emulator.validate import (
-    cache_ttl,
     check_keys,
     effort_of,
     enum_value,
+    gen_request,
     metadata_of,
     model_of,
     opt_bool,
@@ -163,29 +161,24 @@ def parse(body: dict[str, Any]) -> GenRequest:
         raise not_emulated("Web search", param="web_search_options")
     stream = stream_of(body)
     options = body.get("stream_options")
-    tools, mode, forced = tools_of(body, nested=True)
+    tools = tools_of(body, nested=True)
     if body.get("parallel_tool_calls") is not None:
         if model.o_series:
             raise unsupported_parameter("parallel_tool_calls")
-        if not tools:
+        if not tools[0]:
             raise invalid(
                 "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
                 "allowed when 'tools' are specified.",
                 param="parallel_tool_calls",
             )
     output = _response_format(body.get("response_format"), conversation)
-    prefix = prompt_prefix(leading_instructions(conversation), tools, output)
-    return GenRequest(
-        api="chat",
-        model=model,
-        body=body,
-        prefix=prefix,
-        conversation=conversation,
-        tools=tools,
-        tool_choice=mode,
-        forced_tool=forced,
-        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True),
-        output=output,
+    return gen_request(
+        "chat",
+        body,
+        model,
+        conversation,
+        tools,
+        output,
         max_output_tokens=cap,
         temperature=temperature,
         effort=effort,
@@ -194,8 +187,6 @@ def parse(body: dict[str, Any]) -> GenRequest:
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         store=store,
         n=n,
-        prompt_cache_key=body.get("prompt_cache_key"),
-        cache_ttl_s=cache_ttl(body),
     )
 
 

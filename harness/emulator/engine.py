@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,21 @@ def _bounded_put(d: dict[Any, Any], key: Any, value: Any) -> None:
     if len(d) > _MAX_SIDE_ENTRIES:
         for old in list(d)[: _MAX_SIDE_ENTRIES // 10]:
             del d[old]
+
+
+#: What the truth record keeps of a reply, under the reply's own names.
+_REPLY_TRUTH = (
+    "output_tokens",
+    "reasoning_tokens",
+    "finish",
+    "divergence_words",
+    "variation_words",
+)
+
+
+def _same_names(record: object, *names: str) -> dict[str, Any]:
+    """Fields of ``record`` that the truth record keeps under the same names."""
+    return {name: getattr(record, name) for name in names}
 
 
 class Emulator:
@@ -372,12 +388,7 @@ class Emulator:
                 endpoint="/v1/chat/completions" if api == "chat" else "/v1/responses",
                 cold_prefix=cache.cold,
                 input_tokens=n_in,
-                cached_tokens=cache.cached_tokens,
-                cache_write_tokens=cache.cache_write_tokens,
                 seen_prefix_tokens=cache.seen_tokens,
-                output_tokens=reply.output_tokens,
-                reasoning_tokens=reply.reasoning_tokens,
-                finish=reply.finish,
                 fault=fault,
                 delays_ms=timing.as_truth(),
                 # the profile's timeline; the wall clock runs it × time_scale
@@ -388,11 +399,9 @@ class Emulator:
                 planned_total_ms=round(timing.tick_ms(last_tick), 3),
                 api_request_index=n,
                 response_id=response_id,
-                previous_response_id=req.previous_response_id,
-                prompt_cache_key=req.prompt_cache_key,
-                divergence_words=reply.divergence_words,
-                variation_words=reply.variation_words,
-                temperature=req.temperature,
+                **_same_names(cache, "cached_tokens", "cache_write_tokens"),
+                **_same_names(reply, *_REPLY_TRUTH),
+                **_same_names(req, "previous_response_id", "prompt_cache_key", "temperature"),
             )
         return plan
 
@@ -449,11 +458,12 @@ class Emulator:
             req_id=req_id,
         )
 
-    def _cut_index(self, deltas: list[int], n_frames: int, rng: random.Random) -> int:
+    def _cut_index(self, frames: Sequence[tuple[int, Any, bool]], rng: random.Random) -> int:
         """Frame index a stream fault happens before: a delta in the middle of the reply."""
+        deltas = [i for i, f in enumerate(frames) if f[2]]
         if len(deltas) >= 3:
             return deltas[rng.randint(1, len(deltas) - 2)]
-        return deltas[-1] if deltas else max(0, n_frames - 1)
+        return deltas[-1] if deltas else max(0, len(frames) - 1)
 
     def _chat_stream(
         self,
@@ -468,8 +478,7 @@ class Emulator:
         frames = chat.stream_frames(req, reply, use)
         ticked: list[tuple[int, bytes, bool]] = list(frames)
         if fault in _STREAM_FAULTS:
-            deltas = [i for i, f in enumerate(frames) if f[2]]
-            cut = self._cut_index(deltas, len(frames), rng)
+            cut = self._cut_index(frames, rng)
             tick = frames[cut][0]
             ticked = ticked[:cut]
             if fault == "stream_cut":
@@ -492,8 +501,7 @@ class Emulator:
     ) -> None:
         events = responses_out.events(req, reply, built)
         if fault in _STREAM_FAULTS:
-            deltas = [i for i, e in enumerate(events) if e[2]]
-            cut = self._cut_index(deltas, len(events), rng)
+            cut = self._cut_index(events, rng)
             tick = events[cut][0]
             events = events[:cut]
             if fault == "response_failed":

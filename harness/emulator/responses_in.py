@@ -21,16 +21,14 @@ from harness.emulator.prompt import (
     GenRequest,
     OutputFormat,
     Segment,
-    leading_instructions,
     message_segments,
-    prompt_prefix,
 )
 from harness.emulator.store import ResponseStore
 from harness.emulator.validate import (
-    cache_ttl,
     check_keys,
     effort_of,
     enum_value,
+    gen_request,
     metadata_of,
     model_of,
     opt_bool,
@@ -241,7 +239,7 @@ def parse(
         if seg.role == "function_call" and seg.call_id not in answered:
             raise invalid(f"No tool output found for function call {seg.call_id}.", param="input")
 
-    tools, mode, forced = tools_of(body, nested=False)
+    tools = tools_of(body, nested=False)
     output = _text_format(body.get("text"))
     require_json_word(
         output,
@@ -254,21 +252,14 @@ def parse(
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise not_emulated("'instructions' as a list of items", param="instructions")
-    lead = ([Segment("system", instructions)] if instructions else []) + leading_instructions(
-        conversation
-    )
-    prefix = prompt_prefix(lead, tools, output)
-    return GenRequest(
-        api="responses",
-        model=model,
-        body=body,
-        prefix=prefix,
-        conversation=conversation,
-        tools=tools,
-        tool_choice=mode,
-        forced_tool=forced,
-        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True),
-        output=output,
+    return gen_request(
+        "responses",
+        body,
+        model,
+        conversation,
+        tools,
+        output,
+        instructions=instructions,
         max_output_tokens=cap,
         temperature=temperature,
         effort=effort,
@@ -279,6 +270,4 @@ def parse(
         store=opt_bool(body, "store", True),
         include_encrypted="reasoning.encrypted_content" in include,
         previous_response_id=previous,
-        prompt_cache_key=body.get("prompt_cache_key"),
-        cache_ttl_s=cache_ttl(body),
     )

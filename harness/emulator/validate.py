@@ -21,7 +21,15 @@ from harness.emulator.errors import (
     unsupported_parameter,
 )
 from harness.emulator.models import ModelInfo, find_model
-from harness.emulator.prompt import OutputFormat, Segment, ToolSpec
+from harness.emulator.prompt import (
+    Api,
+    GenRequest,
+    OutputFormat,
+    Segment,
+    ToolSpec,
+    leading_instructions,
+    prompt_prefix,
+)
 from harness.translate.enums import REASONING_EFFORTS, VERBOSITIES, one_of
 
 #: Top-level request keys per endpoint (``CreateChatCompletionRequest`` / ``CreateResponse`` in
@@ -365,6 +373,42 @@ def output_format(raw: Any, where: str, *, schema_key: str | None) -> OutputForm
         f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
         param=f"{where}.type",
         code="invalid_value",
+    )
+
+
+def gen_request(
+    api: Api,
+    body: dict[str, Any],
+    model: ModelInfo,
+    conversation: list[Segment],
+    tools: tuple[list[ToolSpec], str, str | None],
+    output: OutputFormat | None,
+    *,
+    instructions: str | None = None,
+    **fields: Any,
+) -> GenRequest:
+    """The :class:`GenRequest` both adapters end with; the fields that differ come as ``fields``.
+
+    ``tools`` is what :func:`tools_of` returned. The prompt prefix is the instructions (the
+    Responses ``instructions``, then the conversation's leading system/developer messages),
+    the tools and the output format.
+    """
+    specs, mode, forced = tools
+    lead = [Segment("system", instructions)] if instructions else []
+    return GenRequest(
+        api=api,
+        model=model,
+        body=body,
+        prefix=prompt_prefix(lead + leading_instructions(conversation), specs, output),
+        conversation=conversation,
+        tools=specs,
+        tool_choice=mode,
+        forced_tool=forced,
+        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", True),
+        output=output,
+        prompt_cache_key=body.get("prompt_cache_key"),
+        cache_ttl_s=cache_ttl(body),
+        **fields,
     )
 
 

@@ -526,14 +526,16 @@ def decide(value: float, ci: Interval | None, bound: Bound, threshold: float) ->
 
 def _as_configured(scenario: str, spec: GateSpec) -> dict[str, Any]:
     """The fields of a result that are the gate as written."""
-    return dict(
-        scenario=scenario,
-        name=spec.key,
-        key=spec.key,
-        source=spec.source,
-        line=spec.line,
-        bound=spec.bound,
-        threshold=spec.threshold,
+    as_written = {f: getattr(spec, f) for f in ("key", "source", "line", "bound", "threshold")}
+    return dict(scenario=scenario, name=spec.key, **as_written)
+
+
+def _undecided(
+    configured: dict[str, Any], status: Status, measured: str, rule: str, fix: str | None = None
+) -> GateResult:
+    """A result without a value: the gate could not be measured, or had nothing to compare."""
+    return GateResult(
+        **configured, status=status, value=None, ci95=None, measured=measured, rule=rule, fix=fix
     )
 
 
@@ -543,14 +545,12 @@ def _threshold_result(
     m = _measure_pair(sc, spec, table) if len(spec.arms) == 2 else _measure_arm(sc, spec, table)
     common = dict(**_as_configured(sc.name, spec), unit=m.unit, context=m.context)
     if m.value is None:
-        return GateResult(
-            **common,
-            status="unknown",
-            value=None,
-            ci95=None,
-            measured="unknown",
-            rule=f"cannot be decided: {m.unknown}; an unknown value fails a configured gate",
-            fix="make the value measurable, or remove the gate",
+        return _undecided(
+            common,
+            "unknown",
+            "unknown",
+            f"cannot be decided: {m.unknown}; an unknown value fails a configured gate",
+            "make the value measurable, or remove the gate",
         )
     status, rule = decide(m.value, m.ci, spec.bound, spec.threshold)
     if m.too_few is not None:
@@ -754,23 +754,14 @@ def _regression_result(g: _Regression) -> GateResult:
     )
     if value is None:
         if not g.in_baseline:
-            return GateResult(
-                **common,
-                status="skipped",
-                value=None,
-                ci95=None,
-                measured="unknown",
-                rule=NOTHING_TO_REGRESS_FROM,
-            )
+            return _undecided(common, "skipped", "unknown", NOTHING_TO_REGRESS_FROM)
         # The baseline had a value and the run has none: the run lost something it had.
-        return GateResult(
-            **common,
-            status="fail",
-            value=None,
-            ci95=None,
-            measured="missing",
-            rule=f"the baseline has a value and this run has none: {g.missing}",
-            fix="check the run's errors and settings against the baseline's; " + accept,
+        return _undecided(
+            common,
+            "fail",
+            "missing",
+            f"the baseline has a value and this run has none: {g.missing}",
+            "check the run's errors and settings against the baseline's; " + accept,
         )
     scale = 1.0 if points else 100.0  # points: fractions, like every other rate gate
     v100 = value * scale
@@ -789,70 +780,52 @@ def _regression_result(g: _Regression) -> GateResult:
     )
     if points and ci is None:
         measured += " (compared from summaries: no interval)"
-    if ci100 is None:
-        over = v100 > g.pct
+
+    def decided(
+        status: Status, rule: str, fix: str | None = None, *, interval: bool = True
+    ) -> GateResult:
         return GateResult(
             **common,
-            status="inconclusive" if over else "pass",
+            status=status,
             value=v100,
-            ci95=None,
+            ci95=ci100 if interval else None,
             measured=measured,
-            rule=(
-                f"the estimate exceeds {limit} but there is no interval to judge it "
-                "(compared from summaries); passes with a warning"
-                if over
-                else f"within {limit} (point value; no interval)"
-            ),
-            fix="gate against a baseline file or run directory (samples give an interval)"
-            if over
-            else None,
+            rule=rule,
+            fix=fix,
         )
+
+    if ci100 is None:
+        if v100 > g.pct:
+            return decided(
+                "inconclusive",
+                f"the estimate exceeds {limit} but there is no interval to judge it "
+                "(compared from summaries); passes with a warning",
+                "gate against a baseline file or run directory (samples give an interval)",
+            )
+        return decided("pass", f"within {limit} (point value; no interval)")
     verdict = decide_rule.regression(ci100, g.pct, n if g.intervals else None)
     if verdict == "too_few_samples":
-        return GateResult(
-            **common,
-            status="inconclusive",
-            value=v100,
-            ci95=None,
-            measured=measured,
-            rule=decide_rule.too_few_text(n or 0)
-            + f" to judge against {limit} (passes, with a warning)",
-            fix="raise repeats in both runs: "
-            f"at least {decide_rule.MIN_CONVERSATIONS} conversations per arm",
+        return decided(
+            "inconclusive",
+            f"{decide_rule.too_few_text(n or 0)} to judge against {limit} (passes, with a warning)",
+            f"raise repeats in both runs: at least {decide_rule.MIN_CONVERSATIONS} conversations "
+            "per arm",
+            interval=False,
         )
     if verdict == "worse":
-        return GateResult(
-            **common,
-            status="fail",
-            value=v100,
-            ci95=ci100,
-            measured=measured,
-            rule=f"worse beyond the tolerance: the whole 95 % interval is above {limit}",
-            fix=accept,
+        return decided(
+            "fail", f"worse beyond the tolerance: the whole 95 % interval is above {limit}", accept
         )
     if verdict == "unclear":
-        return GateResult(
-            **common,
-            status="inconclusive",
-            value=v100,
-            ci95=ci100,
-            measured=measured,
-            rule=f"the 95 % interval straddles {limit}: not shown to be worse beyond it "
+        return decided(
+            "inconclusive",
+            f"the 95 % interval straddles {limit}: not shown to be worse beyond it "
             "(passes, with a warning); more repeats or more baseline runs would settle it",
-            fix=(
-                "raise repeats in both runs, or save a baseline of several runs "
-                "(harness baseline save RUN RUN… --name N) so the run-to-run spread is "
-                "measured rather than assumed"
-            ),
+            "raise repeats in both runs, or save a baseline of several runs "
+            "(harness baseline save RUN RUN… --name N) so the run-to-run spread is "
+            "measured rather than assumed",
         )
-    return GateResult(
-        **common,
-        status="pass",
-        value=v100,
-        ci95=ci100,
-        measured=measured,
-        rule=f"the whole 95 % interval is within {limit}",
-    )
+    return decided("pass", f"the whole 95 % interval is within {limit}")
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -888,15 +861,15 @@ def evaluate(
     for name in sorted(config.by_scenario.keys() - names):
         # a configured gate is never passed silently: a scenario the run lacks is unknown
         results.extend(
-            GateResult(
-                **_as_configured(name, spec),
-                status="unknown",
-                unit="pct" if spec.metric == "regression_pct" else "ratio",
-                value=None,
-                ci95=None,
-                measured="unknown",
-                rule=f"scenario {name!r} is not in this run (it has: {', '.join(sorted(names))})",
-                fix="fix the scenario name in the gates file, or run that scenario",
+            _undecided(
+                {
+                    **_as_configured(name, spec),
+                    "unit": "pct" if spec.metric == "regression_pct" else "ratio",
+                },
+                "unknown",
+                "unknown",
+                f"scenario {name!r} is not in this run (it has: {', '.join(sorted(names))})",
+                "fix the scenario name in the gates file, or run that scenario",
             )
             for spec in config.by_scenario[name]
         )
@@ -912,14 +885,11 @@ def evaluate(
             results.extend(_regression_results(sc, specs, baseline, comparison, pct, warnings))
         else:
             results.extend(
-                GateResult(
-                    **_as_configured(sc.name, s),
-                    status="skipped",
-                    unit="pct",
-                    value=None,
-                    ci95=None,
-                    measured="—",
-                    rule="no --baseline given, nothing to compare with",
+                _undecided(
+                    {**_as_configured(sc.name, s), "unit": "pct"},
+                    "skipped",
+                    "—",
+                    "no --baseline given, nothing to compare with",
                 )
                 for s in specs
                 if s.metric == "regression_pct"

@@ -30,7 +30,6 @@ from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusabl
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_chat_kwargs, to_responses_kwargs
 from harness.translate.from_chat import neutral_from_chat_kwargs
 from harness.translate.request import (
-    ImagePart,
     JsonSchemaFormat,
     Message,
     NeutralRequest,
@@ -142,7 +141,6 @@ def _content(content: str | list[Part] | None) -> Any:
     return [
         {"text": p.text} if isinstance(p, TextPart) else {"image_url": p.url, "detail": p.detail}
         for p in content
-        if isinstance(p, TextPart | ImagePart)
     ]
 
 

@@ -145,20 +145,25 @@ def _power_hint(c: Comparison, metric: str) -> str:
 
 
 def speed_findings(c: Comparison) -> list[Finding]:
+    def latency(topic: str, what: str, e: Effect | None, metric: str = "") -> Finding:
+        # every latency is judged the same way: a ratio against the latency margin
+        hint = _power_hint(c, metric) if metric else ""
+        return _ratio_finding(
+            topic,
+            what,
+            c,
+            e,
+            LATENCY_MARGIN,
+            "faster",
+            "slower",
+            power_hint=hint,
+            not_judged=c.latency_not_judged,
+        )
+
     out = []
     if c.ttft_p50_ratio is not None:
         out.append(
-            _ratio_finding(
-                "Time to first token",
-                "median TTFT",
-                c,
-                c.ttft_p50_ratio,
-                LATENCY_MARGIN,
-                "faster",
-                "slower",
-                power_hint=_power_hint(c, "ttft_p50_ratio"),
-                not_judged=c.latency_not_judged,
-            )
+            latency("Time to first token", "median TTFT", c.ttft_p50_ratio, "ttft_p50_ratio")
         )
     else:
         out.append(
@@ -169,34 +174,11 @@ def speed_findings(c: Comparison) -> list[Finding]:
                 "no time to first token without streaming (see total time)",
             )
         )
-    out.append(
-        _ratio_finding(
-            "Total time",
-            "median total latency",
-            c,
-            c.total_p50_ratio,
-            LATENCY_MARGIN,
-            "faster",
-            "slower",
-            power_hint=_power_hint(c, "total_p50_ratio"),
-            not_judged=c.latency_not_judged,
-        )
-    )
+    out.append(latency("Total time", "median total latency", c.total_p50_ratio, "total_p50_ratio"))
     cold, what = c.cold_ttft_ratio, "cold TTFT"
     if cold is None:
         cold, what = c.cold_total_ratio, "cold total latency"
-    out.append(
-        _ratio_finding(
-            "First request (cold)",
-            what,
-            c,
-            cold,
-            LATENCY_MARGIN,
-            "faster",
-            "slower",
-            not_judged=c.latency_not_judged,
-        )
-    )
+    out.append(latency("First request (cold)", what, cold))
     return out
 
 
@@ -450,28 +432,29 @@ def sentence(c: Comparison, found: list[Finding]) -> str:
     speed = by["Time to first token"]
     if speed.kind == "unknown":
         speed = by["Total time"]
-    size = speed.headline.removeprefix(f"{a} is ")
-    speed_part = {
-        "better": f"is {size}",
-        "worse": f"is {size}",
-        "same": "is as fast",
-        "unclear": (
-            "has too few samples to compare speed"
-            if speed.headline.startswith("Too few")
-            else "is not measurably faster or slower"
-        ),
-        "unknown": "has no latency to compare",
-    }[speed.kind]
-    cost = by["Cost"]
-    cost_part = {
-        "better": f"is {cost.headline.removeprefix(f'{a} is ')}",
-        "worse": f"is {cost.headline.removeprefix(f'{a} is ')}",
-        "same": "costs the same",
-        "unclear": "has an unclear cost",
-        "unknown": "cannot be judged on cost here (shadow traffic)"
+
+    def part(f: Finding, same: str, unclear: str, unknown: str) -> str:
+        # better and worse read alike: the headline says which, and by how much
+        if f.kind in ("better", "worse"):
+            return "is " + f.headline.removeprefix(f"{a} is ")
+        return {"same": same, "unclear": unclear, "unknown": unknown}[f.kind]
+
+    speed_part = part(
+        speed,
+        "is as fast",
+        "has too few samples to compare speed"
+        if speed.headline.startswith("Too few")
+        else "is not measurably faster or slower",
+        "has no latency to compare",
+    )
+    cost_part = part(
+        by["Cost"],
+        "costs the same",
+        "has an unclear cost",
+        "cannot be judged on cost here (shadow traffic)"
         if c.cache_contaminated
         else "has no known price",
-    }[cost.kind]
+    )
     out = by["Answers"]
     answer_part = {
         "worse": "answers differently (beyond the A/A noise floor)",

@@ -704,10 +704,11 @@ def run(
             translation_notes=[n for _, s in loaded for n in translation_notes(s)],
         )
         if replay is not None:
-            meta.target, meta.is_emulator = replay.target, replay.is_emulator
+            recorded = replay.recorded
+            meta.target, meta.is_emulator = recorded.target, recorded.is_emulator
             meta.emulator_profile, meta.emulator_seed = (
-                replay.emulator_profile,
-                replay.emulator_seed,
+                recorded.emulator_profile,
+                recorded.emulator_seed,
             )
             meta.replayed_from = str(replay.directory)
     write_meta(run_dir, meta)
@@ -819,7 +820,7 @@ def _prepare_replay(
     setup = prepare_replay(
         options.replay, [(s.name, scenario_digest(s)) for _, s in loaded], seed=options.seed
     )
-    options.seed = setup.seed
+    options.seed = setup.recorded.seed
     return setup
 
 
@@ -834,13 +835,14 @@ def replay_target(setup: ReplaySetup) -> Target:
     """A target that cannot be reached: every request is answered by the cassettes."""
     from harness.runner.target import NO_KEY
 
+    recorded = setup.recorded
     return Target(
-        setup.target,
+        recorded.target,
         setup.base_url,
         NO_KEY,
-        setup.is_emulator,
-        setup.emulator_profile,
-        setup.emulator_seed,
+        recorded.is_emulator,
+        recorded.emulator_profile,
+        recorded.emulator_seed,
     )
 
 

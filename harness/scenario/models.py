@@ -91,6 +91,30 @@ def _problem(message: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("harness", "{message}", {"message": message, "fix": fix})
 
 
+def _must_match(pattern: re.Pattern[str], what: str, problem: str, fix: str) -> AfterValidator:
+    """A check that a string field matches ``pattern``; the error names the field as ``what``."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise _problem(f"{what} {show(value)} {problem}", fix)
+        return value
+
+    return AfterValidator(check)
+
+
+def _tool_name(what: str) -> AfterValidator:
+    return _must_match(_TOOL_NAME_RE, what, "is not allowed", "use 1–64 letters, digits, _ or -")
+
+
+def _slug(what: str) -> AfterValidator:
+    return _must_match(
+        _ID_RE,
+        what,
+        "is not a slug",
+        "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
+    )
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -310,19 +334,10 @@ class ToolSpec(_Model):
         "(flat), not under function:",
     }
 
-    name: str
+    name: Annotated[str, _tool_name("tool name")]
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: dict(_DEFAULT_PARAMETERS))
     strict: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _TOOL_NAME_RE.match(value):
-            raise _problem(
-                f"tool name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
-            )
-        return value
 
 
 class OutputSchemaSpec(_Model):
@@ -334,19 +349,10 @@ class OutputSchemaSpec(_Model):
         "json_schema": "write name, schema and strict directly under output_schema (flat)",
     }
 
-    name: str
+    name: Annotated[str, _tool_name("schema name")]
     json_schema: dict[str, Any] = Field(alias="schema")
     strict: bool = True
     description: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _TOOL_NAME_RE.match(value):
-            raise _problem(
-                f"schema name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
-            )
-        return value
 
 
 class ToolCallSpec(_Model):
@@ -359,7 +365,7 @@ class ToolCallSpec(_Model):
     }
 
     id: str = Field(min_length=1)
-    name: str
+    name: Annotated[str, _tool_name("tool name")]
     arguments: str
 
     @field_validator("arguments", mode="before")
@@ -368,15 +374,6 @@ class ToolCallSpec(_Model):
         # Arguments may be written as YAML; what is sent is their JSON text.
         if isinstance(value, dict):
             return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _TOOL_NAME_RE.match(value):
-            raise _problem(
-                f"tool name {show(value)} is not allowed", "use 1–64 letters, digits, _ or -"
-            )
         return value
 
 
@@ -425,7 +422,7 @@ class PromptSpec(_Model):
         "count": "write weight: (how many times the prompt occurs in the traffic)",
     }
 
-    id: str
+    id: Annotated[str, _slug("prompt id")]
     model: str | None = Field(None, min_length=1)
     params: ScenarioParams | None = None
     system: Instructions | None = None
@@ -446,16 +443,6 @@ class PromptSpec(_Model):
     @classmethod
     def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
         return _param_or_hint(key, "params") or super()._unknown_key(key, allowed)
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not _ID_RE.match(value):
-            raise _problem(
-                f"prompt id {show(value)} is not a slug",
-                "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
-            )
-        return value
 
     @field_validator("tool_results", mode="before")
     @classmethod
@@ -532,7 +519,7 @@ class Scenario(_Model):
     }
 
     version: int
-    name: str
+    name: Annotated[str, _slug("name")]
     description: str | None = None
     model: str = Field(min_length=1)
     defaults: ScenarioParams = Field(default_factory=ScenarioParams)
@@ -574,16 +561,6 @@ class Scenario(_Model):
             raise _problem(
                 f"unsupported scenario version {value}",
                 f"write version: {SCENARIO_VERSION} (the only version this harness reads)",
-            )
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _ID_RE.match(value):
-            raise _problem(
-                f"name {show(value)} is not a slug",
-                "use letters, digits, '.', '_' or '-' (at most 64, no spaces or '/')",
             )
         return value
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpcore2
@@ -350,22 +350,14 @@ def compact(capture: Capture, pause: Callable[[], None] | None = None) -> Captur
         if pause is not None and n % PAUSE_EVERY == 0:
             pause()
     request_id = capture.request_id or getattr(capture.final, "_request_id", None)
-    return Capture(
-        api=capture.api,
+    return replace(
+        capture,
         kwargs={k: v for k, v in capture.kwargs.items() if k not in _SDK_OPTIONS},
-        stream=capture.stream,
-        started_at=capture.started_at,
-        t0_ns=capture.t0_ns,
         recorder=rec,
-        model=capture.model,
-        ttfb_ns=capture.ttfb_ns,
-        end_ns=capture.end_ns,
         items=items,
         final=_plain(capture.final),
         error=error,
         headers=None if capture.headers is None else _kept(capture.headers),
-        abandoned=capture.abandoned,
-        fallback=capture.fallback,
         request_id=request_id if isinstance(request_id, str) else None,
     )
 
