@@ -302,9 +302,13 @@ ANALYSIS_ONLY_FIELDS = frozenset({"margins"})
 
 
 def scenario_digest(scenario: BaseModel) -> str:
-    """Hash of the loaded scenario (includes resolved), to detect edits between run and resume."""
+    """Hash of the loaded scenario (includes resolved), to detect edits between run and resume.
+
+    Values equal to their defaults are left out, so a new optional scenario key (which every
+    file then holds at its default) does not make every recorded run and cassette stale."""
     exclude = set(ANALYSIS_ONLY_FIELDS & set(type(scenario).model_fields))
-    return hashlib.sha256(scenario.model_dump_json(exclude=exclude).encode()).hexdigest()
+    dumped = scenario.model_dump_json(exclude=exclude, exclude_defaults=True)
+    return hashlib.sha256(dumped.encode()).hexdigest()
 
 
 def scenario_changed(recorded: object, scenario: BaseModel, *, unrecorded: bool) -> bool:
