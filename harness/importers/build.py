@@ -12,6 +12,7 @@ only with ``keep_store``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -165,6 +166,12 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _digest(value: Any) -> bytes:
+    """A 16-byte key for a value: the maps of seen bodies hold this, not the body's text,
+    so memory grows with distinct prompts only by what the prompts themselves hold."""
+    return hashlib.blake2b(_canonical(value).encode("utf-8"), digest_size=16).digest()
+
+
 def _prompt_fields(req: NeutralRequest, store: bool | None) -> dict[str, Any]:
     """The request as prompt keys (no id yet); ``_instructions`` and ``model`` are hoisted."""
     messages = list(req.messages)
@@ -178,7 +185,9 @@ def _prompt_fields(req: NeutralRequest, store: bool | None) -> dict[str, Any]:
     ):
         fields["_instructions"] = (first.role, first.content)
         messages = messages[1:]
-    if len(messages) == 1 and messages[0].role == "user" and messages[0].content:
+    # with tools, input: would make the run answer the model's calls with canned results
+    # (more requests than the log holds); messages: is measured on its one request
+    if len(messages) == 1 and messages[0].role == "user" and messages[0].content and not req.tools:
         fields["input"] = _content(messages[0].content)
     else:
         fields["messages"] = [_message(m) for m in messages]
@@ -277,7 +286,7 @@ def _check_prompt(fields: dict[str, Any]) -> None:
 class _Outcome:
     """What became of one distinct body: prompt fields (and their key), or the reason not."""
 
-    key: str = ""
+    key: bytes = b""
     fields: dict[str, Any] | None = None
     reason: str = ""
     changes: tuple[str, ...] = ()
@@ -290,7 +299,7 @@ def _outcome(item: SourceRequest, options: ImportOptions) -> _Outcome:
         return _Outcome(reason=str(exc).removeprefix("responses: ").removeprefix("chat: "))
     if item.reference is not None:
         fields["reference"] = item.reference
-    return _Outcome(_canonical(fields), fields, "", tuple(changes))
+    return _Outcome(_digest(fields), fields, "", tuple(changes))
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -406,8 +415,8 @@ def build_scenario(
     ``options.skip_bad``, naming the source and line). ``not_carried`` names the request fields
     the format cannot hold (for the report); ``options.defaults`` fills them where absent."""
     scrubber = Scrubber(options.scrub)
-    unique: dict[str, dict[str, Any]] = {}
-    seen: dict[str, _Outcome] = {}
+    unique: dict[bytes, dict[str, Any]] = {}
+    seen: dict[bytes, _Outcome] = {}
     lines = requests = merged = 0
     not_imported: list[LineNote] = []
     changed: list[LineNote] = []
@@ -432,7 +441,7 @@ def build_scenario(
             scrubber.text(item.reference) if item.reference is not None else None,
         )
         # a body seen before is not parsed again: same outcome, same prompt
-        seen_key = _canonical([clean.body, clean.reference])
+        seen_key = _digest([clean.body, clean.reference])
         outcome = seen.get(seen_key)
         if outcome is None:
             outcome = seen[seen_key] = _outcome(clean, options)
