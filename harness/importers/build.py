@@ -469,7 +469,7 @@ class _Build:
     def __init__(self, options: ImportOptions, *, source: str, fmt: str) -> None:
         self.options, self.source, self.fmt = options, source, fmt
         self.scrubber = Scrubber(options.scrub)
-        self.seen: dict[bytes, _Outcome] = {}
+        self.seen: dict[bytes, tuple[_Outcome, Counter[str]]] = {}
         self.groups: dict[str, _Group] = {}
         self.names = GroupNames(options.group_by) if options.group_by else None
         self.lines = 0
@@ -505,16 +505,21 @@ class _Build:
         group = self.group(body)
         group.requests += 1
         group.used_defaults |= used
-        clean = SourceRequest(
-            item.line,
-            self.scrubber.value(body),
-            self.scrubber.text(item.reference) if item.reference is not None else None,
-        )
-        # a body seen before is not parsed again: same outcome, same prompt
-        seen_key = _digest([clean.body, clean.reference])
-        outcome = self.seen.get(seen_key)
-        if outcome is None:
-            outcome = self.seen[seen_key] = _outcome(clean, options)
+        # a body seen before is neither scrubbed nor parsed again (most of a log's lines):
+        # same outcome, same prompt, the same redactions counted again
+        seen_key = _digest([body, item.reference])
+        hit = self.seen.get(seen_key)
+        if hit is None:
+            before = self.scrubber.counts.copy()
+            clean = SourceRequest(
+                item.line,
+                self.scrubber.value(body),
+                self.scrubber.text(item.reference) if item.reference is not None else None,
+            )
+            hit = self.seen[seen_key] = (_outcome(clean, options), self.scrubber.counts - before)
+        else:
+            self.scrubber.counts.update(hit[1])
+        outcome = hit[0]
         # several requests share a line in some formats: the id says which one
         where = f"{item.id}: " if item.id is not None else ""
         if outcome.fields is None:
@@ -524,7 +529,7 @@ class _Build:
         group.changed.extend(
             LineNote(line=item.line, reason=where + note)
             for field, note in item.gaps
-            if field not in clean.body
+            if field not in body
         )
         key, fields = outcome.key, outcome.fields
         if key in group.unique:

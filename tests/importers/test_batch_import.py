@@ -482,3 +482,14 @@ def test_a_single_question_with_tools_imports_as_one_logged_request(tmp_path: Pa
     assert len(planned) == len(scenario.arms)
     for p in planned:
         assert p.turn == 1
+
+
+def test_a_duplicate_counts_its_redactions_again(tmp_path: Path) -> None:
+    """Duplicates skip scrubbing (their outcome is remembered) but are counted as redacted."""
+    secret = {"model": MODEL, "messages": [{"role": "user", "content": "Mail jane@example.com"}]}
+    other = {"model": MODEL, "messages": [{"role": "user", "content": "Call +1 415 555 0100"}]}
+    log = write_log(tmp_path / "log.jsonl", [secret, other, secret, secret])
+    result = build_scenario(read_batch(log), ImportOptions(name="s"), source=str(log), fmt="batch")
+    assert result.report.scrubbed == {"email": 3, "phone": 1}
+    assert [p.get("weight", 1) for p in result.scenario["prompts"]] == [3, 1]
+    assert "jane@example.com" not in json.dumps(result.scenario)
