@@ -694,12 +694,22 @@ def write_import(result: ImportResult, out: Path, *, report_path: Path | None = 
     validation notes. Raises ScenarioError when the written scenario would not validate."""
     from harness.runner.plan import translation_notes, translation_problems
     from harness.scenario.load import load_scenario
+    from harness.scenario.yaml_safe import MAX_FILE_BYTES
 
+    text = _dump(result.scenario)
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        raise HarnessError(
+            f"{out}: the imported scenario would be {size:,} bytes "
+            f"({len(result.scenario['prompts'])} prompts), over the {MAX_FILE_BYTES:,}-byte "
+            "limit of a scenario file — import fewer "
+            "requests (--sample N) or split them (--group-by system-prompt|model|metadata.KEY)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_dump(result.scenario))
+            fh.write(text)
         try:
             scenario = load_scenario(tmp)
         except ScenarioError as exc:

@@ -202,3 +202,33 @@ def test_group_by_with_a_file_as_out_is_one_line(
     assert main(["import", "batch", str(log), "--out", str(out), "--group-by", "model"]) == 2
     err = capsys.readouterr().err.strip()
     assert "with --group-by, --out is a directory" in err and "\n" not in err
+
+
+def test_sample_then_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sample is drawn from the whole source, then split into groups."""
+    log = write_log(tmp_path / "log.jsonl", mixed())
+    report = run_import(
+        tmp_path, log, "--sample", "50", "--stratify", "model", "--group-by", "model", out="g"
+    )
+    assert report["sample"]["kept"] == 50
+    assert {k: v["requests"] for k, v in report["groups"].items()} == {
+        "gpt-4.1-mini": 35,
+        "gpt-4.1": 15,
+    }
+    assert "sampled 50 of 1000 requests (seed 0, stratified by model)" in capsys.readouterr().out
+
+
+def test_too_many_prompts_for_one_file_point_to_sample_and_group_by(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = "word " * 600
+    bodies = [body(i, system=long) | {"user": f"u{i}"} for i in range(700)]
+    for b in bodies:
+        b["messages"][1]["content"] = f"{long} {b['user']}"
+    log = write_log(tmp_path / "log.jsonl", bodies)
+    out = tmp_path / "s.yaml"
+    assert main(["import", "batch", str(log), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "over the 2,097,152-byte limit of a scenario file" in err and "--sample N" in err
+    assert "\n" not in err and not out.exists()
+    assert main(["import", "batch", str(log), "--out", str(out), "--sample", "100"]) == 0
