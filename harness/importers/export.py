@@ -29,23 +29,37 @@ URLS: dict[Api, str] = {"chat": "/v1/chat/completions", "responses": "/v1/respon
 BATCH_LIMIT = 50_000
 
 
-def _first_requests(scenario: Scenario) -> Iterator[tuple[str, int, NeutralRequest, bool]]:
+def _first_requests(
+    scenario: Scenario, api: Api
+) -> Iterator[tuple[str, int, NeutralRequest, bool]]:
     """(prompt id, weight, first request, has later turns) per prompt, in scenario order."""
-    from harness.runner.plan import build_plan
+    from harness.runner.plan import PlannedConversation, build_plan
 
     plain = scenario.model_copy(update={"cache_isolation": "none", "warmup": 0})
     plan = build_plan(plain, repeats=1)
     weights = {p.id: p.weight for p in scenario.prompts}
-    done: set[str] = set()
+    best: dict[str, PlannedConversation] = {}
+
+    def rank(conv: PlannedConversation) -> tuple[bool, bool]:
+        # an arm of this API first; never the chained arm if another exists: it stores
+        return (conv.chained, conv.api != api)
+
     for conv in plan.conversations:
-        if conv.prompt_id in done:
-            continue
-        done.add(conv.prompt_id)
+        known = best.get(conv.prompt_id)
+        if known is None or rank(conv) < rank(known):
+            best[conv.prompt_id] = conv
+    for prompt in scenario.prompts:
+        conv = best[prompt.id]
         request, _ = conv.request_for(0, ())
+        if conv.chained and scenario.params_for(prompt).get("store") is None:
+            # only the chained arm stores by default; a batch request is not chained
+            request = request.model_copy(
+                update={"params": request.params.model_copy(update={"store": False})}
+            )
         params = request.params.model_copy(update={"stream": False})
         yield (
-            conv.prompt_id,
-            weights[conv.prompt_id],
+            prompt.id,
+            weights[prompt.id],
             request.model_copy(update={"params": params}),
             len(conv.steps) > 1,
         )
@@ -68,7 +82,7 @@ def batch_lines(
     """The Batch API input lines of ``scenario`` for ``api``, and notes for the terminal."""
     lines: list[dict[str, Any]] = []
     later: list[str] = []
-    for prompt_id, weight, request, more in _first_requests(scenario):
+    for prompt_id, weight, request, more in _first_requests(scenario, api):
         try:
             body = _body(api, request)
         except TranslationError as exc:

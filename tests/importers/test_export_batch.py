@@ -128,3 +128,19 @@ def test_a_missing_scenario_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err.strip()
     assert "nope.yaml" in err and "\n" not in err
     assert not out.exists()
+
+
+def test_a_chained_arm_does_not_make_the_batch_store(tmp_path: Path) -> None:
+    """The chained arm stores its responses; a batch request is not chained, so it does not."""
+    for arms in ("[responses_chained, chat]", "[responses_chained]"):
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            f"version: 1\nname: s\nmodel: gpt-4.1-mini\narms: {arms}\n"
+            "prompts:\n  - id: one\n    input: Hi\n",
+            encoding="utf-8",
+        )
+        out = tmp_path / "s.jsonl"
+        assert main(["export", "batch", str(scenario), "--api", "both", "--out", str(out)]) == 0
+        for api in ("chat", "responses"):
+            (line,) = read_lines(tmp_path / f"s.{api}.jsonl")
+            assert line["body"]["store"] is False, (arms, api)
