@@ -140,7 +140,12 @@ def test_import_speed_and_bounded_memory(
             f"({info[f'import_{n}_s']:.2f} s, peak RSS {info[f'import_{n}_peak_rss_mb']:.0f} MB); "
             f"json.loads {info[f'parse_{n}_lines_per_s']:,.0f} lines/s "
             f"(peak RSS {info[f'parse_{n}_peak_rss_mb']:.0f} MB); "
-            f"ratio {info[f'ratio_{n}']:.1f}× (goal ≤ {MAX_RATIO}×)"
+            f"ratio {info[f'ratio_{n}']:.1f}×"
+            + (
+                f" (goal ≤ {MAX_RATIO}×)"
+                if n == SIZES[-1]
+                else " (start-up and writing the 1,000 prompts dominate)"
+            )
         )
     print(f"peak RSS {big:,} / {small:,} lines: {rss_ratio:.2f}× (goal ≤ {MAX_RSS_RATIO}×)")
     assert rss_ratio <= MAX_RSS_RATIO
