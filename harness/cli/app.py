@@ -26,6 +26,7 @@ from harness.cli import (
     compare,
     emulator,
     export,
+    export_batch,
     gate,
     import_,
     plan,
@@ -263,6 +264,24 @@ COMMANDS: tuple[Command, ...] = (
                 "traces do not record (response_format, stream, …) is named in the report and "
                 "taken from --defaults FILE; spans without content are listed, not imported.",
             ),
+        ),
+    ),
+    Command(
+        "export",
+        export_batch,
+        help="write a scenario as OpenAI Batch API input (run the comparison through Batch)",
+        description="Commands that write a scenario in another tool's format.",
+        subcommand=Subcommand(
+            "batch",
+            metavar="FORMAT",
+            help="Batch API input JSONL of each prompt's first request",
+            description="Write the first planned request of every prompt of SCENARIO as Batch "
+            'API input lines ({"custom_id", "method": "POST", "url", "body"}) for '
+            "/v1/responses, /v1/chat/completions or both (two files), translated as a run "
+            "would send them, with stream false (the Batch API does not stream) and no cache "
+            "nonce; each body is checked against the OpenAPI spec first. A prompt of weight W "
+            "is W lines unless --once. Later turns depend on the replies and are not "
+            "written. Prints the files. Exit 0, or 2 for bad input (nothing written).",
         ),
     ),
     Command(

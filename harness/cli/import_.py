@@ -10,6 +10,8 @@ import argparse
 import re
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -23,7 +25,13 @@ def _regex(text: str) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", type=Path, metavar="SOURCE", help="the file to import")
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="scenario file to write")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="scenario file to write (with --group-by: a directory, one NAME.yaml per group)",
+    )
     p.add_argument("--name", help="scenario name (default: the --out file name)")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON")
     p.add_argument(
@@ -52,6 +60,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="list bad lines in the report instead of stopping at the first one",
     )
     p.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="keep a seeded random sample of N requests (counted in the report)",
+    )
+    p.add_argument(
+        "--stratify",
+        default="",
+        metavar="KEY,...",
+        help="with --sample: share N between strata of model, tools, stream in proportion",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
+    p.add_argument(
+        "--group-by",
+        metavar="KEY",
+        help="system-prompt, model or metadata.KEY: one scenario per group in the --out directory",
+    )
+    p.add_argument(
         "--defaults",
         type=Path,
         metavar="FILE",
@@ -61,12 +87,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.importers.build import ImportOptions, import_file, parse_param_list
+    from harness.importers.build import (
+        ImportOptions,
+        build_groups,
+        import_file,
+        parse_param_list,
+        write_groups,
+    )
     from harness.importers.formats import load_defaults, open_source
+    from harness.importers.sample import parse_group_by, parse_stratify
     from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
 
     fmt: str = args.import_command
     source: Path = args.source
+    stratify = parse_stratify(args.stratify)
+    if stratify and args.sample is None:
+        raise HarnessError("--stratify: stratifies a sample — add --sample N")
+    group_by = parse_group_by(args.group_by) if args.group_by is not None else None
     defaults = load_defaults(args.defaults) if args.defaults is not None else {}
     items, not_carried = open_source(fmt, source, defaults)
     out: Path = args.out
@@ -78,7 +115,19 @@ def run(args: argparse.Namespace) -> int:
         scrub=tuple(args.scrub),
         skip_bad=args.skip_bad,
         defaults=defaults,
+        sample=args.sample,
+        stratify=stratify,
+        seed=args.seed,
+        group_by=group_by,
     )
+    if group_by is not None:
+        grouped = build_groups(items, options, source=str(source), fmt=fmt, not_carried=not_carried)
+        notes = write_groups(grouped, out, report_path=args.report)
+        for line in [*grouped.lines_text(), *notes]:
+            print(line)
+        for name in grouped.scenarios:
+            print(out / f"{name}.yaml")
+        return 0
     report, notes = import_file(
         items,
         out,

@@ -12,6 +12,7 @@ only with ``keep_store``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -25,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, ScenarioError, TranslationError
+from harness.importers.sample import GroupNames, Sampler, SampleReport, group_key
 from harness.importers.scrub import Scrubber
 from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusable
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_chat_kwargs, to_responses_kwargs
@@ -39,13 +41,16 @@ from harness.translate.request import (
 
 __all__ = [
     "IMPORT_REPORT_VERSION",
+    "GroupedImport",
     "ImportOptions",
     "ImportReport",
     "ImportResult",
     "LineNote",
+    "build_groups",
     "build_scenario",
     "import_file",
     "parse_param_list",
+    "write_groups",
     "write_import",
 ]
 
@@ -67,6 +72,12 @@ class ImportOptions(_Record):
     defaults: dict[str, Any] = Field(
         default_factory=dict,
         description="chat parameters (model included) for what a request does not state",
+    )
+    sample: int | None = Field(None, description="keep this many requests (seeded sample)")
+    stratify: tuple[str, ...] = Field((), description="sample in proportion within these strata")
+    seed: int = 0
+    group_by: str | None = Field(
+        None, description="system-prompt, model or metadata.KEY: one scenario per group"
     )
 
 
@@ -99,15 +110,19 @@ class ImportReport(_Record):
     from_defaults: list[str] = Field(
         default_factory=list, description="fields taken from --defaults where a request lacked them"
     )
+    sample: SampleReport | None = Field(None, description="what --sample kept, per stratum")
 
     def lines_text(self) -> list[str]:
         """The report for the terminal, one line each."""
         unit = "GenAI spans" if self.format == "otel" else "lines"
+        read = f"{self.lines} {unit}, " if self.lines else ""
         out = [
-            f"{self.source}: {self.lines} {unit}, {self.requests} requests → {self.prompts} "
+            f"{self.source}: {read}{self.requests} requests → {self.prompts} "
             f"prompts ({self.imported_requests} requests with weights, {self.merged} merged "
             f"duplicates)"
         ]
+        if self.sample is not None:
+            out.append(self.sample.text())
         out += [f"{self.source}:{n.line}: not imported: {n.reason}" for n in self.not_imported]
         out += [f"{self.source}:{n.line}: changed: {n.reason}" for n in self.changed]
         out += [f"{self.source}:{n.line}: bad line skipped: {n.reason}" for n in self.bad_lines]
@@ -130,6 +145,40 @@ class ImportReport(_Record):
 class ImportResult(_Record):
     scenario: dict[str, Any]
     report: ImportReport
+
+
+class GroupedImport(_Record):
+    """An import with ``--group-by``: one report per group (written by ``--report FILE``)."""
+
+    schema_version: int = IMPORT_REPORT_VERSION
+    source: str
+    format: str
+    group_by: str
+    lines: int = Field(description="non-blank lines read (GenAI spans for otel)")
+    groups: dict[str, ImportReport] = Field(description="group name (its file's stem) → report")
+    empty_groups: dict[str, list[LineNote]] = Field(
+        description="groups none of whose requests could be imported (no file), with why"
+    )
+    bad_lines: list[LineNote] = Field(description="lines skipped with --skip-bad")
+    not_imported: list[LineNote] = Field(description="requests left out before grouping")
+    sample: SampleReport | None = None
+    scenarios: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+
+    def lines_text(self) -> list[str]:
+        """The report for the terminal, one line each."""
+        unit = "GenAI spans" if self.format == "otel" else "lines"
+        out = [
+            f"{self.source}: {self.lines} {unit} → {len(self.groups)} scenarios by {self.group_by}"
+        ]
+        if self.sample is not None:
+            out.append(self.sample.text())
+        for name, report in self.groups.items():
+            out += [f"[{name}] {line}" for line in report.lines_text()]
+        for name, notes in self.empty_groups.items():
+            out += [f"[{name}] {self.source}:{n.line}: not imported: {n.reason}" for n in notes]
+        out += [f"{self.source}:{n.line}: not imported: {n.reason}" for n in self.not_imported]
+        out += [f"{self.source}:{n.line}: bad line skipped: {n.reason}" for n in self.bad_lines]
+        return out
 
 
 # --------------------------------------------------------------------------- one request
@@ -163,6 +212,12 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _digest(value: Any) -> bytes:
+    """A 16-byte key for a value: the maps of seen bodies hold this, not the body's text,
+    so memory grows with distinct prompts only by what the prompts themselves hold."""
+    return hashlib.blake2b(_canonical(value).encode("utf-8"), digest_size=16).digest()
+
+
 def _prompt_fields(req: NeutralRequest, store: bool | None) -> dict[str, Any]:
     """The request as prompt keys (no id yet); ``_instructions`` and ``model`` are hoisted."""
     messages = list(req.messages)
@@ -176,7 +231,9 @@ def _prompt_fields(req: NeutralRequest, store: bool | None) -> dict[str, Any]:
     ):
         fields["_instructions"] = (first.role, first.content)
         messages = messages[1:]
-    if len(messages) == 1 and messages[0].role == "user" and messages[0].content:
+    # with tools, input: would make the run answer the model's calls with canned results
+    # (more requests than the log holds); messages: is measured on its one request
+    if len(messages) == 1 and messages[0].role == "user" and messages[0].content and not req.tools:
         fields["input"] = _content(messages[0].content)
     else:
         fields["messages"] = [_message(m) for m in messages]
@@ -275,7 +332,7 @@ def _check_prompt(fields: dict[str, Any]) -> None:
 class _Outcome:
     """What became of one distinct body: prompt fields (and their key), or the reason not."""
 
-    key: str = ""
+    key: bytes = b""
     fields: dict[str, Any] | None = None
     reason: str = ""
     changes: tuple[str, ...] = ()
@@ -288,7 +345,7 @@ def _outcome(item: SourceRequest, options: ImportOptions) -> _Outcome:
         return _Outcome(reason=str(exc).removeprefix("responses: ").removeprefix("chat: "))
     if item.reference is not None:
         fields["reference"] = item.reference
-    return _Outcome(_canonical(fields), fields, "", tuple(changes))
+    return _Outcome(_digest(fields), fields, "", tuple(changes))
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -392,6 +449,171 @@ def _with_defaults(
     return {**body, **missing} if missing else body
 
 
+class _Group:
+    """The prompts of one scenario as requests arrive (deduplicated into weights)."""
+
+    def __init__(self, options: ImportOptions) -> None:
+        self.options = options
+        self.unique: dict[bytes, dict[str, Any]] = {}
+        self.requests = self.merged = 0
+        self.not_imported: list[LineNote] = []
+        self.changed: list[LineNote] = []
+        self.used_defaults: set[str] = set()
+
+
+class _Build:
+    """Source items → one scenario per group (one group without ``group_by``)."""
+
+    def __init__(self, options: ImportOptions, *, source: str, fmt: str) -> None:
+        self.options, self.source, self.fmt = options, source, fmt
+        self.scrubber = Scrubber(options.scrub)
+        self.seen: dict[bytes, tuple[_Outcome, Counter[str]]] = {}
+        self.groups: dict[str, _Group] = {}
+        self.names = GroupNames(options.group_by) if options.group_by else None
+        self.lines = 0
+        self.bad: list[LineNote] = []
+        #: requests without a body (no group to put them in under group_by)
+        self.unusable: list[LineNote] = []
+
+    def group(self, body: dict[str, Any]) -> _Group:
+        name = ""
+        if self.names is not None:
+            group_by = self.names.group_by
+            name = self.names.name(group_key(body, self.options.defaults, group_by))
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = _Group(self.options)
+        return group
+
+    def add(self, item: SourceItem) -> None:
+        options = self.options
+        self.lines += 1
+        if isinstance(item, BadLine):
+            if not options.skip_bad:
+                raise HarnessError(
+                    f"{self.source}:{item.line}: {item.problem} — fix the line or pass --skip-bad"
+                )
+            self.bad.append(LineNote(line=item.line, reason=item.problem))
+            return
+        if isinstance(item, Unusable):
+            self.unusable.append(LineNote(line=item.line, reason=item.reason))
+            return
+        used: set[str] = set()
+        body = _with_defaults(item.body, options.defaults, used)
+        group = self.group(body)
+        group.requests += 1
+        group.used_defaults |= used
+        # a body seen before is neither scrubbed nor parsed again (most of a log's lines):
+        # same outcome, same prompt, the same redactions counted again
+        seen_key = _digest([body, item.reference])
+        hit = self.seen.get(seen_key)
+        if hit is None:
+            before = self.scrubber.counts.copy()
+            clean = SourceRequest(
+                item.line,
+                self.scrubber.value(body),
+                self.scrubber.text(item.reference) if item.reference is not None else None,
+            )
+            hit = self.seen[seen_key] = (_outcome(clean, options), self.scrubber.counts - before)
+        else:
+            self.scrubber.counts.update(hit[1])
+        outcome = hit[0]
+        # several requests share a line in some formats: the id says which one
+        where = f"{item.id}: " if item.id is not None else ""
+        if outcome.fields is None:
+            group.not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
+            return
+        group.changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        group.changed.extend(
+            LineNote(line=item.line, reason=where + note)
+            for field, note in item.gaps
+            if field not in body
+        )
+        key, fields = outcome.key, outcome.fields
+        if key in group.unique:
+            group.unique[key]["weight"] += 1
+            group.merged += 1
+        else:
+            group.unique[key] = {"id": item.id or f"line-{item.line}", "weight": 1, **fields}
+
+    def result(
+        self,
+        name: str,
+        group: _Group,
+        *,
+        lines: int,
+        bad: list[LineNote],
+        unusable: list[LineNote],
+        not_carried: dict[str, str] | None,
+        sample: SampleReport | None,
+    ) -> ImportResult:
+        prompts = list(group.unique.values())
+        scenario: dict[str, Any] = {"version": 1, "name": name}
+        shared: list[str] = []
+        _hoist(prompts, scenario, shared)
+        ordered = []
+        for p in prompts:
+            if p["weight"] == 1:
+                del p["weight"]
+            ordered.append({k: p[k] for k in _ORDER if k in p})
+        scenario["repeats"] = 1
+        scenario["prompts"] = ordered
+        not_imported = sorted([*unusable, *group.not_imported], key=lambda n: n.line)
+        report = ImportReport(
+            source=self.source,
+            format=self.fmt,
+            lines=lines,
+            requests=group.requests + len(unusable),
+            imported_requests=group.requests - len(group.not_imported),
+            prompts=len(prompts),
+            merged=group.merged,
+            not_imported=not_imported,
+            changed=group.changed,
+            bad_lines=bad,
+            scrubbed=dict(self.scrubber.counts),
+            shared=shared,
+            not_carried=dict(not_carried or {}),
+            from_defaults=sorted(group.used_defaults),
+            sample=sample,
+        )
+        return ImportResult(scenario=scenario, report=report)
+
+    def fail_if_empty(self) -> None:
+        if any(g.unique for g in self.groups.values()):
+            return
+        # nothing is written, so the report is not printed: the error names the first reason
+        not_imported = sorted(
+            [*self.unusable, *(n for g in self.groups.values() for n in g.not_imported)],
+            key=lambda n: n.line,
+        )
+        first = (not_imported or self.bad)[0] if not_imported or self.bad else None
+        raise HarnessError(
+            f"{self.source}: no request could be imported ({len(not_imported)} not imported, "
+            f"{len(self.bad)} bad lines; line {first.line}: {first.reason})"
+            if first is not None
+            else f"{self.source}: holds no chat requests — give a file of chat requests "
+            f"({self.fmt} format)"
+        )
+
+
+def _run(
+    items: Iterable[SourceItem], options: ImportOptions, *, source: str, fmt: str
+) -> tuple[_Build, SampleReport | None]:
+    build = _Build(options, source=source, fmt=fmt)
+    sampler = None
+    if options.sample is not None:
+        sampler = Sampler(options.sample, options.stratify, options.seed, options.defaults)
+        items = sampler.sample(items)
+    for item in items:
+        build.add(item)
+    build.fail_if_empty()
+    sample = sampler.report if sampler is not None else None
+    if sample is not None:
+        # requests left out by the sample were read too: the line count is the source's
+        build.lines += sample.population - sample.kept
+    return build, sample
+
+
 def build_scenario(
     items: Iterable[SourceItem],
     options: ImportOptions,
@@ -403,92 +625,62 @@ def build_scenario(
     """One scenario from a stream of source items (raises HarnessError on a bad line unless
     ``options.skip_bad``, naming the source and line). ``not_carried`` names the request fields
     the format cannot hold (for the report); ``options.defaults`` fills them where absent."""
-    scrubber = Scrubber(options.scrub)
-    unique: dict[str, dict[str, Any]] = {}
-    seen: dict[str, _Outcome] = {}
-    lines = requests = merged = 0
-    not_imported: list[LineNote] = []
-    changed: list[LineNote] = []
-    bad: list[LineNote] = []
-    used_defaults: set[str] = set()
-    for item in items:
-        lines += 1
-        if isinstance(item, BadLine):
-            if not options.skip_bad:
-                raise HarnessError(
-                    f"{source}:{item.line}: {item.problem} — fix the line or pass --skip-bad"
-                )
-            bad.append(LineNote(line=item.line, reason=item.problem))
+    if options.group_by is not None:
+        raise HarnessError("build_scenario makes one scenario: use build_groups for group_by")
+    build, sample = _run(items, options, source=source, fmt=fmt)
+    (group,) = build.groups.values()
+    return build.result(
+        options.name,
+        group,
+        lines=build.lines,
+        bad=build.bad,
+        unusable=build.unusable,
+        not_carried=not_carried,
+        sample=sample,
+    )
+
+
+def build_groups(
+    items: Iterable[SourceItem],
+    options: ImportOptions,
+    *,
+    source: str,
+    fmt: str,
+    not_carried: dict[str, str] | None = None,
+) -> GroupedImport:
+    """One scenario per ``options.group_by`` group, named by the group (in order of first
+    appearance); a group none of whose requests could be imported gets no scenario and is
+    listed in ``empty``. Lines that hold no request are the grouped import's own."""
+    if options.group_by is None:
+        raise HarnessError("build_groups needs group_by")
+    build, sample = _run(items, options, source=source, fmt=fmt)
+    results: dict[str, ImportResult] = {}
+    empty: dict[str, list[LineNote]] = {}
+    for name, group in build.groups.items():
+        if not group.unique:
+            empty[name] = group.not_imported
             continue
-        requests += 1
-        if isinstance(item, Unusable):
-            not_imported.append(LineNote(line=item.line, reason=item.reason))
-            continue
-        clean = SourceRequest(
-            item.line,
-            scrubber.value(_with_defaults(item.body, options.defaults, used_defaults)),
-            scrubber.text(item.reference) if item.reference is not None else None,
+        results[name] = build.result(
+            name,
+            group,
+            lines=group.requests,
+            bad=[],
+            unusable=[],
+            not_carried=not_carried,
+            sample=None,
         )
-        # a body seen before is not parsed again: same outcome, same prompt
-        seen_key = _canonical([clean.body, clean.reference])
-        outcome = seen.get(seen_key)
-        if outcome is None:
-            outcome = seen[seen_key] = _outcome(clean, options)
-        if outcome.fields is None:
-            # several requests share a line in some formats: the id says which one
-            where = f"{item.id}: " if item.id is not None else ""
-            not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
-            continue
-        changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
-        where = f"{item.id}: " if item.id is not None else ""
-        changed.extend(
-            LineNote(line=item.line, reason=where + note)
-            for field, note in item.gaps
-            if field not in clean.body
-        )
-        key, fields = outcome.key, outcome.fields
-        if key in unique:
-            unique[key]["weight"] += 1
-            merged += 1
-        else:
-            unique[key] = {"id": item.id or f"line-{item.line}", "weight": 1, **dict(fields)}
-    if not unique:
-        # nothing is written, so the report is not printed: the error names the first reason
-        first = (not_imported or bad)[0] if not_imported or bad else None
-        raise HarnessError(
-            f"{source}: no request could be imported ({len(not_imported)} not imported, "
-            f"{len(bad)} bad lines; line {first.line}: {first.reason})"
-            if first is not None
-            else f"{source}: holds no chat requests — give a file of chat requests ({fmt} format)"
-        )
-    prompts = list(unique.values())
-    scenario: dict[str, Any] = {"version": 1, "name": options.name}
-    shared: list[str] = []
-    _hoist(prompts, scenario, shared)
-    ordered = []
-    for p in prompts:
-        if p["weight"] == 1:
-            del p["weight"]
-        ordered.append({k: p[k] for k in _ORDER if k in p})
-    scenario["repeats"] = 1
-    scenario["prompts"] = ordered
-    report = ImportReport(
+    return GroupedImport(
         source=source,
         format=fmt,
-        lines=lines,
-        requests=requests,
-        imported_requests=requests - len(not_imported),
-        prompts=len(prompts),
-        merged=merged,
-        not_imported=not_imported,
-        changed=changed,
-        bad_lines=bad,
-        scrubbed=dict(scrubber.counts),
-        shared=shared,
-        not_carried=dict(not_carried or {}),
-        from_defaults=sorted(used_defaults),
+        group_by=options.group_by,
+        lines=build.lines,
+        groups={name: r.report for name, r in results.items()},
+        empty_groups=empty,
+        bad_lines=build.bad,
+        not_imported=build.unusable,
+        sample=sample,
+        scenarios={name: r.scenario for name, r in results.items()},
     )
-    return ImportResult(scenario=scenario, report=report)
 
 
 def _dump(scenario: dict[str, Any]) -> str:
@@ -500,12 +692,22 @@ def write_import(result: ImportResult, out: Path, *, report_path: Path | None = 
     validation notes. Raises ScenarioError when the written scenario would not validate."""
     from harness.runner.plan import translation_notes, translation_problems
     from harness.scenario.load import load_scenario
+    from harness.scenario.yaml_safe import MAX_FILE_BYTES
 
+    text = _dump(result.scenario)
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        raise HarnessError(
+            f"{out}: the imported scenario would be {size:,} bytes "
+            f"({len(result.scenario['prompts'])} prompts), over the {MAX_FILE_BYTES:,}-byte "
+            "limit of a scenario file — import fewer "
+            "requests (--sample N) or split them (--group-by system-prompt|model|metadata.KEY)"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(_dump(result.scenario))
+            fh.write(text)
         try:
             scenario = load_scenario(tmp)
         except ScenarioError as exc:
@@ -522,6 +724,33 @@ def write_import(result: ImportResult, out: Path, *, report_path: Path | None = 
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(result.report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return [n.replace(tmp, str(out)) for n in notes]
+
+
+def write_groups(
+    grouped: GroupedImport, out_dir: Path, *, report_path: Path | None = None
+) -> list[str]:
+    """Write one scenario per group into ``out_dir`` (``NAME.yaml``) and the report; each
+    scenario is validated before any is written, so a failure writes nothing."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HarnessError(f"--out {out_dir}: with --group-by, --out is a directory")
+    notes: list[str] = []
+    staged = out_dir.parent / f".{out_dir.name}.importing"
+    staged.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, scenario in grouped.scenarios.items():
+            result = ImportResult(scenario=scenario, report=grouped.groups[name])
+            notes += write_import(result, staged / f"{name}.yaml")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in grouped.scenarios:
+            os.replace(staged / f"{name}.yaml", out_dir / f"{name}.yaml")
+    finally:
+        for left in staged.glob("*"):
+            left.unlink()
+        staged.rmdir()
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(grouped.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return [n.replace(str(staged), str(out_dir)) for n in notes]
 
 
 def import_file(

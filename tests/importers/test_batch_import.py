@@ -465,3 +465,31 @@ def test_the_same_log_imports_to_the_same_scenario(tmp_path: Path) -> None:
     assert first == second
     ids = [p["id"] for p in first.scenario["prompts"]]
     assert ids == sorted(ids, key=lambda i: int(i.removeprefix("line-")))  # log order
+
+
+def test_a_single_question_with_tools_imports_as_one_logged_request(tmp_path: Path) -> None:
+    """A logged request with tools and one user message is one request: the scenario sends it
+    once per arm (no canned tool results needed), with its tools, as the log did."""
+    question = {"role": "user", "content": "Where is order 12?"}
+    body = {"model": MODEL, "messages": [_system(), question], "tools": TOOLS}
+    log = write_log(tmp_path / "log.jsonl", [body, body])
+    out = tmp_path / "s.yaml"
+    assert main(["import", "batch", str(log), "--out", str(out)]) == 0
+    scenario = load_scenario(out)
+    (prompt,) = scenario.prompts
+    assert prompt.weight == 2
+    planned = list(dry_run(build_plan(scenario)))
+    assert len(planned) == len(scenario.arms)
+    for p in planned:
+        assert p.turn == 1
+
+
+def test_a_duplicate_counts_its_redactions_again(tmp_path: Path) -> None:
+    """Duplicates skip scrubbing (their outcome is remembered) but are counted as redacted."""
+    secret = {"model": MODEL, "messages": [{"role": "user", "content": "Mail jane@example.com"}]}
+    other = {"model": MODEL, "messages": [{"role": "user", "content": "Call +1 415 555 0100"}]}
+    log = write_log(tmp_path / "log.jsonl", [secret, other, secret, secret])
+    result = build_scenario(read_batch(log), ImportOptions(name="s"), source=str(log), fmt="batch")
+    assert result.report.scrubbed == {"email": 3, "phone": 1}
+    assert [p.get("weight", 1) for p in result.scenario["prompts"]] == [3, 1]
+    assert "jane@example.com" not in json.dumps(result.scenario)
