@@ -40,7 +40,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import HarnessError, closest
@@ -246,14 +245,9 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"profile {path}: cannot read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise HarnessError(f"profile {path}{where}: not valid YAML") from exc
+    from harness.scenario.yaml_safe import read_settings
+
+    data = read_settings(path, f"profile {path}", "write a mapping of profile parameters")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -7,12 +7,11 @@ body without a ``messages`` list.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.importers.source import BadLine, SourceItem, SourceRequest
+from harness.importers.source import SourceItem, jsonl_requests
 
 __all__ = ["CHAT_URL", "read_batch"]
 
@@ -20,43 +19,31 @@ CHAT_URL = "/v1/chat/completions"
 _BATCH_KEYS = frozenset({"custom_id", "method", "url"})
 
 
-def _body(data: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """The chat request body of one parsed line, or the problem."""
+def _body(data: Any) -> tuple[dict[str, Any] | None, str | None, str]:
+    """The chat request body of one parsed line (a batch line carries no reference), or the
+    problem."""
     if not isinstance(data, dict):
-        return None, f"expected a JSON object, got {type(data).__name__}"
+        return None, None, f"expected a JSON object, got {type(data).__name__}"
     if _BATCH_KEYS & data.keys():
         url = data.get("url")
         if url != CHAT_URL:
-            return None, f"unknown url {url!r}: only {CHAT_URL} requests are imported"
+            return None, None, f"unknown url {url!r}: only {CHAT_URL} requests are imported"
         method = data.get("method", "POST")
         if method != "POST":
-            return None, f"method {method!r}: a batch request is POST"
+            return None, None, f"method {method!r}: a batch request is POST"
     if "body" in data and "messages" not in data:
         data = data["body"]
         if not isinstance(data, dict):
-            return None, "body is not a JSON object"
+            return None, None, "body is not a JSON object"
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
-        return None, "not a Chat Completions request body (no messages list)"
+        return None, None, "not a Chat Completions request body (no messages list)"
     model = data.get("model")
     if not isinstance(model, str) or not model:
-        return None, "not a Chat Completions request body (no model)"
-    return data, None
+        return None, None, "not a Chat Completions request body (no model)"
+    return data, None, ""
 
 
 def read_batch(path: Path) -> Iterator[SourceItem]:
     """Every non-blank line of ``path`` as a request or a bad line, in order."""
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for number, text in enumerate(fh, 1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
-                continue
-            body, problem = _body(data)
-            if body is None:
-                yield BadLine(number, problem or "not a request")
-            else:
-                yield SourceRequest(number, body)
+    return jsonl_requests(path, _body)

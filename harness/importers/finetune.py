@@ -7,12 +7,11 @@ parameters: :data:`NOT_CARRIED` names them for the import report, and ``--defaul
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.importers.source import BadLine, SourceItem, SourceRequest
+from harness.importers.source import SourceItem, jsonl_requests
 
 __all__ = ["NOT_CARRIED", "read_finetune"]
 
@@ -62,17 +61,4 @@ def _example(data: Any) -> tuple[dict[str, Any] | None, str | None, str]:
 
 def read_finetune(path: Path) -> Iterator[SourceItem]:
     """Every non-blank line of ``path`` as a request (with its reference) or a bad line."""
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for number, text in enumerate(fh, 1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
-                continue
-            body, reference, problem = _example(data)
-            if body is None:
-                yield BadLine(number, problem)
-            else:
-                yield SourceRequest(number, body, reference)
+    return jsonl_requests(path, _example)

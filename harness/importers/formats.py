@@ -16,19 +16,10 @@ FORMATS = ("batch", "finetune", "otel")
 
 def load_defaults(path: Path) -> dict[str, Any]:
     """A ``--defaults`` file: a YAML/JSON mapping of chat parameters (one-line HarnessError)."""
-    import yaml
+    from harness.scenario.yaml_safe import read_settings
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"--defaults {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise HarnessError(
-            f"--defaults {path}{where}: not YAML/JSON — write a mapping such as "
-            "'model: gpt-4.1-mini'"
-        ) from None
+    example = "write a mapping such as 'model: gpt-4.1-mini'"
+    data = read_settings(path, f"--defaults {path}", example)
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise HarnessError(
             f"--defaults {path}: expected a mapping of chat parameters, such as "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["BadLine", "SourceItem", "SourceRequest", "Unusable"]
+__all__ = ["BadLine", "SourceItem", "SourceRequest", "Unusable", "json_lines", "jsonl_requests"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,30 @@ class Unusable:
 
 
 SourceItem = SourceRequest | BadLine | Unusable
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Any] | BadLine]:
+    """Every non-blank line of ``path`` (1-based) parsed as JSON, or the bad line saying why."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, text in enumerate(fh, 1):
+            if not text.strip():
+                continue
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+
+
+#: one parsed line → its request body and reference, or None and the problem
+LineParser = Callable[[Any], tuple[dict[str, Any] | None, str | None, str]]
+
+
+def jsonl_requests(path: Path, parse: LineParser) -> Iterator[SourceItem]:
+    """Every non-blank line of a JSON Lines source as a request (``parse``) or a bad line."""
+    for item in json_lines(path):
+        if isinstance(item, BadLine):
+            yield item
+            continue
+        number, data = item
+        body, reference, problem = parse(data)
+        yield BadLine(number, problem) if body is None else SourceRequest(number, body, reference)

@@ -24,6 +24,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from harness.errors import HarnessError
+
 #: Largest scenario or included file accepted, in bytes.
 MAX_FILE_BYTES = 2 * 1024 * 1024
 #: Largest total of all files read for one scenario (the file plus its includes).
@@ -554,3 +556,16 @@ def load_yaml(path: Path) -> LoadedYaml:
     ctx.lines[()] = Location(display, root.start_mark.line + 1)
     data = _Builder(ctx, path, display, (path,)).build(root, ())
     return LoadedYaml(data, ctx.lines, ctx.files, ctx.digest.hexdigest())
+
+
+def read_settings(path: Path, label: str, fix: str) -> Any:
+    """A small YAML/JSON settings file (an emulator profile, ``--defaults``) as PyYAML's safe
+    loader reads it; unreadable or unparsable: one line ``LABEL[:LINE]: why — fix``."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise HarnessError(f"{label}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise HarnessError(f"{label}{where}: not valid YAML — {fix}") from None
