@@ -15,12 +15,14 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
+from harness.emulator.conversations import ConversationStore
 from harness.emulator.errors import ApiError, invalid, model_not_found
 from harness.emulator.headers import (
     JSON,
@@ -119,6 +121,12 @@ class Emulator:
         self.limiter = RateLimiter(self.profile.rate_limits)
         self._profile_header = profile_header(self.profile.name)
         self._reasoning_items: dict[str, Segment] = {}
+        self.conversations = ConversationStore(
+            lambda raw, where, before: responses_in.held_items(
+                raw, where, before, self._reasoning_items
+            ),
+            config.max_stored_responses,
+        )
         self._apis = {api: _ApiState.of(config, api) for api in ("chat", "responses")}
         self._occurrences: dict[tuple[int, str], int] = {}
         self._prepared: dict[tuple[str, bytes], _Prepared] = {}
@@ -207,7 +215,7 @@ class Emulator:
         req = (
             chat.parse(body)
             if api == "chat"
-            else responses_in.parse(body, self.store, self._reasoning_items)
+            else responses_in.parse(body, self.store, self._reasoning_items, self.conversations)
         )
         prompt = render(req.prefix + req.model_context())
         if prompt.n_tokens > req.model.context_window:
@@ -233,6 +241,7 @@ class Emulator:
         if (
             len(raw) > _MAX_PARSED_BYTES
             or req.previous_response_id is not None
+            or req.conversation_id is not None
             or any(s.role == "reasoning" for s in req.conversation)
         ):
             return
@@ -366,6 +375,8 @@ class Emulator:
                 self.store.put(built.response_id, StoredResponse(failed, list(req.conversation)))
             elif req.store:
                 self._store(req, built, final)
+            if req.conversation_id is not None and not (req.stream and fault in _STREAM_FAULTS):
+                self._append_turn(req, built)
 
         if truth is not None:
             truth.update(
@@ -402,6 +413,28 @@ class Emulator:
         for item, seg in zip(built.output, built.segments, strict=False):
             if item["type"] == "reasoning":
                 _bounded_put(self._reasoning_items, item["id"], seg)
+
+    def _append_turn(self, req: GenRequest, built: responses_out.Built) -> None:
+        """Add a finished turn's input and output items to its conversation (if it still
+        exists: it may have been deleted while the response ran)."""
+        conv = self.conversations.get(req.conversation_id or "")
+        if conv is None:
+            return
+        conv.extend(req.new_items)
+        # as stored, a reasoning item shows its encrypted content only when a listing asks
+        shown = [{k: v for k, v in o.items() if k != "encrypted_content"} for o in built.output]
+        conv.extend(list(zip(shown, ([s] for s in built.segments), strict=True)))
+        for item, seg in zip(built.output, built.segments, strict=True):
+            if item["type"] == "reasoning":
+                # a conversation keeps its reasoning items: replaying one by id works
+                _bounded_put(self._reasoning_items, item["id"], seg)
+
+    def conversation_call(self, t0: float, call: Callable[[], dict[str, Any]]) -> Plan:
+        """A Conversations API endpoint: its body, or its :class:`ApiError`."""
+        try:
+            return self.plan_json(t0, call(), api="conversations")
+        except ApiError as err:
+            return self.error_plan(t0, err, api="conversations")
 
     def _fault_reply(
         self,

@@ -1,0 +1,181 @@
+"""The emulator's Conversations API and ``conversation`` on Responses, through the official SDK;
+every body validates against OpenAI's spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from harness.emulator.testing import nonce, text_of_tokens
+from harness.translate.spec import schema_problems
+
+MODEL = "gpt-4.1-mini"
+#: long enough (≥ 1,024 tokens) that a turn's shared prefix is cached
+INSTRUCTIONS = text_of_tokens(1500, "conv")
+TURNS = ["What are your support hours?", "And on weekends?", "Thanks, and holidays?"]
+
+
+def _valid(name: str, obj: Any) -> None:
+    problems = schema_problems(name, obj)
+    assert not problems, "\n".join(problems[:5])
+
+
+def _user(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": text}
+
+
+@pytest.fixture
+def client(emulator_client: openai.OpenAI) -> openai.OpenAI:
+    return emulator_client
+
+
+def test_lifecycle_validates_against_the_spec(client: openai.OpenAI) -> None:
+    convs = client.conversations.with_raw_response
+    body = {"metadata": {"topic": "demo"}, "items": [_user("Hello!")]}
+    assert not schema_problems("CreateConversationBody", body)
+    created = convs.create(**body).http_response.json()
+    _valid("ConversationResource", created)
+    assert created["metadata"] == {"topic": "demo"} and created["id"].startswith("conv_")
+    cid = created["id"]
+
+    fetched = convs.retrieve(cid).http_response.json()
+    _valid("ConversationResource", fetched)
+    assert fetched == created
+    updated = convs.update(cid, metadata={"topic": "other"}).http_response.json()
+    _valid("ConversationResource", updated)
+    assert client.conversations.retrieve(cid).metadata == {"topic": "other"}
+
+    items = client.conversations.items.with_raw_response
+    added = items.create(cid, items=[_user("One"), _user("Two")]).http_response.json()
+    _valid("ConversationItemList", added)
+    assert [i["content"][0]["text"] for i in added["data"]] == ["One", "Two"]
+    listed = items.list(cid, order="asc").http_response.json()
+    _valid("ConversationItemList", listed)
+    assert [i["content"][0]["text"] for i in listed["data"]] == ["Hello!", "One", "Two"]
+    one = items.retrieve(added["data"][0]["id"], conversation_id=cid).http_response.json()
+    _valid("ConversationItem", one)
+    assert one == added["data"][0]
+    after_delete = items.delete(one["id"], conversation_id=cid).http_response.json()
+    _valid("ConversationResource", after_delete)
+    left = client.conversations.items.list(cid, order="asc").data
+    assert [i.id for i in left] == [listed["data"][0]["id"], listed["data"][2]["id"]]
+    with pytest.raises(openai.NotFoundError, match="Item with id"):
+        client.conversations.items.retrieve(one["id"], conversation_id=cid)
+
+    deleted = convs.delete(cid).http_response.json()
+    _valid("DeletedConversationResource", deleted)
+    assert deleted == {"id": cid, "object": "conversation.deleted", "deleted": True}
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.conversations.retrieve(cid)
+    _valid("ErrorResponse", gone.value.response.json())
+    assert (
+        gone.value.response.json()["error"]["message"] == f"Conversation with id '{cid}' not found."
+    )
+
+
+def test_item_pagination(client: openai.OpenAI) -> None:
+    cid = client.conversations.create(items=[_user(f"m{i}") for i in range(7)]).id
+    page = client.conversations.items.list(cid, limit=3)  # newest first by default
+    assert [i.content[0].text for i in page.data] == ["m6", "m5", "m4"]  # type: ignore[union-attr]
+    assert page.has_more and page.first_id == page.data[0].id and page.last_id == page.data[-1].id
+    rest = client.conversations.items.list(cid, limit=3, after=page.last_id)
+    assert [i.content[0].text for i in rest.data] == ["m3", "m2", "m1"]  # type: ignore[union-attr]
+    every = [i.content[0].text for i in client.conversations.items.list(cid, limit=2, order="asc")]  # type: ignore[union-attr]
+    assert every == [f"m{i}" for i in range(7)]  # the SDK pages with `after` until has_more ends
+    for bad in (0, 101):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.conversations.items.list(cid, limit=bad)
+        assert err.value.response.json()["error"]["param"] == "limit"
+
+
+def test_at_most_20_items_per_create(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.conversations.create(items=[_user(str(i)) for i in range(21)])
+    error = err.value.response.json()["error"]
+    assert error["code"] == "array_above_max_length" and error["param"] == "items"
+    assert "maximum length 20, but got an array with length 21" in error["message"]
+    cid = client.conversations.create(items=[_user(str(i)) for i in range(20)]).id
+    with pytest.raises(openai.BadRequestError, match="maximum length 20"):
+        client.conversations.items.create(cid, items=[_user(str(i)) for i in range(21)])
+    assert len(list(client.conversations.items.list(cid, limit=100))) == 20
+
+
+def test_response_in_a_conversation_holds_each_item_once(client: openai.OpenAI) -> None:
+    cid = client.conversations.create().id
+    sent: list[str] = []
+    for turn in TURNS:
+        raw = client.responses.with_raw_response.create(
+            model=MODEL, input=f"{nonce()} {turn}", conversation=cid, store=False
+        )
+        body = raw.http_response.json()
+        _valid("Response", body)
+        assert body["conversation"] == {"id": cid}
+        sent.append(body["output"][0]["id"])
+    held = client.conversations.items.list(cid, order="asc", limit=100).data
+    ids = [i.id for i in held]
+    assert len(ids) == len(set(ids)) == 2 * len(TURNS)  # each turn: its input, its reply
+    assert [i.role for i in held] == ["user", "assistant"] * len(TURNS)  # type: ignore[union-attr]
+    assert ids[1::2] == sent
+
+
+def test_conversation_turns_bill_and_cache_like_a_chain(emulators: Any) -> None:
+    """Turn k in a conversation renders the same prompt as turn k chained by
+    previous_response_id: the same input tokens and the same cached tokens (fresh servers)."""
+
+    def run(mode: str) -> list[tuple[int, int]]:
+        server = emulators.start("zero")
+        c = emulators.client(server)
+        cid = c.conversations.create().id if mode == "conversation" else None
+        previous: str | None = None
+        out = []
+        for turn in TURNS:
+            kwargs: dict[str, Any] = {"model": MODEL, "instructions": INSTRUCTIONS, "input": turn}
+            if cid is not None:
+                kwargs["conversation"] = cid
+            elif previous is not None:
+                kwargs["previous_response_id"] = previous
+            r = c.responses.create(**kwargs)
+            previous = r.id
+            assert r.usage is not None
+            out.append((r.usage.input_tokens, r.usage.input_tokens_details.cached_tokens))
+        return out
+
+    chained, conversation = run("chained"), run("conversation")
+    assert conversation == chained
+    assert conversation[0][1] == 0 and all(cached >= 1024 for _, cached in conversation[1:])
+    assert conversation[2][0] > conversation[1][0] > conversation[0][0]
+
+
+def test_conversation_request_errors(client: openai.OpenAI) -> None:
+    first = client.responses.create(model=MODEL, input="hi")
+    cid = client.conversations.create().id
+    with pytest.raises(openai.BadRequestError) as both:
+        client.responses.create(
+            model=MODEL, input="x", conversation=cid, previous_response_id=first.id
+        )
+    _valid("ErrorResponse", both.value.response.json())
+    assert both.value.response.json()["error"]["param"] == "conversation"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.responses.create(model=MODEL, input="x", conversation="conv_nope")
+    assert missing.value.response.json()["error"]["param"] == "conversation"
+    # a refused request leaves the conversation as it was
+    assert client.conversations.items.list(cid).data == []
+
+
+def test_stored_reasoning_items_replay_by_id_and_list_encrypted_on_request(
+    client: openai.OpenAI,
+) -> None:
+    cid = client.conversations.create().id
+    r = client.responses.create(model="o4-mini", input=f"{nonce()} Plan a trip.", conversation=cid)
+    reasoning = r.output[0]
+    assert reasoning.type == "reasoning" and reasoning.encrypted_content is None
+    plain = client.conversations.items.retrieve(reasoning.id, conversation_id=cid)
+    assert plain.type == "reasoning" and plain.encrypted_content is None
+    shown = client.conversations.items.with_raw_response.list(
+        cid, include=["reasoning.encrypted_content"]
+    ).http_response.json()
+    _valid("ConversationItemList", shown)
+    listed = [i for i in shown["data"] if i["type"] == "reasoning"]
+    assert listed and listed[0]["encrypted_content"]
