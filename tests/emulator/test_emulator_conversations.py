@@ -179,3 +179,72 @@ def test_stored_reasoning_items_replay_by_id_and_list_encrypted_on_request(
     _valid("ConversationItemList", shown)
     listed = [i for i in shown["data"] if i["type"] == "reasoning"]
     assert listed and listed[0]["encrypted_content"]
+
+
+# --- store: false and reasoning items -----------------------------------------------------------
+
+NOT_PERSISTED = (
+    "Item with id '{}' not found. Items are not persisted when `store` is set to false. Try "
+    "again with `store` set to true, or remove this item from your input."
+)
+
+
+def _turn_two(first: Any, reasoning: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _user("Plan a trip."),
+        reasoning,
+        {"role": "assistant", "content": first.output_text},
+        _user("And the budget?"),
+    ]
+
+
+def test_unstored_reasoning_replayed_by_id_is_404_as_openai_words_it(
+    client: openai.OpenAI,
+) -> None:
+    first = client.responses.create(model="o4-mini", input=f"{nonce()} Plan a trip.", store=False)
+    item = first.output[0]
+    assert item.type == "reasoning" and item.encrypted_content is None
+    by_id = {"type": "reasoning", "id": item.id, "summary": []}
+    with pytest.raises(openai.NotFoundError) as err:
+        client.responses.create(model="o4-mini", input=_turn_two(first, by_id), store=False)
+    body = err.value.response.json()
+    _valid("ErrorResponse", body)
+    assert body["error"] == {
+        "message": NOT_PERSISTED.format(item.id),
+        "type": "invalid_request_error",
+        "param": "input",
+        "code": "item_not_found",
+    }
+
+
+def test_reasoning_replays_with_encrypted_content_or_when_stored(client: openai.OpenAI) -> None:
+    first = client.responses.with_raw_response.create(
+        model="o4-mini",
+        input=f"{nonce()} Plan a trip.",
+        store=False,
+        include=["reasoning.encrypted_content"],
+    )
+    _valid("Response", first.http_response.json())
+    parsed = first.parse()
+    item = parsed.output[0]
+    assert item.type == "reasoning" and item.encrypted_content
+    carried = client.responses.create(
+        model="o4-mini",
+        input=_turn_two(parsed, item.model_dump(exclude_none=True)),
+        store=False,
+        reasoning={"context": "all_turns"},
+    )
+    dropped = client.responses.create(
+        model="o4-mini",
+        input=[m for m in _turn_two(parsed, {}) if m],
+        store=False,
+        reasoning={"context": "all_turns"},
+    )
+    assert carried.usage is not None and dropped.usage is not None and parsed.usage is not None
+    # the carried item is the earlier turn's reasoning, rendered (all_turns) and billed
+    assert carried.usage.input_tokens > dropped.usage.input_tokens
+    # a stored response's reasoning replays by id alone
+    stored = client.responses.create(model="o4-mini", input=f"{nonce()} Plan a trip.")
+    by_id = {"type": "reasoning", "id": stored.output[0].id, "summary": []}
+    replay = client.responses.create(model="o4-mini", input=_turn_two(stored, by_id), store=False)
+    assert replay.status == "completed"
