@@ -28,6 +28,7 @@ __all__ = [
     "ConversationStore",
     "Held",
     "ItemParser",
+    "item_page",
     "stored_item",
 ]
 
@@ -228,25 +229,7 @@ class ConversationStore:
         """``GET /v1/conversations/{id}/items``: ``limit`` (1–100, 20), ``order`` (``desc``),
         ``after`` (an item id)."""
         conv = self.require(conversation_id)
-        limit = _limit(query.get("limit"))
-        order = query.get("order", "desc")
-        if order not in ("asc", "desc"):
-            raise invalid(
-                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
-                param="order",
-                code="invalid_value",
-            )
-        ids = list(conv.items)
-        if order == "desc":
-            ids.reverse()
-        after = query.get("after")
-        if after is not None:
-            if after not in conv.items:
-                raise _item_not_found(after)
-            ids = ids[ids.index(after) + 1 :]
-        page = ids[:limit]
-        shown = [_shown(*conv.items[i], include) for i in page]
-        return _item_list(shown, len(ids) > limit)
+        return item_page([_shown(*held, include) for held in conv.items.values()], query)
 
     def get_item(
         self, conversation_id: str, item_id: str, include: frozenset[str]
@@ -263,6 +246,27 @@ class ConversationStore:
         if conv.items.pop(item_id, None) is None:
             raise _item_not_found(item_id)
         return conv.resource()
+
+
+def item_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+    """One page of ``items`` (oldest first) per the list query: ``limit`` (1–100, default 20),
+    ``order`` (default ``desc``), ``after`` (an item id)."""
+    limit = _limit(query.get("limit"))
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid(
+            f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
+            param="order",
+            code="invalid_value",
+        )
+    ordered = items[::-1] if order == "desc" else items
+    after = query.get("after")
+    if after is not None:
+        at = next((i for i, item in enumerate(ordered) if item["id"] == after), None)
+        if at is None:
+            raise _item_not_found(after)
+        ordered = ordered[at + 1 :]
+    return _item_list(ordered[:limit], len(ordered) > limit)
 
 
 def _only(body: Mapping[str, Any], keys: tuple[str, ...]) -> None:

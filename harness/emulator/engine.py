@@ -15,14 +15,14 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
-from harness.emulator.conversations import ConversationStore
+from harness.emulator.conversations import ConversationStore, item_page
 from harness.emulator.errors import ApiError, invalid, model_not_found
 from harness.emulator.headers import (
     JSON,
@@ -256,6 +256,17 @@ class Emulator:
             return self.error_plan(t0, _no_response(response_id), api="responses")
         return self.plan_json(t0, stored.body, api="responses")
 
+    def input_items(self, response_id: str, query: Mapping[str, str], t0: float) -> Plan:
+        """``GET /v1/responses/{id}/input_items``: the items the request sent (paged)."""
+        stored = self.store.get(response_id)
+        if stored is None:
+            return self.error_plan(t0, _no_response(response_id), api="responses")
+        try:
+            page = item_page(stored.input_items, query)
+        except ApiError as err:
+            return self.error_plan(t0, err, api="responses")
+        return self.plan_json(t0, page, api="responses")
+
     def delete_response(self, response_id: str, t0: float) -> Plan:
         """``DELETE /v1/responses/{id}``."""
         if not self.store.delete(response_id):
@@ -409,7 +420,18 @@ class Emulator:
 
     def _store(self, req: GenRequest, built: responses_out.Built, final: dict[str, Any]) -> None:
         own_input = req.conversation
-        self.store.put(built.response_id, StoredResponse(final, [*own_input, *built.segments]))
+        # the items as sent, with ids (a conversation's turn shares its items' ids); built only
+        # for stored responses so the unstored request path stays lean
+        held = req.new_items or responses_in.held_items(
+            req.body.get("input", []),
+            "input",
+            [s for s in req.conversation if s.role == "function_call"],
+            self._reasoning_items,
+        )
+        self.store.put(
+            built.response_id,
+            StoredResponse(final, [*own_input, *built.segments], [item for item, _ in held]),
+        )
         for item, seg in zip(built.output, built.segments, strict=False):
             if item["type"] == "reasoning":
                 _bounded_put(self._reasoning_items, item["id"], seg)

@@ -248,3 +248,30 @@ def test_reasoning_replays_with_encrypted_content_or_when_stored(client: openai.
     by_id = {"type": "reasoning", "id": stored.output[0].id, "summary": []}
     replay = client.responses.create(model="o4-mini", input=_turn_two(stored, by_id), store=False)
     assert replay.status == "completed"
+
+
+# --- GET /responses/{id}/input_items ------------------------------------------------------------
+
+
+def test_input_items_are_what_the_request_sent(client: openai.OpenAI) -> None:
+    first = client.responses.create(model=MODEL, input=f"{nonce()} hello")
+    sent = [_user("one"), {"role": "user", "content": [{"type": "input_text", "text": "two"}]}]
+    chained = client.responses.create(model=MODEL, input=sent, previous_response_id=first.id)
+    raw = client.responses.input_items.with_raw_response.list(chained.id, order="asc")
+    body = raw.http_response.json()
+    _valid("ResponseItemList", body)
+    # only this request's input, not the chain it continues
+    assert [i["content"][0]["text"] for i in body["data"]] == ["one", "two"]
+    assert all(i["id"].startswith("msg_") for i in body["data"]) and not body["has_more"]
+    newest = client.responses.input_items.list(chained.id, limit=1)
+    assert newest.has_more and newest.data[0].id == body["data"][1]["id"]
+
+    cid = client.conversations.create(items=[_user("earlier")]).id
+    turn = client.responses.create(model=MODEL, input="now", conversation=cid)
+    items = client.responses.input_items.list(turn.id).data
+    held = client.conversations.items.list(cid, order="asc").data
+    assert [i.id for i in items] == [held[1].id]  # the turn's item, as the conversation holds it
+
+    unstored = client.responses.create(model=MODEL, input="x", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list(unstored.id)
