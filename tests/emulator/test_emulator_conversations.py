@@ -3,13 +3,15 @@ every body validates against OpenAI's spec."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import openai
 import pytest
 
-from harness.emulator.testing import nonce, text_of_tokens
-from harness.translate.spec import schema_problems
+from harness.emulator.profiles import load_profile
+from harness.emulator.testing import nonce, sse_events, text_of_tokens
+from harness.translate.spec import _schemas, schema_problems, spec_path
 
 MODEL = "gpt-4.1-mini"
 #: long enough (≥ 1,024 tokens) that a turn's shared prefix is cached
@@ -118,6 +120,46 @@ def test_response_in_a_conversation_holds_each_item_once(client: openai.OpenAI) 
     assert len(ids) == len(set(ids)) == 2 * len(TURNS)  # each turn: its input, its reply
     assert [i.role for i in held] == ["user", "assistant"] * len(TURNS)  # type: ignore[union-attr]
     assert ids[1::2] == sent
+
+
+@cache
+def _event_schemas() -> dict[str, str]:
+    """Stream event type → its schema name, from the spec's ``ResponseStreamEvent`` union."""
+    schemas = _schemas(str(spec_path()))
+    out: dict[str, str] = {}
+    for member in schemas["ResponseStreamEvent"]["anyOf"]:
+        name = member["$ref"].rsplit("/", 1)[-1]
+        out[schemas[name]["properties"]["type"]["enum"][0]] = name
+    return out
+
+
+def test_streamed_turn_validates_and_is_appended_once_a_failed_one_is_not(
+    client: openai.OpenAI, emulators: Any
+) -> None:
+    cid = client.conversations.create(items=[_user("Hello!")]).id
+    with client.responses.with_streaming_response.create(
+        model=MODEL, input=f"{nonce()} hi", conversation=cid, stream=True
+    ) as resp:
+        events = sse_events(resp.iter_lines())
+    for event in events:
+        _valid(_event_schemas()[event["type"]], event)
+    assert events[0]["response"]["conversation"] == {"id": cid}
+    assert events[-1]["type"] == "response.completed"
+    held = client.conversations.items.list(cid, order="asc").data
+    assert [i.id for i in held[2:]] == [o["id"] for o in events[-1]["response"]["output"]]
+    assert len(held) == 3
+
+    failing = load_profile("zero").derive({"both": {"faults": {"response_failed": 1.0}}})
+    with emulators.running(failing) as emu:
+        c = emulators.client(emu)
+        broken = c.conversations.create(items=[_user("Hello!")]).id
+        with c.responses.with_streaming_response.create(
+            model=MODEL, input="hi", conversation=broken, stream=True
+        ) as resp:
+            types = [e["type"] for e in sse_events(resp.iter_lines())]
+        assert types[-1] == "response.failed"
+        # a turn that failed adds neither its input nor a partial output
+        assert len(c.conversations.items.list(broken).data) == 1
 
 
 def test_conversation_turns_bill_and_cache_like_a_chain(emulators: Any) -> None:
