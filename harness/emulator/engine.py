@@ -411,6 +411,7 @@ class Emulator:
                 api_request_index=n,
                 response_id=response_id,
                 previous_response_id=req.previous_response_id,
+                conversation_id=req.conversation_id,
                 prompt_cache_key=req.prompt_cache_key,
                 divergence_words=reply.divergence_words,
                 variation_words=reply.variation_words,
