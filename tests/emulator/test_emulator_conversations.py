@@ -317,3 +317,45 @@ def test_input_items_are_what_the_request_sent(client: openai.OpenAI) -> None:
     unstored = client.responses.create(model=MODEL, input="x", store=False)
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list(unstored.id)
+
+
+def test_tool_loop_in_a_conversation_sends_only_the_new_output(client: openai.OpenAI) -> None:
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    }
+    cid = client.conversations.create().id
+    call = client.responses.create(
+        model=MODEL,
+        input=f"{nonce()} Weather in Paris?",
+        tools=[tool],  # type: ignore[list-item]
+        tool_choice="required",
+        conversation=cid,
+    )
+    fc = call.output[0]
+    assert fc.type == "function_call"
+    result = {"type": "function_call_output", "call_id": fc.call_id, "output": '{"temp_c": 18}'}
+    final = client.responses.create(
+        model=MODEL,
+        input=[result],  # type: ignore[list-item]
+        tools=[tool],  # type: ignore[list-item]
+        conversation=cid,
+    )
+    assert final.output[0].type == "message"
+    held = client.conversations.items.with_raw_response.list(cid, order="asc").http_response.json()
+    _valid("ConversationItemList", held)
+    assert [i["type"] for i in held["data"]] == [
+        "message",
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    assert held["data"][1]["id"] == fc.id and held["data"][2]["call_id"] == fc.call_id
