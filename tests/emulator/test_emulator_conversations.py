@@ -80,11 +80,11 @@ def test_lifecycle_validates_against_the_spec(client: openai.OpenAI) -> None:
 def test_item_pagination(client: openai.OpenAI) -> None:
     cid = client.conversations.create(items=[_user(f"m{i}") for i in range(7)]).id
     page = client.conversations.items.list(cid, limit=3)  # newest first by default
-    assert [i.content[0].text for i in page.data] == ["m6", "m5", "m4"]  # type: ignore[union-attr]
+    assert [i.content[0].text for i in page.data] == ["m6", "m5", "m4"]
     assert page.has_more and page.first_id == page.data[0].id and page.last_id == page.data[-1].id
     rest = client.conversations.items.list(cid, limit=3, after=page.last_id)
-    assert [i.content[0].text for i in rest.data] == ["m3", "m2", "m1"]  # type: ignore[union-attr]
-    every = [i.content[0].text for i in client.conversations.items.list(cid, limit=2, order="asc")]  # type: ignore[union-attr]
+    assert [i.content[0].text for i in rest.data] == ["m3", "m2", "m1"]
+    every = [i.content[0].text for i in client.conversations.items.list(cid, limit=2, order="asc")]
     assert every == [f"m{i}" for i in range(7)]  # the SDK pages with `after` until has_more ends
     for bad in (0, 101):
         with pytest.raises(openai.BadRequestError) as err:
@@ -118,7 +118,7 @@ def test_response_in_a_conversation_holds_each_item_once(client: openai.OpenAI) 
     held = client.conversations.items.list(cid, order="asc", limit=100).data
     ids = [i.id for i in held]
     assert len(ids) == len(set(ids)) == 2 * len(TURNS)  # each turn: its input, its reply
-    assert [i.role for i in held] == ["user", "assistant"] * len(TURNS)  # type: ignore[union-attr]
+    assert [i.role for i in held] == ["user", "assistant"] * len(TURNS)
     assert ids[1::2] == sent
 
 
@@ -336,7 +336,7 @@ def test_tool_loop_in_a_conversation_sends_only_the_new_output(client: openai.Op
     call = client.responses.create(
         model=MODEL,
         input=f"{nonce()} Weather in Paris?",
-        tools=[tool],  # type: ignore[list-item]
+        tools=[tool],
         tool_choice="required",
         conversation=cid,
     )
@@ -345,8 +345,8 @@ def test_tool_loop_in_a_conversation_sends_only_the_new_output(client: openai.Op
     result = {"type": "function_call_output", "call_id": fc.call_id, "output": '{"temp_c": 18}'}
     final = client.responses.create(
         model=MODEL,
-        input=[result],  # type: ignore[list-item]
-        tools=[tool],  # type: ignore[list-item]
+        input=[result],
+        tools=[tool],
         conversation=cid,
     )
     assert final.output[0].type == "message"
