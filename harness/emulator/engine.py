@@ -70,6 +70,8 @@ class _Prepared:
     key: int
     prefixes: Prefixes
     draft: Draft
+    #: tokens of earlier turns' reasoning items the request carries but the model does not see
+    unrendered_reasoning_tokens: int
 
 
 @dataclass(slots=True)
@@ -217,7 +219,8 @@ class Emulator:
             if api == "chat"
             else responses_in.parse(body, self.store, self._reasoning_items, self.conversations)
         )
-        prompt = render(req.prefix + req.model_context())
+        context = req.model_context()
+        prompt = render(req.prefix + context)
         if prompt.n_tokens > req.model.context_window:
             raise invalid(
                 f"This model's maximum context length is "
@@ -232,6 +235,7 @@ class Emulator:
             key,
             prefixes(f"{req.model.id}\x1f{req.cache_partition()}", prompt),
             draft(req, key=key, content=self.profile.content, divergence=self.profile.divergence),
+            _reasoning_tokens(req.conversation) - _reasoning_tokens(context),
         )
 
     def _remember(self, api: str, raw: bytes, prepared: _Prepared) -> None:
@@ -315,6 +319,9 @@ class Emulator:
             )
             return self._fault_reply(req, t0, req_id, fault, timing, chance)
 
+        if prof.bill_unrendered_reasoning:
+            # billed, not processed: input tokens grow, prefill time and the cache do not
+            n_in += prepared.unrendered_reasoning_tokens
         now = time.perf_counter()
         cache = self.cache.lookup(
             prepared.prefixes,
@@ -333,7 +340,7 @@ class Emulator:
             prof,
             lat_rng,
             cold=cache.cold,
-            uncached_tokens=n_in - cache.cached_tokens,
+            uncached_tokens=prepared.prefixes.n_tokens - cache.cached_tokens,
             reasoning_tokens=reply.reasoning_tokens,
             slow_headers=fault == "slow_headers",
             time_scale=scale,
@@ -560,6 +567,10 @@ class Emulator:
                 plan.cut = True
         data = responses_out.serialize([e[1] for e in events])
         _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing)
+
+
+def _reasoning_tokens(segments: list[Segment]) -> int:
+    return sum(s.placeholder_tokens for s in segments if s.role == "reasoning")
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -359,3 +359,32 @@ def test_tool_loop_in_a_conversation_sends_only_the_new_output(client: openai.Op
         "message",
     ]
     assert held["data"][1]["id"] == fc.id and held["data"][2]["call_id"] == fc.call_id
+
+
+def test_unrendered_reasoning_is_billed_only_when_the_profile_says(emulators: Any) -> None:
+    """Whether OpenAI bills earlier turns' reasoning it does not render is undocumented: a
+    profile parameter, off by default; on, it adds exactly those reasoning tokens as input."""
+    billing = load_profile("zero").derive({"responses": {"bill_unrendered_reasoning": True}})
+    inputs = {}
+    for name, profile in (("default", "zero"), ("billed", billing)):
+        c = emulators.client(emulators.start(profile))
+        first = c.responses.create(
+            model="o4-mini",
+            input="Plan a trip.",
+            store=False,
+            include=["reasoning.encrypted_content"],
+        )
+        item = first.output[0].model_dump(exclude_none=True)
+        with_item = c.responses.create(model="o4-mini", input=_turn_two(first, item), store=False)
+        without = c.responses.create(
+            model="o4-mini", input=[m for m in _turn_two(first, {}) if m], store=False
+        )
+        assert first.usage is not None and with_item.usage is not None
+        assert without.usage is not None
+        inputs[name] = (
+            with_item.usage.input_tokens - without.usage.input_tokens,
+            first.usage.output_tokens_details.reasoning_tokens,
+        )
+    assert inputs["default"][0] == 0
+    extra, reasoning_tokens = inputs["billed"]
+    assert reasoning_tokens > 0 and extra == reasoning_tokens
