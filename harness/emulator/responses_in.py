@@ -208,7 +208,6 @@ def _early_rejections(body: dict[str, Any]) -> None:
         raise invalid(
             "Cannot use both 'previous_response_id' and 'conversation' in the same request.",
             param="conversation",
-            code="invalid_request",
         )
     for key in ("prompt", "context_management"):
         if body.get(key) is not None:
@@ -292,7 +291,6 @@ def parse(
                 code="not_found",
             )
         conversation = conversations.require(conversation_id).segments()
-        names = _names(conversation)
     if body.get("input") is None and previous is None and conversation_id is None:
         raise missing_parameter("input")
     if conversation_id is not None:
