@@ -1,7 +1,9 @@
 """The ASGI app: Starlette routes over :class:`harness.emulator.engine.Emulator`.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``GET``/``DELETE
-/v1/responses/{id}``, ``GET /v1/models`` (and ``/v1/models/{id}``); anything else is OpenAI's
+/v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``, the Conversations API
+(``/v1/conversations``, ``/{id}``, ``/{id}/items``, ``/{id}/items/{item_id}``), ``GET
+/v1/models`` (and ``/v1/models/{id}``); anything else is OpenAI's
 404 ``Invalid URL``. Requests without an ``Authorization`` header get OpenAI's 401. The request
 path is kept lean (no middleware, bodies pre-encoded) because benchmarks compare it with a
 minimal JSON endpoint on the same stack.
@@ -12,13 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from harness.emulator import jsonio
 from harness.emulator.engine import Emulator
-from harness.emulator.errors import ApiError
+from harness.emulator.errors import ApiError, invalid
 from harness.emulator.profiles import EmulatorConfig
 from harness.emulator.streaming import (
     Plan,
@@ -118,9 +122,24 @@ def _routes(emu: Emulator) -> list[Route]:
             emu.get_response(request.path_params["response_id"], _t0(request)), truth
         )
 
+    async def response_input_items(request: Request) -> TimedResponse:
+        return TimedResponse(
+            emu.input_items(request.path_params["response_id"], request.query_params, _t0(request)),
+            truth,
+        )
+
     async def response_delete(request: Request) -> TimedResponse:
         return TimedResponse(
             emu.delete_response(request.path_params["response_id"], _t0(request)), truth
+        )
+
+    async def conversations(request: Request) -> TimedResponse:
+        t0 = _t0(request)
+        if not _authorized(request):
+            return TimedResponse(emu.error_plan(t0, _NO_KEY, api="conversations"), truth)
+        raw = await request.body() if request.method == "POST" else b""
+        return TimedResponse(
+            emu.conversation_call(t0, _conversation_call(emu, request, raw)), truth
         )
 
     async def models(request: Request) -> TimedResponse:
@@ -136,7 +155,49 @@ def _routes(emu: Emulator) -> list[Route]:
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/responses/{response_id}", response_get, methods=["GET"]),
         Route("/v1/responses/{response_id}", response_delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", response_input_items, methods=["GET"]),
+        Route("/v1/conversations", conversations, methods=["POST"]),
+        Route("/v1/conversations/{cid}", conversations, methods=["GET", "POST", "DELETE"]),
+        Route("/v1/conversations/{cid}/items", conversations, methods=["GET", "POST"]),
+        Route("/v1/conversations/{cid}/items/{iid}", conversations, methods=["GET", "DELETE"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model:path}", models, methods=["GET"]),
         Route("/{path:path}", not_found, methods=every),
     ]
+
+
+def _conversation_call(emu: Emulator, request: Request, raw: bytes) -> Callable[[], dict[str, Any]]:
+    """The store call a Conversations API request maps to (run inside ``conversation_call``)."""
+    store = emu.conversations
+    cid, iid = request.path_params.get("cid"), request.path_params.get("iid")
+    method = request.method
+    query = request.query_params
+    include = frozenset(query.getlist("include") + query.getlist("include[]"))
+
+    def body() -> dict[str, Any]:
+        try:
+            parsed = jsonio.loads(raw) if raw.strip() else {}
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise invalid("We could not parse the JSON body of your request.")
+        return parsed
+
+    def call() -> dict[str, Any]:
+        if cid is None:
+            return store.create(body())
+        if iid is not None:
+            if method == "GET":
+                return store.get_item(cid, iid, include)
+            return store.delete_item(cid, iid)
+        if request.url.path.endswith("/items"):
+            if method == "GET":
+                return store.list_items(cid, query, include)
+            return store.add_items(cid, body(), include)
+        if method == "GET":
+            return store.require(cid).resource()
+        if method == "DELETE":
+            return store.delete(cid)
+        return store.update(cid, body())
+
+    return call

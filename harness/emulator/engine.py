@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
+from harness.emulator.conversations import ConversationStore, item_page
 from harness.emulator.errors import ApiError, invalid, model_not_found
 from harness.emulator.headers import (
     JSON,
@@ -69,6 +70,8 @@ class _Prepared:
     key: int
     prefixes: Prefixes
     draft: Draft
+    #: tokens of earlier turns' reasoning items the request carries but the model does not see
+    unrendered_reasoning_tokens: int
 
 
 @dataclass(slots=True)
@@ -135,6 +138,12 @@ class Emulator:
         self.limiter = RateLimiter(self.profile.rate_limits)
         self._profile_header = profile_header(self.profile.name)
         self._reasoning_items: dict[str, Segment] = {}
+        self.conversations = ConversationStore(
+            lambda raw, where, before: responses_in.held_items(
+                raw, where, before, self._reasoning_items
+            ),
+            config.max_stored_responses,
+        )
         self._apis = {api: _ApiState.of(config, api) for api in ("chat", "responses")}
         self._occurrences: dict[tuple[int, str], int] = {}
         self._prepared: dict[tuple[str, bytes], _Prepared] = {}
@@ -223,9 +232,10 @@ class Emulator:
         req = (
             chat.parse(body)
             if api == "chat"
-            else responses_in.parse(body, self.store, self._reasoning_items)
+            else responses_in.parse(body, self.store, self._reasoning_items, self.conversations)
         )
-        prompt = render(req.prefix + req.model_context())
+        context = req.model_context()
+        prompt = render(req.prefix + context)
         if prompt.n_tokens > req.model.context_window:
             raise invalid(
                 f"This model's maximum context length is "
@@ -240,6 +250,7 @@ class Emulator:
             key,
             prefixes(f"{req.model.id}\x1f{req.cache_partition()}", prompt),
             draft(req, key=key, content=self.profile.content, divergence=self.profile.divergence),
+            _reasoning_tokens(req.conversation) - _reasoning_tokens(context),
         )
 
     def _remember(self, api: str, raw: bytes, prepared: _Prepared) -> None:
@@ -249,6 +260,7 @@ class Emulator:
         if (
             len(raw) > _MAX_PARSED_BYTES
             or req.previous_response_id is not None
+            or req.conversation_id is not None
             or any(s.role == "reasoning" for s in req.conversation)
         ):
             return
@@ -262,6 +274,17 @@ class Emulator:
         if stored is None:
             return self.error_plan(t0, _no_response(response_id), api="responses")
         return self.plan_json(t0, stored.body, api="responses")
+
+    def input_items(self, response_id: str, query: Mapping[str, str], t0: float) -> Plan:
+        """``GET /v1/responses/{id}/input_items``: the items the request sent (paged)."""
+        stored = self.store.get(response_id)
+        if stored is None:
+            return self.error_plan(t0, _no_response(response_id), api="responses")
+        try:
+            page = item_page(stored.input_items, query)
+        except ApiError as err:
+            return self.error_plan(t0, err, api="responses")
+        return self.plan_json(t0, page, api="responses")
 
     def delete_response(self, response_id: str, t0: float) -> Plan:
         """``DELETE /v1/responses/{id}``."""
@@ -311,6 +334,9 @@ class Emulator:
             )
             return self._fault_reply(req, t0, req_id, fault, timing, chance)
 
+        if prof.bill_unrendered_reasoning:
+            # billed, not processed: input tokens grow, prefill time and the cache do not
+            n_in += prepared.unrendered_reasoning_tokens
         now = time.perf_counter()
         cache = self.cache.lookup(
             prepared.prefixes,
@@ -329,7 +355,7 @@ class Emulator:
             prof,
             lat_rng,
             cold=cache.cold,
-            uncached_tokens=n_in - cache.cached_tokens,
+            uncached_tokens=prepared.prefixes.n_tokens - cache.cached_tokens,
             reasoning_tokens=reply.reasoning_tokens,
             slow_headers=fault == "slow_headers",
             time_scale=scale,
@@ -382,6 +408,8 @@ class Emulator:
                 self.store.put(built.response_id, StoredResponse(failed, list(req.conversation)))
             elif req.store:
                 self._store(req, built, final)
+            if req.conversation_id is not None and not (req.stream and fault in _STREAM_FAULTS):
+                self._append_turn(req, built)
 
         if truth is not None:
             truth.update(
@@ -401,16 +429,55 @@ class Emulator:
                 response_id=response_id,
                 **_same_names(cache, "cached_tokens", "cache_write_tokens"),
                 **_same_names(reply, *_REPLY_TRUTH),
-                **_same_names(req, "previous_response_id", "prompt_cache_key", "temperature"),
+                **_same_names(
+                    req,
+                    "previous_response_id",
+                    "conversation_id",
+                    "prompt_cache_key",
+                    "temperature",
+                ),
             )
         return plan
 
     def _store(self, req: GenRequest, built: responses_out.Built, final: dict[str, Any]) -> None:
         own_input = req.conversation
-        self.store.put(built.response_id, StoredResponse(final, [*own_input, *built.segments]))
+        # the items as sent, with ids (a conversation's turn shares its items' ids); built only
+        # for stored responses so the unstored request path stays lean
+        held = req.new_items or responses_in.held_items(
+            req.body.get("input", []),
+            "input",
+            [s for s in req.conversation if s.role == "function_call"],
+            self._reasoning_items,
+        )
+        self.store.put(
+            built.response_id,
+            StoredResponse(final, [*own_input, *built.segments], [item for item, _ in held]),
+        )
         for item, seg in zip(built.output, built.segments, strict=False):
             if item["type"] == "reasoning":
                 _bounded_put(self._reasoning_items, item["id"], seg)
+
+    def _append_turn(self, req: GenRequest, built: responses_out.Built) -> None:
+        """Add a finished turn's input and output items to its conversation (if it still
+        exists: it may have been deleted while the response ran)."""
+        conv = self.conversations.get(req.conversation_id or "")
+        if conv is None:
+            return
+        conv.extend(req.new_items)
+        # as stored, a reasoning item shows its encrypted content only when a listing asks
+        shown = [{k: v for k, v in o.items() if k != "encrypted_content"} for o in built.output]
+        conv.extend(list(zip(shown, ([s] for s in built.segments), strict=True)))
+        for item, seg in zip(built.output, built.segments, strict=True):
+            if item["type"] == "reasoning":
+                # a conversation keeps its reasoning items: replaying one by id works
+                _bounded_put(self._reasoning_items, item["id"], seg)
+
+    def conversation_call(self, t0: float, call: Callable[[], dict[str, Any]]) -> Plan:
+        """A Conversations API endpoint: its body, or its :class:`ApiError`."""
+        try:
+            return self.plan_json(t0, call(), api="conversations")
+        except ApiError as err:
+            return self.error_plan(t0, err, api="conversations")
 
     def _fault_reply(
         self,
@@ -512,6 +579,10 @@ class Emulator:
                 plan.cut = True
         data = responses_out.serialize([e[1] for e in events])
         _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing)
+
+
+def _reasoning_tokens(segments: list[Segment]) -> int:
+    return sum(s.placeholder_tokens for s in segments if s.role == "reasoning")
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

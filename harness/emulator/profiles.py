@@ -18,6 +18,9 @@ A profile sets, per API (``chat`` / ``responses``):
 - ``cache_hit_probability`` — chance a cached prefix is found at all (routing misses).
 - ``cache_ttl_s`` — in-memory retention: how long prefixes stay cached for a request with
   ``prompt_cache_retention: in_memory`` (the spec's default is ``24h``, kept 24 hours).
+- ``bill_unrendered_reasoning`` — Responses only: bill earlier turns' reasoning items that are
+  sent or held but not rendered (``reasoning.context: current_turn``) as uncached input.
+  OpenAI does not document whether it bills them; default ``false`` (not counted).
 - ``faults`` — rates of 429 / 500 / 503 / slow headers, and (streams only) a cut connection,
   a ``response.failed`` event or an ``error`` event; see :class:`Faults`.
 
@@ -138,6 +141,7 @@ class ApiProfile(_Strict):
     cache_hit_share: float = Field(1.0, ge=0, le=1)
     cache_hit_probability: float = Field(1.0, ge=0, le=1)
     cache_ttl_s: float = Field(600.0, ge=0)
+    bill_unrendered_reasoning: bool = False
     faults: Faults = Faults()
 
 

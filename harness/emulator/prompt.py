@@ -102,6 +102,9 @@ class GenRequest:
     store: bool = False
     include_encrypted: bool = False
     previous_response_id: str | None = None
+    #: the conversation (``conversation`` on Responses) and this request's input as it will hold it
+    conversation_id: str | None = None
+    new_items: list[tuple[dict[str, Any], list[Segment]]] = field(default_factory=list)
     prompt_cache_key: str | None = None
     cache_ttl_s: float | None = None
     n: int = 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.emulator.content import reasoning_tokens_of
+from harness.emulator.conversations import ConversationStore, Held, stored_item
 from harness.emulator.errors import (
     ApiError,
     invalid,
@@ -79,43 +80,68 @@ def _message(item: dict[str, Any], where: str) -> list[Segment]:
     return message_segments(str(role), text, images)
 
 
-def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> list[Segment]:
-    if isinstance(raw, str):
-        return [Segment("user", raw)]
-    if not isinstance(raw, list):
-        raise type_error("input", "a string or an array", raw)
-    segments: list[Segment] = []
-    for i, item in enumerate(raw):
-        where = f"input[{i}]"
-        if not isinstance(item, dict):
-            raise type_error(where, "an object", item)
-        kind = item.get("type", "message")
-        if kind == "message":
-            segments += _message(item, where)
-        elif kind == "function_call":
-            call_id, name = item.get("call_id"), item.get("name")
-            if not isinstance(call_id, str) or not isinstance(name, str):
-                raise missing_parameter(f"{where}.call_id")
-            names[call_id] = name
-            segments.append(
-                Segment("function_call", str(item.get("arguments", "")), name=name, call_id=call_id)
+def _item(
+    item: Any, where: str, names: dict[str, str], reasoning: dict[str, Segment]
+) -> list[Segment]:
+    if not isinstance(item, dict):
+        raise type_error(where, "an object", item)
+    kind = item.get("type", "message")
+    if kind == "message":
+        return _message(item, where)
+    if kind == "function_call":
+        call_id, name = item.get("call_id"), item.get("name")
+        if not isinstance(call_id, str) or not isinstance(name, str):
+            raise missing_parameter(f"{where}.call_id")
+        names[call_id] = name
+        return [
+            Segment("function_call", str(item.get("arguments", "")), name=name, call_id=call_id)
+        ]
+    if kind == "function_call_output":
+        call_id = item.get("call_id")
+        if not isinstance(call_id, str):
+            raise missing_parameter(f"{where}.call_id")
+        if call_id not in names:
+            raise invalid(
+                f"No tool call found for function call output with call_id {call_id}.",
+                param="input",
             )
-        elif kind == "function_call_output":
-            call_id = item.get("call_id")
-            if not isinstance(call_id, str):
-                raise missing_parameter(f"{where}.call_id")
-            if call_id not in names:
-                raise invalid(
-                    f"No tool call found for function call output with call_id {call_id}.",
-                    param="input",
-                )
-            output, _ = text_of_parts(item.get("output", ""), f"{where}.output", allowed=_PARTS)
-            segments.append(Segment("tool", output, name=names.get(call_id, ""), call_id=call_id))
-        elif kind == "reasoning":
-            segments.append(_reasoning(item, where, reasoning))
-        else:
-            raise not_emulated(f"Input items of type '{kind}'", param=f"{where}.type")
-    return segments
+        output, _ = text_of_parts(item.get("output", ""), f"{where}.output", allowed=_PARTS)
+        return [Segment("tool", output, name=names.get(call_id, ""), call_id=call_id)]
+    if kind == "reasoning":
+        return [_reasoning(item, where, reasoning)]
+    raise not_emulated(f"Input items of type '{kind}'", param=f"{where}.type")
+
+
+def _as_list(raw: Any, where: str) -> list[Any]:
+    if isinstance(raw, str):
+        return [{"type": "message", "role": "user", "content": raw}]
+    if not isinstance(raw, list):
+        raise type_error(where, "a string or an array", raw)
+    return raw
+
+
+def _names(before: list[Segment]) -> dict[str, str]:
+    return {s.call_id: s.name for s in before if s.role == "function_call"}
+
+
+def held_items(
+    raw: Any, where: str, before: list[Segment], reasoning: dict[str, Segment]
+) -> list[Held]:
+    """Input items (after the segments ``before``) as a conversation holds them (validated)."""
+    names = _names(before)
+    return [
+        (stored_item(item, segs), segs)
+        for i, item in enumerate(_as_list(raw, where))
+        for segs in [_item(item, f"{where}[{i}]", names, reasoning)]
+    ]
+
+
+def _items(raw: Any, names: dict[str, str], reasoning: dict[str, Segment]) -> list[Segment]:
+    return [
+        seg
+        for i, item in enumerate(_as_list(raw, "input"))
+        for seg in _item(item, f"input[{i}]", names, reasoning)
+    ]
 
 
 def _reasoning(item: dict[str, Any], where: str, known: dict[str, Segment]) -> Segment:
@@ -174,15 +200,35 @@ def _early_rejections(body: dict[str, Any]) -> None:
             param=key,
             code="unsupported_parameter",
         )
-    for key in ("conversation", "prompt", "context_management"):
+    if body.get("conversation") is not None and body.get("previous_response_id") is not None:
+        # The spec says the two "cannot be used in conjunction"; OpenAI's exact wording for
+        # this 400 is not on the public record (docs/api-fidelity.md), so this one is ours.
+        raise invalid(
+            "Cannot use both 'previous_response_id' and 'conversation' in the same request.",
+            param="conversation",
+        )
+    for key in ("prompt", "context_management"):
         if body.get(key) is not None:
             raise not_emulated(f"'{key}'", param=key)
     if body.get("background"):
         raise not_emulated("Background responses", param="background")
 
 
+def _conversation_id(raw: Any) -> str:
+    if isinstance(raw, dict):
+        raw = raw.get("id")
+        if raw is None:
+            raise missing_parameter("conversation.id")
+    if not isinstance(raw, str):
+        raise type_error("conversation", "a string or an object with an id", raw)
+    return raw
+
+
 def parse(
-    body: dict[str, Any], store: ResponseStore, reasoning_items: dict[str, Segment]
+    body: dict[str, Any],
+    store: ResponseStore,
+    reasoning_items: dict[str, Segment],
+    conversations: ConversationStore | None = None,
 ) -> GenRequest:
     """Validate a ``POST /v1/responses`` body (raises :class:`ApiError`)."""
     _early_rejections(body)
@@ -231,9 +277,25 @@ def parse(
             )
         conversation = list(stored.conversation)
         names = {s.call_id: s.name for s in conversation if s.role == "function_call"}
-    if body.get("input") is None and previous is None:
+    conversation_id: str | None = None
+    new_items: list[Held] = []
+    if body.get("conversation") is not None:
+        conversation_id = _conversation_id(body["conversation"])
+        if conversations is None or conversations.get(conversation_id) is None:
+            raise ApiError(
+                404,
+                f"Conversation with id '{conversation_id}' not found.",
+                param="conversation",
+                code="not_found",
+            )
+        conversation = conversations.require(conversation_id).segments()
+    if body.get("input") is None and previous is None and conversation_id is None:
         raise missing_parameter("input")
-    conversation += _items(body.get("input", []), names, reasoning_items)
+    if conversation_id is not None:
+        new_items = held_items(body.get("input", []), "input", conversation, reasoning_items)
+        conversation += [seg for _, segs in new_items for seg in segs]
+    else:
+        conversation += _items(body.get("input", []), names, reasoning_items)
     answered = {s.call_id for s in conversation if s.role == "tool"}
     for seg in conversation:
         if seg.role == "function_call" and seg.call_id not in answered:
@@ -270,4 +332,6 @@ def parse(
         store=opt_bool(body, "store", True),
         include_encrypted="reasoning.encrypted_content" in include,
         previous_response_id=previous,
+        conversation_id=conversation_id,
+        new_items=new_items,
     )

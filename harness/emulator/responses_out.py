@@ -176,6 +176,8 @@ def response_object(
     # The spec does not let these be null: leave them out until they have a value.
     if finished:
         obj["usage"] = built.usage
+    if req.conversation_id is not None:
+        obj["conversation"] = {"id": req.conversation_id}
     if isinstance(body.get("user"), str):
         obj["user"] = body["user"]
     return obj

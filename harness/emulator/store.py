@@ -9,7 +9,7 @@ oldest responses are forgotten (like an expired retention window).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.emulator.prompt import Segment
@@ -17,10 +17,12 @@ from harness.emulator.prompt import Segment
 
 @dataclass(slots=True)
 class StoredResponse:
-    """One stored response: its body (as returned by ``GET``) and its conversation."""
+    """One stored response: its body (as returned by ``GET``), its conversation and its own
+    input items (``GET /v1/responses/{id}/input_items``)."""
 
     body: dict[str, Any]
     conversation: list[Segment]
+    input_items: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ResponseStore:

@@ -118,7 +118,7 @@ class Capabilities(BaseModel):
 
 
 #: What the built-in emulator does not serve (a test probes it and compares).
-_EMULATOR_LACKS = frozenset({"conversations"})
+_EMULATOR_LACKS: frozenset[str] = frozenset()
 
 
 def emulator_capabilities(model: str = "gpt-4.1-mini") -> Capabilities:
