@@ -447,7 +447,14 @@ def test_ctrl_c_keeps_what_was_recorded_and_exits_130(tmp_path: Path) -> None:
     cmd = _interruptible_run(out)
     log = tmp_path / "stdout.txt"
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        # A shell that starts the suite in the background hands it SIGINT ignored, and a child
+        # inherits that: give the run Ctrl-C's default, as a terminal would.
+        proc = subprocess.Popen(
+            cmd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             files = list(out.glob("*/observations.jsonl"))
