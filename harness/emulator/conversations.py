@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.emulator.errors import ApiError, invalid, missing_parameter
+from harness.emulator.errors import invalid, missing_parameter, not_found
 from harness.emulator.prompt import Segment
 from harness.emulator.responses_out import new_id as _new_id
 from harness.emulator.validate import metadata_of, type_error
@@ -154,15 +154,6 @@ def _items_param(body: Mapping[str, Any], *, required: bool) -> list[Any]:
     return raw
 
 
-def _not_found(conversation_id: str) -> ApiError:
-    return ApiError(
-        404,
-        f"Conversation with id '{conversation_id}' not found.",
-        param="conversation_id",
-        code="not_found",
-    )
-
-
 class ConversationStore:
     """Conversation id → :class:`Conversation`, insertion-ordered and bounded."""
 
@@ -182,7 +173,7 @@ class ConversationStore:
         """The conversation, or a 404 :class:`ApiError`."""
         conv = self._items.get(conversation_id)
         if conv is None:
-            raise _not_found(conversation_id)
+            raise not_found("Conversation", conversation_id, "conversation_id")
         return conv
 
     # --- endpoints (each returns the reply body or raises ApiError) ---------------------------
@@ -237,14 +228,14 @@ class ConversationStore:
         """``GET /v1/conversations/{id}/items/{item_id}``."""
         held = self.require(conversation_id).items.get(item_id)
         if held is None:
-            raise _item_not_found(item_id)
+            raise not_found("Item", item_id, "item_id")
         return _shown(*held, include)
 
     def delete_item(self, conversation_id: str, item_id: str) -> dict[str, Any]:
         """``DELETE /v1/conversations/{id}/items/{item_id}``: returns the conversation."""
         conv = self.require(conversation_id)
         if conv.items.pop(item_id, None) is None:
-            raise _item_not_found(item_id)
+            raise not_found("Item", item_id, "item_id")
         return conv.resource()
 
 
@@ -264,7 +255,7 @@ def item_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str
     if after is not None:
         at = next((i for i, item in enumerate(ordered) if item["id"] == after), None)
         if at is None:
-            raise _item_not_found(after)
+            raise not_found("Item", after, "item_id")
         ordered = ordered[at + 1 :]
     return _item_list(ordered[:limit], len(ordered) > limit)
 
@@ -293,7 +284,3 @@ def _limit(raw: str | None) -> int:
             code="integer_out_of_range",
         )
     return limit
-
-
-def _item_not_found(item_id: str) -> ApiError:
-    return ApiError(404, f"Item with id '{item_id}' not found.", param="item_id", code="not_found")

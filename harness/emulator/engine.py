@@ -23,7 +23,7 @@ from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
 from harness.emulator.conversations import ConversationStore, item_page
-from harness.emulator.errors import ApiError, invalid, model_not_found
+from harness.emulator.errors import ApiError, invalid, model_not_found, not_found
 from harness.emulator.headers import (
     JSON,
     SSE,
@@ -624,6 +624,4 @@ def _group(plan: Plan, frames: list[tuple[int, bytes, bool]], timing: Timing) ->
 
 
 def _no_response(response_id: str) -> ApiError:
-    return ApiError(
-        404, f"Response with id '{response_id}' not found.", param="response_id", code="not_found"
-    )
+    return not_found("Response", response_id, "response_id")

@@ -63,6 +63,11 @@ def unsupported_parameter(key: str, hint: str = "") -> ApiError:
     )
 
 
+def not_found(kind: str, object_id: str, param: str) -> ApiError:
+    """404 for a stored object (response, conversation, item) this server does not hold."""
+    return ApiError(404, f"{kind} with id '{object_id}' not found.", param=param, code="not_found")
+
+
 def model_not_found(model: str) -> ApiError:
     """404 for an unknown model."""
     return ApiError(

@@ -17,6 +17,7 @@ from harness.emulator.errors import (
     invalid,
     missing_parameter,
     not_emulated,
+    not_found,
 )
 from harness.emulator.prompt import (
     GenRequest,
@@ -282,12 +283,7 @@ def parse(
     if body.get("conversation") is not None:
         conversation_id = _conversation_id(body["conversation"])
         if conversations is None or conversations.get(conversation_id) is None:
-            raise ApiError(
-                404,
-                f"Conversation with id '{conversation_id}' not found.",
-                param="conversation",
-                code="not_found",
-            )
+            raise not_found("Conversation", conversation_id, "conversation")
         conversation = conversations.require(conversation_id).segments()
     if body.get("input") is None and previous is None and conversation_id is None:
         raise missing_parameter("input")
