@@ -304,10 +304,12 @@ ANALYSIS_ONLY_FIELDS = frozenset({"margins"})
 def scenario_digest(scenario: BaseModel) -> str:
     """Hash of the loaded scenario (includes resolved), to detect edits between run and resume.
 
-    Values equal to their defaults are left out, so a new optional scenario key (which every
-    file then holds at its default) does not make every recorded run and cassette stale."""
+    Only the keys the file sets count, so a new optional scenario key (which older files do not
+    set) does not make every recorded run and cassette stale. Unset, not "equal to its
+    default": ``stream: true`` over ``defaults: {stream: false}`` holds the default's value
+    but changes the request."""
     exclude = set(ANALYSIS_ONLY_FIELDS & set(type(scenario).model_fields))
-    dumped = scenario.model_dump_json(exclude=exclude, exclude_defaults=True)
+    dumped = scenario.model_dump_json(exclude=exclude, exclude_unset=True)
     return hashlib.sha256(dumped.encode()).hexdigest()
 
 

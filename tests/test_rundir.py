@@ -126,6 +126,22 @@ class _DocWithNewKey(BaseModel):
     reference: str | None = None
 
 
+def test_a_value_set_to_its_default_still_counts(tmp_path: Path) -> None:
+    # a prompt's `stream: true` over `defaults: {stream: false}` holds the field's default value,
+    # yet removing it turns the prompt's requests from streamed to not streamed
+    def digest(params: str) -> str:
+        path = tmp_path / "s.yaml"
+        path.write_text(
+            "version: 1\nname: s\nmodel: gpt-4.1-mini\ndefaults: {stream: false}\n"
+            f"prompts:\n  - id: a\n    input: Hi\n    params: {params}\n",
+            encoding="utf-8",
+        )
+        return scenario_digest(load_scenario(path))
+
+    assert digest("{stream: true, max_output_tokens: 64}") != digest("{max_output_tokens: 64}")
+    assert digest("{temperature: null, max_output_tokens: 64}") != digest("{max_output_tokens: 64}")
+
+
 def test_a_new_optional_key_keeps_the_digest() -> None:
     # every scenario holds a new key at its default: recorded runs and cassettes stay current
     assert scenario_digest(_DocWithNewKey(text="a")) == scenario_digest(_Doc(text="a"))
