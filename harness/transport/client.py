@@ -57,11 +57,17 @@ def fatal_scope(status: int | None, error_type: str | None) -> Literal["run", "a
         return None
     if status in (401, 403) or error_type in FATAL_CODES:
         return "run"
-    # A missing route has no code of its own; ``previous_response_not_found`` and the like are
-    # about one request's content, not the endpoint.
-    if status in _NO_ENDPOINT_STATUS and not (error_type or "").endswith("_not_found"):
+    # A missing route has no code of its own; a not-found code (``previous_response_not_found``,
+    # llama-server's ``not_found_error``, Azure's ``DeploymentNotFound``) is about one request's
+    # content or model, not the endpoint.
+    if status in _NO_ENDPOINT_STATUS and not _names_not_found(error_type):
         return "arm"
     return None
+
+
+def _names_not_found(error_type: str | None) -> bool:
+    folded = (error_type or "").lower()
+    return "not_found" in folded or "notfound" in folded
 
 
 #: the server closed a reused kept-alive connection before a byte of reply: sent again at once,

@@ -439,3 +439,27 @@ def test_a_new_connection_dropped_without_reply_is_not_sent_again_for_free(
     else:
         assert result.ok and result.output_text == dropping_server.REPLY, result.error_message
         assert dropping_server.served == 1 and len(slept) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "scope"),
+    [
+        (404, "invalid_request_error", "arm"),  # OpenAI: Invalid URL (POST /v1/responses)
+        (404, "http_404", "arm"),  # a route with no JSON error body
+        (405, None, "arm"),
+        (501, "not_implemented", "arm"),
+        (404, "previous_response_not_found", None),
+        (404, "not_found", None),
+        (404, "not_found_error", None),  # llama-server: an unknown model or slot
+        (404, "DeploymentNotFound", None),  # Azure: the deployment (model), not the route
+        (404, "model_not_found", "run"),
+        (401, "invalid_api_key", "run"),
+        (400, "invalid_request_error", None),
+    ],
+)
+def test_only_a_404_without_a_not_found_code_is_a_missing_endpoint(
+    status: int, code: str | None, scope: str | None
+) -> None:
+    from harness.transport.client import fatal_scope
+
+    assert fatal_scope(status, code) == scope
