@@ -324,10 +324,18 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
     result = run([spec.scenario], options)
     if result.interrupted:
         raise KeyboardInterrupt
-    if result.fatal is not None:
+    if result.fatal is not None or result.stopped_arms:
         from harness.errors import TargetError
 
-        raise TargetError(f"run stopped at its first fatal error ({result.fatal})")
+        if result.fatal is not None:
+            raise TargetError(f"run stopped at its first fatal error ({result.fatal})")
+        # a stopped arm leaves one API's side of the comparison empty: no gate can pass on it
+        stopped = "; ".join(
+            f"{scenario}/{arm}: {why}" for (scenario, arm), why in result.stopped_arms.items()
+        )
+        raise TargetError(
+            f"arm stopped at its first error (the target lacks its endpoint): {stopped}"
+        )
     summary = analyze_run(result.run_dir)
     write_summary(result.run_dir, summary)
     return _Done(result.run_dir, summary)

@@ -286,3 +286,49 @@ def test_module_imports_no_harness_at_startup() -> None:
     text = (Path(__file__).parents[1] / "harness" / "pytest_plugin.py").read_text("utf-8")
     top = text[: text.index("def pytest_addoption")]
     assert "from harness" not in top.replace("    from harness", "")
+
+
+def test_a_stopped_arm_fails_the_shadow_test(project: pytest.Pytester) -> None:
+    # a target without /v1/responses: the run stops that arm; the test must not gate the chat
+    # arm alone and pass (this scenario's one gate is on chat)
+    project.makefile(
+        ".yaml",
+        chatgated=SCENARIO.replace("name: equivalence", "name: chatgated").replace(
+            "  responses_vs_chat.similarity_mean_min: 0.9\n", ""
+        ),
+    )
+    project.makeconftest("""
+import pytest
+
+from harness.transport.client import CallResult, Transport
+
+
+@pytest.fixture(autouse=True)
+def no_responses_route(monkeypatch):
+    real = Transport.send
+
+    async def send(self, api, kwargs, body=None):
+        if api == "responses":
+            return CallResult(
+                status=404, error_type="invalid_request_error", error_message="Invalid URL"
+            )
+        return await real(self, api, kwargs, body)
+
+    monkeypatch.setattr(Transport, "send", send)
+""")
+    project.makepyfile("""
+import pytest
+
+@pytest.mark.shadow(scenario="chatgated.yaml")
+def test_endpoint(shadow):
+    pass
+""")
+    result = project.runpytest("--harness-emulator-profile", "zero", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*harness: arm stopped at its first error (the target lacks its endpoint): "
+            "chatgated/responses: chatgated/*/responses/r* turn 1: 404 invalid_request_error*"
+        ]
+    )

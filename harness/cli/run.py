@@ -313,10 +313,10 @@ def finish_run(
         console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
     # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted
     console.print(f"observations: {result.run_dir / OBSERVATIONS_FILE}", soft_wrap=True)
-    for arm, stopped in result.stopped_arms.items():
+    for (scenario, arm), stopped in result.stopped_arms.items():
         console.print(
-            f"[red]stopped arm {arm}[/] at its first error (the target lacks its endpoint): "
-            f"{stopped}",
+            f"[red]stopped arm {scenario}/{arm}[/] at its first error "
+            f"(the target lacks its endpoint): {stopped}",
             soft_wrap=True,
         )
     if result.fatal is not None:

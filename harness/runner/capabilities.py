@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore2
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,7 @@ from harness.runner.probe import CACHEABLE_FILLER
 from harness.runner.target import check_target, url_key
 from harness.translate.request import ImagePart
 from harness.transport.client import dropped_unanswered
+from harness.transport.wire import CURRENT_RECORDER, SyncTimedBackend, WireRecorder
 
 __all__ = [
     "ARM_NEEDS",
@@ -154,10 +156,15 @@ class _Http:
 
     def __init__(self, base_url: str, api_key: str, timeout_s: float) -> None:
         self.base_url = base_url.rstrip("/")
+        transport = httpx2.HTTPTransport()
+        pool = transport._pool
+        if isinstance(pool, httpcore2.ConnectionPool):  # to tell a new connection from a reused one
+            pool._network_backend = SyncTimedBackend(pool._network_backend)
         self._client = httpx2.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -168,14 +175,19 @@ class _Http:
     ) -> httpx2.Response:
         """One request, sent once more when the server dropped the kept-alive connection
         without a reply (the runner's rule: :func:`~harness.transport.client.dropped_unanswered`;
-        llama-server does it, and the real-server tier then found /responses unsupported)."""
+        llama-server does it, and the real-server tier then found /responses unsupported); not
+        on a new connection, where the request may have been served."""
+        rec = WireRecorder()
+        token = CURRENT_RECORDER.set(rec)
         try:
             return self._client.send(
                 self._client.build_request(method, path, json=body), stream=stream
             )
         except httpx2.RemoteProtocolError as exc:
-            if not dropped_unanswered(exc):
+            if not dropped_unanswered(exc) or rec.new_connection:
                 raise
+        finally:
+            CURRENT_RECORDER.reset(token)
         return self._client.send(self._client.build_request(method, path, json=body), stream=stream)
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> _Answer:

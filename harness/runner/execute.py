@@ -148,8 +148,8 @@ class RunResult:
     replay: ReplaySetup | None = None
     #: the error that stopped the run after its first occurrence (a bad key, an unknown model)
     fatal: FatalError | None = None
-    #: arms stopped because the target lacks their endpoint, each with the error
-    stopped_arms: dict[str, FatalError] = field(default_factory=dict)
+    #: (scenario, arm)s stopped because the target lacks their endpoint, each with the error
+    stopped_arms: dict[tuple[str, str], FatalError] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -254,13 +254,14 @@ class _Shared:
     concurrency: int = 1
     #: the first error no later request could escape (a bad key, an unknown model): run stops
     fatal: FatalError | None = None
-    #: arms whose endpoint the target lacks, each with its first error: only they stop
-    stopped_arms: dict[str, FatalError] = field(default_factory=dict)
+    #: arms whose endpoint the target lacks, each with its first error: only they stop. Keyed
+    #: by scenario too: another scenario's arm of that name may have another model or target
+    stopped_arms: dict[tuple[str, str], FatalError] = field(default_factory=dict)
     _pending: list[Callable[[], Observation]] = field(default_factory=list)
 
-    def halted(self, arm: str) -> bool:
-        """Whether ``arm`` may send no more (the run or the arm stopped at a fatal error)."""
-        return self.fatal is not None or arm in self.stopped_arms
+    def halted(self, conv: PlannedConversation) -> bool:
+        """Whether ``conv`` may send no more (the run or its arm stopped at a fatal error)."""
+        return self.fatal is not None or (conv.scenario, conv.arm) in self.stopped_arms
 
     def stop_on(self, conv: PlannedConversation, step: int, result: CallResult) -> bool:
         """Stop the run (or the arm) if ``result`` is fatal; True when this conversation ends."""
@@ -277,7 +278,7 @@ class _Shared:
         if scope == "run":
             self.fatal = self.fatal or why
         else:
-            self.stopped_arms.setdefault(conv.arm, why)
+            self.stopped_arms.setdefault((conv.scenario, conv.arm), why)
         return True
 
     def record(self, build: Callable[..., Observation], *, failed: bool) -> None:
@@ -418,7 +419,7 @@ async def _run_conversation(
     previous_id: str | None = None
     failure: str | None = None
     for step in range(len(conv.steps)):
-        if shared.halted(conv.arm):
+        if shared.halted(conv):
             return  # left incomplete, so --resume redoes the whole conversation
         if failure is None and not conv.should_send(step, history):
             _unsent(
@@ -942,7 +943,7 @@ async def _execute(
         async def worker() -> None:
             while not queue.empty():
                 conv = queue.get_nowait()
-                if shared.halted(conv.arm):
+                if shared.halted(conv):
                     continue
                 fresh = (
                     partial(

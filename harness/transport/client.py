@@ -57,21 +57,29 @@ def fatal_scope(status: int | None, error_type: str | None) -> Literal["run", "a
         return None
     if status in (401, 403) or error_type in FATAL_CODES:
         return "run"
-    # A missing route has no code of its own; ``previous_response_not_found`` and the like are
-    # about one request's content, not the endpoint.
-    if status in _NO_ENDPOINT_STATUS and not (error_type or "").endswith("_not_found"):
+    # A missing route has no code of its own; a not-found code (``previous_response_not_found``,
+    # llama-server's ``not_found_error``, Azure's ``DeploymentNotFound``) is about one request's
+    # content or model, not the endpoint.
+    if status in _NO_ENDPOINT_STATUS and not _names_not_found(error_type):
         return "arm"
     return None
 
 
-#: the server closed a kept-alive connection before a byte of reply: sent again at once, once
+def _names_not_found(error_type: str | None) -> bool:
+    folded = (error_type or "").lower()
+    return "not_found" in folded or "notfound" in folded
+
+
+#: the server closed a reused kept-alive connection before a byte of reply: sent again at once,
+#: once (on a new connection the same close is a ``connection_error``)
 CONNECTION_DROPPED = "connection_dropped"
 
 
 def dropped_unanswered(exc: BaseException | None) -> bool:
     """The server closed the connection without a byte of reply ("Server disconnected without
     sending a response"): llama-server does this to a kept-alive connection it has idled out,
-    having served nothing, so sending the request again on a new connection is safe."""
+    having served nothing, so sending the request again is safe when the connection was reused
+    (the caller must check that: on a new connection the request may have been served)."""
     return isinstance(exc, httpx2.RemoteProtocolError) and "without sending a response" in str(exc)
 
 
@@ -678,6 +686,10 @@ class Transport:
             result.sdk_first_output_ms = replayed.sdk_first_output_ms
         else:
             result.wire = analyze_wire(rec, stream=stream, all_events=rec.recording is not None)
+            if result.error_type == CONNECTION_DROPPED and result.wire.new_connection:
+                # only a reused connection's close proves nothing was served: a fresh one cut
+                # (a proxy's idle timeout on a long request) may have been, so no free resend
+                result.error_type = "connection_error"
         if rec.miss is not None:
             result.ok, result.error_type, result.error_message = False, "cassette_miss", rec.miss
         if result.events is None:

@@ -210,3 +210,19 @@ def test_the_probe_sends_once_more_on_a_dropped_kept_alive_connection(
     assert dropping_server.dropped == 1 and dropping_server.served == 2
     if stream:
         assert answer.data[-1] == "[DONE]" and dropping_server.REPLY in answer.data[0]
+
+
+def test_the_probe_does_not_send_again_when_a_new_connection_is_dropped(
+    dropping_server: Any,
+) -> None:
+    # on a fresh connection the close does not prove the request went unserved
+    from harness.runner.capabilities import _Http
+
+    http = _Http(dropping_server.base_url, "none", 10.0)
+    try:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        answer = http.json("POST", "chat/completions", body)
+    finally:
+        http.close()
+    assert not answer.ok and "without sending a response" in (answer.error or "")
+    assert dropping_server.dropped == 1 and dropping_server.served == 0

@@ -316,10 +316,46 @@ def test_a_missing_endpoint_stops_only_its_arm(
     calls = _failing(monkeypatch, lambda api, n: missing if api == "responses" else None)
     options = RunOptions(out=tmp_path, seed=3, progress=False, emulator_profile="zero")
     result = run([scenario], options)
-    assert result.fatal is None and list(result.stopped_arms) == ["responses"]
+    assert result.fatal is None and list(result.stopped_arms) == [("tiny", "responses")]
     assert calls.count("responses") == 1 and calls.count("chat") == 6
     observed = list(read_observations(result.run_dir / "observations.jsonl"))
     assert sorted(o.arm for o in observed) == ["chat"] * 6 + ["responses"]
+
+
+def test_a_missing_endpoint_in_one_scenario_leaves_another_scenarios_arm_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one scenario's model has no /responses route (another deployment, say): the arm of the
+    # same name in the other scenario keeps sending
+    from harness.transport.client import CallResult, Transport
+
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY.format(model="gpt-4.1-mini"))
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.format(model="gpt-4.1-nano").replace("name: tiny", "name: other"))
+    missing = CallResult(
+        status=404,
+        error_type="invalid_request_error",
+        error_message="Invalid URL (POST /v1/responses)",
+    )
+    real = Transport.send
+    calls: list[tuple[str, str]] = []
+
+    async def send(self: Any, api: Any, kwargs: Any, body: Any = None) -> Any:
+        calls.append((kwargs["model"], api))
+        if api == "responses" and kwargs["model"] == "gpt-4.1-nano":
+            return missing
+        return await real(self, api, kwargs, body)
+
+    monkeypatch.setattr(Transport, "send", send)
+    options = RunOptions(out=tmp_path, seed=3, progress=False, emulator_profile="zero")
+    result = run([other, tiny], options)
+    assert calls.count(("gpt-4.1-mini", "responses")) == 6
+    assert calls.count(("gpt-4.1-nano", "responses")) == 1
+    assert result.fatal is None and list(result.stopped_arms) == [("other", "responses")]
+    observed = list(read_observations(result.run_dir / "observations.jsonl"))
+    tiny_arms = sorted(o.arm for o in observed if o.scenario == "tiny")
+    assert tiny_arms == ["chat"] * 6 + ["responses"] * 6
 
 
 def _interruptible_run(out: Path) -> list[str]:

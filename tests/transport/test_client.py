@@ -364,7 +364,8 @@ def test_a_kept_alive_connection_dropped_without_reply_is_sent_again_once(
 ) -> None:
     # llama-server closes a kept-alive connection it has idled out; a request that meets the
     # close gets no byte of reply (nothing was served): sent again at once, outside the retry
-    # budget, and kept as an attempt; a second drop is an ordinary failure
+    # budget, and kept as an attempt; a second drop (on the resend's new connection) is an
+    # ordinary connection failure
     from harness.transport.client import CONNECTION_DROPPED, Transport
 
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -395,5 +396,70 @@ def test_a_kept_alive_connection_dropped_without_reply_is_sent_again_once(
         assert len(attempts) == 2 and attempts[1].waited_ms == 0.0
         assert dropping_server.served == 2  # GET /models, then the one chat request
     else:
-        assert not result.ok and result.error_type == CONNECTION_DROPPED
+        assert not result.ok and result.error_type == "connection_error"
         assert len(attempts) == 2 and dropping_server.served == 1
+
+
+@pytest.mark.parametrize("kind", ["sdk", "raw"])
+@pytest.mark.parametrize("max_attempts", [1, 2])
+def test_a_new_connection_dropped_without_reply_is_not_sent_again_for_free(
+    kind: str, max_attempts: int, dropping_server: Any
+) -> None:
+    # a fresh connection's close (a proxy's idle timeout cutting a long request, cold turn 1)
+    # does not prove the request went unserved: an ordinary connection failure, resent only
+    # within --max-attempts, after the backoff
+    from harness.transport.client import Transport
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    async def go() -> tuple[CallResult, list[Any]]:
+        transport = Transport(dropping_server.base_url, "sk-x", kind=kind)  # type: ignore[arg-type]
+        try:
+            return await send_with_retries(
+                lambda: transport.send("chat", body),
+                RetryPolicy(max_attempts=max_attempts),
+                random.Random(0),
+                sleep,
+            )
+        finally:
+            await transport.aclose()
+
+    result, attempts = asyncio.run(go())
+    assert dropping_server.dropped == 1
+    assert attempts[0].error_type == "connection_error" and attempts[0].status is None
+    assert "without sending a response" in (attempts[0].error_message or "")
+    assert len(attempts) == max_attempts
+    if max_attempts == 1:
+        assert not result.ok and result.error_type == "connection_error"
+        assert dropping_server.served == 0 and slept == []
+    else:
+        assert result.ok and result.output_text == dropping_server.REPLY, result.error_message
+        assert dropping_server.served == 1 and len(slept) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "scope"),
+    [
+        (404, "invalid_request_error", "arm"),  # OpenAI: Invalid URL (POST /v1/responses)
+        (404, "http_404", "arm"),  # a route with no JSON error body
+        (405, None, "arm"),
+        (501, "not_implemented", "arm"),
+        (404, "previous_response_not_found", None),
+        (404, "not_found", None),
+        (404, "not_found_error", None),  # llama-server: an unknown model or slot
+        (404, "DeploymentNotFound", None),  # Azure: the deployment (model), not the route
+        (404, "model_not_found", "run"),
+        (401, "invalid_api_key", "run"),
+        (400, "invalid_request_error", None),
+    ],
+)
+def test_only_a_404_without_a_not_found_code_is_a_missing_endpoint(
+    status: int, code: str | None, scope: str | None
+) -> None:
+    from harness.transport.client import fatal_scope
+
+    assert fatal_scope(status, code) == scope
