@@ -581,10 +581,12 @@ def current_summary(
     run: LoadedRun | None = None,
     price_overrides: Path | None = None,
     save: bool = True,
+    same_prices: bool = False,
 ) -> tuple[Summary, bool]:
     """``run_dir``'s summary.json, or — when it has none, one of an older schema whose
-    figures mean something else now, or ``price_overrides`` are given (a summary is priced
-    when written: every figure of a gate must use the same prices) — the run analysed anew
+    figures mean something else now, ``price_overrides`` are given, or (``same_prices``) it
+    was priced with an override file and none is given now (a summary is priced when written:
+    every figure of a gate must use the same prices) — the run analysed anew
     from its observations (saved when ``save``); the flag says it was analysed. Without
     observations a stale summary is the one-line :class:`~harness.errors.StaleSummaryError`."""
     from harness.errors import StaleSummaryError
@@ -592,10 +594,19 @@ def current_summary(
 
     if price_overrides is None and (run_dir / SUMMARY_FILE).is_file():
         try:
-            return read_summary(run_dir), False
+            stored = read_summary(run_dir)
         except StaleSummaryError:
             if run is None and not _has_observations(run_dir):
                 raise
+        else:
+            # A summary written by `analyze --prices F` is priced at F; without --prices the
+            # gate's baseline comparison uses the recorded prices, so this one must too.
+            if (
+                not same_prices
+                or stored.pricing.override_file is None
+                or (run is None and not _has_observations(run_dir))
+            ):
+                return stored, False
     summary = analyze_run(run if run is not None else run_dir, price_overrides=price_overrides)
     if save:
         write_summary(run_dir, summary)
