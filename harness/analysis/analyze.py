@@ -471,17 +471,36 @@ def run_scenarios(meta: RunMeta) -> list[Scenario]:
     Only files that still load and hash as they did at run time count (an edited scenario may
     not be the one the run sent); anything else is skipped, not an error.
     """
+    return _run_scenarios(meta)[0]
+
+
+def _run_scenarios(meta: RunMeta) -> tuple[list[Scenario], list[str]]:
+    """:func:`run_scenarios`, and a summary warning for each scenario it had to skip."""
     from harness.scenario.load import load_scenario
 
-    out = []
+    out, notes = [], []
     for entry in meta.scenarios:
+        name = entry.get("name") or entry.get("path", "?")
+        unapplied = (
+            "its margins, output schemas (schema validity), prompt weights and reference "
+            "answers were not applied: defaults used"
+        )
         try:
             scenario = load_scenario(Path(entry["path"]))
         except (HarnessError, OSError, KeyError):
+            notes.append(
+                f"scenario {name}: its file {entry.get('path', '?')} no longer loads, so "
+                f"{unapplied}"
+            )
             continue
-        if not scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
+        if scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
+            notes.append(
+                f"scenario {name}: its file {entry['path']} changed since the run, so "
+                f"{unapplied} — restore the file as it was to apply them"
+            )
+        else:
             out.append(scenario)
-    return out
+    return out, notes
 
 
 def scenario_schemas(
@@ -534,15 +553,16 @@ def analyze_run(
     """
     run = run_dir if isinstance(run_dir, LoadedRun) else load_run(run_dir)
     meta = run.meta
-    scenarios = run_scenarios(meta)
+    scenarios, skipped = _run_scenarios(meta)
     if schemas is None:
         schemas = scenario_schemas(meta, scenarios)
     if margins is None:
         margins = scenario_margins(meta, scenarios)
     semantic: Collection[str] | None = None
-    notes: list[str] = []
+    notes = list(skipped)
     if embedder is None:
-        embedder, semantic, notes = semantic_backend(scenarios)
+        embedder, semantic, semantic_notes = semantic_backend(scenarios)
+        notes += semantic_notes
     book = run_price_book(meta, price_overrides)
     summary = analyze_table(
         run.table,
