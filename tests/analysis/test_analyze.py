@@ -510,7 +510,10 @@ def test_not_sent_turns_are_not_errors_between_runs_either() -> None:
     assert delta is not None and delta.value == 0
 
 
-def test_a_scenario_file_changed_since_the_run_is_a_summary_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["edited", "deleted"])
+def test_a_scenario_file_changed_since_the_run_is_a_summary_warning(
+    tmp_path: Path, change: str
+) -> None:
     """Its schemas and margins cannot be trusted for this run: skipped, and the summary says so."""
     from harness.runner.execute import RunOptions, run
 
@@ -527,12 +530,16 @@ def test_a_scenario_file_changed_since_the_run_is_a_summary_warning(tmp_path: Pa
     text = scenario.read_text(encoding="utf-8")
     edited = text.replace("You extract data from invoices.", "You extract invoice data.", 1)
     assert edited != text
-    scenario.write_text(edited, encoding="utf-8")
+    if change == "edited":
+        scenario.write_text(edited, encoding="utf-8")
+    else:
+        scenario.unlink()
 
     summary = analyze_run(result.run_dir, resamples=RESAMPLES)
 
     (s,) = summary.scenarios
-    [warning] = [w for w in summary.warnings if "changed since the run" in w]
+    said = "changed since the run" if change == "edited" else "no longer loads"
+    [warning] = [w for w in summary.warnings if said in w]
     assert warning.startswith(f"scenario {s.name}:") and "margins" in warning
     sim = s.comparisons["responses_vs_chat"].similarity.json_
     assert sim is None or sim.a_schema_valid_rate is None  # the edited file's schemas: unused
