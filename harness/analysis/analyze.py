@@ -471,17 +471,36 @@ def run_scenarios(meta: RunMeta) -> list[Scenario]:
     Only files that still load and hash as they did at run time count (an edited scenario may
     not be the one the run sent); anything else is skipped, not an error.
     """
+    return _run_scenarios(meta)[0]
+
+
+def _run_scenarios(meta: RunMeta) -> tuple[list[Scenario], list[str]]:
+    """:func:`run_scenarios`, and a summary warning for each scenario it had to skip."""
     from harness.scenario.load import load_scenario
 
-    out = []
+    out, notes = [], []
     for entry in meta.scenarios:
+        name = entry.get("name") or entry.get("path", "?")
+        unapplied = (
+            "its margins, output schemas (schema validity), prompt weights and reference "
+            "answers were not applied: defaults used"
+        )
         try:
             scenario = load_scenario(Path(entry["path"]))
         except (HarnessError, OSError, KeyError):
+            notes.append(
+                f"scenario {name}: its file {entry.get('path', '?')} no longer loads, so "
+                f"{unapplied}"
+            )
             continue
-        if not scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
+        if scenario_changed(entry.get("sha256"), scenario, unrecorded=True):
+            notes.append(
+                f"scenario {name}: its file {entry['path']} changed since the run, so "
+                f"{unapplied} — restore the file as it was to apply them"
+            )
+        else:
             out.append(scenario)
-    return out
+    return out, notes
 
 
 def scenario_schemas(
@@ -534,15 +553,16 @@ def analyze_run(
     """
     run = run_dir if isinstance(run_dir, LoadedRun) else load_run(run_dir)
     meta = run.meta
-    scenarios = run_scenarios(meta)
+    scenarios, skipped = _run_scenarios(meta)
     if schemas is None:
         schemas = scenario_schemas(meta, scenarios)
     if margins is None:
         margins = scenario_margins(meta, scenarios)
     semantic: Collection[str] | None = None
-    notes: list[str] = []
+    notes = list(skipped)
     if embedder is None:
-        embedder, semantic, notes = semantic_backend(scenarios)
+        embedder, semantic, semantic_notes = semantic_backend(scenarios)
+        notes += semantic_notes
     book = run_price_book(meta, price_overrides)
     summary = analyze_table(
         run.table,
@@ -581,10 +601,12 @@ def current_summary(
     run: LoadedRun | None = None,
     price_overrides: Path | None = None,
     save: bool = True,
+    same_prices: bool = False,
 ) -> tuple[Summary, bool]:
     """``run_dir``'s summary.json, or — when it has none, one of an older schema whose
-    figures mean something else now, or ``price_overrides`` are given (a summary is priced
-    when written: every figure of a gate must use the same prices) — the run analysed anew
+    figures mean something else now, ``price_overrides`` are given, or (``same_prices``) it
+    was priced with an override file and none is given now (a summary is priced when written:
+    every figure of a gate must use the same prices) — the run analysed anew
     from its observations (saved when ``save``); the flag says it was analysed. Without
     observations a stale summary is the one-line :class:`~harness.errors.StaleSummaryError`."""
     from harness.errors import StaleSummaryError
@@ -592,10 +614,19 @@ def current_summary(
 
     if price_overrides is None and (run_dir / SUMMARY_FILE).is_file():
         try:
-            return read_summary(run_dir), False
+            stored = read_summary(run_dir)
         except StaleSummaryError:
             if run is None and not _has_observations(run_dir):
                 raise
+        else:
+            # A summary written by `analyze --prices F` is priced at F; without --prices the
+            # gate's baseline comparison uses the recorded prices, so this one must too.
+            if (
+                not same_prices
+                or stored.pricing.override_file is None
+                or (run is None and not _has_observations(run_dir))
+            ):
+                return stored, False
     summary = analyze_run(run if run is not None else run_dir, price_overrides=price_overrides)
     if save:
         write_summary(run_dir, summary)

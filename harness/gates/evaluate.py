@@ -998,7 +998,7 @@ def gate_run(
         if config is not None
         else scenario_gates(run_dir)
     )
-    summary, _ = current_summary(run_dir, price_overrides=prices)
+    summary, _ = current_summary(run_dir, price_overrides=prices, same_prices=True)
     table = load_table(run_dir / OBSERVATIONS_FILE)
     comparison = None
     if ref is not None:

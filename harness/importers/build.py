@@ -479,11 +479,21 @@ class _Build:
         name = ""
         if self.names is not None:
             group_by = self.names.group_by
-            name = self.names.name(group_key(body, self.options.defaults, group_by))
+            name = self.names.name(
+                group_key(body, self.options.defaults, group_by), clean=self.note
+            )
         group = self.groups.get(name)
         if group is None:
             group = self.groups[name] = _Group(self.options)
         return group
+
+    def note(self, text: str) -> str:
+        """``text`` (source text a file name or report note shows) scrubbed, not counted: the
+        counts are of the values in the bodies, which are scrubbed (and counted) themselves."""
+        counts = self.scrubber.counts.copy()
+        clean = self.scrubber.text(text)
+        self.scrubber.counts = counts
+        return clean
 
     def add(self, item: SourceItem) -> None:
         options = self.options
@@ -491,12 +501,13 @@ class _Build:
         if isinstance(item, BadLine):
             if not options.skip_bad:
                 raise HarnessError(
-                    f"{self.source}:{item.line}: {item.problem} — fix the line or pass --skip-bad"
+                    f"{self.source}:{item.line}: {self.note(item.problem)} — fix the line or "
+                    "pass --skip-bad"
                 )
-            self.bad.append(LineNote(line=item.line, reason=item.problem))
+            self.bad.append(LineNote(line=item.line, reason=self.note(item.problem)))
             return
         if isinstance(item, Unusable):
-            self.unusable.append(LineNote(line=item.line, reason=item.reason))
+            self.unusable.append(LineNote(line=item.line, reason=self.note(item.reason)))
             return
         used: set[str] = set()
         body = _with_defaults(item.body, options.defaults, used)
@@ -525,7 +536,7 @@ class _Build:
             return
         group.changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
         group.changed.extend(
-            LineNote(line=item.line, reason=where + note)
+            LineNote(line=item.line, reason=where + self.note(note))
             for field, note in item.gaps
             if field not in body
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -189,18 +189,21 @@ class GroupNames:
         self.group_by = group_by
         self._names: dict[str, str] = {}
 
-    def name(self, value: str) -> str:
+    def name(self, value: str, clean: Callable[[str], str] = str) -> str:
+        """``value``'s name; ``clean`` scrubs the value first (a name must not carry an e-mail
+        or key), and distinct values stay distinct groups even when they scrub alike."""
         known = self._names.get(value)
         if known is not None:
             return known
+        shown = clean(value)
         if self.group_by == "system-prompt":
             number = len(self._names) + 1
-            words = _slug(" ".join(value.split()[:5]))
+            words = _slug(" ".join(shown.split()[:5]))
             base = f"system-{number}-{words}" if value else "no-system-prompt"
         elif not value:
             base = f"no-{_slug(self.group_by.removeprefix('metadata.')) or 'value'}"
         else:
-            base = _slug(value) or "group"
+            base = _slug(shown) or "group"
         name, n = base, 1
         taken = set(self._names.values())
         while name in taken:

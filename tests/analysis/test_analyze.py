@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -507,3 +508,38 @@ def test_not_sent_turns_are_not_errors_between_runs_either() -> None:
     (arms,) = comparison.scenarios.values()
     delta = arms["responses"].error_rate_delta
     assert delta is not None and delta.value == 0
+
+
+@pytest.mark.parametrize("change", ["edited", "deleted"])
+def test_a_scenario_file_changed_since_the_run_is_a_summary_warning(
+    tmp_path: Path, change: str
+) -> None:
+    """Its schemas and margins cannot be trusted for this run: skipped, and the summary says so."""
+    from harness.runner.execute import RunOptions, run
+
+    source = Path(__file__).resolve().parents[2] / "scenarios" / "structured_extraction.yaml"
+    shutil.copytree(source.parent / "schemas", tmp_path / "schemas")
+    scenario = tmp_path / "structured_extraction.yaml"
+    scenario.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    result = run(
+        [scenario],
+        RunOptions(
+            out=tmp_path / "runs", repeats=1, seed=3, progress=False, emulator_profile="zero"
+        ),
+    )
+    text = scenario.read_text(encoding="utf-8")
+    edited = text.replace("You extract data from invoices.", "You extract invoice data.", 1)
+    assert edited != text
+    if change == "edited":
+        scenario.write_text(edited, encoding="utf-8")
+    else:
+        scenario.unlink()
+
+    summary = analyze_run(result.run_dir, resamples=RESAMPLES)
+
+    (s,) = summary.scenarios
+    said = "changed since the run" if change == "edited" else "no longer loads"
+    [warning] = [w for w in summary.warnings if said in w]
+    assert warning.startswith(f"scenario {s.name}:") and "margins" in warning
+    sim = s.comparisons["responses_vs_chat"].similarity.json_
+    assert sim is None or sim.a_schema_valid_rate is None  # the edited file's schemas: unused

@@ -152,3 +152,22 @@ def test_malformed_otlp_structures_are_listed_not_tracebacks(tmp_path: Path) -> 
     assert bad.problem.startswith("malformed OTLP/JSON (AttributeError: ")
     assert isinstance(unusable, Unusable) and unusable.line == 2
     assert unusable.reason.startswith(f"span {chat['spanId']}: malformed attributes (invalid")
+
+
+def test_exception_texts_in_report_notes_are_scrubbed(tmp_path: Path) -> None:
+    """An exception quoting a malformed value (here an API key) is listed without the key."""
+    from harness.cli.app import main
+
+    key = "sk-proj-Abc123def456GHI789jkl0"
+    good = semconv_span(0, BODY)
+    chat = semconv_span(1, BODY)
+    chat["attributes"].append({"key": "gen_ai.request.seed", "value": {"intValue": key}})
+    source = tmp_path / "t.json"
+    source.write_text(json.dumps(traces([good, chat])) + "\n", encoding="utf-8")
+    report = tmp_path / "report.json"
+    out = tmp_path / "s.yaml"
+    args = ["import", "otel", str(source), "--out", str(out), "--report", str(report)]
+    assert main(args) == 0
+    text = report.read_text(encoding="utf-8")
+    assert "malformed attributes (invalid literal" in text  # the note is kept
+    assert key not in text and key not in out.read_text(encoding="utf-8")

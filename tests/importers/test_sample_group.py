@@ -232,3 +232,30 @@ def test_too_many_prompts_for_one_file_point_to_sample_and_group_by(
     assert "over the 2,097,152-byte limit of a scenario file" in err and "--sample N" in err
     assert "\n" not in err and not out.exists()
     assert main(["import", "batch", str(log), "--out", str(out), "--sample", "100"]) == 0
+
+
+EMAIL = "jane.doe@example.com"
+KEY = "sk-proj-Abc123def456GHI789jkl0"
+
+
+@pytest.mark.parametrize("group_by", ["metadata.user_email", "system-prompt"])
+def test_group_names_and_report_notes_are_scrubbed(tmp_path: Path, group_by: str) -> None:
+    """A planted e-mail and API key reach no file name, no scenario and no report note."""
+    bodies: list[Any] = [
+        body(1, system=f"{KEY} You are terse.", metadata={"user_email": EMAIL}),
+        body(2, system=f"{KEY} You are terse.", metadata={"user_email": EMAIL}),
+        body(3, system="You are kind.", metadata={"user_email": "john@example.com"}),
+        {"custom_id": "a", "method": "POST", "url": f"/v1/{KEY}", "body": body(4)},
+        {"custom_id": "b", "method": EMAIL, "url": "/v1/chat/completions", "body": body(5)},
+    ]
+    log = write_log(tmp_path / "log.jsonl", bodies)
+    report = run_import(tmp_path, log, "--group-by", group_by, "--skip-bad", out="groups")
+
+    files = sorted((tmp_path / "groups").iterdir())
+    assert len(files) == 2  # the two e-mails (or prompts) stay two groups, both redacted
+    written = [str(tmp_path / "report.json"), *(str(p) for p in files)]
+    written += [p.read_text(encoding="utf-8") for p in files]
+    written.append(json.dumps(report))
+    for secret in (EMAIL, "jane.doe-example.com", "jane.doe", KEY, KEY.lower()):
+        assert not any(secret in text for text in written), secret
+    assert len(report["bad_lines"]) == 2, report  # the notes are there, scrubbed
