@@ -420,7 +420,9 @@ def analyze_table(
         emulator_profile=profile,
         observations=len(table),
         warmup_excluded=warmup_total,
-        bootstrap=_bootstrap_info(seed, resamples, BOOTSTRAP_UNIT),
+        bootstrap=_bootstrap_info(
+            seed, resamples, BOOTSTRAP_UNIT, f"{stats.CORRECTION}; {stats.COST_WIDENING}"
+        ),
         pricing=PricingInfo(
             source=book.source,
             genai_prices_version=book.genai_prices_version,
@@ -754,14 +756,15 @@ def compare_runs(
         a_run_id=",".join(ids_a),
         b_run_id=",".join(ids_b),
         intervals=True,
-        bootstrap=_bootstrap_info(seed, resamples, BETWEEN_UNIT),
+        bootstrap=_bootstrap_info(seed, resamples, BETWEEN_UNIT, stats.CORRECTION),
         scenarios=scenarios,
         run_spread=spread,
     )
 
 
-def _bootstrap_info(seed: int, resamples: int, unit: str) -> BootstrapInfo:
-    """How the intervals were drawn: within and between runs they differ only in the unit."""
+def _bootstrap_info(seed: int, resamples: int, unit: str, correction: str) -> BootstrapInfo:
+    """How the intervals were drawn: within and between runs they differ in the unit, and in
+    the cost widening that only the within-run intervals have."""
     return BootstrapInfo(
         seed=seed,
         resamples=resamples,
@@ -769,7 +772,7 @@ def _bootstrap_info(seed: int, resamples: int, unit: str) -> BootstrapInfo:
         unit=unit,
         method=BOOTSTRAP_METHOD,
         min_conversations=decide.MIN_CONVERSATIONS,
-        correction=stats.CORRECTION,
+        correction=correction,
     )
 
 

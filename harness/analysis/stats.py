@@ -43,9 +43,10 @@ _BLOCK_CELLS = 2_000_000
 _BAND_SDS = 6.0
 CORRECTION = (
     "expanded percentile (Hesterberg 2015): levels α′ = 2Φ(−√(n/(n−S))·t_{n−S}), "
-    "n conversations, S prompts when stratified; cost ratios widened to cover cache misses "
-    "at Laplace's rate (hits+1)/(eligible+2)"
+    "n conversations, S prompts when stratified"
 )
+#: Within a run only: between runs the cost ratio's interval is the bootstrap's alone.
+COST_WIDENING = "cost ratios widened to cover cache misses at Laplace's rate (hits+1)/(eligible+2)"
 
 Mode = Literal["stratified", "prompts", "units"]
 

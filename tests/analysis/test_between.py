@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,16 @@ def test_p95_interval_covers_the_point_and_ratio_of_equal_arms_straddles_one() -
     one = quantile_interval(t, "synthetic", ("chat",), "ttft_ms", 0.95, resamples=400)
     chat = t.ttft_ms[(np.array(t.arm) == "chat") & t.ok]
     assert one is not None and one[0] == pytest.approx(float(np.quantile(chat, 0.95)))
+
+
+def test_only_within_run_intervals_say_their_cost_ratio_was_widened(tmp_path: Path) -> None:
+    # the cache-miss widening is applied within a run, not between runs (whose identical
+    # deterministic cost pairs to exactly 1): the recorded method must not claim otherwise
+    from harness.analysis.analyze import analyze_run, write_synthetic_run
+
+    obs = synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=10)
+    within = analyze_run(write_synthetic_run(tmp_path / "run", obs)).bootstrap
+    between = compare_runs(_run(SyntheticProfile(), 1), _run(SyntheticProfile(), 2)).bootstrap
+    assert "cache misses" in within.correction
+    assert "cache misses" not in between.correction
+    assert between.correction in within.correction  # the one interval rule, named the same
