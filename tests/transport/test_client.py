@@ -357,6 +357,37 @@ def test_errors_no_retry_can_fix_stop_the_run_or_the_arm(
         assert not result.retryable  # a quota 429 is not waited out and retried
 
 
+def _send_to_dropping_server(
+    server: Any, kind: str, max_attempts: int, *, kept_alive: bool
+) -> tuple[CallResult, list[Any], list[float]]:
+    """One streamed chat request to :class:`DroppingServer` through ``send_with_retries``
+    (``kept_alive``: after a ``GET /models`` on the same connection); result, attempts, sleeps."""
+    from harness.transport.client import Transport
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    async def go() -> tuple[CallResult, list[Any]]:
+        transport = Transport(server.base_url, "sk-x", kind=kind)  # type: ignore[arg-type]
+        try:
+            if kept_alive:
+                await transport.list_models()
+            return await send_with_retries(
+                lambda: transport.send("chat", body),
+                RetryPolicy(max_attempts=max_attempts),
+                random.Random(0),
+                sleep,
+            )
+        finally:
+            await transport.aclose()
+
+    result, attempts = asyncio.run(go())
+    return result, attempts, slept
+
+
 @pytest.mark.parametrize("kind", ["sdk", "raw"])
 @pytest.mark.parametrize("dropping_server", [1, 2], indirect=True)
 def test_a_kept_alive_connection_dropped_without_reply_is_sent_again_once(
@@ -366,28 +397,9 @@ def test_a_kept_alive_connection_dropped_without_reply_is_sent_again_once(
     # close gets no byte of reply (nothing was served): sent again at once, outside the retry
     # budget, and kept as an attempt; a second drop (on the resend's new connection) is an
     # ordinary connection failure
-    from harness.transport.client import CONNECTION_DROPPED, Transport
+    from harness.transport.client import CONNECTION_DROPPED
 
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-
-    async def go() -> tuple[CallResult, list[Any]]:
-        transport = Transport(dropping_server.base_url, "sk-x", kind=kind)  # type: ignore[arg-type]
-        try:
-            await transport.list_models()  # the connection is now kept alive
-            return await send_with_retries(
-                lambda: transport.send("chat", body),
-                RetryPolicy(max_attempts=1),
-                random.Random(0),
-                sleep,
-            )
-        finally:
-            await transport.aclose()
-
-    result, attempts = asyncio.run(go())
+    result, attempts, slept = _send_to_dropping_server(dropping_server, kind, 1, kept_alive=True)
     assert attempts[0].error_type == CONNECTION_DROPPED and attempts[0].status is None
     assert "without sending a response" in (attempts[0].error_message or "")
     assert slept == []  # at once
@@ -408,27 +420,9 @@ def test_a_new_connection_dropped_without_reply_is_not_sent_again_for_free(
     # a fresh connection's close (a proxy's idle timeout cutting a long request, cold turn 1)
     # does not prove the request went unserved: an ordinary connection failure, resent only
     # within --max-attempts, after the backoff
-    from harness.transport.client import Transport
-
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-
-    async def go() -> tuple[CallResult, list[Any]]:
-        transport = Transport(dropping_server.base_url, "sk-x", kind=kind)  # type: ignore[arg-type]
-        try:
-            return await send_with_retries(
-                lambda: transport.send("chat", body),
-                RetryPolicy(max_attempts=max_attempts),
-                random.Random(0),
-                sleep,
-            )
-        finally:
-            await transport.aclose()
-
-    result, attempts = asyncio.run(go())
+    result, attempts, slept = _send_to_dropping_server(
+        dropping_server, kind, max_attempts, kept_alive=False
+    )
     assert dropping_server.dropped == 1
     assert attempts[0].error_type == "connection_error" and attempts[0].status is None
     assert "without sending a response" in (attempts[0].error_message or "")
