@@ -86,6 +86,17 @@ def schema_problems(name: str, obj: Any) -> list[str]:
     return problems
 
 
+@cache
+def stream_event_schemas() -> dict[str, str]:
+    """Responses stream event ``type`` → its schema name, from the ``ResponseStreamEvent`` union."""
+    schemas = _schemas(str(spec_path()))
+    out: dict[str, str] = {}
+    for member in schemas["ResponseStreamEvent"]["anyOf"]:
+        name = member["$ref"].rsplit("/", 1)[-1]
+        out[schemas[name]["properties"]["type"]["enum"][0]] = name
+    return out
+
+
 def top_level_properties(name: str) -> set[str]:
     """Every property name a schema declares at its top level (through allOf and $ref)."""
     schemas = _schemas(str(spec_path()))

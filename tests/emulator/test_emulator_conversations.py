@@ -3,7 +3,6 @@ every body validates against OpenAI's spec."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import openai
@@ -11,7 +10,7 @@ import pytest
 
 from harness.emulator.profiles import load_profile
 from harness.emulator.testing import nonce, sse_events, text_of_tokens
-from harness.translate.spec import _schemas, schema_problems, spec_path
+from harness.translate.spec import schema_problems, stream_event_schemas
 
 MODEL = "gpt-4.1-mini"
 #: long enough (≥ 1,024 tokens) that a turn's shared prefix is cached
@@ -122,17 +121,6 @@ def test_response_in_a_conversation_holds_each_item_once(client: openai.OpenAI) 
     assert ids[1::2] == sent
 
 
-@cache
-def _event_schemas() -> dict[str, str]:
-    """Stream event type → its schema name, from the spec's ``ResponseStreamEvent`` union."""
-    schemas = _schemas(str(spec_path()))
-    out: dict[str, str] = {}
-    for member in schemas["ResponseStreamEvent"]["anyOf"]:
-        name = member["$ref"].rsplit("/", 1)[-1]
-        out[schemas[name]["properties"]["type"]["enum"][0]] = name
-    return out
-
-
 def test_streamed_turn_validates_and_is_appended_once_a_failed_one_is_not(
     client: openai.OpenAI, emulators: Any
 ) -> None:
@@ -142,7 +130,7 @@ def test_streamed_turn_validates_and_is_appended_once_a_failed_one_is_not(
     ) as resp:
         events = sse_events(resp.iter_lines())
     for event in events:
-        _valid(_event_schemas()[event["type"]], event)
+        _valid(stream_event_schemas()[event["type"]], event)
     assert events[0]["response"]["conversation"] == {"id": cid}
     assert events[-1]["type"] == "response.completed"
     held = client.conversations.items.list(cid, order="asc").data

@@ -9,7 +9,6 @@ spec.
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 import openai
@@ -19,10 +18,9 @@ from harness.emulator.profiles import load_profile
 from harness.emulator.testing import sse_data, sse_events
 from harness.emulator.validate import CHAT_KEYS, RESPONSES_KEYS
 from harness.translate.spec import (
-    _schemas,
     request_problems,
     schema_problems,
-    spec_path,
+    stream_event_schemas,
     top_level_properties,
 )
 
@@ -124,17 +122,6 @@ RESPONSE_CASES: dict[str, dict[str, Any]] = {
 }
 
 
-@cache
-def _event_schema() -> dict[str, str]:
-    """Stream event type → its schema name, from the spec's ``ResponseStreamEvent`` union."""
-    schemas = _schemas(str(spec_path()))
-    out: dict[str, str] = {}
-    for member in schemas["ResponseStreamEvent"]["anyOf"]:
-        name = member["$ref"].rsplit("/", 1)[-1]
-        out[schemas[name]["properties"]["type"]["enum"][0]] = name
-    return out
-
-
 def _valid(name: str, obj: Any) -> None:
     problems = schema_problems(name, obj)
     assert not problems, "\n".join(problems[:5])
@@ -149,7 +136,7 @@ def _request(endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def _check_response_events(events: list[dict[str, Any]]) -> None:
     for event in events:
-        _valid(_event_schema()[event["type"]], event)
+        _valid(stream_event_schemas()[event["type"]], event)
 
 
 @pytest.fixture
