@@ -20,9 +20,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from harness.emulator import jsonio
-from harness.emulator.engine import Emulator
-from harness.emulator.errors import ApiError, invalid
+from harness.emulator.engine import Emulator, json_object
+from harness.emulator.errors import ApiError
 from harness.emulator.profiles import EmulatorConfig
 from harness.emulator.streaming import (
     Plan,
@@ -175,13 +174,7 @@ def _conversation_call(emu: Emulator, request: Request, raw: bytes) -> Callable[
     include = frozenset(query.getlist("include") + query.getlist("include[]"))
 
     def body() -> dict[str, Any]:
-        try:
-            parsed = jsonio.loads(raw) if raw.strip() else {}
-        except ValueError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            raise invalid("We could not parse the JSON body of your request.")
-        return parsed
+        return json_object(raw) if raw.strip() else {}
 
     def call() -> dict[str, Any]:
         if cid is None:

@@ -217,7 +217,7 @@ class Emulator:
         if prepared is None:
             body: Any = None
             try:
-                body = _json_object(raw)
+                body = json_object(raw)
                 prepared = self._prepare(api, body)
             except ApiError as err:
                 model = body.get("model") if isinstance(body, dict) else None
@@ -585,7 +585,8 @@ def _reasoning_tokens(segments: list[Segment]) -> int:
     return sum(s.placeholder_tokens for s in segments if s.role == "reasoning")
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (else OpenAI's 400 for an unparsable body)."""
     try:
         body = jsonio.loads(raw)
     except ValueError:

@@ -943,8 +943,6 @@ async def _execute(
         async def worker() -> None:
             while not queue.empty():
                 conv = queue.get_nowait()
-                if shared.halted(conv):
-                    continue
                 fresh = (
                     partial(
                         Transport,

@@ -6,11 +6,11 @@ file and line.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.arms import Arm
+from harness.errors import closest
 from harness.scenario.models import (
     GATE_KEY_RE,
     GATE_METRICS,
@@ -349,7 +349,7 @@ def _check_gates(sc: Scenario) -> Iterable[Found]:
             yield (at, f"gate {show(key)} compares more than two arms", example)
             continue
         if metric not in GATE_METRICS:
-            close = difflib.get_close_matches(metric, GATE_METRICS, n=1, cutoff=0.6)
+            close = closest(metric, GATE_METRICS)
             known = ", ".join(m for m, s in GATE_METRICS.items() if s == scope)
             yield (
                 at,

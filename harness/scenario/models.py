@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import json
 import re
 from pathlib import Path
@@ -33,6 +32,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from harness.analysis.decide import DEFAULT_MARGINS, Margins
 from harness.arms import Arm, ArmIdError
+from harness.errors import closest
 from harness.scenario.yaml_safe import LoadedYaml, Location, Path_, show
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS
 from harness.translate.enums import EffortValue, ImageDetailValue, ServiceTierValue, VerbosityValue
@@ -162,7 +162,7 @@ class _Model(BaseModel):
     def _unknown_key(cls, key: str, allowed: list[str]) -> tuple[str, str]:
         if key in cls._hints:
             return f"unknown key {show(key)}", cls._hints[key]
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+        close = closest(key, allowed, cutoff=0.75)
         if close:
             return f"unknown key {show(key)}", f"did you mean {close[0]}?"
         return f"unknown key {show(key)}", "remove it; allowed here: " + ", ".join(allowed)
