@@ -221,8 +221,8 @@ def _cost(key: str, c: Comparison, profile: str | None, margins: decide.Margins)
     rule = decide.rule_for("cost_ratio", margins)
     if e is not None and e.decision is None and rule is not None:
         e = e.model_copy(update={"decision": decide.decide(e.ci95, e.n_pairs, rule)})
-    if c.cache_contaminated:
-        note = ""
+    if c.cache_contaminated:  # shadow pairs: no cost ratio is computed at all
+        note = f"{CONTAMINATED_NOTE}; the bill rests on those cache hits"
     elif e is None or e.value is None:
         note = "cost unknown (a model has no price: add it with --prices FILE)"
     else:
@@ -238,8 +238,6 @@ def _cost(key: str, c: Comparison, profile: str | None, margins: decide.Margins)
             f"per-token prices are the same for one model; the bill {change}: "
             f"{c.a} costs {fmt.estimate(e.value - 1.0, ci, 'pct')} per request vs {c.b}"
         )
-    if c.cache_contaminated:  # shadow pairs: no cost ratio is computed at all
-        note = f"{CONTAMINATED_NOTE}; the bill rests on those cache hits"
     return _claim(
         "cost",
         f"{key}.cost_ratio",

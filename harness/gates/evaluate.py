@@ -979,9 +979,8 @@ def gate_run(
 
     Raises :class:`HarnessError` for bad input, including a baseline that cannot be found.
     """
-    from harness.analysis.analyze import compare_runs, current_summary, load_table, run_price_book
+    from harness.analysis.analyze import compare_runs, current_summary, load_run, run_price_book
     from harness.gates.baseline import DEFAULT_BASELINES_DIR, resolve_baseline
-    from harness.rundir import OBSERVATIONS_FILE, read_meta
 
     if not run_dir.is_dir():
         raise HarnessError(f"{run_dir}: no such run directory — give runs/<run-id>/")
@@ -998,11 +997,12 @@ def gate_run(
         if config is not None
         else scenario_gates(run_dir)
     )
-    summary, _ = current_summary(run_dir, price_overrides=prices, same_prices=True)
-    table = load_table(run_dir / OBSERVATIONS_FILE)
+    run = load_run(run_dir)  # once: the summary (if it must be re-analysed), p95s, baseline
+    summary, _ = current_summary(run_dir, run=run, price_overrides=prices, same_prices=True)
+    table = run.table
     comparison = None
     if ref is not None:
-        book = run_price_book(read_meta(run_dir), prices)
+        book = run_price_book(run.meta, prices)
         comparison = compare_runs(table, ref.baseline.tables(), book=book, run_spread=run_spread)
     report = evaluate(
         summary,
