@@ -240,9 +240,15 @@ def test_history_and_tool_results_reach_both_apis_verbatim(
     imported: tuple[Path, Path, Path],
 ) -> None:
     log, out, _ = imported
-    # what the scenario holds is the scrubbed log
+    # the log as written, except the lines with planted secrets, which must arrive scrubbed
+    # (comparing every line with the scrubber's output would hide a scrubber that redacts
+    # ordinary text)
     bodies = {
-        i.line: Scrubber().value(i.body) for i in read_batch(log) if isinstance(i, SourceRequest)
+        i.line: Scrubber().value(i.body)
+        if any(secret in json.dumps(i.body) for secret in SECRETS)
+        else i.body
+        for i in read_batch(log)
+        if isinstance(i, SourceRequest)
     }
     checked = Counter[str]()
     for planned in dry_run(build_plan(load_scenario(out), repeats=1)):
