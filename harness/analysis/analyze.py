@@ -618,7 +618,7 @@ def current_summary(
         try:
             stored = read_summary(run_dir)
         except StaleSummaryError:
-            if run is None and not _has_observations(run_dir):
+            if run is None and not has_observations(run_dir):
                 raise
         else:
             # A summary written by `analyze --prices F` is priced at F; without --prices the
@@ -626,7 +626,7 @@ def current_summary(
             if (
                 not same_prices
                 or stored.pricing.override_file is None
-                or (run is None and not _has_observations(run_dir))
+                or (run is None and not has_observations(run_dir))
             ):
                 return stored, False
     summary = analyze_run(run if run is not None else run_dir, price_overrides=price_overrides)
@@ -635,7 +635,8 @@ def current_summary(
     return summary, True
 
 
-def _has_observations(run_dir: Path) -> bool:
+def has_observations(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds observations (a file or a shadow run's shards)."""
     from harness.rundir import SHARD_GLOB
 
     return (run_dir / OBSERVATIONS_FILE).is_file() or any(run_dir.glob(SHARD_GLOB))

@@ -979,7 +979,13 @@ def gate_run(
 
     Raises :class:`HarnessError` for bad input, including a baseline that cannot be found.
     """
-    from harness.analysis.analyze import compare_runs, current_summary, load_run, run_price_book
+    from harness.analysis.analyze import (
+        compare_runs,
+        current_summary,
+        has_observations,
+        load_run,
+        run_price_book,
+    )
     from harness.gates.baseline import DEFAULT_BASELINES_DIR, resolve_baseline
 
     if not run_dir.is_dir():
@@ -997,8 +1003,12 @@ def gate_run(
         if config is not None
         else scenario_gates(run_dir)
     )
-    run = load_run(run_dir)  # once: the summary (if it must be re-analysed), p95s, baseline
+    # The run is read once, for the summary (if it must be re-analysed), p95s and the baseline;
+    # without observations a stale summary's own one-line error comes first.
+    run = load_run(run_dir) if has_observations(run_dir) else None
     summary, _ = current_summary(run_dir, run=run, price_overrides=prices, same_prices=True)
+    if run is None:
+        run = load_run(run_dir)  # the one-line "no observations" error
     table = run.table
     comparison = None
     if ref is not None:
