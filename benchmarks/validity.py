@@ -43,6 +43,13 @@ and cache misses on top (the emulator has none of them); the headline (top-level
 - ``claim_false_contradiction_rate``: every claim's truth mid-range (cold 2.5×, cache +60 %,
   cost well below 0.98); any claim "contradicted".
 - ``claim_true_support_rate``: the same runs; share of the three claims "supported".
+- ``claim_true_support_rate_at_plan``: the same truth; a pilot run at the design's repeats, then
+  a run at the repeats ``harness plan --claims-from PILOT`` prints (the most any claim needs,
+  capped at :data:`CLAIM_PLAN_CAP`); share of the three claims "supported". At the design's
+  own 10 conversations no rule can support "2–3×" (the interval is wider than the range), so
+  ``claim_true_support_rate`` measures power at that size and this one the rule's.
+- ``claim_plan_repeats`` (a mean, not a rate) and ``claim_plan_capped_rate``: what that plan
+  asked for, and how often the cap cut it.
 - ``card_claim_disagreements``: every run above; a claim supported while its card (or the
   headline) does not say the same direction.
 
@@ -69,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.analyze import analyze_table, compare_runs, load_table
+from harness.analysis.claims import repeats_to_support
 from harness.analysis.metrics import ObservationTable
 from harness.analysis.pricing import PriceBook
 from harness.analysis.stats import LATENCY_MARGIN, PARITY_SIGMA_LOG, repeats_for_power
@@ -540,6 +548,33 @@ def _at_plan(d: Design, seed: int, o: Opts) -> dict[str, Any]:
     return {"gate_fails": gate_failed(evaluate(_summary(table, o, seed), gates, table=table))}
 
 
+#: Most repeats a claims-at-plan simulation runs (a pilot whose intervals are very wide may ask
+#: for more; the cap is counted, so the rate is never flattered silently).
+CLAIM_PLAN_CAP = 200
+
+
+def claim_plan_repeats(summary: Summary, d: Design) -> int:
+    """The repeats ``harness plan --claims-from PILOT`` prints for a pilot run's summary: the
+    most any of the guide's claims needs (the design's own when no claim can be sized)."""
+    sc = summary.scenarios[0]
+    need = repeats_to_support(sc.claims, sc.comparisons, d.prompts)
+    return max([d.repeats, *(n for n in need.values() if n is not None)])
+
+
+def _claims_at_plan(d: Design, seed: int, o: Opts) -> dict[str, Any]:
+    """Every claim true mid-range: a pilot run at the design's repeats, then a fresh run at the
+    repeats the pilot's intervals ask for — is each claim supported?"""
+    rng = np.random.default_rng(seed)
+    truth = _truths(d)["guide"]
+    pilot = simulate_run(d, truth, new_world(d, rng), rng, run_id=f"pilot{seed}")
+    reps = claim_plan_repeats(_summary(pilot, o, seed), d)
+    capped = reps > CLAIM_PLAN_CAP
+    d = replace(d, repeats=min(reps, CLAIM_PLAN_CAP))
+    table = simulate_run(d, truth, new_world(d, rng), rng, run_id=f"c{seed}")
+    sc = _summary(table, o, seed + 1).scenarios[0]
+    return {"claims": claim_verdicts(sc), "repeats": d.repeats, "capped": capped}
+
+
 def _between(d: Design, regression: float, seed: int, o: Opts) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     world = new_world(d, rng)
@@ -571,7 +606,7 @@ def _between(d: Design, regression: float, seed: int, o: Opts) -> dict[str, Any]
 @dataclass(frozen=True)
 class Task:
     design: str
-    kind: str  # parity | guide | edge | between | plan
+    kind: str  # parity | guide | edge | between | plan | claims
     index: int
     regression: float = 1.0
 
@@ -595,13 +630,15 @@ def run_task(args: tuple[Task, int, int]) -> tuple[Task, dict[str, Any]]:
     task, seed, resamples = args
     d = DESIGNS[task.design]
     o = Opts(resamples=resamples)
-    kinds = ("parity", "guide", "edge", "between", "plan")
+    kinds = ("parity", "guide", "edge", "between", "plan", "claims")
     entropy = [seed, sorted(DESIGNS).index(task.design), kinds.index(task.kind), task.index]
     s = int(np.random.SeedSequence([*entropy, round(task.regression * 1000)]).generate_state(1)[0])
     if task.kind == "between":
         return task, _between(d, task.regression, s, o)
     if task.kind == "plan":
         return task, _at_plan(d, s, o)
+    if task.kind == "claims":
+        return task, _claims_at_plan(d, s, o)
     return task, _within(d, _truths(d)[task.kind], s, o)
 
 
@@ -635,6 +672,9 @@ RATE_NAMES = (
     "claim_false_support_rate",
     "claim_edge_support_rate",
     "claim_true_support_rate",
+    "claim_true_support_rate_at_plan",
+    "claim_plan_repeats",
+    "claim_plan_capped_rate",
     "card_claim_disagreements",
 )
 
@@ -645,7 +685,7 @@ def study(
     between_sims: int,
     plan_sims: int = 0,
     *,
-    kinds: Sequence[str] = ("parity", "guide", "edge", "between"),
+    kinds: Sequence[str] = ("parity", "guide", "edge", "between", "claims"),
     seed: int,
     resamples: int,
     jobs: int,
@@ -661,6 +701,8 @@ def study(
         for reg in (1.0, 1.25, 1.10) if "between" in kinds else ():
             tasks += [Task(name, "between", i, reg) for i in range(between_sims)]
         tasks += [Task(name, "plan", i) for i in range(plan_sims)]
+        if "claims" in kinds:
+            tasks += [Task(name, "claims", i) for i in range(sims)]
     rates: dict[str, dict[str, Rate]] = {n: {r: Rate() for r in RATE_NAMES} for n in designs}
     examples: list[str] = []
     # design → "truth:verdict" → claim → rate (which claim drives a rate)
@@ -675,6 +717,18 @@ def study(
         r = rates[task.design]
         if task.kind == "plan":
             r["gate_detection_rate_25pct_at_plan"].add(res["gate_fails"])
+            continue
+        if task.kind == "claims":
+            verdicts = res["claims"]
+            r["claim_true_support_rate_at_plan"].add(
+                sum(v == "supported" for v in verdicts.values()) / max(1, len(verdicts))
+            )
+            r["claim_plan_repeats"].add(res["repeats"])
+            r["claim_plan_capped_rate"].add(res["capped"])
+            for claim, verdict in verdicts.items():
+                claim_rates[task.design].setdefault("claims_at_plan:supported", {}).setdefault(
+                    claim, Rate()
+                ).add(verdict == "supported")
             continue
         if task.kind == "between":
             name = {
@@ -798,9 +852,11 @@ def measure(run_dirs: Sequence[Path]) -> dict[str, float]:
 # --- output ------------------------------------------------------------------------------------
 
 
-def _fmt(r: dict[str, Any]) -> str:
+def _fmt(r: dict[str, Any], *, count: bool = False) -> str:
     if r["rate"] is None:
         return "—"
+    if count:  # a mean, not a proportion
+        return f"{r['rate']:.1f} ± {r['se']:.1f} (n = {r['n']})"
     return f"{r['rate']:6.1%} ± {r['se']:.1%} (n = {r['n']})"
 
 
@@ -808,7 +864,8 @@ def table(result: dict[str, Any]) -> str:
     designs = list(result["by_design"])
     lines = ["| rate | " + " | ".join(designs) + " |", "|---|" + "---|" * len(designs)]
     for name in RATE_NAMES:
-        cells = [_fmt(result["by_design"][d][name]) for d in designs]
+        count = name == "claim_plan_repeats"
+        cells = [_fmt(result["by_design"][d][name], count=count) for d in designs]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -828,7 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object, last line")
     parser.add_argument(
         "--only",
-        choices=("parity", "guide", "edge", "between", "plan"),
+        choices=("parity", "guide", "edge", "between", "plan", "claims"),
         action="append",
         help="run only these simulations (repeatable)",
     )
@@ -841,7 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resamples = args.resamples or (200 if args.quick else 1000)
     designs = args.design or ([HEADLINE] if args.quick else list(DESIGNS))
     started = time.perf_counter()
-    kinds = args.only or ("parity", "guide", "edge", "between", "plan")
+    kinds = args.only or ("parity", "guide", "edge", "between", "plan", "claims")
     plan_sims = 0 if args.quick or "plan" not in kinds else sims
     result = study(
         designs,

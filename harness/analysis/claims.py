@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from harness import fmt
-from harness.analysis import decide
+from harness.analysis import decide, stats
 from harness.summary import Claim, ClaimUnit, Comparison, Effect, Interval, Verdict
 
 FIRST_REQUEST_QUOTE = "The Responses API typically requires 2-3x longer on the first request"
@@ -289,3 +289,39 @@ def evaluate_claims(
         ),
         "cost": _cost(key, c, emulator_profile, margins),
     }
+
+
+def repeats_to_support(
+    claims: Mapping[str, Claim],
+    comparisons: Mapping[str, Comparison],
+    conversations_per_repeat: int,
+    *,
+    power: float = stats.DEFAULT_TARGET_POWER,
+) -> dict[str, int | None]:
+    """Repeats at which each claim, were its truth mid-range, would be supported in ``power`` of
+    runs — scaled from this run's interval widths (:func:`harness.analysis.stats.samples_to_fit`;
+    for "cheaper", whose range is open at 0, the run's estimate is taken as the truth). None
+    where the run gives no basis: no interval, contaminated, or the estimate outside the range."""
+    out: dict[str, int | None] = {}
+    for name, claim in claims.items():
+        out[name] = None
+        if claim.ci95 is None or claim.claimed_range is None or claim.metric is None:
+            continue
+        if claim.contaminated or claim.unit == "points":
+            continue
+        key, _, metric = claim.metric.partition(".")
+        effect = getattr(comparisons.get(key), metric, None)
+        if not isinstance(effect, Effect) or not effect.n_pairs:
+            continue
+        shift = 1.0 if claim.unit == "relative" else 0.0  # +60 % → a ratio of 1.6
+        need = stats.samples_to_fit(
+            (claim.ci95[0] + shift, claim.ci95[1] + shift),
+            effect.n_pairs,
+            (claim.claimed_range[0] + shift, claim.claimed_range[1] + shift),
+            None if claim.value is None else claim.value + shift,
+            power=power,
+        )
+        if need is not None:
+            per = max(1, conversations_per_repeat)
+            out[name] = max(decide.min_repeats(per), -(-need // per))
+    return out

@@ -557,6 +557,8 @@ class Matched:
     #: variance of the mean cost per request from cache hits and misses
     #: (:func:`harness.analysis.stats.cache_event_var`)
     cost_event_var: float = 0.0
+    #: the same for the cached share of input tokens
+    share_event_var: float = 0.0
 
     def reps(self, reps: Sequence[FloatArray], num: str, den: str) -> FloatArray:
         return stats.ratio_replicates(reps[self.handles[num]], reps[self.handles[den]])
@@ -597,14 +599,17 @@ def match_usage(
         handles = {k: boot.total(u, v) for k, v in cols.items()}
         sums = {k: float(np.nansum(v)) for k, v in cols.items()}
         priced = bool(r.size) and bool(np.isfinite(cost[r]).all())
+        # requests that could have hit: warm, and long enough to be cached at all
+        could = ~t.cold[r] & (t.input_tokens[r] >= CACHE_MIN_TOKENS)
+        hit = (cached[could] > 0).astype(np.float64)
         event_var = 0.0
         if priced and missed is not None:
-            # requests that could have hit: warm, and long enough to be cached at all
-            could = ~t.cold[r] & (t.input_tokens[r] >= CACHE_MIN_TOKENS)
-            event_var = stats.cache_event_var(
-                (missed[r] - cost[r])[could], (cached[could] > 0).astype(np.float64), r.size
-            )
-        return Matched(handles, sums, priced, boot.conversations(common), event_var)
+            event_var = stats.cache_event_var((missed[r] - cost[r])[could], hit, r.size)
+        # a miss loses that request's cached tokens: the variance of the cached total, scaled
+        # to the share of all input tokens
+        share_var = stats.cache_event_var(cached[could].astype(np.float64), hit, 1)
+        share_var /= max(sums["input"], 1.0) ** 2
+        return Matched(handles, sums, priced, boot.conversations(common), event_var, share_var)
 
     return one(x), one(y)
 
@@ -751,7 +756,7 @@ def comparison_metrics(
         ox = sx.output_tokens.mean if sx.output_tokens else None
         oy = sy.output_tokens.mean if sy.output_tokens else None
     delta = vx - vy if vx is not None and vy is not None else None
-    out["cache_hit_ratio_delta"] = eff("cache_hit_ratio_delta", delta, hit_x - hit_y, 0.0, usage_n)
+    d = eff("cache_hit_ratio_delta", delta, hit_x - hit_y, 0.0, usage_n)
     rel = stats.safe_ratio(vx, vy)
     improvement = effect(
         rel - 1.0 if rel is not None else None,
@@ -760,7 +765,24 @@ def comparison_metrics(
         usage_n,
         boot=x.boot,
     )
-    d = out["cache_hit_ratio_delta"]
+    if matched is not None and d is not None and delta is not None:
+        # As for cost below: warm turns that all hit leave the resamples no spread in the
+        # cached share, yet a 1-in-10 miss rate is plausible.
+        var_x, var_y = matched[0].share_event_var, matched[1].share_event_var
+        ci = boot.widen(d.ci95, delta, math.sqrt(var_x + var_y), usage_n)
+        if ci != d.ci95:
+            d = effect_from(
+                delta, ci, 0.0, usage_n, decide.rule_for("cache_hit_ratio_delta", margins)
+            )
+        if improvement is not None and improvement.ci95 and rel and vx and vy:
+            se_log = math.sqrt(var_x / vx**2 + var_y / vy**2)
+            lo, hi = improvement.ci95
+            wide = boot.widen_log((lo + 1.0, hi + 1.0), rel, se_log, usage_n)
+            if wide is not None and wide != (lo + 1.0, hi + 1.0):
+                improvement = effect_from(
+                    rel - 1.0, (wide[0] - 1.0, wide[1] - 1.0), 0.0, usage_n, None
+                )
+    out["cache_hit_ratio_delta"] = d
     if improvement is not None and d is not None:
         # judged by the absolute difference (decide.rule_for): same decision, its margin
         improvement = improvement.model_copy(update={"decision": d.decision, "margin": d.margin})

@@ -46,7 +46,10 @@ CORRECTION = (
     "n conversations, S prompts when stratified"
 )
 #: Within a run only: between runs the cost ratio's interval is the bootstrap's alone.
-COST_WIDENING = "cost ratios widened to cover cache misses at Laplace's rate (hits+1)/(eligible+2)"
+COST_WIDENING = (
+    "cost ratios and cache shares widened to cover cache misses at Laplace's rate "
+    "(hits+1)/(eligible+2)"
+)
 
 Mode = Literal["stratified", "prompts", "units"]
 
@@ -235,14 +238,28 @@ class Bootstrap:
     ) -> tuple[float, float] | None:
         """``ci`` widened to cover ``value · exp(±q · se_log)`` at the interval's own
         (expanded) level: a floor from a model of the spread the resamples may not show."""
-        design = self._design(n)
-        if ci is None or design is None or not se_log > 0 or not value > 0:
+        q = self._quantile(ci, n) if value > 0 and se_log > 0 else None
+        if ci is None or q is None:
             return ci
-        tail = expanded_levels(*design)
-        if tail is None:
-            return ci
-        half = NormalDist().inv_cdf(1.0 - tail / 2.0) * se_log
+        half = q * se_log
         return min(ci[0], value * math.exp(-half)), max(ci[1], value * math.exp(half))
+
+    def widen(
+        self, ci: tuple[float, float] | None, value: float, se: float, n: int
+    ) -> tuple[float, float] | None:
+        """``ci`` widened to cover ``value ± q · se`` (a difference; see :meth:`widen_log`)."""
+        q = self._quantile(ci, n) if se > 0 else None
+        if ci is None or q is None:
+            return ci
+        return min(ci[0], value - q * se), max(ci[1], value + q * se)
+
+    def _quantile(self, ci: tuple[float, float] | None, n: int) -> float | None:
+        """The normal quantile of the interval's own (expanded) level over ``n`` conversations."""
+        design = self._design(n)
+        if ci is None or design is None:
+            return None
+        tail = expanded_levels(*design)
+        return None if tail is None else NormalDist().inv_cdf(1.0 - tail / 2.0)
 
     def _column(self, units: IntArray, weights: FloatArray | None = None) -> int:
         col = np.bincount(units, weights=weights, minlength=self.n_units).astype(np.float64)
@@ -524,4 +541,42 @@ def scale_for_power(
         target_se = _gap(effect, margin) / (_z(1 - alpha / 2) + _z(power))
     except ValueError:
         return None
+    return max(2, math.ceil(n_now * (se_log / target_se) ** 2 - 1e-9))
+
+
+def samples_to_fit(
+    ci: tuple[float, float],
+    n_now: int,
+    claimed: tuple[float, float],
+    estimate: float | None = None,
+    *,
+    alpha: float = ALPHA,
+    power: float = DEFAULT_TARGET_POWER,
+) -> int | None:
+    """Samples for a 95 % interval to lie inside ``claimed`` with probability ``power`` when the
+    truth is in it, scaled from an interval ``ci`` seen with ``n_now`` samples (a pilot run).
+
+    Ratios on the log scale (``ci`` and ``claimed`` positive; a relative change passes
+    1 + change). The truth is taken at the range's log-middle when both ends are positive,
+    else (an open end at 0, "cheaper") at ``estimate``, which must lie inside — the plug-in the
+    hint then says it assumes. The pilot's standard error is the interval's log-width over
+    2·z₀.₉₇₅; the interval must clear both ends, so with a two-ended range each end may miss
+    in half of ``1 − power``. None when nothing can be said (no width, truth outside)."""
+    lo, hi = ci
+    c0, c1 = claimed
+    if n_now <= 0 or not (0 < lo <= hi) or not math.isfinite(hi) or c1 <= 0 or c0 >= c1:
+        return None
+    z = _z(1 - alpha / 2)
+    se_log = (math.log(hi) - math.log(lo)) / (2 * z)
+    if c0 > 0:  # truth at the log-middle: each end is half the range's log-width away
+        gap = math.log(c1 / c0) / 2
+        miss = _z(1 - (1 - power) / 2)
+    else:
+        if estimate is None or not 0 < estimate < c1:
+            return None
+        gap = math.log(c1 / estimate)
+        miss = _z(power)
+    if se_log == 0:
+        return 2
+    target_se = gap / (z + miss)
     return max(2, math.ceil(n_now * (se_log / target_se) ** 2 - 1e-9))

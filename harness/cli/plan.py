@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_arguments",
+    "claim_lines",
     "parse_effect",
     "parse_target_power",
     "plan_sigma",
@@ -72,6 +73,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="take --power's log-spread from a previous run of your target (the largest "
         "power.sigma_log of its summary) instead",
+    )
+
+    p.add_argument(
+        "--claims-from",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="also say how many repeats let each migration-guide claim be supported, were it "
+        "true (mid-range), in --target-power of runs (default 80%%) — scaled from the interval "
+        "widths of RUN_DIR, a previous (pilot) run of this scenario on your target",
     )
 
 
@@ -228,6 +239,62 @@ def power_lines(
     ]
 
 
+def _conversations_per_repeat(plan: Plan) -> int:
+    """Conversations one repeat adds to every arm (the fewest, when arms differ)."""
+    per_arm = Counter(c.arm for c in plan.conversations if not c.warmup and c.repeat == 1)
+    return min(per_arm.values(), default=1)
+
+
+def claim_lines(
+    scenario: Scenario, plan: Plan, run_dir: Path, target_power: float | None = None
+) -> list[str]:
+    """Repeats at which each of the guide's claims, were its truth mid-range, is supported in
+    ``target_power`` of runs, scaled from a previous run's intervals
+    (:func:`harness.analysis.claims.repeats_to_support`)."""
+    from harness.analysis.analyze import current_summary
+    from harness.analysis.claims import CLAIMED_TEXT, repeats_to_support
+    from harness.analysis.stats import DEFAULT_TARGET_POWER
+    from harness.cli.common import require_run_dir
+    from harness.errors import HarnessError
+
+    power = DEFAULT_TARGET_POWER if target_power is None else target_power
+    require_run_dir(run_dir)
+    summary = current_summary(run_dir, save=False)[0]
+    own = [sc for sc in summary.scenarios if sc.name == scenario.name]
+    if not own:
+        names = ", ".join(sc.name for sc in summary.scenarios) or "none"
+        raise HarnessError(
+            f"--claims-from {run_dir}: the run holds no scenario {scenario.name!r} (it has "
+            f"{names}) — give a run of this scenario"
+        )
+    sc = own[0]
+    need = repeats_to_support(
+        sc.claims, sc.comparisons, _conversations_per_repeat(plan), power=power
+    )
+    lines = [
+        f"claims: repeats at which each claim, were it true (mid-range), is supported in "
+        f"{fmt.pct(power)} of runs — from the interval widths of run {summary.run_id}:"
+    ]
+    for name, claim in sc.claims.items():
+        n = need.get(name)
+        words = claim.claimed or CLAIMED_TEXT.get(name, name)
+        if n is not None:
+            how = f"repeats ≥ {n} (scenario has {plan.repeats})"
+            if claim.claimed_range is not None and claim.claimed_range[0] <= 0:
+                how += "; taking this run's estimate as the truth"
+        elif claim.contaminated:
+            how = "cannot be sized: the run's cache figures are contaminated (shadow run)"
+        elif claim.ci95 is None:
+            how = "cannot be sized: the run has no interval for it (" + claim.note[:60] + "…)"
+        else:
+            how = "cannot be sized: the run's estimate lies outside the claimed range"
+        lines.append(f"  {name} ({words}): {how}")
+    sized = [n for n in need.values() if n is not None]
+    if sized:
+        lines.append(f"  all claims at once: repeats ≥ {max(sized)}")
+    return lines
+
+
 def print_plan(
     scenario_file: Path | str,
     *,
@@ -238,6 +305,7 @@ def print_plan(
     sigma_log: float | None = None,
     target_power: str | None = None,
     sigma_from: Path | None = None,
+    claims_from: Path | None = None,
 ) -> None:
     """``harness plan``: JSON Lines (one object per request) or a table with counts and
     estimated input tokens. Raises ScenarioError for an invalid file."""
@@ -253,14 +321,18 @@ def print_plan(
 
     effect = parse_effect(power) if power is not None else None
     goal = parse_target_power(target_power) if target_power is not None else None
-    if goal is not None and effect is None:
-        raise HarnessError("--target-power needs --power EFFECT (e.g. --power 25%)")
+    if goal is not None and effect is None and claims_from is None:
+        raise HarnessError(
+            "--target-power needs --power EFFECT (e.g. --power 25%) or --claims-from RUN_DIR"
+        )
     scenario = load_scenario(scenario_file)
     sigma = plan_sigma(sigma_log, sigma_from, scenario.name) if effect is not None else None
     problems = translation_problems(scenario)
     if problems:
         raise ScenarioError(problems)
     plan = build_plan(scenario, repeats=repeats, seed=seed)
+    # before any output: a bad RUN_DIR is a one-line error, not a table and then an error
+    claims = claim_lines(scenario, plan, claims_from, goal) if claims_from is not None else []
     try:
         if as_json:
             for planned in dry_run(plan):
@@ -275,6 +347,8 @@ def print_plan(
         if effect is not None and sigma is not None:
             for line in power_lines(scenario, plan, effect, sigma[0], goal, sigma[1]):
                 print(line, file=sys.stderr if as_json else sys.stdout)
+        for line in claims:
+            print(line, file=sys.stderr if as_json else sys.stdout)
     except BrokenPipeError:
         # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter from
         # complaining when it flushes stdout at exit.

@@ -219,3 +219,56 @@ def test_plan_sigma_errors_are_one_line(
     assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--power", "25%", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
+
+
+def test_plan_claims_from_a_pilot_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--claims-from RUN_DIR: per claim, the repeats at which it would be supported were it true
+    mid-range, scaled from the pilot's intervals; a higher target power asks for more."""
+    from harness.analysis.analyze import (
+        SyntheticProfile,
+        analyze_run,
+        synthetic_observations,
+        write_synthetic_run,
+    )
+    from harness.analysis.claims import repeats_to_support
+
+    truth = SyntheticProfile(responses_cold_ratio=2.45, responses_cache_advantage=0.6)
+    obs = synthetic_observations(truth, prompts=2, repeats=5, run_id="pilot", scenario="quickstart")
+    run_dir = write_synthetic_run(tmp_path / "pilot", obs)
+    sc = analyze_run(run_dir).scenarios[0]
+    quickstart = str(SCENARIOS / "quickstart.yaml")
+    printed = {}
+    for power in (0.8, 0.9):
+        argv = ["plan", quickstart, "--claims-from", str(run_dir), "--target-power", f"{power:%}"]
+        assert main(argv) == 0
+        lines = capsys.readouterr().out.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("claims: "))
+        assert f"supported in {power * 100:.0f} % of runs" in lines[start]
+        need = repeats_to_support(sc.claims, sc.comparisons, 2, power=power)
+        cold = need["first_request_slower"]
+        assert cold is not None and cold > 5  # 2–3× needs far more than 10 conversations
+        assert lines[start + 1] == (
+            f"  first_request_slower (2–3× slower): repeats ≥ {cold} (scenario has 5)"
+        )
+        sized = [n for n in need.values() if n is not None]
+        assert lines[-1] == f"  all claims at once: repeats ≥ {max(sized)}"
+        printed[power] = cold
+    assert printed[0.9] > printed[0.8]
+
+
+def test_plan_claims_from_a_run_of_another_scenario_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.analysis.analyze import (
+        SyntheticProfile,
+        synthetic_observations,
+        write_synthetic_run,
+    )
+
+    obs = synthetic_observations(SyntheticProfile(), prompts=2, repeats=5, scenario="other")
+    run_dir = write_synthetic_run(tmp_path / "other", obs)
+    assert main(["plan", str(SCENARIOS / "quickstart.yaml"), "--claims-from", str(run_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # the error comes before the table
+    assert captured.err.count("\n") == 1
+    assert "holds no scenario 'quickstart' (it has other)" in captured.err
