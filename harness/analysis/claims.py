@@ -291,6 +291,11 @@ def evaluate_claims(
     }
 
 
+def _strata(n: int, per_repeat: int) -> int:
+    """Prompts the bootstrap stratifies by: every prompt with ≥ 2 conversations (else 1)."""
+    return per_repeat if per_repeat > 1 and n >= 2 * per_repeat else 1
+
+
 def repeats_to_support(
     claims: Mapping[str, Claim],
     comparisons: Mapping[str, Comparison],
@@ -319,6 +324,7 @@ def repeats_to_support(
             effect.n_pairs,
             (claim.claimed_range[0] + shift, claim.claimed_range[1] + shift),
             None if claim.value is None else claim.value + shift,
+            strata=_strata(effect.n_pairs, conversations_per_repeat),
             power=power,
         )
         if need is not None:

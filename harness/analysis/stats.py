@@ -544,13 +544,20 @@ def scale_for_power(
     return max(2, math.ceil(n_now * (se_log / target_se) ** 2 - 1e-9))
 
 
+def interval_quantile(n: int, strata: int = 1) -> float:
+    """The normal quantile an expanded 95 % interval over ``n`` conversations reaches out to
+    (1.96 for large ``n``; ∞ when there are too few for an interval)."""
+    tail = expanded_levels(n, strata)
+    return math.inf if tail is None or tail <= 0 else -_z(tail / 2.0)
+
+
 def samples_to_fit(
     ci: tuple[float, float],
     n_now: int,
     claimed: tuple[float, float],
     estimate: float | None = None,
     *,
-    alpha: float = ALPHA,
+    strata: int = 1,
     power: float = DEFAULT_TARGET_POWER,
 ) -> int | None:
     """Samples for a 95 % interval to lie inside ``claimed`` with probability ``power`` when the
@@ -559,15 +566,19 @@ def samples_to_fit(
     Ratios on the log scale (``ci`` and ``claimed`` positive; a relative change passes
     1 + change). The truth is taken at the range's log-middle when both ends are positive,
     else (an open end at 0, "cheaper") at ``estimate``, which must lie inside — the plug-in the
-    hint then says it assumes. The pilot's standard error is the interval's log-width over
-    2·z₀.₉₇₅; the interval must clear both ends, so with a two-ended range each end may miss
-    in half of ``1 − power``. None when nothing can be said (no width, truth outside)."""
+    hint then says it assumes. Intervals here are expanded at small samples
+    (:func:`interval_quantile`, ``strata`` prompts), so the pilot's standard error is its
+    interval's log-width over twice the pilot's own quantile, and the plan's interval is as
+    wide as its size makes it. The interval must clear both ends, so with a two-ended range
+    each end may miss in half of ``1 − power``. None when nothing can be said (no finite
+    width, truth outside the range)."""
     lo, hi = ci
     c0, c1 = claimed
     if n_now <= 0 or not (0 < lo <= hi) or not math.isfinite(hi) or c1 <= 0 or c0 >= c1:
         return None
-    z = _z(1 - alpha / 2)
-    se_log = (math.log(hi) - math.log(lo)) / (2 * z)
+    pilot_q = interval_quantile(n_now, strata)
+    if not math.isfinite(pilot_q):
+        return None
     if c0 > 0:  # truth at the log-middle: each end is half the range's log-width away
         gap = math.log(c1 / c0) / 2
         miss = _z(1 - (1 - power) / 2)
@@ -576,7 +587,23 @@ def samples_to_fit(
             return None
         gap = math.log(c1 / estimate)
         miss = _z(power)
-    if se_log == 0:
+    spread = (math.log(hi) - math.log(lo)) / (2 * pilot_q) * math.sqrt(n_now)  # per sample
+    if spread == 0:
         return 2
-    target_se = gap / (z + miss)
-    return max(2, math.ceil(n_now * (se_log / target_se) ** 2 - 1e-9))
+
+    def fits(n: int) -> bool:
+        return (interval_quantile(n, strata) + miss) * spread / math.sqrt(n) <= gap
+
+    n = max(2, strata + 1)
+    while not fits(n):  # doubling, then bisection: the condition is monotone in n
+        n *= 2
+        if n > 10**9:
+            return None
+    low = n // 2
+    while low + 1 < n:
+        mid = (low + n) // 2
+        if fits(mid):
+            n = mid
+        else:
+            low = mid
+    return n

@@ -1,5 +1,6 @@
 """stats.samples_to_fit: the plan for a claim's interval to land inside its claimed range,
-proven by simulation with known truth (a normal estimator on the log scale)."""
+proven by simulation with known truth: a normal estimator on the log scale whose interval is
+expanded at small samples as the harness's are (:func:`interval_quantile`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.analysis.stats import samples_to_fit
-
-Z = 1.959963984540054
+from harness.analysis.stats import interval_quantile, samples_to_fit
 
 
 def _inside_rate(truth: float, sigma: float, n: int, claimed: tuple[float, float]) -> float:
@@ -18,7 +17,8 @@ def _inside_rate(truth: float, sigma: float, n: int, claimed: tuple[float, float
     rng = np.random.default_rng(7)
     se = sigma / math.sqrt(n)
     est = math.log(truth) + rng.normal(0.0, se, 40_000)
-    lo, hi = np.exp(est - Z * se), np.exp(est + Z * se)
+    q = interval_quantile(n)
+    lo, hi = np.exp(est - q * se), np.exp(est + q * se)
     return float(np.mean((lo >= claimed[0]) & (hi <= claimed[1])))
 
 
@@ -26,7 +26,7 @@ def _inside_rate(truth: float, sigma: float, n: int, claimed: tuple[float, float
 def test_two_ended_range_reaches_the_power_at_the_log_middle(power: float) -> None:
     claimed, sigma, pilot_n = (2.0, 3.0), 0.45, 10
     truth = math.sqrt(6.0)  # the range's log-middle
-    half = Z * sigma / math.sqrt(pilot_n)
+    half = interval_quantile(pilot_n) * sigma / math.sqrt(pilot_n)
     pilot = (truth * math.exp(-half), truth * math.exp(half))
     n = samples_to_fit(pilot, pilot_n, claimed, power=power)
     assert n is not None and n > pilot_n
@@ -38,7 +38,7 @@ def test_two_ended_range_reaches_the_power_at_the_log_middle(power: float) -> No
 
 def test_range_open_at_zero_takes_the_estimate_as_truth() -> None:
     claimed, sigma, pilot_n, truth = (0.0, 0.98), 0.2, 10, 0.93
-    half = Z * sigma / math.sqrt(pilot_n)
+    half = interval_quantile(pilot_n) * sigma / math.sqrt(pilot_n)
     n = samples_to_fit((truth * math.exp(-half), truth * math.exp(half)), pilot_n, claimed, truth)
     assert n is not None
     assert 0.79 <= _inside_rate(truth, sigma, n, claimed) <= 0.83
