@@ -284,10 +284,10 @@ def claim_lines(
                 how += "; taking this run's estimate as the truth"
         elif claim.contaminated:
             how = "cannot be sized: the run's cache figures are contaminated (shadow run)"
-        elif claim.ci95 is None:
-            how = "cannot be sized: the run has no interval for it (" + claim.note[:60] + "…)"
+        elif claim.ci95 is None or claim.claimed_range is None:
+            how = f"cannot be sized: the run has no interval for it ({claim.note.split(';')[0]})"
         else:
-            how = "cannot be sized: the run's estimate lies outside the claimed range"
+            how = "cannot be sized: the run's estimate is not below the bound, no truth to plan for"
         lines.append(f"  {name} ({words}): {how}")
     sized = [n for n in need.values() if n is not None]
     if sized:
