@@ -20,6 +20,8 @@ OBSERVATION_SCHEMA_VERSION = 1
 #: ``error_type`` of a planned tool-result turn that was not needed (the reply called no
 #: tool): recorded so every planned request has a record, but neither a request nor an error.
 NOT_SENT = "not_sent"
+#: ``error_type`` of a replayed request its cassette has no interaction for (nothing was sent).
+CASSETTE_MISS = "cassette_miss"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
@@ -180,6 +182,49 @@ class Observation(BaseModel):
         return (self.scenario, self.prompt_id, self.arm, self.repeat, self.turn)
 
 
+class ReplayedCassette(BaseModel):
+    """Where a replayed scenario's replies came from: its cassette and how that was recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    cassette: str = Field(description="the cassette file, as given to --replay")
+    recorded_at: str = Field(description="when the cassette was recorded (ISO 8601, UTC)")
+    target: str
+    is_emulator: bool
+    emulator_profile: str | None = None
+    emulator_time_scale: float | None = Field(
+        default=None, description="the emulator's --time-scale; null: unknown or not an emulator"
+    )
+    repeats: int | None = Field(default=None, description="--repeats of the recording run")
+    seed: int
+    rerecord: str = Field(description="the command that re-records this cassette")
+
+    @property
+    def label(self) -> str:
+        """``replay of cassettes/x.yaml, recorded 2026-12-07 22:16 UTC against … (profile …)``."""
+        from harness.fmt import target_label
+
+        how = [f"profile {self.emulator_profile}"] if self.emulator_profile else []
+        if self.emulator_time_scale is not None:
+            how.append(f"time scale {self.emulator_time_scale:g}")
+        if self.repeats is not None:
+            how.append(f"{self.repeats} repeats")
+        when = self.recorded_at.replace("T", " ").removesuffix("Z")
+        when = f"{when[:16]} UTC" if len(when) >= 16 else self.recorded_at
+        return (
+            f"replay of {self.cassette}, recorded {when} against "
+            f"{target_label(self.target, self.is_emulator)}"
+            + (f" ({', '.join(how)})" if how else "")
+        )
+
+
+def replay_label(cassettes: Iterable[ReplayedCassette]) -> str | None:
+    """Every output of a replay says so: the labels of its cassettes, or None (not a replay)."""
+    labels = [c.label for c in cassettes]
+    return "; ".join(labels) if labels else None
+
+
 class RunMeta(BaseModel):
     """``runs/<run-id>/meta.json``."""
 
@@ -209,6 +254,10 @@ class RunMeta(BaseModel):
         default=None, description="one-off SDK model building, done before timing starts"
     )
     replayed_from: str | None = None
+    replay: list[ReplayedCassette] = Field(
+        default_factory=list,
+        description="for a replay: each scenario's cassette and how it was recorded",
+    )
     recorded_to: str | None = None
     capabilities: dict[str, Any] | None = Field(
         default=None,

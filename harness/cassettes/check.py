@@ -7,17 +7,28 @@ network, a throw-away run directory) and compares what was asked with what was r
 - **missing**: a request the scenario sends that has no recorded interaction (or no cassette);
 - **unused**: a recorded interaction no request asked for (shared warm-ups excluded);
 - **stale**: the scenario file changed since the cassette was recorded (sha256 in metadata).
+
+``harness run --replay`` makes the same check for its own plan before it replays
+(:func:`require_fresh_cassettes`), so a stale cassette is an error, not a run with misses.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.cassettes.files import cassette_path, load_cassette, read_meta, stale_reason
+from harness.cassettes.files import (
+    cassette_path,
+    load_cassette,
+    read_meta,
+    rerecord_command,
+    stale_reason,
+)
 from harness.cassettes.replay import describe
-from harness.errors import HarnessError
+from harness.errors import CassetteError, HarnessError
+from harness.records import CASSETTE_MISS
 from harness.rundir import OBSERVATIONS_FILE, read_observations
 from harness.runner.execute import RunOptions, run
 from harness.scenario.load import Scenario, load_scenario
@@ -35,6 +46,10 @@ class CassetteReport:
     unused: list[str] = field(default_factory=list)
     stale: str | None = None
     note: str | None = None
+    #: the missing requests by name only (``conversation turn N``), for one-line errors
+    missed: list[str] = field(default_factory=list)
+    #: the command that records this cassette again
+    rerecord: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,20 +66,37 @@ def _scenarios(scenarios_dir: Path) -> dict[str, tuple[Path, Scenario]]:
     return found
 
 
-def _replay(directory: Path, path: Path, report: CassetteReport) -> None:
+def _replay(
+    directory: Path,
+    paths: Sequence[Path],
+    reports: dict[str, CassetteReport],
+    options: RunOptions | None = None,
+) -> None:
+    """Replay ``paths`` offline into a throw-away directory (with ``options``, as the run being
+    checked would) and fill each scenario's report with what was missed and left unplayed."""
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
-        result = run([path], RunOptions(out=Path(tmp), replay=directory, progress=False))
+        result = run(
+            list(paths),
+            replace(
+                options or RunOptions(),
+                out=Path(tmp),
+                replay=directory,
+                record=None,
+                resume=None,
+                progress=False,
+            ),
+        )
         assert result.replay is not None
         cassette = result.replay.cassette
-        report.missing.extend(
-            f"{o.conversation} turn {o.turn}: {o.error_message}"
-            for o in read_observations(result.run_dir / OBSERVATIONS_FILE)
-            if o.error_type == "cassette_miss"
-        )
-        report.unused.extend(describe(e.request) for e in cassette.unplayed(report.scenario))
-        report.played = sum(
-            1 for e in cassette.entries if e.scenario == report.scenario and e.played
-        )
+        for o in read_observations(result.run_dir / OBSERVATIONS_FILE):
+            if o.error_type == CASSETTE_MISS and o.scenario in reports:
+                reports[o.scenario].missing.append(
+                    f"{o.conversation} turn {o.turn}: {o.error_message}"
+                )
+                reports[o.scenario].missed.append(f"{o.conversation} turn {o.turn}")
+        for name, report in reports.items():
+            report.unused.extend(describe(e.request) for e in cassette.unplayed(name))
+            report.played = sum(1 for e in cassette.entries if e.scenario == name and e.played)
 
 
 def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport]:
@@ -89,7 +121,8 @@ def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport
         meta = read_meta(cassette, metadata)
         report.interactions = sum(1 for _, r in interactions if not r.get("shared"))
         report.stale = stale_reason(meta, scenario)
-        _replay(directory, path, report)
+        report.rerecord = rerecord_command(directory, meta, path)
+        _replay(directory, [path], {name: report})
     for cassette in sorted(directory.glob("*.yaml")):
         if cassette in seen:
             continue
@@ -109,6 +142,77 @@ def check_cassettes(directory: Path, scenarios_dir: Path) -> list[CassetteReport
         report.unused.extend(describe(r) for r, resp in interactions if not resp.get("shared"))
         reports.append(report)
     return reports
+
+
+def check_replay(paths: Sequence[Path], options: RunOptions) -> list[CassetteReport]:
+    """What ``harness run --replay`` with ``options`` would find wrong with its cassettes:
+    stale ones and the requests of its plan that have no recorded interaction (found by an
+    offline replay into a throw-away directory). Unused interactions are no problem here: a
+    run may ask for fewer repeats than were recorded."""
+    if options.replay is None:
+        raise ValueError("check_replay: options.replay is not set")
+    directory = options.replay
+    reports: dict[str, CassetteReport] = {}
+    for path in paths:
+        scenario = load_scenario(path)
+        cassette = cassette_path(directory, scenario.name)
+        if not cassette.is_file():
+            continue  # the replay itself refuses it, naming the file and the fix
+        metadata, interactions = load_cassette(cassette)
+        meta = read_meta(cassette, metadata)
+        reports[scenario.name] = CassetteReport(
+            cassette,
+            scenario.name,
+            interactions=sum(1 for _, r in interactions if not r.get("shared")),
+            stale=stale_reason(meta, scenario),
+            rerecord=rerecord_command(directory, meta, path),
+        )
+    _replay(directory, paths, reports, options)
+    return list(reports.values())
+
+
+def stale_message(
+    reports: Sequence[CassetteReport], *, allow_flag: str, allowed: bool = False, limit: int = 3
+) -> str | None:
+    """One line naming each stale cassette or missing interaction (a few by name, and the
+    count), the command that re-records, and the flag that replays anyway; None when none."""
+    parts = []
+    for r in reports:
+        if not (r.stale or r.missing):
+            continue
+        what = [f"stale: {r.stale}"] if r.stale else []
+        if r.missing:
+            names = ", ".join(r.missed[:limit]) + (
+                f", … {len(r.missed) - limit} more" if len(r.missed) > limit else ""
+            )
+            what.append(f"{len(r.missed)} request(s) have no recorded interaction ({names})")
+        parts.append(f"{r.cassette}: " + "; ".join(what) + f" — re-record with: {r.rerecord}")
+    if not parts:
+        return None
+    tail = (
+        f"replaying anyway ({allow_flag})"
+        if allowed
+        else f"or pass {allow_flag} to replay them anyway"
+    )
+    return f"cassettes do not match the plan: {' | '.join(parts)} ({tail})"
+
+
+def require_fresh_cassettes(
+    paths: Sequence[Path],
+    options: RunOptions,
+    *,
+    allow_stale: bool = False,
+    allow_flag: str = "--allow-stale",
+) -> str | None:
+    """Refuse (:class:`CassetteError`, exit 2) a replay whose cassettes are stale or miss
+    requests of its plan, before anything is replayed; with ``allow_stale``, return the
+    message as a warning instead (None when the cassettes match)."""
+    message = stale_message(
+        check_replay(paths, options), allow_flag=allow_flag, allowed=allow_stale
+    )
+    if message is not None and not allow_stale:
+        raise CassetteError(message)
+    return message
 
 
 def format_reports(reports: list[CassetteReport], *, limit: int = 10) -> list[str]:

@@ -8,12 +8,14 @@ sends and records, so :mod:`harness.runner` never imports :mod:`harness.analysis
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
 from harness.cli.common import add_emulator_options, add_prices, err, positive_int
+from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -133,8 +135,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="replay from DIR/<scenario name>.yaml with no network and no "
-        "key; seed and repeats come from the cassettes; a request with no "
-        "recorded interaction fails (cassette_miss)",
+        "key; seed and repeats come from the cassettes; the cassettes are checked against "
+        "the plan first: a stale cassette or a request with no recorded interaction stops "
+        "the run (exit 2) with the command that re-records",
+    )
+    p.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="with --replay: replay stale cassettes anyway (a warning instead of exit 2; "
+        "requests with no recorded interaction fail as cassette_miss)",
     )
     p.add_argument(
         "--gate",
@@ -199,6 +208,14 @@ def run(args: argparse.Namespace) -> int:
         from harness.gates.baseline import resolve_baseline
 
         resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
+    if args.allow_stale and args.replay is None:
+        raise HarnessError("--allow-stale is for --replay DIR — add --replay or drop it")
+    if args.replay is not None and args.resume is None:
+        from harness.cassettes.check import require_fresh_cassettes
+
+        stale = require_fresh_cassettes(args.scenarios, options, allow_stale=args.allow_stale)
+        if stale is not None:
+            print(f"harness: warning: {stale}", file=sys.stderr)
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
     code = finish_run(result)
     if code != 0 or not (args.gate or args.baseline is not None):

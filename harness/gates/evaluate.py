@@ -49,6 +49,7 @@ from harness.gates.config import (
     parse_gate,
     scenario_gates,
 )
+from harness.records import CASSETTE_MISS
 from harness.summary import (
     ArmSummary,
     Comparison,
@@ -876,13 +877,19 @@ def evaluate(
     for sc in summary.scenarios:
         specs = config.for_scenario(sc.name)
         rows = _scenario_table(table, sc.name)
+        arms = {s.key: s.arms for s in specs}
         results.extend(
-            _threshold_result(sc, s, rows) for s in specs if s.metric != "regression_pct"
+            _blame_cassette(_threshold_result(sc, s, rows), sc, s.arms, summary)
+            for s in specs
+            if s.metric != "regression_pct"
         )
         if baseline is not None:
             if comparison is None:
                 raise ValueError("evaluate: a baseline needs its comparison (compare_runs)")
-            results.extend(_regression_results(sc, specs, baseline, comparison, pct, warnings))
+            results.extend(
+                _blame_cassette(r, sc, arms.get(r.key, ()), summary)
+                for r in _regression_results(sc, specs, baseline, comparison, pct, warnings)
+            )
         else:
             results.extend(
                 _undecided(
@@ -924,6 +931,29 @@ def evaluate(
         regression_pct=pct,
         results=results,
         warnings=warnings,
+    )
+
+
+def _blame_cassette(
+    result: GateResult, sc: ScenarioSummary, arms: Sequence[str], summary: Summary
+) -> GateResult:
+    """A gate that did not pass on a replay whose cassette lacked some of its requests: the
+    cassette is what to fix (re-record it), not the threshold."""
+    misses = sum(sc.arms[a].error_types.get(CASSETTE_MISS, 0) for a in arms if a in sc.arms)
+    if result.status == "pass" or misses == 0:
+        return result
+    recorded = next((c for c in summary.replay if c.scenario == sc.name), None)
+    how = (
+        recorded.rerecord
+        if recorded is not None
+        else "harness run SCENARIO --record DIR (harness cassettes check lists the misses)"
+    )
+    return result.model_copy(
+        update={
+            "fix": f"{misses} request(s) had no recorded interaction ({CASSETTE_MISS}): the "
+            f"cassette no longer matches the scenario — re-record it with: {how} (the "
+            "threshold is not the problem)"
+        }
     )
 
 

@@ -145,10 +145,14 @@ def test_replay_gives_identical_observations_and_summary(
         return {
             k: v
             for k, v in s.items()
-            if k not in ("run_id", "created_at", "analyzed_at", "generated_at")
+            if k not in ("run_id", "created_at", "analyzed_at", "generated_at", "replay")
         }
 
     assert strip(s1) == strip(s2)
+    # only the replay says where its replies came from
+    assert s1["replay"] == [] and [c["cassette"] for c in s2["replay"]] == [
+        str(cassettes / "quickstart.yaml")
+    ]
 
 
 def test_raw_client_and_concurrency_replay_the_same_cassette(
