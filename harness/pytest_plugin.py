@@ -79,6 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="cassette directory for replay/record (default cassettes/)",
     )
     group.addoption(
+        "--harness-allow-stale",
+        action="store_true",
+        default=False,
+        help="replay mode: replay cassettes that lack requests of the plan anyway "
+        "(default: the test errors, naming them and the command that re-records)",
+    )
+    group.addoption(
         "--harness-report",
         default=None,
         metavar="DIR",
@@ -152,6 +159,7 @@ class _Spec:
     baselines: Path
     gates: tuple[tuple[str, float], ...]
     config: Path | None
+    allow_stale: bool = False
 
     def run_key(self) -> str:
         """Runs are shared by tests that differ only in how they gate."""
@@ -291,6 +299,7 @@ def _spec(marker: pytest.Mark, request: pytest.FixtureRequest) -> _Spec:
         baselines=_resolve(opt("harness_baselines"), request),
         gates=tuple(sorted((str(k), float(v)) for k, v in gates.items())),
         config=_resolve(config, request) if config else None,
+        allow_stale=bool(opt("harness_allow_stale")),
     )
 
 
@@ -320,6 +329,12 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
         record=spec.cassettes if spec.mode == "record" else None,
         replay=spec.cassettes if spec.mode == "replay" else None,
     )
+    if spec.mode == "replay" and not spec.allow_stale:
+        from harness.cassettes.check import require_fresh_cassettes
+
+        # its warnings (a stale cassette that still holds every request) go nowhere: pytest
+        # captures them, and the run's label already says which recording it replays
+        require_fresh_cassettes([spec.scenario], options, allow_flag="--harness-allow-stale")
     runs_dir.mkdir(parents=True, exist_ok=True)
     result = run([spec.scenario], options)
     if result.interrupted:
@@ -427,6 +442,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("shadow harness")
     for done in runs.values():
         terminalreporter.write_line(f"{done.summary.target_label}: {done.run_dir}")
+        if done.summary.replay_label is not None:
+            terminalreporter.write_line(f"  {done.summary.replay_label}")
     warned = config.stash.get(_WARNINGS, [])
     if warned:
         from harness.gates.output import warning_line

@@ -300,6 +300,11 @@ class RunMeta(BaseModel):
 
         return target_label(self.target, self.is_emulator)
 
+    @property
+    def replay_label(self) -> str | None:
+        """``replay of <cassette>, recorded <date> against <target> (…)``; None: not a replay."""
+        return replay_label(self.replay)
+
 
 class ObservationWriter:
     """Appends observations as JSONL. Every ``group`` records go to the OS at once (they then

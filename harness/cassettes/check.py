@@ -9,7 +9,8 @@ network, a throw-away run directory) and compares what was asked with what was r
 - **stale**: the scenario file changed since the cassette was recorded (sha256 in metadata).
 
 ``harness run --replay`` makes the same check for its own plan before it replays
-(:func:`require_fresh_cassettes`), so a stale cassette is an error, not a run with misses.
+(:func:`require_fresh_cassettes`): requests its cassettes lack are an error, not a run with
+misses; a stale cassette that still holds every request is a warning.
 """
 
 from __future__ import annotations
@@ -171,30 +172,41 @@ def check_replay(paths: Sequence[Path], options: RunOptions) -> list[CassetteRep
     return list(reports.values())
 
 
-def stale_message(
+def _missing(r: CassetteReport, limit: int) -> str:
+    names = ", ".join(r.missed[:limit])
+    if len(r.missed) > limit:
+        names += f", … {len(r.missed) - limit} more"
+    return f"{len(r.missed)} request(s) have no recorded interaction ({names})"
+
+
+def replay_findings(
     reports: Sequence[CassetteReport], *, allow_flag: str, allowed: bool = False, limit: int = 3
-) -> str | None:
-    """One line naming each stale cassette or missing interaction (a few by name, and the
-    count), the command that re-records, and the flag that replays anyway; None when none."""
-    parts = []
+) -> tuple[str | None, list[str]]:
+    """The one-line error that stops a replay, and its warnings.
+
+    A cassette that lacks requests of the plan is an error (stale or not), naming a few of them,
+    their count and the command that re-records; ``allowed`` turns it into a warning. A stale
+    cassette that still holds every request is a warning: only keys that send nothing changed
+    (gates, similarity, claims), so the replay is exact, and re-recording — paid, for an OpenAI
+    cassette — only to edit a gate would be a waste.
+    """
+    errors, warnings = [], []
     for r in reports:
-        if not (r.stale or r.missing):
-            continue
-        what = [f"stale: {r.stale}"] if r.stale else []
         if r.missing:
-            names = ", ".join(r.missed[:limit]) + (
-                f", … {len(r.missed) - limit} more" if len(r.missed) > limit else ""
+            what = ([f"stale: {r.stale}"] if r.stale else []) + [_missing(r, limit)]
+            errors.append(f"{r.cassette}: {'; '.join(what)} — re-record with: {r.rerecord}")
+        elif r.stale:
+            warnings.append(
+                f"{r.cassette}: stale: {r.stale}, but every request of the plan is recorded "
+                f"(replaying it; refresh it with: {r.rerecord})"
             )
-            what.append(f"{len(r.missed)} request(s) have no recorded interaction ({names})")
-        parts.append(f"{r.cassette}: " + "; ".join(what) + f" — re-record with: {r.rerecord}")
-    if not parts:
-        return None
-    tail = (
-        f"replaying anyway ({allow_flag})"
-        if allowed
-        else f"or pass {allow_flag} to replay them anyway"
-    )
-    return f"cassettes do not match the plan: {' | '.join(parts)} ({tail})"
+    if not errors:
+        return None, warnings
+    if allowed:
+        message = f"cassettes lack requests of the plan, replaying anyway ({allow_flag}): "
+        return None, [message + " | ".join(errors), *warnings]
+    tail = f"or pass {allow_flag} to replay them anyway, the misses failing as cassette_miss"
+    return f"cassettes lack requests of the plan: {' | '.join(errors)} ({tail})", warnings
 
 
 def require_fresh_cassettes(
@@ -203,16 +215,15 @@ def require_fresh_cassettes(
     *,
     allow_stale: bool = False,
     allow_flag: str = "--allow-stale",
-) -> str | None:
-    """Refuse (:class:`CassetteError`, exit 2) a replay whose cassettes are stale or miss
-    requests of its plan, before anything is replayed; with ``allow_stale``, return the
-    message as a warning instead (None when the cassettes match)."""
-    message = stale_message(
+) -> list[str]:
+    """Refuse (:class:`CassetteError`, exit 2), before anything is replayed, a replay whose
+    cassettes lack requests of its plan (unless ``allow_stale``); return the warnings."""
+    error, warnings = replay_findings(
         check_replay(paths, options), allow_flag=allow_flag, allowed=allow_stale
     )
-    if message is not None and not allow_stale:
-        raise CassetteError(message)
-    return message
+    if error is not None:
+        raise CassetteError(error)
+    return warnings
 
 
 def format_reports(reports: list[CassetteReport], *, limit: int = 10) -> list[str]:

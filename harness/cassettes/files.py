@@ -158,7 +158,11 @@ class CassetteMeta(BaseModel):
         "every run: replay matches on the path only)",
     )
     seed: int
-    repeats: int | None = Field(default=None, description="--repeats of the recording run")
+    repeats: int | None = Field(
+        default=None,
+        description="repeats per prompt of the recording (its --repeats, else the scenario's); "
+        "a replay uses them; null in cassettes recorded before they were kept: the scenario's",
+    )
     client: str = "sdk"
     harness_version: str
     recorded_at: str

@@ -368,6 +368,8 @@ class ScenarioInfo:
     path: Path
     sha256: str
     nonces: dict[str, str] = field(default_factory=dict)
+    #: the repeats the scenario was recorded with (--repeats, else its own)
+    repeats: int | None = None
 
 
 @dataclass
@@ -419,7 +421,7 @@ def save_recording(
                 if info.is_emulator
                 else info.target
             ),
-            **asdict(info),
+            **{**asdict(info), "repeats": scenario.repeats or info.repeats},
             harness_version=__version__,
             recorded_at=stamp,
             scenario=scenario.name,

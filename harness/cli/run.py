@@ -135,15 +135,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="replay from DIR/<scenario name>.yaml with no network and no "
-        "key; seed and repeats come from the cassettes; the cassettes are checked against "
-        "the plan first: a stale cassette or a request with no recorded interaction stops "
-        "the run (exit 2) with the command that re-records",
+        "key; seed and repeats come from the cassettes; they are checked against the "
+        "plan first: a request with no recorded interaction stops the run (exit 2) with the "
+        "command that re-records; a stale cassette that holds every request is a warning",
     )
     p.add_argument(
         "--allow-stale",
         action="store_true",
-        help="with --replay: replay stale cassettes anyway (a warning instead of exit 2; "
-        "requests with no recorded interaction fail as cassette_miss)",
+        help="with --replay: replay cassettes that lack requests of the plan anyway (a "
+        "warning instead of exit 2; those requests fail as cassette_miss)",
     )
     p.add_argument(
         "--gate",
@@ -213,9 +213,10 @@ def run(args: argparse.Namespace) -> int:
     if args.replay is not None and args.resume is None:
         from harness.cassettes.check import require_fresh_cassettes
 
-        stale = require_fresh_cassettes(args.scenarios, options, allow_stale=args.allow_stale)
-        if stale is not None:
-            print(f"harness: warning: {stale}", file=sys.stderr)
+        for warning in require_fresh_cassettes(
+            args.scenarios, options, allow_stale=args.allow_stale
+        ):
+            print(f"harness: warning: {warning}", file=sys.stderr)
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
     code = finish_run(result)
     if code != 0 or not (args.gate or args.baseline is not None):
@@ -326,6 +327,8 @@ def finish_run(
     console = console or Console()
     if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
+    if result.meta.replay_label is not None:
+        console.print(result.meta.replay_label, style="bold", markup=False, soft_wrap=True)
     for what, why in result.meta.skipped.items():
         console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
     # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted

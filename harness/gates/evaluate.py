@@ -151,6 +151,9 @@ class GateReport(BaseModel):
     run_id: str
     run_dir: str
     target: str
+    replay: str | None = Field(
+        default=None, description="for a replay: 'replay of <cassette>, recorded <date> …'"
+    )
     baseline: str | None
     baseline_path: str | None = None
     regression_pct: float
@@ -927,6 +930,7 @@ def evaluate(
         run_id=summary.run_id,
         run_dir=run_dir,
         target=summary.target_label,
+        replay=summary.replay_label,
         baseline=baseline.label() if baseline else None,
         regression_pct=pct,
         results=results,

@@ -870,6 +870,7 @@ def _cassettes(
             path=p,
             sha256=scenario_digest(s),
             nonces={c.conversation: c.nonce for c in plan.conversations if c.nonce},
+            repeats=plan.repeats,
         )
         for (p, s), plan in zip(loaded, plans, strict=True)
     ]
