@@ -158,11 +158,7 @@ class CassetteMeta(BaseModel):
         "every run: replay matches on the path only)",
     )
     seed: int
-    repeats: int | None = Field(
-        default=None,
-        description="repeats per prompt of the recording (its --repeats, else the scenario's); "
-        "a replay uses them; null in cassettes recorded before they were kept: the scenario's",
-    )
+    repeats: int | None = Field(default=None, description="--repeats of the recording run")
     client: str = "sdk"
     harness_version: str
     recorded_at: str
@@ -227,9 +223,10 @@ def rerecord_command(directory: Path, meta: CassetteMeta, scenario_path: Path | 
 
 
 def replayed_cassette(
-    path: Path, meta: CassetteMeta, scenario_path: Path | None = None
+    path: Path, meta: CassetteMeta, scenario_path: Path | None = None, *, repeats: int | None = None
 ) -> ReplayedCassette:
-    """What a replay's outputs say about the cassette ``path`` it plays."""
+    """What a replay's outputs say about the cassette ``path`` it plays (``repeats``: per
+    prompt, when the cassette's metadata has none — recorded at the scenario's own)."""
     return ReplayedCassette(
         scenario=meta.scenario,
         cassette=str(path),
@@ -238,7 +235,7 @@ def replayed_cassette(
         is_emulator=meta.is_emulator,
         emulator_profile=meta.emulator_profile,
         emulator_time_scale=meta.emulator_time_scale,
-        repeats=meta.repeats,
+        repeats=meta.repeats if meta.repeats is not None else repeats,
         seed=meta.seed,
         rerecord=rerecord_command(path.parent, meta, scenario_path),
     )

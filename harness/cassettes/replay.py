@@ -368,8 +368,6 @@ class ScenarioInfo:
     path: Path
     sha256: str
     nonces: dict[str, str] = field(default_factory=dict)
-    #: the repeats the scenario was recorded with (--repeats, else its own)
-    repeats: int | None = None
 
 
 @dataclass
@@ -421,7 +419,7 @@ def save_recording(
                 if info.is_emulator
                 else info.target
             ),
-            **{**asdict(info), "repeats": scenario.repeats or info.repeats},
+            **asdict(info),
             harness_version=__version__,
             recorded_at=stamp,
             scenario=scenario.name,
@@ -451,10 +449,18 @@ class ReplaySetup:
     metas: dict[str, CassetteMeta]
     cassette: RunCassette
 
-    def sources(self, scenario_paths: Mapping[str, Path]) -> list[ReplayedCassette]:
-        """Each scenario's cassette and how it was recorded (meta.json ``replay``)."""
+    def sources(
+        self, scenario_paths: Mapping[str, Path], repeats: Mapping[str, int]
+    ) -> list[ReplayedCassette]:
+        """Each scenario's cassette and how it was recorded (meta.json ``replay``); ``repeats``
+        are the replay's, which are the recording's unless the cassette lacks requests."""
         return [
-            replayed_cassette(self.cassette.files[name], meta, scenario_paths.get(name))
+            replayed_cassette(
+                self.cassette.files[name],
+                meta,
+                scenario_paths.get(name),
+                repeats=meta.repeats or repeats.get(name),
+            )
             for name, meta in self.metas.items()
         ]
 

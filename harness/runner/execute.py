@@ -712,7 +712,9 @@ def run(
                 recorded.emulator_seed,
             )
             meta.replayed_from = str(replay.directory)
-            meta.replay = replay.sources({s.name: p for p, s in loaded})
+            meta.replay = replay.sources(
+                {s.name: p for p, s in loaded}, {plan.scenario: plan.repeats for plan in plans}
+            )
     write_meta(run_dir, meta)
     todo = [c for c in conversations if c.conversation not in resumed.done]
 
@@ -870,7 +872,6 @@ def _cassettes(
             path=p,
             sha256=scenario_digest(s),
             nonces={c.conversation: c.nonce for c in plan.conversations if c.nonce},
-            repeats=plan.repeats,
         )
         for (p, s), plan in zip(loaded, plans, strict=True)
     ]
