@@ -359,12 +359,19 @@ def test_missing_interaction_fails_only_that_request(
 
 
 def test_shipped_cassettes_replay_quickstart_offline(
-    tmp_path: Path, no_sockets: list[object], no_emulator: None
+    tmp_path: Path,
+    no_sockets: list[object],
+    no_emulator: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = main(
         ["run", str(QUICK), "--replay", str(REPO / "cassettes"), "--quiet", "--out", str(tmp_path)]
     )
     assert code == 0
+    # the replay says what it plays, and how that was recorded (a live quickstart differs)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"replay of {REPO / 'cassettes' / 'quickstart.yaml'}, recorded " in out
+    assert "against emulator — not OpenAI (profile parity, time scale 1, 5 repeats)" in out
     (run_dir,) = tmp_path.iterdir()
     obs = list(read_observations(run_dir / "observations.jsonl"))
     assert obs and all(o.ok and o.replayed for o in obs)

@@ -81,7 +81,7 @@ def test_a_stale_cassette_stops_the_replay_naming_it_and_the_command_that_rereco
     assert line.count("tiny/a/") == 3 and "… 1 more" in line
     rerecord = (
         f"harness run {project / 'tiny.yaml'} --record {project / 'cassettes'} --seed 4 "
-        "--repeats 2 --emulator-profile zero --emulator-time-scale 0.5"
+        "--emulator-profile zero --emulator-time-scale 0.5"
     )
     assert f"re-record with: {rerecord}" in line
     assert "--allow-stale" in line and "Traceback" not in captured.err
@@ -249,3 +249,45 @@ def test_a_live_run_says_no_replay(recorded: Path) -> None:
     assert "replay of" not in (reports / "summary.md").read_text()
     assert 'id="replay-banner"' not in (reports / "report.html").read_text()
     assert "replay" not in (reports / "junit.xml").read_text()
+
+
+# --- the shipped cassettes say how they were recorded (symptom 6) -------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _readme_table() -> dict[str, tuple[int, int, int]]:
+    """cassettes/README.md's table: scenario → (repeats recorded, scenario's, per arm)."""
+    rows = {}
+    for line in (REPO / "cassettes" / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].isdigit():
+            rows[cells[0]] = (int(cells[1]), int(cells[2]), int(cells[3]))
+    return rows
+
+
+def test_shipped_cassettes_record_profile_time_scale_and_repeats_as_documented() -> None:
+    from harness.analysis.decide import MIN_CONVERSATIONS
+    from harness.scenario.load import load_scenario
+
+    table = _readme_table()
+    seen = set()
+    for path in sorted((REPO / "cassettes").glob("*.yaml")):
+        meta = CassetteMeta.model_validate(yaml.safe_load(path.read_text())["metadata"])
+        scenario = load_scenario(REPO / meta.scenario_path)
+        # the emulator's own speed: a replay shows what a live run against it measures
+        assert (meta.emulator_profile, meta.emulator_time_scale) == ("parity", 1.0), path
+        assert meta.repeats is not None and meta.repeats * len(scenario.prompts) >= (
+            MIN_CONVERSATIONS
+        )
+        assert table[meta.scenario] == (
+            meta.repeats,
+            scenario.repeats,
+            meta.repeats * len(scenario.prompts),
+        ), f"cassettes/README.md's row for {meta.scenario} is not how {path.name} was recorded"
+        seen.add(meta.scenario)
+    assert seen == set(table)
+    quickstart = CassetteMeta.model_validate(
+        yaml.safe_load((REPO / "cassettes" / "quickstart.yaml").read_text())["metadata"]
+    )
+    assert quickstart.repeats == load_scenario(REPO / "scenarios" / "quickstart.yaml").repeats
