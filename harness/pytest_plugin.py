@@ -182,6 +182,8 @@ class _Spec:
 class _Done:
     run_dir: Path
     summary: Summary
+    #: what the cassette check before a replay warned of (a stale cassette holding every request)
+    warnings: list[str] = field(default_factory=list)
 
 
 _RUNS = pytest.StashKey[dict[str, _Done]]()
@@ -329,12 +331,16 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
         record=spec.cassettes if spec.mode == "record" else None,
         replay=spec.cassettes if spec.mode == "replay" else None,
     )
-    if spec.mode == "replay" and not spec.allow_stale:
+    warnings: list[str] = []
+    if spec.mode == "replay":
         from harness.cassettes.check import require_fresh_cassettes
 
-        # its warnings (a stale cassette that still holds every request) go nowhere: pytest
-        # captures them, and the run's label already says which recording it replays
-        require_fresh_cassettes([spec.scenario], options, allow_flag="--harness-allow-stale")
+        warnings = require_fresh_cassettes(
+            [spec.scenario],
+            options,
+            allow_stale=spec.allow_stale,
+            allow_flag="--harness-allow-stale",
+        )
     runs_dir.mkdir(parents=True, exist_ok=True)
     result = run([spec.scenario], options)
     if result.interrupted:
@@ -353,7 +359,7 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
         )
     summary = analyze_run(result.run_dir)
     write_summary(result.run_dir, summary)
-    return _Done(result.run_dir, summary)
+    return _Done(result.run_dir, summary, warnings)
 
 
 def _gate_config(spec: _Spec, run_dir: Path) -> GateConfig:
@@ -444,6 +450,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"{done.summary.target_label}: {done.run_dir}")
         if done.summary.replay_label is not None:
             terminalreporter.write_line(f"  {done.summary.replay_label}")
+        for warning in done.warnings:
+            terminalreporter.write_line(f"  warning: {warning}", yellow=True)
     warned = config.stash.get(_WARNINGS, [])
     if warned:
         from harness.gates.output import warning_line

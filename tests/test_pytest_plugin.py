@@ -279,7 +279,13 @@ def test_replay_mode_uses_cassettes(project: pytest.Pytester) -> None:
     )
     allowed = project.runpytest(*replay_args, "--harness-allow-stale", "-p", "no:cacheprovider")
     allowed.assert_outcomes(failed=1)  # replayed: the misses fail the chat error-rate gate
-    allowed.stdout.fnmatch_lines(["*next: 6 request(s) had no recorded interaction*re-record*"])
+    allowed.stdout.fnmatch_lines(
+        [
+            "*next: 6 request(s) had no recorded interaction*re-record*",
+            "*warning: cassettes lack requests of the plan, replaying anyway "
+            "(--harness-allow-stale)*",
+        ]
+    )
 
 
 def test_unknown_marker_option(project: pytest.Pytester) -> None:
