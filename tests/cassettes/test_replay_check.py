@@ -215,6 +215,16 @@ def test_the_terminal_says_replay_of_the_cassette(replayed: tuple[Path, str, str
     assert lines.count(label) == 2  # the end-of-run table, and the gate report
 
 
+def test_analyze_and_gate_say_replay_of(
+    replayed: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, _, label = replayed
+    assert main(["analyze", str(run_dir), "--resamples", "200"]) == 0
+    assert label in " ".join(capsys.readouterr().out.split())
+    assert main(["gate", str(run_dir)]) == 0
+    assert label in capsys.readouterr().out.splitlines()[1]
+
+
 def test_summary_json_and_meta_record_the_cassette(replayed: tuple[Path, str, str]) -> None:
     run_dir, _, _ = replayed
     [summary] = json.loads((run_dir / "summary.json").read_text())["replay"]
