@@ -241,6 +241,8 @@ def format_reports(reports: list[CassetteReport], *, limit: int = 10) -> list[st
             lines.append(f"  note: {report.note}")
         if report.stale:
             lines.append(f"  stale: {report.stale}")
+        if not report.ok and report.rerecord:
+            lines.append(f"  re-record with: {report.rerecord}")
         for kind, items in (("missing", report.missing), ("unused", report.unused)):
             for item in items[:limit]:
                 lines.append(f"  {kind}: {item}")

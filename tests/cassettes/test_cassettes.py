@@ -439,6 +439,8 @@ def test_check_reports_stale_missing_and_unused(
     assert main(["cassettes", "check", str(cassettes), "--scenarios", str(scenarios)]) == 1
     out = capsys.readouterr().out
     assert "stale: scenario changed since recording" in out
+    rerecord = f"re-record with: harness run {scenario} --record {cassettes} --seed 4"
+    assert out.count(rerecord) == 1  # the orphan has no scenario to record
     assert out.count("missing: tiny/a/") == 4  # 2 arms × 2 repeats, one turn each
     assert out.count("unused: POST /v1/") == 4 + 4  # tiny.yaml's and the orphan's
     assert "scenario tiny replays from" in out and "orphan.yaml: PROBLEMS" in out
