@@ -201,28 +201,51 @@ class ReplayedCassette(BaseModel):
     rerecord: str = Field(description="the command that re-records this cassette")
 
     @property
-    def label(self) -> str:
-        """``replay of cassettes/x.yaml, recorded 2026-12-07 22:16 UTC against … (profile …)``."""
+    def when(self) -> str:
+        """``2026-12-07 22:16 UTC``: when it was recorded, to the minute."""
+        when = self.recorded_at.replace("T", " ").removesuffix("Z")
+        return f"{when[:16]} UTC" if len(when) >= 16 else self.recorded_at
+
+    def against(self, repeats: str | None = None) -> str:
+        """``emulator — not OpenAI (profile parity, time scale 1, 5 repeats)``."""
         from harness.fmt import target_label
 
         how = [f"profile {self.emulator_profile}"] if self.emulator_profile else []
         if self.emulator_time_scale is not None:
             how.append(f"time scale {self.emulator_time_scale:g}")
-        if self.repeats is not None:
-            how.append(f"{self.repeats} repeats")
-        when = self.recorded_at.replace("T", " ").removesuffix("Z")
-        when = f"{when[:16]} UTC" if len(when) >= 16 else self.recorded_at
-        return (
-            f"replay of {self.cassette}, recorded {when} against "
-            f"{target_label(self.target, self.is_emulator)}"
-            + (f" ({', '.join(how)})" if how else "")
-        )
+        if repeats is None and self.repeats is not None:
+            repeats = str(self.repeats)
+        if repeats is not None:
+            how.append(f"{repeats} repeats")
+        return target_label(self.target, self.is_emulator) + (f" ({', '.join(how)})" if how else "")
+
+    @property
+    def label(self) -> str:
+        """``replay of cassettes/x.yaml, recorded 2026-12-07 22:16 UTC against … (profile …)``."""
+        return f"replay of {self.cassette}, recorded {self.when} against {self.against()}"
 
 
 def replay_label(cassettes: Iterable[ReplayedCassette]) -> str | None:
-    """Every output of a replay says so: the labels of its cassettes, or None (not a replay)."""
-    labels = [c.label for c in cassettes]
-    return "; ".join(labels) if labels else None
+    """Every output of a replay says so: what it replays, when and against what that was
+    recorded; None when it is not a replay. Several cassettes recorded alike (one directory,
+    one target and emulator setting) make one line, not one per scenario."""
+    items = list(cassettes)
+    if len(items) <= 1:
+        return items[0].label if items else None
+    folders = {str(Path(c.cassette).parent) for c in items}
+    if len({c.against("") for c in items}) > 1 or len(folders) > 1:
+        return "; ".join(c.label for c in items)
+    whens = sorted(c.when for c in items)
+    when = whens[0] if whens[0] == whens[-1] else f"{whens[0]} – {whens[-1]}"
+    counts = sorted({c.repeats for c in items if c.repeats is not None})
+    repeats = (
+        None if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    )
+    return (
+        f"replay of {len(items)} cassettes in {folders.pop()}/ "
+        f"({', '.join(c.scenario for c in items)}), recorded {when} against "
+        f"{items[0].against(repeats)}"
+    )
 
 
 class RunMeta(BaseModel):

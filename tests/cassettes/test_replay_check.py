@@ -15,6 +15,7 @@ import yaml
 
 from harness.cassettes.files import CassetteMeta, rerecord_command
 from harness.cli.app import main
+from harness.records import ReplayedCassette, replay_label
 
 TINY = """\
 version: 1
@@ -301,3 +302,60 @@ def test_shipped_cassettes_record_profile_time_scale_and_repeats_as_documented()
         yaml.safe_load((REPO / "cassettes" / "quickstart.yaml").read_text())["metadata"]
     )
     assert quickstart.repeats == load_scenario(REPO / "scenarios" / "quickstart.yaml").repeats
+
+
+def _source(scenario: str, **changes: object) -> ReplayedCassette:
+    fields: dict[str, object] = {
+        "scenario": scenario,
+        "cassette": f"cassettes/{scenario}.yaml",
+        "recorded_at": "2026-12-07T22:16:59Z",
+        "target": "emulator",
+        "is_emulator": True,
+        "emulator_profile": "parity",
+        "emulator_time_scale": 1.0,
+        "repeats": 5,
+        "seed": 1,
+        "rerecord": "bash cassettes/record.sh",
+    }
+    return ReplayedCassette.model_validate({**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("sources", "label"),
+    [
+        ([], None),
+        (
+            [_source("a")],
+            "replay of cassettes/a.yaml, recorded 2026-12-07 22:16 UTC against "
+            "emulator — not OpenAI (profile parity, time scale 1, 5 repeats)",
+        ),
+        (
+            [
+                _source(
+                    "a",
+                    target="openai",
+                    is_emulator=False,
+                    emulator_profile=None,
+                    emulator_time_scale=None,
+                    repeats=None,
+                )
+            ],
+            "replay of cassettes/a.yaml, recorded 2026-12-07 22:16 UTC against openai",
+        ),
+        (
+            [_source("a"), _source("b", repeats=3, recorded_at="2026-12-07T22:30:00Z")],
+            "replay of 2 cassettes in cassettes/ (a, b), recorded 2026-12-07 22:16 UTC – "
+            "2026-12-07 22:30 UTC against emulator — not OpenAI (profile parity, time scale 1, "
+            "3–5 repeats)",
+        ),
+        (
+            [_source("a"), _source("b", emulator_time_scale=0.2)],
+            "replay of cassettes/a.yaml, recorded 2026-12-07 22:16 UTC against emulator — not "
+            "OpenAI (profile parity, time scale 1, 5 repeats); replay of cassettes/b.yaml, "
+            "recorded 2026-12-07 22:16 UTC against emulator — not OpenAI (profile parity, time "
+            "scale 0.2, 5 repeats)",
+        ),
+    ],
+)
+def test_replay_label(sources: list[ReplayedCassette], label: str | None) -> None:
+    assert replay_label(sources) == label
