@@ -79,6 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="cassette directory for replay/record (default cassettes/)",
     )
     group.addoption(
+        "--harness-allow-stale",
+        action="store_true",
+        default=False,
+        help="replay mode: replay cassettes that lack requests of the plan anyway "
+        "(default: the test errors, naming them and the command that re-records)",
+    )
+    group.addoption(
         "--harness-report",
         default=None,
         metavar="DIR",
@@ -152,6 +159,7 @@ class _Spec:
     baselines: Path
     gates: tuple[tuple[str, float], ...]
     config: Path | None
+    allow_stale: bool = False
 
     def run_key(self) -> str:
         """Runs are shared by tests that differ only in how they gate."""
@@ -174,6 +182,8 @@ class _Spec:
 class _Done:
     run_dir: Path
     summary: Summary
+    #: what the cassette check before a replay warned of (a stale cassette holding every request)
+    warnings: list[str] = field(default_factory=list)
 
 
 _RUNS = pytest.StashKey[dict[str, _Done]]()
@@ -291,6 +301,7 @@ def _spec(marker: pytest.Mark, request: pytest.FixtureRequest) -> _Spec:
         baselines=_resolve(opt("harness_baselines"), request),
         gates=tuple(sorted((str(k), float(v)) for k, v in gates.items())),
         config=_resolve(config, request) if config else None,
+        allow_stale=bool(opt("harness_allow_stale")),
     )
 
 
@@ -320,6 +331,16 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
         record=spec.cassettes if spec.mode == "record" else None,
         replay=spec.cassettes if spec.mode == "replay" else None,
     )
+    warnings: list[str] = []
+    if spec.mode == "replay":
+        from harness.cassettes.check import require_fresh_cassettes
+
+        warnings = require_fresh_cassettes(
+            [spec.scenario],
+            options,
+            allow_stale=spec.allow_stale,
+            allow_flag="--harness-allow-stale",
+        )
     runs_dir.mkdir(parents=True, exist_ok=True)
     result = run([spec.scenario], options)
     if result.interrupted:
@@ -338,7 +359,7 @@ def _execute(spec: _Spec, runs_dir: Path) -> _Done:
         )
     summary = analyze_run(result.run_dir)
     write_summary(result.run_dir, summary)
-    return _Done(result.run_dir, summary)
+    return _Done(result.run_dir, summary, warnings)
 
 
 def _gate_config(spec: _Spec, run_dir: Path) -> GateConfig:
@@ -427,6 +448,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("shadow harness")
     for done in runs.values():
         terminalreporter.write_line(f"{done.summary.target_label}: {done.run_dir}")
+        if done.summary.replay_label is not None:
+            terminalreporter.write_line(f"  {done.summary.replay_label}")
+        for warning in done.warnings:
+            terminalreporter.write_line(f"  warning: {warning}", yellow=True)
     warned = config.stash.get(_WARNINGS, [])
     if warned:
         from harness.gates.output import warning_line

@@ -20,6 +20,8 @@ OBSERVATION_SCHEMA_VERSION = 1
 #: ``error_type`` of a planned tool-result turn that was not needed (the reply called no
 #: tool): recorded so every planned request has a record, but neither a request nor an error.
 NOT_SENT = "not_sent"
+#: ``error_type`` of a replayed request its cassette has no interaction for (nothing was sent).
+CASSETTE_MISS = "cassette_miss"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
@@ -180,6 +182,72 @@ class Observation(BaseModel):
         return (self.scenario, self.prompt_id, self.arm, self.repeat, self.turn)
 
 
+class ReplayedCassette(BaseModel):
+    """Where a replayed scenario's replies came from: its cassette and how that was recorded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    cassette: str = Field(description="the cassette file, as given to --replay")
+    recorded_at: str = Field(description="when the cassette was recorded (ISO 8601, UTC)")
+    target: str
+    is_emulator: bool
+    emulator_profile: str | None = None
+    emulator_time_scale: float | None = Field(
+        default=None, description="the emulator's --time-scale; null: unknown or not an emulator"
+    )
+    repeats: int | None = Field(default=None, description="--repeats of the recording run")
+    seed: int
+    rerecord: str = Field(description="the command that re-records this cassette")
+
+    @property
+    def when(self) -> str:
+        """``2026-12-07 22:16 UTC``: when it was recorded, to the minute."""
+        when = self.recorded_at.replace("T", " ").removesuffix("Z")
+        return f"{when[:16]} UTC" if len(when) >= 16 else self.recorded_at
+
+    def against(self, repeats: str | None = None) -> str:
+        """``emulator — not OpenAI (profile parity, time scale 1, 5 repeats)``."""
+        from harness.fmt import target_label
+
+        how = [f"profile {self.emulator_profile}"] if self.emulator_profile else []
+        if self.emulator_time_scale is not None:
+            how.append(f"time scale {self.emulator_time_scale:g}")
+        if repeats is None and self.repeats is not None:
+            repeats = str(self.repeats)
+        if repeats is not None:
+            how.append(f"{repeats} repeats")
+        return target_label(self.target, self.is_emulator) + (f" ({', '.join(how)})" if how else "")
+
+    @property
+    def label(self) -> str:
+        """``replay of cassettes/x.yaml, recorded 2026-12-07 22:16 UTC against … (profile …)``."""
+        return f"replay of {self.cassette}, recorded {self.when} against {self.against()}"
+
+
+def replay_label(cassettes: Iterable[ReplayedCassette]) -> str | None:
+    """Every output of a replay says so: what it replays, when and against what that was
+    recorded; None when it is not a replay. Several cassettes recorded alike (one directory,
+    one target and emulator setting) make one line, not one per scenario."""
+    items = list(cassettes)
+    if len(items) <= 1:
+        return items[0].label if items else None
+    folders = {str(Path(c.cassette).parent) for c in items}
+    if len({c.against("") for c in items}) > 1 or len(folders) > 1:
+        return "; ".join(c.label for c in items)
+    whens = sorted(c.when for c in items)
+    when = whens[0] if whens[0] == whens[-1] else f"{whens[0]} – {whens[-1]}"
+    counts = sorted({c.repeats for c in items if c.repeats is not None})
+    repeats = (
+        None if not counts else str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    )
+    return (
+        f"replay of {len(items)} cassettes in {folders.pop()}/ "
+        f"({', '.join(c.scenario for c in items)}), recorded {when} against "
+        f"{items[0].against(repeats)}"
+    )
+
+
 class RunMeta(BaseModel):
     """``runs/<run-id>/meta.json``."""
 
@@ -209,6 +277,10 @@ class RunMeta(BaseModel):
         default=None, description="one-off SDK model building, done before timing starts"
     )
     replayed_from: str | None = None
+    replay: list[ReplayedCassette] = Field(
+        default_factory=list,
+        description="for a replay: each scenario's cassette and how it was recorded",
+    )
     recorded_to: str | None = None
     capabilities: dict[str, Any] | None = Field(
         default=None,
@@ -250,6 +322,11 @@ class RunMeta(BaseModel):
         from harness.fmt import target_label
 
         return target_label(self.target, self.is_emulator)
+
+    @property
+    def replay_label(self) -> str | None:
+        """``replay of <cassette>, recorded <date> against <target> (…)``; None: not a replay."""
+        return replay_label(self.replay)
 
 
 class ObservationWriter:

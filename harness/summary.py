@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.records import ReplayedCassette, replay_label
+
 #: 2: ``n_pairs`` counts conversations (prompt × repeat), no longer turns, and ``decision``
 #: rests on it — a version-1 file re-decided as if new would pass the minimum sample size.
 SUMMARY_SCHEMA_VERSION = 2
@@ -345,6 +347,10 @@ class Summary(_Record):
     target_label: str
     is_emulator: bool
     emulator_profile: str | None
+    replay: list[ReplayedCassette] = Field(
+        default_factory=list,
+        description="a replay's cassettes and how each was recorded (empty: not a replay)",
+    )
     observations: int = Field(description="records read (after de-duplicating resumed keys)")
     warmup_excluded: int
     bootstrap: BootstrapInfo
@@ -355,6 +361,11 @@ class Summary(_Record):
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON form written to summary.json (``json`` key spelled as such)."""
         return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def replay_label(self) -> str | None:
+        """``replay of <cassette>, recorded <date> against <target> (…)``; None: not a replay."""
+        return replay_label(self.replay)
 
 
 class RunArmComparison(_Record):

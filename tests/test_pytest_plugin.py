@@ -255,6 +255,37 @@ def test_replay_mode_uses_cassettes(project: pytest.Pytester) -> None:
         "no:cacheprovider",
     )
     replay.assert_outcomes(passed=1)  # nothing listens on port 9: every answer came from tape
+    # the terminal says what was replayed, when and against what it was recorded
+    replay.stdout.fnmatch_lines(
+        [
+            f"*replay of {project.path / 'tapes' / 'equivalence.yaml'}, recorded * UTC against "
+            "emulator — not OpenAI (profile zero, time scale 1, 3 repeats)*"
+        ]
+    )
+
+    # an edited prompt: the cassette lacks its requests, and the test errors before replaying
+    scenario = project.path / "equivalence.yaml"
+    edited = scenario.read_text().replace("support hours", "opening hours")
+    scenario.write_text(edited.replace("refund for", "refund on"))
+    replay_args = ["--harness-mode", "replay", "--harness-cassettes", "tapes"]
+    stale = project.runpytest(*replay_args, "-p", "no:cacheprovider")
+    stale.assert_outcomes(errors=1)
+    stale.stdout.fnmatch_lines(
+        [
+            "*harness: cassettes lack requests of the plan: *equivalence.yaml: stale: *"
+            "12 request(s) have no recorded interaction (equivalence/*"
+            "re-record with: harness run *--harness-allow-stale*"
+        ]
+    )
+    allowed = project.runpytest(*replay_args, "--harness-allow-stale", "-p", "no:cacheprovider")
+    allowed.assert_outcomes(failed=1)  # replayed: the misses fail the chat error-rate gate
+    allowed.stdout.fnmatch_lines(
+        [
+            "*next: 6 request(s) had no recorded interaction*re-record*",
+            "*warning: cassettes lack requests of the plan, replaying anyway "
+            "(--harness-allow-stale)*",
+        ]
+    )
 
 
 def test_unknown_marker_option(project: pytest.Pytester) -> None:

@@ -418,6 +418,7 @@ def analyze_table(
         target_label=meta.target_label if meta else "unknown",
         is_emulator=bool(meta and meta.is_emulator),
         emulator_profile=profile,
+        replay=list(meta.replay) if meta else [],
         observations=len(table),
         warmup_excluded=warmup_total,
         bootstrap=_bootstrap_info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vcr.request import Request
 
 from harness.errors import HarnessError
+from harness.records import ReplayedCassette
 from harness.rundir import scenario_changed, scenario_digest
 
 CASSETTE_FORMAT = 1
@@ -145,6 +147,11 @@ class CassetteMeta(BaseModel):
     is_emulator: bool
     emulator_profile: str | None = None
     emulator_seed: int | None = None
+    emulator_time_scale: float | None = Field(
+        default=None,
+        description="the built-in emulator's --emulator-time-scale (its delays × this); "
+        "null: not the built-in emulator, or recorded before it was kept",
+    )
     base_url: str | None = Field(
         default=None,
         description="recorded base URL (an emulator's port changes "
@@ -189,3 +196,46 @@ def stale_reason(meta: CassetteMeta, scenario: BaseModel) -> str | None:
             f"recorded, {scenario_digest(scenario)[:12]} now)"
         )
     return None
+
+
+def rerecord_command(directory: Path, meta: CassetteMeta, scenario_path: Path | None = None) -> str:
+    """The command that records ``meta``'s cassette again as it was recorded: the directory's
+    own ``record.sh`` when it has one (the shipped cassettes do), else ``harness run --record``."""
+    script = directory / "record.sh"
+    if script.is_file():
+        return f"bash {shlex.quote(str(script))}"
+    args = ["harness", "run", str(scenario_path or meta.scenario_path), "--record", str(directory)]
+    args += ["--seed", str(meta.seed)]
+    if meta.repeats is not None:
+        args += ["--repeats", str(meta.repeats)]
+    if meta.is_emulator and meta.target == "emulator":
+        if meta.emulator_profile:
+            args += ["--emulator-profile", meta.emulator_profile]
+        if meta.emulator_seed:
+            args += ["--emulator-seed", str(meta.emulator_seed)]
+        if meta.emulator_time_scale is not None and meta.emulator_time_scale != 1:
+            args += ["--emulator-time-scale", f"{meta.emulator_time_scale:g}"]
+    else:
+        args += ["--target", meta.target]
+    if meta.client != "sdk":
+        args += ["--client", meta.client]
+    return shlex.join(args)
+
+
+def replayed_cassette(
+    path: Path, meta: CassetteMeta, scenario_path: Path | None = None, *, repeats: int | None = None
+) -> ReplayedCassette:
+    """What a replay's outputs say about the cassette ``path`` it plays (``repeats``: per
+    prompt, when the cassette's metadata has none — recorded at the scenario's own)."""
+    return ReplayedCassette(
+        scenario=meta.scenario,
+        cassette=str(path),
+        recorded_at=meta.recorded_at,
+        target=meta.target,
+        is_emulator=meta.is_emulator,
+        emulator_profile=meta.emulator_profile,
+        emulator_time_scale=meta.emulator_time_scale,
+        repeats=meta.repeats if meta.repeats is not None else repeats,
+        seed=meta.seed,
+        rerecord=rerecord_command(path.parent, meta, scenario_path),
+    )

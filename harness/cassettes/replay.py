@@ -38,7 +38,7 @@ import hashlib
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -62,11 +62,13 @@ from harness.cassettes.files import (
     dump_cassette,
     load_cassette,
     read_meta,
+    replayed_cassette,
     write_atomic,
 )
 from harness.cassettes.files import cassette_path as cassette_path
 from harness.cassettes.record import recording_handler
 from harness.errors import HarnessError
+from harness.records import ReplayedCassette
 from harness.transport.wire import CURRENT_RECORDER, RecordedTiming, WireTiming
 
 #: Never written to a cassette, on requests or responses.
@@ -376,6 +378,7 @@ class RecordingInfo:
     is_emulator: bool
     emulator_profile: str | None
     emulator_seed: int | None
+    emulator_time_scale: float | None
     base_url: str
     seed: int
     repeats: int | None
@@ -445,6 +448,21 @@ class ReplaySetup:
     base_url: str
     metas: dict[str, CassetteMeta]
     cassette: RunCassette
+
+    def sources(
+        self, scenario_paths: Mapping[str, Path], repeats: Mapping[str, int]
+    ) -> list[ReplayedCassette]:
+        """Each scenario's cassette and how it was recorded (meta.json ``replay``); ``repeats``
+        are the replay's, which are the recording's unless the cassette lacks requests."""
+        return [
+            replayed_cassette(
+                self.cassette.files[name],
+                meta,
+                scenario_paths.get(name),
+                repeats=meta.repeats or repeats.get(name),
+            )
+            for name, meta in self.metas.items()
+        ]
 
 
 def prepare_replay(

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         console = Console()
         for table in summary_tables(summary):
             console.print(table)
+        if summary.replay_label is not None:
+            console.print(summary.replay_label, style="bold", markup=False, soft_wrap=True)
     return 0
 
 

@@ -124,6 +124,8 @@ def format_report(report: GateReport) -> str:
             f" vs baseline {report.baseline}, tolerance +{fmt.threshold(report.regression_pct)} %"
         )
     out = [head]
+    if report.replay:
+        out.append(report.replay)
     if report.results:
         width = max(len(f"{r.scenario}: {r.name}") for r in report.results)
         for r in report.results:

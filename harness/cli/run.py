@@ -8,12 +8,14 @@ sends and records, so :mod:`harness.runner` never imports :mod:`harness.analysis
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
 from harness.cli.common import add_emulator_options, add_prices, err, positive_int
+from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -133,8 +135,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="replay from DIR/<scenario name>.yaml with no network and no "
-        "key; seed and repeats come from the cassettes; a request with no "
-        "recorded interaction fails (cassette_miss)",
+        "key; seed and repeats come from the cassettes; they are checked against the "
+        "plan first: a request with no recorded interaction stops the run (exit 2) with the "
+        "command that re-records; a stale cassette that holds every request is a warning",
+    )
+    p.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="with --replay: replay cassettes that lack requests of the plan anyway (a "
+        "warning instead of exit 2; those requests fail as cassette_miss)",
     )
     p.add_argument(
         "--gate",
@@ -199,6 +208,15 @@ def run(args: argparse.Namespace) -> int:
         from harness.gates.baseline import resolve_baseline
 
         resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
+    if args.allow_stale and args.replay is None:
+        raise HarnessError("--allow-stale is for --replay DIR — add --replay or drop it")
+    if args.replay is not None and args.resume is None:
+        from harness.cassettes.check import require_fresh_cassettes
+
+        for warning in require_fresh_cassettes(
+            args.scenarios, options, allow_stale=args.allow_stale
+        ):
+            print(f"harness: warning: {warning}", file=sys.stderr)
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
     code = finish_run(result)
     if code != 0 or not (args.gate or args.baseline is not None):
@@ -309,6 +327,8 @@ def finish_run(
     console = console or Console()
     if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
         console.print(arm_table(result.run_dir))
+    if result.meta.replay_label is not None:
+        console.print(result.meta.replay_label, style="bold", markup=False, soft_wrap=True)
     for what, why in result.meta.skipped.items():
         console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
     # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted

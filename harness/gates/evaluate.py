@@ -49,6 +49,7 @@ from harness.gates.config import (
     parse_gate,
     scenario_gates,
 )
+from harness.records import CASSETTE_MISS
 from harness.summary import (
     ArmSummary,
     Comparison,
@@ -150,6 +151,9 @@ class GateReport(BaseModel):
     run_id: str
     run_dir: str
     target: str
+    replay: str | None = Field(
+        default=None, description="for a replay: 'replay of <cassette>, recorded <date> …'"
+    )
     baseline: str | None
     baseline_path: str | None = None
     regression_pct: float
@@ -876,13 +880,19 @@ def evaluate(
     for sc in summary.scenarios:
         specs = config.for_scenario(sc.name)
         rows = _scenario_table(table, sc.name)
+        arms = {s.key: s.arms for s in specs}
         results.extend(
-            _threshold_result(sc, s, rows) for s in specs if s.metric != "regression_pct"
+            _blame_cassette(_threshold_result(sc, s, rows), sc, s.arms, summary)
+            for s in specs
+            if s.metric != "regression_pct"
         )
         if baseline is not None:
             if comparison is None:
                 raise ValueError("evaluate: a baseline needs its comparison (compare_runs)")
-            results.extend(_regression_results(sc, specs, baseline, comparison, pct, warnings))
+            results.extend(
+                _blame_cassette(r, sc, arms.get(r.key, ()), summary)
+                for r in _regression_results(sc, specs, baseline, comparison, pct, warnings)
+            )
         else:
             results.extend(
                 _undecided(
@@ -920,10 +930,34 @@ def evaluate(
         run_id=summary.run_id,
         run_dir=run_dir,
         target=summary.target_label,
+        replay=summary.replay_label,
         baseline=baseline.label() if baseline else None,
         regression_pct=pct,
         results=results,
         warnings=warnings,
+    )
+
+
+def _blame_cassette(
+    result: GateResult, sc: ScenarioSummary, arms: Sequence[str], summary: Summary
+) -> GateResult:
+    """A gate that did not pass on a replay whose cassette lacked some of its requests: the
+    cassette is what to fix (re-record it), not the threshold."""
+    misses = sum(sc.arms[a].error_types.get(CASSETTE_MISS, 0) for a in arms if a in sc.arms)
+    if result.status == "pass" or misses == 0:
+        return result
+    recorded = next((c for c in summary.replay if c.scenario == sc.name), None)
+    how = (
+        recorded.rerecord
+        if recorded is not None
+        else "harness run SCENARIO --record DIR (harness cassettes check lists the misses)"
+    )
+    return result.model_copy(
+        update={
+            "fix": f"{misses} request(s) had no recorded interaction ({CASSETTE_MISS}): the "
+            f"cassette no longer matches the scenario — re-record it with: {how} (the "
+            "threshold is not the problem)"
+        }
     )
 
 

@@ -110,7 +110,8 @@ def step_summary(report: GateReport) -> str:
         f"### Shadow Harness gates: {verdict}",
         "",
         f"Run `{report.run_id}` on {report.target}"
-        + (f", baseline {report.baseline}" if report.baseline else ""),
+        + (f", baseline {report.baseline}" if report.baseline else "")
+        + (f" — {report.replay}" if report.replay else ""),
         "",
         "| status | scenario | gate | measured | limit |",
         "|---|---|---|---|---|",

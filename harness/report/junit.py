@@ -148,6 +148,7 @@ def write_junit(path: Path, summary: Summary) -> Path:
             "run_id": summary.run_id,
             "target": summary.target_label,
             "emulator_profile": summary.emulator_profile or "",
+            **({"replay": summary.replay_label} if summary.replay_label else {}),
         },
     )
     for case in comparison_cases(summary):

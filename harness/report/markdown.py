@@ -73,6 +73,14 @@ def summary_markdown(
         ]
     else:
         out += [f"Target: **{cell(summary.target_label)}**", ""]
+    if summary.replay_label is not None:
+        # a replay measures nothing new: its figures are the recording's, wherever that was made
+        out += [
+            "> [!NOTE]",
+            f"> This run is a **{cell(summary.replay_label)}**: its figures are the "
+            "recording's, replayed offline, not a new measurement.",
+            "",
+        ]
     when = f" · {fmt_when(meta.created_at)}" if meta is not None else ""
     out += [
         f"{summary.observations:,} observations · {len(summary.scenarios)} "

@@ -712,6 +712,9 @@ def run(
                 recorded.emulator_seed,
             )
             meta.replayed_from = str(replay.directory)
+            meta.replay = replay.sources(
+                {s.name: p for p, s in loaded}, {plan.scenario: plan.repeats for plan in plans}
+            )
     write_meta(run_dir, meta)
     todo = [c for c in conversations if c.conversation not in resumed.done]
 
@@ -879,6 +882,10 @@ def _cassettes(
             is_emulator=target.is_emulator,
             emulator_profile=target.emulator_profile,
             emulator_seed=target.emulator_seed,
+            # the built-in emulator's delays × this: a replay's figures depend on it
+            emulator_time_scale=(
+                options.emulator_time_scale if options.target == "emulator" else None
+            ),
             base_url=target.base_url,
             seed=meta.seed,
             repeats=options.repeats,

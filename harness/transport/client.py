@@ -24,7 +24,7 @@ import openai
 import orjson
 
 from harness.emulator import PROFILE_HEADER
-from harness.records import Attempt, ToolCallRecord, Usage
+from harness.records import CASSETTE_MISS, Attempt, ToolCallRecord, Usage
 from harness.transport.netio import AsyncioBackend
 from harness.transport.wire import (
     CURRENT_RECORDER,
@@ -691,7 +691,7 @@ class Transport:
                 # (a proxy's idle timeout on a long request) may have been, so no free resend
                 result.error_type = "connection_error"
         if rec.miss is not None:
-            result.ok, result.error_type, result.error_message = False, "cassette_miss", rec.miss
+            result.ok, result.error_type, result.error_message = False, CASSETTE_MISS, rec.miss
         if result.events is None:
             result.events = result.wire.events
         if rec.recording is not None:

@@ -145,10 +145,14 @@ def test_replay_gives_identical_observations_and_summary(
         return {
             k: v
             for k, v in s.items()
-            if k not in ("run_id", "created_at", "analyzed_at", "generated_at")
+            if k not in ("run_id", "created_at", "analyzed_at", "generated_at", "replay")
         }
 
     assert strip(s1) == strip(s2)
+    # only the replay says where its replies came from
+    assert s1["replay"] == [] and [c["cassette"] for c in s2["replay"]] == [
+        str(cassettes / "quickstart.yaml")
+    ]
 
 
 def test_raw_client_and_concurrency_replay_the_same_cassette(
@@ -355,12 +359,19 @@ def test_missing_interaction_fails_only_that_request(
 
 
 def test_shipped_cassettes_replay_quickstart_offline(
-    tmp_path: Path, no_sockets: list[object], no_emulator: None
+    tmp_path: Path,
+    no_sockets: list[object],
+    no_emulator: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = main(
         ["run", str(QUICK), "--replay", str(REPO / "cassettes"), "--quiet", "--out", str(tmp_path)]
     )
     assert code == 0
+    # the replay says what it plays, and how that was recorded (a live quickstart differs)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"replay of {REPO / 'cassettes' / 'quickstart.yaml'}, recorded " in out
+    assert "against emulator — not OpenAI (profile parity, time scale 1, 5 repeats)" in out
     (run_dir,) = tmp_path.iterdir()
     obs = list(read_observations(run_dir / "observations.jsonl"))
     assert obs and all(o.ok and o.replayed for o in obs)
@@ -428,6 +439,8 @@ def test_check_reports_stale_missing_and_unused(
     assert main(["cassettes", "check", str(cassettes), "--scenarios", str(scenarios)]) == 1
     out = capsys.readouterr().out
     assert "stale: scenario changed since recording" in out
+    rerecord = f"re-record with: harness run {scenario} --record {cassettes} --seed 4"
+    assert out.count(rerecord) == 1  # the orphan has no scenario to record
     assert out.count("missing: tiny/a/") == 4  # 2 arms × 2 repeats, one turn each
     assert out.count("unused: POST /v1/") == 4 + 4  # tiny.yaml's and the orphan's
     assert "scenario tiny replays from" in out and "orphan.yaml: PROBLEMS" in out
