@@ -44,6 +44,7 @@ from harness.rundir import (
     scenario_digest,
     write_meta,
 )
+from harness.runner.background import send_background
 from harness.runner.capabilities import Capabilities, check_plans, target_capabilities
 from harness.runner.plan import (
     Plan,
@@ -379,6 +380,8 @@ def _observation(
         request_bytes=request_bytes,
         output_format=asked.type if (asked := conv.base.output_format) is not None else "text",
     )
+    if result is not None and result.background is not None:
+        base["background"] = result.background
     if result is None:
         return Observation(
             **base,
@@ -440,15 +443,20 @@ async def _run_conversation(
             _unsent(conv, step, shared, str(exc), "translation_error")
             failure = f"turn {step + 1} could not be translated; later turns cannot be sent"
             continue
+        if conv.background_poll_ms is not None:
+            kwargs["background"] = True
         body = request_body(kwargs)
         await shared.pacer.wait()
         started = time.time()
         t0 = time.perf_counter()
         sender = fresh() if fresh is not None and step == 0 else transport
+        send = (
+            partial(sender.send, conv.api, kwargs, body)
+            if conv.background_poll_ms is None
+            else partial(send_background, sender, kwargs, body, conv.background_poll_ms)
+        )
         try:
-            result, attempts = await send_with_retries(
-                partial(sender.send, conv.api, kwargs, body), shared.policy, shared.rng
-            )
+            result, attempts = await send_with_retries(send, shared.policy, shared.rng)
         finally:
             if sender is not transport:
                 await sender.aclose()

@@ -109,6 +109,8 @@ class PlannedConversation(BaseModel):
         "the system/developer message only (nonce applied)"
     )
     steps: tuple[Step, ...]
+    #: scenario ``background: true`` on a Responses arm: the poll interval; None: foreground
+    background_poll_ms: float | None = None
 
     def should_send(self, step_index: int, history: tuple[Message, ...]) -> bool:
         """A ``tool_results`` step is sent only when the last reply called tools."""
@@ -359,6 +361,9 @@ def _conversation(
         nonce=nonce,
         base=base,
         steps=tuple(steps),
+        background_poll_ms=scenario.background_poll_ms
+        if scenario.background and Arm.parse(arm).api == "responses"
+        else None,
     )
 
 
