@@ -34,6 +34,7 @@ def background_stats(records: Iterable[Mapping[str, Any] | None]) -> BackgroundS
     polled = [r for r in rows if r.get("poll_interval_ms") is not None]
     streamed = [r for r in rows if r.get("poll_interval_ms") is None]
     intervals = {r["poll_interval_ms"] for r in polled}
+    statuses = Counter(str(r.get("final_status") or "unfinished") for r in rows)
     return BackgroundStats(
         requests=len(rows),
         time_to_queued_ms=_latency([r.get("time_to_queued_ms") for r in rows]),
@@ -47,5 +48,5 @@ def background_stats(records: Iterable[Mapping[str, Any] | None]) -> BackgroundS
         resumed_requests=sum(1 for r in streamed if r.get("resumes", 0) > 0),
         resumes=sum(int(r.get("resumes", 0)) for r in streamed),
         events_out_of_order=sum(1 for r in streamed if r.get("events_in_order") is False),
-        final_status=dict(sorted(Counter(str(r.get("final_status")) for r in rows).items())),
+        final_status=dict(sorted(statuses.items())),
     )
