@@ -14,12 +14,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from harness.records import BackgroundTiming
 from harness.transport.client import CallResult, Transport
 
-__all__ = ["MAX_RESUMES", "send_background"]
+__all__ = ["MAX_RESUMES", "BackgroundTracker", "send_background"]
 
 #: resumed streams per request before giving up (each resume is one more dropped connection)
 MAX_RESUMES = 5
@@ -27,6 +28,23 @@ _RUNNING = frozenset({"queued", "in_progress"})
 _NS_PER_MS = 1_000_000
 #: transport failures after which a stream is worth resuming (the response runs on)
 _RESUMABLE = frozenset({"stream_interrupted", "connection_error", "connection_dropped"})
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundTracker:
+    """Where the runner keeps the background responses one arm created: every one in
+    ``stored`` (deleted at the end of the run), and in ``running`` while it is followed."""
+
+    arm: str
+    stored: list[tuple[str, str]]
+    running: set[tuple[str, str]]
+
+    def created(self, response_id: str) -> None:
+        self.stored.append((self.arm, response_id))
+        self.running.add((self.arm, response_id))
+
+    def finished(self, response_id: str) -> None:
+        self.running.discard((self.arm, response_id))
 
 
 def _ms(start_ns: int, end_ns: int | None) -> float | None:
@@ -39,18 +57,28 @@ async def send_background(
     body: bytes | None,
     poll_interval_ms: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    tracker: BackgroundTracker | None = None,
 ) -> CallResult:
     """Create a background response and follow it to its final status (one attempt: a create
     that fails is returned as it is, for the caller's retries)."""
     kwargs = {**kwargs, "background": True}
     start = time.perf_counter_ns()
     created = await transport.send("responses", kwargs, body)
-    if kwargs.get("stream"):
-        return await _follow_stream(transport, created, start)
     returned = time.perf_counter_ns()
-    if not created.ok or created.response_id is None:
+    rid = created.response_id
+    if rid is None:
         return created
-    return await _poll(transport, created, start, returned, poll_interval_ms, sleep)
+    if tracker is not None:
+        tracker.created(rid)
+    if kwargs.get("stream"):
+        result = await _follow_stream(transport, created, start)
+    elif not created.ok:
+        result = created
+    else:
+        result = await _poll(transport, created, start, returned, poll_interval_ms, sleep)
+    if tracker is not None:  # not reached when the run is stopped while it waits
+        tracker.finished(rid)
+    return result
 
 
 async def _poll(

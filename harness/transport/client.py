@@ -793,6 +793,18 @@ class Transport:
             return False
         return True
 
+    async def cancel_response(self, response_id: str) -> bool:
+        """Cancel a background response (True when the server answered 2xx)."""
+        try:
+            if self.kind == "sdk":
+                await self._sdk.responses.cancel(response_id)
+            else:
+                reply = await self._raw_request("POST", f"/responses/{response_id}/cancel")
+                return reply.status_code < 300
+        except (openai.APIError, httpx2.HTTPError):
+            return False
+        return True
+
     async def list_models(self) -> httpx2.Headers:
         """A cheap GET that warms this client's connection; returns the reply headers."""
         if self.kind == "sdk":

@@ -3,18 +3,25 @@ request, resumes a dropped stream with ``starting_after``, and records what it s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 from harness.cli.run import finish_run
+from harness.emulator.profiles import load_profile
 from harness.records import Observation
 from harness.rundir import read_meta, read_observations
-from harness.runner.execute import RunOptions, run
+from harness.runner.background import BackgroundTracker, send_background
+from harness.runner.execute import RunOptions, _cancel_background, _delete_stored, run
 from harness.summary import Summary
+from harness.transport.client import Transport
 
 #: every background response waits exactly this long in the queue (sigma 0)
 QUEUE_MS = 80.0
@@ -165,3 +172,34 @@ def test_background_records_round_trip(background_run: BackgroundRun) -> None:
     o = _responses(background_run, "streamed")[0]
     again = Observation.model_validate(json.loads(o.model_dump_json()))
     assert again.background == o.background
+
+
+def test_a_stopped_run_cancels_then_deletes_what_it_was_following(emulators: Any) -> None:
+    """Ctrl-C while a background response is queued: the run cancels it (it would run on,
+    billed) and deletes it with the other stored responses."""
+    server = emulators.start(load_profile("zero").derive({"both": {"background_queue_ms": 5000}}))
+    store = server.app.emulator.store
+
+    async def stop_while_queued() -> tuple[str, str, int]:
+        transport = Transport(server.base_url, "sk-test")
+        stored: list[tuple[str, str]] = []
+        running: set[tuple[str, str]] = set()
+        tracker = BackgroundTracker("responses", stored, running)
+        kwargs = {"model": "gpt-4.1-mini", "input": "hi", "store": True}
+        task = asyncio.create_task(send_background(transport, kwargs, None, 50.0, tracker=tracker))
+        while not running:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        ((arm, rid),) = running
+        await _cancel_background(running, {arm: transport})
+        job = store.get(rid).job
+        status = job.status(time.perf_counter()) if job is not None else "-"
+        deleted = await _delete_stored(stored, {arm: transport})
+        await transport.aclose()
+        return rid, status, deleted
+
+    rid, status, deleted = asyncio.run(stop_while_queued())
+    assert status == "cancelled" and deleted == 1
+    assert store.get(rid) is None
