@@ -61,6 +61,7 @@ class BackgroundRun:
     summary: Summary
     output: str
     report: str
+    markdown: str
     deleted: int | None
 
 
@@ -84,6 +85,7 @@ def background_run(tmp_path_factory: pytest.TempPathFactory) -> BackgroundRun:
         summary,
         out.getvalue(),
         (root / "report" / "report.html").read_text(encoding="utf-8"),
+        (root / "report" / "summary.md").read_text(encoding="utf-8"),
         read_meta(result.run_dir).stored_responses_deleted,
     )
 
@@ -149,6 +151,7 @@ def test_summary_report_and_terminal_show_background_mode(
     assert stats.poll_interval_ms == POLL_MS
     assert stats.queue_wait_ms is not None and stats.queue_wait_ms.n == 4
     assert "Background mode" in background_run.report
+    assert "| background | requests | to queued |" in background_run.markdown
     assert "background mode" in background_run.output
     # every response the run stored (background ones are stored) was deleted at the end
     assert background_run.deleted == 4
