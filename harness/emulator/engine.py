@@ -3,7 +3,9 @@
 parse (chat / responses adapter) → fault draw → render prompt tokens → prompt-cache lookup →
 reply content → delays → cache write (visible when the first token is due) → usage → body or
 SSE events (with any stream fault applied) → store (Responses, ``store: true``) → a
-:class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record.
+:class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record. A background
+response (``background: true``) is planned the same way, its timeline shifted by a queue wait
+and read off the clock later (:mod:`harness.emulator.background`).
 
 What a body alone decides — the parsed request, its prompt's prefix hashes and the draft of its
 reply (:class:`~harness.emulator.content.Draft`) — is kept per distinct body: harness load
@@ -396,12 +398,17 @@ class Emulator:
             slow_headers=fault == "slow_headers",
             time_scale=scale,
         )
+        # a background response runs after its queue wait: its prefix is cached that much later
+        wait_ms = prof.background_queue_ms.sample(chance) * prof.speed_factor if background else 0.0
         # the profile's TTL is in-memory retention; a request may ask to keep prefixes longer
         ttl = (
             prof.cache_ttl_s if req.cache_ttl_s is None else max(req.cache_ttl_s, prof.cache_ttl_s)
         )
         self.cache.write(
-            prepared.prefixes.digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0)
+            prepared.prefixes.digests,
+            now=now,
+            ttl_s=ttl,
+            visible_at=t0 + wait_ms * scale / 1000.0 + timing.offset_s(0),
         )
 
         n_ticks = len(reply.pieces) + sum(len(c.pieces) for c in reply.tool_calls)
@@ -423,11 +430,10 @@ class Emulator:
         )
 
         response_id: str | None = None
-        wait_ms: float | None = None
         if background:
             built = responses_out.build(req, reply, use)
             response_id = built.response_id
-            wait_ms = self._background(plan, req, reply, built, timing, chance, t0)
+            self._background(plan, req, reply, built, timing, chance, t0, wait_ms)
             if req.conversation_id is not None:
                 self._append_turn(req, built)
         elif api == "chat":
@@ -470,7 +476,7 @@ class Emulator:
                 planned_total_ms=round(timing.tick_ms(last_tick), 3),
                 api_request_index=n,
                 response_id=response_id,
-                background_queue_ms=None if wait_ms is None else round(wait_ms, 3),
+                background_queue_ms=round(wait_ms, 3) if background else None,
                 **_same_names(cache, "cached_tokens", "cache_write_tokens"),
                 **_same_names(reply, *_REPLY_TRUTH),
                 **_same_names(
@@ -492,11 +498,11 @@ class Emulator:
         timing: Timing,
         rng: random.Random,
         t0: float,
-    ) -> float:
-        """Plan a background response: the queued body (or its stream) now, the rest on the
-        clock; returns its queue wait in profile ms."""
+        wait_ms: float,
+    ) -> None:
+        """Plan a background response that waits ``wait_ms`` (profile ms) in the queue: the
+        queued body (or its stream) now, the rest on the clock."""
         prof = self._apis["responses"].profile
-        wait_ms = prof.background_queue_ms.sample(rng) * prof.speed_factor
         job = plan_job(t0, req, reply, built, timing, wait_ms)
         plan.headers_at = 0.0
         if req.stream:
@@ -514,7 +520,6 @@ class Emulator:
         stored = self.store.get(built.response_id)
         assert stored is not None
         stored.job = job
-        return wait_ms
 
     def _store(self, req: GenRequest, built: responses_out.Built, final: dict[str, Any]) -> None:
         own_input = req.conversation
