@@ -446,8 +446,7 @@ async def _run_conversation(
             _unsent(conv, step, shared, str(exc), "translation_error")
             failure = f"turn {step + 1} could not be translated; later turns cannot be sent"
             continue
-        if conv.background_poll_ms is not None:
-            kwargs["background"] = True
+        kwargs = conv.with_background(kwargs)
         body = request_body(kwargs)
         await shared.pacer.wait()
         started = time.time()

@@ -9,6 +9,7 @@ import io
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from harness.records import Observation
 from harness.rundir import read_meta, read_observations
 from harness.runner.background import BackgroundTracker, send_background
 from harness.runner.execute import RunOptions, _cancel_background, _delete_stored, run
+from harness.runner.plan import build_plan, dry_run
+from harness.scenario.load import load_scenario
 from harness.summary import Summary
 from harness.transport.client import Transport
 
@@ -206,3 +209,14 @@ def test_a_stopped_run_cancels_then_deletes_what_it_was_following(emulators: Any
     rid, status, deleted = asyncio.run(stop_while_queued())
     assert status == "cancelled" and deleted == 1
     assert store.get(rid) is None
+
+
+def test_the_plan_shows_background_on_responses_requests_only(tmp_path: Path) -> None:
+    scenario = tmp_path / "bg.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    planned = list(dry_run(build_plan(load_scenario(scenario), repeats=1)))
+    assert {p.conversation.api: p.kwargs().get("background") for p in planned} == {
+        "chat": None,
+        "responses": True,
+    }
+    assert all(p.kwargs()["store"] is True for p in planned)
