@@ -130,6 +130,7 @@ async def _follow_stream(transport: Transport, created: CallResult, start: int) 
     last = created.last_sequence
     resumed_after: list[int] = []
     ttft_ms = created.wire.ttft_ms
+    events = created.events or 0
     while (
         not result.ok
         and result.error_type in _RESUMABLE
@@ -140,6 +141,7 @@ async def _follow_stream(transport: Transport, created: CallResult, start: int) 
         resumed_after.append(last)
         asked = time.perf_counter_ns()
         result = await transport.retrieve(created.response_id, stream=True, starting_after=last)
+        events += result.events or 0
         for kind, at in result.lifecycle_ns.items():
             lifecycle.setdefault(kind, at)
         if result.first_sequence is not None:
@@ -162,6 +164,7 @@ async def _follow_stream(transport: Transport, created: CallResult, start: int) 
     )
     result = _with_created_timings(result, created, seen - start)
     result.wire = dataclasses.replace(result.wire, ttft_ms=ttft_ms)
+    result.events = events  # over every stream of the response
     return result
 
 

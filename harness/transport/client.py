@@ -309,6 +309,8 @@ class _Reply:
 
     def _track(self, event: Any, kind: Any) -> None:
         res = self.result
+        # counted here too: a stream cut mid-way never reaches the count its reader keeps
+        res.events = (res.events or 0) + 1
         seq = _g(event, "sequence_number")
         if isinstance(seq, int):
             if res.last_sequence is None:

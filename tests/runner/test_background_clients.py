@@ -61,6 +61,8 @@ def test_a_dropped_stream_is_resumed(
     b = result.background
     assert result.ok and b is not None and b.final_status == "completed"
     assert b.resumes == 1 and b.events_in_order is True
+    # every event once: sequence numbers run 0 … events − 1 across the two streams
+    assert result.last_sequence is not None and result.events == result.last_sequence + 1
     assert b.queue_wait_ms is not None and b.queue_wait_ms > 0
     assert result.finish == "completed" and result.usage is not None
     # the same words whichever client and whether polled or streamed (temperature 0)
