@@ -20,10 +20,12 @@ from typing import Any
 from harness.records import BackgroundTiming
 from harness.transport.client import CallResult, Transport
 
-__all__ = ["MAX_RESUMES", "BackgroundTracker", "send_background"]
+__all__ = ["MAX_FAILED_POLLS", "MAX_RESUMES", "BackgroundTracker", "send_background"]
 
 #: resumed streams per request before giving up (each resume is one more dropped connection)
 MAX_RESUMES = 5
+#: polls in a row that may fail before the request is recorded as that failure
+MAX_FAILED_POLLS = 3
 _RUNNING = frozenset({"queued", "in_progress"})
 _NS_PER_MS = 1_000_000
 #: transport failures after which a stream is worth resuming (the response runs on)
@@ -95,13 +97,21 @@ async def _poll(
     running_ns: int | None = None if status == "queued" else returned
     previous = returned
     result = created
+    failed_polls = 0
     while status in _RUNNING:
         await sleep(interval_ms / 1000.0)
         asked = time.perf_counter_ns()
         result = await transport.retrieve(created.response_id)
         polls += 1
-        if not result.ok:  # the poll failed: the request's outcome is that failure
-            break
+        if not result.ok:
+            # a poll that failed says nothing of the response: ask again, and only after
+            # several in a row is the request's outcome that failure (a retry would create
+            # another response)
+            failed_polls += 1
+            if failed_polls >= MAX_FAILED_POLLS:
+                break
+            continue
+        failed_polls = 0
         status = result.finish
         if status in _RUNNING:
             previous = asked
@@ -117,7 +127,7 @@ async def _poll(
         polls=polls,
         poll_interval_ms=interval_ms,
         poll_lag_max_ms=_ms(previous, seen) if polls else None,
-        final_status=status,
+        final_status=None if status in _RUNNING else status,
         total_ms=_ms(start, seen),
     )
     return _with_created_timings(result, created, seen - start)

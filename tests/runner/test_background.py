@@ -24,7 +24,7 @@ from harness.runner.execute import RunOptions, _cancel_background, _delete_store
 from harness.runner.plan import build_plan, dry_run
 from harness.scenario.load import load_scenario
 from harness.summary import Summary
-from harness.transport.client import Transport
+from harness.transport.client import CallResult, Transport
 
 #: every background response waits exactly this long in the queue (sigma 0)
 QUEUE_MS = 80.0
@@ -220,3 +220,45 @@ def test_the_plan_shows_background_on_responses_requests_only(tmp_path: Path) ->
         "responses": True,
     }
     assert all(p.kwargs()["store"] is True for p in planned)
+
+
+class _Flaky:
+    """A transport whose background response is queued, then whose polls answer ``replies``
+    in turn (a status, or None for a failed poll)."""
+
+    def __init__(self, replies: list[str | None]) -> None:
+        self.replies = replies
+        self.polls = 0
+
+    async def send(self, api: str, kwargs: dict[str, Any], body: bytes | None) -> CallResult:
+        return CallResult(status=200, ok=True, response_id="resp_1", finish="queued")
+
+    async def retrieve(self, response_id: str) -> CallResult:
+        reply = self.replies[self.polls]
+        self.polls += 1
+        if reply is None:
+            return CallResult(status=500, error_type="server_error", error_message="boom")
+        return CallResult(status=200, ok=True, response_id=response_id, finish=reply)
+
+
+async def _no_wait(_: float) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("replies", "ok", "final", "polls"),
+    [
+        (["queued", None, None, "in_progress", "completed"], True, "completed", 5),
+        (["queued", None, None, None, "completed"], False, None, 4),
+        (["cancelled"], False, "cancelled", 1),
+    ],
+)
+def test_failed_polls_are_asked_again_before_the_request_fails(
+    replies: list[str | None], ok: bool, final: str | None, polls: int
+) -> None:
+    flaky = _Flaky(replies)
+    kwargs = {"model": "m", "input": "hi", "store": True}
+    result = asyncio.run(send_background(flaky, kwargs, None, 10.0, sleep=_no_wait))  # type: ignore[arg-type]
+    assert result.ok is ok and flaky.polls == polls
+    assert result.background is not None and result.background.final_status == final
+    assert result.background.polls == polls
