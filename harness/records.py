@@ -71,6 +71,42 @@ class ToolCallRecord(BaseModel):
 LAG_BOUND_MS = 10.0
 
 
+class BackgroundTiming(BaseModel):
+    """How one ``background: true`` request went, as the client saw it.
+
+    Polling sees a status only when it asks, so without a stream ``queue_wait_ms`` and
+    ``poll_lag_max_ms`` are upper bounds at the resolution of ``poll_interval_ms``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_to_queued_ms: float | None = Field(
+        description="request sent → queued (the create reply; streams: the response.queued event)"
+    )
+    queue_wait_ms: float | None = Field(
+        description="queued → in_progress (streams: between the two events; polling: until the "
+        "first poll that saw it running or done, an upper bound)"
+    )
+    polls: int = Field(0, description="GET /responses/{id} calls made to learn the status")
+    poll_interval_ms: float | None = None
+    poll_lag_max_ms: float | None = Field(
+        None,
+        description="the response finished at most this long before a poll saw it (time "
+        "since the previous poll)",
+    )
+    resumes: int = Field(0, description="streams resumed with starting_after")
+    resumed_after: list[int] = Field(
+        default_factory=list, description="the sequence_number each resumed stream started after"
+    )
+    events_in_order: bool | None = Field(
+        None,
+        description="streams: every sequence_number from 0 to the last arrived once, in order, "
+        "across the resumed streams",
+    )
+    final_status: str | None = Field(description="completed, incomplete, failed or cancelled")
+    total_ms: float | None = Field(description="request sent → the final status seen")
+
+
 class Observation(BaseModel):
     """One planned request's outcome. Timings are wire-clock ms unless prefixed ``sdk_``.
 
@@ -174,6 +210,9 @@ class Observation(BaseModel):
     )
     output_chars: int | None = Field(
         default=None, description="length of output_text, kept when the text is redacted"
+    )
+    background: BackgroundTiming | None = Field(
+        default=None, description="background: true requests: queue, polling and stream resumes"
     )
 
     @property

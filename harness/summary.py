@@ -128,6 +128,33 @@ class SaturationStats(_Record):
     lag_max_ms: float
 
 
+class BackgroundStats(_Record):
+    """An arm's ``background: true`` requests: time to queued, queue wait, polling, resumes.
+
+    Latencies are over requests that reached a final status (no interval: these describe the
+    target's background mode, they are not compared between arms). Without a stream the queue
+    wait and the poll lag are upper bounds at the poll interval's resolution.
+    """
+
+    requests: int = Field(description="measured requests sent in background mode")
+    time_to_queued_ms: LatencyStats | None
+    queue_wait_ms: LatencyStats | None
+    total_ms: LatencyStats | None
+    polled_requests: int
+    polls_mean: float | None = Field(description="GETs per polled request")
+    poll_interval_ms: float | None
+    poll_lag_max_ms: LatencyStats | None = Field(
+        description="completion → seen by a poll, at most (time since the previous poll)"
+    )
+    streamed_requests: int
+    resumed_requests: int = Field(description="streams that dropped and were resumed")
+    resumes: int = Field(description="resumed streams in all (starting_after=<last seen>)")
+    events_out_of_order: int = Field(
+        description="streamed requests whose sequence numbers skipped or repeated one"
+    )
+    final_status: dict[str, int]
+
+
 class ArmSummary(_Record):
     api: str | None
     model: str | None
@@ -164,6 +191,9 @@ class ArmSummary(_Record):
     error_types: dict[str, int]
     saturation: SaturationStats | None = Field(
         default=None, description="the client's event loop while this arm was timed"
+    )
+    background: BackgroundStats | None = Field(
+        default=None, description="scenario background: true (Responses arms only)"
     )
 
 

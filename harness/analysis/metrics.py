@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.analysis import decide, stats
+from harness.analysis.background import background_stats
 from harness.analysis.pricing import PriceBook, project
 from harness.analysis.similarity import ToolCall
 from harness.arms import Arm
@@ -161,6 +162,8 @@ class ObservationTable:
     conversation: list[str | None]
     #: input tokens of the harness's own cache nonce (0 unless set by :func:`with_nonce_tokens`)
     nonce_tokens: IntArray
+    #: ``Observation.background`` as written (background: true requests), else None
+    background: list[Mapping[str, Any] | None]
 
     def __len__(self) -> int:
         return len(self.arm)
@@ -236,6 +239,7 @@ class ObservationTable:
             saturated=np.array([bool(x) for x in cols["saturated"]], dtype=np.bool_),
             loop_lag_ms=np.array(cols["loop_lag_ms"], dtype=np.float64),
             nonce_tokens=np.zeros(len(rows), dtype=np.int64),
+            background=[r.get("background") for r in rows],
             **_arrays(cols, tokens),
         )
 
@@ -538,6 +542,7 @@ def arm_summary(
         finish=dict(sorted(finish.items())),
         error_types=dict(sorted(errors.items())),
         saturation=saturation,
+        background=background_stats(map(t.background.__getitem__, idx)),
     )
 
 

@@ -120,7 +120,7 @@ COMMANDS: tuple[Command, ...] = (
         "probe",
         probe,
         help="find what a target serves, and whether it shares its prompt cache across APIs",
-        description="capabilities: about 19 small requests (~4,400 input tokens in all) find "
+        description="capabilities: about 22 small requests (~4,400 input tokens in all) find "
         "what the target serves — each endpoint, streaming, sequence_number, usage and "
         "cached_tokens, store and previous_response_id, json_schema, tools, images, the "
         "Conversations API — and print a table (`harness run` does the same once per run and "

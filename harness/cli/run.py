@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from harness.records import Observation
     from harness.runner.execute import RunResult
+    from harness.summary import LatencyStats, Summary
 
 __all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
 
@@ -315,6 +316,42 @@ def arm_table(run_dir: Path) -> Table:
     return table
 
 
+def background_table(summary: Summary) -> Table | None:
+    """Background-mode arms (scenario ``background: true``): queue, polling and resumes, p50 ms;
+    None when no arm sent any."""
+    from rich.table import Table
+
+    rows = [
+        (s.name, arm, a.background)
+        for s in summary.scenarios
+        for arm, a in s.arms.items()
+        if a.background is not None
+    ]
+    if not rows:
+        return None
+    table = Table(title="background mode (p50 ms; without a stream, wait and lag are bounds)")
+    for col in ("scenario", "arm", "n", "queued", "wait", "total", "polls", "lag ≤"):
+        table.add_column(col, justify="left" if col in ("scenario", "arm") else "right")
+    table.add_column("resumed", justify="right")
+
+    def p50(stat: LatencyStats | None) -> str:
+        return fmt.num(stat.p50, 1) if stat is not None else "—"
+
+    for scenario, arm, b in rows:
+        table.add_row(
+            scenario,
+            arm,
+            str(b.requests),
+            p50(b.time_to_queued_ms),
+            p50(b.queue_wait_ms),
+            p50(b.total_ms),
+            fmt.num(b.polls_mean, 1) if b.polls_mean is not None else "—",
+            p50(b.poll_lag_max_ms),
+            f"{b.resumed_requests}/{b.streamed_requests}",
+        )
+    return table
+
+
 def finish_run(
     result: RunResult, console: Console | None = None, report_dir: Path | None = None
 ) -> int:
@@ -351,6 +388,9 @@ def finish_run(
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
             console.print(f"[yellow]warning:[/] {warning}")
+        background = background_table(summary)
+        if background is not None:
+            console.print(background)
         console.print(f"summary: {write_summary(result.run_dir, summary)}", soft_wrap=True)
         paths = render_report(result.run_dir, report_dir)
         console.print(f"report: {paths.html}", soft_wrap=True)

@@ -1,11 +1,12 @@
 """The ASGI app: Starlette routes over :class:`harness.emulator.engine.Emulator`.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``GET``/``DELETE
-/v1/responses/{id}``, ``GET /v1/responses/{id}/input_items``, the Conversations API
-(``/v1/conversations``, ``/{id}``, ``/{id}/items``, ``/{id}/items/{item_id}``), ``GET
-/v1/models`` (and ``/v1/models/{id}``); anything else is OpenAI's
-404 ``Invalid URL``. Requests without an ``Authorization`` header get OpenAI's 401. The request
-path is kept lean (no middleware, bodies pre-encoded) because benchmarks compare it with a
+/v1/responses/{id}`` (``GET`` with ``stream=true&starting_after=N`` resumes a background
+stream), ``POST /v1/responses/{id}/cancel``, ``GET /v1/responses/{id}/input_items``, the
+Conversations API (``/v1/conversations``, ``/{id}``, ``/{id}/items``,
+``/{id}/items/{item_id}``), ``GET /v1/models`` (and ``/v1/models/{id}``); anything else is
+OpenAI's 404 ``Invalid URL``. Requests without an ``Authorization`` header get OpenAI's 401. The
+request path is kept lean (no middleware, bodies pre-encoded) because benchmarks compare it with a
 minimal JSON endpoint on the same stack.
 """
 
@@ -117,8 +118,18 @@ def _routes(emu: Emulator) -> list[Route]:
         )
 
     async def response_get(request: Request) -> TimedResponse:
+        # read the (empty) body, so that a stream's disconnect watcher waits for a disconnect
+        await request.body()
         return TimedResponse(
-            emu.get_response(request.path_params["response_id"], _t0(request)), truth
+            emu.get_response(
+                request.path_params["response_id"], _t0(request), request.query_params
+            ),
+            truth,
+        )
+
+    async def response_cancel(request: Request) -> TimedResponse:
+        return TimedResponse(
+            emu.cancel_response(request.path_params["response_id"], _t0(request)), truth
         )
 
     async def response_input_items(request: Request) -> TimedResponse:
@@ -155,6 +166,7 @@ def _routes(emu: Emulator) -> list[Route]:
         Route("/v1/responses/{response_id}", response_get, methods=["GET"]),
         Route("/v1/responses/{response_id}", response_delete, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", response_input_items, methods=["GET"]),
+        Route("/v1/responses/{response_id}/cancel", response_cancel, methods=["POST"]),
         Route("/v1/conversations", conversations, methods=["POST"]),
         Route("/v1/conversations/{cid}", conversations, methods=["GET", "POST", "DELETE"]),
         Route("/v1/conversations/{cid}/items", conversations, methods=["GET", "POST"]),

@@ -3,7 +3,9 @@
 parse (chat / responses adapter) → fault draw → render prompt tokens → prompt-cache lookup →
 reply content → delays → cache write (visible when the first token is due) → usage → body or
 SSE events (with any stream fault applied) → store (Responses, ``store: true``) → a
-:class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record.
+:class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record. A background
+response (``background: true``) is planned the same way, its timeline shifted by a queue wait
+and read off the clock later (:mod:`harness.emulator.background`).
 
 What a body alone decides — the parsed request, its prompt's prefix hashes and the draft of its
 reply (:class:`~harness.emulator.content.Draft`) — is kept per distinct body: harness load
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.emulator import chat, jsonio, responses_in, responses_out
+from harness.emulator.background import NOT_STREAMED, SYNCHRONOUS, BackgroundJob, plan_job
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
 from harness.emulator.conversations import ConversationStore, item_page
@@ -268,12 +271,43 @@ class Emulator:
             self._prepared.clear()
         self._prepared[(api, raw)] = prepared
 
-    def get_response(self, response_id: str, t0: float) -> Plan:
-        """``GET /v1/responses/{id}``."""
+    def get_response(
+        self, response_id: str, t0: float, query: Mapping[str, str] | None = None
+    ) -> Plan:
+        """``GET /v1/responses/{id}``: a background response as it stands now, or (``stream``,
+        ``starting_after``) its events after a sequence number, each when it is due."""
         stored = self.store.get(response_id)
         if stored is None:
             return self.error_plan(t0, _no_response(response_id), api="responses")
-        return self.plan_json(t0, stored.body, api="responses")
+        job = stored.job
+        if query is not None and query.get("stream", "false").lower() == "true":
+            try:
+                after = _starting_after(query.get("starting_after"))
+                if job is None or not job.streamed:
+                    raise invalid(NOT_STREAMED, param="stream")
+            except ApiError as err:
+                return self.error_plan(t0, err, api="responses")
+            return self._resumed_stream(job, after, t0)
+        body = stored.body if job is None else job.body(time.perf_counter())
+        return self.plan_json(t0, body, api="responses")
+
+    def cancel_response(self, response_id: str, t0: float) -> Plan:
+        """``POST /v1/responses/{id}/cancel``: only background responses; cancelling a finished
+        one returns it unchanged (OpenAI's guide: cancelling is idempotent)."""
+        stored = self.store.get(response_id)
+        if stored is None:
+            return self.error_plan(t0, _no_response(response_id), api="responses")
+        if stored.job is None:
+            return self.error_plan(t0, invalid(SYNCHRONOUS), api="responses")
+        return self.plan_json(t0, stored.job.cancel(time.perf_counter()), api="responses")
+
+    def _resumed_stream(self, job: BackgroundJob, after: int | None, t0: float) -> Plan:
+        req_id = request_id()
+        headers = [*base_headers(req_id, SSE, self._profile_header), *self.limiter.headers("-", 0)]
+        plan = Plan(t0, 200, headers, truth=self._truth(req_id, "responses", None, True, 200))
+        _group(plan, job.frames_after(after, t0), float)
+        plan.halt = job.halted
+        return plan
 
     def input_items(self, response_id: str, query: Mapping[str, str], t0: float) -> Plan:
         """``GET /v1/responses/{id}/input_items``: the items the request sent (paged)."""
@@ -317,7 +351,11 @@ class Emulator:
         n = state.requests
         state.requests = n + 1
         chance = state.fault_rng
-        fault = choose_fault(prof, chance, stream=req.stream) if state.faulty else None
+        background = api == "responses" and req.body.get("background") is True
+        # a background stream's connection is not the response: only the HTTP faults apply,
+        # and the profile's background_stream_drop stands in for the stream faults
+        faulty_stream = req.stream and not background
+        fault = choose_fault(prof, chance, stream=faulty_stream) if state.faulty else None
         lat_rng = state.latency_rng
 
         n_in = prepared.prefixes.n_tokens
@@ -360,12 +398,17 @@ class Emulator:
             slow_headers=fault == "slow_headers",
             time_scale=scale,
         )
+        # a background response runs after its queue wait: its prefix is cached that much later
+        wait_ms = prof.background_queue_ms.sample(chance) * prof.speed_factor if background else 0.0
         # the profile's TTL is in-memory retention; a request may ask to keep prefixes longer
         ttl = (
             prof.cache_ttl_s if req.cache_ttl_s is None else max(req.cache_ttl_s, prof.cache_ttl_s)
         )
         self.cache.write(
-            prepared.prefixes.digests, now=now, ttl_s=ttl, visible_at=t0 + timing.offset_s(0)
+            prepared.prefixes.digests,
+            now=now,
+            ttl_s=ttl,
+            visible_at=t0 + wait_ms * scale / 1000.0 + timing.offset_s(0),
         )
 
         n_ticks = len(reply.pieces) + sum(len(c.pieces) for c in reply.tool_calls)
@@ -387,7 +430,13 @@ class Emulator:
         )
 
         response_id: str | None = None
-        if api == "chat":
+        if background:
+            built = responses_out.build(req, reply, use)
+            response_id = built.response_id
+            self._background(plan, req, reply, built, timing, chance, t0, wait_ms)
+            if req.conversation_id is not None:
+                self._append_turn(req, built)
+        elif api == "chat":
             if req.stream:
                 self._chat_stream(plan, req, reply, use, timing, fault, chance)
             else:
@@ -427,6 +476,7 @@ class Emulator:
                 planned_total_ms=round(timing.tick_ms(last_tick), 3),
                 api_request_index=n,
                 response_id=response_id,
+                background_queue_ms=round(wait_ms, 3) if background else None,
                 **_same_names(cache, "cached_tokens", "cache_write_tokens"),
                 **_same_names(reply, *_REPLY_TRUTH),
                 **_same_names(
@@ -438,6 +488,38 @@ class Emulator:
                 ),
             )
         return plan
+
+    def _background(
+        self,
+        plan: Plan,
+        req: GenRequest,
+        reply: Reply,
+        built: responses_out.Built,
+        timing: Timing,
+        rng: random.Random,
+        t0: float,
+        wait_ms: float,
+    ) -> None:
+        """Plan a background response that waits ``wait_ms`` (profile ms) in the queue: the
+        queued body (or its stream) now, the rest on the clock."""
+        prof = self._apis["responses"].profile
+        job = plan_job(t0, req, reply, built, timing, wait_ms)
+        plan.headers_at = 0.0
+        if req.stream:
+            frames = job.frames
+            drop = prof.faults.background_stream_drop
+            if drop > 0 and rng.random() < drop:
+                # the connection goes, the response runs on: resume it with starting_after
+                frames = frames[: self._cut_index(frames, rng)]
+                plan.cut = True
+            _group(plan, frames, float)
+            plan.halt = job.halted
+        else:
+            plan.body = jsonio.dumps(job.queued)
+        self._store(req, built, job.final)
+        stored = self.store.get(built.response_id)
+        assert stored is not None
+        stored.job = job
 
     def _store(self, req: GenRequest, built: responses_out.Built, final: dict[str, Any]) -> None:
         own_input = req.conversation
@@ -525,7 +607,7 @@ class Emulator:
             req_id=req_id,
         )
 
-    def _cut_index(self, frames: Sequence[tuple[int, Any, bool]], rng: random.Random) -> int:
+    def _cut_index(self, frames: Sequence[tuple[Any, Any, bool]], rng: random.Random) -> int:
         """Frame index a stream fault happens before: a delta in the middle of the reply."""
         deltas = [i for i, f in enumerate(frames) if f[2]]
         if len(deltas) >= 3:
@@ -554,7 +636,7 @@ class Emulator:
                 ticked.append((tick, chat.error_frame(_STREAM_ERROR), False))
         else:
             ticked.append((frames[-1][0], chat.DONE, False))
-        _group(plan, ticked, timing)
+        _group(plan, ticked, timing.offset_s)
 
     def _responses_stream(
         self,
@@ -578,7 +660,7 @@ class Emulator:
             else:
                 plan.cut = True
         data = responses_out.serialize([e[1] for e in events])
-        _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing)
+        _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing.offset_s)
 
 
 def _reasoning_tokens(segments: list[Segment]) -> int:
@@ -604,24 +686,42 @@ def _instant(api: ApiProfile, time_scale: float) -> Timing | None:
     return Timing(0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, time_scale)
 
 
-def _group(plan: Plan, frames: list[tuple[int, bytes, bool]], timing: Timing) -> None:
-    """Coalesce frames due at the same tick into one write; mark the first delta's write."""
+def _group(
+    plan: Plan, frames: Sequence[tuple[Any, bytes, bool]], offset_s: Callable[[Any], float]
+) -> None:
+    """Coalesce frames due at the same tick into one write; mark the first delta's write.
+
+    A frame's tick is an output-token index (``offset_s``: the timing's clock) or already an
+    offset in seconds (``offset_s``: ``float``)."""
     groups: list[tuple[float, bytes]] = []
     first: int | None = None
     buf: list[bytes] = []
-    current: int | None = None
+    current: Any = None
     for tick, data, is_delta in frames:
         if tick != current and buf:
-            groups.append((timing.offset_s(current if current is not None else -1), b"".join(buf)))
+            groups.append((offset_s(current if current is not None else -1), b"".join(buf)))
             buf = []
         current = tick
         buf.append(data)
         if is_delta and first is None:
             first = len(groups)
     if buf:
-        groups.append((timing.offset_s(current if current is not None else -1), b"".join(buf)))
+        groups.append((offset_s(current if current is not None else -1), b"".join(buf)))
     plan.groups = groups
     plan.first_group = first
+
+
+def _starting_after(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(
+            f"Invalid type for 'starting_after': expected an integer, but got '{raw}' instead.",
+            param="starting_after",
+            code="invalid_type",
+        ) from None
 
 
 def _no_response(response_id: str) -> ApiError:

@@ -21,8 +21,12 @@ A profile sets, per API (``chat`` / ``responses``):
 - ``bill_unrendered_reasoning`` — Responses only: bill earlier turns' reasoning items that are
   sent or held but not rendered (``reasoning.context: current_turn``) as uncached input.
   OpenAI does not document whether it bills them; default ``false`` (not counted).
+- ``background_queue_ms`` — Responses only: how long a ``background: true`` response stays
+  ``queued`` before it runs (then the usual timeline). OpenAI says background mode has a higher
+  time to first token but gives no number, so this is a guess to set per target.
 - ``faults`` — rates of 429 / 500 / 503 / slow headers, and (streams only) a cut connection,
-  a ``response.failed`` event or an ``error`` event; see :class:`Faults`.
+  a ``response.failed`` event or an ``error`` event, and ``background_stream_drop`` (a background
+  stream's connection dropped while the response runs on); see :class:`Faults`.
 
 plus, for both: ``divergence`` (fraction of Responses words that differ from Chat's for the
 same request, exact at ``temperature: 0``), ``content`` (reply lengths) and ``rate_limits``
@@ -97,6 +101,13 @@ class Faults(_Strict):
     stream_cut: float = Field(0.0, ge=0, le=1)
     response_failed: float = Field(0.0, ge=0, le=1)
     error_event: float = Field(0.0, ge=0, le=1)
+    background_stream_drop: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="background streams only, drawn apart from the rates above: the "
+        "connection drops mid-stream while the response runs on (resume with starting_after)",
+    )
     retry_after_ms: Dist = Dist(median=1000.0, sigma=0.5, max=20000.0)
     slow_headers_ms: Dist = Dist(median=3000.0)
 
@@ -142,6 +153,7 @@ class ApiProfile(_Strict):
     cache_hit_probability: float = Field(1.0, ge=0, le=1)
     cache_ttl_s: float = Field(600.0, ge=0)
     bill_unrendered_reasoning: bool = False
+    background_queue_ms: Dist = Dist()
     faults: Faults = Faults()
 
 

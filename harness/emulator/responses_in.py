@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.emulator.background import STORE_REQUIRED
 from harness.emulator.content import reasoning_tokens_of
 from harness.emulator.conversations import ConversationStore, Held, stored_item
 from harness.emulator.errors import (
@@ -211,8 +212,9 @@ def _early_rejections(body: dict[str, Any]) -> None:
     for key in ("prompt", "context_management"):
         if body.get(key) is not None:
             raise not_emulated(f"'{key}'", param=key)
-    if body.get("background"):
-        raise not_emulated("Background responses", param="background")
+    if body.get("background") is True and body.get("store") is False:
+        raise invalid(STORE_REQUIRED, param="background")
+    opt_bool(body, "background", False)
 
 
 def _conversation_id(raw: Any) -> str:

@@ -135,7 +135,7 @@ def response_object(
         "object": "response",
         "created_at": built.created_at,
         "status": status,
-        "background": False,
+        "background": body.get("background") is True,
         "completed_at": int(time.time()) if status == "completed" else None,
         "error": error,
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,

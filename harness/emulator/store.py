@@ -10,9 +10,12 @@ oldest responses are forgotten (like an expired retention window).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.emulator.prompt import Segment
+
+if TYPE_CHECKING:
+    from harness.emulator.background import BackgroundJob
 
 
 @dataclass(slots=True)
@@ -23,6 +26,8 @@ class StoredResponse:
     body: dict[str, Any]
     conversation: list[Segment]
     input_items: list[dict[str, Any]] = field(default_factory=list)
+    #: a background response's timeline: its body depends on when it is read
+    job: BackgroundJob | None = None
 
 
 class ResponseStore:

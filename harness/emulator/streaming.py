@@ -58,6 +58,22 @@ class Plan:
     first_group: int | None = None
     cut: bool = False
     truth: dict[str, Any] | None = field(default=None)
+    #: checked before each write: True ends the stream cleanly (a cancelled background response)
+    halt: Callable[[], bool] | None = None
+
+
+#: how often a stream that can be halted checks whether it was (a cancel ends it this soon)
+_HALT_CHECK_S = 0.02
+
+
+async def _sleep_unless(deadline: float, halt: Callable[[], bool]) -> bool:
+    """Sleep until ``deadline`` unless ``halt()`` turns true first; returns ``halt()``."""
+    while not halt():
+        step = min(deadline, time.perf_counter() + _HALT_CHECK_S)
+        await sleep_until(step)
+        if step >= deadline:
+            return halt()
+    return True
 
 
 def _ms(t: float, t0: float) -> float:
@@ -113,14 +129,21 @@ class TimedResponse:
         watcher = asyncio.ensure_future(receive())
         t_first: float | None = None
         sent = 0
+        halted = False
         try:
             await sleep_until(t0 + plan.headers_at)
             await send(self._start([]))
             t_headers = time.perf_counter()
             last = len(groups) - 1
             for i, (at, data) in enumerate(groups):
-                await sleep_until(t0 + at)
+                if plan.halt is None:
+                    await sleep_until(t0 + at)
+                else:
+                    halted = await _sleep_unless(t0 + at, plan.halt)
                 if watcher.done():
+                    break
+                if halted:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
                     break
                 await send(
                     {"type": "http.response.body", "body": data, "more_body": plan.cut or i < last}
@@ -139,9 +162,9 @@ class TimedResponse:
                 first_delta_ms=None if t_first is None else _ms(t_first, t0),
                 total_ms=_ms(t_end, t0),
                 writes=sent,
-                disconnected=sent < len(groups),
+                disconnected=sent < len(groups) and not halted,
             )
-        if plan.cut:
+        if plan.cut and not halted:
             raise StreamCut("injected mid-stream connection drop")
 
     def _record(

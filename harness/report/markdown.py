@@ -134,6 +134,24 @@ def summary_markdown(
                     usd(a.cost_usd.per_1m_requests_usd) if a.cost_usd else DASH,
                 )
             )
+        background = {arm: a.background for arm, a in s.arms.items() if a.background}
+        if background:
+            out += [
+                "",
+                _row("background", "requests", "to queued", "queue wait", "polls", "resumed"),
+                "|---|--:|--:|--:|--:|--:|",
+            ]
+            out += [
+                _row(
+                    f"`{arm}`",
+                    b.requests,
+                    _lat(b.time_to_queued_ms),
+                    _lat(b.queue_wait_ms),
+                    num(b.polls_mean) if b.polls_mean is not None else DASH,
+                    f"{b.resumed_requests}/{b.streamed_requests}",
+                )
+                for arm, b in background.items()
+            ]
         refused = {arm: a.refusals for arm, a in s.arms.items() if a.refusals}
         if refused:
             out += [

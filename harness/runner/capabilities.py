@@ -62,6 +62,7 @@ FEATURES: dict[str, str] = {
     "tools": "function tools, both APIs",
     "images": "image input (a 1×1 PNG), both APIs",
     "conversations": "the Conversations API (POST /conversations)",
+    "background": "background responses (background: true, then GET /responses/{id})",
 }
 
 #: Features each arm needs on every request, beyond what its prompts ask for.
@@ -283,7 +284,7 @@ def probe_capabilities(
     target: str | None = None,
     timeout_s: float = 180.0,
 ) -> Capabilities:
-    """Probe ``base_url`` feature by feature (about 19 small requests, ~4,400 input tokens in
+    """Probe ``base_url`` feature by feature (about 22 small requests, ~4,400 input tokens in
     all)."""
     http = _Http(base_url, api_key, timeout_s)
     try:
@@ -491,6 +492,7 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
         yield "conversations", Feature(supported=True)
     else:
         yield "conversations", _refused(conv)
+    yield "background", _probe_background(http, base)
 
 
 def _both(
@@ -559,6 +561,28 @@ def _probe_cache(http: _Http, model: str, chat_ok: bool, resp_ok: bool) -> Featu
     )
 
 
+def _probe_background(http: _Http, base: dict[str, Any]) -> Feature:
+    """A background create answers a response marked ``background`` that GET returns; it is
+    cancelled (if still running) and deleted at once."""
+    created = http.json(
+        "POST", "responses", {**base, "input": "Say OK.", "background": True, "store": True}
+    )
+    data = created.data if created.ok and isinstance(created.data, dict) else {}
+    rid = data.get("id")
+    if not isinstance(rid, str) or data.get("background") is not True:
+        return (
+            _refused(created)
+            if not created.ok
+            else Feature(supported=False, detail="the reply is not a background response")
+        )
+    got = http.json("GET", f"responses/{rid}")
+    if data.get("status") in ("queued", "in_progress"):
+        http.json("POST", f"responses/{rid}/cancel")
+    http.json("DELETE", f"responses/{rid}")
+    ok = got.ok and isinstance(got.data, dict) and got.data.get("id") == rid
+    return Feature(supported=True) if ok else _refused(got)
+
+
 def _probe_store(http: _Http, base: dict[str, Any]) -> Iterator[tuple[str, Feature]]:
     first = http.json("POST", "responses", {**base, "input": "Say one word.", "store": True})
     rid = first.data.get("id") if first.ok and isinstance(first.data, dict) else None
@@ -591,6 +615,8 @@ def conversation_needs(conv: PlannedConversation) -> set[str]:
         needs.add("json_schema")
     if request.tools:
         needs.add("tools")
+    if conv.background_poll_ms is not None:
+        needs.add("background")
     contents = [m.content for m in request.messages] + [s.content for s in conv.steps]
     if any(isinstance(c, tuple) and any(isinstance(p, ImagePart) for p in c) for c in contents):
         needs.add("images")

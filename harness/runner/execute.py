@@ -44,6 +44,7 @@ from harness.rundir import (
     scenario_digest,
     write_meta,
 )
+from harness.runner.background import BackgroundTracker, send_background
 from harness.runner.capabilities import Capabilities, check_plans, target_capabilities
 from harness.runner.plan import (
     Plan,
@@ -248,6 +249,9 @@ class _Shared:
     recorded: int = 0
     errors: int = 0
     stored_ids: list[tuple[str, str]] = field(default_factory=list)
+    #: background responses created and not yet followed to their end: cancelled if the run
+    #: stops first (Ctrl-C), before every stored response is deleted
+    running_background: set[tuple[str, str]] = field(default_factory=set)
     #: the event loop's lag and CPU while requests were in flight (set by _execute)
     monitor: LoopMonitor | None = None
     #: requests in flight at once: with one, a late loop is that request's own work, not a queue
@@ -379,6 +383,8 @@ def _observation(
         request_bytes=request_bytes,
         output_format=asked.type if (asked := conv.base.output_format) is not None else "text",
     )
+    if result is not None and result.background is not None:
+        base["background"] = result.background
     if result is None:
         return Observation(
             **base,
@@ -440,15 +446,26 @@ async def _run_conversation(
             _unsent(conv, step, shared, str(exc), "translation_error")
             failure = f"turn {step + 1} could not be translated; later turns cannot be sent"
             continue
+        kwargs = conv.with_background(kwargs)
         body = request_body(kwargs)
         await shared.pacer.wait()
         started = time.time()
         t0 = time.perf_counter()
         sender = fresh() if fresh is not None and step == 0 else transport
-        try:
-            result, attempts = await send_with_retries(
-                partial(sender.send, conv.api, kwargs, body), shared.policy, shared.rng
+        send = (
+            partial(sender.send, conv.api, kwargs, body)
+            if conv.background_poll_ms is None
+            else partial(
+                send_background,
+                sender,
+                kwargs,
+                body,
+                conv.background_poll_ms,
+                tracker=BackgroundTracker(conv.arm, shared.stored_ids, shared.running_background),
             )
+        )
+        try:
+            result, attempts = await send_with_retries(send, shared.policy, shared.rng)
         finally:
             if sender is not transport:
                 await sender.aclose()
@@ -468,7 +485,12 @@ async def _run_conversation(
             ),
             failed=not result.ok,
         )
-        if result.response_id and conv.api == "responses" and kwargs.get("store"):
+        if (
+            result.response_id
+            and conv.api == "responses"
+            and kwargs.get("store")
+            and conv.background_poll_ms is None  # a background one was noted when created
+        ):
             shared.stored_ids.append((conv.arm, result.response_id))
         if shared.stop_on(conv, step, result):
             return
@@ -979,12 +1001,20 @@ async def _execute(
             meta.loop = monitor.stats().model_dump()
             shared.writer.sync()
             # also on Ctrl-C or a crash: the provider would keep stored responses otherwise
+            await asyncio.shield(_cancel_background(shared.running_background, transports))
             meta.stored_responses_deleted = (
                 meta.stored_responses_deleted or 0
             ) + await asyncio.shield(_delete_stored(shared.stored_ids, transports))
     finally:
         for transport in transports.values():
             await transport.aclose()
+
+
+async def _cancel_background(
+    ids: Iterable[tuple[str, str]], transports: dict[str, Transport]
+) -> None:
+    """Cancel background responses the run stopped following (they would run on, billed)."""
+    await asyncio.gather(*(transports[arm].cancel_response(rid) for arm, rid in ids))
 
 
 async def _delete_stored(ids: Iterable[tuple[str, str]], transports: dict[str, Transport]) -> int:

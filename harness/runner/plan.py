@@ -109,6 +109,13 @@ class PlannedConversation(BaseModel):
         "the system/developer message only (nonce applied)"
     )
     steps: tuple[Step, ...]
+    #: scenario ``background: true`` on a Responses arm: the poll interval; None: foreground
+    background_poll_ms: float | None = None
+
+    def with_background(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with ``background: true`` when this conversation runs in background
+        mode (the runner then follows each response to its end)."""
+        return kwargs if self.background_poll_ms is None else {**kwargs, "background": True}
 
     def should_send(self, step_index: int, history: tuple[Message, ...]) -> bool:
         """A ``tool_results`` step is sent only when the last reply called tools."""
@@ -359,6 +366,9 @@ def _conversation(
         nonce=nonce,
         base=base,
         steps=tuple(steps),
+        background_poll_ms=scenario.background_poll_ms
+        if scenario.background and Arm.parse(arm).api == "responses"
+        else None,
     )
 
 
@@ -463,11 +473,13 @@ class PlannedRequest(BaseModel):
         conv = self.conversation
         if conv.api == "chat":
             return to_chat_kwargs(self.request)
-        return to_responses_kwargs(
-            self.request,
-            chained=conv.chained,
-            previous_response_id=self.previous_response_id,
-            new_from=self.new_from if self.previous_response_id else 0,
+        return conv.with_background(
+            to_responses_kwargs(
+                self.request,
+                chained=conv.chained,
+                previous_response_id=self.previous_response_id,
+                new_from=self.new_from if self.previous_response_id else 0,
+            )
         )
 
     def summary(self) -> dict[str, Any]:

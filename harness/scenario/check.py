@@ -391,6 +391,26 @@ def _check_gates(sc: Scenario) -> Iterable[Found]:
             yield (at, f"{value} ms is negative", "write a duration in milliseconds")
 
 
+def _check_background(sc: Scenario) -> Iterable[Found]:
+    """``background: true`` needs ``store: true`` on every prompt (the arms other than the
+    chained one default to ``store: false``)."""
+    if not sc.background:
+        return
+    message = "background: true needs store: true (a background response is stored to be polled)"
+    if sc.defaults.store is None:
+        yield (
+            ("background",),
+            "needs store: true, which only the chained arm sends by default (a background "
+            "response is stored to be polled)",
+            "set defaults: {store: true}",
+        )
+    elif sc.defaults.store is False:
+        yield (("defaults", "store"), message, "write store: true")
+    for index, prompt in enumerate(sc.prompts):
+        if prompt.params is not None and prompt.params.store is False:
+            yield (("prompts", index, "params", "store"), message, "remove store: false")
+
+
 def check_meaning(sc: Scenario) -> list[Found]:
     found: list[Found] = []
     for index, arm in enumerate(sc.arms):
@@ -427,6 +447,7 @@ def check_meaning(sc: Scenario) -> list[Found]:
         for index, prompt in enumerate(sc.prompts):
             if prompt.params is not None and prompt.params.store is False:
                 found.append((("prompts", index, "params", "store"), message, fix))
+    found.extend(_check_background(sc))
     if sc.tools:
         found.extend(_check_tools(sc.tools, ()))
     found.extend(_check_output(sc, ()))

@@ -541,6 +541,10 @@ class Scenario(_Model):
     similarity: SimilaritySpec = Field(default_factory=SimilaritySpec)
     margins: MarginsSpec = Field(default_factory=MarginsSpec)
     gates: dict[str, float] = Field(default_factory=dict)
+    #: Responses arms send ``background: true`` and follow each response to its final status
+    #: (needs ``store: true``); chat arms have no background mode and send as usual.
+    background: bool = False
+    background_poll_ms: float = Field(250.0, gt=0, le=60_000)
 
     #: The loaded YAML (lines, files read, hash); set by
     #: :func:`harness.scenario.load.load_scenario`.

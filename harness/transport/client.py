@@ -24,7 +24,7 @@ import openai
 import orjson
 
 from harness.emulator import PROFILE_HEADER
-from harness.records import CASSETTE_MISS, Attempt, ToolCallRecord, Usage
+from harness.records import CASSETTE_MISS, Attempt, BackgroundTiming, ToolCallRecord, Usage
 from harness.transport.netio import AsyncioBackend
 from harness.transport.wire import (
     CURRENT_RECORDER,
@@ -120,6 +120,15 @@ class CallResult:
     request_bytes: int | None = None
     #: answered from a cassette: the timings are the ones recorded with the interaction
     replayed: bool = False
+    #: Responses streams read with ``track`` (background mode): the first and last
+    #: ``sequence_number``, how often one did not follow the one before, and when
+    #: (``perf_counter_ns``) each lifecycle event first arrived
+    first_sequence: int | None = None
+    last_sequence: int | None = None
+    sequence_breaks: int = 0
+    lifecycle_ns: dict[str, int] = field(default_factory=dict)
+    #: set by the runner for a ``background: true`` request (harness.runner.background)
+    background: BackgroundTiming | None = None
 
     @property
     def retryable(self) -> bool:
@@ -178,8 +187,10 @@ class CallResult:
 class _Reply:
     """Accumulates one reply from stream events or a final object (SDK models or dicts)."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, track: bool = False) -> None:
         self.api = api
+        #: follow sequence numbers and lifecycle events (background streams); off on the hot path
+        self.track = track
         self.text: list[str] = []
         self.refusal: list[str] = []
         self.calls: dict[int, dict[str, str]] = {}
@@ -265,6 +276,8 @@ class _Reply:
     def responses_event(self, event: Any) -> bool:
         """Consume a Responses stream event; True when it carried visible output."""
         kind = _g(event, "type")
+        if self.track:
+            self._track(event, kind)
         if kind == "response.output_text.delta":
             self.text.append(_g(event, "delta") or "")
             self.any_output = True
@@ -293,6 +306,21 @@ class _Reply:
             self.result.error_type = str(_g(event, "code") or "stream_error")
             self.result.error_message = str(_g(event, "message") or "error event in stream")
         return False
+
+    def _track(self, event: Any, kind: Any) -> None:
+        res = self.result
+        # counted here too: a stream cut mid-way never reaches the count its reader keeps
+        res.events = (res.events or 0) + 1
+        seq = _g(event, "sequence_number")
+        if isinstance(seq, int):
+            if res.last_sequence is None:
+                res.first_sequence = seq
+            elif seq != res.last_sequence + 1:
+                res.sequence_breaks += 1
+            res.last_sequence = seq
+        if kind in _LIFECYCLE:
+            res.lifecycle_ns.setdefault(kind, time.perf_counter_ns())
+            res.response_id = res.response_id or _g(_g(event, "response"), "id")
 
     def responses_final(self, response: Any) -> None:
         self.result.response_id = _g(response, "id")
@@ -340,6 +368,9 @@ class _Reply:
             res.error_type, res.error_message = "stream_interrupted", "stream ended early"
         return res
 
+
+#: Responses events whose arrival times a background request measures
+_LIFECYCLE = frozenset({"response.created", "response.queued", "response.in_progress"})
 
 #: Responses events that stream reasoning: output, but not visible text (TTFT).
 _REASONING_DELTAS = frozenset(
@@ -562,7 +593,17 @@ def warm_sdk() -> float:
         "created_at": 0,
         "model": "m",
         "status": "completed",
-        "output": [],
+        # an output message too: its item and part types build validators of their own (a
+        # background poll's first completed reply paid ~0.2 s for them)
+        "output": [
+            {
+                "type": "message",
+                "id": "msg_warm",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "x", "annotations": []}],
+            }
+        ],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
         "tools": [],
@@ -664,14 +705,50 @@ class Transport:
         ``body``: ``kwargs`` already serialised (:func:`request_body`), which the raw client
         sends as is; the SDK serialises ``kwargs`` itself.
         """
+        stream = bool(kwargs.get("stream"))
+        track = bool(kwargs.get("background"))
+        if self.kind == "sdk":
+            return await self._timed(stream, lambda: self._send_sdk(api, kwargs, stream, track))
+        raw = body or request_body(kwargs)
+        return await self._timed(stream, lambda: self._send_raw(api, raw, stream, track))
+
+    async def retrieve(
+        self, response_id: str, *, stream: bool = False, starting_after: int | None = None
+    ) -> CallResult:
+        """``GET /responses/{id}``: the stored response as it stands (a background one's
+        status), or with ``stream`` its events after ``starting_after`` (a resumed stream).
+        Never raises for HTTP or stream failures, like :meth:`send`."""
+        if self.kind == "sdk":
+            extra = {} if starting_after is None else {"starting_after": starting_after}
+            retrieve = self._sdk.responses.with_raw_response.retrieve
+
+            async def call() -> Any:
+                return await retrieve(response_id, stream=stream, **extra)  # type: ignore[call-overload]
+
+            return await self._timed(
+                stream, lambda: self._send_sdk("responses", {}, stream, True, call)
+            )
+        params = {"stream": "true"} if stream else {}
+        if starting_after is not None:
+            params["starting_after"] = str(starting_after)
+
+        async def get(lane: int) -> httpx2.Response:
+            client = self._lanes.clients[lane]
+            request = client.build_request("GET", f"/responses/{response_id}", params=params)
+            return await client.send(request, stream=True)
+
+        return await self._timed(
+            stream, lambda: self._send_raw("responses", b"", stream, True, get)
+        )
+
+    async def _timed(
+        self, stream: bool, attempt: Callable[[], Awaitable[CallResult]]
+    ) -> CallResult:
+        """Run one attempt under the wire recorder, and take its timings (or a cassette's)."""
         rec = WireRecorder()
         token = CURRENT_RECORDER.set(rec)
-        stream = bool(kwargs.get("stream"))
         try:
-            if self.kind == "sdk":
-                result = await self._send_sdk(api, kwargs, stream)
-            else:
-                result = await self._send_raw(api, body or request_body(kwargs), stream)
+            result = await attempt()
         finally:
             CURRENT_RECORDER.reset(token)
         if rec.replayed is not None:  # from a cassette: the recorded clocks, not replay's
@@ -718,6 +795,18 @@ class Transport:
             return False
         return True
 
+    async def cancel_response(self, response_id: str) -> bool:
+        """Cancel a background response (True when the server answered 2xx)."""
+        try:
+            if self.kind == "sdk":
+                await self._sdk.responses.cancel(response_id)
+            else:
+                reply = await self._raw_request("POST", f"/responses/{response_id}/cancel")
+                return reply.status_code < 300
+        except (openai.APIError, httpx2.HTTPError):
+            return False
+        return True
+
     async def list_models(self) -> httpx2.Headers:
         """A cheap GET that warms this client's connection; returns the reply headers."""
         if self.kind == "sdk":
@@ -726,17 +815,28 @@ class Transport:
         reply = await self._raw_request("GET", "/models")
         return reply.headers
 
-    async def _send_sdk(self, api: Api, kwargs: dict[str, Any], stream: bool) -> CallResult:
-        reply = _Reply(api)
+    async def _send_sdk(
+        self,
+        api: Api,
+        kwargs: dict[str, Any],
+        stream: bool,
+        track: bool = False,
+        call: Callable[[], Awaitable[Any]] | None = None,
+    ) -> CallResult:
+        """``call``: another request than a create (a retrieve), read like one."""
+        reply = _Reply(api, track)
         res = reply.result
         t0 = time.perf_counter_ns()
         try:
-            create = (
-                self._sdk.chat.completions.with_raw_response.create
-                if api == "chat"
-                else self._sdk.responses.with_raw_response.create
-            )
-            raw = await create(**kwargs)
+            if call is not None:
+                raw = await call()
+            else:
+                create = (
+                    self._sdk.chat.completions.with_raw_response.create
+                    if api == "chat"
+                    else self._sdk.responses.with_raw_response.create
+                )
+                raw = await create(**kwargs)
             res.sdk_ttfb_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
             res.status = raw.status_code
             res.headers = _keep_headers(raw.headers)
@@ -779,14 +879,24 @@ class Transport:
         res.sdk_total_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
         return reply.finish()
 
-    async def _send_raw(self, api: Api, body: bytes, stream: bool) -> CallResult:
-        reply = _Reply(api)
+    async def _send_raw(
+        self,
+        api: Api,
+        body: bytes,
+        stream: bool,
+        track: bool = False,
+        request: Callable[[int], Awaitable[httpx2.Response]] | None = None,
+    ) -> CallResult:
+        """``request``: another request than a create's POST on a lane (a retrieve)."""
+        reply = _Reply(api, track)
         res = reply.result
         res.request_bytes = len(body)
         lane = await self._lanes.acquire()
         t0 = time.perf_counter_ns()
         try:
-            response = await self._lanes.posts[lane][api](body)
+            response = await (
+                request(lane) if request is not None else self._lanes.posts[lane][api](body)
+            )
             try:
                 res.sdk_ttfb_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
                 res.status = response.status_code

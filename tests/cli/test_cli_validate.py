@@ -56,6 +56,13 @@ CASES: dict[str, tuple[int, str, str]] = {
     "temperature_reasoning.yaml": (5, "defaults.temperature", "reasoning model"),
     "effort_non_reasoning.yaml": (5, "defaults.reasoning_effort", "does not accept"),
     "chained_store_false.yaml": (6, "defaults.store", "responses_chained needs store: true"),
+    "background_no_store.yaml": (5, "background", "set defaults: {store: true}"),
+    "background_store_false.yaml": (7, "defaults.store", "background: true needs store: true"),
+    "background_prompt_store_false.yaml": (
+        10,
+        "prompts[0].params.store",
+        "background: true needs store: true",
+    ),
     "max_output_tokens_small.yaml": (5, "defaults.max_output_tokens", "below 16"),
     "responses_only_model.yaml": (3, "model", "Responses API only"),
     "metadata_not_string.yaml": (5, "defaults.metadata.tier", "expected a string, got 2"),

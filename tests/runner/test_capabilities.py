@@ -226,3 +226,25 @@ def test_the_probe_does_not_send_again_when_a_new_connection_is_dropped(
         http.close()
     assert not answer.ok and "without sending a response" in (answer.error or "")
     assert dropping_server.dropped == 1 and dropping_server.served == 0
+
+
+def test_background_scenario_needs_background_mode_on_responses_arms(tmp_path: Path) -> None:
+    scenario = tmp_path / "bg.yaml"
+    scenario.write_text(
+        TINY.replace(
+            "arms: [chat, responses, responses_chained]", "arms: [chat, responses]"
+        ).replace("  max_output_tokens: 16\n", "  max_output_tokens: 16\n  store: true\n")
+        + "background: true\n"
+    )
+    plan = build_plan(load_scenario(scenario), repeats=1)
+    caps = emulator_capabilities()
+    caps.features["background"] = Feature(supported=False, detail="HTTP 400: no background")
+    with pytest.raises(
+        Exception,
+        match=r"background unsupported \(HTTP 400: no background\) → prompt hello on "
+        r"arm responses cannot run",
+    ):
+        check_plans([plan], caps, skip_unsupported=False)
+    kept, _ = check_plans([plan], caps, skip_unsupported=True)
+    # chat has no background mode and runs as usual
+    assert {c.arm for c in kept[0].conversations} == {"chat"}
