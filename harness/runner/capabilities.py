@@ -69,6 +69,7 @@ ARM_NEEDS: dict[str, tuple[str, ...]] = {
     "chat": ("chat",),
     "responses": ("responses",),
     "responses_chained": ("responses", "store", "previous_response_id"),
+    "responses_conversation": ("responses", "conversations"),
 }
 
 _PNG_1X1 = (
@@ -584,6 +585,8 @@ def _probe_store(http: _Http, base: dict[str, Any]) -> Iterator[tuple[str, Featu
 def conversation_needs(conv: PlannedConversation) -> set[str]:
     """Features one planned conversation needs of its target."""
     needs = set(ARM_NEEDS.get(Arm.of(conv.arm).base, ()))
+    if conv.base.params.store:
+        needs.add("store")
     request = conv.base
     if request.params.stream:
         needs.add("chat_stream" if conv.api == "chat" else "responses_stream")

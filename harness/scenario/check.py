@@ -397,7 +397,7 @@ def check_meaning(sc: Scenario) -> list[Found]:
         if arm in sc.arms[:index]:
             found.append((("arms", index), f"arm {arm} is listed twice", "list each arm once"))
         parsed = Arm.parse(arm)
-        base = parsed.base
+        base = parsed.primary
         if parsed.is_replicate and base not in sc.arms:
             found.append(
                 (
