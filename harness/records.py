@@ -20,6 +20,9 @@ OBSERVATION_SCHEMA_VERSION = 1
 #: ``error_type`` of a planned tool-result turn that was not needed (the reply called no
 #: tool): recorded so every planned request has a record, but neither a request nor an error.
 NOT_SENT = "not_sent"
+#: error_type of the turns after one whose conversation state the server lost
+#: (``previous_response_not_found``, a deleted conversation): skipped, not resent stateless
+STATE_LOST = "state_lost"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.records import STATE_LOST
 from harness.transport.client import MAX_ITEMS_PER_CREATE, StateReply, Transport
 
 __all__ = [
@@ -26,9 +27,6 @@ __all__ = [
     "lost_state",
     "open_conversation",
 ]
-
-#: error_type of the turns after a conversation or chain the server lost (not resent stateless)
-STATE_LOST = "state_lost"
 
 Fingerprint = tuple[str, str, str, str]
 
