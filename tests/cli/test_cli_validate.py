@@ -48,6 +48,8 @@ CASES: dict[str, tuple[int, str, str]] = {
     "arm_replicate_one.yaml": (4, "arms[1]", "replicates start at #2"),
     "arm_replicate_no_base.yaml": (4, "arms[1]", "add chat to arms"),
     "arm_duplicate.yaml": (4, "arms[2]", "listed twice"),
+    "arm_variant_unknown.yaml": (4, "arms[1]", "responses_chained has no variant store"),
+    "arm_variant_replicate_no_base.yaml": (4, "arms[2]", "add responses+store to arms"),
     "param_n.yaml": (5, "defaults.n", "exactly one output per request"),
     "param_stop.yaml": (8, "prompts[0].params.stop", "no stop sequences"),
     "param_logit_bias.yaml": (5, "defaults.logit_bias", "no logit_bias"),
