@@ -4,6 +4,7 @@ server holds after each turn, lost state, clean-up (also after Ctrl-C), refusal 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import signal
 import subprocess
@@ -299,3 +300,40 @@ def test_ctrl_c_still_deletes_what_the_run_created(emulators: Emulators, tmp_pat
 
 
 _STORING = frozenset({"responses+store", "responses_chained", "responses_conversation+store"})
+
+
+# --- every command knows the state arms -----------------------------------------------------
+
+
+def test_gate_compare_and_plan_know_the_state_arms(
+    agent_run: AgentRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "gates.yaml"
+    config.write_text(
+        "version: 1\ngates:\n"
+        "  responses_conversation_vs_responses_chained.cost_ratio_max: 1.05\n"
+        "  responses_conversation+store.error_rate_max: 0.5\n"
+        "  responses+no_reasoning_vs_responses.similarity_mean_min: 0.1\n",
+        encoding="utf-8",
+    )
+    reports = agent_run.run_dir.parent.parent / "reports"
+    code = main(
+        ["gate", str(agent_run.run_dir), "--config", str(config), "--reports", str(reports)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for key in (
+        "responses_conversation_vs_responses_chained.cost_ratio_max",
+        "responses_conversation+store.error_rate_max",
+        "responses+no_reasoning_vs_responses.similarity_mean_min",
+    ):
+        assert key in out
+    run_dir = str(agent_run.run_dir)
+    assert main(["compare", run_dir, run_dir, "--out", str(tmp_path)]) == 0
+    compared = (tmp_path / "compare.md").read_text(encoding="utf-8")
+    assert "responses_conversation+store" in compared
+    capsys.readouterr()
+    assert main(["plan", str(AGENT), "--repeats", "1", "--json"]) == 0
+    planned = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    conv = [p for p in planned if p.get("arm") == "responses_conversation"]
+    assert conv and all(p["state"] == "conversation" for p in conv)
