@@ -258,6 +258,7 @@ def test_a_target_without_the_conversations_api_refuses_the_arm_before_sending()
 # --- Ctrl-C ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_still_deletes_what_the_run_created(emulators: Emulators, tmp_path: Path) -> None:
     server = emulators.start("parity", time_scale=0.05)
     assert isinstance(server, EmulatorThread)
@@ -337,3 +338,44 @@ def test_gate_compare_and_plan_know_the_state_arms(
     planned = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     conv = [p for p in planned if p.get("arm") == "responses_conversation"]
     assert conv and all(p["state"] == "conversation" for p in conv)
+
+
+def test_a_long_fixed_history_seeds_the_conversation_twenty_items_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, int]] = []
+    real_create, real_add = Transport.create_conversation, Transport.add_conversation_items
+
+    async def create(self: Transport, items: list[dict[str, Any]]) -> Any:
+        calls.append(("create", len(items)))
+        return await real_create(self, items)
+
+    async def add(self: Transport, cid: str, items: list[dict[str, Any]]) -> Any:
+        calls.append(("add", len(items)))
+        return await real_add(self, cid, items)
+
+    monkeypatch.setattr(Transport, "create_conversation", create)
+    monkeypatch.setattr(Transport, "add_conversation_items", add)
+    history = "".join(
+        f"      - {{role: user, content: 'Question {i}?'}}\n"
+        f"      - {{role: assistant, content: 'Answer {i}.'}}\n"
+        for i in range(23)
+    )
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(
+        "version: 1\nname: long\nmodel: gpt-4.1-mini\narms: [responses_conversation]\n"
+        "repeats: 1\nsystem: Be brief.\nprompts:\n  - id: p\n    messages:\n"
+        f"{history}    turns: ['And now?', 'Thanks.']\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [scenario], RunOptions(emulator_profile="zero", out=tmp_path, seed=1, progress=False)
+    )
+    obs = sorted(read_observations(result.run_dir / "observations.jsonl"), key=lambda o: o.turn)
+    assert [o.ok for o in obs] == [True, True]
+    # 46 history items: 20 with the create call, then 20 and 6 added
+    assert calls == [("create", 20), ("add", 20), ("add", 6)]
+    # turn 1 sent only its user message; the server holds the history, it and the reply
+    assert [o.items_sent for o in obs] == [1, 1]
+    assert [o.items_held for o in obs] == [48, 50]
+    assert all(o.duplicate_items == 0 and o.forked is False for o in obs)
