@@ -467,9 +467,15 @@ async def _run_conversation(
             continue
         request, new_from = conv.request_for(step, history)
         if conv.state == "conversation" and conversation_id is None:
-            conversation_id, why = await _open(conv, request, new_from, transport, shared)
-            if conversation_id is None:
+            conversation_id, refused = await _open(conv, request, new_from, transport, shared)
+            if refused is not None:
+                why = (
+                    f"conversations.create failed: {refused.status} {refused.error_type}: "
+                    f"{refused.error_message}"
+                )
                 _unsent(conv, step, shared, why, "conversation_error")
+                if shared.stop_on(conv, step, refused):
+                    return  # no Conversations API (or no access): the arm or the run stops
                 failure = f"turn {step + 1} has no conversation; later turns cannot be sent"
                 continue
         try:
@@ -520,7 +526,11 @@ async def _run_conversation(
             ),
             failed=not result.ok,
         )
-        if not result.ok and lost_state(result.status, result.error_type, result.error_message):
+        if (
+            not result.ok
+            and (prev is not None or conversation_id is not None)
+            and lost_state(result.status, result.error_type, result.error_message)
+        ):
             # the server lost the chain or the conversation: resending the history would
             # measure another arm, so the rest of this conversation is recorded as lost
             failure = (
@@ -548,16 +558,17 @@ async def _open(
     new_from: int,
     transport: Transport,
     shared: _Shared,
-) -> tuple[str | None, str]:
-    """Create the Conversations API conversation of ``conv``, holding its fixed history; (its id
-    or None, why it could not be created)."""
+) -> tuple[str | None, CallResult | None]:
+    """Create the Conversations API conversation of ``conv``, holding its fixed history; (its
+    id, None) or (None, the failed call as a result the run's stop rules can read)."""
     items = conversation_items(request, new_from, store=bool(request.params.store))
-    cid, reply = await open_conversation(transport, items)
+    cid, failed = await open_conversation(transport, items)
     if cid is not None:
         shared.conversation_ids.append((conv.arm, cid))
-        return cid, ""
-    return None, (
-        f"conversations.create failed: {reply.status} {reply.error_type}: {reply.error_message}"
+    if failed is None:
+        return cid, None
+    return None, CallResult(
+        status=failed.status, error_type=failed.error_type, error_message=failed.error_message
     )
 
 

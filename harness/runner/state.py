@@ -59,20 +59,21 @@ def lost_state(status: int | None, error_type: str | None, message: str | None) 
 
 async def open_conversation(
     transport: Transport, items: list[dict[str, Any]]
-) -> tuple[str | None, StateReply]:
+) -> tuple[str | None, StateReply | None]:
     """Create a conversation holding ``items``: the first :data:`MAX_ITEMS_PER_CREATE` in the
-    create call, the rest added in batches of as many; (its id or None, the failing reply)."""
+    create call, the rest added in batches of as many. Returns the id of the conversation the
+    server created (None if none: then nothing needs deleting) and the failing reply, if any."""
     reply = await transport.create_conversation(items[:MAX_ITEMS_PER_CREATE])
     cid = reply.data.get("id") if reply.ok and isinstance(reply.data, dict) else None
     if not isinstance(cid, str):
-        return None, reply
+        return None, reply if not reply.ok else StateReply(False, reply.status, "bad_response")
     for start in range(MAX_ITEMS_PER_CREATE, len(items), MAX_ITEMS_PER_CREATE):
         added = await transport.add_conversation_items(
             cid, items[start : start + MAX_ITEMS_PER_CREATE]
         )
         if not added.ok:
-            return None, added
-    return cid, reply
+            return cid, added  # created but incomplete: unusable, still to be deleted
+    return cid, None
 
 
 @dataclass(frozen=True)

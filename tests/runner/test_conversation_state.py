@@ -30,7 +30,7 @@ from harness.runner.capabilities import Capabilities, Feature, check_plans, emul
 from harness.runner.execute import RunOptions, run
 from harness.runner.plan import build_plan
 from harness.scenario.load import load_scenario
-from harness.transport.client import Transport
+from harness.transport.client import StateReply, Transport
 
 Emulators = Any  # tests/conftest.py's Emulators (conftest modules are not imported)
 
@@ -379,3 +379,27 @@ def test_a_long_fixed_history_seeds_the_conversation_twenty_items_at_a_time(
     assert [o.items_sent for o in obs] == [1, 1]
     assert [o.items_held for o in obs] == [48, 50]
     assert all(o.duplicate_items == 0 and o.forked is False for o in obs)
+
+
+def test_a_server_refusing_conversations_stops_that_arm_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(self: Transport, items: list[dict[str, Any]]) -> StateReply:
+        return StateReply(False, 404, "http_404", "Not Found")
+
+    monkeypatch.setattr(Transport, "create_conversation", refuse)
+    scenario = tmp_path / "lost.yaml"
+    scenario.write_text(LOST.replace("repeats: 1", "repeats: 2"), encoding="utf-8")
+    result = run(
+        [scenario], RunOptions(emulator_profile="zero", out=tmp_path, seed=1, progress=False)
+    )
+    assert result.fatal is None
+    assert list(result.stopped_arms) == [("lost", "responses_conversation")]
+    stopped = result.stopped_arms[("lost", "responses_conversation")]
+    assert (stopped.status, stopped.turn) == (404, 1)
+    obs = list(read_observations(result.run_dir / "observations.jsonl"))
+    refused = [o for o in obs if o.arm == "responses_conversation"]
+    assert [(o.turn, o.error_type) for o in refused] == [(1, "conversation_error")]
+    assert "conversations.create failed: 404" in (refused[0].error_message or "")
+    assert all(o.ok for o in obs if o.arm != "responses_conversation")
+    assert len([o for o in obs if o.arm != "responses_conversation"]) == 3 * 3 * 2
