@@ -31,19 +31,26 @@ WIDTH_IN = 5.8
 #: Points drawn per arm and cold/warm group; the box plot uses every value.
 MAX_POINTS = 120
 
-_PALETTE = {"chat": "#3b6ea8", "responses": "#d9731a", "responses_chained": "#3f8f3f"}
-_EXTRA = ("#7a5aa6", "#a33f5f", "#5f8f8f", "#8f7a3f")
+_PALETTE = {
+    "chat": "#3b6ea8",
+    "responses": "#d9731a",
+    "responses_chained": "#3f8f3f",
+    "responses_conversation": "#a33f5f",
+}
+_EXTRA = ("#7a5aa6", "#5f8f8f", "#8f7a3f", "#c25a9c", "#4f4f4f", "#b8a000")
 _TEXT = "#222222"
 _GRID = "#dddddd"
 _COLD = "#b2182b"
 
 
 def arm_color(arm: str, order: Sequence[str] = ()) -> str:
-    """Stable colour of an arm; replicates (``chat#2``) get a lighter shade of their base."""
+    """Stable colour of an arm; replicates (``chat#2``) get a lighter shade of their arm's, a
+    named variant (``responses+store``) a colour of its own."""
     parsed = Arm.of(arm)
-    color = _PALETTE.get(parsed.base)
+    primary = parsed.primary
+    color = _PALETTE.get(primary)
     if color is None:
-        idx = list(order).index(arm) if arm in order else len(parsed.base)
+        idx = list(order).index(primary) if primary in order else len(primary)
         color = _EXTRA[idx % len(_EXTRA)]
     if parsed.is_replicate:
         r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
