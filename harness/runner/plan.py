@@ -483,6 +483,18 @@ class PlannedRequest(BaseModel):
             carry_reasoning=conv.carry_reasoning,
         )
 
+    def conversation_create_items(self) -> list[dict[str, Any]] | None:
+        """What the conversation arm's turn 1 creates its conversation with (the fixed history
+        before the turn: ``conversations.create`` takes 20, ``items.create`` the rest); None on
+        other arms and turns."""
+        from harness.translate.convert import conversation_items
+
+        if self.conversation.state != "conversation" or self.turn != 1:
+            return None
+        return conversation_items(
+            self.request, self.new_from, store=bool(self.request.params.store)
+        )
+
     def summary(self) -> dict[str, Any]:
         conv = self.conversation
         return {

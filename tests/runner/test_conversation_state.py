@@ -338,6 +338,15 @@ def test_gate_compare_and_plan_know_the_state_arms(
     planned = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     conv = [p for p in planned if p.get("arm") == "responses_conversation"]
     assert conv and all(p["state"] == "conversation" for p in conv)
+    # turn 1 creates the conversation with the fixed history, then sends only the tool result
+    first = next(p for p in conv if p["turn"] == 1)
+    assert [i.get("type", "message") for i in first["conversation_create"]["items"]] == [
+        "message",
+        "function_call",
+    ]
+    assert first["kwargs"]["conversation"] == "<conversation created at turn 1>"
+    assert [i["type"] for i in first["kwargs"]["input"]] == ["function_call_output"]
+    assert all("conversation_create" not in p for p in conv if p["turn"] > 1)
 
 
 def test_a_long_fixed_history_seeds_the_conversation_twenty_items_at_a_time(
