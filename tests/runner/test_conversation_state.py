@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -349,8 +349,9 @@ def test_gate_compare_and_plan_know_the_state_arms(
     assert all("conversation_create" not in p for p in conv if p["turn"] > 1)
 
 
+@pytest.mark.parametrize("client", ["sdk", "raw"])
 def test_a_long_fixed_history_seeds_the_conversation_twenty_items_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: Literal["sdk", "raw"], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[str, int]] = []
     real_create, real_add = Transport.create_conversation, Transport.add_conversation_items
@@ -377,9 +378,10 @@ def test_a_long_fixed_history_seeds_the_conversation_twenty_items_at_a_time(
         f"{history}    turns: ['And now?', 'Thanks.']\n",
         encoding="utf-8",
     )
-    result = run(
-        [scenario], RunOptions(emulator_profile="zero", out=tmp_path, seed=1, progress=False)
+    options = RunOptions(
+        emulator_profile="zero", out=tmp_path, seed=1, progress=False, client=client
     )
+    result = run([scenario], options)
     obs = sorted(read_observations(result.run_dir / "observations.jsonl"), key=lambda o: o.turn)
     assert [o.ok for o in obs] == [True, True]
     # 46 history items: 20 with the create call, then 20 and 6 added
