@@ -58,6 +58,11 @@ CASES: dict[str, tuple[int, str, str]] = {
     "temperature_reasoning.yaml": (5, "defaults.temperature", "reasoning model"),
     "effort_non_reasoning.yaml": (5, "defaults.reasoning_effort", "does not accept"),
     "chained_store_false.yaml": (6, "defaults.store", "responses_chained needs store: true"),
+    "store_variant_store_false.yaml": (
+        6,
+        "defaults.store",
+        "responses+store sends store: true, which contradicts store: false",
+    ),
     "max_output_tokens_small.yaml": (5, "defaults.max_output_tokens", "below 16"),
     "responses_only_model.yaml": (3, "model", "Responses API only"),
     "metadata_not_string.yaml": (5, "defaults.metadata.tier", "expected a string, got 2"),
