@@ -21,5 +21,8 @@ record scenarios/image_question.yaml 5
 record scenarios/structured_extraction.yaml 5
 record scenarios/function_calling.yaml 5
 record scenarios/support_bot.yaml 4
+# seven state arms × five requests, each echoing a long system prompt (~1.9 MB a repeat): 2
+# repeats rather than the 10 a verdict needs; a replay shows the per-turn figures, not verdicts
+record scenarios/agent_tool_loop.yaml 2
 python -m harness cassettes check cassettes/ --scenarios scenarios/
 du -sh cassettes/

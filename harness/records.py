@@ -22,6 +22,9 @@ OBSERVATION_SCHEMA_VERSION = 1
 NOT_SENT = "not_sent"
 #: ``error_type`` of a replayed request its cassette has no interaction for (nothing was sent).
 CASSETTE_MISS = "cassette_miss"
+#: error_type of the turns after one whose conversation state the server lost
+#: (``previous_response_not_found``, a deleted conversation): skipped, not resent stateless
+STATE_LOST = "state_lost"
 META_SCHEMA_VERSION = 1
 
 Api = Literal["chat", "responses"]
@@ -161,6 +164,29 @@ class Observation(BaseModel):
     service_tier: str | None = None
     response_id: str | None = None
     previous_response_id: str | None = None
+    # Conversation state (harness.runner.state): what the request sent and what the server
+    # holds afterwards; None where not measured (stateless arms, failed turns, other records).
+    conversation_id: str | None = Field(
+        default=None, description="the Conversations API conversation this request continued"
+    )
+    items_sent: int | None = Field(
+        default=None, description="input items (Responses) or messages (Chat) this request sent"
+    )
+    items_held: int | None = Field(
+        default=None,
+        description="items the server holds for this conversation after the turn "
+        "(conversations.items.list, or the chain's responses.input_items.list plus outputs)",
+    )
+    duplicate_items: int | None = Field(
+        default=None, description="items sent this turn that the server already held"
+    )
+    forked: bool | None = Field(
+        default=None,
+        description="the server's items after this turn do not extend the earlier turns' items",
+    )
+    state_check_error: str | None = Field(
+        default=None, description="why the server's items could not be listed after this turn"
+    )
 
     usage: Usage | None = None
     output_text: str | None = None
@@ -310,6 +336,10 @@ class RunMeta(BaseModel):
     concurrency: int = 1
     planned_requests: int = 0
     stored_responses_deleted: int | None = None
+    conversations_deleted: int | None = Field(
+        default=None,
+        description="Conversations API conversations the run created and deleted at its end",
+    )
     versions: dict[str, str] = Field(default_factory=dict)
     machine: dict[str, Any] = Field(default_factory=dict)
     sdk_warmup_ms: float | None = Field(

@@ -325,6 +325,50 @@ class PromptSummary(_Record):
     )
 
 
+class StateTurn(_Record):
+    """One turn of every conversation of an arm, as the server held its state."""
+
+    turn: int
+    requests: int
+    errors: int
+    input_tokens_mean: float | None = Field(description="without the cache nonce")
+    cached_tokens_mean: float | None
+    cache_write_tokens_mean: float | None
+    cached_share: float | None = Field(description="Σ cached / Σ input tokens of the turn")
+    items_sent_mean: float | None = Field(description="input items (messages on chat) sent")
+    items_held_mean: float | None = Field(
+        description="items the server holds after the turn (state-keeping arms)"
+    )
+    duplicate_items: int = Field(description="items sent that the server already held")
+    forks: int = Field(description="turns whose server items no longer extend the earlier ones")
+    cost_usd_mean: float | None
+    ttft_ms_p50: float | None
+    total_ms_p50: float | None
+    similarity_to_chat: float | None = Field(
+        description="mean word similarity of this turn's replies to the chat arm's"
+    )
+
+
+class StateArm(_Record):
+    """One arm of the conversation-state section."""
+
+    state: str = Field(description="history | chained | conversation")
+    label: str
+    lost_turns: int = Field(
+        description="turns skipped because the server lost the chain or conversation"
+    )
+    turns: list[StateTurn]
+    cache_claim: Claim | None = Field(
+        description="'cache utilization 40–80 % better' on this arm vs chat (its comparison)"
+    )
+
+
+class ConversationStateSummary(_Record):
+    """How each way of keeping a conversation's state fared, turn by turn."""
+
+    arms: dict[str, StateArm]
+
+
 class ScenarioSummary(_Record):
     name: str
     observations: int
@@ -334,6 +378,11 @@ class ScenarioSummary(_Record):
     prompts: dict[str, PromptSummary] = Field(
         default_factory=dict,
         description="per prompt, when any prompt has a weight above 1 or a reference",
+    )
+    conversation_state: ConversationStateSummary | None = Field(
+        default=None,
+        description="per arm and turn: tokens, items sent and held, cost, latency, similarity "
+        "to chat, and the caching claim per state mode (when a state arm or variant ran)",
     )
 
 

@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.arms import ARM_RE, BASE_ARMS, Arm, ArmIdError
+from harness.arms import ARM_RE, BASE_ARMS, STATE_ARMS, Arm, ArmIdError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
+_KNOWN = (
+    "chat, responses, responses_chained, responses_conversation, a variant such as "
+    "responses+no_reasoning, or an A/A replicate such as chat#2"
+)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +34,31 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
             "Responses (chained) replicate 10",
         ),
         ("chat#123", "chat", 123, "chat", False, "Chat Completions replicate 123"),
+        (
+            "responses_conversation",
+            "responses_conversation",
+            1,
+            "responses",
+            False,
+            "Responses (conversation)",
+        ),
+        ("responses+store", "responses", 1, "responses", False, "Responses (store)"),
+        (
+            "responses+no_reasoning#2",
+            "responses",
+            2,
+            "responses",
+            False,
+            "Responses (no reasoning items) replicate 2",
+        ),
+        (
+            "responses_conversation+store",
+            "responses_conversation",
+            1,
+            "responses",
+            False,
+            "Responses (conversation, store)",
+        ),
     ],
 )
 def test_valid_ids(
@@ -66,19 +95,17 @@ def test_valid_ids(
         (
             "completions",
             "unknown arm completions",
-            "use chat, responses, responses_chained, or an A/A replicate such as chat#2",
+            f"use {_KNOWN}",
         ),
         (
             "respones",
             "unknown arm respones",
-            "did you mean responses? use chat, responses, responses_chained, or an A/A "
-            "replicate such as chat#2",
+            f"did you mean responses? use {_KNOWN}",
         ),
         (
             "chat#02",
             "unknown arm chat#02",
-            "did you mean chat? use chat, responses, responses_chained, or an A/A replicate "
-            "such as chat#2",
+            f"did you mean chat? use {_KNOWN}",
         ),
         ("chat#0", "unknown arm chat#0", None),
         ("chat#", "unknown arm chat#", None),
@@ -88,6 +115,28 @@ def test_valid_ids(
         ("", "unknown arm ", None),
         ("#2", "unknown arm #2", None),
         ("chat#2#3", "unknown arm chat#2#3", None),
+        (
+            "responses_chained+store",
+            "arm responses_chained+store: responses_chained has no variant store",
+            "write responses_chained (it has no variants)",
+        ),
+        (
+            "responses+nostore",
+            "arm responses+nostore: responses has no variant nostore",
+            "use responses+no_reasoning or responses+store",
+        ),
+        (
+            "responses_conversation+no_reasoning",
+            "arm responses_conversation+no_reasoning: responses_conversation has no variant "
+            "no_reasoning",
+            "use responses_conversation+store",
+        ),
+        (
+            "responses+store#1",
+            "arm responses+store#1: replicates start at #2 (responses+store itself is #1)",
+            "write responses+store or responses+store#2",
+        ),
+        ("responses+", "unknown arm responses+", None),
     ],
 )
 def test_invalid_ids_name_the_id_and_the_fix(text: str, message: str, fix: str | None) -> None:
@@ -98,7 +147,6 @@ def test_invalid_ids_name_the_id_and_the_fix(text: str, message: str, fix: str |
     if fix is not None:
         assert caught.value.fix == fix
     assert str(caught.value) == f"{caught.value.message} — {caught.value.fix}"
-    assert not ARM_RE.match(text)
 
 
 def test_messages_show_the_id_as_the_caller_renders_it() -> None:
@@ -132,6 +180,26 @@ def test_of_never_fails_and_round_trips(text: str, base: str, replicate: int, la
         ),
         (["chat#10", "chat#9", "chat#2", "chat"], ["chat", "chat#2", "chat#9", "chat#10"]),
         (["zeta", "custom#2", "chat", "custom"], ["chat", "custom", "custom#2", "zeta"]),
+        (
+            [
+                "responses_conversation+store",
+                "responses+store",
+                "responses_conversation",
+                "responses+no_reasoning#2",
+                "responses",
+                "responses+no_reasoning",
+                "responses_chained",
+            ],
+            [
+                "responses",
+                "responses+no_reasoning",
+                "responses+no_reasoning#2",
+                "responses+store",
+                "responses_chained",
+                "responses_conversation",
+                "responses_conversation+store",
+            ],
+        ),
     ],
 )
 def test_sort_order(given: list[str], expected: list[str]) -> None:
@@ -139,8 +207,45 @@ def test_sort_order(given: list[str], expected: list[str]) -> None:
 
 
 def test_base_arms_are_the_valid_primaries_in_report_order() -> None:
-    assert BASE_ARMS == ("chat", "responses", "responses_chained")
+    assert BASE_ARMS == ("chat", "responses", "responses_chained", "responses_conversation")
     assert sorted(BASE_ARMS, key=lambda a: Arm.parse(a).sort_key) == list(BASE_ARMS)
+
+
+@pytest.mark.parametrize(
+    ("text", "state", "store", "carries", "primary"),
+    [
+        ("chat", "history", None, True, "chat"),
+        ("responses", "history", None, True, "responses"),
+        ("responses+no_reasoning", "history", None, False, "responses+no_reasoning"),
+        ("responses+store#2", "history", True, True, "responses+store"),
+        ("responses_chained#2", "chained", True, True, "responses_chained"),
+        ("responses_conversation", "conversation", None, True, "responses_conversation"),
+        (
+            "responses_conversation+store",
+            "conversation",
+            True,
+            True,
+            "responses_conversation+store",
+        ),
+    ],
+)
+def test_what_an_arm_sends(
+    text: str, state: str, store: bool | None, carries: bool, primary: str
+) -> None:
+    arm = Arm.parse(text)
+    assert (arm.state, arm.store, arm.carries_reasoning, arm.primary) == (
+        state,
+        store,
+        carries,
+        primary,
+    )
+    assert arm.chained is (state == "chained")
+    assert arm.conversation is (state == "conversation")
+
+
+def test_state_arms_are_valid_and_in_report_order() -> None:
+    assert sorted(STATE_ARMS, key=lambda a: Arm.parse(a).sort_key) == list(STATE_ARMS)
+    assert {Arm.parse(a).state for a in STATE_ARMS} == {"history", "chained", "conversation"}
 
 
 def test_arms_module_needs_only_the_standard_library() -> None:

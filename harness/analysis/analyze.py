@@ -41,6 +41,7 @@ from harness.analysis.metrics import (
 from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
 from harness.analysis.pricing import PriceBook, load_price_overrides
 from harness.analysis.similarity import Embedder
+from harness.analysis.state import conversation_state
 from harness.analysis.traffic import PromptTraffic, apply_traffic
 from harness.arms import Arm
 from harness.errors import HarnessError
@@ -303,6 +304,14 @@ def scenario_summary(
         arms={a: v.summary for a, v in views.items()},
         comparisons=comparisons,
         claims=evaluate_claims(comparisons, emulator_profile=emulator_profile, margins=margins),
+        conversation_state=conversation_state(
+            t,
+            prep.arms,
+            costs_per_row(t, book, without_nonce=True),
+            comparisons,
+            emulator_profile=emulator_profile,
+            margins=margins,
+        ),
     )
 
 

@@ -170,7 +170,11 @@ def _first_request(key: str, c: Comparison, profile: str | None, margins: decide
     )
 
 
-def _cache(key: str, c: Comparison, profile: str | None, margins: decide.Margins) -> Claim:
+def cache_claim(key: str, c: Comparison, profile: str | None, margins: decide.Margins) -> Claim:
+    """ "Cache utilization 40–80 % better" on comparison ``key`` (a relative improvement of the
+    cache hit ratio of ``c.a`` over ``c.b``'s); not assessable on a contaminated comparison."""
+    if c.cache_contaminated:
+        return _cache_unmeasured(CONTAMINATED_NOTE, profile, contaminated=True)
     rel, delta = c.cache_hit_improvement, c.cache_hit_ratio_delta
     if rel is not None and rel.decision is None and delta is not None:
         # a summary from before decisions: judge the improvement by the absolute difference
@@ -282,11 +286,7 @@ def evaluate_claims(
     key, c = picked
     return {
         "first_request_slower": _first_request(key, c, emulator_profile, margins),
-        "cache_utilization_better": (
-            _cache_unmeasured(CONTAMINATED_NOTE, emulator_profile, contaminated=True)
-            if c.cache_contaminated
-            else _cache(key, c, emulator_profile, margins)
-        ),
+        "cache_utilization_better": cache_claim(key, c, emulator_profile, margins),
         "cost": _cost(key, c, emulator_profile, margins),
     }
 

@@ -164,6 +164,11 @@ class ObservationTable:
     nonce_tokens: IntArray
     #: ``Observation.background`` as written (background: true requests), else None
     background: list[Mapping[str, Any] | None]
+    #: conversation state (harness.runner.state), NaN where not measured; forked is 1.0 / 0.0
+    items_sent: FloatArray
+    items_held: FloatArray
+    duplicate_items: FloatArray
+    forked: FloatArray
 
     def __len__(self) -> int:
         return len(self.arm)
@@ -240,7 +245,7 @@ class ObservationTable:
             loop_lag_ms=np.array(cols["loop_lag_ms"], dtype=np.float64),
             nonce_tokens=np.zeros(len(rows), dtype=np.int64),
             background=[r.get("background") for r in rows],
-            **_arrays(cols, tokens),
+            **_arrays(cols, tokens, rows),
         )
 
     @classmethod
@@ -276,11 +281,17 @@ class ObservationTable:
         return self.take(np.sort(n - 1 - first_from_end))
 
 
+#: Observation fields of the conversation-state check, as float columns (NaN: not measured).
+STATE_COLUMNS = ("items_sent", "items_held", "duplicate_items", "forked")
+
+
 def _arrays(
     cols: Mapping[str, Sequence[Any]],
     tokens: Sequence[Sequence[int]],
+    rows: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.array(cols[k], dtype=np.float64) for k in LATENCIES}  # None→NaN
+    out.update({k: np.array([r.get(k) for r in rows], dtype=np.float64) for k in STATE_COLUMNS})
     out.update({k: np.array(v, dtype=np.int64) for k, v in zip(TOKENS, tokens, strict=True)})
     return out
 
@@ -327,18 +338,26 @@ def billed_tokens(t: ObservationTable, rows: IntArray) -> tuple[IntArray, IntArr
 
 
 def comparison_pairs(arms: Iterable[str]) -> list[tuple[str, str]]:
-    """Comparisons a run emits: every arm vs chat, replicates vs their base, chained vs
-    stateless responses."""
+    """Comparisons a run emits: every arm vs chat, replicates vs their arm, a named variant vs
+    its base arm, chained vs stateless responses, the conversation arm vs the chained one
+    (both hold the state on the server)."""
     present = sorted(set(arms), key=lambda a: Arm.of(a).sort_key)
     pairs: list[tuple[str, str]] = []
     if "chat" in present:
         pairs += [(a, "chat") for a in present if a != "chat"]
     for a in present:
-        base = Arm.of(a).base
-        if a != base and base != "chat" and base in present:
-            pairs.append((a, base))
-    if "responses_chained" in present and "responses" in present:
-        pairs.append(("responses_chained", "responses"))
+        arm = Arm.of(a)
+        primary = arm.primary
+        if a != primary and primary != "chat" and primary in present:
+            pairs.append((a, primary))
+        elif arm.variant is not None and not arm.is_replicate and arm.base in present:
+            pairs.append((a, arm.base))
+    for a, b in (
+        ("responses_chained", "responses"),
+        ("responses_conversation", "responses_chained"),
+    ):
+        if a in present and b in present:
+            pairs.append((a, b))
     return pairs
 
 

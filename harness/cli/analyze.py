@@ -67,10 +67,10 @@ def summary_tables(summary: Summary) -> list[Table]:
             title=f"{sc.name} — {summary.target_label}",
             caption="ratios a/b with 95 % intervals; * = the interval excludes no change",
         )
-        t.add_column("a vs b", no_wrap=True)
-        comps = list(sc.comparisons.values())
-        for c in comps:
-            t.add_column(f"{c.a} vs {c.b}", justify="right", overflow="fold")
+        # one row per comparison: a run of the state arms has eleven of them
+        t.add_column("a vs b", overflow="fold")
+        for col in ("TTFT p50", "cold TTFT", "total p50", "cache hit Δ", "cost", "text (A/A)"):
+            t.add_column(col, justify="right", overflow="fold")
 
         def sim(c: Comparison) -> str:
             text = c.similarity.text
@@ -79,23 +79,18 @@ def summary_tables(summary: Summary) -> list[Table]:
             floor = f" ({fmt.num(text.noise_floor)})" if text.noise_floor is not None else ""
             return f"{fmt.num(text.mean)}{floor}"
 
-        t.add_row("TTFT p50", *(fmt.effect(c.ttft_p50_ratio) for c in comps))
-        t.add_row("cold TTFT", *(fmt.effect(c.cold_ttft_ratio) for c in comps))
-        t.add_row("total p50", *(fmt.effect(c.total_p50_ratio) for c in comps))
-        t.add_row(
-            "cache hit Δ",
-            *(
+        for c in sc.comparisons.values():
+            t.add_row(
+                f"{c.a} vs {c.b}",
+                fmt.effect(c.ttft_p50_ratio),
+                fmt.effect(c.cold_ttft_ratio),
+                fmt.effect(c.total_p50_ratio),
                 "contaminated"
                 if c.cache_contaminated
-                else fmt.effect(c.cache_hit_ratio_delta, "points")
-                for c in comps
-            ),
-        )
-        t.add_row(
-            "cost",
-            *("contaminated" if c.cache_contaminated else fmt.effect(c.cost_ratio) for c in comps),
-        )
-        t.add_row("text (A/A)", *(sim(c) for c in comps))
+                else fmt.effect(c.cache_hit_ratio_delta, "points"),
+                "contaminated" if c.cache_contaminated else fmt.effect(c.cost_ratio),
+                sim(c),
+            )
         tables.append(t)
         claims = Table(title=f"{sc.name} — migration guide claims")
         claims.add_column("claim", no_wrap=True)

@@ -338,6 +338,9 @@ def print_plan(
             for planned in dry_run(plan):
                 record = planned.summary()
                 record["kwargs"] = planned.kwargs()
+                seed_items = planned.conversation_create_items()
+                if seed_items is not None:
+                    record["conversation_create"] = {"items": seed_items}
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         else:

@@ -295,7 +295,12 @@ def arm_table(run_dir: Path) -> Table:
         "warm TTFT p50/p95 ms",
         "cached share",
     ):
-        table.add_column(col, justify="left" if col in ("scenario", "arm") else "right")
+        table.add_column(
+            col,
+            justify="left" if col in ("scenario", "arm") else "right",
+            # an arm id has no space to wrap at (responses_conversation+store): fold, not "…"
+            overflow="fold" if col == "arm" else "ellipsis",
+        )
 
     def pcts(values: list[float]) -> str:
         if not values:

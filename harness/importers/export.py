@@ -41,8 +41,8 @@ def _first_requests(
     best: dict[str, PlannedConversation] = {}
 
     def rank(conv: PlannedConversation) -> tuple[bool, bool]:
-        # an arm of this API first; never the chained arm if another exists: it stores
-        return (conv.chained, conv.api != api)
+        # an arm of this API first; never a state-keeping or storing arm if another exists
+        return (conv.state != "history" or bool(conv.base.params.store), conv.api != api)
 
     for conv in plan.conversations:
         known = best.get(conv.prompt_id)
@@ -51,8 +51,9 @@ def _first_requests(
     for prompt in scenario.prompts:
         conv = best[prompt.id]
         request, _ = conv.request_for(0, ())
-        if conv.chained and scenario.params_for(prompt).get("store") is None:
-            # only the chained arm stores by default; a batch request is not chained
+        if conv.base.params.store and scenario.params_for(prompt).get("store") is None:
+            # only the chained arm and +store variants store by default; a batch request
+            # keeps no state
             request = request.model_copy(
                 update={"params": request.params.model_copy(update={"store": False})}
             )

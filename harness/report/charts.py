@@ -24,26 +24,33 @@ from matplotlib.patches import Patch
 
 from harness.arms import Arm
 from harness.fmt import num, pct, usd
-from harness.summary import ArmSummary, Comparison
+from harness.summary import ArmSummary, Comparison, ConversationStateSummary
 
 #: Chart width in inches (96 px each): two charts side by side at about 1:1 scale.
 WIDTH_IN = 5.8
 #: Points drawn per arm and cold/warm group; the box plot uses every value.
 MAX_POINTS = 120
 
-_PALETTE = {"chat": "#3b6ea8", "responses": "#d9731a", "responses_chained": "#3f8f3f"}
-_EXTRA = ("#7a5aa6", "#a33f5f", "#5f8f8f", "#8f7a3f")
+_PALETTE = {
+    "chat": "#3b6ea8",
+    "responses": "#d9731a",
+    "responses_chained": "#3f8f3f",
+    "responses_conversation": "#a33f5f",
+}
+_EXTRA = ("#7a5aa6", "#5f8f8f", "#8f7a3f", "#c25a9c", "#4f4f4f", "#b8a000")
 _TEXT = "#222222"
 _GRID = "#dddddd"
 _COLD = "#b2182b"
 
 
 def arm_color(arm: str, order: Sequence[str] = ()) -> str:
-    """Stable colour of an arm; replicates (``chat#2``) get a lighter shade of their base."""
+    """Stable colour of an arm; replicates (``chat#2``) get a lighter shade of their arm's, a
+    named variant (``responses+store``) a colour of its own."""
     parsed = Arm.of(arm)
-    color = _PALETTE.get(parsed.base)
+    primary = parsed.primary
+    color = _PALETTE.get(primary)
     if color is None:
-        idx = list(order).index(arm) if arm in order else len(parsed.base)
+        idx = list(order).index(primary) if primary in order else len(primary)
         color = _EXTRA[idx % len(_EXTRA)]
     if parsed.is_replicate:
         r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
@@ -224,6 +231,41 @@ def cache_chart(arms: Mapping[str, ArmSummary], title: str, salt: str) -> str | 
         loc="outside lower center",
         ncols=min(len(handles), 5),
     )
+    ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
+    return _svg(fig, salt)
+
+
+def state_cache_chart(state: ConversationStateSummary, title: str, salt: str) -> str | None:
+    """Cached share of the input by turn, one line per arm (the conversation-state section)."""
+    lines = {
+        arm: [(t.turn, t.cached_share) for t in s.turns if t.cached_share is not None]
+        for arm, s in state.arms.items()
+    }
+    lines = {arm: points for arm, points in lines.items() if points}
+    if not lines:
+        return None
+    fig, ax = _figure(WIDTH_IN, 3.0)
+    order = list(lines)
+    styles = ("-", "--", ":", "-.")
+    for k, (arm, points) in enumerate(lines.items()):
+        xs, ys = zip(*points, strict=True)
+        ax.plot(
+            xs,
+            [y * 100 for y in ys],
+            linestyle=styles[k % len(styles)],
+            marker="o",
+            markersize=3,
+            color=arm_color(arm, order),
+            label=arm,
+        )
+    turns = sorted({x for points in lines.values() for x, _ in points})
+    ax.set_xticks(turns, [f"{t}" + (" (cold)" if t == 1 else "") for t in turns])
+    ax.set_xlabel("turn", fontsize=9, color=_TEXT)
+    ax.set_ylabel("cached share of input (%)", fontsize=9, color=_TEXT)
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", color=_GRID, linewidth=0.6)
+    ax.set_axisbelow(True)
+    fig.legend(fontsize=8, frameon=False, loc="outside lower center", ncols=min(len(order), 3))
     ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
     return _svg(fig, salt)
 

@@ -10,7 +10,7 @@ from harness.fmt import DASH, arm_name, claim, effect, interval, ms, num, pct, u
 from harness.fmt import when as fmt_when
 from harness.records import RunMeta
 from harness.report.verdict import MATCHED_NOTE, findings, headline_comparisons, sentence
-from harness.summary import LatencyStats, Summary
+from harness.summary import ConversationStateSummary, LatencyStats, Summary
 
 _MARK = {
     "better": "✅ better",
@@ -56,6 +56,29 @@ def _lat(stats: LatencyStats | None) -> str:
         return DASH
     ci = f" ({interval(stats.ci95, 'ms')})" if stats.ci95 else ""
     return f"{ms(stats.p50)}{ci}"
+
+
+def _state_markdown(state: ConversationStateSummary) -> list[str]:
+    """Cached share by turn per arm, items sent/held on the last turn, the claim per mode."""
+    turns = sorted({t.turn for a in state.arms.values() for t in a.turns})
+    out = [
+        "",
+        "Conversation state — cached share of the input by turn, and "
+        '"cache utilization 40–80 % better" per state mode (vs chat):',
+        "",
+        _row("arm", "state", *(f"turn {t}" for t in turns), "items sent / held", "claim"),
+        "|---|---|" + "--:|" * len(turns) + "--:|---|",
+    ]
+    for arm, a in state.arms.items():
+        by_turn = {t.turn: t for t in a.turns}
+        shares = [pct(by_turn[t].cached_share) if t in by_turn else DASH for t in turns]
+        last = a.turns[-1] if a.turns else None
+        items = f"{num(last.items_sent_mean, 1)} / {num(last.items_held_mean, 1)}" if last else DASH
+        verdict = (
+            f"{claim(a.cache_claim)} {_CLAIM[a.cache_claim.verdict]}" if a.cache_claim else DASH
+        )
+        out.append(_row(f"`{arm}`", a.state, *shares, items, verdict))
+    return out
 
 
 def summary_markdown(
@@ -207,6 +230,8 @@ def summary_markdown(
                 _row(c.claim.replace("_", " "), c.claimed, claim(c), _CLAIM[c.verdict])
                 for c in s.claims.values()
             ]
+        if s.conversation_state is not None:
+            out += _state_markdown(s.conversation_state)
         out.append("")
     out += [
         f"_Ratios are a/b; * = the 95 % interval excludes no change. Details, charts and "

@@ -326,6 +326,11 @@ def scenario_view(
         "similarity": charts.similarity_chart(
             s.comparisons, "Answer similarity against the A/A noise floor", f"{salt}-sim"
         ),
+        "state": charts.state_cache_chart(
+            s.conversation_state, "Cached share of the input by turn", f"{salt}-state"
+        )
+        if s.conversation_state is not None
+        else None,
     }
     detail = scenario_detail(
         t,

@@ -70,6 +70,7 @@ ARM_NEEDS: dict[str, tuple[str, ...]] = {
     "chat": ("chat",),
     "responses": ("responses",),
     "responses_chained": ("responses", "store", "previous_response_id"),
+    "responses_conversation": ("responses", "conversations"),
 }
 
 _PNG_1X1 = (
@@ -309,7 +310,7 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
     yield "models", Feature(supported=ok_models, detail="" if ok_models else models.error)
 
     chat = http.json(
-        "POST", "chat/completions", {"model": model, "messages": hello, "max_tokens": 8}
+        "POST", "chat/completions", {"model": model, "messages": hello, "max_completion_tokens": 8}
     )
     chat_ok = chat.ok and isinstance(chat.data, dict) and bool(chat.data.get("choices"))
     yield "chat", Feature(supported=True) if chat_ok else _refused(chat)
@@ -320,7 +321,7 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
             {
                 "model": model,
                 "messages": hello,
-                "max_tokens": 8,
+                "max_completion_tokens": 8,
                 "stream": True,
                 "stream_options": {"include_usage": True},
             },
@@ -392,7 +393,7 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
             {
                 "model": model,
                 "messages": [{"role": "user", "content": "Answer OK in JSON."}],
-                "max_tokens": 32,
+                "max_completion_tokens": 32,
                 "response_format": {
                     "type": "json_schema",
                     "json_schema": {"name": "probe", "schema": _SCHEMA, "strict": True},
@@ -423,7 +424,7 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
             {
                 "model": model,
                 "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
-                "max_tokens": 32,
+                "max_completion_tokens": 32,
                 "tools": [
                     {
                         "type": "function",
@@ -460,7 +461,7 @@ def _probe_all(http: _Http, model: str) -> Iterator[tuple[str, Feature]]:
             resp_ok,
             {
                 "model": model,
-                "max_tokens": 8,
+                "max_completion_tokens": 8,
                 "messages": [
                     {
                         "role": "user",
@@ -530,7 +531,7 @@ def _probe_cache(http: _Http, model: str, chat_ok: bool, resp_ok: bool) -> Featu
                 "chat/completions",
                 {
                     "model": model,
-                    "max_tokens": 4,
+                    "max_completion_tokens": 4,
                     "messages": [
                         {"role": "system", "content": prompt},
                         {"role": "user", "content": "Reply with OK."},
@@ -608,6 +609,8 @@ def _probe_store(http: _Http, base: dict[str, Any]) -> Iterator[tuple[str, Featu
 def conversation_needs(conv: PlannedConversation) -> set[str]:
     """Features one planned conversation needs of its target."""
     needs = set(ARM_NEEDS.get(Arm.of(conv.arm).base, ()))
+    if conv.base.params.store:
+        needs.add("store")
     request = conv.base
     if request.params.stream:
         needs.add("chat_stream" if conv.api == "chat" else "responses_stream")

@@ -55,9 +55,16 @@ from harness.runner.plan import (
     translation_notes,
 )
 from harness.runner.saturation import LoopMonitor, new_event_loop
+from harness.runner.state import (
+    STATE_LOST,
+    ConversationState,
+    StateCheck,
+    lost_state,
+    open_conversation,
+)
 from harness.runner.target import Target, check_target, open_target
 from harness.scenario.load import Scenario, load_scenario
-from harness.translate.convert import to_chat_kwargs, to_responses_kwargs
+from harness.translate.convert import conversation_items, to_chat_kwargs, to_responses_kwargs
 from harness.translate.request import Message, NeutralRequest, ToolCall
 from harness.transport.client import (
     CallResult,
@@ -252,6 +259,8 @@ class _Shared:
     #: background responses created and not yet followed to their end: cancelled if the run
     #: stops first (Ctrl-C), before every stored response is deleted
     running_background: set[tuple[str, str]] = field(default_factory=set)
+    #: (arm, id) of every Conversations API conversation the run created: deleted at the end
+    conversation_ids: list[tuple[str, str]] = field(default_factory=list)
     #: the event loop's lag and CPU while requests were in flight (set by _execute)
     monitor: LoopMonitor | None = None
     #: requests in flight at once: with one, a late loop is that request's own work, not a queue
@@ -315,13 +324,31 @@ def _kwargs(
     request: NeutralRequest,
     new_from: int,
     previous_id: str | None,
+    conversation_id: str | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     if conv.api == "chat":
         return to_chat_kwargs(request), None
     prev = previous_id if conv.chained and step > 0 else None
     return to_responses_kwargs(
-        request, chained=conv.chained, previous_response_id=prev, new_from=new_from
+        request,
+        chained=conv.chained,
+        previous_response_id=prev,
+        new_from=new_from,
+        conversation=conversation_id,
+        carry_reasoning=conv.carry_reasoning,
     ), prev
+
+
+def _output_items(result: CallResult) -> list[dict[str, Any]]:
+    """The reply's output items as a chain holds them (for the state check)."""
+    items: list[dict[str, Any]] = list(result.reasoning_items)
+    if result.output_text:
+        items.append({"type": "message", "role": "assistant", "content": result.output_text})
+    items.extend(
+        {"type": "function_call", "call_id": c.id, "arguments": c.arguments}
+        for c in result.tool_calls
+    )
+    return items
 
 
 def _assistant_message(result: CallResult) -> Message:
@@ -361,6 +388,7 @@ def _observation(
     skipped: str | None = None,
     error_type: str = "skipped",
     window: tuple[float, float] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> Observation:
     stream = conv.base.params.stream
     base: dict[str, Any] = dict(
@@ -382,6 +410,7 @@ def _observation(
         previous_response_id=previous_id,
         request_bytes=request_bytes,
         output_format=asked.type if (asked := conv.base.output_format) is not None else "text",
+        **(state or {}),
     )
     if result is not None and result.background is not None:
         base["background"] = result.background
@@ -424,6 +453,9 @@ async def _run_conversation(
     history: tuple[Message, ...] = ()
     previous_id: str | None = None
     failure: str | None = None
+    failure_type = "skipped"
+    conversation_id: str | None = None
+    held = ConversationState()
     for step in range(len(conv.steps)):
         if shared.halted(conv):
             return  # left incomplete, so --resume redoes the whole conversation
@@ -437,11 +469,23 @@ async def _run_conversation(
             )
             continue
         if failure is not None:
-            _unsent(conv, step, shared, failure)
+            _unsent(conv, step, shared, failure, failure_type)
             continue
         request, new_from = conv.request_for(step, history)
+        if conv.state == "conversation" and conversation_id is None:
+            conversation_id, refused = await _open(conv, request, new_from, transport, shared)
+            if refused is not None:
+                why = (
+                    f"conversations.create failed: {refused.status} {refused.error_type}: "
+                    f"{refused.error_message}"
+                )
+                _unsent(conv, step, shared, why, "conversation_error")
+                if shared.stop_on(conv, step, refused):
+                    return  # no Conversations API (or no access): the arm or the run stops
+                failure = f"turn {step + 1} has no conversation; later turns cannot be sent"
+                continue
         try:
-            kwargs, prev = _kwargs(conv, step, request, new_from, previous_id)
+            kwargs, prev = _kwargs(conv, step, request, new_from, previous_id, conversation_id)
         except TranslationError as exc:  # run-time history the scenario check could not see
             _unsent(conv, step, shared, str(exc), "translation_error")
             failure = f"turn {step + 1} could not be translated; later turns cannot be sent"
@@ -469,7 +513,25 @@ async def _run_conversation(
         finally:
             if sender is not transport:
                 await sender.aclose()
+        window = (t0, time.perf_counter())
         shared.pacer.observe(result.headers)
+        if (
+            result.response_id
+            and conv.api == "responses"
+            and kwargs.get("store")
+            and conv.background_poll_ms is None  # a background one was noted when created
+        ):
+            shared.stored_ids.append((conv.arm, result.response_id))
+        sent = kwargs["input"] if conv.api == "responses" else kwargs["messages"]
+        check = StateCheck(items_sent=len(sent))
+        if result.ok and conv.state != "history":
+            check = await held.after_turn(
+                transport,
+                conversation_id=conversation_id,
+                response_id=result.response_id,
+                sent=sent,
+                outputs=_output_items(result),
+            )
         shared.record(
             partial(
                 _observation,
@@ -481,17 +543,24 @@ async def _run_conversation(
                 attempts,
                 prev,
                 len(body),
-                window=(t0, time.perf_counter()),
+                window=window,
+                state={"conversation_id": conversation_id, **check.fields()},
             ),
             failed=not result.ok,
         )
         if (
-            result.response_id
-            and conv.api == "responses"
-            and kwargs.get("store")
-            and conv.background_poll_ms is None  # a background one was noted when created
+            not result.ok
+            and (prev is not None or conversation_id is not None)
+            and lost_state(result.status, result.error_type, result.error_message)
         ):
-            shared.stored_ids.append((conv.arm, result.response_id))
+            # the server lost the chain or the conversation: resending the history would
+            # measure another arm, so the rest of this conversation is recorded as lost
+            failure = (
+                f"turn {step + 1}: the server lost this conversation's state "
+                f"({result.error_type}); later turns are not resent without it"
+            )
+            failure_type = STATE_LOST
+            continue
         if shared.stop_on(conv, step, result):
             return
         if not result.ok:
@@ -503,6 +572,26 @@ async def _run_conversation(
         if step + 1 < len(conv.steps):  # the next turn needs the history; the last does not
             history = conv.history_after(request, _assistant_message(result))
             previous_id = result.response_id
+
+
+async def _open(
+    conv: PlannedConversation,
+    request: NeutralRequest,
+    new_from: int,
+    transport: Transport,
+    shared: _Shared,
+) -> tuple[str | None, CallResult | None]:
+    """Create the Conversations API conversation of ``conv``, holding its fixed history; (its
+    id, None) or (None, the failed call as a result the run's stop rules can read)."""
+    items = conversation_items(request, new_from, store=bool(request.params.store))
+    cid, failed = await open_conversation(transport, items)
+    if cid is not None:
+        shared.conversation_ids.append((conv.arm, cid))
+    if failed is None:
+        return cid, None
+    return None, CallResult(
+        status=failed.status, error_type=failed.error_type, error_message=failed.error_message
+    )
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -522,6 +611,7 @@ class _Resume:
     done: set[str] = field(default_factory=set)
     next_order: int = 0
     orphans: list[tuple[str, str]] = field(default_factory=list)
+    orphan_conversations: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> _Resume:
@@ -549,6 +639,15 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
         for o in items
         if o.api == "responses" and o.response_id
     ]
+    orphan_conversations = sorted(
+        {
+            (o.arm, o.conversation_id)
+            for conv, items in by_conv.items()
+            if conv not in complete
+            for o in items
+            if o.conversation_id
+        }
+    )
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for obs in keep:
@@ -557,7 +656,7 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     next_order = 1 + max((o.order for items in by_conv.values() for o in items), default=-1)
-    return _Resume(complete, next_order, orphans)
+    return _Resume(complete, next_order, orphans, orphan_conversations)
 
 
 def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
@@ -771,6 +870,7 @@ def run(
             progress=observer,
             order=resumed.next_order,
             stored_ids=list(resumed.orphans),
+            conversation_ids=list(resumed.orphan_conversations),
             concurrency=options.concurrency,
         )
         try:
@@ -936,7 +1036,9 @@ async def _execute(
 ) -> None:
     """Run the conversations; scenarios in ``new_connection`` send turn 1 on a new connection."""
     # orphans: stored responses of conversations a resume discarded, deleted with the rest
-    arms = sorted({c.arm for c in todo} | {arm for arm, _ in shared.stored_ids})
+    arms = sorted(
+        {c.arm for c in todo} | {arm for arm, _ in [*shared.stored_ids, *shared.conversation_ids]}
+    )
     if options.client == "sdk":
         meta.sdk_warmup_ms = warm_sdk() or meta.sdk_warmup_ms
     transports = {
@@ -1005,6 +1107,12 @@ async def _execute(
             meta.stored_responses_deleted = (
                 meta.stored_responses_deleted or 0
             ) + await asyncio.shield(_delete_stored(shared.stored_ids, transports))
+            if shared.conversation_ids:
+                meta.conversations_deleted = (meta.conversations_deleted or 0) + (
+                    await asyncio.shield(
+                        _delete_stored(shared.conversation_ids, transports, conversations=True)
+                    )
+                )
     finally:
         for transport in transports.values():
             await transport.aclose()
@@ -1017,13 +1125,22 @@ async def _cancel_background(
     await asyncio.gather(*(transports[arm].cancel_response(rid) for arm, rid in ids))
 
 
-async def _delete_stored(ids: Iterable[tuple[str, str]], transports: dict[str, Transport]) -> int:
-    """Delete stored responses (the provider keeps them otherwise); count confirmations."""
+async def _delete_stored(
+    ids: Iterable[tuple[str, str]],
+    transports: dict[str, Transport],
+    *,
+    conversations: bool = False,
+) -> int:
+    """Delete stored responses or conversations (the provider keeps them otherwise); count
+    confirmations."""
     sem = asyncio.Semaphore(8)
 
-    async def delete(arm: str, response_id: str) -> bool:
+    async def delete(arm: str, oid: str) -> bool:
         async with sem:
-            return await transports[arm].delete_response(response_id)
+            transport = transports[arm]
+            if conversations:
+                return await transport.delete_conversation(oid)
+            return await transport.delete_response(oid)
 
     results = await asyncio.gather(*(delete(a, r) for a, r in ids))
     return sum(results)

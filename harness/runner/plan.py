@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.arms import Api, Arm
+from harness.arms import Api, Arm, StateMode
 from harness.errors import HarnessError, TranslationError
 from harness.scenario.load import (
     ImagePartSpec,
@@ -100,6 +100,10 @@ class PlannedConversation(BaseModel):
     arm: str
     api: Api
     chained: bool
+    #: how earlier turns reach the server: resent (history), previous_response_id, conversation
+    state: StateMode = "history"
+    #: send earlier turns' reasoning items back (False: the ``+no_reasoning`` variant)
+    carry_reasoning: bool = True
     repeat: int = Field(ge=1, description="1-based; warm-ups count their own 1, 2, …")
     warmup: bool
     conversation: str = Field(description="<scenario>/<prompt_id>/<arm>/r<repeat> (w<n>: warm-up)")
@@ -290,15 +294,18 @@ def _conversation(
     nonce: str | None,
     max_output_tokens: int | None = None,
 ) -> PlannedConversation:
-    chained = Arm.parse(arm).chained
+    parsed = Arm.parse(arm)
+    chained = parsed.chained
     params = scenario.params_for(prompt)
     if max_output_tokens is not None:  # a cap for cheap smoke runs, never a raise
         params["max_output_tokens"] = min(
             max_output_tokens, params.get("max_output_tokens") or max_output_tokens
         )
-    # DESIGN §3: store false everywhere except the chained arm (validation rejects chained +
-    # an explicit store: false).
-    params.setdefault("store", chained)
+    # DESIGN §3: store false everywhere except the chained arm and the +store variants
+    # (validation rejects chained + an explicit store: false).
+    if parsed.store:
+        params["store"] = True
+    params.setdefault("store", False)
     prefix = nonce_prefix(nonce) if nonce else ""
 
     messages: list[Message] = []
@@ -358,8 +365,10 @@ def _conversation(
         scenario=scenario.name,
         prompt_id=prompt.id,
         arm=arm,
-        api=Arm.parse(arm).api,
+        api=parsed.api,
         chained=chained,
+        state=parsed.state,
+        carry_reasoning=parsed.carries_reasoning,
         repeat=repeat,
         warmup=warmup,
         conversation=f"{scenario.name}/{prompt.id}/{arm}/{label}",
@@ -459,6 +468,7 @@ class PlannedRequest(BaseModel):
     request: NeutralRequest
     new_from: int
     previous_response_id: str | None
+    conversation_id: str | None = None
 
     @property
     def cold(self) -> bool:
@@ -473,13 +483,28 @@ class PlannedRequest(BaseModel):
         conv = self.conversation
         if conv.api == "chat":
             return to_chat_kwargs(self.request)
+        held = self.previous_response_id is not None or self.conversation_id is not None
         return conv.with_background(
             to_responses_kwargs(
                 self.request,
                 chained=conv.chained,
                 previous_response_id=self.previous_response_id,
-                new_from=self.new_from if self.previous_response_id else 0,
+                new_from=self.new_from if held else 0,
+                conversation=self.conversation_id,
+                carry_reasoning=conv.carry_reasoning,
             )
+        )
+
+    def conversation_create_items(self) -> list[dict[str, Any]] | None:
+        """What the conversation arm's turn 1 creates its conversation with (the fixed history
+        before the turn: ``conversations.create`` takes 20, ``items.create`` the rest); None on
+        other arms and turns."""
+        from harness.translate.convert import conversation_items
+
+        if self.conversation.state != "conversation" or self.turn != 1:
+            return None
+        return conversation_items(
+            self.request, self.new_from, store=bool(self.request.params.store)
         )
 
     def summary(self) -> dict[str, Any]:
@@ -491,6 +516,7 @@ class PlannedRequest(BaseModel):
             "arm": conv.arm,
             "api": conv.api,
             "chained": conv.chained,
+            "state": conv.state,
             "turn": self.turn,
             "kind": self.kind,
             "repeat": conv.repeat,
@@ -527,6 +553,10 @@ def _placeholder_reply(conv: PlannedConversation, step_index: int) -> Message:
     return Message(role="assistant", tool_calls=calls)
 
 
+#: The Conversations API id a dry run shows: the conversation is created when the run starts.
+CONVERSATION_PLACEHOLDER = "<conversation created at turn 1>"
+
+
 def dry_run(plan: Plan) -> Iterator[PlannedRequest]:
     """Every request of the plan in send order, assuming tools are always called."""
     order = 0
@@ -537,6 +567,7 @@ def dry_run(plan: Plan) -> Iterator[PlannedRequest]:
             order += 1
             previous = f"<response of turn {index}>" if conv.chained and index > 0 else None
             yield PlannedRequest(
+                conversation_id=CONVERSATION_PLACEHOLDER if conv.state == "conversation" else None,
                 order=order,
                 conversation=conv,
                 turn=index + 1,

@@ -417,7 +417,7 @@ def check_meaning(sc: Scenario) -> list[Found]:
         if arm in sc.arms[:index]:
             found.append((("arms", index), f"arm {arm} is listed twice", "list each arm once"))
         parsed = Arm.parse(arm)
-        base = parsed.base
+        base = parsed.primary
         if parsed.is_replicate and base not in sc.arms:
             found.append(
                 (
@@ -434,14 +434,23 @@ def check_meaning(sc: Scenario) -> list[Found]:
                 "keep one: both are the leading instruction message",
             )
         )
-    if any(Arm.parse(arm).chained for arm in sc.arms):
-        fix = (
-            "remove store: false (the chained arm sends store: true, the others store: "
-            "false) or drop responses_chained from arms"
-        )
-        message = (
-            "responses_chained needs store: true (previous_response_id reads stored responses)"
-        )
+    storing = [arm for arm in sc.arms if Arm.parse(arm).store]
+    if storing:
+        chained = next((a for a in storing if Arm.parse(a).chained), None)
+        if chained is not None:
+            fix = (
+                "remove store: false (the chained arm sends store: true, the others store: "
+                "false) or drop responses_chained from arms"
+            )
+            message = (
+                "responses_chained needs store: true (previous_response_id reads stored responses)"
+            )
+        else:
+            fix = (
+                f"remove store: false (the +store variants send store: true, the other arms "
+                f"false) or drop {storing[0]} from arms"
+            )
+            message = f"{storing[0]} sends store: true, which contradicts store: false"
         if sc.defaults.store is False:
             found.append((("defaults", "store"), message, fix))
         for index, prompt in enumerate(sc.prompts):

@@ -415,23 +415,65 @@ def _responses_items(msg: Message) -> list[dict[str, Any]]:
     return items
 
 
+def _instructions_end(req: NeutralRequest) -> int:
+    """1 when the leading system/developer message is sent as ``instructions``, else 0."""
+    first = req.messages[0] if req.messages else None
+    if (
+        first is not None
+        and first.role in ("system", "developer")
+        and first.content is not None
+        and not _json_word_only_in_instructions(req)
+    ):
+        return 1
+    return 0
+
+
+def conversation_items(req: NeutralRequest, new_from: int, *, store: bool) -> list[dict[str, Any]]:
+    """The items a new conversation starts with: ``req.messages`` after the instructions and
+    before ``new_from`` (a prompt's fixed history), as ``conversations.create`` takes them."""
+    messages = req.messages[_instructions_end(req) : new_from]
+    if not store:
+        messages = tuple(m.model_copy(update={"reasoning_items": ()}) for m in messages)
+    return [item for msg in messages for item in _responses_items(msg)]
+
+
 def to_responses_kwargs(
     req: NeutralRequest,
     *,
     chained: bool = False,
     previous_response_id: str | None = None,
     new_from: int = 0,
+    conversation: str | None = None,
+    carry_reasoning: bool = True,
 ) -> dict[str, Any]:
     """Keyword arguments for ``client.responses.create`` (raises TranslationError).
 
     ``chained``: this conversation uses stored responses (``store: true`` required). With
-    ``previous_response_id``, only ``req.messages[new_from:]`` are sent as ``input`` (the
-    server holds the rest) while ``instructions`` are re-sent, as they are not carried over.
-    A ``previous_response_id`` implies ``chained``.
+    ``previous_response_id`` or ``conversation`` (a Conversations API id), only
+    ``req.messages[new_from:]`` are sent as ``input`` (the server holds the rest) while
+    ``instructions`` are re-sent, as they are not carried over. A ``previous_response_id``
+    implies ``chained``. ``carry_reasoning=False`` sends earlier turns' reasoning items back
+    neither in full nor encrypted (and asks for no encrypted reasoning).
     """
     info = _check_request("responses", req)
     p = req.params
     chained = chained or previous_response_id is not None
+    if conversation is not None and previous_response_id is not None:
+        raise _fail(
+            "responses",
+            "conversation",
+            "conversation and previous_response_id cannot be combined (the API rejects "
+            "both in one request); send one of them",
+        )
+    if not carry_reasoning:
+        req = req.model_copy(
+            update={
+                "messages": tuple(
+                    m.model_copy(update={"reasoning_items": ()}) if m.reasoning_items else m
+                    for m in req.messages
+                )
+            }
+        )
     if p.store is False and chained:
         raise _fail(
             "responses",
@@ -443,23 +485,22 @@ def to_responses_kwargs(
     store = chained if p.store is None else p.store
 
     # A leading system/developer message becomes `instructions`, re-sent on every turn.
-    first = req.messages[0]
-    instructions: str | None = None
-    start = 0
-    if (
-        first.role in ("system", "developer")
-        and first.content is not None
-        and not _json_word_only_in_instructions(req)
-    ):
-        instructions = _joined_text(first.content)
-        start = 1
-    if previous_response_id is not None:
+    start = _instructions_end(req)
+    instructions = _joined_text(req.messages[0].content or "") if start else None
+    held_by = (
+        "previous_response_id"
+        if previous_response_id is not None
+        else "conversation"
+        if conversation is not None
+        else None
+    )
+    if held_by is not None:
         if not 0 <= new_from < len(req.messages):
             raise _fail(
                 "responses",
                 "new_from",
                 f"{new_from} leaves no new message of "
-                f"{len(req.messages)} to send after previous_response_id; pass the "
+                f"{len(req.messages)} to send after {held_by}; pass the "
                 "index of the first message of this turn",
             )
         start = max(start, new_from)
@@ -491,7 +532,14 @@ def to_responses_kwargs(
     out["store"] = store
     if previous_response_id is not None:
         out["previous_response_id"] = previous_response_id
-    if not store and (info.reasoning or any(m.reasoning_items for m in req.messages)):
+    if conversation is not None:
+        out["conversation"] = conversation
+    if (
+        not store
+        and carry_reasoning
+        and conversation is None  # the conversation holds its reasoning items itself
+        and (info.reasoning or any(m.reasoning_items for m in req.messages))
+    ):
         # Stateless reasoning: ask for the encrypted reasoning so the next turn can send it back.
         out["include"] = [_ENCRYPTED_REASONING]
     out.update(_passthrough(req))

@@ -40,6 +40,8 @@ Api = Literal["chat", "responses"]
 ClientKind = Literal["sdk", "raw"]
 _NS_PER_MS = 1_000_000
 _PATHS = {"chat": "/chat/completions", "responses": "/responses"}
+#: the spec's ``maxItems`` of ``items`` on conversation create and conversation items create
+MAX_ITEMS_PER_CREATE = 20
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 #: Error codes no retry or later request can fix (the key, the account, the model): a run
 #: stops at the first one instead of spending its whole plan on it.
@@ -807,6 +809,105 @@ class Transport:
             return False
         return True
 
+    # --- server-side state (Conversations API, stored responses' input items) -------------
+
+    async def create_conversation(self, items: list[dict[str, Any]]) -> StateReply:
+        """``POST /conversations`` with at most :data:`MAX_ITEMS_PER_CREATE` starting items."""
+        if self.kind == "sdk":
+            return await _sdk_state(
+                lambda: self._sdk.conversations.create(items=items)  # type: ignore[arg-type]
+            )
+        return await self._raw_state("POST", "/conversations", {"items": items})
+
+    async def add_conversation_items(
+        self, conversation_id: str, items: list[dict[str, Any]]
+    ) -> StateReply:
+        """``POST /conversations/{id}/items`` (at most :data:`MAX_ITEMS_PER_CREATE` items)."""
+        if self.kind == "sdk":
+            return await _sdk_state(
+                lambda: self._sdk.conversations.items.create(
+                    conversation_id,
+                    items=items,  # type: ignore[arg-type]
+                )
+            )
+        return await self._raw_state(
+            "POST", f"/conversations/{conversation_id}/items", {"items": items}
+        )
+
+    async def list_items(self, owner: Literal["conversation", "response"], oid: str) -> StateReply:
+        """Every item a conversation holds, or the input items of a stored response, oldest
+        first (``data`` is the list of items as JSON)."""
+        if self.kind == "sdk":
+            lister = (
+                self._sdk.conversations.items.list
+                if owner == "conversation"
+                else self._sdk.responses.input_items.list
+            )
+
+            async def collect() -> list[dict[str, Any]]:
+                return [
+                    item.model_dump(mode="json", exclude_unset=True)
+                    async for item in lister(oid, limit=100, order="asc")
+                ]
+
+            return await _sdk_state(collect)
+        path = (
+            f"/conversations/{oid}/items"
+            if owner == "conversation"
+            else f"/responses/{oid}/input_items"
+        )
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            query = {"limit": "100", "order": "asc", **({"after": after} if after else {})}
+            reply = await self._raw_state("GET", path, query=query)
+            page = reply.data if isinstance(reply.data, dict) else {}
+            if not reply.ok:
+                return reply
+            found.extend(page.get("data") or [])
+            after = page.get("last_id")
+            if not page.get("has_more") or not after:
+                return StateReply(True, reply.status, data=found)
+
+    async def delete_conversation(self, conversation_id: str) -> bool:
+        """Delete a conversation (True when the server confirmed)."""
+        if self.kind == "sdk":
+            reply = await _sdk_state(lambda: self._sdk.conversations.delete(conversation_id))
+        else:
+            reply = await self._raw_state("DELETE", f"/conversations/{conversation_id}")
+        return reply.ok
+
+    async def _raw_state(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> StateReply:
+        lane = await self._lanes.acquire()
+        try:
+            reply = await self._lanes.clients[lane].request(
+                method, path, content=None if body is None else request_body(body), params=query
+            )
+        except httpx2.HTTPError as exc:
+            return StateReply(False, None, "connection_error", _one_line(repr(exc)))
+        finally:
+            self._lanes.release(lane)
+        try:
+            data = reply.json()
+        except ValueError:
+            data = None
+        if reply.status_code >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            error = error if isinstance(error, dict) else {}
+            return StateReply(
+                False,
+                reply.status_code,
+                str(error.get("code") or error.get("type") or f"http_{reply.status_code}"),
+                _one_line(str(error.get("message") or reply.text[:200])),
+            )
+        return StateReply(True, reply.status_code, data=data)
+
     async def list_models(self) -> httpx2.Headers:
         """A cheap GET that warms this client's connection; returns the reply headers."""
         if self.kind == "sdk":
@@ -959,6 +1060,31 @@ class Transport:
                 if reply.any_output and res.sdk_first_output_ms is None:
                     res.sdk_first_output_ms = (time.perf_counter_ns() - t0) / _NS_PER_MS
         res.events = events
+
+
+@dataclass(frozen=True, slots=True)
+class StateReply:
+    """The outcome of one call on server-side state (create, list, delete); never raises."""
+
+    ok: bool
+    status: int | None
+    error_type: str | None = None
+    error_message: str | None = None
+    #: the reply as JSON (for a listing: the items, every page joined)
+    data: Any = None
+
+
+async def _sdk_state(call: Callable[[], Awaitable[Any]]) -> StateReply:
+    try:
+        found = await call()
+    except openai.APIStatusError as exc:
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        code = body.get("code") or body.get("type") or f"http_{exc.status_code}"
+        return StateReply(False, exc.status_code, str(code), _one_line(exc.message))
+    except openai.APIError as exc:
+        return StateReply(False, None, "connection_error", _one_line(str(exc)))
+    data = found.model_dump(mode="json") if hasattr(found, "model_dump") else found
+    return StateReply(True, 200, data=data)
 
 
 def _one_line(text: str) -> str:

@@ -127,6 +127,31 @@ def test_a_resumed_key_keeps_its_last_record() -> None:
         ),
         (["responses", "responses_chained"], ["responses_chained_vs_responses"]),
         (["chat"], []),
+        (
+            [
+                "responses_conversation",
+                "responses+no_reasoning",
+                "responses_chained",
+                "responses",
+                "responses+store#2",
+                "responses+store",
+            ],
+            [
+                "responses+no_reasoning_vs_responses",
+                "responses+store_vs_responses",
+                "responses+store#2_vs_responses+store",
+                "responses_chained_vs_responses",
+                "responses_conversation_vs_responses_chained",
+            ],
+        ),
+        (
+            ["chat", "responses_conversation", "responses_conversation+store"],
+            [
+                "responses_conversation_vs_chat",
+                "responses_conversation+store_vs_chat",
+                "responses_conversation+store_vs_responses_conversation",
+            ],
+        ),
     ],
 )
 def test_comparison_pairs(arms: list[str], expected: list[str]) -> None:

@@ -394,9 +394,10 @@ def test_shipped_cassettes_are_clean(
         for line in out.splitlines()
         if line.startswith(str(REPO))
     } == names
-    # 10 conversations per arm and scenario, the fewest that give verdicts: ~14 MB
+    # 10 conversations per arm and scenario, the fewest that give verdicts: ~14 MB; plus the
+    # agent scenario's seven state arms at 2 repeats (~4 MB, see cassettes/record.sh)
     total = sum(p.stat().st_size for p in (REPO / "cassettes").glob("*.yaml"))
-    assert total < 16_000_000
+    assert total < 18_000_000
 
 
 def test_check_reports_stale_missing_and_unused(
