@@ -136,6 +136,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "key; seed and repeats come from the cassettes; a request with no "
         "recorded interaction fails (cassette_miss)",
     )
+    dist = p.add_argument_group("distributed runs (docs/distributed.md)")
+    dist.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: send from this process (default); ray: shard the conversations over "
+        "Ray workers (pip install 'shadow-harness[ray]'), each with its share of --rps and "
+        "--concurrency",
+    )
+    dist.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join (auto, HOST:6379 or ray://HOST:10001); "
+        "default: start Ray on this machine",
+    )
+    dist.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --engine ray: Ray workers sharing the plan (default 2)",
+    )
     p.add_argument(
         "--gate",
         action="store_true",
@@ -199,7 +222,18 @@ def run(args: argparse.Namespace) -> int:
         from harness.gates.baseline import resolve_baseline
 
         resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
-    result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
+    progress = ProgressBar(Console(stderr=True))
+    if args.engine == "ray":
+        from harness.runner.distributed import RayEngine
+
+        with RayEngine(args.ray_address, args.workers or 2) as engine:
+            result = run_scenarios(args.scenarios, options, progress, engine)
+    else:
+        if args.ray_address is not None or args.workers is not None:
+            from harness.errors import HarnessError
+
+            raise HarnessError("--ray-address and --workers need --engine ray — add it")
+        result = run_scenarios(args.scenarios, options, progress)
     code = finish_run(result)
     if code != 0 or not (args.gate or args.baseline is not None):
         return code
