@@ -226,10 +226,12 @@ def connect(address: str | None, workers: int) -> bool:
     try:
         ray.init(**kwargs, **quiet)
     except RuntimeError as exc:
+        ray.shutdown()  # a half-made connection would fail the next ray.init
         if "Version mismatch" in str(exc):
             raise _version_mismatch(address, str(exc)) from None
         raise _cannot_connect(address, exc) from None
     except (ConnectionError, TimeoutError, ValueError) as exc:
+        ray.shutdown()
         raise _cannot_connect(address, exc) from None
     return True
 
@@ -495,9 +497,15 @@ class _Driver:
         )
         worker_id = f"ray-{index}"
         meta = self.meta.model_copy(deep=True)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # Round-robin over the live nodes: Ray's SPREAD, and a soft affinity, put both workers
+        # of a loaded 2-node test cluster on one node.
+        nodes = sorted(n["NodeID"] for n in self.ray.nodes() if n.get("Alive"))
+        strategy = NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=False)
         actor = self.ray.remote(RayWorker).options(
             num_cpus=0,  # the runner waits on the network: let workers share a node's CPUs
-            scheduling_strategy="SPREAD",
+            scheduling_strategy=strategy,
             name=f"harness-{self.meta.run_id}-{worker_id}",
             max_restarts=0,
         )
