@@ -536,7 +536,15 @@ class _Driver:
                 f"a Ray worker failed to start ({first}) — install shadow-harness "
                 f"{__version__} on every Ray node"
             ) from None
+        here = socket.gethostname()
         for slot, hello in zip(slots, hellos, strict=True):
+            if self.target.name == "emulator" and hello["host"] != here:
+                raise HarnessError(
+                    f"Ray worker {slot.info.id} runs on {hello['host']}, but the built-in "
+                    "emulator listens on this machine's loopback — serve one every node can "
+                    "reach (harness emulator --host 0.0.0.0) and pass --target "
+                    "http://HOST:8787/v1"
+                )
             if hello["harness"] != __version__:
                 raise HarnessError(
                     f"Ray worker {slot.info.id} on {hello['host']} runs shadow-harness "
