@@ -5,7 +5,8 @@ at a fixed 10 requests/s and concurrency 4, once by one process and once by 2 Ra
 started by the run on this machine), each ``harness run`` in its own process with the emulator
 in another, the emulator's truth log beside each. Goals: the Ray run holds the rate (≥ 95 % of
 10/s over its sending span) and its wire TTFT error against the truth log (p50 of ours − truth,
-per request) is within 1 ms of the single-process run's: distribution costs no timing accuracy.
+per request) is within 1 ms of the single-process run's — asserted one-sided, |Ray's| ≤
+|single's| + 1 ms: distribution costs no timing accuracy (the single process may be the worse).
 
 Unpaced: the same plan on the ``zero`` profile at concurrency 8, to find what each can do on
 this machine: the throughput ratio Ray / single process. Reported, not asserted: on 2 cores
@@ -77,9 +78,15 @@ def _run(tmp: Path, name: str, *flags: str, truth: bool = True) -> dict[str, Any
         figures["driver_cpu_ms_per_observation"] = meta.distributed["driver_cpu_ms_per_observation"]
         figures["workers"] = [
             {k: w[k] for k in ("id", "observations", "rps", "concurrency")}
+            | {"loop_lag_p50_ms": (w["loop"] or {}).get("lag_p50_ms")}
             for w in meta.distributed["workers"]
         ]
+        firsts = [min(o.started_at for o in obs if o.worker == w) for w in {o.worker for o in obs}]
+        lasts = [max(o.started_at for o in obs if o.worker == w) for w in {o.worker for o in obs}]
+        figures["first_send_skew_s"] = round(max(firsts) - min(firsts), 3)
+        figures["last_send_skew_s"] = round(max(lasts) - min(lasts), 3)
     elif meta.loop:
+        figures["loop_lag_p50_ms"] = meta.loop["lag_p50_ms"]
         cpu_s = meta.loop["process_cpu_cores"] * span
         figures["runner_cpu_ms_per_observation"] = round(cpu_s * 1000 / len(obs), 4)
     if truth:
@@ -136,4 +143,8 @@ def test_ray_holds_the_rate_and_the_timing(benchmark: Any, tmp_path: Path) -> No
     for side in ("single", "ray"):
         assert paced[side]["observations"] == 120 and paced[side]["errors"] == 0
     assert paced["ray"]["rate_per_s"] >= 0.95 * RATE
-    assert abs(info["ttft_error_p50_gap_ms"]) <= 1.0
+    # "within 1 ms of a single-process run": distribution may not cost more than 1 ms of wire
+    # accuracy. One-sided: on a loaded machine the single process, parsing every stream on one
+    # loop, is the less accurate one (measured: 4.5 ms against Ray's 0.5 ms at load 14).
+    ray_err = abs(paced["ray"]["ttft_minus_truth_p50_ms"])
+    assert ray_err <= abs(paced["single"]["ttft_minus_truth_p50_ms"]) + 1.0

@@ -44,6 +44,7 @@ from harness.rundir import write_meta
 from harness.runner.execute import FatalError, Pacer, RunOptions, _execute, _Shared
 from harness.runner.plan import PlannedConversation, cache_nonce, nonce_prefix
 from harness.runner.target import Target
+from harness.transport.client import warm_sdk
 
 __all__ = [
     "ABANDONED_FILE",
@@ -66,6 +67,8 @@ ABANDONED_FILE = "observations.abandoned.jsonl"
 POLL_S = 0.1
 #: How long workers may take to start (a busy cluster, a cold node) before the run gives up.
 READY_TIMEOUT_S = 120.0
+#: From the last worker ready to the first paced send: time for the work to reach every worker.
+START_DELAY_S = 0.5
 #: Object store of a Ray started here (the runner sends small records, not tensors).
 LOCAL_OBJECT_STORE_BYTES = 128 * 2**20
 
@@ -248,6 +251,15 @@ def _cannot_connect(address: str | None, exc: Exception) -> TargetError:
 # --- a worker ---------------------------------------------------------------------------------
 
 
+class _AlignedPacer(Pacer):
+    """A pacer whose first send is at ``first`` (monotonic): workers paced from one start, each
+    offset by its place, send at the total rate, evenly spaced, from the first request on."""
+
+    def __init__(self, rps: float, first: float) -> None:
+        super().__init__(rps)
+        self._next = first
+
+
 class _Buffer:
     """A worker's records, held until the driver's next poll (an :class:`ObservationSink`)."""
 
@@ -292,8 +304,10 @@ class RayWorker:
         options: RunOptions,
         meta: RunMeta,
         new_connection: frozenset[str],
+        offset_s: float = 0.0,
     ) -> None:
         self._id = worker_id
+        self._offset_s = offset_s
         self._host = socket.gethostname()
         self._target = target
         self._options = options
@@ -317,7 +331,12 @@ class RayWorker:
         self._deleted = 0
 
     async def hello(self) -> dict[str, Any]:
+        """Who and where this worker is, once it is ready to send (the SDK warmed up: that
+        takes ~1 s of CPU, more on a loaded machine, and would delay one worker's start)."""
         import ray
+
+        if self._options.client == "sdk":
+            self._meta.sdk_warmup_ms = warm_sdk() or self._meta.sdk_warmup_ms
 
         return {
             "pid": os.getpid(),
@@ -327,9 +346,17 @@ class RayWorker:
         }
 
     async def submit(
-        self, conversations: list[PlannedConversation], orphans: list[tuple[str, str]]
+        self,
+        conversations: list[PlannedConversation],
+        orphans: list[tuple[str, str]],
+        start_wall: float | None = None,
     ) -> None:
-        """Queue conversations (and stored responses a dead worker left) to send in order."""
+        """Queue conversations (and stored responses a dead worker left) to send in order; a
+        paced worker's first send is at unix time ``start_wall`` plus its offset."""
+        rps = self._options.rps
+        if start_wall is not None and rps:
+            delay = max(0.0, start_wall - time.time())
+            self._shared.pacer = _AlignedPacer(rps, time.monotonic() + delay + self._offset_s)
         self._queue.append((conversations, orphans))
         self._submits += 1
         if self._task is None or self._task.done():
@@ -509,7 +536,9 @@ class _Driver:
             name=f"harness-{self.meta.run_id}-{worker_id}",
             max_restarts=0,
         )
-        handle = actor.remote(worker_id, self.target, options, meta, self.new_connection)
+        # paced workers take turns: worker i sends i/rps after worker 0, so the total is even
+        offset = index / self.options.rps if self.options.rps and index < n else 0.0
+        handle = actor.remote(worker_id, self.target, options, meta, self.new_connection, offset)
         info = WorkerInfo(
             id=worker_id,
             host="",
@@ -562,13 +591,14 @@ class _Driver:
         slot: _Slot,
         conversations: list[PlannedConversation],
         orphans: list[tuple[str, str]],
+        start_wall: float | None = None,
     ) -> None:
         for conv in conversations:
             slot.assigned[conv.conversation] = conv
         slot.info.conversations += len(conversations)
         slot.submits += 1
         slot.idle = False
-        slot.handle.submit.remote(conversations, orphans)
+        slot.handle.submit.remote(conversations, orphans, start_wall)
 
     # -- the loop
 
@@ -577,8 +607,9 @@ class _Driver:
         try:
             self.slots = [self._spawn(i) for i in range(self.engine.workers)]
             self._greet(self.slots)
+            start = time.time() + START_DELAY_S
             for slot, part in zip(self.slots, shard(self.todo, len(self.slots)), strict=True):
-                self._submit(slot, part, [])
+                self._submit(slot, part, [], start)
             self._poll_until_idle()
         finally:
             for slot in self.slots:
@@ -613,6 +644,12 @@ class _Driver:
                 except ray.exceptions.RayActorError:
                     self._died(slot)
                     continue
+                except ray.exceptions.RayError as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                    raise HarnessError(
+                        f"Ray worker {slot.info.id} on {slot.info.host} failed ({first}) — "
+                        f"finish the run with: harness run --resume {self.run_dir}"
+                    ) from None
                 arrived.extend((slot, Observation.model_validate_json(x)) for x in drained.lines)
                 self._heed(slot, drained)
             self._arrive(arrived)
@@ -714,6 +751,7 @@ class _Driver:
         orphans = [(o.arm, o.response_id) for o in lost if o.api == "responses" and o.response_id]
         self._submit(heir, redo, orphans)
         # the new nonces must be on disk before their requests are: a crash keeps them true
+        self.info.workers = [s.info for s in self.slots]
         self.meta.distributed = self.info.model_dump()
         write_meta(self.run_dir, self.meta)
 
