@@ -18,6 +18,7 @@ import pytest
 
 from harness.analysis.analyze import analyze_run
 from harness.cli.app import main
+from harness.errors import HarnessError
 from harness.records import Observation
 from harness.rundir import OBSERVATIONS_FILE, read_meta, read_observations
 from harness.runner.distributed import ABANDONED_FILE, DistributedInfo, RayEngine
@@ -199,13 +200,18 @@ def test_the_dead_attempt_is_kept_apart_and_never_analysed(
     assert summary.observations == len(_planned())
 
 
-def test_resume_completes_a_torn_distributed_run(
-    ray_cluster: str, distributed: Path, tmp_path: Path
+def test_resume_completes_a_torn_distributed_run_keeping_redone_nonces(
+    ray_cluster: str, killed: tuple[RunResult, dict[str, Any]], tmp_path: Path
 ) -> None:
-    run_dir = tmp_path / distributed.name
-    shutil.copytree(distributed, run_dir)
+    source = killed[0].run_dir
+    run_dir = tmp_path / source.name
+    shutil.copytree(source, run_dir)
+    before = read_meta(run_dir)
+    redone = {r.conversation for r in DistributedInfo.model_validate(before.distributed).redone}
     path = run_dir / OBSERVATIONS_FILE
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    torn = {json.loads(line)["conversation"] for line in lines[-5:]}
+    assert torn & redone  # the redone conversations were written last: the tear hits them
     path.write_text("".join(lines[:-5]), encoding="utf-8")  # a crash mid-write
     with RayEngine(ray_cluster, workers=2) as engine:
         result = run([], RunOptions(resume=run_dir, progress=False), engine=engine)
@@ -213,6 +219,28 @@ def test_resume_completes_a_torn_distributed_run(
     obs = _observed(run_dir)
     assert _keys_once(obs) == _planned()
     assert len({o.order for o in obs}) == len(obs)
+    after = read_meta(run_dir)
+    # the nonces a redo recorded stay the conversations' nonces (what their requests carried)
+    assert all(after.cache_nonces[c] == before.cache_nonces[c] for c in redone)
+    assert {r.conversation for r in DistributedInfo.model_validate(after.distributed).redone} == (
+        redone
+    )
+
+
+def test_the_built_in_emulator_refuses_a_worker_on_another_host(
+    ray_cluster: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import harness.runner.distributed as distributed
+
+    # the driver now believes it runs elsewhere than its workers
+    monkeypatch.setattr(distributed.socket, "gethostname", lambda: "driver-host")
+    with (
+        RayEngine(ray_cluster, workers=1) as engine,
+        pytest.raises(HarnessError, match="emulator listens on this machine's loopback"),
+    ):
+        run([QUICK], _options(tmp_path), engine=engine)
 
 
 def test_a_ray_version_mismatch_is_one_line(
