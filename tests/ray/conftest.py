@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -18,23 +18,43 @@ NODE: dict[str, Any] = {
 }
 
 
+#: Ray's head leaves its Ray Client server's log files open (ray/_private/node.py,
+#: start_ray_client_server); the warning comes whenever the collector finds them.
+RAY_CLIENT_LOG_LEAK = (
+    r"ignore:Exception ignored in. <_io\.FileIO name='[^']*ray_client_server\.(out|err)'"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
             item.add_marker(pytest.mark.ray)
+            item.add_marker(pytest.mark.filterwarnings(RAY_CLIENT_LOG_LEAK))
+
+
+class RayCluster(NamedTuple):
+    #: the head's GCS address (``HOST:PORT``), as ``--ray-address`` takes it
+    address: str
+    #: the head's Ray Client address (``ray://127.0.0.1:PORT``)
+    client: str
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[str]:
-    """Address (``127.0.0.1:PORT``) of a running 2-node Ray cluster."""
+def ray_cluster() -> Iterator[RayCluster]:
+    """A running 2-node Ray cluster."""
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        client_port = s.getsockname()[1]
+    head = {**NODE, "include_dashboard": False, "ray_client_server_port": client_port}
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
         cluster.add_node(**NODE)
         cluster.wait_for_nodes()
-        yield str(cluster.address)
+        yield RayCluster(str(cluster.address), f"ray://127.0.0.1:{client_port}")
     finally:
         if ray.is_initialized():
             ray.shutdown()
@@ -42,10 +62,10 @@ def ray_cluster() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def _block_network(monkeypatch: pytest.MonkeyPatch, ray_cluster: str) -> Iterator[None]:
+def _block_network(monkeypatch: pytest.MonkeyPatch, ray_cluster: RayCluster) -> Iterator[None]:
     """The suite's guard, widened to this machine's own address: Ray turns a loopback address
     into the node's interface address, where the cluster listens. The internet stays blocked."""
-    own = {"127.0.0.1", "::1", "localhost", "", ray_cluster.rsplit(":", 1)[0]}
+    own = {"127.0.0.1", "::1", "localhost", "", ray_cluster.address.rsplit(":", 1)[0]}
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
 

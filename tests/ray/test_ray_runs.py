@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,9 @@ from harness.runner.distributed import ABANDONED_FILE, DistributedInfo, RayEngin
 from harness.runner.execute import RunOptions, RunResult, run
 from harness.runner.plan import build_plan
 from harness.scenario.load import load_scenario
+
+if TYPE_CHECKING:
+    from conftest import RayCluster  # tests/ray/conftest.py
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = REPO / "scenarios" / "quickstart.yaml"
@@ -72,8 +75,8 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def distributed(ray_cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with RayEngine(ray_cluster, workers=2) as engine:
+def distributed(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with RayEngine(ray_cluster.address, workers=2) as engine:
         result = run([QUICK], _options(tmp_path_factory.mktemp("ray")), engine=engine)
     assert result.fatal is None and not result.interrupted
     return result.run_dir
@@ -137,13 +140,13 @@ def _kill_when_mid_conversation(worker: str, after: int, killed: dict[str, Any])
 
 @pytest.fixture(scope="module")
 def killed(
-    ray_cluster: str, tmp_path_factory: pytest.TempPathFactory
+    ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[RunResult, dict[str, Any]]:
     facts: dict[str, Any] = {}
     killer = threading.Thread(target=_kill_when_mid_conversation, args=("ray-1", 5, facts))
     killer.start()
     # paced so the kill lands mid-run: 8 requests/s a worker
-    with RayEngine(ray_cluster, workers=2) as engine:
+    with RayEngine(ray_cluster.address, workers=2) as engine:
         result = run([QUICK], _options(tmp_path_factory.mktemp("kill"), rps=16), engine=engine)
     killer.join(timeout=5)
     assert "sent" in facts, "the worker was not killed mid-run"
@@ -201,7 +204,7 @@ def test_the_dead_attempt_is_kept_apart_and_never_analysed(
 
 
 def test_resume_completes_a_torn_distributed_run_keeping_redone_nonces(
-    ray_cluster: str, killed: tuple[RunResult, dict[str, Any]], tmp_path: Path
+    ray_cluster: RayCluster, killed: tuple[RunResult, dict[str, Any]], tmp_path: Path
 ) -> None:
     source = killed[0].run_dir
     run_dir = tmp_path / source.name
@@ -213,12 +216,16 @@ def test_resume_completes_a_torn_distributed_run_keeping_redone_nonces(
     torn = {json.loads(line)["conversation"] for line in lines[-5:]}
     assert torn & redone  # the redone conversations were written last: the tear hits them
     path.write_text("".join(lines[:-5]), encoding="utf-8")  # a crash mid-write
-    with RayEngine(ray_cluster, workers=2) as engine:
+    # through Ray Client (ray://), as from a laptop outside the cluster
+    with RayEngine(ray_cluster.client, workers=2) as engine:
         result = run([], RunOptions(resume=run_dir, progress=False), engine=engine)
     assert result.run_dir == run_dir and result.fatal is None
     obs = _observed(run_dir)
     assert _keys_once(obs) == _planned()
     assert len({o.order for o in obs}) == len(obs)
+    assert DistributedInfo.model_validate(read_meta(run_dir).distributed).address == (
+        ray_cluster.client
+    )
     after = read_meta(run_dir)
     # the nonces a redo recorded stay the conversations' nonces (what their requests carried)
     assert all(after.cache_nonces[c] == before.cache_nonces[c] for c in redone)
@@ -228,7 +235,7 @@ def test_resume_completes_a_torn_distributed_run_keeping_redone_nonces(
 
 
 def test_the_built_in_emulator_refuses_a_worker_on_another_host(
-    ray_cluster: str,
+    ray_cluster: RayCluster,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -237,14 +244,14 @@ def test_the_built_in_emulator_refuses_a_worker_on_another_host(
     # the driver now believes it runs elsewhere than its workers
     monkeypatch.setattr(distributed.socket, "gethostname", lambda: "driver-host")
     with (
-        RayEngine(ray_cluster, workers=1) as engine,
+        RayEngine(ray_cluster.address, workers=1) as engine,
         pytest.raises(HarnessError, match="emulator listens on this machine's loopback"),
     ):
         run([QUICK], _options(tmp_path), engine=engine)
 
 
 def test_a_ray_version_mismatch_is_one_line(
-    ray_cluster: str,
+    ray_cluster: RayCluster,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -253,7 +260,15 @@ def test_a_ray_version_mismatch_is_one_line(
 
     assert not ray.is_initialized()
     monkeypatch.setattr(ray, "__version__", "2.0.0")  # this process now claims another Ray
-    args = ["--engine", "ray", "--ray-address", ray_cluster, "--out", str(tmp_path), "--quiet"]
+    args = [
+        "--engine",
+        "ray",
+        "--ray-address",
+        ray_cluster.address,
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     code = main(["run", str(QUICK), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
