@@ -140,6 +140,11 @@ class Observation(BaseModel):
     replayed: bool = False
     client: Literal["sdk", "raw"] = "sdk"
     request_bytes: int | None = None
+    # Distributed runs (harness.runner.distributed); null for a single-process run.
+    worker: str | None = Field(
+        default=None, description="the Ray worker that sent it (ray-0, ray-1, …)"
+    )
+    host: str | None = Field(default=None, description="hostname of the machine that sent it")
     loop_lag_ms: float | None = Field(
         default=None,
         description="worst event-loop lag of the client while this request was in flight "
@@ -173,11 +178,6 @@ class Observation(BaseModel):
     output_chars: int | None = Field(
         default=None, description="length of output_text, kept when the text is redacted"
     )
-    # Distributed runs (harness.runner.distributed); null for a single-process run.
-    worker: str | None = Field(
-        default=None, description="the Ray worker that sent it (ray-0, ray-1, …)"
-    )
-    host: str | None = Field(default=None, description="hostname of the machine that sent it")
 
     @property
     def key(self) -> tuple[str, str, str, int, int]:
@@ -234,6 +234,12 @@ class RunMeta(BaseModel):
         description="the client's event loop while it sent "
         "(harness.runner.saturation.LoopStats); null for runs made before it was measured",
     )
+    distributed: dict[str, Any] | None = Field(
+        default=None,
+        description="engine, workers (id, host, node, share of rate and concurrency), "
+        "conversations redone after a worker died (harness.runner.distributed."
+        "DistributedInfo); null for a single-process run",
+    )
     prices: dict[str, Any] | None = Field(
         default=None,
         description="the prices of the run's models when it was made "
@@ -248,12 +254,6 @@ class RunMeta(BaseModel):
         default=None,
         description="shadow/canary settings of a production-traffic run "
         "(harness.shadow.client); null for scenario runs",
-    )
-    distributed: dict[str, Any] | None = Field(
-        default=None,
-        description="engine, workers (id, host, node, share of rate and concurrency), "
-        "conversations redone after a worker died (harness.runner.distributed."
-        "DistributedInfo); null for a single-process run",
     )
 
     @property
