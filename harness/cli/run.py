@@ -195,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.runner.execute import run as run_scenarios
     from harness.transport.client import RetryPolicy
 
+    run_scenarios = _on_engine(args, run_scenarios)
     options = RunOptions(
         target=args.target,
         emulator_profile=args.emulator_profile,
@@ -222,24 +223,40 @@ def run(args: argparse.Namespace) -> int:
         from harness.gates.baseline import resolve_baseline
 
         resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
-    progress = ProgressBar(Console(stderr=True))
-    if args.engine == "ray":
-        from harness.runner.distributed import RayEngine
-
-        with RayEngine(args.ray_address, args.workers or 2) as engine:
-            result = run_scenarios(args.scenarios, options, progress, engine)
-    else:
-        if args.ray_address is not None or args.workers is not None:
-            from harness.errors import HarnessError
-
-            raise HarnessError("--ray-address and --workers need --engine ray — add it")
-        result = run_scenarios(args.scenarios, options, progress)
+    result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
     code = finish_run(result)
     if code != 0 or not (args.gate or args.baseline is not None):
         return code
     from harness.cli.gate import gate
 
     return gate(result.run_dir, baseline=args.baseline, as_json=False)
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: harness.runner.execute.run
+    Send = Callable[..., "RunResult"]
+
+
+def _on_engine(args: argparse.Namespace, send: Send) -> Send:
+    """``send`` on the engine ``--engine`` names: ``ray`` runs it through a
+    :class:`harness.runner.distributed.RayEngine`, connected for the run only."""
+    if args.engine != "ray":
+        if args.ray_address is not None or args.workers is not None:
+            from harness.errors import HarnessError
+
+            raise HarnessError("--ray-address and --workers need --engine ray — add it")
+        return send
+
+    def on_ray(*send_args: object) -> RunResult:
+        from harness.runner.distributed import RayEngine
+
+        with RayEngine(args.ray_address, args.workers or 2) as ray:
+            result: RunResult = send(*send_args, engine=ray)
+            return result
+
+    return on_ray
 
 
 class ProgressBar:
