@@ -67,6 +67,9 @@ ABANDONED_FILE = "observations.abandoned.jsonl"
 POLL_S = 0.1
 #: How long workers may take to start (a busy cluster, a cold node) before the run gives up.
 READY_TIMEOUT_S = 120.0
+#: A worker that has not answered a poll for this long is taken for dead (stopped, hung,
+#: partitioned away: Ray reports only processes that exit) and killed; its work is redone.
+SILENT_S = 60.0
 #: From the last worker ready to the first paced send: time for the work to reach every worker.
 START_DELAY_S = 0.5
 #: Object store of a Ray started here (the runner sends small records, not tensors).
@@ -128,6 +131,7 @@ class WorkerInfo(BaseModel):
     conversations: int = Field(description="conversations given to it, redone ones included")
     observations: int = Field(default=0, description="records of it in observations.jsonl")
     died: bool = False
+    death: str | None = Field(default=None, description="why the driver gave it up")
     loop: dict[str, Any] | None = None
 
 
@@ -432,6 +436,8 @@ class _Slot:
     alive: bool = True
     idle: bool = False
     pending: Any = None
+    asked_at: float = 0.0
+    silenced: bool = False
     final: dict[str, Any] | None = None
 
 
@@ -439,11 +445,14 @@ class RayEngine:
     """``harness run --engine ray``: an :class:`harness.runner.execute.Engine` on Ray. Use as a
     context manager: a Ray it connected to (or started) is shut down at the end."""
 
-    def __init__(self, address: str | None = None, workers: int = 2) -> None:
+    def __init__(
+        self, address: str | None = None, workers: int = 2, silent_s: float = SILENT_S
+    ) -> None:
         if workers < 1:
             raise HarnessError(f"--workers {workers}: give at least 1")
         self.address = address
         self.workers = workers
+        self.silent_s = silent_s
         self._owned = False
 
     def __enter__(self) -> RayEngine:
@@ -629,6 +638,11 @@ class _Driver:
             for slot in live:
                 if slot.pending is None:
                     slot.pending = slot.handle.drain.remote()
+                    slot.asked_at = started
+                elif not slot.silenced and started - slot.asked_at > self.engine.silent_s:
+                    # its pending poll then fails as a dead actor's, and its work is redone
+                    slot.silenced = True
+                    ray.kill(slot.handle, no_restart=True)
             refs = [s.pending for s in live]
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=POLL_S)
             done = set(ready)
@@ -705,6 +719,11 @@ class _Driver:
         """Send a dead worker's unfinished conversations again, from turn 1, elsewhere."""
         slot.alive = False
         slot.info.died = True
+        slot.info.death = (
+            f"silent for {self.engine.silent_s:g} s: killed"
+            if slot.silenced
+            else "its process ended"
+        )
         unfinished = list(slot.assigned.values())
         slot.assigned.clear()
         abandoned = {c.conversation: self.buffers.pop(c.conversation, []) for c in unfinished}

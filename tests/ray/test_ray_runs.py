@@ -112,9 +112,11 @@ def test_workers_on_both_nodes_each_keep_whole_conversations(distributed: Path) 
     assert info.driver_cpu_ms_per_observation is not None
 
 
-def _kill_when_mid_conversation(worker: str, after: int, killed: dict[str, Any]) -> None:
-    """SIGKILL ``worker``'s process once it has recorded an odd number ≥ ``after`` of requests:
-    the first turn of a conversation is out, its second not yet."""
+def _kill_when_mid_conversation(
+    worker: str, after: int, killed: dict[str, Any], sig: int = signal.SIGKILL
+) -> None:
+    """Send ``sig`` to ``worker``'s process once it has recorded an odd number ≥ ``after`` of
+    requests: the first turn of a conversation is out, its second not yet."""
     import ray
 
     deadline = time.monotonic() + 120
@@ -132,7 +134,7 @@ def _kill_when_mid_conversation(worker: str, after: int, killed: dict[str, Any])
     while time.monotonic() < deadline:
         sent = ray.get(handle.sent.remote())
         if sent >= after and sent % 2 == 1:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
             killed["sent"] = sent
             return
         time.sleep(0.005)
@@ -201,6 +203,28 @@ def test_the_dead_attempt_is_kept_apart_and_never_analysed(
     assert all(a["worker"] == "ray-1" and a["conversation"] in redone for a in abandoned)
     summary = analyze_run(run_dir)
     assert summary.observations == len(_planned())
+
+
+def test_a_silent_worker_is_killed_and_its_work_redone(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    """A stopped (SIGSTOP) worker is alive to Ray but answers no poll: after ``silent_s`` the
+    driver kills it and redoes its unfinished conversations."""
+    facts: dict[str, Any] = {}
+    stopper = threading.Thread(
+        target=_kill_when_mid_conversation, args=("ray-0", 3, facts, signal.SIGSTOP)
+    )
+    stopper.start()
+    with RayEngine(ray_cluster.address, workers=2, silent_s=2.0) as engine:
+        result = run([QUICK], _options(tmp_path, rps=16), engine=engine)
+    stopper.join(timeout=5)
+    assert "sent" in facts, "the worker was not stopped mid-run"
+    obs = _observed(result.run_dir)
+    assert _keys_once(obs) == _planned() and all(o.ok for o in obs)
+    info = DistributedInfo.model_validate(read_meta(result.run_dir).distributed)
+    (dead,) = [w for w in info.workers if w.died]
+    assert dead.id == "ray-0" and dead.death == "silent for 2 s: killed"
+    assert info.redone and all(r.worker == "ray-1" for r in info.redone)
 
 
 def test_resume_completes_a_torn_distributed_run_keeping_redone_nonces(
