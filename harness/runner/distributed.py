@@ -536,9 +536,12 @@ class _Driver:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         # Round-robin over the live nodes: Ray's SPREAD, and a soft affinity, put both workers
-        # of a loaded 2-node test cluster on one node.
-        nodes = sorted(n["NodeID"] for n in self.ray.nodes() if n.get("Alive"))
-        strategy = NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=False)
+        # of a loaded 2-node test cluster on one node. A replacement's node may be the one
+        # that just died: it may go elsewhere.
+        nodes = sorted(node["NodeID"] for node in self.ray.nodes() if node.get("Alive"))
+        strategy = NodeAffinitySchedulingStrategy(
+            node_id=nodes[index % len(nodes)], soft=index >= n
+        )
         actor = self.ray.remote(RayWorker).options(
             num_cpus=0,  # the runner waits on the network: let workers share a node's CPUs
             scheduling_strategy=strategy,
