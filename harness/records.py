@@ -204,6 +204,11 @@ class Observation(BaseModel):
     replayed: bool = False
     client: Literal["sdk", "raw"] = "sdk"
     request_bytes: int | None = None
+    # Distributed runs (harness.runner.distributed); null for a single-process run.
+    worker: str | None = Field(
+        default=None, description="the Ray worker that sent it (ray-0, ray-1, …)"
+    )
+    host: str | None = Field(default=None, description="hostname of the machine that sent it")
     loop_lag_ms: float | None = Field(
         default=None,
         description="worst event-loop lag of the client while this request was in flight "
@@ -369,6 +374,12 @@ class RunMeta(BaseModel):
         default=None,
         description="the client's event loop while it sent "
         "(harness.runner.saturation.LoopStats); null for runs made before it was measured",
+    )
+    distributed: dict[str, Any] | None = Field(
+        default=None,
+        description="engine, workers (id, host, node, share of rate and concurrency), "
+        "conversations redone after a worker died (harness.runner.distributed."
+        "DistributedInfo); null for a single-process run",
     )
     prices: dict[str, Any] | None = Field(
         default=None,

@@ -17,8 +17,13 @@ if TYPE_CHECKING:  # imported where used, so tests that need no server do not lo
 
     from harness.emulator.server import EmulatorProcess, EmulatorThread, ProfileArg
 
-#: The llama.cpp tier builds and starts a real server: only when asked (``.ci/run`` asks).
-collect_ignore = [] if os.environ.get("HARNESS_REALSERVER") == "1" else ["realserver"]
+#: The llama.cpp tier builds and starts a real server, the Ray tier a 2-node Ray cluster (slow
+#: on a small machine): only when asked (``.ci/run`` asks).
+collect_ignore = [
+    tier
+    for tier, var in (("realserver", "HARNESS_REALSERVER"), ("ray", "HARNESS_RAY"))
+    if os.environ.get(var) != "1"
+]
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"

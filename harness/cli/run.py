@@ -146,6 +146,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --replay: replay cassettes that lack requests of the plan anyway (a "
         "warning instead of exit 2; those requests fail as cassette_miss)",
     )
+    dist = p.add_argument_group("distributed runs (docs/distributed.md)")
+    dist.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: send from this process (default); ray: shard the conversations over "
+        "Ray workers (pip install 'shadow-harness[ray]'), each with its share of --rps and "
+        "--concurrency",
+    )
+    dist.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join (auto, HOST:6379 or ray://HOST:10001); "
+        "default: start Ray on this machine",
+    )
+    dist.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --engine ray: Ray workers sharing the plan (default 2)",
+    )
     p.add_argument(
         "--gate",
         action="store_true",
@@ -182,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.runner.execute import run as run_scenarios
     from harness.transport.client import RetryPolicy
 
+    run_scenarios = _on_engine(args, run_scenarios)
     options = RunOptions(
         target=args.target,
         emulator_profile=args.emulator_profile,
@@ -225,6 +249,33 @@ def run(args: argparse.Namespace) -> int:
     from harness.cli.gate import gate
 
     return gate(result.run_dir, baseline=args.baseline, as_json=False)
+
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: harness.runner.execute.run
+    Send = Callable[..., "RunResult"]
+
+
+def _on_engine(args: argparse.Namespace, send: Send) -> Send:
+    """``send`` on the engine ``--engine`` names: ``ray`` runs it through a
+    :class:`harness.runner.distributed.RayEngine`, connected for the run only."""
+    if args.engine != "ray":
+        if args.ray_address is not None or args.workers is not None:
+            from harness.errors import HarnessError
+
+            raise HarnessError("--ray-address and --workers need --engine ray — add it")
+        return send
+
+    def on_ray(*send_args: object) -> RunResult:
+        from harness.runner.distributed import RayEngine
+
+        with RayEngine(args.ray_address, args.workers or 2) as ray:
+            result: RunResult = send(*send_args, engine=ray)
+            return result
+
+    return on_ray
 
 
 class ProgressBar:

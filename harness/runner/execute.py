@@ -243,10 +243,39 @@ class Pacer:
 # --- one conversation --------------------------------------------------------------------------
 
 
+class ObservationSink(Protocol):
+    """Where a runner's records go: the run's file (:class:`ObservationWriter`), or a Ray
+    worker's buffer that the driver drains (:mod:`harness.runner.distributed`)."""
+
+    def write(self, obs: Observation) -> None: ...
+
+    def sync(self) -> None: ...
+
+
+class Engine(Protocol):
+    """Sends a run's conversations somewhere other than this process's event loop (e.g.
+    :class:`harness.runner.distributed.RayEngine`), recording through ``shared``."""
+
+    def prepare(self, options: RunOptions) -> None:
+        """Check and connect, before the run directory is made or a resume rewrites it."""
+
+    def execute(
+        self,
+        todo: list[PlannedConversation],
+        target: Target,
+        options: RunOptions,
+        shared: _Shared,
+        meta: RunMeta,
+        new_connection: frozenset[str],
+        run_dir: Path,
+    ) -> None:
+        """Send ``todo``; every observation goes through ``shared.writer``, in send order."""
+
+
 @dataclass
 class _Shared:
     run_id: str
-    writer: ObservationWriter
+    writer: ObservationSink
     pacer: Pacer
     policy: RetryPolicy
     client: ClientKind
@@ -733,10 +762,14 @@ def _budget_check(plans: Sequence[Plan], options: RunOptions, live: bool) -> Non
 
 
 def run(
-    paths: Sequence[Path], options: RunOptions, progress: RunProgress | None = None
+    paths: Sequence[Path],
+    options: RunOptions,
+    progress: RunProgress | None = None,
+    engine: Engine | None = None,
 ) -> RunResult:
     """Run scenarios (or resume a run) and return where the observations are; ``progress``
-    hears of every request's outcome (unless ``options.progress`` is False)."""
+    hears of every request's outcome (unless ``options.progress`` is False); ``engine`` sends
+    the conversations elsewhere (default: this process's event loop)."""
     prior: RunMeta | None = read_meta(options.resume) if options.resume else None
     if prior is not None:
         _resume_settings(options, prior)
@@ -784,6 +817,10 @@ def run(
                 "new-connection"
             )
     new_connection = frozenset(p.scenario for p in plans if p.cold == "new-connection")
+    if engine is not None:
+        # before the run directory is made or a resume rewrites it: a bad address or a Ray
+        # version mismatch leaves the run's files as they were
+        engine.prepare(options)
 
     if prior is not None and options.resume is not None:
         run_dir = options.resume
@@ -881,8 +918,13 @@ def run(
                 # it out of the collector's scans, so GC pauses during requests stay short.
                 gc.freeze()
                 try:
-                    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                        runner.run(_execute(todo, target, options, shared, meta, new_connection))
+                    if engine is not None:
+                        engine.execute(todo, target, options, shared, meta, new_connection, run_dir)
+                    else:
+                        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                            runner.run(
+                                _execute(todo, target, options, shared, meta, new_connection)
+                            )
                 finally:
                     gc.unfreeze()
         except KeyboardInterrupt:
