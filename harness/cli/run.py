@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_emulator_options, add_prices, err, positive_int
+from harness.cli.common import add_emulator_options, add_history, add_prices, err, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from harness.history import HistoryOption
     from harness.records import Observation
     from harness.runner.execute import RunResult
 
@@ -149,6 +150,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --gate: also check for regressions against this baseline "
         "(implies --gate; checked before the run starts)",
     )
+    add_history(p)
 
 
 def _fix(result: RunResult) -> str:
@@ -195,12 +197,15 @@ def run(args: argparse.Namespace) -> int:
         prices=args.prices,
         max_output_tokens=args.max_output_tokens,
     )
+    from harness.history import resolve_history
+
+    history = resolve_history(args.history, args.out, off=args.no_history)
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline
 
         resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
-    code = finish_run(result)
+    code = finish_run(result, history=history)
     if code != 0 or not (args.gate or args.baseline is not None):
         return code
     from harness.cli.gate import gate
@@ -298,10 +303,15 @@ def arm_table(run_dir: Path) -> Table:
 
 
 def finish_run(
-    result: RunResult, console: Console | None = None, report_dir: Path | None = None
+    result: RunResult,
+    console: Console | None = None,
+    report_dir: Path | None = None,
+    *,
+    history: HistoryOption = "auto",
 ) -> int:
-    """Print the end-of-run summary, analyse the run and render its report (the runner does
-    neither), print where the files are; return the exit status."""
+    """Print the end-of-run summary, analyse the run, record it in the history and render its
+    report (the runner does none of these), print where the files are; return the exit
+    status."""
     from rich.console import Console
 
     from harness.rundir import OBSERVATIONS_FILE
@@ -323,16 +333,20 @@ def finish_run(
         err(f"run stopped at its first fatal error ({result.fatal}) — {_fix(result)}")
         return EXIT_STOPPED
     if not result.interrupted and result.recorded:
-        from harness.analysis.analyze import analyze_run, saturation_warnings
+        from harness.analysis.analyze import analyze_run, load_run, saturation_warnings
+        from harness.history import save_summary
         from harness.report import render_report
-        from harness.rundir import write_summary
 
-        summary = analyze_run(result.run_dir)
+        loaded = load_run(result.run_dir)
+        summary = analyze_run(loaded)
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
             console.print(f"[yellow]warning:[/] {warning}")
-        console.print(f"summary: {write_summary(result.run_dir, summary)}", soft_wrap=True)
-        paths = render_report(result.run_dir, report_dir)
+        path, not_recorded = save_summary(loaded, summary, history)
+        console.print(f"summary: {path}", soft_wrap=True)
+        if not_recorded is not None:
+            err(f"warning: {not_recorded}")
+        paths = render_report(result.run_dir, report_dir, history=history)
         console.print(f"report: {paths.html}", soft_wrap=True)
     if result.interrupted:
         console.print(

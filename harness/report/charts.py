@@ -372,3 +372,64 @@ def ratio_chart(rows: Sequence[RatioRow], title: str, salt: str, xlabel: str) ->
     ax.set_axisbelow(True)
     ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
     return _svg(fig, salt)
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """One comparison's or arm's metric over runs: x are run positions, NaN where a run lacks
+    it; ``low``/``high`` the 95 % interval (NaN: none)."""
+
+    subject: str
+    x: np.ndarray[Any, np.dtype[np.float64]]
+    value: np.ndarray[Any, np.dtype[np.float64]]
+    low: np.ndarray[Any, np.dtype[np.float64]]
+    high: np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class TrendPanel:
+    """One metric's panel: its label, the value of "no change" (1 for ratios, None for
+    shares), whether values are proportions (shown as %), and its series."""
+
+    label: str
+    reference: float | None
+    percent: bool
+    series: Sequence[TrendSeries]
+
+
+def trend_chart(runs: Sequence[str], panels: Sequence[TrendPanel], title: str, salt: str) -> str:
+    """Metrics over the last runs (oldest left), one panel each, with 95 % intervals as bands."""
+    panels = [p for p in panels if p.series]
+    rows = max(1, len(panels))
+    fig = Figure(figsize=(WIDTH_IN * 1.6, 0.6 + 1.7 * rows), dpi=96, layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    subjects = sorted({s.subject for p in panels for s in p.series})
+    for ax, panel in zip(axes, panels, strict=False):
+        ax.tick_params(colors=_TEXT, labelsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        scale = 100.0 if panel.percent else 1.0
+        for s in panel.series:
+            color = arm_color(s.subject.split("_vs_")[0], subjects)
+            band = np.isfinite(s.low) & np.isfinite(s.high)
+            if band.any():
+                ax.fill_between(
+                    s.x,
+                    s.low * scale,
+                    s.high * scale,
+                    where=band,
+                    color=color,
+                    alpha=0.18,
+                    linewidth=0,
+                    interpolate=False,
+                )
+            ax.plot(s.x, s.value * scale, marker="o", markersize=3.5, color=color, label=s.subject)
+        if panel.reference is not None:
+            ax.axhline(panel.reference * scale, color="#888888", linewidth=0.8, linestyle="--")
+        ax.set_ylabel(panel.label + (" %" if panel.percent else ""), color=_TEXT, fontsize=8)
+        ax.grid(axis="y", color=_GRID, linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", ncols=3)
+    axes[-1].set_xticks(range(len(runs)), list(runs), rotation=30, ha="right", fontsize=7)
+    axes[0].set_title(title, loc="left", fontsize=11, color=_TEXT)
+    return _svg(fig, salt)
