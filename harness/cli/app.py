@@ -28,6 +28,7 @@ from harness.cli import (
     export,
     export_batch,
     gate,
+    history,
     import_,
     plan,
     probe,
@@ -206,6 +207,18 @@ COMMANDS: tuple[Command, ...] = (
             "and the gate measures the run-to-run spread from them instead of assuming it. "
             "Exit 0, or 2 for bad input.",
         ),
+    ),
+    Command(
+        "history",
+        history,
+        help="trend tables of past runs from the run history (DuckDB)",
+        description="Print trend tables from the run history that `harness run` and `harness "
+        "analyze` record (per-run Parquet files in RUNS/history/ that DuckDB reads; "
+        "--history or $HARNESS_HISTORY point elsewhere, e.g. shared storage). One table per "
+        "scenario, target and comparison, one row per run, oldest first: TTFT p50 ratio, cost "
+        "ratio, cache share and error rate of each arm, with 95 % intervals (choose with "
+        "--metric). Exit 0, or 2 for bad input (no history there, a damaged file, a history "
+        "written by a newer harness). See docs/history.md.",
     ),
     Command(
         "shadow",

@@ -37,15 +37,15 @@ __all__ = [
     "open_history",
 ]
 
-#: every trend metric and how tables and charts name it
-METRICS: dict[str, str] = {
-    "ttft_ratio": "TTFT p50 ratio",
-    "total_ratio": "total p50 ratio",
-    "cost_ratio": "cost ratio",
-    "cache_delta": "cache hit Δ",
-    "cache_share": "cache share",
-    "error_rate": "error rate",
-    "ttft_p50_ms": "TTFT p50 ms",
+#: every trend metric: its name in tables and charts, and its kind for :func:`harness.fmt.estimate`
+METRICS: dict[str, tuple[str, str]] = {
+    "ttft_ratio": ("TTFT p50 ratio", "ratio"),
+    "total_ratio": ("total p50 ratio", "ratio"),
+    "cost_ratio": ("cost ratio", "ratio"),
+    "cache_delta": ("cache hit Δ", "points"),
+    "cache_share": ("cache share", "share"),
+    "error_rate": ("error rate", "share"),
+    "ttft_p50_ms": ("TTFT p50", "ms"),
 }
 DEFAULT_METRICS = ("ttft_ratio", "cost_ratio", "cache_share", "error_rate")
 _TYPES = {"runs": RUN_TYPES, "metrics": METRIC_TYPES, "observations": OBSERVATION_TYPES}
