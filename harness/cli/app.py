@@ -205,7 +205,8 @@ COMMANDS: tuple[Command, ...] = (
             description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
             "name); prints its path. Give several runs of the same scenarios (RUN_DIR RUN_DIR…) "
             "and the gate measures the run-to-run spread from them instead of assuming it. "
-            "Exit 0, or 2 for bad input.",
+            "--from-history last:N takes the N most recent runs from the run history instead "
+            "(see `harness history`). Exit 0, or 2 for bad input.",
         ),
     ),
     Command(
