@@ -8,6 +8,7 @@ sends and records, so :mod:`harness.runner` never imports :mod:`harness.analysis
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -345,7 +346,7 @@ def finish_run(
         path, not_recorded = save_summary(loaded, summary, history)
         console.print(f"summary: {path}", soft_wrap=True)
         if not_recorded is not None:
-            err(f"warning: {not_recorded}")
+            print(f"harness: warning: {not_recorded}", file=sys.stderr)
         paths = render_report(result.run_dir, report_dir, history=history)
         console.print(f"report: {paths.html}", soft_wrap=True)
     if result.interrupted:

@@ -269,10 +269,7 @@ class History:
             ).fetchone()
             if row is None:
                 raise HistoryError(f"{self.root}: no run {run_id!r} in the history")
-            cols = ", ".join(
-                f'coalesce("{c}", \'NaN\'::DOUBLE) AS "{c}"' if t == "DOUBLE" else f'"{c}"'
-                for c, t in OBSERVATION_TYPES.items()
-            )
+            cols = ", ".join(f'"{c}"' for c in OBSERVATION_TYPES)
             data = self.con.execute(
                 f"SELECT {cols} FROM observations WHERE run_id = ?", [run_id]
             ).fetchnumpy()
@@ -293,19 +290,31 @@ def _summary(root: Path, run_id: str, text: str) -> Summary:
     return summary
 
 
+def _column(v: Any, fill: Any) -> list[Any] | np.ndarray[Any, Any]:
+    """A fetched column with NULLs as ``fill`` (``np.ma.filled(v, None)`` would use the
+    array's own fill value, ``'?'`` for text)."""
+    if not isinstance(v, np.ma.MaskedArray):
+        return np.asarray(v) if fill is not None else list(v)
+    mask = np.ma.getmaskarray(v)
+    data = np.asarray(v.data)
+    if fill is None:
+        return [None if m else str(x) for x, m in zip(data.tolist(), mask.tolist(), strict=True)]
+    return np.where(mask, fill, data)
+
+
 def _table(data: dict[str, Any]) -> ObservationTable:
     n = len(data["run_id"])
     cols: dict[str, Any] = {}
     for c, t in OBSERVATION_TYPES.items():
         v = data[c]
         if t == "VARCHAR":
-            cols[c] = [None if x is None else str(x) for x in np.ma.filled(v, None).tolist()]
+            cols[c] = [None if x is None else str(x) for x in _column(v, None)]
         elif t == "BOOLEAN":
-            cols[c] = np.asarray(np.ma.filled(v, False), dtype=np.bool_)
+            cols[c] = np.asarray(_column(v, False), dtype=np.bool_)
         elif t == "BIGINT":
-            cols[c] = np.asarray(np.ma.filled(v, 0), dtype=np.int64)
+            cols[c] = np.asarray(_column(v, 0), dtype=np.int64)
         else:
-            cols[c] = np.asarray(v, dtype=np.float64)
+            cols[c] = np.asarray(_column(v, np.nan), dtype=np.float64)
     return ObservationTable(output_text=[None] * n, tool_calls=[()] * n, **cols)
 
 

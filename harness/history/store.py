@@ -174,6 +174,11 @@ def check_manifest(root: Path, *, create: bool) -> None:
     :class:`HistoryError`; a missing one is created or, for a reader, means no history.
     """
     path = root / MANIFEST
+    if create:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(f"{root}: cannot write the history there ({exc.strerror})") from None
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
