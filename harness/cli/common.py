@@ -89,8 +89,14 @@ def add_emulator_options(parser: argparse.ArgumentParser, prefix: str = "") -> N
     )
 
 
-def add_history(parser: argparse.ArgumentParser, *, opt_out: bool = True) -> None:
-    """``--history PATH`` (and ``--no-history``): where the run history lives."""
+def add_history(
+    parser: argparse.ArgumentParser,
+    *,
+    opt_out: bool = True,
+    off_help: str = "do not record the run in the history",
+) -> None:
+    """``--history PATH`` (and ``--no-history``, doing ``off_help``): where the run history
+    lives (docs/history.md)."""
     group = parser.add_mutually_exclusive_group() if opt_out else parser
     group.add_argument(
         "--history",
@@ -104,7 +110,7 @@ def add_history(parser: argparse.ArgumentParser, *, opt_out: bool = True) -> Non
         group.add_argument(
             "--no-history",
             action="store_true",
-            help="do not record the run in the history",
+            help=off_help,
         )
 
 
