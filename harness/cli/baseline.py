@@ -37,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "read from the history, so the run directories need not exist any more",
     )
     p.add_argument("--scenario", metavar="S", help="with --from-history: runs of scenario S")
-    add_dir(p, "--runs", "runs", "with --from-history: runs directory whose history/ is read")
+    add_dir(
+        p, "--runs", "runs", "with --from-history: runs directory (the history/ beside it is read)"
+    )
     add_history(p, opt_out=False)
 
 

@@ -103,7 +103,8 @@ def add_history(
         default=None,
         metavar="PATH",
         help="run history directory: per-run Parquet files that DuckDB queries (default: "
-        "$HARNESS_HISTORY, else history/ in the runs directory); a path or file:// URL, "
+        "$HARNESS_HISTORY, else history/ beside the runs directory, as reports/); a path or "
+        "file:// URL, "
         "e.g. shared storage for a team (docs/history.md)",
     )
     if opt_out:

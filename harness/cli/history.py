@@ -35,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p,
         "--runs",
         "runs",
-        "runs directory, as `harness run --out`: its history/ is read unless --history or "
-        "$HARNESS_HISTORY names another",
+        "runs directory, as `harness run --out`: the history/ beside it is read unless "
+        "--history or $HARNESS_HISTORY names another",
     )
     add_history(p, opt_out=False)
     p.add_argument("--scenario", metavar="S", help="only scenario S")

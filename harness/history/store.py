@@ -152,9 +152,13 @@ def parse_location(text: str) -> Path:
 
 
 def history_location(runs_dir: Path, option: str | None = None) -> Path:
-    """Where history lives: ``--history``, else ``$HARNESS_HISTORY``, else ``RUNS_DIR/history``."""
+    """Where history lives: ``--history``, else ``$HARNESS_HISTORY``, else ``history/`` beside
+    the runs directory (``runs/`` → ``history/``, as ``reports/``): ``runs/`` keeps holding
+    only run directories, so ``runs/*`` globs and listings of runs stay true."""
     text = option if option is not None else os.environ.get(HISTORY_ENV) or None
-    return runs_dir / HISTORY_DIRNAME if text is None else parse_location(text)
+    if text is None:
+        return runs_dir.resolve().parent / HISTORY_DIRNAME
+    return parse_location(text)
 
 
 def target_key(target_label: str, emulator_profile: str | None) -> str:

@@ -59,8 +59,9 @@ def three_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def runs(three_runs: Path, tmp_path: Path) -> Path:
-    """A copy of :func:`three_runs` a test may change."""
-    return Path(shutil.copytree(three_runs, tmp_path / "runs"))
+    """A copy of :func:`three_runs` (and the history beside it) a test may change."""
+    shutil.copytree(three_runs.parent, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "runs"
 
 
 def _counts(root: Path) -> tuple[int, int, int]:
@@ -78,7 +79,7 @@ def _counts(root: Path) -> tuple[int, int, int]:
 
 
 def test_reanalysing_a_run_replaces_its_record_never_duplicates_it(runs: Path) -> None:
-    root = runs / "history"
+    root = runs.parent / "history"
     before = _counts(root)
     assert before[0] == 3
     assert _analyze(runs / "run-1") == 0
@@ -95,7 +96,7 @@ def test_reanalysing_a_run_replaces_its_record_never_duplicates_it(runs: Path) -
 
 
 def test_the_history_holds_the_runs_measured_observations(runs: Path) -> None:
-    h = open_history(runs / "history")
+    h = open_history(runs.parent / "history")
     try:
         past = h.past_run("run-2")
     finally:
@@ -123,7 +124,7 @@ def test_two_processes_finishing_at_once_both_land(tmp_path: Path) -> None:
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert all("warning" not in err for _, err in results), results
-    h = open_history(runs / "history")
+    h = open_history(tmp_path / "history")
     try:
         rows = h.con.execute("SELECT run_id, observations FROM runs ORDER BY run_id").fetchall()
         obs = h.con.execute("SELECT run_id, count(*) FROM observations GROUP BY 1 ORDER BY 1")
@@ -277,7 +278,7 @@ def test_a_damaged_history_costs_the_report_its_chart_not_the_report(
 ) -> None:
     from harness.report import render_report
 
-    (runs / "history" / "runs" / "run-0.parquet").write_bytes(b"not parquet at all")
+    (runs.parent / "history" / "runs" / "run-0.parquet").write_bytes(b"not parquet at all")
     html = render_report(runs / "run-2", tmp_path / "out").html.read_text("utf-8")
     assert "Trend over the last" not in html
     assert "no trend chart:" in html and "run-0.parquet: damaged history file" in html
@@ -326,7 +327,7 @@ def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_corrupted_history_file_is_one_line_naming_it(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    damaged = runs / "history" / "observations" / "run-1.parquet"
+    damaged = runs.parent / "history" / "observations" / "run-1.parquet"
     damaged.write_bytes(damaged.read_bytes()[:200])
     assert main(["history", "--runs", str(runs)]) == 2
     line = _one_error(capsys)
@@ -340,7 +341,7 @@ def test_a_corrupted_history_file_is_one_line_naming_it(
 def test_a_corrupted_manifest_is_one_line_and_a_warning_for_a_run(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (runs / "history" / MANIFEST).write_text("{ nope", encoding="utf-8")
+    (runs.parent / "history" / MANIFEST).write_text("{ nope", encoding="utf-8")
     assert main(["history", "--runs", str(runs)]) == 2
     assert "not a shadow-harness history manifest" in _one_error(capsys)
     assert _analyze(runs / "run-0") == 0
@@ -352,7 +353,7 @@ def test_a_corrupted_manifest_is_one_line_and_a_warning_for_a_run(
 def test_a_history_from_a_newer_schema_is_refused_in_one_line(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = runs / "history" / MANIFEST
+    manifest = runs.parent / "history" / MANIFEST
     data = json.loads(manifest.read_text("utf-8"))
     manifest.write_text(json.dumps({**data, "schema_version": 99}), encoding="utf-8")
     assert main(["history", "--runs", str(runs)]) == 2
@@ -369,14 +370,14 @@ def test_a_history_from_a_newer_schema_is_refused_in_one_line(
 def test_a_run_file_from_a_newer_schema_is_refused(runs: Path) -> None:
     import duckdb
 
-    path = runs / "history" / "runs" / "run-1.parquet"
+    path = runs.parent / "history" / "runs" / "run-1.parquet"
     con = duckdb.connect()
     q = f"SELECT * REPLACE (99 AS schema_version) FROM read_parquet('{path}')"
     con.execute(f"COPY ({q}) TO '{path}.new' (FORMAT parquet)")
     con.close()
     os.replace(f"{path}.new", path)
     with pytest.raises(HistoryError, match=r"run-1\.parquet: history schema_version 99"):
-        open_history(runs / "history")
+        open_history(runs.parent / "history")
 
 
 def test_an_unusable_history_path_warns_the_run_and_fails_harness_history(
@@ -399,7 +400,10 @@ def test_an_unusable_history_path_warns_the_run_and_fails_harness_history(
 def test_no_history_records_nothing(tmp_path: Path) -> None:
     run_dir = _make_run(tmp_path / "runs", 0, 1.0)
     assert _analyze(run_dir, "--no-history") == 0
-    assert not (tmp_path / "runs" / "history").exists()
+    assert not (tmp_path / "history").exists()
+    assert _analyze(run_dir) == 0  # the default: history/ beside runs/, which keeps only runs
+    assert [p.name for p in table_files(tmp_path / "history", "runs")] == ["run-0.parquet"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["run-0"]
 
 
 def test_harness_history_env_var_points_elsewhere(
@@ -408,7 +412,7 @@ def test_harness_history_env_var_points_elsewhere(
     shared = tmp_path / "shared"
     monkeypatch.setenv("HARNESS_HISTORY", f"file://{shared}")
     assert _analyze(_make_run(tmp_path / "runs", 0, 1.0)) == 0
-    assert not (tmp_path / "runs" / "history").exists()
+    assert not (tmp_path / "history").exists()
     assert [p.name for p in table_files(shared, "runs")] == ["run-0.parquet"]
     capsys.readouterr()
     assert main(["history", "--runs", str(tmp_path / "elsewhere")]) == 0
