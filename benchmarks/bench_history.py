@@ -268,7 +268,7 @@ def _main(argv: list[str]) -> int:
     elif mode == "copy":
         cols = observation_columns(table)
         out.mkdir(parents=True)
-        with duckdb.connect() as con:
+        with duckdb.connect(config={"threads": 1}) as con:  # as record_run writes
             con.register("t", cols)
             select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in OBSERVATION_TYPES.items())
             con.execute(f"COPY (SELECT {select} FROM t) TO '{out}/x.parquet' (FORMAT parquet)")

@@ -214,7 +214,8 @@ COMMANDS: tuple[Command, ...] = (
         history,
         help="trend tables of past runs from the run history (DuckDB)",
         description="Print trend tables from the run history that `harness run` and `harness "
-        "analyze` record (per-run Parquet files in RUNS/history/ that DuckDB reads; "
+        "analyze` record (per-run Parquet files in history/ beside the runs directory, that "
+        "DuckDB reads; "
         "--history or $HARNESS_HISTORY point elsewhere, e.g. shared storage). One table per "
         "scenario, target and comparison, one row per run, oldest first: TTFT p50 ratio, cost "
         "ratio, cache share and error rate of each arm, with 95 % intervals (choose with "

@@ -405,7 +405,9 @@ def record_run(
     run_cols = {k: np.array([v], dtype=object) for k, v in run.items()}
     metric_cols = {k: np.array(v, dtype=object) for k, v in metrics.items()}
     name = f"{run_id}.parquet"
-    with _duckdb_errors(root), duckdb.connect() as con:
+    # One thread: the files are small, and a run finishing must not compete for the CPU with
+    # runs still timing on the same machine (CI fleets, `harness run` in parallel).
+    with _duckdb_errors(root), duckdb.connect(config={"threads": 1}) as con:
         for table_name in TABLES:
             (root / table_name).mkdir(parents=True, exist_ok=True)
         _write_parquet(con, obs, OBSERVATION_TYPES, root / "observations" / name)
