@@ -328,7 +328,9 @@ def scenario_view(
         "similarity": charts.similarity_chart(
             s.comparisons, "Answer similarity against the A/A noise floor", f"{salt}-sim"
         ),
-        "trend": None if data.trend is None else trend_chart(data.trend, s.name, f"{salt}-trend"),
+        "trend": None
+        if data.trend is None
+        else trend_chart(data.trend, s.name, f"{salt}-trend", data.summary.run_id),
     }
     detail = scenario_detail(
         t,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness import fmt
 from harness.errors import HistoryError
 from harness.history import AUTO, HistoryOption, resolve_history
 from harness.report import charts
@@ -20,12 +21,13 @@ __all__ = ["TREND_METRICS", "TREND_RUNS", "load_trend", "trend_chart"]
 
 #: runs a trend chart shows (the newest, up to the reported run)
 TREND_RUNS = 10
-#: panel per metric: label, "no change" line, shown as %
-TREND_METRICS: dict[str, tuple[str, float | None, bool]] = {
-    "ttft_ratio": ("TTFT p50 ratio", 1.0, False),
-    "cost_ratio": ("cost ratio", 1.0, False),
-    "cache_share": ("cache share", None, True),
-    "error_rate": ("error rate", None, True),
+#: panel per metric: label, "no change" line, shown as %, the smallest span of its axis (about
+#: twice the default equivalence margin: ±10 % latency, ±2 % cost, a few points of share)
+TREND_METRICS: dict[str, tuple[str, float | None, bool, float]] = {
+    "ttft_ratio": ("TTFT p50 ratio", 1.0, False, 0.2),
+    "cost_ratio": ("cost ratio", 1.0, False, 0.05),
+    "cache_share": ("cache share", None, True, 0.05),
+    "error_rate": ("error rate", None, True, 0.05),
 }
 
 
@@ -57,15 +59,16 @@ def load_trend(
     return trend, None
 
 
-def trend_chart(trend: Trend, scenario: str, salt: str) -> str | None:
-    """The trend chart of ``scenario``, when the history has at least two of its runs."""
+def trend_chart(trend: Trend, scenario: str, salt: str, this_run: str | None = None) -> str | None:
+    """The trend chart of ``scenario``, when the history has at least two of its runs; runs
+    are labelled by their start (UTC), the reported run ``this_run`` as "this run"."""
     points = [p for p in trend.points if p.scenario == scenario]
     runs = sorted({(p.started_at, p.run_id) for p in points})
     if len(runs) < 2:
         return None
     x_of = {run_id: float(i) for i, (_, run_id) in enumerate(runs)}
     panels = []
-    for metric, (label, reference, percent) in TREND_METRICS.items():
+    for metric, (label, reference, percent, min_span) in TREND_METRICS.items():
         series = []
         subjects = sorted({p.subject for p in points if p.metric == metric})
         for subject in subjects:
@@ -76,9 +79,12 @@ def trend_chart(trend: Trend, scenario: str, salt: str) -> str | None:
                 i = int(x_of[p.run_id])
                 cols[1:, i] = [np.nan if v is None else v for v in (p.value, p.ci_low, p.ci_high)]
             series.append(charts.TrendSeries(subject, cols[0], cols[1], cols[2], cols[3]))
-        panels.append(charts.TrendPanel(label, reference, percent, series))
+        panels.append(charts.TrendPanel(label, reference, percent, series, min_span))
     return charts.trend_chart(
-        [run_id for _, run_id in runs],
+        [
+            "this run" if run_id == this_run else fmt.when(t).removesuffix(" UTC")[5:19]
+            for t, run_id in runs
+        ],
         panels,
         f"Trend over the last {len(runs)} runs (same scenario and target)",
         salt,

@@ -269,8 +269,8 @@ def test_the_report_shows_the_trend_chart_once_two_runs_exist(
         trend, note = load_trend(run.run_dir, run.meta.created_at, read_summary(run.run_dir))
         assert trend is not None and note is None
         assert {p.run_id for p in trend.points} == {f"run-{k}" for k in range(i + 1)}
-        svg = trend_chart(trend, "support", "t")
-        assert (svg is None) if shown is None else (svg is not None and "run-1" in svg)
+        svg = trend_chart(trend, "support", "t", f"run-{i}")
+        assert (svg is None) if shown is None else (svg is not None and "this run" in svg)
 
 
 def test_a_damaged_history_costs_the_report_its_chart_not_the_report(
