@@ -191,6 +191,12 @@ def check_manifest(root: Path, *, create: bool) -> None:
                 f"{root}: no run history here ({MANIFEST} missing) — runs record it when they "
                 "finish; point --history (or $HARNESS_HISTORY) at it"
             ) from None
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in TABLES)
+        if foreign:  # someone else's directory of that name: never write into it
+            raise HistoryError(
+                f"{root}: exists and is not a run history (no {MANIFEST}; holds "
+                f"{', '.join(foreign[:3])}) — point --history (or $HARNESS_HISTORY) elsewhere"
+            ) from None
         _write_manifest(root)
         return
     except OSError as exc:

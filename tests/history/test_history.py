@@ -397,6 +397,19 @@ def test_an_unusable_history_path_warns_the_run_and_fails_harness_history(
     assert "s3:// is not supported" in _one_error(capsys)
 
 
+def test_a_directory_that_is_not_a_history_is_never_written_into(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "history"
+    mine.mkdir()
+    (mine / "notes.md").write_text("the project's own history/ folder", encoding="utf-8")
+    assert _analyze(_make_run(tmp_path / "runs", 0, 1.0)) == 0
+    assert "exists and is not a run history (no history.json; holds notes.md)" in (
+        capsys.readouterr().err
+    )
+    assert [p.name for p in mine.iterdir()] == ["notes.md"]
+
+
 def test_no_history_records_nothing(tmp_path: Path) -> None:
     run_dir = _make_run(tmp_path / "runs", 0, 1.0)
     assert _analyze(run_dir, "--no-history") == 0
