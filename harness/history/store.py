@@ -191,7 +191,12 @@ def check_manifest(root: Path, *, create: bool) -> None:
                 f"{root}: no run history here ({MANIFEST} missing) — runs record it when they "
                 "finish; point --history (or $HARNESS_HISTORY) at it"
             ) from None
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in TABLES)
+        foreign = sorted(
+            p.name
+            for p in root.iterdir()
+            # another writer creating the history at this moment leaves these two kinds
+            if p.name not in TABLES and not p.name.startswith(f".{MANIFEST}.")
+        )
         if foreign:  # someone else's directory of that name: never write into it
             raise HistoryError(
                 f"{root}: exists and is not a run history (no {MANIFEST}; holds "
