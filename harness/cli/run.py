@@ -198,9 +198,11 @@ def run(args: argparse.Namespace) -> int:
         prices=args.prices,
         max_output_tokens=args.max_output_tokens,
     )
-    from harness.history import resolve_history
+    from harness.history import option_history
 
-    history = resolve_history(args.history, args.out, off=args.no_history)
+    # checked before anything is sent; the default is resolved beside the run directory when
+    # it exists (with --resume that is not --out)
+    history = option_history(args.history, off=args.no_history)
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline
 

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from harness.analysis.analyze import LoadedRun
     from harness.summary import Summary
 
-__all__ = ["AUTO", "HistoryOption", "record_or_warn", "resolve_history", "save_summary"]
+__all__ = [
+    "AUTO",
+    "HistoryOption",
+    "option_history",
+    "record_or_warn",
+    "resolve_history",
+    "save_summary",
+]
 
 #: the default location: ``$HARNESS_HISTORY``, else ``history/`` in the runs directory
 AUTO: Literal["auto"] = "auto"
@@ -32,6 +39,18 @@ def resolve_history(option: str | None, runs_dir: Path, *, off: bool = False) ->
     from harness.history.store import history_location
 
     return history_location(runs_dir, option)
+
+
+def option_history(option: str | None, *, off: bool = False) -> HistoryOption:
+    """``--history`` / ``--no-history`` before the run directory is known: a directory, None
+    (off), or :data:`AUTO` (``$HARNESS_HISTORY``, else beside the runs directory)."""
+    if off:
+        return None
+    if option is None:
+        return AUTO
+    from harness.history.store import parse_location
+
+    return parse_location(option)
 
 
 def _root(history: HistoryOption, run_dir: Path) -> Path | None:

@@ -38,10 +38,10 @@ def load_trend(
     there is no history; a history that cannot be read is a note, never a failed report."""
     from harness.history.store import target_key
 
-    root = resolve_history(None, run_dir.parent) if history == AUTO else history
-    if root is None or not root.is_dir():
-        return None, None
     try:
+        root = resolve_history(None, run_dir.parent) if history == AUTO else history
+        if root is None or not root.is_dir():
+            return None, None
         from harness.history.query import open_history
 
         h = open_history(root)

@@ -167,7 +167,10 @@ def test_threads_writing_at_once_leave_every_run_once_and_readable(tmp_path: Pat
 
 
 def test_harness_run_records_the_run_and_a_history_failure_only_warns(
-    quickstart_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    quickstart_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import io
 
@@ -181,10 +184,14 @@ def test_harness_run_records_the_run_and_a_history_failure_only_warns(
     recorded = len((run_dir / OBSERVATIONS_FILE).read_text("utf-8").splitlines())
     result = RunResult(run_dir, read_meta(run_dir), recorded, 0)
     console = Console(file=io.StringIO(), width=120)
-    root = tmp_path / "history"
-    assert finish_run(result, console, tmp_path / "report", history=root) == 0
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # as `harness run --resume RUN_DIR` from another directory
+    assert finish_run(result, console, tmp_path / "report") == 0
+    root = tmp_path / "history"  # beside the run's own runs directory, not the cwd's
     assert _counts(root)[0] == 1
     assert _counts(root)[2] == recorded
+    assert list(elsewhere.iterdir()) == []
     blocked = tmp_path / "a-file"
     blocked.write_text("", encoding="utf-8")
     (run_dir / "summary.json").unlink()
