@@ -38,6 +38,10 @@ class CassetteError(HarnessError):
     """A cassette is missing, stale, or lacks the interaction a replay needs."""
 
 
+class HistoryError(HarnessError):
+    """The run history cannot be used: unreadable path, a damaged file, or a newer schema."""
+
+
 class StaleSummaryError(HarnessError):
     """A summary.json written under an older schema: its figures mean something else now."""
 

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_prices, add_run_dir, positive_int
+from harness.cli.common import add_history, add_prices, add_run_dir, positive_int
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -29,21 +29,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="bootstrap resamples (default 2000)",
     )
     p.add_argument("--quiet", action="store_true", help="print only the summary path")
+    add_history(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.analysis.analyze import analyze_run
+    from harness.analysis.analyze import analyze_run, load_run
     from harness.analysis.stats import DEFAULT_RESAMPLES
-    from harness.rundir import write_summary
+    from harness.history import resolve_history, save_summary
 
+    history = resolve_history(args.history, args.run_dir.parent, off=args.no_history)
+    loaded = load_run(args.run_dir)
     summary = analyze_run(
-        args.run_dir,
+        loaded,
         price_overrides=args.prices,
         seed=args.seed,
         resamples=args.resamples or DEFAULT_RESAMPLES,
     )
-    path = write_summary(args.run_dir, summary)
-    for warning in summary.warnings:
+    path, not_recorded = save_summary(loaded, summary, history)
+    for warning in [*summary.warnings, *([not_recorded] if not_recorded else [])]:
         print(f"harness: warning: {warning}", file=sys.stderr)
     print(path)
     if not args.quiet:

@@ -28,6 +28,7 @@ from harness.cli import (
     export,
     export_batch,
     gate,
+    history,
     import_,
     plan,
     probe,
@@ -204,8 +205,22 @@ COMMANDS: tuple[Command, ...] = (
             description="Write baselines/NAME.json from RUN_DIR (replacing an older one of that "
             "name); prints its path. Give several runs of the same scenarios (RUN_DIR RUN_DIR…) "
             "and the gate measures the run-to-run spread from them instead of assuming it. "
-            "Exit 0, or 2 for bad input.",
+            "--from-history last:N takes the N most recent runs from the run history instead "
+            "(see `harness history`). Exit 0, or 2 for bad input.",
         ),
+    ),
+    Command(
+        "history",
+        history,
+        help="trend tables of past runs from the run history (DuckDB)",
+        description="Print trend tables from the run history that `harness run` and `harness "
+        "analyze` record (per-run Parquet files in history/ beside the runs directory, that "
+        "DuckDB reads; "
+        "--history or $HARNESS_HISTORY point elsewhere, e.g. shared storage). One table per "
+        "scenario, target and comparison, one row per run, oldest first: TTFT p50 ratio, cost "
+        "ratio, cache share and error rate of each arm, with 95 % intervals (choose with "
+        "--metric). Exit 0, or 2 for bad input (no history there, a damaged file, a history "
+        "written by a newer harness). See docs/history.md.",
     ),
     Command(
         "shadow",

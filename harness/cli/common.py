@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 __all__ = [
     "add_dir",
     "add_emulator_options",
+    "add_history",
     "add_prices",
     "add_run_dir",
     "call_with_options",
@@ -86,6 +87,32 @@ def add_emulator_options(parser: argparse.ArgumentParser, prefix: str = "") -> N
         metavar="X",
         help="multiply every profile delay by X (0.1 = ten times faster; for demos and tests)",
     )
+
+
+def add_history(
+    parser: argparse.ArgumentParser,
+    *,
+    opt_out: bool = True,
+    off_help: str = "do not record the run in the history",
+) -> None:
+    """``--history PATH`` (and ``--no-history``, doing ``off_help``): where the run history
+    lives (docs/history.md)."""
+    group = parser.add_mutually_exclusive_group() if opt_out else parser
+    group.add_argument(
+        "--history",
+        default=None,
+        metavar="PATH",
+        help="run history directory: per-run Parquet files that DuckDB queries (default: "
+        "$HARNESS_HISTORY, else history/ beside the runs directory, as reports/); a path or "
+        "file:// URL, "
+        "e.g. shared storage for a team (docs/history.md)",
+    )
+    if opt_out:
+        group.add_argument(
+            "--no-history",
+            action="store_true",
+            help=off_help,
+        )
 
 
 def add_run_dir(parser: argparse.ArgumentParser) -> None:

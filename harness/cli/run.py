@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import fmt
-from harness.cli.common import add_emulator_options, add_prices, err, positive_int
+from harness.cli.common import add_emulator_options, add_history, add_prices, err, positive_int
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from harness.history import HistoryOption
     from harness.records import Observation
     from harness.runner.execute import RunResult
     from harness.summary import LatencyStats, Summary
@@ -182,6 +183,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --gate: also check for regressions against this baseline "
         "(implies --gate; checked before the run starts)",
     )
+    add_history(p)
 
 
 def _fix(result: RunResult) -> str:
@@ -229,6 +231,11 @@ def run(args: argparse.Namespace) -> int:
         prices=args.prices,
         max_output_tokens=args.max_output_tokens,
     )
+    from harness.history import option_history
+
+    # checked before anything is sent; the default is resolved beside the run directory when
+    # it exists (with --resume that is not --out)
+    history = option_history(args.history, off=args.no_history)
     if args.baseline is not None:
         from harness.gates.baseline import resolve_baseline
 
@@ -243,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             print(f"harness: warning: {warning}", file=sys.stderr)
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
-    code = finish_run(result)
+    code = finish_run(result, history=history)
     if code != 0 or not (args.gate or args.baseline is not None):
         return code
     from harness.cli.gate import gate
@@ -409,10 +416,15 @@ def background_table(summary: Summary) -> Table | None:
 
 
 def finish_run(
-    result: RunResult, console: Console | None = None, report_dir: Path | None = None
+    result: RunResult,
+    console: Console | None = None,
+    report_dir: Path | None = None,
+    *,
+    history: HistoryOption = "auto",
 ) -> int:
-    """Print the end-of-run summary, analyse the run and render its report (the runner does
-    neither), print where the files are; return the exit status."""
+    """Print the end-of-run summary, analyse the run, record it in the history and render its
+    report (the runner does none of these), print where the files are; return the exit
+    status."""
     from rich.console import Console
 
     from harness.rundir import OBSERVATIONS_FILE
@@ -436,19 +448,23 @@ def finish_run(
         err(f"run stopped at its first fatal error ({result.fatal}) — {_fix(result)}")
         return EXIT_STOPPED
     if not result.interrupted and result.recorded:
-        from harness.analysis.analyze import analyze_run, saturation_warnings
+        from harness.analysis.analyze import analyze_run, load_run, saturation_warnings
+        from harness.history import save_summary
         from harness.report import render_report
-        from harness.rundir import write_summary
 
-        summary = analyze_run(result.run_dir)
+        loaded = load_run(result.run_dir)
+        summary = analyze_run(loaded)
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
             console.print(f"[yellow]warning:[/] {warning}")
         background = background_table(summary)
         if background is not None:
             console.print(background)
-        console.print(f"summary: {write_summary(result.run_dir, summary)}", soft_wrap=True)
-        paths = render_report(result.run_dir, report_dir)
+        path, not_recorded = save_summary(loaded, summary, history)
+        console.print(f"summary: {path}", soft_wrap=True)
+        if not_recorded is not None:
+            print(f"harness: warning: {not_recorded}", file=sys.stderr)
+        paths = render_report(result.run_dir, report_dir, history=history)
         console.print(f"report: {paths.html}", soft_wrap=True)
     if result.interrupted:
         console.print(

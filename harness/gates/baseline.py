@@ -219,8 +219,18 @@ def _run_summary(run_dir: Path) -> Summary:
     return current_summary(run_dir, save=False)[0]
 
 
-def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Baseline:
-    """A baseline of ``run_dir`` (its summary.json, or a fresh analysis when there is none)."""
+@dataclass(frozen=True)
+class BaselineSource:
+    """One run a baseline is made of: where it came from (a run directory, or
+    ``history:<run-id>``), its summary and its observations."""
+
+    label: str
+    summary: Summary
+    table: ObservationTable
+
+
+def run_source(run_dir: Path, *, summary: Summary | None = None) -> BaselineSource:
+    """A run directory as a baseline source (its summary.json, or a fresh analysis)."""
     from harness.analysis.analyze import load_table
     from harness.rundir import OBSERVATIONS_FILE
 
@@ -230,19 +240,43 @@ def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Bas
             f"{run_dir}: no {OBSERVATIONS_FILE} — is this a run directory (runs/<run-id>/)?"
         )
     summary = summary or _run_summary(run_dir)
+    return BaselineSource(str(run_dir), summary, load_table(obs))
+
+
+def from_sources(sources: Sequence[BaselineSource], name: str) -> Baseline:
+    """A baseline of one or several runs of the same scenarios (the first run's summary is the
+    one reports quote; every run's samples go into the comparison)."""
+    if not sources:
+        raise HarnessError("baseline save: give at least one run")
+    first, *more = sources
+    scenarios = {s.name for s in first.summary.scenarios}
+    for src in more:
+        other = {s.name for s in src.summary.scenarios}
+        if not other & scenarios:
+            raise HarnessError(
+                f"{src.label}: shares no scenario with {first.label} ({', '.join(sorted(other))} "
+                f"vs {', '.join(sorted(scenarios))}) — a baseline's runs must run the same "
+                "scenarios"
+            )
     return Baseline(
         name=name,
         saved_at=time.time(),
         harness_version=__version__,
-        source_run_dir=str(run_dir),
-        summary=summary,
-        samples=Samples.from_table(load_table(obs)),
+        source_run_dir=first.label,
+        summary=first.summary,
+        samples=Samples.from_table(first.table),
+        more_runs=[Samples.from_table(src.table) for src in more],
+        more_run_dirs=[src.label for src in more],
     )
 
 
+def from_run(run_dir: Path, name: str, *, summary: Summary | None = None) -> Baseline:
+    """A baseline of ``run_dir`` (its summary.json, or a fresh analysis when there is none)."""
+    return from_sources([run_source(run_dir, summary=summary)], name)
+
+
 def from_runs(run_dirs: Sequence[Path], name: str) -> Baseline:
-    """A baseline of one or several runs of the same scenarios (the first run's summary is the
-    one reports quote; every run's samples go into the comparison)."""
+    """A baseline of one or several run directories (see :func:`from_sources`)."""
     if not run_dirs:
         raise HarnessError("baseline save: give at least one run directory")
     seen: set[str] = set()
@@ -253,31 +287,12 @@ def from_runs(run_dirs: Sequence[Path], name: str) -> Baseline:
                 "between them is what they measure)"
             )
         seen.add(str(d.resolve()))
-    first = from_run(run_dirs[0], name)
-    more = [from_run(d, name) for d in run_dirs[1:]]
-    scenarios = {s.name for s in first.summary.scenarios}
-    for d, b in zip(run_dirs[1:], more, strict=True):
-        other = {s.name for s in b.summary.scenarios}
-        if not other & scenarios:
-            raise HarnessError(
-                f"{d}: shares no scenario with {run_dirs[0]} ({', '.join(sorted(other))} vs "
-                f"{', '.join(sorted(scenarios))}) — a baseline's runs must run the same scenarios"
-            )
-    return first.model_copy(
-        update={
-            "more_runs": [b.samples for b in more],
-            "more_run_dirs": [str(d) for d in run_dirs[1:]],
-        }
-    )
+    return from_sources([run_source(d) for d in run_dirs], name)
 
 
-def save_baseline(
-    run_dir: Path | Sequence[Path], name: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR
-) -> Path:
-    """Write ``baselines_dir/NAME.json`` from one run or several runs (replacing an older one
-    of that name); return its path."""
-    dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
-    baseline = from_runs(dirs, check_name(name))
+def write_baseline(baseline: Baseline, *, baselines_dir: Path = DEFAULT_BASELINES_DIR) -> Path:
+    """Write ``baselines_dir/<name>.json`` (replacing an older one of that name)."""
+    name = check_name(baseline.name)
     baselines_dir.mkdir(parents=True, exist_ok=True)
     path = baselines_dir / f"{name}.json"
     data = baseline.model_dump(mode="json", by_alias=True)
@@ -288,6 +303,15 @@ def save_baseline(
     )
     os.replace(tmp, path)
     return path
+
+
+def save_baseline(
+    run_dir: Path | Sequence[Path], name: str, *, baselines_dir: Path = DEFAULT_BASELINES_DIR
+) -> Path:
+    """Write ``baselines_dir/NAME.json`` from one run or several runs (replacing an older one
+    of that name); return its path."""
+    dirs = [run_dir] if isinstance(run_dir, Path) else list(run_dir)
+    return write_baseline(from_runs(dirs, check_name(name)), baselines_dir=baselines_dir)
 
 
 def load_baseline(path: Path) -> Baseline:

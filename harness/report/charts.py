@@ -414,3 +414,82 @@ def ratio_chart(rows: Sequence[RatioRow], title: str, salt: str, xlabel: str) ->
     ax.set_axisbelow(True)
     ax.set_title(title, loc="left", fontsize=11, color=_TEXT)
     return _svg(fig, salt)
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    """One comparison's or arm's metric over runs: x are run positions, NaN where a run lacks
+    it; ``low``/``high`` the 95 % interval (NaN: none)."""
+
+    subject: str
+    x: np.ndarray[Any, np.dtype[np.float64]]
+    value: np.ndarray[Any, np.dtype[np.float64]]
+    low: np.ndarray[Any, np.dtype[np.float64]]
+    high: np.ndarray[Any, np.dtype[np.float64]]
+
+
+@dataclass(frozen=True)
+class TrendPanel:
+    """One metric's panel: its label, the value of "no change" (1 for ratios, None for
+    shares), whether values are proportions (shown as %), its series, and the smallest span its
+    axis shows (so a 0.04 % wobble of a cost ratio is not drawn as a cliff)."""
+
+    label: str
+    reference: float | None
+    percent: bool
+    series: Sequence[TrendSeries]
+    min_span: float = 0.0
+
+
+def _span(ax: Any, values: list[float], min_span: float) -> None:
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return
+    lo, hi = min(finite), max(finite)
+    if hi - lo < min_span:
+        mid = (lo + hi) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    pad = (hi - lo) * 0.08
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def trend_chart(runs: Sequence[str], panels: Sequence[TrendPanel], title: str, salt: str) -> str:
+    """Metrics over the last runs (oldest left), one panel each, with 95 % intervals as bands."""
+    panels = [p for p in panels if p.series]
+    rows = max(1, len(panels))
+    fig = Figure(figsize=(WIDTH_IN, 0.9 + 1.45 * rows), dpi=96, layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    subjects = sorted({s.subject for p in panels for s in p.series})
+    for ax, panel in zip(axes, panels, strict=False):
+        ax.tick_params(colors=_TEXT, labelsize=8)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        scale = 100.0 if panel.percent else 1.0
+        seen: list[float] = []
+        for s in panel.series:
+            color = arm_color(s.subject.split("_vs_")[0], subjects)
+            band = np.isfinite(s.low) & np.isfinite(s.high)
+            if band.any():
+                ax.fill_between(
+                    s.x,
+                    s.low * scale,
+                    s.high * scale,
+                    where=band,
+                    color=color,
+                    alpha=0.14,
+                    linewidth=0,
+                    interpolate=False,
+                )
+            ax.plot(s.x, s.value * scale, marker="o", markersize=3.5, color=color, label=s.subject)
+            seen += [*(s.value * scale), *(s.low * scale), *(s.high * scale)]
+        if panel.reference is not None:
+            ax.axhline(panel.reference * scale, color="#888888", linewidth=0.8, linestyle="--")
+            seen.append(panel.reference * scale)
+        _span(ax, seen, panel.min_span * scale)
+        ax.set_ylabel(panel.label + (" %" if panel.percent else ""), color=_TEXT, fontsize=8)
+        ax.grid(axis="y", color=_GRID, linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", ncols=3)
+    axes[-1].set_xticks(range(len(runs)), list(runs), rotation=30, ha="right", fontsize=7)
+    axes[0].set_title(title, loc="left", fontsize=11, color=_TEXT)
+    return _svg(fig, salt)

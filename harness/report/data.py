@@ -26,6 +26,7 @@ from harness.rundir import (
 from harness.summary import Summary
 
 if TYPE_CHECKING:
+    from harness.history.query import Trend
     from harness.runner.plan import Step
 
 #: (scenario, prompt_id, arm, repeat, turn, warmup): one planned request.
@@ -78,6 +79,8 @@ class RunData:
     prompts: dict[tuple[str, str], PromptInfo] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     summary_computed: bool = False
+    #: the last runs of this run's target, from the run history (None: no history)
+    trend: Trend | None = None
 
 
 def _key(r: dict[str, Any], turn: int | None = None) -> RowKey:

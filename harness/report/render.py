@@ -24,9 +24,11 @@ from markupsafe import Markup
 from harness import NOT_OPENAI_LABEL, __version__, fmt
 from harness.analysis.analyze import saturation_warnings
 from harness.arms import Arm
+from harness.history import AUTO, HistoryOption
 from harness.report import charts
 from harness.report.data import RowExtra, RunData, load_run
 from harness.report.detail import MAX_REPLY_CHARS, NOT_SENT_LABEL, ScenarioDetail, scenario_detail
+from harness.report.trend import load_trend, trend_chart
 from harness.report.verdict import (
     MATCHED_NOTE,
     Finding,
@@ -331,6 +333,9 @@ def scenario_view(
         )
         if s.conversation_state is not None
         else None,
+        "trend": None
+        if data.trend is None
+        else trend_chart(data.trend, s.name, f"{salt}-trend", data.summary.run_id),
     }
     detail = scenario_detail(
         t,
@@ -401,18 +406,24 @@ def render_report(
     divergent: int = 10,
     slowest: int = 5,
     max_rows: int = 300,
+    history: HistoryOption = AUTO,
 ) -> ReportPaths:
     """Write ``report.html``, ``summary.md`` and ``junit.xml`` for ``run_dir``.
 
     ``out_dir`` defaults to ``reports/<run-id>/`` beside the runs directory. When the
     run has no ``summary.json`` it is analysed first (and the summary saved). Per-prompt detail
     is kept for the ``divergent`` most divergent and ``slowest`` slowest prompts of each
-    scenario; ``max_rows`` more are summarised in a table.
+    scenario; ``max_rows`` more are summarised in a table. With ``history`` (a directory,
+    or by default the one beside the runs directory) holding at least two runs of a scenario
+    and target, each scenario gets a trend chart.
     """
     from harness.report.junit import write_junit
     from harness.report.markdown import summary_markdown
 
     data = load_run(Path(run_dir))
+    data.trend, note = load_trend(data.run_dir, data.meta.created_at, data.summary, history)
+    if note is not None:
+        data.notes.append(note)
     out = (
         Path(out_dir)
         if out_dir is not None

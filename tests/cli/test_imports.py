@@ -119,6 +119,13 @@ def test_compare_loads_no_sdk(run_dir: Path, tmp_path: Path) -> None:
     assert _sdk(args, tmp_path) == {}
 
 
+def test_history_loads_no_sdk(run_dir: Path, tmp_path: Path) -> None:
+    runs = shutil.copytree(run_dir.parent, tmp_path / "runs")
+    assert _sdk(["analyze", str(runs / "small"), "--quiet", "--resamples", "50"], tmp_path) == {}
+    assert (tmp_path / "history" / "runs" / "small.parquet").is_file()
+    assert _sdk(["history", "--runs", str(runs)], tmp_path) == {}
+
+
 def test_the_probe_names_the_harness_module_that_imported_the_sdk(tmp_path: Path) -> None:
     """The checks above can fail: a module that sends is caught with its name."""
     found = _sdk(["--import-only", "harness.transport.client"], tmp_path)
