@@ -8,22 +8,19 @@ sends and records, so :mod:`harness.runner` never imports :mod:`harness.analysis
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import fmt
 from harness.cli.common import add_emulator_options, add_prices, err, positive_int
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
-    from rich.table import Table
 
-    from harness.records import Observation
     from harness.runner.execute import RunResult
+    from harness.summary import Summary
 
-__all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
+__all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "finish_run", "run"]
 
 #: ``harness run`` stopped at an error no retry could fix (401, 403, an unknown model, no
 #: quota, a missing endpoint): not 1, which CI reads as a failed gate.
@@ -200,12 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_baseline(args.baseline)  # a missing baseline fails before anything is sent
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
-    code = finish_run(result)
-    if code != 0 or not (args.gate or args.baseline is not None):
-        return code
-    from harness.cli.gate import gate
-
-    return gate(result.run_dir, baseline=args.baseline, as_json=False)
+    return finish_run(result, gates=args.gate, baseline=args.baseline)
 
 
 class ProgressBar:
@@ -253,62 +245,22 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def arm_table(run_dir: Path) -> Table:
-    """A rich table per scenario × arm: n, errors, cold/warm TTFT p50/p95, cached share."""
-    import numpy as np
-    from rich.table import Table
-
-    from harness.records import NOT_SENT
-    from harness.rundir import OBSERVATIONS_FILE, read_meta, read_observations
-
-    meta = read_meta(run_dir)
-    rows: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    for obs in read_observations(run_dir / OBSERVATIONS_FILE):
-        if not obs.warmup and obs.error_type != NOT_SENT:
-            rows[(obs.scenario, obs.arm)].append(obs)
-    table = Table(title=f"run {meta.run_id} — target {meta.target_label}")
-    for col in (
-        "scenario",
-        "arm",
-        "n",
-        "errors",
-        "cold TTFT p50/p95 ms",
-        "warm TTFT p50/p95 ms",
-        "cached share",
-    ):
-        table.add_column(col, justify="left" if col in ("scenario", "arm") else "right")
-
-    def pcts(values: list[float]) -> str:
-        if not values:
-            return "—"
-        p50, p95 = np.percentile(values, [50, 95])
-        return f"{fmt.num(p50, 1)} / {fmt.num(p95, 1)}"
-
-    for (scenario, arm), items in sorted(rows.items()):
-        ok = [o for o in items if o.ok]
-        cold = [o.ttft_ms for o in ok if o.cold and o.ttft_ms is not None]
-        warm = [o.ttft_ms for o in ok if not o.cold and o.ttft_ms is not None]
-        inputs = sum(o.usage.input_tokens for o in ok if o.usage)
-        cached = sum(o.usage.cached_tokens for o in ok if o.usage)
-        share = fmt.pct(cached / inputs, 1) if inputs else "—"
-        table.add_row(
-            scenario, arm, str(len(items)), str(len(items) - len(ok)), pcts(cold), pcts(warm), share
-        )
-    return table
-
-
 def finish_run(
-    result: RunResult, console: Console | None = None, report_dir: Path | None = None
+    result: RunResult,
+    console: Console | None = None,
+    report_dir: Path | None = None,
+    *,
+    gates: bool = False,
+    baseline: str | None = None,
 ) -> int:
-    """Print the end-of-run summary, analyse the run and render its report (the runner does
-    neither), print where the files are; return the exit status."""
+    """Analyse the run and render its report (the runner does neither), apply its gates when
+    asked (``gates``, ``baseline``), print where the files are and, last, the end-of-run
+    summary (:func:`harness.cli.run_summary.run_summary`); return the exit status."""
     from rich.console import Console
 
     from harness.rundir import OBSERVATIONS_FILE
 
     console = console or Console()
-    if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
-        console.print(arm_table(result.run_dir))
     for what, why in result.meta.skipped.items():
         console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
     # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted
@@ -322,7 +274,11 @@ def finish_run(
     if result.fatal is not None:
         err(f"run stopped at its first fatal error ({result.fatal}) — {_fix(result)}")
         return EXIT_STOPPED
-    if not result.interrupted and result.recorded:
+    code = EXIT_STOPPED if result.stopped_arms else 0
+    summary = gate_report = None
+    if result.interrupted:
+        summary = _partial_summary(result.run_dir)
+    elif result.recorded:
         from harness.analysis.analyze import analyze_run, saturation_warnings
         from harness.report import render_report
         from harness.rundir import write_summary
@@ -330,10 +286,20 @@ def finish_run(
         summary = analyze_run(result.run_dir)
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
-            console.print(f"[yellow]warning:[/] {warning}")
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         console.print(f"summary: {write_summary(result.run_dir, summary)}", soft_wrap=True)
         paths = render_report(result.run_dir, report_dir)
         console.print(f"report: {paths.html}", soft_wrap=True)
+        if code == 0 and (gates or baseline is not None):
+            from harness.cli.gate import gate
+
+            gate_report = gate(result.run_dir, baseline=baseline)
+            code = gate_report.exit_code
+    if summary is not None:
+        from harness.cli.run_summary import print_run_summary
+
+        console.print()
+        print_run_summary(console, summary, gate_report, partial=result.interrupted)
     if result.interrupted:
         console.print(
             f"interrupted after {result.recorded} request(s) — continue with: "
@@ -341,4 +307,17 @@ def finish_run(
             soft_wrap=True,
         )
         return 130
-    return EXIT_STOPPED if result.stopped_arms else 0
+    return code
+
+
+def _partial_summary(run_dir: Path) -> Summary | None:
+    """An interrupted run's figures so far, for the terminal only (nothing is written); none
+    when it has no observations or the user interrupts this too."""
+    from harness.analysis.analyze import analyze_run, has_observations
+
+    if not has_observations(run_dir):
+        return None
+    try:
+        return analyze_run(run_dir)
+    except KeyboardInterrupt:
+        return None
