@@ -1,7 +1,8 @@
 """Every code block of README.md and docs/*.md runs as pasted, against the emulator.
 
-Each markdown file is read as a reader would go through it, in a temporary directory holding a
-copy of ``scenarios/``, ``cassettes/`` and ``docs/``: its shell blocks run in bash (``set -e``),
+Each section (``## …``) of a markdown file is read as a reader would go through it, in a
+temporary directory of its own holding a copy of ``scenarios/``, ``cassettes/`` and ``docs/``
+(sections run side by side): its shell blocks run in bash (``set -e``),
 its Python blocks with ``python`` — or with ``pytest`` when they define a ``test_`` function,
 as the reader would paste them into a test file. The environment points them at one shared
 emulator (``zero`` profile): ``OPENAI_BASE_URL`` and a fake ``OPENAI_API_KEY`` for code that
@@ -25,6 +26,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,6 +82,7 @@ class Block:
     lang: str
     text: str
     not_run: str | None
+    section: str
 
     @property
     def where(self) -> str:
@@ -90,9 +93,12 @@ def blocks(doc: Path) -> Iterator[Block]:
     """The fenced code blocks of ``doc``, with the not-run reason written before each."""
     lines = doc.read_text(encoding="utf-8").splitlines()
     i = 0
+    section = ""
     while i < len(lines):
         m = _FENCE.match(lines[i])
         if m is None:
+            if lines[i].startswith("## "):
+                section = lines[i]
             i += 1
             continue
         indent, start = len(m["indent"]), i
@@ -103,7 +109,8 @@ def blocks(doc: Path) -> Iterator[Block]:
             i += 1
         before = next((x for x in reversed(lines[:start]) if x.strip()), "")
         why = _NOT_RUN.match(before.strip())
-        yield Block(doc, start + 1, m["lang"], "\n".join(body) + "\n", why["why"] if why else None)
+        text = "\n".join(body) + "\n"
+        yield Block(doc, start + 1, m["lang"], text, why["why"] if why else None, section)
         i += 1
 
 
@@ -132,16 +139,17 @@ class Outcome:
     block: Block
     returncode: int
     output: str
+    seconds: float
 
 
-def _run_doc(doc: Path, work: Path, env: dict[str, str]) -> list[Outcome]:
+def _run_section(doc: Path, section: str, work: Path, env: dict[str, str]) -> list[Outcome]:
     for name in COPIED:
         shutil.copytree(REPO / name, work / name)
-    mine = [b for b in ALL if b.doc == doc]
-    for b in mine:  # files the text asks the reader to save
+    for b in ALL:  # files the document asks the reader to save, wherever it shows them
         m = _FILE_BLOCK.match(b.text)
-        if b.lang in ("yaml", "yml") and m:
+        if b.doc == doc and b.lang in ("yaml", "yml") and m:
             (work / m["name"]).write_text(b.text, encoding="utf-8")
+    mine = [b for b in ALL if b.doc == doc and b.section == section]
     out = []
     for n, b in enumerate(mine):
         if b.not_run is not None:
@@ -162,10 +170,12 @@ def _run_doc(doc: Path, work: Path, env: dict[str, str]) -> list[Outcome]:
             )
         else:
             continue
+        began = time.perf_counter()
         done = subprocess.run(
             argv, cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False
         )
-        out.append(Outcome(b, done.returncode, done.stdout + done.stderr))
+        seconds = time.perf_counter() - began
+        out.append(Outcome(b, done.returncode, done.stdout + done.stderr, seconds))
     return out
 
 
@@ -175,8 +185,8 @@ def outcomes(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> dict[Path, list[Outcome]]:
-    """Every runnable block's outcome, each markdown file (of the tests selected) in its own
-    directory, side by side."""
+    """Every runnable block's outcome, by markdown file (those of the tests selected); each
+    section in its own directory, side by side."""
     selected = {
         item.callspec.params["doc"]
         for item in request.session.items
@@ -192,17 +202,23 @@ def outcomes(
         "HARNESS_EMULATOR_PROFILE": "zero",
         "NO_COLOR": "1",
     }
-    with ThreadPoolExecutor(max_workers=len(selected)) as pool:
-        futures = {
-            doc: pool.submit(_run_doc, doc, tmp_path_factory.mktemp(doc.stem), env)
-            for doc in selected
-        }
-        return {doc: f.result() for doc, f in futures.items()}
+    units = sorted({(b.doc, b.section) for b in ALL if b.doc in selected})
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [
+            (doc, pool.submit(_run_section, doc, section, tmp_path_factory.mktemp(doc.stem), env))
+            for doc, section in units
+        ]
+        out: dict[Path, list[Outcome]] = {doc: [] for doc in selected}
+        for doc, f in futures:
+            out[doc] += f.result()
+        return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("doc", DOCS, ids=lambda d: str(d.relative_to(REPO)))
 def test_every_block_runs_as_pasted(doc: Path, outcomes: dict[Path, list[Outcome]]) -> None:
+    for o in outcomes[doc]:  # shown with -s / -rP: where the time goes
+        print(f"{o.block.where}: {o.seconds:.1f} s")
     failed = [o for o in outcomes[doc] if o.returncode != 0]
     assert not failed, "\n\n".join(
         f"{o.block.where} exited {o.returncode}:\n{o.block.text}\n{o.output[-3000:]}"
