@@ -153,3 +153,21 @@ def test_a_streamed_run_shows_ttft_only_and_gate_status_only_when_gates_ran() ->
     assert "cold TTFT p50/p95 ms" in header and "total" not in header
     assert "verdict: Compared with Chat Completions, Responses " in printed
     assert "gates:" not in printed
+
+
+def test_an_interrupted_run_shows_its_requests_so_far_then_the_resume_hint(
+    quickstart_run: Path,
+) -> None:
+    from harness.rundir import read_meta
+
+    before = sorted(p.name for p in quickstart_run.iterdir())
+    console, out = _console()
+    result = RunResult(quickstart_run, read_meta(quickstart_run), 5, 0, interrupted=True)
+    assert finish_run(result, console) == 130
+    printed = out.getvalue()
+    assert "quickstart — emulator — not OpenAI — interrupted: requests so far" in printed
+    assert re.search(_ROW.format(arm="responses"), printed)
+    assert printed.splitlines()[-1] == (
+        f"interrupted after 5 request(s) — continue with: harness run --resume {quickstart_run}"
+    )
+    assert sorted(p.name for p in quickstart_run.iterdir()) == before, "nothing is written"
