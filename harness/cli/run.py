@@ -293,7 +293,7 @@ def finish_run(
         if code == 0 and (gates or baseline is not None):
             from harness.cli.gate import gate
 
-            gate_report = gate(result.run_dir, baseline=baseline)
+            gate_report = gate(result.run_dir, baseline=baseline, reports=report_dir)
             code = gate_report.exit_code
     if summary is not None:
         from harness.cli.run_summary import print_run_summary
