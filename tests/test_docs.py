@@ -171,9 +171,14 @@ def _run_section(doc: Path, section: str, work: Path, env: dict[str, str]) -> li
         else:
             continue
         began = time.perf_counter()
-        done = subprocess.run(
-            argv, cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False
-        )
+        try:
+            done = subprocess.run(
+                argv, cwd=work, env=env, capture_output=True, text=True, timeout=900, check=False
+            )
+        except subprocess.TimeoutExpired as exc:  # a hang is this block's failure, not the run's
+            output = f"{exc.output or ''}{exc.stderr or ''}\ntimed out after {exc.timeout} s"
+            out.append(Outcome(b, -1, output, time.perf_counter() - began))
+            continue
         seconds = time.perf_counter() - began
         out.append(Outcome(b, done.returncode, done.stdout + done.stderr, seconds))
     return out
