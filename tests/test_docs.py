@@ -61,7 +61,7 @@ harness() {
     python - "$port" <<'PY'
 import sys, time, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}/v1/models"
-for _ in range(300):
+for _ in range(1200):  # two minutes: a loaded machine starts it slowly
     try:
         urllib.request.urlopen(url, timeout=1).read()
         break
