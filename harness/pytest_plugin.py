@@ -57,6 +57,8 @@ _MARKER_DOC = (
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from harness.cli.common import PROFILE_ENV, default_emulator_profile
+
     group = parser.getgroup("harness", "Shadow Harness (Chat Completions vs Responses)")
     group.addoption(
         "--harness-target",
@@ -107,9 +109,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--harness-emulator-profile",
-        default="parity",
+        default=default_emulator_profile(),
         metavar="NAME|FILE",
-        help="emulator profile (default parity)",
+        help=f"emulator profile (default ${PROFILE_ENV}, else parity)",
     )
     group.addoption(
         "--harness-time-scale",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import TypeVar
 from harness.errors import HarnessError
 
 __all__ = [
+    "PROFILE_ENV",
     "add_dir",
     "add_emulator_options",
     "add_history",
     "add_prices",
     "add_run_dir",
     "call_with_options",
+    "default_emulator_profile",
     "err",
     "positive_int",
     "require_run_dir",
@@ -60,15 +63,25 @@ def add_prices(parser: argparse.ArgumentParser, also: str = "") -> None:
     )
 
 
+#: The emulator profile used when none is given (``harness emulator``, ``harness run``, the
+#: pytest plugin): e.g. ``zero`` to run documented commands fast in CI.
+PROFILE_ENV = "HARNESS_EMULATOR_PROFILE"
+
+
+def default_emulator_profile() -> str:
+    """``$HARNESS_EMULATOR_PROFILE``, else ``parity``."""
+    return os.environ.get(PROFILE_ENV) or "parity"
+
+
 def add_emulator_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """The built-in emulator's settings: ``--profile`` … for ``harness emulator``, and
     ``--emulator-profile`` … (``prefix="emulator-"``) for the one ``harness run`` starts."""
     parser.add_argument(
         f"--{prefix}profile",
-        default="parity",
+        default=default_emulator_profile(),
         metavar="NAME|FILE",
         help="latency/fault profile: parity, guide-claims, regressed, zero, or a YAML file "
-        "(default parity)",
+        f"(default ${PROFILE_ENV}, else parity)",
     )
     parser.add_argument(
         f"--{prefix}seed", type=int, default=0, metavar="N", help="content seed (default 0)"

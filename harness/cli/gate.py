@@ -18,7 +18,7 @@ from harness.cli.common import add_dir, add_prices, add_run_dir, call_with_optio
 if TYPE_CHECKING:
     from harness.gates.evaluate import GateReport
 
-__all__ = ["add_arguments", "format_report", "gate", "run"]
+__all__ = ["add_arguments", "format_report", "gate", "run", "status_line"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,15 +75,16 @@ def gate(
     run_dir: Path,
     *,
     baseline: str | None,
-    as_json: bool,
+    as_json: bool = False,
     config: Path | None = None,
     regression_pct: float | None = None,
     baselines: Path | None = None,
     prices: Path | None = None,
     reports: Path | None = None,
     run_spread: str | None = None,
-) -> int:
-    """Decide, print and publish the gates of ``run_dir`` (``harness gate``, ``run --gate``)."""
+) -> GateReport:
+    """Decide, print and publish the gates of ``run_dir`` (``harness gate``, ``run --gate``);
+    the report's ``exit_code`` is the command's exit status."""
     from harness.gates.evaluate import gate_run, run_spread_option
     from harness.gates.output import default_reports_dir, publish
 
@@ -105,11 +106,11 @@ def gate(
     )
     if junit is not None and not as_json:
         print(f"junit: {junit}")
-    return report.exit_code
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
-    return call_with_options(gate, args)
+    return call_with_options(gate, args).exit_code
 
 
 def format_report(report: GateReport) -> str:
@@ -154,15 +155,19 @@ def format_report(report: GateReport) -> str:
         for scenario, names in absent.items()
     )
     out.extend(f"warning: {w}" for w in report.warnings)
+    out += ["", status_line(report)]
+    return "\n".join(out)
+
+
+def status_line(report: GateReport) -> str:
+    """The gates' outcome in one line: the last of :func:`format_report`, and the gate status
+    of ``harness run``'s end-of-run summary."""
     failed = len(report.failed)
     tally = (
         f"{len(report.results)} checks: {report.count('pass')} passed, "
         f"{report.count('inconclusive')} inconclusive, {report.count('fail')} failed, "
         f"{report.count('unknown')} unknown, {report.count('skipped')} skipped"
     )
-    out.append("")
     if not report.results:  # "PASSED — 0 checks" read like a green gate
-        out.append("NOTHING CHECKED — no gates defined (exit 0)")
-    else:
-        out.append(f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}")
-    return "\n".join(out)
+        return "NOTHING CHECKED — no gates defined (exit 0)"
+    return f"FAILED: {failed} gate(s) failed — {tally}" if failed else f"PASSED — {tally}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,11 +22,10 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from harness.history import HistoryOption
-    from harness.records import Observation
     from harness.runner.execute import RunResult
     from harness.summary import LatencyStats, Summary
 
-__all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "arm_table", "finish_run", "run"]
+__all__ = ["EXIT_STOPPED", "ProgressBar", "add_arguments", "finish_run", "run"]
 
 #: ``harness run`` stopped at an error no retry could fix (401, 403, an unknown model, no
 #: quota, a missing endpoint): not 1, which CI reads as a failed gate.
@@ -250,12 +248,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             print(f"harness: warning: {warning}", file=sys.stderr)
     result = run_scenarios(args.scenarios, options, ProgressBar(Console(stderr=True)))
-    code = finish_run(result, history=history)
-    if code != 0 or not (args.gate or args.baseline is not None):
-        return code
-    from harness.cli.gate import gate
-
-    return gate(result.run_dir, baseline=args.baseline, as_json=False)
+    return finish_run(result, gates=args.gate, baseline=args.baseline, history=history)
 
 
 if TYPE_CHECKING:
@@ -330,55 +323,6 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def arm_table(run_dir: Path) -> Table:
-    """A rich table per scenario × arm: n, errors, cold/warm TTFT p50/p95, cached share."""
-    import numpy as np
-    from rich.table import Table
-
-    from harness.records import NOT_SENT
-    from harness.rundir import OBSERVATIONS_FILE, read_meta, read_observations
-
-    meta = read_meta(run_dir)
-    rows: dict[tuple[str, str], list[Observation]] = defaultdict(list)
-    for obs in read_observations(run_dir / OBSERVATIONS_FILE):
-        if not obs.warmup and obs.error_type != NOT_SENT:
-            rows[(obs.scenario, obs.arm)].append(obs)
-    table = Table(title=f"run {meta.run_id} — target {meta.target_label}")
-    for col in (
-        "scenario",
-        "arm",
-        "n",
-        "errors",
-        "cold TTFT p50/p95 ms",
-        "warm TTFT p50/p95 ms",
-        "cached share",
-    ):
-        table.add_column(
-            col,
-            justify="left" if col in ("scenario", "arm") else "right",
-            # an arm id has no space to wrap at (responses_conversation+store): fold, not "…"
-            overflow="fold" if col == "arm" else "ellipsis",
-        )
-
-    def pcts(values: list[float]) -> str:
-        if not values:
-            return "—"
-        p50, p95 = np.percentile(values, [50, 95])
-        return f"{fmt.num(p50, 1)} / {fmt.num(p95, 1)}"
-
-    for (scenario, arm), items in sorted(rows.items()):
-        ok = [o for o in items if o.ok]
-        cold = [o.ttft_ms for o in ok if o.cold and o.ttft_ms is not None]
-        warm = [o.ttft_ms for o in ok if not o.cold and o.ttft_ms is not None]
-        inputs = sum(o.usage.input_tokens for o in ok if o.usage)
-        cached = sum(o.usage.cached_tokens for o in ok if o.usage)
-        share = fmt.pct(cached / inputs, 1) if inputs else "—"
-        table.add_row(
-            scenario, arm, str(len(items)), str(len(items) - len(ok)), pcts(cold), pcts(warm), share
-        )
-    return table
-
-
 def background_table(summary: Summary) -> Table | None:
     """Background-mode arms (scenario ``background: true``): queue, polling and resumes, p50 ms;
     None when no arm sent any."""
@@ -420,20 +364,19 @@ def finish_run(
     console: Console | None = None,
     report_dir: Path | None = None,
     *,
+    gates: bool = False,
+    baseline: str | None = None,
     history: HistoryOption = "auto",
 ) -> int:
-    """Print the end-of-run summary, analyse the run, record it in the history and render its
-    report (the runner does none of these), print where the files are; return the exit
-    status."""
+    """Analyse the run, record it in the history and render its report (the runner does none
+    of these), apply its gates when asked (``gates``, ``baseline``), print where the files are
+    and, last, the end-of-run summary (:func:`harness.cli.run_summary.run_summary`); return
+    the exit status."""
     from rich.console import Console
 
     from harness.rundir import OBSERVATIONS_FILE
 
     console = console or Console()
-    if result.recorded or (result.run_dir / OBSERVATIONS_FILE).exists():
-        console.print(arm_table(result.run_dir))
-    if result.meta.replay_label is not None:
-        console.print(result.meta.replay_label, style="bold", markup=False, soft_wrap=True)
     for what, why in result.meta.skipped.items():
         console.print(f"skipped (--skip-unsupported): {what} — {why}", soft_wrap=True)
     # soft_wrap: a path or command cut at 80 columns (output not a terminal) cannot be pasted
@@ -447,7 +390,11 @@ def finish_run(
     if result.fatal is not None:
         err(f"run stopped at its first fatal error ({result.fatal}) — {_fix(result)}")
         return EXIT_STOPPED
-    if not result.interrupted and result.recorded:
+    code = EXIT_STOPPED if result.stopped_arms else 0
+    summary = gate_report = None
+    if result.interrupted:
+        summary = _partial_summary(result.run_dir)
+    elif result.recorded:
         from harness.analysis.analyze import analyze_run, load_run, saturation_warnings
         from harness.history import save_summary
         from harness.report import render_report
@@ -456,7 +403,7 @@ def finish_run(
         summary = analyze_run(loaded)
         # the one warning that should change how the next run is made
         for warning in saturation_warnings(summary.scenarios):
-            console.print(f"[yellow]warning:[/] {warning}")
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         background = background_table(summary)
         if background is not None:
             console.print(background)
@@ -466,6 +413,18 @@ def finish_run(
             print(f"harness: warning: {not_recorded}", file=sys.stderr)
         paths = render_report(result.run_dir, report_dir, history=history)
         console.print(f"report: {paths.html}", soft_wrap=True)
+        if code == 0 and (gates or baseline is not None):
+            from harness.cli.gate import gate
+
+            gate_report = gate(result.run_dir, baseline=baseline, reports=report_dir)
+            code = gate_report.exit_code
+    if summary is not None:
+        from harness.cli.run_summary import print_run_summary
+
+        console.print()
+        print_run_summary(console, summary, gate_report, partial=result.interrupted)
+    if result.meta.replay_label is not None:
+        console.print(result.meta.replay_label, style="bold", markup=False, soft_wrap=True)
     if result.interrupted:
         console.print(
             f"interrupted after {result.recorded} request(s) — continue with: "
@@ -473,4 +432,17 @@ def finish_run(
             soft_wrap=True,
         )
         return 130
-    return EXIT_STOPPED if result.stopped_arms else 0
+    return code
+
+
+def _partial_summary(run_dir: Path) -> Summary | None:
+    """An interrupted run's figures so far, for the terminal only (nothing is written); none
+    when it has no observations or the user interrupts this too."""
+    from harness.analysis.analyze import analyze_run, has_observations
+
+    if not has_observations(run_dir):
+        return None
+    try:
+        return analyze_run(run_dir)
+    except KeyboardInterrupt:
+        return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from harness.analysis import decide
+from harness.analysis.claims import first_request_effect
 from harness.arms import Arm
 from harness.fmt import arm_name, effect, interval, num, pct, possessive, ratio
 from harness.summary import ArmSummary, Comparison, Effect, ScenarioSummary, SimilarityStats
@@ -175,9 +176,9 @@ def speed_findings(c: Comparison) -> list[Finding]:
             )
         )
     out.append(latency("Total time", "median total latency", c.total_p50_ratio, "total_p50_ratio"))
-    cold, what = c.cold_ttft_ratio, "cold TTFT"
-    if cold is None:
-        cold, what = c.cold_total_ratio, "cold total latency"
+    # the guide's first-request claim is judged on the same measure (one rule)
+    name, cold = first_request_effect(c)
+    what = "cold TTFT" if name == "cold_ttft_ratio" else "cold total latency"
     out.append(latency("First request (cold)", what, cold))
     return out
 

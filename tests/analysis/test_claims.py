@@ -212,3 +212,41 @@ def test_parity_never_supports_a_claim(seed: int) -> None:
     assert all(cl.verdict != "supported" for cl in claims.values()), {
         k: (v.value, v.ci95, v.verdict) for k, v in claims.items()
     }
+
+
+def test_a_mixed_run_judges_the_first_request_on_every_cold_request() -> None:
+    """Symptom 4 of issue 19: one prompt streamed, two not — the claim and the report's cold
+    card use cold total latency over all cold conversations, not TTFT of the streamed third."""
+    from harness.report.verdict import speed_findings
+
+    repeats = 12
+    obs = [
+        o
+        if o.prompt_id == "p0"
+        else o.model_copy(
+            update={"stream": False, "ttft_ms": None, "sdk_ttft_ms": None, "first_output_ms": None}
+        )
+        for o in synthetic_observations(
+            SyntheticProfile(responses_cold_ratio=2.5, sigma=0.05, drift=0.0),
+            arms=("chat", "responses"),
+            repeats=repeats,
+        )
+    ]
+    sc = analyze_table(ObservationTable.from_observations(obs), resamples=200).scenarios[0]
+    c = sc.comparisons["responses_vs_chat"]
+    assert c.cold_ttft_ratio is not None and c.cold_ttft_ratio.n_pairs == repeats
+    assert c.cold_total_ratio is not None and c.cold_total_ratio.n_pairs == 3 * repeats
+    claim = sc.claims["first_request_slower"]
+    assert claim.metric == "responses_vs_chat.cold_total_ratio"
+    assert claim.value == c.cold_total_ratio.value and "total latency" in claim.note
+    (card,) = [f for f in speed_findings(c) if f.topic == "First request (cold)"]
+    assert card.detail.startswith("cold total latency: ")
+    assert "36 conversations" in card.detail
+
+
+def test_a_fully_streamed_run_judges_the_first_request_on_ttft() -> None:
+    obs = synthetic_observations(
+        SyntheticProfile(responses_cold_ratio=2.5), arms=("chat", "responses"), repeats=10
+    )
+    sc = analyze_table(ObservationTable.from_observations(obs), resamples=200).scenarios[0]
+    assert sc.claims["first_request_slower"].metric == "responses_vs_chat.cold_ttft_ratio"

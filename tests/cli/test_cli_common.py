@@ -41,3 +41,12 @@ def test_every_option_of_plan_and_gate_is_a_parameter_of_its_call(
     args = vars(build_parser().parse_args(argv))
     params = inspect.signature(call).parameters
     assert set(args) - {"command", "handler"} <= set(params)
+
+
+def test_the_emulator_profile_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert build_parser().parse_args(["run", "s.yaml"]).emulator_profile == "parity"
+    monkeypatch.setenv("HARNESS_EMULATOR_PROFILE", "zero")
+    assert build_parser().parse_args(["run", "s.yaml"]).emulator_profile == "zero"
+    assert build_parser().parse_args(["emulator"]).profile == "zero"
+    given = ["run", "s.yaml", "--emulator-profile", "guide-claims"]
+    assert build_parser().parse_args(given).emulator_profile == "guide-claims"

@@ -1,12 +1,17 @@
-"""`harness run`'s terminal output when it is not a terminal (CI logs, pipes)."""
+"""`harness run`'s terminal output: the end-of-run summary, and no wrapping or progress bar when
+it is not a terminal (CI logs, pipes)."""
 
 from __future__ import annotations
 
 import io
+import json
+import re
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
+from harness.cli.app import main
 from harness.cli.run import ProgressBar, finish_run
 from harness.records import RunMeta
 from harness.runner.execute import RunResult
@@ -39,3 +44,130 @@ def test_the_resume_hint_is_one_line_that_can_be_pasted(tmp_path: Path) -> None:
         lines[-1]
         == f"interrupted after 0 request(s) — continue with: harness run --resume {run_dir}"
     )
+
+
+# --- the end-of-run summary: one shape for streamed, non-streamed and mixed runs --------------
+
+SCENARIO = """\
+version: 1
+name: {name}
+model: gpt-4.1-mini
+defaults: {{temperature: 0, max_output_tokens: 40, stream: {stream}}}
+arms: [chat, responses]
+repeats: 3
+prompts:
+  - id: hours
+    turns: ["What are your support hours?", "And on weekends?"]
+  - id: refund
+    params: {{stream: false}}
+    turns: ["Can I get a refund for a delayed train?"]
+gates:
+  responses_vs_chat.similarity_mean_min: 0.5
+  chat.error_rate_max: 0.5
+"""
+
+#: a table row: the arm, then every cell on the same line (nothing wrapped)
+_ROW = r"│ {arm} +│ +(\d+) │ +(\d+) │(.*)│ +([\d.]+ %) │ +(\$[\d.]+) │\n"
+
+
+def _run_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *, stream: bool, name: str
+) -> tuple[int, str, str, Path]:
+    scenario = tmp_path / f"{name}.yaml"
+    scenario.write_text(SCENARIO.format(name=name, stream=str(stream).lower()), encoding="utf-8")
+    out = tmp_path / "runs"
+    argv = ["run", str(scenario), "--emulator-profile", "zero", "--out", str(out), "--gate"]
+    code = main(argv)
+    captured = capsys.readouterr()
+    (run_dir,) = out.iterdir()
+    return code, captured.out, captured.err, run_dir
+
+
+def _headline(run_dir: Path) -> str:
+    """The verdict sentence of the run's own report (summary.md)."""
+    md = (run_dir.parents[1] / "reports" / run_dir.name / "summary.md").read_text("utf-8")
+    (line,) = [x for x in md.splitlines() if x.startswith("**Compared with ")]
+    return line.strip("*")
+
+
+def test_a_run_that_does_not_stream_shows_total_latency_cost_verdict_and_gates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err, run_dir = _run_cli(tmp_path, capsys, stream=False, name="nostream")
+    assert code == 0, out + err
+    assert err == "", "no progress bar (or anything else) leaks when stderr is not a terminal"
+    header = next(line for line in out.splitlines() if line.startswith("┃ arm"))
+    assert "cold total p50/p95 ms" in header and "warm total p50/p95 ms" in header
+    assert "TTFT" not in header
+    for arm in ("chat", "responses"):
+        row = re.search(_ROW.format(arm=arm), out)
+        assert row is not None, out
+        assert row[1] == "9" and row[2] == "0"
+        cold, warm = (c.strip() for c in row[3].split("│"))
+        assert re.fullmatch(r"[\d.]+ / [\d.]+", cold) and re.fullmatch(r"[\d.]+ / [\d.]+", warm)
+        assert float(row[5].removeprefix("$")) > 0
+    assert f"verdict: {_headline(run_dir)}\n" in out
+    assert "\ngates: PASSED — 2 checks: " in out
+    assert out.rstrip("\n").splitlines()[-1].startswith("gates: PASSED")
+    assert f"observations: {run_dir / 'observations.jsonl'}\n" in out
+    summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
+    claim = summary["scenarios"][0]["claims"]["first_request_slower"]
+    assert claim["metric"] == "responses_vs_chat.cold_total_ratio"
+
+
+def test_a_mixed_run_shows_ttft_and_total_latency_and_judges_every_cold_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err, run_dir = _run_cli(tmp_path, capsys, stream=True, name="mixed")
+    assert code == 0, out + err
+    header = next(line for line in out.splitlines() if line.startswith("┃ arm"))
+    for column in ("cold TTFT", "warm TTFT", "cold total", "warm total"):
+        assert f"{column} p50/p95 ms" in header
+    for arm in ("chat", "responses"):
+        row = re.search(_ROW.format(arm=arm), out)
+        assert row is not None, out
+        cells = [c.strip() for c in row[3].split("│")]
+        assert len(cells) == 4
+        assert all(re.fullmatch(r"[\d.]+ / [\d.]+", c) for c in cells), cells
+    assert f"verdict: {_headline(run_dir)}\n" in out
+    summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
+    (sc,) = summary["scenarios"]
+    comparison = sc["comparisons"]["responses_vs_chat"]
+    # 3 of 6 cold conversations streamed: the claim is judged on all six
+    assert comparison["cold_ttft_ratio"]["n_pairs"] == 3
+    assert comparison["cold_total_ratio"]["n_pairs"] == 6
+    assert sc["claims"]["first_request_slower"]["metric"] == "responses_vs_chat.cold_total_ratio"
+
+
+def test_a_streamed_run_shows_ttft_only_and_gate_status_only_when_gates_ran() -> None:
+    from harness.analysis.analyze import SyntheticProfile, analyze_table, synthetic_observations
+    from harness.analysis.metrics import ObservationTable
+    from harness.cli.run_summary import print_run_summary
+
+    obs = synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=4)
+    summary = analyze_table(ObservationTable.from_observations(obs), resamples=100)
+    console, out = _console()
+    print_run_summary(console, summary)
+    printed = out.getvalue()
+    header = next(line for line in printed.splitlines() if line.startswith("┃ arm"))
+    assert "cold TTFT p50/p95 ms" in header and "total" not in header
+    assert "verdict: Compared with Chat Completions, Responses " in printed
+    assert "gates:" not in printed
+
+
+def test_an_interrupted_run_shows_its_requests_so_far_then_the_resume_hint(
+    quickstart_run: Path,
+) -> None:
+    from harness.rundir import read_meta
+
+    before = sorted(p.name for p in quickstart_run.iterdir())
+    console, out = _console()
+    result = RunResult(quickstart_run, read_meta(quickstart_run), 5, 0, interrupted=True)
+    assert finish_run(result, console) == 130
+    printed = out.getvalue()
+    assert "quickstart — emulator — not OpenAI — interrupted: requests so far" in printed
+    assert re.search(_ROW.format(arm="responses"), printed)
+    assert printed.splitlines()[-1] == (
+        f"interrupted after 5 request(s) — continue with: harness run --resume {quickstart_run}"
+    )
+    assert sorted(p.name for p in quickstart_run.iterdir()) == before, "nothing is written"
