@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         from rich.console import Console
 
         console = Console()
+        if not console.is_terminal:  # piped or captured: one row per comparison, not 80 columns
+            console = Console(width=160)
         for table in summary_tables(summary):
             console.print(table)
         if summary.replay_label is not None:

@@ -315,7 +315,11 @@ def _table(data: dict[str, Any]) -> ObservationTable:
             cols[c] = np.asarray(_column(v, 0), dtype=np.int64)
         else:
             cols[c] = np.asarray(_column(v, np.nan), dtype=np.float64)
-    return ObservationTable(output_text=[None] * n, tool_calls=[()] * n, **cols)
+    # background timings are per-request detail the history does not keep (its trends do
+    # not chart them); the conversation-state counts are columns like the rest
+    return ObservationTable(
+        output_text=[None] * n, tool_calls=[()] * n, background=[None] * n, **cols
+    )
 
 
 def open_history(root: Path) -> History:

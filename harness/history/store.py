@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from harness import __version__
-from harness.analysis.metrics import LATENCIES, TOKENS, ObservationTable
+from harness.analysis.metrics import LATENCIES, STATE_COLUMNS, TOKENS, ObservationTable
 from harness.errors import HistoryError
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ _OBS_TEXT = (
 )
 _OBS_INT = ("turn", "repeat", "order", *TOKENS, "nonce_tokens")
 _OBS_BOOL = ("cold", "warmup", "ok", "has_usage", "saturated")
-_OBS_FLOAT = (*LATENCIES, "similarity", "loop_lag_ms")
+_OBS_FLOAT = (*LATENCIES, "similarity", "loop_lag_ms", *STATE_COLUMNS)
 OBSERVATION_TYPES: dict[str, str] = {
     **dict.fromkeys(_OBS_TEXT, "VARCHAR"),
     **dict.fromkeys(_OBS_INT, "BIGINT"),
