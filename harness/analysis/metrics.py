@@ -63,7 +63,7 @@ TOKENS = (
 )
 
 #: the text columns; _FIELDS starts with them, so a new one is also read from each record
-_STRING_FIELDS = (
+STRING_COLUMNS = (
     "conversation",
     "run_id",
     "scenario",
@@ -80,7 +80,7 @@ _STRING_FIELDS = (
     "outcome",
 )
 _FIELDS = (
-    *_STRING_FIELDS,
+    *STRING_COLUMNS,
     "tool_calls",
     "turn",
     "repeat",
@@ -226,7 +226,7 @@ class ObservationTable:
                     strict=True,
                 )
             )
-        strings: dict[str, Any] = {k: list(cols[k]) for k in _STRING_FIELDS}
+        strings: dict[str, Any] = {k: list(cols[k]) for k in STRING_COLUMNS}
         return cls(
             **strings,
             tool_calls=[

@@ -35,7 +35,13 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from harness import __version__
-from harness.analysis.metrics import LATENCIES, STATE_COLUMNS, TOKENS, ObservationTable
+from harness.analysis.metrics import (
+    LATENCIES,
+    STATE_COLUMNS,
+    STRING_COLUMNS,
+    TOKENS,
+    ObservationTable,
+)
 from harness.errors import HistoryError
 
 if TYPE_CHECKING:
@@ -112,21 +118,8 @@ METRIC_TYPES: dict[str, str] = {
     "n": "BIGINT",
     "decision": "VARCHAR",
 }
-_OBS_TEXT = (
-    "run_id",
-    "scenario",
-    "prompt_id",
-    "arm",
-    "api",
-    "model",
-    "service_tier",
-    "finish",
-    "error_type",
-    "output_format",
-    "client",
-    "outcome",
-    "conversation",
-)
+#: every text column of the observation table but the reply text (the history keeps no replies)
+_OBS_TEXT = tuple(c for c in STRING_COLUMNS if c != "output_text")
 _OBS_INT = ("turn", "repeat", "order", *TOKENS, "nonce_tokens")
 _OBS_BOOL = ("cold", "warmup", "ok", "has_usage", "saturated")
 _OBS_FLOAT = (*LATENCIES, "similarity", "loop_lag_ms", *STATE_COLUMNS)

@@ -489,28 +489,25 @@ class RayEngine:
         _Driver(self, todo, target, options, shared, meta, new_connection, run_dir).run()
 
 
+@dataclass(eq=False)
 class _Driver:
-    def __init__(
-        self,
-        engine: RayEngine,
-        todo: list[PlannedConversation],
-        target: Target,
-        options: RunOptions,
-        shared: _Shared,
-        meta: RunMeta,
-        new_connection: frozenset[str],
-        run_dir: Path,
-    ) -> None:
+    """One distributed run: :meth:`RayEngine.execute`'s arguments, and the workers' state."""
+
+    engine: RayEngine
+    todo: list[PlannedConversation]
+    target: Target
+    options: RunOptions
+    shared: _Shared
+    meta: RunMeta
+    new_connection: frozenset[str]
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        meta = self.meta
+        engine = self.engine
         self.ray = _ray()
-        self.engine = engine
-        self.target = target
-        self.options = options
-        self.shared = shared
-        self.meta = meta
-        self.new_connection = new_connection
-        self.run_dir = run_dir
         # a resumed run sends each conversation with the nonce meta.json holds for it
-        self.todo = [with_nonce(c, meta.cache_nonces.get(c.conversation)) for c in todo]
+        self.todo = [with_nonce(c, meta.cache_nonces.get(c.conversation)) for c in self.todo]
         self.steps = {c.conversation: len(c.steps) for c in self.todo}
         self.buffers: dict[str, list[Observation]] = {}
         self.slots: list[_Slot] = []
