@@ -277,6 +277,13 @@ def _readme_table() -> dict[str, tuple[int, int, int]]:
     return rows
 
 
+#: shipped cassettes recorded below the minimum for verdicts, each with its reason (also in
+#: cassettes/README.md): the agent loop's seven state arms echo a long system prompt on every
+#: turn, ~1.9 MB a repeat, so 10 conversations would take ~19 MB — a replay shows its per-turn
+#: conversation-state figures, not verdicts
+BELOW_MINIMUM = {"agent-tool-loop"}
+
+
 def test_shipped_cassettes_record_profile_time_scale_and_repeats_as_documented() -> None:
     from harness.analysis.decide import MIN_CONVERSATIONS
     from harness.scenario.load import load_scenario
@@ -288,9 +295,9 @@ def test_shipped_cassettes_record_profile_time_scale_and_repeats_as_documented()
         scenario = load_scenario(REPO / meta.scenario_path)
         # the emulator's own speed: a replay shows what a live run against it measures
         assert (meta.emulator_profile, meta.emulator_time_scale) == ("parity", 1.0), path
-        assert meta.repeats is not None and meta.repeats * len(scenario.prompts) >= (
-            MIN_CONVERSATIONS
-        )
+        assert meta.repeats is not None
+        if meta.scenario not in BELOW_MINIMUM:
+            assert meta.repeats * len(scenario.prompts) >= MIN_CONVERSATIONS, path
         assert table[meta.scenario] == (
             meta.repeats,
             scenario.repeats,
