@@ -370,7 +370,7 @@ def finish_run(
 ) -> int:
     """Analyse the run, record it in the history and render its report (the runner does none
     of these), apply its gates when asked (``gates``, ``baseline``), print where the files are
-    and, last, the end-of-run summary (:func:`harness.cli.run_summary.run_summary`); return
+    and, last, the end-of-run summary (:func:`harness.cli.run_summary.print_run_summary`); return
     the exit status."""
     from rich.console import Console
 
