@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _child import run_child  # benchmarks/ is on sys.path (pytest, or run as a script)
 
 RUNS = 50
 PER_RUN = 20_000
@@ -215,12 +215,7 @@ def test_trend_query_over_a_million_observations(benchmark: Any, history: dict[s
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return run_child(__file__, args)
 
 
 def test_recording_a_run_time_and_peak_rss(benchmark: Any, tmp_path: Path) -> None:

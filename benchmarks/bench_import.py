@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _child import run_child  # benchmarks/ is on sys.path (pytest, or run as a script)
 
 SIZES = (10_000, 100_000)
 DISTINCT = 1_000
@@ -91,13 +91,7 @@ def write_source(path: Path, lines: int) -> Path:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    """Run this file as a child process; its last stdout line is its figures."""
-    done = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return run_child(__file__, args)
 
 
 @pytest.fixture(scope="module")

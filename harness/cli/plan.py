@@ -184,16 +184,14 @@ def power_lines(
 
     power = DEFAULT_TARGET_POWER if target_power is None else target_power
     by_arm: dict[str, int] = {}
-    cold: dict[str, int] = {}
     for conv in plan.conversations:
         if conv.warmup or conv.repeat != 1:
             continue
         by_arm[conv.arm] = by_arm.get(conv.arm, 0) + sum(
             1 for step in conv.steps if step.kind == "user"
         )
-        cold[conv.arm] = cold.get(conv.arm, 0) + 1
     per_repeat = min(by_arm.values(), default=1)
-    cold_per_repeat = min(cold.values(), default=1)
+    cold_per_repeat = _conversations_per_repeat(plan)  # one cold request per conversation
     spread = ASSUMED_RUN_SPREAD["ttft_p50_ratio"]
     try:
         need_all = repeats_for_power(
