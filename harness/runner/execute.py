@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -1145,14 +1145,19 @@ async def _execute(
             meta.loop = monitor.stats().model_dump()
             shared.writer.sync()
             # also on Ctrl-C or a crash: the provider would keep stored responses otherwise
-            await asyncio.shield(_cancel_background(shared.running_background, transports))
+            # background responses the run stopped following would run on, billed
+            await asyncio.shield(
+                _on_each(shared.running_background, transports, Transport.cancel_response)
+            )
             meta.stored_responses_deleted = (
                 meta.stored_responses_deleted or 0
-            ) + await asyncio.shield(_delete_stored(shared.stored_ids, transports))
+            ) + await asyncio.shield(
+                _on_each(shared.stored_ids, transports, Transport.delete_response)
+            )
             if shared.conversation_ids:
                 meta.conversations_deleted = (meta.conversations_deleted or 0) + (
                     await asyncio.shield(
-                        _delete_stored(shared.conversation_ids, transports, conversations=True)
+                        _on_each(shared.conversation_ids, transports, Transport.delete_conversation)
                     )
                 )
     finally:
@@ -1160,29 +1165,17 @@ async def _execute(
             await transport.aclose()
 
 
-async def _cancel_background(
-    ids: Iterable[tuple[str, str]], transports: dict[str, Transport]
-) -> None:
-    """Cancel background responses the run stopped following (they would run on, billed)."""
-    await asyncio.gather(*(transports[arm].cancel_response(rid) for arm, rid in ids))
-
-
-async def _delete_stored(
+async def _on_each(
     ids: Iterable[tuple[str, str]],
     transports: dict[str, Transport],
-    *,
-    conversations: bool = False,
+    action: Callable[[Transport, str], Awaitable[bool]],
 ) -> int:
-    """Delete stored responses or conversations (the provider keeps them otherwise); count
-    confirmations."""
+    """Clean up after the run: ``action`` (cancel, delete) on each (arm, id), 8 at a time;
+    count the server's confirmations (the provider keeps what is not deleted)."""
     sem = asyncio.Semaphore(8)
 
-    async def delete(arm: str, oid: str) -> bool:
+    async def one(arm: str, oid: str) -> bool:
         async with sem:
-            transport = transports[arm]
-            if conversations:
-                return await transport.delete_conversation(oid)
-            return await transport.delete_response(oid)
+            return await action(transports[arm], oid)
 
-    results = await asyncio.gather(*(delete(a, r) for a, r in ids))
-    return sum(results)
+    return sum(await asyncio.gather(*(one(a, r) for a, r in ids)))

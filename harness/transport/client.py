@@ -787,27 +787,25 @@ class Transport:
 
     async def delete_response(self, response_id: str) -> bool:
         """Delete a stored response (True when the server confirmed)."""
-        try:
-            if self.kind == "sdk":
-                await self._sdk.responses.delete(response_id)
-            else:
-                reply = await self._raw_request("DELETE", f"/responses/{response_id}")
-                return reply.status_code < 300
-        except (openai.APIError, httpx2.HTTPError):
-            return False
-        return True
+        return await self._confirmed(
+            lambda: self._sdk.responses.delete(response_id), "DELETE", f"/responses/{response_id}"
+        )
 
     async def cancel_response(self, response_id: str) -> bool:
         """Cancel a background response (True when the server answered 2xx)."""
-        try:
-            if self.kind == "sdk":
-                await self._sdk.responses.cancel(response_id)
-            else:
-                reply = await self._raw_request("POST", f"/responses/{response_id}/cancel")
-                return reply.status_code < 300
-        except (openai.APIError, httpx2.HTTPError):
-            return False
-        return True
+        return await self._confirmed(
+            lambda: self._sdk.responses.cancel(response_id),
+            "POST",
+            f"/responses/{response_id}/cancel",
+        )
+
+    async def _confirmed(
+        self, sdk_call: Callable[[], Awaitable[Any]], method: str, path: str
+    ) -> bool:
+        """A clean-up call (delete, cancel): True when the server answered 2xx."""
+        if self.kind == "sdk":
+            return (await _sdk_state(sdk_call)).ok
+        return (await self._raw_state(method, path)).ok
 
     # --- server-side state (Conversations API, stored responses' input items) -------------
 
@@ -871,11 +869,11 @@ class Transport:
 
     async def delete_conversation(self, conversation_id: str) -> bool:
         """Delete a conversation (True when the server confirmed)."""
-        if self.kind == "sdk":
-            reply = await _sdk_state(lambda: self._sdk.conversations.delete(conversation_id))
-        else:
-            reply = await self._raw_state("DELETE", f"/conversations/{conversation_id}")
-        return reply.ok
+        return await self._confirmed(
+            lambda: self._sdk.conversations.delete(conversation_id),
+            "DELETE",
+            f"/conversations/{conversation_id}",
+        )
 
     async def _raw_state(
         self,

@@ -20,7 +20,7 @@ from harness.emulator.profiles import load_profile
 from harness.records import Observation
 from harness.rundir import read_meta, read_observations
 from harness.runner.background import BackgroundTracker, send_background
-from harness.runner.execute import RunOptions, _cancel_background, _delete_stored, run
+from harness.runner.execute import RunOptions, _on_each, run
 from harness.runner.plan import build_plan, dry_run
 from harness.scenario.load import load_scenario
 from harness.summary import Summary
@@ -199,10 +199,10 @@ def test_a_stopped_run_cancels_then_deletes_what_it_was_following(emulators: Any
         with contextlib.suppress(asyncio.CancelledError):
             await task
         ((arm, rid),) = running
-        await _cancel_background(running, {arm: transport})
+        assert await _on_each(running, {arm: transport}, Transport.cancel_response) == 1
         job = store.get(rid).job
         status = job.status(time.perf_counter()) if job is not None else "-"
-        deleted = await _delete_stored(stored, {arm: transport})
+        deleted = await _on_each(stored, {arm: transport}, Transport.delete_response)
         await transport.aclose()
         return rid, status, deleted
 
