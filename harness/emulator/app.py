@@ -1,6 +1,8 @@
 """The ASGI app: Starlette routes over :class:`harness.emulator.engine.Emulator`.
 
-Routes: ``POST /v1/chat/completions``, ``POST /v1/responses``, ``GET``/``DELETE
+Routes: ``POST /v1/chat/completions``, stored chat completions (``GET /v1/chat/completions``,
+``GET``/``POST``/``DELETE /v1/chat/completions/{id}``, ``GET …/{id}/messages``), ``POST
+/v1/responses``, ``GET``/``DELETE
 /v1/responses/{id}`` (``GET`` with ``stream=true&starting_after=N`` resumes a background
 stream), ``POST /v1/responses/{id}/cancel``, ``GET /v1/responses/{id}/input_items``, the
 Conversations API (``/v1/conversations``, ``/{id}``, ``/{id}/items``,
@@ -152,6 +154,15 @@ def _routes(emu: Emulator) -> list[Route]:
             emu.conversation_call(t0, _conversation_call(emu, request, raw)), truth
         )
 
+    async def stored_completions(request: Request) -> TimedResponse:
+        t0 = _t0(request)
+        if not _authorized(request):
+            return TimedResponse(emu.error_plan(t0, _NO_KEY, api="chat"), truth)
+        raw = await request.body() if request.method == "POST" else b""
+        return TimedResponse(
+            emu.object_call(t0, _stored_completion_call(emu, request, raw), api="chat"), truth
+        )
+
     async def models(request: Request) -> TimedResponse:
         return TimedResponse(emu.models(_t0(request), request.path_params.get("model")), truth)
 
@@ -162,6 +173,13 @@ def _routes(emu: Emulator) -> list[Route]:
     every = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/chat/completions", stored_completions, methods=["GET"]),
+        Route(
+            "/v1/chat/completions/{cid}",
+            stored_completions,
+            methods=["GET", "POST", "DELETE"],
+        ),
+        Route("/v1/chat/completions/{cid}/messages", stored_completions, methods=["GET"]),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/responses/{response_id}", response_get, methods=["GET"]),
         Route("/v1/responses/{response_id}", response_delete, methods=["DELETE"]),
@@ -204,5 +222,27 @@ def _conversation_call(emu: Emulator, request: Request, raw: bytes) -> Callable[
         if method == "DELETE":
             return store.delete(cid)
         return store.update(cid, body())
+
+    return call
+
+
+def _stored_completion_call(
+    emu: Emulator, request: Request, raw: bytes
+) -> Callable[[], dict[str, Any]]:
+    """The store call a stored-completions request maps to (run inside ``object_call``)."""
+    store = emu.completions
+    cid = request.path_params.get("cid")
+    query = request.query_params
+
+    def call() -> dict[str, Any]:
+        if cid is None:
+            return store.list_page(query)
+        if request.url.path.endswith("/messages"):
+            return store.messages_page(cid, query)
+        if request.method == "GET":
+            return store.require(cid).body
+        if request.method == "DELETE":
+            return store.remove(cid)
+        return store.update(cid, json_object(raw) if raw.strip() else {})
 
     return call

@@ -259,8 +259,11 @@ def finish_reason(req: GenRequest, reply: Reply) -> str:
     return reply.finish
 
 
-def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
-    """The non-streaming ``chat.completion`` object (``n`` choices repeat the one reply)."""
+def body(
+    req: GenRequest, reply: Reply, use: dict[str, Any], cid: str | None = None
+) -> dict[str, Any]:
+    """The non-streaming ``chat.completion`` object (``n`` choices repeat the one reply);
+    ``cid`` is its id when a stored copy must share it."""
     message: dict[str, Any] = {
         "role": "assistant",
         "content": None if reply.refusal else reply.text or None,
@@ -271,7 +274,7 @@ def body(req: GenRequest, reply: Reply, use: dict[str, Any]) -> dict[str, Any]:
         message["tool_calls"] = _tool_calls(reply)
     finish = finish_reason(req, reply)
     return {
-        "id": completion_id(),
+        "id": cid or completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": req.model.snapshot,
@@ -289,10 +292,13 @@ def _data(obj: dict[str, Any]) -> bytes:
     return b"data: " + jsonio.dumps(obj) + b"\n\n"
 
 
-def stream_frames(req: GenRequest, reply: Reply, use: dict[str, Any]) -> Frames:
-    """Chunks tagged with the output-token tick they wait for (-1: right after the headers)."""
+def stream_frames(
+    req: GenRequest, reply: Reply, use: dict[str, Any], cid: str | None = None
+) -> Frames:
+    """Chunks tagged with the output-token tick they wait for (-1: right after the headers);
+    ``cid`` is the completion's id when a stored copy must share it."""
     head = {
-        "id": completion_id(),
+        "id": cid or completion_id(),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": req.model.snapshot,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.emulator.errors import invalid, missing_parameter, not_found
+from harness.emulator.errors import ApiError, invalid, missing_parameter, not_found
 from harness.emulator.prompt import Segment
 from harness.emulator.responses_out import new_id as _new_id
 from harness.emulator.validate import metadata_of, type_error
@@ -239,11 +239,18 @@ class ConversationStore:
         return conv.resource()
 
 
-def item_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str, Any]:
+def item_page(
+    items: list[dict[str, Any]],
+    query: Mapping[str, str],
+    *,
+    default_order: str = "desc",
+    unknown_after: Callable[[str], ApiError] = lambda after: not_found("Item", after, "item_id"),
+) -> dict[str, Any]:
     """One page of ``items`` (oldest first) per the list query: ``limit`` (1–100, default 20),
-    ``order`` (default ``desc``), ``after`` (an item id)."""
+    ``order`` (default ``desc``: the spec's for items; stored chat completions say ``asc``),
+    ``after`` (an item id)."""
     limit = _limit(query.get("limit"))
-    order = query.get("order", "desc")
+    order = query.get("order", default_order)
     if order not in ("asc", "desc"):
         raise invalid(
             f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.",
@@ -255,7 +262,7 @@ def item_page(items: list[dict[str, Any]], query: Mapping[str, str]) -> dict[str
     if after is not None:
         at = next((i for i, item in enumerate(ordered) if item["id"] == after), None)
         if at is None:
-            raise not_found("Item", after, "item_id")
+            raise unknown_after(after)
         ordered = ordered[at + 1 :]
     return _item_list(ordered[:limit], len(ordered) > limit)
 

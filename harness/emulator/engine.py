@@ -2,10 +2,10 @@
 
 parse (chat / responses adapter) → fault draw → render prompt tokens → prompt-cache lookup →
 reply content → delays → cache write (visible when the first token is due) → usage → body or
-SSE events (with any stream fault applied) → store (Responses, ``store: true``) → a
-:class:`Plan` that :class:`TimedResponse` sends on time, writing the truth record. A background
-response (``background: true``) is planned the same way, its timeline shifted by a queue wait
-and read off the clock later (:mod:`harness.emulator.background`).
+SSE events (with any stream fault applied) → store (``store: true``: responses and chat
+completions) → a :class:`Plan` that :class:`TimedResponse` sends on time, writing the truth
+record. A background response (``background: true``) is planned the same way, its timeline
+shifted by a queue wait and read off the clock later (:mod:`harness.emulator.background`).
 
 What a body alone decides — the parsed request, its prompt's prefix hashes and the draft of its
 reply (:class:`~harness.emulator.content.Draft`) — is kept per distinct body: harness load
@@ -24,6 +24,7 @@ from typing import Any
 from harness.emulator import chat, jsonio, responses_in, responses_out
 from harness.emulator.background import NOT_STREAMED, SYNCHRONOUS, BackgroundJob, plan_job
 from harness.emulator.cache import Prefixes, PromptCache, prefixes
+from harness.emulator.chat_store import CompletionStore
 from harness.emulator.content import Draft, Reply, content_key, draft, sample
 from harness.emulator.conversations import ConversationStore, item_page
 from harness.emulator.errors import ApiError, invalid, model_not_found, not_found
@@ -137,6 +138,7 @@ class Emulator:
         self.profile = config.profile
         self.cache = PromptCache(config.max_cache_entries)
         self.store = ResponseStore(config.max_stored_responses)
+        self.completions = CompletionStore(config.max_stored_responses)
         self.truth = TruthLog(config.truth_log)
         self.limiter = RateLimiter(self.profile.rate_limits)
         self._profile_header = profile_header(self.profile.name)
@@ -437,10 +439,15 @@ class Emulator:
             if req.conversation_id is not None:
                 self._append_turn(req, built)
         elif api == "chat":
+            # a stored completion is listed under the id its client got
+            cid = chat.completion_id() if req.store else None
             if req.stream:
-                self._chat_stream(plan, req, reply, use, timing, fault, chance)
+                self._chat_stream(plan, req, reply, use, timing, fault, chance, cid)
             else:
-                plan.body = jsonio.dumps(chat.body(req, reply, use))
+                plan.body = jsonio.dumps(chat.body(req, reply, use, cid))
+            # a failed stream is not a completion: nothing to store
+            if req.store and not (req.stream and fault in _STREAM_FAULTS):
+                self.completions.keep(chat.body(req, reply, use, cid), req.body)
         else:
             built = responses_out.build(req, reply, use)
             response_id = built.response_id
@@ -556,10 +563,15 @@ class Emulator:
 
     def conversation_call(self, t0: float, call: Callable[[], dict[str, Any]]) -> Plan:
         """A Conversations API endpoint: its body, or its :class:`ApiError`."""
+        return self.object_call(t0, call, api="conversations")
+
+    def object_call(self, t0: float, call: Callable[[], dict[str, Any]], *, api: str) -> Plan:
+        """An endpoint on stored objects (conversations, chat completions): its body, or its
+        :class:`ApiError`."""
         try:
-            return self.plan_json(t0, call(), api="conversations")
+            return self.plan_json(t0, call(), api=api)
         except ApiError as err:
-            return self.error_plan(t0, err, api="conversations")
+            return self.error_plan(t0, err, api=api)
 
     def _fault_reply(
         self,
@@ -623,8 +635,9 @@ class Emulator:
         timing: Timing,
         fault: str | None,
         rng: random.Random,
+        cid: str | None,
     ) -> None:
-        frames = chat.stream_frames(req, reply, use)
+        frames = chat.stream_frames(req, reply, use, cid)
         ticked: list[tuple[int, bytes, bool]] = list(frames)
         if fault in _STREAM_FAULTS:
             cut = self._cut_index(frames, rng)

@@ -9,10 +9,13 @@ oldest responses are forgotten (like an expired retention window).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from harness.emulator.prompt import Segment
+
+__all__ = ["BoundedStore", "ResponseStore", "StoredResponse"]
 
 if TYPE_CHECKING:
     from harness.emulator.background import BackgroundJob
@@ -30,26 +33,40 @@ class StoredResponse:
     job: BackgroundJob | None = None
 
 
-class ResponseStore:
-    """Response id → :class:`StoredResponse`, insertion-ordered and bounded."""
+_T = TypeVar("_T")
+
+
+class BoundedStore(Generic[_T]):
+    """Id → stored object, insertion-ordered; past ``max_entries`` the oldest is forgotten.
+
+    One retention rule for every stored object (responses, chat completions), so a long
+    emulator run holds bounded memory whatever the clients store.
+    """
 
     def __init__(self, max_entries: int = 100_000) -> None:
-        self._items: dict[str, StoredResponse] = {}
+        self._items: dict[str, _T] = {}
         self._max = max_entries
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, response_id: str, item: StoredResponse) -> None:
-        """Store (or replace) a response."""
-        self._items[response_id] = item
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self._items.values())
+
+    def put(self, key: str, item: _T) -> None:
+        """Store (or replace) an object."""
+        self._items[key] = item
         while len(self._items) > self._max:
             del self._items[next(iter(self._items))]
 
-    def get(self, response_id: str) -> StoredResponse | None:
-        """The stored response, or None."""
-        return self._items.get(response_id)
+    def get(self, key: str) -> _T | None:
+        """The stored object, or None."""
+        return self._items.get(key)
 
-    def delete(self, response_id: str) -> bool:
-        """Forget a response; False when it was not stored."""
-        return self._items.pop(response_id, None) is not None
+    def delete(self, key: str) -> bool:
+        """Forget an object; False when it was not stored."""
+        return self._items.pop(key, None) is not None
+
+
+class ResponseStore(BoundedStore[StoredResponse]):
+    """Response id → :class:`StoredResponse`, insertion-ordered and bounded."""
