@@ -62,6 +62,8 @@ class Subcommand:
     metavar: str
     help: str
     description: str | None = None
+    #: the sub-command's own options, where they are not the module's (``import stored``)
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "import",
         import_,
-        help="turn real traffic (request logs, fine-tuning files, traces) into a scenario file",
+        help="turn real traffic (request logs, fine-tuning files, traces, stored completions) "
+        "into a scenario file",
         description="Import Chat Completions requests into one scenario: identical requests "
         "merge into a prompt with weight, the most common model, system prompt, tools and "
         "output schema are written once, stream follows the source, and secrets and personal "
@@ -278,6 +281,20 @@ COMMANDS: tuple[Command, ...] = (
                 "with llm.request.functions.N.*. The output message is the reference. What "
                 "traces do not record (response_format, stream, …) is named in the report and "
                 "taken from --defaults FILE; spans without content are listed, not imported.",
+            ),
+            Subcommand(
+                "stored",
+                metavar="FORMAT",
+                help="OpenAI stored completions (store: true), pulled from --target via the SDK",
+                description="List the stored chat completions of --target (chat.completions.list, "
+                "filtered by --metadata KEY=VALUE and --model, oldest first, at most --limit N) "
+                "and read each one's messages (chat.completions.messages.list): the messages "
+                "are the request, the stored reply its reference. The API returns no tools, "
+                "output format, stream or sampling parameters: the report names them and "
+                "--defaults FILE supplies them. The key comes from the environment as for "
+                "harness run and is never printed. Exit 2 with one line for an unreachable "
+                "target, a refused key or no matching completion.",
+                add_arguments=import_.add_stored_arguments,
             ),
         ),
     ),
@@ -329,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             for each in (command.subcommand, *command.also):
                 q = actions.add_parser(each.name, help=each.help, description=each.description)
-                command.module.add_arguments(q)
+                (each.add_arguments or command.module.add_arguments)(q)
                 q.set_defaults(handler=command.module.run)
             continue
         command.module.add_arguments(p)

@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 IMPORT_REPORT_VERSION = 1
+#: what a format's "lines" are, where they are not lines of a file
+_UNITS = {"otel": "GenAI spans", "stored": "stored completions"}
 
 
 class _Record(BaseModel):
@@ -94,7 +96,9 @@ class ImportReport(_Record):
     schema_version: int = IMPORT_REPORT_VERSION
     source: str
     format: str
-    lines: int = Field(description="non-blank lines read (GenAI spans for otel)")
+    lines: int = Field(
+        description="non-blank lines read (GenAI spans for otel, completions for stored)"
+    )
     requests: int = Field(description="lines holding a chat request")
     imported_requests: int = Field(description="requests the scenario holds (sum of weights)")
     prompts: int
@@ -114,7 +118,7 @@ class ImportReport(_Record):
 
     def lines_text(self) -> list[str]:
         """The report for the terminal, one line each."""
-        unit = "GenAI spans" if self.format == "otel" else "lines"
+        unit = _UNITS.get(self.format, "lines")
         read = f"{self.lines} {unit}, " if self.lines else ""
         out = [
             f"{self.source}: {read}{self.requests} requests → {self.prompts} "
@@ -166,7 +170,7 @@ class GroupedImport(_Record):
 
     def lines_text(self) -> list[str]:
         """The report for the terminal, one line each."""
-        unit = "GenAI spans" if self.format == "otel" else "lines"
+        unit = _UNITS.get(self.format, "lines")
         out = [
             f"{self.source}: {self.lines} {unit} → {len(self.groups)} scenarios by {self.group_by}"
         ]

@@ -11,6 +11,7 @@ from harness.importers.source import SourceItem
 
 __all__ = ["FORMATS", "load_defaults", "open_source"]
 
+#: the file formats (``stored`` reads a server, not a file: :mod:`harness.importers.stored`)
 FORMATS = ("batch", "finetune", "otel")
 
 
