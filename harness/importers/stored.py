@@ -32,12 +32,12 @@ _NOT_CARRIED = {
     "tool_choice": "not returned with a stored completion",
     "parallel_tool_calls": "not returned with a stored completion",
     "response_format": "not returned with a stored completion",
-    "stream": "not returned (stored alike streamed or not)",
+    "stream": "not returned: a completion is stored alike streamed or not",
     "sampling": "temperature, top_p, max_completion_tokens, seed, stop… are not returned",
 }
 _MODEL_NOTE = (
-    "a stored completion names the snapshot that answered, not the model the app asked for "
-    "(pass --model NAME)"
+    "a stored completion names the snapshot that answered, not the model the app asked for: "
+    "pass --model NAME"
 )
 
 
