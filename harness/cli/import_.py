@@ -248,4 +248,12 @@ def _stored_source(
         ) as client,
     ):
         label = source_label(target.base_url)
-        yield read_stored(client, query, label), not_carried(query), label
+        # a new built-in emulator has stored nothing: the one an app used is a URL
+        hint = (
+            " (--target emulator starts a new, empty emulator: pass the URL of the one the app "
+            "stored its completions on)"
+            if target.is_emulator
+            else ""
+        )
+        items = read_stored(client, query, label, empty_hint=hint)
+        yield items, not_carried(query), label

@@ -113,9 +113,12 @@ def _body(
     return body
 
 
-def read_stored(client: openai.OpenAI, query: StoredQuery, label: str) -> Iterator[SourceItem]:
+def read_stored(
+    client: openai.OpenAI, query: StoredQuery, label: str, *, empty_hint: str = ""
+) -> Iterator[SourceItem]:
     """Every matching stored completion as a request (line: its place in the listing, id: the
-    completion's id); API errors become one-line :class:`HarnessError`s naming ``label``."""
+    completion's id); API errors become one-line :class:`HarnessError`s naming ``label``, and
+    ``empty_hint`` ends the error for a listing with no match."""
     import openai
 
     listed = 0
@@ -158,5 +161,5 @@ def read_stored(client: openai.OpenAI, query: StoredQuery, label: str) -> Iterat
     if listed == 0:
         raise HarnessError(
             f"{label}: no stored chat completions match ({query.describe()}) — completions are "
-            "stored only when sent with store: true; check --metadata and --model"
+            f"stored only when sent with store: true; check --metadata and --model{empty_hint}"
         )

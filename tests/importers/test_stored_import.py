@@ -252,6 +252,23 @@ def test_group_by_metadata_splits_the_apps(app: App, tmp_path: Path) -> None:
     assert [p.id for p in load_scenario(out / "b.yaml").prompts] == app.b_ids
 
 
+def test_a_completion_with_several_choices_is_listed_not_imported(
+    emulators: Any, tmp_path: Path
+) -> None:
+    # n is the one sampling parameter a stored completion shows (its choices), and it has no
+    # Responses equivalent: listed with its reason, as a logged request with n would be
+    server = emulators.start("zero")
+    client = emulators.client(server)
+    kept = client.chat.completions.create(model=MODEL, messages=B_MESSAGES[0], store=True)
+    several = client.chat.completions.create(model=MODEL, messages=B_MESSAGES[1], store=True, n=2)
+    out, report = tmp_path / "s.yaml", tmp_path / "r.json"
+    args = ["import", "stored", "--target", server.base_url, "--out", str(out)]
+    assert main([*args, "--report", str(report)]) == 0
+    assert [p.id for p in load_scenario(out).prompts] == [kept.id]
+    (note,) = json.loads(report.read_text(encoding="utf-8"))["not_imported"]
+    assert note["line"] == 2 and note["reason"].startswith(f"{several.id}: n:")
+
+
 # --------------------------------------------------------------------------- errors
 
 
