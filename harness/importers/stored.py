@@ -126,7 +126,7 @@ def read_stored(
         page = client.chat.completions.list(
             metadata=dict(query.metadata) or openai.omit,
             model=query.model if query.model is not None else openai.omit,
-            limit=query.page_size,
+            limit=min(query.page_size, query.limit or MAX_PAGE),
             order="asc",
         )
         for completion in page:
@@ -147,6 +147,11 @@ def read_stored(
         raise HarnessError(
             f"{label}: 401, the server refused the API key — set HARNESS_TARGET_API_KEY "
             "(OPENAI_API_KEY for --target openai) to a key that may read stored completions"
+        ) from None
+    except openai.PermissionDeniedError:
+        raise HarnessError(
+            f"{label}: 403, the key may not read stored completions — use a key with read "
+            "access to Chat Completions"
         ) from None
     except openai.APIConnectionError as exc:
         raise HarnessError(

@@ -308,9 +308,10 @@ def test_an_unreachable_target_is_one_line(
 
 
 class _Refusing(BaseHTTPRequestHandler):
-    """OpenAI's 401 for every request."""
+    """OpenAI's 401 (or the server's ``status``) for every request."""
 
     def do_GET(self) -> None:
+        status: int = getattr(self.server, "status", 401)
         body = json.dumps(
             {
                 "error": {
@@ -321,7 +322,7 @@ class _Refusing(BaseHTTPRequestHandler):
                 }
             }
         ).encode()
-        self.send_response(401)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -331,20 +332,28 @@ class _Refusing(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def refusing_url() -> Iterator[str]:
+#: the refusal's status → what the one error line says
+REFUSALS = {
+    401: "401, the server refused the API key — set HARNESS_TARGET_API_KEY",
+    403: "403, the key may not read stored completions",
+}
+
+
+@pytest.fixture(params=sorted(REFUSALS))
+def refusing_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    server.status = request.param  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", request.param
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_a_refused_key_is_one_line_that_never_shows_the_key(
-    refusing_url: str,
+def test_a_refused_key_is_one_line_that_never_shows_it(
+    refusing_url: tuple[str, int],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -352,10 +361,11 @@ def test_a_refused_key_is_one_line_that_never_shows_the_key(
     secret = "sk-live-never-print-this-key-0123456789"
     monkeypatch.setenv("HARNESS_TARGET_API_KEY", secret)
     out = tmp_path / "s.yaml"
-    code = main(["import", "stored", "--target", refusing_url, "--out", str(out)])
+    url, status = refusing_url
+    code = main(["import", "stored", "--target", url, "--out", str(out)])
     captured_line = _one_line_error(capsys)
     assert code == 2
-    assert "401" in captured_line and "HARNESS_TARGET_API_KEY" in captured_line
+    assert REFUSALS[status] in captured_line
     assert secret not in captured_line
     assert not out.exists()
 
