@@ -156,12 +156,12 @@ def _routes(emu: Emulator) -> list[Route]:
 
     async def stored_completions(request: Request) -> TimedResponse:
         t0 = _t0(request)
+        # truth records of these calls are not generations: apart from the chat ones
         if not _authorized(request):
-            return TimedResponse(emu.error_plan(t0, _NO_KEY, api="chat"), truth)
+            return TimedResponse(emu.error_plan(t0, _NO_KEY, api="stored_completions"), truth)
         raw = await request.body() if request.method == "POST" else b""
-        return TimedResponse(
-            emu.object_call(t0, _stored_completion_call(emu, request, raw), api="chat"), truth
-        )
+        call = _stored_completion_call(emu, request, raw)
+        return TimedResponse(emu.object_call(t0, call, api="stored_completions"), truth)
 
     async def models(request: Request) -> TimedResponse:
         return TimedResponse(emu.models(_t0(request), request.path_params.get("model")), truth)
