@@ -241,6 +241,7 @@ class EmulatorConfig(BaseModel):
     seed: int = 0
     truth_log: Path | None = None
     time_scale: float = Field(1.0, ge=0)
+    #: bounds each store: responses, chat completions, conversations (oldest forgotten first)
     max_stored_responses: int = Field(100_000, ge=1)
     max_cache_entries: int = Field(2_000_000, ge=1)
 
