@@ -388,3 +388,19 @@ def test_the_sdk_reads_what_the_importer_reads(app: App) -> None:
     with openai.OpenAI(base_url=app.base_url, api_key="sk-test", max_retries=0) as client:
         listed = [c.id for c in client.chat.completions.list(metadata={"app": "a"}, limit=2)]
     assert listed == app.a_ids
+
+
+def test_a_target_that_is_not_a_url_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["import", "stored", "--target", "localhost:8000", "--out", str(tmp_path / "s")])
+    assert code == 2
+    assert "not 'emulator', 'openai' or an http(s) URL" in _one_line_error(capsys)
+
+
+def test_openai_without_a_key_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["import", "stored", "--target", "openai", "--out", str(tmp_path / "s")])
+    assert code == 2
+    assert "--target openai needs OPENAI_API_KEY" in _one_line_error(capsys)
