@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import HarnessError
-from harness.importers.source import SourceItem, SourceRequest
+from harness.importers.source import SourceItem, SourceRequest, Unusable
 
 if TYPE_CHECKING:
     import openai
@@ -133,12 +133,17 @@ def read_stored(
             if query.limit is not None and listed >= query.limit:
                 break
             listed += 1
-            messages = [
-                _request_message(m.to_dict())
-                for m in client.chat.completions.messages.list(
-                    completion.id, limit=MAX_PAGE, order="asc"
-                )
-            ]
+            try:
+                messages = [
+                    _request_message(m.to_dict())
+                    for m in client.chat.completions.messages.list(
+                        completion.id, limit=MAX_PAGE, order="asc"
+                    )
+                ]
+            except openai.NotFoundError:
+                # deleted (or expired) between the listing and this read
+                yield Unusable(listed, f"{completion.id}: gone before its messages were read")
+                continue
             data = completion.to_dict()
             yield SourceRequest(
                 listed, _body(data, messages, query), _reference(data), id=completion.id

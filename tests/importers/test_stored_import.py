@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from harness.cli.app import main
+from harness.importers.source import SourceRequest, Unusable
+from harness.importers.stored import StoredQuery, read_stored
 from harness.scenario.load import load_scenario
 
 MODEL = "gpt-4.1-mini"
@@ -266,6 +268,19 @@ def test_a_completion_with_several_choices_is_listed_not_imported(
     assert [p.id for p in load_scenario(out).prompts] == [kept.id]
     (note,) = json.loads(report.read_text(encoding="utf-8"))["not_imported"]
     assert note["line"] == 2 and note["reason"].startswith(f"{several.id}: n:")
+
+
+def test_a_completion_deleted_during_the_import_is_listed_not_imported(emulators: Any) -> None:
+    server = emulators.start("zero")
+    client = emulators.client(server)
+    ids = [
+        client.chat.completions.create(model=MODEL, messages=m, store=True).id for m in B_MESSAGES
+    ]
+    items = read_stored(client, StoredQuery(), "emu")
+    first = next(items)
+    client.chat.completions.delete(ids[1])  # after the page listing it was read
+    assert isinstance(first, SourceRequest) and first.id == ids[0]
+    assert list(items) == [Unusable(2, f"{ids[1]}: gone before its messages were read")]
 
 
 # --------------------------------------------------------------------------- errors
