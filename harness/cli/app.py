@@ -32,6 +32,7 @@ from harness.cli import (
     import_,
     plan,
     probe,
+    record,
     report,
     run,
     shadow,
@@ -280,6 +281,22 @@ COMMANDS: tuple[Command, ...] = (
                 "taken from --defaults FILE; spans without content are listed, not imported.",
             ),
         ),
+    ),
+    Command(
+        "record",
+        record,
+        help="run an app and record its OpenAI calls as Batch API input (for import batch)",
+        description="Run COMMAND (after --) with recording on: every Python process it starts "
+        "appends each chat.completions.create request, as the app sent it (stream included), "
+        'to FILE as one Batch API input line ({"custom_id", "method": "POST", "url": '
+        '"/v1/chat/completions", "body"}; responses.create as url /v1/responses). The calls '
+        "themselves go through unchanged: same replies, no extra request. No code change: "
+        "harness/shadow/boot is put first on PYTHONPATH and its sitecustomize switches "
+        "recording on when the app imports openai (in code: "
+        'harness.shadow.record(OpenAI(), "calls.jsonl")). API keys travel in headers and never '
+        "reach FILE; message content is written as sent — 'harness import batch FILE' scrubs "
+        "secrets and personal data before writing a scenario. Exit: the command's own status, "
+        "or 2 for bad input (FILE not writable, no command).",
     ),
     Command(
         "export",
