@@ -254,7 +254,8 @@ COMMANDS: tuple[Command, ...] = (
             description="Read SOURCE one line at a time: Batch API input lines (url "
             '/v1/chat/completions), lines holding {"body": {…}}, or bare chat request bodies. '
             "A malformed line, another url or a body that is not a chat request stops the "
-            "import (exit 2, nothing written) unless --skip-bad.",
+            "import (exit 2, nothing written) unless --skip-bad; a /v1/responses line (harness "
+            "record writes them for responses.create) is listed as not imported.",
         ),
         also=(
             Subcommand(
