@@ -78,32 +78,34 @@ _log = logging.getLogger("harness.shadow.record")
 _Client = TypeVar("_Client", bound="openai.OpenAI | openai.AsyncOpenAI")
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON data, the way the SDK serializes a request (pydantic models dumped
-    with ``exclude_unset``; mappings and other iterables as objects and lists)."""
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if _given(v)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):  # a pydantic model, e.g. the ChatCompletionMessage of an earlier reply
-        return dump(exclude_unset=True, mode="json")
-    if hasattr(value, "__iter__") and not isinstance(value, bytes | bytearray):
-        return [_plain(v) for v in value]
-    return value  # json.dumps says what it cannot write
-
-
 def _given(value: Any) -> bool:
     """False for the SDK's ``NOT_GIVEN`` / ``omit`` sentinels (the SDK leaves those out)."""
     return type(value).__name__ not in ("NotGiven", "Omit")
 
 
-def request_body(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON body the SDK sends for ``create(**kwargs)``."""
+def _json_default(value: Any) -> Any:
+    """What ``json.dumps`` cannot write by itself, the way the SDK serializes it."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # a pydantic model, e.g. the ChatCompletionMessage of an earlier reply
+        return dump(exclude_unset=True, mode="json")
+    if not _given(value):
+        return None
+    if isinstance(value, Mapping):
+        return dict(value)
+    if hasattr(value, "__iter__") and not isinstance(value, str | bytes | bytearray):
+        return list(value)  # an iterable of messages or parts, sent as a list
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any) -> str:
+    # json's own walk, with a hook for the rare SDK object: under half the time of converting
+    # the whole tree to plain data first (measured on a 3 kB conversation)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _top_level(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     body = {
-        name: _plain(value)
+        name: value
         for name, value in kwargs.items()
         if name not in SDK_REQUEST_OPTIONS
         and name not in _HARNESS_KWARGS
@@ -112,7 +114,13 @@ def request_body(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     }
     extra = kwargs.get("extra_body")
     if isinstance(extra, Mapping):
-        body.update(_plain(extra))  # the SDK merges extra_body over the parameters
+        body.update(extra)  # the SDK merges extra_body over the parameters
+    return body
+
+
+def request_body(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body the SDK sends for ``create(**kwargs)``, as a line of the file holds it."""
+    body: dict[str, Any] = json.loads(_dumps(_top_level(kwargs)))
     return body
 
 
@@ -141,14 +149,11 @@ class BatchRecorder:
     def write(self, url: Url, kwargs: Mapping[str, Any]) -> None:
         """Append the body of ``create(**kwargs)`` sent to ``url``; never raises."""
         try:
-            body = request_body(kwargs)
             with self._lock:
                 self._count += 1
                 custom_id = f"rec-{self._prefix}-{self._count}"
-            line = json.dumps(
-                {"custom_id": custom_id, "method": "POST", "url": url, "body": body},
-                ensure_ascii=False,
-                separators=(",", ":"),
+            line = _dumps(
+                {"custom_id": custom_id, "method": "POST", "url": url, "body": _top_level(kwargs)}
             )
             data = (line + "\n").encode("utf-8")
             with self._lock:

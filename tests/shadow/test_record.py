@@ -17,6 +17,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import openai
@@ -313,6 +314,8 @@ def test_the_async_client_records_the_same_way(emulator: EmulatorThread, tmp_pat
             {"messages": [ChatCompletionMessage(role="assistant", content="x")]},
             {"messages": [{"role": "assistant", "content": "x"}]},
         ),
+        ({"messages": (m for m in HELLO)}, {"messages": HELLO}),
+        ({"metadata": MappingProxyType({"k": "v"})}, {"metadata": {"k": "v"}}),
     ],
 )
 def test_request_body_is_what_the_sdk_sends(kwargs: dict[str, Any], body: dict[str, Any]) -> None:
