@@ -293,7 +293,7 @@ COMMANDS: tuple[Command, ...] = (
         '"/v1/chat/completions", "body"}; responses.create as url /v1/responses). The calls '
         "themselves go through unchanged: same replies, no extra request. No code change: "
         "harness/shadow/boot is put first on PYTHONPATH and its sitecustomize switches "
-        "recording on when the app imports openai (in code: "
+        "recording on as the app loads the SDK's chat or responses module (in code: "
         'harness.shadow.record(OpenAI(), "calls.jsonl")). API keys travel in headers and never '
         "reach FILE; message content is written as sent — 'harness import batch FILE' scrubs "
         "secrets and personal data before writing a scenario. Exit: the command's own status, "

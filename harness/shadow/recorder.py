@@ -7,8 +7,8 @@ Two ways in, one recorder:
   the same client with its ``chat.completions.create`` and ``responses.create`` recording;
 - without code: ``harness record --out calls.jsonl -- python app.py`` sets :data:`ENV_VAR` and
   puts ``harness/shadow/boot/`` (a ``sitecustomize``) on ``PYTHONPATH``, which patches the
-  SDK's resource classes when the application imports ``openai``, so every client of every
-  Python process the command starts records.
+  SDK's resource classes (:func:`patch_module`) as the application imports their modules, so
+  every client of every Python process the command starts records.
 
 Nothing is mirrored and no reply is kept, so unlike a shadow capture (:mod:`harness.shadow.
 capture`) no timing or copy is needed: the line is written in the calling thread right after
@@ -45,6 +45,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
@@ -53,11 +54,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CHAT_URL",
     "ENV_VAR",
+    "RESOURCE_MODULES",
     "RESPONSES_URL",
     "SDK_REQUEST_OPTIONS",
     "BatchRecorder",
     "Recorded",
     "enable_recording",
+    "patch_module",
     "record",
     "recording_env",
     "request_body",
@@ -246,25 +249,51 @@ def record(client: _Client, path: str | os.PathLike[str] | BatchRecorder) -> _Cl
     return client
 
 
+#: the SDK modules defining ``create`` for each endpoint: (sync, async) class names and url
+RESOURCE_MODULES: dict[str, tuple[tuple[str, str], Url]] = {
+    "openai.resources.chat.completions.completions": (
+        ("Completions", "AsyncCompletions"),
+        CHAT_URL,
+    ),
+    "openai.resources.responses.responses": (("Responses", "AsyncResponses"), RESPONSES_URL),
+}
+#: this process's recorder per file (one file descriptor, one custom_id sequence)
+_PROCESS_RECORDERS: dict[Path, BatchRecorder] = {}
+_PROCESS_LOCK = threading.Lock()
+
+
+def _process_recorder(path: str | os.PathLike[str] | BatchRecorder) -> BatchRecorder:
+    if isinstance(path, BatchRecorder):
+        return path
+    key = Path(path).resolve()
+    with _PROCESS_LOCK:
+        recorder = _PROCESS_RECORDERS.get(key)
+        if recorder is None:
+            recorder = _PROCESS_RECORDERS[key] = BatchRecorder(key)
+        return recorder
+
+
+def patch_module(module: ModuleType, path: str | os.PathLike[str] | BatchRecorder) -> None:
+    """Make ``create`` of the resource classes in ``module`` (one of :data:`RESOURCE_MODULES`)
+    record into ``path``, for every client of this process; idempotent."""
+    names, url = RESOURCE_MODULES[module.__name__]
+    recorder: BatchRecorder | None = None
+    for name in names:
+        cls = getattr(module, name)
+        if not _recorded(cls.__dict__["create"]):
+            recorder = recorder or _process_recorder(path)
+            setattr(cls, "create", _recording(cls.__dict__["create"], url, recorder))  # noqa: B010
+
+
 def enable_recording(path: str | os.PathLike[str] | BatchRecorder) -> BatchRecorder:
     """Make every SDK client of this process record into ``path`` (what ``harness record``
-    does in the processes it starts); idempotent."""
-    from openai.resources.chat.completions import AsyncCompletions, Completions
-    from openai.resources.responses import AsyncResponses, Responses
+    does in the processes it starts, one resource module at a time as the app imports it);
+    idempotent."""
+    import importlib
 
-    classes: tuple[tuple[Any, Url], ...] = (
-        (Completions, CHAT_URL),
-        (AsyncCompletions, CHAT_URL),
-        (Responses, RESPONSES_URL),
-        (AsyncResponses, RESPONSES_URL),
-    )
-    current = Completions.__dict__["create"]
-    if _recorded(current):
-        existing: BatchRecorder = current.__harness_recorder__
-        return existing
-    recorder = path if isinstance(path, BatchRecorder) else BatchRecorder(path)
-    for cls, url in classes:
-        setattr(cls, "create", _recording(cls.__dict__["create"], url, recorder))  # noqa: B010
+    recorder = _process_recorder(path)
+    for name in RESOURCE_MODULES:
+        patch_module(importlib.import_module(name), recorder)
     return recorder
 
 

@@ -8,6 +8,7 @@ in-process; the application is its child process, as in real use), and share tho
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -28,9 +29,17 @@ from openai.types.chat import ChatCompletionAssistantMessageParam, ChatCompletio
 from harness.cli.app import main
 from harness.emulator.server import EmulatorThread
 from harness.shadow import BatchRecorder, record
-from harness.shadow.recorder import CHAT_URL, RESPONSES_URL, recording_env, request_body
+from harness.shadow.recorder import (
+    BOOT_DIR,
+    CHAT_URL,
+    RESOURCE_MODULES,
+    RESPONSES_URL,
+    recording_env,
+    request_body,
+)
 
 APP = Path(__file__).with_name("record_app.py")
+BOOT = BOOT_DIR / "sitecustomize.py"
 MODEL = "gpt-4.1-mini"
 HELLO = [{"role": "user", "content": "What are your support hours?"}]
 #: what a request's assistant message may hold (the SDK's type: a reply's extra fields such as
@@ -211,19 +220,40 @@ def test_the_command_exit_status_passes_through(
     assert f"{out}: 0 requests recorded" in err and "nothing recorded" in err
 
 
-def test_a_process_that_never_imports_openai_loads_nothing_and_other_sitecustomize_runs(
+def test_recording_loads_with_the_sdk_resource_and_other_sitecustomize_runs(
     tmp_path: Path,
 ) -> None:
     own = tmp_path / "own"
     own.mkdir()
     (own / "sitecustomize.py").write_text("import os\nos.environ['OWN_SITE'] = 'ran'\n")
     env = recording_env(tmp_path / "c.jsonl", {**_app_env(), "PYTHONPATH": str(own)})
-    check = "import os, sys; print(os.environ.get('OWN_SITE'), 'harness' in sys.modules)"
+    check = (
+        "import os, sys\n"
+        "print(os.environ.get('OWN_SITE'), 'harness' in sys.modules)\n"
+        "import openai\n"
+        "print('harness' in sys.modules)\n"
+        "openai.OpenAI(api_key='k').chat.completions\n"
+        "create = openai.resources.chat.completions.Completions.create\n"
+        "print('harness' in sys.modules, hasattr(create, '__harness_recorder__'))\n"
+        "print('openai.resources.responses.responses' in sys.modules)\n"
+    )
     done = subprocess.run(
         [sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True
     )
-    assert done.stdout.split() == ["ran", "False"]
+    # nothing of harness until the app loads the chat resource; responses is never loaded
+    assert done.stdout.split() == ["ran", "False", "False", "True", "True", "False"]
     assert done.stderr == ""
+
+
+def test_the_hook_watches_the_modules_the_recorder_patches() -> None:
+    tree = ast.parse(BOOT.read_text(encoding="utf-8"))
+    watched = next(
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "WATCHED"
+    )
+    assert isinstance(watched, ast.Call)
+    assert ast.literal_eval(watched.args[0]) == set(RESOURCE_MODULES)
 
 
 # --- the one-line wrapper, in process -------------------------------------------------------
