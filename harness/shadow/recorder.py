@@ -211,6 +211,15 @@ def _recording(create: Callable[..., Any], url: Url, recorder: BatchRecorder) ->
         acreate.__harness_recorder__ = recorder  # type: ignore[attr-defined]
         return acreate
 
+    async def after(pending: Any, kwargs: dict[str, Any]) -> Any:
+        try:
+            result = await pending
+        except openai.APIError:
+            recorder.write(url, kwargs)
+            raise
+        recorder.write(url, kwargs)
+        return result
+
     @functools.wraps(create)
     def screate(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -218,6 +227,10 @@ def _recording(create: Callable[..., Any], url: Url, recorder: BatchRecorder) ->
         except openai.APIError:
             recorder.write(url, kwargs)
             raise
+        if inspect.iscoroutine(result):
+            # AsyncCompletions.create is a plain function returning a coroutine (the SDK's
+            # argument check wraps it): nothing is sent until it is awaited
+            return after(result, kwargs)
         recorder.write(url, kwargs)
         return result
 

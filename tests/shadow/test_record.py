@@ -307,7 +307,9 @@ def test_the_async_client_records_the_same_way(emulator: EmulatorThread, tmp_pat
             base_url=emulator.base_url, api_key="sk-test", max_retries=0
         ) as aclient:
             assert record(aclient, out) is aclient
-            reply = await aclient.chat.completions.create(model=MODEL, messages=HELLO)
+            pending = aclient.chat.completions.create(model=MODEL, messages=HELLO)
+            assert not out.read_bytes()  # not awaited yet: nothing sent, nothing recorded
+            reply = await pending
             stream = await aclient.chat.completions.create(model=MODEL, messages=HELLO, stream=True)
             assert isinstance(stream, openai.AsyncStream)
             assert [c async for c in stream]
