@@ -358,12 +358,23 @@ def run_recorded(command: Sequence[str], out: Path, *, append: bool = False) -> 
             f"{out}: cannot write ({exc.strerror or exc}) — pass a writable file as --out"
         ) from None
     try:
-        returncode = subprocess.run(list(command), env=recording_env(out), check=False).returncode
+        proc = subprocess.Popen(list(command), env=recording_env(out))
     except OSError as exc:
         raise HarnessError(
             f"record: cannot run {command[0]!r} ({exc.strerror or exc}) — check the command "
             "after --"
         ) from None
+    with proc:
+        try:
+            returncode = proc.wait()
+        except KeyboardInterrupt:
+            # The command got the same Ctrl-C: let it shut down as it does (flushing its own
+            # work); a second Ctrl-C stops it at once.
+            try:
+                returncode = proc.wait()
+            except KeyboardInterrupt:
+                proc.kill()
+                raise
     return Recorded(returncode, _count_lines(out, start))
 
 

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -378,3 +379,28 @@ def test_a_forked_worker_appends_with_its_own_custom_ids(tmp_path: Path) -> None
     ids = {line["body"]["model"]: line["custom_id"].rsplit("-", 1)[0] for line in lines}
     assert len(lines) == 3 and len({line["custom_id"] for line in lines}) == 3
     assert ids["child"] != ids["parent"]
+
+
+def test_ctrl_c_lets_the_command_shut_down_as_it_does(tmp_path: Path) -> None:
+    app = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *a: (print('bye', flush=True), sys.exit(5)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    command = [sys.executable, "-m", "harness", "record", "--out", str(tmp_path / "c.jsonl")]
+    with subprocess.Popen(
+        [*command, "--", sys.executable, "-c", app],
+        env=_app_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert out == "bye\n"
+    assert proc.returncode == 5  # the command's own exit, after its own clean-up
+    assert "Traceback" not in err
