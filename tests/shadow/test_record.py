@@ -300,6 +300,25 @@ def test_an_api_error_is_recorded_and_raised_as_it_came(
     assert [line["body"]["messages"] for line in _lines(out)] == [[]]
 
 
+def test_the_key_is_never_written_and_import_scrubs_what_the_content_holds(
+    emulator: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, planted = "sk-proj-RecordedKey0123456789abcdef", "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx01234"
+    out, scenario = tmp_path / "calls.jsonl", tmp_path / "app.yaml"
+    with openai.OpenAI(base_url=emulator.base_url, api_key=key, max_retries=0) as keyed:
+        record(keyed, out).chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": f"My key is {planted}, mail jane@example.com"}],
+        )
+    recorded = out.read_text(encoding="utf-8")
+    assert key not in recorded  # the client's key is a header, never part of the body
+    assert planted in recorded and "jane@example.com" in recorded  # content: as the app sent it
+    assert main(["import", "batch", str(out), "--out", str(scenario)]) == 0
+    capsys.readouterr()
+    written = scenario.read_text(encoding="utf-8")
+    assert planted not in written and "jane@example.com" not in written
+
+
 def test_the_async_client_records_the_same_way(emulator: EmulatorThread, tmp_path: Path) -> None:
     out = tmp_path / "calls.jsonl"
 
