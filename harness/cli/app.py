@@ -32,6 +32,7 @@ from harness.cli import (
     import_,
     plan,
     probe,
+    record,
     report,
     run,
     shadow,
@@ -256,7 +257,8 @@ COMMANDS: tuple[Command, ...] = (
             description="Read SOURCE one line at a time: Batch API input lines (url "
             '/v1/chat/completions), lines holding {"body": {…}}, or bare chat request bodies. '
             "A malformed line, another url or a body that is not a chat request stops the "
-            "import (exit 2, nothing written) unless --skip-bad.",
+            "import (exit 2, nothing written) unless --skip-bad; a /v1/responses line (harness "
+            "record writes them for responses.create) is listed as not imported.",
         ),
         also=(
             Subcommand(
@@ -297,6 +299,22 @@ COMMANDS: tuple[Command, ...] = (
                 add_arguments=import_.add_stored_arguments,
             ),
         ),
+    ),
+    Command(
+        "record",
+        record,
+        help="run an app and record its OpenAI calls as Batch API input (for import batch)",
+        description="Run COMMAND (after --) with recording on: every Python process it starts "
+        "appends each chat.completions.create request, as the app sent it (stream included), "
+        'to FILE as one Batch API input line ({"custom_id", "method": "POST", "url": '
+        '"/v1/chat/completions", "body"}; responses.create as url /v1/responses). The calls '
+        "themselves go through unchanged: same replies, no extra request. No code change: "
+        "harness/shadow/boot is put first on PYTHONPATH and its sitecustomize switches "
+        "recording on as the app loads the SDK's chat or responses module (in code: "
+        'harness.shadow.record(OpenAI(), "calls.jsonl")). API keys travel in headers and never '
+        "reach FILE; message content is written as sent — 'harness import batch FILE' scrubs "
+        "secrets and personal data before writing a scenario. Exit: the command's own status, "
+        "or 2 for bad input (FILE not writable, no command).",
     ),
     Command(
         "export",

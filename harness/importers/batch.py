@@ -1,8 +1,9 @@
 """Batch-style JSONL: OpenAI Batch API input lines, ``{"body": …}`` lines or bare bodies.
 
 The file is read one line at a time (memory does not grow with its length). A Batch API line
-must be ``POST /v1/chat/completions``; any other URL is a bad line, as is malformed JSON or a
-body without a ``messages`` list.
+must be ``POST /v1/chat/completions``; a ``/v1/responses`` line (``harness record`` writes
+those for ``responses.create``) is listed as not imported, with the reason; any other URL is a
+bad line, as is malformed JSON or a body without a ``messages`` list.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.importers.source import SourceItem, jsonl_requests
+from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusable, json_lines
 
 __all__ = ["CHAT_URL", "read_batch"]
 
 CHAT_URL = "/v1/chat/completions"
+RESPONSES_URL = "/v1/responses"
 _BATCH_KEYS = frozenset({"custom_id", "method", "url"})
 
 
@@ -46,4 +48,17 @@ def _body(data: Any) -> tuple[dict[str, Any] | None, str | None, str]:
 
 def read_batch(path: Path) -> Iterator[SourceItem]:
     """Every non-blank line of ``path`` as a request or a bad line, in order."""
-    return jsonl_requests(path, _body)
+    for item in json_lines(path):
+        if isinstance(item, BadLine):
+            yield item
+            continue
+        number, data = item
+        if isinstance(data, dict) and data.get("url") == RESPONSES_URL:
+            yield Unusable(
+                number,
+                "a Responses API request (url /v1/responses): only Chat Completions requests "
+                "are imported",
+            )
+            continue
+        body, reference, problem = _body(data)
+        yield BadLine(number, problem) if body is None else SourceRequest(number, body, reference)

@@ -35,6 +35,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel
 
+from harness.shadow.recorder import SDK_REQUEST_OPTIONS
 from harness.transport.client import KEPT_HEADERS, CallResult, _Reply, retry_after_ms
 from harness.transport.wire import (
     CURRENT_RECORDER,
@@ -265,7 +266,7 @@ class CapturedError(Exception):
 
 
 #: SDK request options: not part of the request, never forwarded, and may not pickle.
-_SDK_OPTIONS = ("extra_headers", "extra_query", "timeout")
+_SDK_OPTIONS = SDK_REQUEST_OPTIONS
 
 
 def _plain(obj: Any) -> Any:
