@@ -69,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--stratify",
         default="",
         metavar="KEY,...",
-        help="with --sample: share N between strata of model, tools, stream in proportion",
+        help="with --sample: share N between strata of model, tools, stream and metadata.KEY "
+        "values in proportion",
     )
     p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     p.add_argument(

@@ -613,7 +613,9 @@ def _run(
     build = _Build(options, source=source, fmt=fmt)
     sampler = None
     if options.sample is not None:
-        sampler = Sampler(options.sample, options.stratify, options.seed, options.defaults)
+        sampler = Sampler(
+            options.sample, options.stratify, options.seed, options.defaults, clean=build.note
+        )
         items = sampler.sample(items)
     for item in items:
         build.add(item)
