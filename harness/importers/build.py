@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -459,6 +460,19 @@ class _Group:
         self.not_imported: list[LineNote] = []
         self.changed: list[LineNote] = []
         self.used_defaults: set[str] = set()
+        self._ids: set[str] = set()
+
+    def prompt_id(self, text: str) -> str:
+        """A unique prompt id from a (scrubbed) source id: a slug of at most 64 characters;
+        ids that scrub or slug alike get ``-2``, ``-3``…"""
+        slug = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", text))
+        base = slug.strip("-._")[:56].strip("-._") or "prompt"
+        name, n = base, 1
+        while name in self._ids:
+            n += 1
+            name = f"{base}-{n}"
+        self._ids.add(name)
+        return name
 
 
 class _Build:
@@ -529,12 +543,14 @@ class _Build:
         else:
             self.scrubber.counts.update(hit[1])
         outcome = hit[0]
-        # several requests share a line in some formats: the id says which one
-        where = f"{item.id}: " if item.id is not None else ""
+        # several requests share a line in some formats (the id says which one); a batch line
+        # is named by its custom_id. Both are source text: scrubbed like the bodies
+        label = item.label or item.id
+        where = f"{self.note(label)}: " if label is not None else ""
         if outcome.fields is None:
             group.not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
             return
-        group.changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        group.changed.extend(LineNote(line=item.line, reason=where + c) for c in outcome.changes)
         group.changed.extend(
             LineNote(line=item.line, reason=where + self.note(note))
             for field, note in item.gaps
@@ -545,7 +561,8 @@ class _Build:
             group.unique[key]["weight"] += 1
             group.merged += 1
         else:
-            group.unique[key] = {"id": item.id or f"line-{item.line}", "weight": 1, **fields}
+            prompt_id = group.prompt_id(self.note(item.id) if item.id else f"line-{item.line}")
+            group.unique[key] = {"id": prompt_id, "weight": 1, **fields}
 
     def result(
         self,
