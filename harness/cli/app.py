@@ -251,9 +251,10 @@ COMMANDS: tuple[Command, ...] = (
             metavar="FORMAT",
             help='OpenAI Batch API input, {"body": …} lines or bare request bodies',
             description="Read SOURCE one line at a time: Batch API input lines (url "
-            '/v1/chat/completions), lines holding {"body": {…}}, or bare chat request bodies. '
-            "A malformed line, another url or a body that is not a chat request stops the "
-            "import (exit 2, nothing written) unless --skip-bad.",
+            '/v1/chat/completions or /v1/responses), lines holding {"body": {…}}, or bare '
+            "Chat Completions or Responses request bodies. A malformed line, another url or a "
+            "body that is neither request stops the import (exit 2, nothing written) unless "
+            "--skip-bad.",
         ),
         also=(
             Subcommand(

@@ -550,7 +550,10 @@ class _Build:
         if outcome.fields is None:
             group.not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
             return
-        group.changed.extend(LineNote(line=item.line, reason=where + c) for c in outcome.changes)
+        group.changed.extend(
+            LineNote(line=item.line, reason=where + c)
+            for c in [*(self.note(c) for c in item.changes), *outcome.changes]
+        )
         group.changed.extend(
             LineNote(line=item.line, reason=where + self.note(note))
             for field, note in item.gaps

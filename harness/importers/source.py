@@ -23,6 +23,8 @@ class SourceRequest:
     id: str | None = None
     #: how report notes name the request (``custom_id X``; default: the id)
     label: str | None = None
+    #: what reading it changed (a dropped option): recorded as changes in the report
+    changes: tuple[str, ...] = ()
     #: (field, note): what the source shows of a field it did not record (the note is reported
     #: when neither the source nor --defaults gives the field)
     gaps: tuple[tuple[str, str], ...] = ()
@@ -64,13 +66,6 @@ def json_lines(path: Path) -> Iterator[tuple[int, Any] | BadLine]:
 LineParser = Callable[[Any], tuple[dict[str, Any] | None, str | None, str]]
 
 
-def _custom_id(data: Any) -> str | None:
-    """A Batch API line's ``custom_id`` as report notes name the request (raw: the importer
-    scrubs every note)."""
-    custom_id = data.get("custom_id") if isinstance(data, dict) else None
-    return None if custom_id is None else f"custom_id {custom_id}"
-
-
 def jsonl_requests(path: Path, parse: LineParser) -> Iterator[SourceItem]:
     """Every non-blank line of a JSON Lines source as a request (``parse``) or a bad line."""
     for item in json_lines(path):
@@ -79,7 +74,4 @@ def jsonl_requests(path: Path, parse: LineParser) -> Iterator[SourceItem]:
             continue
         number, data = item
         body, reference, problem = parse(data)
-        if body is None:
-            yield BadLine(number, problem)
-        else:
-            yield SourceRequest(number, body, reference, label=_custom_id(data))
+        yield BadLine(number, problem) if body is None else SourceRequest(number, body, reference)
