@@ -504,10 +504,7 @@ class _Build:
     def note(self, text: str) -> str:
         """``text`` (source text a file name or report note shows) scrubbed, not counted: the
         counts are of the values in the bodies, which are scrubbed (and counted) themselves."""
-        counts = self.scrubber.counts.copy()
-        clean = self.scrubber.text(text)
-        self.scrubber.counts = counts
-        return clean
+        return self.scrubber.quiet(text)
 
     def add(self, item: SourceItem) -> None:
         options = self.options
@@ -546,7 +543,12 @@ class _Build:
         # several requests share a line in some formats (the id says which one); a batch line
         # is named by its custom_id. Both are source text: scrubbed like the bodies
         label = item.label or item.id
-        where = f"{self.note(label)}: " if label is not None else ""
+        where = ""
+        # scrubbed only when a note shows it (most requests get none)
+        if label is not None and (
+            outcome.fields is None or outcome.changes or item.changes or item.gaps
+        ):
+            where = f"{self.note(label)}: "
         if outcome.fields is None:
             group.not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
             return

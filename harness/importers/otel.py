@@ -130,30 +130,38 @@ def _json(value: Any) -> Any:
     return value
 
 
+_NOT_OTLP_FIX = "give an OTLP/JSON export (resourceSpans or resourceLogs)"
+
+
 def _documents(path: Path) -> Iterator[tuple[int, Any] | BadLine]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        yield 1, json.loads(text)
-        return
-    except json.JSONDecodeError as whole:
-        first_error = whole
-    lines = [(n, t) for n, t in enumerate(text.splitlines(), 1) if t.strip()]
-    if not lines:
-        raise HarnessError(
-            f"{path}: not OTLP JSON (the file is empty) — give an OTLP/JSON export "
-            "(resourceSpans or resourceLogs)"
-        )
-    for index, (number, line) in enumerate(lines):
+    """The OTLP documents of ``path`` with their line: one per line (the collector's file
+    exporter), read a line at a time, or one pretty-printed document (read whole)."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        lines = (pair for pair in enumerate(fh, 1) if pair[1].strip())
+        first = next(lines, None)
+        if first is None:
+            raise HarnessError(f"{path}: not OTLP JSON (the file is empty) — {_NOT_OTLP_FIX}")
         try:
-            yield number, json.loads(line)
+            doc = json.loads(first[1])
+        except json.JSONDecodeError:
+            pass  # not a document per line: one document over many lines
+        else:
+            yield first[0], doc
+            for number, text in lines:
+                try:
+                    yield number, json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            return
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        try:
+            whole = json.load(fh)
         except json.JSONDecodeError as exc:
-            if index == 0:
-                raise HarnessError(
-                    f"{path}: not OTLP JSON (malformed JSON: {first_error.msg} at line "
-                    f"{first_error.lineno}) — give an OTLP/JSON export (resourceSpans or "
-                    "resourceLogs)"
-                ) from None
-            yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            raise HarnessError(
+                f"{path}: not OTLP JSON (malformed JSON: {exc.msg} at line {exc.lineno}) — "
+                f"{_NOT_OTLP_FIX}"
+            ) from None
+    yield 1, whole
 
 
 def _is_otlp(doc: Any) -> bool:
@@ -427,16 +435,40 @@ def _request(
     return dialect, {**_params(attrs), **body}, reference
 
 
+#: GenAI event log records by (trace id, span id): (time, arrival, event name, body)
+_Logs = dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]]
+
+
+def _needs_logs(span: dict[str, Any]) -> bool:
+    """A span whose request is not in its own attributes or events: its GenAI event log
+    records (which may come later in the file) hold it."""
+    attrs = span.get("attributes") or []
+    keys = {kv.get("key") for kv in attrs if isinstance(kv, dict)}
+    if "gen_ai.input.messages" in keys or "gen_ai.prompt.0.role" in keys:
+        return False
+    return not any(
+        isinstance(e, dict) and (e.get("name") in _EVENT_ROLES or e.get("name") == _CHOICE)
+        for e in span.get("events") or []
+    )
+
+
+def _key(item: dict[str, Any]) -> tuple[str, str]:
+    return str(item.get("traceId", "")), str(item.get("spanId", ""))
+
+
 def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator[SourceItem]:
     """Every GenAI chat span of ``path`` as a request (with the output as its reference), a
     span without content as not imported; raises HarnessError if the file is not OTLP JSON.
 
+    A file of one document per line streams: a span that holds its request (attributes or
+    span events) is yielded as its line is read; only spans whose messages are in log records
+    wait, with those records, for the end of the file (the records may come after the span).
     ``not_carried`` is filled as spans are read: :data:`NOT_CARRIED` and what each dialect met
     lacks besides."""
     if not_carried is not None:
         not_carried.update(NOT_CARRIED)
-    spans: list[tuple[int, dict[str, Any]]] = []
-    logs: dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]] = defaultdict(list)
+    waiting: list[tuple[int, dict[str, Any]]] = []
+    logs: _Logs = defaultdict(list)
     found = False
     order = 0
     for entry in _documents(path):
@@ -454,24 +486,42 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
             continue
         found = True
         try:
-            doc_spans = [(number, span) for span in _spans(doc) if isinstance(span, dict)]
+            doc_spans = [span for span in _spans(doc) if isinstance(span, dict)]
             doc_logs = list(_events_logged(doc))
         except _MALFORMED as exc:
             yield BadLine(number, f"malformed OTLP/JSON ({type(exc).__name__}: {exc})")
             continue
-        spans.extend(doc_spans)
         for key, time, name, body in doc_logs:
             logs[key].append((time, order, name, body))
             order += 1
-    for number, span in spans:
-        try:
-            item = _span_item(number, span, logs, not_carried)
-        except _MALFORMED as exc:
-            span_id = span.get("spanId", "?")
-            yield Unusable(number, f"span {span_id}: malformed attributes ({exc})")
-            continue
-        if item is not None:
-            yield item
+        for span in doc_spans:
+            try:
+                wait = _needs_logs(span)
+            except _MALFORMED:
+                wait = False  # _span_item names what is malformed
+            if wait:
+                # only a GenAI span waits (or one whose records came first): the HTTP and
+                # database spans of a trace are passed over as they are read
+                attrs = _attributes(span.get("attributes"))
+                if _key(span) in logs or any(k.startswith(("gen_ai.", "llm.")) for k in attrs):
+                    waiting.append((number, span))
+                continue
+            yield from _span_items(number, span, logs, not_carried)
+    for number, span in waiting:
+        yield from _span_items(number, span, logs, not_carried)
+
+
+def _span_items(
+    number: int, span: dict[str, Any], logs: _Logs, not_carried: dict[str, str] | None
+) -> Iterator[SourceItem]:
+    try:
+        item = _span_item(number, span, logs, not_carried)
+    except _MALFORMED as exc:
+        span_id = span.get("spanId", "?")
+        yield Unusable(number, f"span {span_id}: malformed attributes ({exc})")
+        return
+    if item is not None:
+        yield item
 
 
 def _events_logged(
@@ -484,7 +534,7 @@ def _events_logged(
         attrs = _attributes(record.get("attributes"))
         name = record.get("eventName") or attrs.get("event.name")
         if name in _EVENT_ROLES or name in (_CHOICE, _DETAILS):
-            key = (str(record.get("traceId", "")), str(record.get("spanId", "")))
+            key = _key(record)
             time = int(record.get("timeUnixNano") or record.get("observedTimeUnixNano") or 0)
             body = attrs if name == _DETAILS else _event_body(attrs, _any(record.get("body")))
             yield key, time, str(name), body
@@ -493,13 +543,13 @@ def _events_logged(
 def _span_item(
     number: int,
     span: dict[str, Any],
-    logs: dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]],
+    logs: _Logs,
     not_carried: dict[str, str] | None,
 ) -> SourceItem | None:
     """One span as a request, as not imported, or None when it is no GenAI chat call."""
     attrs = _attributes(span.get("attributes"))
     span_id = str(span.get("spanId", ""))
-    joined = sorted(logs.get((str(span.get("traceId", "")), span_id), []))
+    joined = sorted(logs.get(_key(span), []))
     for _, _, name, body in joined:
         if name == _DETAILS:
             attrs = {**body, **attrs}
