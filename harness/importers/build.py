@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, ScenarioError, TranslationError
+from harness.importers.batch import INSTRUCTIONS_ROLE
 from harness.importers.sample import GroupNames, Sampler, SampleReport, group_key
 from harness.importers.scrub import Scrubber
 from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusable
@@ -137,7 +138,8 @@ class ImportReport(_Record):
                 f"not carried by {self.format}: "
                 + "; ".join(f"{k} ({why})" for k, why in self.not_carried.items())
             )
-        if self.not_carried or self.from_defaults:
+        # what --defaults could fill (the role of Responses instructions it cannot)
+        if set(self.not_carried) - set(INSTRUCTIONS_ROLE) or self.from_defaults:
             taken = ", ".join(self.from_defaults) or "none (pass --defaults FILE to set them)"
             out.append(f"taken from --defaults: {taken}")
         return out

@@ -62,7 +62,11 @@ def test_export_responses_then_import_plans_the_same_requests(
     )
     again, report_path = tmp_path / "again.yaml", tmp_path / "again.json"
     args = ["import", "batch", str(batch), "--out", str(again), "--name", "app"]
+    capsys.readouterr()
     assert main([*args, "--report", str(report_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "not carried by batch: instructions role" in printed
+    assert "taken from --defaults" not in printed  # --defaults cannot say which role it was
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert report["not_imported"] == [] and report["changed"] == []
     assert report["not_carried"] == {
