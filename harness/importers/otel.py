@@ -20,7 +20,8 @@ refused with one line.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -435,8 +436,74 @@ def _request(
     return dialect, {**_params(attrs), **body}, reference
 
 
-#: GenAI event log records by (trace id, span id): (time, arrival, event name, body)
-_Logs = dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]]
+#: one GenAI event log record: (time, arrival, event name, body)
+_Record = tuple[int, int, str, dict[str, Any]]
+
+
+class _Held:
+    """GenAI event log records, and the spans waiting for theirs, in a temporary SQLite file:
+    the records may come anywhere in the file, and memory must not grow with how many there
+    are. Made on the first record or waiting span (files in the other dialects need none)."""
+
+    def __init__(self) -> None:
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._db: sqlite3.Connection | None = None
+        self._order = 0
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="harness-otel-")
+            self._db = sqlite3.connect(Path(self._dir.name) / "held.sqlite")
+            self._db.executescript(
+                """
+                PRAGMA journal_mode = OFF;
+                PRAGMA synchronous = OFF;
+                CREATE TABLE logs (trace TEXT, span TEXT, time INTEGER, seq INTEGER,
+                                   name TEXT, body TEXT);
+                CREATE INDEX logs_by_span ON logs (trace, span);
+                CREATE TABLE spans (seq INTEGER PRIMARY KEY, line INTEGER, span TEXT);
+                """
+            )
+        return self._db
+
+    def add_logs(self, records: list[tuple[tuple[str, str], int, str, dict[str, Any]]]) -> None:
+        if not records:
+            return
+        rows = []
+        for (trace, span), time, name, body in records:
+            rows.append((trace, span, time, self._order, name, json.dumps(body)))
+            self._order += 1
+        self._conn().executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def has_logs(self, key: tuple[str, str]) -> bool:
+        if self._db is None:
+            return False
+        sql = "SELECT 1 FROM logs WHERE trace = ? AND span = ? LIMIT 1"
+        return self._db.execute(sql, key).fetchone() is not None
+
+    def logs(self, key: tuple[str, str]) -> list[_Record]:
+        """The span's records in time order (arrival order for equal times)."""
+        if self._db is None:
+            return []
+        sql = "SELECT time, seq, name, body FROM logs WHERE trace = ? AND span = ? ORDER BY 1, 2"
+        return [(t, n, name, json.loads(b)) for t, n, name, b in self._db.execute(sql, key)]
+
+    def wait(self, line: int, span: dict[str, Any]) -> None:
+        self._conn().execute(
+            "INSERT INTO spans (line, span) VALUES (?, ?)", (line, json.dumps(span))
+        )
+
+    def waiting(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        if self._db is None:
+            return
+        for line, span in self._db.execute("SELECT line, span FROM spans ORDER BY seq"):
+            yield line, json.loads(span)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._dir is not None:
+            self._dir.cleanup()
 
 
 def _needs_logs(span: dict[str, Any]) -> bool:
@@ -461,16 +528,21 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
     span without content as not imported; raises HarnessError if the file is not OTLP JSON.
 
     A file of one document per line streams: a span that holds its request (attributes or
-    span events) is yielded as its line is read; only spans whose messages are in log records
-    wait, with those records, for the end of the file (the records may come after the span).
-    ``not_carried`` is filled as spans are read: :data:`NOT_CARRIED` and what each dialect met
-    lacks besides."""
+    span events) is yielded as its line is read; spans whose messages are in log records wait
+    for the end of the file (the records may come after the span), held on disk with the
+    records. ``not_carried`` is filled as spans are read: :data:`NOT_CARRIED` and what each
+    dialect met lacks besides."""
     if not_carried is not None:
         not_carried.update(NOT_CARRIED)
-    waiting: list[tuple[int, dict[str, Any]]] = []
-    logs: _Logs = defaultdict(list)
+    held = _Held()
+    try:
+        yield from _read(path, held, not_carried)
+    finally:
+        held.close()
+
+
+def _read(path: Path, held: _Held, not_carried: dict[str, str] | None) -> Iterator[SourceItem]:
     found = False
-    order = 0
     for entry in _documents(path):
         if isinstance(entry, BadLine):
             yield entry
@@ -491,31 +563,27 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
         except _MALFORMED as exc:
             yield BadLine(number, f"malformed OTLP/JSON ({type(exc).__name__}: {exc})")
             continue
-        for key, time, name, body in doc_logs:
-            logs[key].append((time, order, name, body))
-            order += 1
+        held.add_logs(doc_logs)
         for span in doc_spans:
-            try:
-                wait = _needs_logs(span)
-            except _MALFORMED:
-                wait = False  # _span_item names what is malformed
-            if wait:
+            if _needs_logs(span):
                 # only a GenAI span waits (or one whose records came first): the HTTP and
                 # database spans of a trace are passed over as they are read
                 attrs = _attributes(span.get("attributes"))
-                if _key(span) in logs or any(k.startswith(("gen_ai.", "llm.")) for k in attrs):
-                    waiting.append((number, span))
+                if held.has_logs(_key(span)) or any(
+                    k.startswith(("gen_ai.", "llm.")) for k in attrs
+                ):
+                    held.wait(number, span)
                 continue
-            yield from _span_items(number, span, logs, not_carried)
-    for number, span in waiting:
-        yield from _span_items(number, span, logs, not_carried)
+            yield from _span_items(number, span, held, not_carried)
+    for number, span in held.waiting():
+        yield from _span_items(number, span, held, not_carried)
 
 
 def _span_items(
-    number: int, span: dict[str, Any], logs: _Logs, not_carried: dict[str, str] | None
+    number: int, span: dict[str, Any], held: _Held, not_carried: dict[str, str] | None
 ) -> Iterator[SourceItem]:
     try:
-        item = _span_item(number, span, logs, not_carried)
+        item = _span_item(number, span, held.logs(_key(span)), not_carried)
     except _MALFORMED as exc:
         span_id = span.get("spanId", "?")
         yield Unusable(number, f"span {span_id}: malformed attributes ({exc})")
@@ -543,13 +611,12 @@ def _events_logged(
 def _span_item(
     number: int,
     span: dict[str, Any],
-    logs: _Logs,
+    joined: list[_Record],
     not_carried: dict[str, str] | None,
 ) -> SourceItem | None:
     """One span as a request, as not imported, or None when it is no GenAI chat call."""
     attrs = _attributes(span.get("attributes"))
     span_id = str(span.get("spanId", ""))
-    joined = sorted(logs.get(_key(span), []))
     for _, _, name, body in joined:
         if name == _DETAILS:
             attrs = {**body, **attrs}
