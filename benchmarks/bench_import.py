@@ -10,7 +10,10 @@ SOURCE OUT``), which reports its wall time and peak RSS (``ru_maxrss`` of itself
 Goals, measured in the same run: peak RSS of the 100k import ≤ 1.5× that of the 10k import;
 the import costs ≤ ``MAX_RATIO``× plain ``json.loads`` of every line of the same file (the
 baseline, timed in a child process too, rounds interleaved). Lines per second of both are
-reported. Run: ``python -m pytest benchmarks/bench_import.py --benchmark-only -s``.
+reported. ``harness import otel`` is measured the same way on OTLP JSON Lines (one
+ExportTraceServiceRequest per line, a semantic-conventions span per request, the same bodies):
+lines/s, and the same peak-RSS goal. Run: ``python -m pytest benchmarks/bench_import.py
+--benchmark-only -s``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,50 @@ def write_source(path: Path, lines: int) -> Path:
     return path
 
 
+def _kv(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    def value(v: Any) -> dict[str, Any]:
+        if isinstance(v, str):
+            return {"stringValue": v}
+        return {"intValue": str(v)} if isinstance(v, int) else {"doubleValue": v}
+
+    return [{"key": k, "value": value(v)} for k, v in attrs.items()]
+
+
+def otel_line(i: int, n: int) -> str:
+    """The i-th distinct body as line n of the collector's file exporter: one
+    ExportTraceServiceRequest holding a semantic-conventions (>= 1.37) chat span."""
+    request = body(i)
+    system, *rest = request["messages"]
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": request["model"],
+        "gen_ai.request.max_tokens": request["max_tokens"],
+        "gen_ai.system_instructions": json.dumps([{"type": "text", "content": system["content"]}]),
+        "gen_ai.input.messages": json.dumps(
+            [
+                {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
+                for m in rest
+            ]
+        ),
+    }
+    if "tools" in request:
+        fn = request["tools"][0]["function"]
+        attrs["gen_ai.tool.definitions"] = json.dumps(
+            [{"type": "function", **{k: fn[k] for k in ("name", "description", "parameters")}}]
+        )
+    span = {"traceId": f"{n:032x}", "spanId": f"{n + 1:016x}", "name": "chat", "kind": 3}
+    span["attributes"] = _kv(attrs)
+    scope = {"scope": {"name": "bench"}, "spans": [span]}
+    return json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [scope]}]})
+
+
+def write_otel_source(path: Path, lines: int) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for n in range(lines):
+            fh.write(otel_line(n % DISTINCT, n) + "\n")
+    return path
+
+
 def _child(args: list[str]) -> dict[str, Any]:
     return run_child(__file__, args)
 
@@ -146,6 +193,41 @@ def test_import_speed_and_bounded_memory(
     assert info[f"ratio_{big}"] <= MAX_RATIO
 
 
+@pytest.fixture(scope="module")
+def otel_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    root = tmp_path_factory.mktemp("bench-import-otel")
+    return {n: write_otel_source(root / f"otel-{n}.jsonl", n) for n in SIZES}
+
+
+def test_otel_import_lines_per_second_and_bounded_memory(
+    benchmark: Any, otel_sources: dict[int, Path], tmp_path: Path
+) -> None:
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in SIZES}
+
+    def one_round() -> None:
+        for n in SIZES:
+            runs[n].append(_child(["--otel", str(otel_sources[n]), str(tmp_path / f"o-{n}.yaml")]))
+
+    benchmark.pedantic(one_round, rounds=1, iterations=1)
+    info: dict[str, Any] = {}
+    print()
+    for n in SIZES:
+        best = min(r["seconds"] for r in runs[n])
+        info[f"otel_{n}_lines_per_s"] = n / best
+        info[f"otel_{n}_peak_rss_mb"] = max(r["maxrss_kb"] for r in runs[n]) / 1024
+        assert {r["prompts"] for r in runs[n]} == {DISTINCT}
+        print(
+            f"{n:>7,} OTLP lines: import otel {info[f'otel_{n}_lines_per_s']:,.0f} lines/s "
+            f"({best:.2f} s, peak RSS {info[f'otel_{n}_peak_rss_mb']:.0f} MB)"
+        )
+    small, big = SIZES
+    rss_ratio = info[f"otel_{big}_peak_rss_mb"] / info[f"otel_{small}_peak_rss_mb"]
+    info["otel_rss_ratio"] = rss_ratio
+    benchmark.extra_info.update(info)
+    print(f"peak RSS {big:,} / {small:,} OTLP lines: {rss_ratio:.2f}× (goal ≤ {MAX_RSS_RATIO}×)")
+    assert rss_ratio <= MAX_RSS_RATIO
+
+
 def _parse_only(path: Path) -> int:
     """The baseline: every line through ``json.loads``, nothing kept."""
     count = 0
@@ -157,6 +239,9 @@ def _parse_only(path: Path) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    fmt = "batch"
+    if argv[0] == "--otel":
+        fmt, argv = "otel", argv[1:]
     start = time.perf_counter()
     if argv[0] == "--parse":
         _parse_only(Path(argv[1]))
@@ -165,7 +250,7 @@ def _main(argv: list[str]) -> int:
         from harness.cli.app import main
 
         # the real command, report and validation of the written scenario included
-        status = main(["import", "batch", argv[0], "--out", argv[1]])
+        status = main(["import", fmt, argv[0], "--out", argv[1]])
         if status != 0:
             return status
     seconds = time.perf_counter() - start

@@ -143,7 +143,8 @@ def _add_import_options(p: argparse.ArgumentParser) -> None:
         "--stratify",
         default="",
         metavar="KEY,...",
-        help="with --sample: share N between strata of model, tools, stream in proportion",
+        help="with --sample: share N between strata of model, tools, stream and metadata.KEY "
+        "values in proportion",
     )
     p.add_argument("--seed", type=int, default=0, help="the sample's seed (default 0)")
     p.add_argument(

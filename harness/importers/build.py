@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, ScenarioError, TranslationError
+from harness.importers.batch import INSTRUCTIONS_ROLE
 from harness.importers.sample import GroupNames, Sampler, SampleReport, group_key
 from harness.importers.scrub import Scrubber
 from harness.importers.source import BadLine, SourceItem, SourceRequest, Unusable
@@ -140,7 +142,8 @@ class ImportReport(_Record):
                 f"not carried by {self.format}: "
                 + "; ".join(f"{k} ({why})" for k, why in self.not_carried.items())
             )
-        if self.not_carried or self.from_defaults:
+        # what --defaults could fill (the role of Responses instructions it cannot)
+        if set(self.not_carried) - set(INSTRUCTIONS_ROLE) or self.from_defaults:
             taken = ", ".join(self.from_defaults) or "none (pass --defaults FILE to set them)"
             out.append(f"taken from --defaults: {taken}")
         return out
@@ -463,6 +466,19 @@ class _Group:
         self.not_imported: list[LineNote] = []
         self.changed: list[LineNote] = []
         self.used_defaults: set[str] = set()
+        self._ids: set[str] = set()
+
+    def prompt_id(self, text: str) -> str:
+        """A unique prompt id from a (scrubbed) source id: a slug of at most 64 characters;
+        ids that scrub or slug alike get ``-2``, ``-3``…"""
+        slug = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", text))
+        base = slug.strip("-._")[:56].strip("-._") or "prompt"
+        name, n = base, 1
+        while name in self._ids:
+            n += 1
+            name = f"{base}-{n}"
+        self._ids.add(name)
+        return name
 
 
 class _Build:
@@ -494,10 +510,7 @@ class _Build:
     def note(self, text: str) -> str:
         """``text`` (source text a file name or report note shows) scrubbed, not counted: the
         counts are of the values in the bodies, which are scrubbed (and counted) themselves."""
-        counts = self.scrubber.counts.copy()
-        clean = self.scrubber.text(text)
-        self.scrubber.counts = counts
-        return clean
+        return self.scrubber.quiet(text)
 
     def add(self, item: SourceItem) -> None:
         options = self.options
@@ -533,12 +546,22 @@ class _Build:
         else:
             self.scrubber.counts.update(hit[1])
         outcome = hit[0]
-        # several requests share a line in some formats: the id says which one
-        where = f"{item.id}: " if item.id is not None else ""
+        # several requests share a line in some formats (the id says which one); a batch line
+        # is named by its custom_id. Both are source text: scrubbed like the bodies
+        label = item.label or item.id
+        where = ""
+        # scrubbed only when a note shows it (most requests get none)
+        if label is not None and (
+            outcome.fields is None or outcome.changes or item.changes or item.gaps
+        ):
+            where = f"{self.note(label)}: "
         if outcome.fields is None:
             group.not_imported.append(LineNote(line=item.line, reason=where + outcome.reason))
             return
-        group.changed.extend(LineNote(line=item.line, reason=c) for c in outcome.changes)
+        group.changed.extend(
+            LineNote(line=item.line, reason=where + c)
+            for c in [*(self.note(c) for c in item.changes), *outcome.changes]
+        )
         group.changed.extend(
             LineNote(line=item.line, reason=where + self.note(note))
             for field, note in item.gaps
@@ -549,7 +572,8 @@ class _Build:
             group.unique[key]["weight"] += 1
             group.merged += 1
         else:
-            group.unique[key] = {"id": item.id or f"line-{item.line}", "weight": 1, **fields}
+            prompt_id = group.prompt_id(self.note(item.id) if item.id else f"line-{item.line}")
+            group.unique[key] = {"id": prompt_id, "weight": 1, **fields}
 
     def result(
         self,
@@ -617,7 +641,9 @@ def _run(
     build = _Build(options, source=source, fmt=fmt)
     sampler = None
     if options.sample is not None:
-        sampler = Sampler(options.sample, options.stratify, options.seed, options.defaults)
+        sampler = Sampler(
+            options.sample, options.stratify, options.seed, options.defaults, clean=build.note
+        )
         items = sampler.sample(items)
     for item in items:
         build.add(item)

@@ -58,5 +58,6 @@ def open_source(
     if fmt == "batch":
         from harness.importers.batch import read_batch
 
-        return read_batch(path), {}
+        carried: dict[str, str] = {}
+        return read_batch(path, carried), carried
     raise HarnessError(f"import {fmt}: unknown format — use one of {', '.join(FORMATS)}")

@@ -20,7 +20,8 @@ refused with one line.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,30 +131,38 @@ def _json(value: Any) -> Any:
     return value
 
 
+_NOT_OTLP_FIX = "give an OTLP/JSON export (resourceSpans or resourceLogs)"
+
+
 def _documents(path: Path) -> Iterator[tuple[int, Any] | BadLine]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        yield 1, json.loads(text)
-        return
-    except json.JSONDecodeError as whole:
-        first_error = whole
-    lines = [(n, t) for n, t in enumerate(text.splitlines(), 1) if t.strip()]
-    if not lines:
-        raise HarnessError(
-            f"{path}: not OTLP JSON (the file is empty) — give an OTLP/JSON export "
-            "(resourceSpans or resourceLogs)"
-        )
-    for index, (number, line) in enumerate(lines):
+    """The OTLP documents of ``path`` with their line: one per line (the collector's file
+    exporter), read a line at a time, or one pretty-printed document (read whole)."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        lines = (pair for pair in enumerate(fh, 1) if pair[1].strip())
+        first = next(lines, None)
+        if first is None:
+            raise HarnessError(f"{path}: not OTLP JSON (the file is empty) — {_NOT_OTLP_FIX}")
         try:
-            yield number, json.loads(line)
+            doc = json.loads(first[1])
+        except json.JSONDecodeError:
+            pass  # not a document per line: one document over many lines
+        else:
+            yield first[0], doc
+            for number, text in lines:
+                try:
+                    yield number, json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            return
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        try:
+            whole = json.load(fh)
         except json.JSONDecodeError as exc:
-            if index == 0:
-                raise HarnessError(
-                    f"{path}: not OTLP JSON (malformed JSON: {first_error.msg} at line "
-                    f"{first_error.lineno}) — give an OTLP/JSON export (resourceSpans or "
-                    "resourceLogs)"
-                ) from None
-            yield BadLine(number, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            raise HarnessError(
+                f"{path}: not OTLP JSON (malformed JSON: {exc.msg} at line {exc.lineno}) — "
+                f"{_NOT_OTLP_FIX}"
+            ) from None
+    yield 1, whole
 
 
 def _is_otlp(doc: Any) -> bool:
@@ -427,18 +436,113 @@ def _request(
     return dialect, {**_params(attrs), **body}, reference
 
 
+#: one GenAI event log record: (time, arrival, event name, body)
+_Record = tuple[int, int, str, dict[str, Any]]
+
+
+class _Held:
+    """GenAI event log records, and the spans waiting for theirs, in a temporary SQLite file:
+    the records may come anywhere in the file, and memory must not grow with how many there
+    are. Made on the first record or waiting span (files in the other dialects need none)."""
+
+    def __init__(self) -> None:
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._db: sqlite3.Connection | None = None
+        self._order = 0
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="harness-otel-")
+            self._db = sqlite3.connect(Path(self._dir.name) / "held.sqlite")
+            self._db.executescript(
+                """
+                PRAGMA journal_mode = OFF;
+                PRAGMA synchronous = OFF;
+                CREATE TABLE logs (trace TEXT, span TEXT, time INTEGER, seq INTEGER,
+                                   name TEXT, body TEXT);
+                CREATE INDEX logs_by_span ON logs (trace, span);
+                CREATE TABLE spans (seq INTEGER PRIMARY KEY, line INTEGER, span TEXT);
+                """
+            )
+        return self._db
+
+    def add_logs(self, records: list[tuple[tuple[str, str], int, str, dict[str, Any]]]) -> None:
+        if not records:
+            return
+        rows = []
+        for (trace, span), time, name, body in records:
+            rows.append((trace, span, time, self._order, name, json.dumps(body)))
+            self._order += 1
+        self._conn().executemany("INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def has_logs(self, key: tuple[str, str]) -> bool:
+        if self._db is None:
+            return False
+        sql = "SELECT 1 FROM logs WHERE trace = ? AND span = ? LIMIT 1"
+        return self._db.execute(sql, key).fetchone() is not None
+
+    def logs(self, key: tuple[str, str]) -> list[_Record]:
+        """The span's records in time order (arrival order for equal times)."""
+        if self._db is None:
+            return []
+        sql = "SELECT time, seq, name, body FROM logs WHERE trace = ? AND span = ? ORDER BY 1, 2"
+        return [(t, n, name, json.loads(b)) for t, n, name, b in self._db.execute(sql, key)]
+
+    def wait(self, line: int, span: dict[str, Any]) -> None:
+        self._conn().execute(
+            "INSERT INTO spans (line, span) VALUES (?, ?)", (line, json.dumps(span))
+        )
+
+    def waiting(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        if self._db is None:
+            return
+        for line, span in self._db.execute("SELECT line, span FROM spans ORDER BY seq"):
+            yield line, json.loads(span)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+
+def _needs_logs(span: dict[str, Any]) -> bool:
+    """A span whose request is not in its own attributes or events: its GenAI event log
+    records (which may come later in the file) hold it."""
+    attrs = span.get("attributes") or []
+    keys = {kv.get("key") for kv in attrs if isinstance(kv, dict)}
+    if "gen_ai.input.messages" in keys or "gen_ai.prompt.0.role" in keys:
+        return False
+    return not any(
+        isinstance(e, dict) and (e.get("name") in _EVENT_ROLES or e.get("name") == _CHOICE)
+        for e in span.get("events") or []
+    )
+
+
+def _key(item: dict[str, Any]) -> tuple[str, str]:
+    return str(item.get("traceId", "")), str(item.get("spanId", ""))
+
+
 def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator[SourceItem]:
     """Every GenAI chat span of ``path`` as a request (with the output as its reference), a
     span without content as not imported; raises HarnessError if the file is not OTLP JSON.
 
-    ``not_carried`` is filled as spans are read: :data:`NOT_CARRIED` and what each dialect met
-    lacks besides."""
+    A file of one document per line streams: a span that holds its request (attributes or
+    span events) is yielded as its line is read; spans whose messages are in log records wait
+    for the end of the file (the records may come after the span), held on disk with the
+    records. ``not_carried`` is filled as spans are read: :data:`NOT_CARRIED` and what each
+    dialect met lacks besides."""
     if not_carried is not None:
         not_carried.update(NOT_CARRIED)
-    spans: list[tuple[int, dict[str, Any]]] = []
-    logs: dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]] = defaultdict(list)
+    held = _Held()
+    try:
+        yield from _read(path, held, not_carried)
+    finally:
+        held.close()
+
+
+def _read(path: Path, held: _Held, not_carried: dict[str, str] | None) -> Iterator[SourceItem]:
     found = False
-    order = 0
     for entry in _documents(path):
         if isinstance(entry, BadLine):
             yield entry
@@ -454,24 +558,38 @@ def read_otel(path: Path, not_carried: dict[str, str] | None = None) -> Iterator
             continue
         found = True
         try:
-            doc_spans = [(number, span) for span in _spans(doc) if isinstance(span, dict)]
+            doc_spans = [span for span in _spans(doc) if isinstance(span, dict)]
             doc_logs = list(_events_logged(doc))
         except _MALFORMED as exc:
             yield BadLine(number, f"malformed OTLP/JSON ({type(exc).__name__}: {exc})")
             continue
-        spans.extend(doc_spans)
-        for key, time, name, body in doc_logs:
-            logs[key].append((time, order, name, body))
-            order += 1
-    for number, span in spans:
-        try:
-            item = _span_item(number, span, logs, not_carried)
-        except _MALFORMED as exc:
-            span_id = span.get("spanId", "?")
-            yield Unusable(number, f"span {span_id}: malformed attributes ({exc})")
-            continue
-        if item is not None:
-            yield item
+        held.add_logs(doc_logs)
+        for span in doc_spans:
+            if _needs_logs(span):
+                # only a GenAI span waits (or one whose records came first): the HTTP and
+                # database spans of a trace are passed over as they are read
+                attrs = _attributes(span.get("attributes"))
+                if held.has_logs(_key(span)) or any(
+                    k.startswith(("gen_ai.", "llm.")) for k in attrs
+                ):
+                    held.wait(number, span)
+                continue
+            yield from _span_items(number, span, held, not_carried)
+    for number, span in held.waiting():
+        yield from _span_items(number, span, held, not_carried)
+
+
+def _span_items(
+    number: int, span: dict[str, Any], held: _Held, not_carried: dict[str, str] | None
+) -> Iterator[SourceItem]:
+    try:
+        item = _span_item(number, span, held.logs(_key(span)), not_carried)
+    except _MALFORMED as exc:
+        span_id = span.get("spanId", "?")
+        yield Unusable(number, f"span {span_id}: malformed attributes ({exc})")
+        return
+    if item is not None:
+        yield item
 
 
 def _events_logged(
@@ -484,7 +602,7 @@ def _events_logged(
         attrs = _attributes(record.get("attributes"))
         name = record.get("eventName") or attrs.get("event.name")
         if name in _EVENT_ROLES or name in (_CHOICE, _DETAILS):
-            key = (str(record.get("traceId", "")), str(record.get("spanId", "")))
+            key = _key(record)
             time = int(record.get("timeUnixNano") or record.get("observedTimeUnixNano") or 0)
             body = attrs if name == _DETAILS else _event_body(attrs, _any(record.get("body")))
             yield key, time, str(name), body
@@ -493,13 +611,12 @@ def _events_logged(
 def _span_item(
     number: int,
     span: dict[str, Any],
-    logs: dict[tuple[str, str], list[tuple[int, int, str, dict[str, Any]]]],
+    joined: list[_Record],
     not_carried: dict[str, str] | None,
 ) -> SourceItem | None:
     """One span as a request, as not imported, or None when it is no GenAI chat call."""
     attrs = _attributes(span.get("attributes"))
     span_id = str(span.get("spanId", ""))
-    joined = sorted(logs.get((str(span.get("traceId", "")), span_id), []))
     for _, _, name, body in joined:
         if name == _DETAILS:
             attrs = {**body, **attrs}

@@ -60,20 +60,27 @@ class SampleReport(BaseModel):
         return f"sampled {self.kept} of {self.population} requests (seed {self.seed}{by}): {parts}"
 
 
+def _is_metadata_key(text: str) -> bool:
+    return text.startswith("metadata.") and len(text) > len("metadata.")
+
+
 def parse_stratify(text: str) -> tuple[str, ...]:
-    """``model,tools`` → the names (each one of :data:`STRATA`)."""
+    """``model,tools,metadata.KEY`` → the names (each one of :data:`STRATA` or metadata.KEY)."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     for name in names:
-        if name not in STRATA:
-            raise HarnessError(f"--stratify {name}: unknown — use some of: {', '.join(STRATA)}")
+        if name not in STRATA and not _is_metadata_key(name):
+            raise HarnessError(
+                f"--stratify {name}: unknown — use some of: {', '.join(STRATA)}, metadata.KEY "
+                "(KEY a key of the requests' metadata)"
+            )
+    if len(set(names)) < len(names):
+        raise HarnessError(f"--stratify {text}: a key is named twice — name each once")
     return names
 
 
 def parse_group_by(text: str) -> str:
     """``system-prompt``, ``model`` or ``metadata.KEY``."""
-    if text in ("system-prompt", "model") or (
-        text.startswith("metadata.") and len(text) > len("metadata.")
-    ):
+    if text in ("system-prompt", "model") or _is_metadata_key(text):
         return text
     raise HarnessError(
         f"--group-by {text}: unknown — use system-prompt, model or metadata.KEY "
@@ -85,14 +92,24 @@ def _field(body: dict[str, Any], defaults: dict[str, Any], name: str) -> Any:
     return body[name] if name in body else defaults.get(name)
 
 
+def _metadata_value(body: dict[str, Any], defaults: dict[str, Any], name: str) -> str | None:
+    """The request's ``metadata`` value for ``metadata.KEY`` (None when it has none)."""
+    metadata = _field(body, defaults, "metadata")
+    value = metadata.get(name.removeprefix("metadata.")) if isinstance(metadata, dict) else None
+    return None if value is None else str(value)
+
+
 def _stratum(body: dict[str, Any], defaults: dict[str, Any], by: tuple[str, ...]) -> str:
     parts = []
     for name in by:
-        value = _field(body, defaults, name)
         if name == "model":
-            parts.append(f"model={value}")
+            parts.append(f"model={_field(body, defaults, name)}")
+        elif name.startswith("metadata."):
+            value = _metadata_value(body, defaults, name)
+            # "none" is a value too: a stratum for requests without the key, named apart
+            parts.append(f"{name}={'(none)' if value is None else value}")
         else:
-            parts.append(f"{name}={'yes' if value else 'no'}")
+            parts.append(f"{name}={'yes' if _field(body, defaults, name) else 'no'}")
     return ",".join(parts) or "all"
 
 
@@ -100,11 +117,19 @@ class Sampler:
     """A seeded stratified sample of the requests of a stream of source items."""
 
     def __init__(
-        self, size: int, stratify: tuple[str, ...], seed: int, defaults: dict[str, Any]
+        self,
+        size: int,
+        stratify: tuple[str, ...],
+        seed: int,
+        defaults: dict[str, Any],
+        clean: Callable[[str], str] = str,
     ) -> None:
+        """``clean`` scrubs a stratum's name for the report (a metadata value may be an
+        e-mail address); strata are told apart by their raw values."""
         if size < 1:
             raise HarnessError(f"--sample {size}: give a number of requests of 1 or more")
         self.size, self.stratify, self.seed, self.defaults = size, stratify, seed, defaults
+        self.clean = clean
         self._rng = random.Random(seed)
         #: stratum → (requests seen, reservoir of (arrival index, request))
         self._strata: dict[str, tuple[int, list[tuple[int, SourceRequest]]]] = {}
@@ -148,7 +173,7 @@ class Sampler:
             share = min(shares[key], len(reservoir))
             picked = reservoir if share == len(reservoir) else self._rng.sample(reservoir, share)
             chosen.extend(picked)
-            strata.append(Stratum(stratum=key, population=seen, kept=share))
+            strata.append(Stratum(stratum=self.clean(key), population=seen, kept=share))
         self.report = SampleReport(
             size=self.size,
             seed=self.seed,
@@ -176,10 +201,7 @@ def group_key(body: dict[str, Any], defaults: dict[str, Any], group_by: str) -> 
             content = first.get("content")
             return content if isinstance(content, str) else repr(content)
         return ""
-    key = group_by.removeprefix("metadata.")
-    metadata = body.get("metadata")
-    value = metadata.get(key) if isinstance(metadata, dict) else None
-    return "" if value is None else str(value)
+    return _metadata_value(body, defaults, group_by) or ""
 
 
 class GroupNames:

@@ -74,6 +74,11 @@ class Scrubber:
         self.counts.update(hit[1])
         return hit[0]
 
+    def quiet(self, text: str) -> str:
+        """``text`` scrubbed, neither counted nor remembered: for the source's names of things
+        (ids, labels, problems), which are one-offs and not values of the requests."""
+        return self._scrub(text)[0]
+
     def _scrub(self, text: str) -> tuple[str, Counter[str]]:
         found: Counter[str] = Counter()
 

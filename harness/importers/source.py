@@ -21,6 +21,10 @@ class SourceRequest:
     reference: str | None = None
     #: the prompt id (default ``line-N``); formats with several requests per line name them
     id: str | None = None
+    #: how report notes name the request (``custom_id X``; default: the id)
+    label: str | None = None
+    #: what reading it changed (a dropped option): recorded as changes in the report
+    changes: tuple[str, ...] = ()
     #: (field, note): what the source shows of a field it did not record (the note is reported
     #: when neither the source nor --defaults gives the field)
     gaps: tuple[tuple[str, str], ...] = ()

@@ -423,11 +423,16 @@ def test_batch_api_and_body_lines_import_like_bare_bodies(tmp_path: Path) -> Non
         ),
         (
             json.dumps({"custom_id": "x", "method": "POST", "url": "/v1/embeddings", "body": {}}),
-            "unknown url '/v1/embeddings': only /v1/chat/completions requests are imported",
+            "unknown url '/v1/embeddings': only /v1/chat/completions and /v1/responses "
+            "requests are imported",
         ),
         (
-            json.dumps({"model": MODEL, "input": "Hi"}),
+            json.dumps({"model": MODEL, "prompt": "Hi"}),
             "not a Chat Completions request body (no messages list)",
+        ),
+        (
+            json.dumps({"url": "/v1/responses", "body": {"model": MODEL, "messages": []}}),
+            "not a Responses request body (no input)",
         ),
         ("[1, 2]", "expected a JSON object, got list"),
     ],

@@ -48,6 +48,76 @@ def test_export_chat_then_import_plans_the_same_requests(
     assert streamed or load_scenario(imported).defaults.stream  # the mask hides a real change
 
 
+def test_export_responses_then_import_plans_the_same_requests(
+    imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Responses bodies (instructions, function_call items, flat tools, text.format) come back
+    through the neutral request to the same planned requests on every arm."""
+    batch = tmp_path / "batch.jsonl"
+    assert main(["export", "batch", str(imported), "--api", "responses", "--out", str(batch)]) == 0
+    assert any(
+        item.get("type") == "function_call_output"
+        for line in read_lines(batch)
+        for item in line["body"]["input"]
+    )
+    again, report_path = tmp_path / "again.yaml", tmp_path / "again.json"
+    args = ["import", "batch", str(batch), "--out", str(again), "--name", "app"]
+    capsys.readouterr()
+    assert main([*args, "--report", str(report_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "not carried by batch: instructions role" in printed
+    assert "taken from --defaults" not in printed  # --defaults cannot say which role it was
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["not_imported"] == [] and report["changed"] == []
+    assert report["not_carried"] == {
+        "instructions role": "Responses instructions do not say whether the app sent a system "
+        "or a developer message: imported as system"
+    }
+    before = planned(imported, capsys, {"stream"})
+    assert planned(again, capsys, {"stream"}) == before
+    assert load_scenario(again).prompts[0].weight == load_scenario(imported).prompts[0].weight
+
+
+def test_what_a_responses_line_cannot_carry_is_reported_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ask = {"model": "gpt-4.1-mini", "input": "Hi", "store": False}
+    lines = [
+        {"custom_id": "a", "method": "POST", "url": "/v1/responses", "body": ask},
+        {
+            "custom_id": "b",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {**ask, "previous_response_id": "resp_1"},
+        },
+        {**ask, "input": "Hello", "truncation": "auto"},  # a bare Responses body
+        {"model": "gpt-4.1-mini", "input": [{"type": "web_search_call", "id": "ws"}]},
+        {"model": "gpt-4.1-mini", "input": "Store me"},  # Responses stores by default
+    ]
+    source = tmp_path / "r.jsonl"
+    source.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    out, report_path = tmp_path / "s.yaml", tmp_path / "r.json"
+    capsys.readouterr()
+    assert (
+        main(["import", "batch", str(source), "--out", str(out), "--report", str(report_path)]) == 0
+    )
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    printed = capsys.readouterr().out
+    assert [(n["line"], n["reason"].partition(":")[0]) for n in report["not_imported"]] == [
+        (2, "custom_id b"),
+        (4, "input[0]"),
+    ]
+    assert "previous_response_id: not carried" in report["not_imported"][0]["reason"]
+    assert f"{source}:4: not imported: input[0]: a 'web_search_call' item" in printed
+    assert [(n["line"], n["reason"].split(" (")[0]) for n in report["changed"]] == [
+        (3, "truncation dropped"),
+        (5, "store: true not kept"),
+    ]
+    scenario = load_scenario(out)
+    assert [p.input for p in scenario.prompts] == ["Hi", "Hello", "Store me"]
+    assert report["not_carried"] == {}  # no instructions: nothing about their role
+
+
 def test_lines_are_batch_input_checked_against_the_spec(
     imported: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from import_formats import any_value, key_values, semconv_span, span, traces
 
+from harness.errors import HarnessError
 from harness.importers.otel import read_otel
 from harness.importers.source import BadLine, SourceRequest, Unusable
 
@@ -53,8 +55,9 @@ def test_one_document_per_line_and_a_bad_later_line(tmp_path: Path) -> None:
     first = json.dumps(traces([semconv_span(0, BODY)]))
     second = json.dumps(traces([semconv_span(1, BODY)]))
     items = _read(tmp_path, f"{first}\n{second}\n{{oops\n")
-    assert [type(i).__name__ for i in items] == ["BadLine", "SourceRequest", "SourceRequest"]
-    bad, one, two = items
+    # in line order: the spans of a line are read before the next line is
+    assert [type(i).__name__ for i in items] == ["SourceRequest", "SourceRequest", "BadLine"]
+    one, two, bad = items
     assert isinstance(bad, BadLine) and bad.line == 3
     assert (one.line, two.line) == (1, 2) and one.body == two.body == BODY
 
@@ -171,3 +174,73 @@ def test_exception_texts_in_report_notes_are_scrubbed(tmp_path: Path) -> None:
     text = report.read_text(encoding="utf-8")
     assert "malformed attributes (invalid literal" in text  # the note is kept
     assert key not in text and key not in out.read_text(encoding="utf-8")
+
+
+def _event_logs(chat: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "timeUnixNano": str(10 + n),
+            "traceId": chat["traceId"],
+            "spanId": chat["spanId"],
+            "eventName": name,
+            "body": any_value(body),
+        }
+        for n, (name, body) in enumerate(
+            [
+                ("gen_ai.system.message", {"content": "Be brief."}),
+                ("gen_ai.user.message", {"content": "Hi"}),
+                ("gen_ai.choice", {"index": 0, "message": {"content": "Hello"}}),
+            ]
+        )
+    ]
+
+
+def test_log_records_on_other_lines_join_their_span_before_or_after_it(tmp_path: Path) -> None:
+    """The collector writes traces and logs as separate requests: a span's event records may
+    come on a later line (the span waits for the end) or an earlier one."""
+    early = span(0, {"gen_ai.request.model": MODEL, "gen_ai.system": "openai"})
+    late = span(1, {"gen_ai.request.model": MODEL, "gen_ai.system": "openai"})
+    logs_only = {"resourceLogs": traces([], _event_logs(early))["resourceLogs"]}
+    lines = [
+        json.dumps(logs_only),
+        json.dumps(traces([early, late])),
+        json.dumps({"resourceLogs": traces([], _event_logs(late))["resourceLogs"]}),
+    ]
+    items = _read(tmp_path, "\n".join(lines) + "\n")
+    assert items == [
+        SourceRequest(2, BODY, "Hello", id=f"span-{early['spanId']}"),
+        SourceRequest(2, BODY, "Hello", id=f"span-{late['spanId']}"),
+    ]
+
+
+def test_one_pretty_printed_document_still_reads(tmp_path: Path) -> None:
+    doc = traces([semconv_span(0, BODY), semconv_span(1, BODY)])
+    items = _read(tmp_path, json.dumps(doc, indent=2))
+    assert [(i.line, i.body) for i in items] == [(1, BODY), (1, BODY)]
+    broken = json.dumps(doc, indent=2).replace('"spans"', "spans", 1)
+    with pytest.raises(HarnessError, match=r"t\.json: not OTLP JSON \(malformed JSON: .* at line"):
+        _read(tmp_path, broken)
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_a_bad_line_is_one_error_with_file_and_line_unless_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], skip_bad: bool
+) -> None:
+    from harness.cli.app import main
+
+    source = tmp_path / "t.jsonl"
+    good = json.dumps(traces([semconv_span(0, BODY)]))
+    source.write_text(f"{good}\n{{oops\n{good}\n", encoding="utf-8")
+    out, report = tmp_path / "s.yaml", tmp_path / "r.json"
+    args = ["import", "otel", str(source), "--out", str(out), "--report", str(report)]
+    if not skip_bad:
+        assert main(args) == 2
+        problem = "malformed JSON (Expecting property name enclosed in double quotes at column 2)"
+        err = capsys.readouterr().err
+        assert err == f"harness: error: {source}:2: {problem} — fix the line or pass --skip-bad\n"
+        assert not out.exists() and not report.exists()
+        return
+    assert main([*args, "--skip-bad"]) == 0
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert [n["line"] for n in data["bad_lines"]] == [2]
+    assert data["prompts"] == 1 and data["merged"] == 1

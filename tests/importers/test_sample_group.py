@@ -89,6 +89,49 @@ def test_stratified_sample_keeps_each_stratum_in_proportion(tmp_path: Path) -> N
     assert sum(1 for n in lines if 600 < n <= 900) == 30
 
 
+def test_stratify_by_a_metadata_key(tmp_path: Path) -> None:
+    """Known truth: 500 billing, 300 shipping, 200 without the key → 50/30/20 of 100; the
+    strata cross with model, and a metadata value in a stratum name is scrubbed."""
+    bodies = (
+        [body(i, metadata={"team": "billing"}) for i in range(500)]
+        + [body(i, metadata={"team": "shipping"}) for i in range(500, 800)]
+        + [body(i) for i in range(800, 950)]
+        + [body(i, metadata={"other": "x"}) for i in range(950, 1000)]
+    )
+    log = write_log(tmp_path / "log.jsonl", bodies)
+    report = run_import(tmp_path, log, "--sample", "100", "--stratify", "metadata.team")
+    assert {s["stratum"]: (s["population"], s["kept"]) for s in report["sample"]["strata"]} == {
+        "metadata.team=billing": (500, 50),
+        "metadata.team=shipping": (300, 30),
+        "metadata.team=(none)": (200, 20),
+    }
+    scenario = load_scenario(tmp_path / "s.yaml")
+    lines = [int(p.id.removeprefix("line-")) for p in scenario.prompts]
+    assert sum(1 for n in lines if n <= 500) == 50
+    assert sum(1 for n in lines if 500 < n <= 800) == 30
+
+    crossed = [
+        body(i, model="gpt-4.1" if i % 2 else "gpt-4.1-mini", metadata={"user": f"u{i % 2}@ex.com"})
+        for i in range(40)
+    ]
+    log = write_log(tmp_path / "crossed.jsonl", crossed)
+    report = run_import(tmp_path, log, "--sample", "10", "--stratify", "model,metadata.user")
+    strata = {s["stratum"]: s["kept"] for s in report["sample"]["strata"]}
+    assert strata == {
+        "model=gpt-4.1-mini,metadata.user=[redacted-email]": 5,
+        "model=gpt-4.1,metadata.user=[redacted-email]": 5,
+    }
+    assert "@ex.com" not in (tmp_path / "report.json").read_text(encoding="utf-8")
+
+
+def test_a_metadata_stratum_comes_from_defaults_when_the_request_has_none() -> None:
+    items = [SourceRequest(n, body(n)) for n in range(1, 5)]
+    sampler = Sampler(2, ("metadata.team",), 0, {"metadata": {"team": "core"}})
+    assert len([i for i in sampler.sample(items)]) == 2
+    assert sampler.report is not None
+    assert [s.stratum for s in sampler.report.strata] == ["metadata.team=core"]
+
+
 def test_the_sample_is_seeded(tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.jsonl", mixed())
     texts = []
@@ -134,6 +177,8 @@ def test_bad_lines_are_not_sampled_away() -> None:
     [
         (["--stratify", "model"], "--stratify: stratifies a sample — add --sample N"),
         (["--sample", "5", "--stratify", "colour"], "--stratify colour: unknown"),
+        (["--sample", "5", "--stratify", "metadata."], "--stratify metadata.: unknown"),
+        (["--sample", "5", "--stratify", "model,model"], "a key is named twice"),
         (["--sample", "0"], "--sample 0: give a number of requests of 1 or more"),
         (["--group-by", "user"], "--group-by user: unknown"),
     ],

@@ -158,10 +158,8 @@ def test_import_batch_plans_the_requests_the_app_sent(
     scenario, report = tmp_path / "app.yaml", tmp_path / "report.json"
     args = ["import", "batch", str(recorded.out), "--out", str(scenario), "--report", str(report)]
     assert main(args) == 0
-    # the Responses calls are listed with their lines and reason, not dropped silently
-    not_imported = json.loads(report.read_text(encoding="utf-8"))["not_imported"]
-    assert [n["line"] for n in not_imported] == [6, 12]
-    assert all("/v1/responses" in n["reason"] for n in not_imported)
+    # every call imports: the Responses ones are translated back to the neutral request
+    assert json.loads(report.read_text(encoding="utf-8"))["not_imported"] == []
 
     sent = [_as_sent(line["body"]) for line in _lines(recorded.out) if line["url"] == CHAT_URL]
     by_text = {json.dumps(body, sort_keys=True): body for body in sent}
@@ -170,15 +168,25 @@ def test_import_batch_plans_the_requests_the_app_sent(
     prompts = yaml.safe_load(scenario.read_text(encoding="utf-8"))["prompts"]
     weights = {p["id"]: p.get("weight", 1) for p in prompts}
     planned = Counter[str]()
+    asked: list[tuple[dict[str, Any], str]] = []
     for text in capsys.readouterr().out.splitlines():
         record_ = json.loads(text)
         if record_["arm"] != "chat":
             continue
         line = int(record_["prompt_id"].removeprefix("line-"))
-        source = _lines(recorded.out)[line - 1]["body"]
+        recorded_line = _lines(recorded.out)[line - 1]
+        source = recorded_line["body"]
+        if recorded_line["url"] == RESPONSES_URL:  # its text input, as the chat user message
+            text = json.dumps(record_["kwargs"]["messages"]).replace(
+                f"[run {record_['nonce']}] ", ""
+            )
+            asked.append((json.loads(text)[-1], source["input"]))
+            continue
         kwargs = _as_planned(record_["kwargs"], record_["nonce"], source)
         planned[_canonical(kwargs)] += weights[record_["prompt_id"]]
     assert planned == Counter(_canonical(body) for body in sent)
+    assert [(m["role"], m["content"]) for m, _ in asked] == [("user", q) for _, q in asked]
+    assert sorted(q for _, q in asked) == ["Opening hours, async?", "Opening hours, sync?"]
     assert len(by_text) < len(sent)  # identical calls (sync and async) merged into a weight
 
 
