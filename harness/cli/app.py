@@ -32,6 +32,7 @@ from harness.cli import (
     import_,
     plan,
     probe,
+    record,
     report,
     run,
     shadow,
@@ -62,6 +63,8 @@ class Subcommand:
     metavar: str
     help: str
     description: str | None = None
+    #: the sub-command's own options, where they are not the module's (``import stored``)
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "import",
         import_,
-        help="turn real traffic (request logs, fine-tuning files, traces) into a scenario file",
+        help="turn real traffic (request logs, fine-tuning files, traces, stored completions) "
+        "into a scenario file",
         description="Import Chat Completions requests into one scenario: identical requests "
         "merge into a prompt with weight, the most common model, system prompt, tools and "
         "output schema are written once, stream follows the source, and secrets and personal "
@@ -280,7 +284,37 @@ COMMANDS: tuple[Command, ...] = (
                 "traces do not record (response_format, stream, …) is named in the report and "
                 "taken from --defaults FILE; spans without content are listed, not imported.",
             ),
+            Subcommand(
+                "stored",
+                metavar="FORMAT",
+                help="OpenAI stored completions (store: true), pulled from --target via the SDK",
+                description="List the stored chat completions of --target (chat.completions.list, "
+                "filtered by --metadata KEY=VALUE and --model, oldest first, at most --limit N) "
+                "and read each one's messages (chat.completions.messages.list): the messages "
+                "are the request, the stored reply its reference. The API returns no tools, "
+                "output format, stream or sampling parameters: the report names them and "
+                "--defaults FILE supplies them. The key comes from the environment as for "
+                "harness run and is never printed. Exit 2 with one line for an unreachable "
+                "target, a refused key or no matching completion.",
+                add_arguments=import_.add_stored_arguments,
+            ),
         ),
+    ),
+    Command(
+        "record",
+        record,
+        help="run an app and record its OpenAI calls as Batch API input (for import batch)",
+        description="Run COMMAND (after --) with recording on: every Python process it starts "
+        "appends each chat.completions.create request, as the app sent it (stream included), "
+        'to FILE as one Batch API input line ({"custom_id", "method": "POST", "url": '
+        '"/v1/chat/completions", "body"}; responses.create as url /v1/responses). The calls '
+        "themselves go through unchanged: same replies, no extra request. No code change: "
+        "harness/shadow/boot is put first on PYTHONPATH and its sitecustomize switches "
+        "recording on as the app loads the SDK's chat or responses module (in code: "
+        'harness.shadow.record(OpenAI(), "calls.jsonl")). API keys travel in headers and never '
+        "reach FILE; message content is written as sent — 'harness import batch FILE' scrubs "
+        "secrets and personal data before writing a scenario. Exit: the command's own status, "
+        "or 2 for bad input (FILE not writable, no command).",
     ),
     Command(
         "export",
@@ -330,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             for each in (command.subcommand, *command.also):
                 q = actions.add_parser(each.name, help=each.help, description=each.description)
-                command.module.add_arguments(q)
+                (each.add_arguments or command.module.add_arguments)(q)
                 q.set_defaults(handler=command.module.run)
             continue
         command.module.add_arguments(p)
