@@ -370,7 +370,7 @@ class RayWorker:
         try:
             while self._queue:
                 conversations, orphans = self._queue.pop(0)
-                self._shared.stored_ids.extend(orphans)
+                self._shared.objects.responses.extend(orphans)
                 self._meta.stored_responses_deleted = 0
                 await _execute(
                     conversations,
@@ -381,7 +381,6 @@ class RayWorker:
                     self._new_connection,
                 )
                 self._deleted += self._meta.stored_responses_deleted or 0
-                self._shared.stored_ids.clear()  # deleted: the next batch must not count them
         except HarnessError as exc:
             self._error = str(exc)
         except Exception as exc:  # reported to the driver, which stops the run with it
