@@ -260,17 +260,24 @@ class Engine(Protocol):
     def prepare(self, options: RunOptions) -> None:
         """Check and connect, before the run directory is made or a resume rewrites it."""
 
-    def execute(
-        self,
-        todo: list[PlannedConversation],
-        target: Target,
-        options: RunOptions,
-        shared: _Shared,
-        meta: RunMeta,
-        new_connection: frozenset[str],
-        run_dir: Path,
-    ) -> None:
-        """Send ``todo``; every observation goes through ``shared.writer``, in send order."""
+    def execute(self, job: EngineJob) -> None:
+        """Send ``job.todo``; every observation goes through ``job.shared.writer``, in send
+        order."""
+
+
+@dataclass(eq=False)
+class EngineJob:
+    """What an :class:`Engine` is given: the conversations still to send, where and how, and
+    the run they are recorded in (scenarios in ``new_connection`` send turn 1 on a new
+    connection)."""
+
+    todo: list[PlannedConversation]
+    target: Target
+    options: RunOptions
+    shared: _Shared
+    meta: RunMeta
+    new_connection: frozenset[str]
+    run_dir: Path
 
 
 @dataclass
@@ -915,7 +922,9 @@ def run(
                 gc.freeze()
                 try:
                     if engine is not None:
-                        engine.execute(todo, target, options, shared, meta, new_connection, run_dir)
+                        engine.execute(
+                            EngineJob(todo, target, options, shared, meta, new_connection, run_dir)
+                        )
                     else:
                         with asyncio.Runner(loop_factory=new_event_loop) as runner:
                             runner.run(
