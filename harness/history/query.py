@@ -185,18 +185,16 @@ class History:
         the comparisons and arms involving ``arm``."""
         where = ["m.metric IN (SELECT unnest(?))"]
         params: list[Any] = [list(metrics)]
-        if scenario is not None:
-            where.append("m.scenario = ?")
-            params.append(scenario)
-        if target is not None:
-            where.append("r.target_key = ?")
-            params.append(target)
-        if since is not None:
-            where.append("r.started_at >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("r.started_at <= ?")
-            params.append(until)
+        optional: list[tuple[str, object]] = [
+            ("m.scenario = ?", scenario),
+            ("r.target_key = ?", target),
+            ("r.started_at >= ?", since),
+            ("r.started_at <= ?", until),
+        ]
+        for clause, value in optional:
+            if value is not None:
+                where.append(clause)
+                params.append(value)
         if arm is not None:
             where.append("(m.subject = ? OR starts_with(m.subject, ?) OR ends_with(m.subject, ?))")
             params += [arm, f"{arm}_vs_", f"_vs_{arm}"]
