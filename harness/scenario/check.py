@@ -23,7 +23,7 @@ from harness.scenario.models import (
     type_name,
 )
 from harness.scenario.yaml_safe import Path_, show
-from harness.translate.rules import message_problems, tool_choice_problem
+from harness.translate.rules import message_problems, repeated_tools, tool_choice_problem
 
 Found = tuple[Path_, str, str]  # (field path, what is wrong, how to fix)
 
@@ -102,14 +102,8 @@ def _json_schema(
 
 
 def _check_tools(tools: Sequence[ToolSpec], at: Path_) -> Iterable[Found]:
-    names = [tool.name for tool in tools]
-    for t, name in enumerate(names):
-        if name in names[:t]:
-            yield (
-                (*at, "tools", t, "name"),
-                f"tool {name} is defined twice",
-                "give each tool a unique name",
-            )
+    for t, message, fix in repeated_tools([tool.name for tool in tools]):
+        yield ((*at, "tools", t, "name"), message, fix)
     for t, tool in enumerate(tools):
         yield from _json_schema(
             tool.parameters, (*at, "tools", t, "parameters"), strict=tool.strict, what="parameters"

@@ -28,7 +28,7 @@ from harness.translate.request import (
     Part,
     TextPart,
 )
-from harness.translate.rules import message_problems, tool_choice_problem
+from harness.translate.rules import message_problems, repeated_tools, tool_choice_problem
 
 Api = Literal["chat", "responses"]
 
@@ -101,8 +101,8 @@ def _check_request(api: Api, req: NeutralRequest) -> ModelInfo:
     if problems:
         raise TranslationError("; ".join(f"{api}: {name}: {why}" for name, why in problems))
     names = [tool.name for tool in req.tools]
-    if len(set(names)) != len(names):
-        raise _fail(api, "tools", "tool names must be unique; rename the duplicates")
+    for t, message, fix in repeated_tools(names):
+        raise _fail(api, f"tools[{t}].name", f"{message}; {fix}")
     choice = tool_choice_problem(req.tool_choice, names)
     if choice is not None:
         raise _fail(api, "tool_choice", "; ".join(choice))

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-__all__ = ["TOOL_CHOICE_MODES", "MessageProblem", "message_problems", "tool_choice_problem"]
+__all__ = [
+    "TOOL_CHOICE_MODES",
+    "MessageProblem",
+    "message_problems",
+    "repeated_tools",
+    "tool_choice_problem",
+]
 
 #: the tool_choice values that name no tool
 TOOL_CHOICE_MODES = ("auto", "none", "required")
@@ -121,6 +127,13 @@ def _content_problems(i: int, msg: _Message, image: type[object]) -> Iterator[Me
             f"an image in a {msg.role} message",
             "move the image to a user message (both APIs take images only from users)",
         )
+
+
+def repeated_tools(names: Sequence[str]) -> Iterator[tuple[int, str, str]]:
+    """Each tool declared under an earlier tool's name: its index, what is wrong, what to do."""
+    for t, name in enumerate(names):
+        if name in names[:t]:
+            yield t, f"tool {name} is defined twice", "give each tool a unique name"
 
 
 def tool_choice_problem(choice: str | None, tools: Sequence[str]) -> tuple[str, str] | None:

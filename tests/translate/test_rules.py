@@ -8,7 +8,7 @@ import pytest
 
 from harness.scenario.models import ImagePartSpec, MessageSpec
 from harness.translate.request import ImagePart, Message, ToolCall
-from harness.translate.rules import message_problems, tool_choice_problem
+from harness.translate.rules import message_problems, repeated_tools, tool_choice_problem
 
 CALL = {"id": "c1", "name": "get_weather", "arguments": "{}"}
 IMAGE = "https://example.com/a.png"
@@ -101,3 +101,8 @@ def test_tool_choice_names_a_declared_tool_or_a_mode() -> None:
         "tool_choice g is not a tool of this prompt",
         "use auto, none, required or one of: f, h",
     )
+
+
+def test_a_tool_name_declared_again_is_named_where_it_repeats() -> None:
+    assert list(repeated_tools(["f", "g"])) == []
+    assert [t for t, _, _ in repeated_tools(["f", "g", "f", "f"])] == [2, 3]
