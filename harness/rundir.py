@@ -43,6 +43,8 @@ __all__ = [
     "observation_problem",
     "observations_path",
     "parse_observation_rows",
+    "parse_record",
+    "parse_summary",
     "read_meta",
     "read_observation_rows",
     "read_observations",
@@ -216,29 +218,49 @@ def write_json(path: Path, data: BaseModel | dict[str, Any] | list[Any]) -> None
     os.replace(tmp, path)
 
 
-def read_record_file(
-    path: Path, model: type[M], *, what: str, version: int, fix: str, kind: str | None = None
+def parse_record(
+    text: str,
+    model: type[M],
+    *,
+    source: str,
+    what: str,
+    version: int,
+    fix: str,
+    kind: str | None = None,
 ) -> M:
-    """Read one JSON file of ``model`` (run meta, summary, baseline) carrying
-    ``schema_version`` (and ``kind``, when given); every problem is one line naming the file,
-    the field where there is one, and ``fix``."""
+    """Parse one JSON record of ``model`` (run meta, summary, baseline) carrying
+    ``schema_version`` (and ``kind``, when given); every problem is one line naming ``source``
+    (a file, a history row), the field where there is one, and ``fix``."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"{path}: cannot read {what} ({exc})") from None
+        data = json.loads(text)
+    except ValueError as exc:
+        raise HarnessError(f"{source}: cannot read {what} ({exc})") from None
     if not isinstance(data, dict) or (kind is not None and data.get("kind") != kind):
-        raise HarnessError(f"{path}: not a {what} file — {fix}")
+        raise HarnessError(f"{source}: not a {what} file — {fix}")
     found = data.get("schema_version")
     if found != version:
         raise HarnessError(
-            f"{path}: {what} schema_version {found!r} is not supported (this "
+            f"{source}: {what} schema_version {found!r} is not supported (this "
             f"harness reads {version}) — {fix}"
         )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         where, why = first_problem(exc, "<root>")
-        raise HarnessError(f"{path}: malformed {what} ({where}: {why}) — {fix}") from None
+        raise HarnessError(f"{source}: malformed {what} ({where}: {why}) — {fix}") from None
+
+
+def read_record_file(
+    path: Path, model: type[M], *, what: str, version: int, fix: str, kind: str | None = None
+) -> M:
+    """:func:`parse_record` of the file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read {what} ({exc})") from None
+    return parse_record(
+        text, model, source=str(path), what=what, version=version, fix=fix, kind=kind
+    )
 
 
 def read_meta(run_dir: Path) -> RunMeta:
@@ -269,27 +291,37 @@ def write_summary(run_dir: Path, summary: Summary) -> Path:
     return path
 
 
+def parse_summary(text: str, *, source: str, fix: str, stale_fix: str) -> Summary:
+    """Parse a summary.json's text; one written under an older schema raises
+    :class:`StaleSummaryError` (its figures mean something else now: ``stale_fix``)."""
+    try:
+        found = json.loads(text).get("schema_version")
+    except (ValueError, AttributeError):
+        found = None  # parse_record names the problem
+    if isinstance(found, int) and found < SUMMARY_SCHEMA_VERSION:
+        raise StaleSummaryError(
+            f"{source}: summary schema_version {found} was written by an older harness (its "
+            f"n_pairs counted turns, not conversations) — {stale_fix}"
+        )
+    return parse_record(
+        text, Summary, source=source, what="summary", version=SUMMARY_SCHEMA_VERSION, fix=fix
+    )
+
+
 def read_summary(path: Path) -> Summary:
     """Load a summary.json (a run directory or the file itself); one written under an older
     schema raises :class:`StaleSummaryError` (re-analyse the run's observations)."""
     if path.is_dir():
         path = path / SUMMARY_FILE
     try:
-        found = json.loads(path.read_text(encoding="utf-8")).get("schema_version")
-    except (OSError, ValueError, AttributeError):
-        found = None  # read_record_file names the problem
-    if isinstance(found, int) and found < SUMMARY_SCHEMA_VERSION:
-        run = path.parent
-        raise StaleSummaryError(
-            f"{path}: summary schema_version {found} was written by an older harness (its "
-            f"n_pairs counted turns, not conversations) — re-analyse with `harness analyze {run}`"
-        )
-    return read_record_file(
-        path,
-        Summary,
-        what="summary",
-        version=SUMMARY_SCHEMA_VERSION,
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read summary ({exc})") from None
+    return parse_summary(
+        text,
+        source=str(path),
         fix="re-run `harness analyze`",
+        stale_fix=f"re-analyse with `harness analyze {path.parent}`",
     )
 
 

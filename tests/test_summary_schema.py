@@ -18,7 +18,13 @@ from harness.errors import HarnessError, StaleSummaryError
 from harness.gates.config import GateConfig, parse_gate
 from harness.gates.evaluate import gate_run
 from harness.report import render_report
-from harness.rundir import OBSERVATIONS_FILE, SUMMARY_FILE, read_summary, write_summary
+from harness.rundir import (
+    OBSERVATIONS_FILE,
+    SUMMARY_FILE,
+    parse_summary,
+    read_summary,
+    write_summary,
+)
 from harness.summary import SUMMARY_SCHEMA_VERSION
 
 
@@ -90,3 +96,22 @@ def test_a_current_summary_is_read_not_reanalysed(tmp_path: Path) -> None:
     write_summary(run_dir, marked)
     gate_run(run_dir, config=GateConfig())
     assert read_summary(run_dir).warnings == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        ("{", HarnessError, r"cannot read summary \("),
+        ("[1]", HarnessError, "not a summary file — FIX"),
+        ('{"schema_version": 1}', StaleSummaryError, "written by an older harness .* — STALE"),
+        (f'{{"schema_version": {SUMMARY_SCHEMA_VERSION}}}', HarnessError, r"malformed summary \("),
+    ],
+)
+def test_summary_text_from_anywhere_names_its_source_and_fix(
+    text: str, error: type[HarnessError], message: str
+) -> None:
+    """The history's stored summaries parse as files do: one line naming where the text is."""
+    with pytest.raises(error, match=message) as info:
+        parse_summary(text, source="history: run r1", fix="FIX", stale_fix="STALE")
+    assert str(info.value).startswith("history: run r1: ")
+    assert "\n" not in str(info.value)

@@ -267,9 +267,9 @@ def scenario_summary(
         if _clients(t, x.arm) != _clients(t, y.arm):
             # SDK clocks of different clients measure different code, not the APIs
             metrics["sdk_ttft_p50_ratio"] = metrics["sdk_total_p50_ratio"] = None
-        sat = [s.saturation for s in (x.summary, y.summary) if s.saturation is not None]
-        saturated = sum(v.saturated for v in sat)
-        not_judged = decide.saturation_reason(saturated, sum(v.timed_requests for v in sat))
+        saturated, not_judged = decide.latency_saturation(
+            (x.summary.saturation, y.summary.saturation)
+        )
         if not_judged:
             _undecide_latency(metrics)
         latency = "ttft" if metrics["ttft_p50_ratio"] is not None else "total"

@@ -236,14 +236,10 @@ def _sum_stats(
     return out_c, out_b, int(np.unique(units).size)
 
 
-def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
-    return stats.ratio_replicates(num, den)
-
-
 def _ratio_of(
     f: Callable[[FloatArray], FloatArray], g: Callable[[FloatArray], FloatArray]
 ) -> Callable[[FloatArray], FloatArray]:
-    return lambda w: _ratio(f(w), g(w))
+    return lambda w: stats.ratio_replicates(f(w), g(w))
 
 
 def _arm_stats(
@@ -266,23 +262,19 @@ def _arm_stats(
     per_cost = [_sum_stats(n_units, cand, [b], "cost")[1] for b in base]
 
     def mean_of(sums: dict[str, FloatArray], what: str) -> Callable[[FloatArray], FloatArray]:
-        return lambda w: _ratio(w @ sums[what], w @ sums["n"])
+        return lambda w: stats.ratio_replicates(w @ sums[what], w @ sums["n"])
 
     def hit(sums: dict[str, FloatArray]) -> Callable[[FloatArray], FloatArray]:
-        return lambda w: _ratio(w @ sums["cached"], w @ sums["input"])
+        return lambda w: stats.ratio_replicates(w @ sums["cached"], w @ sums["input"])
 
     hc, hb = hit(tok_c), hit(tok_b)
     cc, cb = mean_of(cost_c, "cost"), mean_of(cost_b, "cost")
     oc, ob = mean_of(tok_c, "output"), mean_of(tok_b, "output")
-    out["cost_ratio"] = _Stat(
-        lambda w: _ratio(cc(w), cb(w)), [mean_of(s, "cost") for s in per_cost]
-    )
-    out["output_tokens_ratio"] = _Stat(
-        lambda w: _ratio(oc(w), ob(w)), [mean_of(s, "output") for s in per_tok]
-    )
+    out["cost_ratio"] = _Stat(_ratio_of(cc, cb), [mean_of(s, "cost") for s in per_cost])
+    out["output_tokens_ratio"] = _Stat(_ratio_of(oc, ob), [mean_of(s, "output") for s in per_tok])
     out["cache_hit_ratio_delta"] = _Stat(lambda w: hc(w) - hb(w), [hit(s) for s in per_tok])
     out["cache_hit_improvement"] = _Stat(
-        lambda w: _ratio(hc(w), hb(w)) - 1.0, [hit(s) for s in per_tok]
+        lambda w: stats.ratio_replicates(hc(w), hb(w)) - 1.0, [hit(s) for s in per_tok]
     )
     paired.update(
         cost_ratio=n_cost,
@@ -298,7 +290,9 @@ def _arm_stats(
     )
     n_b = sum((_unit_sums(n_units, b.units, np.ones(b.rows.size)) for b in base), np.zeros(n_units))
     out["error_rate_delta"] = _Stat(
-        lambda w: _ratio(w @ err_c, w @ n_c) - _ratio(w @ err_b, w @ n_b)
+        lambda w: (
+            stats.ratio_replicates(w @ err_c, w @ n_c) - stats.ratio_replicates(w @ err_b, w @ n_b)
+        )
     )
     paired["error_rate_delta"] = both
     return out, paired
@@ -553,7 +547,7 @@ def quantile_interval(
 
     def statistic(w: FloatArray) -> FloatArray:
         qs = [weighted_quantile(lat[r], u, w, q) for r, u in zip(rows, units, strict=True)]
-        return qs[0] if len(qs) == 1 else _ratio(qs[0], qs[1])
+        return qs[0] if len(qs) == 1 else stats.ratio_replicates(qs[0], qs[1])
 
     value = float(statistic(np.ones((1, len(convs))))[0])
     if not math.isfinite(value):

@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from harness.summary import SaturationStats
 
 __all__ = [
     "DEFAULT_MARGINS",
@@ -33,10 +38,10 @@ __all__ = [
     "claim_verdict",
     "decide",
     "excludes",
+    "latency_saturation",
     "min_repeats",
     "regression",
     "rule_for",
-    "saturation_reason",
     "too_few_text",
 ]
 
@@ -93,12 +98,16 @@ LATENCY_METRICS = (
 )
 
 
-def saturation_reason(flagged: int, timed: int) -> str | None:
-    """Why no latency is judged: more than :data:`SATURATED_SHARE_BOUND` of ``timed``
-    requests were timed on a saturated client loop; None when latency can be judged."""
+def latency_saturation(stats: Iterable[SaturationStats | None]) -> tuple[int, str | None]:
+    """How many requests of the arms' pooled ``stats`` were timed on a saturated client loop,
+    and why no latency is judged (more than :data:`SATURATED_SHARE_BOUND` of the timed
+    requests); None when latency can be judged."""
+    known = [s for s in stats if s is not None]
+    flagged = sum(s.saturated for s in known)
+    timed = sum(s.timed_requests for s in known)
     if timed <= 0 or flagged <= SATURATED_SHARE_BOUND * timed:
-        return None
-    return (
+        return flagged, None
+    return flagged, (
         f"{flagged} of {timed} requests were timed on a saturated client loop: latency would "
         "measure the harness's own queue"
     )

@@ -23,10 +23,9 @@ import numpy.typing as npt
 from harness.analysis import decide, stats
 from harness.analysis.background import background_stats
 from harness.analysis.pricing import PriceBook, project
-from harness.analysis.similarity import ToolCall
 from harness.arms import Arm
 from harness.errors import HarnessError
-from harness.records import LAG_BOUND_MS, NOT_SENT, Observation
+from harness.records import LAG_BOUND_MS, NOT_SENT, Observation, ToolCallRecord
 from harness.summary import (
     ArmSummary,
     CacheStats,
@@ -132,7 +131,7 @@ class ObservationTable:
     client: list[str]
     #: "refusal" for a reply the model refused (ok, counted apart), else None
     outcome: list[str | None]
-    tool_calls: list[Sequence[ToolCall]]
+    tool_calls: list[Sequence[ToolCallRecord]]
     turn: IntArray
     repeat: IntArray
     order: IntArray
@@ -230,7 +229,7 @@ class ObservationTable:
         return cls(
             **strings,
             tool_calls=[
-                [ToolCall(str(t["name"]), str(t["arguments"])) for t in tc] if tc else ()
+                [ToolCallRecord.model_construct(**t) for t in tc] if tc else ()
                 for tc in cols["tool_calls"]
             ],
             turn=np.array(cols["turn"], dtype=np.int64),

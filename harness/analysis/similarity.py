@@ -25,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz.distance import Indel
 
+from harness.records import ToolCallRecord
+
 FloatArray = npt.NDArray[np.float64]
 
 #: Punctuation removed before splitting into words (ASCII plus common typographic marks).
@@ -150,14 +152,6 @@ def compare_json(
 
 
 @dataclass(frozen=True)
-class ToolCall:
-    """A function call as compared: the name and its raw JSON arguments."""
-
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
 class ToolPair:
     """Tool-call agreement of one pair: names, and names with equal arguments."""
 
@@ -172,7 +166,7 @@ def _canonical_arguments(arguments: str) -> Any:
         return ("raw", arguments.strip())
 
 
-def compare_tool_calls(a: Sequence[ToolCall], b: Sequence[ToolCall]) -> ToolPair | None:
+def compare_tool_calls(a: Sequence[ToolCallRecord], b: Sequence[ToolCallRecord]) -> ToolPair | None:
     """Agreement of two lists of calls (order-insensitive); None when neither made a call.
 
     ``name_agreement`` = calls matched by name / the longer list; ``arguments_agreement`` =

@@ -452,10 +452,7 @@ def _measure_pair(
 def _saturated(*arms: ArmSummary) -> str | None:
     """Why latency cannot be gated (the cards' rule: too many requests timed on a saturated
     client loop)."""
-    sat = [a.saturation for a in arms if a.saturation is not None]
-    reason = decide_rule.saturation_reason(
-        sum(v.saturated for v in sat), sum(v.timed_requests for v in sat)
-    )
+    _, reason = decide_rule.latency_saturation(a.saturation for a in arms)
     if reason is None:
         return None
     return f"not assessable: {reason} — rerun with --client raw or a lower --concurrency"

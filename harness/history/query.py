@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from harness.analysis.metrics import ObservationTable
-from harness.errors import HistoryError
+from harness.errors import HarnessError, HistoryError
 from harness.history.store import (
     HISTORY_SCHEMA_VERSION,
     METRIC_TYPES,
@@ -22,7 +22,8 @@ from harness.history.store import (
     check_manifest,
     table_files,
 )
-from harness.summary import SUMMARY_SCHEMA_VERSION, Summary
+from harness.rundir import parse_summary
+from harness.summary import Summary
 
 if TYPE_CHECKING:
     import duckdb
@@ -184,18 +185,16 @@ class History:
         the comparisons and arms involving ``arm``."""
         where = ["m.metric IN (SELECT unnest(?))"]
         params: list[Any] = [list(metrics)]
-        if scenario is not None:
-            where.append("m.scenario = ?")
-            params.append(scenario)
-        if target is not None:
-            where.append("r.target_key = ?")
-            params.append(target)
-        if since is not None:
-            where.append("r.started_at >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("r.started_at <= ?")
-            params.append(until)
+        optional: list[tuple[str, object]] = [
+            ("m.scenario = ?", scenario),
+            ("r.target_key = ?", target),
+            ("r.started_at >= ?", since),
+            ("r.started_at <= ?", until),
+        ]
+        for clause, value in optional:
+            if value is not None:
+                where.append(clause)
+                params.append(value)
         if arm is not None:
             where.append("(m.subject = ? OR starts_with(m.subject, ?) OR ends_with(m.subject, ?))")
             params += [arm, f"{arm}_vs_", f"_vs_{arm}"]
@@ -279,15 +278,9 @@ class History:
 def _summary(root: Path, run_id: str, text: str) -> Summary:
     fix = f"re-record it: `harness analyze RUN_DIR` of run {run_id}"
     try:
-        summary = Summary.model_validate_json(text)
-    except ValidationError as exc:
-        raise HistoryError(f"{root}: run {run_id}: its summary does not load — {fix}") from exc
-    if summary.schema_version != SUMMARY_SCHEMA_VERSION:
-        raise HistoryError(
-            f"{root}: run {run_id}: summary schema_version {summary.schema_version} (this "
-            f"harness reads {SUMMARY_SCHEMA_VERSION}) — {fix}"
-        )
-    return summary
+        return parse_summary(text, source=f"{root}: run {run_id}", fix=fix, stale_fix=fix)
+    except HarnessError as exc:
+        raise HistoryError(str(exc)) from None
 
 
 def _column(v: Any, fill: Any) -> list[Any] | np.ndarray[Any, Any]:

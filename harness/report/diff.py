@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.analysis.similarity import ToolCall, parse_json
+from harness.analysis.similarity import parse_json
+from harness.records import ToolCallRecord
 
 Op = Literal["", "del", "ins"]
 Segment = tuple[Op, str]
@@ -80,7 +81,7 @@ def pretty_json(text: str | None) -> str | None:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def tool_calls_text(calls: Sequence[ToolCall]) -> str:
+def tool_calls_text(calls: Sequence[ToolCallRecord]) -> str:
     """One line per call, ``name({"arg": 1})``, arguments with sorted keys when they parse."""
     lines = []
     for c in calls:

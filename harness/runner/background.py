@@ -14,13 +14,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from harness.records import BackgroundTiming
+from harness.runner.cleanup import ArmObjects
 from harness.transport.client import CallResult, Transport
 
-__all__ = ["MAX_FAILED_POLLS", "MAX_RESUMES", "BackgroundTracker", "send_background"]
+__all__ = ["MAX_FAILED_POLLS", "MAX_RESUMES", "send_background"]
 
 #: resumed streams per request before giving up (each resume is one more dropped connection)
 MAX_RESUMES = 5
@@ -30,23 +30,6 @@ _RUNNING = frozenset({"queued", "in_progress"})
 _NS_PER_MS = 1_000_000
 #: transport failures after which a stream is worth resuming (the response runs on)
 _RESUMABLE = frozenset({"stream_interrupted", "connection_error", "connection_dropped"})
-
-
-@dataclass(frozen=True, slots=True)
-class BackgroundTracker:
-    """Where the runner keeps the background responses one arm created: every one in
-    ``stored`` (deleted at the end of the run), and in ``running`` while it is followed."""
-
-    arm: str
-    stored: list[tuple[str, str]]
-    running: set[tuple[str, str]]
-
-    def created(self, response_id: str) -> None:
-        self.stored.append((self.arm, response_id))
-        self.running.add((self.arm, response_id))
-
-    def finished(self, response_id: str) -> None:
-        self.running.discard((self.arm, response_id))
 
 
 def _ms(start_ns: int, end_ns: int | None) -> float | None:
@@ -59,7 +42,7 @@ async def send_background(
     body: bytes | None,
     poll_interval_ms: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    tracker: BackgroundTracker | None = None,
+    tracker: ArmObjects | None = None,
 ) -> CallResult:
     """Create a background response and follow it to its final status (one attempt: a create
     that fails is returned as it is, for the caller's retries)."""

@@ -175,10 +175,9 @@ class _Http:
     def _send(
         self, method: str, path: str, body: dict[str, Any] | None, *, stream: bool = False
     ) -> httpx2.Response:
-        """One request, sent once more when the server dropped the kept-alive connection
-        without a reply (the runner's rule: :func:`~harness.transport.client.dropped_unanswered`;
-        llama-server does it, and the real-server tier then found /responses unsupported); not
-        on a new connection, where the request may have been served."""
+        """One request, sent once more when the server dropped a kept-alive connection without
+        a reply (the runner's rule: :func:`~harness.transport.client.dropped_unanswered`;
+        llama-server does it, and the real-server tier then found /responses unsupported)."""
         rec = WireRecorder()
         token = CURRENT_RECORDER.set(rec)
         try:
@@ -186,7 +185,7 @@ class _Http:
                 self._client.build_request(method, path, json=body), stream=stream
             )
         except httpx2.RemoteProtocolError as exc:
-            if not dropped_unanswered(exc) or rec.new_connection:
+            if not dropped_unanswered(exc):
                 raise
         finally:
             CURRENT_RECORDER.reset(token)

@@ -31,7 +31,6 @@ import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
@@ -41,7 +40,7 @@ from harness import __version__
 from harness.errors import HarnessError, TargetError
 from harness.records import NOT_SENT, Observation, RunMeta
 from harness.rundir import write_meta
-from harness.runner.execute import FatalError, Pacer, RunOptions, _execute, _Shared
+from harness.runner.execute import EngineJob, FatalError, Pacer, RunOptions, _execute, _Shared
 from harness.runner.plan import PlannedConversation, cache_nonce, nonce_prefix
 from harness.runner.target import Target
 from harness.transport.client import warm_sdk
@@ -370,7 +369,7 @@ class RayWorker:
         try:
             while self._queue:
                 conversations, orphans = self._queue.pop(0)
-                self._shared.stored_ids.extend(orphans)
+                self._shared.objects.responses.extend(orphans)
                 self._meta.stored_responses_deleted = 0
                 await _execute(
                     conversations,
@@ -381,7 +380,6 @@ class RayWorker:
                     self._new_connection,
                 )
                 self._deleted += self._meta.stored_responses_deleted or 0
-                self._shared.stored_ids.clear()  # deleted: the next batch must not count them
         except HarnessError as exc:
             self._error = str(exc)
         except Exception as exc:  # reported to the driver, which stops the run with it
@@ -476,39 +474,26 @@ class RayEngine:
             )
         self._owned = connect(self.address, self.workers) or self._owned
 
-    def execute(
-        self,
-        todo: list[PlannedConversation],
-        target: Target,
-        options: RunOptions,
-        shared: _Shared,
-        meta: RunMeta,
-        new_connection: frozenset[str],
-        run_dir: Path,
-    ) -> None:
-        _Driver(self, todo, target, options, shared, meta, new_connection, run_dir).run()
+    def execute(self, job: EngineJob) -> None:
+        _Driver(self, job).run()
 
 
 @dataclass(eq=False)
 class _Driver:
-    """One distributed run: :meth:`RayEngine.execute`'s arguments, and the workers' state."""
+    """One distributed run: the engine, its job, and the workers' state."""
 
     engine: RayEngine
-    todo: list[PlannedConversation]
-    target: Target
-    options: RunOptions
-    shared: _Shared
-    meta: RunMeta
-    new_connection: frozenset[str]
-    run_dir: Path
+    job: EngineJob
 
     def __post_init__(self) -> None:
-        meta = self.meta
+        meta = self.job.meta
         engine = self.engine
         self.ray = _ray()
         # a resumed run sends each conversation with the nonce meta.json holds for it
-        self.todo = [with_nonce(c, meta.cache_nonces.get(c.conversation)) for c in self.todo]
-        self.steps = {c.conversation: len(c.steps) for c in self.todo}
+        self.job.todo = [
+            with_nonce(c, meta.cache_nonces.get(c.conversation)) for c in self.job.todo
+        ]
+        self.steps = {c.conversation: len(c.steps) for c in self.job.todo}
         self.buffers: dict[str, list[Observation]] = {}
         self.slots: list[_Slot] = []
         prior = DistributedInfo.model_validate(meta.distributed) if meta.distributed else None
@@ -523,13 +508,13 @@ class _Driver:
 
     def _spawn(self, index: int) -> _Slot:
         n = self.engine.workers
-        rps = self.options.rps / n if self.options.rps else None
-        concurrency = share(self.options.concurrency, n, index % n)
+        rps = self.job.options.rps / n if self.job.options.rps else None
+        concurrency = share(self.job.options.concurrency, n, index % n)
         options = dataclasses.replace(
-            self.options, rps=rps, concurrency=concurrency, progress=False
+            self.job.options, rps=rps, concurrency=concurrency, progress=False
         )
         worker_id = f"ray-{index}"
-        meta = self.meta.model_copy(deep=True)
+        meta = self.job.meta.model_copy(deep=True)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         # Round-robin over the live nodes: Ray's SPREAD, and a soft affinity, put both workers
@@ -542,12 +527,14 @@ class _Driver:
         actor = self.ray.remote(RayWorker).options(
             num_cpus=0,  # the runner waits on the network: let workers share a node's CPUs
             scheduling_strategy=strategy,
-            name=f"harness-{self.meta.run_id}-{worker_id}",
+            name=f"harness-{self.job.meta.run_id}-{worker_id}",
             max_restarts=0,
         )
         # paced workers take turns: worker i sends i/rps after worker 0, so the total is even
-        offset = index / self.options.rps if self.options.rps and index < n else 0.0
-        handle = actor.remote(worker_id, self.target, options, meta, self.new_connection, offset)
+        offset = index / self.job.options.rps if self.job.options.rps and index < n else 0.0
+        handle = actor.remote(
+            worker_id, self.job.target, options, meta, self.job.new_connection, offset
+        )
         info = WorkerInfo(
             id=worker_id,
             host="",
@@ -576,7 +563,7 @@ class _Driver:
             ) from None
         here = socket.gethostname()
         for slot, hello in zip(slots, hellos, strict=True):
-            if self.target.name == "emulator" and hello["host"] != here:
+            if self.job.target.name == "emulator" and hello["host"] != here:
                 raise HarnessError(
                     f"Ray worker {slot.info.id} runs on {hello['host']}, but the built-in "
                     "emulator listens on this machine's loopback — serve one every node can "
@@ -617,7 +604,7 @@ class _Driver:
             self.slots = [self._spawn(i) for i in range(self.engine.workers)]
             self._greet(self.slots)
             start = time.time() + START_DELAY_S
-            for slot, part in zip(self.slots, shard(self.todo, len(self.slots)), strict=True):
+            for slot, part in zip(self.slots, shard(self.job.todo, len(self.slots)), strict=True):
                 self._submit(slot, part, [], start)
             self._poll_until_idle()
         finally:
@@ -662,7 +649,7 @@ class _Driver:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
                     raise HarnessError(
                         f"Ray worker {slot.info.id} on {slot.info.host} failed ({first}) — "
-                        f"finish the run with: harness run --resume {self.run_dir}"
+                        f"finish the run with: harness run --resume {self.job.run_dir}"
                     ) from None
                 arrived.extend((slot, Observation.model_validate_json(x)) for x in drained.lines)
                 self._heed(slot, drained)
@@ -674,7 +661,7 @@ class _Driver:
     def _heed(self, slot: _Slot, drained: Drained) -> None:
         if drained.error is not None:
             raise HarnessError(f"Ray worker {slot.info.id} on {slot.info.host}: {drained.error}")
-        shared = self.shared
+        shared = self.job.shared
         news = drained.fatal is not None and shared.fatal is None
         news = news or any(k not in shared.stopped_arms for k in drained.stopped_arms)
         if drained.fatal is not None and shared.fatal is None:
@@ -693,8 +680,8 @@ class _Driver:
         """Number the records in send order, and write each conversation once complete."""
         arrived.sort(key=lambda item: item[1].started_at)
         for slot, obs in arrived:
-            obs.order = self.shared.order
-            self.shared.order += 1
+            obs.order = self.job.shared.order
+            self.job.shared.order += 1
             if obs.conversation not in slot.assigned:
                 continue  # a worker the driver gave up for dead sent it after all
             items = self.buffers.setdefault(obs.conversation, [])
@@ -705,7 +692,7 @@ class _Driver:
                 self._write(items)
 
     def _write(self, items: list[Observation]) -> None:
-        shared = self.shared
+        shared = self.job.shared
         for obs in sorted(items, key=lambda o: o.turn):
             shared.writer.write(obs)
             shared.recorded += 1
@@ -729,33 +716,33 @@ class _Driver:
         abandoned = {c.conversation: self.buffers.pop(c.conversation, []) for c in unfinished}
         lost = [o for items in abandoned.values() for o in items]
         if lost:
-            path = self.run_dir / ABANDONED_FILE
+            path = self.job.run_dir / ABANDONED_FILE
             with path.open("a", encoding="utf-8") as fh:
                 fh.writelines(o.model_dump_json() + "\n" for o in lost)
                 fh.flush()
                 os.fsync(fh.fileno())
             self.info.abandoned_file = ABANDONED_FILE
-        if not unfinished or self.shared.fatal is not None:
+        if not unfinished or self.job.shared.fatal is not None:
             return  # a stopped run sends nothing more; --resume redoes them
         heir = min((s for s in self.slots if s.alive), key=lambda s: len(s.assigned), default=None)
         if heir is None:
             if len(self.slots) >= 2 * self.engine.workers:
                 raise HarnessError(
                     f"Ray workers keep dying ({len(self.slots)} started) — check the cluster "
-                    f"(ray status), then finish the run: harness run --resume {self.run_dir}"
+                    f"(ray status), then finish the run: harness run --resume {self.job.run_dir}"
                 )
             heir = self._spawn(len(self.slots))
             self._greet([heir])
             self.slots.append(heir)
-        shared_nonces = Counter(self.meta.cache_nonces.values())
+        shared_nonces = Counter(self.job.meta.cache_nonces.values())
         redo: list[PlannedConversation] = []
         for conv in unfinished:
             fresh = conv.nonce
             if conv.nonce is not None and shared_nonces[conv.nonce] <= 1:
                 # the dead attempt may have warmed its prefix: a new one makes turn 1 cold
                 attempt = 1 + sum(r.conversation == conv.conversation for r in self.info.redone)
-                fresh = cache_nonce(self.meta.seed, conv.conversation, "redo", attempt)
-                self.meta.cache_nonces[conv.conversation] = fresh
+                fresh = cache_nonce(self.job.meta.seed, conv.conversation, "redo", attempt)
+                self.job.meta.cache_nonces[conv.conversation] = fresh
             redo.append(with_nonce(conv, fresh))
             self.info.redone.append(
                 Redo(
@@ -771,11 +758,11 @@ class _Driver:
         self._submit(heir, redo, orphans)
         # the new nonces must be on disk before their requests are: a crash keeps them true
         self.info.workers = [s.info for s in self.slots]
-        self.meta.distributed = self.info.model_dump()
-        write_meta(self.run_dir, self.meta)
+        self.job.meta.distributed = self.info.model_dump()
+        write_meta(self.job.run_dir, self.job.meta)
 
     def _finish(self, cpu_s: float, wall_s: float) -> None:
-        meta = self.meta
+        meta = self.job.meta
         finals = [s.final for s in self.slots if s.final]
         if finals:
             meta.is_emulator = meta.is_emulator or any(f["is_emulator"] for f in finals)

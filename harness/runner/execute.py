@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,8 +44,9 @@ from harness.rundir import (
     scenario_digest,
     write_meta,
 )
-from harness.runner.background import BackgroundTracker, send_background
+from harness.runner.background import send_background
 from harness.runner.capabilities import Capabilities, check_plans, target_capabilities
+from harness.runner.cleanup import ServerObjects
 from harness.runner.plan import (
     Plan,
     PlannedConversation,
@@ -259,17 +260,24 @@ class Engine(Protocol):
     def prepare(self, options: RunOptions) -> None:
         """Check and connect, before the run directory is made or a resume rewrites it."""
 
-    def execute(
-        self,
-        todo: list[PlannedConversation],
-        target: Target,
-        options: RunOptions,
-        shared: _Shared,
-        meta: RunMeta,
-        new_connection: frozenset[str],
-        run_dir: Path,
-    ) -> None:
-        """Send ``todo``; every observation goes through ``shared.writer``, in send order."""
+    def execute(self, job: EngineJob) -> None:
+        """Send ``job.todo``; every observation goes through ``job.shared.writer``, in send
+        order."""
+
+
+@dataclass(eq=False)
+class EngineJob:
+    """What an :class:`Engine` is given: the conversations still to send, where and how, and
+    the run they are recorded in (scenarios in ``new_connection`` send turn 1 on a new
+    connection)."""
+
+    todo: list[PlannedConversation]
+    target: Target
+    options: RunOptions
+    shared: _Shared
+    meta: RunMeta
+    new_connection: frozenset[str]
+    run_dir: Path
 
 
 @dataclass
@@ -284,12 +292,8 @@ class _Shared:
     order: int = 0
     recorded: int = 0
     errors: int = 0
-    stored_ids: list[tuple[str, str]] = field(default_factory=list)
-    #: background responses created and not yet followed to their end: cancelled if the run
-    #: stops first (Ctrl-C), before every stored response is deleted
-    running_background: set[tuple[str, str]] = field(default_factory=set)
-    #: (arm, id) of every Conversations API conversation the run created: deleted at the end
-    conversation_ids: list[tuple[str, str]] = field(default_factory=list)
+    #: what the run created on the server: cancelled and deleted when it ends
+    objects: ServerObjects = field(default_factory=ServerObjects)
     #: the event loop's lag and CPU while requests were in flight (set by _execute)
     monitor: LoopMonitor | None = None
     #: requests in flight at once: with one, a late loop is that request's own work, not a queue
@@ -534,7 +538,7 @@ async def _run_conversation(
                 kwargs,
                 body,
                 conv.background_poll_ms,
-                tracker=BackgroundTracker(conv.arm, shared.stored_ids, shared.running_background),
+                tracker=shared.objects.of(conv.arm),
             )
         )
         try:
@@ -550,7 +554,7 @@ async def _run_conversation(
             and kwargs.get("store")
             and conv.background_poll_ms is None  # a background one was noted when created
         ):
-            shared.stored_ids.append((conv.arm, result.response_id))
+            shared.objects.stored(conv.arm, result.response_id)
         sent = kwargs["input"] if conv.api == "responses" else kwargs["messages"]
         check = StateCheck(items_sent=len(sent))
         if result.ok and conv.state != "history":
@@ -615,7 +619,7 @@ async def _open(
     items = conversation_items(request, new_from, store=bool(request.params.store))
     cid, failed = await open_conversation(transport, items)
     if cid is not None:
-        shared.conversation_ids.append((conv.arm, cid))
+        shared.objects.conversation(conv.arm, cid)
     if failed is None:
         return cid, None
     return None, CallResult(
@@ -906,8 +910,7 @@ def run(
             rng=random.Random(seed),
             progress=observer,
             order=resumed.next_order,
-            stored_ids=list(resumed.orphans),
-            conversation_ids=list(resumed.orphan_conversations),
+            objects=ServerObjects(list(resumed.orphans), list(resumed.orphan_conversations)),
             concurrency=options.concurrency,
         )
         try:
@@ -919,7 +922,9 @@ def run(
                 gc.freeze()
                 try:
                     if engine is not None:
-                        engine.execute(todo, target, options, shared, meta, new_connection, run_dir)
+                        engine.execute(
+                            EngineJob(todo, target, options, shared, meta, new_connection, run_dir)
+                        )
                     else:
                         with asyncio.Runner(loop_factory=new_event_loop) as runner:
                             runner.run(
@@ -1078,9 +1083,7 @@ async def _execute(
 ) -> None:
     """Run the conversations; scenarios in ``new_connection`` send turn 1 on a new connection."""
     # orphans: stored responses of conversations a resume discarded, deleted with the rest
-    arms = sorted(
-        {c.arm for c in todo} | {arm for arm, _ in [*shared.stored_ids, *shared.conversation_ids]}
-    )
+    arms = sorted({c.arm for c in todo} | shared.objects.arms())
     if options.client == "sdk":
         meta.sdk_warmup_ms = warm_sdk() or meta.sdk_warmup_ms
     transports = {
@@ -1144,38 +1147,9 @@ async def _execute(
             shared.flush()
             meta.loop = monitor.stats().model_dump()
             shared.writer.sync()
-            # also on Ctrl-C or a crash: the provider would keep stored responses otherwise
-            # background responses the run stopped following would run on, billed
-            await asyncio.shield(
-                _on_each(shared.running_background, transports, Transport.cancel_response)
-            )
-            meta.stored_responses_deleted = (
-                meta.stored_responses_deleted or 0
-            ) + await asyncio.shield(
-                _on_each(shared.stored_ids, transports, Transport.delete_response)
-            )
-            if shared.conversation_ids:
-                meta.conversations_deleted = (meta.conversations_deleted or 0) + (
-                    await asyncio.shield(
-                        _on_each(shared.conversation_ids, transports, Transport.delete_conversation)
-                    )
-                )
+            # also on Ctrl-C or a crash: the provider would keep stored responses otherwise,
+            # and background responses the run stopped following would run on, billed
+            await asyncio.shield(shared.objects.clean_up(transports, meta))
     finally:
         for transport in transports.values():
             await transport.aclose()
-
-
-async def _on_each(
-    ids: Iterable[tuple[str, str]],
-    transports: dict[str, Transport],
-    action: Callable[[Transport, str], Awaitable[bool]],
-) -> int:
-    """Clean up after the run: ``action`` (cancel, delete) on each (arm, id), 8 at a time;
-    count the server's confirmations (the provider keeps what is not deleted)."""
-    sem = asyncio.Semaphore(8)
-
-    async def one(arm: str, oid: str) -> bool:
-        async with sem:
-            return await action(transports[arm], oid)
-
-    return sum(await asyncio.gather(*(one(a, r) for a, r in ids)))

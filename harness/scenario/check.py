@@ -23,6 +23,7 @@ from harness.scenario.models import (
     type_name,
 )
 from harness.scenario.yaml_safe import Path_, show
+from harness.translate.rules import message_problems, repeated_tools, tool_choice_problem
 
 Found = tuple[Path_, str, str]  # (field path, what is wrong, how to fix)
 
@@ -101,14 +102,8 @@ def _json_schema(
 
 
 def _check_tools(tools: Sequence[ToolSpec], at: Path_) -> Iterable[Found]:
-    names = [tool.name for tool in tools]
-    for t, name in enumerate(names):
-        if name in names[:t]:
-            yield (
-                (*at, "tools", t, "name"),
-                f"tool {name} is defined twice",
-                "give each tool a unique name",
-            )
+    for t, message, fix in repeated_tools([tool.name for tool in tools]):
+        yield ((*at, "tools", t, "name"), message, fix)
     for t, tool in enumerate(tools):
         yield from _json_schema(
             tool.parameters, (*at, "tools", t, "parameters"), strict=tool.strict, what="parameters"
@@ -134,68 +129,12 @@ def _check_output(owner: PromptSpec | Scenario, at: Path_) -> Iterable[Found]:
 def _check_messages(prompt: PromptSpec, at: Path_) -> Iterable[Found]:
     """A fixed history both APIs accept: roles, tool calls answered in order, a request after."""
     messages = prompt.messages or []
-    pending: list[str] = []
-    for i, msg in enumerate(messages):
-        where: Path_ = (*at, "messages", i)
-        if msg.role == "tool":
-            if msg.tool_call_id is None:
-                yield (where, "a tool message needs tool_call_id", "add tool_call_id: <call id>")
-            elif msg.tool_call_id not in pending:
-                yield (
-                    (*where, "tool_call_id"),
-                    f"{show(msg.tool_call_id)} answers no tool call of the assistant message "
-                    "before it",
-                    "use the id of one of that message's tool_calls",
-                )
-            else:
-                pending.remove(msg.tool_call_id)
-        else:
-            if pending:
-                yield (
-                    where,
-                    f"tool call(s) {', '.join(pending)} have no tool message",
-                    "answer each tool call with a role: tool message right after the call",
-                )
-                pending = []
-            if msg.tool_call_id is not None:
-                yield (
-                    (*where, "tool_call_id"),
-                    f"a {msg.role} message has a tool_call_id",
-                    "remove it (only role: tool messages answer calls)",
-                )
-        if msg.tool_calls:
-            if msg.role != "assistant":
-                yield (
-                    (*where, "tool_calls"),
-                    f"a {msg.role} message makes tool calls",
-                    "move them to an assistant message",
-                )
-            pending = [call.id for call in msg.tool_calls]
-        if msg.content is None and not (msg.role == "assistant" and msg.tool_calls):
-            yield (
-                where,
-                f"a {msg.role} message without content",
-                "add content: (only an assistant message with tool_calls may omit it)",
-            )
-        if (
-            msg.role != "user"
-            and isinstance(msg.content, list)
-            and any(isinstance(p, ImagePartSpec) for p in msg.content)
-        ):
-            yield (
-                (*where, "content"),
-                f"an image in a {msg.role} message",
-                "move the image to a user message (both APIs take images only from users)",
-            )
-    if pending:
-        yield (
-            (*at, "messages", len(messages) - 1),
-            f"the last message makes tool call(s) {', '.join(pending)} that are not answered",
-            "add a role: tool message for each call",
-        )
-    elif (
+    for i, field, message, fix in message_problems(messages, ImagePartSpec):
+        yield ((*at, "messages", i, *((field,) if field else ())), message, fix)
+    if (
         messages
         and messages[-1].role not in ("user", "tool")
+        and not messages[-1].tool_calls  # its unanswered calls are the problem
         and prompt.input is None
         and prompt.turns is None
     ):
@@ -235,15 +174,9 @@ def _check_prompt(sc: Scenario, index: int, prompt: PromptSpec) -> Iterable[Foun
         yield from _check_tools(prompt.tools, at)
     choice = sc.tool_choice_for(prompt)
     choice_at: Path_ = (*at, "tool_choice") if prompt.tool_choice is not None else ("tool_choice",)
-    if choice is not None:
-        if not tool_names:
-            yield (choice_at, "tool_choice without tools", "add tools or remove it")
-        elif choice not in ("auto", "none", "required", *tool_names):
-            yield (
-                choice_at,
-                f"tool_choice {show(choice)} is not a tool of this prompt",
-                "use auto, none, required or one of: " + ", ".join(tool_names),
-            )
+    wrong_choice = tool_choice_problem(choice, tool_names)
+    if wrong_choice is not None:
+        yield (choice_at, *wrong_choice)
     results = prompt.tool_results or {}
     if prompt.tool_results is not None and not tool_names:
         yield (
@@ -291,26 +224,17 @@ def _check_prompt(sc: Scenario, index: int, prompt: PromptSpec) -> Iterable[Foun
 
 
 def _check_models(sc: Scenario) -> Iterable[Found]:
-    from harness.translate.capabilities import model_info, unsupported_params
+    from harness.translate.capabilities import not_served, unsupported_params
     from harness.translate.request import Params
 
     apis = {Arm.parse(arm).api for arm in sc.arms}
     for index, prompt in enumerate(sc.prompts):
         model = sc.model_for(prompt)
         model_at: Path_ = ("prompts", index, "model") if prompt.model else ("model",)
-        info = model_info(model)
-        if "chat" in apis and not info.supports_chat:
-            yield (
-                model_at,
-                f"{model} is served by the Responses API only",
-                "remove the chat arms or choose a model both APIs serve",
-            )
-        if "responses" in apis and not info.supports_responses:
-            yield (
-                model_at,
-                f"{model} is not served by the Responses API",
-                "remove the responses arms or choose a model both APIs serve",
-            )
+        for api in sorted(apis):
+            unserved = not_served(model, api)
+            if unserved is not None:
+                yield (model_at, *split_reason(unserved))
         params = sc.params_for(prompt)
 
         def param_at(name: str, prompt: PromptSpec = prompt, index: int = index) -> Path_:

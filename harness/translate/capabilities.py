@@ -120,6 +120,20 @@ def model_info(model: str) -> ModelInfo:
     return replace(_UNKNOWN, family=name)
 
 
+#: why one API does not serve a model, and what to do ("reason; fix"; ``{model}``: its name)
+_NOT_SERVED: dict[str, str] = {
+    "chat": "{model} is served on the Responses API only; drop the chat arm or pick a model "
+    "both APIs serve",
+    "responses": "{model} is not served on the Responses API; drop the responses arms or pick "
+    "a model both APIs serve",
+}
+
+
+def not_served(model: str, api: Literal["chat", "responses"]) -> str | None:
+    """Why ``api`` does not serve ``model`` ("reason; fix"); None when it does."""
+    return None if model_info(model).serves(api) else _NOT_SERVED[api].format(model=model)
+
+
 def is_reasoning_model(model: str) -> bool:
     """True for the o-series and the gpt-5 reasoning family."""
     return model_info(model).reasoning

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from harness.errors import TranslationError
-from harness.translate.capabilities import ModelInfo, model_info, unsupported_params
+from harness.translate.capabilities import ModelInfo, model_info, not_served, unsupported_params
 from harness.translate.enums import CHAT_SERVICE_TIERS
 from harness.translate.request import (
     FunctionTool,
@@ -28,6 +28,7 @@ from harness.translate.request import (
     Part,
     TextPart,
 )
+from harness.translate.rules import message_problems, repeated_tools, tool_choice_problem
 
 Api = Literal["chat", "responses"]
 
@@ -76,95 +77,18 @@ def _texts(req: NeutralRequest) -> str:
     return "\n".join(chunks)
 
 
-def _check_message(api: Api, i: int, msg: Message) -> None:
-    where = f"messages[{i}]"
-    if msg.tool_calls and msg.role != "assistant":
-        raise _fail(
-            api,
-            f"{where}.tool_calls",
-            f"only assistant messages make tool calls, "
-            f"not {msg.role}; move them to an assistant message",
-        )
-    if msg.reasoning_items and msg.role != "assistant":
-        raise _fail(
-            api,
-            f"{where}.reasoning_items",
-            "only assistant messages carry reasoning "
-            "items; move them to the assistant message that produced them",
-        )
-    if (msg.tool_call_id is None) != (msg.role != "tool"):
-        raise _fail(
-            api,
-            f"{where}.tool_call_id",
-            "a tool message needs tool_call_id and no "
-            "other role may have one; set it on role tool messages only",
-        )
-    if msg.content is None:
-        if msg.role != "assistant" or not msg.tool_calls:
-            raise _fail(
-                api,
-                f"{where}.content",
-                f"a {msg.role} message needs content (only an "
-                "assistant message with tool_calls may omit it); add content",
-            )
-        return
-    if isinstance(msg.content, str):
-        return
-    if not msg.content:
-        raise _fail(
-            api,
-            f"{where}.content",
-            "an empty part list is invalid on both APIs; give at least one part or a string",
-        )
-    if msg.role != "user" and any(isinstance(p, ImagePart) for p in msg.content):
-        raise _fail(
-            api,
-            f"{where}.content",
-            f"images are only accepted in user messages, not "
-            f"{msg.role}; move the image to a user message",
-        )
-
-
-def _check_tool_pairing(api: Api, messages: tuple[Message, ...]) -> None:
-    # Both APIs reject a tool call left unanswered and a tool output without its call: every
-    # assistant tool call must be answered by the tool messages that directly follow it.
-    pending: set[str] = set()
+def _check_messages(api: Api, messages: tuple[Message, ...]) -> None:
     for i, msg in enumerate(messages):
-        if msg.role == "tool":
-            if msg.tool_call_id not in pending:
-                raise _fail(
-                    api,
-                    f"messages[{i}].tool_call_id",
-                    f"{msg.tool_call_id!r} answers "
-                    "no tool call of the preceding assistant message; use the id of "
-                    "one of its tool_calls",
-                )
-            pending.discard(msg.tool_call_id)
-            continue
-        if pending:
+        if msg.reasoning_items and msg.role != "assistant":
             raise _fail(
                 api,
-                f"messages[{i}]",
-                f"tool call(s) {sorted(pending)} have no tool "
-                "message; answer each tool call with a role tool message before this",
+                f"messages[{i}].reasoning_items",
+                "only assistant messages carry reasoning "
+                "items; move them to the assistant message that produced them",
             )
-        pending = {call.id for call in msg.tool_calls}
-    if pending:
-        raise _fail(
-            api,
-            "messages",
-            f"the last message makes tool call(s) {sorted(pending)} "
-            "that are not answered; add a role tool message for each",
-        )
-
-
-#: a model one API does not serve: what the translator says (``{model}``: the model asked for)
-_NOT_SERVED: dict[Api, str] = {
-    "chat": "{model} is served on the Responses API only; drop the chat arm or pick a model "
-    "both APIs serve",
-    "responses": "{model} is not served on the Responses API; drop the responses arms or pick "
-    "a model both APIs serve",
-}
+    for i, field, message, fix in message_problems(messages, ImagePart):
+        where = f"messages[{i}]" + (f".{field}" if field else "")
+        raise _fail(api, where, f"{message}; {fix}")
 
 
 def _check_request(api: Api, req: NeutralRequest) -> ModelInfo:
@@ -172,29 +96,16 @@ def _check_request(api: Api, req: NeutralRequest) -> ModelInfo:
     ``api`` serves the model; returns what the model accepts."""
     if not req.messages:
         raise _fail(api, "messages", "at least one message is required; add a user message")
-    for i, msg in enumerate(req.messages):
-        _check_message(api, i, msg)
-    _check_tool_pairing(api, req.messages)
+    _check_messages(api, req.messages)
     problems = unsupported_params(req.model, req.params)
     if problems:
         raise TranslationError("; ".join(f"{api}: {name}: {why}" for name, why in problems))
     names = [tool.name for tool in req.tools]
-    if len(set(names)) != len(names):
-        raise _fail(api, "tools", "tool names must be unique; rename the duplicates")
-    if req.tool_choice is not None:
-        if not req.tools:
-            raise _fail(
-                api,
-                "tool_choice",
-                "tool_choice is only allowed with tools; remove tool_choice or declare tools",
-            )
-        if req.tool_choice not in ("auto", "none", "required") and req.tool_choice not in names:
-            raise _fail(
-                api,
-                "tool_choice",
-                f"{req.tool_choice!r} is not a declared tool; use "
-                f"auto, none, required or one of: {', '.join(names)}",
-            )
+    for t, message, fix in repeated_tools(names):
+        raise _fail(api, f"tools[{t}].name", f"{message}; {fix}")
+    choice = tool_choice_problem(req.tool_choice, names)
+    if choice is not None:
+        raise _fail(api, "tool_choice", "; ".join(choice))
     if req.params.parallel_tool_calls is not None and not req.tools:
         raise _fail(
             api, "parallel_tool_calls", "only allowed with tools; remove it or declare tools"
@@ -208,10 +119,10 @@ def _check_request(api: Api, req: NeutralRequest) -> ModelInfo:
             "json_object mode requires the word 'JSON' in the "
             "messages; mention JSON in the system or user message",
         )
-    info = model_info(req.model)
-    if not info.serves(api):
-        raise _fail(api, "model", _NOT_SERVED[api].format(model=req.model))
-    return info
+    unserved = not_served(req.model, api)
+    if unserved is not None:
+        raise _fail(api, "model", unserved)
+    return model_info(req.model)
 
 
 # --------------------------------------------------------------------------- shared pieces

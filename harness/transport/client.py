@@ -72,17 +72,23 @@ def _names_not_found(error_type: str | None) -> bool:
     return "not_found" in folded or "notfound" in folded
 
 
-#: the server closed a reused kept-alive connection before a byte of reply: sent again at once,
-#: once (on a new connection the same close is a ``connection_error``)
+#: the server closed a reused kept-alive connection before a byte of reply
+#: (:func:`dropped_unanswered`): sent again at once, once
 CONNECTION_DROPPED = "connection_dropped"
 
 
 def dropped_unanswered(exc: BaseException | None) -> bool:
-    """The server closed the connection without a byte of reply ("Server disconnected without
-    sending a response"): llama-server does this to a kept-alive connection it has idled out,
-    having served nothing, so sending the request again is safe when the connection was reused
-    (the caller must check that: on a new connection the request may have been served)."""
-    return isinstance(exc, httpx2.RemoteProtocolError) and "without sending a response" in str(exc)
+    """The server closed a reused connection without a byte of reply ("Server disconnected
+    without sending a response"), so sending the request again is safe: llama-server does this
+    to a kept-alive connection it has idled out, having served nothing. On a new connection
+    (the current :class:`~harness.transport.wire.WireRecorder` saw a connect) the same close
+    proves nothing: a proxy's idle timeout on a long request may cut one that was served."""
+    if not (
+        isinstance(exc, httpx2.RemoteProtocolError) and "without sending a response" in str(exc)
+    ):
+        return False
+    rec = CURRENT_RECORDER.get()
+    return rec is not None and not rec.new_connection
 
 
 def _g(obj: Any, name: str) -> Any:
@@ -765,10 +771,6 @@ class Transport:
             result.sdk_first_output_ms = replayed.sdk_first_output_ms
         else:
             result.wire = analyze_wire(rec, stream=stream, all_events=rec.recording is not None)
-            if result.error_type == CONNECTION_DROPPED and result.wire.new_connection:
-                # only a reused connection's close proves nothing was served: a fresh one cut
-                # (a proxy's idle timeout on a long request) may have been, so no free resend
-                result.error_type = "connection_error"
         if rec.miss is not None:
             result.ok, result.error_type, result.error_message = False, CASSETTE_MISS, rec.miss
         if result.events is None:

@@ -10,6 +10,7 @@ import pytest
 from harness.analysis import decide, stats
 from harness.analysis.decide import Rule, claim_verdict
 from harness.analysis.stats import Bootstrap
+from harness.summary import SaturationStats
 
 LATENCY = Rule("ratio", 0.10)
 CACHE = Rule("delta", 0.02, lower_is_better=False)
@@ -192,3 +193,29 @@ def test_aa_at_the_quickstart_minimum_is_not_anticonservative() -> None:
     """2 prompts × 5 repeats × 2 turns: exactly the minimum, with the small-sample correction."""
     rate = sum(_aa_excludes(50_000 + s, 2, 5, 2, by_turn=False) for s in range(SIMS)) / SIMS
     assert rate <= _binomial_band(0.05, SIMS)[1], f"A/A rate {rate:.1%} at 10 conversations"
+
+
+def _sat(timed: int, saturated: int) -> SaturationStats:
+    return SaturationStats(
+        timed_requests=timed, saturated=saturated, late=saturated, lag_p50_ms=1.0, lag_max_ms=50.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("arms", "flagged", "judged"),
+    [
+        ((None, None), 0, True),  # nothing timed: nothing to hold latency against
+        ((_sat(100, 5), None), 5, True),  # at the bound
+        ((_sat(100, 6),), 6, False),  # beyond it
+        ((_sat(100, 10), _sat(100, 0)), 10, True),  # pooled over the pair: 5 %
+        ((_sat(50, 4), _sat(50, 4)), 8, False),
+    ],
+)
+def test_latency_is_judged_unless_too_many_requests_were_timed_on_a_saturated_loop(
+    arms: tuple[SaturationStats | None, ...], flagged: int, judged: bool
+) -> None:
+    got, reason = decide.latency_saturation(arms)
+    assert got == flagged
+    assert (reason is None) == judged
+    if reason is not None:
+        assert reason.startswith(f"{flagged} of ")

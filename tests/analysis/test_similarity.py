@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import numpy as np
 import pytest
 
 from harness.analysis.similarity import (
-    ToolCall,
     compare_json,
     compare_tool_calls,
     flatten_json,
@@ -17,6 +17,7 @@ from harness.analysis.similarity import (
     text_similarity,
     words,
 )
+from harness.records import ToolCallRecord
 
 
 @pytest.mark.parametrize(
@@ -151,8 +152,13 @@ def test_compare_json_crafted_pairs(
         ) == pytest.approx(expected)
 
 
-def _call(name: str, **args: object) -> ToolCall:
-    return ToolCall(name, json.dumps(args))
+def _call(name: str, **args: object) -> ToolCallRecord:
+    return _raw(name, json.dumps(args))
+
+
+def _raw(name: str, arguments: str) -> ToolCallRecord:
+    # each side's ids are its own: only names and arguments are compared
+    return ToolCallRecord(id=f"call_{secrets.token_hex(4)}", name=name, arguments=arguments)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +166,7 @@ def _call(name: str, **args: object) -> ToolCall:
     [
         (
             [_call("get_weather", city="Paris")],
-            [ToolCall("get_weather", '{ "city" : "Paris" }')],
+            [_raw("get_weather", '{ "city" : "Paris" }')],
             (1.0, 1.0),
         ),  # whitespace/order
         ([_call("get_weather", city="Paris")], [_call("get_weather", city="Lyon")], (1.0, 0.0)),
@@ -168,11 +174,11 @@ def _call(name: str, **args: object) -> ToolCall:
         ([_call("a", x=1), _call("b", y=2)], [_call("b", y=2), _call("a", x=1)], (1.0, 1.0)),
         ([_call("a", x=1), _call("b", y=2)], [_call("a", x=1)], (0.5, 0.5)),
         ([_call("a", x=1)], [], (0.0, 0.0)),
-        ([ToolCall("a", "{not json")], [ToolCall("a", "{not json")], (1.0, 1.0)),
+        ([_raw("a", "{not json")], [_raw("a", "{not json")], (1.0, 1.0)),
     ],
 )
 def test_tool_call_agreement(
-    a: list[ToolCall], b: list[ToolCall], expected: tuple[float, float]
+    a: list[ToolCallRecord], b: list[ToolCallRecord], expected: tuple[float, float]
 ) -> None:
     got = compare_tool_calls(a, b)
     assert got is not None

@@ -22,9 +22,9 @@ from harness.analysis.analyze import (
     write_summary,
     write_synthetic_run,
 )
-from harness.analysis.similarity import ToolCall
 from harness.cli.app import main
 from harness.fmt import effect, interval, ms, ratio, usd
+from harness.records import ToolCallRecord
 from harness.report import JUnitCase, ReportPaths, append_cases, render_compare, render_report
 from harness.report.diff import tokens, tool_calls_text, word_diff
 from harness.report.junit import SUITE_NAME
@@ -329,7 +329,10 @@ def test_word_diff_marks_the_changed_words() -> None:
 
 
 def test_tool_calls_text_sorts_argument_keys() -> None:
-    calls = [ToolCall("f", '{"b": 1, "a": 2}'), ToolCall("g", "not json")]
+    calls = [
+        ToolCallRecord(id="c1", name="f", arguments='{"b": 1, "a": 2}'),
+        ToolCallRecord(id="c2", name="g", arguments="not json"),
+    ]
     assert tool_calls_text(calls) == 'f({"a": 2, "b": 1})\ng(not json)'
 
 

@@ -17,10 +17,11 @@ from rich.console import Console
 
 from harness.cli.run import finish_run
 from harness.emulator.profiles import load_profile
-from harness.records import Observation
+from harness.records import Observation, RunMeta
 from harness.rundir import read_meta, read_observations
-from harness.runner.background import BackgroundTracker, send_background
-from harness.runner.execute import RunOptions, _on_each, run
+from harness.runner.background import send_background
+from harness.runner.cleanup import ServerObjects
+from harness.runner.execute import RunOptions, run
 from harness.runner.plan import build_plan, dry_run
 from harness.scenario.load import load_scenario
 from harness.summary import Summary
@@ -186,28 +187,33 @@ def test_a_stopped_run_cancels_then_deletes_what_it_was_following(emulators: Any
     server = emulators.start(load_profile("zero").derive({"both": {"background_queue_ms": 5000}}))
     store = server.app.emulator.store
 
-    async def stop_while_queued() -> tuple[str, str, int]:
+    async def stop_while_queued() -> tuple[str, str, RunMeta]:
         transport = Transport(server.base_url, "sk-test")
-        stored: list[tuple[str, str]] = []
-        running: set[tuple[str, str]] = set()
-        tracker = BackgroundTracker("responses", stored, running)
+        objects = ServerObjects()
         kwargs = {"model": "gpt-4.1-mini", "input": "hi", "store": True}
-        task = asyncio.create_task(send_background(transport, kwargs, None, 50.0, tracker=tracker))
-        while not running:
+        task = asyncio.create_task(
+            send_background(transport, kwargs, None, 50.0, tracker=objects.of("responses"))
+        )
+        while not objects.running:
             await asyncio.sleep(0.01)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        ((arm, rid),) = running
-        assert await _on_each(running, {arm: transport}, Transport.cancel_response) == 1
+        ((arm, rid),) = objects.running
+        assert objects.responses == [(arm, rid)]
         job = store.get(rid).job
+        meta = RunMeta.model_construct(stored_responses_deleted=None, conversations_deleted=None)
+        await objects.clean_up({arm: transport}, meta)
         status = job.status(time.perf_counter()) if job is not None else "-"
-        deleted = await _on_each(stored, {arm: transport}, Transport.delete_response)
+        again = RunMeta.model_construct(stored_responses_deleted=None, conversations_deleted=None)
+        await objects.clean_up({arm: transport}, again)  # nothing is sent twice
         await transport.aclose()
-        return rid, status, deleted
+        assert again.stored_responses_deleted == 0
+        return rid, status, meta
 
-    rid, status, deleted = asyncio.run(stop_while_queued())
-    assert status == "cancelled" and deleted == 1
+    rid, status, meta = asyncio.run(stop_while_queued())
+    assert status == "cancelled" and meta.stored_responses_deleted == 1
+    assert meta.conversations_deleted is None  # the run made none
     assert store.get(rid) is None
 
 
