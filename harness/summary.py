@@ -100,9 +100,9 @@ class WeightedCost(_Record):
     per_1m_requests_usd_ci95: Interval | None = None
     effective_conversations: int | None = Field(
         default=None,
-        description="conversations the weighted mean rests on (Kish within prompts, "
-        "Welch–Satterthwaite across): a mix dominated by one prompt rests on that prompt's "
-        "repeats; below the minimum (10) there is no interval",
+        description="conversations the weighted mean rests on, Kish's (Σw)²/Σw² over "
+        "conversations: a mix dominated by one prompt rests on about that prompt's repeats; "
+        "below the minimum (10) there is no interval",
     )
 
 

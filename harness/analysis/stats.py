@@ -229,12 +229,11 @@ class Bootstrap:
         if n < decide.MIN_CONVERSATIONS:
             return None
         if shares is not None:
-            design = self.weighted_design(shares)
             # the minimum counts effective conversations: three draws of the prompt that
             # carries the traffic are three samples, however many light prompts ran beside it
-            if design is None or design[0] < decide.MIN_CONVERSATIONS - _ROUNDING:
+            if self.effective_conversations(shares) < decide.MIN_CONVERSATIONS:
                 return None
-            return design
+            return self.weighted_design(shares)
         mode = self.mode
         if mode == "stratified":
             return n, self.n_strata
@@ -243,23 +242,26 @@ class Bootstrap:
             return max(self.n_strata, 2), 1
         return n, 1
 
-    def effective_conversations(self, shares: FloatArray) -> int:
-        """Conversations a statistic weighted by ``shares`` rests on (:meth:`weighted_design`,
-        rounded down; the count of conversations when the shares are equal)."""
-        design = self.weighted_design(shares)
-        return 0 if design is None else int(design[0] + _ROUNDING)
+    @staticmethod
+    def effective_conversations(shares: FloatArray) -> int:
+        """Conversations a statistic weighted by ``shares`` (one per conversation) rests on:
+        Kish's (Σa)²/Σa², rounded down — the count of conversations when the shares are equal.
+        """
+        a = np.asarray(shares, dtype=np.float64)
+        square = float((a * a).sum())
+        return 0 if square <= 0 else int(float(a.sum()) ** 2 / square + _ROUNDING)
 
     def weighted_design(self, shares: FloatArray) -> tuple[float, float] | None:
-        """(effective conversations, effective strata) of a statistic whose conversations carry
+        """(n, S) for :func:`expanded_levels` of a statistic whose conversations carry
         ``shares`` of its weight (one per conversation, 0 for those it does not use).
 
         A traffic-weighted mean rests mostly on its heavy prompts: with weights 100, 1, 1, 1
         and 10 conversations each it has about 10 independent conversations, not 40, and the
         small-sample expansion must be that of 10. Within each resampling stratum the
-        effective count is Kish's (Σa)²/Σa²; across strata the degrees of freedom are
-        Welch–Satterthwaite's (equal spreads assumed) and the bootstrap's narrowness the ratio
-        of the unbiased to the resampled variance. Equal shares give (n, S) exactly as the
-        unweighted design; None when a stratum has a single effective conversation.
+        effective count is Kish's (Σa)²/Σa²; across strata the degrees of freedom n − S are
+        Welch–Satterthwaite's (equal spreads assumed) and n / (n − S) the ratio of the
+        unbiased to the resampled variance. Equal shares give the unweighted (n, S); None
+        when a stratum has a single effective conversation.
         """
         a: FloatArray = np.asarray(shares, dtype=np.float64)
         groups: IntArray
