@@ -44,7 +44,6 @@ __all__ = [
     "apply_traffic",
     "prompt_summaries",
     "traffic_costs",
-    "weighted_cost",
 ]
 
 FloatArray = stats.FloatArray
@@ -73,29 +72,6 @@ def _row_weights(t: ObservationTable, weights: Mapping[str, int]) -> FloatArray:
 
 def _scaled(ci: tuple[float, float] | None, factor: float) -> tuple[float, float] | None:
     return None if ci is None else (ci[0] * factor, ci[1] * factor)
-
-
-def weighted_cost(
-    t: ObservationTable, rows: Sequence[int], cost: FloatArray, weights: Mapping[str, int]
-) -> WeightedCost | None:
-    """Mean cost per request with each row counted ``weights[prompt]`` times (None if a row
-    has no price); no interval (see :func:`traffic_costs`)."""
-    idx = np.array([i for i in rows if t.has_usage[i]], dtype=np.int64)
-    if idx.size == 0:
-        return None
-    c = cost[idx]
-    if not np.isfinite(c).all():
-        return None
-    w = np.array([weights.get(t.prompt_id[i], 1) for i in idx.tolist()], dtype=np.float64)
-    projection = project(float((c * w).sum() / w.sum()))
-    if projection is None:
-        return None
-    return WeightedCost(
-        per_request_usd=projection.per_request_usd,
-        per_1k_requests_usd=projection.per_1k_requests_usd,
-        per_1m_requests_usd=projection.per_1m_requests_usd,
-        requests_represented=int(w.sum()),
-    )
 
 
 @dataclass
