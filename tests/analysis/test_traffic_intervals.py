@@ -16,6 +16,7 @@ from harness.analysis.metrics import ObservationTable, costs_per_row
 from harness.analysis.pricing import PriceBook
 from harness.analysis.traffic import PromptTraffic, apply_traffic, traffic_costs
 from harness.records import Observation, Usage
+from harness.report.verdict import TRAFFIC_NOTE, traffic_mix
 
 #: The frequent prompt is cheap, the rare ones dear: an unweighted mean is far from the mix's.
 WEIGHTS = (40, 4, 1, 1)
@@ -252,3 +253,20 @@ def test_weights_of_one_leave_the_summary_bit_identical(
         summary, t, cost, {**ones, ("plain", "p0"): PromptTraffic(weight=5)}, seed=4
     ).scenarios[0]
     assert all(a.cost_usd and a.cost_usd.weighted for a in weighted.arms.values())
+
+
+def test_the_report_says_why_a_thin_mix_has_no_interval() -> None:
+    t = _table(5, 3)
+    book = PriceBook()
+    summary = analyze_table(t, book=book, resamples=200)
+    traffic = {("mix", f"p{p}"): PromptTraffic(weight=100 if p == 0 else 1) for p in range(5)}
+    sc = apply_traffic(summary, t, costs_per_row(t, book), traffic, resamples=200).scenarios[0]
+    chat = sc.arms["chat"].cost_usd
+    assert chat is not None and chat.weighted is not None
+    n = chat.weighted.effective_conversations
+    assert n is not None and n < decide.MIN_CONVERSATIONS
+    text = traffic_mix(sc)
+    assert text is not None
+    assert f"(no interval: {n} effective conversations, fewer than 10)" in text
+    assert "responses/chat" in text and f"(too few samples, n = {n})" in text
+    assert TRAFFIC_NOTE in text
