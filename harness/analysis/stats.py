@@ -80,7 +80,8 @@ def quantiles(values: FloatArray) -> Quantiles | None:
 
 def expanded_levels(n: float, strata: float = 1, confidence: float = CONFIDENCE) -> float | None:
     """Two-sided tail mass α′ of the expanded percentile interval; None when n − strata < 1
-    (``n`` and ``strata`` may be effective, fractional counts: :meth:`Bootstrap.design`)."""
+    (``n`` and ``strata`` may be effective, fractional counts:
+    :meth:`Bootstrap.weighted_design`)."""
     df = n - strata
     if df < 1:
         return None
@@ -260,8 +261,8 @@ class Bootstrap:
         small-sample expansion must be that of 10. Within each resampling stratum the
         effective count is Kish's (Σa)²/Σa²; across strata the degrees of freedom n − S are
         Welch–Satterthwaite's (equal spreads assumed) and n / (n − S) the ratio of the
-        unbiased to the resampled variance. Equal shares give the unweighted (n, S); None
-        when a stratum has a single effective conversation.
+        unbiased to the resampled variance. Equal shares over prompts of equal repeats give
+        the unweighted (n, S); None when a stratum has a single effective conversation.
         """
         a: FloatArray = np.asarray(shares, dtype=np.float64)
         groups: IntArray
