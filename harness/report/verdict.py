@@ -201,7 +201,7 @@ SHADOW_CACHE = (
 
 #: Said wherever weighted figures show: what prompt weights change and what they leave alone.
 TRAFFIC_NOTE = (
-    "Only cost is weighted: latency, caching, the cards above, claims and gates weigh every "
+    "Only cost is weighted: latency, caching, the verdicts, claims and gates weigh every "
     "conversation equally"
 )
 
