@@ -83,12 +83,27 @@ class CacheStats(_Record):
 
 
 class WeightedCost(_Record):
-    """Cost per request with each request counted as often as its prompt occurs (``weight``)."""
+    """Cost per request with each request counted as often as its prompt occurs (``weight``),
+    with intervals of the same weighted quantity."""
 
     per_request_usd: float
     per_1k_requests_usd: float
     per_1m_requests_usd: float
     requests_represented: int = Field(description="sum of the weights of the priced requests")
+    per_request_usd_ci95: Interval | None = Field(
+        default=None,
+        description="95 % bootstrap interval of the weighted mean (each resample weighs a "
+        "request by its prompt's weight × how often the resample drew its conversation); null "
+        "below the minimum sample",
+    )
+    per_1k_requests_usd_ci95: Interval | None = None
+    per_1m_requests_usd_ci95: Interval | None = None
+    effective_conversations: int | None = Field(
+        default=None,
+        description="conversations the weighted mean rests on, Kish's (Σw)²/Σw² over "
+        "conversations: a mix dominated by one prompt rests on about that prompt's repeats; "
+        "below the minimum (10) there is no interval",
+    )
 
 
 class CostStats(_Record):
@@ -263,6 +278,12 @@ class Comparison(_Record):
         description="relative: a's hit ratio / b's − 1; null when b cached nothing"
     )
     cost_ratio: Effect | None = Field(description="mean cost per request, a / b")
+    weighted_cost_ratio: Effect | None = Field(
+        default=None,
+        description="cost_ratio under the traffic mix: each request counted as often as its "
+        "prompt occurs (``weight``); ``n_pairs`` counts effective conversations (see "
+        "WeightedCost.effective_conversations); null when every prompt weighs 1",
+    )
     output_tokens_ratio: Effect | None
     error_rate_delta: Effect | None
     similarity: Similarity

@@ -591,8 +591,20 @@ def analyze_run(
     traffic = scenario_traffic(scenarios)
     if any(v.weight > 1 or v.reference is not None for v in traffic.values()):
         measured = run.table.measured()
+        if meta.cache_nonces:
+            measured = with_nonce_tokens(measured, meta.cache_nonces)
         measured = measured.take(np.flatnonzero(~measured.warmup))
-        summary = apply_traffic(summary, measured, costs_per_row(measured, book), traffic)
+        summary = apply_traffic(
+            summary,
+            measured,
+            costs_per_row(measured, book),
+            traffic,
+            billed=costs_per_row(measured, book, without_nonce=True),
+            missed=costs_per_row(measured, book, without_nonce=True, missed=True),
+            seed=seed,
+            resamples=resamples,
+            margins=margins,
+        )
     if notes:
         summary = summary.model_copy(update={"warnings": [*summary.warnings, *notes]})
     return summary

@@ -39,6 +39,8 @@ ALPHA = 0.05
 DEFAULT_RESAMPLES = 2000
 #: Cells (resamples × units) per block of weights; bounds memory to ~100 MB.
 _BLOCK_CELLS = 2_000_000
+#: Slack for effective counts computed in floating point (equal shares give n ± 1e-13).
+_ROUNDING = 1e-9
 #: Half-width of the scanned band around the middle rank, in binomial standard deviations.
 _BAND_SDS = 6.0
 CORRECTION = (
@@ -76,8 +78,10 @@ def quantiles(values: FloatArray) -> Quantiles | None:
     )
 
 
-def expanded_levels(n: int, strata: int = 1, confidence: float = CONFIDENCE) -> float | None:
-    """Two-sided tail mass α′ of the expanded percentile interval; None when n ≤ strata."""
+def expanded_levels(n: float, strata: float = 1, confidence: float = CONFIDENCE) -> float | None:
+    """Two-sided tail mass α′ of the expanded percentile interval; None when n − strata < 1
+    (``n`` and ``strata`` may be effective, fractional counts:
+    :meth:`Bootstrap.weighted_design`)."""
     df = n - strata
     if df < 1:
         return None
@@ -128,6 +132,12 @@ def interval(
         if expanded is None:
             return None
         tail = expanded / 2.0
+    return _percentiles(samples, tail)
+
+
+def _percentiles(samples: FloatArray, tail: float) -> tuple[float, float] | None:
+    """The ``tail`` and ``1 − tail`` percentiles of the defined replicates (see
+    :func:`interval`)."""
     defined = samples[~np.isnan(samples)]
     if defined.size == 0 or defined.size < 0.5 * samples.size:
         return None
@@ -213,11 +223,18 @@ class Bootstrap:
     def n_strata(self) -> int:
         return 0 if self.strata is None else int(np.unique(self.strata).size)
 
-    def _design(self, n: int) -> tuple[int, int] | None:
+    def _design(self, n: int, shares: FloatArray | None = None) -> tuple[float, float] | None:
         """(independent units, strata) behind a statistic over ``n`` conversations; None
-        below the minimum."""
+        below the minimum. ``shares``: the weight each conversation carries in a weighted
+        statistic (see :meth:`weighted_design`)."""
         if n < decide.MIN_CONVERSATIONS:
             return None
+        if shares is not None:
+            # the minimum counts effective conversations: three draws of the prompt that
+            # carries the traffic are three samples, however many light prompts ran beside it
+            if self.effective_conversations(shares) < decide.MIN_CONVERSATIONS:
+                return None
+            return self.weighted_design(shares)
         mode = self.mode
         if mode == "stratified":
             return n, self.n_strata
@@ -226,19 +243,80 @@ class Bootstrap:
             return max(self.n_strata, 2), 1
         return n, 1
 
-    def interval(self, samples: FloatArray, n: int) -> tuple[float, float] | None:
-        """The expanded percentile interval for a statistic over ``n`` conversations."""
-        design = self._design(n)
+    @staticmethod
+    def effective_conversations(shares: FloatArray) -> int:
+        """Conversations a statistic weighted by ``shares`` (one per conversation) rests on:
+        Kish's (Σa)²/Σa², rounded down — the count of conversations when the shares are equal.
+        """
+        a = np.asarray(shares, dtype=np.float64)
+        square = float((a * a).sum())
+        return 0 if square <= 0 else int(float(a.sum()) ** 2 / square + _ROUNDING)
+
+    def weighted_design(self, shares: FloatArray) -> tuple[float, float] | None:
+        """(n, S) for :func:`expanded_levels` of a statistic whose conversations carry
+        ``shares`` of its weight (one per conversation, 0 for those it does not use).
+
+        A traffic-weighted mean rests mostly on its heavy prompts: with weights 100, 1, 1, 1
+        and 10 conversations each it has about 10 independent conversations, not 40, and the
+        small-sample expansion must be that of 10. Within each resampling stratum the
+        effective count is Kish's (Σa)²/Σa²; across strata the degrees of freedom n − S are
+        Welch–Satterthwaite's (equal spreads assumed) and n / (n − S) the ratio of the
+        unbiased to the resampled variance. Equal shares over prompts of equal repeats give
+        the unweighted (n, S); None when a stratum has a single effective conversation.
+        """
+        a: FloatArray = np.asarray(shares, dtype=np.float64)
+        groups: IntArray
+        mode = self.mode
+        if mode == "prompts" and self.strata is not None:
+            # the prompt is the unit drawn: its conversations' shares move together
+            codes = np.unique(self.strata, return_inverse=True)[1].astype(np.int64)
+            a = np.bincount(codes, weights=a).astype(np.float64)
+            groups = np.zeros(a.size, dtype=np.int64)
+        elif mode == "stratified" and self.strata is not None:
+            groups = self.strata
+        else:
+            groups = np.zeros(a.size, dtype=np.int64)
+        keep = a > 0
+        if not keep.any():
+            return None
+        a, groups = a[keep] / a[keep].sum(), groups[keep]
+        total = np.bincount(groups, weights=a)
+        square = np.bincount(groups, weights=a * a)
+        used = total > 0
+        total, square = total[used], square[used]
+        kish = total * total / square
+        if (kish - 1.0 <= 1e-12).any():
+            return None
+        unbiased = float(square.sum())
+        resampled = float((square * (kish - 1.0) / kish).sum())
+        df = unbiased**2 / float((square * square / (kish - 1.0)).sum())
+        n_eff = unbiased / resampled * df
+        return n_eff, n_eff - df
+
+    def interval(
+        self, samples: FloatArray, n: int, shares: FloatArray | None = None
+    ) -> tuple[float, float] | None:
+        """The expanded percentile interval for a statistic over ``n`` conversations
+        (weighted by ``shares`` per conversation: :meth:`weighted_design`)."""
+        design = self._design(n, shares)
         if design is None:
             return None
-        return interval(samples, n=design[0], strata=design[1])
+        if shares is None:
+            return interval(samples, n=int(design[0]), strata=int(design[1]))
+        tail = expanded_levels(*design)
+        return None if tail is None else _percentiles(samples, tail / 2.0)
 
     def widen_log(
-        self, ci: tuple[float, float] | None, value: float, se_log: float, n: int
+        self,
+        ci: tuple[float, float] | None,
+        value: float,
+        se_log: float,
+        n: int,
+        shares: FloatArray | None = None,
     ) -> tuple[float, float] | None:
         """``ci`` widened to cover ``value · exp(±q · se_log)`` at the interval's own
         (expanded) level: a floor from a model of the spread the resamples may not show."""
-        q = self._quantile(ci, n) if value > 0 and se_log > 0 else None
+        q = self._quantile(ci, n, shares) if value > 0 and se_log > 0 else None
         if ci is None or q is None:
             return ci
         half = q * se_log
@@ -253,9 +331,11 @@ class Bootstrap:
             return ci
         return min(ci[0], value - q * se), max(ci[1], value + q * se)
 
-    def _quantile(self, ci: tuple[float, float] | None, n: int) -> float | None:
+    def _quantile(
+        self, ci: tuple[float, float] | None, n: int, shares: FloatArray | None = None
+    ) -> float | None:
         """The normal quantile of the interval's own (expanded) level over ``n`` conversations."""
-        design = self._design(n)
+        design = self._design(n, shares)
         if ci is None or design is None:
             return None
         tail = expanded_levels(*design)
@@ -407,7 +487,12 @@ def _weighted_medians(weights: FloatArray, sums: FloatArray, med: _Median) -> Fl
 # --- rare events --------------------------------------------------------------------------------
 
 
-def cache_event_var(missed_extra: FloatArray, hit: FloatArray, n_requests: int) -> float:
+def cache_event_var(
+    missed_extra: FloatArray,
+    hit: FloatArray,
+    n_requests: float,
+    weights: FloatArray | None = None,
+) -> float:
     """Variance of an arm's mean cost per request from its cache hits and misses, taken as
     Bernoulli draws at a rate from Laplace's rule of succession, (hits + 1) / (eligible + 2).
 
@@ -416,6 +501,9 @@ def cache_event_var(missed_extra: FloatArray, hit: FloatArray, n_requests: int) 
     all hit, a resample never shows a miss, so the bootstrap sees no spread, while a 1-in-10
     miss rate is entirely plausible; this variance keeps that possibility in the interval.
     It shrinks as 1/n, so large samples are left to the bootstrap.
+
+    ``weights``: each of those requests' weight in a weighted mean whose weights sum to
+    ``n_requests`` (a prompt's traffic ``weight``); the rate stays one of requests seen.
     """
     k = int(hit.size)
     h = float(hit.sum())
@@ -423,7 +511,8 @@ def cache_event_var(missed_extra: FloatArray, hit: FloatArray, n_requests: int) 
         return 0.0  # never hit: nothing says this arm caches at all
     per_hit = float(missed_extra[hit > 0].mean())
     p = (h + 1.0) / (k + 2.0)
-    return per_hit**2 * k * p * (1.0 - p) / n_requests**2
+    draws = k if weights is None else float((weights * weights).sum())
+    return per_hit**2 * draws * p * (1.0 - p) / n_requests**2
 
 
 # --- power ------------------------------------------------------------------------------------

@@ -71,11 +71,14 @@ def run_summary(
     from rich.text import Text
 
     from harness.cli.gate import status_line
-    from harness.report.verdict import findings, headline_comparisons, sentence
+    from harness.report.verdict import findings, headline_comparisons, sentence, traffic_mix
 
     out: list[RenderableType] = []
     for sc in summary.scenarios:
         out.append(scenario_table(sc, summary.target_label, partial=partial))
+        mix = traffic_mix(sc)
+        if mix is not None:
+            out.append(Text(mix))
         for _, c in headline_comparisons(sc):
             out.append(Text(f"verdict: {sentence(c, findings(c, sc.arms))}"))
     if gates is not None:

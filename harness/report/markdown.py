@@ -9,7 +9,13 @@ from harness import NOT_OPENAI_LABEL
 from harness.fmt import DASH, arm_name, claim, effect, interval, ms, num, pct, usd
 from harness.fmt import when as fmt_when
 from harness.records import RunMeta
-from harness.report.verdict import MATCHED_NOTE, findings, headline_comparisons, sentence
+from harness.report.verdict import (
+    MATCHED_NOTE,
+    findings,
+    headline_comparisons,
+    sentence,
+    traffic_mix,
+)
 from harness.summary import ConversationStateSummary, LatencyStats, Summary
 
 _MARK = {
@@ -157,6 +163,9 @@ def summary_markdown(
                     usd(a.cost_usd.per_1m_requests_usd) if a.cost_usd else DASH,
                 )
             )
+        mix = traffic_mix(s)
+        if mix is not None:
+            out += ["", cell(mix)]
         background = {arm: a.background for arm, a in s.arms.items() if a.background}
         if background:
             out += [

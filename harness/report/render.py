@@ -35,6 +35,7 @@ from harness.report.verdict import (
     findings,
     headline_comparisons,
     sentence,
+    traffic_mix,
 )
 from harness.summary import ArmSummary, Claim, Comparison, ScenarioSummary
 
@@ -112,6 +113,8 @@ class ScenarioView:
     has_reasoning: bool = False
     #: the client saturated or the machine busy while timing (the summary's warnings)
     timing_warnings: list[str] = field(default_factory=list)
+    #: the cost under the traffic mix (:func:`harness.report.verdict.traffic_mix`)
+    traffic_mix: str | None = None
 
 
 # --- jinja ------------------------------------------------------------------------------------
@@ -362,6 +365,7 @@ def scenario_view(
         sdk_note=sdk_note,
         has_reasoning=any(a.reasoning_tokens and a.reasoning_tokens.total for a in s.arms.values()),
         timing_warnings=saturation_warnings([s]),
+        traffic_mix=traffic_mix(s),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 from harness.analysis import decide
 from harness.analysis.claims import first_request_effect
 from harness.arms import Arm
-from harness.fmt import arm_name, effect, interval, num, pct, possessive, ratio
+from harness.fmt import arm_name, effect, estimate, interval, num, pct, possessive, ratio
 from harness.summary import ArmSummary, Comparison, Effect, ScenarioSummary, SimilarityStats
 
 Kind = Literal["better", "worse", "same", "unclear", "unknown"]
@@ -197,6 +197,52 @@ SHADOW_CACHE = (
     "Not assessable on shadow traffic: each mirrored call reuses the prefix its live call had "
     "just cached"
 )
+
+
+#: Said wherever weighted figures show: what prompt weights change and what they leave alone.
+TRAFFIC_NOTE = (
+    "Only cost is weighted: latency, caching, the verdicts, claims and gates weigh every "
+    "conversation equally"
+)
+
+
+def traffic_mix(sc: ScenarioSummary) -> str | None:
+    """The scenario's cost under its traffic mix (prompt ``weight``), every figure beside the
+    interval of the same weighted quantity; None when every prompt weighs 1 (the one wording
+    of the terminal, Markdown and HTML)."""
+    arms = [
+        (arm, a.cost_usd.weighted)
+        for arm, a in sc.arms.items()
+        if a.cost_usd is not None and a.cost_usd.weighted is not None
+    ]
+    if not arms:
+        return None
+    parts = []
+    for arm, w in arms:
+        # per 1k and 1M, as the arms tables: a per-request cent fraction prints as two digits
+        text = (
+            f"{arm} {estimate(w.per_1k_requests_usd, w.per_1k_requests_usd_ci95, 'usd')} per "
+            f"1k requests, {estimate(w.per_1m_requests_usd, w.per_1m_requests_usd_ci95, 'usd')} "
+            "per 1M"
+        )
+        if w.per_request_usd_ci95 is None and w.effective_conversations is not None:
+            text += (
+                f" (no interval: {w.effective_conversations} effective conversations, fewer "
+                f"than {decide.MIN_CONVERSATIONS})"
+            )
+        parts.append(text)
+    out = (
+        "Under the traffic mix (each request counted as often as its prompt occurs, prompt "
+        f"weight): {'; '.join(parts)}."
+    )
+    ratios = [
+        f"{c.a}/{c.b} {effect(c.weighted_cost_ratio)}"
+        for c in sc.comparisons.values()
+        if not c.replicate and c.weighted_cost_ratio is not None
+    ]
+    if ratios:
+        out += f" Cost ratio {', '.join(ratios)}."
+    return f"{out} {TRAFFIC_NOTE}."
 
 
 def cost_finding(c: Comparison) -> Finding:

@@ -329,7 +329,7 @@ def test_the_imported_scenario_runs_against_the_emulator(
     (report,) = (tmp_path / "reports").glob("*/report.html")
     html = report.read_text(encoding="utf-8")
     assert "(the end of a fixed history of" in html  # a logged history in the prompt detail
-    assert "Weighted by how often each prompt occurs" in html
+    assert "Under the traffic mix (each request counted as often as its prompt occurs" in html
     for written in (run_dir / "observations.jsonl", report, run_dir / "summary.json"):
         for secret in SECRETS:
             assert secret not in written.read_text(encoding="utf-8"), written
