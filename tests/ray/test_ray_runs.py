@@ -284,6 +284,8 @@ def test_a_ray_version_mismatch_is_one_line(
     import ray
 
     assert not ray.is_initialized()
+    installed = ray.__version__  # what the cluster, started from this install, runs
+    assert installed != "2.0.0"
     monkeypatch.setattr(ray, "__version__", "2.0.0")  # this process now claims another Ray
     args = [
         "--engine",
@@ -297,6 +299,9 @@ def test_a_ray_version_mismatch_is_one_line(
     code = main(["run", str(QUICK), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert "version mismatch" in err[0] and "Ray 2.60" in err[0] and "Ray 2.0.0" in err[0]
+    # which side runs which: the fix installs the cluster's version here
+    assert f"version mismatch — the cluster runs Ray {installed} on Python " in err[0]
+    assert ", this process Ray 2.0.0 on Python " in err[0]
+    assert f"pip install 'ray=={installed}'" in err[0]
     assert list(tmp_path.iterdir()) == []
     assert not ray.is_initialized()
