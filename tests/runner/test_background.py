@@ -311,3 +311,26 @@ def test_a_resumed_stream_is_in_order_only_when_it_starts_right_after_the_last_e
     assert result.ok and b is not None and b.final_status == "completed"
     assert (b.resumes, b.resumed_after, b.events_in_order) == (1, [5], in_order)
     assert result.events == 6 + 4 and result.last_sequence == resumed_from + 3
+
+
+class _SlowCreate(_Flaky):
+    """A create that takes ``CREATE_S`` to come back, then polls that answer at once."""
+
+    CREATE_S = 0.06
+
+    async def send(self, api: str, kwargs: dict[str, Any], body: bytes | None) -> CallResult:
+        await asyncio.sleep(self.CREATE_S)
+        return await super().send(api, kwargs, body)
+
+
+def test_queue_wait_runs_from_the_create_reply_not_from_the_send() -> None:
+    """The create's own round trip is time_to_queued; the queue wait starts when it returned
+    (here the first poll already sees the response running: no wait to speak of)."""
+    slow = _SlowCreate(["in_progress", "completed"])
+    kwargs = {"model": "m", "input": "hi", "store": True}
+    result = asyncio.run(send_background(slow, kwargs, None, 10.0, sleep=_no_wait))  # type: ignore[arg-type]
+    b = result.background
+    assert b is not None and b.time_to_queued_ms is not None and b.queue_wait_ms is not None
+    assert b.time_to_queued_ms >= 0.9 * _SlowCreate.CREATE_S * 1000  # timers may fire a hair early
+    assert b.queue_wait_ms < _SlowCreate.CREATE_S * 1000 / 2  # a poll's own time, not the create's
+    assert b.total_ms is not None and b.total_ms >= b.time_to_queued_ms + b.queue_wait_ms
