@@ -303,3 +303,25 @@ def test_plan_claims_from_a_run_of_another_scenario_is_one_line(
     assert captured.out == ""  # the error comes before the table
     assert captured.err.count("\n") == 1
     assert "holds no scenario 'quickstart' (it has other)" in captured.err
+
+
+def test_a_claim_the_pilot_nearly_settles_still_plans_the_verdict_minimum(tmp_path: Path) -> None:
+    """A claim whose interval is already narrow needs a handful of samples; the plan still asks
+    for the repeats any verdict needs (10 conversations per arm: 5 repeats of 2 prompts)."""
+    from harness.analysis.analyze import (
+        SyntheticProfile,
+        analyze_run,
+        synthetic_observations,
+        write_synthetic_run,
+    )
+    from harness.analysis.claims import repeats_to_support
+    from harness.analysis.decide import MIN_CONVERSATIONS
+    from harness.analysis.stats import samples_to_fit
+
+    obs = synthetic_observations(SyntheticProfile(), prompts=2, repeats=5, scenario="quickstart")
+    sc = analyze_run(write_synthetic_run(tmp_path / "pilot", obs)).scenarios[0]
+    narrow = sc.claims["cost"].model_copy(update={"value": 0.805, "ci95": (0.80, 0.81)})
+    samples = samples_to_fit((0.80, 0.81), 10, (0.0, 0.98), 0.805, strata=2)
+    assert samples is not None and samples < MIN_CONVERSATIONS
+    need = repeats_to_support({"cost": narrow}, sc.comparisons, 2)
+    assert need == {"cost": MIN_CONVERSATIONS // 2}
