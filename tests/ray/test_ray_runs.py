@@ -153,9 +153,9 @@ def _kill_holding_a_half_conversation(worker: str, killed: dict[str, Any]) -> An
         slot = next(s for s in self.slots if s.info.id == worker)
         held = [c for c in slot.assigned if self.buffers.get(c)]
         if slot.alive and held and self.written[worker] >= 2:
+            sent = self.ray.get(slot.handle.sent.remote())  # the worker's own count
             os.kill(slot.info.pid, signal.SIGKILL)
-            # what the driver has of it: a lower bound of the requests it sent
-            killed["sent"] = self.written[worker] + sum(len(self.buffers[c]) for c in held)
+            killed["sent"] = sent
 
     return arrive
 
