@@ -230,12 +230,14 @@ def test_plan_claims_from_a_pilot_run(tmp_path: Path, capsys: pytest.CaptureFixt
         synthetic_observations,
         write_synthetic_run,
     )
-    from harness.analysis.claims import repeats_to_support
+    from harness.analysis.decide import MIN_CONVERSATIONS
+    from harness.analysis.stats import samples_to_fit
 
     truth = SyntheticProfile(responses_cold_ratio=2.45, responses_cache_advantage=0.6)
     obs = synthetic_observations(truth, prompts=2, repeats=5, run_id="pilot", scenario="quickstart")
     run_dir = write_synthetic_run(tmp_path / "pilot", obs)
     sc = analyze_run(run_dir).scenarios[0]
+    comparison = sc.comparisons["responses_vs_chat"]
     quickstart = str(SCENARIOS / "quickstart.yaml")
     printed = {}
     for power in (0.8, 0.9):
@@ -244,15 +246,44 @@ def test_plan_claims_from_a_pilot_run(tmp_path: Path, capsys: pytest.CaptureFixt
         lines = capsys.readouterr().out.splitlines()
         start = next(i for i, line in enumerate(lines) if line.startswith("claims: "))
         assert f"supported in {power * 100:.0f} % of runs" in lines[start]
-        need = repeats_to_support(sc.claims, sc.comparisons, 2, power=power)
-        cold = need["first_request_slower"]
-        assert cold is not None and cold > 5  # 2–3× needs far more than 10 conversations
+        # the plan worked out here from each claim's own interval and pilot size: ratios as
+        # they are, a relative change as 1 + change, "cheaper" (open at 0) at its estimate; the
+        # pilot's 10 conversations stratified by its 2 prompts; 2 conversations per repeat, and
+        # never fewer repeats than a verdict needs
+        need = {}
+        for name, effect, shift in (
+            ("first_request_slower", comparison.cold_ttft_ratio, 0.0),
+            ("cache_utilization_better", comparison.cache_hit_improvement, 1.0),
+            ("cost", comparison.cost_ratio, 0.0),
+        ):
+            claim = sc.claims[name]
+            assert claim.ci95 is not None and claim.claimed_range is not None
+            assert claim.value is not None and effect is not None and effect.n_pairs == 10
+            samples = samples_to_fit(
+                (claim.ci95[0] + shift, claim.ci95[1] + shift),
+                effect.n_pairs,
+                (claim.claimed_range[0] + shift, claim.claimed_range[1] + shift),
+                claim.value + shift,
+                strata=2,
+                power=power,
+            )
+            assert samples is not None, name
+            need[name] = max(-(-MIN_CONVERSATIONS // 2), -(-samples // 2))
+        assert need["first_request_slower"] > 5  # 2–3× needs far more than 10 conversations
         assert lines[start + 1] == (
-            f"  first_request_slower (2–3× slower): repeats ≥ {cold} (scenario has 5)"
+            f"  first_request_slower (2–3× slower): repeats ≥ {need['first_request_slower']} "
+            "(scenario has 5)"
         )
-        sized = [n for n in need.values() if n is not None]
-        assert lines[-1] == f"  all claims at once: repeats ≥ {max(sized)}"
-        printed[power] = cold
+        assert lines[start + 2] == (
+            "  cache_utilization_better (+40–80 %): repeats ≥ "
+            f"{need['cache_utilization_better']} (scenario has 5)"
+        )
+        assert lines[start + 3].startswith("  cost (< 0.98 ")
+        assert lines[start + 3].endswith(
+            f"repeats ≥ {need['cost']} (scenario has 5); taking this run's estimate as the truth"
+        )
+        assert lines[-1] == f"  all claims at once: repeats ≥ {max(need.values())}"
+        printed[power] = need["first_request_slower"]
     assert printed[0.9] > printed[0.8]
 
 
@@ -272,3 +303,25 @@ def test_plan_claims_from_a_run_of_another_scenario_is_one_line(
     assert captured.out == ""  # the error comes before the table
     assert captured.err.count("\n") == 1
     assert "holds no scenario 'quickstart' (it has other)" in captured.err
+
+
+def test_a_claim_the_pilot_nearly_settles_still_plans_the_verdict_minimum(tmp_path: Path) -> None:
+    """A claim whose interval is already narrow needs a handful of samples; the plan still asks
+    for the repeats any verdict needs (10 conversations per arm: 5 repeats of 2 prompts)."""
+    from harness.analysis.analyze import (
+        SyntheticProfile,
+        analyze_run,
+        synthetic_observations,
+        write_synthetic_run,
+    )
+    from harness.analysis.claims import repeats_to_support
+    from harness.analysis.decide import MIN_CONVERSATIONS
+    from harness.analysis.stats import samples_to_fit
+
+    obs = synthetic_observations(SyntheticProfile(), prompts=2, repeats=5, scenario="quickstart")
+    sc = analyze_run(write_synthetic_run(tmp_path / "pilot", obs)).scenarios[0]
+    narrow = sc.claims["cost"].model_copy(update={"value": 0.805, "ci95": (0.80, 0.81)})
+    samples = samples_to_fit((0.80, 0.81), 10, (0.0, 0.98), 0.805, strata=2)
+    assert samples is not None and samples < MIN_CONVERSATIONS
+    need = repeats_to_support({"cost": narrow}, sc.comparisons, 2)
+    assert need == {"cost": MIN_CONVERSATIONS // 2}

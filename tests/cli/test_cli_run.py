@@ -14,7 +14,9 @@ from rich.console import Console
 from harness.cli.app import main
 from harness.cli.run import ProgressBar, finish_run
 from harness.records import RunMeta
+from harness.rundir import read_summary
 from harness.runner.execute import RunResult
+from harness.summary import ArmSummary
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -70,6 +72,35 @@ gates:
 _ROW = r"│ {arm} +│ +(\d+) │ +(\d+) │(.*)│ +([\d.]+ %) │ +(\$[\d.]+) │\n"
 
 
+def _printed_figures(out: str, arm: str) -> list[float]:
+    """The numbers of ``arm``'s row, left to right (a "p50 / p95" cell gives two)."""
+    line = next(x for x in out.splitlines() if re.match(rf"│ {re.escape(arm)} +│", x))
+    cells = [c.strip() for c in line.strip("│").split("│")[1:]]
+    parts = [p for c in cells for p in c.split(" / ")]
+    return [float(p.replace(",", "").removeprefix("$").removesuffix(" %")) for p in parts]
+
+
+def _shown_figures(a: ArmSummary, columns: tuple[str, ...]) -> list[float]:
+    """What ``arm``'s row must show, from the summary: each figure in its own column."""
+    figures: list[float] = [a.requests, a.errors]
+    for field in columns:
+        stats = getattr(a, field)
+        assert stats is not None, field
+        figures += [stats.p50, stats.p95]
+    assert a.cache_hit_ratio is not None and a.cache_hit_ratio.value is not None
+    assert a.cost_usd is not None
+    return [*figures, a.cache_hit_ratio.value * 100, a.cost_usd.per_1k_requests_usd]
+
+
+def _assert_row_shows(out: str, arm: str, a: ArmSummary, columns: tuple[str, ...]) -> None:
+    printed, shown = _printed_figures(out, arm), _shown_figures(a, columns)
+    assert len(printed) == len(shown), (printed, shown)
+    # latency and cached share to one decimal; cost to (at least) 2 significant digits
+    for got, want in zip(printed[:-1], shown[:-1], strict=True):
+        assert got == pytest.approx(want, abs=0.051), (arm, printed, shown)
+    assert printed[-1] == pytest.approx(shown[-1], rel=0.03), (arm, printed, shown)
+
+
 def _run_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], *, stream: bool, name: str
 ) -> tuple[int, str, str, Path]:
@@ -106,6 +137,9 @@ def test_a_run_that_does_not_stream_shows_total_latency_cost_verdict_and_gates(
         cold, warm = (c.strip() for c in row[3].split("│"))
         assert re.fullmatch(r"[\d.]+ / [\d.]+", cold) and re.fullmatch(r"[\d.]+ / [\d.]+", warm)
         assert float(row[5].removeprefix("$")) > 0
+    (sc,) = read_summary(run_dir).scenarios
+    for arm in ("chat", "responses"):
+        _assert_row_shows(out, arm, sc.arms[arm], ("cold_total_ms", "warm_total_ms"))
     assert f"verdict: {_headline(run_dir)}\n" in out
     assert "\ngates: PASSED — 2 checks: " in out
     assert out.rstrip("\n").splitlines()[-1].startswith("gates: PASSED")
@@ -129,6 +163,10 @@ def test_a_mixed_run_shows_ttft_and_total_latency_and_judges_every_cold_request(
         cells = [c.strip() for c in row[3].split("│")]
         assert len(cells) == 4
         assert all(re.fullmatch(r"[\d.]+ / [\d.]+", c) for c in cells), cells
+    columns = ("cold_ttft_ms", "warm_ttft_ms", "cold_total_ms", "warm_total_ms")
+    (summary_sc,) = read_summary(run_dir).scenarios
+    for arm in ("chat", "responses"):
+        _assert_row_shows(out, arm, summary_sc.arms[arm], columns)
     assert f"verdict: {_headline(run_dir)}\n" in out
     summary = json.loads((run_dir / "summary.json").read_text("utf-8"))
     (sc,) = summary["scenarios"]
@@ -144,13 +182,21 @@ def test_a_streamed_run_shows_ttft_only_and_gate_status_only_when_gates_ran() ->
     from harness.analysis.metrics import ObservationTable
     from harness.cli.run_summary import print_run_summary
 
-    obs = synthetic_observations(SyntheticProfile(), arms=("chat", "responses"), repeats=4)
+    # errors, a cold penalty and a cache advantage on Responses: every column differs by arm
+    truth = SyntheticProfile(
+        error_rate=0.15, responses_cold_ratio=2.0, responses_cache_advantage=0.5
+    )
+    obs = synthetic_observations(truth, arms=("chat", "responses"), repeats=4)
     summary = analyze_table(ObservationTable.from_observations(obs), resamples=100)
     console, out = _console()
     print_run_summary(console, summary)
     printed = out.getvalue()
     header = next(line for line in printed.splitlines() if line.startswith("┃ arm"))
     assert "cold TTFT p50/p95 ms" in header and "total" not in header
+    (sc,) = summary.scenarios
+    assert sc.arms["chat"].errors > 0 and sc.arms["chat"].errors != sc.arms["responses"].errors
+    for arm in ("chat", "responses"):
+        _assert_row_shows(printed, arm, sc.arms[arm], ("cold_ttft_ms", "warm_ttft_ms"))
     assert "verdict: Compared with Chat Completions, Responses " in printed
     assert "gates:" not in printed
 

@@ -24,7 +24,7 @@ from harness.errors import HistoryError
 from harness.gates.baseline import Samples, load_baseline, run_source
 from harness.history.query import open_history
 from harness.history.store import MANIFEST, record_run, table_files
-from harness.rundir import read_summary
+from harness.rundir import read_observations, read_summary
 
 REPO = Path(__file__).resolve().parents[2]
 #: TTFT of responses relative to chat in each synthetic run: a trend the tables must show
@@ -38,6 +38,7 @@ def _make_run(runs: Path, i: int, factor: float) -> Path:
         seed=i,
         run_id=f"run-{i}",
         scenario="support",
+        warmup=1,  # warm-up requests the history must leave out, as analysis does
     )
     # a day apart, so "oldest first" and --since have something to sort
     obs = [o.model_copy(update={"started_at": o.started_at + 86_400 * i}) for o in obs]
@@ -104,6 +105,25 @@ def test_the_history_holds_the_runs_measured_observations(runs: Path) -> None:
     direct = run_source(runs / "run-2")
     # what a baseline keeps of a run is the same whether read from the run or the history
     assert Samples.from_table(past.table) == Samples.from_table(direct.table)
+    # one record per request: a key a resumed run recorded again is held once (the latest),
+    # warm-up requests are held with their flag (the trend's queries leave them out)
+    path = runs / "run-2" / "observations.jsonl"
+    first = path.read_text("utf-8").splitlines()[0]
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(first + "\n")
+    assert _analyze(runs / "run-2") == 0
+    records = list(read_observations(path))
+    warmups = len({o.key for o in records if o.warmup})
+    assert len({(o.key, o.warmup) for o in records}) == len(records) - 1 and warmups > 0
+    h = open_history(runs.parent / "history")
+    try:
+        held = h.con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE warmup) FROM observations "
+            "WHERE run_id = 'run-2'"
+        ).fetchone()
+    finally:
+        h.close()
+    assert held == (len(records) - 1, warmups)
 
 
 @pytest.mark.slow  # two fresh interpreters importing the analysis: ~10 s on 2 busy cores
@@ -218,6 +238,9 @@ def test_harness_history_lists_three_runs_with_their_trend(
     assert "responses_vs_chat" in table.splitlines()[0]
     lines = [line for line in table.splitlines() if line.startswith("│ run-")]
     assert [line.split()[1] for line in lines] == ["run-0", "run-1", "run-2"]
+    # requests: the measured ones of both arms, 12 repeats × 3 prompts × 2 turns each (the
+    # warm-up repeat left out)
+    assert all(line.split("│")[2].strip() == str(2 * 12 * 3 * 2) for line in lines), lines
     ratios = []
     for i in range(3):
         c = read_summary(three_runs / f"run-{i}").scenarios[0].comparisons["responses_vs_chat"]
@@ -236,6 +259,12 @@ def test_harness_history_filters_by_date_metric_and_count(
     out = capsys.readouterr().out
     assert "run-0" not in out and "run-1" in out and "run-2" in out
     assert "cost ratio" not in out and "TTFT p50 ratio" in out
+    # --arm: only what involves responses; the A/A replicate chat#2 has its own table
+    assert main([*base, "--last", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "responses_vs_chat" in out and "chat#2" not in out
+    assert main(["history", "--runs", str(three_runs), "--last", "2"]) == 0
+    assert "cache share chat#2" in capsys.readouterr().out  # what --arm responses left out
     assert main([*base, "--since", "2099-01-01"]) == 0
     assert "3 run(s); none for --arm responses --since 2099-01-01" in capsys.readouterr().out
 

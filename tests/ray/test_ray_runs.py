@@ -21,7 +21,7 @@ from harness.cli.app import main
 from harness.errors import HarnessError
 from harness.records import Observation
 from harness.rundir import OBSERVATIONS_FILE, read_meta, read_observations
-from harness.runner.distributed import ABANDONED_FILE, DistributedInfo, RayEngine
+from harness.runner.distributed import ABANDONED_FILE, DistributedInfo, RayEngine, _Driver
 from harness.runner.execute import RunOptions, RunResult, run
 from harness.runner.plan import build_plan
 from harness.scenario.load import load_scenario
@@ -140,18 +140,38 @@ def _kill_when_mid_conversation(
         time.sleep(0.005)
 
 
+def _kill_holding_a_half_conversation(worker: str, killed: dict[str, Any]) -> Any:
+    """A ``_Driver._arrive`` that SIGKILLs ``worker`` the moment the driver holds turn 1 of one
+    of its conversations (turn 2 not yet in), once it has finished one: its dead attempt then
+    has records to set apart, whatever the machine's timing."""
+    real_arrive = _Driver._arrive
+
+    def arrive(self: Any, arrived: list[Any]) -> None:
+        real_arrive(self, arrived)
+        if "sent" in killed:
+            return
+        slot = next(s for s in self.slots if s.info.id == worker)
+        held = [c for c in slot.assigned if self.buffers.get(c)]
+        if slot.alive and held and self.written[worker] >= 2:
+            sent = self.ray.get(slot.handle.sent.remote())  # the worker's own count
+            os.kill(slot.info.pid, signal.SIGKILL)
+            killed["sent"] = sent
+
+    return arrive
+
+
 @pytest.fixture(scope="module")
 def killed(
     ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[RunResult, dict[str, Any]]:
     facts: dict[str, Any] = {}
-    killer = threading.Thread(target=_kill_when_mid_conversation, args=("ray-1", 5, facts))
-    killer.start()
-    # paced so the kill lands mid-run: 5 requests/s a worker, 200 ms between sends (the
-    # killer polls every few ms, even on a loaded machine)
-    with RayEngine(ray_cluster.address, workers=2) as engine:
+    # paced (5 requests/s a worker) so turn 1 of a conversation reaches the driver alone
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        RayEngine(ray_cluster.address, workers=2) as engine,
+    ):
+        mp.setattr(_Driver, "_arrive", _kill_holding_a_half_conversation("ray-1", facts))
         result = run([QUICK], _options(tmp_path_factory.mktemp("kill"), rps=10), engine=engine)
-    killer.join(timeout=5)
     assert "sent" in facts, "the worker was not killed mid-run"
     return result, facts
 
@@ -194,14 +214,12 @@ def test_the_dead_attempt_is_kept_apart_and_never_analysed(
     run_dir = result.run_dir
     info = DistributedInfo.model_validate(read_meta(run_dir).distributed)
     redone = {r.conversation for r in info.redone}
-    abandoned_path = run_dir / ABANDONED_FILE
-    abandoned = (
-        [json.loads(line) for line in abandoned_path.read_text().splitlines()]
-        if abandoned_path.exists()
-        else []
-    )
-    assert sum(r.abandoned_observations for r in info.redone) == len(abandoned)
+    # the worker died holding a half conversation: its turn 1 is set apart, never analysed
+    abandoned = [json.loads(line) for line in (run_dir / ABANDONED_FILE).read_text().splitlines()]
+    assert abandoned and sum(r.abandoned_observations for r in info.redone) == len(abandoned)
     assert all(a["worker"] == "ray-1" and a["conversation"] in redone for a in abandoned)
+    kept = {(o.conversation, o.turn): o.worker for o in _observed(run_dir)}
+    assert all(kept[(a["conversation"], a["turn"])] != "ray-1" for a in abandoned)
     summary = analyze_run(run_dir)
     assert summary.observations == len(_planned())
 
@@ -284,6 +302,8 @@ def test_a_ray_version_mismatch_is_one_line(
     import ray
 
     assert not ray.is_initialized()
+    installed = ray.__version__  # what the cluster, started from this install, runs
+    assert installed != "2.0.0"
     monkeypatch.setattr(ray, "__version__", "2.0.0")  # this process now claims another Ray
     args = [
         "--engine",
@@ -297,6 +317,9 @@ def test_a_ray_version_mismatch_is_one_line(
     code = main(["run", str(QUICK), *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert "version mismatch" in err[0] and "Ray 2.60" in err[0] and "Ray 2.0.0" in err[0]
+    # which side runs which: the fix installs the cluster's version here
+    assert f"version mismatch — the cluster runs Ray {installed} on Python " in err[0]
+    assert ", this process Ray 2.0.0 on Python " in err[0]
+    assert f"pip install 'ray=={installed}'" in err[0]
     assert list(tmp_path.iterdir()) == []
     assert not ray.is_initialized()

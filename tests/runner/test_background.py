@@ -268,3 +268,75 @@ def test_failed_polls_are_asked_again_before_the_request_fails(
     assert result.ok is ok and flaky.polls == polls
     assert result.background is not None and result.background.final_status == final
     assert result.background.polls == polls
+
+
+class _Dropping:
+    """A transport whose background stream drops after sequence number 5; the resumed stream
+    starts at ``resumed_from`` and finishes."""
+
+    def __init__(self, resumed_from: int) -> None:
+        self.resumed_from = resumed_from
+        self.starting_after: list[int | None] = []
+
+    async def send(self, api: str, kwargs: dict[str, Any], body: bytes | None) -> CallResult:
+        return CallResult(
+            status=200,
+            error_type="stream_interrupted",
+            response_id="resp_1",
+            events=6,
+            first_sequence=0,
+            last_sequence=5,
+        )
+
+    async def retrieve(
+        self, response_id: str, *, stream: bool = False, starting_after: int | None = None
+    ) -> CallResult:
+        self.starting_after.append(starting_after)
+        first = self.resumed_from
+        return CallResult(
+            status=200,
+            ok=True,
+            response_id=response_id,
+            finish="completed",
+            events=4,
+            first_sequence=first,
+            last_sequence=first + 3,
+        )
+
+
+@pytest.mark.parametrize(("resumed_from", "in_order"), [(6, True), (8, False), (5, False)])
+def test_a_resumed_stream_is_in_order_only_when_it_starts_right_after_the_last_event(
+    resumed_from: int, in_order: bool
+) -> None:
+    """8: two events never came (a gap); 5: the last one came twice."""
+    dropping = _Dropping(resumed_from)
+    kwargs = {"model": "m", "input": "hi", "store": True, "stream": True}
+    result = asyncio.run(send_background(dropping, kwargs, None, 10.0))  # type: ignore[arg-type]
+    assert dropping.starting_after == [5]
+    b = result.background
+    assert result.ok and b is not None and b.final_status == "completed"
+    assert (b.resumes, b.resumed_after, b.events_in_order) == (1, [5], in_order)
+    assert result.events == 6 + 4 and result.last_sequence == resumed_from + 3
+
+
+class _SlowCreate(_Flaky):
+    """A create that takes ``CREATE_S`` to come back, then polls that answer at once."""
+
+    CREATE_S = 0.06
+
+    async def send(self, api: str, kwargs: dict[str, Any], body: bytes | None) -> CallResult:
+        await asyncio.sleep(self.CREATE_S)
+        return await super().send(api, kwargs, body)
+
+
+def test_queue_wait_runs_from_the_create_reply_not_from_the_send() -> None:
+    """The create's own round trip is time_to_queued; the queue wait starts when it returned
+    (here the first poll already sees the response running: no wait to speak of)."""
+    slow = _SlowCreate(["in_progress", "completed"])
+    kwargs = {"model": "m", "input": "hi", "store": True}
+    result = asyncio.run(send_background(slow, kwargs, None, 10.0, sleep=_no_wait))  # type: ignore[arg-type]
+    b = result.background
+    assert b is not None and b.time_to_queued_ms is not None and b.queue_wait_ms is not None
+    assert b.time_to_queued_ms >= 0.9 * _SlowCreate.CREATE_S * 1000  # timers may fire a hair early
+    assert b.queue_wait_ms < _SlowCreate.CREATE_S * 1000 / 2  # a poll's own time, not the create's
+    assert b.total_ms is not None and b.total_ms >= b.time_to_queued_ms + b.queue_wait_ms

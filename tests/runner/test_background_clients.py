@@ -36,11 +36,21 @@ def followed(module_emulators: Any) -> dict[tuple[str, bool], CallResult]:
         finally:
             await transport.aclose()
 
-    return {
+    async def plain() -> CallResult:
+        transport = Transport(server.base_url, "sk-test", kind="raw")
+        try:
+            return await transport.send("responses", dict(BODY), None)
+        finally:
+            await transport.aclose()
+
+    followed = {
         (kind, stream): asyncio.run(follow(kind, stream))
         for kind in ("sdk", "raw")
         for stream in (False, True)
     }
+    # the reply a foreground request gets: what every way of following must come back with
+    followed[("plain", False)] = asyncio.run(plain())
+    return followed
 
 
 @pytest.mark.parametrize("kind", ["sdk", "raw"])
@@ -50,7 +60,9 @@ def test_polling_finds_the_reply(followed: dict[tuple[str, bool], CallResult], k
     assert result.ok and b is not None and b.final_status == "completed"
     assert b.polls >= 1 and b.queue_wait_ms is not None and b.resumes == 0
     assert result.usage is not None and result.usage.output_tokens > 0
-    assert result.output_text == followed[("sdk", False)].output_text
+    reference = followed[("plain", False)]
+    assert reference.ok and reference.output_text and reference.background is None
+    assert result.output_text == reference.output_text
 
 
 @pytest.mark.parametrize("kind", ["sdk", "raw"])
@@ -66,4 +78,4 @@ def test_a_dropped_stream_is_resumed(
     assert b.queue_wait_ms is not None and b.queue_wait_ms > 0
     assert result.finish == "completed" and result.usage is not None
     # the same words whichever client and whether polled or streamed (temperature 0)
-    assert result.output_text == followed[("sdk", False)].output_text
+    assert result.output_text and result.output_text == followed[("plain", False)].output_text

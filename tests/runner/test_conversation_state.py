@@ -3,6 +3,7 @@ server holds after each turn, lost state, clean-up (also after Ctrl-C), refusal 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -26,9 +27,10 @@ from harness.emulator.server import EmulatorThread
 from harness.errors import TargetError
 from harness.records import NOT_SENT, STATE_LOST, Observation, RunMeta
 from harness.rundir import read_meta, read_observations, read_summary
-from harness.runner.capabilities import Capabilities, Feature, check_plans, emulator_capabilities
+from harness.runner.capabilities import Feature, check_plans, emulator_capabilities
 from harness.runner.execute import RunOptions, run
 from harness.runner.plan import build_plan
+from harness.runner.state import ConversationState, StateCheck, open_conversation
 from harness.scenario.load import load_scenario
 from harness.transport.client import StateReply, Transport
 
@@ -165,6 +167,58 @@ def test_the_summary_and_report_show_the_conversation_state(agent_run: AgentRun)
     assert "Conversation state" in html and "Cached share of the input by turn" in html
 
 
+def _user(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": text}
+
+
+def test_the_state_check_sees_items_sent_twice_and_a_conversation_that_forks(
+    emulators: Emulators,
+) -> None:
+    """The agent run above only shows the check finding nothing: here a conversation is fed a
+    resent message, then loses its first item on the server, and the check must say so."""
+    server = emulators.start("zero")
+    assert isinstance(server, EmulatorThread)
+    emulator = server.app.emulator
+    body = {"model": "gpt-4.1-mini", "temperature": 0, "max_output_tokens": 16, "store": True}
+
+    async def three_turns() -> list[StateCheck]:
+        transport = Transport(server.base_url, "sk-test")
+        try:
+            cid, failed = await open_conversation(transport, [])
+            assert cid is not None and failed is None
+            state, checks = ConversationState(), []
+            for turn, sent in enumerate(
+                ([_user("One.")], [_user("One."), _user("Two.")], [_user("Three.")]), 1
+            ):
+                if turn == 3:  # the server drops the conversation's first item
+                    conversation = emulator.conversations.get(cid)
+                    assert conversation is not None
+                    conversation.items.pop(next(iter(conversation.items)))
+                kwargs = {**body, "conversation": cid, "input": sent}
+                reply = await transport.send("responses", kwargs, None)
+                assert reply.ok, reply.error_message
+                checks.append(
+                    await state.after_turn(
+                        transport,
+                        conversation_id=cid,
+                        response_id=reply.response_id,
+                        sent=sent,
+                        outputs=[],
+                    )
+                )
+            return checks
+        finally:
+            await transport.aclose()
+
+    checks = asyncio.run(three_turns())
+    assert [(c.items_sent, c.items_held, c.duplicate_items, c.forked) for c in checks] == [
+        (1, 2, 0, False),  # One. and its reply
+        (2, 5, 1, False),  # One. sent again beside Two.: a duplicate, held twice
+        (1, 6, 0, True),  # 5 − the lost first item + Three. + its reply: no longer extends
+    ]
+    assert all(c.state_check_error is None for c in checks)
+
+
 # --- lost state ---------------------------------------------------------------------------------
 
 LOST = """\
@@ -252,7 +306,6 @@ def test_a_target_without_the_conversations_api_refuses_the_arm_before_sending()
         "agent-tool-loop: arm responses_conversation",
         "agent-tool-loop: arm responses_conversation+store",
     }
-    assert isinstance(lacking, Capabilities)
 
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------
