@@ -18,12 +18,10 @@ if TYPE_CHECKING:  # imported where used, so tests that need no server do not lo
     from harness.emulator.server import EmulatorProcess, EmulatorThread, ProfileArg
 
 #: The llama.cpp tier builds and starts a real server, the Ray tier a 2-node Ray cluster (slow
-#: on a small machine): only when asked (``.ci/run`` asks).
-collect_ignore = [
-    tier
-    for tier, var in (("realserver", "HARNESS_REALSERVER"), ("ray", "HARNESS_RAY"))
-    if os.environ.get(var) != "1"
-]
+#: on a small machine), the docs tier runs every documented command: only when asked
+#: (``.ci/run`` asks).
+TIERS = {"realserver": "HARNESS_REALSERVER", "ray": "HARNESS_RAY", "docs": "HARNESS_DOCS"}
+collect_ignore = [tier for tier, var in TIERS.items() if os.environ.get(var) != "1"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"

@@ -17,6 +17,10 @@ starts. What the reader pastes is changed only by these rules:
 
 A block that cannot run here says why in the markdown, right before it
 (``<!-- not-run: needs a real OpenAI key -->``); at most five do.
+
+A tier, like ``tests/ray``: collected only with ``HARNESS_DOCS=1`` (``.ci/run`` sets it). Running
+every documented command is ~40 harness processes — about 100 s of CPU, a third of the unit
+suite's — so a plain ``pytest`` leaves it to CI.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import pytest
 if TYPE_CHECKING:
     from harness.emulator.server import EmulatorThread
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: docs/distributed.md drives Ray: run in the Ray tier (HARNESS_RAY=1, which .ci/run sets) only,
 #: like tests/ray itself — a Ray start costs minutes on a loaded 2-core machine
 DOCS = [
