@@ -361,7 +361,10 @@ class StateTurn(_Record):
         description="items the server holds after the turn (state-keeping arms)"
     )
     duplicate_items: int = Field(description="items sent that the server already held")
-    forks: int = Field(description="turns whose server items no longer extend the earlier ones")
+    forks: int | None = Field(
+        description="turns whose server items no longer extend the earlier ones; null when no "
+        "turn could be checked (a chain whose server lists only each response's own input)"
+    )
     cost_usd_mean: float | None
     ttft_ms_p50: float | None
     total_ms_p50: float | None

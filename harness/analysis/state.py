@@ -87,7 +87,7 @@ def _turns(
                 items_sent_mean=_mean(t.items_sent[r]),
                 items_held_mean=_mean(t.items_held[r]),
                 duplicate_items=int(np.nansum(t.duplicate_items[r])),
-                forks=int(np.nansum(t.forked[r])),
+                forks=int(np.nansum(t.forked[r])) if np.isfinite(t.forked[r]).any() else None,
                 cost_usd_mean=float(costs.mean())
                 if costs.size and np.isfinite(costs).all()
                 else None,

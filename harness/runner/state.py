@@ -121,13 +121,18 @@ class ConversationState:
             )
         listed = [fingerprint(i) for i in reply.data if isinstance(i, dict)]
         before = self.held
+        forked: bool | None
         if conversation_id is not None:
             after = listed  # a conversation lists every item it holds
-        elif listed[: len(before)] == before and len(listed) > len(sent):
-            after = [*listed, *map(fingerprint, outputs)]  # a server that lists the whole chain
-        else:  # input_items lists what this response was sent: the chain is everything so far
+            forked = after[: len(before)] != before
+        elif len(listed) > len(sent):  # a server that lists the whole chain
+            after = [*listed, *map(fingerprint, outputs)]
+            forked = listed[: len(before)] != before
+        else:
+            # input_items lists only what this response was sent: the chain is everything so
+            # far, and whether it still extends the earlier turns cannot be seen (not a "no")
             after = [*before, *listed, *map(fingerprint, outputs)]
-        forked = after[: len(before)] != before
+            forked = None
         held_before = set(before)
         duplicates = sum(1 for item in map(fingerprint, sent) if item in held_before)
         self.held = after

@@ -467,3 +467,13 @@ def test_a_server_refusing_conversations_stops_that_arm_only(
     assert "conversations.create failed: 404" in (refused[0].error_message or "")
     assert all(o.ok for o in obs if o.arm != "responses_conversation")
     assert len([o for o in obs if o.arm != "responses_conversation"]) == 3 * 3 * 2
+
+
+def test_a_chain_listing_only_its_own_input_reports_no_fork_check_not_a_pass(
+    agent_run: AgentRun,
+) -> None:
+    """The emulator's input_items lists a chained response's own input only: whether the chain
+    forked cannot be seen there, so it is None (the report's "—"), never a reassuring False."""
+    chained = [o for o in agent_run.by_arm("responses_chained").values() if o.ok]
+    assert chained and all(o.forked is None for o in chained)
+    assert all(o.items_held is not None and o.items_held > o.items_sent for o in chained if o.turn)
