@@ -333,6 +333,7 @@ class RayWorker:
         self._task: asyncio.Task[None] | None = None
         self._error: str | None = None
         self._deleted = 0
+        self._chat_deleted: int | None = None  # None: no batch stored a chat completion
 
     async def hello(self) -> dict[str, Any]:
         """Who and where this worker is, once it is ready to send (the SDK warmed up: that
@@ -372,6 +373,7 @@ class RayWorker:
                 conversations, orphans = self._queue.pop(0)
                 self._shared.stored_ids.extend(orphans)
                 self._meta.stored_responses_deleted = 0
+                self._meta.stored_chat_completions_deleted = None
                 await _execute(
                     conversations,
                     self._target,
@@ -381,6 +383,10 @@ class RayWorker:
                     self._new_connection,
                 )
                 self._deleted += self._meta.stored_responses_deleted or 0
+                if self._meta.stored_chat_completions_deleted is not None:
+                    self._chat_deleted = (
+                        self._chat_deleted or 0
+                    ) + self._meta.stored_chat_completions_deleted
                 self._shared.stored_ids.clear()  # deleted: the next batch must not count them
         except HarnessError as exc:
             self._error = str(exc)
@@ -410,6 +416,7 @@ class RayWorker:
                 "sdk_warmup_ms": self._meta.sdk_warmup_ms,
                 "is_emulator": self._meta.is_emulator,
                 "stored_responses_deleted": self._deleted,
+                "stored_chat_completions_deleted": self._chat_deleted,
             }
         return Drained(
             self._buffer.take(),
@@ -784,9 +791,15 @@ class _Driver:
             loops = [f["loop"] for f in finals if f["loop"]]
             # the worst worker's loop: saturation anywhere taints the run's timings
             meta.loop = max(loops, key=lambda lp: lp["lag_p99_ms"]) if loops else meta.loop
+        if finals and not meta.keep_stored:
             meta.stored_responses_deleted = (meta.stored_responses_deleted or 0) + sum(
                 f["stored_responses_deleted"] for f in finals
             )
+            chat = [f.get("stored_chat_completions_deleted") for f in finals]
+            if any(n is not None for n in chat):
+                meta.stored_chat_completions_deleted = (
+                    meta.stored_chat_completions_deleted or 0
+                ) + sum(n or 0 for n in chat)
         for slot in self.slots:
             slot.info.observations = self.written[slot.info.id]
             slot.info.loop = slot.final["loop"] if slot.final else None

@@ -28,6 +28,7 @@ import httpx2
 import openai
 
 from harness import __version__, fmt
+from harness.arms import Arm
 from harness.errors import HarnessError, TargetError, TranslationError
 from harness.records import (
     NOT_SENT,
@@ -115,6 +116,9 @@ class RunOptions:
     prices: Path | None = None
     #: cap every request's output tokens (a cheap smoke run); recorded in meta.json
     max_output_tokens: int | None = None
+    #: leave what the run stored at the provider (responses, chat completions, conversations)
+    #: instead of deleting it at the end, e.g. to look at it in the dashboard
+    keep_stored: bool = False
 
 
 class RunProgress(Protocol):
@@ -284,6 +288,8 @@ class _Shared:
     order: int = 0
     recorded: int = 0
     errors: int = 0
+    #: (arm, id) of every response or chat completion the run stored: deleted at the end (the
+    #: arm's API says which). One list, so a resume's orphans and a Ray batch carry both
     stored_ids: list[tuple[str, str]] = field(default_factory=list)
     #: background responses created and not yet followed to their end: cancelled if the run
     #: stops first (Ctrl-C), before every stored response is deleted
@@ -546,7 +552,6 @@ async def _run_conversation(
         shared.pacer.observe(result.headers)
         if (
             result.response_id
-            and conv.api == "responses"
             and kwargs.get("store")
             and conv.background_poll_ms is None  # a background one was noted when created
         ):
@@ -635,7 +640,8 @@ def _load(paths: Sequence[Path]) -> list[tuple[Path, Scenario]]:
 @dataclass
 class _Resume:
     """What a resumed run keeps: complete conversations, the next send-order number, and the
-    responses of discarded (incomplete) conversations, which may still be stored."""
+    responses and chat completions of discarded (incomplete) conversations, which may still be
+    stored."""
 
     done: set[str] = field(default_factory=set)
     next_order: int = 0
@@ -649,6 +655,8 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
     if not path.exists():
         return _Resume()
     steps = {c.conversation: len(c.steps) for c in conversations}
+    # a chat completion is stored only on store: true (a response may be either way: try all)
+    chat_stores = {c.conversation for c in conversations if c.api == "chat" and c.base.params.store}
     by_conv: dict[str, list[Observation]] = defaultdict(list)
     for obs in read_observations(path):
         by_conv[obs.conversation].append(obs)
@@ -666,7 +674,7 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
         for conv, items in by_conv.items()
         if conv not in complete
         for o in items
-        if o.api == "responses" and o.response_id
+        if o.response_id and (o.api == "responses" or conv in chat_stores)
     ]
     orphan_conversations = sorted(
         {
@@ -715,6 +723,8 @@ def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
             f"{options.max_output_tokens} — drop --max-output-tokens to continue it"
         )
     options.max_output_tokens = prior.max_output_tokens
+    # a run that left its stored objects goes on leaving them: one meta.json, one answer
+    options.keep_stored = options.keep_stored or prior.keep_stored
 
 
 #: Output tokens assumed per request when a scenario sets no max_output_tokens (for estimates).
@@ -860,6 +870,7 @@ def run(
             skipped=skipped,
             prices=prices,
             max_output_tokens=options.max_output_tokens,
+            keep_stored=options.keep_stored,
             translation_notes=[n for _, s in loaded for n in translation_notes(s)],
         )
         if replay is not None:
@@ -1077,7 +1088,7 @@ async def _execute(
     new_connection: frozenset[str] = frozenset(),
 ) -> None:
     """Run the conversations; scenarios in ``new_connection`` send turn 1 on a new connection."""
-    # orphans: stored responses of conversations a resume discarded, deleted with the rest
+    # orphans: what conversations a resume discarded stored, deleted with the rest
     arms = sorted(
         {c.arm for c in todo} | {arm for arm, _ in [*shared.stored_ids, *shared.conversation_ids]}
     )
@@ -1144,25 +1155,37 @@ async def _execute(
             shared.flush()
             meta.loop = monitor.stats().model_dump()
             shared.writer.sync()
-            # also on Ctrl-C or a crash: the provider would keep stored responses otherwise
+            # also on Ctrl-C or a crash: the provider would keep what the run stored otherwise
             # background responses the run stopped following would run on, billed
             await asyncio.shield(
                 _on_each(shared.running_background, transports, Transport.cancel_response)
             )
-            meta.stored_responses_deleted = (
-                meta.stored_responses_deleted or 0
-            ) + await asyncio.shield(
-                _on_each(shared.stored_ids, transports, Transport.delete_response)
-            )
-            if shared.conversation_ids:
-                meta.conversations_deleted = (meta.conversations_deleted or 0) + (
-                    await asyncio.shield(
-                        _on_each(shared.conversation_ids, transports, Transport.delete_conversation)
-                    )
-                )
+            if options.keep_stored:
+                meta.keep_stored = True
+            else:
+                await _delete_stored(shared, transports, meta)
     finally:
         for transport in transports.values():
             await transport.aclose()
+
+
+async def _delete_stored(shared: _Shared, transports: dict[str, Transport], meta: RunMeta) -> None:
+    """Delete what the run stored at the provider, counting the confirmed deletes in ``meta``."""
+    chat = [(arm, oid) for arm, oid in shared.stored_ids if Arm.parse(arm).api == "chat"]
+    responses = [(arm, oid) for arm, oid in shared.stored_ids if Arm.parse(arm).api != "chat"]
+    meta.stored_responses_deleted = (meta.stored_responses_deleted or 0) + await asyncio.shield(
+        _on_each(responses, transports, Transport.delete_response)
+    )
+    if chat:
+        meta.stored_chat_completions_deleted = (
+            meta.stored_chat_completions_deleted or 0
+        ) + await asyncio.shield(_on_each(chat, transports, Transport.delete_chat_completion))
+    if shared.conversation_ids:
+        meta.conversations_deleted = (meta.conversations_deleted or 0) + (
+            await asyncio.shield(
+                _on_each(shared.conversation_ids, transports, Transport.delete_conversation)
+            )
+        )
 
 
 async def _on_each(
