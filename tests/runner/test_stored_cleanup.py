@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli.app import main
 from harness.records import Observation
-from harness.rundir import read_meta, read_observations
+from harness.rundir import read_meta, read_observations, write_meta
 from harness.runner.execute import RunOptions, run
 from harness.transport.client import ClientKind
 
@@ -145,3 +145,37 @@ def test_a_replay_plays_the_recorded_deletes_with_their_scenario(
     meta = read_meta(replayed.run_dir)
     assert meta.stored_chat_completions_deleted == 2 * PER_ARM
     assert meta.stored_responses_deleted == PER_ARM
+
+
+def test_a_resume_deletes_the_completions_of_the_conversations_it_redoes(
+    scenario: Path, tmp_path: Path, emulators: Any
+) -> None:
+    """A run killed before its clean-up left everything stored; the resume redoes an incomplete
+    chat conversation and deletes what that conversation stored before, with its own."""
+    server = emulators.start("zero")
+    sdk = emulators.client(server)
+    first = run(
+        [scenario],
+        RunOptions(target=server.base_url, out=tmp_path, seed=5, keep_stored=True, progress=False),
+    )
+    meta = read_meta(first.run_dir)
+    write_meta(first.run_dir, meta.model_copy(update={"keep_stored": False}))  # killed, not kept
+    path = first.run_dir / "observations.jsonl"
+    obs = list(read_observations(path))
+    torn = next(o for o in obs if o.arm == "chat" and o.turn == 2)
+    orphan = {o.response_id for o in obs if o.conversation == torn.conversation and o.turn == 1}
+    path.write_text(
+        "".join(o.model_dump_json() + "\n" for o in obs if o is not torn), encoding="utf-8"
+    )
+    before = _listed(sdk)
+    assert orphan <= before and len(before) == 2 * PER_ARM
+
+    resumed = run([], RunOptions(resume=first.run_dir, progress=False))
+    redone = {
+        o.response_id
+        for o in read_observations(path)
+        if o.conversation == torn.conversation and o.response_id
+    }
+    assert len(redone) == 2 and not redone & orphan
+    assert _listed(sdk) == before - orphan
+    assert read_meta(resumed.run_dir).stored_chat_completions_deleted == 3
