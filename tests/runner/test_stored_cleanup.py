@@ -179,3 +179,30 @@ def test_a_resume_deletes_the_completions_of_the_conversations_it_redoes(
     assert len(redone) == 2 and not redone & orphan
     assert _listed(sdk) == before - orphan
     assert read_meta(resumed.run_dir).stored_chat_completions_deleted == 3
+
+
+def test_a_cassette_without_the_deletes_replays_every_request(
+    scenario: Path, tmp_path: Path, emulators: Any
+) -> None:
+    """Recorded with --keep-stored (or before chat completions were deleted): the replay's
+    deletes find nothing to play, which fails no observation and confirms no delete."""
+    cassettes = tmp_path / "cassettes"
+    with emulators.running("zero") as server:
+        run(
+            [scenario],
+            RunOptions(
+                target=server.base_url,
+                out=tmp_path / "runs",
+                seed=5,
+                keep_stored=True,
+                progress=False,
+                record=cassettes,
+            ),
+        )
+    assert "method: DELETE" not in (cassettes / "stored.yaml").read_text(encoding="utf-8")
+    replayed = run([scenario], RunOptions(out=tmp_path / "runs", progress=False, replay=cassettes))
+    assert replayed.errors == 0 and replayed.replay is not None
+    assert len(replayed.replay.cassette.misses) == 3 * PER_ARM
+    assert replayed.replay.cassette.unplayed("stored") == []
+    meta = read_meta(replayed.run_dir)
+    assert (meta.stored_chat_completions_deleted, meta.stored_responses_deleted) == (0, 0)
