@@ -12,6 +12,7 @@ import pytest
 
 from harness.cli.app import main
 from harness.records import Observation
+from harness.report import render_report
 from harness.rundir import read_meta, read_observations, write_meta
 from harness.runner.execute import RunOptions, run
 from harness.transport.client import ClientKind
@@ -70,6 +71,11 @@ def test_a_run_deletes_the_chat_completions_it_stored(
     assert meta.stored_chat_completions_deleted == 2 * PER_ARM
     assert meta.stored_responses_deleted == PER_ARM
     assert not meta.keep_stored
+    if client == "sdk":  # the report names both counts
+        html = render_report(result.run_dir, tmp_path / "report").html.read_text(encoding="utf-8")
+        assert "<th>Stored chat completions deleted</th><td>8</td>" in html
+        assert "<th>Stored responses deleted</th><td>4</td>" in html
+        assert "--keep-stored" not in html
 
 
 def test_keep_stored_leaves_every_stored_completion_and_response(
@@ -100,6 +106,10 @@ def test_keep_stored_leaves_every_stored_completion_and_response(
     meta = read_meta(run_dir)
     assert meta.keep_stored
     assert meta.stored_chat_completions_deleted is None and meta.stored_responses_deleted is None
+    (html,) = tmp_path.parent.glob(f"**/{run_dir.name}/report.html")
+    text = html.read_text(encoding="utf-8")
+    assert "kept at the provider (<code>--keep-stored</code>)" in text
+    assert "deleted</th>" not in text
 
 
 def test_a_run_without_store_sends_no_chat_delete(tmp_path: Path, emulators: Any) -> None:
