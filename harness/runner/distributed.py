@@ -41,7 +41,7 @@ from harness import __version__
 from harness.errors import HarnessError, TargetError
 from harness.records import NOT_SENT, Observation, RunMeta
 from harness.rundir import write_meta
-from harness.runner.execute import FatalError, Pacer, RunOptions, _execute, _Shared
+from harness.runner.execute import FatalError, Pacer, RunOptions, _execute, _Shared, stored_by
 from harness.runner.plan import PlannedConversation, cache_nonce, nonce_prefix
 from harness.runner.target import Target
 from harness.transport.client import warm_sdk
@@ -774,7 +774,7 @@ class _Driver:
                     abandoned_observations=len(abandoned[conv.conversation]),
                 )
             )
-        orphans = [(o.arm, o.response_id) for o in lost if o.api == "responses" and o.response_id]
+        orphans = stored_by(lost, unfinished)
         self._submit(heir, redo, orphans)
         # the new nonces must be on disk before their requests are: a crash keeps them true
         self.info.workers = [s.info for s in self.slots]

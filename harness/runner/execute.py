@@ -649,14 +649,26 @@ class _Resume:
     orphan_conversations: list[tuple[str, str]] = field(default_factory=list)
 
 
+def stored_by(
+    observations: Iterable[Observation], conversations: Iterable[PlannedConversation]
+) -> list[tuple[str, str]]:
+    """(arm, id) of what ``observations`` may have left stored at the provider: every response
+    (a delete of an unstored one is refused, harmlessly) and the chat completions of the
+    ``conversations`` that send ``store: true`` (chat stores nothing otherwise)."""
+    chat_stores = {c.conversation for c in conversations if c.api == "chat" and c.base.params.store}
+    return [
+        (o.arm, o.response_id)
+        for o in observations
+        if o.response_id and (o.api == "responses" or o.conversation in chat_stores)
+    ]
+
+
 def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> _Resume:
     """Keep only complete conversations in the observations file (atomically rewritten)."""
     path = run_dir / OBSERVATIONS_FILE
     if not path.exists():
         return _Resume()
     steps = {c.conversation: len(c.steps) for c in conversations}
-    # a chat completion is stored only on store: true (a response may be either way: try all)
-    chat_stores = {c.conversation for c in conversations if c.api == "chat" and c.base.params.store}
     by_conv: dict[str, list[Observation]] = defaultdict(list)
     for obs in read_observations(path):
         by_conv[obs.conversation].append(obs)
@@ -669,13 +681,10 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
         and not any(not o.ok and fatal_scope(o.status, o.error_type) for o in items)
     }
     keep = [o for conv in complete for o in sorted(by_conv[conv], key=lambda o: o.turn)]
-    orphans = [
-        (o.arm, o.response_id)
-        for conv, items in by_conv.items()
-        if conv not in complete
-        for o in items
-        if o.response_id and (o.api == "responses" or conv in chat_stores)
-    ]
+    orphans = stored_by(
+        [o for conv, items in by_conv.items() if conv not in complete for o in items],
+        conversations,
+    )
     orphan_conversations = sorted(
         {
             (o.arm, o.conversation_id)

@@ -14,7 +14,9 @@ from harness.cli.app import main
 from harness.records import Observation
 from harness.report import render_report
 from harness.rundir import read_meta, read_observations, write_meta
-from harness.runner.execute import RunOptions, run
+from harness.runner.execute import RunOptions, run, stored_by
+from harness.runner.plan import build_plan
+from harness.scenario.load import load_scenario
 from harness.transport.client import ClientKind
 
 SCENARIO = """\
@@ -216,3 +218,26 @@ def test_a_cassette_without_the_deletes_replays_every_request(
     assert replayed.replay.cassette.unplayed("stored") == []
     meta = read_meta(replayed.run_dir)
     assert (meta.stored_chat_completions_deleted, meta.stored_responses_deleted) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [(True, {"chat", "responses"}), (False, {"responses"})],
+)
+def test_what_a_torn_conversation_may_have_stored(
+    store: bool, expected: set[str], tmp_path: Path
+) -> None:
+    """A resume's discarded conversations and a dead Ray worker's: every response, and chat
+    completions only where the chat conversation sent store: true."""
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.replace("store: true", f"store: {str(store).lower()}"), "utf-8")
+    plan = build_plan(load_scenario(path), repeats=1, seed=1)
+    conv = {c.arm: c for c in plan.conversations}
+    obs = [
+        Observation.model_construct(
+            arm=arm, api=conv[arm].api, conversation=conv[arm].conversation, response_id=rid
+        )
+        for arm, rid in (("chat", "chatcmpl-1"), ("responses", "resp_1"), ("responses", None))
+    ]
+    assert {arm for arm, _ in stored_by(obs, plan.conversations)} == expected
+    assert stored_by(obs, []) == [("responses", "resp_1")]
