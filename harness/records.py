@@ -341,6 +341,14 @@ class RunMeta(BaseModel):
     concurrency: int = 1
     planned_requests: int = 0
     stored_responses_deleted: int | None = None
+    stored_chat_completions_deleted: int | None = Field(
+        default=None,
+        description="chat completions the run stored (store: true) and deleted at its end",
+    )
+    keep_stored: bool = Field(
+        default=False,
+        description="--keep-stored: what the run stored at the provider was left there",
+    )
     conversations_deleted: int | None = Field(
         default=None,
         description="Conversations API conversations the run created and deleted at its end",

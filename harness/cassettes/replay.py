@@ -6,9 +6,10 @@ is in the cassette). Per prompt would multiply files without making any of them 
 run seed, nonces and warm-up belong to the whole scenario. The runner sets
 :data:`CURRENT_SCENARIO` in each conversation's task, so concurrent conversations of several
 scenarios record into, and replay from, their own cassette. Requests made outside a
-conversation go by what they name: ``GET/DELETE /responses/{id}`` to the scenario that created
-the response; the connection warm-up ``GET /models`` is stored in every cassette of the run as
-a *shared* interaction, which replays any number of times and is never reported unused.
+conversation go by what they name: ``GET/DELETE /responses/{id}`` and ``DELETE
+/chat/completions/{id}`` to the scenario that created the response or completion; the
+connection warm-up ``GET /models`` is stored in every cassette of the run as a *shared*
+interaction, which replays any number of times and is never reported unused.
 
 Timing (DESIGN §4, §6): vcrpy's stub buffers the whole body inside ``handle_async_request``
 while recording, so a clock above it is wrong. The wire clock (:mod:`harness.transport.wire`) sits
@@ -216,8 +217,10 @@ class _Entry:
     played: int = 0
 
 
-_RESPONSE_ID = re.compile(rb'"id"\s*:\s*"(resp_[^"]+)"')
-_BY_ID = re.compile(r"/responses/([^/?]+)")
+# a stored response or chat completion: its id names the scenario that created it when the
+# run's clean-up deletes it outside any conversation
+_RESPONSE_ID = re.compile(rb'"id"\s*:\s*"((?:resp_|chatcmpl-)[^"]+)"')
+_BY_ID = re.compile(r"/(?:responses|chat/completions)/([^/?]+)")
 
 
 class RunCassette(Cassette):  # type: ignore[misc]
@@ -271,7 +274,7 @@ class RunCassette(Cassette):  # type: ignore[misc]
         if scenario is None:
             by_id = _BY_ID.search(_path(stored_request.uri))
             scenario = self._owner.get(by_id.group(1)) if by_id else None
-        elif stored_request.uri.endswith("/responses"):
+        elif stored_request.uri.endswith(("/responses", "/chat/completions")):
             found = _RESPONSE_ID.search(stored["body"]["string"] or b"")
             if found:
                 self._owner[found.group(1).decode()] = scenario

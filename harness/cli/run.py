@@ -50,6 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "responses_chained on llama-server, which has no previous_response_id) stops the "
         "run before anything is sent; with it, they are skipped and listed in meta.json",
     )
+    p.add_argument(
+        "--keep-stored",
+        action="store_true",
+        help="leave what the run stored at the provider (store: true responses and chat "
+        "completions, conversations); by default the run deletes them when it ends",
+    )
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory (runs/)")
     p.add_argument(
         "--concurrency",
@@ -228,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         skip_unsupported=args.skip_unsupported,
         prices=args.prices,
         max_output_tokens=args.max_output_tokens,
+        keep_stored=args.keep_stored,
     )
     from harness.history import option_history
 

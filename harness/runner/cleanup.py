@@ -1,7 +1,8 @@
 """What a run leaves on the server, and taking it away when the run ends.
 
-Stored responses (``store: true``, the chained arm, background responses) and Conversations API
-conversations stay on the provider, billed against its storage, until deleted; a background
+Stored responses (``store: true``, the chained arm, background responses), chat completions sent
+with ``store: true`` and Conversations API conversations stay on the provider, billed against its
+storage, until deleted (unless the user asked to keep them: ``--keep-stored``); a background
 response the run stops following (Ctrl-C) runs on, billed, until cancelled. Every id is noted
 here the moment the server hands it out, so that one :meth:`ServerObjects.clean_up` at the end
 of the run (also on Ctrl-C or a crash) finds them all.
@@ -13,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from harness.arms import Arm
 from harness.records import RunMeta
 from harness.transport.client import Transport
 
@@ -26,14 +28,16 @@ _AT_ONCE = 8
 class ServerObjects:
     """The (arm, id) of every object the run created on the server and has not yet removed."""
 
-    responses: list[tuple[str, str]] = field(default_factory=list)
+    #: stored responses and chat completions (the arm's API says which)
+    stored_ids: list[tuple[str, str]] = field(default_factory=list)
     conversations: list[tuple[str, str]] = field(default_factory=list)
     #: background responses created and not yet followed to their end
     running: set[tuple[str, str]] = field(default_factory=set)
 
     def stored(self, arm: str, response_id: str, *, running: bool = False) -> None:
-        """A stored response (``running``: a background one the run now follows)."""
-        self.responses.append((arm, response_id))
+        """A stored response or chat completion (``running``: a background response the run
+        now follows)."""
+        self.stored_ids.append((arm, response_id))
         if running:
             self.running.add((arm, response_id))
 
@@ -47,22 +51,34 @@ class ServerObjects:
 
     def arms(self) -> set[str]:
         """The arms whose transports the clean-up needs."""
-        return {arm for arm, _ in [*self.responses, *self.conversations]}
+        return {arm for arm, _ in [*self.stored_ids, *self.conversations]}
 
     def of(self, arm: str) -> ArmObjects:
         """This record as seen by one arm's background sends."""
         return ArmObjects(arm, self)
 
-    async def clean_up(self, transports: dict[str, Transport], meta: RunMeta) -> None:
-        """Cancel what still runs, then delete every stored response and conversation; the
+    async def clean_up(
+        self, transports: dict[str, Transport], meta: RunMeta, *, keep: bool = False
+    ) -> None:
+        """Cancel what still runs (billed otherwise, even when ``keep``), then — unless
+        ``keep`` — delete every stored response, chat completion and conversation; the
         server's confirmations are counted in ``meta`` (the provider keeps what is not
         deleted). What was asked for is forgotten, so a second call sends nothing twice."""
-        running, responses, conversations = self.running, self.responses, self.conversations
-        self.running, self.responses, self.conversations = set(), [], []
+        running, stored, conversations = self.running, self.stored_ids, self.conversations
+        self.running, self.stored_ids, self.conversations = set(), [], []
         await _on_each(running, transports, Transport.cancel_response)
+        if keep:
+            meta.keep_stored = True
+            return
+        chat = [(arm, oid) for arm, oid in stored if Arm.parse(arm).api == "chat"]
+        responses = [(arm, oid) for arm, oid in stored if Arm.parse(arm).api != "chat"]
         meta.stored_responses_deleted = (meta.stored_responses_deleted or 0) + await _on_each(
             responses, transports, Transport.delete_response
         )
+        if chat:
+            meta.stored_chat_completions_deleted = (
+                meta.stored_chat_completions_deleted or 0
+            ) + await _on_each(chat, transports, Transport.delete_chat_completion)
         if conversations:
             meta.conversations_deleted = (meta.conversations_deleted or 0) + await _on_each(
                 conversations, transports, Transport.delete_conversation

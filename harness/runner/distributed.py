@@ -40,7 +40,15 @@ from harness import __version__
 from harness.errors import HarnessError, TargetError
 from harness.records import NOT_SENT, Observation, RunMeta
 from harness.rundir import write_meta
-from harness.runner.execute import EngineJob, FatalError, Pacer, RunOptions, _execute, _Shared
+from harness.runner.execute import (
+    EngineJob,
+    FatalError,
+    Pacer,
+    RunOptions,
+    _execute,
+    _Shared,
+    stored_by,
+)
 from harness.runner.plan import PlannedConversation, cache_nonce, nonce_prefix
 from harness.runner.target import Target
 from harness.transport.client import warm_sdk
@@ -332,6 +340,7 @@ class RayWorker:
         self._task: asyncio.Task[None] | None = None
         self._error: str | None = None
         self._deleted = 0
+        self._chat_deleted: int | None = None  # None: no batch stored a chat completion
 
     async def hello(self) -> dict[str, Any]:
         """Who and where this worker is, once it is ready to send (the SDK warmed up: that
@@ -369,8 +378,9 @@ class RayWorker:
         try:
             while self._queue:
                 conversations, orphans = self._queue.pop(0)
-                self._shared.objects.responses.extend(orphans)
+                self._shared.objects.stored_ids.extend(orphans)
                 self._meta.stored_responses_deleted = 0
+                self._meta.stored_chat_completions_deleted = None
                 await _execute(
                     conversations,
                     self._target,
@@ -380,6 +390,10 @@ class RayWorker:
                     self._new_connection,
                 )
                 self._deleted += self._meta.stored_responses_deleted or 0
+                if self._meta.stored_chat_completions_deleted is not None:
+                    self._chat_deleted = (
+                        self._chat_deleted or 0
+                    ) + self._meta.stored_chat_completions_deleted
         except HarnessError as exc:
             self._error = str(exc)
         except Exception as exc:  # reported to the driver, which stops the run with it
@@ -408,6 +422,7 @@ class RayWorker:
                 "sdk_warmup_ms": self._meta.sdk_warmup_ms,
                 "is_emulator": self._meta.is_emulator,
                 "stored_responses_deleted": self._deleted,
+                "stored_chat_completions_deleted": self._chat_deleted,
             }
         return Drained(
             self._buffer.take(),
@@ -754,7 +769,7 @@ class _Driver:
                     abandoned_observations=len(abandoned[conv.conversation]),
                 )
             )
-        orphans = [(o.arm, o.response_id) for o in lost if o.api == "responses" and o.response_id]
+        orphans = stored_by(lost, unfinished)
         self._submit(heir, redo, orphans)
         # the new nonces must be on disk before their requests are: a crash keeps them true
         self.info.workers = [s.info for s in self.slots]
@@ -771,9 +786,15 @@ class _Driver:
             loops = [f["loop"] for f in finals if f["loop"]]
             # the worst worker's loop: saturation anywhere taints the run's timings
             meta.loop = max(loops, key=lambda lp: lp["lag_p99_ms"]) if loops else meta.loop
+        if finals and not meta.keep_stored:
             meta.stored_responses_deleted = (meta.stored_responses_deleted or 0) + sum(
                 f["stored_responses_deleted"] for f in finals
             )
+            chat = [f.get("stored_chat_completions_deleted") for f in finals]
+            if any(n is not None for n in chat):
+                meta.stored_chat_completions_deleted = (
+                    meta.stored_chat_completions_deleted or 0
+                ) + sum(n or 0 for n in chat)
         for slot in self.slots:
             slot.info.observations = self.written[slot.info.id]
             slot.info.loop = slot.final["loop"] if slot.final else None

@@ -17,7 +17,7 @@ import random
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -116,6 +116,9 @@ class RunOptions:
     prices: Path | None = None
     #: cap every request's output tokens (a cheap smoke run); recorded in meta.json
     max_output_tokens: int | None = None
+    #: leave what the run stored at the provider (responses, chat completions, conversations)
+    #: instead of deleting it at the end, e.g. to look at it in the dashboard
+    keep_stored: bool = False
 
 
 class RunProgress(Protocol):
@@ -550,7 +553,6 @@ async def _run_conversation(
         shared.pacer.observe(result.headers)
         if (
             result.response_id
-            and conv.api == "responses"
             and kwargs.get("store")
             and conv.background_poll_ms is None  # a background one was noted when created
         ):
@@ -639,12 +641,27 @@ def _load(paths: Sequence[Path]) -> list[tuple[Path, Scenario]]:
 @dataclass
 class _Resume:
     """What a resumed run keeps: complete conversations, the next send-order number, and the
-    responses of discarded (incomplete) conversations, which may still be stored."""
+    responses and chat completions of discarded (incomplete) conversations, which may still be
+    stored."""
 
     done: set[str] = field(default_factory=set)
     next_order: int = 0
     orphans: list[tuple[str, str]] = field(default_factory=list)
     orphan_conversations: list[tuple[str, str]] = field(default_factory=list)
+
+
+def stored_by(
+    observations: Iterable[Observation], conversations: Iterable[PlannedConversation]
+) -> list[tuple[str, str]]:
+    """(arm, id) of what ``observations`` may have left stored at the provider: every response
+    (a delete of an unstored one is refused, harmlessly) and the chat completions of the
+    ``conversations`` that send ``store: true`` (chat stores nothing otherwise)."""
+    chat_stores = {c.conversation for c in conversations if c.api == "chat" and c.base.params.store}
+    return [
+        (o.arm, o.response_id)
+        for o in observations
+        if o.response_id and (o.api == "responses" or o.conversation in chat_stores)
+    ]
 
 
 def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> _Resume:
@@ -665,13 +682,10 @@ def _prepare_resume(run_dir: Path, conversations: list[PlannedConversation]) -> 
         and not any(not o.ok and fatal_scope(o.status, o.error_type) for o in items)
     }
     keep = [o for conv in complete for o in sorted(by_conv[conv], key=lambda o: o.turn)]
-    orphans = [
-        (o.arm, o.response_id)
-        for conv, items in by_conv.items()
-        if conv not in complete
-        for o in items
-        if o.api == "responses" and o.response_id
-    ]
+    orphans = stored_by(
+        [o for conv, items in by_conv.items() if conv not in complete for o in items],
+        conversations,
+    )
     orphan_conversations = sorted(
         {
             (o.arm, o.conversation_id)
@@ -719,6 +733,8 @@ def _resume_settings(options: RunOptions, prior: RunMeta) -> None:
             f"{options.max_output_tokens} — drop --max-output-tokens to continue it"
         )
     options.max_output_tokens = prior.max_output_tokens
+    # a run that left its stored objects goes on leaving them: one meta.json, one answer
+    options.keep_stored = options.keep_stored or prior.keep_stored
 
 
 #: Output tokens assumed per request when a scenario sets no max_output_tokens (for estimates).
@@ -864,6 +880,7 @@ def run(
             skipped=skipped,
             prices=prices,
             max_output_tokens=options.max_output_tokens,
+            keep_stored=options.keep_stored,
             translation_notes=[n for _, s in loaded for n in translation_notes(s)],
         )
         if replay is not None:
@@ -1082,7 +1099,7 @@ async def _execute(
     new_connection: frozenset[str] = frozenset(),
 ) -> None:
     """Run the conversations; scenarios in ``new_connection`` send turn 1 on a new connection."""
-    # orphans: stored responses of conversations a resume discarded, deleted with the rest
+    # orphans: what conversations a resume discarded stored, deleted with the rest
     arms = sorted({c.arm for c in todo} | shared.objects.arms())
     if options.client == "sdk":
         meta.sdk_warmup_ms = warm_sdk() or meta.sdk_warmup_ms
@@ -1149,7 +1166,9 @@ async def _execute(
             shared.writer.sync()
             # also on Ctrl-C or a crash: the provider would keep stored responses otherwise,
             # and background responses the run stopped following would run on, billed
-            await asyncio.shield(shared.objects.clean_up(transports, meta))
+            await asyncio.shield(
+                shared.objects.clean_up(transports, meta, keep=options.keep_stored)
+            )
     finally:
         for transport in transports.values():
             await transport.aclose()

@@ -793,6 +793,14 @@ class Transport:
             lambda: self._sdk.responses.delete(response_id), "DELETE", f"/responses/{response_id}"
         )
 
+    async def delete_chat_completion(self, completion_id: str) -> bool:
+        """Delete a stored chat completion (True when the server confirmed)."""
+        return await self._confirmed(
+            lambda: self._sdk.chat.completions.delete(completion_id),
+            "DELETE",
+            f"/chat/completions/{completion_id}",
+        )
+
     async def cancel_response(self, response_id: str) -> bool:
         """Cancel a background response (True when the server answered 2xx)."""
         return await self._confirmed(

@@ -323,3 +323,39 @@ def test_a_ray_version_mismatch_is_one_line(
     assert f"pip install 'ray=={installed}'" in err[0]
     assert list(tmp_path.iterdir()) == []
     assert not ray.is_initialized()
+
+
+STORED = """\
+version: 1
+name: stored
+model: gpt-4.1-mini
+defaults: {store: true, max_output_tokens: 16}
+arms: [chat, responses]
+repeats: 2
+system: You are terse.
+prompts:
+  - id: t
+    turns: [Hello there, And again?]
+"""
+
+
+def test_each_worker_deletes_what_it_stored_and_the_driver_counts_it(
+    ray_cluster: RayCluster, tmp_path: Path, emulators: Any
+) -> None:
+    """Chat completions and responses stored by workers on both nodes are deleted by the
+    worker that stored them; meta.json sums the confirmations."""
+    server = emulators.start("zero", mode="process")
+    scenario = tmp_path / "stored.yaml"
+    scenario.write_text(STORED, encoding="utf-8")
+    with RayEngine(ray_cluster.address, workers=2) as engine:
+        result = run(
+            [scenario],
+            RunOptions(target=server.base_url, out=tmp_path, seed=SEED, progress=False),
+            engine=engine,
+        )
+    assert result.fatal is None
+    obs = _observed(result.run_dir)
+    assert len(obs) == 8 and all(o.ok for o in obs)
+    meta = read_meta(result.run_dir)
+    assert (meta.stored_chat_completions_deleted, meta.stored_responses_deleted) == (4, 4)
+    assert list(emulators.client(server).chat.completions.list(limit=100)) == []

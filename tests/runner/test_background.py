@@ -200,7 +200,7 @@ def test_a_stopped_run_cancels_then_deletes_what_it_was_following(emulators: Any
         with contextlib.suppress(asyncio.CancelledError):
             await task
         ((arm, rid),) = objects.running
-        assert objects.responses == [(arm, rid)]
+        assert objects.stored_ids == [(arm, rid)]
         job = store.get(rid).job
         meta = RunMeta.model_construct(stored_responses_deleted=None, conversations_deleted=None)
         await objects.clean_up({arm: transport}, meta)
