@@ -250,7 +250,7 @@ def _tools(raw: Any) -> tuple[FunctionTool, ...]:
                 "only function tools are translated; custom tools have a different Responses shape",
             )
         fn = _plain(tool.get("function")) or {}
-        out.append(function_tool(fn, strict=False, given=_given))
+        out.append(function_tool(_fail, f"tools[{i}].function", fn, strict=False, given=_given))
     return tuple(out)
 
 

@@ -182,7 +182,7 @@ def _tools(raw: Any) -> tuple[FunctionTool, ...]:
             kind = tool.get("type") if isinstance(tool, Mapping) else None
             raise _fail(f"tools[{i}]", f"a {kind!r} tool is not carried (function tools only)")
         # Responses makes a function strict unless told otherwise (Chat does the opposite)
-        out.append(function_tool(tool, strict=True))
+        out.append(function_tool(_fail, f"tools[{i}]", tool, strict=True))
     return tuple(out)
 
 

@@ -59,12 +59,20 @@ def image_part(fail: Fail, where: str, url: str, detail: Any) -> ImagePart:
 
 
 def function_tool(
-    fn: Mapping[str, Any], *, strict: bool, given: Callable[[Any], bool] = _not_none
+    fail: Fail,
+    where: str,
+    fn: Mapping[str, Any],
+    *,
+    strict: bool,
+    given: Callable[[Any], bool] = _not_none,
 ) -> FunctionTool:
     """A function tool from its name/description/parameters/strict; ``strict`` is the API's
     default where the body does not say (Chat: false, Responses: true)."""
+    name = fn.get("name")
+    if not isinstance(name, str) or not name:
+        raise fail(f"{where}.name", "a function tool needs a name; give the function's name")
     values: dict[str, Any] = {
-        "name": fn.get("name"),
+        "name": name,
         "strict": strict if fn.get("strict") is None else bool(fn["strict"]),
     }
     for key in ("description", "parameters"):
