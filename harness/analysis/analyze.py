@@ -34,8 +34,7 @@ from harness.analysis.metrics import (
     match_usage,
     power_info,
     register_arm,
-    stable_seed,
-    unit_ids,
+    scenario_bootstrap,
     with_nonce_tokens,
 )
 from harness.analysis.pairs import PairScores, pair_scores, register_gaps, similarity_summary
@@ -194,17 +193,10 @@ def _prepare(
     t: ObservationTable, book: PriceBook, *, name: str, seed: int, resamples: int
 ) -> _Prepared:
     """Price the rows and register every arm's statistics with one shared bootstrap."""
-    units, n_units, clusters, strata = unit_ids(t, np.arange(len(t), dtype=np.int64))
+    boot, units = scenario_bootstrap(t, name=name, seed=seed, resamples=resamples)
     arms = _arms(t, units)
     lat = latency_columns(t)
     cost = costs_per_row(t, book)
-    boot = stats.Bootstrap(
-        n_units,
-        resamples=resamples,
-        seed=(seed, stable_seed(name)),
-        clusters=clusters,
-        strata=strata,
-    )
     handles = {a: register_arm(boot, t, arm, lat, cost) for a, arm in arms.items()}
     billed = costs_per_row(t, book, without_nonce=True)
     missed = costs_per_row(t, book, without_nonce=True, missed=True)

@@ -908,6 +908,25 @@ def unit_ids(t: ObservationTable, rows: IntArray) -> tuple[IntArray, int, IntArr
     )
 
 
+def scenario_bootstrap(
+    t: ObservationTable, *, name: str, seed: int, resamples: int
+) -> tuple[stats.Bootstrap, IntArray]:
+    """The scenario's one bootstrap over all its rows and each row's pairing unit.
+
+    Seeded by ``(seed, name)`` so that every figure of a scenario (unweighted, traffic-weighted)
+    draws the very same resamples.
+    """
+    units, n_units, clusters, strata = unit_ids(t, np.arange(len(t), dtype=np.int64))
+    boot = stats.Bootstrap(
+        n_units,
+        resamples=resamples,
+        seed=(seed, stable_seed(name)),
+        clusters=clusters,
+        strata=strata,
+    )
+    return boot, units
+
+
 def costs_per_row(
     t: ObservationTable, book: PriceBook, *, without_nonce: bool = False, missed: bool = False
 ) -> FloatArray:

@@ -30,8 +30,7 @@ from harness.analysis.metrics import (
     comparison_key,
     comparison_pairs,
     effect_from,
-    stable_seed,
-    unit_ids,
+    scenario_bootstrap,
 )
 from harness.analysis.pricing import project
 from harness.analysis.similarity import text_similarity
@@ -122,14 +121,7 @@ def traffic_costs(
     one does; without them the ratio uses ``cost`` and no room). ``pairs``: the comparisons
     (all by default).
     """
-    units, n_units, clusters, strata = unit_ids(t, np.arange(len(t), dtype=np.int64))
-    boot = stats.Bootstrap(
-        n_units,
-        resamples=resamples,
-        seed=(seed, stable_seed(name)),
-        clusters=clusters,
-        strata=strata,
-    )
+    boot, units = scenario_bootstrap(t, name=name, seed=seed, resamples=resamples)
     w_row = _row_weights(t, weights)
     groups: dict[str, list[int]] = {}
     for i, arm in enumerate(t.arm):

@@ -128,6 +128,11 @@ def add_history(
         )
 
 
+def add_out_file(parser: argparse.ArgumentParser, what: str) -> None:
+    """The required ``--out FILE``, spelt once for every command that writes one file."""
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help=what)
+
+
 def add_run_dir(parser: argparse.ArgumentParser) -> None:
     """The ``RUN_DIR`` positional, spelt once for every command that works on one run."""
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.common import add_out_file
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -21,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="endpoint of the requests (default responses); both writes FILE's stem + .chat "
         "and + .responses (a Batch API file holds one endpoint's requests)",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="JSONL file to write")
+    add_out_file(p, "JSONL file to write")
     p.add_argument(
         "--once",
         action="store_true",

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.cli.common import add_out_file
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -99,12 +100,8 @@ def add_stored_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_import_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="scenario file to write (with --group-by: a directory, one NAME.yaml per group)",
+    add_out_file(
+        p, "scenario file to write (with --group-by: a directory, one NAME.yaml per group)"
     )
     p.add_argument("--name", help="scenario name (default: the --out file name)")
     p.add_argument("--report", type=Path, metavar="FILE", help="also write the report as JSON")

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from harness.cli.common import add_out_file
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="FILE",
-        help="Batch API input JSONL to write (emptied first unless --append)",
-    )
+    add_out_file(p, "Batch API input JSONL to write (emptied first unless --append)")
     p.add_argument(
         "--append",
         action="store_true",

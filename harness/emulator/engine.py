@@ -78,6 +78,18 @@ class _Prepared:
     unrendered_reasoning_tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    """One generated reply on its way out: the plan it fills, what was asked and made, and the
+    clock and fault draws it is sent by."""
+
+    plan: Plan
+    req: GenRequest
+    reply: Reply
+    timing: Timing
+    rng: random.Random
+
+
 @dataclass(slots=True)
 class _ApiState:
     """One API's profile, draw streams and request counter.
@@ -431,18 +443,19 @@ class Emulator:
             truth=truth,
         )
 
+        out = _Delivery(plan, req, reply, timing, chance)
         response_id: str | None = None
         if background:
             built = responses_out.build(req, reply, use)
             response_id = built.response_id
-            self._background(plan, req, reply, built, timing, chance, t0, wait_ms)
+            self._background(out, built, t0, wait_ms)
             if req.conversation_id is not None:
                 self._append_turn(req, built)
         elif api == "chat":
             # a stored completion is listed under the id its client got
             cid = chat.completion_id() if req.store else None
             if req.stream:
-                self._chat_stream(plan, req, reply, use, timing, fault, chance, cid)
+                self._chat_stream(out, use, fault, cid)
             else:
                 plan.body = jsonio.dumps(chat.body(req, reply, use, cid))
             # a failed stream is not a completion: nothing to store
@@ -453,7 +466,7 @@ class Emulator:
             response_id = built.response_id
             final = responses_out.response_object(req, built, built.status)
             if req.stream:
-                self._responses_stream(plan, req, reply, built, timing, fault, chance)
+                self._responses_stream(out, built, fault)
             else:
                 plan.body = jsonio.dumps(final)
             if req.store and fault in _STREAM_FAULTS and req.stream:
@@ -497,20 +510,13 @@ class Emulator:
         return plan
 
     def _background(
-        self,
-        plan: Plan,
-        req: GenRequest,
-        reply: Reply,
-        built: responses_out.Built,
-        timing: Timing,
-        rng: random.Random,
-        t0: float,
-        wait_ms: float,
+        self, out: _Delivery, built: responses_out.Built, t0: float, wait_ms: float
     ) -> None:
         """Plan a background response that waits ``wait_ms`` (profile ms) in the queue: the
         queued body (or its stream) now, the rest on the clock."""
+        plan, req, rng = out.plan, out.req, out.rng
         prof = self._apis["responses"].profile
-        job = plan_job(t0, req, reply, built, timing, wait_ms)
+        job = plan_job(t0, req, out.reply, built, out.timing, wait_ms)
         plan.headers_at = 0.0
         if req.stream:
             frames = job.frames
@@ -627,20 +633,13 @@ class Emulator:
         return deltas[-1] if deltas else max(0, len(frames) - 1)
 
     def _chat_stream(
-        self,
-        plan: Plan,
-        req: GenRequest,
-        reply: Reply,
-        use: dict[str, Any],
-        timing: Timing,
-        fault: str | None,
-        rng: random.Random,
-        cid: str | None,
+        self, out: _Delivery, use: dict[str, Any], fault: str | None, cid: str | None
     ) -> None:
-        frames = chat.stream_frames(req, reply, use, cid)
+        plan = out.plan
+        frames = chat.stream_frames(out.req, out.reply, use, cid)
         ticked: list[tuple[int, bytes, bool]] = list(frames)
         if fault in _STREAM_FAULTS:
-            cut = self._cut_index(frames, rng)
+            cut = self._cut_index(frames, out.rng)
             tick = frames[cut][0]
             ticked = ticked[:cut]
             if fault == "stream_cut":
@@ -649,21 +648,15 @@ class Emulator:
                 ticked.append((tick, chat.error_frame(_STREAM_ERROR), False))
         else:
             ticked.append((frames[-1][0], chat.DONE, False))
-        _group(plan, ticked, timing.offset_s)
+        _group(plan, ticked, out.timing.offset_s)
 
     def _responses_stream(
-        self,
-        plan: Plan,
-        req: GenRequest,
-        reply: Reply,
-        built: responses_out.Built,
-        timing: Timing,
-        fault: str | None,
-        rng: random.Random,
+        self, out: _Delivery, built: responses_out.Built, fault: str | None
     ) -> None:
-        events = responses_out.events(req, reply, built)
+        plan, req = out.plan, out.req
+        events = responses_out.events(req, out.reply, built)
         if fault in _STREAM_FAULTS:
-            cut = self._cut_index(events, rng)
+            cut = self._cut_index(events, out.rng)
             tick = events[cut][0]
             events = events[:cut]
             if fault == "response_failed":
@@ -673,7 +666,9 @@ class Emulator:
             else:
                 plan.cut = True
         data = responses_out.serialize([e[1] for e in events])
-        _group(plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], timing.offset_s)
+        _group(
+            plan, [(e[0], d, e[2]) for e, d in zip(events, data, strict=True)], out.timing.offset_s
+        )
 
 
 def _reasoning_tokens(segments: list[Segment]) -> int:

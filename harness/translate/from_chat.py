@@ -34,16 +34,22 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import openai
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from harness.errors import TranslationError, first_problem
+from harness.errors import TranslationError
 from harness.translate.convert import UNMAPPABLE_CHAT_PARAMS, to_responses_kwargs
-from harness.translate.enums import IMAGE_DETAILS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
+from harness.translate.enums import REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
+from harness.translate.from_wire import (
+    check_enum,
+    function_tool,
+    image_part,
+    json_schema_format,
+    model_name,
+    neutral_fields,
+)
 from harness.translate.request import (
     FunctionTool,
-    ImagePart,
     JsonObjectFormat,
-    JsonSchemaFormat,
     Message,
     NeutralRequest,
     OutputFormat,
@@ -141,9 +147,7 @@ def _part(where: str, raw: Any) -> Part:
         image = _plain(part.get("image_url")) or {}
         if not isinstance(image, Mapping) or not image.get("url"):
             raise _fail(where, "image_url needs {url, detail}; give the image URL")
-        detail = image.get("detail") or "auto"
-        _check_enum(f"{where}.image_url.detail", detail, IMAGE_DETAILS)
-        return ImagePart(url=str(image["url"]), detail=detail)
+        return image_part(_fail, f"{where}.image_url", str(image["url"]), image.get("detail"))
     if kind == "input_audio":
         raise _fail(
             where,
@@ -163,13 +167,6 @@ def _part(where: str, raw: Any) -> Part:
             "refused turn from the history",
         )
     raise _fail(where, f"content part type {kind!r} is not translated; use text or image_url")
-
-
-def _check_enum(param: str, value: Any, values: tuple[str, ...]) -> None:
-    if value not in values:
-        raise _fail(
-            param, f"{value!r} is not a value the API accepts; use one of: {', '.join(values)}"
-        )
 
 
 def _content(where: str, raw: Any) -> str | list[Part] | None:
@@ -253,12 +250,7 @@ def _tools(raw: Any) -> tuple[FunctionTool, ...]:
                 "only function tools are translated; custom tools have a different Responses shape",
             )
         fn = _plain(tool.get("function")) or {}
-        values: dict[str, Any] = {"name": fn.get("name"), "strict": bool(fn.get("strict") or False)}
-        if _given(fn.get("description")):
-            values["description"] = fn["description"]
-        if _given(fn.get("parameters")):
-            values["parameters"] = fn["parameters"]
-        out.append(FunctionTool(**values))
+        out.append(function_tool(_fail, f"tools[{i}].function", fn, strict=False, given=_given))
     return tuple(out)
 
 
@@ -287,16 +279,7 @@ def _output_format(raw: Any) -> OutputFormat | None:
     if kind == "json_object":
         return JsonObjectFormat()
     if kind == "json_schema":
-        spec = _plain(fmt.get("json_schema")) or {}
-        values: dict[str, Any] = {
-            "name": spec.get("name"),
-            "schema": spec.get("schema") or {},
-            # chat's json_schema defaults to strict false
-            "strict": bool(spec.get("strict") or False),
-        }
-        if _given(spec.get("description")):
-            values["description"] = spec["description"]
-        return JsonSchemaFormat(**values)
+        return json_schema_format(_plain(fmt.get("json_schema")) or {}, given=_given)
     raise _fail(
         "response_format", f"type {kind!r} is not translated; use text, json_object or json_schema"
     )
@@ -321,7 +304,7 @@ def neutral_from_chat_kwargs(
         if name in _NO_OP_DEFAULTS and _NO_OP_DEFAULTS[name](value):
             continue
         if name in _ENUMS:
-            _check_enum(name, value, _ENUMS[name])
+            check_enum(_fail, name, value, _ENUMS[name])
         if name in _PARAMS:
             target = _PARAMS[name]
             if target in params:
@@ -350,13 +333,11 @@ def neutral_from_chat_kwargs(
         )
     # Params default to streaming; a mirrored call streams exactly when the real one does.
     params["stream"] = bool(params.get("stream", False))
-    model = kwargs.get("model")
-    if not isinstance(model, str) or not model:
-        raise _fail("model", "a model name is required")
+    model = model_name(_fail, kwargs)
     messages = kwargs.get("messages")
     if not isinstance(messages, Iterable) or isinstance(messages, str | bytes | Mapping):
         raise _fail("messages", "a list of messages is required")
-    try:
+    with neutral_fields(_fail):
         return NeutralRequest(
             model=model,
             messages=tuple(_message(i, m) for i, m in enumerate(messages)),
@@ -369,9 +350,6 @@ def neutral_from_chat_kwargs(
                 kwargs.get("response_format") if "response_format" not in ignore else None
             ),
         )
-    except ValidationError as exc:
-        where, why = first_problem(exc, "request")
-        raise _fail(where, f"{why}; fix the value") from None
 
 
 def shadow_responses_kwargs(

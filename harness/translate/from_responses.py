@@ -23,15 +23,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
-from harness.errors import TranslationError, first_problem
-from harness.translate.enums import IMAGE_DETAILS, REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
+from harness.errors import TranslationError
+from harness.translate.enums import REASONING_EFFORTS, SERVICE_TIERS, VERBOSITIES
+from harness.translate.from_wire import (
+    check_enum,
+    function_tool,
+    image_part,
+    json_schema_format,
+    model_name,
+    neutral_fields,
+)
 from harness.translate.request import (
     FunctionTool,
-    ImagePart,
     JsonObjectFormat,
-    JsonSchemaFormat,
     Message,
     NeutralRequest,
     OutputFormat,
@@ -86,13 +90,6 @@ def _fail(param: str, message: str) -> TranslationError:
     return TranslationError(f"{param}: {message}")
 
 
-def _enum(param: str, value: Any, values: tuple[str, ...]) -> None:
-    if value not in values:
-        raise _fail(
-            param, f"{value!r} is not a value the API accepts; use one of: {', '.join(values)}"
-        )
-
-
 def _part(where: str, part: Any) -> Part:
     if not isinstance(part, Mapping):
         raise _fail(where, f"a content part must be an object, not {type(part).__name__}")
@@ -102,9 +99,7 @@ def _part(where: str, part: Any) -> Part:
     if kind == "input_image":
         if not isinstance(part.get("image_url"), str):
             raise _fail(where, "an image by file_id is not carried; give its image_url")
-        detail = part.get("detail") or "auto"
-        _enum(f"{where}.detail", detail, IMAGE_DETAILS)
-        return ImagePart(url=part["image_url"], detail=detail)
+        return image_part(_fail, where, part["image_url"], part.get("detail"))
     if kind == "refusal":
         raise _fail(where, "a refusal has no input form on Chat; drop the refused turn")
     raise _fail(where, f"a {kind!r} part is not carried (text and images only)")
@@ -186,14 +181,8 @@ def _tools(raw: Any) -> tuple[FunctionTool, ...]:
         if not isinstance(tool, Mapping) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, Mapping) else None
             raise _fail(f"tools[{i}]", f"a {kind!r} tool is not carried (function tools only)")
-        values: dict[str, Any] = {"name": tool.get("name")}
         # Responses makes a function strict unless told otherwise (Chat does the opposite)
-        values["strict"] = True if tool.get("strict") is None else bool(tool["strict"])
-        if tool.get("description") is not None:
-            values["description"] = tool["description"]
-        if tool.get("parameters") is not None:
-            values["parameters"] = tool["parameters"]
-        out.append(FunctionTool(**values))
+        out.append(function_tool(_fail, f"tools[{i}]", tool, strict=True))
     return tuple(out)
 
 
@@ -214,7 +203,7 @@ def _text(raw: Any, params: dict[str, Any]) -> OutputFormat | None:
     if unknown:
         raise _fail(f"text.{unknown[0]}", "is not carried; remove it")
     if raw.get("verbosity") is not None:
-        _enum("text.verbosity", raw["verbosity"], VERBOSITIES)
+        check_enum(_fail, "text.verbosity", raw["verbosity"], VERBOSITIES)
         params["verbosity"] = raw["verbosity"]
     fmt = raw.get("format")
     kind = fmt.get("type") if isinstance(fmt, Mapping) else None
@@ -223,14 +212,7 @@ def _text(raw: Any, params: dict[str, Any]) -> OutputFormat | None:
     if kind == "json_object":
         return JsonObjectFormat()
     if kind == "json_schema" and isinstance(fmt, Mapping):
-        values: dict[str, Any] = {
-            "name": fmt.get("name"),
-            "schema": fmt.get("schema") or {},
-            "strict": bool(fmt.get("strict") or False),
-        }
-        if fmt.get("description") is not None:
-            values["description"] = fmt["description"]
-        return JsonSchemaFormat(**values)
+        return json_schema_format(fmt)
     raise _fail(
         "text.format", f"type {kind!r} is not carried; use text, json_object or json_schema"
     )
@@ -242,7 +224,7 @@ def _reasoning(raw: Any, params: dict[str, Any], notes: list[str]) -> None:
     if not isinstance(raw, Mapping):
         raise _fail("reasoning", "an object such as {effort: low} is required")
     if raw.get("effort") is not None:
-        _enum("reasoning.effort", raw["effort"], REASONING_EFFORTS)
+        check_enum(_fail, "reasoning.effort", raw["effort"], REASONING_EFFORTS)
         params["reasoning_effort"] = raw["effort"]
     for key in sorted(set(raw) - {"effort"}):
         if raw[key] is not None:
@@ -264,7 +246,7 @@ def neutral_from_responses_kwargs(
             continue
         if name in _PARAMS:
             if name == "service_tier":
-                _enum(name, value, SERVICE_TIERS)
+                check_enum(_fail, name, value, SERVICE_TIERS)
             params[name] = value
         elif name == "reasoning":
             _reasoning(value, params, notes)
@@ -281,16 +263,14 @@ def neutral_from_responses_kwargs(
     # the API's own defaults where the body is silent
     params["stream"] = bool(params.get("stream", False))
     params.setdefault("store", True)
-    model = kwargs.get("model")
-    if not isinstance(model, str) or not model:
-        raise _fail("model", "a model name is required")
+    model = model_name(_fail, kwargs)
     messages = _messages(kwargs.get("input"), notes)
     instructions = kwargs.get("instructions")
     if instructions is not None:
         if not isinstance(instructions, str):
             raise _fail("instructions", "a string is required")
         messages.insert(0, Message(role="system", content=instructions))
-    try:
+    with neutral_fields(_fail):
         output_format = _text(kwargs.get("text"), params)
         request = NeutralRequest(
             model=model,
@@ -300,7 +280,4 @@ def neutral_from_responses_kwargs(
             tool_choice=_tool_choice(kwargs.get("tool_choice")),
             output_format=output_format,
         )
-    except ValidationError as exc:
-        where, why = first_problem(exc, "request")
-        raise _fail(where, f"{why}; fix the value") from None
     return request, notes
