@@ -187,9 +187,15 @@ def check_manifest(root: Path, *, create: bool) -> None:
         foreign = sorted(
             p.name
             for p in root.iterdir()
-            # another writer creating the history at this moment leaves these two kinds
-            if p.name not in TABLES and not p.name.startswith(f".{MANIFEST}.")
+            # another writer creating the history at this moment leaves these kinds (its
+            # manifest may land between the read above and this listing)
+            if p.name not in TABLES
+            and p.name != MANIFEST
+            and not p.name.startswith(f".{MANIFEST}.")
         )
+        if (root / MANIFEST).exists():  # another writer created it meanwhile: check theirs
+            check_manifest(root, create=False)
+            return
         if foreign:  # someone else's directory of that name: never write into it
             raise HistoryError(
                 f"{root}: exists and is not a run history (no {MANIFEST}; holds "

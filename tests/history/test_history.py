@@ -23,7 +23,7 @@ from harness.cli.app import main
 from harness.errors import HistoryError
 from harness.gates.baseline import Samples, load_baseline, run_source
 from harness.history.query import open_history
-from harness.history.store import MANIFEST, record_run, table_files
+from harness.history.store import MANIFEST, check_manifest, record_run, table_files
 from harness.rundir import read_observations, read_summary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,6 +153,26 @@ def test_two_processes_finishing_at_once_both_land(tmp_path: Path) -> None:
         h.close()
     assert [r[0] for r in rows] == ["run-0", "run-1"]
     assert per_run == [(r[0], r[1]) for r in rows]
+
+
+def test_a_manifest_another_writer_lands_meanwhile_is_theirs_not_foreign(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the threads below hit now and then, made certain: our read finds no manifest,
+    another writer's lands before we list the directory — a history, not someone's folder."""
+    root = tmp_path / "history"
+    check_manifest(tmp_path / "theirs", create=True)
+    manifest = (tmp_path / "theirs" / MANIFEST).read_bytes()
+    listing = Path.iterdir
+
+    def late_manifest(self: Path):  # type: ignore[no-untyped-def]
+        if self == root and not (root / MANIFEST).exists():
+            (root / MANIFEST).write_bytes(manifest)
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", late_manifest)
+    check_manifest(root, create=True)
+    assert (root / MANIFEST).read_bytes() == manifest
 
 
 def test_threads_writing_at_once_leave_every_run_once_and_readable(tmp_path: Path) -> None:
