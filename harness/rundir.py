@@ -256,7 +256,7 @@ def read_record_file(
     """:func:`parse_record` of the file at ``path``."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8
         raise HarnessError(f"{path}: cannot read {what} ({exc})") from None
     return parse_record(
         text, model, source=str(path), what=what, version=version, fix=fix, kind=kind
@@ -315,7 +315,7 @@ def read_summary(path: Path) -> Summary:
         path = path / SUMMARY_FILE
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8
         raise HarnessError(f"{path}: cannot read summary ({exc})") from None
     return parse_summary(
         text,

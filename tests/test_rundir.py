@@ -26,8 +26,10 @@ from harness.rundir import (
     META_FILE,
     OBSERVATIONS_FILE,
     SUMMARY_FILE,
+    read_meta,
     read_observation_rows,
     read_observations,
+    read_summary,
     scenario_changed,
     scenario_digest,
     write_meta,
@@ -286,3 +288,13 @@ def test_report_reads_the_run_once(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert reads[OBSERVATIONS_FILE] == 1
     assert reads[META_FILE] == 1
     assert merges == [run_dir]
+
+
+@pytest.mark.parametrize("name", ["meta.json", "summary.json"])
+def test_a_file_that_is_not_utf8_is_one_line_not_a_traceback(name: str, tmp_path: Path) -> None:
+    (tmp_path / name).write_bytes(b"\xff\xfe{}")
+    with pytest.raises(HarnessError, match=rf"{name}: cannot read .*utf-8"):
+        if name == "meta.json":
+            read_meta(tmp_path)
+        else:
+            read_summary(tmp_path)

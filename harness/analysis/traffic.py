@@ -174,9 +174,10 @@ def traffic_costs(
             stats.ratio_replicates(reps[y.num], reps[y.den]),
         )
         ci = boot.interval(rep, x.conversations, x.shares)
-        # the unweighted ratio's room for cache misses, each request weighed as it is here
-        rel = x.event_var / x.mean**2 + y.event_var / y.mean**2
-        ci = boot.widen_log(ci, value, math.sqrt(rel), x.conversations, x.shares)
+        if x.mean and y.mean:  # a free arm (ratio 0) has no relative spread to widen by
+            # the unweighted ratio's room for cache misses, each request weighed as it is here
+            rel = x.event_var / x.mean**2 + y.event_var / y.mean**2
+            ci = boot.widen_log(ci, value, math.sqrt(rel), x.conversations, x.shares)
         n = min(boot.effective_conversations(x.shares), x.conversations)
         ratios[key] = effect_from(value, ci, 1.0, n, rule)
     return TrafficCosts(arms, ratios)

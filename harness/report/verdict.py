@@ -229,6 +229,10 @@ def traffic_mix(sc: ScenarioSummary) -> str | None:
             text += (
                 f" (no interval: {w.effective_conversations} effective conversations, fewer "
                 f"than {decide.MIN_CONVERSATIONS})"
+                if w.effective_conversations < decide.MIN_CONVERSATIONS
+                # weighted_design: a prompt left with one priced conversation cannot be resampled
+                else " (no interval: a prompt has a single conversation with usage on this arm, "
+                "too few to resample)"
             )
         parts.append(text)
     out = (
