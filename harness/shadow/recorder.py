@@ -42,7 +42,7 @@ import secrets
 import subprocess
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -188,6 +188,12 @@ def _after_fork(ref: weakref.ref[BatchRecorder]) -> None:
 # --- wrapping ``create`` ---------------------------------------------------------------------
 
 
+def _replayable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with each one-shot iterator (``messages=(m for m in …)``, which the SDK
+    accepts and uses up while sending) made a list first: the SDK and the line get the same."""
+    return {k: list(v) if isinstance(v, Iterator) else v for k, v in kwargs.items()}
+
+
 def _recording(create: Callable[..., Any], url: Url, recorder: BatchRecorder) -> Any:
     """``create`` (sync or async, bound or not) that records what it sent.
 
@@ -200,6 +206,7 @@ def _recording(create: Callable[..., Any], url: Url, recorder: BatchRecorder) ->
 
         @functools.wraps(create)
         async def acreate(*args: Any, **kwargs: Any) -> Any:
+            kwargs = _replayable(kwargs)
             try:
                 result = await create(*args, **kwargs)
             except openai.APIError:
@@ -222,6 +229,7 @@ def _recording(create: Callable[..., Any], url: Url, recorder: BatchRecorder) ->
 
     @functools.wraps(create)
     def screate(*args: Any, **kwargs: Any) -> Any:
+        kwargs = _replayable(kwargs)
         try:
             result = create(*args, **kwargs)
         except openai.APIError:

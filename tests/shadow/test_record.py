@@ -296,6 +296,19 @@ def test_record_returns_the_same_client_and_replies_unchanged(
     assert lines[1]["body"]["stream"] is True
 
 
+def test_messages_from_a_generator_reach_both_the_server_and_the_line(
+    client: openai.OpenAI, tmp_path: Path
+) -> None:
+    """The SDK takes any iterable and uses it up sending it: a line written afterwards from the
+    same generator held ``messages: []``."""
+    out = tmp_path / "calls.jsonl"
+    record(client, out)
+    reply = client.chat.completions.create(model=MODEL, messages=(m for m in HELLO))
+    assert reply.choices[0].message.content
+    (line,) = _lines(out)
+    assert line["body"]["messages"] == HELLO
+
+
 def test_an_api_error_is_recorded_and_raised_as_it_came(
     client: openai.OpenAI, tmp_path: Path
 ) -> None:
