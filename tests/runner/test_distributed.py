@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli.app import main
+from harness.errors import TargetError
 from harness.runner.distributed import INSTALL_HINT, shard, share, with_nonce
 from harness.runner.plan import build_plan, nonce_prefix
 from harness.scenario.load import load_scenario
@@ -201,3 +202,40 @@ def test_engine_ray_cannot_record_cassettes(
     )
     assert code == 2 and "cannot record or replay" in _one_line(capsys)
     assert not (tmp_path / "runs").exists()
+
+
+class _FlakyRay:
+    """A stand-in ``ray`` whose Ray Client server fails to start ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.inits, self.shutdowns = failures, 0, 0
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs: object) -> None:
+        self.inits += 1
+        if self.inits <= self.failures:
+            raise ConnectionAbortedError("Initialization failure from server:\nTraceback …")
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+@pytest.mark.parametrize(("failures", "connects"), [(0, True), (2, True), (3, False)])
+def test_a_ray_client_server_that_fails_to_start_is_retried_then_one_line(
+    failures: int, connects: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.runner.distributed as distributed
+
+    fake = _FlakyRay(failures)
+    monkeypatch.setattr(distributed, "_ray", lambda: fake)
+    monkeypatch.setattr(distributed, "_check_reachable", lambda address: None)
+    monkeypatch.setattr(distributed.time, "sleep", lambda s: None)
+    if connects:
+        assert distributed.connect("ray://127.0.0.1:10001", 2) is True
+        assert (fake.inits, fake.shutdowns) == (failures + 1, failures)
+    else:
+        with pytest.raises(TargetError, match=r"^--ray-address ray://127\.0\.0\.1:10001: cannot "):
+            distributed.connect("ray://127.0.0.1:10001", 2)
+        assert fake.inits == distributed.CLIENT_ATTEMPTS == 3
